@@ -1,0 +1,5 @@
+//! kpax-proto: the Kafka wire protocol.
+//!
+//! - [`varint`]: Kafka's unsigned and zig-zag variable-length integers.
+
+pub mod varint;
