@@ -1,1 +1,44 @@
-fn main() {}
+//! wipro-gen: scrapes the Kafka protocol page into `spec/`, and generates
+//! kpax-proto's message code from it.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "wipro-gen", about = "Kafka protocol HTML -> spec -> Rust")]
+struct Cli {
+    /// The workspace root (defaults to the one containing this crate).
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scrape the protocol HTML into spec/protocol.txt.
+    Scrape {
+        /// The protocol page, e.g. ../shared/kafka-protocol/3.9/protocol.html
+        #[arg(long)]
+        html: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = cli.root.unwrap_or_else(wipro_gen::workspace_root);
+    let result = match cli.command {
+        Some(Command::Scrape { html }) => {
+            wipro_gen::run_scrape(&root, &html).map(|summary| println!("{summary}"))
+        }
+        None => Err("nothing to do yet: use `scrape --html <protocol.html>`".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wipro-gen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
