@@ -1,0 +1,337 @@
+//! Test harness: gives an integration test a running Kafka-protocol cluster
+//! and fresh topics on it, and cleans up afterwards.
+//!
+//! Backends (see docs/testing.md):
+//! - [`Cluster::mock`]: librdkafka's mock cluster, in-process, always there,
+//!   with fault injection ([`MockKafka`]);
+//! - [`Cluster::tansu`]: a tansu broker started by `.ci/run`, found through
+//!   `KPAX_TANSU=host:port`;
+//! - [`Cluster::external`]: any Kafka cluster, `KPAX_BROKERS=host:port[,..]`.
+//!
+//! An external backend whose variable is unset is skipped with a printed
+//! reason, except under CI (`CI` set), where that is a test failure.
+//!
+//! Each test file declares `mod harness;` and uses the parts it needs.
+#![allow(dead_code)]
+
+pub mod interop;
+pub mod mock;
+
+use std::io::Write;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+
+#[allow(unused_imports)]
+pub use interop::{Codec, Consumed, Delivered, ProduceOptions, Record, Until};
+#[allow(unused_imports)]
+pub use mock::{api_key, error_code, MockKafka};
+
+/// Environment variable naming the tansu broker started by `.ci/run`.
+pub const TANSU_VAR: &str = "KPAX_TANSU";
+/// Environment variable naming any other Kafka cluster to test against.
+pub const BROKERS_VAR: &str = "KPAX_BROKERS";
+
+/// Bound on admin operations (topic create/delete, metadata waits).
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Backend {
+    Mock(MockKafka),
+    /// A broker that serves CreateTopics/DeleteTopics.
+    Admin {
+        replication: i32,
+    },
+}
+
+/// A running cluster a test can use.
+pub struct Cluster {
+    name: &'static str,
+    bootstrap: String,
+    backend: Backend,
+}
+
+impl Cluster {
+    /// A fresh in-process librdkafka mock cluster of `brokers` brokers
+    /// (ids `1..=brokers`).
+    pub fn mock(brokers: i32) -> Cluster {
+        let mock = MockKafka::start(brokers);
+        Cluster {
+            name: "librdkafka mock",
+            bootstrap: mock.bootstrap(),
+            backend: Backend::Mock(mock),
+        }
+    }
+
+    /// The tansu broker at `KPAX_TANSU`; `None` (after printing why) when
+    /// unset outside CI.
+    pub fn tansu() -> Option<Cluster> {
+        Cluster::from_env(
+            TANSU_VAR,
+            "tansu",
+            "start one with `bash .ci/run`, or see docs/testing.md",
+        )
+    }
+
+    /// The cluster at `KPAX_BROKERS`; `None` (after printing why) when
+    /// unset outside CI.
+    pub fn external() -> Option<Cluster> {
+        Cluster::from_env(
+            BROKERS_VAR,
+            "external Kafka cluster",
+            "set it to host:port[,host:port..] of a Kafka cluster to test against",
+        )
+    }
+
+    fn from_env(var: &str, name: &'static str, hint: &str) -> Option<Cluster> {
+        let bootstrap = match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+            _ => {
+                skip_or_fail(&format!("{var} is not set ({hint})"));
+                return None;
+            }
+        };
+        // A set variable is a promise: an unreachable broker is a failure
+        // wherever the test runs.
+        let first = bootstrap.split(',').next().unwrap_or_default();
+        assert!(
+            reachable(first),
+            "{var}={bootstrap}: cannot connect to {first} within 3 s"
+        );
+        Some(Cluster {
+            name,
+            bootstrap,
+            backend: Backend::Admin { replication: 1 },
+        })
+    }
+
+    /// What kind of cluster this is, for messages.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// `host:port,...` to bootstrap a client from.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The fault injection controls; `None` unless this is the mock.
+    pub fn mock_controls(&self) -> Option<&MockKafka> {
+        match &self.backend {
+            Backend::Mock(m) => Some(m),
+            Backend::Admin { .. } => None,
+        }
+    }
+
+    /// The fault injection controls of a mock cluster.
+    ///
+    /// # Panics
+    /// If this cluster is not the mock.
+    pub fn faults(&self) -> &MockKafka {
+        self.mock_controls()
+            .unwrap_or_else(|| panic!("{} has no fault injection", self.name))
+    }
+
+    /// Creates a topic with a fresh random name and `partitions`
+    /// partitions, waits until every partition has a leader, and returns
+    /// it; the topic is deleted when the returned value is dropped.
+    pub async fn topic(&self, partitions: i32) -> Topic {
+        let name = unique_name("topic");
+        match &self.backend {
+            Backend::Mock(mock) => {
+                mock.create_topic(&name, partitions, mock.brokers().min(3));
+            }
+            Backend::Admin { replication } => {
+                create_topic(&self.bootstrap, &name, partitions, *replication).await;
+            }
+        }
+        self.await_leaders(&name, partitions).await;
+        Topic {
+            name,
+            partitions,
+            delete_from: match self.backend {
+                Backend::Mock(_) => None,
+                Backend::Admin { .. } => Some(self.bootstrap.clone()),
+            },
+        }
+    }
+
+    async fn await_leaders(&self, topic: &str, partitions: i32) {
+        let deadline = tokio::time::Instant::now() + ADMIN_TIMEOUT;
+        loop {
+            let last = match interop::leaders(&self.bootstrap, topic).await {
+                Ok(l) if l.len() == partitions as usize && l.values().all(|&b| b >= 0) => return,
+                other => format!("{other:?}"),
+            };
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: topic {topic} has no leader for all {partitions} partitions after {ADMIN_TIMEOUT:?}: {last}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A fresh consumer group id for this test.
+    pub fn group_id(&self) -> String {
+        unique_name("group")
+    }
+}
+
+/// A topic created for one test; deleted (where the cluster can) on drop.
+pub struct Topic {
+    pub name: String,
+    pub partitions: i32,
+    delete_from: Option<String>,
+}
+
+impl Drop for Topic {
+    fn drop(&mut self) {
+        let Some(bootstrap) = self.delete_from.take() else {
+            return;
+        };
+        let name = self.name.clone();
+        // Drop can't await, and may run inside the test's runtime: delete on
+        // a thread of our own with its own small runtime.
+        let joined = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime for topic deletion");
+            rt.block_on(delete_topic(&bootstrap, &name))
+        })
+        .join();
+        if let Ok(Err(e)) = joined {
+            note(&format!("could not delete topic {}: {e}", self.name));
+        }
+    }
+}
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("librdkafka admin client")
+}
+
+fn admin_options() -> AdminOptions {
+    AdminOptions::new()
+        .operation_timeout(Some(ADMIN_TIMEOUT))
+        .request_timeout(Some(ADMIN_TIMEOUT))
+}
+
+async fn create_topic(bootstrap: &str, name: &str, partitions: i32, replication: i32) {
+    let new = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
+    let results = tokio::time::timeout(
+        ADMIN_TIMEOUT + Duration::from_secs(5),
+        admin(bootstrap).create_topics(&[new], &admin_options()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("CreateTopics {name} at {bootstrap} timed out"))
+    .unwrap_or_else(|e| panic!("CreateTopics {name} at {bootstrap}: {e}"));
+    for r in results {
+        if let Err((topic, code)) = r {
+            panic!("CreateTopics {topic} at {bootstrap}: {code}");
+        }
+    }
+}
+
+async fn delete_topic(bootstrap: &str, name: &str) -> Result<(), String> {
+    let results = tokio::time::timeout(
+        ADMIN_TIMEOUT + Duration::from_secs(5),
+        admin(bootstrap).delete_topics(&[name], &admin_options()),
+    )
+    .await
+    .map_err(|_| "DeleteTopics timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    for r in results {
+        r.map_err(|(topic, code)| format!("{topic}: {code}"))?;
+    }
+    Ok(())
+}
+
+/// Whether this run is CI's (`CI` set to anything but empty/false/0).
+pub fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| !matches!(v.trim(), "" | "0" | "false" | "FALSE" | "False"))
+        .unwrap_or(false)
+}
+
+/// A required broker is missing: fail under CI, otherwise print why the
+/// test is skipped.
+pub fn skip_or_fail(reason: &str) {
+    if in_ci() {
+        panic!("{reason}; CI is set, so a missing broker is a failure");
+    }
+    note(&format!("SKIPPED: {reason}"));
+}
+
+/// Prints to the real stderr, past the test runner's output capture, so a
+/// skip is visible in a plain `cargo test`.
+fn note(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "harness: {msg}");
+}
+
+fn reachable(addr: &str) -> bool {
+    let Ok(addrs) = addr.to_socket_addrs() else {
+        return false;
+    };
+    addrs
+        .into_iter()
+        .any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(3)).is_ok())
+}
+
+/// A name no other test (in this or another run) uses:
+/// `kpax-<kind>-<pid>-<nanos>-<counter>`.
+pub fn unique_name(kind: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "kpax-{kind}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The interop check every backend runs: a topic with `partitions`
+/// partitions, `n` numbered records produced by librdkafka round-robin over
+/// the partitions (idempotent, so in order) with `codec`, read back by
+/// librdkafka: counts, offsets and order per partition must match.
+pub async fn check_roundtrip(cluster: &Cluster, partitions: i32, n: usize, codec: Codec) {
+    let topic = cluster.topic(partitions).await;
+    let records = interop::numbered(n);
+    let options = ProduceOptions {
+        codec,
+        idempotent: true,
+        ..ProduceOptions::default()
+    };
+    let delivered = interop::produce(
+        cluster.bootstrap(),
+        &topic.name,
+        &records,
+        |i| (i % partitions as usize) as i32,
+        &options,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}: librdkafka produce: {e}", cluster.name()));
+    let read = interop::consume(
+        cluster.bootstrap(),
+        &topic.name,
+        partitions,
+        Until::End,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}: {e}", cluster.name()));
+    interop::assert_read_back(&records, &delivered, &read);
+    for p in 0..partitions {
+        let want = n / partitions as usize + usize::from((p as usize) < n % partitions as usize);
+        assert_eq!(read[&p].len(), want, "partition {p} holds its share");
+    }
+}
