@@ -1,9 +1,14 @@
 //! kpax-proto: the Kafka wire protocol.
 //!
+//! - [`generated`]: every request and response of every API and version, generated
+//!   from `spec/` by `wipro-gen`; [`ApiKey`](generated::ApiKey), [`ErrorCode`](generated::ErrorCode), headers.
+//! - [`message`]: the [`Message`](message::Message) and [`Request`](message::Request) traits.
 //! - [`varint`]: Kafka's unsigned and zig-zag variable-length integers.
 //! - [`records`]: record batches v2, legacy message sets, compression; zero-copy iteration.
 //! - [`wire`]: primitive types (integers, strings, bytes, arrays, UUIDs, tagged fields).
 
 pub mod records;
+pub mod generated;
+pub mod message;
 pub mod varint;
 pub mod wire;

@@ -64,6 +64,9 @@ pub enum WireError {
     /// The version is not one this message has.
     #[error("version {0} is not supported")]
     UnsupportedVersion(i16),
+    /// An API key this code does not know.
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
     /// A non-default value in a field this version does not carry.
     #[error("a non-default value cannot be written in this version (the field does not exist in it)")]
     FieldNotInVersion,

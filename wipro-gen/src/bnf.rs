@@ -200,25 +200,36 @@ impl Bnf {
     /// exact shape of one met earlier in the walk (DescribeQuorum's
     /// `observers` repeats `current_voters`), its subtree has no rows.
     pub fn doc_names(&self) -> Vec<String> {
+        self.doc_paths().into_iter().filter_map(|mut p| p.pop()).collect()
+    }
+
+    /// The path from the root of each row of [`Bnf::doc_names`].
+    pub fn doc_paths(&self) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         let mut seen = Vec::new();
-        walk_names(&self.items, &mut out, &mut seen);
+        walk_names(&self.items, &mut Vec::new(), &mut out, &mut seen);
         out
     }
 }
 
-fn walk_names<'a>(items: &'a [Item], out: &mut Vec<String>, seen: &mut Vec<&'a [Item]>) {
+fn walk_names<'a>(items: &'a [Item], path: &mut Vec<String>, out: &mut Vec<Vec<String>>, seen: &mut Vec<&'a [Item]>) {
     for item in items {
         match item {
-            Item::TagBuffer => out.push("_tagged_fields".into()),
+            Item::TagBuffer => {
+                path.push("_tagged_fields".into());
+                out.push(path.clone());
+                path.pop();
+            }
             Item::Field(f) => {
-                out.push(f.name.clone());
+                path.push(f.name.clone());
+                out.push(path.clone());
                 if let FieldType::Struct(sub) = &f.ty {
                     if !seen.contains(&sub.as_slice()) {
                         seen.push(sub);
-                        walk_names(sub, out, seen);
+                        walk_names(sub, path, out, seen);
                     }
                 }
+                path.pop();
             }
         }
     }

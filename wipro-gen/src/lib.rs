@@ -2,13 +2,21 @@
 //! spec file becomes kpax-proto's generated code (`generate`).
 
 pub mod bnf;
+pub mod emit;
+pub mod model;
+pub mod overlay;
 pub mod scrape;
 pub mod spec;
+pub mod stamp;
 
 use std::path::{Path, PathBuf};
 
 /// The spec file's path relative to the workspace root.
 pub const SPEC_FILE: &str = "spec/protocol.txt";
+/// The overlay file's path relative to the workspace root.
+pub const OVERLAY_FILE: &str = "spec/overlay.txt";
+/// The generated tree's path relative to the workspace root.
+pub const GENERATED_DIR: &str = "kpax-proto/src/generated";
 
 /// The workspace root: two levels above this crate's manifest, as compiled.
 pub fn workspace_root() -> PathBuf {
@@ -64,4 +72,89 @@ pub fn run_scrape(root: &Path, html: &Path) -> Result<String, String> {
     }
     write_atomic(&root.join(SPEC_FILE), text.as_bytes())?;
     Ok(spec.summary())
+}
+
+/// Reads the spec and overlay under `root` and produces every generated
+/// file: `(name, text)` pairs plus the STAMP text.
+///
+/// # Errors
+/// A message naming the file and line, or the message and field.
+pub fn generate_files(root: &Path) -> Result<(Vec<emit::File>, String), String> {
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).map_err(|e| format!("cannot read {}: {e}", root.join(rel).display()));
+    let spec_text = read(SPEC_FILE)?;
+    let overlay_text = read(OVERLAY_FILE)?;
+    let spec = spec::Spec::parse(SPEC_FILE, &spec_text).map_err(|e| e.to_string())?;
+    let facts = overlay::parse(OVERLAY_FILE, &overlay_text).map_err(|e| e.to_string())?;
+    let apis = model::build(&spec, &facts).map_err(|e| e.to_string())?;
+    let headers = [
+        model::build_header(&spec, spec::Direction::Request).map_err(|e| e.to_string())?,
+        model::build_header(&spec, spec::Direction::Response).map_err(|e| e.to_string())?,
+    ];
+    let spec_hash = format!("spec fnv1a {:016x}", stamp::fnv1a(&[spec_text.as_bytes(), overlay_text.as_bytes()]));
+    let mut files = emit::emit_all(&spec, &apis, &headers, &spec_hash)?;
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    let refs: Vec<&[u8]> = files.iter().map(|f| f.text.as_bytes()).collect();
+    let stamp = stamp::stamp_text(&[spec_text.as_bytes(), overlay_text.as_bytes()], &refs);
+    Ok((files, stamp))
+}
+
+/// `wipro-gen generate`: rewrites the generated tree; returns a summary.
+///
+/// # Errors
+/// As [`generate_files`], or an I/O error; nothing is written on a model error.
+pub fn run_generate(root: &Path) -> Result<String, String> {
+    let (files, stamp) = generate_files(root)?;
+    let dir = root.join(GENERATED_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let keep: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    for entry in std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".rs") && !keep.contains(&name.as_str()) {
+            std::fs::remove_file(entry.path()).map_err(|e| e.to_string())?;
+        }
+    }
+    let mut lines = 0;
+    for f in &files {
+        lines += f.text.lines().count();
+        let path = dir.join(&f.name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(f.text.as_str()) {
+            write_atomic(&path, f.text.as_bytes())?;
+        }
+    }
+    write_atomic(&dir.join("STAMP"), stamp.as_bytes())?;
+    Ok(format!("generated {} files, {lines} lines, in {}", files.len(), dir.display()))
+}
+
+/// `wipro-gen check`: what would change if the spec were rescraped from
+/// `html` (when given) and the code regenerated. Returns the changed paths.
+///
+/// # Errors
+/// As [`run_scrape`] and [`generate_files`].
+pub fn run_check(root: &Path, html: Option<&Path>) -> Result<Vec<String>, String> {
+    let mut stale = Vec::new();
+    if let Some(html) = html {
+        let spec = scrape::scrape(html, &source_label(html)).map_err(|e| e.to_string())?;
+        if std::fs::read_to_string(root.join(SPEC_FILE)).ok() != Some(spec.print()) {
+            stale.push(SPEC_FILE.to_string());
+        }
+    }
+    let (files, stamp) = generate_files(root)?;
+    let dir = root.join(GENERATED_DIR);
+    for f in &files {
+        if std::fs::read_to_string(dir.join(&f.name)).ok().as_deref() != Some(f.text.as_str()) {
+            stale.push(format!("{GENERATED_DIR}/{}", f.name));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.ends_with(".rs") && !files.iter().any(|f| f.name == n) {
+                stale.push(format!("{GENERATED_DIR}/{n} (not generated any more)"));
+            }
+        }
+    }
+    if std::fs::read_to_string(dir.join("STAMP")).ok().as_deref() != Some(stamp.as_str()) {
+        stale.push(format!("{GENERATED_DIR}/STAMP"));
+    }
+    Ok(stale)
 }

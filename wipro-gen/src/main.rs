@@ -23,6 +23,15 @@ enum Command {
         #[arg(long)]
         html: PathBuf,
     },
+    /// Regenerate kpax-proto/src/generated/ from spec/ (the default).
+    Generate,
+    /// Write nothing; fail listing the files that rescraping (with --html)
+    /// or regenerating would change.
+    Check {
+        /// Also rescrape this protocol page and compare with spec/protocol.txt.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -32,7 +41,18 @@ fn main() -> ExitCode {
         Some(Command::Scrape { html }) => {
             wipro_gen::run_scrape(&root, &html).map(|summary| println!("{summary}"))
         }
-        None => Err("nothing to do yet: use `scrape --html <protocol.html>`".to_string()),
+        None | Some(Command::Generate) => wipro_gen::run_generate(&root).map(|summary| println!("{summary}")),
+        Some(Command::Check { html }) => wipro_gen::run_check(&root, html.as_deref()).and_then(|stale| {
+            if stale.is_empty() {
+                println!("up to date");
+                Ok(())
+            } else {
+                Err(format!(
+                    "out of date; run `cargo run -p wipro-gen` (and `scrape` for the spec):\n  {}",
+                    stale.join("\n  ")
+                ))
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,820 @@
+//! Model -> Rust: token trees built with quote, printed by prettyplease.
+
+use crate::model::{ranges, ApiModel, Base, Elem, FieldModel, MessageModel, StructModel, VersionSet};
+use crate::spec::{Direction, Spec};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+
+const KEYWORDS: &[&str] = &[
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref",
+    "return", "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do",
+    "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+];
+
+/// A field name as a Rust identifier (raw for keywords).
+pub fn field_ident(name: &str) -> Ident {
+    if KEYWORDS.contains(&name) {
+        Ident::new_raw(name, Span::call_site())
+    } else {
+        Ident::new(name, Span::call_site())
+    }
+}
+
+/// The module name of an API: `DescribeConfigs` -> `describe_configs`.
+pub fn module_name(api: &str) -> String {
+    let mut s = String::new();
+    for (i, c) in api.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            let prev_lower = api[..i].chars().last().is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
+            let next_lower = api[i + 1..].chars().next().is_some_and(|n| n.is_ascii_lowercase());
+            if i > 0 && (prev_lower || next_lower) {
+                s.push('_');
+            }
+            s.push(c.to_ascii_lowercase());
+        } else {
+            s.push(c);
+        }
+    }
+    s
+}
+
+fn base_type(b: Base) -> TokenStream {
+    match b {
+        Base::Bool => quote!(bool),
+        Base::I8 => quote!(i8),
+        Base::I16 => quote!(i16),
+        Base::I32 => quote!(i32),
+        Base::I64 => quote!(i64),
+        Base::U16 => quote!(u16),
+        Base::U32 => quote!(u32),
+        Base::F64 => quote!(f64),
+        Base::Uuid => quote!(Uuid),
+        Base::Str => quote!(StrBytes),
+        Base::Bytes => quote!(Bytes),
+    }
+}
+
+fn elem_type(f: &FieldModel) -> TokenStream {
+    let t = match &f.elem {
+        Elem::Prim(b) => base_type(*b),
+        Elem::Struct(n) => {
+            let i = format_ident!("{}", n);
+            quote!(#i)
+        }
+    };
+    if f.array && f.elem_nullable {
+        quote!(Option<#t>)
+    } else {
+        t
+    }
+}
+
+fn field_type(f: &FieldModel) -> TokenStream {
+    let e = elem_type(f);
+    let t = if f.array { quote!(Vec<#e>) } else { e };
+    if f.is_option() {
+        quote!(Option<#t>)
+    } else {
+        t
+    }
+}
+
+fn default_expr(f: &FieldModel) -> TokenStream {
+    match &f.default {
+        Some(lit) if !f.is_option() && !f.array => {
+            let e: syn::Expr = syn::parse_str(lit).unwrap_or_else(|_| syn::parse_quote!(Default::default()));
+            quote!(#e)
+        }
+        _ => {
+            let ty = field_type(f);
+            quote!(<#ty>::default())
+        }
+    }
+}
+
+/// The condition "version is in `set`", knowing it is in `min..=max`;
+/// `None` when it always holds.
+fn cond(set: VersionSet, min: i16, max: i16) -> Option<TokenStream> {
+    let all: VersionSet = (min..=max).fold(0, |s, v| s | (1 << v));
+    if set & all == all {
+        return None;
+    }
+    let parts: Vec<TokenStream> = ranges(set & all)
+        .into_iter()
+        .map(|(a, b)| match (a == min, b == max) {
+            (_, true) => quote!(version >= #a),
+            (true, false) => quote!(version <= #b),
+            _ if a == b => quote!(version == #a),
+            _ => quote!((#a..=#b).contains(&version)),
+        })
+        .collect();
+    if parts.is_empty() {
+        return Some(quote!(false));
+    }
+    Some(quote!(#(#parts)||*))
+}
+
+fn token_min_size(token: &str) -> usize {
+    match token {
+        "BOOLEAN" | "INT8" => 1,
+        "INT16" | "UINT16" | "STRING" | "NULLABLE_STRING" => 2,
+        "INT32" | "UINT32" | "BYTES" | "NULLABLE_BYTES" | "RECORDS" => 4,
+        "INT64" | "FLOAT64" => 8,
+        "UUID" => 16,
+        _ => 1,
+    }
+}
+
+/// Writes one primitive; `v` is an expression of type `&T` (`&Option<T>`
+/// when `opt`).
+fn put_prim(token: &str, opt: bool, v: TokenStream, name: &str) -> TokenStream {
+    let v = quote!((#v));
+    let ctx = quote!(encode_ctx(NAME, #name, version));
+    let null_err = quote!(.ok_or(WireError::NullNotAllowed).map_err(#ctx)?);
+    match token {
+        "BOOLEAN" => quote!(put_bool(buf, *#v);),
+        "INT8" => quote!(put_i8(buf, *#v);),
+        "INT16" => quote!(put_i16(buf, *#v);),
+        "INT32" => quote!(put_i32(buf, *#v);),
+        "INT64" => quote!(put_i64(buf, *#v);),
+        "UINT16" => quote!(put_u16(buf, *#v);),
+        "UINT32" => quote!(put_u32(buf, *#v);),
+        "FLOAT64" => quote!(put_f64(buf, *#v);),
+        "UUID" => quote!(put_uuid(buf, #v);),
+        _ => {
+            let (f, nullable, is_str) = match token {
+                "STRING" => (quote!(put_string), false, true),
+                "COMPACT_STRING" => (quote!(put_compact_string), false, true),
+                "NULLABLE_STRING" => (quote!(put_nullable_string), true, true),
+                "COMPACT_NULLABLE_STRING" => (quote!(put_compact_nullable_string), true, true),
+                "BYTES" => (quote!(put_bytes), false, false),
+                "COMPACT_BYTES" => (quote!(put_compact_bytes), false, false),
+                "NULLABLE_BYTES" | "RECORDS" => (quote!(put_nullable_bytes), true, false),
+                _ => (quote!(put_compact_nullable_bytes), true, false),
+            };
+            let arg = match (nullable, opt, is_str) {
+                (true, true, _) => quote!(#v.as_deref()),
+                (true, false, true) => quote!(Some(#v.as_str())),
+                (true, false, false) => quote!(Some(&#v[..])),
+                (false, true, true) => quote!(#v.as_ref() #null_err .as_str()),
+                (false, true, false) => quote!(&#v.as_ref() #null_err [..]),
+                (false, false, true) => quote!(#v.as_str()),
+                (false, false, false) => quote!(&#v[..]),
+            };
+            quote!(#f(buf, #arg).map_err(#ctx)?;)
+        }
+    }
+}
+
+/// Reads one primitive; the expression has type `T`, or `Option<T>` when
+/// `opt` (wrapping non-null tokens in `Some`).
+fn get_prim(token: &str, opt: bool, name: &str) -> TokenStream {
+    let ctx = quote!(decode_ctx(NAME, #name, version));
+    let (f, nullable) = match token {
+        "BOOLEAN" => (quote!(get_bool), false),
+        "INT8" => (quote!(get_i8), false),
+        "INT16" => (quote!(get_i16), false),
+        "INT32" => (quote!(get_i32), false),
+        "INT64" => (quote!(get_i64), false),
+        "UINT16" => (quote!(get_u16), false),
+        "UINT32" => (quote!(get_u32), false),
+        "FLOAT64" => (quote!(get_f64), false),
+        "UUID" => (quote!(get_uuid), false),
+        "STRING" => (quote!(get_string), false),
+        "COMPACT_STRING" => (quote!(get_compact_string), false),
+        "NULLABLE_STRING" => (quote!(get_nullable_string), true),
+        "COMPACT_NULLABLE_STRING" => (quote!(get_compact_nullable_string), true),
+        "BYTES" => (quote!(get_bytes), false),
+        "COMPACT_BYTES" => (quote!(get_compact_bytes), false),
+        "NULLABLE_BYTES" | "RECORDS" => (quote!(get_nullable_bytes), true),
+        _ => (quote!(get_compact_nullable_bytes), true),
+    };
+    let e = quote!(#f(buf).map_err(#ctx)?);
+    if opt && !nullable {
+        quote!(Some(#e))
+    } else {
+        e
+    }
+}
+
+/// One encoding variant of a field: the versions it covers, its token (empty
+/// for structs), whether compact, whether null is allowed.
+struct Variant {
+    set: VersionSet,
+    token: String,
+    compact: bool,
+    nullable: bool,
+}
+
+fn variants(f: &FieldModel, flexible: VersionSet) -> Vec<Variant> {
+    let mut out: Vec<Variant> = Vec::new();
+    for (a, b) in ranges(f.versions) {
+        for v in a..=b {
+            let token = f.tokens.get(&v).cloned().unwrap_or_default();
+            let compact = flexible & (1 << v) != 0;
+            let nullable = f.nullable & (1 << v) != 0;
+            match out.iter_mut().find(|x| x.token == token && x.compact == compact && x.nullable == nullable) {
+                Some(x) => x.set |= 1 << v,
+                None => out.push(Variant {
+                    set: 1 << v,
+                    token,
+                    compact,
+                    nullable,
+                }),
+            }
+        }
+    }
+    out
+}
+
+fn chain(branches: Vec<(Option<TokenStream>, TokenStream)>, otherwise: Option<TokenStream>) -> TokenStream {
+    let mut out = TokenStream::new();
+    let n = branches.len();
+    for (i, (c, body)) in branches.into_iter().enumerate() {
+        let kw = if i == 0 { quote!(if) } else { quote!(else if) };
+        match c {
+            None if i == 0 && n == 1 && otherwise.is_none() => return body,
+            None => {
+                let prefix = if i == 0 { quote!() } else { quote!(else) };
+                out.extend(quote!(#prefix { #body }));
+                return out;
+            }
+            Some(c) => out.extend(quote!(#kw #c { #body })),
+        }
+    }
+    if let Some(o) = otherwise {
+        out.extend(quote!(else { #o }));
+    }
+    out
+}
+
+fn encode_value(f: &FieldModel, var: &Variant, v: TokenStream) -> TokenStream {
+    let v = quote!((#v));
+    let name = f.name.as_str();
+    let ctx = quote!(encode_ctx(NAME, #name, version));
+    let elem_put = |item: TokenStream| match &f.elem {
+        Elem::Struct(_) => quote!(#item.encode(buf, version)?;),
+        Elem::Prim(_) => put_prim(&var.token, f.array && f.elem_nullable, item, name),
+    };
+    if f.array {
+        let len_fn = if var.compact { quote!(put_compact_array_len) } else { quote!(put_array_len) };
+        let body = elem_put(quote!(item));
+        let write_items = quote! {
+            #len_fn(buf, Some(items.len())).map_err(#ctx)?;
+            for item in items { #body }
+        };
+        if f.is_option() {
+            let none = if var.nullable {
+                quote!(#len_fn(buf, None).map_err(#ctx)?;)
+            } else {
+                quote!(return Err(#ctx(WireError::NullNotAllowed));)
+            };
+            quote!(match #v { None => { #none } Some(items) => { #write_items } })
+        } else {
+            quote!({ let items = #v; #write_items })
+        }
+    } else {
+        match &f.elem {
+            Elem::Struct(_) if f.is_option() => {
+                let none = if var.nullable {
+                    quote!(put_i8(buf, -1);)
+                } else {
+                    quote!(return Err(#ctx(WireError::NullNotAllowed));)
+                };
+                quote!(match #v { None => { #none } Some(s) => { put_i8(buf, 1); s.encode(buf, version)?; } })
+            }
+            Elem::Struct(_) => quote!(#v.encode(buf, version)?;),
+            Elem::Prim(_) => put_prim(&var.token, f.is_option(), v, name),
+        }
+    }
+}
+
+fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
+    let name = f.name.as_str();
+    let ctx = quote!(decode_ctx(NAME, #name, version));
+    let elem_get = match &f.elem {
+        Elem::Struct(s) => {
+            let s = format_ident!("{}", s);
+            quote!(#s::decode(buf, version)?)
+        }
+        Elem::Prim(_) => get_prim(&var.token, f.array && f.elem_nullable, name),
+    };
+    if f.array {
+        let len_fn = if var.compact { quote!(get_compact_array_len) } else { quote!(get_array_len) };
+        let min = match &f.elem {
+            Elem::Struct(_) => 1,
+            Elem::Prim(_) => token_min_size(&var.token),
+        };
+        let none = if f.is_option() {
+            quote!(None)
+        } else {
+            quote!(return Err(#ctx(WireError::NullNotAllowed)))
+        };
+        let some = if f.is_option() { quote!(Some(items)) } else { quote!(items) };
+        quote! {
+            match #len_fn(buf, #min).map_err(#ctx)? {
+                None => #none,
+                Some(n) => {
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n { items.push(#elem_get); }
+                    #some
+                }
+            }
+        }
+    } else {
+        match &f.elem {
+            Elem::Struct(s) if f.is_option() => {
+                let s = format_ident!("{}", s);
+                quote!(if get_i8(buf).map_err(#ctx)? < 0 { None } else { Some(#s::decode(buf, version)?) })
+            }
+            Elem::Struct(_) => elem_get,
+            Elem::Prim(_) => get_prim(&var.token, f.is_option(), name),
+        }
+    }
+}
+
+fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
+    let name = format_ident!("{}", s.name);
+    let name_str = s.name.as_str();
+    let (min, max) = (m.min, m.max);
+    let flexible_all = m.root().flexible;
+    let doc = if root {
+        format!(
+            " The {} {} (versions {}-{}{}).",
+            m.api,
+            m.dir.as_str().to_lowercase(),
+            min,
+            max,
+            m.first_flexible().map(|v| format!("; flexible from {v}")).unwrap_or_default()
+        )
+    } else if s.doc.is_empty() {
+        format!(" An element of {} `{}`.", m.root().name, s.path.join("."))
+    } else {
+        format!(" {}", s.doc)
+    };
+    let mut fields = Vec::new();
+    let mut defaults = Vec::new();
+    let mut withs = Vec::new();
+    let mut enc = Vec::new();
+    let mut dec = Vec::new();
+    let mut tagged_enc = Vec::new();
+    let mut tagged_dec = Vec::new();
+    for f in &s.fields {
+        let id = field_ident(&f.name);
+        let ty = field_type(f);
+        let vr: Vec<String> = ranges(f.versions)
+            .iter()
+            .map(|(a, b)| if *b >= max { format!("{a}+") } else if a == b { format!("{a}") } else { format!("{a}-{b}") })
+            .collect();
+        let mut d = if f.doc.is_empty() { String::new() } else { format!(" {}", f.doc) };
+        d.push_str(&format!("\n\n Versions: {}.", vr.join(", ")));
+        if let Some(t) = f.tag {
+            d.push_str(&format!(" Tagged field {t}."));
+        }
+        if f.nullable != 0 {
+            let nr: Vec<String> = ranges(f.nullable).iter().map(|(a, b)| if *b >= max { format!("{a}+") } else { format!("{a}-{b}") }).collect();
+            d.push_str(&format!(" Nullable: {}.", nr.join(", ")));
+        }
+        fields.push(quote!(#[doc = #d] pub #id: #ty,));
+        let dflt = default_expr(f);
+        defaults.push(quote!(#id: #dflt,));
+        let with = format_ident!("with_{}", f.name);
+        let wd = format!(" Sets `{}`.", f.name);
+        withs.push(quote!(#[doc = #wd] pub fn #with(mut self, value: #ty) -> Self { self.#id = value; self }));
+
+        let fname = f.name.as_str();
+        let vars = variants(f, flexible_all);
+        let not_in_version = quote! {
+            if self.#id != #dflt { return Err(encode_ctx(NAME, #fname, version)(WireError::FieldNotInVersion)); }
+        };
+        if let Some(tag) = f.tag {
+            let tag_lit = tag;
+            let e = chain(vars.iter().map(|v| (cond(v.set, min, max), encode_value(f, v, quote!(&self.#id)))).collect(), None);
+            let c = cond(f.versions, min, max).unwrap_or(quote!(true));
+            tagged_enc.push(quote! {
+                if #c {
+                    if self.#id != #dflt {
+                        let mut tagged = BytesMut::new();
+                        { let buf = &mut tagged; #e }
+                        known.push((#tag_lit, tagged));
+                    }
+                } else { #not_in_version }
+            });
+            let d = chain(vars.iter().map(|v| (cond(v.set, min, max), { let x = decode_value(f, v); quote!(this.#id = #x;) })).collect(), None);
+            tagged_dec.push(quote! {
+                #tag_lit if #c => {
+                    let declared = data.len();
+                    { let buf = &mut data; #d }
+                    check_tag_consumed(tag, declared, &data).map_err(decode_ctx(NAME, #fname, version))?;
+                }
+            });
+            continue;
+        }
+        let branches: Vec<(Option<TokenStream>, TokenStream)> = vars.iter().map(|v| (cond(v.set, min, max), encode_value(f, v, quote!(&self.#id)))).collect();
+        let always = cond(f.versions, min, max).is_none();
+        enc.push(chain(branches, if always { None } else { Some(not_in_version) }));
+        let branches: Vec<(Option<TokenStream>, TokenStream)> = vars
+            .iter()
+            .map(|v| {
+                let x = decode_value(f, v);
+                (cond(v.set, min, max), quote!(this.#id = #x;))
+            })
+            .collect();
+        dec.push(chain(branches, None));
+    }
+    let flex = cond(s.flexible, min, max);
+    let has_flex = s.flexible != 0;
+    if has_flex {
+        fields.push(quote!(#[doc = " Tagged fields this code does not know, kept as read and written back in tag order."] pub unknown_tagged_fields: Vec<RawTaggedField>,));
+        defaults.push(quote!(unknown_tagged_fields: Vec::new(),));
+        let known_decl = if tagged_enc.is_empty() {
+            quote!(let known: [(u32, BytesMut); 0] = [];)
+        } else {
+            quote!(let mut known: Vec<(u32, BytesMut)> = Vec::new();)
+        };
+        let body = quote! {
+            #known_decl
+            #(#tagged_enc)*
+            put_tagged_fields(buf, &known, &self.unknown_tagged_fields).map_err(encode_ctx(NAME, "_tagged_fields", version))?;
+        };
+        enc.push(match &flex {
+            Some(c) => quote!(if #c { #body } else if !self.unknown_tagged_fields.is_empty() { return Err(encode_ctx(NAME, "_tagged_fields", version)(WireError::FieldNotInVersion)); }),
+            None => body,
+        });
+        let body = quote! {
+            let count = get_tagged_count(buf).map_err(decode_ctx(NAME, "_tagged_fields", version))?;
+            let mut last = None;
+            for _ in 0..count {
+                let (tag, mut data) = get_tagged_field(buf).map_err(decode_ctx(NAME, "_tagged_fields", version))?;
+                check_tag_order(&mut last, tag).map_err(decode_ctx(NAME, "_tagged_fields", version))?;
+                match tag {
+                    #(#tagged_dec)*
+                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
+                }
+            }
+        };
+        dec.push(match &flex {
+            Some(c) => quote!(if #c { #body }),
+            None => body,
+        });
+    }
+    let check = if root {
+        quote!(if !(#min..=#max).contains(&version) { return Err(encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version))); })
+    } else {
+        quote!()
+    };
+    let dcheck = if root {
+        quote!(if !(#min..=#max).contains(&version) { return Err(decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version))); })
+    } else {
+        quote!()
+    };
+    let mut_this = if s.fields.is_empty() && !has_flex { quote!(let this) } else { quote!(let mut this) };
+    let unused_buf = if s.fields.is_empty() && !has_flex { quote!(let _ = (&buf, version);) } else { quote!() };
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone, PartialEq)]
+        #[non_exhaustive]
+        pub struct #name { #(#fields)* }
+
+        impl Default for #name {
+            fn default() -> Self { #name { #(#defaults)* } }
+        }
+
+        impl #name {
+            #(#withs)*
+
+            /// Appends this value, as `version` lays it out, to `buf`.
+            ///
+            /// # Errors
+            /// An [`EncodeError`] naming the field that this version cannot carry.
+            pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+                const NAME: &str = #name_str;
+                #check
+                #unused_buf
+                #(#enc)*
+                Ok(())
+            }
+
+            /// Reads a value as `version` lays it out.
+            ///
+            /// # Errors
+            /// A [`DecodeError`] naming the field, for input that does not fit.
+            pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+                const NAME: &str = #name_str;
+                #dcheck
+                #mut_this = Self::default();
+                #(#dec)*
+                Ok(this)
+            }
+        }
+    }
+}
+
+fn emit_message(m: &MessageModel) -> TokenStream {
+    let mut out = TokenStream::new();
+    for (i, s) in m.structs.iter().enumerate() {
+        out.extend(emit_struct(s, m, i == 0));
+    }
+    let name = format_ident!("{}", m.root().name);
+    let name_str = m.root().name.as_str();
+    let (min, max) = (m.min, m.max);
+    out.extend(quote! {
+        impl Message for #name {
+            const NAME: &'static str = #name_str;
+            const MIN_VERSION: i16 = #min;
+            const MAX_VERSION: i16 = #max;
+            fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> { #name::encode(self, buf, version) }
+            fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> { #name::decode(buf, version) }
+        }
+    });
+    out
+}
+
+const PRELUDE: &str = "#![allow(clippy::all, unused_imports, unused_mut, unused_parens, unused_variables, dead_code)]\n";
+
+fn header_comment(stamp: &str) -> String {
+    format!("// @generated by wipro-gen from spec/protocol.txt and spec/overlay.txt ({stamp}). Do not edit: run `cargo run -p wipro-gen`.\n")
+}
+
+fn print(tokens: TokenStream) -> Result<String, String> {
+    let file: syn::File = syn::parse2(tokens).map_err(|e| format!("internal: generated code does not parse: {e}"))?;
+    Ok(prettyplease::unparse(&file))
+}
+
+fn header_version_fn(fn_name: &Ident, overrides: &[(crate::overlay::Versions, i16)], flexible: Option<i16>, flex_v: i16, old_v: i16) -> TokenStream {
+    let arms: Vec<TokenStream> = overrides
+        .iter()
+        .map(|(v, h)| {
+            let (a, b) = (v.min, v.max);
+            quote!(if (#a..=#b).contains(&version) { return #h; })
+        })
+        .collect();
+    let base = match flexible {
+        Some(f) => quote!(if version >= #f { #flex_v } else { #old_v }),
+        None => quote!(#old_v),
+    };
+    let doc = format!(" The {} header version for `version`.", if fn_name == "request_header_version" { "request" } else { "response" });
+    quote!(#[doc = #doc] fn #fn_name(version: i16) -> i16 { #(#arms)* #base })
+}
+
+/// One generated file: its path relative to `generated/` and its text.
+pub struct File {
+    /// e.g. `metadata.rs`.
+    pub name: String,
+    /// The file's text.
+    pub text: String,
+}
+
+/// Emits every file of `kpax-proto/src/generated/`.
+///
+/// # Errors
+/// An internal error when the tokens do not form valid Rust.
+pub fn emit_all(spec: &Spec, apis: &[ApiModel], headers: &[MessageModel], stamp: &str) -> Result<Vec<File>, String> {
+    let head = header_comment(stamp);
+    let uses = quote! {
+        use crate::message::{Message, Request};
+        use crate::wire::*;
+        use bytes::{Bytes, BytesMut};
+        use super::ApiKey;
+    };
+    let mut files = Vec::new();
+    for a in apis {
+        let module = module_name(&a.name);
+        let mut body = uses.clone();
+        body.extend(emit_message(&a.request));
+        body.extend(emit_message(&a.response));
+        let req = format_ident!("{}", a.request.root().name);
+        let resp = format_ident!("{}", a.response.root().name);
+        let variant = format_ident!("{}", a.name);
+        let flex = a.request.first_flexible();
+        let flex_tok = match flex {
+            Some(v) => quote!(Some(#v)),
+            None => quote!(None),
+        };
+        let rq = header_version_fn(&format_ident!("request_header_version"), &a.request_header, flex, 2, 1);
+        let rs = header_version_fn(&format_ident!("response_header_version"), &a.response_header, flex, 1, 0);
+        body.extend(quote! {
+            impl Request for #req {
+                const API_KEY: ApiKey = ApiKey::#variant;
+                const FIRST_FLEXIBLE_VERSION: Option<i16> = #flex_tok;
+                type Response = #resp;
+                #rq
+                #rs
+            }
+        });
+        let doc = format!("//! The {} API (key {}).\n", a.name, a.key);
+        files.push(File {
+            name: format!("{module}.rs"),
+            text: format!("{head}{doc}{PRELUDE}\n{}", print(body)?),
+        });
+    }
+    // Headers.
+    let mut body = uses.clone();
+    for h in headers {
+        body.extend(emit_message(h));
+    }
+    files.push(File {
+        name: "headers.rs".into(),
+        text: format!("{head}//! Request and response headers, every version.\n{PRELUDE}\n{}", print(body)?),
+    });
+    files.push(File {
+        name: "error_code.rs".into(),
+        text: format!("{head}//! The protocol's error codes.\n{PRELUDE}\n{}", print(emit_errors(spec))?),
+    });
+    files.push(File {
+        name: "mod.rs".into(),
+        text: format!("{head}//! The generated messages: one module per API, plus headers, API keys and error codes.\n{PRELUDE}\n{}", print(emit_mod(apis))?),
+    });
+    Ok(files)
+}
+
+fn emit_errors(spec: &Spec) -> TokenStream {
+    let mut consts = Vec::new();
+    let mut names = Vec::new();
+    let mut retriable = Vec::new();
+    let mut docs = Vec::new();
+    for e in &spec.errors {
+        let id = format_ident!("{}", e.name);
+        let code = e.code;
+        let d = if e.doc.is_empty() { format!(" `{}` ({}).", e.name, code) } else { format!(" {} (`{}`, {})", e.doc, e.name, code) };
+        consts.push(quote!(#[doc = #d] pub const #id: ErrorCode = ErrorCode(#code);));
+        let n = e.name.as_str();
+        names.push(quote!(#code => Some(#n),));
+        if e.retriable {
+            retriable.push(quote!(#code));
+        }
+        let doc = e.doc.as_str();
+        docs.push(quote!(#code => #doc,));
+    }
+    quote! {
+        /// A Kafka error code. Codes this version of the spec does not know are
+        /// kept as their number.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+        pub struct ErrorCode(pub i16);
+
+        impl ErrorCode {
+            #(#consts)*
+
+            /// The code's name, e.g. `NOT_LEADER_OR_FOLLOWER`, or `None` for an unknown code.
+            pub fn name(self) -> Option<&'static str> {
+                match self.0 { #(#names)* _ => None }
+            }
+
+            /// Whether the spec marks the error retriable (unknown codes are not).
+            pub fn is_retriable(self) -> bool {
+                matches!(self.0, #(#retriable)|*)
+            }
+
+            /// The spec's description (empty for unknown codes).
+            pub fn description(self) -> &'static str {
+                match self.0 { #(#docs)* _ => "" }
+            }
+
+            /// Whether this is `NONE` (0): no error.
+            pub fn is_ok(self) -> bool {
+                self.0 == 0
+            }
+        }
+
+        impl From<i16> for ErrorCode {
+            fn from(code: i16) -> Self { ErrorCode(code) }
+        }
+
+        impl std::fmt::Display for ErrorCode {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self.name() {
+                    Some(n) => write!(f, "{} ({})", n, self.0),
+                    None => write!(f, "UNKNOWN_ERROR_CODE ({})", self.0),
+                }
+            }
+        }
+    }
+}
+
+fn emit_mod(apis: &[ApiModel]) -> TokenStream {
+    let mods: Vec<Ident> = apis.iter().map(|a| format_ident!("{}", module_name(&a.name))).collect();
+    let variants: Vec<Ident> = apis.iter().map(|a| format_ident!("{}", a.name)).collect();
+    let keys: Vec<i16> = apis.iter().map(|a| a.key).collect();
+    let names: Vec<&str> = apis.iter().map(|a| a.name.as_str()).collect();
+    let reqs: Vec<Ident> = apis.iter().map(|a| format_ident!("{}", a.request.root().name)).collect();
+    let resps: Vec<Ident> = apis.iter().map(|a| format_ident!("{}", a.response.root().name)).collect();
+    let mod_docs: Vec<String> = apis.iter().map(|a| format!(" The {} API (key {}).", a.name, a.key)).collect();
+    let var_docs: Vec<String> = apis.iter().map(|a| format!(" {} (key {}).", a.name, a.key)).collect();
+    quote! {
+        use crate::message::{Message, Request};
+        use crate::wire::{DecodeError, EncodeError, WireError, decode_ctx};
+        use bytes::{Bytes, BytesMut};
+
+        pub mod error_code;
+        pub mod headers;
+        #(#[doc = #mod_docs] pub mod #mods;)*
+
+        pub use error_code::ErrorCode;
+        pub use headers::{RequestHeader, ResponseHeader};
+        #(pub use #mods::{#reqs, #resps};)*
+
+        /// The API keys of every API in the spec.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(i16)]
+        pub enum ApiKey {
+            #(#[doc = #var_docs] #variants = #keys,)*
+        }
+
+        impl ApiKey {
+            /// Every API key, ascending.
+            pub const ALL: &'static [ApiKey] = &[#(ApiKey::#variants),*];
+
+            /// The API's name, e.g. `Metadata`.
+            pub fn name(self) -> &'static str {
+                match self { #(ApiKey::#variants => #names,)* }
+            }
+
+            /// The lowest and highest request version this code knows.
+            pub fn versions(self) -> (i16, i16) {
+                match self { #(ApiKey::#variants => (#reqs::MIN_VERSION, #reqs::MAX_VERSION),)* }
+            }
+
+            /// The request header version for request `version`.
+            pub fn request_header_version(self, version: i16) -> i16 {
+                match self { #(ApiKey::#variants => <#reqs as Request>::request_header_version(version),)* }
+            }
+
+            /// The response header version for request `version`.
+            pub fn response_header_version(self, version: i16) -> i16 {
+                match self { #(ApiKey::#variants => <#reqs as Request>::response_header_version(version),)* }
+            }
+        }
+
+        impl TryFrom<i16> for ApiKey {
+            type Error = WireError;
+            fn try_from(key: i16) -> Result<Self, WireError> {
+                match key { #(#keys => Ok(ApiKey::#variants),)* _ => Err(WireError::UnknownApiKey(key)) }
+            }
+        }
+
+        /// Any request, for tools that handle frames of every API (a fake broker, a frame inspector).
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum RequestKind {
+            #(#[doc = #var_docs] #variants(#reqs),)*
+        }
+
+        /// Any response.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum ResponseKind {
+            #(#[doc = #var_docs] #variants(#resps),)*
+        }
+
+        impl RequestKind {
+            /// The request's API key.
+            pub fn api_key(&self) -> ApiKey {
+                match self { #(RequestKind::#variants(_) => ApiKey::#variants,)* }
+            }
+
+            /// Decodes a request body of API `api_key` at `version`.
+            ///
+            /// # Errors
+            /// A [`DecodeError`], also for an unknown API key.
+            pub fn decode(api_key: i16, version: i16, buf: &mut Bytes) -> Result<Self, DecodeError> {
+                let key = ApiKey::try_from(api_key).map_err(decode_ctx("RequestKind", "api_key", version))?;
+                Ok(match key { #(ApiKey::#variants => RequestKind::#variants(#reqs::decode(buf, version)?),)* })
+            }
+
+            /// Encodes the request body at `version`.
+            ///
+            /// # Errors
+            /// As the message's own `encode`.
+            pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+                match self { #(RequestKind::#variants(m) => m.encode(buf, version),)* }
+            }
+        }
+
+        impl ResponseKind {
+            /// The response's API key.
+            pub fn api_key(&self) -> ApiKey {
+                match self { #(ResponseKind::#variants(_) => ApiKey::#variants,)* }
+            }
+
+            /// Decodes a response body of API `api_key` at `version`.
+            ///
+            /// # Errors
+            /// A [`DecodeError`], also for an unknown API key.
+            pub fn decode(api_key: i16, version: i16, buf: &mut Bytes) -> Result<Self, DecodeError> {
+                let key = ApiKey::try_from(api_key).map_err(decode_ctx("ResponseKind", "api_key", version))?;
+                Ok(match key { #(ApiKey::#variants => ResponseKind::#variants(#resps::decode(buf, version)?),)* })
+            }
+
+            /// Encodes the response body at `version`.
+            ///
+            /// # Errors
+            /// As the message's own `encode`.
+            pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+                match self { #(ResponseKind::#variants(m) => m.encode(buf, version),)* }
+            }
+        }
+    }
+}
+
+/// Which direction a header model is for (used by callers building headers).
+pub fn header_dirs() -> [Direction; 2] {
+    [Direction::Request, Direction::Response]
+}
