@@ -7,8 +7,13 @@
 //! - [`records`]: record batches v2, legacy message sets, compression; zero-copy iteration.
 //! - [`wire`]: primitive types (integers, strings, bytes, arrays, UUIDs, tagged fields).
 
-pub mod records;
 pub mod generated;
 pub mod message;
+#[cfg(any(test, feature = "random"))]
+pub mod random;
+pub mod records;
 pub mod varint;
 pub mod wire;
+
+#[cfg(test)]
+mod roundtrip_tests;

@@ -68,7 +68,9 @@ pub enum WireError {
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),
     /// A non-default value in a field this version does not carry.
-    #[error("a non-default value cannot be written in this version (the field does not exist in it)")]
+    #[error(
+        "a non-default value cannot be written in this version (the field does not exist in it)"
+    )]
     FieldNotInVersion,
 }
 
@@ -102,7 +104,11 @@ pub struct EncodeError {
 
 /// Builds a closure that places a [`WireError`] in a [`DecodeError`].
 #[inline]
-pub fn decode_ctx(message: &'static str, field: &'static str, version: i16) -> impl FnOnce(WireError) -> DecodeError {
+pub fn decode_ctx(
+    message: &'static str,
+    field: &'static str,
+    version: i16,
+) -> impl FnOnce(WireError) -> DecodeError {
     move |kind| DecodeError {
         message,
         field,
@@ -113,7 +119,11 @@ pub fn decode_ctx(message: &'static str, field: &'static str, version: i16) -> i
 
 /// Builds a closure that places a [`WireError`] in an [`EncodeError`].
 #[inline]
-pub fn encode_ctx(message: &'static str, field: &'static str, version: i16) -> impl FnOnce(WireError) -> EncodeError {
+pub fn encode_ctx(
+    message: &'static str,
+    field: &'static str,
+    version: i16,
+) -> impl FnOnce(WireError) -> EncodeError {
     move |kind| EncodeError {
         message,
         field,
@@ -361,7 +371,8 @@ fn len_compact(buf: &mut Bytes) -> Result<Option<usize>, WireError> {
 }
 
 fn string_of(buf: &mut Bytes, len: Option<usize>) -> Result<Option<StrBytes>, WireError> {
-    len.map(|n| take(buf, n).and_then(StrBytes::from_utf8)).transpose()
+    len.map(|n| take(buf, n).and_then(StrBytes::from_utf8))
+        .transpose()
 }
 
 fn bytes_of(buf: &mut Bytes, len: Option<usize>) -> Result<Option<Bytes>, WireError> {
@@ -444,9 +455,15 @@ pub fn get_compact_bytes(buf: &mut Bytes) -> Result<Bytes, WireError> {
     get_compact_nullable_bytes(buf)?.ok_or(WireError::NullNotAllowed)
 }
 
-fn check_count(buf: &Bytes, count: Option<usize>, min_element_size: usize) -> Result<Option<usize>, WireError> {
+fn check_count(
+    buf: &Bytes,
+    count: Option<usize>,
+    min_element_size: usize,
+) -> Result<Option<usize>, WireError> {
     if let Some(n) = count {
-        if n.saturating_mul(min_element_size.max(1)) > buf.remaining() && (min_element_size > 0 || n > buf.remaining()) {
+        if n.saturating_mul(min_element_size.max(1)) > buf.remaining()
+            && (min_element_size > 0 || n > buf.remaining())
+        {
             return Err(WireError::CountTooLarge {
                 count: n,
                 remaining: buf.remaining(),
@@ -473,7 +490,10 @@ pub fn get_array_len(buf: &mut Bytes, min_element_size: usize) -> Result<Option<
 /// # Errors
 /// As [`get_array_len`].
 #[inline]
-pub fn get_compact_array_len(buf: &mut Bytes, min_element_size: usize) -> Result<Option<usize>, WireError> {
+pub fn get_compact_array_len(
+    buf: &mut Bytes,
+    min_element_size: usize,
+) -> Result<Option<usize>, WireError> {
     let n = len_compact(buf)?;
     check_count(buf, n, min_element_size)
 }
@@ -497,7 +517,10 @@ fn put_len32(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
 /// Writes `len` as a compact length (N+1).
 #[inline]
 fn put_len_compact(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
-    let n = u32::try_from(len).ok().and_then(|n| n.checked_add(1)).ok_or(WireError::TooLong(len))?;
+    let n = u32::try_from(len)
+        .ok()
+        .and_then(|n| n.checked_add(1))
+        .ok_or(WireError::TooLong(len))?;
     put_unsigned_varint(buf, n);
     Ok(())
 }
@@ -662,7 +685,10 @@ pub fn put_tagged_field(buf: &mut BytesMut, tag: u32, value: &[u8]) -> Result<()
 /// Writes a tagged field's size: a plain unsigned varint (not N+1).
 #[inline]
 fn put_size(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
-    put_unsigned_varint(buf, u32::try_from(len).map_err(|_| WireError::TooLong(len))?);
+    put_unsigned_varint(
+        buf,
+        u32::try_from(len).map_err(|_| WireError::TooLong(len))?,
+    );
     Ok(())
 }
 
@@ -719,9 +745,16 @@ pub fn check_tag_order(last: &mut Option<u32>, tag: u32) -> Result<(), WireError
 ///
 /// # Errors
 /// [`WireError::TagOrder`] when a tag appears twice; [`WireError::TooLong`].
-pub fn put_tagged_fields(buf: &mut BytesMut, known: &[(u32, BytesMut)], unknown: &[RawTaggedField]) -> Result<(), WireError> {
+pub fn put_tagged_fields(
+    buf: &mut BytesMut,
+    known: &[(u32, BytesMut)],
+    unknown: &[RawTaggedField],
+) -> Result<(), WireError> {
     let count = known.len() + unknown.len();
-    put_unsigned_varint(buf, u32::try_from(count).map_err(|_| WireError::TooLong(count))?);
+    put_unsigned_varint(
+        buf,
+        u32::try_from(count).map_err(|_| WireError::TooLong(count))?,
+    );
     let (mut k, mut u) = (known.iter().peekable(), unknown.iter().peekable());
     let mut last: Option<u32> = None;
     loop {
@@ -758,7 +791,11 @@ mod tests {
         let base = r.as_ptr() as usize;
         let s = get_string(&mut r).unwrap();
         assert_eq!(s, "héllo");
-        assert_eq!(s.as_bytes().as_ptr() as usize, base + 2, "decoded without a copy");
+        assert_eq!(
+            s.as_bytes().as_ptr() as usize,
+            base + 2,
+            "decoded without a copy"
+        );
         assert_eq!(get_compact_nullable_string(&mut r).unwrap(), None);
         assert_eq!(get_compact_string(&mut r).unwrap(), "x");
         assert!(r.is_empty());
@@ -767,17 +804,26 @@ mod tests {
     #[test]
     fn hostile_lengths_are_errors() {
         let mut r = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 1, 2]);
-        assert!(matches!(get_array_len(&mut r, 1), Err(WireError::CountTooLarge { .. })));
+        assert!(matches!(
+            get_array_len(&mut r, 1),
+            Err(WireError::CountTooLarge { .. })
+        ));
         let mut r = Bytes::from_static(&[0xff, 0xfe]);
         assert_eq!(get_nullable_string(&mut r), Err(WireError::BadLength(-2)));
         let mut r = Bytes::from_static(&[0, 5, b'a']);
-        assert_eq!(get_string(&mut r), Err(WireError::Short { need: 5, have: 1 }));
+        assert_eq!(
+            get_string(&mut r),
+            Err(WireError::Short { need: 5, have: 1 })
+        );
         let mut r = Bytes::from_static(&[0, 1, 0xff]);
         assert_eq!(get_string(&mut r), Err(WireError::Utf8));
         let mut r = Bytes::from_static(&[0xff, 0xff]);
         assert_eq!(get_string(&mut r), Err(WireError::NullNotAllowed));
         let mut r = Bytes::from_static(&[1]);
-        assert!(matches!(get_i32(&mut r), Err(WireError::Short { need: 4, have: 1 })));
+        assert!(matches!(
+            get_i32(&mut r),
+            Err(WireError::Short { need: 4, have: 1 })
+        ));
     }
 
     #[test]
@@ -798,11 +844,23 @@ mod tests {
         assert_eq!(&b[..], &[3, 0, 2, 7, 7, 1, 1, 9, 5, 0]);
         let mut r = b.freeze();
         assert_eq!(get_tagged_count(&mut r).unwrap(), 3);
-        assert_eq!(get_tagged_field(&mut r).unwrap(), (0, Bytes::from_static(&[7, 7])));
-        assert_eq!(get_tagged_field(&mut r).unwrap(), (1, Bytes::from_static(&[9])));
+        assert_eq!(
+            get_tagged_field(&mut r).unwrap(),
+            (0, Bytes::from_static(&[7, 7]))
+        );
+        assert_eq!(
+            get_tagged_field(&mut r).unwrap(),
+            (1, Bytes::from_static(&[9]))
+        );
         let mut last = Some(1);
-        assert_eq!(check_tag_order(&mut last, 1), Err(WireError::TagOrder { tag: 1 }));
+        assert_eq!(
+            check_tag_order(&mut last, 1),
+            Err(WireError::TagOrder { tag: 1 })
+        );
         let mut bad = Bytes::from_static(&[200, 1]);
-        assert!(matches!(get_tagged_count(&mut bad), Err(WireError::CountTooLarge { .. })));
+        assert!(matches!(
+            get_tagged_count(&mut bad),
+            Err(WireError::CountTooLarge { .. })
+        ));
     }
 }

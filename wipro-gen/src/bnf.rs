@@ -200,7 +200,10 @@ impl Bnf {
     /// exact shape of one met earlier in the walk (DescribeQuorum's
     /// `observers` repeats `current_voters`), its subtree has no rows.
     pub fn doc_names(&self) -> Vec<String> {
-        self.doc_paths().into_iter().filter_map(|mut p| p.pop()).collect()
+        self.doc_paths()
+            .into_iter()
+            .filter_map(|mut p| p.pop())
+            .collect()
     }
 
     /// The path from the root of each row of [`Bnf::doc_names`].
@@ -212,7 +215,12 @@ impl Bnf {
     }
 }
 
-fn walk_names<'a>(items: &'a [Item], path: &mut Vec<String>, out: &mut Vec<Vec<String>>, seen: &mut Vec<&'a [Item]>) {
+fn walk_names<'a>(
+    items: &'a [Item],
+    path: &mut Vec<String>,
+    out: &mut Vec<Vec<String>>,
+    seen: &mut Vec<&'a [Item]>,
+) {
     for item in items {
         match item {
             Item::TagBuffer => {

@@ -1,14 +1,18 @@
 //! Model -> Rust: token trees built with quote, printed by prettyplease.
 
-use crate::model::{ranges, ApiModel, Base, Elem, FieldModel, MessageModel, StructModel, VersionSet};
+use crate::model::{
+    ranges, ApiModel, Base, Elem, FieldModel, MessageModel, StructModel, VersionSet,
+};
 use crate::spec::{Direction, Spec};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
 const KEYWORDS: &[&str] = &[
-    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref",
-    "return", "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn", "abstract", "become", "box", "do",
-    "final", "macro", "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
+    "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return",
+    "self", "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where",
+    "while", "async", "await", "dyn", "abstract", "become", "box", "do", "final", "macro",
+    "override", "priv", "typeof", "unsized", "virtual", "yield", "try", "gen",
 ];
 
 /// A field name as a Rust identifier (raw for keywords).
@@ -25,8 +29,14 @@ pub fn module_name(api: &str) -> String {
     let mut s = String::new();
     for (i, c) in api.chars().enumerate() {
         if c.is_ascii_uppercase() {
-            let prev_lower = api[..i].chars().last().is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
-            let next_lower = api[i + 1..].chars().next().is_some_and(|n| n.is_ascii_lowercase());
+            let prev_lower = api[..i]
+                .chars()
+                .last()
+                .is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
+            let next_lower = api[i + 1..]
+                .chars()
+                .next()
+                .is_some_and(|n| n.is_ascii_lowercase());
             if i > 0 && (prev_lower || next_lower) {
                 s.push('_');
             }
@@ -82,7 +92,8 @@ fn field_type(f: &FieldModel) -> TokenStream {
 fn default_expr(f: &FieldModel) -> TokenStream {
     match &f.default {
         Some(lit) if !f.is_option() && !f.array => {
-            let e: syn::Expr = syn::parse_str(lit).unwrap_or_else(|_| syn::parse_quote!(Default::default()));
+            let e: syn::Expr =
+                syn::parse_str(lit).unwrap_or_else(|_| syn::parse_quote!(Default::default()));
             quote!(#e)
         }
         _ => {
@@ -213,7 +224,10 @@ fn variants(f: &FieldModel, flexible: VersionSet) -> Vec<Variant> {
             let token = f.tokens.get(&v).cloned().unwrap_or_default();
             let compact = flexible & (1 << v) != 0;
             let nullable = f.nullable & (1 << v) != 0;
-            match out.iter_mut().find(|x| x.token == token && x.compact == compact && x.nullable == nullable) {
+            match out
+                .iter_mut()
+                .find(|x| x.token == token && x.compact == compact && x.nullable == nullable)
+            {
                 Some(x) => x.set |= 1 << v,
                 None => out.push(Variant {
                     set: 1 << v,
@@ -227,7 +241,10 @@ fn variants(f: &FieldModel, flexible: VersionSet) -> Vec<Variant> {
     out
 }
 
-fn chain(branches: Vec<(Option<TokenStream>, TokenStream)>, otherwise: Option<TokenStream>) -> TokenStream {
+fn chain(
+    branches: Vec<(Option<TokenStream>, TokenStream)>,
+    otherwise: Option<TokenStream>,
+) -> TokenStream {
     let mut out = TokenStream::new();
     let n = branches.len();
     for (i, (c, body)) in branches.into_iter().enumerate() {
@@ -257,7 +274,11 @@ fn encode_value(f: &FieldModel, var: &Variant, v: TokenStream) -> TokenStream {
         Elem::Prim(_) => put_prim(&var.token, f.array && f.elem_nullable, item, name),
     };
     if f.array {
-        let len_fn = if var.compact { quote!(put_compact_array_len) } else { quote!(put_array_len) };
+        let len_fn = if var.compact {
+            quote!(put_compact_array_len)
+        } else {
+            quote!(put_array_len)
+        };
         let body = elem_put(quote!(item));
         let write_items = quote! {
             #len_fn(buf, Some(items.len())).map_err(#ctx)?;
@@ -300,7 +321,11 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
         Elem::Prim(_) => get_prim(&var.token, f.array && f.elem_nullable, name),
     };
     if f.array {
-        let len_fn = if var.compact { quote!(get_compact_array_len) } else { quote!(get_array_len) };
+        let len_fn = if var.compact {
+            quote!(get_compact_array_len)
+        } else {
+            quote!(get_array_len)
+        };
         let min = match &f.elem {
             Elem::Struct(_) => 1,
             Elem::Prim(_) => token_min_size(&var.token),
@@ -310,7 +335,11 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
         } else {
             quote!(return Err(#ctx(WireError::NullNotAllowed)))
         };
-        let some = if f.is_option() { quote!(Some(items)) } else { quote!(items) };
+        let some = if f.is_option() {
+            quote!(Some(items))
+        } else {
+            quote!(items)
+        };
         quote! {
             match #len_fn(buf, #min).map_err(#ctx)? {
                 None => #none,
@@ -333,6 +362,56 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
     }
 }
 
+fn random_prim(token: &str) -> TokenStream {
+    match token {
+        "BOOLEAN" => quote!(rng.bool()),
+        "INT8" => quote!(rng.next() as i8),
+        "INT16" => quote!(rng.next() as i16),
+        "INT32" => quote!(rng.next() as i32),
+        "INT64" => quote!(rng.next() as i64),
+        "UINT16" => quote!(rng.next() as u16),
+        "UINT32" => quote!(rng.next() as u32),
+        "FLOAT64" => quote!(rng.f64()),
+        "UUID" => quote!(rng.uuid()),
+        t if t.contains("STRING") => quote!(rng.string()),
+        _ => quote!(rng.bytes()),
+    }
+}
+
+fn random_value(f: &FieldModel, var: &Variant) -> TokenStream {
+    let elem = match &f.elem {
+        Elem::Struct(s) => {
+            let s = format_ident!("{}", s);
+            quote!(#s::random(rng, version))
+        }
+        Elem::Prim(_) => {
+            let p = random_prim(&var.token);
+            let token_nullable = crate::model::token_base(&var.token).is_some_and(|t| t.1);
+            let elem_opt = if f.array {
+                f.elem_nullable
+            } else {
+                f.is_option()
+            };
+            match (elem_opt, token_nullable) {
+                (true, true) => quote!(if rng.bool() { None } else { Some(#p) }),
+                (true, false) => quote!(Some(#p)),
+                _ => p,
+            }
+        }
+    };
+    let v = if f.array {
+        quote!((0..rng.len()).map(|_| #elem).collect())
+    } else {
+        elem
+    };
+    let struct_or_array = f.array || matches!(f.elem, Elem::Struct(_));
+    match (f.is_option() && struct_or_array, var.nullable) {
+        (true, true) => quote!(if rng.bool() { None } else { Some(#v) }),
+        (true, false) => quote!(Some(#v)),
+        _ => v,
+    }
+}
+
 fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
     let name = format_ident!("{}", s.name);
     let name_str = s.name.as_str();
@@ -345,7 +424,9 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
             m.dir.as_str().to_lowercase(),
             min,
             max,
-            m.first_flexible().map(|v| format!("; flexible from {v}")).unwrap_or_default()
+            m.first_flexible()
+                .map(|v| format!("; flexible from {v}"))
+                .unwrap_or_default()
         )
     } else if s.doc.is_empty() {
         format!(" An element of {} `{}`.", m.root().name, s.path.join("."))
@@ -359,20 +440,42 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
     let mut dec = Vec::new();
     let mut tagged_enc = Vec::new();
     let mut tagged_dec = Vec::new();
+    let mut rand = Vec::new();
     for f in &s.fields {
         let id = field_ident(&f.name);
         let ty = field_type(f);
         let vr: Vec<String> = ranges(f.versions)
             .iter()
-            .map(|(a, b)| if *b >= max { format!("{a}+") } else if a == b { format!("{a}") } else { format!("{a}-{b}") })
+            .map(|(a, b)| {
+                if *b >= max {
+                    format!("{a}+")
+                } else if a == b {
+                    format!("{a}")
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
             .collect();
-        let mut d = if f.doc.is_empty() { String::new() } else { format!(" {}", f.doc) };
+        let mut d = if f.doc.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", f.doc)
+        };
         d.push_str(&format!("\n\n Versions: {}.", vr.join(", ")));
         if let Some(t) = f.tag {
             d.push_str(&format!(" Tagged field {t}."));
         }
         if f.nullable != 0 {
-            let nr: Vec<String> = ranges(f.nullable).iter().map(|(a, b)| if *b >= max { format!("{a}+") } else { format!("{a}-{b}") }).collect();
+            let nr: Vec<String> = ranges(f.nullable)
+                .iter()
+                .map(|(a, b)| {
+                    if *b >= max {
+                        format!("{a}+")
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect();
             d.push_str(&format!(" Nullable: {}.", nr.join(", ")));
         }
         fields.push(quote!(#[doc = #d] pub #id: #ty,));
@@ -384,12 +487,26 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
 
         let fname = f.name.as_str();
         let vars = variants(f, flexible_all);
+        rand.push(chain(
+            vars.iter()
+                .map(|v| {
+                    let x = random_value(f, v);
+                    (cond(v.set, min, max), quote!(this.#id = #x;))
+                })
+                .collect(),
+            None,
+        ));
         let not_in_version = quote! {
             if self.#id != #dflt { return Err(encode_ctx(NAME, #fname, version)(WireError::FieldNotInVersion)); }
         };
         if let Some(tag) = f.tag {
             let tag_lit = tag;
-            let e = chain(vars.iter().map(|v| (cond(v.set, min, max), encode_value(f, v, quote!(&self.#id)))).collect(), None);
+            let e = chain(
+                vars.iter()
+                    .map(|v| (cond(v.set, min, max), encode_value(f, v, quote!(&self.#id))))
+                    .collect(),
+                None,
+            );
             let c = cond(f.versions, min, max).unwrap_or(quote!(true));
             tagged_enc.push(quote! {
                 if #c {
@@ -400,7 +517,17 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
                     }
                 } else { #not_in_version }
             });
-            let d = chain(vars.iter().map(|v| (cond(v.set, min, max), { let x = decode_value(f, v); quote!(this.#id = #x;) })).collect(), None);
+            let d = chain(
+                vars.iter()
+                    .map(|v| {
+                        (cond(v.set, min, max), {
+                            let x = decode_value(f, v);
+                            quote!(this.#id = #x;)
+                        })
+                    })
+                    .collect(),
+                None,
+            );
             tagged_dec.push(quote! {
                 #tag_lit if #c => {
                     let declared = data.len();
@@ -410,9 +537,15 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
             });
             continue;
         }
-        let branches: Vec<(Option<TokenStream>, TokenStream)> = vars.iter().map(|v| (cond(v.set, min, max), encode_value(f, v, quote!(&self.#id)))).collect();
+        let branches: Vec<(Option<TokenStream>, TokenStream)> = vars
+            .iter()
+            .map(|v| (cond(v.set, min, max), encode_value(f, v, quote!(&self.#id))))
+            .collect();
         let always = cond(f.versions, min, max).is_none();
-        enc.push(chain(branches, if always { None } else { Some(not_in_version) }));
+        enc.push(chain(
+            branches,
+            if always { None } else { Some(not_in_version) },
+        ));
         let branches: Vec<(Option<TokenStream>, TokenStream)> = vars
             .iter()
             .map(|v| {
@@ -468,8 +601,23 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
     } else {
         quote!()
     };
-    let mut_this = if s.fields.is_empty() && !has_flex { quote!(let this) } else { quote!(let mut this) };
-    let unused_buf = if s.fields.is_empty() && !has_flex { quote!(let _ = (&buf, version);) } else { quote!() };
+    let rand_flex = match (&flex, has_flex) {
+        (_, false) => quote!(),
+        (Some(c), true) => {
+            quote!(if #c { this.unknown_tagged_fields = rng.unknown_tagged_fields(); })
+        }
+        (None, true) => quote!(this.unknown_tagged_fields = rng.unknown_tagged_fields();),
+    };
+    let mut_this = if s.fields.is_empty() && !has_flex {
+        quote!(let this)
+    } else {
+        quote!(let mut this)
+    };
+    let unused_buf = if s.fields.is_empty() && !has_flex {
+        quote!(let _ = (&buf, version);)
+    } else {
+        quote!()
+    };
     quote! {
         #[doc = #doc]
         #[derive(Debug, Clone, PartialEq)]
@@ -507,6 +655,17 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
                 Ok(this)
             }
         }
+
+        #[cfg(any(test, feature = "random"))]
+        impl #name {
+            /// A random value that `version` can carry, for round-trip tests.
+            pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
+                #mut_this = Self::default();
+                #(#rand)*
+                #rand_flex
+                this
+            }
+        }
     }
 }
 
@@ -537,11 +696,18 @@ fn header_comment(stamp: &str) -> String {
 }
 
 fn print(tokens: TokenStream) -> Result<String, String> {
-    let file: syn::File = syn::parse2(tokens).map_err(|e| format!("internal: generated code does not parse: {e}"))?;
+    let file: syn::File =
+        syn::parse2(tokens).map_err(|e| format!("internal: generated code does not parse: {e}"))?;
     Ok(prettyplease::unparse(&file))
 }
 
-fn header_version_fn(fn_name: &Ident, overrides: &[(crate::overlay::Versions, i16)], flexible: Option<i16>, flex_v: i16, old_v: i16) -> TokenStream {
+fn header_version_fn(
+    fn_name: &Ident,
+    overrides: &[(crate::overlay::Versions, i16)],
+    flexible: Option<i16>,
+    flex_v: i16,
+    old_v: i16,
+) -> TokenStream {
     let arms: Vec<TokenStream> = overrides
         .iter()
         .map(|(v, h)| {
@@ -553,7 +719,14 @@ fn header_version_fn(fn_name: &Ident, overrides: &[(crate::overlay::Versions, i1
         Some(f) => quote!(if version >= #f { #flex_v } else { #old_v }),
         None => quote!(#old_v),
     };
-    let doc = format!(" The {} header version for `version`.", if fn_name == "request_header_version" { "request" } else { "response" });
+    let doc = format!(
+        " The {} header version for `version`.",
+        if fn_name == "request_header_version" {
+            "request"
+        } else {
+            "response"
+        }
+    );
     quote!(#[doc = #doc] fn #fn_name(version: i16) -> i16 { #(#arms)* #base })
 }
 
@@ -569,7 +742,12 @@ pub struct File {
 ///
 /// # Errors
 /// An internal error when the tokens do not form valid Rust.
-pub fn emit_all(spec: &Spec, apis: &[ApiModel], headers: &[MessageModel], stamp: &str) -> Result<Vec<File>, String> {
+pub fn emit_all(
+    spec: &Spec,
+    apis: &[ApiModel],
+    headers: &[MessageModel],
+    stamp: &str,
+) -> Result<Vec<File>, String> {
     let head = header_comment(stamp);
     let uses = quote! {
         use crate::message::{Message, Request};
@@ -591,8 +769,20 @@ pub fn emit_all(spec: &Spec, apis: &[ApiModel], headers: &[MessageModel], stamp:
             Some(v) => quote!(Some(#v)),
             None => quote!(None),
         };
-        let rq = header_version_fn(&format_ident!("request_header_version"), &a.request_header, flex, 2, 1);
-        let rs = header_version_fn(&format_ident!("response_header_version"), &a.response_header, flex, 1, 0);
+        let rq = header_version_fn(
+            &format_ident!("request_header_version"),
+            &a.request_header,
+            flex,
+            2,
+            1,
+        );
+        let rs = header_version_fn(
+            &format_ident!("response_header_version"),
+            &a.response_header,
+            flex,
+            1,
+            0,
+        );
         body.extend(quote! {
             impl Request for #req {
                 const API_KEY: ApiKey = ApiKey::#variant;
@@ -615,11 +805,17 @@ pub fn emit_all(spec: &Spec, apis: &[ApiModel], headers: &[MessageModel], stamp:
     }
     files.push(File {
         name: "headers.rs".into(),
-        text: format!("{head}//! Request and response headers, every version.\n{PRELUDE}\n{}", print(body)?),
+        text: format!(
+            "{head}//! Request and response headers, every version.\n{PRELUDE}\n{}",
+            print(body)?
+        ),
     });
     files.push(File {
         name: "error_code.rs".into(),
-        text: format!("{head}//! The protocol's error codes.\n{PRELUDE}\n{}", print(emit_errors(spec))?),
+        text: format!(
+            "{head}//! The protocol's error codes.\n{PRELUDE}\n{}",
+            print(emit_errors(spec))?
+        ),
     });
     files.push(File {
         name: "mod.rs".into(),
@@ -636,7 +832,11 @@ fn emit_errors(spec: &Spec) -> TokenStream {
     for e in &spec.errors {
         let id = format_ident!("{}", e.name);
         let code = e.code;
-        let d = if e.doc.is_empty() { format!(" `{}` ({}).", e.name, code) } else { format!(" {} (`{}`, {})", e.doc, e.name, code) };
+        let d = if e.doc.is_empty() {
+            format!(" `{}` ({}).", e.name, code)
+        } else {
+            format!(" {} (`{}`, {})", e.doc, e.name, code)
+        };
         consts.push(quote!(#[doc = #d] pub const #id: ErrorCode = ErrorCode(#code);));
         let n = e.name.as_str();
         names.push(quote!(#code => Some(#n),));
@@ -692,14 +892,29 @@ fn emit_errors(spec: &Spec) -> TokenStream {
 }
 
 fn emit_mod(apis: &[ApiModel]) -> TokenStream {
-    let mods: Vec<Ident> = apis.iter().map(|a| format_ident!("{}", module_name(&a.name))).collect();
+    let mods: Vec<Ident> = apis
+        .iter()
+        .map(|a| format_ident!("{}", module_name(&a.name)))
+        .collect();
     let variants: Vec<Ident> = apis.iter().map(|a| format_ident!("{}", a.name)).collect();
     let keys: Vec<i16> = apis.iter().map(|a| a.key).collect();
     let names: Vec<&str> = apis.iter().map(|a| a.name.as_str()).collect();
-    let reqs: Vec<Ident> = apis.iter().map(|a| format_ident!("{}", a.request.root().name)).collect();
-    let resps: Vec<Ident> = apis.iter().map(|a| format_ident!("{}", a.response.root().name)).collect();
-    let mod_docs: Vec<String> = apis.iter().map(|a| format!(" The {} API (key {}).", a.name, a.key)).collect();
-    let var_docs: Vec<String> = apis.iter().map(|a| format!(" {} (key {}).", a.name, a.key)).collect();
+    let reqs: Vec<Ident> = apis
+        .iter()
+        .map(|a| format_ident!("{}", a.request.root().name))
+        .collect();
+    let resps: Vec<Ident> = apis
+        .iter()
+        .map(|a| format_ident!("{}", a.response.root().name))
+        .collect();
+    let mod_docs: Vec<String> = apis
+        .iter()
+        .map(|a| format!(" The {} API (key {}).", a.name, a.key))
+        .collect();
+    let var_docs: Vec<String> = apis
+        .iter()
+        .map(|a| format!(" {} (key {}).", a.name, a.key))
+        .collect();
     quote! {
         use crate::message::{Message, Request};
         use crate::wire::{DecodeError, EncodeError, WireError, decode_ctx};
@@ -785,6 +1000,22 @@ fn emit_mod(apis: &[ApiModel]) -> TokenStream {
             /// As the message's own `encode`.
             pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
                 match self { #(RequestKind::#variants(m) => m.encode(buf, version),)* }
+            }
+        }
+
+        #[cfg(any(test, feature = "random"))]
+        impl RequestKind {
+            /// A random request of API `key` that `version` can carry, for tests.
+            pub fn random(key: ApiKey, rng: &mut crate::random::Rand, version: i16) -> Self {
+                match key { #(ApiKey::#variants => RequestKind::#variants(#reqs::random(rng, version)),)* }
+            }
+        }
+
+        #[cfg(any(test, feature = "random"))]
+        impl ResponseKind {
+            /// A random response of API `key` that `version` can carry, for tests.
+            pub fn random(key: ApiKey, rng: &mut crate::random::Rand, version: i16) -> Self {
+                match key { #(ApiKey::#variants => ResponseKind::#variants(#resps::random(rng, version)),)* }
             }
         }
 

@@ -80,7 +80,10 @@ pub fn run_scrape(root: &Path, html: &Path) -> Result<String, String> {
 /// # Errors
 /// A message naming the file and line, or the message and field.
 pub fn generate_files(root: &Path) -> Result<(Vec<emit::File>, String), String> {
-    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).map_err(|e| format!("cannot read {}: {e}", root.join(rel).display()));
+    let read = |rel: &str| {
+        std::fs::read_to_string(root.join(rel))
+            .map_err(|e| format!("cannot read {}: {e}", root.join(rel).display()))
+    };
     let spec_text = read(SPEC_FILE)?;
     let overlay_text = read(OVERLAY_FILE)?;
     let spec = spec::Spec::parse(SPEC_FILE, &spec_text).map_err(|e| e.to_string())?;
@@ -90,7 +93,10 @@ pub fn generate_files(root: &Path) -> Result<(Vec<emit::File>, String), String> 
         model::build_header(&spec, spec::Direction::Request).map_err(|e| e.to_string())?,
         model::build_header(&spec, spec::Direction::Response).map_err(|e| e.to_string())?,
     ];
-    let spec_hash = format!("spec fnv1a {:016x}", stamp::fnv1a(&[spec_text.as_bytes(), overlay_text.as_bytes()]));
+    let spec_hash = format!(
+        "spec fnv1a {:016x}",
+        stamp::fnv1a(&[spec_text.as_bytes(), overlay_text.as_bytes()])
+    );
     let mut files = emit::emit_all(&spec, &apis, &headers, &spec_hash)?;
     files.sort_by(|a, b| a.name.cmp(&b.name));
     let refs: Vec<&[u8]> = files.iter().map(|f| f.text.as_bytes()).collect();
@@ -107,7 +113,10 @@ pub fn run_generate(root: &Path) -> Result<String, String> {
     let dir = root.join(GENERATED_DIR);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let keep: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-    for entry in std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten() {
+    for entry in std::fs::read_dir(&dir)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".rs") && !keep.contains(&name.as_str()) {
             std::fs::remove_file(entry.path()).map_err(|e| e.to_string())?;
@@ -122,7 +131,11 @@ pub fn run_generate(root: &Path) -> Result<String, String> {
         }
     }
     write_atomic(&dir.join("STAMP"), stamp.as_bytes())?;
-    Ok(format!("generated {} files, {lines} lines, in {}", files.len(), dir.display()))
+    Ok(format!(
+        "generated {} files, {lines} lines, in {}",
+        files.len(),
+        dir.display()
+    ))
 }
 
 /// `wipro-gen check`: what would change if the spec were rescraped from

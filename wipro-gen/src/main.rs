@@ -41,18 +41,22 @@ fn main() -> ExitCode {
         Some(Command::Scrape { html }) => {
             wipro_gen::run_scrape(&root, &html).map(|summary| println!("{summary}"))
         }
-        None | Some(Command::Generate) => wipro_gen::run_generate(&root).map(|summary| println!("{summary}")),
-        Some(Command::Check { html }) => wipro_gen::run_check(&root, html.as_deref()).and_then(|stale| {
-            if stale.is_empty() {
-                println!("up to date");
-                Ok(())
-            } else {
-                Err(format!(
+        None | Some(Command::Generate) => {
+            wipro_gen::run_generate(&root).map(|summary| println!("{summary}"))
+        }
+        Some(Command::Check { html }) => {
+            wipro_gen::run_check(&root, html.as_deref()).and_then(|stale| {
+                if stale.is_empty() {
+                    println!("up to date");
+                    Ok(())
+                } else {
+                    Err(format!(
                     "out of date; run `cargo run -p wipro-gen` (and `scrape` for the spec):\n  {}",
                     stale.join("\n  ")
                 ))
-            }
-        }),
+                }
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,9 @@ pub type VersionSet = u64;
 
 /// The set holding the versions of `v` that lie in `0..64`.
 pub fn set_of(v: Versions) -> VersionSet {
-    (0..64i16).filter(|&x| v.contains(x)).fold(0, |s, x| s | (1 << x))
+    (0..64i16)
+        .filter(|&x| v.contains(x))
+        .fold(0, |s, x| s | (1 << x))
 }
 
 /// Inclusive ranges of a set, ascending.
@@ -78,7 +80,9 @@ pub fn token_base(token: &str) -> Option<(Base, bool)> {
         "STRING" | "COMPACT_STRING" => (Base::Str, false),
         "NULLABLE_STRING" | "COMPACT_NULLABLE_STRING" => (Base::Str, true),
         "BYTES" | "COMPACT_BYTES" => (Base::Bytes, false),
-        "NULLABLE_BYTES" | "COMPACT_NULLABLE_BYTES" | "RECORDS" | "COMPACT_RECORDS" => (Base::Bytes, true),
+        "NULLABLE_BYTES" | "COMPACT_NULLABLE_BYTES" | "RECORDS" | "COMPACT_RECORDS" => {
+            (Base::Bytes, true)
+        }
         _ => return None,
     })
 }
@@ -211,12 +215,22 @@ struct RawField {
 /// A [`ModelError`] for a field whose type cannot be one Rust type over all
 /// versions, inconsistent field order, an unknown token, or an overlay fact
 /// that names no field.
-pub fn merge_message(api: &str, dir: Direction, type_name: &str, blocks: &[(i16, &Block)], facts: &[Fact]) -> Result<MessageModel, ModelError> {
+pub fn merge_message(
+    api: &str,
+    dir: Direction,
+    type_name: &str,
+    blocks: &[(i16, &Block)],
+    facts: &[Fact],
+) -> Result<MessageModel, ModelError> {
     let err = |reason: String| ModelError {
         message: type_name.to_string(),
         reason,
     };
-    let min = blocks.iter().map(|b| b.0).min().ok_or_else(|| err("no versions".into()))?;
+    let min = blocks
+        .iter()
+        .map(|b| b.0)
+        .min()
+        .ok_or_else(|| err("no versions".into()))?;
     let max = blocks.iter().map(|b| b.0).max().unwrap_or(min);
     let mut docs: HashMap<Vec<String>, String> = HashMap::new();
     for (_, b) in blocks {
@@ -226,10 +240,23 @@ pub fn merge_message(api: &str, dir: Direction, type_name: &str, blocks: &[(i16,
             }
         }
     }
-    let occurrences: Vec<(i16, Vec<Item>)> = blocks.iter().map(|(v, b)| (*v, b.bnf.items.clone())).collect();
+    let occurrences: Vec<(i16, Vec<Item>)> = blocks
+        .iter()
+        .map(|(v, b)| (*v, b.bnf.items.clone()))
+        .collect();
     let mut raw_structs: Vec<(Vec<String>, VersionSet, VersionSet, Vec<FieldModel>)> = Vec::new();
     let mut struct_paths: Vec<Vec<String>> = Vec::new();
-    merge_struct(type_name, &[], &occurrences, facts, api, dir, &docs, &mut raw_structs, &mut struct_paths)?;
+    merge_struct(
+        type_name,
+        &[],
+        &occurrences,
+        facts,
+        api,
+        dir,
+        &docs,
+        &mut raw_structs,
+        &mut struct_paths,
+    )?;
 
     // Name the structs: <Message><Singular>, parents prefixed on collision.
     let mut names: HashMap<Vec<String>, String> = HashMap::new();
@@ -293,8 +320,16 @@ pub fn merge_message(api: &str, dir: Direction, type_name: &str, blocks: &[(i16,
     // Every overlay fact for this message must have found its field.
     for fact in facts {
         let (fa, fd, path) = match fact {
-            Fact::Nullable { api, dir, path, .. } | Fact::Default { api, dir, path, .. } => (api, dir, path.clone()),
-            Fact::Tagged { api, dir, parent, field, .. } => {
+            Fact::Nullable { api, dir, path, .. } | Fact::Default { api, dir, path, .. } => {
+                (api, dir, path.clone())
+            }
+            Fact::Tagged {
+                api,
+                dir,
+                parent,
+                field,
+                ..
+            } => {
                 let mut p = parent.clone();
                 p.push(field.name.clone());
                 (api, dir, p)
@@ -303,9 +338,14 @@ pub fn merge_message(api: &str, dir: Direction, type_name: &str, blocks: &[(i16,
         };
         if fa == api && *fd == dir {
             let (parent, last) = path.split_at(path.len().saturating_sub(1));
-            let found = structs.iter().any(|s| s.path == parent && s.fields.iter().any(|f| Some(&f.name) == last.first()));
+            let found = structs.iter().any(|s| {
+                s.path == parent && s.fields.iter().any(|f| Some(&f.name) == last.first())
+            });
             if !found {
-                return Err(err(format!("overlay names field `{}` which does not exist", path.join("."))));
+                return Err(err(format!(
+                    "overlay names field `{}` which does not exist",
+                    path.join(".")
+                )));
             }
         }
     }
@@ -350,7 +390,10 @@ fn merge_struct(
             let f: &Field = match item {
                 Item::TagBuffer => {
                     if i + 1 != items.len() {
-                        return Err(err(format!("v{v}: TAG_BUFFER is not last in `{}`", path.join("."))));
+                        return Err(err(format!(
+                            "v{v}: TAG_BUFFER is not last in `{}`",
+                            path.join(".")
+                        )));
                     }
                     flexible |= 1 << v;
                     continue;
@@ -360,7 +403,10 @@ fn merge_struct(
             let pos = match order.iter().position(|n| *n == f.name) {
                 Some(p) => {
                     if prev.is_some_and(|q| p < q) {
-                        return Err(err(format!("v{v}: field `{}` is out of order with earlier versions", at(&f.name))));
+                        return Err(err(format!(
+                            "v{v}: field `{}` is out of order with earlier versions",
+                            at(&f.name)
+                        )));
                     }
                     p
                 }
@@ -380,7 +426,10 @@ fn merge_struct(
             });
             r.versions |= 1 << v;
             if r.array.is_some_and(|a| a != f.array) {
-                return Err(err(format!("field `{}` is an array in some versions and not in others (v{v})", at(&f.name))));
+                return Err(err(format!(
+                    "field `{}` is an array in some versions and not in others (v{v})",
+                    at(&f.name)
+                )));
             }
             r.array = Some(f.array);
             match &f.ty {
@@ -410,7 +459,10 @@ fn merge_struct(
     for (tag, vs, field) in tagged {
         let set = set_of(vs) & flexible;
         if raw.contains_key(&field.name) {
-            return Err(err(format!("tagged field `{}` clashes with a positional field", at(&field.name))));
+            return Err(err(format!(
+                "tagged field `{}` clashes with a positional field",
+                at(&field.name)
+            )));
         }
         let mut r = RawField {
             versions: set,
@@ -442,12 +494,22 @@ fn merge_struct(
         let overlay_nullable: VersionSet = facts
             .iter()
             .filter_map(|f| match f {
-                Fact::Nullable { api: a, dir: d, path: p, versions } if a == api && *d == dir && *p == fpath => Some(set_of(*versions)),
+                Fact::Nullable {
+                    api: a,
+                    dir: d,
+                    path: p,
+                    versions,
+                } if a == api && *d == dir && *p == fpath => Some(set_of(*versions)),
                 _ => None,
             })
             .fold(0, |s, x| s | x);
         let default = facts.iter().find_map(|f| match f {
-            Fact::Default { api: a, dir: d, path: p, value } if a == api && *d == dir && *p == fpath => Some(value.clone()),
+            Fact::Default {
+                api: a,
+                dir: d,
+                path: p,
+                value,
+            } if a == api && *d == dir && *p == fpath => Some(value.clone()),
             _ => None,
         });
         let array = r.array.unwrap_or(false);
@@ -460,7 +522,17 @@ fn merge_struct(
                     r.tokens.keys().collect::<Vec<_>>()
                 )));
             }
-            merge_struct(type_name, &fpath, &r.sub, facts, api, dir, docs, out, struct_paths)?;
+            merge_struct(
+                type_name,
+                &fpath,
+                &r.sub,
+                facts,
+                api,
+                dir,
+                docs,
+                out,
+                struct_paths,
+            )?;
             (Elem::Struct(name.clone()), 0, false)
         } else {
             let mut base: Option<(Base, i16)> = None;
@@ -520,7 +592,9 @@ pub fn camel(name: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -550,7 +624,9 @@ pub fn build(spec: &Spec, facts: &[Fact]) -> Result<Vec<ApiModel>, ModelError> {
 
 fn build_api(a: &Api, facts: &[Fact]) -> Result<ApiModel, ModelError> {
     let blocks = |bs: &[Block]| -> Vec<(i16, Block)> {
-        bs.iter().filter_map(|b| b.message_title().map(|t| (t.2, b.clone()))).collect()
+        bs.iter()
+            .filter_map(|b| b.message_title().map(|t| (t.2, b.clone())))
+            .collect()
     };
     let reqs = blocks(&a.requests);
     let resps = blocks(&a.responses);
@@ -563,7 +639,12 @@ fn build_api(a: &Api, facts: &[Fact]) -> Result<ApiModel, ModelError> {
         facts
             .iter()
             .filter_map(|f| match f {
-                Fact::HeaderVersion { api, dir: d, versions, header } if *api == a.name && *d == dir => Some((*versions, *header)),
+                Fact::HeaderVersion {
+                    api,
+                    dir: d,
+                    versions,
+                    header,
+                } if *api == a.name && *d == dir => Some((*versions, *header)),
                 _ => None,
             })
             .collect()
@@ -571,8 +652,20 @@ fn build_api(a: &Api, facts: &[Fact]) -> Result<ApiModel, ModelError> {
     Ok(ApiModel {
         name: a.name.clone(),
         key: a.key,
-        request: merge_message(&a.name, Direction::Request, &format!("{}Request", a.name), &rq, facts)?,
-        response: merge_message(&a.name, Direction::Response, &format!("{}Response", a.name), &rs, facts)?,
+        request: merge_message(
+            &a.name,
+            Direction::Request,
+            &format!("{}Request", a.name),
+            &rq,
+            facts,
+        )?,
+        response: merge_message(
+            &a.name,
+            Direction::Response,
+            &format!("{}Response", a.name),
+            &rs,
+            facts,
+        )?,
         request_header: header(Direction::Request),
         response_header: header(Direction::Response),
     })
@@ -588,7 +681,13 @@ pub fn build_header(spec: &Spec, dir: Direction) -> Result<MessageModel, ModelEr
         .iter()
         .filter_map(|b| b.header_title().filter(|t| t.0 == dir).map(|t| (t.1, b)))
         .collect();
-    merge_message(dir.as_str(), dir, &format!("{}Header", dir.as_str()), &blocks, &[])
+    merge_message(
+        dir.as_str(),
+        dir,
+        &format!("{}Header", dir.as_str()),
+        &blocks,
+        &[],
+    )
 }
 
 #[cfg(test)]
@@ -600,12 +699,18 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         Block {
             bnf: Bnf::parse(&lines).unwrap(),
-            docs: docs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            docs: docs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
         }
     }
 
     fn merge(blocks: &[Block], facts: &[Fact]) -> Result<MessageModel, ModelError> {
-        let bs: Vec<(i16, &Block)> = blocks.iter().map(|b| (b.message_title().unwrap().2, b)).collect();
+        let bs: Vec<(i16, &Block)> = blocks
+            .iter()
+            .map(|b| (b.message_title().unwrap().2, b))
+            .collect();
         merge_message("Fetch", Direction::Request, "FetchRequest", &bs, facts)
     }
 
@@ -618,13 +723,22 @@ mod tests {
         );
         let m = merge(&[v0, v1], &[]).unwrap();
         let root = m.root();
-        assert_eq!(root.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["x", "a", "topics"]);
+        assert_eq!(
+            root.fields
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>(),
+            ["x", "a", "topics"]
+        );
         assert_eq!(root.fields[0].versions, 0b10);
         assert_eq!(root.fields[1].versions, 0b11);
         assert_eq!(root.flexible, 0b10);
         assert_eq!(m.first_flexible(), Some(1));
         assert_eq!(m.structs[1].name, "FetchRequestTopic");
-        assert_eq!(root.fields[2].elem, Elem::Struct("FetchRequestTopic".into()));
+        assert_eq!(
+            root.fields[2].elem,
+            Elem::Struct("FetchRequestTopic".into())
+        );
         // STRING vs COMPACT_STRING is encoding only: one non-null Rust type
         assert_eq!(m.structs[1].fields[0].nullable, 0);
         assert_eq!(m.structs[1].fields[0].doc, "N.");
@@ -632,8 +746,14 @@ mod tests {
 
     #[test]
     fn nullable_in_any_version_makes_option_and_overlay_adds_nullability() {
-        let v0 = block("Fetch Request (Version: 0) => s [ids]\n  s => STRING\n  ids => INT32", &[]);
-        let v1 = block("Fetch Request (Version: 1) => s [ids]\n  s => NULLABLE_STRING\n  ids => INT32", &[]);
+        let v0 = block(
+            "Fetch Request (Version: 0) => s [ids]\n  s => STRING\n  ids => INT32",
+            &[],
+        );
+        let v1 = block(
+            "Fetch Request (Version: 1) => s [ids]\n  s => NULLABLE_STRING\n  ids => INT32",
+            &[],
+        );
         let facts = crate::overlay::parse("o", "nullable Fetch request ids 1+ # test\n").unwrap();
         let m = merge(&[v0, v1], &facts).unwrap();
         assert_eq!(m.root().fields[0].nullable, 0b10);
@@ -641,26 +761,49 @@ mod tests {
         assert_eq!(m.root().fields[1].nullable, 0b10);
         let bad = crate::overlay::parse("o", "nullable Fetch request nope 1+ # test\n").unwrap();
         let v0 = block("Fetch Request (Version: 0) => s\n  s => STRING", &[]);
-        assert!(merge(&[v0], &bad).unwrap_err().reason.contains("`nope` which does not exist"));
+        assert!(merge(&[v0], &bad)
+            .unwrap_err()
+            .reason
+            .contains("`nope` which does not exist"));
     }
 
     #[test]
     fn type_conflict_is_an_error_naming_the_field() {
-        let v0 = block("Fetch Request (Version: 0) => t [p]\n  t => INT32\n  p => INT8", &[]);
-        let v1 = block("Fetch Request (Version: 1) => t [p]\n  t => INT64\n  p => INT8", &[]);
+        let v0 = block(
+            "Fetch Request (Version: 0) => t [p]\n  t => INT32\n  p => INT8",
+            &[],
+        );
+        let v1 = block(
+            "Fetch Request (Version: 1) => t [p]\n  t => INT64\n  p => INT8",
+            &[],
+        );
         let e = merge(&[v0, v1], &[]).unwrap_err();
         assert_eq!(e.message, "FetchRequest");
-        assert!(e.reason.contains("field `t` changes type from INT32 (v0) to INT64 (v1)"), "{e}");
+        assert!(
+            e.reason
+                .contains("field `t` changes type from INT32 (v0) to INT64 (v1)"),
+            "{e}"
+        );
     }
 
     #[test]
     fn tagged_fields_from_the_overlay() {
         let v0 = block("Fetch Request (Version: 0) => a\n  a => INT32", &[]);
-        let v1 = block("Fetch Request (Version: 1) => a TAG_BUFFER\n  a => INT32", &[]);
-        let facts = crate::overlay::parse("o", "tagged Fetch request . 0+ tag=3 # test\n  cluster_id => COMPACT_NULLABLE_STRING\n").unwrap();
+        let v1 = block(
+            "Fetch Request (Version: 1) => a TAG_BUFFER\n  a => INT32",
+            &[],
+        );
+        let facts = crate::overlay::parse(
+            "o",
+            "tagged Fetch request . 0+ tag=3 # test\n  cluster_id => COMPACT_NULLABLE_STRING\n",
+        )
+        .unwrap();
         let m = merge(&[v0, v1], &facts).unwrap();
         let f = &m.root().fields[1];
-        assert_eq!((f.name.as_str(), f.tag, f.versions), ("cluster_id", Some(3), 0b10));
+        assert_eq!(
+            (f.name.as_str(), f.tag, f.versions),
+            ("cluster_id", Some(3), 0b10)
+        );
     }
 
     #[test]
@@ -677,6 +820,15 @@ mod tests {
         );
         let m = merge(&[v0], &[]).unwrap();
         let names: Vec<&str> = m.structs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["FetchRequest", "FetchRequestTopic", "FetchRequestTopicPartition", "FetchRequestGroup", "FetchRequestGroupPartition"]);
+        assert_eq!(
+            names,
+            [
+                "FetchRequest",
+                "FetchRequestTopic",
+                "FetchRequestTopicPartition",
+                "FetchRequestGroup",
+                "FetchRequestGroupPartition"
+            ]
+        );
     }
 }

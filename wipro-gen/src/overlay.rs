@@ -152,14 +152,19 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Fact>, OverlayError> {
             continue;
         }
         let Some((entry, reason)) = line.split_once(" # ") else {
-            return Err(err("entry needs a `# reason` naming the KIP or rule it comes from".into()));
+            return Err(err(
+                "entry needs a `# reason` naming the KIP or rule it comes from".into(),
+            ));
         };
         if reason.trim().is_empty() {
             return Err(err("empty reason".into()));
         }
         let w: Vec<&str> = entry.split_whitespace().collect();
-        let versions = |s: &str| Versions::parse(s).ok_or_else(|| err(format!("bad versions `{s}`")));
-        let dir = |s: &str| dir_of(s).ok_or_else(|| err(format!("expected `request` or `response`, found `{s}`")));
+        let versions =
+            |s: &str| Versions::parse(s).ok_or_else(|| err(format!("bad versions `{s}`")));
+        let dir = |s: &str| {
+            dir_of(s).ok_or_else(|| err(format!("expected `request` or `response`, found `{s}`")))
+        };
         let fact = match w[..] {
             ["nullable", api, d, path, v] => Fact::Nullable {
                 api: api.into(),
@@ -181,7 +186,9 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Fact>, OverlayError> {
                     Direction::Response
                 },
                 versions: versions(v)?,
-                header: h.parse().map_err(|_| err(format!("bad header version `{h}`")))?,
+                header: h
+                    .parse()
+                    .map_err(|_| err(format!("bad header version `{h}`")))?,
             },
             ["tagged", api, d, parent, v, tag] => {
                 let tag = tag
@@ -193,9 +200,15 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Fact>, OverlayError> {
                     i += 1;
                 }
                 let Some(first) = lines.get(start).filter(|_| i > start) else {
-                    return Err(err("tagged entry needs its field definition on the indented lines below".into()));
+                    return Err(err(
+                        "tagged entry needs its field definition on the indented lines below"
+                            .into(),
+                    ));
                 };
-                let (head, rhs) = first.trim_start().split_once(" =>").ok_or_else(|| err("tagged field definition has no `=>`".into()))?;
+                let (head, rhs) = first
+                    .trim_start()
+                    .split_once(" =>")
+                    .ok_or_else(|| err("tagged field definition has no `=>`".into()))?;
                 let name = head.trim_start_matches('[').trim_end_matches(']');
                 let mut bnf_lines = vec![format!("tagged => {head}"), format!("  {name} =>{rhs}")];
                 bnf_lines.extend(lines[start + 1..i].iter().map(|l| l.to_string()));
@@ -242,7 +255,15 @@ mod tests {
         );
         let facts = parse("o", text).unwrap();
         assert_eq!(facts.len(), 4);
-        let Fact::Tagged { field, tag, versions, .. } = &facts[2] else { panic!() };
+        let Fact::Tagged {
+            field,
+            tag,
+            versions,
+            ..
+        } = &facts[2]
+        else {
+            panic!()
+        };
         assert_eq!((*tag, versions.min), (0, 3));
         assert!(field.array);
         assert!(matches!(&field.ty, FieldType::Struct(s) if s.len() == 3));

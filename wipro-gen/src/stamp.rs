@@ -21,7 +21,11 @@ pub fn fnv1a(parts: &[&[u8]]) -> u64 {
 
 /// The stamp file's text for the spec files and generated files given.
 pub fn stamp_text(spec: &[&[u8]], generated: &[&[u8]]) -> String {
-    format!("spec {:016x}\ngenerated {:016x}\n", fnv1a(spec), fnv1a(generated))
+    format!(
+        "spec {:016x}\ngenerated {:016x}\n",
+        fnv1a(spec),
+        fnv1a(generated)
+    )
 }
 
 /// Reads the inputs under `root` and computes the stamp that the generated
