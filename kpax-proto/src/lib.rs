@@ -7,6 +7,7 @@
 //! - [`records`]: record batches v2, legacy message sets, compression; zero-copy iteration.
 //! - [`wire`]: primitive types (integers, strings, bytes, arrays, UUIDs, tagged fields).
 
+#[rustfmt::skip]
 pub mod generated;
 pub mod message;
 #[cfg(any(test, feature = "random"))]
