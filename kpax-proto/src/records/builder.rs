@@ -36,8 +36,10 @@ pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
 /// ```
 #[derive(Debug)]
 pub struct RecordBatchBuilder {
-    /// The reserved header, then the uncompressed records.
+    /// Whatever the caller's buffer held, then the reserved header at
+    /// `start`, then the uncompressed records.
     buf: BytesMut,
+    start: usize,
     base_offset: i64,
     partition_leader_epoch: i32,
     attributes: Attributes,
@@ -60,10 +62,22 @@ impl RecordBatchBuilder {
 
     /// As [`RecordBatchBuilder::new`], reserving room for `bytes` bytes of records.
     pub fn with_capacity(base_offset: i64, bytes: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(RECORD_BATCH_OVERHEAD + bytes);
+        Self::in_buffer(
+            base_offset,
+            BytesMut::with_capacity(RECORD_BATCH_OVERHEAD + bytes),
+        )
+    }
+
+    /// A builder that appends the batch to `buf` after what it already
+    /// holds (a request being encoded, or a recycled buffer: reusing one
+    /// saves the page faults of a fresh allocation per batch).
+    /// [`RecordBatchBuilder::finish_mut`] returns the whole buffer.
+    pub fn in_buffer(base_offset: i64, mut buf: BytesMut) -> Self {
+        let start = buf.len();
         buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
         RecordBatchBuilder {
             buf,
+            start,
             base_offset,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
             attributes: Attributes::default(),
@@ -130,7 +144,7 @@ impl RecordBatchBuilder {
 
     /// The batch's size so far, before compression.
     pub fn uncompressed_size(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// Appends a record at the next offset (offset delta one more than the
@@ -260,15 +274,35 @@ impl RecordBatchBuilder {
         let body_len_i32 = i32::try_from(body_len).map_err(|_| RecordsError::Overflow {
             what: "record length",
         })?;
+        // The fixed fields go through one small stack buffer: one copy
+        // into the batch instead of one per field.
+        let mut scratch = [0u8; 32];
+        let mut w: &mut [u8] = &mut scratch;
+        put_varint(&mut w, body_len_i32);
+        w.put_u8(0); // record attributes: unused
+        put_varlong(&mut w, timestamp_delta);
+        put_varint(&mut w, offset_delta);
+        put_len(&mut w, key);
+        let used = 32 - w.len();
         let buf = &mut self.buf;
         buf.reserve(body_len + 5);
-        put_varint(buf, body_len_i32);
-        buf.put_u8(0); // record attributes: unused
-        put_varlong(buf, timestamp_delta);
-        put_varint(buf, offset_delta);
-        put_bytes(buf, key);
-        put_bytes(buf, value);
-        put_varint(buf, header_count);
+        buf.put_slice(&scratch[..used]);
+        if let Some(key) = key {
+            buf.put_slice(key);
+        }
+        let mut scratch = [0u8; 10];
+        let mut w: &mut [u8] = &mut scratch;
+        put_len(&mut w, value);
+        let used = 10 - w.len();
+        buf.put_slice(&scratch[..used]);
+        if let Some(value) = value {
+            buf.put_slice(value);
+        }
+        if header_count == 0 {
+            buf.put_u8(0);
+        } else {
+            put_varint(buf, header_count);
+        }
         write_headers(buf);
         self.max_timestamp = self.max_timestamp.max(timestamp);
         self.last_offset_delta = Some(offset_delta);
@@ -287,7 +321,8 @@ impl RecordBatchBuilder {
         self.finish_mut().map(BytesMut::freeze)
     }
 
-    /// As [`RecordBatchBuilder::finish`], returning the mutable buffer.
+    /// As [`RecordBatchBuilder::finish`], returning the mutable buffer
+    /// (with whatever it held before, for [`RecordBatchBuilder::in_buffer`]).
     ///
     /// # Errors
     /// As [`RecordBatchBuilder::finish`].
@@ -297,20 +332,21 @@ impl RecordBatchBuilder {
                 "a batch needs at least one record",
             ));
         };
-        let mut buf = if self.compression == Compression::None {
-            self.buf
-        } else {
-            let records = &self.buf[RECORD_BATCH_OVERHEAD..];
-            let mut out = BytesMut::with_capacity(RECORD_BATCH_OVERHEAD + records.len() / 2 + 64);
-            out.put_bytes(0, RECORD_BATCH_OVERHEAD);
-            compression::compress(self.compression, 2, records, &mut out)?;
-            out
-        };
-        let batch_length =
-            i32::try_from(buf.len() - LOG_OVERHEAD).map_err(|_| RecordsError::Overflow {
+        let start = self.start;
+        let mut buf = self.buf;
+        if self.compression != Compression::None {
+            let records_at = start + RECORD_BATCH_OVERHEAD;
+            let mut out = BytesMut::with_capacity((buf.len() - records_at) / 2 + 64);
+            compression::compress(self.compression, 2, &buf[records_at..], &mut out)?;
+            buf.truncate(records_at);
+            buf.extend_from_slice(&out);
+        }
+        let batch_length = i32::try_from(buf.len() - start - LOG_OVERHEAD).map_err(|_| {
+            RecordsError::Overflow {
                 what: "batch length",
-            })?;
-        let mut h = &mut buf[..RECORD_BATCH_OVERHEAD];
+            }
+        })?;
+        let mut h = &mut buf[start..start + RECORD_BATCH_OVERHEAD];
         h.put_i64(self.base_offset);
         h.put_i32(batch_length);
         h.put_i32(self.partition_leader_epoch);
@@ -324,8 +360,8 @@ impl RecordBatchBuilder {
         h.put_i16(self.producer_epoch);
         h.put_i32(self.base_sequence);
         h.put_i32(self.record_count);
-        let crc = crc32c::crc32c(&buf[CRC_START..]);
-        buf[CRC_OFFSET..CRC_START].copy_from_slice(&crc.to_be_bytes());
+        let crc = crc32c::crc32c(&buf[start + CRC_START..]);
+        buf[start + CRC_OFFSET..start + CRC_START].copy_from_slice(&crc.to_be_bytes());
         Ok(buf)
     }
 
@@ -370,6 +406,12 @@ fn bytes_len(b: Option<&[u8]>) -> Result<usize, RecordsError> {
             Ok(varint_len(n) + b.len())
         }
     }
+}
+
+/// Writes the varint length of a nullable byte string (-1 for null).
+#[inline(always)]
+fn put_len(buf: &mut impl BufMut, b: Option<&[u8]>) {
+    put_varint(buf, b.map_or(-1, |b| b.len() as i32));
 }
 
 #[inline]

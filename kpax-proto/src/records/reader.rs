@@ -59,7 +59,7 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn i8(&mut self, what: &'static str) -> Result<i8, RecordsError> {
         Ok(self.array::<1>(what)?[0] as i8)
     }
@@ -84,68 +84,77 @@ impl<'a> Reader<'a> {
         Ok(i64::from_be_bytes(self.array(what)?))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn varint(&mut self, what: &'static str) -> Result<i32, RecordsError> {
-        match varint::read_varint(&self.data[self.pos..]) {
+        match varint::read_varint(self.data.get(self.pos..).unwrap_or_default()) {
             Ok((v, n)) => {
                 self.pos += n;
                 Ok(v)
             }
-            Err(source) => Err(RecordsError::BadVarint {
-                what,
-                offset: self.offset(),
-                source,
-            }),
+            Err(source) => Err(self.bad_varint(what, source)),
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn varlong(&mut self, what: &'static str) -> Result<i64, RecordsError> {
-        match varint::read_varlong(&self.data[self.pos..]) {
+        match varint::read_varlong(self.data.get(self.pos..).unwrap_or_default()) {
             Ok((v, n)) => {
                 self.pos += n;
                 Ok(v)
             }
-            Err(source) => Err(RecordsError::BadVarint {
+            Err(source) => Err(self.bad_varint(what, source)),
+        }
+    }
+
+    // Error construction stays out of the hot loops.
+    #[cold]
+    #[inline(never)]
+    fn bad_varint(&self, what: &'static str, source: varint::VarintError) -> RecordsError {
+        RecordsError::BadVarint {
+            what,
+            offset: self.offset(),
+            source,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_length(&self, what: &'static str, len: i64, len_offset: usize) -> RecordsError {
+        if len < 0 {
+            RecordsError::BadLength {
+                what,
+                offset: len_offset,
+                value: len,
+            }
+        } else {
+            RecordsError::LengthPastEnd {
                 what,
                 offset: self.offset(),
-                source,
-            }),
+                length: len as usize,
+                available: self.remaining(),
+            }
         }
     }
 
     /// Reads `len` bytes where `len` came from the input: -1 is null, other
     /// negatives are errors, and a length past the end is
     /// [`RecordsError::LengthPastEnd`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn nullable_bytes(
         &mut self,
         len: i64,
         what: &'static str,
         len_offset: usize,
     ) -> Result<Option<&'a [u8]>, RecordsError> {
-        if len < 0 {
-            if len == -1 {
-                return Ok(None);
-            }
-            return Err(RecordsError::BadLength {
-                what,
-                offset: len_offset,
-                value: len,
-            });
+        if len >= 0 && len as u64 <= self.remaining() as u64 {
+            let s = &self.data[self.pos..self.pos + len as usize];
+            self.pos += len as usize;
+            Ok(Some(s))
+        } else if len == -1 {
+            Ok(None)
+        } else {
+            Err(self.bad_length(what, len, len_offset))
         }
-        let remaining = self.remaining();
-        if len as u64 > remaining as u64 {
-            return Err(RecordsError::LengthPastEnd {
-                what,
-                offset: self.offset(),
-                length: len as usize,
-                available: remaining,
-            });
-        }
-        let s = &self.data[self.pos..self.pos + len as usize];
-        self.pos += len as usize;
-        Ok(Some(s))
     }
 }
 

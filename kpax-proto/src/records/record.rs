@@ -166,7 +166,7 @@ fn read_header<'a>(r: &mut Reader<'a>) -> Result<HeaderRef<'a>, RecordsError> {
 }
 
 /// Reads one record at the reader's position and moves past it.
-#[inline]
+#[inline(always)]
 pub(crate) fn read_record<'a>(
     r: &mut Reader<'a>,
     ctx: &RecordContext,

@@ -600,6 +600,23 @@ fn decompression_is_bounded() {
 }
 
 #[test]
+fn in_buffer_appends_after_existing_content() {
+    let records = sample_records(0, true);
+    for codec in enabled_codecs() {
+        let alone = build_v2(&records, 0, codec);
+        let mut buf = BytesMut::new();
+        buf.put_slice(b"request header");
+        let mut builder = RecordBatchBuilder::in_buffer(0, buf).compression(codec);
+        for r in &records {
+            builder.append_record(r).unwrap();
+        }
+        let out = builder.finish_mut().unwrap();
+        assert_eq!(&out[..14], b"request header");
+        assert_eq!(&out[14..], &alone[..], "{codec}");
+    }
+}
+
+#[test]
 fn builder_rejects_bad_input() {
     assert!(matches!(
         RecordBatchBuilder::new(0).finish(),
