@@ -15,7 +15,7 @@ impl Rand {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -25,47 +25,47 @@ impl Rand {
 
     /// A random boolean.
     pub fn bool(&mut self) -> bool {
-        self.next() & 1 == 1
+        self.u64() & 1 == 1
     }
 
     /// A random collection length, 0 to 3.
-    pub fn len(&mut self) -> usize {
-        (self.next() % 4) as usize
+    pub fn count(&mut self) -> usize {
+        (self.u64() % 4) as usize
     }
 
     /// A finite random float.
     pub fn f64(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 1e6
+        (self.u64() >> 11) as f64 / (1u64 << 53) as f64 * 1e6
     }
 
     /// A random UUID.
     pub fn uuid(&mut self) -> Uuid {
         let mut u = [0u8; 16];
-        u[..8].copy_from_slice(&self.next().to_be_bytes());
-        u[8..].copy_from_slice(&self.next().to_be_bytes());
+        u[..8].copy_from_slice(&self.u64().to_be_bytes());
+        u[8..].copy_from_slice(&self.u64().to_be_bytes());
         Uuid(u)
     }
 
     /// A short random string, sometimes with non-ASCII characters.
     pub fn string(&mut self) -> StrBytes {
         const WORDS: [&str; 6] = ["", "topic", "grüße", "a-b_c.d", "消息", "x"];
-        let n = self.len();
-        let s: Vec<&str> = (0..n).map(|_| WORDS[(self.next() % 6) as usize]).collect();
+        let n = self.count();
+        let s: Vec<&str> = (0..n).map(|_| WORDS[(self.u64() % 6) as usize]).collect();
         StrBytes::from(s.join("-"))
     }
 
     /// Short random bytes.
     pub fn bytes(&mut self) -> Bytes {
-        let n = (self.next() % 24) as usize;
-        Bytes::from((0..n).map(|_| self.next() as u8).collect::<Vec<u8>>())
+        let n = (self.u64() % 24) as usize;
+        Bytes::from((0..n).map(|_| self.u64() as u8).collect::<Vec<u8>>())
     }
 
     /// Zero to two unknown tagged fields with tags no spec field uses.
     pub fn unknown_tagged_fields(&mut self) -> Vec<RawTaggedField> {
-        let n = self.next() % 3;
+        let n = self.u64() % 3;
         (0..n)
             .map(|i| RawTaggedField {
-                tag: 1000 + 10 * i as u32 + (self.next() % 10) as u32,
+                tag: 1000 + 10 * i as u32 + (self.u64() % 10) as u32,
                 data: self.bytes(),
             })
             .collect()

@@ -27,7 +27,7 @@ pub fn field_ident(name: &str) -> Ident {
 /// The module name of an API: `DescribeConfigs` -> `describe_configs`.
 pub fn module_name(api: &str) -> String {
     let mut s = String::new();
-    for (i, c) in api.chars().enumerate() {
+    for (i, c) in api.char_indices() {
         if c.is_ascii_uppercase() {
             let prev_lower = api[..i]
                 .chars()
@@ -46,6 +46,12 @@ pub fn module_name(api: &str) -> String {
         }
     }
     s
+}
+
+/// Doc attributes, one per line, so that prettyplease prints `///` lines.
+fn doc_attrs(text: &str) -> TokenStream {
+    let lines = text.split('\n').map(|l| if l.is_empty() || l.starts_with(' ') { l.to_string() } else { format!(" {l}") });
+    quote!(#(#[doc = #lines])*)
 }
 
 fn base_type(b: Base) -> TokenStream {
@@ -365,12 +371,12 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
 fn random_prim(token: &str) -> TokenStream {
     match token {
         "BOOLEAN" => quote!(rng.bool()),
-        "INT8" => quote!(rng.next() as i8),
-        "INT16" => quote!(rng.next() as i16),
-        "INT32" => quote!(rng.next() as i32),
-        "INT64" => quote!(rng.next() as i64),
-        "UINT16" => quote!(rng.next() as u16),
-        "UINT32" => quote!(rng.next() as u32),
+        "INT8" => quote!(rng.u64() as i8),
+        "INT16" => quote!(rng.u64() as i16),
+        "INT32" => quote!(rng.u64() as i32),
+        "INT64" => quote!(rng.u64() as i64),
+        "UINT16" => quote!(rng.u64() as u16),
+        "UINT32" => quote!(rng.u64() as u32),
         "FLOAT64" => quote!(rng.f64()),
         "UUID" => quote!(rng.uuid()),
         t if t.contains("STRING") => quote!(rng.string()),
@@ -400,7 +406,7 @@ fn random_value(f: &FieldModel, var: &Variant) -> TokenStream {
         }
     };
     let v = if f.array {
-        quote!((0..rng.len()).map(|_| #elem).collect())
+        quote!((0..rng.count()).map(|_| #elem).collect())
     } else {
         elem
     };
@@ -478,7 +484,8 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
                 .collect();
             d.push_str(&format!(" Nullable: {}.", nr.join(", ")));
         }
-        fields.push(quote!(#[doc = #d] pub #id: #ty,));
+        let d = doc_attrs(&d);
+        fields.push(quote!(#d pub #id: #ty,));
         let dflt = default_expr(f);
         defaults.push(quote!(#id: #dflt,));
         let with = format_ident!("with_{}", f.name);

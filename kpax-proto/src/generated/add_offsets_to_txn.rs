@@ -10,21 +10,21 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddOffsetsToTxnRequest {
-    /** The transactional id corresponding to the transaction.
-
- Versions: 0+.*/
+    /// The transactional id corresponding to the transaction.
+    ///
+    /// Versions: 0+.
     pub transactional_id: StrBytes,
-    /** Current producer id in use by the transactional id.
-
- Versions: 0+.*/
+    /// Current producer id in use by the transactional id.
+    ///
+    /// Versions: 0+.
     pub producer_id: i64,
-    /** Current epoch associated with the producer id.
-
- Versions: 0+.*/
+    /// Current epoch associated with the producer id.
+    ///
+    /// Versions: 0+.
     pub producer_epoch: i16,
-    /** The unique group identifier.
-
- Versions: 0+.*/
+    /// The unique group identifier.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -175,14 +175,14 @@ impl AddOffsetsToTxnRequest {
             this.transactional_id = rng.string();
         }
         if version <= 2i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         } else if version >= 3i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         }
         if version <= 2i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         }
         if version <= 2i16 {
             this.group_id = rng.string();
@@ -210,13 +210,13 @@ impl Message for AddOffsetsToTxnRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddOffsetsToTxnResponse {
-    /** Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The response error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The response error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -322,14 +322,14 @@ impl AddOffsetsToTxnResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,25 +10,25 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnRequest {
-    /** List of transactions to add partitions to.
-
- Versions: 4+.*/
+    /// List of transactions to add partitions to.
+    ///
+    /// Versions: 4+.
     pub transactions: Vec<AddPartitionsToTxnRequestTransaction>,
-    /** The transactional id corresponding to the transaction.
-
- Versions: 0-3.*/
+    /// The transactional id corresponding to the transaction.
+    ///
+    /// Versions: 0-3.
     pub v3_and_below_transactional_id: StrBytes,
-    /** Current producer id in use by the transactional id.
-
- Versions: 0-3.*/
+    /// Current producer id in use by the transactional id.
+    ///
+    /// Versions: 0-3.
     pub v3_and_below_producer_id: i64,
-    /** Current epoch associated with the producer id.
-
- Versions: 0-3.*/
+    /// Current epoch associated with the producer id.
+    ///
+    /// Versions: 0-3.
     pub v3_and_below_producer_epoch: i16,
-    /** The partitions to add to the transaction.
-
- Versions: 0-3.*/
+    /// The partitions to add to the transaction.
+    ///
+    /// Versions: 0-3.
     pub v3_and_below_topics: Vec<AddPartitionsToTxnRequestV3AndBelowTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -337,7 +337,7 @@ impl AddPartitionsToTxnRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 4i16 {
-            this.transactions = (0..rng.len())
+            this.transactions = (0..rng.count())
                 .map(|_| AddPartitionsToTxnRequestTransaction::random(rng, version))
                 .collect();
         }
@@ -347,21 +347,21 @@ impl AddPartitionsToTxnRequest {
             this.v3_and_below_transactional_id = rng.string();
         }
         if version <= 2i16 {
-            this.v3_and_below_producer_id = rng.next() as i64;
+            this.v3_and_below_producer_id = rng.u64() as i64;
         } else if version == 3i16 {
-            this.v3_and_below_producer_id = rng.next() as i64;
+            this.v3_and_below_producer_id = rng.u64() as i64;
         }
         if version <= 2i16 {
-            this.v3_and_below_producer_epoch = rng.next() as i16;
+            this.v3_and_below_producer_epoch = rng.u64() as i16;
         } else if version == 3i16 {
-            this.v3_and_below_producer_epoch = rng.next() as i16;
+            this.v3_and_below_producer_epoch = rng.u64() as i16;
         }
         if version <= 2i16 {
-            this.v3_and_below_topics = (0..rng.len())
+            this.v3_and_below_topics = (0..rng.count())
                 .map(|_| AddPartitionsToTxnRequestV3AndBelowTopic::random(rng, version))
                 .collect();
         } else if version == 3i16 {
-            this.v3_and_below_topics = (0..rng.len())
+            this.v3_and_below_topics = (0..rng.count())
                 .map(|_| AddPartitionsToTxnRequestV3AndBelowTopic::random(rng, version))
                 .collect();
         }
@@ -375,25 +375,25 @@ impl AddPartitionsToTxnRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnRequestTransaction {
-    /** The transactional id corresponding to the transaction.
-
- Versions: 4+.*/
+    /// The transactional id corresponding to the transaction.
+    ///
+    /// Versions: 4+.
     pub transactional_id: StrBytes,
-    /** Current producer id in use by the transactional id.
-
- Versions: 4+.*/
+    /// Current producer id in use by the transactional id.
+    ///
+    /// Versions: 4+.
     pub producer_id: i64,
-    /** Current epoch associated with the producer id.
-
- Versions: 4+.*/
+    /// Current epoch associated with the producer id.
+    ///
+    /// Versions: 4+.
     pub producer_epoch: i16,
-    /** Boolean to signify if we want to check if the partition is in the transaction rather than add it.
-
- Versions: 4+.*/
+    /// Boolean to signify if we want to check if the partition is in the transaction rather than add it.
+    ///
+    /// Versions: 4+.
     pub verify_only: bool,
-    /** The partitions to add to the transaction.
-
- Versions: 4+.*/
+    /// The partitions to add to the transaction.
+    ///
+    /// Versions: 4+.
     pub topics: Vec<AddPartitionsToTxnRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -590,16 +590,16 @@ impl AddPartitionsToTxnRequestTransaction {
             this.transactional_id = rng.string();
         }
         if version >= 4i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         }
         if version >= 4i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         }
         if version >= 4i16 {
             this.verify_only = rng.bool();
         }
         if version >= 4i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| AddPartitionsToTxnRequestTopic::random(rng, version))
                 .collect();
         }
@@ -613,13 +613,13 @@ impl AddPartitionsToTxnRequestTransaction {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnRequestTopic {
-    /** The name of the topic.
-
- Versions: 4+.*/
+    /// The name of the topic.
+    ///
+    /// Versions: 4+.
     pub name: StrBytes,
-    /** The partition indexes to add to the transaction
-
- Versions: 4+.*/
+    /// The partition indexes to add to the transaction
+    ///
+    /// Versions: 4+.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -750,7 +750,7 @@ impl AddPartitionsToTxnRequestTopic {
             this.name = rng.string();
         }
         if version >= 4i16 {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -762,13 +762,13 @@ impl AddPartitionsToTxnRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnRequestV3AndBelowTopic {
-    /** The name of the topic.
-
- Versions: 0-3.*/
+    /// The name of the topic.
+    ///
+    /// Versions: 0-3.
     pub name: StrBytes,
-    /** The partition indexes to add to the transaction
-
- Versions: 0-3.*/
+    /// The partition indexes to add to the transaction
+    ///
+    /// Versions: 0-3.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -940,9 +940,9 @@ impl AddPartitionsToTxnRequestV3AndBelowTopic {
             this.name = rng.string();
         }
         if version <= 2i16 {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version == 3i16 {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version == 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -965,21 +965,21 @@ impl Message for AddPartitionsToTxnRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnResponse {
-    /** Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The response top level error code.
-
- Versions: 4+.*/
+    /// The response top level error code.
+    ///
+    /// Versions: 4+.
     pub error_code: i16,
-    /** Results categorized by transactional ID.
-
- Versions: 4+.*/
+    /// Results categorized by transactional ID.
+    ///
+    /// Versions: 4+.
     pub results_by_transaction: Vec<AddPartitionsToTxnResponseResultsByTransaction>,
-    /** The results for each topic.
-
- Versions: 0-3.*/
+    /// The results for each topic.
+    ///
+    /// Versions: 0-3.
     pub results_by_topic_v3_and_below: Vec<
         AddPartitionsToTxnResponseResultsByTopicV3AndBelow,
     >,
@@ -1250,15 +1250,15 @@ impl AddPartitionsToTxnResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 4i16 {
-            this.results_by_transaction = (0..rng.len())
+            this.results_by_transaction = (0..rng.count())
                 .map(|_| AddPartitionsToTxnResponseResultsByTransaction::random(
                     rng,
                     version,
@@ -1266,14 +1266,14 @@ impl AddPartitionsToTxnResponse {
                 .collect();
         }
         if version <= 2i16 {
-            this.results_by_topic_v3_and_below = (0..rng.len())
+            this.results_by_topic_v3_and_below = (0..rng.count())
                 .map(|_| AddPartitionsToTxnResponseResultsByTopicV3AndBelow::random(
                     rng,
                     version,
                 ))
                 .collect();
         } else if version == 3i16 {
-            this.results_by_topic_v3_and_below = (0..rng.len())
+            this.results_by_topic_v3_and_below = (0..rng.count())
                 .map(|_| AddPartitionsToTxnResponseResultsByTopicV3AndBelow::random(
                     rng,
                     version,
@@ -1290,13 +1290,13 @@ impl AddPartitionsToTxnResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnResponseResultsByTransaction {
-    /** The transactional id corresponding to the transaction.
-
- Versions: 4+.*/
+    /// The transactional id corresponding to the transaction.
+    ///
+    /// Versions: 4+.
     pub transactional_id: StrBytes,
-    /** The results for each topic.
-
- Versions: 4+.*/
+    /// The results for each topic.
+    ///
+    /// Versions: 4+.
     pub topic_results: Vec<AddPartitionsToTxnResponseTopicResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1439,7 +1439,7 @@ impl AddPartitionsToTxnResponseResultsByTransaction {
             this.transactional_id = rng.string();
         }
         if version >= 4i16 {
-            this.topic_results = (0..rng.len())
+            this.topic_results = (0..rng.count())
                 .map(|_| AddPartitionsToTxnResponseTopicResult::random(rng, version))
                 .collect();
         }
@@ -1453,13 +1453,13 @@ impl AddPartitionsToTxnResponseResultsByTransaction {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnResponseTopicResult {
-    /** The topic name.
-
- Versions: 4+.*/
+    /// The topic name.
+    ///
+    /// Versions: 4+.
     pub name: StrBytes,
-    /** The results for each partition
-
- Versions: 4+.*/
+    /// The results for each partition
+    ///
+    /// Versions: 4+.
     pub results_by_partition: Vec<
         AddPartitionsToTxnResponseTopicResultResultsByPartition,
     >,
@@ -1607,7 +1607,7 @@ impl AddPartitionsToTxnResponseTopicResult {
             this.name = rng.string();
         }
         if version >= 4i16 {
-            this.results_by_partition = (0..rng.len())
+            this.results_by_partition = (0..rng.count())
                 .map(|_| AddPartitionsToTxnResponseTopicResultResultsByPartition::random(
                     rng,
                     version,
@@ -1624,13 +1624,13 @@ impl AddPartitionsToTxnResponseTopicResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnResponseTopicResultResultsByPartition {
-    /** The partition indexes.
-
- Versions: 4+.*/
+    /// The partition indexes.
+    ///
+    /// Versions: 4+.
     pub partition_index: i32,
-    /** The response error code.
-
- Versions: 4+.*/
+    /// The response error code.
+    ///
+    /// Versions: 4+.
     pub partition_error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1736,10 +1736,10 @@ impl AddPartitionsToTxnResponseTopicResultResultsByPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 4i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version >= 4i16 {
-            this.partition_error_code = rng.next() as i16;
+            this.partition_error_code = rng.u64() as i16;
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1751,13 +1751,13 @@ impl AddPartitionsToTxnResponseTopicResultResultsByPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnResponseResultsByTopicV3AndBelow {
-    /** The topic name.
-
- Versions: 0-3.*/
+    /// The topic name.
+    ///
+    /// Versions: 0-3.
     pub name: StrBytes,
-    /** The results for each partition
-
- Versions: 0-3.*/
+    /// The results for each partition
+    ///
+    /// Versions: 0-3.
     pub results_by_partition: Vec<
         AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition,
     >,
@@ -1948,14 +1948,14 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelow {
             this.name = rng.string();
         }
         if version <= 2i16 {
-            this.results_by_partition = (0..rng.len())
+            this.results_by_partition = (0..rng.count())
                 .map(|_| AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition::random(
                     rng,
                     version,
                 ))
                 .collect();
         } else if version == 3i16 {
-            this.results_by_partition = (0..rng.len())
+            this.results_by_partition = (0..rng.count())
                 .map(|_| AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition::random(
                     rng,
                     version,
@@ -1972,13 +1972,13 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelow {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
-    /** The partition indexes.
-
- Versions: 0-3.*/
+    /// The partition indexes.
+    ///
+    /// Versions: 0-3.
     pub partition_index: i32,
-    /** The response error code.
-
- Versions: 0-3.*/
+    /// The response error code.
+    ///
+    /// Versions: 0-3.
     pub partition_error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2094,14 +2094,14 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version == 3i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 2i16 {
-            this.partition_error_code = rng.next() as i16;
+            this.partition_error_code = rng.u64() as i16;
         } else if version == 3i16 {
-            this.partition_error_code = rng.next() as i16;
+            this.partition_error_code = rng.u64() as i16;
         }
         if version == 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

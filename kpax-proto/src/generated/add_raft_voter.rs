@@ -10,25 +10,25 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddRaftVoterRequest {
-    /**
-
- Versions: 0+. Nullable: 0+.*/
+    ///
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub cluster_id: Option<StrBytes>,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub timeout_ms: i32,
-    /** The replica id of the voter getting added to the topic partition
-
- Versions: 0+.*/
+    /// The replica id of the voter getting added to the topic partition
+    ///
+    /// Versions: 0+.
     pub voter_id: i32,
-    /** The directory id of the voter getting added to the topic partition
-
- Versions: 0+.*/
+    /// The directory id of the voter getting added to the topic partition
+    ///
+    /// Versions: 0+.
     pub voter_directory_id: Uuid,
-    /** The endpoints that can be used to communicate with the voter
-
- Versions: 0+.*/
+    /// The endpoints that can be used to communicate with the voter
+    ///
+    /// Versions: 0+.
     pub listeners: Vec<AddRaftVoterRequestListener>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -155,10 +155,10 @@ impl AddRaftVoterRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.cluster_id = if rng.bool() { None } else { Some(rng.string()) };
-        this.timeout_ms = rng.next() as i32;
-        this.voter_id = rng.next() as i32;
+        this.timeout_ms = rng.u64() as i32;
+        this.voter_id = rng.u64() as i32;
         this.voter_directory_id = rng.uuid();
-        this.listeners = (0..rng.len())
+        this.listeners = (0..rng.count())
             .map(|_| AddRaftVoterRequestListener::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -169,17 +169,17 @@ impl AddRaftVoterRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddRaftVoterRequestListener {
-    /** The name of the endpoint
-
- Versions: 0+.*/
+    /// The name of the endpoint
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The hostname
-
- Versions: 0+.*/
+    /// The hostname
+    ///
+    /// Versions: 0+.
     pub host: StrBytes,
-    /** The port
-
- Versions: 0+.*/
+    /// The port
+    ///
+    /// Versions: 0+.
     pub port: u16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -258,7 +258,7 @@ impl AddRaftVoterRequestListener {
         let mut this = Self::default();
         this.name = rng.string();
         this.host = rng.string();
-        this.port = rng.next() as u16;
+        this.port = rng.u64() as u16;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -278,17 +278,17 @@ impl Message for AddRaftVoterRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AddRaftVoterResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -376,8 +376,8 @@ impl AddRaftVoterResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

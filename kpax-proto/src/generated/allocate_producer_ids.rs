@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AllocateProducerIdsRequest {
-    /** The ID of the requesting broker
-
- Versions: 0+.*/
+    /// The ID of the requesting broker
+    ///
+    /// Versions: 0+.
     pub broker_id: i32,
-    /** The epoch of the requesting broker
-
- Versions: 0+.*/
+    /// The epoch of the requesting broker
+    ///
+    /// Versions: 0+.
     pub broker_epoch: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -94,8 +94,8 @@ impl AllocateProducerIdsRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.broker_id = rng.next() as i32;
-        this.broker_epoch = rng.next() as i64;
+        this.broker_id = rng.u64() as i32;
+        this.broker_epoch = rng.u64() as i64;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -115,21 +115,21 @@ impl Message for AllocateProducerIdsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AllocateProducerIdsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The top level response error code
-
- Versions: 0+.*/
+    /// The top level response error code
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The first producer ID in this range, inclusive
-
- Versions: 0+.*/
+    /// The first producer ID in this range, inclusive
+    ///
+    /// Versions: 0+.
     pub producer_id_start: i64,
-    /** The number of producer IDs in this range
-
- Versions: 0+.*/
+    /// The number of producer IDs in this range
+    ///
+    /// Versions: 0+.
     pub producer_id_len: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -225,10 +225,10 @@ impl AllocateProducerIdsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
-        this.producer_id_start = rng.next() as i64;
-        this.producer_id_len = rng.next() as i32;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
+        this.producer_id_start = rng.u64() as i64;
+        this.producer_id_len = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

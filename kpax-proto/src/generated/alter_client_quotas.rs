@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterClientQuotasRequest {
-    /** The quota configuration entries to alter.
-
- Versions: 0+.*/
+    /// The quota configuration entries to alter.
+    ///
+    /// Versions: 0+.
     pub entries: Vec<AlterClientQuotasRequestEntry>,
-    /** Whether the alteration should be validated, but not performed.
-
- Versions: 0+.*/
+    /// Whether the alteration should be validated, but not performed.
+    ///
+    /// Versions: 0+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -164,11 +164,11 @@ impl AlterClientQuotasRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.entries = (0..rng.len())
+            this.entries = (0..rng.count())
                 .map(|_| AlterClientQuotasRequestEntry::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.entries = (0..rng.len())
+            this.entries = (0..rng.count())
                 .map(|_| AlterClientQuotasRequestEntry::random(rng, version))
                 .collect();
         }
@@ -187,13 +187,13 @@ impl AlterClientQuotasRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterClientQuotasRequestEntry {
-    /** The quota entity to alter.
-
- Versions: 0+.*/
+    /// The quota entity to alter.
+    ///
+    /// Versions: 0+.
     pub entity: Vec<AlterClientQuotasRequestEntity>,
-    /** An individual quota configuration entry to alter.
-
- Versions: 0+.*/
+    /// An individual quota configuration entry to alter.
+    ///
+    /// Versions: 0+.
     pub ops: Vec<AlterClientQuotasRequestOp>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -375,20 +375,20 @@ impl AlterClientQuotasRequestEntry {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.entity = (0..rng.len())
+            this.entity = (0..rng.count())
                 .map(|_| AlterClientQuotasRequestEntity::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.entity = (0..rng.len())
+            this.entity = (0..rng.count())
                 .map(|_| AlterClientQuotasRequestEntity::random(rng, version))
                 .collect();
         }
         if version <= 0i16 {
-            this.ops = (0..rng.len())
+            this.ops = (0..rng.count())
                 .map(|_| AlterClientQuotasRequestOp::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.ops = (0..rng.len())
+            this.ops = (0..rng.count())
                 .map(|_| AlterClientQuotasRequestOp::random(rng, version))
                 .collect();
         }
@@ -402,13 +402,13 @@ impl AlterClientQuotasRequestEntry {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterClientQuotasRequestEntity {
-    /** The entity type.
-
- Versions: 0+.*/
+    /// The entity type.
+    ///
+    /// Versions: 0+.
     pub entity_type: StrBytes,
-    /** The name of the entity, or null if the default.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The name of the entity, or null if the default.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub entity_name: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -527,17 +527,17 @@ impl AlterClientQuotasRequestEntity {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterClientQuotasRequestOp {
-    /** The quota configuration key.
-
- Versions: 0+.*/
+    /// The quota configuration key.
+    ///
+    /// Versions: 0+.
     pub key: StrBytes,
-    /** The value to set, otherwise ignored if the value is to be removed.
-
- Versions: 0+.*/
+    /// The value to set, otherwise ignored if the value is to be removed.
+    ///
+    /// Versions: 0+.
     pub value: f64,
-    /** Whether the quota configuration value should be removed, otherwise set.
-
- Versions: 0+.*/
+    /// Whether the quota configuration value should be removed, otherwise set.
+    ///
+    /// Versions: 0+.
     pub remove: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -683,13 +683,13 @@ impl Message for AlterClientQuotasRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterClientQuotasResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The quota configuration entries to alter.
-
- Versions: 0+.*/
+    /// The quota configuration entries to alter.
+    ///
+    /// Versions: 0+.
     pub entries: Vec<AlterClientQuotasResponseEntry>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -839,16 +839,16 @@ impl AlterClientQuotasResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 0i16 {
-            this.entries = (0..rng.len())
+            this.entries = (0..rng.count())
                 .map(|_| AlterClientQuotasResponseEntry::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.entries = (0..rng.len())
+            this.entries = (0..rng.count())
                 .map(|_| AlterClientQuotasResponseEntry::random(rng, version))
                 .collect();
         }
@@ -862,17 +862,17 @@ impl AlterClientQuotasResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterClientQuotasResponseEntry {
-    /** The error code, or `0` if the quota alteration succeeded.
-
- Versions: 0+.*/
+    /// The error code, or `0` if the quota alteration succeeded.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or `null` if the quota alteration succeeded.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or `null` if the quota alteration succeeded.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The quota entity to alter.
-
- Versions: 0+.*/
+    /// The quota entity to alter.
+    ///
+    /// Versions: 0+.
     pub entity: Vec<AlterClientQuotasResponseEntity>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1036,9 +1036,9 @@ impl AlterClientQuotasResponseEntry {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 0i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -1046,11 +1046,11 @@ impl AlterClientQuotasResponseEntry {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 0i16 {
-            this.entity = (0..rng.len())
+            this.entity = (0..rng.count())
                 .map(|_| AlterClientQuotasResponseEntity::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.entity = (0..rng.len())
+            this.entity = (0..rng.count())
                 .map(|_| AlterClientQuotasResponseEntity::random(rng, version))
                 .collect();
         }
@@ -1064,13 +1064,13 @@ impl AlterClientQuotasResponseEntry {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterClientQuotasResponseEntity {
-    /** The entity type.
-
- Versions: 0+.*/
+    /// The entity type.
+    ///
+    /// Versions: 0+.
     pub entity_type: StrBytes,
-    /** The name of the entity, or null if the default.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The name of the entity, or null if the default.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub entity_name: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterConfigsRequest {
-    /** The updates for each resource.
-
- Versions: 0+.*/
+    /// The updates for each resource.
+    ///
+    /// Versions: 0+.
     pub resources: Vec<AlterConfigsRequestResource>,
-    /** True if we should validate the request, but not change the configurations.
-
- Versions: 0+.*/
+    /// True if we should validate the request, but not change the configurations.
+    ///
+    /// Versions: 0+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -164,11 +164,11 @@ impl AlterConfigsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.resources = (0..rng.len())
+            this.resources = (0..rng.count())
                 .map(|_| AlterConfigsRequestResource::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.resources = (0..rng.len())
+            this.resources = (0..rng.count())
                 .map(|_| AlterConfigsRequestResource::random(rng, version))
                 .collect();
         }
@@ -187,17 +187,17 @@ impl AlterConfigsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterConfigsRequestResource {
-    /** The resource type.
-
- Versions: 0+.*/
+    /// The resource type.
+    ///
+    /// Versions: 0+.
     pub resource_type: i8,
-    /** The resource name.
-
- Versions: 0+.*/
+    /// The resource name.
+    ///
+    /// Versions: 0+.
     pub resource_name: StrBytes,
-    /** The configurations.
-
- Versions: 0+.*/
+    /// The configurations.
+    ///
+    /// Versions: 0+.
     pub configs: Vec<AlterConfigsRequestConfig>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -355,9 +355,9 @@ impl AlterConfigsRequestResource {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.resource_name = rng.string();
@@ -365,11 +365,11 @@ impl AlterConfigsRequestResource {
             this.resource_name = rng.string();
         }
         if version <= 1i16 {
-            this.configs = (0..rng.len())
+            this.configs = (0..rng.count())
                 .map(|_| AlterConfigsRequestConfig::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.configs = (0..rng.len())
+            this.configs = (0..rng.count())
                 .map(|_| AlterConfigsRequestConfig::random(rng, version))
                 .collect();
         }
@@ -383,13 +383,13 @@ impl AlterConfigsRequestResource {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterConfigsRequestConfig {
-    /** The configuration key name.
-
- Versions: 0+.*/
+    /// The configuration key name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The value to set for the configuration key.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The value to set for the configuration key.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub value: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -518,13 +518,13 @@ impl Message for AlterConfigsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterConfigsResponse {
-    /** Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The responses for each resource.
-
- Versions: 0+.*/
+    /// The responses for each resource.
+    ///
+    /// Versions: 0+.
     pub responses: Vec<AlterConfigsResponseResponse>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -672,16 +672,16 @@ impl AlterConfigsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.responses = (0..rng.len())
+            this.responses = (0..rng.count())
                 .map(|_| AlterConfigsResponseResponse::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.responses = (0..rng.len())
+            this.responses = (0..rng.count())
                 .map(|_| AlterConfigsResponseResponse::random(rng, version))
                 .collect();
         }
@@ -695,21 +695,21 @@ impl AlterConfigsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterConfigsResponseResponse {
-    /** The resource error code.
-
- Versions: 0+.*/
+    /// The resource error code.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The resource error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The resource error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The resource type.
-
- Versions: 0+.*/
+    /// The resource type.
+    ///
+    /// Versions: 0+.
     pub resource_type: i8,
-    /** The resource name.
-
- Versions: 0+.*/
+    /// The resource name.
+    ///
+    /// Versions: 0+.
     pub resource_name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -845,9 +845,9 @@ impl AlterConfigsResponseResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -855,9 +855,9 @@ impl AlterConfigsResponseResponse {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 1i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.resource_name = rng.string();

@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionRequest {
-    /** The ID of the requesting broker
-
- Versions: 0+.*/
+    /// The ID of the requesting broker
+    ///
+    /// Versions: 0+.
     pub broker_id: i32,
-    /** The epoch of the requesting broker
-
- Versions: 0+.*/
+    /// The epoch of the requesting broker
+    ///
+    /// Versions: 0+.
     pub broker_epoch: i64,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub topics: Vec<AlterPartitionRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -128,9 +128,9 @@ impl AlterPartitionRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.broker_id = rng.next() as i32;
-        this.broker_epoch = rng.next() as i64;
-        this.topics = (0..rng.len())
+        this.broker_id = rng.u64() as i32;
+        this.broker_epoch = rng.u64() as i64;
+        this.topics = (0..rng.count())
             .map(|_| AlterPartitionRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -141,17 +141,17 @@ impl AlterPartitionRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionRequestTopic {
-    /** The ID of the topic to alter ISRs for
-
- Versions: 2+.*/
+    /// The ID of the topic to alter ISRs for
+    ///
+    /// Versions: 2+.
     pub topic_id: Uuid,
-    /** The name of the topic to alter ISRs for
-
- Versions: 0-1.*/
+    /// The name of the topic to alter ISRs for
+    ///
+    /// Versions: 0-1.
     pub topic_name: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<AlterPartitionRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -280,7 +280,7 @@ impl AlterPartitionRequestTopic {
         if version <= 1i16 {
             this.topic_name = rng.string();
         }
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| AlterPartitionRequestPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -291,29 +291,29 @@ impl AlterPartitionRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionRequestPartition {
-    /** The partition index
-
- Versions: 0+.*/
+    /// The partition index
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The leader epoch of this partition
-
- Versions: 0+.*/
+    /// The leader epoch of this partition
+    ///
+    /// Versions: 0+.
     pub leader_epoch: i32,
-    /**
-
- Versions: 3+.*/
+    ///
+    ///
+    /// Versions: 3+.
     pub new_isr_with_epochs: Vec<AlterPartitionRequestNewIsrWithEpoch>,
-    /** The ISR for this partition. Deprecated since version 3.
-
- Versions: 0-2.*/
+    /// The ISR for this partition. Deprecated since version 3.
+    ///
+    /// Versions: 0-2.
     pub new_isr: Vec<i32>,
-    /** 1 if the partition is recovering from an unclean leader election; 0 otherwise.
-
- Versions: 1+.*/
+    /// 1 if the partition is recovering from an unclean leader election; 0 otherwise.
+    ///
+    /// Versions: 1+.
     pub leader_recovery_state: i8,
-    /** The expected epoch of the partition which is being updated. For legacy cluster this is the ZkVersion in the LeaderAndIsr request.
-
- Versions: 0+.*/
+    /// The expected epoch of the partition which is being updated. For legacy cluster this is the ZkVersion in the LeaderAndIsr request.
+    ///
+    /// Versions: 0+.
     pub partition_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -513,20 +513,20 @@ impl AlterPartitionRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.leader_epoch = rng.next() as i32;
+        this.partition_index = rng.u64() as i32;
+        this.leader_epoch = rng.u64() as i32;
         if version >= 3i16 {
-            this.new_isr_with_epochs = (0..rng.len())
+            this.new_isr_with_epochs = (0..rng.count())
                 .map(|_| AlterPartitionRequestNewIsrWithEpoch::random(rng, version))
                 .collect();
         }
         if version <= 2i16 {
-            this.new_isr = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.new_isr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version >= 1i16 {
-            this.leader_recovery_state = rng.next() as i8;
+            this.leader_recovery_state = rng.u64() as i8;
         }
-        this.partition_epoch = rng.next() as i32;
+        this.partition_epoch = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -535,13 +535,13 @@ impl AlterPartitionRequestPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionRequestNewIsrWithEpoch {
-    /** The ID of the broker.
-
- Versions: 3+.*/
+    /// The ID of the broker.
+    ///
+    /// Versions: 3+.
     pub broker_id: i32,
-    /** The epoch of the broker. It will be -1 if the epoch check is not supported.
-
- Versions: 3+.*/
+    /// The epoch of the broker. It will be -1 if the epoch check is not supported.
+    ///
+    /// Versions: 3+.
     pub broker_epoch: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -643,10 +643,10 @@ impl AlterPartitionRequestNewIsrWithEpoch {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 3i16 {
-            this.broker_id = rng.next() as i32;
+            this.broker_id = rng.u64() as i32;
         }
         if version >= 3i16 {
-            this.broker_epoch = rng.next() as i64;
+            this.broker_epoch = rng.u64() as i64;
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -669,17 +669,17 @@ impl Message for AlterPartitionRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The top level response error code
-
- Versions: 0+.*/
+    /// The top level response error code
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub topics: Vec<AlterPartitionResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -787,9 +787,9 @@ impl AlterPartitionResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
-        this.topics = (0..rng.len())
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
+        this.topics = (0..rng.count())
             .map(|_| AlterPartitionResponseTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -800,17 +800,17 @@ impl AlterPartitionResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionResponseTopic {
-    /** The ID of the topic
-
- Versions: 2+.*/
+    /// The ID of the topic
+    ///
+    /// Versions: 2+.
     pub topic_id: Uuid,
-    /** The name of the topic
-
- Versions: 0-1.*/
+    /// The name of the topic
+    ///
+    /// Versions: 0-1.
     pub topic_name: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<AlterPartitionResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -939,7 +939,7 @@ impl AlterPartitionResponseTopic {
         if version <= 1i16 {
             this.topic_name = rng.string();
         }
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| AlterPartitionResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -950,33 +950,33 @@ impl AlterPartitionResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionResponsePartition {
-    /** The partition index
-
- Versions: 0+.*/
+    /// The partition index
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The partition level error code
-
- Versions: 0+.*/
+    /// The partition level error code
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The broker ID of the leader.
-
- Versions: 0+.*/
+    /// The broker ID of the leader.
+    ///
+    /// Versions: 0+.
     pub leader_id: i32,
-    /** The leader epoch.
-
- Versions: 0+.*/
+    /// The leader epoch.
+    ///
+    /// Versions: 0+.
     pub leader_epoch: i32,
-    /** The in-sync replica IDs.
-
- Versions: 0+.*/
+    /// The in-sync replica IDs.
+    ///
+    /// Versions: 0+.
     pub isr: Vec<i32>,
-    /** 1 if the partition is recovering from an unclean leader election; 0 otherwise.
-
- Versions: 1+.*/
+    /// 1 if the partition is recovering from an unclean leader election; 0 otherwise.
+    ///
+    /// Versions: 1+.
     pub leader_recovery_state: i8,
-    /** The current epoch for the partition for KRaft controllers. The current ZK version for the legacy controllers.
-
- Versions: 0+.*/
+    /// The current epoch for the partition for KRaft controllers. The current ZK version for the legacy controllers.
+    ///
+    /// Versions: 0+.
     pub partition_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1121,15 +1121,15 @@ impl AlterPartitionResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.error_code = rng.next() as i16;
-        this.leader_id = rng.next() as i32;
-        this.leader_epoch = rng.next() as i32;
-        this.isr = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
+        this.leader_id = rng.u64() as i32;
+        this.leader_epoch = rng.u64() as i32;
+        this.isr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         if version >= 1i16 {
-            this.leader_recovery_state = rng.next() as i8;
+            this.leader_recovery_state = rng.u64() as i8;
         }
-        this.partition_epoch = rng.next() as i32;
+        this.partition_epoch = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

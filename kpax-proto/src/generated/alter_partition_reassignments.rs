@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionReassignmentsRequest {
-    /** The time in ms to wait for the request to complete.
-
- Versions: 0+.*/
+    /// The time in ms to wait for the request to complete.
+    ///
+    /// Versions: 0+.
     pub timeout_ms: i32,
-    /** The topics to reassign.
-
- Versions: 0+.*/
+    /// The topics to reassign.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<AlterPartitionReassignmentsRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -124,8 +124,8 @@ impl AlterPartitionReassignmentsRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.timeout_ms = rng.next() as i32;
-        this.topics = (0..rng.len())
+        this.timeout_ms = rng.u64() as i32;
+        this.topics = (0..rng.count())
             .map(|_| AlterPartitionReassignmentsRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -136,13 +136,13 @@ impl AlterPartitionReassignmentsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionReassignmentsRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The partitions to reassign.
-
- Versions: 0+.*/
+    /// The partitions to reassign.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<AlterPartitionReassignmentsRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -242,7 +242,7 @@ impl AlterPartitionReassignmentsRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.name = rng.string();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| AlterPartitionReassignmentsRequestPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -253,13 +253,13 @@ impl AlterPartitionReassignmentsRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionReassignmentsRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The replicas to place the partitions on, or null to cancel a pending reassignment for this partition.
-
- Versions: 0+.*/
+    /// The replicas to place the partitions on, or null to cancel a pending reassignment for this partition.
+    ///
+    /// Versions: 0+.
     pub replicas: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -352,8 +352,8 @@ impl AlterPartitionReassignmentsRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.partition_index = rng.u64() as i32;
+        this.replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -373,21 +373,21 @@ impl Message for AlterPartitionReassignmentsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionReassignmentsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The top-level error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The top-level error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The top-level error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The top-level error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The responses to topics to reassign.
-
- Versions: 0+.*/
+    /// The responses to topics to reassign.
+    ///
+    /// Versions: 0+.
     pub responses: Vec<AlterPartitionReassignmentsResponseResponse>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -514,10 +514,10 @@ impl AlterPartitionReassignmentsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.responses = (0..rng.len())
+        this.responses = (0..rng.count())
             .map(|_| AlterPartitionReassignmentsResponseResponse::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -528,13 +528,13 @@ impl AlterPartitionReassignmentsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionReassignmentsResponseResponse {
-    /** The topic name
-
- Versions: 0+.*/
+    /// The topic name
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The responses to partitions to reassign
-
- Versions: 0+.*/
+    /// The responses to partitions to reassign
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<AlterPartitionReassignmentsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -634,7 +634,7 @@ impl AlterPartitionReassignmentsResponseResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.name = rng.string();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| AlterPartitionReassignmentsResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -645,17 +645,17 @@ impl AlterPartitionReassignmentsResponseResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterPartitionReassignmentsResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The error code for this partition, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code for this partition, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message for this partition, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message for this partition, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -733,8 +733,8 @@ impl AlterPartitionReassignmentsResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterReplicaLogDirsRequest {
-    /** The alterations to make for each directory.
-
- Versions: 0+.*/
+    /// The alterations to make for each directory.
+    ///
+    /// Versions: 0+.
     pub dirs: Vec<AlterReplicaLogDirsRequestDir>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -142,11 +142,11 @@ impl AlterReplicaLogDirsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.dirs = (0..rng.len())
+            this.dirs = (0..rng.count())
                 .map(|_| AlterReplicaLogDirsRequestDir::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.dirs = (0..rng.len())
+            this.dirs = (0..rng.count())
                 .map(|_| AlterReplicaLogDirsRequestDir::random(rng, version))
                 .collect();
         }
@@ -160,13 +160,13 @@ impl AlterReplicaLogDirsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterReplicaLogDirsRequestDir {
-    /** The absolute directory path.
-
- Versions: 0+.*/
+    /// The absolute directory path.
+    ///
+    /// Versions: 0+.
     pub path: StrBytes,
-    /** The topics to add to the directory.
-
- Versions: 0+.*/
+    /// The topics to add to the directory.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<AlterReplicaLogDirsRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -316,11 +316,11 @@ impl AlterReplicaLogDirsRequestDir {
             this.path = rng.string();
         }
         if version <= 1i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| AlterReplicaLogDirsRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| AlterReplicaLogDirsRequestTopic::random(rng, version))
                 .collect();
         }
@@ -334,13 +334,13 @@ impl AlterReplicaLogDirsRequestDir {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterReplicaLogDirsRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The partition indexes.
-
- Versions: 0+.*/
+    /// The partition indexes.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -500,9 +500,9 @@ impl AlterReplicaLogDirsRequestTopic {
             this.name = rng.string();
         }
         if version <= 1i16 {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 2i16 {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -525,13 +525,13 @@ impl Message for AlterReplicaLogDirsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterReplicaLogDirsResponse {
-    /** Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The results for each topic.
-
- Versions: 0+.*/
+    /// The results for each topic.
+    ///
+    /// Versions: 0+.
     pub results: Vec<AlterReplicaLogDirsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -688,16 +688,16 @@ impl AlterReplicaLogDirsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| AlterReplicaLogDirsResponseResult::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| AlterReplicaLogDirsResponseResult::random(rng, version))
                 .collect();
         }
@@ -711,13 +711,13 @@ impl AlterReplicaLogDirsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterReplicaLogDirsResponseResult {
-    /** The name of the topic.
-
- Versions: 0+.*/
+    /// The name of the topic.
+    ///
+    /// Versions: 0+.
     pub topic_name: StrBytes,
-    /** The results for each partition.
-
- Versions: 0+.*/
+    /// The results for each partition.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<AlterReplicaLogDirsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -879,11 +879,11 @@ impl AlterReplicaLogDirsResponseResult {
             this.topic_name = rng.string();
         }
         if version <= 1i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| AlterReplicaLogDirsResponsePartition::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| AlterReplicaLogDirsResponsePartition::random(rng, version))
                 .collect();
         }
@@ -897,13 +897,13 @@ impl AlterReplicaLogDirsResponseResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AlterReplicaLogDirsResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -999,14 +999,14 @@ impl AlterReplicaLogDirsResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ApiVersionsRequest {
-    /** The name of the client.
-
- Versions: 3+.*/
+    /// The name of the client.
+    ///
+    /// Versions: 3+.
     pub client_software_name: StrBytes,
-    /** The version of the client.
-
- Versions: 3+.*/
+    /// The version of the client.
+    ///
+    /// Versions: 3+.
     pub client_software_version: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -160,33 +160,33 @@ impl Message for ApiVersionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ApiVersionsResponse {
-    /** The top-level error code.
-
- Versions: 0+.*/
+    /// The top-level error code.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The APIs supported by the broker.
-
- Versions: 0+.*/
+    /// The APIs supported by the broker.
+    ///
+    /// Versions: 0+.
     pub api_keys: Vec<ApiVersionsResponseApiKey>,
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 1+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 1+.
     pub throttle_time_ms: i32,
-    /**
-
- Versions: 3+. Tagged field 0.*/
+    ///
+    ///
+    /// Versions: 3+. Tagged field 0.
     pub supported_features: Vec<ApiVersionsResponseSupportedFeature>,
-    /**
-
- Versions: 3+. Tagged field 1.*/
+    ///
+    ///
+    /// Versions: 3+. Tagged field 1.
     pub finalized_features_epoch: i64,
-    /**
-
- Versions: 3+. Tagged field 2.*/
+    ///
+    ///
+    /// Versions: 3+. Tagged field 2.
     pub finalized_features: Vec<ApiVersionsResponseFinalizedFeature>,
-    /**
-
- Versions: 3+. Tagged field 3.*/
+    ///
+    ///
+    /// Versions: 3+. Tagged field 3.
     pub zk_migration_ready: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -602,34 +602,34 @@ impl ApiVersionsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 2i16 {
-            this.api_keys = (0..rng.len())
+            this.api_keys = (0..rng.count())
                 .map(|_| ApiVersionsResponseApiKey::random(rng, version))
                 .collect();
         } else if version >= 3i16 {
-            this.api_keys = (0..rng.len())
+            this.api_keys = (0..rng.count())
                 .map(|_| ApiVersionsResponseApiKey::random(rng, version))
                 .collect();
         }
         if (1i16..=2i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 3i16 {
-            this.supported_features = (0..rng.len())
+            this.supported_features = (0..rng.count())
                 .map(|_| ApiVersionsResponseSupportedFeature::random(rng, version))
                 .collect();
         }
         if version >= 3i16 {
-            this.finalized_features_epoch = rng.next() as i64;
+            this.finalized_features_epoch = rng.u64() as i64;
         }
         if version >= 3i16 {
-            this.finalized_features = (0..rng.len())
+            this.finalized_features = (0..rng.count())
                 .map(|_| ApiVersionsResponseFinalizedFeature::random(rng, version))
                 .collect();
         }
@@ -646,17 +646,17 @@ impl ApiVersionsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ApiVersionsResponseApiKey {
-    /** The API index.
-
- Versions: 0+.*/
+    /// The API index.
+    ///
+    /// Versions: 0+.
     pub api_key: i16,
-    /** The minimum supported version, inclusive.
-
- Versions: 0+.*/
+    /// The minimum supported version, inclusive.
+    ///
+    /// Versions: 0+.
     pub min_version: i16,
-    /** The maximum supported version, inclusive.
-
- Versions: 0+.*/
+    /// The maximum supported version, inclusive.
+    ///
+    /// Versions: 0+.
     pub max_version: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -768,19 +768,19 @@ impl ApiVersionsResponseApiKey {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.api_key = rng.next() as i16;
+            this.api_key = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.api_key = rng.next() as i16;
+            this.api_key = rng.u64() as i16;
         }
         if version <= 2i16 {
-            this.min_version = rng.next() as i16;
+            this.min_version = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.min_version = rng.next() as i16;
+            this.min_version = rng.u64() as i16;
         }
         if version <= 2i16 {
-            this.max_version = rng.next() as i16;
+            this.max_version = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.max_version = rng.next() as i16;
+            this.max_version = rng.u64() as i16;
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -792,17 +792,17 @@ impl ApiVersionsResponseApiKey {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ApiVersionsResponseSupportedFeature {
-    /**
-
- Versions: 3+.*/
+    ///
+    ///
+    /// Versions: 3+.
     pub name: StrBytes,
-    /**
-
- Versions: 3+.*/
+    ///
+    ///
+    /// Versions: 3+.
     pub min_version: i16,
-    /**
-
- Versions: 3+.*/
+    ///
+    ///
+    /// Versions: 3+.
     pub max_version: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -931,10 +931,10 @@ impl ApiVersionsResponseSupportedFeature {
             this.name = rng.string();
         }
         if version >= 3i16 {
-            this.min_version = rng.next() as i16;
+            this.min_version = rng.u64() as i16;
         }
         if version >= 3i16 {
-            this.max_version = rng.next() as i16;
+            this.max_version = rng.u64() as i16;
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -946,17 +946,17 @@ impl ApiVersionsResponseSupportedFeature {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ApiVersionsResponseFinalizedFeature {
-    /**
-
- Versions: 3+.*/
+    ///
+    ///
+    /// Versions: 3+.
     pub name: StrBytes,
-    /**
-
- Versions: 3+.*/
+    ///
+    ///
+    /// Versions: 3+.
     pub max_version_level: i16,
-    /**
-
- Versions: 3+.*/
+    ///
+    ///
+    /// Versions: 3+.
     pub min_version_level: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1085,10 +1085,10 @@ impl ApiVersionsResponseFinalizedFeature {
             this.name = rng.string();
         }
         if version >= 3i16 {
-            this.max_version_level = rng.next() as i16;
+            this.max_version_level = rng.u64() as i16;
         }
         if version >= 3i16 {
-            this.min_version_level = rng.next() as i16;
+            this.min_version_level = rng.u64() as i16;
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

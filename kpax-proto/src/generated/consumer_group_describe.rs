@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerGroupDescribeRequest {
-    /** The ids of the groups to describe
-
- Versions: 0+.*/
+    /// The ids of the groups to describe
+    ///
+    /// Versions: 0+.
     pub group_ids: Vec<StrBytes>,
-    /** Whether to include authorized operations.
-
- Versions: 0+.*/
+    /// Whether to include authorized operations.
+    ///
+    /// Versions: 0+.
     pub include_authorized_operations: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -121,7 +121,7 @@ impl ConsumerGroupDescribeRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.group_ids = (0..rng.len()).map(|_| rng.string()).collect();
+        this.group_ids = (0..rng.count()).map(|_| rng.string()).collect();
         this.include_authorized_operations = rng.bool();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
@@ -142,13 +142,13 @@ impl Message for ConsumerGroupDescribeRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerGroupDescribeResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** Each described group.
-
- Versions: 0+.*/
+    /// Each described group.
+    ///
+    /// Versions: 0+.
     pub groups: Vec<ConsumerGroupDescribeResponseGroup>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -252,8 +252,8 @@ impl ConsumerGroupDescribeResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.groups = (0..rng.len())
+        this.throttle_time_ms = rng.u64() as i32;
+        this.groups = (0..rng.count())
             .map(|_| ConsumerGroupDescribeResponseGroup::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -264,41 +264,41 @@ impl ConsumerGroupDescribeResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerGroupDescribeResponseGroup {
-    /** The describe error, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The describe error, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The top-level error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The top-level error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The group ID string.
-
- Versions: 0+.*/
+    /// The group ID string.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The group state string, or the empty string.
-
- Versions: 0+.*/
+    /// The group state string, or the empty string.
+    ///
+    /// Versions: 0+.
     pub group_state: StrBytes,
-    /** The group epoch.
-
- Versions: 0+.*/
+    /// The group epoch.
+    ///
+    /// Versions: 0+.
     pub group_epoch: i32,
-    /** The assignment epoch.
-
- Versions: 0+.*/
+    /// The assignment epoch.
+    ///
+    /// Versions: 0+.
     pub assignment_epoch: i32,
-    /** The selected assignor.
-
- Versions: 0+.*/
+    /// The selected assignor.
+    ///
+    /// Versions: 0+.
     pub assignor_name: StrBytes,
-    /** The members.
-
- Versions: 0+.*/
+    /// The members.
+    ///
+    /// Versions: 0+.
     pub members: Vec<ConsumerGroupDescribeResponseMember>,
-    /** 32-bit bitfield to represent authorized operations for this group.
-
- Versions: 0+.*/
+    /// 32-bit bitfield to represent authorized operations for this group.
+    ///
+    /// Versions: 0+.
     pub authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -460,17 +460,17 @@ impl ConsumerGroupDescribeResponseGroup {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.error_code = rng.next() as i16;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.group_id = rng.string();
         this.group_state = rng.string();
-        this.group_epoch = rng.next() as i32;
-        this.assignment_epoch = rng.next() as i32;
+        this.group_epoch = rng.u64() as i32;
+        this.assignment_epoch = rng.u64() as i32;
         this.assignor_name = rng.string();
-        this.members = (0..rng.len())
+        this.members = (0..rng.count())
             .map(|_| ConsumerGroupDescribeResponseMember::random(rng, version))
             .collect();
-        this.authorized_operations = rng.next() as i32;
+        this.authorized_operations = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -479,45 +479,45 @@ impl ConsumerGroupDescribeResponseGroup {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerGroupDescribeResponseMember {
-    /** The member ID.
-
- Versions: 0+.*/
+    /// The member ID.
+    ///
+    /// Versions: 0+.
     pub member_id: StrBytes,
-    /** The member instance ID.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The member instance ID.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub instance_id: Option<StrBytes>,
-    /** The member rack ID.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The member rack ID.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub rack_id: Option<StrBytes>,
-    /** The current member epoch.
-
- Versions: 0+.*/
+    /// The current member epoch.
+    ///
+    /// Versions: 0+.
     pub member_epoch: i32,
-    /** The client ID.
-
- Versions: 0+.*/
+    /// The client ID.
+    ///
+    /// Versions: 0+.
     pub client_id: StrBytes,
-    /** The client host.
-
- Versions: 0+.*/
+    /// The client host.
+    ///
+    /// Versions: 0+.
     pub client_host: StrBytes,
-    /** The subscribed topic names.
-
- Versions: 0+.*/
+    /// The subscribed topic names.
+    ///
+    /// Versions: 0+.
     pub subscribed_topic_names: Vec<StrBytes>,
-    /** the subscribed topic regex otherwise or null of not provided.
-
- Versions: 0+. Nullable: 0+.*/
+    /// the subscribed topic regex otherwise or null of not provided.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub subscribed_topic_regex: Option<StrBytes>,
-    /** The current assignment.
-
- Versions: 0+.*/
+    /// The current assignment.
+    ///
+    /// Versions: 0+.
     pub assignment: ConsumerGroupDescribeResponseAssignment,
-    /** The target assignment.
-
- Versions: 0+.*/
+    /// The target assignment.
+    ///
+    /// Versions: 0+.
     pub target_assignment: ConsumerGroupDescribeResponseTargetAssignment,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -706,10 +706,10 @@ impl ConsumerGroupDescribeResponseMember {
         this.member_id = rng.string();
         this.instance_id = if rng.bool() { None } else { Some(rng.string()) };
         this.rack_id = if rng.bool() { None } else { Some(rng.string()) };
-        this.member_epoch = rng.next() as i32;
+        this.member_epoch = rng.u64() as i32;
         this.client_id = rng.string();
         this.client_host = rng.string();
-        this.subscribed_topic_names = (0..rng.len()).map(|_| rng.string()).collect();
+        this.subscribed_topic_names = (0..rng.count()).map(|_| rng.string()).collect();
         this.subscribed_topic_regex = if rng.bool() { None } else { Some(rng.string()) };
         this.assignment = ConsumerGroupDescribeResponseAssignment::random(rng, version);
         this.target_assignment = ConsumerGroupDescribeResponseTargetAssignment::random(
@@ -724,9 +724,9 @@ impl ConsumerGroupDescribeResponseMember {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerGroupDescribeResponseAssignment {
-    /** The assigned topic-partitions to the member.
-
- Versions: 0+.*/
+    /// The assigned topic-partitions to the member.
+    ///
+    /// Versions: 0+.
     pub topic_partitions: Vec<ConsumerGroupDescribeResponseAssignmentTopicPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -822,7 +822,7 @@ impl ConsumerGroupDescribeResponseAssignment {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.topic_partitions = (0..rng.len())
+        this.topic_partitions = (0..rng.count())
             .map(|_| ConsumerGroupDescribeResponseAssignmentTopicPartition::random(
                 rng,
                 version,
@@ -836,17 +836,17 @@ impl ConsumerGroupDescribeResponseAssignment {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerGroupDescribeResponseAssignmentTopicPartition {
-    /** The topic ID.
-
- Versions: 0+.*/
+    /// The topic ID.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub topic_name: StrBytes,
-    /** The partitions.
-
- Versions: 0+.*/
+    /// The partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -951,7 +951,7 @@ impl ConsumerGroupDescribeResponseAssignmentTopicPartition {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
         this.topic_name = rng.string();
-        this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -960,9 +960,9 @@ impl ConsumerGroupDescribeResponseAssignmentTopicPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerGroupDescribeResponseTargetAssignment {
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub topic_partitions: Vec<
         ConsumerGroupDescribeResponseTargetAssignmentTopicPartition,
     >,
@@ -1060,7 +1060,7 @@ impl ConsumerGroupDescribeResponseTargetAssignment {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.topic_partitions = (0..rng.len())
+        this.topic_partitions = (0..rng.count())
             .map(|_| ConsumerGroupDescribeResponseTargetAssignmentTopicPartition::random(
                 rng,
                 version,
@@ -1074,17 +1074,17 @@ impl ConsumerGroupDescribeResponseTargetAssignment {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub topic_name: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1189,7 +1189,7 @@ impl ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
         this.topic_name = rng.string();
-        this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ControlledShutdownRequest {
-    /** The id of the broker for which controlled shutdown has been requested.
-
- Versions: 0+.*/
+    /// The id of the broker for which controlled shutdown has been requested.
+    ///
+    /// Versions: 0+.
     pub broker_id: i32,
-    /** The broker epoch.
-
- Versions: 2+.*/
+    /// The broker epoch.
+    ///
+    /// Versions: 2+.
     pub broker_epoch: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -132,14 +132,14 @@ impl ControlledShutdownRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.broker_id = rng.next() as i32;
+            this.broker_id = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.broker_id = rng.next() as i32;
+            this.broker_id = rng.u64() as i32;
         }
         if version == 2i16 {
-            this.broker_epoch = rng.next() as i64;
+            this.broker_epoch = rng.u64() as i64;
         } else if version >= 3i16 {
-            this.broker_epoch = rng.next() as i64;
+            this.broker_epoch = rng.u64() as i64;
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -162,13 +162,13 @@ impl Message for ControlledShutdownRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ControlledShutdownResponse {
-    /** The top-level error code.
-
- Versions: 0+.*/
+    /// The top-level error code.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The partitions that the broker still leads.
-
- Versions: 0+.*/
+    /// The partitions that the broker still leads.
+    ///
+    /// Versions: 0+.
     pub remaining_partitions: Vec<ControlledShutdownResponseRemainingPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -341,19 +341,19 @@ impl ControlledShutdownResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 2i16 {
-            this.remaining_partitions = (0..rng.len())
+            this.remaining_partitions = (0..rng.count())
                 .map(|_| ControlledShutdownResponseRemainingPartition::random(
                     rng,
                     version,
                 ))
                 .collect();
         } else if version >= 3i16 {
-            this.remaining_partitions = (0..rng.len())
+            this.remaining_partitions = (0..rng.count())
                 .map(|_| ControlledShutdownResponseRemainingPartition::random(
                     rng,
                     version,
@@ -370,13 +370,13 @@ impl ControlledShutdownResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ControlledShutdownResponseRemainingPartition {
-    /** The name of the topic.
-
- Versions: 0+.*/
+    /// The name of the topic.
+    ///
+    /// Versions: 0+.
     pub topic_name: StrBytes,
-    /** The index of the partition.
-
- Versions: 0+.*/
+    /// The index of the partition.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -479,9 +479,9 @@ impl ControlledShutdownResponseRemainingPartition {
             this.topic_name = rng.string();
         }
         if version <= 2i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

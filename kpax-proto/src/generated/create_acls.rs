@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateAclsRequest {
-    /** The ACLs that we want to create.
-
- Versions: 0+.*/
+    /// The ACLs that we want to create.
+    ///
+    /// Versions: 0+.
     pub creations: Vec<CreateAclsRequestCreation>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -142,11 +142,11 @@ impl CreateAclsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.creations = (0..rng.len())
+            this.creations = (0..rng.count())
                 .map(|_| CreateAclsRequestCreation::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.creations = (0..rng.len())
+            this.creations = (0..rng.count())
                 .map(|_| CreateAclsRequestCreation::random(rng, version))
                 .collect();
         }
@@ -160,33 +160,33 @@ impl CreateAclsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateAclsRequestCreation {
-    /** The type of the resource.
-
- Versions: 0+.*/
+    /// The type of the resource.
+    ///
+    /// Versions: 0+.
     pub resource_type: i8,
-    /** The resource name for the ACL.
-
- Versions: 0+.*/
+    /// The resource name for the ACL.
+    ///
+    /// Versions: 0+.
     pub resource_name: StrBytes,
-    /** The pattern type for the ACL.
-
- Versions: 1+.*/
+    /// The pattern type for the ACL.
+    ///
+    /// Versions: 1+.
     pub resource_pattern_type: i8,
-    /** The principal for the ACL.
-
- Versions: 0+.*/
+    /// The principal for the ACL.
+    ///
+    /// Versions: 0+.
     pub principal: StrBytes,
-    /** The host for the ACL.
-
- Versions: 0+.*/
+    /// The host for the ACL.
+    ///
+    /// Versions: 0+.
     pub host: StrBytes,
-    /** The operation type for the ACL (read, write, etc.).
-
- Versions: 0+.*/
+    /// The operation type for the ACL (read, write, etc.).
+    ///
+    /// Versions: 0+.
     pub operation: i8,
-    /** The permission type for the ACL (allow, deny, etc.).
-
- Versions: 0+.*/
+    /// The permission type for the ACL (allow, deny, etc.).
+    ///
+    /// Versions: 0+.
     pub permission_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -387,9 +387,9 @@ impl CreateAclsRequestCreation {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.resource_name = rng.string();
@@ -397,9 +397,9 @@ impl CreateAclsRequestCreation {
             this.resource_name = rng.string();
         }
         if version == 1i16 {
-            this.resource_pattern_type = rng.next() as i8;
+            this.resource_pattern_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.resource_pattern_type = rng.next() as i8;
+            this.resource_pattern_type = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.principal = rng.string();
@@ -412,14 +412,14 @@ impl CreateAclsRequestCreation {
             this.host = rng.string();
         }
         if version <= 1i16 {
-            this.operation = rng.next() as i8;
+            this.operation = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.operation = rng.next() as i8;
+            this.operation = rng.u64() as i8;
         }
         if version <= 1i16 {
-            this.permission_type = rng.next() as i8;
+            this.permission_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.permission_type = rng.next() as i8;
+            this.permission_type = rng.u64() as i8;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -442,13 +442,13 @@ impl Message for CreateAclsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateAclsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The results for each ACL creation.
-
- Versions: 0+.*/
+    /// The results for each ACL creation.
+    ///
+    /// Versions: 0+.
     pub results: Vec<CreateAclsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -596,16 +596,16 @@ impl CreateAclsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| CreateAclsResponseResult::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| CreateAclsResponseResult::random(rng, version))
                 .collect();
         }
@@ -619,13 +619,13 @@ impl CreateAclsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateAclsResponseResult {
-    /** The result error, or zero if there was no error.
-
- Versions: 0+.*/
+    /// The result error, or zero if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The result message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The result message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -723,9 +723,9 @@ impl CreateAclsResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };

@@ -10,21 +10,21 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateDelegationTokenRequest {
-    /** The principal type of the owner of the token. If it's null it defaults to the token request principal.
-
- Versions: 3+. Nullable: 3+.*/
+    /// The principal type of the owner of the token. If it's null it defaults to the token request principal.
+    ///
+    /// Versions: 3+. Nullable: 3+.
     pub owner_principal_type: Option<StrBytes>,
-    /** The principal name of the owner of the token. If it's null it defaults to the token request principal.
-
- Versions: 3+. Nullable: 3+.*/
+    /// The principal name of the owner of the token. If it's null it defaults to the token request principal.
+    ///
+    /// Versions: 3+. Nullable: 3+.
     pub owner_principal_name: Option<StrBytes>,
-    /** A list of those who are allowed to renew this token before it expires.
-
- Versions: 0+.*/
+    /// A list of those who are allowed to renew this token before it expires.
+    ///
+    /// Versions: 0+.
     pub renewers: Vec<CreateDelegationTokenRequestRenewer>,
-    /** The maximum lifetime of the token in milliseconds, or -1 to use the server side default.
-
- Versions: 0+.*/
+    /// The maximum lifetime of the token in milliseconds, or -1 to use the server side default.
+    ///
+    /// Versions: 0+.
     pub max_lifetime_ms: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -243,18 +243,18 @@ impl CreateDelegationTokenRequest {
             };
         }
         if version <= 1i16 {
-            this.renewers = (0..rng.len())
+            this.renewers = (0..rng.count())
                 .map(|_| CreateDelegationTokenRequestRenewer::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.renewers = (0..rng.len())
+            this.renewers = (0..rng.count())
                 .map(|_| CreateDelegationTokenRequestRenewer::random(rng, version))
                 .collect();
         }
         if version <= 1i16 {
-            this.max_lifetime_ms = rng.next() as i64;
+            this.max_lifetime_ms = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.max_lifetime_ms = rng.next() as i64;
+            this.max_lifetime_ms = rng.u64() as i64;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -266,13 +266,13 @@ impl CreateDelegationTokenRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateDelegationTokenRequestRenewer {
-    /** The type of the Kafka principal.
-
- Versions: 0+.*/
+    /// The type of the Kafka principal.
+    ///
+    /// Versions: 0+.
     pub principal_type: StrBytes,
-    /** The name of the Kafka principal.
-
- Versions: 0+.*/
+    /// The name of the Kafka principal.
+    ///
+    /// Versions: 0+.
     pub principal_name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -402,49 +402,49 @@ impl Message for CreateDelegationTokenRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateDelegationTokenResponse {
-    /** The top-level error, or zero if there was no error.
-
- Versions: 0+.*/
+    /// The top-level error, or zero if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The principal type of the token owner.
-
- Versions: 0+.*/
+    /// The principal type of the token owner.
+    ///
+    /// Versions: 0+.
     pub principal_type: StrBytes,
-    /** The name of the token owner.
-
- Versions: 0+.*/
+    /// The name of the token owner.
+    ///
+    /// Versions: 0+.
     pub principal_name: StrBytes,
-    /** The principal type of the requester of the token.
-
- Versions: 3+.*/
+    /// The principal type of the requester of the token.
+    ///
+    /// Versions: 3+.
     pub token_requester_principal_type: StrBytes,
-    /** The principal type of the requester of the token.
-
- Versions: 3+.*/
+    /// The principal type of the requester of the token.
+    ///
+    /// Versions: 3+.
     pub token_requester_principal_name: StrBytes,
-    /** When this token was generated.
-
- Versions: 0+.*/
+    /// When this token was generated.
+    ///
+    /// Versions: 0+.
     pub issue_timestamp_ms: i64,
-    /** When this token expires.
-
- Versions: 0+.*/
+    /// When this token expires.
+    ///
+    /// Versions: 0+.
     pub expiry_timestamp_ms: i64,
-    /** The maximum lifetime of this token.
-
- Versions: 0+.*/
+    /// The maximum lifetime of this token.
+    ///
+    /// Versions: 0+.
     pub max_timestamp_ms: i64,
-    /** The token UUID.
-
- Versions: 0+.*/
+    /// The token UUID.
+    ///
+    /// Versions: 0+.
     pub token_id: StrBytes,
-    /** HMAC of the delegation token.
-
- Versions: 0+.*/
+    /// HMAC of the delegation token.
+    ///
+    /// Versions: 0+.
     pub hmac: Bytes,
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -731,9 +731,9 @@ impl CreateDelegationTokenResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
             this.principal_type = rng.string();
@@ -752,19 +752,19 @@ impl CreateDelegationTokenResponse {
             this.token_requester_principal_name = rng.string();
         }
         if version <= 1i16 {
-            this.issue_timestamp_ms = rng.next() as i64;
+            this.issue_timestamp_ms = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.issue_timestamp_ms = rng.next() as i64;
+            this.issue_timestamp_ms = rng.u64() as i64;
         }
         if version <= 1i16 {
-            this.expiry_timestamp_ms = rng.next() as i64;
+            this.expiry_timestamp_ms = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.expiry_timestamp_ms = rng.next() as i64;
+            this.expiry_timestamp_ms = rng.u64() as i64;
         }
         if version <= 1i16 {
-            this.max_timestamp_ms = rng.next() as i64;
+            this.max_timestamp_ms = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.max_timestamp_ms = rng.next() as i64;
+            this.max_timestamp_ms = rng.u64() as i64;
         }
         if version <= 1i16 {
             this.token_id = rng.string();
@@ -777,9 +777,9 @@ impl CreateDelegationTokenResponse {
             this.hmac = rng.bytes();
         }
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

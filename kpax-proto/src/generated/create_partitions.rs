@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePartitionsRequest {
-    /** Each topic that we want to create new partitions inside.
-
- Versions: 0+.*/
+    /// Each topic that we want to create new partitions inside.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<CreatePartitionsRequestTopic>,
-    /** The time in ms to wait for the partitions to be created.
-
- Versions: 0+.*/
+    /// The time in ms to wait for the partitions to be created.
+    ///
+    /// Versions: 0+.
     pub timeout_ms: i32,
-    /** If true, then validate the request, but don't actually increase the number of partitions.
-
- Versions: 0+.*/
+    /// If true, then validate the request, but don't actually increase the number of partitions.
+    ///
+    /// Versions: 0+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -186,18 +186,18 @@ impl CreatePartitionsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| CreatePartitionsRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| CreatePartitionsRequestTopic::random(rng, version))
                 .collect();
         }
         if version <= 1i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         }
         if version <= 1i16 {
             this.validate_only = rng.bool();
@@ -214,17 +214,17 @@ impl CreatePartitionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePartitionsRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The new partition count.
-
- Versions: 0+.*/
+    /// The new partition count.
+    ///
+    /// Versions: 0+.
     pub count: i32,
-    /** The new partition assignments.
-
- Versions: 0+.*/
+    /// The new partition assignments.
+    ///
+    /// Versions: 0+.
     pub assignments: Vec<CreatePartitionsRequestAssignment>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -401,16 +401,16 @@ impl CreatePartitionsRequestTopic {
             this.name = rng.string();
         }
         if version <= 1i16 {
-            this.count = rng.next() as i32;
+            this.count = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.count = rng.next() as i32;
+            this.count = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.assignments = (0..rng.len())
+            this.assignments = (0..rng.count())
                 .map(|_| CreatePartitionsRequestAssignment::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.assignments = (0..rng.len())
+            this.assignments = (0..rng.count())
                 .map(|_| CreatePartitionsRequestAssignment::random(rng, version))
                 .collect();
         }
@@ -424,9 +424,9 @@ impl CreatePartitionsRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePartitionsRequestAssignment {
-    /** The assigned broker IDs.
-
- Versions: 0+.*/
+    /// The assigned broker IDs.
+    ///
+    /// Versions: 0+.
     pub broker_ids: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -562,9 +562,9 @@ impl CreatePartitionsRequestAssignment {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.broker_ids = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.broker_ids = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 2i16 {
-            this.broker_ids = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.broker_ids = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -587,13 +587,13 @@ impl Message for CreatePartitionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePartitionsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The partition creation results for each topic.
-
- Versions: 0+.*/
+    /// The partition creation results for each topic.
+    ///
+    /// Versions: 0+.
     pub results: Vec<CreatePartitionsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -743,16 +743,16 @@ impl CreatePartitionsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| CreatePartitionsResponseResult::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| CreatePartitionsResponseResult::random(rng, version))
                 .collect();
         }
@@ -766,17 +766,17 @@ impl CreatePartitionsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreatePartitionsResponseResult {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The result error, or zero if there was no error.
-
- Versions: 0+.*/
+    /// The result error, or zero if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The result message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The result message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -898,9 +898,9 @@ impl CreatePartitionsResponseResult {
             this.name = rng.string();
         }
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };

@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateTopicsRequest {
-    /** The topics to create.
-
- Versions: 0+.*/
+    /// The topics to create.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<CreateTopicsRequestTopic>,
-    /** How long to wait in milliseconds before timing out the request.
-
- Versions: 0+.*/
+    /// How long to wait in milliseconds before timing out the request.
+    ///
+    /// Versions: 0+.
     pub timeout_ms: i32,
-    /** If true, check that the topics can be created as specified, but don't create anything.
-
- Versions: 1+.*/
+    /// If true, check that the topics can be created as specified, but don't create anything.
+    ///
+    /// Versions: 1+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -196,18 +196,18 @@ impl CreateTopicsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 4i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| CreateTopicsRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 5i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| CreateTopicsRequestTopic::random(rng, version))
                 .collect();
         }
         if version <= 4i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         } else if version >= 5i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         }
         if (1i16..=4i16).contains(&version) {
             this.validate_only = rng.bool();
@@ -224,25 +224,25 @@ impl CreateTopicsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateTopicsRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The number of partitions to create in the topic, or -1 if we are either specifying a manual partition assignment or using the default partitions.
-
- Versions: 0+.*/
+    /// The number of partitions to create in the topic, or -1 if we are either specifying a manual partition assignment or using the default partitions.
+    ///
+    /// Versions: 0+.
     pub num_partitions: i32,
-    /** The number of replicas to create for each partition in the topic, or -1 if we are either specifying a manual partition assignment or using the default replication factor.
-
- Versions: 0+.*/
+    /// The number of replicas to create for each partition in the topic, or -1 if we are either specifying a manual partition assignment or using the default replication factor.
+    ///
+    /// Versions: 0+.
     pub replication_factor: i16,
-    /** The manual partition assignment, or the empty array if we are using automatic assignment.
-
- Versions: 0+.*/
+    /// The manual partition assignment, or the empty array if we are using automatic assignment.
+    ///
+    /// Versions: 0+.
     pub assignments: Vec<CreateTopicsRequestAssignment>,
-    /** The custom topic configurations to set.
-
- Versions: 0+.*/
+    /// The custom topic configurations to set.
+    ///
+    /// Versions: 0+.
     pub configs: Vec<CreateTopicsRequestConfig>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -493,30 +493,30 @@ impl CreateTopicsRequestTopic {
             this.name = rng.string();
         }
         if version <= 4i16 {
-            this.num_partitions = rng.next() as i32;
+            this.num_partitions = rng.u64() as i32;
         } else if version >= 5i16 {
-            this.num_partitions = rng.next() as i32;
+            this.num_partitions = rng.u64() as i32;
         }
         if version <= 4i16 {
-            this.replication_factor = rng.next() as i16;
+            this.replication_factor = rng.u64() as i16;
         } else if version >= 5i16 {
-            this.replication_factor = rng.next() as i16;
+            this.replication_factor = rng.u64() as i16;
         }
         if version <= 4i16 {
-            this.assignments = (0..rng.len())
+            this.assignments = (0..rng.count())
                 .map(|_| CreateTopicsRequestAssignment::random(rng, version))
                 .collect();
         } else if version >= 5i16 {
-            this.assignments = (0..rng.len())
+            this.assignments = (0..rng.count())
                 .map(|_| CreateTopicsRequestAssignment::random(rng, version))
                 .collect();
         }
         if version <= 4i16 {
-            this.configs = (0..rng.len())
+            this.configs = (0..rng.count())
                 .map(|_| CreateTopicsRequestConfig::random(rng, version))
                 .collect();
         } else if version >= 5i16 {
-            this.configs = (0..rng.len())
+            this.configs = (0..rng.count())
                 .map(|_| CreateTopicsRequestConfig::random(rng, version))
                 .collect();
         }
@@ -530,13 +530,13 @@ impl CreateTopicsRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateTopicsRequestAssignment {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The brokers to place the partition on.
-
- Versions: 0+.*/
+    /// The brokers to place the partition on.
+    ///
+    /// Versions: 0+.
     pub broker_ids: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -690,14 +690,14 @@ impl CreateTopicsRequestAssignment {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 4i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 5i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 4i16 {
-            this.broker_ids = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.broker_ids = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 5i16 {
-            this.broker_ids = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.broker_ids = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version >= 5i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -709,13 +709,13 @@ impl CreateTopicsRequestAssignment {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateTopicsRequestConfig {
-    /** The configuration name.
-
- Versions: 0+.*/
+    /// The configuration name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The configuration value.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The configuration value.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub value: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -844,13 +844,13 @@ impl Message for CreateTopicsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateTopicsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 2+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 2+.
     pub throttle_time_ms: i32,
-    /** Results for each topic we tried to create.
-
- Versions: 0+.*/
+    /// Results for each topic we tried to create.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<CreateTopicsResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1008,16 +1008,16 @@ impl CreateTopicsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (2i16..=4i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 5i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 4i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| CreateTopicsResponseTopic::random(rng, version))
                 .collect();
         } else if version >= 5i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| CreateTopicsResponseTopic::random(rng, version))
                 .collect();
         }
@@ -1031,33 +1031,33 @@ impl CreateTopicsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateTopicsResponseTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The unique topic ID
-
- Versions: 7+.*/
+    /// The unique topic ID
+    ///
+    /// Versions: 7+.
     pub topic_id: Uuid,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 1+. Nullable: 1+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 1+. Nullable: 1+.
     pub error_message: Option<StrBytes>,
-    /** Number of partitions of the topic.
-
- Versions: 5+.*/
+    /// Number of partitions of the topic.
+    ///
+    /// Versions: 5+.
     pub num_partitions: i32,
-    /** Replication factor of the topic.
-
- Versions: 5+.*/
+    /// Replication factor of the topic.
+    ///
+    /// Versions: 5+.
     pub replication_factor: i16,
-    /** Configuration of the topic.
-
- Versions: 5+.*/
+    /// Configuration of the topic.
+    ///
+    /// Versions: 5+.
     pub configs: Vec<CreateTopicsResponseConfig>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1297,9 +1297,9 @@ impl CreateTopicsResponseTopic {
             this.topic_id = rng.uuid();
         }
         if version <= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 5i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if (1i16..=4i16).contains(&version) {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -1307,13 +1307,13 @@ impl CreateTopicsResponseTopic {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version >= 5i16 {
-            this.num_partitions = rng.next() as i32;
+            this.num_partitions = rng.u64() as i32;
         }
         if version >= 5i16 {
-            this.replication_factor = rng.next() as i16;
+            this.replication_factor = rng.u64() as i16;
         }
         if version >= 5i16 {
-            this.configs = (0..rng.len())
+            this.configs = (0..rng.count())
                 .map(|_| CreateTopicsResponseConfig::random(rng, version))
                 .collect();
         }
@@ -1327,25 +1327,25 @@ impl CreateTopicsResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CreateTopicsResponseConfig {
-    /** The configuration name.
-
- Versions: 5+.*/
+    /// The configuration name.
+    ///
+    /// Versions: 5+.
     pub name: StrBytes,
-    /** The configuration value.
-
- Versions: 5+. Nullable: 5+.*/
+    /// The configuration value.
+    ///
+    /// Versions: 5+. Nullable: 5+.
     pub value: Option<StrBytes>,
-    /** True if the configuration is read-only.
-
- Versions: 5+.*/
+    /// True if the configuration is read-only.
+    ///
+    /// Versions: 5+.
     pub read_only: bool,
-    /** The configuration source.
-
- Versions: 5+.*/
+    /// The configuration source.
+    ///
+    /// Versions: 5+.
     pub config_source: i8,
-    /** True if this configuration is sensitive.
-
- Versions: 5+.*/
+    /// True if this configuration is sensitive.
+    ///
+    /// Versions: 5+.
     pub is_sensitive: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1519,7 +1519,7 @@ impl CreateTopicsResponseConfig {
             this.read_only = rng.bool();
         }
         if version >= 5i16 {
-            this.config_source = rng.next() as i8;
+            this.config_source = rng.u64() as i8;
         }
         if version >= 5i16 {
             this.is_sensitive = rng.bool();

@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteAclsRequest {
-    /** The filters to use when deleting ACLs.
-
- Versions: 0+.*/
+    /// The filters to use when deleting ACLs.
+    ///
+    /// Versions: 0+.
     pub filters: Vec<DeleteAclsRequestFilter>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -142,11 +142,11 @@ impl DeleteAclsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.filters = (0..rng.len())
+            this.filters = (0..rng.count())
                 .map(|_| DeleteAclsRequestFilter::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.filters = (0..rng.len())
+            this.filters = (0..rng.count())
                 .map(|_| DeleteAclsRequestFilter::random(rng, version))
                 .collect();
         }
@@ -160,33 +160,33 @@ impl DeleteAclsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteAclsRequestFilter {
-    /** The resource type.
-
- Versions: 0+.*/
+    /// The resource type.
+    ///
+    /// Versions: 0+.
     pub resource_type_filter: i8,
-    /** The resource name.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The resource name.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub resource_name_filter: Option<StrBytes>,
-    /** The pattern type.
-
- Versions: 1+.*/
+    /// The pattern type.
+    ///
+    /// Versions: 1+.
     pub pattern_type_filter: i8,
-    /** The principal filter, or null to accept all principals.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The principal filter, or null to accept all principals.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub principal_filter: Option<StrBytes>,
-    /** The host filter, or null to accept all hosts.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The host filter, or null to accept all hosts.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub host_filter: Option<StrBytes>,
-    /** The ACL operation.
-
- Versions: 0+.*/
+    /// The ACL operation.
+    ///
+    /// Versions: 0+.
     pub operation: i8,
-    /** The permission type.
-
- Versions: 0+.*/
+    /// The permission type.
+    ///
+    /// Versions: 0+.
     pub permission_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -388,9 +388,9 @@ impl DeleteAclsRequestFilter {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.resource_type_filter = rng.next() as i8;
+            this.resource_type_filter = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.resource_type_filter = rng.next() as i8;
+            this.resource_type_filter = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.resource_name_filter = if rng.bool() {
@@ -406,9 +406,9 @@ impl DeleteAclsRequestFilter {
             };
         }
         if version == 1i16 {
-            this.pattern_type_filter = rng.next() as i8;
+            this.pattern_type_filter = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.pattern_type_filter = rng.next() as i8;
+            this.pattern_type_filter = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.principal_filter = if rng.bool() { None } else { Some(rng.string()) };
@@ -421,14 +421,14 @@ impl DeleteAclsRequestFilter {
             this.host_filter = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 1i16 {
-            this.operation = rng.next() as i8;
+            this.operation = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.operation = rng.next() as i8;
+            this.operation = rng.u64() as i8;
         }
         if version <= 1i16 {
-            this.permission_type = rng.next() as i8;
+            this.permission_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.permission_type = rng.next() as i8;
+            this.permission_type = rng.u64() as i8;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -451,13 +451,13 @@ impl Message for DeleteAclsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteAclsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The results for each filter.
-
- Versions: 0+.*/
+    /// The results for each filter.
+    ///
+    /// Versions: 0+.
     pub filter_results: Vec<DeleteAclsResponseFilterResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -618,16 +618,16 @@ impl DeleteAclsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.filter_results = (0..rng.len())
+            this.filter_results = (0..rng.count())
                 .map(|_| DeleteAclsResponseFilterResult::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.filter_results = (0..rng.len())
+            this.filter_results = (0..rng.count())
                 .map(|_| DeleteAclsResponseFilterResult::random(rng, version))
                 .collect();
         }
@@ -641,17 +641,17 @@ impl DeleteAclsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteAclsResponseFilterResult {
-    /** The error code, or 0 if the filter succeeded.
-
- Versions: 0+.*/
+    /// The error code, or 0 if the filter succeeded.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if the filter succeeded.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if the filter succeeded.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The ACLs which matched this filter.
-
- Versions: 0+.*/
+    /// The ACLs which matched this filter.
+    ///
+    /// Versions: 0+.
     pub matching_acls: Vec<DeleteAclsResponseMatchingAcl>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -820,9 +820,9 @@ impl DeleteAclsResponseFilterResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -830,11 +830,11 @@ impl DeleteAclsResponseFilterResult {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 1i16 {
-            this.matching_acls = (0..rng.len())
+            this.matching_acls = (0..rng.count())
                 .map(|_| DeleteAclsResponseMatchingAcl::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.matching_acls = (0..rng.len())
+            this.matching_acls = (0..rng.count())
                 .map(|_| DeleteAclsResponseMatchingAcl::random(rng, version))
                 .collect();
         }
@@ -848,41 +848,41 @@ impl DeleteAclsResponseFilterResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteAclsResponseMatchingAcl {
-    /** The deletion error code, or 0 if the deletion succeeded.
-
- Versions: 0+.*/
+    /// The deletion error code, or 0 if the deletion succeeded.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The deletion error message, or null if the deletion succeeded.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The deletion error message, or null if the deletion succeeded.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The ACL resource type.
-
- Versions: 0+.*/
+    /// The ACL resource type.
+    ///
+    /// Versions: 0+.
     pub resource_type: i8,
-    /** The ACL resource name.
-
- Versions: 0+.*/
+    /// The ACL resource name.
+    ///
+    /// Versions: 0+.
     pub resource_name: StrBytes,
-    /** The ACL resource pattern type.
-
- Versions: 1+.*/
+    /// The ACL resource pattern type.
+    ///
+    /// Versions: 1+.
     pub pattern_type: i8,
-    /** The ACL principal.
-
- Versions: 0+.*/
+    /// The ACL principal.
+    ///
+    /// Versions: 0+.
     pub principal: StrBytes,
-    /** The ACL host.
-
- Versions: 0+.*/
+    /// The ACL host.
+    ///
+    /// Versions: 0+.
     pub host: StrBytes,
-    /** The ACL operation.
-
- Versions: 0+.*/
+    /// The ACL operation.
+    ///
+    /// Versions: 0+.
     pub operation: i8,
-    /** The ACL permission type.
-
- Versions: 0+.*/
+    /// The ACL permission type.
+    ///
+    /// Versions: 0+.
     pub permission_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1121,9 +1121,9 @@ impl DeleteAclsResponseMatchingAcl {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -1131,9 +1131,9 @@ impl DeleteAclsResponseMatchingAcl {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 1i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.resource_name = rng.string();
@@ -1141,9 +1141,9 @@ impl DeleteAclsResponseMatchingAcl {
             this.resource_name = rng.string();
         }
         if version == 1i16 {
-            this.pattern_type = rng.next() as i8;
+            this.pattern_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.pattern_type = rng.next() as i8;
+            this.pattern_type = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.principal = rng.string();
@@ -1156,14 +1156,14 @@ impl DeleteAclsResponseMatchingAcl {
             this.host = rng.string();
         }
         if version <= 1i16 {
-            this.operation = rng.next() as i8;
+            this.operation = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.operation = rng.next() as i8;
+            this.operation = rng.u64() as i8;
         }
         if version <= 1i16 {
-            this.permission_type = rng.next() as i8;
+            this.permission_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.permission_type = rng.next() as i8;
+            this.permission_type = rng.u64() as i8;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

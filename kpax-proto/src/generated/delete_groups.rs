@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteGroupsRequest {
-    /** The group names to delete.
-
- Versions: 0+.*/
+    /// The group names to delete.
+    ///
+    /// Versions: 0+.
     pub groups_names: Vec<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -160,9 +160,9 @@ impl DeleteGroupsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.groups_names = (0..rng.len()).map(|_| rng.string()).collect();
+            this.groups_names = (0..rng.count()).map(|_| rng.string()).collect();
         } else if version >= 2i16 {
-            this.groups_names = (0..rng.len()).map(|_| rng.string()).collect();
+            this.groups_names = (0..rng.count()).map(|_| rng.string()).collect();
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -185,13 +185,13 @@ impl Message for DeleteGroupsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteGroupsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The deletion results
-
- Versions: 0+.*/
+    /// The deletion results
+    ///
+    /// Versions: 0+.
     pub results: Vec<DeleteGroupsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -339,16 +339,16 @@ impl DeleteGroupsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| DeleteGroupsResponseResult::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| DeleteGroupsResponseResult::random(rng, version))
                 .collect();
         }
@@ -362,13 +362,13 @@ impl DeleteGroupsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteGroupsResponseResult {
-    /** The group id
-
- Versions: 0+.*/
+    /// The group id
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The deletion error, or 0 if the deletion succeeded.
-
- Versions: 0+.*/
+    /// The deletion error, or 0 if the deletion succeeded.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -471,9 +471,9 @@ impl DeleteGroupsResponseResult {
             this.group_id = rng.string();
         }
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsRequest {
-    /** Each topic that we want to delete records from.
-
- Versions: 0+.*/
+    /// Each topic that we want to delete records from.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DeleteRecordsRequestTopic>,
-    /** How long to wait for the deletion to complete, in milliseconds.
-
- Versions: 0+.*/
+    /// How long to wait for the deletion to complete, in milliseconds.
+    ///
+    /// Versions: 0+.
     pub timeout_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -164,18 +164,18 @@ impl DeleteRecordsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| DeleteRecordsRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| DeleteRecordsRequestTopic::random(rng, version))
                 .collect();
         }
         if version <= 1i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -187,13 +187,13 @@ impl DeleteRecordsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** Each partition that we want to delete records from.
-
- Versions: 0+.*/
+    /// Each partition that we want to delete records from.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<DeleteRecordsRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -345,11 +345,11 @@ impl DeleteRecordsRequestTopic {
             this.name = rng.string();
         }
         if version <= 1i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| DeleteRecordsRequestPartition::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| DeleteRecordsRequestPartition::random(rng, version))
                 .collect();
         }
@@ -363,13 +363,13 @@ impl DeleteRecordsRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The deletion offset.
-
- Versions: 0+.*/
+    /// The deletion offset.
+    ///
+    /// Versions: 0+.
     pub offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -463,14 +463,14 @@ impl DeleteRecordsRequestPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.offset = rng.next() as i64;
+            this.offset = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.offset = rng.next() as i64;
+            this.offset = rng.u64() as i64;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -493,13 +493,13 @@ impl Message for DeleteRecordsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** Each topic that we wanted to delete records from.
-
- Versions: 0+.*/
+    /// Each topic that we wanted to delete records from.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DeleteRecordsResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -647,16 +647,16 @@ impl DeleteRecordsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| DeleteRecordsResponseTopic::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| DeleteRecordsResponseTopic::random(rng, version))
                 .collect();
         }
@@ -670,13 +670,13 @@ impl DeleteRecordsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsResponseTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** Each partition that we wanted to delete records from.
-
- Versions: 0+.*/
+    /// Each partition that we wanted to delete records from.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<DeleteRecordsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -833,11 +833,11 @@ impl DeleteRecordsResponseTopic {
             this.name = rng.string();
         }
         if version <= 1i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| DeleteRecordsResponsePartition::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| DeleteRecordsResponsePartition::random(rng, version))
                 .collect();
         }
@@ -851,17 +851,17 @@ impl DeleteRecordsResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteRecordsResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The partition low water mark.
-
- Versions: 0+.*/
+    /// The partition low water mark.
+    ///
+    /// Versions: 0+.
     pub low_watermark: i64,
-    /** The deletion error code, or 0 if the deletion succeeded.
-
- Versions: 0+.*/
+    /// The deletion error code, or 0 if the deletion succeeded.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -975,19 +975,19 @@ impl DeleteRecordsResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.low_watermark = rng.next() as i64;
+            this.low_watermark = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.low_watermark = rng.next() as i64;
+            this.low_watermark = rng.u64() as i64;
         }
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

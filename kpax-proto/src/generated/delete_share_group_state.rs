@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteShareGroupStateRequest {
-    /** The group identifier.
-
- Versions: 0+.*/
+    /// The group identifier.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The data for the topics.
-
- Versions: 0+.*/
+    /// The data for the topics.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DeleteShareGroupStateRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -118,7 +118,7 @@ impl DeleteShareGroupStateRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.group_id = rng.string();
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| DeleteShareGroupStateRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -129,13 +129,13 @@ impl DeleteShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteShareGroupStateRequestTopic {
-    /** The topic identifier.
-
- Versions: 0+.*/
+    /// The topic identifier.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The data for the partitions.
-
- Versions: 0+.*/
+    /// The data for the partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<DeleteShareGroupStateRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -231,7 +231,7 @@ impl DeleteShareGroupStateRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| DeleteShareGroupStateRequestPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -242,9 +242,9 @@ impl DeleteShareGroupStateRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteShareGroupStateRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -303,7 +303,7 @@ impl DeleteShareGroupStateRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition = rng.next() as i32;
+        this.partition = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -323,9 +323,9 @@ impl Message for DeleteShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteShareGroupStateResponse {
-    /** The delete results
-
- Versions: 0+.*/
+    /// The delete results
+    ///
+    /// Versions: 0+.
     pub results: Vec<DeleteShareGroupStateResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -422,7 +422,7 @@ impl DeleteShareGroupStateResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.results = (0..rng.len())
+        this.results = (0..rng.count())
             .map(|_| DeleteShareGroupStateResponseResult::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -433,13 +433,13 @@ impl DeleteShareGroupStateResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteShareGroupStateResponseResult {
-    /** The topic identifier
-
- Versions: 0+.*/
+    /// The topic identifier
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The results for the partitions.
-
- Versions: 0+.*/
+    /// The results for the partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<DeleteShareGroupStateResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -535,7 +535,7 @@ impl DeleteShareGroupStateResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| DeleteShareGroupStateResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -546,17 +546,17 @@ impl DeleteShareGroupStateResponseResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteShareGroupStateResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -633,8 +633,8 @@ impl DeleteShareGroupStateResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteTopicsRequest {
-    /** The name or topic ID of the topic
-
- Versions: 6+.*/
+    /// The name or topic ID of the topic
+    ///
+    /// Versions: 6+.
     pub topics: Vec<DeleteTopicsRequestTopic>,
-    /** The names of the topics to delete
-
- Versions: 0-5.*/
+    /// The names of the topics to delete
+    ///
+    /// Versions: 0-5.
     pub topic_names: Vec<StrBytes>,
-    /** The length of time in milliseconds to wait for the deletions to complete.
-
- Versions: 0+.*/
+    /// The length of time in milliseconds to wait for the deletions to complete.
+    ///
+    /// Versions: 0+.
     pub timeout_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -236,19 +236,19 @@ impl DeleteTopicsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 6i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| DeleteTopicsRequestTopic::random(rng, version))
                 .collect();
         }
         if version <= 3i16 {
-            this.topic_names = (0..rng.len()).map(|_| rng.string()).collect();
+            this.topic_names = (0..rng.count()).map(|_| rng.string()).collect();
         } else if (4i16..=5i16).contains(&version) {
-            this.topic_names = (0..rng.len()).map(|_| rng.string()).collect();
+            this.topic_names = (0..rng.count()).map(|_| rng.string()).collect();
         }
         if version <= 3i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -260,13 +260,13 @@ impl DeleteTopicsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteTopicsRequestTopic {
-    /** The topic name
-
- Versions: 6+. Nullable: 6+.*/
+    /// The topic name
+    ///
+    /// Versions: 6+. Nullable: 6+.
     pub name: Option<StrBytes>,
-    /** The unique topic ID
-
- Versions: 6+.*/
+    /// The unique topic ID
+    ///
+    /// Versions: 6+.
     pub topic_id: Uuid,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -391,13 +391,13 @@ impl Message for DeleteTopicsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteTopicsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 1+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 1+.
     pub throttle_time_ms: i32,
-    /** The results for each topic we tried to delete.
-
- Versions: 0+.*/
+    /// The results for each topic we tried to delete.
+    ///
+    /// Versions: 0+.
     pub responses: Vec<DeleteTopicsResponseResponse>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -555,16 +555,16 @@ impl DeleteTopicsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (1i16..=3i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 3i16 {
-            this.responses = (0..rng.len())
+            this.responses = (0..rng.count())
                 .map(|_| DeleteTopicsResponseResponse::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.responses = (0..rng.len())
+            this.responses = (0..rng.count())
                 .map(|_| DeleteTopicsResponseResponse::random(rng, version))
                 .collect();
         }
@@ -578,21 +578,21 @@ impl DeleteTopicsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeleteTopicsResponseResponse {
-    /** The topic name
-
- Versions: 0+. Nullable: 6+.*/
+    /// The topic name
+    ///
+    /// Versions: 0+. Nullable: 6+.
     pub name: Option<StrBytes>,
-    /** the unique topic ID
-
- Versions: 6+.*/
+    /// the unique topic ID
+    ///
+    /// Versions: 6+.
     pub topic_id: Uuid,
-    /** The deletion error, or 0 if the deletion succeeded.
-
- Versions: 0+.*/
+    /// The deletion error, or 0 if the deletion succeeded.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 5+. Nullable: 5+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 5+. Nullable: 5+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -765,9 +765,9 @@ impl DeleteTopicsResponseResponse {
             this.topic_id = rng.uuid();
         }
         if version <= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 5i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };

@@ -10,33 +10,33 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeAclsRequest {
-    /** The resource type.
-
- Versions: 0+.*/
+    /// The resource type.
+    ///
+    /// Versions: 0+.
     pub resource_type_filter: i8,
-    /** The resource name, or null to match any resource name.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The resource name, or null to match any resource name.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub resource_name_filter: Option<StrBytes>,
-    /** The resource pattern to match.
-
- Versions: 1+.*/
+    /// The resource pattern to match.
+    ///
+    /// Versions: 1+.
     pub pattern_type_filter: i8,
-    /** The principal to match, or null to match any principal.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The principal to match, or null to match any principal.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub principal_filter: Option<StrBytes>,
-    /** The host to match, or null to match any host.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The host to match, or null to match any host.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub host_filter: Option<StrBytes>,
-    /** The operation to match.
-
- Versions: 0+.*/
+    /// The operation to match.
+    ///
+    /// Versions: 0+.
     pub operation: i8,
-    /** The permission type to match.
-
- Versions: 0+.*/
+    /// The permission type to match.
+    ///
+    /// Versions: 0+.
     pub permission_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -248,9 +248,9 @@ impl DescribeAclsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.resource_type_filter = rng.next() as i8;
+            this.resource_type_filter = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.resource_type_filter = rng.next() as i8;
+            this.resource_type_filter = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.resource_name_filter = if rng.bool() {
@@ -266,9 +266,9 @@ impl DescribeAclsRequest {
             };
         }
         if version == 1i16 {
-            this.pattern_type_filter = rng.next() as i8;
+            this.pattern_type_filter = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.pattern_type_filter = rng.next() as i8;
+            this.pattern_type_filter = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.principal_filter = if rng.bool() { None } else { Some(rng.string()) };
@@ -281,14 +281,14 @@ impl DescribeAclsRequest {
             this.host_filter = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 1i16 {
-            this.operation = rng.next() as i8;
+            this.operation = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.operation = rng.next() as i8;
+            this.operation = rng.u64() as i8;
         }
         if version <= 1i16 {
-            this.permission_type = rng.next() as i8;
+            this.permission_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.permission_type = rng.next() as i8;
+            this.permission_type = rng.u64() as i8;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -311,21 +311,21 @@ impl Message for DescribeAclsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeAclsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** Each Resource that is referenced in an ACL.
-
- Versions: 0+.*/
+    /// Each Resource that is referenced in an ACL.
+    ///
+    /// Versions: 0+.
     pub resources: Vec<DescribeAclsResponseResource>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -511,14 +511,14 @@ impl DescribeAclsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -526,11 +526,11 @@ impl DescribeAclsResponse {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 1i16 {
-            this.resources = (0..rng.len())
+            this.resources = (0..rng.count())
                 .map(|_| DescribeAclsResponseResource::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.resources = (0..rng.len())
+            this.resources = (0..rng.count())
                 .map(|_| DescribeAclsResponseResource::random(rng, version))
                 .collect();
         }
@@ -544,21 +544,21 @@ impl DescribeAclsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeAclsResponseResource {
-    /** The resource type.
-
- Versions: 0+.*/
+    /// The resource type.
+    ///
+    /// Versions: 0+.
     pub resource_type: i8,
-    /** The resource name.
-
- Versions: 0+.*/
+    /// The resource name.
+    ///
+    /// Versions: 0+.
     pub resource_name: StrBytes,
-    /** The resource pattern type.
-
- Versions: 1+.*/
+    /// The resource pattern type.
+    ///
+    /// Versions: 1+.
     pub pattern_type: i8,
-    /** The ACLs.
-
- Versions: 0+.*/
+    /// The ACLs.
+    ///
+    /// Versions: 0+.
     pub acls: Vec<DescribeAclsResponseAcl>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -744,9 +744,9 @@ impl DescribeAclsResponseResource {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         }
         if version <= 1i16 {
             this.resource_name = rng.string();
@@ -754,16 +754,16 @@ impl DescribeAclsResponseResource {
             this.resource_name = rng.string();
         }
         if version == 1i16 {
-            this.pattern_type = rng.next() as i8;
+            this.pattern_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.pattern_type = rng.next() as i8;
+            this.pattern_type = rng.u64() as i8;
         }
         if version <= 1i16 {
-            this.acls = (0..rng.len())
+            this.acls = (0..rng.count())
                 .map(|_| DescribeAclsResponseAcl::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.acls = (0..rng.len())
+            this.acls = (0..rng.count())
                 .map(|_| DescribeAclsResponseAcl::random(rng, version))
                 .collect();
         }
@@ -777,21 +777,21 @@ impl DescribeAclsResponseResource {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeAclsResponseAcl {
-    /** The ACL principal.
-
- Versions: 0+.*/
+    /// The ACL principal.
+    ///
+    /// Versions: 0+.
     pub principal: StrBytes,
-    /** The ACL host.
-
- Versions: 0+.*/
+    /// The ACL host.
+    ///
+    /// Versions: 0+.
     pub host: StrBytes,
-    /** The ACL operation.
-
- Versions: 0+.*/
+    /// The ACL operation.
+    ///
+    /// Versions: 0+.
     pub operation: i8,
-    /** The ACL permission type.
-
- Versions: 0+.*/
+    /// The ACL permission type.
+    ///
+    /// Versions: 0+.
     pub permission_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -936,14 +936,14 @@ impl DescribeAclsResponseAcl {
             this.host = rng.string();
         }
         if version <= 1i16 {
-            this.operation = rng.next() as i8;
+            this.operation = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.operation = rng.next() as i8;
+            this.operation = rng.u64() as i8;
         }
         if version <= 1i16 {
-            this.permission_type = rng.next() as i8;
+            this.permission_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.permission_type = rng.next() as i8;
+            this.permission_type = rng.u64() as i8;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClientQuotasRequest {
-    /** Filter components to apply to quota entities.
-
- Versions: 0+.*/
+    /// Filter components to apply to quota entities.
+    ///
+    /// Versions: 0+.
     pub components: Vec<DescribeClientQuotasRequestComponent>,
-    /** Whether the match is strict, i.e. should exclude entities with unspecified entity types.
-
- Versions: 0+.*/
+    /// Whether the match is strict, i.e. should exclude entities with unspecified entity types.
+    ///
+    /// Versions: 0+.
     pub strict: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -179,11 +179,11 @@ impl DescribeClientQuotasRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.components = (0..rng.len())
+            this.components = (0..rng.count())
                 .map(|_| DescribeClientQuotasRequestComponent::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.components = (0..rng.len())
+            this.components = (0..rng.count())
                 .map(|_| DescribeClientQuotasRequestComponent::random(rng, version))
                 .collect();
         }
@@ -202,17 +202,17 @@ impl DescribeClientQuotasRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClientQuotasRequestComponent {
-    /** The entity type that the filter component applies to.
-
- Versions: 0+.*/
+    /// The entity type that the filter component applies to.
+    ///
+    /// Versions: 0+.
     pub entity_type: StrBytes,
-    /** How to match the entity {0 = exact name, 1 = default name, 2 = any specified name}.
-
- Versions: 0+.*/
+    /// How to match the entity {0 = exact name, 1 = default name, 2 = any specified name}.
+    ///
+    /// Versions: 0+.
     pub match_type: i8,
-    /** The string to match against, or null if unused for the match type.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The string to match against, or null if unused for the match type.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub r#match: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -335,9 +335,9 @@ impl DescribeClientQuotasRequestComponent {
             this.entity_type = rng.string();
         }
         if version <= 0i16 {
-            this.match_type = rng.next() as i8;
+            this.match_type = rng.u64() as i8;
         } else if version >= 1i16 {
-            this.match_type = rng.next() as i8;
+            this.match_type = rng.u64() as i8;
         }
         if version <= 0i16 {
             this.r#match = if rng.bool() { None } else { Some(rng.string()) };
@@ -365,21 +365,21 @@ impl Message for DescribeClientQuotasRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClientQuotasResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or `0` if the quota description succeeded.
-
- Versions: 0+.*/
+    /// The error code, or `0` if the quota description succeeded.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or `null` if the quota description succeeded.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or `null` if the quota description succeeded.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** A result entry.
-
- Versions: 0+.*/
+    /// A result entry.
+    ///
+    /// Versions: 0+.
     pub entries: Vec<DescribeClientQuotasResponseEntry>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -574,14 +574,14 @@ impl DescribeClientQuotasResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 0i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 0i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -589,11 +589,11 @@ impl DescribeClientQuotasResponse {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 0i16 {
-            this.entries = (0..rng.len())
+            this.entries = (0..rng.count())
                 .map(|_| DescribeClientQuotasResponseEntry::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.entries = (0..rng.len())
+            this.entries = (0..rng.count())
                 .map(|_| DescribeClientQuotasResponseEntry::random(rng, version))
                 .collect();
         }
@@ -607,13 +607,13 @@ impl DescribeClientQuotasResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClientQuotasResponseEntry {
-    /** The quota entity description.
-
- Versions: 0+.*/
+    /// The quota entity description.
+    ///
+    /// Versions: 0+.
     pub entity: Vec<DescribeClientQuotasResponseEntity>,
-    /** The quota values for the entity.
-
- Versions: 0+.*/
+    /// The quota values for the entity.
+    ///
+    /// Versions: 0+.
     pub values: Vec<DescribeClientQuotasResponseValue>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -808,20 +808,20 @@ impl DescribeClientQuotasResponseEntry {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.entity = (0..rng.len())
+            this.entity = (0..rng.count())
                 .map(|_| DescribeClientQuotasResponseEntity::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.entity = (0..rng.len())
+            this.entity = (0..rng.count())
                 .map(|_| DescribeClientQuotasResponseEntity::random(rng, version))
                 .collect();
         }
         if version <= 0i16 {
-            this.values = (0..rng.len())
+            this.values = (0..rng.count())
                 .map(|_| DescribeClientQuotasResponseValue::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.values = (0..rng.len())
+            this.values = (0..rng.count())
                 .map(|_| DescribeClientQuotasResponseValue::random(rng, version))
                 .collect();
         }
@@ -835,13 +835,13 @@ impl DescribeClientQuotasResponseEntry {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClientQuotasResponseEntity {
-    /** The entity type.
-
- Versions: 0+.*/
+    /// The entity type.
+    ///
+    /// Versions: 0+.
     pub entity_type: StrBytes,
-    /** The entity name, or null if the default.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The entity name, or null if the default.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub entity_name: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -960,13 +960,13 @@ impl DescribeClientQuotasResponseEntity {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClientQuotasResponseValue {
-    /** The quota configuration key.
-
- Versions: 0+.*/
+    /// The quota configuration key.
+    ///
+    /// Versions: 0+.
     pub key: StrBytes,
-    /** The quota configuration value.
-
- Versions: 0+.*/
+    /// The quota configuration value.
+    ///
+    /// Versions: 0+.
     pub value: f64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClusterRequest {
-    /** Whether to include cluster authorized operations.
-
- Versions: 0+.*/
+    /// Whether to include cluster authorized operations.
+    ///
+    /// Versions: 0+.
     pub include_cluster_authorized_operations: bool,
-    /** The endpoint type to describe. 1=brokers, 2=controllers.
-
- Versions: 1+.*/
+    /// The endpoint type to describe. 1=brokers, 2=controllers.
+    ///
+    /// Versions: 1+.
     pub endpoint_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -113,7 +113,7 @@ impl DescribeClusterRequest {
         let mut this = Self::default();
         this.include_cluster_authorized_operations = rng.bool();
         if version >= 1i16 {
-            this.endpoint_type = rng.next() as i8;
+            this.endpoint_type = rng.u64() as i8;
         }
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
@@ -134,37 +134,37 @@ impl Message for DescribeClusterRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClusterResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The top-level error code, or 0 if there was no error
-
- Versions: 0+.*/
+    /// The top-level error code, or 0 if there was no error
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The top-level error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The top-level error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The endpoint type that was described. 1=brokers, 2=controllers.
-
- Versions: 1+.*/
+    /// The endpoint type that was described. 1=brokers, 2=controllers.
+    ///
+    /// Versions: 1+.
     pub endpoint_type: i8,
-    /** The cluster ID that responding broker belongs to.
-
- Versions: 0+.*/
+    /// The cluster ID that responding broker belongs to.
+    ///
+    /// Versions: 0+.
     pub cluster_id: StrBytes,
-    /** The ID of the controller broker.
-
- Versions: 0+.*/
+    /// The ID of the controller broker.
+    ///
+    /// Versions: 0+.
     pub controller_id: i32,
-    /** Each broker in the response.
-
- Versions: 0+.*/
+    /// Each broker in the response.
+    ///
+    /// Versions: 0+.
     pub brokers: Vec<DescribeClusterResponseBroker>,
-    /** 32-bit bitfield to represent authorized operations for this cluster.
-
- Versions: 0+.*/
+    /// 32-bit bitfield to represent authorized operations for this cluster.
+    ///
+    /// Versions: 0+.
     pub cluster_authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -333,18 +333,18 @@ impl DescribeClusterResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         if version >= 1i16 {
-            this.endpoint_type = rng.next() as i8;
+            this.endpoint_type = rng.u64() as i8;
         }
         this.cluster_id = rng.string();
-        this.controller_id = rng.next() as i32;
-        this.brokers = (0..rng.len())
+        this.controller_id = rng.u64() as i32;
+        this.brokers = (0..rng.count())
             .map(|_| DescribeClusterResponseBroker::random(rng, version))
             .collect();
-        this.cluster_authorized_operations = rng.next() as i32;
+        this.cluster_authorized_operations = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -353,21 +353,21 @@ impl DescribeClusterResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeClusterResponseBroker {
-    /** The broker ID.
-
- Versions: 0+.*/
+    /// The broker ID.
+    ///
+    /// Versions: 0+.
     pub broker_id: i32,
-    /** The broker hostname.
-
- Versions: 0+.*/
+    /// The broker hostname.
+    ///
+    /// Versions: 0+.
     pub host: StrBytes,
-    /** The broker port.
-
- Versions: 0+.*/
+    /// The broker port.
+    ///
+    /// Versions: 0+.
     pub port: i32,
-    /** The rack of the broker, or null if it has not been assigned to a rack.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The rack of the broker, or null if it has not been assigned to a rack.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -453,9 +453,9 @@ impl DescribeClusterResponseBroker {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.broker_id = rng.next() as i32;
+        this.broker_id = rng.u64() as i32;
         this.host = rng.string();
-        this.port = rng.next() as i32;
+        this.port = rng.u64() as i32;
         this.rack = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

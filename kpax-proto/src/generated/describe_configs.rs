@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeConfigsRequest {
-    /** The resources whose configurations we want to describe.
-
- Versions: 0+.*/
+    /// The resources whose configurations we want to describe.
+    ///
+    /// Versions: 0+.
     pub resources: Vec<DescribeConfigsRequestResource>,
-    /** True if we should include all synonyms.
-
- Versions: 1+.*/
+    /// True if we should include all synonyms.
+    ///
+    /// Versions: 1+.
     pub include_synonyms: bool,
-    /** True if we should include configuration documentation.
-
- Versions: 3+.*/
+    /// True if we should include configuration documentation.
+    ///
+    /// Versions: 3+.
     pub include_documentation: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -208,11 +208,11 @@ impl DescribeConfigsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 3i16 {
-            this.resources = (0..rng.len())
+            this.resources = (0..rng.count())
                 .map(|_| DescribeConfigsRequestResource::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.resources = (0..rng.len())
+            this.resources = (0..rng.count())
                 .map(|_| DescribeConfigsRequestResource::random(rng, version))
                 .collect();
         }
@@ -236,17 +236,17 @@ impl DescribeConfigsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeConfigsRequestResource {
-    /** The resource type.
-
- Versions: 0+.*/
+    /// The resource type.
+    ///
+    /// Versions: 0+.
     pub resource_type: i8,
-    /** The resource name.
-
- Versions: 0+.*/
+    /// The resource name.
+    ///
+    /// Versions: 0+.
     pub resource_name: StrBytes,
-    /** The configuration keys to list, or null to list all configuration keys.
-
- Versions: 0+.*/
+    /// The configuration keys to list, or null to list all configuration keys.
+    ///
+    /// Versions: 0+.
     pub configuration_keys: Vec<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -422,9 +422,9 @@ impl DescribeConfigsRequestResource {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 3i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         } else if version >= 4i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         }
         if version <= 3i16 {
             this.resource_name = rng.string();
@@ -432,9 +432,9 @@ impl DescribeConfigsRequestResource {
             this.resource_name = rng.string();
         }
         if version <= 3i16 {
-            this.configuration_keys = (0..rng.len()).map(|_| rng.string()).collect();
+            this.configuration_keys = (0..rng.count()).map(|_| rng.string()).collect();
         } else if version >= 4i16 {
-            this.configuration_keys = (0..rng.len()).map(|_| rng.string()).collect();
+            this.configuration_keys = (0..rng.count()).map(|_| rng.string()).collect();
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -457,13 +457,13 @@ impl Message for DescribeConfigsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeConfigsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The results for each resource.
-
- Versions: 0+.*/
+    /// The results for each resource.
+    ///
+    /// Versions: 0+.
     pub results: Vec<DescribeConfigsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -611,16 +611,16 @@ impl DescribeConfigsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 3i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 3i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| DescribeConfigsResponseResult::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| DescribeConfigsResponseResult::random(rng, version))
                 .collect();
         }
@@ -634,25 +634,25 @@ impl DescribeConfigsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeConfigsResponseResult {
-    /** The error code, or 0 if we were able to successfully describe the configurations.
-
- Versions: 0+.*/
+    /// The error code, or 0 if we were able to successfully describe the configurations.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if we were able to successfully describe the configurations.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if we were able to successfully describe the configurations.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The resource type.
-
- Versions: 0+.*/
+    /// The resource type.
+    ///
+    /// Versions: 0+.
     pub resource_type: i8,
-    /** The resource name.
-
- Versions: 0+.*/
+    /// The resource name.
+    ///
+    /// Versions: 0+.
     pub resource_name: StrBytes,
-    /** Each listed configuration.
-
- Versions: 0+.*/
+    /// Each listed configuration.
+    ///
+    /// Versions: 0+.
     pub configs: Vec<DescribeConfigsResponseConfig>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -848,9 +848,9 @@ impl DescribeConfigsResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 3i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -858,9 +858,9 @@ impl DescribeConfigsResponseResult {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 3i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         } else if version >= 4i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         }
         if version <= 3i16 {
             this.resource_name = rng.string();
@@ -868,11 +868,11 @@ impl DescribeConfigsResponseResult {
             this.resource_name = rng.string();
         }
         if version <= 3i16 {
-            this.configs = (0..rng.len())
+            this.configs = (0..rng.count())
                 .map(|_| DescribeConfigsResponseConfig::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.configs = (0..rng.len())
+            this.configs = (0..rng.count())
                 .map(|_| DescribeConfigsResponseConfig::random(rng, version))
                 .collect();
         }
@@ -886,41 +886,41 @@ impl DescribeConfigsResponseResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeConfigsResponseConfig {
-    /** The configuration name.
-
- Versions: 0+.*/
+    /// The configuration name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The configuration value.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The configuration value.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub value: Option<StrBytes>,
-    /** True if the configuration is read-only.
-
- Versions: 0+.*/
+    /// True if the configuration is read-only.
+    ///
+    /// Versions: 0+.
     pub read_only: bool,
-    /** The configuration source.
-
- Versions: 1+.*/
+    /// The configuration source.
+    ///
+    /// Versions: 1+.
     pub config_source: i8,
-    /** True if the configuration is not set.
-
- Versions: 0.*/
+    /// True if the configuration is not set.
+    ///
+    /// Versions: 0.
     pub is_default: bool,
-    /** True if this configuration is sensitive.
-
- Versions: 0+.*/
+    /// True if this configuration is sensitive.
+    ///
+    /// Versions: 0+.
     pub is_sensitive: bool,
-    /** The synonyms for this configuration key.
-
- Versions: 1+.*/
+    /// The synonyms for this configuration key.
+    ///
+    /// Versions: 1+.
     pub synonyms: Vec<DescribeConfigsResponseSynonym>,
-    /** The configuration data type. Type can be one of the following values - BOOLEAN, STRING, INT, SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD
-
- Versions: 3+.*/
+    /// The configuration data type. Type can be one of the following values - BOOLEAN, STRING, INT, SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD
+    ///
+    /// Versions: 3+.
     pub config_type: i8,
-    /** The configuration documentation.
-
- Versions: 3+. Nullable: 3+.*/
+    /// The configuration documentation.
+    ///
+    /// Versions: 3+. Nullable: 3+.
     pub documentation: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1243,9 +1243,9 @@ impl DescribeConfigsResponseConfig {
             this.read_only = rng.bool();
         }
         if (1i16..=3i16).contains(&version) {
-            this.config_source = rng.next() as i8;
+            this.config_source = rng.u64() as i8;
         } else if version >= 4i16 {
-            this.config_source = rng.next() as i8;
+            this.config_source = rng.u64() as i8;
         }
         if version <= 0i16 {
             this.is_default = rng.bool();
@@ -1256,18 +1256,18 @@ impl DescribeConfigsResponseConfig {
             this.is_sensitive = rng.bool();
         }
         if (1i16..=3i16).contains(&version) {
-            this.synonyms = (0..rng.len())
+            this.synonyms = (0..rng.count())
                 .map(|_| DescribeConfigsResponseSynonym::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.synonyms = (0..rng.len())
+            this.synonyms = (0..rng.count())
                 .map(|_| DescribeConfigsResponseSynonym::random(rng, version))
                 .collect();
         }
         if version == 3i16 {
-            this.config_type = rng.next() as i8;
+            this.config_type = rng.u64() as i8;
         } else if version >= 4i16 {
-            this.config_type = rng.next() as i8;
+            this.config_type = rng.u64() as i8;
         }
         if version == 3i16 {
             this.documentation = if rng.bool() { None } else { Some(rng.string()) };
@@ -1284,17 +1284,17 @@ impl DescribeConfigsResponseConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeConfigsResponseSynonym {
-    /** The synonym name.
-
- Versions: 1+.*/
+    /// The synonym name.
+    ///
+    /// Versions: 1+.
     pub name: StrBytes,
-    /** The synonym value.
-
- Versions: 1+. Nullable: 1+.*/
+    /// The synonym value.
+    ///
+    /// Versions: 1+. Nullable: 1+.
     pub value: Option<StrBytes>,
-    /** The synonym source.
-
- Versions: 1+.*/
+    /// The synonym source.
+    ///
+    /// Versions: 1+.
     pub source: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1437,9 +1437,9 @@ impl DescribeConfigsResponseSynonym {
             this.value = if rng.bool() { None } else { Some(rng.string()) };
         }
         if (1i16..=3i16).contains(&version) {
-            this.source = rng.next() as i8;
+            this.source = rng.u64() as i8;
         } else if version >= 4i16 {
-            this.source = rng.next() as i8;
+            this.source = rng.u64() as i8;
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeDelegationTokenRequest {
-    /** Each owner that we want to describe delegation tokens for, or null to describe all tokens.
-
- Versions: 0+.*/
+    /// Each owner that we want to describe delegation tokens for, or null to describe all tokens.
+    ///
+    /// Versions: 0+.
     pub owners: Vec<DescribeDelegationTokenRequestOwner>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -151,11 +151,11 @@ impl DescribeDelegationTokenRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.owners = (0..rng.len())
+            this.owners = (0..rng.count())
                 .map(|_| DescribeDelegationTokenRequestOwner::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.owners = (0..rng.len())
+            this.owners = (0..rng.count())
                 .map(|_| DescribeDelegationTokenRequestOwner::random(rng, version))
                 .collect();
         }
@@ -169,13 +169,13 @@ impl DescribeDelegationTokenRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeDelegationTokenRequestOwner {
-    /** The owner principal type.
-
- Versions: 0+.*/
+    /// The owner principal type.
+    ///
+    /// Versions: 0+.
     pub principal_type: StrBytes,
-    /** The owner principal name.
-
- Versions: 0+.*/
+    /// The owner principal name.
+    ///
+    /// Versions: 0+.
     pub principal_name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -305,17 +305,17 @@ impl Message for DescribeDelegationTokenRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeDelegationTokenResponse {
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The tokens.
-
- Versions: 0+.*/
+    /// The tokens.
+    ///
+    /// Versions: 0+.
     pub tokens: Vec<DescribeDelegationTokenResponseToken>,
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -490,23 +490,23 @@ impl DescribeDelegationTokenResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
-            this.tokens = (0..rng.len())
+            this.tokens = (0..rng.count())
                 .map(|_| DescribeDelegationTokenResponseToken::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.tokens = (0..rng.len())
+            this.tokens = (0..rng.count())
                 .map(|_| DescribeDelegationTokenResponseToken::random(rng, version))
                 .collect();
         }
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -518,45 +518,45 @@ impl DescribeDelegationTokenResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeDelegationTokenResponseToken {
-    /** The token principal type.
-
- Versions: 0+.*/
+    /// The token principal type.
+    ///
+    /// Versions: 0+.
     pub principal_type: StrBytes,
-    /** The token principal name.
-
- Versions: 0+.*/
+    /// The token principal name.
+    ///
+    /// Versions: 0+.
     pub principal_name: StrBytes,
-    /** The principal type of the requester of the token.
-
- Versions: 3+.*/
+    /// The principal type of the requester of the token.
+    ///
+    /// Versions: 3+.
     pub token_requester_principal_type: StrBytes,
-    /** The principal type of the requester of the token.
-
- Versions: 3+.*/
+    /// The principal type of the requester of the token.
+    ///
+    /// Versions: 3+.
     pub token_requester_principal_name: StrBytes,
-    /** The token issue timestamp in milliseconds.
-
- Versions: 0+.*/
+    /// The token issue timestamp in milliseconds.
+    ///
+    /// Versions: 0+.
     pub issue_timestamp: i64,
-    /** The token expiry timestamp in milliseconds.
-
- Versions: 0+.*/
+    /// The token expiry timestamp in milliseconds.
+    ///
+    /// Versions: 0+.
     pub expiry_timestamp: i64,
-    /** The token maximum timestamp length in milliseconds.
-
- Versions: 0+.*/
+    /// The token maximum timestamp length in milliseconds.
+    ///
+    /// Versions: 0+.
     pub max_timestamp: i64,
-    /** The token ID.
-
- Versions: 0+.*/
+    /// The token ID.
+    ///
+    /// Versions: 0+.
     pub token_id: StrBytes,
-    /** The token HMAC.
-
- Versions: 0+.*/
+    /// The token HMAC.
+    ///
+    /// Versions: 0+.
     pub hmac: Bytes,
-    /** Those who are able to renew this token before it expires.
-
- Versions: 0+.*/
+    /// Those who are able to renew this token before it expires.
+    ///
+    /// Versions: 0+.
     pub renewers: Vec<DescribeDelegationTokenResponseRenewer>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -888,19 +888,19 @@ impl DescribeDelegationTokenResponseToken {
             this.token_requester_principal_name = rng.string();
         }
         if version <= 1i16 {
-            this.issue_timestamp = rng.next() as i64;
+            this.issue_timestamp = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.issue_timestamp = rng.next() as i64;
+            this.issue_timestamp = rng.u64() as i64;
         }
         if version <= 1i16 {
-            this.expiry_timestamp = rng.next() as i64;
+            this.expiry_timestamp = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.expiry_timestamp = rng.next() as i64;
+            this.expiry_timestamp = rng.u64() as i64;
         }
         if version <= 1i16 {
-            this.max_timestamp = rng.next() as i64;
+            this.max_timestamp = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.max_timestamp = rng.next() as i64;
+            this.max_timestamp = rng.u64() as i64;
         }
         if version <= 1i16 {
             this.token_id = rng.string();
@@ -913,11 +913,11 @@ impl DescribeDelegationTokenResponseToken {
             this.hmac = rng.bytes();
         }
         if version <= 1i16 {
-            this.renewers = (0..rng.len())
+            this.renewers = (0..rng.count())
                 .map(|_| DescribeDelegationTokenResponseRenewer::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.renewers = (0..rng.len())
+            this.renewers = (0..rng.count())
                 .map(|_| DescribeDelegationTokenResponseRenewer::random(rng, version))
                 .collect();
         }
@@ -931,13 +931,13 @@ impl DescribeDelegationTokenResponseToken {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeDelegationTokenResponseRenewer {
-    /** The renewer principal type
-
- Versions: 0+.*/
+    /// The renewer principal type
+    ///
+    /// Versions: 0+.
     pub principal_type: StrBytes,
-    /** The renewer principal name
-
- Versions: 0+.*/
+    /// The renewer principal name
+    ///
+    /// Versions: 0+.
     pub principal_name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeGroupsRequest {
-    /** The names of the groups to describe
-
- Versions: 0+.*/
+    /// The names of the groups to describe
+    ///
+    /// Versions: 0+.
     pub groups: Vec<StrBytes>,
-    /** Whether to include authorized operations.
-
- Versions: 3+.*/
+    /// Whether to include authorized operations.
+    ///
+    /// Versions: 3+.
     pub include_authorized_operations: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -184,9 +184,9 @@ impl DescribeGroupsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 4i16 {
-            this.groups = (0..rng.len()).map(|_| rng.string()).collect();
+            this.groups = (0..rng.count()).map(|_| rng.string()).collect();
         } else if version >= 5i16 {
-            this.groups = (0..rng.len()).map(|_| rng.string()).collect();
+            this.groups = (0..rng.count()).map(|_| rng.string()).collect();
         }
         if (3i16..=4i16).contains(&version) {
             this.include_authorized_operations = rng.bool();
@@ -214,13 +214,13 @@ impl Message for DescribeGroupsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeGroupsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 1+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 1+.
     pub throttle_time_ms: i32,
-    /** Each described group.
-
- Versions: 0+.*/
+    /// Each described group.
+    ///
+    /// Versions: 0+.
     pub groups: Vec<DescribeGroupsResponseGroup>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -378,16 +378,16 @@ impl DescribeGroupsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (1i16..=4i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 5i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 4i16 {
-            this.groups = (0..rng.len())
+            this.groups = (0..rng.count())
                 .map(|_| DescribeGroupsResponseGroup::random(rng, version))
                 .collect();
         } else if version >= 5i16 {
-            this.groups = (0..rng.len())
+            this.groups = (0..rng.count())
                 .map(|_| DescribeGroupsResponseGroup::random(rng, version))
                 .collect();
         }
@@ -401,33 +401,33 @@ impl DescribeGroupsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeGroupsResponseGroup {
-    /** The describe error, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The describe error, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The group ID string.
-
- Versions: 0+.*/
+    /// The group ID string.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The group state string, or the empty string.
-
- Versions: 0+.*/
+    /// The group state string, or the empty string.
+    ///
+    /// Versions: 0+.
     pub group_state: StrBytes,
-    /** The group protocol type, or the empty string.
-
- Versions: 0+.*/
+    /// The group protocol type, or the empty string.
+    ///
+    /// Versions: 0+.
     pub protocol_type: StrBytes,
-    /** The group protocol data, or the empty string.
-
- Versions: 0+.*/
+    /// The group protocol data, or the empty string.
+    ///
+    /// Versions: 0+.
     pub protocol_data: StrBytes,
-    /** The group members.
-
- Versions: 0+.*/
+    /// The group members.
+    ///
+    /// Versions: 0+.
     pub members: Vec<DescribeGroupsResponseMember>,
-    /** 32-bit bitfield to represent authorized operations for this group.
-
- Versions: 3+.*/
+    /// 32-bit bitfield to represent authorized operations for this group.
+    ///
+    /// Versions: 3+.
     pub authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -673,9 +673,9 @@ impl DescribeGroupsResponseGroup {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 5i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 4i16 {
             this.group_id = rng.string();
@@ -698,18 +698,18 @@ impl DescribeGroupsResponseGroup {
             this.protocol_data = rng.string();
         }
         if version <= 4i16 {
-            this.members = (0..rng.len())
+            this.members = (0..rng.count())
                 .map(|_| DescribeGroupsResponseMember::random(rng, version))
                 .collect();
         } else if version >= 5i16 {
-            this.members = (0..rng.len())
+            this.members = (0..rng.count())
                 .map(|_| DescribeGroupsResponseMember::random(rng, version))
                 .collect();
         }
         if (3i16..=4i16).contains(&version) {
-            this.authorized_operations = rng.next() as i32;
+            this.authorized_operations = rng.u64() as i32;
         } else if version >= 5i16 {
-            this.authorized_operations = rng.next() as i32;
+            this.authorized_operations = rng.u64() as i32;
         }
         if version >= 5i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -721,29 +721,29 @@ impl DescribeGroupsResponseGroup {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeGroupsResponseMember {
-    /** The member ID assigned by the group coordinator.
-
- Versions: 0+.*/
+    /// The member ID assigned by the group coordinator.
+    ///
+    /// Versions: 0+.
     pub member_id: StrBytes,
-    /** The unique identifier of the consumer instance provided by end user.
-
- Versions: 4+. Nullable: 4+.*/
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
+    /// Versions: 4+. Nullable: 4+.
     pub group_instance_id: Option<StrBytes>,
-    /** The client ID used in the member's latest join group request.
-
- Versions: 0+.*/
+    /// The client ID used in the member's latest join group request.
+    ///
+    /// Versions: 0+.
     pub client_id: StrBytes,
-    /** The client host.
-
- Versions: 0+.*/
+    /// The client host.
+    ///
+    /// Versions: 0+.
     pub client_host: StrBytes,
-    /** The metadata corresponding to the current group protocol in use.
-
- Versions: 0+.*/
+    /// The metadata corresponding to the current group protocol in use.
+    ///
+    /// Versions: 0+.
     pub member_metadata: Bytes,
-    /** The current assignment provided by the group leader.
-
- Versions: 0+.*/
+    /// The current assignment provided by the group leader.
+    ///
+    /// Versions: 0+.
     pub member_assignment: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

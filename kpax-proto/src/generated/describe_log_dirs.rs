@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeLogDirsRequest {
-    /** Each topic that we want to describe log directories for, or null for all topics.
-
- Versions: 0+.*/
+    /// Each topic that we want to describe log directories for, or null for all topics.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DescribeLogDirsRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -142,11 +142,11 @@ impl DescribeLogDirsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| DescribeLogDirsRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| DescribeLogDirsRequestTopic::random(rng, version))
                 .collect();
         }
@@ -160,13 +160,13 @@ impl DescribeLogDirsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeLogDirsRequestTopic {
-    /** The topic name
-
- Versions: 0+.*/
+    /// The topic name
+    ///
+    /// Versions: 0+.
     pub topic: StrBytes,
-    /** The partition indexes.
-
- Versions: 0+.*/
+    /// The partition indexes.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -326,9 +326,9 @@ impl DescribeLogDirsRequestTopic {
             this.topic = rng.string();
         }
         if version <= 1i16 {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 2i16 {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -351,17 +351,17 @@ impl Message for DescribeLogDirsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeLogDirsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 3+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 3+.
     pub error_code: i16,
-    /** The log directories.
-
- Versions: 0+.*/
+    /// The log directories.
+    ///
+    /// Versions: 0+.
     pub results: Vec<DescribeLogDirsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -528,19 +528,19 @@ impl DescribeLogDirsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| DescribeLogDirsResponseResult::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.results = (0..rng.len())
+            this.results = (0..rng.count())
                 .map(|_| DescribeLogDirsResponseResult::random(rng, version))
                 .collect();
         }
@@ -554,25 +554,25 @@ impl DescribeLogDirsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeLogDirsResponseResult {
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The absolute log directory path.
-
- Versions: 0+.*/
+    /// The absolute log directory path.
+    ///
+    /// Versions: 0+.
     pub log_dir: StrBytes,
-    /** Each topic.
-
- Versions: 0+.*/
+    /// Each topic.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DescribeLogDirsResponseTopic>,
-    /** The total size in bytes of the volume the log directory is in.
-
- Versions: 4+.*/
+    /// The total size in bytes of the volume the log directory is in.
+    ///
+    /// Versions: 4+.
     pub total_bytes: i64,
-    /** The usable size in bytes of the volume the log directory is in.
-
- Versions: 4+.*/
+    /// The usable size in bytes of the volume the log directory is in.
+    ///
+    /// Versions: 4+.
     pub usable_bytes: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -776,9 +776,9 @@ impl DescribeLogDirsResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
             this.log_dir = rng.string();
@@ -786,19 +786,19 @@ impl DescribeLogDirsResponseResult {
             this.log_dir = rng.string();
         }
         if version <= 1i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| DescribeLogDirsResponseTopic::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| DescribeLogDirsResponseTopic::random(rng, version))
                 .collect();
         }
         if version >= 4i16 {
-            this.total_bytes = rng.next() as i64;
+            this.total_bytes = rng.u64() as i64;
         }
         if version >= 4i16 {
-            this.usable_bytes = rng.next() as i64;
+            this.usable_bytes = rng.u64() as i64;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -810,13 +810,13 @@ impl DescribeLogDirsResponseResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeLogDirsResponseTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<DescribeLogDirsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -977,11 +977,11 @@ impl DescribeLogDirsResponseTopic {
             this.name = rng.string();
         }
         if version <= 1i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| DescribeLogDirsResponsePartition::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| DescribeLogDirsResponsePartition::random(rng, version))
                 .collect();
         }
@@ -995,21 +995,21 @@ impl DescribeLogDirsResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeLogDirsResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The size of the log segments in this partition in bytes.
-
- Versions: 0+.*/
+    /// The size of the log segments in this partition in bytes.
+    ///
+    /// Versions: 0+.
     pub partition_size: i64,
-    /** The lag of the log's LEO w.r.t. partition's HW (if it is the current log for the partition) or current replica's LEO (if it is the future log for the partition)
-
- Versions: 0+.*/
+    /// The lag of the log's LEO w.r.t. partition's HW (if it is the current log for the partition) or current replica's LEO (if it is the future log for the partition)
+    ///
+    /// Versions: 0+.
     pub offset_lag: i64,
-    /** True if this log is created by AlterReplicaLogDirsRequest and will replace the current log of the replica in the future.
-
- Versions: 0+.*/
+    /// True if this log is created by AlterReplicaLogDirsRequest and will replace the current log of the replica in the future.
+    ///
+    /// Versions: 0+.
     pub is_future_key: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1141,19 +1141,19 @@ impl DescribeLogDirsResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.partition_size = rng.next() as i64;
+            this.partition_size = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.partition_size = rng.next() as i64;
+            this.partition_size = rng.u64() as i64;
         }
         if version <= 1i16 {
-            this.offset_lag = rng.next() as i64;
+            this.offset_lag = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.offset_lag = rng.next() as i64;
+            this.offset_lag = rng.u64() as i64;
         }
         if version <= 1i16 {
             this.is_future_key = rng.bool();

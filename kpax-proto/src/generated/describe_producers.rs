@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeProducersRequest {
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DescribeProducersRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -103,7 +103,7 @@ impl DescribeProducersRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| DescribeProducersRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -114,13 +114,13 @@ impl DescribeProducersRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeProducersRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The indexes of the partitions to list producers for.
-
- Versions: 0+.*/
+    /// The indexes of the partitions to list producers for.
+    ///
+    /// Versions: 0+.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -219,7 +219,7 @@ impl DescribeProducersRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.name = rng.string();
-        this.partition_indexes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.partition_indexes = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -239,13 +239,13 @@ impl Message for DescribeProducersRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeProducersResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** Each topic in the response.
-
- Versions: 0+.*/
+    /// Each topic in the response.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DescribeProducersResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -345,8 +345,8 @@ impl DescribeProducersResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.topics = (0..rng.len())
+        this.throttle_time_ms = rng.u64() as i32;
+        this.topics = (0..rng.count())
             .map(|_| DescribeProducersResponseTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -357,13 +357,13 @@ impl DescribeProducersResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeProducersResponseTopic {
-    /** The topic name
-
- Versions: 0+.*/
+    /// The topic name
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** Each partition in the response.
-
- Versions: 0+.*/
+    /// Each partition in the response.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<DescribeProducersResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -458,7 +458,7 @@ impl DescribeProducersResponseTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.name = rng.string();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| DescribeProducersResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -469,21 +469,21 @@ impl DescribeProducersResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeProducersResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The partition error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The partition error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The partition error message, which may be null if no additional details are available
-
- Versions: 0+. Nullable: 0+.*/
+    /// The partition error message, which may be null if no additional details are available
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub active_producers: Vec<DescribeProducersResponseActiveProducer>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -604,10 +604,10 @@ impl DescribeProducersResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.active_producers = (0..rng.len())
+        this.active_producers = (0..rng.count())
             .map(|_| DescribeProducersResponseActiveProducer::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -618,29 +618,29 @@ impl DescribeProducersResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeProducersResponseActiveProducer {
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub producer_id: i64,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub producer_epoch: i32,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub last_sequence: i32,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub last_timestamp: i64,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub coordinator_epoch: i32,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub current_txn_start_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -745,12 +745,12 @@ impl DescribeProducersResponseActiveProducer {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.producer_id = rng.next() as i64;
-        this.producer_epoch = rng.next() as i32;
-        this.last_sequence = rng.next() as i32;
-        this.last_timestamp = rng.next() as i64;
-        this.coordinator_epoch = rng.next() as i32;
-        this.current_txn_start_offset = rng.next() as i64;
+        this.producer_id = rng.u64() as i64;
+        this.producer_epoch = rng.u64() as i32;
+        this.last_sequence = rng.u64() as i32;
+        this.last_timestamp = rng.u64() as i64;
+        this.coordinator_epoch = rng.u64() as i32;
+        this.current_txn_start_offset = rng.u64() as i64;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumRequest {
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DescribeQuorumRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -103,7 +103,7 @@ impl DescribeQuorumRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| DescribeQuorumRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -114,13 +114,13 @@ impl DescribeQuorumRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub topic_name: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<DescribeQuorumRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -215,7 +215,7 @@ impl DescribeQuorumRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_name = rng.string();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| DescribeQuorumRequestPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -226,9 +226,9 @@ impl DescribeQuorumRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -288,7 +288,7 @@ impl DescribeQuorumRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
+        this.partition_index = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -308,21 +308,21 @@ impl Message for DescribeQuorumRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumResponse {
-    /** The top level error code.
-
- Versions: 0+.*/
+    /// The top level error code.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 2+. Nullable: 2+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 2+. Nullable: 2+.
     pub error_message: Option<StrBytes>,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DescribeQuorumResponseTopic>,
-    /**
-
- Versions: 2+.*/
+    ///
+    ///
+    /// Versions: 2+.
     pub nodes: Vec<DescribeQuorumResponseNode>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -485,15 +485,15 @@ impl DescribeQuorumResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.error_code = rng.next() as i16;
+        this.error_code = rng.u64() as i16;
         if version >= 2i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| DescribeQuorumResponseTopic::random(rng, version))
             .collect();
         if version >= 2i16 {
-            this.nodes = (0..rng.len())
+            this.nodes = (0..rng.count())
                 .map(|_| DescribeQuorumResponseNode::random(rng, version))
                 .collect();
         }
@@ -505,13 +505,13 @@ impl DescribeQuorumResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumResponseTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub topic_name: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<DescribeQuorumResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -606,7 +606,7 @@ impl DescribeQuorumResponseTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_name = rng.string();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| DescribeQuorumResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -617,37 +617,37 @@ impl DescribeQuorumResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 2+. Nullable: 2+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 2+. Nullable: 2+.
     pub error_message: Option<StrBytes>,
-    /** The ID of the current leader or -1 if the leader is unknown.
-
- Versions: 0+.*/
+    /// The ID of the current leader or -1 if the leader is unknown.
+    ///
+    /// Versions: 0+.
     pub leader_id: i32,
-    /** The latest known leader epoch
-
- Versions: 0+.*/
+    /// The latest known leader epoch
+    ///
+    /// Versions: 0+.
     pub leader_epoch: i32,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub high_watermark: i64,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub current_voters: Vec<DescribeQuorumResponseCurrentVoter>,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub observers: Vec<DescribeQuorumResponseObserver>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -833,18 +833,18 @@ impl DescribeQuorumResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         if version >= 2i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
-        this.leader_id = rng.next() as i32;
-        this.leader_epoch = rng.next() as i32;
-        this.high_watermark = rng.next() as i64;
-        this.current_voters = (0..rng.len())
+        this.leader_id = rng.u64() as i32;
+        this.leader_epoch = rng.u64() as i32;
+        this.high_watermark = rng.u64() as i64;
+        this.current_voters = (0..rng.count())
             .map(|_| DescribeQuorumResponseCurrentVoter::random(rng, version))
             .collect();
-        this.observers = (0..rng.len())
+        this.observers = (0..rng.count())
             .map(|_| DescribeQuorumResponseObserver::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -855,25 +855,25 @@ impl DescribeQuorumResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumResponseCurrentVoter {
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub replica_id: i32,
-    /**
-
- Versions: 2+.*/
+    ///
+    ///
+    /// Versions: 2+.
     pub replica_directory_id: Uuid,
-    /** The last known log end offset of the follower or -1 if it is unknown
-
- Versions: 0+.*/
+    /// The last known log end offset of the follower or -1 if it is unknown
+    ///
+    /// Versions: 0+.
     pub log_end_offset: i64,
-    /** The last known leader wall clock time time when a follower fetched from the leader. This is reported as -1 both for the current leader or if it is unknown for a voter
-
- Versions: 1+.*/
+    /// The last known leader wall clock time time when a follower fetched from the leader. This is reported as -1 both for the current leader or if it is unknown for a voter
+    ///
+    /// Versions: 1+.
     pub last_fetch_timestamp: i64,
-    /** The leader wall clock append time of the offset for which the follower made the most recent fetch request. This is reported as the current time for the leader and -1 if unknown for a voter
-
- Versions: 1+.*/
+    /// The leader wall clock append time of the offset for which the follower made the most recent fetch request. This is reported as the current time for the leader and -1 if unknown for a voter
+    ///
+    /// Versions: 1+.
     pub last_caught_up_timestamp: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1010,16 +1010,16 @@ impl DescribeQuorumResponseCurrentVoter {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.replica_id = rng.next() as i32;
+        this.replica_id = rng.u64() as i32;
         if version >= 2i16 {
             this.replica_directory_id = rng.uuid();
         }
-        this.log_end_offset = rng.next() as i64;
+        this.log_end_offset = rng.u64() as i64;
         if version >= 1i16 {
-            this.last_fetch_timestamp = rng.next() as i64;
+            this.last_fetch_timestamp = rng.u64() as i64;
         }
         if version >= 1i16 {
-            this.last_caught_up_timestamp = rng.next() as i64;
+            this.last_caught_up_timestamp = rng.u64() as i64;
         }
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
@@ -1029,25 +1029,25 @@ impl DescribeQuorumResponseCurrentVoter {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumResponseObserver {
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub replica_id: i32,
-    /**
-
- Versions: 2+.*/
+    ///
+    ///
+    /// Versions: 2+.
     pub replica_directory_id: Uuid,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub log_end_offset: i64,
-    /**
-
- Versions: 1+.*/
+    ///
+    ///
+    /// Versions: 1+.
     pub last_fetch_timestamp: i64,
-    /**
-
- Versions: 1+.*/
+    ///
+    ///
+    /// Versions: 1+.
     pub last_caught_up_timestamp: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1184,16 +1184,16 @@ impl DescribeQuorumResponseObserver {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.replica_id = rng.next() as i32;
+        this.replica_id = rng.u64() as i32;
         if version >= 2i16 {
             this.replica_directory_id = rng.uuid();
         }
-        this.log_end_offset = rng.next() as i64;
+        this.log_end_offset = rng.u64() as i64;
         if version >= 1i16 {
-            this.last_fetch_timestamp = rng.next() as i64;
+            this.last_fetch_timestamp = rng.u64() as i64;
         }
         if version >= 1i16 {
-            this.last_caught_up_timestamp = rng.next() as i64;
+            this.last_caught_up_timestamp = rng.u64() as i64;
         }
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
@@ -1203,13 +1203,13 @@ impl DescribeQuorumResponseObserver {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumResponseNode {
-    /** The ID of the associated node
-
- Versions: 2+.*/
+    /// The ID of the associated node
+    ///
+    /// Versions: 2+.
     pub node_id: i32,
-    /** The listeners of this controller
-
- Versions: 2+.*/
+    /// The listeners of this controller
+    ///
+    /// Versions: 2+.
     pub listeners: Vec<DescribeQuorumResponseListener>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1328,10 +1328,10 @@ impl DescribeQuorumResponseNode {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 2i16 {
-            this.node_id = rng.next() as i32;
+            this.node_id = rng.u64() as i32;
         }
         if version >= 2i16 {
-            this.listeners = (0..rng.len())
+            this.listeners = (0..rng.count())
                 .map(|_| DescribeQuorumResponseListener::random(rng, version))
                 .collect();
         }
@@ -1345,17 +1345,17 @@ impl DescribeQuorumResponseNode {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeQuorumResponseListener {
-    /** The name of the endpoint
-
- Versions: 2+.*/
+    /// The name of the endpoint
+    ///
+    /// Versions: 2+.
     pub name: StrBytes,
-    /** The hostname
-
- Versions: 2+.*/
+    /// The hostname
+    ///
+    /// Versions: 2+.
     pub host: StrBytes,
-    /** The port
-
- Versions: 2+.*/
+    /// The port
+    ///
+    /// Versions: 2+.
     pub port: u16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1479,7 +1479,7 @@ impl DescribeQuorumResponseListener {
             this.host = rng.string();
         }
         if version >= 2i16 {
-            this.port = rng.next() as u16;
+            this.port = rng.u64() as u16;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

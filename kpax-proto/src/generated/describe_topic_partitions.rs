@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsRequest {
-    /** The topics to fetch details for.
-
- Versions: 0+.*/
+    /// The topics to fetch details for.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DescribeTopicPartitionsRequestTopic>,
-    /** The maximum number of partitions included in the response.
-
- Versions: 0+.*/
+    /// The maximum number of partitions included in the response.
+    ///
+    /// Versions: 0+.
     pub response_partition_limit: i32,
-    /** The first topic and partition index to fetch details for.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The first topic and partition index to fetch details for.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub cursor: Option<DescribeTopicPartitionsRequestCursor>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -149,10 +149,10 @@ impl DescribeTopicPartitionsRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| DescribeTopicPartitionsRequestTopic::random(rng, version))
             .collect();
-        this.response_partition_limit = rng.next() as i32;
+        this.response_partition_limit = rng.u64() as i32;
         this.cursor = if rng.bool() {
             None
         } else {
@@ -166,9 +166,9 @@ impl DescribeTopicPartitionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsRequestTopic {
-    /** The topic name
-
- Versions: 0+.*/
+    /// The topic name
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -237,13 +237,13 @@ impl DescribeTopicPartitionsRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsRequestCursor {
-    /** The name for the first topic to process
-
- Versions: 0+.*/
+    /// The name for the first topic to process
+    ///
+    /// Versions: 0+.
     pub topic_name: StrBytes,
-    /** The partition index to start with
-
- Versions: 0+.*/
+    /// The partition index to start with
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -314,7 +314,7 @@ impl DescribeTopicPartitionsRequestCursor {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_name = rng.string();
-        this.partition_index = rng.next() as i32;
+        this.partition_index = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -334,17 +334,17 @@ impl Message for DescribeTopicPartitionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** Each topic in the response.
-
- Versions: 0+.*/
+    /// Each topic in the response.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DescribeTopicPartitionsResponseTopic>,
-    /** The next topic and partition index to fetch details for.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The next topic and partition index to fetch details for.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub next_cursor: Option<DescribeTopicPartitionsResponseNextCursor>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -475,8 +475,8 @@ impl DescribeTopicPartitionsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.topics = (0..rng.len())
+        this.throttle_time_ms = rng.u64() as i32;
+        this.topics = (0..rng.count())
             .map(|_| DescribeTopicPartitionsResponseTopic::random(rng, version))
             .collect();
         this.next_cursor = if rng.bool() {
@@ -492,29 +492,29 @@ impl DescribeTopicPartitionsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponseTopic {
-    /** The topic error, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The topic error, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The topic name.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub name: Option<StrBytes>,
-    /** The topic id.
-
- Versions: 0+.*/
+    /// The topic id.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** True if the topic is internal.
-
- Versions: 0+.*/
+    /// True if the topic is internal.
+    ///
+    /// Versions: 0+.
     pub is_internal: bool,
-    /** Each partition in the topic.
-
- Versions: 0+.*/
+    /// Each partition in the topic.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<DescribeTopicPartitionsResponsePartition>,
-    /** 32-bit bitfield to represent authorized operations for this topic.
-
- Versions: 0+.*/
+    /// 32-bit bitfield to represent authorized operations for this topic.
+    ///
+    /// Versions: 0+.
     pub topic_authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -648,14 +648,14 @@ impl DescribeTopicPartitionsResponseTopic {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.error_code = rng.next() as i16;
+        this.error_code = rng.u64() as i16;
         this.name = if rng.bool() { None } else { Some(rng.string()) };
         this.topic_id = rng.uuid();
         this.is_internal = rng.bool();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| DescribeTopicPartitionsResponsePartition::random(rng, version))
             .collect();
-        this.topic_authorized_operations = rng.next() as i32;
+        this.topic_authorized_operations = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -664,41 +664,41 @@ impl DescribeTopicPartitionsResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponsePartition {
-    /** The partition error, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The partition error, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The ID of the leader broker.
-
- Versions: 0+.*/
+    /// The ID of the leader broker.
+    ///
+    /// Versions: 0+.
     pub leader_id: i32,
-    /** The leader epoch of this partition.
-
- Versions: 0+.*/
+    /// The leader epoch of this partition.
+    ///
+    /// Versions: 0+.
     pub leader_epoch: i32,
-    /** The set of all nodes that host this partition.
-
- Versions: 0+.*/
+    /// The set of all nodes that host this partition.
+    ///
+    /// Versions: 0+.
     pub replica_nodes: Vec<i32>,
-    /** The set of nodes that are in sync with the leader for this partition.
-
- Versions: 0+.*/
+    /// The set of nodes that are in sync with the leader for this partition.
+    ///
+    /// Versions: 0+.
     pub isr_nodes: Vec<i32>,
-    /** The new eligible leader replicas otherwise.
-
- Versions: 0+.*/
+    /// The new eligible leader replicas otherwise.
+    ///
+    /// Versions: 0+.
     pub eligible_leader_replicas: Vec<i32>,
-    /** The last known ELR.
-
- Versions: 0+.*/
+    /// The last known ELR.
+    ///
+    /// Versions: 0+.
     pub last_known_elr: Vec<i32>,
-    /** The set of offline replicas of this partition.
-
- Versions: 0+.*/
+    /// The set of offline replicas of this partition.
+    ///
+    /// Versions: 0+.
     pub offline_replicas: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -966,17 +966,17 @@ impl DescribeTopicPartitionsResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.error_code = rng.next() as i16;
-        this.partition_index = rng.next() as i32;
-        this.leader_id = rng.next() as i32;
-        this.leader_epoch = rng.next() as i32;
-        this.replica_nodes = (0..rng.len()).map(|_| rng.next() as i32).collect();
-        this.isr_nodes = (0..rng.len()).map(|_| rng.next() as i32).collect();
-        this.eligible_leader_replicas = (0..rng.len())
-            .map(|_| rng.next() as i32)
+        this.error_code = rng.u64() as i16;
+        this.partition_index = rng.u64() as i32;
+        this.leader_id = rng.u64() as i32;
+        this.leader_epoch = rng.u64() as i32;
+        this.replica_nodes = (0..rng.count()).map(|_| rng.u64() as i32).collect();
+        this.isr_nodes = (0..rng.count()).map(|_| rng.u64() as i32).collect();
+        this.eligible_leader_replicas = (0..rng.count())
+            .map(|_| rng.u64() as i32)
             .collect();
-        this.last_known_elr = (0..rng.len()).map(|_| rng.next() as i32).collect();
-        this.offline_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.last_known_elr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
+        this.offline_replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -985,13 +985,13 @@ impl DescribeTopicPartitionsResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTopicPartitionsResponseNextCursor {
-    /** The name for the first topic to process
-
- Versions: 0+.*/
+    /// The name for the first topic to process
+    ///
+    /// Versions: 0+.
     pub topic_name: StrBytes,
-    /** The partition index to start with
-
- Versions: 0+.*/
+    /// The partition index to start with
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1062,7 +1062,7 @@ impl DescribeTopicPartitionsResponseNextCursor {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_name = rng.string();
-        this.partition_index = rng.next() as i32;
+        this.partition_index = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

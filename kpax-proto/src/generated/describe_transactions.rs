@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTransactionsRequest {
-    /** Array of transactionalIds to include in describe results. If empty, then no results will be returned.
-
- Versions: 0+.*/
+    /// Array of transactionalIds to include in describe results. If empty, then no results will be returned.
+    ///
+    /// Versions: 0+.
     pub transactional_ids: Vec<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -112,7 +112,7 @@ impl DescribeTransactionsRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.transactional_ids = (0..rng.len()).map(|_| rng.string()).collect();
+        this.transactional_ids = (0..rng.count()).map(|_| rng.string()).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -132,13 +132,13 @@ impl Message for DescribeTransactionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTransactionsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub transaction_states: Vec<DescribeTransactionsResponseTransactionState>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -253,8 +253,8 @@ impl DescribeTransactionsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.transaction_states = (0..rng.len())
+        this.throttle_time_ms = rng.u64() as i32;
+        this.transaction_states = (0..rng.count())
             .map(|_| DescribeTransactionsResponseTransactionState::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -265,37 +265,37 @@ impl DescribeTransactionsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTransactionsResponseTransactionState {
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub transactional_id: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub transaction_state: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub transaction_timeout_ms: i32,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub transaction_start_time_ms: i64,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub producer_id: i64,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub producer_epoch: i16,
-    /** The set of partitions included in the current transaction (if active). When a transaction is preparing to commit or abort, this will include only partitions which do not have markers.
-
- Versions: 0+.*/
+    /// The set of partitions included in the current transaction (if active). When a transaction is preparing to commit or abort, this will include only partitions which do not have markers.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<DescribeTransactionsResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -440,14 +440,14 @@ impl DescribeTransactionsResponseTransactionState {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.error_code = rng.next() as i16;
+        this.error_code = rng.u64() as i16;
         this.transactional_id = rng.string();
         this.transaction_state = rng.string();
-        this.transaction_timeout_ms = rng.next() as i32;
-        this.transaction_start_time_ms = rng.next() as i64;
-        this.producer_id = rng.next() as i64;
-        this.producer_epoch = rng.next() as i16;
-        this.topics = (0..rng.len())
+        this.transaction_timeout_ms = rng.u64() as i32;
+        this.transaction_start_time_ms = rng.u64() as i64;
+        this.producer_id = rng.u64() as i64;
+        this.producer_epoch = rng.u64() as i16;
+        this.topics = (0..rng.count())
             .map(|_| DescribeTransactionsResponseTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -458,13 +458,13 @@ impl DescribeTransactionsResponseTransactionState {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeTransactionsResponseTopic {
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub topic: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -560,7 +560,7 @@ impl DescribeTransactionsResponseTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic = rng.string();
-        this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeUserScramCredentialsRequest {
-    /** The users to describe, or null/empty to describe all users.
-
- Versions: 0+.*/
+    /// The users to describe, or null/empty to describe all users.
+    ///
+    /// Versions: 0+.
     pub users: Vec<DescribeUserScramCredentialsRequestUser>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -110,7 +110,7 @@ impl DescribeUserScramCredentialsRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.users = (0..rng.len())
+        this.users = (0..rng.count())
             .map(|_| DescribeUserScramCredentialsRequestUser::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -121,9 +121,9 @@ impl DescribeUserScramCredentialsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeUserScramCredentialsRequestUser {
-    /** The user name.
-
- Versions: 0+.*/
+    /// The user name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -203,21 +203,21 @@ impl Message for DescribeUserScramCredentialsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeUserScramCredentialsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The message-level error code, 0 except for user authorization or infrastructure issues.
-
- Versions: 0+.*/
+    /// The message-level error code, 0 except for user authorization or infrastructure issues.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The message-level error message, if any.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The message-level error message, if any.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The results for descriptions, one per user.
-
- Versions: 0+.*/
+    /// The results for descriptions, one per user.
+    ///
+    /// Versions: 0+.
     pub results: Vec<DescribeUserScramCredentialsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -344,10 +344,10 @@ impl DescribeUserScramCredentialsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.results = (0..rng.len())
+        this.results = (0..rng.count())
             .map(|_| DescribeUserScramCredentialsResponseResult::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -358,21 +358,21 @@ impl DescribeUserScramCredentialsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeUserScramCredentialsResponseResult {
-    /** The user name.
-
- Versions: 0+.*/
+    /// The user name.
+    ///
+    /// Versions: 0+.
     pub user: StrBytes,
-    /** The user-level error code.
-
- Versions: 0+.*/
+    /// The user-level error code.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The user-level error message, if any.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The user-level error message, if any.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The mechanism and related information associated with the user's SCRAM credentials.
-
- Versions: 0+.*/
+    /// The mechanism and related information associated with the user's SCRAM credentials.
+    ///
+    /// Versions: 0+.
     pub credential_infos: Vec<DescribeUserScramCredentialsResponseCredentialInfo>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -496,9 +496,9 @@ impl DescribeUserScramCredentialsResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.user = rng.string();
-        this.error_code = rng.next() as i16;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.credential_infos = (0..rng.len())
+        this.credential_infos = (0..rng.count())
             .map(|_| DescribeUserScramCredentialsResponseCredentialInfo::random(
                 rng,
                 version,
@@ -512,13 +512,13 @@ impl DescribeUserScramCredentialsResponseResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DescribeUserScramCredentialsResponseCredentialInfo {
-    /** The SCRAM mechanism.
-
- Versions: 0+.*/
+    /// The SCRAM mechanism.
+    ///
+    /// Versions: 0+.
     pub mechanism: i8,
-    /** The number of iterations used in the SCRAM credential.
-
- Versions: 0+.*/
+    /// The number of iterations used in the SCRAM credential.
+    ///
+    /// Versions: 0+.
     pub iterations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -585,8 +585,8 @@ impl DescribeUserScramCredentialsResponseCredentialInfo {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.mechanism = rng.next() as i8;
-        this.iterations = rng.next() as i32;
+        this.mechanism = rng.u64() as i8;
+        this.iterations = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElectLeadersRequest {
-    /** Type of elections to conduct for the partition. A value of '0' elects the preferred replica. A value of '1' elects the first live replica if there are no in-sync replica.
-
- Versions: 1+.*/
+    /// Type of elections to conduct for the partition. A value of '0' elects the preferred replica. A value of '1' elects the first live replica if there are no in-sync replica.
+    ///
+    /// Versions: 1+.
     pub election_type: i8,
-    /** The topic partitions to elect leaders.
-
- Versions: 0+.*/
+    /// The topic partitions to elect leaders.
+    ///
+    /// Versions: 0+.
     pub topic_partitions: Vec<ElectLeadersRequestTopicPartition>,
-    /** The time in ms to wait for the election to complete.
-
- Versions: 0+.*/
+    /// The time in ms to wait for the election to complete.
+    ///
+    /// Versions: 0+.
     pub timeout_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -213,23 +213,23 @@ impl ElectLeadersRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version == 1i16 {
-            this.election_type = rng.next() as i8;
+            this.election_type = rng.u64() as i8;
         } else if version >= 2i16 {
-            this.election_type = rng.next() as i8;
+            this.election_type = rng.u64() as i8;
         }
         if version <= 1i16 {
-            this.topic_partitions = (0..rng.len())
+            this.topic_partitions = (0..rng.count())
                 .map(|_| ElectLeadersRequestTopicPartition::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.topic_partitions = (0..rng.len())
+            this.topic_partitions = (0..rng.count())
                 .map(|_| ElectLeadersRequestTopicPartition::random(rng, version))
                 .collect();
         }
         if version <= 1i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -241,13 +241,13 @@ impl ElectLeadersRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElectLeadersRequestTopicPartition {
-    /** The name of a topic.
-
- Versions: 0+.*/
+    /// The name of a topic.
+    ///
+    /// Versions: 0+.
     pub topic: StrBytes,
-    /** The partitions of this topic whose leader should be elected.
-
- Versions: 0+.*/
+    /// The partitions of this topic whose leader should be elected.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -407,9 +407,9 @@ impl ElectLeadersRequestTopicPartition {
             this.topic = rng.string();
         }
         if version <= 1i16 {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 2i16 {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -432,17 +432,17 @@ impl Message for ElectLeadersRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElectLeadersResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The top level response error code.
-
- Versions: 1+.*/
+    /// The top level response error code.
+    ///
+    /// Versions: 1+.
     pub error_code: i16,
-    /** The election results, or an empty array if the requester did not have permission and the request asks for all partitions.
-
- Versions: 0+.*/
+    /// The election results, or an empty array if the requester did not have permission and the request asks for all partitions.
+    ///
+    /// Versions: 0+.
     pub replica_election_results: Vec<ElectLeadersResponseReplicaElectionResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -639,21 +639,21 @@ impl ElectLeadersResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version == 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
-            this.replica_election_results = (0..rng.len())
+            this.replica_election_results = (0..rng.count())
                 .map(|_| ElectLeadersResponseReplicaElectionResult::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.replica_election_results = (0..rng.len())
+            this.replica_election_results = (0..rng.count())
                 .map(|_| ElectLeadersResponseReplicaElectionResult::random(rng, version))
                 .collect();
         }
@@ -667,13 +667,13 @@ impl ElectLeadersResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElectLeadersResponseReplicaElectionResult {
-    /** The topic name
-
- Versions: 0+.*/
+    /// The topic name
+    ///
+    /// Versions: 0+.
     pub topic: StrBytes,
-    /** The results for each partition
-
- Versions: 0+.*/
+    /// The results for each partition
+    ///
+    /// Versions: 0+.
     pub partition_result: Vec<ElectLeadersResponsePartitionResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -834,11 +834,11 @@ impl ElectLeadersResponseReplicaElectionResult {
             this.topic = rng.string();
         }
         if version <= 1i16 {
-            this.partition_result = (0..rng.len())
+            this.partition_result = (0..rng.count())
                 .map(|_| ElectLeadersResponsePartitionResult::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.partition_result = (0..rng.len())
+            this.partition_result = (0..rng.count())
                 .map(|_| ElectLeadersResponsePartitionResult::random(rng, version))
                 .collect();
         }
@@ -852,17 +852,17 @@ impl ElectLeadersResponseReplicaElectionResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ElectLeadersResponsePartitionResult {
-    /** The partition id
-
- Versions: 0+.*/
+    /// The partition id
+    ///
+    /// Versions: 0+.
     pub partition_id: i32,
-    /** The result error, or zero if there was no error.
-
- Versions: 0+.*/
+    /// The result error, or zero if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The result message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The result message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -978,14 +978,14 @@ impl ElectLeadersResponsePartitionResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.partition_id = rng.next() as i32;
+            this.partition_id = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.partition_id = rng.next() as i32;
+            this.partition_id = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };

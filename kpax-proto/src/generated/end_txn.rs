@@ -10,21 +10,21 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EndTxnRequest {
-    /** The ID of the transaction to end.
-
- Versions: 0+.*/
+    /// The ID of the transaction to end.
+    ///
+    /// Versions: 0+.
     pub transactional_id: StrBytes,
-    /** The producer ID.
-
- Versions: 0+.*/
+    /// The producer ID.
+    ///
+    /// Versions: 0+.
     pub producer_id: i64,
-    /** The current epoch associated with the producer.
-
- Versions: 0+.*/
+    /// The current epoch associated with the producer.
+    ///
+    /// Versions: 0+.
     pub producer_epoch: i16,
-    /** True if the transaction was committed, false if it was aborted.
-
- Versions: 0+.*/
+    /// True if the transaction was committed, false if it was aborted.
+    ///
+    /// Versions: 0+.
     pub committed: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -173,14 +173,14 @@ impl EndTxnRequest {
             this.transactional_id = rng.string();
         }
         if version <= 2i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         } else if version >= 3i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         }
         if version <= 2i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         }
         if version <= 2i16 {
             this.committed = rng.bool();
@@ -208,13 +208,13 @@ impl Message for EndTxnRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EndTxnResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -320,14 +320,14 @@ impl EndTxnResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EnvelopeRequest {
-    /** The embedded request header and data.
-
- Versions: 0+.*/
+    /// The embedded request header and data.
+    ///
+    /// Versions: 0+.
     pub request_data: Bytes,
-    /** Value of the initial client principal when the request is redirected by a broker.
-
- Versions: 0+. Nullable: 0+.*/
+    /// Value of the initial client principal when the request is redirected by a broker.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub request_principal: Option<Bytes>,
-    /** The original client's address in bytes.
-
- Versions: 0+.*/
+    /// The original client's address in bytes.
+    ///
+    /// Versions: 0+.
     pub client_host_address: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -133,13 +133,13 @@ impl Message for EnvelopeRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EnvelopeResponse {
-    /** The embedded response header and data.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The embedded response header and data.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub response_data: Option<Bytes>,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -219,7 +219,7 @@ impl EnvelopeResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.response_data = if rng.bool() { None } else { Some(rng.bytes()) };
-        this.error_code = rng.next() as i16;
+        this.error_code = rng.u64() as i16;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ExpireDelegationTokenRequest {
-    /** The HMAC of the delegation token to be expired.
-
- Versions: 0+.*/
+    /// The HMAC of the delegation token to be expired.
+    ///
+    /// Versions: 0+.
     pub hmac: Bytes,
-    /** The expiry time period in milliseconds.
-
- Versions: 0+.*/
+    /// The expiry time period in milliseconds.
+    ///
+    /// Versions: 0+.
     pub expiry_time_period_ms: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -128,9 +128,9 @@ impl ExpireDelegationTokenRequest {
             this.hmac = rng.bytes();
         }
         if version <= 1i16 {
-            this.expiry_time_period_ms = rng.next() as i64;
+            this.expiry_time_period_ms = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.expiry_time_period_ms = rng.next() as i64;
+            this.expiry_time_period_ms = rng.u64() as i64;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -153,17 +153,17 @@ impl Message for ExpireDelegationTokenRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ExpireDelegationTokenResponse {
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The timestamp in milliseconds at which this token expires.
-
- Versions: 0+.*/
+    /// The timestamp in milliseconds at which this token expires.
+    ///
+    /// Versions: 0+.
     pub expiry_timestamp_ms: i64,
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -287,19 +287,19 @@ impl ExpireDelegationTokenResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
-            this.expiry_timestamp_ms = rng.next() as i64;
+            this.expiry_timestamp_ms = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.expiry_timestamp_ms = rng.next() as i64;
+            this.expiry_timestamp_ms = rng.u64() as i64;
         }
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

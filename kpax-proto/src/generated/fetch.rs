@@ -10,53 +10,53 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchRequest {
-    /** The broker ID of the follower, of -1 if this request is from a consumer.
-
- Versions: 0-14.*/
+    /// The broker ID of the follower, of -1 if this request is from a consumer.
+    ///
+    /// Versions: 0-14.
     pub replica_id: i32,
-    /** The maximum time in milliseconds to wait for the response.
-
- Versions: 0+.*/
+    /// The maximum time in milliseconds to wait for the response.
+    ///
+    /// Versions: 0+.
     pub max_wait_ms: i32,
-    /** The minimum bytes to accumulate in the response.
-
- Versions: 0+.*/
+    /// The minimum bytes to accumulate in the response.
+    ///
+    /// Versions: 0+.
     pub min_bytes: i32,
-    /** The maximum bytes to fetch. See KIP-74 for cases where this limit may not be honored.
-
- Versions: 3+.*/
+    /// The maximum bytes to fetch. See KIP-74 for cases where this limit may not be honored.
+    ///
+    /// Versions: 3+.
     pub max_bytes: i32,
-    /** This setting controls the visibility of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset), and enables the inclusion of the list of aborted transactions in the result, which allows consumers to discard ABORTED transactional records
-
- Versions: 4+.*/
+    /// This setting controls the visibility of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset), and enables the inclusion of the list of aborted transactions in the result, which allows consumers to discard ABORTED transactional records
+    ///
+    /// Versions: 4+.
     pub isolation_level: i8,
-    /** The fetch session ID.
-
- Versions: 7+.*/
+    /// The fetch session ID.
+    ///
+    /// Versions: 7+.
     pub session_id: i32,
-    /** The fetch session epoch, which is used for ordering requests in a session.
-
- Versions: 7+.*/
+    /// The fetch session epoch, which is used for ordering requests in a session.
+    ///
+    /// Versions: 7+.
     pub session_epoch: i32,
-    /** The topics to fetch.
-
- Versions: 0+.*/
+    /// The topics to fetch.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<FetchRequestTopic>,
-    /** In an incremental fetch request, the partitions to remove.
-
- Versions: 7+.*/
+    /// In an incremental fetch request, the partitions to remove.
+    ///
+    /// Versions: 7+.
     pub forgotten_topics_data: Vec<FetchRequestForgottenTopicsData>,
-    /** Rack ID of the consumer making this request
-
- Versions: 11+.*/
+    /// Rack ID of the consumer making this request
+    ///
+    /// Versions: 11+.
     pub rack_id: StrBytes,
-    /**
-
- Versions: 12+. Tagged field 0. Nullable: 12+.*/
+    ///
+    ///
+    /// Versions: 12+. Tagged field 0. Nullable: 12+.
     pub cluster_id: Option<StrBytes>,
-    /**
-
- Versions: 15+. Tagged field 1.*/
+    ///
+    ///
+    /// Versions: 15+. Tagged field 1.
     pub replica_state: FetchRequestReplicaState,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -551,55 +551,55 @@ impl FetchRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 11i16 {
-            this.replica_id = rng.next() as i32;
+            this.replica_id = rng.u64() as i32;
         } else if (12i16..=14i16).contains(&version) {
-            this.replica_id = rng.next() as i32;
+            this.replica_id = rng.u64() as i32;
         }
         if version <= 11i16 {
-            this.max_wait_ms = rng.next() as i32;
+            this.max_wait_ms = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.max_wait_ms = rng.next() as i32;
+            this.max_wait_ms = rng.u64() as i32;
         }
         if version <= 11i16 {
-            this.min_bytes = rng.next() as i32;
+            this.min_bytes = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.min_bytes = rng.next() as i32;
+            this.min_bytes = rng.u64() as i32;
         }
         if (3i16..=11i16).contains(&version) {
-            this.max_bytes = rng.next() as i32;
+            this.max_bytes = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.max_bytes = rng.next() as i32;
+            this.max_bytes = rng.u64() as i32;
         }
         if (4i16..=11i16).contains(&version) {
-            this.isolation_level = rng.next() as i8;
+            this.isolation_level = rng.u64() as i8;
         } else if version >= 12i16 {
-            this.isolation_level = rng.next() as i8;
+            this.isolation_level = rng.u64() as i8;
         }
         if (7i16..=11i16).contains(&version) {
-            this.session_id = rng.next() as i32;
+            this.session_id = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.session_id = rng.next() as i32;
+            this.session_id = rng.u64() as i32;
         }
         if (7i16..=11i16).contains(&version) {
-            this.session_epoch = rng.next() as i32;
+            this.session_epoch = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.session_epoch = rng.next() as i32;
+            this.session_epoch = rng.u64() as i32;
         }
         if version <= 11i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| FetchRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 12i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| FetchRequestTopic::random(rng, version))
                 .collect();
         }
         if (7i16..=11i16).contains(&version) {
-            this.forgotten_topics_data = (0..rng.len())
+            this.forgotten_topics_data = (0..rng.count())
                 .map(|_| FetchRequestForgottenTopicsData::random(rng, version))
                 .collect();
         } else if version >= 12i16 {
-            this.forgotten_topics_data = (0..rng.len())
+            this.forgotten_topics_data = (0..rng.count())
                 .map(|_| FetchRequestForgottenTopicsData::random(rng, version))
                 .collect();
         }
@@ -624,17 +624,17 @@ impl FetchRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchRequestTopic {
-    /** The unique topic ID
-
- Versions: 13+.*/
+    /// The unique topic ID
+    ///
+    /// Versions: 13+.
     pub topic_id: Uuid,
-    /** The name of the topic to fetch.
-
- Versions: 0-12.*/
+    /// The name of the topic to fetch.
+    ///
+    /// Versions: 0-12.
     pub topic: StrBytes,
-    /** The partitions to fetch.
-
- Versions: 0+.*/
+    /// The partitions to fetch.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<FetchRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -814,11 +814,11 @@ impl FetchRequestTopic {
             this.topic = rng.string();
         }
         if version <= 11i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| FetchRequestPartition::random(rng, version))
                 .collect();
         } else if version >= 12i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| FetchRequestPartition::random(rng, version))
                 .collect();
         }
@@ -832,29 +832,29 @@ impl FetchRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The current leader epoch of the partition.
-
- Versions: 9+.*/
+    /// The current leader epoch of the partition.
+    ///
+    /// Versions: 9+.
     pub current_leader_epoch: i32,
-    /** The message offset.
-
- Versions: 0+.*/
+    /// The message offset.
+    ///
+    /// Versions: 0+.
     pub fetch_offset: i64,
-    /** The epoch of the last fetched record or -1 if there is none
-
- Versions: 12+.*/
+    /// The epoch of the last fetched record or -1 if there is none
+    ///
+    /// Versions: 12+.
     pub last_fetched_epoch: i32,
-    /** The earliest available offset of the follower replica. The field is only used when the request is sent by the follower.
-
- Versions: 5+.*/
+    /// The earliest available offset of the follower replica. The field is only used when the request is sent by the follower.
+    ///
+    /// Versions: 5+.
     pub log_start_offset: i64,
-    /** The maximum bytes to fetch from this partition. See KIP-74 for cases where this limit may not be honored.
-
- Versions: 0+.*/
+    /// The maximum bytes to fetch from this partition. See KIP-74 for cases where this limit may not be honored.
+    ///
+    /// Versions: 0+.
     pub partition_max_bytes: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1047,32 +1047,32 @@ impl FetchRequestPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 11i16 {
-            this.partition = rng.next() as i32;
+            this.partition = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.partition = rng.next() as i32;
+            this.partition = rng.u64() as i32;
         }
         if (9i16..=11i16).contains(&version) {
-            this.current_leader_epoch = rng.next() as i32;
+            this.current_leader_epoch = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.current_leader_epoch = rng.next() as i32;
+            this.current_leader_epoch = rng.u64() as i32;
         }
         if version <= 11i16 {
-            this.fetch_offset = rng.next() as i64;
+            this.fetch_offset = rng.u64() as i64;
         } else if version >= 12i16 {
-            this.fetch_offset = rng.next() as i64;
+            this.fetch_offset = rng.u64() as i64;
         }
         if version >= 12i16 {
-            this.last_fetched_epoch = rng.next() as i32;
+            this.last_fetched_epoch = rng.u64() as i32;
         }
         if (5i16..=11i16).contains(&version) {
-            this.log_start_offset = rng.next() as i64;
+            this.log_start_offset = rng.u64() as i64;
         } else if version >= 12i16 {
-            this.log_start_offset = rng.next() as i64;
+            this.log_start_offset = rng.u64() as i64;
         }
         if version <= 11i16 {
-            this.partition_max_bytes = rng.next() as i32;
+            this.partition_max_bytes = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.partition_max_bytes = rng.next() as i32;
+            this.partition_max_bytes = rng.u64() as i32;
         }
         if version >= 12i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1084,17 +1084,17 @@ impl FetchRequestPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchRequestForgottenTopicsData {
-    /** The unique topic ID
-
- Versions: 13+.*/
+    /// The unique topic ID
+    ///
+    /// Versions: 13+.
     pub topic_id: Uuid,
-    /** The topic name.
-
- Versions: 7-12.*/
+    /// The topic name.
+    ///
+    /// Versions: 7-12.
     pub topic: StrBytes,
-    /** The partitions indexes to forget.
-
- Versions: 7+.*/
+    /// The partitions indexes to forget.
+    ///
+    /// Versions: 7+.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1288,9 +1288,9 @@ impl FetchRequestForgottenTopicsData {
             this.topic = rng.string();
         }
         if (7i16..=11i16).contains(&version) {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 12i16 {
-            this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version >= 12i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1302,13 +1302,13 @@ impl FetchRequestForgottenTopicsData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchRequestReplicaState {
-    /**
-
- Versions: 15+.*/
+    ///
+    ///
+    /// Versions: 15+.
     pub replica_id: i32,
-    /**
-
- Versions: 15+.*/
+    ///
+    ///
+    /// Versions: 15+.
     pub replica_epoch: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1410,10 +1410,10 @@ impl FetchRequestReplicaState {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 15i16 {
-            this.replica_id = rng.next() as i32;
+            this.replica_id = rng.u64() as i32;
         }
         if version >= 15i16 {
-            this.replica_epoch = rng.next() as i64;
+            this.replica_epoch = rng.u64() as i64;
         }
         if version >= 15i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1436,25 +1436,25 @@ impl Message for FetchRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 1+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 1+.
     pub throttle_time_ms: i32,
-    /** The top level response error code.
-
- Versions: 7+.*/
+    /// The top level response error code.
+    ///
+    /// Versions: 7+.
     pub error_code: i16,
-    /** The fetch session ID, or 0 if this is not part of a fetch session.
-
- Versions: 7+.*/
+    /// The fetch session ID, or 0 if this is not part of a fetch session.
+    ///
+    /// Versions: 7+.
     pub session_id: i32,
-    /** The response topics.
-
- Versions: 0+.*/
+    /// The response topics.
+    ///
+    /// Versions: 0+.
     pub responses: Vec<FetchResponseResponse>,
-    /**
-
- Versions: 16+. Tagged field 0.*/
+    ///
+    ///
+    /// Versions: 16+. Tagged field 0.
     pub node_endpoints: Vec<FetchResponseNodeEndpoint>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1729,31 +1729,31 @@ impl FetchResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (1i16..=11i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if (7i16..=11i16).contains(&version) {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 12i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if (7i16..=11i16).contains(&version) {
-            this.session_id = rng.next() as i32;
+            this.session_id = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.session_id = rng.next() as i32;
+            this.session_id = rng.u64() as i32;
         }
         if version <= 11i16 {
-            this.responses = (0..rng.len())
+            this.responses = (0..rng.count())
                 .map(|_| FetchResponseResponse::random(rng, version))
                 .collect();
         } else if version >= 12i16 {
-            this.responses = (0..rng.len())
+            this.responses = (0..rng.count())
                 .map(|_| FetchResponseResponse::random(rng, version))
                 .collect();
         }
         if version >= 16i16 {
-            this.node_endpoints = (0..rng.len())
+            this.node_endpoints = (0..rng.count())
                 .map(|_| FetchResponseNodeEndpoint::random(rng, version))
                 .collect();
         }
@@ -1767,17 +1767,17 @@ impl FetchResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchResponseResponse {
-    /** The unique topic ID
-
- Versions: 13+.*/
+    /// The unique topic ID
+    ///
+    /// Versions: 13+.
     pub topic_id: Uuid,
-    /** The topic name.
-
- Versions: 0-12.*/
+    /// The topic name.
+    ///
+    /// Versions: 0-12.
     pub topic: StrBytes,
-    /** The topic partitions.
-
- Versions: 0+.*/
+    /// The topic partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<FetchResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1957,11 +1957,11 @@ impl FetchResponseResponse {
             this.topic = rng.string();
         }
         if version <= 11i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| FetchResponsePartition::random(rng, version))
                 .collect();
         } else if version >= 12i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| FetchResponsePartition::random(rng, version))
                 .collect();
         }
@@ -1975,49 +1975,49 @@ impl FetchResponseResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The error code, or 0 if there was no fetch error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no fetch error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The current high water mark.
-
- Versions: 0+.*/
+    /// The current high water mark.
+    ///
+    /// Versions: 0+.
     pub high_watermark: i64,
-    /** The last stable offset (or LSO) of the partition. This is the last offset such that the state of all transactional records prior to this offset have been decided (ABORTED or COMMITTED)
-
- Versions: 4+.*/
+    /// The last stable offset (or LSO) of the partition. This is the last offset such that the state of all transactional records prior to this offset have been decided (ABORTED or COMMITTED)
+    ///
+    /// Versions: 4+.
     pub last_stable_offset: i64,
-    /** The current log start offset.
-
- Versions: 5+.*/
+    /// The current log start offset.
+    ///
+    /// Versions: 5+.
     pub log_start_offset: i64,
-    /** The aborted transactions.
-
- Versions: 4+. Nullable: 4+.*/
+    /// The aborted transactions.
+    ///
+    /// Versions: 4+. Nullable: 4+.
     pub aborted_transactions: Option<Vec<FetchResponseAbortedTransaction>>,
-    /** The preferred read replica for the consumer to use on its next fetch request
-
- Versions: 11+.*/
+    /// The preferred read replica for the consumer to use on its next fetch request
+    ///
+    /// Versions: 11+.
     pub preferred_read_replica: i32,
-    /** The record data.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The record data.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub records: Option<Bytes>,
-    /**
-
- Versions: 12+. Tagged field 0.*/
+    ///
+    ///
+    /// Versions: 12+. Tagged field 0.
     pub diverging_epoch: FetchResponseDivergingEpoch,
-    /**
-
- Versions: 12+. Tagged field 1.*/
+    ///
+    ///
+    /// Versions: 12+. Tagged field 1.
     pub current_leader: FetchResponseCurrentLeader,
-    /**
-
- Versions: 12+. Tagged field 2.*/
+    ///
+    ///
+    /// Versions: 12+. Tagged field 2.
     pub snapshot_id: FetchResponseSnapshotId,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2446,36 +2446,36 @@ impl FetchResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 11i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 11i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 12i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 11i16 {
-            this.high_watermark = rng.next() as i64;
+            this.high_watermark = rng.u64() as i64;
         } else if version >= 12i16 {
-            this.high_watermark = rng.next() as i64;
+            this.high_watermark = rng.u64() as i64;
         }
         if (4i16..=11i16).contains(&version) {
-            this.last_stable_offset = rng.next() as i64;
+            this.last_stable_offset = rng.u64() as i64;
         } else if version >= 12i16 {
-            this.last_stable_offset = rng.next() as i64;
+            this.last_stable_offset = rng.u64() as i64;
         }
         if (5i16..=11i16).contains(&version) {
-            this.log_start_offset = rng.next() as i64;
+            this.log_start_offset = rng.u64() as i64;
         } else if version >= 12i16 {
-            this.log_start_offset = rng.next() as i64;
+            this.log_start_offset = rng.u64() as i64;
         }
         if (4i16..=11i16).contains(&version) {
             this.aborted_transactions = if rng.bool() {
                 None
             } else {
                 Some(
-                    (0..rng.len())
+                    (0..rng.count())
                         .map(|_| FetchResponseAbortedTransaction::random(rng, version))
                         .collect(),
                 )
@@ -2485,16 +2485,16 @@ impl FetchResponsePartition {
                 None
             } else {
                 Some(
-                    (0..rng.len())
+                    (0..rng.count())
                         .map(|_| FetchResponseAbortedTransaction::random(rng, version))
                         .collect(),
                 )
             };
         }
         if version == 11i16 {
-            this.preferred_read_replica = rng.next() as i32;
+            this.preferred_read_replica = rng.u64() as i32;
         } else if version >= 12i16 {
-            this.preferred_read_replica = rng.next() as i32;
+            this.preferred_read_replica = rng.u64() as i32;
         }
         if version <= 11i16 {
             this.records = if rng.bool() { None } else { Some(rng.bytes()) };
@@ -2520,13 +2520,13 @@ impl FetchResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchResponseAbortedTransaction {
-    /** The producer id associated with the aborted transaction.
-
- Versions: 4+.*/
+    /// The producer id associated with the aborted transaction.
+    ///
+    /// Versions: 4+.
     pub producer_id: i64,
-    /** The first offset in the aborted transaction.
-
- Versions: 4+.*/
+    /// The first offset in the aborted transaction.
+    ///
+    /// Versions: 4+.
     pub first_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2642,14 +2642,14 @@ impl FetchResponseAbortedTransaction {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (4i16..=11i16).contains(&version) {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         } else if version >= 12i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         }
         if (4i16..=11i16).contains(&version) {
-            this.first_offset = rng.next() as i64;
+            this.first_offset = rng.u64() as i64;
         } else if version >= 12i16 {
-            this.first_offset = rng.next() as i64;
+            this.first_offset = rng.u64() as i64;
         }
         if version >= 12i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -2661,13 +2661,13 @@ impl FetchResponseAbortedTransaction {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchResponseDivergingEpoch {
-    /**
-
- Versions: 12+.*/
+    ///
+    ///
+    /// Versions: 12+.
     pub epoch: i32,
-    /**
-
- Versions: 12+.*/
+    ///
+    ///
+    /// Versions: 12+.
     pub end_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2764,10 +2764,10 @@ impl FetchResponseDivergingEpoch {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 12i16 {
-            this.epoch = rng.next() as i32;
+            this.epoch = rng.u64() as i32;
         }
         if version >= 12i16 {
-            this.end_offset = rng.next() as i64;
+            this.end_offset = rng.u64() as i64;
         }
         if version >= 12i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -2779,13 +2779,13 @@ impl FetchResponseDivergingEpoch {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchResponseCurrentLeader {
-    /**
-
- Versions: 12+.*/
+    ///
+    ///
+    /// Versions: 12+.
     pub leader_id: i32,
-    /**
-
- Versions: 12+.*/
+    ///
+    ///
+    /// Versions: 12+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2887,10 +2887,10 @@ impl FetchResponseCurrentLeader {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 12i16 {
-            this.leader_id = rng.next() as i32;
+            this.leader_id = rng.u64() as i32;
         }
         if version >= 12i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if version >= 12i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -2902,13 +2902,13 @@ impl FetchResponseCurrentLeader {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchResponseSnapshotId {
-    /**
-
- Versions: 12+.*/
+    ///
+    ///
+    /// Versions: 12+.
     pub end_offset: i64,
-    /**
-
- Versions: 12+.*/
+    ///
+    ///
+    /// Versions: 12+.
     pub epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -3005,10 +3005,10 @@ impl FetchResponseSnapshotId {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 12i16 {
-            this.end_offset = rng.next() as i64;
+            this.end_offset = rng.u64() as i64;
         }
         if version >= 12i16 {
-            this.epoch = rng.next() as i32;
+            this.epoch = rng.u64() as i32;
         }
         if version >= 12i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -3020,21 +3020,21 @@ impl FetchResponseSnapshotId {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FetchResponseNodeEndpoint {
-    /**
-
- Versions: 16+.*/
+    ///
+    ///
+    /// Versions: 16+.
     pub node_id: i32,
-    /**
-
- Versions: 16+.*/
+    ///
+    ///
+    /// Versions: 16+.
     pub host: StrBytes,
-    /**
-
- Versions: 16+.*/
+    ///
+    ///
+    /// Versions: 16+.
     pub port: i32,
-    /**
-
- Versions: 16+. Nullable: 16+.*/
+    ///
+    ///
+    /// Versions: 16+. Nullable: 16+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -3170,13 +3170,13 @@ impl FetchResponseNodeEndpoint {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 16i16 {
-            this.node_id = rng.next() as i32;
+            this.node_id = rng.u64() as i32;
         }
         if version >= 16i16 {
             this.host = rng.string();
         }
         if version >= 16i16 {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         }
         if version >= 16i16 {
             this.rack = if rng.bool() { None } else { Some(rng.string()) };

@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FindCoordinatorRequest {
-    /** The coordinator key.
-
- Versions: 0-3.*/
+    /// The coordinator key.
+    ///
+    /// Versions: 0-3.
     pub key: StrBytes,
-    /** The coordinator key type. (Group, transaction, etc.)
-
- Versions: 1+.*/
+    /// The coordinator key type. (Group, transaction, etc.)
+    ///
+    /// Versions: 1+.
     pub key_type: i8,
-    /** The coordinator keys.
-
- Versions: 4+.*/
+    /// The coordinator keys.
+    ///
+    /// Versions: 4+.
     pub coordinator_keys: Vec<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -195,12 +195,12 @@ impl FindCoordinatorRequest {
             this.key = rng.string();
         }
         if (1i16..=2i16).contains(&version) {
-            this.key_type = rng.next() as i8;
+            this.key_type = rng.u64() as i8;
         } else if version >= 3i16 {
-            this.key_type = rng.next() as i8;
+            this.key_type = rng.u64() as i8;
         }
         if version >= 4i16 {
-            this.coordinator_keys = (0..rng.len()).map(|_| rng.string()).collect();
+            this.coordinator_keys = (0..rng.count()).map(|_| rng.string()).collect();
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -223,33 +223,33 @@ impl Message for FindCoordinatorRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FindCoordinatorResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 1+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 1+.
     pub throttle_time_ms: i32,
-    /** Each coordinator result in the response
-
- Versions: 4+.*/
+    /// Each coordinator result in the response
+    ///
+    /// Versions: 4+.
     pub coordinators: Vec<FindCoordinatorResponseCoordinator>,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0-3.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0-3.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 1-3. Nullable: 1-3.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 1-3. Nullable: 1-3.
     pub error_message: Option<StrBytes>,
-    /** The node id.
-
- Versions: 0-3.*/
+    /// The node id.
+    ///
+    /// Versions: 0-3.
     pub node_id: i32,
-    /** The host name.
-
- Versions: 0-3.*/
+    /// The host name.
+    ///
+    /// Versions: 0-3.
     pub host: StrBytes,
-    /** The port.
-
- Versions: 0-3.*/
+    /// The port.
+    ///
+    /// Versions: 0-3.
     pub port: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -525,19 +525,19 @@ impl FindCoordinatorResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (1i16..=2i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 4i16 {
-            this.coordinators = (0..rng.len())
+            this.coordinators = (0..rng.count())
                 .map(|_| FindCoordinatorResponseCoordinator::random(rng, version))
                 .collect();
         }
         if version <= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version == 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if (1i16..=2i16).contains(&version) {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -545,9 +545,9 @@ impl FindCoordinatorResponse {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 2i16 {
-            this.node_id = rng.next() as i32;
+            this.node_id = rng.u64() as i32;
         } else if version == 3i16 {
-            this.node_id = rng.next() as i32;
+            this.node_id = rng.u64() as i32;
         }
         if version <= 2i16 {
             this.host = rng.string();
@@ -555,9 +555,9 @@ impl FindCoordinatorResponse {
             this.host = rng.string();
         }
         if version <= 2i16 {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         } else if version == 3i16 {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -569,29 +569,29 @@ impl FindCoordinatorResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct FindCoordinatorResponseCoordinator {
-    /** The coordinator key.
-
- Versions: 4+.*/
+    /// The coordinator key.
+    ///
+    /// Versions: 4+.
     pub key: StrBytes,
-    /** The node id.
-
- Versions: 4+.*/
+    /// The node id.
+    ///
+    /// Versions: 4+.
     pub node_id: i32,
-    /** The host name.
-
- Versions: 4+.*/
+    /// The host name.
+    ///
+    /// Versions: 4+.
     pub host: StrBytes,
-    /** The port.
-
- Versions: 4+.*/
+    /// The port.
+    ///
+    /// Versions: 4+.
     pub port: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 4+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 4+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 4+. Nullable: 4+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 4+. Nullable: 4+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -773,16 +773,16 @@ impl FindCoordinatorResponseCoordinator {
             this.key = rng.string();
         }
         if version >= 4i16 {
-            this.node_id = rng.next() as i32;
+            this.node_id = rng.u64() as i32;
         }
         if version >= 4i16 {
             this.host = rng.string();
         }
         if version >= 4i16 {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         }
         if version >= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 4i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };

@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetTelemetrySubscriptionsRequest {
-    /** Unique id for this client instance, must be set to 0 on the first request.
-
- Versions: 0+.*/
+    /// Unique id for this client instance, must be set to 0 on the first request.
+    ///
+    /// Versions: 0+.
     pub client_instance_id: Uuid,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -102,41 +102,41 @@ impl Message for GetTelemetrySubscriptionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct GetTelemetrySubscriptionsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** Assigned client instance id if ClientInstanceId was 0 in the request, else 0.
-
- Versions: 0+.*/
+    /// Assigned client instance id if ClientInstanceId was 0 in the request, else 0.
+    ///
+    /// Versions: 0+.
     pub client_instance_id: Uuid,
-    /** Unique identifier for the current subscription set for this client instance.
-
- Versions: 0+.*/
+    /// Unique identifier for the current subscription set for this client instance.
+    ///
+    /// Versions: 0+.
     pub subscription_id: i32,
-    /** Compression types that broker accepts for the PushTelemetryRequest.
-
- Versions: 0+.*/
+    /// Compression types that broker accepts for the PushTelemetryRequest.
+    ///
+    /// Versions: 0+.
     pub accepted_compression_types: Vec<i8>,
-    /** Configured push interval, which is the lowest configured interval in the current subscription set.
-
- Versions: 0+.*/
+    /// Configured push interval, which is the lowest configured interval in the current subscription set.
+    ///
+    /// Versions: 0+.
     pub push_interval_ms: i32,
-    /** The maximum bytes of binary data the broker accepts in PushTelemetryRequest.
-
- Versions: 0+.*/
+    /// The maximum bytes of binary data the broker accepts in PushTelemetryRequest.
+    ///
+    /// Versions: 0+.
     pub telemetry_max_bytes: i32,
-    /** Flag to indicate monotonic/counter metrics are to be emitted as deltas or cumulative values
-
- Versions: 0+.*/
+    /// Flag to indicate monotonic/counter metrics are to be emitted as deltas or cumulative values
+    ///
+    /// Versions: 0+.
     pub delta_temporality: bool,
-    /** Requested metrics prefix string match. Empty array: No metrics subscribed, Array[0] empty string: All metrics subscribed.
-
- Versions: 0+.*/
+    /// Requested metrics prefix string match. Empty array: No metrics subscribed, Array[0] empty string: All metrics subscribed.
+    ///
+    /// Versions: 0+.
     pub requested_metrics: Vec<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -338,17 +338,17 @@ impl GetTelemetrySubscriptionsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.client_instance_id = rng.uuid();
-        this.subscription_id = rng.next() as i32;
-        this.accepted_compression_types = (0..rng.len())
-            .map(|_| rng.next() as i8)
+        this.subscription_id = rng.u64() as i32;
+        this.accepted_compression_types = (0..rng.count())
+            .map(|_| rng.u64() as i8)
             .collect();
-        this.push_interval_ms = rng.next() as i32;
-        this.telemetry_max_bytes = rng.next() as i32;
+        this.push_interval_ms = rng.u64() as i32;
+        this.telemetry_max_bytes = rng.u64() as i32;
         this.delta_temporality = rng.bool();
-        this.requested_metrics = (0..rng.len()).map(|_| rng.string()).collect();
+        this.requested_metrics = (0..rng.count()).map(|_| rng.string()).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

@@ -10,21 +10,21 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RequestHeader {
-    /** The API key of this request.
-
- Versions: 0+.*/
+    /// The API key of this request.
+    ///
+    /// Versions: 0+.
     pub request_api_key: i16,
-    /** The API version of this request.
-
- Versions: 0+.*/
+    /// The API version of this request.
+    ///
+    /// Versions: 0+.
     pub request_api_version: i16,
-    /** The correlation ID of this request.
-
- Versions: 0+.*/
+    /// The correlation ID of this request.
+    ///
+    /// Versions: 0+.
     pub correlation_id: i32,
-    /** The client ID string.
-
- Versions: 1+. Nullable: 1+.*/
+    /// The client ID string.
+    ///
+    /// Versions: 1+. Nullable: 1+.
     pub client_id: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -174,19 +174,19 @@ impl RequestHeader {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.request_api_key = rng.next() as i16;
+            this.request_api_key = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.request_api_key = rng.next() as i16;
+            this.request_api_key = rng.u64() as i16;
         }
         if version <= 1i16 {
-            this.request_api_version = rng.next() as i16;
+            this.request_api_version = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.request_api_version = rng.next() as i16;
+            this.request_api_version = rng.u64() as i16;
         }
         if version <= 1i16 {
-            this.correlation_id = rng.next() as i32;
+            this.correlation_id = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.correlation_id = rng.next() as i32;
+            this.correlation_id = rng.u64() as i32;
         }
         if version == 1i16 {
             this.client_id = if rng.bool() { None } else { Some(rng.string()) };
@@ -214,9 +214,9 @@ impl Message for RequestHeader {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ResponseHeader {
-    /** The correlation ID of this response.
-
- Versions: 0+.*/
+    /// The correlation ID of this response.
+    ///
+    /// Versions: 0+.
     pub correlation_id: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -304,9 +304,9 @@ impl ResponseHeader {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.correlation_id = rng.next() as i32;
+            this.correlation_id = rng.u64() as i32;
         } else if version >= 1i16 {
-            this.correlation_id = rng.next() as i32;
+            this.correlation_id = rng.u64() as i32;
         }
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

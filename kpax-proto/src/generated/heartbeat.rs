@@ -10,21 +10,21 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HeartbeatRequest {
-    /** The group id.
-
- Versions: 0+.*/
+    /// The group id.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The generation of the group.
-
- Versions: 0+.*/
+    /// The generation of the group.
+    ///
+    /// Versions: 0+.
     pub generation_id: i32,
-    /** The member ID.
-
- Versions: 0+.*/
+    /// The member ID.
+    ///
+    /// Versions: 0+.
     pub member_id: StrBytes,
-    /** The unique identifier of the consumer instance provided by end user.
-
- Versions: 3+. Nullable: 3+.*/
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
+    /// Versions: 3+. Nullable: 3+.
     pub group_instance_id: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -187,9 +187,9 @@ impl HeartbeatRequest {
             this.group_id = rng.string();
         }
         if version <= 3i16 {
-            this.generation_id = rng.next() as i32;
+            this.generation_id = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.generation_id = rng.next() as i32;
+            this.generation_id = rng.u64() as i32;
         }
         if version <= 3i16 {
             this.member_id = rng.string();
@@ -222,13 +222,13 @@ impl Message for HeartbeatRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HeartbeatResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 1+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 1+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -344,14 +344,14 @@ impl HeartbeatResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (1i16..=3i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct IncrementalAlterConfigsRequest {
-    /** The incremental updates for each resource.
-
- Versions: 0+.*/
+    /// The incremental updates for each resource.
+    ///
+    /// Versions: 0+.
     pub resources: Vec<IncrementalAlterConfigsRequestResource>,
-    /** True if we should validate the request, but not change the configurations.
-
- Versions: 0+.*/
+    /// True if we should validate the request, but not change the configurations.
+    ///
+    /// Versions: 0+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -179,11 +179,11 @@ impl IncrementalAlterConfigsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.resources = (0..rng.len())
+            this.resources = (0..rng.count())
                 .map(|_| IncrementalAlterConfigsRequestResource::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.resources = (0..rng.len())
+            this.resources = (0..rng.count())
                 .map(|_| IncrementalAlterConfigsRequestResource::random(rng, version))
                 .collect();
         }
@@ -202,17 +202,17 @@ impl IncrementalAlterConfigsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct IncrementalAlterConfigsRequestResource {
-    /** The resource type.
-
- Versions: 0+.*/
+    /// The resource type.
+    ///
+    /// Versions: 0+.
     pub resource_type: i8,
-    /** The resource name.
-
- Versions: 0+.*/
+    /// The resource name.
+    ///
+    /// Versions: 0+.
     pub resource_name: StrBytes,
-    /** The configurations.
-
- Versions: 0+.*/
+    /// The configurations.
+    ///
+    /// Versions: 0+.
     pub configs: Vec<IncrementalAlterConfigsRequestConfig>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -379,9 +379,9 @@ impl IncrementalAlterConfigsRequestResource {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         } else if version >= 1i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         }
         if version <= 0i16 {
             this.resource_name = rng.string();
@@ -389,11 +389,11 @@ impl IncrementalAlterConfigsRequestResource {
             this.resource_name = rng.string();
         }
         if version <= 0i16 {
-            this.configs = (0..rng.len())
+            this.configs = (0..rng.count())
                 .map(|_| IncrementalAlterConfigsRequestConfig::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.configs = (0..rng.len())
+            this.configs = (0..rng.count())
                 .map(|_| IncrementalAlterConfigsRequestConfig::random(rng, version))
                 .collect();
         }
@@ -407,17 +407,17 @@ impl IncrementalAlterConfigsRequestResource {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct IncrementalAlterConfigsRequestConfig {
-    /** The configuration key name.
-
- Versions: 0+.*/
+    /// The configuration key name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The type (Set, Delete, Append, Subtract) of operation.
-
- Versions: 0+.*/
+    /// The type (Set, Delete, Append, Subtract) of operation.
+    ///
+    /// Versions: 0+.
     pub config_operation: i8,
-    /** The value to set for the configuration key.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The value to set for the configuration key.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub value: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -539,9 +539,9 @@ impl IncrementalAlterConfigsRequestConfig {
             this.name = rng.string();
         }
         if version <= 0i16 {
-            this.config_operation = rng.next() as i8;
+            this.config_operation = rng.u64() as i8;
         } else if version >= 1i16 {
-            this.config_operation = rng.next() as i8;
+            this.config_operation = rng.u64() as i8;
         }
         if version <= 0i16 {
             this.value = if rng.bool() { None } else { Some(rng.string()) };
@@ -569,13 +569,13 @@ impl Message for IncrementalAlterConfigsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct IncrementalAlterConfigsResponse {
-    /** Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The responses for each resource.
-
- Versions: 0+.*/
+    /// The responses for each resource.
+    ///
+    /// Versions: 0+.
     pub responses: Vec<IncrementalAlterConfigsResponseResponse>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -738,16 +738,16 @@ impl IncrementalAlterConfigsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 0i16 {
-            this.responses = (0..rng.len())
+            this.responses = (0..rng.count())
                 .map(|_| IncrementalAlterConfigsResponseResponse::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.responses = (0..rng.len())
+            this.responses = (0..rng.count())
                 .map(|_| IncrementalAlterConfigsResponseResponse::random(rng, version))
                 .collect();
         }
@@ -761,21 +761,21 @@ impl IncrementalAlterConfigsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct IncrementalAlterConfigsResponseResponse {
-    /** The resource error code.
-
- Versions: 0+.*/
+    /// The resource error code.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The resource error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The resource error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The resource type.
-
- Versions: 0+.*/
+    /// The resource type.
+    ///
+    /// Versions: 0+.
     pub resource_type: i8,
-    /** The resource name.
-
- Versions: 0+.*/
+    /// The resource name.
+    ///
+    /// Versions: 0+.
     pub resource_name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -911,9 +911,9 @@ impl IncrementalAlterConfigsResponseResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 0i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -921,9 +921,9 @@ impl IncrementalAlterConfigsResponseResponse {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 0i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         } else if version >= 1i16 {
-            this.resource_type = rng.next() as i8;
+            this.resource_type = rng.u64() as i8;
         }
         if version <= 0i16 {
             this.resource_name = rng.string();

@@ -10,21 +10,21 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitProducerIdRequest {
-    /** The transactional id, or null if the producer is not transactional.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The transactional id, or null if the producer is not transactional.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub transactional_id: Option<StrBytes>,
-    /** The time in ms to wait before aborting idle transactions sent by this producer. This is only relevant if a TransactionalId has been defined.
-
- Versions: 0+.*/
+    /// The time in ms to wait before aborting idle transactions sent by this producer. This is only relevant if a TransactionalId has been defined.
+    ///
+    /// Versions: 0+.
     pub transaction_timeout_ms: i32,
-    /** The producer id. This is used to disambiguate requests if a transactional id is reused following its expiration.
-
- Versions: 3+.*/
+    /// The producer id. This is used to disambiguate requests if a transactional id is reused following its expiration.
+    ///
+    /// Versions: 3+.
     pub producer_id: i64,
-    /** The producer's current epoch. This will be checked against the producer epoch on the broker, and the request will return an error if they do not match.
-
- Versions: 3+.*/
+    /// The producer's current epoch. This will be checked against the producer epoch on the broker, and the request will return an error if they do not match.
+    ///
+    /// Versions: 3+.
     pub producer_epoch: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -183,15 +183,15 @@ impl InitProducerIdRequest {
             this.transactional_id = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 1i16 {
-            this.transaction_timeout_ms = rng.next() as i32;
+            this.transaction_timeout_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.transaction_timeout_ms = rng.next() as i32;
+            this.transaction_timeout_ms = rng.u64() as i32;
         }
         if version >= 3i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         }
         if version >= 3i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -214,21 +214,21 @@ impl Message for InitProducerIdRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitProducerIdResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The current producer id.
-
- Versions: 0+.*/
+    /// The current producer id.
+    ///
+    /// Versions: 0+.
     pub producer_id: i64,
-    /** The current epoch associated with the producer id.
-
- Versions: 0+.*/
+    /// The current epoch associated with the producer id.
+    ///
+    /// Versions: 0+.
     pub producer_epoch: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -370,24 +370,24 @@ impl InitProducerIdResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         }
         if version <= 1i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeShareGroupStateRequest {
-    /** The group identifier.
-
- Versions: 0+.*/
+    /// The group identifier.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The data for the topics.
-
- Versions: 0+.*/
+    /// The data for the topics.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<InitializeShareGroupStateRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -124,7 +124,7 @@ impl InitializeShareGroupStateRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.group_id = rng.string();
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| InitializeShareGroupStateRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -135,13 +135,13 @@ impl InitializeShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeShareGroupStateRequestTopic {
-    /** The topic identifier.
-
- Versions: 0+.*/
+    /// The topic identifier.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The data for the partitions.
-
- Versions: 0+.*/
+    /// The data for the partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<InitializeShareGroupStateRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -240,7 +240,7 @@ impl InitializeShareGroupStateRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| InitializeShareGroupStateRequestPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -251,17 +251,17 @@ impl InitializeShareGroupStateRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeShareGroupStateRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The state epoch for this share-partition.
-
- Versions: 0+.*/
+    /// The state epoch for this share-partition.
+    ///
+    /// Versions: 0+.
     pub state_epoch: i32,
-    /** The share-partition start offset, or -1 if the start offset is not being initialized.
-
- Versions: 0+.*/
+    /// The share-partition start offset, or -1 if the start offset is not being initialized.
+    ///
+    /// Versions: 0+.
     pub start_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -338,9 +338,9 @@ impl InitializeShareGroupStateRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition = rng.next() as i32;
-        this.state_epoch = rng.next() as i32;
-        this.start_offset = rng.next() as i64;
+        this.partition = rng.u64() as i32;
+        this.state_epoch = rng.u64() as i32;
+        this.start_offset = rng.u64() as i64;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -360,9 +360,9 @@ impl Message for InitializeShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeShareGroupStateResponse {
-    /** The initialization results
-
- Versions: 0+.*/
+    /// The initialization results
+    ///
+    /// Versions: 0+.
     pub results: Vec<InitializeShareGroupStateResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -462,7 +462,7 @@ impl InitializeShareGroupStateResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.results = (0..rng.len())
+        this.results = (0..rng.count())
             .map(|_| InitializeShareGroupStateResponseResult::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -473,13 +473,13 @@ impl InitializeShareGroupStateResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeShareGroupStateResponseResult {
-    /** The topic identifier
-
- Versions: 0+.*/
+    /// The topic identifier
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The results for the partitions.
-
- Versions: 0+.*/
+    /// The results for the partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<InitializeShareGroupStateResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -578,7 +578,7 @@ impl InitializeShareGroupStateResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| InitializeShareGroupStateResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -589,17 +589,17 @@ impl InitializeShareGroupStateResponseResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct InitializeShareGroupStateResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -676,8 +676,8 @@ impl InitializeShareGroupStateResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

@@ -10,37 +10,37 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupRequest {
-    /** The group identifier.
-
- Versions: 0+.*/
+    /// The group identifier.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The coordinator considers the consumer dead if it receives no heartbeat after this timeout in milliseconds.
-
- Versions: 0+.*/
+    /// The coordinator considers the consumer dead if it receives no heartbeat after this timeout in milliseconds.
+    ///
+    /// Versions: 0+.
     pub session_timeout_ms: i32,
-    /** The maximum time in milliseconds that the coordinator will wait for each member to rejoin when rebalancing the group.
-
- Versions: 1+.*/
+    /// The maximum time in milliseconds that the coordinator will wait for each member to rejoin when rebalancing the group.
+    ///
+    /// Versions: 1+.
     pub rebalance_timeout_ms: i32,
-    /** The member id assigned by the group coordinator.
-
- Versions: 0+.*/
+    /// The member id assigned by the group coordinator.
+    ///
+    /// Versions: 0+.
     pub member_id: StrBytes,
-    /** The unique identifier of the consumer instance provided by end user.
-
- Versions: 5+. Nullable: 5+.*/
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
+    /// Versions: 5+. Nullable: 5+.
     pub group_instance_id: Option<StrBytes>,
-    /** The unique name the for class of protocols implemented by the group we want to join.
-
- Versions: 0+.*/
+    /// The unique name the for class of protocols implemented by the group we want to join.
+    ///
+    /// Versions: 0+.
     pub protocol_type: StrBytes,
-    /** The list of protocols that the member supports.
-
- Versions: 0+.*/
+    /// The list of protocols that the member supports.
+    ///
+    /// Versions: 0+.
     pub protocols: Vec<JoinGroupRequestProtocol>,
-    /** The reason why the member (re-)joins the group.
-
- Versions: 8+. Nullable: 8+.*/
+    /// The reason why the member (re-)joins the group.
+    ///
+    /// Versions: 8+. Nullable: 8+.
     pub reason: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -331,14 +331,14 @@ impl JoinGroupRequest {
             this.group_id = rng.string();
         }
         if version <= 5i16 {
-            this.session_timeout_ms = rng.next() as i32;
+            this.session_timeout_ms = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.session_timeout_ms = rng.next() as i32;
+            this.session_timeout_ms = rng.u64() as i32;
         }
         if (1i16..=5i16).contains(&version) {
-            this.rebalance_timeout_ms = rng.next() as i32;
+            this.rebalance_timeout_ms = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.rebalance_timeout_ms = rng.next() as i32;
+            this.rebalance_timeout_ms = rng.u64() as i32;
         }
         if version <= 5i16 {
             this.member_id = rng.string();
@@ -356,11 +356,11 @@ impl JoinGroupRequest {
             this.protocol_type = rng.string();
         }
         if version <= 5i16 {
-            this.protocols = (0..rng.len())
+            this.protocols = (0..rng.count())
                 .map(|_| JoinGroupRequestProtocol::random(rng, version))
                 .collect();
         } else if version >= 6i16 {
-            this.protocols = (0..rng.len())
+            this.protocols = (0..rng.count())
                 .map(|_| JoinGroupRequestProtocol::random(rng, version))
                 .collect();
         }
@@ -377,13 +377,13 @@ impl JoinGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupRequestProtocol {
-    /** The protocol name.
-
- Versions: 0+.*/
+    /// The protocol name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The protocol metadata.
-
- Versions: 0+.*/
+    /// The protocol metadata.
+    ///
+    /// Versions: 0+.
     pub metadata: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -512,41 +512,41 @@ impl Message for JoinGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 2+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 2+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The generation ID of the group.
-
- Versions: 0+.*/
+    /// The generation ID of the group.
+    ///
+    /// Versions: 0+.
     pub generation_id: i32,
-    /** The group protocol name.
-
- Versions: 7+. Nullable: 7+.*/
+    /// The group protocol name.
+    ///
+    /// Versions: 7+. Nullable: 7+.
     pub protocol_type: Option<StrBytes>,
-    /** The group protocol selected by the coordinator.
-
- Versions: 0+. Nullable: 7+.*/
+    /// The group protocol selected by the coordinator.
+    ///
+    /// Versions: 0+. Nullable: 7+.
     pub protocol_name: Option<StrBytes>,
-    /** The leader of the group.
-
- Versions: 0+.*/
+    /// The leader of the group.
+    ///
+    /// Versions: 0+.
     pub leader: StrBytes,
-    /** True if the leader must skip running the assignment.
-
- Versions: 9+.*/
+    /// True if the leader must skip running the assignment.
+    ///
+    /// Versions: 9+.
     pub skip_assignment: bool,
-    /** The member ID assigned by the group coordinator.
-
- Versions: 0+.*/
+    /// The member ID assigned by the group coordinator.
+    ///
+    /// Versions: 0+.
     pub member_id: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub members: Vec<JoinGroupResponseMember>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -869,19 +869,19 @@ impl JoinGroupResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (2i16..=5i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 5i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 6i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 5i16 {
-            this.generation_id = rng.next() as i32;
+            this.generation_id = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.generation_id = rng.next() as i32;
+            this.generation_id = rng.u64() as i32;
         }
         if version >= 7i16 {
             this.protocol_type = if rng.bool() { None } else { Some(rng.string()) };
@@ -907,11 +907,11 @@ impl JoinGroupResponse {
             this.member_id = rng.string();
         }
         if version <= 5i16 {
-            this.members = (0..rng.len())
+            this.members = (0..rng.count())
                 .map(|_| JoinGroupResponseMember::random(rng, version))
                 .collect();
         } else if version >= 6i16 {
-            this.members = (0..rng.len())
+            this.members = (0..rng.count())
                 .map(|_| JoinGroupResponseMember::random(rng, version))
                 .collect();
         }
@@ -925,17 +925,17 @@ impl JoinGroupResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JoinGroupResponseMember {
-    /** The group member ID.
-
- Versions: 0+.*/
+    /// The group member ID.
+    ///
+    /// Versions: 0+.
     pub member_id: StrBytes,
-    /** The unique identifier of the consumer instance provided by end user.
-
- Versions: 5+. Nullable: 5+.*/
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
+    /// Versions: 5+. Nullable: 5+.
     pub group_instance_id: Option<StrBytes>,
-    /** The group member metadata.
-
- Versions: 0+.*/
+    /// The group member metadata.
+    ///
+    /// Versions: 0+.
     pub metadata: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

@@ -10,37 +10,37 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrRequest {
-    /** The current controller ID.
-
- Versions: 0+.*/
+    /// The current controller ID.
+    ///
+    /// Versions: 0+.
     pub controller_id: i32,
-    /** If KRaft controller id is used during migration. See KIP-866
-
- Versions: 7+.*/
+    /// If KRaft controller id is used during migration. See KIP-866
+    ///
+    /// Versions: 7+.
     pub is_kraft_controller: bool,
-    /** The current controller epoch.
-
- Versions: 0+.*/
+    /// The current controller epoch.
+    ///
+    /// Versions: 0+.
     pub controller_epoch: i32,
-    /** The current broker epoch.
-
- Versions: 2+.*/
+    /// The current broker epoch.
+    ///
+    /// Versions: 2+.
     pub broker_epoch: i64,
-    /** The type that indicates whether all topics are included in the request
-
- Versions: 5+.*/
+    /// The type that indicates whether all topics are included in the request
+    ///
+    /// Versions: 5+.
     pub r#type: i8,
-    /** Each topic.
-
- Versions: 2+.*/
+    /// Each topic.
+    ///
+    /// Versions: 2+.
     pub topic_states: Vec<LeaderAndIsrRequestTopicState>,
-    /** The state of each partition, in a v0 or v1 message.
-
- Versions: 0-1.*/
+    /// The state of each partition, in a v0 or v1 message.
+    ///
+    /// Versions: 0-1.
     pub ungrouped_partition_states: Vec<LeaderAndIsrRequestUngroupedPartitionState>,
-    /** The current live leaders.
-
- Versions: 0+.*/
+    /// The current live leaders.
+    ///
+    /// Versions: 0+.
     pub live_leaders: Vec<LeaderAndIsrRequestLiveLeader>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -428,37 +428,37 @@ impl LeaderAndIsrRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 3i16 {
-            this.controller_id = rng.next() as i32;
+            this.controller_id = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.controller_id = rng.next() as i32;
+            this.controller_id = rng.u64() as i32;
         }
         if version >= 7i16 {
             this.is_kraft_controller = rng.bool();
         }
         if version <= 3i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         }
         if (2i16..=3i16).contains(&version) {
-            this.broker_epoch = rng.next() as i64;
+            this.broker_epoch = rng.u64() as i64;
         } else if version >= 4i16 {
-            this.broker_epoch = rng.next() as i64;
+            this.broker_epoch = rng.u64() as i64;
         }
         if version >= 5i16 {
-            this.r#type = rng.next() as i8;
+            this.r#type = rng.u64() as i8;
         }
         if (2i16..=3i16).contains(&version) {
-            this.topic_states = (0..rng.len())
+            this.topic_states = (0..rng.count())
                 .map(|_| LeaderAndIsrRequestTopicState::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.topic_states = (0..rng.len())
+            this.topic_states = (0..rng.count())
                 .map(|_| LeaderAndIsrRequestTopicState::random(rng, version))
                 .collect();
         }
         if version <= 1i16 {
-            this.ungrouped_partition_states = (0..rng.len())
+            this.ungrouped_partition_states = (0..rng.count())
                 .map(|_| LeaderAndIsrRequestUngroupedPartitionState::random(
                     rng,
                     version,
@@ -466,11 +466,11 @@ impl LeaderAndIsrRequest {
                 .collect();
         }
         if version <= 3i16 {
-            this.live_leaders = (0..rng.len())
+            this.live_leaders = (0..rng.count())
                 .map(|_| LeaderAndIsrRequestLiveLeader::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.live_leaders = (0..rng.len())
+            this.live_leaders = (0..rng.count())
                 .map(|_| LeaderAndIsrRequestLiveLeader::random(rng, version))
                 .collect();
         }
@@ -484,17 +484,17 @@ impl LeaderAndIsrRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrRequestTopicState {
-    /** The topic name.
-
- Versions: 2+.*/
+    /// The topic name.
+    ///
+    /// Versions: 2+.
     pub topic_name: StrBytes,
-    /** The unique topic ID.
-
- Versions: 5+.*/
+    /// The unique topic ID.
+    ///
+    /// Versions: 5+.
     pub topic_id: Uuid,
-    /** The state of each partition
-
- Versions: 2+.*/
+    /// The state of each partition
+    ///
+    /// Versions: 2+.
     pub partition_states: Vec<LeaderAndIsrRequestPartitionState>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -696,11 +696,11 @@ impl LeaderAndIsrRequestTopicState {
             this.topic_id = rng.uuid();
         }
         if (2i16..=3i16).contains(&version) {
-            this.partition_states = (0..rng.len())
+            this.partition_states = (0..rng.count())
                 .map(|_| LeaderAndIsrRequestPartitionState::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.partition_states = (0..rng.len())
+            this.partition_states = (0..rng.count())
                 .map(|_| LeaderAndIsrRequestPartitionState::random(rng, version))
                 .collect();
         }
@@ -714,49 +714,49 @@ impl LeaderAndIsrRequestTopicState {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrRequestPartitionState {
-    /** The partition index.
-
- Versions: 2+.*/
+    /// The partition index.
+    ///
+    /// Versions: 2+.
     pub partition_index: i32,
-    /** The controller epoch.
-
- Versions: 2+.*/
+    /// The controller epoch.
+    ///
+    /// Versions: 2+.
     pub controller_epoch: i32,
-    /** The broker ID of the leader.
-
- Versions: 2+.*/
+    /// The broker ID of the leader.
+    ///
+    /// Versions: 2+.
     pub leader: i32,
-    /** The leader epoch.
-
- Versions: 2+.*/
+    /// The leader epoch.
+    ///
+    /// Versions: 2+.
     pub leader_epoch: i32,
-    /** The in-sync replica IDs.
-
- Versions: 2+.*/
+    /// The in-sync replica IDs.
+    ///
+    /// Versions: 2+.
     pub isr: Vec<i32>,
-    /** The current epoch for the partition. The epoch is a monotonically increasing value which is incremented after every partition change. (Since the LeaderAndIsr request is only used by the legacy controller, this corresponds to the zkVersion)
-
- Versions: 2+.*/
+    /// The current epoch for the partition. The epoch is a monotonically increasing value which is incremented after every partition change. (Since the LeaderAndIsr request is only used by the legacy controller, this corresponds to the zkVersion)
+    ///
+    /// Versions: 2+.
     pub partition_epoch: i32,
-    /** The replica IDs.
-
- Versions: 2+.*/
+    /// The replica IDs.
+    ///
+    /// Versions: 2+.
     pub replicas: Vec<i32>,
-    /** The replica IDs that we are adding this partition to, or null if no replicas are being added.
-
- Versions: 3+.*/
+    /// The replica IDs that we are adding this partition to, or null if no replicas are being added.
+    ///
+    /// Versions: 3+.
     pub adding_replicas: Vec<i32>,
-    /** The replica IDs that we are removing this partition from, or null if no replicas are being removed.
-
- Versions: 3+.*/
+    /// The replica IDs that we are removing this partition from, or null if no replicas are being removed.
+    ///
+    /// Versions: 3+.
     pub removing_replicas: Vec<i32>,
-    /** Whether the replica should have existed on the broker or not.
-
- Versions: 2+.*/
+    /// Whether the replica should have existed on the broker or not.
+    ///
+    /// Versions: 2+.
     pub is_new: bool,
-    /** 1 if the partition is recovering from an unclean leader election; 0 otherwise.
-
- Versions: 6+.*/
+    /// 1 if the partition is recovering from an unclean leader election; 0 otherwise.
+    ///
+    /// Versions: 6+.
     pub leader_recovery_state: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1311,49 +1311,53 @@ impl LeaderAndIsrRequestPartitionState {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (2i16..=3i16).contains(&version) {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if (2i16..=3i16).contains(&version) {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         }
         if (2i16..=3i16).contains(&version) {
-            this.leader = rng.next() as i32;
+            this.leader = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.leader = rng.next() as i32;
+            this.leader = rng.u64() as i32;
         }
         if (2i16..=3i16).contains(&version) {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if (2i16..=3i16).contains(&version) {
-            this.isr = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.isr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 4i16 {
-            this.isr = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.isr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if (2i16..=3i16).contains(&version) {
-            this.partition_epoch = rng.next() as i32;
+            this.partition_epoch = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.partition_epoch = rng.next() as i32;
+            this.partition_epoch = rng.u64() as i32;
         }
         if (2i16..=3i16).contains(&version) {
-            this.replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 4i16 {
-            this.replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version == 3i16 {
-            this.adding_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.adding_replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 4i16 {
-            this.adding_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.adding_replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version == 3i16 {
-            this.removing_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.removing_replicas = (0..rng.count())
+                .map(|_| rng.u64() as i32)
+                .collect();
         } else if version >= 4i16 {
-            this.removing_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.removing_replicas = (0..rng.count())
+                .map(|_| rng.u64() as i32)
+                .collect();
         }
         if (2i16..=3i16).contains(&version) {
             this.is_new = rng.bool();
@@ -1361,7 +1365,7 @@ impl LeaderAndIsrRequestPartitionState {
             this.is_new = rng.bool();
         }
         if version >= 6i16 {
-            this.leader_recovery_state = rng.next() as i8;
+            this.leader_recovery_state = rng.u64() as i8;
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1373,41 +1377,41 @@ impl LeaderAndIsrRequestPartitionState {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrRequestUngroupedPartitionState {
-    /** The topic name. This is only present in v0 or v1.
-
- Versions: 0-1.*/
+    /// The topic name. This is only present in v0 or v1.
+    ///
+    /// Versions: 0-1.
     pub topic_name: StrBytes,
-    /** The partition index.
-
- Versions: 0-1.*/
+    /// The partition index.
+    ///
+    /// Versions: 0-1.
     pub partition_index: i32,
-    /** The controller epoch.
-
- Versions: 0-1.*/
+    /// The controller epoch.
+    ///
+    /// Versions: 0-1.
     pub controller_epoch: i32,
-    /** The broker ID of the leader.
-
- Versions: 0-1.*/
+    /// The broker ID of the leader.
+    ///
+    /// Versions: 0-1.
     pub leader: i32,
-    /** The leader epoch.
-
- Versions: 0-1.*/
+    /// The leader epoch.
+    ///
+    /// Versions: 0-1.
     pub leader_epoch: i32,
-    /** The in-sync replica IDs.
-
- Versions: 0-1.*/
+    /// The in-sync replica IDs.
+    ///
+    /// Versions: 0-1.
     pub isr: Vec<i32>,
-    /** The current epoch for the partition. The epoch is a monotonically increasing value which is incremented after every partition change. (Since the LeaderAndIsr request is only used by the legacy controller, this corresponds to the zkVersion)
-
- Versions: 0-1.*/
+    /// The current epoch for the partition. The epoch is a monotonically increasing value which is incremented after every partition change. (Since the LeaderAndIsr request is only used by the legacy controller, this corresponds to the zkVersion)
+    ///
+    /// Versions: 0-1.
     pub partition_epoch: i32,
-    /** The replica IDs.
-
- Versions: 0-1.*/
+    /// The replica IDs.
+    ///
+    /// Versions: 0-1.
     pub replicas: Vec<i32>,
-    /** Whether the replica should have existed on the broker or not.
-
- Versions: 1.*/
+    /// Whether the replica should have existed on the broker or not.
+    ///
+    /// Versions: 1.
     pub is_new: bool,
 }
 impl Default for LeaderAndIsrRequestUngroupedPartitionState {
@@ -1678,25 +1682,25 @@ impl LeaderAndIsrRequestUngroupedPartitionState {
             this.topic_name = rng.string();
         }
         if version <= 1i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.leader = rng.next() as i32;
+            this.leader = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.isr = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.isr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version <= 1i16 {
-            this.partition_epoch = rng.next() as i32;
+            this.partition_epoch = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version == 1i16 {
             this.is_new = rng.bool();
@@ -1708,17 +1712,17 @@ impl LeaderAndIsrRequestUngroupedPartitionState {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrRequestLiveLeader {
-    /** The leader's broker ID.
-
- Versions: 0+.*/
+    /// The leader's broker ID.
+    ///
+    /// Versions: 0+.
     pub broker_id: i32,
-    /** The leader's hostname.
-
- Versions: 0+.*/
+    /// The leader's hostname.
+    ///
+    /// Versions: 0+.
     pub host_name: StrBytes,
-    /** The leader's port.
-
- Versions: 0+.*/
+    /// The leader's port.
+    ///
+    /// Versions: 0+.
     pub port: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1832,9 +1836,9 @@ impl LeaderAndIsrRequestLiveLeader {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 3i16 {
-            this.broker_id = rng.next() as i32;
+            this.broker_id = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.broker_id = rng.next() as i32;
+            this.broker_id = rng.u64() as i32;
         }
         if version <= 3i16 {
             this.host_name = rng.string();
@@ -1842,9 +1846,9 @@ impl LeaderAndIsrRequestLiveLeader {
             this.host_name = rng.string();
         }
         if version <= 3i16 {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1867,17 +1871,17 @@ impl Message for LeaderAndIsrRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrResponse {
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** Each topic
-
- Versions: 5+.*/
+    /// Each topic
+    ///
+    /// Versions: 5+.
     pub topics: Vec<LeaderAndIsrResponseTopic>,
-    /** Each partition in v0 to v4 message.
-
- Versions: 0-4.*/
+    /// Each partition in v0 to v4 message.
+    ///
+    /// Versions: 0-4.
     pub partition_errors: Vec<LeaderAndIsrResponsePartitionError>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2094,21 +2098,21 @@ impl LeaderAndIsrResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 5i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| LeaderAndIsrResponseTopic::random(rng, version))
                 .collect();
         }
         if version <= 3i16 {
-            this.partition_errors = (0..rng.len())
+            this.partition_errors = (0..rng.count())
                 .map(|_| LeaderAndIsrResponsePartitionError::random(rng, version))
                 .collect();
         } else if version == 4i16 {
-            this.partition_errors = (0..rng.len())
+            this.partition_errors = (0..rng.count())
                 .map(|_| LeaderAndIsrResponsePartitionError::random(rng, version))
                 .collect();
         }
@@ -2122,13 +2126,13 @@ impl LeaderAndIsrResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrResponseTopic {
-    /** The unique topic ID
-
- Versions: 5+.*/
+    /// The unique topic ID
+    ///
+    /// Versions: 5+.
     pub topic_id: Uuid,
-    /** Each partition.
-
- Versions: 5+.*/
+    /// Each partition.
+    ///
+    /// Versions: 5+.
     pub partition_errors: Vec<LeaderAndIsrResponseTopicPartitionError>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2269,7 +2273,7 @@ impl LeaderAndIsrResponseTopic {
             this.topic_id = rng.uuid();
         }
         if version >= 5i16 {
-            this.partition_errors = (0..rng.len())
+            this.partition_errors = (0..rng.count())
                 .map(|_| LeaderAndIsrResponseTopicPartitionError::random(rng, version))
                 .collect();
         }
@@ -2283,13 +2287,13 @@ impl LeaderAndIsrResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrResponseTopicPartitionError {
-    /** The partition index.
-
- Versions: 5+.*/
+    /// The partition index.
+    ///
+    /// Versions: 5+.
     pub partition_index: i32,
-    /** The partition error code, or 0 if there was no error.
-
- Versions: 5+.*/
+    /// The partition error code, or 0 if there was no error.
+    ///
+    /// Versions: 5+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2391,10 +2395,10 @@ impl LeaderAndIsrResponseTopicPartitionError {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 5i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version >= 5i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 5i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -2406,17 +2410,17 @@ impl LeaderAndIsrResponseTopicPartitionError {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaderAndIsrResponsePartitionError {
-    /** The topic name.
-
- Versions: 0-4.*/
+    /// The topic name.
+    ///
+    /// Versions: 0-4.
     pub topic_name: StrBytes,
-    /** The partition index.
-
- Versions: 0-4.*/
+    /// The partition index.
+    ///
+    /// Versions: 0-4.
     pub partition_index: i32,
-    /** The partition error code, or 0 if there was no error.
-
- Versions: 0-4.*/
+    /// The partition error code, or 0 if there was no error.
+    ///
+    /// Versions: 0-4.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2559,14 +2563,14 @@ impl LeaderAndIsrResponsePartitionError {
             this.topic_name = rng.string();
         }
         if version <= 3i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version == 4i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version == 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version == 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaveGroupRequest {
-    /** The ID of the group to leave.
-
- Versions: 0+.*/
+    /// The ID of the group to leave.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** List of leaving member identities.
-
- Versions: 3+.*/
+    /// List of leaving member identities.
+    ///
+    /// Versions: 3+.
     pub members: Vec<LeaveGroupRequestMember>,
-    /** The member ID to remove from the group.
-
- Versions: 0-2.*/
+    /// The member ID to remove from the group.
+    ///
+    /// Versions: 0-2.
     pub member_id: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -201,11 +201,11 @@ impl LeaveGroupRequest {
             this.group_id = rng.string();
         }
         if version == 3i16 {
-            this.members = (0..rng.len())
+            this.members = (0..rng.count())
                 .map(|_| LeaveGroupRequestMember::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.members = (0..rng.len())
+            this.members = (0..rng.count())
                 .map(|_| LeaveGroupRequestMember::random(rng, version))
                 .collect();
         }
@@ -222,17 +222,17 @@ impl LeaveGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaveGroupRequestMember {
-    /** The member ID to remove from the group.
-
- Versions: 3+.*/
+    /// The member ID to remove from the group.
+    ///
+    /// Versions: 3+.
     pub member_id: StrBytes,
-    /** The group instance ID to remove from the group.
-
- Versions: 3+. Nullable: 3+.*/
+    /// The group instance ID to remove from the group.
+    ///
+    /// Versions: 3+. Nullable: 3+.
     pub group_instance_id: Option<StrBytes>,
-    /** The reason why the member left the group.
-
- Versions: 5+. Nullable: 5+.*/
+    /// The reason why the member left the group.
+    ///
+    /// Versions: 5+. Nullable: 5+.
     pub reason: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -401,17 +401,17 @@ impl Message for LeaveGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaveGroupResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 1+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 1+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** List of leaving member responses.
-
- Versions: 3+.*/
+    /// List of leaving member responses.
+    ///
+    /// Versions: 3+.
     pub members: Vec<LeaveGroupResponseMember>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -593,21 +593,21 @@ impl LeaveGroupResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (1i16..=3i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version == 3i16 {
-            this.members = (0..rng.len())
+            this.members = (0..rng.count())
                 .map(|_| LeaveGroupResponseMember::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.members = (0..rng.len())
+            this.members = (0..rng.count())
                 .map(|_| LeaveGroupResponseMember::random(rng, version))
                 .collect();
         }
@@ -621,17 +621,17 @@ impl LeaveGroupResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LeaveGroupResponseMember {
-    /** The member ID to remove from the group.
-
- Versions: 3+.*/
+    /// The member ID to remove from the group.
+    ///
+    /// Versions: 3+.
     pub member_id: StrBytes,
-    /** The group instance ID to remove from the group.
-
- Versions: 3+. Nullable: 3+.*/
+    /// The group instance ID to remove from the group.
+    ///
+    /// Versions: 3+. Nullable: 3+.
     pub group_instance_id: Option<StrBytes>,
-    /** The error code, or 0 if there was no error.
-
- Versions: 3+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 3+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -781,9 +781,9 @@ impl LeaveGroupResponseMember {
             this.group_instance_id = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version == 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -88,17 +88,17 @@ impl Message for ListClientMetricsResourcesRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListClientMetricsResourcesResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** Each client metrics resource in the response.
-
- Versions: 0+.*/
+    /// Each client metrics resource in the response.
+    ///
+    /// Versions: 0+.
     pub client_metrics_resources: Vec<
         ListClientMetricsResourcesResponseClientMetricsResource,
     >,
@@ -223,9 +223,9 @@ impl ListClientMetricsResourcesResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
-        this.client_metrics_resources = (0..rng.len())
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
+        this.client_metrics_resources = (0..rng.count())
             .map(|_| ListClientMetricsResourcesResponseClientMetricsResource::random(
                 rng,
                 version,
@@ -239,9 +239,9 @@ impl ListClientMetricsResourcesResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListClientMetricsResourcesResponseClientMetricsResource {
-    /** The resource name.
-
- Versions: 0+.*/
+    /// The resource name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListGroupsRequest {
-    /** The states of the groups we want to list. If empty, all groups are returned with their state.
-
- Versions: 4+.*/
+    /// The states of the groups we want to list. If empty, all groups are returned with their state.
+    ///
+    /// Versions: 4+.
     pub states_filter: Vec<StrBytes>,
-    /** The types of the groups we want to list. If empty, all groups are returned with their type.
-
- Versions: 5+.*/
+    /// The types of the groups we want to list. If empty, all groups are returned with their type.
+    ///
+    /// Versions: 5+.
     pub types_filter: Vec<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -192,10 +192,10 @@ impl ListGroupsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 4i16 {
-            this.states_filter = (0..rng.len()).map(|_| rng.string()).collect();
+            this.states_filter = (0..rng.count()).map(|_| rng.string()).collect();
         }
         if version >= 5i16 {
-            this.types_filter = (0..rng.len()).map(|_| rng.string()).collect();
+            this.types_filter = (0..rng.count()).map(|_| rng.string()).collect();
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -218,17 +218,17 @@ impl Message for ListGroupsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListGroupsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 1+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 1+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** Each group in the response.
-
- Versions: 0+.*/
+    /// Each group in the response.
+    ///
+    /// Versions: 0+.
     pub groups: Vec<ListGroupsResponseGroup>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -404,21 +404,21 @@ impl ListGroupsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (1i16..=2i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 2i16 {
-            this.groups = (0..rng.len())
+            this.groups = (0..rng.count())
                 .map(|_| ListGroupsResponseGroup::random(rng, version))
                 .collect();
         } else if version >= 3i16 {
-            this.groups = (0..rng.len())
+            this.groups = (0..rng.count())
                 .map(|_| ListGroupsResponseGroup::random(rng, version))
                 .collect();
         }
@@ -432,21 +432,21 @@ impl ListGroupsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListGroupsResponseGroup {
-    /** The group ID.
-
- Versions: 0+.*/
+    /// The group ID.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The group protocol type.
-
- Versions: 0+.*/
+    /// The group protocol type.
+    ///
+    /// Versions: 0+.
     pub protocol_type: StrBytes,
-    /** The group state name.
-
- Versions: 4+.*/
+    /// The group state name.
+    ///
+    /// Versions: 4+.
     pub group_state: StrBytes,
-    /** The group type name.
-
- Versions: 5+.*/
+    /// The group type name.
+    ///
+    /// Versions: 5+.
     pub group_type: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,

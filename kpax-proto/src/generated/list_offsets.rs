@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListOffsetsRequest {
-    /** The broker ID of the requester, or -1 if this request is being made by a normal consumer.
-
- Versions: 0+.*/
+    /// The broker ID of the requester, or -1 if this request is being made by a normal consumer.
+    ///
+    /// Versions: 0+.
     pub replica_id: i32,
-    /** This setting controls the visibility of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset), and enables the inclusion of the list of aborted transactions in the result, which allows consumers to discard ABORTED transactional records
-
- Versions: 2+.*/
+    /// This setting controls the visibility of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset), and enables the inclusion of the list of aborted transactions in the result, which allows consumers to discard ABORTED transactional records
+    ///
+    /// Versions: 2+.
     pub isolation_level: i8,
-    /** Each topic in the request.
-
- Versions: 0+.*/
+    /// Each topic in the request.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<ListOffsetsRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -196,21 +196,21 @@ impl ListOffsetsRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 5i16 {
-            this.replica_id = rng.next() as i32;
+            this.replica_id = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.replica_id = rng.next() as i32;
+            this.replica_id = rng.u64() as i32;
         }
         if (2i16..=5i16).contains(&version) {
-            this.isolation_level = rng.next() as i8;
+            this.isolation_level = rng.u64() as i8;
         } else if version >= 6i16 {
-            this.isolation_level = rng.next() as i8;
+            this.isolation_level = rng.u64() as i8;
         }
         if version <= 5i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| ListOffsetsRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 6i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| ListOffsetsRequestTopic::random(rng, version))
                 .collect();
         }
@@ -224,13 +224,13 @@ impl ListOffsetsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListOffsetsRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** Each partition in the request.
-
- Versions: 0+.*/
+    /// Each partition in the request.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ListOffsetsRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -382,11 +382,11 @@ impl ListOffsetsRequestTopic {
             this.name = rng.string();
         }
         if version <= 5i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| ListOffsetsRequestPartition::random(rng, version))
                 .collect();
         } else if version >= 6i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| ListOffsetsRequestPartition::random(rng, version))
                 .collect();
         }
@@ -400,21 +400,21 @@ impl ListOffsetsRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListOffsetsRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The current leader epoch.
-
- Versions: 4+.*/
+    /// The current leader epoch.
+    ///
+    /// Versions: 4+.
     pub current_leader_epoch: i32,
-    /** The current timestamp.
-
- Versions: 0+.*/
+    /// The current timestamp.
+    ///
+    /// Versions: 0+.
     pub timestamp: i64,
-    /** The maximum number of offsets to report.
-
- Versions: 0.*/
+    /// The maximum number of offsets to report.
+    ///
+    /// Versions: 0.
     pub max_num_offsets: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -561,22 +561,22 @@ impl ListOffsetsRequestPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 5i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if (4i16..=5i16).contains(&version) {
-            this.current_leader_epoch = rng.next() as i32;
+            this.current_leader_epoch = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.current_leader_epoch = rng.next() as i32;
+            this.current_leader_epoch = rng.u64() as i32;
         }
         if version <= 5i16 {
-            this.timestamp = rng.next() as i64;
+            this.timestamp = rng.u64() as i64;
         } else if version >= 6i16 {
-            this.timestamp = rng.next() as i64;
+            this.timestamp = rng.u64() as i64;
         }
         if version <= 0i16 {
-            this.max_num_offsets = rng.next() as i32;
+            this.max_num_offsets = rng.u64() as i32;
         }
         if version >= 6i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -599,13 +599,13 @@ impl Message for ListOffsetsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListOffsetsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 2+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 2+.
     pub throttle_time_ms: i32,
-    /** Each topic in the response.
-
- Versions: 0+.*/
+    /// Each topic in the response.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<ListOffsetsResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -763,16 +763,16 @@ impl ListOffsetsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (2i16..=5i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 5i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| ListOffsetsResponseTopic::random(rng, version))
                 .collect();
         } else if version >= 6i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| ListOffsetsResponseTopic::random(rng, version))
                 .collect();
         }
@@ -786,13 +786,13 @@ impl ListOffsetsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListOffsetsResponseTopic {
-    /** The topic name
-
- Versions: 0+.*/
+    /// The topic name
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** Each partition in the response.
-
- Versions: 0+.*/
+    /// Each partition in the response.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ListOffsetsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -944,11 +944,11 @@ impl ListOffsetsResponseTopic {
             this.name = rng.string();
         }
         if version <= 5i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| ListOffsetsResponsePartition::random(rng, version))
                 .collect();
         } else if version >= 6i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| ListOffsetsResponsePartition::random(rng, version))
                 .collect();
         }
@@ -962,29 +962,29 @@ impl ListOffsetsResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListOffsetsResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The partition error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The partition error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The timestamp associated with the returned offset.
-
- Versions: 1+.*/
+    /// The timestamp associated with the returned offset.
+    ///
+    /// Versions: 1+.
     pub timestamp: i64,
-    /** The returned offset.
-
- Versions: 1+.*/
+    /// The returned offset.
+    ///
+    /// Versions: 1+.
     pub offset: i64,
-    /**
-
- Versions: 4+.*/
+    ///
+    ///
+    /// Versions: 4+.
     pub leader_epoch: i32,
-    /** The result offsets.
-
- Versions: 0.*/
+    /// The result offsets.
+    ///
+    /// Versions: 0.
     pub old_style_offsets: Vec<i64>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1206,32 +1206,34 @@ impl ListOffsetsResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 5i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 5i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 6i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if (1i16..=5i16).contains(&version) {
-            this.timestamp = rng.next() as i64;
+            this.timestamp = rng.u64() as i64;
         } else if version >= 6i16 {
-            this.timestamp = rng.next() as i64;
+            this.timestamp = rng.u64() as i64;
         }
         if (1i16..=5i16).contains(&version) {
-            this.offset = rng.next() as i64;
+            this.offset = rng.u64() as i64;
         } else if version >= 6i16 {
-            this.offset = rng.next() as i64;
+            this.offset = rng.u64() as i64;
         }
         if (4i16..=5i16).contains(&version) {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if version <= 0i16 {
-            this.old_style_offsets = (0..rng.len()).map(|_| rng.next() as i64).collect();
+            this.old_style_offsets = (0..rng.count())
+                .map(|_| rng.u64() as i64)
+                .collect();
         }
         if version >= 6i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPartitionReassignmentsRequest {
-    /** The time in ms to wait for the request to complete.
-
- Versions: 0+.*/
+    /// The time in ms to wait for the request to complete.
+    ///
+    /// Versions: 0+.
     pub timeout_ms: i32,
-    /** The topics to list partition reassignments for, or null to list everything.
-
- Versions: 0+.*/
+    /// The topics to list partition reassignments for, or null to list everything.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<ListPartitionReassignmentsRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -121,8 +121,8 @@ impl ListPartitionReassignmentsRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.timeout_ms = rng.next() as i32;
-        this.topics = (0..rng.len())
+        this.timeout_ms = rng.u64() as i32;
+        this.topics = (0..rng.count())
             .map(|_| ListPartitionReassignmentsRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -133,13 +133,13 @@ impl ListPartitionReassignmentsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPartitionReassignmentsRequestTopic {
-    /** The topic name
-
- Versions: 0+.*/
+    /// The topic name
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The partitions to list partition reassignments for.
-
- Versions: 0+.*/
+    /// The partitions to list partition reassignments for.
+    ///
+    /// Versions: 0+.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -238,7 +238,7 @@ impl ListPartitionReassignmentsRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.name = rng.string();
-        this.partition_indexes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.partition_indexes = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -258,21 +258,21 @@ impl Message for ListPartitionReassignmentsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPartitionReassignmentsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The top-level error code, or 0 if there was no error
-
- Versions: 0+.*/
+    /// The top-level error code, or 0 if there was no error
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The top-level error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The top-level error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The ongoing reassignments for each topic.
-
- Versions: 0+.*/
+    /// The ongoing reassignments for each topic.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<ListPartitionReassignmentsResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -399,10 +399,10 @@ impl ListPartitionReassignmentsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| ListPartitionReassignmentsResponseTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -413,13 +413,13 @@ impl ListPartitionReassignmentsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPartitionReassignmentsResponseTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The ongoing reassignments for each partition.
-
- Versions: 0+.*/
+    /// The ongoing reassignments for each partition.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ListPartitionReassignmentsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -519,7 +519,7 @@ impl ListPartitionReassignmentsResponseTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.name = rng.string();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| ListPartitionReassignmentsResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -530,21 +530,21 @@ impl ListPartitionReassignmentsResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListPartitionReassignmentsResponsePartition {
-    /** The index of the partition.
-
- Versions: 0+.*/
+    /// The index of the partition.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The current replica set.
-
- Versions: 0+.*/
+    /// The current replica set.
+    ///
+    /// Versions: 0+.
     pub replicas: Vec<i32>,
-    /** The set of replicas we are currently adding.
-
- Versions: 0+.*/
+    /// The set of replicas we are currently adding.
+    ///
+    /// Versions: 0+.
     pub adding_replicas: Vec<i32>,
-    /** The set of replicas we are currently removing.
-
- Versions: 0+.*/
+    /// The set of replicas we are currently removing.
+    ///
+    /// Versions: 0+.
     pub removing_replicas: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -713,10 +713,10 @@ impl ListPartitionReassignmentsResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
-        this.adding_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
-        this.removing_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.partition_index = rng.u64() as i32;
+        this.replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
+        this.adding_replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
+        this.removing_replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListTransactionsRequest {
-    /** The transaction states to filter by: if empty, all transactions are returned; if non-empty, then only transactions matching one of the filtered states will be returned
-
- Versions: 0+.*/
+    /// The transaction states to filter by: if empty, all transactions are returned; if non-empty, then only transactions matching one of the filtered states will be returned
+    ///
+    /// Versions: 0+.
     pub state_filters: Vec<StrBytes>,
-    /** The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only transactions which match one of the filtered producerIds will be returned
-
- Versions: 0+.*/
+    /// The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only transactions which match one of the filtered producerIds will be returned
+    ///
+    /// Versions: 0+.
     pub producer_id_filters: Vec<i64>,
-    /** Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only transactions running longer than this duration will be returned
-
- Versions: 1+.*/
+    /// Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only transactions running longer than this duration will be returned
+    ///
+    /// Versions: 1+.
     pub duration_filter: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -177,10 +177,10 @@ impl ListTransactionsRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.state_filters = (0..rng.len()).map(|_| rng.string()).collect();
-        this.producer_id_filters = (0..rng.len()).map(|_| rng.next() as i64).collect();
+        this.state_filters = (0..rng.count()).map(|_| rng.string()).collect();
+        this.producer_id_filters = (0..rng.count()).map(|_| rng.u64() as i64).collect();
         if version >= 1i16 {
-            this.duration_filter = rng.next() as i64;
+            this.duration_filter = rng.u64() as i64;
         }
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
@@ -201,21 +201,21 @@ impl Message for ListTransactionsRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListTransactionsResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** Set of state filters provided in the request which were unknown to the transaction coordinator
-
- Versions: 0+.*/
+    /// Set of state filters provided in the request which were unknown to the transaction coordinator
+    ///
+    /// Versions: 0+.
     pub unknown_state_filters: Vec<StrBytes>,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub transaction_states: Vec<ListTransactionsResponseTransactionState>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -379,10 +379,10 @@ impl ListTransactionsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
-        this.unknown_state_filters = (0..rng.len()).map(|_| rng.string()).collect();
-        this.transaction_states = (0..rng.len())
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
+        this.unknown_state_filters = (0..rng.count()).map(|_| rng.string()).collect();
+        this.transaction_states = (0..rng.count())
             .map(|_| ListTransactionsResponseTransactionState::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -393,17 +393,17 @@ impl ListTransactionsResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ListTransactionsResponseTransactionState {
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub transactional_id: StrBytes,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub producer_id: i64,
-    /** The current transaction state of the producer
-
- Versions: 0+.*/
+    /// The current transaction state of the producer
+    ///
+    /// Versions: 0+.
     pub transaction_state: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -484,7 +484,7 @@ impl ListTransactionsResponseTransactionState {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.transactional_id = rng.string();
-        this.producer_id = rng.next() as i64;
+        this.producer_id = rng.u64() as i64;
         this.transaction_state = rng.string();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

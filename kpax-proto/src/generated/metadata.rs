@@ -10,21 +10,21 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MetadataRequest {
-    /** The topics to fetch metadata for.
-
- Versions: 0+. Nullable: 1+.*/
+    /// The topics to fetch metadata for.
+    ///
+    /// Versions: 0+. Nullable: 1+.
     pub topics: Option<Vec<MetadataRequestTopic>>,
-    /** If this is true, the broker may auto-create topics that we requested which do not already exist, if it is configured to do so.
-
- Versions: 4+.*/
+    /// If this is true, the broker may auto-create topics that we requested which do not already exist, if it is configured to do so.
+    ///
+    /// Versions: 4+.
     pub allow_auto_topic_creation: bool,
-    /** Whether to include cluster authorized operations.
-
- Versions: 8-10.*/
+    /// Whether to include cluster authorized operations.
+    ///
+    /// Versions: 8-10.
     pub include_cluster_authorized_operations: bool,
-    /** Whether to include topic authorized operations.
-
- Versions: 8+.*/
+    /// Whether to include topic authorized operations.
+    ///
+    /// Versions: 8+.
     pub include_topic_authorized_operations: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -277,7 +277,7 @@ impl MetadataRequest {
         let mut this = Self::default();
         if version <= 0i16 {
             this.topics = Some(
-                (0..rng.len())
+                (0..rng.count())
                     .map(|_| MetadataRequestTopic::random(rng, version))
                     .collect(),
             );
@@ -286,7 +286,7 @@ impl MetadataRequest {
                 None
             } else {
                 Some(
-                    (0..rng.len())
+                    (0..rng.count())
                         .map(|_| MetadataRequestTopic::random(rng, version))
                         .collect(),
                 )
@@ -296,7 +296,7 @@ impl MetadataRequest {
                 None
             } else {
                 Some(
-                    (0..rng.len())
+                    (0..rng.count())
                         .map(|_| MetadataRequestTopic::random(rng, version))
                         .collect(),
                 )
@@ -327,13 +327,13 @@ impl MetadataRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MetadataRequestTopic {
-    /** The topic id.
-
- Versions: 10+.*/
+    /// The topic id.
+    ///
+    /// Versions: 10+.
     pub topic_id: Uuid,
-    /** The topic name.
-
- Versions: 0+. Nullable: 10+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+. Nullable: 10+.
     pub name: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -484,29 +484,29 @@ impl Message for MetadataRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MetadataResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 3+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 3+.
     pub throttle_time_ms: i32,
-    /** A list of brokers present in the cluster.
-
- Versions: 0+.*/
+    /// A list of brokers present in the cluster.
+    ///
+    /// Versions: 0+.
     pub brokers: Vec<MetadataResponseBroker>,
-    /** The cluster ID that responding broker belongs to.
-
- Versions: 2+. Nullable: 2+.*/
+    /// The cluster ID that responding broker belongs to.
+    ///
+    /// Versions: 2+. Nullable: 2+.
     pub cluster_id: Option<StrBytes>,
-    /** The ID of the controller broker.
-
- Versions: 1+.*/
+    /// The ID of the controller broker.
+    ///
+    /// Versions: 1+.
     pub controller_id: i32,
-    /** Each topic in the response.
-
- Versions: 0+.*/
+    /// Each topic in the response.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<MetadataResponseTopic>,
-    /** 32-bit bitfield to represent authorized operations for this cluster.
-
- Versions: 8-10.*/
+    /// 32-bit bitfield to represent authorized operations for this cluster.
+    ///
+    /// Versions: 8-10.
     pub cluster_authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -806,16 +806,16 @@ impl MetadataResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (3i16..=8i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 8i16 {
-            this.brokers = (0..rng.len())
+            this.brokers = (0..rng.count())
                 .map(|_| MetadataResponseBroker::random(rng, version))
                 .collect();
         } else if version >= 9i16 {
-            this.brokers = (0..rng.len())
+            this.brokers = (0..rng.count())
                 .map(|_| MetadataResponseBroker::random(rng, version))
                 .collect();
         }
@@ -825,23 +825,23 @@ impl MetadataResponse {
             this.cluster_id = if rng.bool() { None } else { Some(rng.string()) };
         }
         if (1i16..=8i16).contains(&version) {
-            this.controller_id = rng.next() as i32;
+            this.controller_id = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.controller_id = rng.next() as i32;
+            this.controller_id = rng.u64() as i32;
         }
         if version <= 8i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| MetadataResponseTopic::random(rng, version))
                 .collect();
         } else if version >= 9i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| MetadataResponseTopic::random(rng, version))
                 .collect();
         }
         if version == 8i16 {
-            this.cluster_authorized_operations = rng.next() as i32;
+            this.cluster_authorized_operations = rng.u64() as i32;
         } else if (9i16..=10i16).contains(&version) {
-            this.cluster_authorized_operations = rng.next() as i32;
+            this.cluster_authorized_operations = rng.u64() as i32;
         }
         if version >= 9i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -853,21 +853,21 @@ impl MetadataResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MetadataResponseBroker {
-    /** The broker ID.
-
- Versions: 0+.*/
+    /// The broker ID.
+    ///
+    /// Versions: 0+.
     pub node_id: i32,
-    /** The broker hostname.
-
- Versions: 0+.*/
+    /// The broker hostname.
+    ///
+    /// Versions: 0+.
     pub host: StrBytes,
-    /** The broker port.
-
- Versions: 0+.*/
+    /// The broker port.
+    ///
+    /// Versions: 0+.
     pub port: i32,
-    /** The rack of the broker, or null if it has not been assigned to a rack.
-
- Versions: 1+. Nullable: 1+.*/
+    /// The rack of the broker, or null if it has not been assigned to a rack.
+    ///
+    /// Versions: 1+. Nullable: 1+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1004,9 +1004,9 @@ impl MetadataResponseBroker {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 8i16 {
-            this.node_id = rng.next() as i32;
+            this.node_id = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.node_id = rng.next() as i32;
+            this.node_id = rng.u64() as i32;
         }
         if version <= 8i16 {
             this.host = rng.string();
@@ -1014,9 +1014,9 @@ impl MetadataResponseBroker {
             this.host = rng.string();
         }
         if version <= 8i16 {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         }
         if (1i16..=8i16).contains(&version) {
             this.rack = if rng.bool() { None } else { Some(rng.string()) };
@@ -1033,29 +1033,29 @@ impl MetadataResponseBroker {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MetadataResponseTopic {
-    /** The topic error, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The topic error, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The topic name. Null for non-existing topics queried by ID. This is never null when ErrorCode is zero. One of Name and TopicId is always populated.
-
- Versions: 0+. Nullable: 12+.*/
+    /// The topic name. Null for non-existing topics queried by ID. This is never null when ErrorCode is zero. One of Name and TopicId is always populated.
+    ///
+    /// Versions: 0+. Nullable: 12+.
     pub name: Option<StrBytes>,
-    /** The topic id. Zero for non-existing topics queried by name. This is never zero when ErrorCode is zero. One of Name and TopicId is always populated.
-
- Versions: 10+.*/
+    /// The topic id. Zero for non-existing topics queried by name. This is never zero when ErrorCode is zero. One of Name and TopicId is always populated.
+    ///
+    /// Versions: 10+.
     pub topic_id: Uuid,
-    /** True if the topic is internal.
-
- Versions: 1+.*/
+    /// True if the topic is internal.
+    ///
+    /// Versions: 1+.
     pub is_internal: bool,
-    /** Each partition in the topic.
-
- Versions: 0+.*/
+    /// Each partition in the topic.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<MetadataResponsePartition>,
-    /** 32-bit bitfield to represent authorized operations for this topic.
-
- Versions: 8+.*/
+    /// 32-bit bitfield to represent authorized operations for this topic.
+    ///
+    /// Versions: 8+.
     pub topic_authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1318,9 +1318,9 @@ impl MetadataResponseTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 8i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 9i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 8i16 {
             this.name = Some(rng.string());
@@ -1338,18 +1338,18 @@ impl MetadataResponseTopic {
             this.is_internal = rng.bool();
         }
         if version <= 8i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| MetadataResponsePartition::random(rng, version))
                 .collect();
         } else if version >= 9i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| MetadataResponsePartition::random(rng, version))
                 .collect();
         }
         if version == 8i16 {
-            this.topic_authorized_operations = rng.next() as i32;
+            this.topic_authorized_operations = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.topic_authorized_operations = rng.next() as i32;
+            this.topic_authorized_operations = rng.u64() as i32;
         }
         if version >= 9i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1361,33 +1361,33 @@ impl MetadataResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MetadataResponsePartition {
-    /** The partition error, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The partition error, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The ID of the leader broker.
-
- Versions: 0+.*/
+    /// The ID of the leader broker.
+    ///
+    /// Versions: 0+.
     pub leader_id: i32,
-    /** The leader epoch of this partition.
-
- Versions: 7+.*/
+    /// The leader epoch of this partition.
+    ///
+    /// Versions: 7+.
     pub leader_epoch: i32,
-    /** The set of all nodes that host this partition.
-
- Versions: 0+.*/
+    /// The set of all nodes that host this partition.
+    ///
+    /// Versions: 0+.
     pub replica_nodes: Vec<i32>,
-    /** The set of nodes that are in sync with the leader for this partition.
-
- Versions: 0+.*/
+    /// The set of nodes that are in sync with the leader for this partition.
+    ///
+    /// Versions: 0+.
     pub isr_nodes: Vec<i32>,
-    /** The set of offline replicas of this partition.
-
- Versions: 5+.*/
+    /// The set of offline replicas of this partition.
+    ///
+    /// Versions: 5+.
     pub offline_replicas: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1759,39 +1759,39 @@ impl MetadataResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 8i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 9i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 8i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 8i16 {
-            this.leader_id = rng.next() as i32;
+            this.leader_id = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.leader_id = rng.next() as i32;
+            this.leader_id = rng.u64() as i32;
         }
         if (7i16..=8i16).contains(&version) {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if version <= 8i16 {
-            this.replica_nodes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.replica_nodes = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 9i16 {
-            this.replica_nodes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.replica_nodes = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version <= 8i16 {
-            this.isr_nodes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.isr_nodes = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 9i16 {
-            this.isr_nodes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.isr_nodes = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if (5i16..=8i16).contains(&version) {
-            this.offline_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.offline_replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 9i16 {
-            this.offline_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.offline_replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version >= 9i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

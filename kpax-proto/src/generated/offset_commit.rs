@@ -10,29 +10,29 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetCommitRequest {
-    /** The unique group identifier.
-
- Versions: 0+.*/
+    /// The unique group identifier.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The generation of the group if using the classic group protocol or the member epoch if using the consumer protocol.
-
- Versions: 1+.*/
+    /// The generation of the group if using the classic group protocol or the member epoch if using the consumer protocol.
+    ///
+    /// Versions: 1+.
     pub generation_id_or_member_epoch: i32,
-    /** The member ID assigned by the group coordinator.
-
- Versions: 1+.*/
+    /// The member ID assigned by the group coordinator.
+    ///
+    /// Versions: 1+.
     pub member_id: StrBytes,
-    /** The unique identifier of the consumer instance provided by end user.
-
- Versions: 7+. Nullable: 7+.*/
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
+    /// Versions: 7+. Nullable: 7+.
     pub group_instance_id: Option<StrBytes>,
-    /** The time period in ms to retain the offset.
-
- Versions: 2-4.*/
+    /// The time period in ms to retain the offset.
+    ///
+    /// Versions: 2-4.
     pub retention_time_ms: i64,
-    /** The topics to commit offsets for.
-
- Versions: 0+.*/
+    /// The topics to commit offsets for.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<OffsetCommitRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -294,9 +294,9 @@ impl OffsetCommitRequest {
             this.group_id = rng.string();
         }
         if (1i16..=7i16).contains(&version) {
-            this.generation_id_or_member_epoch = rng.next() as i32;
+            this.generation_id_or_member_epoch = rng.u64() as i32;
         } else if version >= 8i16 {
-            this.generation_id_or_member_epoch = rng.next() as i32;
+            this.generation_id_or_member_epoch = rng.u64() as i32;
         }
         if (1i16..=7i16).contains(&version) {
             this.member_id = rng.string();
@@ -309,14 +309,14 @@ impl OffsetCommitRequest {
             this.group_instance_id = if rng.bool() { None } else { Some(rng.string()) };
         }
         if (2i16..=4i16).contains(&version) {
-            this.retention_time_ms = rng.next() as i64;
+            this.retention_time_ms = rng.u64() as i64;
         }
         if version <= 7i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetCommitRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 8i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetCommitRequestTopic::random(rng, version))
                 .collect();
         }
@@ -330,13 +330,13 @@ impl OffsetCommitRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetCommitRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** Each partition to commit offsets for.
-
- Versions: 0+.*/
+    /// Each partition to commit offsets for.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<OffsetCommitRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -488,11 +488,11 @@ impl OffsetCommitRequestTopic {
             this.name = rng.string();
         }
         if version <= 7i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetCommitRequestPartition::random(rng, version))
                 .collect();
         } else if version >= 8i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetCommitRequestPartition::random(rng, version))
                 .collect();
         }
@@ -506,25 +506,25 @@ impl OffsetCommitRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetCommitRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The message offset to be committed.
-
- Versions: 0+.*/
+    /// The message offset to be committed.
+    ///
+    /// Versions: 0+.
     pub committed_offset: i64,
-    /** The leader epoch of this partition.
-
- Versions: 6+.*/
+    /// The leader epoch of this partition.
+    ///
+    /// Versions: 6+.
     pub committed_leader_epoch: i32,
-    /** The timestamp of the commit.
-
- Versions: 1.*/
+    /// The timestamp of the commit.
+    ///
+    /// Versions: 1.
     pub commit_timestamp: i64,
-    /** Any associated metadata the client wants to keep.
-
- Versions: 0+. Nullable: 0+.*/
+    /// Any associated metadata the client wants to keep.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub committed_metadata: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -691,22 +691,22 @@ impl OffsetCommitRequestPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 7i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 8i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 7i16 {
-            this.committed_offset = rng.next() as i64;
+            this.committed_offset = rng.u64() as i64;
         } else if version >= 8i16 {
-            this.committed_offset = rng.next() as i64;
+            this.committed_offset = rng.u64() as i64;
         }
         if (6i16..=7i16).contains(&version) {
-            this.committed_leader_epoch = rng.next() as i32;
+            this.committed_leader_epoch = rng.u64() as i32;
         } else if version >= 8i16 {
-            this.committed_leader_epoch = rng.next() as i32;
+            this.committed_leader_epoch = rng.u64() as i32;
         }
         if version == 1i16 {
-            this.commit_timestamp = rng.next() as i64;
+            this.commit_timestamp = rng.u64() as i64;
         }
         if version <= 7i16 {
             this.committed_metadata = if rng.bool() { None } else { Some(rng.string()) };
@@ -734,13 +734,13 @@ impl Message for OffsetCommitRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetCommitResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 3+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 3+.
     pub throttle_time_ms: i32,
-    /** The responses for each topic.
-
- Versions: 0+.*/
+    /// The responses for each topic.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<OffsetCommitResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -898,16 +898,16 @@ impl OffsetCommitResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (3i16..=7i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 8i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 7i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetCommitResponseTopic::random(rng, version))
                 .collect();
         } else if version >= 8i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetCommitResponseTopic::random(rng, version))
                 .collect();
         }
@@ -921,13 +921,13 @@ impl OffsetCommitResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetCommitResponseTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The responses for each partition in the topic.
-
- Versions: 0+.*/
+    /// The responses for each partition in the topic.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<OffsetCommitResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1079,11 +1079,11 @@ impl OffsetCommitResponseTopic {
             this.name = rng.string();
         }
         if version <= 7i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetCommitResponsePartition::random(rng, version))
                 .collect();
         } else if version >= 8i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetCommitResponsePartition::random(rng, version))
                 .collect();
         }
@@ -1097,13 +1097,13 @@ impl OffsetCommitResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetCommitResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1199,14 +1199,14 @@ impl OffsetCommitResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 7i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 8i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 7i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 8i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 8i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

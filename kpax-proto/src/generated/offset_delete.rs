@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteRequest {
-    /** The unique group identifier.
-
- Versions: 0+.*/
+    /// The unique group identifier.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The topics to delete offsets for
-
- Versions: 0+.*/
+    /// The topics to delete offsets for
+    ///
+    /// Versions: 0+.
     pub topics: Vec<OffsetDeleteRequestTopic>,
 }
 impl Default for OffsetDeleteRequest {
@@ -99,7 +99,7 @@ impl OffsetDeleteRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.group_id = rng.string();
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| OffsetDeleteRequestTopic::random(rng, version))
             .collect();
         this
@@ -109,13 +109,13 @@ impl OffsetDeleteRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** Each partition to delete offsets for.
-
- Versions: 0+.*/
+    /// Each partition to delete offsets for.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<OffsetDeleteRequestPartition>,
 }
 impl Default for OffsetDeleteRequestTopic {
@@ -188,7 +188,7 @@ impl OffsetDeleteRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.name = rng.string();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| OffsetDeleteRequestPartition::random(rng, version))
             .collect();
         this
@@ -198,9 +198,9 @@ impl OffsetDeleteRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
 }
 impl Default for OffsetDeleteRequestPartition {
@@ -242,7 +242,7 @@ impl OffsetDeleteRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
+        this.partition_index = rng.u64() as i32;
         this
     }
 }
@@ -261,17 +261,17 @@ impl Message for OffsetDeleteRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteResponse {
-    /** The top-level error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The top-level error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The responses for each topic.
-
- Versions: 0+.*/
+    /// The responses for each topic.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<OffsetDeleteResponseTopic>,
 }
 impl Default for OffsetDeleteResponse {
@@ -361,9 +361,9 @@ impl OffsetDeleteResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.error_code = rng.next() as i16;
-        this.throttle_time_ms = rng.next() as i32;
-        this.topics = (0..rng.len())
+        this.error_code = rng.u64() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.topics = (0..rng.count())
             .map(|_| OffsetDeleteResponseTopic::random(rng, version))
             .collect();
         this
@@ -373,13 +373,13 @@ impl OffsetDeleteResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteResponseTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The responses for each partition in the topic.
-
- Versions: 0+.*/
+    /// The responses for each partition in the topic.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<OffsetDeleteResponsePartition>,
 }
 impl Default for OffsetDeleteResponseTopic {
@@ -452,7 +452,7 @@ impl OffsetDeleteResponseTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.name = rng.string();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| OffsetDeleteResponsePartition::random(rng, version))
             .collect();
         this
@@ -462,13 +462,13 @@ impl OffsetDeleteResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetDeleteResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
 }
 impl Default for OffsetDeleteResponsePartition {
@@ -518,8 +518,8 @@ impl OffsetDeleteResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this
     }
 }

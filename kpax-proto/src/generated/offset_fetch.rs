@@ -10,21 +10,21 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchRequest {
-    /** Each group we would like to fetch offsets for
-
- Versions: 8+.*/
+    /// Each group we would like to fetch offsets for
+    ///
+    /// Versions: 8+.
     pub groups: Vec<OffsetFetchRequestGroup>,
-    /** The group to fetch offsets for.
-
- Versions: 0-7.*/
+    /// The group to fetch offsets for.
+    ///
+    /// Versions: 0-7.
     pub group_id: StrBytes,
-    /** Each topic we would like to fetch offsets for, or null to fetch offsets for all topics.
-
- Versions: 0-7. Nullable: 2-7.*/
+    /// Each topic we would like to fetch offsets for, or null to fetch offsets for all topics.
+    ///
+    /// Versions: 0-7. Nullable: 2-7.
     pub topics: Option<Vec<OffsetFetchRequestTopic>>,
-    /** Whether broker should hold on returning unstable offsets but set a retriable error code for the partitions.
-
- Versions: 7+.*/
+    /// Whether broker should hold on returning unstable offsets but set a retriable error code for the partitions.
+    ///
+    /// Versions: 7+.
     pub require_stable: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -279,7 +279,7 @@ impl OffsetFetchRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 8i16 {
-            this.groups = (0..rng.len())
+            this.groups = (0..rng.count())
                 .map(|_| OffsetFetchRequestGroup::random(rng, version))
                 .collect();
         }
@@ -290,7 +290,7 @@ impl OffsetFetchRequest {
         }
         if version <= 1i16 {
             this.topics = Some(
-                (0..rng.len())
+                (0..rng.count())
                     .map(|_| OffsetFetchRequestTopic::random(rng, version))
                     .collect(),
             );
@@ -299,7 +299,7 @@ impl OffsetFetchRequest {
                 None
             } else {
                 Some(
-                    (0..rng.len())
+                    (0..rng.count())
                         .map(|_| OffsetFetchRequestTopic::random(rng, version))
                         .collect(),
                 )
@@ -309,7 +309,7 @@ impl OffsetFetchRequest {
                 None
             } else {
                 Some(
-                    (0..rng.len())
+                    (0..rng.count())
                         .map(|_| OffsetFetchRequestTopic::random(rng, version))
                         .collect(),
                 )
@@ -328,21 +328,21 @@ impl OffsetFetchRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchRequestGroup {
-    /** The group ID.
-
- Versions: 8+.*/
+    /// The group ID.
+    ///
+    /// Versions: 8+.
     pub group_id: StrBytes,
-    /** The member ID assigned by the group coordinator if using the new consumer protocol (KIP-848).
-
- Versions: 9+. Nullable: 9+.*/
+    /// The member ID assigned by the group coordinator if using the new consumer protocol (KIP-848).
+    ///
+    /// Versions: 9+. Nullable: 9+.
     pub member_id: Option<StrBytes>,
-    /** The member epoch if using the new consumer protocol (KIP-848).
-
- Versions: 9+.*/
+    /// The member epoch if using the new consumer protocol (KIP-848).
+    ///
+    /// Versions: 9+.
     pub member_epoch: i32,
-    /** Each topic we would like to fetch offsets for, or null to fetch offsets for all topics.
-
- Versions: 8+. Nullable: 8+.*/
+    /// Each topic we would like to fetch offsets for, or null to fetch offsets for all topics.
+    ///
+    /// Versions: 8+. Nullable: 8+.
     pub topics: Option<Vec<OffsetFetchRequestGroupTopic>>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -515,14 +515,14 @@ impl OffsetFetchRequestGroup {
             this.member_id = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version >= 9i16 {
-            this.member_epoch = rng.next() as i32;
+            this.member_epoch = rng.u64() as i32;
         }
         if version >= 8i16 {
             this.topics = if rng.bool() {
                 None
             } else {
                 Some(
-                    (0..rng.len())
+                    (0..rng.count())
                         .map(|_| OffsetFetchRequestGroupTopic::random(rng, version))
                         .collect(),
                 )
@@ -538,13 +538,13 @@ impl OffsetFetchRequestGroup {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchRequestGroupTopic {
-    /** The topic name.
-
- Versions: 8+.*/
+    /// The topic name.
+    ///
+    /// Versions: 8+.
     pub name: StrBytes,
-    /** The partition indexes we would like to fetch offsets for.
-
- Versions: 8+.*/
+    /// The partition indexes we would like to fetch offsets for.
+    ///
+    /// Versions: 8+.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -679,7 +679,9 @@ impl OffsetFetchRequestGroupTopic {
             this.name = rng.string();
         }
         if version >= 8i16 {
-            this.partition_indexes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partition_indexes = (0..rng.count())
+                .map(|_| rng.u64() as i32)
+                .collect();
         }
         if version >= 8i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -691,13 +693,13 @@ impl OffsetFetchRequestGroupTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchRequestTopic {
-    /** The topic name.
-
- Versions: 0-7.*/
+    /// The topic name.
+    ///
+    /// Versions: 0-7.
     pub name: StrBytes,
-    /** The partition indexes we would like to fetch offsets for.
-
- Versions: 0-7.*/
+    /// The partition indexes we would like to fetch offsets for.
+    ///
+    /// Versions: 0-7.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -873,9 +875,13 @@ impl OffsetFetchRequestTopic {
             this.name = rng.string();
         }
         if version <= 5i16 {
-            this.partition_indexes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partition_indexes = (0..rng.count())
+                .map(|_| rng.u64() as i32)
+                .collect();
         } else if (6i16..=7i16).contains(&version) {
-            this.partition_indexes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partition_indexes = (0..rng.count())
+                .map(|_| rng.u64() as i32)
+                .collect();
         }
         if (6i16..=7i16).contains(&version) {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -898,21 +904,21 @@ impl Message for OffsetFetchRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 3+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 3+.
     pub throttle_time_ms: i32,
-    /** The responses per group id.
-
- Versions: 8+.*/
+    /// The responses per group id.
+    ///
+    /// Versions: 8+.
     pub groups: Vec<OffsetFetchResponseGroup>,
-    /** The responses per topic.
-
- Versions: 0-7.*/
+    /// The responses per topic.
+    ///
+    /// Versions: 0-7.
     pub topics: Vec<OffsetFetchResponseTopic>,
-    /** The top-level error code, or 0 if there was no error.
-
- Versions: 2-7.*/
+    /// The top-level error code, or 0 if there was no error.
+    ///
+    /// Versions: 2-7.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1140,28 +1146,28 @@ impl OffsetFetchResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (3i16..=5i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 8i16 {
-            this.groups = (0..rng.len())
+            this.groups = (0..rng.count())
                 .map(|_| OffsetFetchResponseGroup::random(rng, version))
                 .collect();
         }
         if version <= 5i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetFetchResponseTopic::random(rng, version))
                 .collect();
         } else if (6i16..=7i16).contains(&version) {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetFetchResponseTopic::random(rng, version))
                 .collect();
         }
         if (2i16..=5i16).contains(&version) {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if (6i16..=7i16).contains(&version) {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 6i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1173,17 +1179,17 @@ impl OffsetFetchResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchResponseGroup {
-    /** The group ID.
-
- Versions: 8+.*/
+    /// The group ID.
+    ///
+    /// Versions: 8+.
     pub group_id: StrBytes,
-    /** The responses per topic.
-
- Versions: 8+.*/
+    /// The responses per topic.
+    ///
+    /// Versions: 8+.
     pub topics: Vec<OffsetFetchResponseGroupTopic>,
-    /** The group-level error code, or 0 if there was no error.
-
- Versions: 8+.*/
+    /// The group-level error code, or 0 if there was no error.
+    ///
+    /// Versions: 8+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1325,12 +1331,12 @@ impl OffsetFetchResponseGroup {
             this.group_id = rng.string();
         }
         if version >= 8i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetFetchResponseGroupTopic::random(rng, version))
                 .collect();
         }
         if version >= 8i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 8i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1342,13 +1348,13 @@ impl OffsetFetchResponseGroup {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchResponseGroupTopic {
-    /** The topic name.
-
- Versions: 8+.*/
+    /// The topic name.
+    ///
+    /// Versions: 8+.
     pub name: StrBytes,
-    /** The responses per partition
-
- Versions: 8+.*/
+    /// The responses per partition
+    ///
+    /// Versions: 8+.
     pub partitions: Vec<OffsetFetchResponseGroupTopicPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1486,7 +1492,7 @@ impl OffsetFetchResponseGroupTopic {
             this.name = rng.string();
         }
         if version >= 8i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetFetchResponseGroupTopicPartition::random(rng, version))
                 .collect();
         }
@@ -1500,25 +1506,25 @@ impl OffsetFetchResponseGroupTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchResponseGroupTopicPartition {
-    /** The partition index.
-
- Versions: 8+.*/
+    /// The partition index.
+    ///
+    /// Versions: 8+.
     pub partition_index: i32,
-    /** The committed message offset.
-
- Versions: 8+.*/
+    /// The committed message offset.
+    ///
+    /// Versions: 8+.
     pub committed_offset: i64,
-    /** The leader epoch.
-
- Versions: 8+.*/
+    /// The leader epoch.
+    ///
+    /// Versions: 8+.
     pub committed_leader_epoch: i32,
-    /** The partition metadata.
-
- Versions: 8+. Nullable: 8+.*/
+    /// The partition metadata.
+    ///
+    /// Versions: 8+. Nullable: 8+.
     pub metadata: Option<StrBytes>,
-    /** The partition-level error code, or 0 if there was no error.
-
- Versions: 8+.*/
+    /// The partition-level error code, or 0 if there was no error.
+    ///
+    /// Versions: 8+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1686,19 +1692,19 @@ impl OffsetFetchResponseGroupTopicPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 8i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version >= 8i16 {
-            this.committed_offset = rng.next() as i64;
+            this.committed_offset = rng.u64() as i64;
         }
         if version >= 8i16 {
-            this.committed_leader_epoch = rng.next() as i32;
+            this.committed_leader_epoch = rng.u64() as i32;
         }
         if version >= 8i16 {
             this.metadata = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version >= 8i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 8i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1710,13 +1716,13 @@ impl OffsetFetchResponseGroupTopicPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchResponseTopic {
-    /** The topic name.
-
- Versions: 0-7.*/
+    /// The topic name.
+    ///
+    /// Versions: 0-7.
     pub name: StrBytes,
-    /** The responses per partition
-
- Versions: 0-7.*/
+    /// The responses per partition
+    ///
+    /// Versions: 0-7.
     pub partitions: Vec<OffsetFetchResponseTopicPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1889,11 +1895,11 @@ impl OffsetFetchResponseTopic {
             this.name = rng.string();
         }
         if version <= 5i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetFetchResponseTopicPartition::random(rng, version))
                 .collect();
         } else if (6i16..=7i16).contains(&version) {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetFetchResponseTopicPartition::random(rng, version))
                 .collect();
         }
@@ -1907,25 +1913,25 @@ impl OffsetFetchResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetFetchResponseTopicPartition {
-    /** The partition index.
-
- Versions: 0-7.*/
+    /// The partition index.
+    ///
+    /// Versions: 0-7.
     pub partition_index: i32,
-    /** The committed message offset.
-
- Versions: 0-7.*/
+    /// The committed message offset.
+    ///
+    /// Versions: 0-7.
     pub committed_offset: i64,
-    /** The leader epoch.
-
- Versions: 5-7.*/
+    /// The leader epoch.
+    ///
+    /// Versions: 5-7.
     pub committed_leader_epoch: i32,
-    /** The partition metadata.
-
- Versions: 0-7. Nullable: 0-7.*/
+    /// The partition metadata.
+    ///
+    /// Versions: 0-7. Nullable: 0-7.
     pub metadata: Option<StrBytes>,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0-7.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0-7.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2119,19 +2125,19 @@ impl OffsetFetchResponseTopicPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 5i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if (6i16..=7i16).contains(&version) {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 5i16 {
-            this.committed_offset = rng.next() as i64;
+            this.committed_offset = rng.u64() as i64;
         } else if (6i16..=7i16).contains(&version) {
-            this.committed_offset = rng.next() as i64;
+            this.committed_offset = rng.u64() as i64;
         }
         if version == 5i16 {
-            this.committed_leader_epoch = rng.next() as i32;
+            this.committed_leader_epoch = rng.u64() as i32;
         } else if (6i16..=7i16).contains(&version) {
-            this.committed_leader_epoch = rng.next() as i32;
+            this.committed_leader_epoch = rng.u64() as i32;
         }
         if version <= 5i16 {
             this.metadata = if rng.bool() { None } else { Some(rng.string()) };
@@ -2139,9 +2145,9 @@ impl OffsetFetchResponseTopicPartition {
             this.metadata = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 5i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if (6i16..=7i16).contains(&version) {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if (6i16..=7i16).contains(&version) {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

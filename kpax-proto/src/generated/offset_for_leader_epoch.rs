@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetForLeaderEpochRequest {
-    /** The broker ID of the follower, of -1 if this request is from a consumer.
-
- Versions: 3+.*/
+    /// The broker ID of the follower, of -1 if this request is from a consumer.
+    ///
+    /// Versions: 3+.
     pub replica_id: i32,
-    /** Each topic to get offsets for.
-
- Versions: 0+.*/
+    /// Each topic to get offsets for.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<OffsetForLeaderEpochRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -176,16 +176,16 @@ impl OffsetForLeaderEpochRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version == 3i16 {
-            this.replica_id = rng.next() as i32;
+            this.replica_id = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.replica_id = rng.next() as i32;
+            this.replica_id = rng.u64() as i32;
         }
         if version <= 3i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetForLeaderEpochRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetForLeaderEpochRequestTopic::random(rng, version))
                 .collect();
         }
@@ -199,13 +199,13 @@ impl OffsetForLeaderEpochRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetForLeaderEpochRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub topic: StrBytes,
-    /** Each partition to get offsets for.
-
- Versions: 0+.*/
+    /// Each partition to get offsets for.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<OffsetForLeaderEpochRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -366,11 +366,11 @@ impl OffsetForLeaderEpochRequestTopic {
             this.topic = rng.string();
         }
         if version <= 3i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetForLeaderEpochRequestPartition::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetForLeaderEpochRequestPartition::random(rng, version))
                 .collect();
         }
@@ -384,17 +384,17 @@ impl OffsetForLeaderEpochRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetForLeaderEpochRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** An epoch used to fence consumers/replicas with old metadata. If the epoch provided by the client is larger than the current epoch known to the broker, then the UNKNOWN_LEADER_EPOCH error code will be returned. If the provided epoch is smaller, then the FENCED_LEADER_EPOCH error code will be returned.
-
- Versions: 2+.*/
+    /// An epoch used to fence consumers/replicas with old metadata. If the epoch provided by the client is larger than the current epoch known to the broker, then the UNKNOWN_LEADER_EPOCH error code will be returned. If the provided epoch is smaller, then the FENCED_LEADER_EPOCH error code will be returned.
+    ///
+    /// Versions: 2+.
     pub current_leader_epoch: i32,
-    /** The epoch to look up an offset for.
-
- Versions: 0+.*/
+    /// The epoch to look up an offset for.
+    ///
+    /// Versions: 0+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -518,19 +518,19 @@ impl OffsetForLeaderEpochRequestPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 3i16 {
-            this.partition = rng.next() as i32;
+            this.partition = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.partition = rng.next() as i32;
+            this.partition = rng.u64() as i32;
         }
         if (2i16..=3i16).contains(&version) {
-            this.current_leader_epoch = rng.next() as i32;
+            this.current_leader_epoch = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.current_leader_epoch = rng.next() as i32;
+            this.current_leader_epoch = rng.u64() as i32;
         }
         if version <= 3i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -553,13 +553,13 @@ impl Message for OffsetForLeaderEpochRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetForLeaderEpochResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 2+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 2+.
     pub throttle_time_ms: i32,
-    /** Each topic we fetched offsets for.
-
- Versions: 0+.*/
+    /// Each topic we fetched offsets for.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<OffsetForLeaderEpochResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -723,16 +723,16 @@ impl OffsetForLeaderEpochResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (2i16..=3i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 3i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetForLeaderEpochResponseTopic::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| OffsetForLeaderEpochResponseTopic::random(rng, version))
                 .collect();
         }
@@ -746,13 +746,13 @@ impl OffsetForLeaderEpochResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetForLeaderEpochResponseTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub topic: StrBytes,
-    /** Each partition in the topic we fetched offsets for.
-
- Versions: 0+.*/
+    /// Each partition in the topic we fetched offsets for.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<OffsetForLeaderEpochResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -913,11 +913,11 @@ impl OffsetForLeaderEpochResponseTopic {
             this.topic = rng.string();
         }
         if version <= 3i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetForLeaderEpochResponsePartition::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| OffsetForLeaderEpochResponsePartition::random(rng, version))
                 .collect();
         }
@@ -931,21 +931,21 @@ impl OffsetForLeaderEpochResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct OffsetForLeaderEpochResponsePartition {
-    /** The error code 0, or if there was no error.
-
- Versions: 0+.*/
+    /// The error code 0, or if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The leader epoch of the partition.
-
- Versions: 1+.*/
+    /// The leader epoch of the partition.
+    ///
+    /// Versions: 1+.
     pub leader_epoch: i32,
-    /** The end offset of the epoch.
-
- Versions: 0+.*/
+    /// The end offset of the epoch.
+    ///
+    /// Versions: 0+.
     pub end_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1087,24 +1087,24 @@ impl OffsetForLeaderEpochResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 3i16 {
-            this.partition = rng.next() as i32;
+            this.partition = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.partition = rng.next() as i32;
+            this.partition = rng.u64() as i32;
         }
         if (1i16..=3i16).contains(&version) {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if version <= 3i16 {
-            this.end_offset = rng.next() as i64;
+            this.end_offset = rng.u64() as i64;
         } else if version >= 4i16 {
-            this.end_offset = rng.next() as i64;
+            this.end_offset = rng.u64() as i64;
         }
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

@@ -10,21 +10,21 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProduceRequest {
-    /** The transactional ID, or null if the producer is not transactional.
-
- Versions: 3+. Nullable: 3+.*/
+    /// The transactional ID, or null if the producer is not transactional.
+    ///
+    /// Versions: 3+. Nullable: 3+.
     pub transactional_id: Option<StrBytes>,
-    /** The number of acknowledgments the producer requires the leader to have received before considering a request complete. Allowed values: 0 for no acknowledgments, 1 for only the leader and -1 for the full ISR.
-
- Versions: 0+.*/
+    /// The number of acknowledgments the producer requires the leader to have received before considering a request complete. Allowed values: 0 for no acknowledgments, 1 for only the leader and -1 for the full ISR.
+    ///
+    /// Versions: 0+.
     pub acks: i16,
-    /** The timeout to await a response in milliseconds.
-
- Versions: 0+.*/
+    /// The timeout to await a response in milliseconds.
+    ///
+    /// Versions: 0+.
     pub timeout_ms: i32,
-    /** Each topic to produce to.
-
- Versions: 0+.*/
+    /// Each topic to produce to.
+    ///
+    /// Versions: 0+.
     pub topic_data: Vec<ProduceRequestTopicData>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -231,21 +231,21 @@ impl ProduceRequest {
             this.transactional_id = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 8i16 {
-            this.acks = rng.next() as i16;
+            this.acks = rng.u64() as i16;
         } else if version >= 9i16 {
-            this.acks = rng.next() as i16;
+            this.acks = rng.u64() as i16;
         }
         if version <= 8i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.timeout_ms = rng.next() as i32;
+            this.timeout_ms = rng.u64() as i32;
         }
         if version <= 8i16 {
-            this.topic_data = (0..rng.len())
+            this.topic_data = (0..rng.count())
                 .map(|_| ProduceRequestTopicData::random(rng, version))
                 .collect();
         } else if version >= 9i16 {
-            this.topic_data = (0..rng.len())
+            this.topic_data = (0..rng.count())
                 .map(|_| ProduceRequestTopicData::random(rng, version))
                 .collect();
         }
@@ -259,13 +259,13 @@ impl ProduceRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProduceRequestTopicData {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** Each partition to produce to.
-
- Versions: 0+.*/
+    /// Each partition to produce to.
+    ///
+    /// Versions: 0+.
     pub partition_data: Vec<ProduceRequestPartitionData>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -420,11 +420,11 @@ impl ProduceRequestTopicData {
             this.name = rng.string();
         }
         if version <= 8i16 {
-            this.partition_data = (0..rng.len())
+            this.partition_data = (0..rng.count())
                 .map(|_| ProduceRequestPartitionData::random(rng, version))
                 .collect();
         } else if version >= 9i16 {
-            this.partition_data = (0..rng.len())
+            this.partition_data = (0..rng.count())
                 .map(|_| ProduceRequestPartitionData::random(rng, version))
                 .collect();
         }
@@ -438,13 +438,13 @@ impl ProduceRequestTopicData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProduceRequestPartitionData {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub index: i32,
-    /** The record data to be produced.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The record data to be produced.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub records: Option<Bytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -540,9 +540,9 @@ impl ProduceRequestPartitionData {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 8i16 {
-            this.index = rng.next() as i32;
+            this.index = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.index = rng.next() as i32;
+            this.index = rng.u64() as i32;
         }
         if version <= 8i16 {
             this.records = if rng.bool() { None } else { Some(rng.bytes()) };
@@ -570,17 +570,17 @@ impl Message for ProduceRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProduceResponse {
-    /** Each produce response
-
- Versions: 0+.*/
+    /// Each produce response
+    ///
+    /// Versions: 0+.
     pub responses: Vec<ProduceResponseResponse>,
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 1+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 1+.
     pub throttle_time_ms: i32,
-    /**
-
- Versions: 10+. Tagged field 0.*/
+    ///
+    ///
+    /// Versions: 10+. Tagged field 0.
     pub node_endpoints: Vec<ProduceResponseNodeEndpoint>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -810,21 +810,21 @@ impl ProduceResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 8i16 {
-            this.responses = (0..rng.len())
+            this.responses = (0..rng.count())
                 .map(|_| ProduceResponseResponse::random(rng, version))
                 .collect();
         } else if version >= 9i16 {
-            this.responses = (0..rng.len())
+            this.responses = (0..rng.count())
                 .map(|_| ProduceResponseResponse::random(rng, version))
                 .collect();
         }
         if (1i16..=8i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 10i16 {
-            this.node_endpoints = (0..rng.len())
+            this.node_endpoints = (0..rng.count())
                 .map(|_| ProduceResponseNodeEndpoint::random(rng, version))
                 .collect();
         }
@@ -838,13 +838,13 @@ impl ProduceResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProduceResponseResponse {
-    /** The topic name
-
- Versions: 0+.*/
+    /// The topic name
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** Each partition that we produced to within the topic.
-
- Versions: 0+.*/
+    /// Each partition that we produced to within the topic.
+    ///
+    /// Versions: 0+.
     pub partition_responses: Vec<ProduceResponsePartitionResponse>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1005,11 +1005,11 @@ impl ProduceResponseResponse {
             this.name = rng.string();
         }
         if version <= 8i16 {
-            this.partition_responses = (0..rng.len())
+            this.partition_responses = (0..rng.count())
                 .map(|_| ProduceResponsePartitionResponse::random(rng, version))
                 .collect();
         } else if version >= 9i16 {
-            this.partition_responses = (0..rng.len())
+            this.partition_responses = (0..rng.count())
                 .map(|_| ProduceResponsePartitionResponse::random(rng, version))
                 .collect();
         }
@@ -1023,37 +1023,37 @@ impl ProduceResponseResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProduceResponsePartitionResponse {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub index: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The base offset.
-
- Versions: 0+.*/
+    /// The base offset.
+    ///
+    /// Versions: 0+.
     pub base_offset: i64,
-    /** The timestamp returned by broker after appending the messages. If CreateTime is used for the topic, the timestamp will be -1. If LogAppendTime is used for the topic, the timestamp will be the broker local time when the messages are appended.
-
- Versions: 2+.*/
+    /// The timestamp returned by broker after appending the messages. If CreateTime is used for the topic, the timestamp will be -1. If LogAppendTime is used for the topic, the timestamp will be the broker local time when the messages are appended.
+    ///
+    /// Versions: 2+.
     pub log_append_time_ms: i64,
-    /** The log start offset.
-
- Versions: 5+.*/
+    /// The log start offset.
+    ///
+    /// Versions: 5+.
     pub log_start_offset: i64,
-    /** The batch indices of records that caused the batch to be dropped
-
- Versions: 8+.*/
+    /// The batch indices of records that caused the batch to be dropped
+    ///
+    /// Versions: 8+.
     pub record_errors: Vec<ProduceResponseRecordError>,
-    /** The global error message summarizing the common root cause of the records that caused the batch to be dropped
-
- Versions: 8+. Nullable: 8+.*/
+    /// The global error message summarizing the common root cause of the records that caused the batch to be dropped
+    ///
+    /// Versions: 8+. Nullable: 8+.
     pub error_message: Option<StrBytes>,
-    /**
-
- Versions: 10+. Tagged field 0.*/
+    ///
+    ///
+    /// Versions: 10+. Tagged field 0.
     pub current_leader: ProduceResponseCurrentLeader,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1371,36 +1371,36 @@ impl ProduceResponsePartitionResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 8i16 {
-            this.index = rng.next() as i32;
+            this.index = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.index = rng.next() as i32;
+            this.index = rng.u64() as i32;
         }
         if version <= 8i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 9i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 8i16 {
-            this.base_offset = rng.next() as i64;
+            this.base_offset = rng.u64() as i64;
         } else if version >= 9i16 {
-            this.base_offset = rng.next() as i64;
+            this.base_offset = rng.u64() as i64;
         }
         if (2i16..=8i16).contains(&version) {
-            this.log_append_time_ms = rng.next() as i64;
+            this.log_append_time_ms = rng.u64() as i64;
         } else if version >= 9i16 {
-            this.log_append_time_ms = rng.next() as i64;
+            this.log_append_time_ms = rng.u64() as i64;
         }
         if (5i16..=8i16).contains(&version) {
-            this.log_start_offset = rng.next() as i64;
+            this.log_start_offset = rng.u64() as i64;
         } else if version >= 9i16 {
-            this.log_start_offset = rng.next() as i64;
+            this.log_start_offset = rng.u64() as i64;
         }
         if version == 8i16 {
-            this.record_errors = (0..rng.len())
+            this.record_errors = (0..rng.count())
                 .map(|_| ProduceResponseRecordError::random(rng, version))
                 .collect();
         } else if version >= 9i16 {
-            this.record_errors = (0..rng.len())
+            this.record_errors = (0..rng.count())
                 .map(|_| ProduceResponseRecordError::random(rng, version))
                 .collect();
         }
@@ -1422,13 +1422,13 @@ impl ProduceResponsePartitionResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProduceResponseRecordError {
-    /** The batch index of the record that cause the batch to be dropped
-
- Versions: 8+.*/
+    /// The batch index of the record that cause the batch to be dropped
+    ///
+    /// Versions: 8+.
     pub batch_index: i32,
-    /** The error message of the record that caused the batch to be dropped
-
- Versions: 8+. Nullable: 8+.*/
+    /// The error message of the record that caused the batch to be dropped
+    ///
+    /// Versions: 8+. Nullable: 8+.
     pub batch_index_error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1549,9 +1549,9 @@ impl ProduceResponseRecordError {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version == 8i16 {
-            this.batch_index = rng.next() as i32;
+            this.batch_index = rng.u64() as i32;
         } else if version >= 9i16 {
-            this.batch_index = rng.next() as i32;
+            this.batch_index = rng.u64() as i32;
         }
         if version == 8i16 {
             this.batch_index_error_message = if rng.bool() {
@@ -1576,13 +1576,13 @@ impl ProduceResponseRecordError {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProduceResponseCurrentLeader {
-    /**
-
- Versions: 10+.*/
+    ///
+    ///
+    /// Versions: 10+.
     pub leader_id: i32,
-    /**
-
- Versions: 10+.*/
+    ///
+    ///
+    /// Versions: 10+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1684,10 +1684,10 @@ impl ProduceResponseCurrentLeader {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 10i16 {
-            this.leader_id = rng.next() as i32;
+            this.leader_id = rng.u64() as i32;
         }
         if version >= 10i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if version >= 10i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1699,21 +1699,21 @@ impl ProduceResponseCurrentLeader {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProduceResponseNodeEndpoint {
-    /**
-
- Versions: 10+.*/
+    ///
+    ///
+    /// Versions: 10+.
     pub node_id: i32,
-    /**
-
- Versions: 10+.*/
+    ///
+    ///
+    /// Versions: 10+.
     pub host: StrBytes,
-    /**
-
- Versions: 10+.*/
+    ///
+    ///
+    /// Versions: 10+.
     pub port: i32,
-    /**
-
- Versions: 10+. Nullable: 10+.*/
+    ///
+    ///
+    /// Versions: 10+. Nullable: 10+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1849,13 +1849,13 @@ impl ProduceResponseNodeEndpoint {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 10i16 {
-            this.node_id = rng.next() as i32;
+            this.node_id = rng.u64() as i32;
         }
         if version >= 10i16 {
             this.host = rng.string();
         }
         if version >= 10i16 {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         }
         if version >= 10i16 {
             this.rack = if rng.bool() { None } else { Some(rng.string()) };

@@ -10,25 +10,25 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PushTelemetryRequest {
-    /** Unique id for this client instance.
-
- Versions: 0+.*/
+    /// Unique id for this client instance.
+    ///
+    /// Versions: 0+.
     pub client_instance_id: Uuid,
-    /** Unique identifier for the current subscription.
-
- Versions: 0+.*/
+    /// Unique identifier for the current subscription.
+    ///
+    /// Versions: 0+.
     pub subscription_id: i32,
-    /** Client is terminating the connection.
-
- Versions: 0+.*/
+    /// Client is terminating the connection.
+    ///
+    /// Versions: 0+.
     pub terminating: bool,
-    /** Compression codec used to compress the metrics.
-
- Versions: 0+.*/
+    /// Compression codec used to compress the metrics.
+    ///
+    /// Versions: 0+.
     pub compression_type: i8,
-    /** Metrics encoded in OpenTelemetry MetricsData v1 protobuf format.
-
- Versions: 0+.*/
+    /// Metrics encoded in OpenTelemetry MetricsData v1 protobuf format.
+    ///
+    /// Versions: 0+.
     pub metrics: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -136,9 +136,9 @@ impl PushTelemetryRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.client_instance_id = rng.uuid();
-        this.subscription_id = rng.next() as i32;
+        this.subscription_id = rng.u64() as i32;
         this.terminating = rng.bool();
-        this.compression_type = rng.next() as i8;
+        this.compression_type = rng.u64() as i8;
         this.metrics = rng.bytes();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
@@ -159,13 +159,13 @@ impl Message for PushTelemetryRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PushTelemetryResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -243,8 +243,8 @@ impl PushTelemetryResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

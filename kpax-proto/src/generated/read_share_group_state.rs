@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateRequest {
-    /** The group identifier.
-
- Versions: 0+.*/
+    /// The group identifier.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The data for the topics.
-
- Versions: 0+.*/
+    /// The data for the topics.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<ReadShareGroupStateRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -118,7 +118,7 @@ impl ReadShareGroupStateRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.group_id = rng.string();
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| ReadShareGroupStateRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -129,13 +129,13 @@ impl ReadShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateRequestTopic {
-    /** The topic identifier.
-
- Versions: 0+.*/
+    /// The topic identifier.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The data for the partitions.
-
- Versions: 0+.*/
+    /// The data for the partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ReadShareGroupStateRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -231,7 +231,7 @@ impl ReadShareGroupStateRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| ReadShareGroupStateRequestPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -242,13 +242,13 @@ impl ReadShareGroupStateRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The leader epoch of the share-partition.
-
- Versions: 0+.*/
+    /// The leader epoch of the share-partition.
+    ///
+    /// Versions: 0+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -316,8 +316,8 @@ impl ReadShareGroupStateRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition = rng.next() as i32;
-        this.leader_epoch = rng.next() as i32;
+        this.partition = rng.u64() as i32;
+        this.leader_epoch = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -337,9 +337,9 @@ impl Message for ReadShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateResponse {
-    /** The read results
-
- Versions: 0+.*/
+    /// The read results
+    ///
+    /// Versions: 0+.
     pub results: Vec<ReadShareGroupStateResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -433,7 +433,7 @@ impl ReadShareGroupStateResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.results = (0..rng.len())
+        this.results = (0..rng.count())
             .map(|_| ReadShareGroupStateResponseResult::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -444,13 +444,13 @@ impl ReadShareGroupStateResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateResponseResult {
-    /** The topic identifier
-
- Versions: 0+.*/
+    /// The topic identifier
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The results for the partitions.
-
- Versions: 0+.*/
+    /// The results for the partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ReadShareGroupStateResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -546,7 +546,7 @@ impl ReadShareGroupStateResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| ReadShareGroupStateResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -557,29 +557,29 @@ impl ReadShareGroupStateResponseResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The state epoch for this share-partition.
-
- Versions: 0+.*/
+    /// The state epoch for this share-partition.
+    ///
+    /// Versions: 0+.
     pub state_epoch: i32,
-    /** The share-partition start offset, which can be -1 if it is not yet initialized.
-
- Versions: 0+.*/
+    /// The share-partition start offset, which can be -1 if it is not yet initialized.
+    ///
+    /// Versions: 0+.
     pub start_offset: i64,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub state_batches: Vec<ReadShareGroupStateResponseStateBatch>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -710,12 +710,12 @@ impl ReadShareGroupStateResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.state_epoch = rng.next() as i32;
-        this.start_offset = rng.next() as i64;
-        this.state_batches = (0..rng.len())
+        this.state_epoch = rng.u64() as i32;
+        this.start_offset = rng.u64() as i64;
+        this.state_batches = (0..rng.count())
             .map(|_| ReadShareGroupStateResponseStateBatch::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -726,21 +726,21 @@ impl ReadShareGroupStateResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateResponseStateBatch {
-    /** The base offset of this state batch.
-
- Versions: 0+.*/
+    /// The base offset of this state batch.
+    ///
+    /// Versions: 0+.
     pub first_offset: i64,
-    /** The last offset of this state batch.
-
- Versions: 0+.*/
+    /// The last offset of this state batch.
+    ///
+    /// Versions: 0+.
     pub last_offset: i64,
-    /** The state - 0:Available,2:Acked,4:Archived.
-
- Versions: 0+.*/
+    /// The state - 0:Available,2:Acked,4:Archived.
+    ///
+    /// Versions: 0+.
     pub delivery_state: i8,
-    /** The delivery count.
-
- Versions: 0+.*/
+    /// The delivery count.
+    ///
+    /// Versions: 0+.
     pub delivery_count: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -827,10 +827,10 @@ impl ReadShareGroupStateResponseStateBatch {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.first_offset = rng.next() as i64;
-        this.last_offset = rng.next() as i64;
-        this.delivery_state = rng.next() as i8;
-        this.delivery_count = rng.next() as i16;
+        this.first_offset = rng.u64() as i64;
+        this.last_offset = rng.u64() as i64;
+        this.delivery_state = rng.u64() as i8;
+        this.delivery_count = rng.u64() as i16;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateSummaryRequest {
-    /** The group identifier.
-
- Versions: 0+.*/
+    /// The group identifier.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The data for the topics.
-
- Versions: 0+.*/
+    /// The data for the topics.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<ReadShareGroupStateSummaryRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -124,7 +124,7 @@ impl ReadShareGroupStateSummaryRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.group_id = rng.string();
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| ReadShareGroupStateSummaryRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -135,13 +135,13 @@ impl ReadShareGroupStateSummaryRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateSummaryRequestTopic {
-    /** The topic identifier.
-
- Versions: 0+.*/
+    /// The topic identifier.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The data for the partitions.
-
- Versions: 0+.*/
+    /// The data for the partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ReadShareGroupStateSummaryRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -240,7 +240,7 @@ impl ReadShareGroupStateSummaryRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| ReadShareGroupStateSummaryRequestPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -251,13 +251,13 @@ impl ReadShareGroupStateSummaryRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateSummaryRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The leader epoch of the share-partition.
-
- Versions: 0+.*/
+    /// The leader epoch of the share-partition.
+    ///
+    /// Versions: 0+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -325,8 +325,8 @@ impl ReadShareGroupStateSummaryRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition = rng.next() as i32;
-        this.leader_epoch = rng.next() as i32;
+        this.partition = rng.u64() as i32;
+        this.leader_epoch = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -346,9 +346,9 @@ impl Message for ReadShareGroupStateSummaryRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateSummaryResponse {
-    /** The read results
-
- Versions: 0+.*/
+    /// The read results
+    ///
+    /// Versions: 0+.
     pub results: Vec<ReadShareGroupStateSummaryResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -448,7 +448,7 @@ impl ReadShareGroupStateSummaryResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.results = (0..rng.len())
+        this.results = (0..rng.count())
             .map(|_| ReadShareGroupStateSummaryResponseResult::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -459,13 +459,13 @@ impl ReadShareGroupStateSummaryResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateSummaryResponseResult {
-    /** The topic identifier
-
- Versions: 0+.*/
+    /// The topic identifier
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The results for the partitions.
-
- Versions: 0+.*/
+    /// The results for the partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ReadShareGroupStateSummaryResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -564,7 +564,7 @@ impl ReadShareGroupStateSummaryResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| ReadShareGroupStateSummaryResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -575,25 +575,25 @@ impl ReadShareGroupStateSummaryResponseResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ReadShareGroupStateSummaryResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The state epoch of the share-partition.
-
- Versions: 0+.*/
+    /// The state epoch of the share-partition.
+    ///
+    /// Versions: 0+.
     pub state_epoch: i32,
-    /** The share-partition start offset.
-
- Versions: 0+.*/
+    /// The share-partition start offset.
+    ///
+    /// Versions: 0+.
     pub start_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -688,11 +688,11 @@ impl ReadShareGroupStateSummaryResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.state_epoch = rng.next() as i32;
-        this.start_offset = rng.next() as i64;
+        this.state_epoch = rng.u64() as i32;
+        this.start_offset = rng.u64() as i64;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

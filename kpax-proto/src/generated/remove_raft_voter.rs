@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RemoveRaftVoterRequest {
-    /**
-
- Versions: 0+. Nullable: 0+.*/
+    ///
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub cluster_id: Option<StrBytes>,
-    /** The replica id of the voter getting removed from the topic partition
-
- Versions: 0+.*/
+    /// The replica id of the voter getting removed from the topic partition
+    ///
+    /// Versions: 0+.
     pub voter_id: i32,
-    /** The directory id of the voter getting removed from the topic partition
-
- Versions: 0+.*/
+    /// The directory id of the voter getting removed from the topic partition
+    ///
+    /// Versions: 0+.
     pub voter_directory_id: Uuid,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -109,7 +109,7 @@ impl RemoveRaftVoterRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.cluster_id = if rng.bool() { None } else { Some(rng.string()) };
-        this.voter_id = rng.next() as i32;
+        this.voter_id = rng.u64() as i32;
         this.voter_directory_id = rng.uuid();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
@@ -130,17 +130,17 @@ impl Message for RemoveRaftVoterRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RemoveRaftVoterResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -228,8 +228,8 @@ impl RemoveRaftVoterResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SaslAuthenticateRequest {
-    /** The SASL authentication bytes from the client, as defined by the SASL mechanism.
-
- Versions: 0+.*/
+    /// The SASL authentication bytes from the client, as defined by the SASL mechanism.
+    ///
+    /// Versions: 0+.
     pub auth_bytes: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -127,21 +127,21 @@ impl Message for SaslAuthenticateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SaslAuthenticateResponse {
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The SASL authentication bytes from the server, as defined by the SASL mechanism.
-
- Versions: 0+.*/
+    /// The SASL authentication bytes from the server, as defined by the SASL mechanism.
+    ///
+    /// Versions: 0+.
     pub auth_bytes: Bytes,
-    /** Number of milliseconds after which only re-authentication over the existing connection to create a new session can occur.
-
- Versions: 1+.*/
+    /// Number of milliseconds after which only re-authentication over the existing connection to create a new session can occur.
+    ///
+    /// Versions: 1+.
     pub session_lifetime_ms: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -297,9 +297,9 @@ impl SaslAuthenticateResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
@@ -312,9 +312,9 @@ impl SaslAuthenticateResponse {
             this.auth_bytes = rng.bytes();
         }
         if version == 1i16 {
-            this.session_lifetime_ms = rng.next() as i64;
+            this.session_lifetime_ms = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.session_lifetime_ms = rng.next() as i64;
+            this.session_lifetime_ms = rng.u64() as i64;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

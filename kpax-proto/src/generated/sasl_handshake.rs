@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SaslHandshakeRequest {
-    /** The SASL mechanism chosen by the client.
-
- Versions: 0+.*/
+    /// The SASL mechanism chosen by the client.
+    ///
+    /// Versions: 0+.
     pub mechanism: StrBytes,
 }
 impl Default for SaslHandshakeRequest {
@@ -84,13 +84,13 @@ impl Message for SaslHandshakeRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SaslHandshakeResponse {
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The mechanisms enabled in the server.
-
- Versions: 0+.*/
+    /// The mechanisms enabled in the server.
+    ///
+    /// Versions: 0+.
     pub mechanisms: Vec<StrBytes>,
 }
 impl Default for SaslHandshakeResponse {
@@ -176,8 +176,8 @@ impl SaslHandshakeResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.error_code = rng.next() as i16;
-        this.mechanisms = (0..rng.len()).map(|_| rng.string()).collect();
+        this.error_code = rng.u64() as i16;
+        this.mechanisms = (0..rng.count()).map(|_| rng.string()).collect();
         this
     }
 }

@@ -10,21 +10,21 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeRequest {
-    /** The group identifier.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The group identifier.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub group_id: Option<StrBytes>,
-    /** The member ID.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The member ID.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub member_id: Option<StrBytes>,
-    /** The current share session epoch: 0 to open a share session; -1 to close it; otherwise increments for consecutive requests.
-
- Versions: 0+.*/
+    /// The current share session epoch: 0 to open a share session; -1 to close it; otherwise increments for consecutive requests.
+    ///
+    /// Versions: 0+.
     pub share_session_epoch: i32,
-    /** The topics containing records to acknowledge.
-
- Versions: 0+.*/
+    /// The topics containing records to acknowledge.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<ShareAcknowledgeRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -146,8 +146,8 @@ impl ShareAcknowledgeRequest {
         let mut this = Self::default();
         this.group_id = if rng.bool() { None } else { Some(rng.string()) };
         this.member_id = if rng.bool() { None } else { Some(rng.string()) };
-        this.share_session_epoch = rng.next() as i32;
-        this.topics = (0..rng.len())
+        this.share_session_epoch = rng.u64() as i32;
+        this.topics = (0..rng.count())
             .map(|_| ShareAcknowledgeRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -158,13 +158,13 @@ impl ShareAcknowledgeRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeRequestTopic {
-    /** The unique topic ID.
-
- Versions: 0+.*/
+    /// The unique topic ID.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The partitions containing records to acknowledge.
-
- Versions: 0+.*/
+    /// The partitions containing records to acknowledge.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ShareAcknowledgeRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -257,7 +257,7 @@ impl ShareAcknowledgeRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| ShareAcknowledgeRequestPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -268,13 +268,13 @@ impl ShareAcknowledgeRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** Record batches to acknowledge.
-
- Versions: 0+.*/
+    /// Record batches to acknowledge.
+    ///
+    /// Versions: 0+.
     pub acknowledgement_batches: Vec<ShareAcknowledgeRequestAcknowledgementBatch>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -379,8 +379,8 @@ impl ShareAcknowledgeRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.acknowledgement_batches = (0..rng.len())
+        this.partition_index = rng.u64() as i32;
+        this.acknowledgement_batches = (0..rng.count())
             .map(|_| ShareAcknowledgeRequestAcknowledgementBatch::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -391,17 +391,17 @@ impl ShareAcknowledgeRequestPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeRequestAcknowledgementBatch {
-    /** First offset of batch of records to acknowledge.
-
- Versions: 0+.*/
+    /// First offset of batch of records to acknowledge.
+    ///
+    /// Versions: 0+.
     pub first_offset: i64,
-    /** Last offset (inclusive) of batch of records to acknowledge.
-
- Versions: 0+.*/
+    /// Last offset (inclusive) of batch of records to acknowledge.
+    ///
+    /// Versions: 0+.
     pub last_offset: i64,
-    /** Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject.
-
- Versions: 0+.*/
+    /// Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject.
+    ///
+    /// Versions: 0+.
     pub acknowledge_types: Vec<i8>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -508,9 +508,9 @@ impl ShareAcknowledgeRequestAcknowledgementBatch {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.first_offset = rng.next() as i64;
-        this.last_offset = rng.next() as i64;
-        this.acknowledge_types = (0..rng.len()).map(|_| rng.next() as i8).collect();
+        this.first_offset = rng.u64() as i64;
+        this.last_offset = rng.u64() as i64;
+        this.acknowledge_types = (0..rng.count()).map(|_| rng.u64() as i8).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -530,25 +530,25 @@ impl Message for ShareAcknowledgeRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The top level response error code.
-
- Versions: 0+.*/
+    /// The top level response error code.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The top-level error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The top-level error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The response topics.
-
- Versions: 0+.*/
+    /// The response topics.
+    ///
+    /// Versions: 0+.
     pub responses: Vec<ShareAcknowledgeResponseResponse>,
-    /** Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER.
-
- Versions: 0+.*/
+    /// Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER.
+    ///
+    /// Versions: 0+.
     pub node_endpoints: Vec<ShareAcknowledgeResponseNodeEndpoint>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -709,13 +709,13 @@ impl ShareAcknowledgeResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.responses = (0..rng.len())
+        this.responses = (0..rng.count())
             .map(|_| ShareAcknowledgeResponseResponse::random(rng, version))
             .collect();
-        this.node_endpoints = (0..rng.len())
+        this.node_endpoints = (0..rng.count())
             .map(|_| ShareAcknowledgeResponseNodeEndpoint::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -726,13 +726,13 @@ impl ShareAcknowledgeResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeResponseResponse {
-    /** The unique topic ID.
-
- Versions: 0+.*/
+    /// The unique topic ID.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The topic partitions.
-
- Versions: 0+.*/
+    /// The topic partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ShareAcknowledgeResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -825,7 +825,7 @@ impl ShareAcknowledgeResponseResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| ShareAcknowledgeResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -836,21 +836,21 @@ impl ShareAcknowledgeResponseResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub current_leader: ShareAcknowledgeResponseCurrentLeader,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -942,8 +942,8 @@ impl ShareAcknowledgeResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.current_leader = ShareAcknowledgeResponseCurrentLeader::random(
             rng,
@@ -957,13 +957,13 @@ impl ShareAcknowledgeResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeResponseCurrentLeader {
-    /** The ID of the current leader or -1 if the leader is unknown.
-
- Versions: 0+.*/
+    /// The ID of the current leader or -1 if the leader is unknown.
+    ///
+    /// Versions: 0+.
     pub leader_id: i32,
-    /** The latest known leader epoch.
-
- Versions: 0+.*/
+    /// The latest known leader epoch.
+    ///
+    /// Versions: 0+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1031,8 +1031,8 @@ impl ShareAcknowledgeResponseCurrentLeader {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.leader_id = rng.next() as i32;
-        this.leader_epoch = rng.next() as i32;
+        this.leader_id = rng.u64() as i32;
+        this.leader_epoch = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -1041,21 +1041,21 @@ impl ShareAcknowledgeResponseCurrentLeader {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareAcknowledgeResponseNodeEndpoint {
-    /** The ID of the associated node.
-
- Versions: 0+.*/
+    /// The ID of the associated node.
+    ///
+    /// Versions: 0+.
     pub node_id: i32,
-    /** The node's hostname.
-
- Versions: 0+.*/
+    /// The node's hostname.
+    ///
+    /// Versions: 0+.
     pub host: StrBytes,
-    /** The node's port.
-
- Versions: 0+.*/
+    /// The node's port.
+    ///
+    /// Versions: 0+.
     pub port: i32,
-    /** The rack of the node, or null if it has not been assigned to a rack.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The rack of the node, or null if it has not been assigned to a rack.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1141,9 +1141,9 @@ impl ShareAcknowledgeResponseNodeEndpoint {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.node_id = rng.next() as i32;
+        this.node_id = rng.u64() as i32;
         this.host = rng.string();
-        this.port = rng.next() as i32;
+        this.port = rng.u64() as i32;
         this.rack = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

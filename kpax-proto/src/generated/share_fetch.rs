@@ -10,37 +10,37 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchRequest {
-    /** The group identifier.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The group identifier.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub group_id: Option<StrBytes>,
-    /** The member ID.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The member ID.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub member_id: Option<StrBytes>,
-    /** The current share session epoch: 0 to open a share session; -1 to close it; otherwise increments for consecutive requests.
-
- Versions: 0+.*/
+    /// The current share session epoch: 0 to open a share session; -1 to close it; otherwise increments for consecutive requests.
+    ///
+    /// Versions: 0+.
     pub share_session_epoch: i32,
-    /** The maximum time in milliseconds to wait for the response.
-
- Versions: 0+.*/
+    /// The maximum time in milliseconds to wait for the response.
+    ///
+    /// Versions: 0+.
     pub max_wait_ms: i32,
-    /** The minimum bytes to accumulate in the response.
-
- Versions: 0+.*/
+    /// The minimum bytes to accumulate in the response.
+    ///
+    /// Versions: 0+.
     pub min_bytes: i32,
-    /** The maximum bytes to fetch. See KIP-74 for cases where this limit may not be honored.
-
- Versions: 0+.*/
+    /// The maximum bytes to fetch. See KIP-74 for cases where this limit may not be honored.
+    ///
+    /// Versions: 0+.
     pub max_bytes: i32,
-    /** The topics to fetch.
-
- Versions: 0+.*/
+    /// The topics to fetch.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<ShareFetchRequestTopic>,
-    /** The partitions to remove from this share session.
-
- Versions: 0+.*/
+    /// The partitions to remove from this share session.
+    ///
+    /// Versions: 0+.
     pub forgotten_topics_data: Vec<ShareFetchRequestForgottenTopicsData>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -229,14 +229,14 @@ impl ShareFetchRequest {
         let mut this = Self::default();
         this.group_id = if rng.bool() { None } else { Some(rng.string()) };
         this.member_id = if rng.bool() { None } else { Some(rng.string()) };
-        this.share_session_epoch = rng.next() as i32;
-        this.max_wait_ms = rng.next() as i32;
-        this.min_bytes = rng.next() as i32;
-        this.max_bytes = rng.next() as i32;
-        this.topics = (0..rng.len())
+        this.share_session_epoch = rng.u64() as i32;
+        this.max_wait_ms = rng.u64() as i32;
+        this.min_bytes = rng.u64() as i32;
+        this.max_bytes = rng.u64() as i32;
+        this.topics = (0..rng.count())
             .map(|_| ShareFetchRequestTopic::random(rng, version))
             .collect();
-        this.forgotten_topics_data = (0..rng.len())
+        this.forgotten_topics_data = (0..rng.count())
             .map(|_| ShareFetchRequestForgottenTopicsData::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -247,13 +247,13 @@ impl ShareFetchRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchRequestTopic {
-    /** The unique topic ID.
-
- Versions: 0+.*/
+    /// The unique topic ID.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The partitions to fetch.
-
- Versions: 0+.*/
+    /// The partitions to fetch.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ShareFetchRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -343,7 +343,7 @@ impl ShareFetchRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| ShareFetchRequestPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -354,17 +354,17 @@ impl ShareFetchRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The maximum bytes to fetch from this partition. 0 when only acknowledgement with no fetching is required. See KIP-74 for cases where this limit may not be honored.
-
- Versions: 0+.*/
+    /// The maximum bytes to fetch from this partition. 0 when only acknowledgement with no fetching is required. See KIP-74 for cases where this limit may not be honored.
+    ///
+    /// Versions: 0+.
     pub partition_max_bytes: i32,
-    /** Record batches to acknowledge.
-
- Versions: 0+.*/
+    /// Record batches to acknowledge.
+    ///
+    /// Versions: 0+.
     pub acknowledgement_batches: Vec<ShareFetchRequestAcknowledgementBatch>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -475,9 +475,9 @@ impl ShareFetchRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.partition_max_bytes = rng.next() as i32;
-        this.acknowledgement_batches = (0..rng.len())
+        this.partition_index = rng.u64() as i32;
+        this.partition_max_bytes = rng.u64() as i32;
+        this.acknowledgement_batches = (0..rng.count())
             .map(|_| ShareFetchRequestAcknowledgementBatch::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -488,17 +488,17 @@ impl ShareFetchRequestPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchRequestAcknowledgementBatch {
-    /** First offset of batch of records to acknowledge.
-
- Versions: 0+.*/
+    /// First offset of batch of records to acknowledge.
+    ///
+    /// Versions: 0+.
     pub first_offset: i64,
-    /** Last offset (inclusive) of batch of records to acknowledge.
-
- Versions: 0+.*/
+    /// Last offset (inclusive) of batch of records to acknowledge.
+    ///
+    /// Versions: 0+.
     pub last_offset: i64,
-    /** Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject.
-
- Versions: 0+.*/
+    /// Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject.
+    ///
+    /// Versions: 0+.
     pub acknowledge_types: Vec<i8>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -605,9 +605,9 @@ impl ShareFetchRequestAcknowledgementBatch {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.first_offset = rng.next() as i64;
-        this.last_offset = rng.next() as i64;
-        this.acknowledge_types = (0..rng.len()).map(|_| rng.next() as i8).collect();
+        this.first_offset = rng.u64() as i64;
+        this.last_offset = rng.u64() as i64;
+        this.acknowledge_types = (0..rng.count()).map(|_| rng.u64() as i8).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -616,13 +616,13 @@ impl ShareFetchRequestAcknowledgementBatch {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchRequestForgottenTopicsData {
-    /** The unique topic ID.
-
- Versions: 0+.*/
+    /// The unique topic ID.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The partitions indexes to forget.
-
- Versions: 0+.*/
+    /// The partitions indexes to forget.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -716,7 +716,7 @@ impl ShareFetchRequestForgottenTopicsData {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -736,25 +736,25 @@ impl Message for ShareFetchRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The top-level response error code.
-
- Versions: 0+.*/
+    /// The top-level response error code.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The top-level error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The top-level error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The response topics.
-
- Versions: 0+.*/
+    /// The response topics.
+    ///
+    /// Versions: 0+.
     pub responses: Vec<ShareFetchResponseResponse>,
-    /** Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER.
-
- Versions: 0+.*/
+    /// Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER.
+    ///
+    /// Versions: 0+.
     pub node_endpoints: Vec<ShareFetchResponseNodeEndpoint>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -909,13 +909,13 @@ impl ShareFetchResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.responses = (0..rng.len())
+        this.responses = (0..rng.count())
             .map(|_| ShareFetchResponseResponse::random(rng, version))
             .collect();
-        this.node_endpoints = (0..rng.len())
+        this.node_endpoints = (0..rng.count())
             .map(|_| ShareFetchResponseNodeEndpoint::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -926,13 +926,13 @@ impl ShareFetchResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchResponseResponse {
-    /** The unique topic ID.
-
- Versions: 0+.*/
+    /// The unique topic ID.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The topic partitions.
-
- Versions: 0+.*/
+    /// The topic partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<ShareFetchResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1022,7 +1022,7 @@ impl ShareFetchResponseResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| ShareFetchResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1033,37 +1033,37 @@ impl ShareFetchResponseResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The fetch error code, or 0 if there was no fetch error.
-
- Versions: 0+.*/
+    /// The fetch error code, or 0 if there was no fetch error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The fetch error message, or null if there was no fetch error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The fetch error message, or null if there was no fetch error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The acknowledge error code, or 0 if there was no acknowledge error.
-
- Versions: 0+.*/
+    /// The acknowledge error code, or 0 if there was no acknowledge error.
+    ///
+    /// Versions: 0+.
     pub acknowledge_error_code: i16,
-    /** The acknowledge error message, or null if there was no acknowledge error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The acknowledge error message, or null if there was no acknowledge error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub acknowledge_error_message: Option<StrBytes>,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub current_leader: ShareFetchResponseCurrentLeader,
-    /** The record data.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The record data.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub records: Option<Bytes>,
-    /** The acquired records.
-
- Versions: 0+.*/
+    /// The acquired records.
+    ///
+    /// Versions: 0+.
     pub acquired_records: Vec<ShareFetchResponseAcquiredRecord>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1218,10 +1218,10 @@ impl ShareFetchResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition_index = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.acknowledge_error_code = rng.next() as i16;
+        this.acknowledge_error_code = rng.u64() as i16;
         this.acknowledge_error_message = if rng.bool() {
             None
         } else {
@@ -1229,7 +1229,7 @@ impl ShareFetchResponsePartition {
         };
         this.current_leader = ShareFetchResponseCurrentLeader::random(rng, version);
         this.records = if rng.bool() { None } else { Some(rng.bytes()) };
-        this.acquired_records = (0..rng.len())
+        this.acquired_records = (0..rng.count())
             .map(|_| ShareFetchResponseAcquiredRecord::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1240,13 +1240,13 @@ impl ShareFetchResponsePartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchResponseCurrentLeader {
-    /** The ID of the current leader or -1 if the leader is unknown.
-
- Versions: 0+.*/
+    /// The ID of the current leader or -1 if the leader is unknown.
+    ///
+    /// Versions: 0+.
     pub leader_id: i32,
-    /** The latest known leader epoch.
-
- Versions: 0+.*/
+    /// The latest known leader epoch.
+    ///
+    /// Versions: 0+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1314,8 +1314,8 @@ impl ShareFetchResponseCurrentLeader {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.leader_id = rng.next() as i32;
-        this.leader_epoch = rng.next() as i32;
+        this.leader_id = rng.u64() as i32;
+        this.leader_epoch = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -1324,17 +1324,17 @@ impl ShareFetchResponseCurrentLeader {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchResponseAcquiredRecord {
-    /** The earliest offset in this batch of acquired records.
-
- Versions: 0+.*/
+    /// The earliest offset in this batch of acquired records.
+    ///
+    /// Versions: 0+.
     pub first_offset: i64,
-    /** The last offset of this batch of acquired records.
-
- Versions: 0+.*/
+    /// The last offset of this batch of acquired records.
+    ///
+    /// Versions: 0+.
     pub last_offset: i64,
-    /** The delivery count of this batch of acquired records.
-
- Versions: 0+.*/
+    /// The delivery count of this batch of acquired records.
+    ///
+    /// Versions: 0+.
     pub delivery_count: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1412,9 +1412,9 @@ impl ShareFetchResponseAcquiredRecord {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.first_offset = rng.next() as i64;
-        this.last_offset = rng.next() as i64;
-        this.delivery_count = rng.next() as i16;
+        this.first_offset = rng.u64() as i64;
+        this.last_offset = rng.u64() as i64;
+        this.delivery_count = rng.u64() as i16;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -1423,21 +1423,21 @@ impl ShareFetchResponseAcquiredRecord {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareFetchResponseNodeEndpoint {
-    /** The ID of the associated node.
-
- Versions: 0+.*/
+    /// The ID of the associated node.
+    ///
+    /// Versions: 0+.
     pub node_id: i32,
-    /** The node's hostname.
-
- Versions: 0+.*/
+    /// The node's hostname.
+    ///
+    /// Versions: 0+.
     pub host: StrBytes,
-    /** The node's port.
-
- Versions: 0+.*/
+    /// The node's port.
+    ///
+    /// Versions: 0+.
     pub port: i32,
-    /** The rack of the node, or null if it has not been assigned to a rack.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The rack of the node, or null if it has not been assigned to a rack.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1523,9 +1523,9 @@ impl ShareFetchResponseNodeEndpoint {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.node_id = rng.next() as i32;
+        this.node_id = rng.u64() as i32;
         this.host = rng.string();
-        this.port = rng.next() as i32;
+        this.port = rng.u64() as i32;
         this.rack = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

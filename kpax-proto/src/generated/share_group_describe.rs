@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareGroupDescribeRequest {
-    /** The ids of the groups to describe
-
- Versions: 0+.*/
+    /// The ids of the groups to describe
+    ///
+    /// Versions: 0+.
     pub group_ids: Vec<StrBytes>,
-    /** Whether to include authorized operations.
-
- Versions: 0+.*/
+    /// Whether to include authorized operations.
+    ///
+    /// Versions: 0+.
     pub include_authorized_operations: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -121,7 +121,7 @@ impl ShareGroupDescribeRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.group_ids = (0..rng.len()).map(|_| rng.string()).collect();
+        this.group_ids = (0..rng.count()).map(|_| rng.string()).collect();
         this.include_authorized_operations = rng.bool();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
@@ -142,13 +142,13 @@ impl Message for ShareGroupDescribeRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareGroupDescribeResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** Each described group.
-
- Versions: 0+.*/
+    /// Each described group.
+    ///
+    /// Versions: 0+.
     pub groups: Vec<ShareGroupDescribeResponseGroup>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -248,8 +248,8 @@ impl ShareGroupDescribeResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.groups = (0..rng.len())
+        this.throttle_time_ms = rng.u64() as i32;
+        this.groups = (0..rng.count())
             .map(|_| ShareGroupDescribeResponseGroup::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -260,41 +260,41 @@ impl ShareGroupDescribeResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareGroupDescribeResponseGroup {
-    /** The describe error, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The describe error, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The top-level error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The top-level error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** The group ID string.
-
- Versions: 0+.*/
+    /// The group ID string.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The group state string, or the empty string.
-
- Versions: 0+.*/
+    /// The group state string, or the empty string.
+    ///
+    /// Versions: 0+.
     pub group_state: StrBytes,
-    /** The group epoch.
-
- Versions: 0+.*/
+    /// The group epoch.
+    ///
+    /// Versions: 0+.
     pub group_epoch: i32,
-    /** The assignment epoch.
-
- Versions: 0+.*/
+    /// The assignment epoch.
+    ///
+    /// Versions: 0+.
     pub assignment_epoch: i32,
-    /** The selected assignor.
-
- Versions: 0+.*/
+    /// The selected assignor.
+    ///
+    /// Versions: 0+.
     pub assignor_name: StrBytes,
-    /** The members.
-
- Versions: 0+.*/
+    /// The members.
+    ///
+    /// Versions: 0+.
     pub members: Vec<ShareGroupDescribeResponseMember>,
-    /** 32-bit bitfield to represent authorized operations for this group.
-
- Versions: 0+.*/
+    /// 32-bit bitfield to represent authorized operations for this group.
+    ///
+    /// Versions: 0+.
     pub authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -450,17 +450,17 @@ impl ShareGroupDescribeResponseGroup {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.error_code = rng.next() as i16;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.group_id = rng.string();
         this.group_state = rng.string();
-        this.group_epoch = rng.next() as i32;
-        this.assignment_epoch = rng.next() as i32;
+        this.group_epoch = rng.u64() as i32;
+        this.assignment_epoch = rng.u64() as i32;
         this.assignor_name = rng.string();
-        this.members = (0..rng.len())
+        this.members = (0..rng.count())
             .map(|_| ShareGroupDescribeResponseMember::random(rng, version))
             .collect();
-        this.authorized_operations = rng.next() as i32;
+        this.authorized_operations = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -469,33 +469,33 @@ impl ShareGroupDescribeResponseGroup {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareGroupDescribeResponseMember {
-    /** The member ID.
-
- Versions: 0+.*/
+    /// The member ID.
+    ///
+    /// Versions: 0+.
     pub member_id: StrBytes,
-    /** The member rack ID.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The member rack ID.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub rack_id: Option<StrBytes>,
-    /** The current member epoch.
-
- Versions: 0+.*/
+    /// The current member epoch.
+    ///
+    /// Versions: 0+.
     pub member_epoch: i32,
-    /** The client ID.
-
- Versions: 0+.*/
+    /// The client ID.
+    ///
+    /// Versions: 0+.
     pub client_id: StrBytes,
-    /** The client host.
-
- Versions: 0+.*/
+    /// The client host.
+    ///
+    /// Versions: 0+.
     pub client_host: StrBytes,
-    /** The subscribed topic names.
-
- Versions: 0+.*/
+    /// The subscribed topic names.
+    ///
+    /// Versions: 0+.
     pub subscribed_topic_names: Vec<StrBytes>,
-    /** The current assignment.
-
- Versions: 0+.*/
+    /// The current assignment.
+    ///
+    /// Versions: 0+.
     pub assignment: ShareGroupDescribeResponseAssignment,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -649,10 +649,10 @@ impl ShareGroupDescribeResponseMember {
         let mut this = Self::default();
         this.member_id = rng.string();
         this.rack_id = if rng.bool() { None } else { Some(rng.string()) };
-        this.member_epoch = rng.next() as i32;
+        this.member_epoch = rng.u64() as i32;
         this.client_id = rng.string();
         this.client_host = rng.string();
-        this.subscribed_topic_names = (0..rng.len()).map(|_| rng.string()).collect();
+        this.subscribed_topic_names = (0..rng.count()).map(|_| rng.string()).collect();
         this.assignment = ShareGroupDescribeResponseAssignment::random(rng, version);
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
@@ -662,9 +662,9 @@ impl ShareGroupDescribeResponseMember {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareGroupDescribeResponseAssignment {
-    /** The assigned topic-partitions to the member.
-
- Versions: 0+.*/
+    /// The assigned topic-partitions to the member.
+    ///
+    /// Versions: 0+.
     pub topic_partitions: Vec<ShareGroupDescribeResponseTopicPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -758,7 +758,7 @@ impl ShareGroupDescribeResponseAssignment {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.topic_partitions = (0..rng.len())
+        this.topic_partitions = (0..rng.count())
             .map(|_| ShareGroupDescribeResponseTopicPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -769,17 +769,17 @@ impl ShareGroupDescribeResponseAssignment {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ShareGroupDescribeResponseTopicPartition {
-    /** The topic ID.
-
- Versions: 0+.*/
+    /// The topic ID.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub topic_name: StrBytes,
-    /** The partitions.
-
- Versions: 0+.*/
+    /// The partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -884,7 +884,7 @@ impl ShareGroupDescribeResponseTopicPartition {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
         this.topic_name = rng.string();
-        this.partitions = (0..rng.len()).map(|_| rng.next() as i32).collect();
+        this.partitions = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }

@@ -10,37 +10,37 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StopReplicaRequest {
-    /** The controller id.
-
- Versions: 0+.*/
+    /// The controller id.
+    ///
+    /// Versions: 0+.
     pub controller_id: i32,
-    /** If KRaft controller id is used during migration. See KIP-866
-
- Versions: 4+.*/
+    /// If KRaft controller id is used during migration. See KIP-866
+    ///
+    /// Versions: 4+.
     pub is_kraft_controller: bool,
-    /** The controller epoch.
-
- Versions: 0+.*/
+    /// The controller epoch.
+    ///
+    /// Versions: 0+.
     pub controller_epoch: i32,
-    /** The broker epoch.
-
- Versions: 1+.*/
+    /// The broker epoch.
+    ///
+    /// Versions: 1+.
     pub broker_epoch: i64,
-    /** Each topic.
-
- Versions: 3+.*/
+    /// Each topic.
+    ///
+    /// Versions: 3+.
     pub topic_states: Vec<StopReplicaRequestTopicState>,
-    /** Whether these partitions should be deleted.
-
- Versions: 0-2.*/
+    /// Whether these partitions should be deleted.
+    ///
+    /// Versions: 0-2.
     pub delete_partitions: bool,
-    /** The topics to stop.
-
- Versions: 1-2.*/
+    /// The topics to stop.
+    ///
+    /// Versions: 1-2.
     pub topics: Vec<StopReplicaRequestTopic>,
-    /** The partitions to stop.
-
- Versions: 0.*/
+    /// The partitions to stop.
+    ///
+    /// Versions: 0.
     pub ungrouped_partitions: Vec<StopReplicaRequestUngroupedPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -398,25 +398,25 @@ impl StopReplicaRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.controller_id = rng.next() as i32;
+            this.controller_id = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.controller_id = rng.next() as i32;
+            this.controller_id = rng.u64() as i32;
         }
         if version >= 4i16 {
             this.is_kraft_controller = rng.bool();
         }
         if version <= 1i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         }
         if version == 1i16 {
-            this.broker_epoch = rng.next() as i64;
+            this.broker_epoch = rng.u64() as i64;
         } else if version >= 2i16 {
-            this.broker_epoch = rng.next() as i64;
+            this.broker_epoch = rng.u64() as i64;
         }
         if version >= 3i16 {
-            this.topic_states = (0..rng.len())
+            this.topic_states = (0..rng.count())
                 .map(|_| StopReplicaRequestTopicState::random(rng, version))
                 .collect();
         }
@@ -426,16 +426,16 @@ impl StopReplicaRequest {
             this.delete_partitions = rng.bool();
         }
         if version == 1i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| StopReplicaRequestTopic::random(rng, version))
                 .collect();
         } else if version == 2i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| StopReplicaRequestTopic::random(rng, version))
                 .collect();
         }
         if version <= 0i16 {
-            this.ungrouped_partitions = (0..rng.len())
+            this.ungrouped_partitions = (0..rng.count())
                 .map(|_| StopReplicaRequestUngroupedPartition::random(rng, version))
                 .collect();
         }
@@ -449,13 +449,13 @@ impl StopReplicaRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StopReplicaRequestTopicState {
-    /** The topic name.
-
- Versions: 3+.*/
+    /// The topic name.
+    ///
+    /// Versions: 3+.
     pub topic_name: StrBytes,
-    /** The state of each partition
-
- Versions: 3+.*/
+    /// The state of each partition
+    ///
+    /// Versions: 3+.
     pub partition_states: Vec<StopReplicaRequestPartitionState>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -594,7 +594,7 @@ impl StopReplicaRequestTopicState {
             this.topic_name = rng.string();
         }
         if version >= 3i16 {
-            this.partition_states = (0..rng.len())
+            this.partition_states = (0..rng.count())
                 .map(|_| StopReplicaRequestPartitionState::random(rng, version))
                 .collect();
         }
@@ -608,17 +608,17 @@ impl StopReplicaRequestTopicState {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StopReplicaRequestPartitionState {
-    /** The partition index.
-
- Versions: 3+.*/
+    /// The partition index.
+    ///
+    /// Versions: 3+.
     pub partition_index: i32,
-    /** The leader epoch.
-
- Versions: 3+.*/
+    /// The leader epoch.
+    ///
+    /// Versions: 3+.
     pub leader_epoch: i32,
-    /** Whether this partition should be deleted.
-
- Versions: 3+.*/
+    /// Whether this partition should be deleted.
+    ///
+    /// Versions: 3+.
     pub delete_partition: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -747,10 +747,10 @@ impl StopReplicaRequestPartitionState {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version >= 3i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version >= 3i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if version >= 3i16 {
             this.delete_partition = rng.bool();
@@ -765,13 +765,13 @@ impl StopReplicaRequestPartitionState {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StopReplicaRequestTopic {
-    /** The topic name.
-
- Versions: 1-2.*/
+    /// The topic name.
+    ///
+    /// Versions: 1-2.
     pub name: StrBytes,
-    /** The partition indexes.
-
- Versions: 1-2.*/
+    /// The partition indexes.
+    ///
+    /// Versions: 1-2.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -947,9 +947,13 @@ impl StopReplicaRequestTopic {
             this.name = rng.string();
         }
         if version == 1i16 {
-            this.partition_indexes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partition_indexes = (0..rng.count())
+                .map(|_| rng.u64() as i32)
+                .collect();
         } else if version == 2i16 {
-            this.partition_indexes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partition_indexes = (0..rng.count())
+                .map(|_| rng.u64() as i32)
+                .collect();
         }
         if version == 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -961,13 +965,13 @@ impl StopReplicaRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StopReplicaRequestUngroupedPartition {
-    /** The topic name.
-
- Versions: 0.*/
+    /// The topic name.
+    ///
+    /// Versions: 0.
     pub topic_name: StrBytes,
-    /** The partition index.
-
- Versions: 0.*/
+    /// The partition index.
+    ///
+    /// Versions: 0.
     pub partition_index: i32,
 }
 impl Default for StopReplicaRequestUngroupedPartition {
@@ -1047,7 +1051,7 @@ impl StopReplicaRequestUngroupedPartition {
             this.topic_name = rng.string();
         }
         if version <= 0i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         this
     }
@@ -1067,13 +1071,13 @@ impl Message for StopReplicaRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StopReplicaResponse {
-    /** The top-level error code, or 0 if there was no top-level error.
-
- Versions: 0+.*/
+    /// The top-level error code, or 0 if there was no top-level error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The responses for each partition.
-
- Versions: 0+.*/
+    /// The responses for each partition.
+    ///
+    /// Versions: 0+.
     pub partition_errors: Vec<StopReplicaResponsePartitionError>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1238,16 +1242,16 @@ impl StopReplicaResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
-            this.partition_errors = (0..rng.len())
+            this.partition_errors = (0..rng.count())
                 .map(|_| StopReplicaResponsePartitionError::random(rng, version))
                 .collect();
         } else if version >= 2i16 {
-            this.partition_errors = (0..rng.len())
+            this.partition_errors = (0..rng.count())
                 .map(|_| StopReplicaResponsePartitionError::random(rng, version))
                 .collect();
         }
@@ -1261,17 +1265,17 @@ impl StopReplicaResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StopReplicaResponsePartitionError {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub topic_name: StrBytes,
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The partition error code, or 0 if there was no partition error.
-
- Versions: 0+.*/
+    /// The partition error code, or 0 if there was no partition error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1392,14 +1396,14 @@ impl StopReplicaResponsePartitionError {
             this.topic_name = rng.string();
         }
         if version <= 1i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 2i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

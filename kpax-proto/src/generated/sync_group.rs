@@ -10,33 +10,33 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SyncGroupRequest {
-    /** The unique group identifier.
-
- Versions: 0+.*/
+    /// The unique group identifier.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The generation of the group.
-
- Versions: 0+.*/
+    /// The generation of the group.
+    ///
+    /// Versions: 0+.
     pub generation_id: i32,
-    /** The member ID assigned by the group.
-
- Versions: 0+.*/
+    /// The member ID assigned by the group.
+    ///
+    /// Versions: 0+.
     pub member_id: StrBytes,
-    /** The unique identifier of the consumer instance provided by end user.
-
- Versions: 3+. Nullable: 3+.*/
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
+    /// Versions: 3+. Nullable: 3+.
     pub group_instance_id: Option<StrBytes>,
-    /** The group protocol type.
-
- Versions: 5+. Nullable: 5+.*/
+    /// The group protocol type.
+    ///
+    /// Versions: 5+. Nullable: 5+.
     pub protocol_type: Option<StrBytes>,
-    /** The group protocol name.
-
- Versions: 5+. Nullable: 5+.*/
+    /// The group protocol name.
+    ///
+    /// Versions: 5+. Nullable: 5+.
     pub protocol_name: Option<StrBytes>,
-    /** Each assignment.
-
- Versions: 0+.*/
+    /// Each assignment.
+    ///
+    /// Versions: 0+.
     pub assignments: Vec<SyncGroupRequestAssignment>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -315,9 +315,9 @@ impl SyncGroupRequest {
             this.group_id = rng.string();
         }
         if version <= 3i16 {
-            this.generation_id = rng.next() as i32;
+            this.generation_id = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.generation_id = rng.next() as i32;
+            this.generation_id = rng.u64() as i32;
         }
         if version <= 3i16 {
             this.member_id = rng.string();
@@ -336,11 +336,11 @@ impl SyncGroupRequest {
             this.protocol_name = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 3i16 {
-            this.assignments = (0..rng.len())
+            this.assignments = (0..rng.count())
                 .map(|_| SyncGroupRequestAssignment::random(rng, version))
                 .collect();
         } else if version >= 4i16 {
-            this.assignments = (0..rng.len())
+            this.assignments = (0..rng.count())
                 .map(|_| SyncGroupRequestAssignment::random(rng, version))
                 .collect();
         }
@@ -354,13 +354,13 @@ impl SyncGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SyncGroupRequestAssignment {
-    /** The ID of the member to assign.
-
- Versions: 0+.*/
+    /// The ID of the member to assign.
+    ///
+    /// Versions: 0+.
     pub member_id: StrBytes,
-    /** The member assignment.
-
- Versions: 0+.*/
+    /// The member assignment.
+    ///
+    /// Versions: 0+.
     pub assignment: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -490,25 +490,25 @@ impl Message for SyncGroupRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SyncGroupResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 1+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 1+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The group protocol type.
-
- Versions: 5+. Nullable: 5+.*/
+    /// The group protocol type.
+    ///
+    /// Versions: 5+. Nullable: 5+.
     pub protocol_type: Option<StrBytes>,
-    /** The group protocol name.
-
- Versions: 5+. Nullable: 5+.*/
+    /// The group protocol name.
+    ///
+    /// Versions: 5+. Nullable: 5+.
     pub protocol_name: Option<StrBytes>,
-    /** The member assignment.
-
- Versions: 0+.*/
+    /// The member assignment.
+    ///
+    /// Versions: 0+.
     pub assignment: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -692,14 +692,14 @@ impl SyncGroupResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (1i16..=3i16).contains(&version) {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 4i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 4i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 5i16 {
             this.protocol_type = if rng.bool() { None } else { Some(rng.string()) };

@@ -10,37 +10,37 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TxnOffsetCommitRequest {
-    /** The ID of the transaction.
-
- Versions: 0+.*/
+    /// The ID of the transaction.
+    ///
+    /// Versions: 0+.
     pub transactional_id: StrBytes,
-    /** The ID of the group.
-
- Versions: 0+.*/
+    /// The ID of the group.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The current producer ID in use by the transactional ID.
-
- Versions: 0+.*/
+    /// The current producer ID in use by the transactional ID.
+    ///
+    /// Versions: 0+.
     pub producer_id: i64,
-    /** The current epoch associated with the producer ID.
-
- Versions: 0+.*/
+    /// The current epoch associated with the producer ID.
+    ///
+    /// Versions: 0+.
     pub producer_epoch: i16,
-    /** The generation of the consumer.
-
- Versions: 3+.*/
+    /// The generation of the consumer.
+    ///
+    /// Versions: 3+.
     pub generation_id: i32,
-    /** The member ID assigned by the group coordinator.
-
- Versions: 3+.*/
+    /// The member ID assigned by the group coordinator.
+    ///
+    /// Versions: 3+.
     pub member_id: StrBytes,
-    /** The unique identifier of the consumer instance provided by end user.
-
- Versions: 3+. Nullable: 3+.*/
+    /// The unique identifier of the consumer instance provided by end user.
+    ///
+    /// Versions: 3+. Nullable: 3+.
     pub group_instance_id: Option<StrBytes>,
-    /** Each topic that we want to commit offsets for.
-
- Versions: 0+.*/
+    /// Each topic that we want to commit offsets for.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<TxnOffsetCommitRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -323,17 +323,17 @@ impl TxnOffsetCommitRequest {
             this.group_id = rng.string();
         }
         if version <= 2i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         } else if version >= 3i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         }
         if version <= 2i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         }
         if version >= 3i16 {
-            this.generation_id = rng.next() as i32;
+            this.generation_id = rng.u64() as i32;
         }
         if version >= 3i16 {
             this.member_id = rng.string();
@@ -342,11 +342,11 @@ impl TxnOffsetCommitRequest {
             this.group_instance_id = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version <= 2i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| TxnOffsetCommitRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 3i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| TxnOffsetCommitRequestTopic::random(rng, version))
                 .collect();
         }
@@ -360,13 +360,13 @@ impl TxnOffsetCommitRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TxnOffsetCommitRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The partitions inside the topic that we want to commit offsets for.
-
- Versions: 0+.*/
+    /// The partitions inside the topic that we want to commit offsets for.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<TxnOffsetCommitRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -527,11 +527,11 @@ impl TxnOffsetCommitRequestTopic {
             this.name = rng.string();
         }
         if version <= 2i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| TxnOffsetCommitRequestPartition::random(rng, version))
                 .collect();
         } else if version >= 3i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| TxnOffsetCommitRequestPartition::random(rng, version))
                 .collect();
         }
@@ -545,21 +545,21 @@ impl TxnOffsetCommitRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TxnOffsetCommitRequestPartition {
-    /** The index of the partition within the topic.
-
- Versions: 0+.*/
+    /// The index of the partition within the topic.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The message offset to be committed.
-
- Versions: 0+.*/
+    /// The message offset to be committed.
+    ///
+    /// Versions: 0+.
     pub committed_offset: i64,
-    /** The leader epoch of the last consumed record.
-
- Versions: 2+.*/
+    /// The leader epoch of the last consumed record.
+    ///
+    /// Versions: 2+.
     pub committed_leader_epoch: i32,
-    /** Any associated metadata the client wants to keep.
-
- Versions: 0+. Nullable: 0+.*/
+    /// Any associated metadata the client wants to keep.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub committed_metadata: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -703,19 +703,19 @@ impl TxnOffsetCommitRequestPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 2i16 {
-            this.committed_offset = rng.next() as i64;
+            this.committed_offset = rng.u64() as i64;
         } else if version >= 3i16 {
-            this.committed_offset = rng.next() as i64;
+            this.committed_offset = rng.u64() as i64;
         }
         if version == 2i16 {
-            this.committed_leader_epoch = rng.next() as i32;
+            this.committed_leader_epoch = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.committed_leader_epoch = rng.next() as i32;
+            this.committed_leader_epoch = rng.u64() as i32;
         }
         if version <= 2i16 {
             this.committed_metadata = if rng.bool() { None } else { Some(rng.string()) };
@@ -743,13 +743,13 @@ impl Message for TxnOffsetCommitRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TxnOffsetCommitResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The responses for each topic.
-
- Versions: 0+.*/
+    /// The responses for each topic.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<TxnOffsetCommitResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -897,16 +897,16 @@ impl TxnOffsetCommitResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.throttle_time_ms = rng.next() as i32;
+            this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 2i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| TxnOffsetCommitResponseTopic::random(rng, version))
                 .collect();
         } else if version >= 3i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| TxnOffsetCommitResponseTopic::random(rng, version))
                 .collect();
         }
@@ -920,13 +920,13 @@ impl TxnOffsetCommitResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TxnOffsetCommitResponseTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The responses for each partition in the topic.
-
- Versions: 0+.*/
+    /// The responses for each partition in the topic.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<TxnOffsetCommitResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1087,11 +1087,11 @@ impl TxnOffsetCommitResponseTopic {
             this.name = rng.string();
         }
         if version <= 2i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| TxnOffsetCommitResponsePartition::random(rng, version))
                 .collect();
         } else if version >= 3i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| TxnOffsetCommitResponsePartition::random(rng, version))
                 .collect();
         }
@@ -1105,13 +1105,13 @@ impl TxnOffsetCommitResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TxnOffsetCommitResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1207,14 +1207,14 @@ impl TxnOffsetCommitResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 2i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 3i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 2i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 3i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

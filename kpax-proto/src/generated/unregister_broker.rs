@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnregisterBrokerRequest {
-    /** The broker ID to unregister.
-
- Versions: 0+.*/
+    /// The broker ID to unregister.
+    ///
+    /// Versions: 0+.
     pub broker_id: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -81,7 +81,7 @@ impl UnregisterBrokerRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.broker_id = rng.next() as i32;
+        this.broker_id = rng.u64() as i32;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -101,17 +101,17 @@ impl Message for UnregisterBrokerRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UnregisterBrokerResponse {
-    /** Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The top-level error message, or `null` if there was no top-level error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The top-level error message, or `null` if there was no top-level error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -199,8 +199,8 @@ impl UnregisterBrokerResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

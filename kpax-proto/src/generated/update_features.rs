@@ -10,17 +10,17 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateFeaturesRequest {
-    /** How long to wait in milliseconds before timing out the request.
-
- Versions: 0+.*/
+    /// How long to wait in milliseconds before timing out the request.
+    ///
+    /// Versions: 0+.
     pub timeout_ms: i32,
-    /** The list of updates to finalized features.
-
- Versions: 0+.*/
+    /// The list of updates to finalized features.
+    ///
+    /// Versions: 0+.
     pub feature_updates: Vec<UpdateFeaturesRequestFeatureUpdate>,
-    /** True if we should validate the request, but not perform the upgrade or downgrade.
-
- Versions: 1+.*/
+    /// True if we should validate the request, but not perform the upgrade or downgrade.
+    ///
+    /// Versions: 1+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -150,8 +150,8 @@ impl UpdateFeaturesRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.timeout_ms = rng.next() as i32;
-        this.feature_updates = (0..rng.len())
+        this.timeout_ms = rng.u64() as i32;
+        this.feature_updates = (0..rng.count())
             .map(|_| UpdateFeaturesRequestFeatureUpdate::random(rng, version))
             .collect();
         if version >= 1i16 {
@@ -165,21 +165,21 @@ impl UpdateFeaturesRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateFeaturesRequestFeatureUpdate {
-    /** The name of the finalized feature to be updated.
-
- Versions: 0+.*/
+    /// The name of the finalized feature to be updated.
+    ///
+    /// Versions: 0+.
     pub feature: StrBytes,
-    /** The new maximum version level for the finalized feature. A value >= 1 is valid. A value < 1, is special, and can be used to request the deletion of the finalized feature.
-
- Versions: 0+.*/
+    /// The new maximum version level for the finalized feature. A value >= 1 is valid. A value < 1, is special, and can be used to request the deletion of the finalized feature.
+    ///
+    /// Versions: 0+.
     pub max_version_level: i16,
-    /** Determine which type of upgrade will be performed: 1 will perform an upgrade only (default), 2 is safe downgrades only (lossless), 3 is unsafe downgrades (lossy).
-
- Versions: 1+.*/
+    /// Determine which type of upgrade will be performed: 1 will perform an upgrade only (default), 2 is safe downgrades only (lossless), 3 is unsafe downgrades (lossy).
+    ///
+    /// Versions: 1+.
     pub upgrade_type: i8,
-    /** DEPRECATED in version 1 (see DowngradeType). When set to true, the finalized feature version level is allowed to be downgraded/deleted. The downgrade request will fail if the new maximum version level is a value that's not lower than the existing maximum finalized version level.
-
- Versions: 0.*/
+    /// DEPRECATED in version 1 (see DowngradeType). When set to true, the finalized feature version level is allowed to be downgraded/deleted. The downgrade request will fail if the new maximum version level is a value that's not lower than the existing maximum finalized version level.
+    ///
+    /// Versions: 0.
     pub allow_downgrade: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -296,9 +296,9 @@ impl UpdateFeaturesRequestFeatureUpdate {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.feature = rng.string();
-        this.max_version_level = rng.next() as i16;
+        this.max_version_level = rng.u64() as i16;
         if version >= 1i16 {
-            this.upgrade_type = rng.next() as i8;
+            this.upgrade_type = rng.u64() as i8;
         }
         if version <= 0i16 {
             this.allow_downgrade = rng.bool();
@@ -322,21 +322,21 @@ impl Message for UpdateFeaturesRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateFeaturesResponse {
-    /** The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
-
- Versions: 0+.*/
+    /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
+    ///
+    /// Versions: 0+.
     pub throttle_time_ms: i32,
-    /** The top-level error code, or `0` if there was no top-level error.
-
- Versions: 0+.*/
+    /// The top-level error code, or `0` if there was no top-level error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The top-level error message, or `null` if there was no top-level error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The top-level error message, or `null` if there was no top-level error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
-    /** Results for each feature update.
-
- Versions: 0+.*/
+    /// Results for each feature update.
+    ///
+    /// Versions: 0+.
     pub results: Vec<UpdateFeaturesResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -454,10 +454,10 @@ impl UpdateFeaturesResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.throttle_time_ms = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
-        this.results = (0..rng.len())
+        this.results = (0..rng.count())
             .map(|_| UpdateFeaturesResponseResult::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -468,17 +468,17 @@ impl UpdateFeaturesResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateFeaturesResponseResult {
-    /** The name of the finalized feature.
-
- Versions: 0+.*/
+    /// The name of the finalized feature.
+    ///
+    /// Versions: 0+.
     pub feature: StrBytes,
-    /** The feature update error code or `0` if the feature update succeeded.
-
- Versions: 0+.*/
+    /// The feature update error code or `0` if the feature update succeeded.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The feature update error, or `null` if the feature update succeeded.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The feature update error, or `null` if the feature update succeeded.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -558,7 +558,7 @@ impl UpdateFeaturesResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.feature = rng.string();
-        this.error_code = rng.next() as i16;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

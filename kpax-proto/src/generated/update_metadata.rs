@@ -10,33 +10,33 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateMetadataRequest {
-    /** The controller id.
-
- Versions: 0+.*/
+    /// The controller id.
+    ///
+    /// Versions: 0+.
     pub controller_id: i32,
-    /** If KRaft controller id is used during migration. See KIP-866
-
- Versions: 8+.*/
+    /// If KRaft controller id is used during migration. See KIP-866
+    ///
+    /// Versions: 8+.
     pub is_kraft_controller: bool,
-    /** The controller epoch.
-
- Versions: 0+.*/
+    /// The controller epoch.
+    ///
+    /// Versions: 0+.
     pub controller_epoch: i32,
-    /** The broker epoch.
-
- Versions: 5+.*/
+    /// The broker epoch.
+    ///
+    /// Versions: 5+.
     pub broker_epoch: i64,
-    /** In newer versions of this RPC, each topic that we would like to update.
-
- Versions: 5+.*/
+    /// In newer versions of this RPC, each topic that we would like to update.
+    ///
+    /// Versions: 5+.
     pub topic_states: Vec<UpdateMetadataRequestTopicState>,
-    /** In older versions of this RPC, each partition that we would like to update.
-
- Versions: 0-4.*/
+    /// In older versions of this RPC, each partition that we would like to update.
+    ///
+    /// Versions: 0-4.
     pub ungrouped_partition_states: Vec<UpdateMetadataRequestUngroupedPartitionState>,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub live_brokers: Vec<UpdateMetadataRequestLiveBroker>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -418,34 +418,34 @@ impl UpdateMetadataRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 5i16 {
-            this.controller_id = rng.next() as i32;
+            this.controller_id = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.controller_id = rng.next() as i32;
+            this.controller_id = rng.u64() as i32;
         }
         if version >= 8i16 {
             this.is_kraft_controller = rng.bool();
         }
         if version <= 5i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         }
         if version == 5i16 {
-            this.broker_epoch = rng.next() as i64;
+            this.broker_epoch = rng.u64() as i64;
         } else if version >= 6i16 {
-            this.broker_epoch = rng.next() as i64;
+            this.broker_epoch = rng.u64() as i64;
         }
         if version == 5i16 {
-            this.topic_states = (0..rng.len())
+            this.topic_states = (0..rng.count())
                 .map(|_| UpdateMetadataRequestTopicState::random(rng, version))
                 .collect();
         } else if version >= 6i16 {
-            this.topic_states = (0..rng.len())
+            this.topic_states = (0..rng.count())
                 .map(|_| UpdateMetadataRequestTopicState::random(rng, version))
                 .collect();
         }
         if version <= 4i16 {
-            this.ungrouped_partition_states = (0..rng.len())
+            this.ungrouped_partition_states = (0..rng.count())
                 .map(|_| UpdateMetadataRequestUngroupedPartitionState::random(
                     rng,
                     version,
@@ -453,11 +453,11 @@ impl UpdateMetadataRequest {
                 .collect();
         }
         if version <= 5i16 {
-            this.live_brokers = (0..rng.len())
+            this.live_brokers = (0..rng.count())
                 .map(|_| UpdateMetadataRequestLiveBroker::random(rng, version))
                 .collect();
         } else if version >= 6i16 {
-            this.live_brokers = (0..rng.len())
+            this.live_brokers = (0..rng.count())
                 .map(|_| UpdateMetadataRequestLiveBroker::random(rng, version))
                 .collect();
         }
@@ -471,17 +471,17 @@ impl UpdateMetadataRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateMetadataRequestTopicState {
-    /** The topic name.
-
- Versions: 5+.*/
+    /// The topic name.
+    ///
+    /// Versions: 5+.
     pub topic_name: StrBytes,
-    /** The topic id.
-
- Versions: 7+.*/
+    /// The topic id.
+    ///
+    /// Versions: 7+.
     pub topic_id: Uuid,
-    /** The partition that we would like to update.
-
- Versions: 5+.*/
+    /// The partition that we would like to update.
+    ///
+    /// Versions: 5+.
     pub partition_states: Vec<UpdateMetadataRequestPartitionState>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -683,11 +683,11 @@ impl UpdateMetadataRequestTopicState {
             this.topic_id = rng.uuid();
         }
         if version == 5i16 {
-            this.partition_states = (0..rng.len())
+            this.partition_states = (0..rng.count())
                 .map(|_| UpdateMetadataRequestPartitionState::random(rng, version))
                 .collect();
         } else if version >= 6i16 {
-            this.partition_states = (0..rng.len())
+            this.partition_states = (0..rng.count())
                 .map(|_| UpdateMetadataRequestPartitionState::random(rng, version))
                 .collect();
         }
@@ -701,37 +701,37 @@ impl UpdateMetadataRequestTopicState {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateMetadataRequestPartitionState {
-    /** The partition index.
-
- Versions: 5+.*/
+    /// The partition index.
+    ///
+    /// Versions: 5+.
     pub partition_index: i32,
-    /** The controller epoch.
-
- Versions: 5+.*/
+    /// The controller epoch.
+    ///
+    /// Versions: 5+.
     pub controller_epoch: i32,
-    /** The ID of the broker which is the current partition leader.
-
- Versions: 5+.*/
+    /// The ID of the broker which is the current partition leader.
+    ///
+    /// Versions: 5+.
     pub leader: i32,
-    /** The leader epoch of this partition.
-
- Versions: 5+.*/
+    /// The leader epoch of this partition.
+    ///
+    /// Versions: 5+.
     pub leader_epoch: i32,
-    /** The brokers which are in the ISR for this partition.
-
- Versions: 5+.*/
+    /// The brokers which are in the ISR for this partition.
+    ///
+    /// Versions: 5+.
     pub isr: Vec<i32>,
-    /** The Zookeeper version.
-
- Versions: 5+.*/
+    /// The Zookeeper version.
+    ///
+    /// Versions: 5+.
     pub zk_version: i32,
-    /** All the replicas of this partition.
-
- Versions: 5+.*/
+    /// All the replicas of this partition.
+    ///
+    /// Versions: 5+.
     pub replicas: Vec<i32>,
-    /** The replicas of this partition which are offline.
-
- Versions: 5+.*/
+    /// The replicas of this partition which are offline.
+    ///
+    /// Versions: 5+.
     pub offline_replicas: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1151,44 +1151,44 @@ impl UpdateMetadataRequestPartitionState {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version == 5i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version == 5i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         }
         if version == 5i16 {
-            this.leader = rng.next() as i32;
+            this.leader = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.leader = rng.next() as i32;
+            this.leader = rng.u64() as i32;
         }
         if version == 5i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if version == 5i16 {
-            this.isr = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.isr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 6i16 {
-            this.isr = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.isr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version == 5i16 {
-            this.zk_version = rng.next() as i32;
+            this.zk_version = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.zk_version = rng.next() as i32;
+            this.zk_version = rng.u64() as i32;
         }
         if version == 5i16 {
-            this.replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 6i16 {
-            this.replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version == 5i16 {
-            this.offline_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.offline_replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 6i16 {
-            this.offline_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.offline_replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version >= 6i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1200,41 +1200,41 @@ impl UpdateMetadataRequestPartitionState {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateMetadataRequestUngroupedPartitionState {
-    /** In older versions of this RPC, the topic name.
-
- Versions: 0-4.*/
+    /// In older versions of this RPC, the topic name.
+    ///
+    /// Versions: 0-4.
     pub topic_name: StrBytes,
-    /** The partition index.
-
- Versions: 0-4.*/
+    /// The partition index.
+    ///
+    /// Versions: 0-4.
     pub partition_index: i32,
-    /** The controller epoch.
-
- Versions: 0-4.*/
+    /// The controller epoch.
+    ///
+    /// Versions: 0-4.
     pub controller_epoch: i32,
-    /** The ID of the broker which is the current partition leader.
-
- Versions: 0-4.*/
+    /// The ID of the broker which is the current partition leader.
+    ///
+    /// Versions: 0-4.
     pub leader: i32,
-    /** The leader epoch of this partition.
-
- Versions: 0-4.*/
+    /// The leader epoch of this partition.
+    ///
+    /// Versions: 0-4.
     pub leader_epoch: i32,
-    /** The brokers which are in the ISR for this partition.
-
- Versions: 0-4.*/
+    /// The brokers which are in the ISR for this partition.
+    ///
+    /// Versions: 0-4.
     pub isr: Vec<i32>,
-    /** The Zookeeper version.
-
- Versions: 0-4.*/
+    /// The Zookeeper version.
+    ///
+    /// Versions: 0-4.
     pub zk_version: i32,
-    /** All the replicas of this partition.
-
- Versions: 0-4.*/
+    /// All the replicas of this partition.
+    ///
+    /// Versions: 0-4.
     pub replicas: Vec<i32>,
-    /** The replicas of this partition which are offline.
-
- Versions: 4.*/
+    /// The replicas of this partition which are offline.
+    ///
+    /// Versions: 4.
     pub offline_replicas: Vec<i32>,
 }
 impl Default for UpdateMetadataRequestUngroupedPartitionState {
@@ -1535,28 +1535,28 @@ impl UpdateMetadataRequestUngroupedPartitionState {
             this.topic_name = rng.string();
         }
         if version <= 4i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 4i16 {
-            this.controller_epoch = rng.next() as i32;
+            this.controller_epoch = rng.u64() as i32;
         }
         if version <= 4i16 {
-            this.leader = rng.next() as i32;
+            this.leader = rng.u64() as i32;
         }
         if version <= 4i16 {
-            this.leader_epoch = rng.next() as i32;
+            this.leader_epoch = rng.u64() as i32;
         }
         if version <= 4i16 {
-            this.isr = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.isr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version <= 4i16 {
-            this.zk_version = rng.next() as i32;
+            this.zk_version = rng.u64() as i32;
         }
         if version <= 4i16 {
-            this.replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         if version == 4i16 {
-            this.offline_replicas = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.offline_replicas = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
         this
     }
@@ -1565,25 +1565,25 @@ impl UpdateMetadataRequestUngroupedPartitionState {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateMetadataRequestLiveBroker {
-    /** The broker id.
-
- Versions: 0+.*/
+    /// The broker id.
+    ///
+    /// Versions: 0+.
     pub id: i32,
-    /** The broker endpoints.
-
- Versions: 1+.*/
+    /// The broker endpoints.
+    ///
+    /// Versions: 1+.
     pub endpoints: Vec<UpdateMetadataRequestEndpoint>,
-    /** The rack which this broker belongs to.
-
- Versions: 2+. Nullable: 2+.*/
+    /// The rack which this broker belongs to.
+    ///
+    /// Versions: 2+. Nullable: 2+.
     pub rack: Option<StrBytes>,
-    /** The broker hostname.
-
- Versions: 0.*/
+    /// The broker hostname.
+    ///
+    /// Versions: 0.
     pub v0_host: StrBytes,
-    /** The broker port.
-
- Versions: 0.*/
+    /// The broker port.
+    ///
+    /// Versions: 0.
     pub v0_port: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1789,16 +1789,16 @@ impl UpdateMetadataRequestLiveBroker {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 5i16 {
-            this.id = rng.next() as i32;
+            this.id = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.id = rng.next() as i32;
+            this.id = rng.u64() as i32;
         }
         if (1i16..=5i16).contains(&version) {
-            this.endpoints = (0..rng.len())
+            this.endpoints = (0..rng.count())
                 .map(|_| UpdateMetadataRequestEndpoint::random(rng, version))
                 .collect();
         } else if version >= 6i16 {
-            this.endpoints = (0..rng.len())
+            this.endpoints = (0..rng.count())
                 .map(|_| UpdateMetadataRequestEndpoint::random(rng, version))
                 .collect();
         }
@@ -1811,7 +1811,7 @@ impl UpdateMetadataRequestLiveBroker {
             this.v0_host = rng.string();
         }
         if version <= 0i16 {
-            this.v0_port = rng.next() as i32;
+            this.v0_port = rng.u64() as i32;
         }
         if version >= 6i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -1823,21 +1823,21 @@ impl UpdateMetadataRequestLiveBroker {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateMetadataRequestEndpoint {
-    /** The port of this endpoint
-
- Versions: 1+.*/
+    /// The port of this endpoint
+    ///
+    /// Versions: 1+.
     pub port: i32,
-    /** The hostname of this endpoint
-
- Versions: 1+.*/
+    /// The hostname of this endpoint
+    ///
+    /// Versions: 1+.
     pub host: StrBytes,
-    /** The listener name.
-
- Versions: 3+.*/
+    /// The listener name.
+    ///
+    /// Versions: 3+.
     pub listener: StrBytes,
-    /** The security protocol type.
-
- Versions: 1+.*/
+    /// The security protocol type.
+    ///
+    /// Versions: 1+.
     pub security_protocol: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1998,9 +1998,9 @@ impl UpdateMetadataRequestEndpoint {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if (1i16..=5i16).contains(&version) {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         } else if version >= 6i16 {
-            this.port = rng.next() as i32;
+            this.port = rng.u64() as i32;
         }
         if (1i16..=5i16).contains(&version) {
             this.host = rng.string();
@@ -2013,9 +2013,9 @@ impl UpdateMetadataRequestEndpoint {
             this.listener = rng.string();
         }
         if (1i16..=5i16).contains(&version) {
-            this.security_protocol = rng.next() as i16;
+            this.security_protocol = rng.u64() as i16;
         } else if version >= 6i16 {
-            this.security_protocol = rng.next() as i16;
+            this.security_protocol = rng.u64() as i16;
         }
         if version >= 6i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -2038,9 +2038,9 @@ impl Message for UpdateMetadataRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpdateMetadataResponse {
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -2128,9 +2128,9 @@ impl UpdateMetadataResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 5i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 6i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 6i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();

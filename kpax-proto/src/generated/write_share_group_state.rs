@@ -10,13 +10,13 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteShareGroupStateRequest {
-    /** The group identifier.
-
- Versions: 0+.*/
+    /// The group identifier.
+    ///
+    /// Versions: 0+.
     pub group_id: StrBytes,
-    /** The data for the topics.
-
- Versions: 0+.*/
+    /// The data for the topics.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<WriteShareGroupStateRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -118,7 +118,7 @@ impl WriteShareGroupStateRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.group_id = rng.string();
-        this.topics = (0..rng.len())
+        this.topics = (0..rng.count())
             .map(|_| WriteShareGroupStateRequestTopic::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -129,13 +129,13 @@ impl WriteShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteShareGroupStateRequestTopic {
-    /** The topic identifier.
-
- Versions: 0+.*/
+    /// The topic identifier.
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The data for the partitions.
-
- Versions: 0+.*/
+    /// The data for the partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<WriteShareGroupStateRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -231,7 +231,7 @@ impl WriteShareGroupStateRequestTopic {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| WriteShareGroupStateRequestPartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -242,25 +242,25 @@ impl WriteShareGroupStateRequestTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteShareGroupStateRequestPartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The state epoch for this share-partition.
-
- Versions: 0+.*/
+    /// The state epoch for this share-partition.
+    ///
+    /// Versions: 0+.
     pub state_epoch: i32,
-    /** The leader epoch of the share-partition.
-
- Versions: 0+.*/
+    /// The leader epoch of the share-partition.
+    ///
+    /// Versions: 0+.
     pub leader_epoch: i32,
-    /** The share-partition start offset, or -1 if the start offset is not being written.
-
- Versions: 0+.*/
+    /// The share-partition start offset, or -1 if the start offset is not being written.
+    ///
+    /// Versions: 0+.
     pub start_offset: i64,
-    /**
-
- Versions: 0+.*/
+    ///
+    ///
+    /// Versions: 0+.
     pub state_batches: Vec<WriteShareGroupStateRequestStateBatch>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -382,11 +382,11 @@ impl WriteShareGroupStateRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition = rng.next() as i32;
-        this.state_epoch = rng.next() as i32;
-        this.leader_epoch = rng.next() as i32;
-        this.start_offset = rng.next() as i64;
-        this.state_batches = (0..rng.len())
+        this.partition = rng.u64() as i32;
+        this.state_epoch = rng.u64() as i32;
+        this.leader_epoch = rng.u64() as i32;
+        this.start_offset = rng.u64() as i64;
+        this.state_batches = (0..rng.count())
             .map(|_| WriteShareGroupStateRequestStateBatch::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -397,21 +397,21 @@ impl WriteShareGroupStateRequestPartition {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteShareGroupStateRequestStateBatch {
-    /** The base offset of this state batch.
-
- Versions: 0+.*/
+    /// The base offset of this state batch.
+    ///
+    /// Versions: 0+.
     pub first_offset: i64,
-    /** The last offset of this state batch.
-
- Versions: 0+.*/
+    /// The last offset of this state batch.
+    ///
+    /// Versions: 0+.
     pub last_offset: i64,
-    /** The state - 0:Available,2:Acked,4:Archived
-
- Versions: 0+.*/
+    /// The state - 0:Available,2:Acked,4:Archived
+    ///
+    /// Versions: 0+.
     pub delivery_state: i8,
-    /** The delivery count.
-
- Versions: 0+.*/
+    /// The delivery count.
+    ///
+    /// Versions: 0+.
     pub delivery_count: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -498,10 +498,10 @@ impl WriteShareGroupStateRequestStateBatch {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.first_offset = rng.next() as i64;
-        this.last_offset = rng.next() as i64;
-        this.delivery_state = rng.next() as i8;
-        this.delivery_count = rng.next() as i16;
+        this.first_offset = rng.u64() as i64;
+        this.last_offset = rng.u64() as i64;
+        this.delivery_state = rng.u64() as i8;
+        this.delivery_count = rng.u64() as i16;
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this
     }
@@ -521,9 +521,9 @@ impl Message for WriteShareGroupStateRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteShareGroupStateResponse {
-    /** The write results
-
- Versions: 0+.*/
+    /// The write results
+    ///
+    /// Versions: 0+.
     pub results: Vec<WriteShareGroupStateResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -618,7 +618,7 @@ impl WriteShareGroupStateResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.results = (0..rng.len())
+        this.results = (0..rng.count())
             .map(|_| WriteShareGroupStateResponseResult::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -629,13 +629,13 @@ impl WriteShareGroupStateResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteShareGroupStateResponseResult {
-    /** The topic identifier
-
- Versions: 0+.*/
+    /// The topic identifier
+    ///
+    /// Versions: 0+.
     pub topic_id: Uuid,
-    /** The results for the partitions.
-
- Versions: 0+.*/
+    /// The results for the partitions.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<WriteShareGroupStateResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -731,7 +731,7 @@ impl WriteShareGroupStateResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         this.topic_id = rng.uuid();
-        this.partitions = (0..rng.len())
+        this.partitions = (0..rng.count())
             .map(|_| WriteShareGroupStateResponsePartition::random(rng, version))
             .collect();
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -742,17 +742,17 @@ impl WriteShareGroupStateResponseResult {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteShareGroupStateResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
-    /** The error message, or null if there was no error.
-
- Versions: 0+. Nullable: 0+.*/
+    /// The error message, or null if there was no error.
+    ///
+    /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -829,8 +829,8 @@ impl WriteShareGroupStateResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        this.partition = rng.next() as i32;
-        this.error_code = rng.next() as i16;
+        this.partition = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         this.unknown_tagged_fields = rng.unknown_tagged_fields();
         this

@@ -10,9 +10,9 @@ use super::ApiKey;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteTxnMarkersRequest {
-    /** The transaction markers to be written.
-
- Versions: 0+.*/
+    /// The transaction markers to be written.
+    ///
+    /// Versions: 0+.
     pub markers: Vec<WriteTxnMarkersRequestMarker>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -142,11 +142,11 @@ impl WriteTxnMarkersRequest {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.markers = (0..rng.len())
+            this.markers = (0..rng.count())
                 .map(|_| WriteTxnMarkersRequestMarker::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.markers = (0..rng.len())
+            this.markers = (0..rng.count())
                 .map(|_| WriteTxnMarkersRequestMarker::random(rng, version))
                 .collect();
         }
@@ -160,25 +160,25 @@ impl WriteTxnMarkersRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteTxnMarkersRequestMarker {
-    /** The current producer ID.
-
- Versions: 0+.*/
+    /// The current producer ID.
+    ///
+    /// Versions: 0+.
     pub producer_id: i64,
-    /** The current epoch associated with the producer ID.
-
- Versions: 0+.*/
+    /// The current epoch associated with the producer ID.
+    ///
+    /// Versions: 0+.
     pub producer_epoch: i16,
-    /** The result of the transaction to write to the partitions (false = ABORT, true = COMMIT).
-
- Versions: 0+.*/
+    /// The result of the transaction to write to the partitions (false = ABORT, true = COMMIT).
+    ///
+    /// Versions: 0+.
     pub transaction_result: bool,
-    /** Each topic that we want to write transaction marker(s) for.
-
- Versions: 0+.*/
+    /// Each topic that we want to write transaction marker(s) for.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<WriteTxnMarkersRequestTopic>,
-    /** Epoch associated with the transaction state partition hosted by this transaction coordinator
-
- Versions: 0+.*/
+    /// Epoch associated with the transaction state partition hosted by this transaction coordinator
+    ///
+    /// Versions: 0+.
     pub coordinator_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -370,14 +370,14 @@ impl WriteTxnMarkersRequestMarker {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         } else if version >= 1i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         }
         if version <= 0i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         } else if version >= 1i16 {
-            this.producer_epoch = rng.next() as i16;
+            this.producer_epoch = rng.u64() as i16;
         }
         if version <= 0i16 {
             this.transaction_result = rng.bool();
@@ -385,18 +385,18 @@ impl WriteTxnMarkersRequestMarker {
             this.transaction_result = rng.bool();
         }
         if version <= 0i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| WriteTxnMarkersRequestTopic::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| WriteTxnMarkersRequestTopic::random(rng, version))
                 .collect();
         }
         if version <= 0i16 {
-            this.coordinator_epoch = rng.next() as i32;
+            this.coordinator_epoch = rng.u64() as i32;
         } else if version >= 1i16 {
-            this.coordinator_epoch = rng.next() as i32;
+            this.coordinator_epoch = rng.u64() as i32;
         }
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -408,13 +408,13 @@ impl WriteTxnMarkersRequestMarker {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteTxnMarkersRequestTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The indexes of the partitions to write transaction markers for.
-
- Versions: 0+.*/
+    /// The indexes of the partitions to write transaction markers for.
+    ///
+    /// Versions: 0+.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -574,9 +574,13 @@ impl WriteTxnMarkersRequestTopic {
             this.name = rng.string();
         }
         if version <= 0i16 {
-            this.partition_indexes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partition_indexes = (0..rng.count())
+                .map(|_| rng.u64() as i32)
+                .collect();
         } else if version >= 1i16 {
-            this.partition_indexes = (0..rng.len()).map(|_| rng.next() as i32).collect();
+            this.partition_indexes = (0..rng.count())
+                .map(|_| rng.u64() as i32)
+                .collect();
         }
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
@@ -599,9 +603,9 @@ impl Message for WriteTxnMarkersRequest {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteTxnMarkersResponse {
-    /** The results for writing makers.
-
- Versions: 0+.*/
+    /// The results for writing makers.
+    ///
+    /// Versions: 0+.
     pub markers: Vec<WriteTxnMarkersResponseMarker>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -731,11 +735,11 @@ impl WriteTxnMarkersResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.markers = (0..rng.len())
+            this.markers = (0..rng.count())
                 .map(|_| WriteTxnMarkersResponseMarker::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.markers = (0..rng.len())
+            this.markers = (0..rng.count())
                 .map(|_| WriteTxnMarkersResponseMarker::random(rng, version))
                 .collect();
         }
@@ -749,13 +753,13 @@ impl WriteTxnMarkersResponse {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteTxnMarkersResponseMarker {
-    /** The current producer ID in use by the transactional ID.
-
- Versions: 0+.*/
+    /// The current producer ID in use by the transactional ID.
+    ///
+    /// Versions: 0+.
     pub producer_id: i64,
-    /** The results by topic.
-
- Versions: 0+.*/
+    /// The results by topic.
+    ///
+    /// Versions: 0+.
     pub topics: Vec<WriteTxnMarkersResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -893,16 +897,16 @@ impl WriteTxnMarkersResponseMarker {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         } else if version >= 1i16 {
-            this.producer_id = rng.next() as i64;
+            this.producer_id = rng.u64() as i64;
         }
         if version <= 0i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| WriteTxnMarkersResponseTopic::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.topics = (0..rng.len())
+            this.topics = (0..rng.count())
                 .map(|_| WriteTxnMarkersResponseTopic::random(rng, version))
                 .collect();
         }
@@ -916,13 +920,13 @@ impl WriteTxnMarkersResponseMarker {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteTxnMarkersResponseTopic {
-    /** The topic name.
-
- Versions: 0+.*/
+    /// The topic name.
+    ///
+    /// Versions: 0+.
     pub name: StrBytes,
-    /** The results by partition.
-
- Versions: 0+.*/
+    /// The results by partition.
+    ///
+    /// Versions: 0+.
     pub partitions: Vec<WriteTxnMarkersResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1083,11 +1087,11 @@ impl WriteTxnMarkersResponseTopic {
             this.name = rng.string();
         }
         if version <= 0i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| WriteTxnMarkersResponsePartition::random(rng, version))
                 .collect();
         } else if version >= 1i16 {
-            this.partitions = (0..rng.len())
+            this.partitions = (0..rng.count())
                 .map(|_| WriteTxnMarkersResponsePartition::random(rng, version))
                 .collect();
         }
@@ -1101,13 +1105,13 @@ impl WriteTxnMarkersResponseTopic {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriteTxnMarkersResponsePartition {
-    /** The partition index.
-
- Versions: 0+.*/
+    /// The partition index.
+    ///
+    /// Versions: 0+.
     pub partition_index: i32,
-    /** The error code, or 0 if there was no error.
-
- Versions: 0+.*/
+    /// The error code, or 0 if there was no error.
+    ///
+    /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
@@ -1203,14 +1207,14 @@ impl WriteTxnMarkersResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
         if version <= 0i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         } else if version >= 1i16 {
-            this.partition_index = rng.next() as i32;
+            this.partition_index = rng.u64() as i32;
         }
         if version <= 0i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         } else if version >= 1i16 {
-            this.error_code = rng.next() as i16;
+            this.error_code = rng.u64() as i16;
         }
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
