@@ -69,17 +69,15 @@ struct Known {
     reason: &'static str,
 }
 
-const KNOWN: &[Known] = &[
-    Known {
-        api: ApiKey::ReadShareGroupStateSummary,
-        versions: (0, 0),
-        dir: Some(Dir::Response),
-        cause: Cause::Protocol,
-        reason: "Kafka 3.9's v0 partition result is partition error_code error_message \
+const KNOWN: &[Known] = &[Known {
+    api: ApiKey::ReadShareGroupStateSummary,
+    versions: (0, 0),
+    dir: Some(Dir::Response),
+    cause: Cause::Protocol,
+    reason: "Kafka 3.9's v0 partition result is partition error_code error_message \
                  state_epoch start_offset; the crate's newer schema inserted leader_epoch (INT32) \
                  before start_offset in v0 itself (KIP-932 share-group APIs were unstable in 3.9)",
-    },
-];
+}];
 
 fn known(api: ApiKey, version: i16, dir: Dir) -> Option<usize> {
     KNOWN.iter().position(|k| {

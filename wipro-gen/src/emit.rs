@@ -50,7 +50,13 @@ pub fn module_name(api: &str) -> String {
 
 /// Doc attributes, one per line, so that prettyplease prints `///` lines.
 fn doc_attrs(text: &str) -> TokenStream {
-    let lines = text.split('\n').map(|l| if l.is_empty() || l.starts_with(' ') { l.to_string() } else { format!(" {l}") });
+    let lines = text.split('\n').map(|l| {
+        if l.is_empty() || l.starts_with(' ') {
+            l.to_string()
+        } else {
+            format!(" {l}")
+        }
+    });
     quote!(#(#[doc = #lines])*)
 }
 
