@@ -1,8 +1,18 @@
 //! kpax: a pure-Rust Kafka client built on the generated protocol layer of
 //! [`kpax_proto`].
 //!
-//! The client layers (broker, cluster, producer, consumer, admin) are being
-//! built issue by issue; today this crate re-exports the wire layer so that
-//! users depend on one crate.
+//! - [`broker::Broker`]: one broker, a lazy, asynchronous, recoverable
+//!   round tripper with version negotiation;
+//! - [`cluster::Cluster`]: the metadata manager: leaders, partitions,
+//!   coordinators, refreshed lazily and invalidated by errors.
 
+pub mod broker;
+pub mod cluster;
+pub mod config;
+pub mod error;
+
+pub use broker::Broker;
+pub use cluster::Cluster;
+pub use config::ClientConfig;
+pub use error::{Error, Result};
 pub use kpax_proto as proto;

@@ -227,25 +227,42 @@ struct Variant {
     token: String,
     compact: bool,
     nullable: bool,
+    /// Null only accepted on read (a broker quirk): tests never write it.
+    lenient: bool,
 }
 
 fn variants(f: &FieldModel, flexible: VersionSet) -> Vec<Variant> {
     let mut out: Vec<Variant> = Vec::new();
     for (a, b) in ranges(f.versions) {
         for v in a..=b {
-            let token = f.tokens.get(&v).cloned().unwrap_or_default();
             let compact = flexible & (1 << v) != 0;
             let nullable = f.nullable & (1 << v) != 0;
-            match out
-                .iter_mut()
-                .find(|x| x.token == token && x.compact == compact && x.nullable == nullable)
-            {
+            let lenient = f.lenient_nullable & (1 << v) != 0;
+            let mut token = f.tokens.get(&v).cloned().unwrap_or_default();
+            // The overlay can make a scalar string or bytes nullable: read
+            // and write it with the nullable form of its token.
+            if nullable && !f.array {
+                token = match token.as_str() {
+                    "STRING" => "NULLABLE_STRING".into(),
+                    "COMPACT_STRING" => "COMPACT_NULLABLE_STRING".into(),
+                    "BYTES" => "NULLABLE_BYTES".into(),
+                    "COMPACT_BYTES" => "COMPACT_NULLABLE_BYTES".into(),
+                    _ => token,
+                };
+            }
+            match out.iter_mut().find(|x| {
+                x.token == token
+                    && x.compact == compact
+                    && x.nullable == nullable
+                    && x.lenient == lenient
+            }) {
                 Some(x) => x.set |= 1 << v,
                 None => out.push(Variant {
                     set: 1 << v,
                     token,
                     compact,
                     nullable,
+                    lenient,
                 }),
             }
         }
@@ -404,7 +421,7 @@ fn random_value(f: &FieldModel, var: &Variant) -> TokenStream {
             } else {
                 f.is_option()
             };
-            match (elem_opt, token_nullable) {
+            match (elem_opt, token_nullable && !var.lenient) {
                 (true, true) => quote!(if rng.bool() { None } else { Some(#p) }),
                 (true, false) => quote!(Some(#p)),
                 _ => p,
@@ -417,7 +434,10 @@ fn random_value(f: &FieldModel, var: &Variant) -> TokenStream {
         elem
     };
     let struct_or_array = f.array || matches!(f.elem, Elem::Struct(_));
-    match (f.is_option() && struct_or_array, var.nullable) {
+    match (
+        f.is_option() && struct_or_array,
+        var.nullable && !var.lenient,
+    ) {
         (true, true) => quote!(if rng.bool() { None } else { Some(#v) }),
         (true, false) => quote!(Some(#v)),
         _ => v,

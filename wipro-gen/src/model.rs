@@ -113,6 +113,8 @@ pub struct FieldModel {
     pub elem_nullable: bool,
     /// Versions where the field itself may be null.
     pub nullable: VersionSet,
+    /// The part of `nullable` that is leniency for broker quirks only.
+    pub lenient_nullable: VersionSet,
     /// The primitive token used in each version (empty for structs).
     pub tokens: BTreeMap<i16, String>,
     /// Its tag, for a tagged field.
@@ -491,7 +493,7 @@ fn merge_struct(
         let r = raw.remove(&name).expect("ordered names are in raw");
         let mut fpath = path.to_vec();
         fpath.push(name.clone());
-        let overlay_nullable: VersionSet = facts
+        let (overlay_nullable, lenient_nullable): (VersionSet, VersionSet) = facts
             .iter()
             .filter_map(|f| match f {
                 Fact::Nullable {
@@ -499,10 +501,13 @@ fn merge_struct(
                     dir: d,
                     path: p,
                     versions,
-                } if a == api && *d == dir && *p == fpath => Some(set_of(*versions)),
+                    lenient,
+                } if a == api && *d == dir && *p == fpath => Some((set_of(*versions), *lenient)),
                 _ => None,
             })
-            .fold(0, |s, x| s | x);
+            .fold((0, 0), |(s, l), (x, lenient)| {
+                (s | x, if lenient { l | x } else { l })
+            });
         let default = facts.iter().find_map(|f| match f {
             Fact::Default {
                 api: a,
@@ -571,6 +576,7 @@ fn merge_struct(
             elem,
             elem_nullable,
             nullable: (token_nullable | overlay_nullable) & r.versions,
+            lenient_nullable: lenient_nullable & !token_nullable & r.versions,
             tokens: r.tokens,
             tag: r.tag,
             default,

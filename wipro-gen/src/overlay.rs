@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! nullable Metadata request topics 1+ # MetadataRequest.json: null means all topics (KIP-4)
+//! null_on_read FindCoordinator response host 0+ # a broker quirk: accept null, never produce it in tests
 //! default Fetch request topics.partitions.current_leader_epoch -1 # FetchRequest.json default
 //! tagged Fetch request . 12+ tag=0 # KIP-595: ClusterId
 //!   cluster_id => COMPACT_NULLABLE_STRING
@@ -62,6 +63,9 @@ pub enum Fact {
         path: Vec<String>,
         /// Where it is nullable.
         versions: Versions,
+        /// Leniency for brokers that send null where Kafka's schema does
+        /// not allow it (`null_on_read`): test values never use null here.
+        lenient: bool,
     },
     /// The field's default value (a Rust literal: number, `true`/`false`).
     Default {
@@ -166,11 +170,12 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Fact>, OverlayError> {
             dir_of(s).ok_or_else(|| err(format!("expected `request` or `response`, found `{s}`")))
         };
         let fact = match w[..] {
-            ["nullable", api, d, path, v] => Fact::Nullable {
+            ["nullable", api, d, path, v] | ["null_on_read", api, d, path, v] => Fact::Nullable {
                 api: api.into(),
                 dir: dir(d)?,
                 path: path_of(path),
                 versions: versions(v)?,
+                lenient: w[0] == "null_on_read",
             },
             ["default", api, d, path, value] => Fact::Default {
                 api: api.into(),

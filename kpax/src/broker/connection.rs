@@ -1,0 +1,320 @@
+//! One TCP connection to one broker: frames written by a writer task,
+//! responses read by a reader task and matched, in order, to the requests in
+//! flight by correlation id.
+//!
+//! Callers never touch the socket: they hand a finished frame to the writer
+//! task and wait on a oneshot. Dropping that wait (cancelling the request)
+//! leaves the connection consistent: the response is read and discarded.
+
+use crate::error::Error;
+use bytes::{Bytes, BytesMut};
+use kpax_proto::generated::{ApiKey, ResponseHeader};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+/// What a request waits for.
+pub(crate) struct Pending {
+    pub correlation_id: i32,
+    pub api: ApiKey,
+    pub version: i16,
+    pub response_header_version: i16,
+    pub reply: oneshot::Sender<Result<Bytes, Error>>,
+    pub _permit: OwnedSemaphorePermit,
+}
+
+struct Outgoing {
+    frame: BytesMut,
+    pending: Option<Pending>,
+}
+
+/// Requests in flight, and why the connection closed once it has.
+struct State {
+    pending: VecDeque<Pending>,
+    closed: Option<Error>,
+}
+
+/// An open connection.
+pub(crate) struct Connection {
+    addr: String,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    state: Arc<Mutex<State>>,
+    in_flight: Arc<Semaphore>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    // A panic while holding the lock cannot leave State half-updated in a
+    // way that matters here; keep going with the data.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Closes the connection state with `why`, failing every request in flight.
+fn fail_all(state: &Mutex<State>, addr: &str, why: Error, eof: bool) {
+    let pending: Vec<Pending> = {
+        let mut s = lock(state);
+        if s.closed.is_none() {
+            s.closed = Some(why.clone());
+        }
+        s.pending.drain(..).collect()
+    };
+    for p in pending {
+        let e = if eof {
+            Error::ClosedOnRequest {
+                broker: addr.to_string(),
+                api: p.api,
+                version: p.version,
+            }
+        } else {
+            match &why {
+                Error::Network { reason, .. } => Error::Network {
+                    broker: addr.to_string(),
+                    api: Some(p.api),
+                    reason: reason.clone(),
+                },
+                other => other.clone(),
+            }
+        };
+        let _ = p.reply.send(Err(e));
+    }
+}
+
+impl Connection {
+    /// Connects to `addr` (no handshake).
+    pub(crate) async fn open(
+        addr: &str,
+        connect_timeout: Duration,
+        max_in_flight: usize,
+        max_frame: usize,
+    ) -> Result<Connection, Error> {
+        let net = |reason: String| Error::Network {
+            broker: addr.to_string(),
+            api: None,
+            reason,
+        };
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| net(format!("connect timed out after {connect_timeout:?}")))?
+            .map_err(|e| net(format!("connect: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let state = Arc::new(Mutex::new(State {
+            pending: VecDeque::new(),
+            closed: None,
+        }));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_loop(rd, state.clone(), addr.to_string(), max_frame));
+        let writer = tokio::spawn(write_loop(wr, rx, state.clone(), addr.to_string()));
+        tracing::debug!(broker = addr, "connected");
+        Ok(Connection {
+            addr: addr.to_string(),
+            tx,
+            state,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            tasks: vec![reader, writer],
+        })
+    }
+
+    /// Whether the connection has closed (it is then replaced on the next request).
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.state).closed.is_some()
+    }
+
+    /// Closes the connection, failing what is in flight with `why`.
+    pub(crate) fn close(&self, why: Error) {
+        fail_all(&self.state, &self.addr, why, false);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Waits for a slot among the requests in flight.
+    pub(crate) async fn permit(&self) -> OwnedSemaphorePermit {
+        self.in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore is never closed")
+    }
+
+    /// Queues a frame; with `pending`, its response is delivered there.
+    pub(crate) fn send(&self, frame: BytesMut, pending: Option<Pending>) -> Result<(), Error> {
+        if let Some(why) = lock(&self.state).closed.clone() {
+            return Err(why);
+        }
+        self.tx
+            .send(Outgoing { frame, pending })
+            .map_err(|_| Error::Network {
+                broker: self.addr.clone(),
+                api: None,
+                reason: "connection closed".into(),
+            })
+    }
+}
+
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    state: Arc<Mutex<State>>,
+    addr: String,
+) {
+    let mut out = BytesMut::new();
+    while let Some(first) = rx.recv().await {
+        // Gather what is queued into one write.
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        out.clear();
+        {
+            let mut s = lock(&state);
+            for o in batch {
+                if let Some(p) = o.pending {
+                    if let Some(why) = s.closed.clone() {
+                        let _ = p.reply.send(Err(why));
+                        continue;
+                    }
+                    s.pending.push_back(p);
+                }
+                out.extend_from_slice(&o.frame);
+            }
+        }
+        if let Err(e) = wr.write_all(&out).await {
+            fail_all(
+                &state,
+                &addr,
+                Error::Network {
+                    broker: addr.clone(),
+                    api: None,
+                    reason: format!("write: {e}"),
+                },
+                false,
+            );
+            return;
+        }
+    }
+}
+
+async fn read_loop(
+    mut rd: OwnedReadHalf,
+    state: Arc<Mutex<State>>,
+    addr: String,
+    max_frame: usize,
+) {
+    let why = loop {
+        match read_frame(&mut rd, &addr, max_frame).await {
+            Ok(frame) => {
+                if let Err(e) = deliver(frame, &state, &addr) {
+                    break (e, false);
+                }
+            }
+            Err(e) => break e,
+        }
+    };
+    tracing::debug!(broker = %addr, error = %why.0, "connection closed");
+    fail_all(&state, &addr, why.0, why.1);
+}
+
+/// Reads one frame; the error says whether the peer closed cleanly (EOF
+/// between frames).
+async fn read_frame(
+    rd: &mut OwnedReadHalf,
+    addr: &str,
+    max_frame: usize,
+) -> Result<Bytes, (Error, bool)> {
+    let net = |reason: String| Error::Network {
+        broker: addr.to_string(),
+        api: None,
+        reason,
+    };
+    let mut size = [0u8; 4];
+    if let Err(e) = rd.read_exact(&mut size).await {
+        let eof = e.kind() == std::io::ErrorKind::UnexpectedEof;
+        return Err((net(format!("read: {e}")), eof));
+    }
+    let n = i32::from_be_bytes(size);
+    if n < 4 || n as usize > max_frame {
+        return Err((
+            Error::Protocol {
+                broker: addr.to_string(),
+                reason: format!("response frame size {n} outside 4..={max_frame}"),
+            },
+            false,
+        ));
+    }
+    // Grow the buffer as bytes arrive, so a lying size cannot make us
+    // allocate what the peer never sends.
+    let n = n as usize;
+    let mut buf = BytesMut::with_capacity(n.min(64 * 1024));
+    while buf.len() < n {
+        let want = (n - buf.len()).min(1 << 20);
+        buf.reserve(want);
+        let got = rd.read_buf(&mut bytes::BufMut::limit(&mut buf, want)).await;
+        match got {
+            Ok(0) => {
+                return Err((
+                    net(format!(
+                        "connection closed inside a frame ({} of {n} bytes)",
+                        buf.len()
+                    )),
+                    false,
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err((net(format!("read: {e}")), false)),
+        }
+    }
+    Ok(buf.freeze())
+}
+
+fn deliver(mut frame: Bytes, state: &Mutex<State>, addr: &str) -> Result<(), Error> {
+    let protocol = |reason: String| Error::Protocol {
+        broker: addr.to_string(),
+        reason,
+    };
+    let corr = i32::from_be_bytes(frame[..4].try_into().expect("frame has 4 bytes"));
+    let p = {
+        let mut s = lock(state);
+        match s.pending.front() {
+            None => {
+                return Err(protocol(format!(
+                    "response with correlation id {corr} but no request in flight"
+                )))
+            }
+            Some(p) if p.correlation_id != corr => {
+                return Err(protocol(format!(
+                    "correlation id {corr} where {} was expected (responses out of order)",
+                    p.correlation_id
+                )));
+            }
+            Some(_) => s.pending.pop_front().expect("front exists"),
+        }
+    };
+    let result = ResponseHeader::decode(&mut frame, p.response_header_version)
+        .map(|_| frame)
+        .map_err(|source| Error::Decode {
+            broker: addr.to_string(),
+            api: p.api,
+            version: p.version,
+            source,
+        });
+    // The caller may have gone (cancelled): the response is dropped.
+    let _ = p.reply.send(result);
+    Ok(())
+}

@@ -1,0 +1,393 @@
+//! A broker: a lazy, asynchronous and recoverable round tripper to one Kafka
+//! broker.
+//!
+//! - lazy: the connection opens on the first request;
+//! - asynchronous: many requests are pipelined on one connection (up to
+//!   `max_in_flight`), matched to their responses by correlation id;
+//! - recoverable: a broken connection fails its requests at once with a
+//!   retriable error and is reopened, after a backoff, by the next request.
+//!
+//! On connect it asks ApiVersions (retrying at v0 when the broker answers
+//! UNSUPPORTED_VERSION, as librdkafka's mock does for v3+), and every request
+//! then uses the highest version both sides support.
+
+mod connection;
+mod versions;
+
+pub use versions::{ApiVersions, LegacyVersion};
+
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+use bytes::{BufMut, BytesMut};
+use connection::{Connection, Pending};
+use kpax_proto::generated::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ErrorCode, RequestHeader,
+};
+use kpax_proto::message::{Message, Request};
+use kpax_proto::wire::StrBytes;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, Mutex};
+
+/// A handle to one broker; cheap to clone (clones share the connection).
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("addr", &self.inner.addr)
+            .field("node_id", &self.inner.node_id)
+            .finish()
+    }
+}
+
+struct Inner {
+    addr: String,
+    node_id: Option<i32>,
+    config: Arc<ClientConfig>,
+    client_id: StrBytes,
+    correlation: AtomicI32,
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    conn: Option<Arc<Live>>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// An open connection and the versions negotiated on it.
+struct Live {
+    conn: Connection,
+    versions: ApiVersions,
+}
+
+impl Broker {
+    /// A broker at `addr` (`host:port`); nothing is opened until the first request.
+    pub fn new(addr: impl Into<String>, node_id: Option<i32>, config: Arc<ClientConfig>) -> Broker {
+        Broker {
+            inner: Arc::new(Inner {
+                addr: addr.into(),
+                node_id,
+                client_id: StrBytes::from(config.client_id.clone()),
+                config,
+                correlation: AtomicI32::new(1),
+                slot: Mutex::new(Slot::default()),
+            }),
+        }
+    }
+
+    /// The broker's address.
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    /// The broker's node id, when known from metadata.
+    pub fn node_id(&self) -> Option<i32> {
+        self.inner.node_id
+    }
+
+    /// The versions the broker advertised (connecting if needed).
+    ///
+    /// # Errors
+    /// As [`Broker::send`] for the connection and handshake.
+    pub async fn api_versions(&self) -> Result<ApiVersions> {
+        Ok(self.live().await?.versions.clone())
+    }
+
+    /// The version that `R` would be sent with (connecting if needed).
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedVersion`] when no version is common, or a
+    /// connection error.
+    pub async fn version_for<R: Request>(&self) -> Result<i16> {
+        let live = self.live().await?;
+        self.pick::<R>(&live)
+    }
+
+    fn pick<R: Request>(&self, live: &Live) -> Result<i16> {
+        let cap = self
+            .inner
+            .config
+            .cap(R::API_KEY)
+            .unwrap_or(R::MAX_VERSION)
+            .min(R::MAX_VERSION);
+        let ours = (R::MIN_VERSION, cap);
+        live.versions
+            .pick(R::API_KEY, ours)
+            .ok_or_else(|| Error::UnsupportedVersion {
+                broker: self.inner.addr.clone(),
+                api: R::API_KEY,
+                ours,
+                theirs: live.versions.range(R::API_KEY),
+            })
+    }
+
+    /// Sends `req` at the highest common version and waits for its response.
+    ///
+    /// # Errors
+    /// [`Error::Network`] / [`Error::ClosedOnRequest`] / [`Error::Protocol`]
+    /// when the connection fails (it is reopened next time),
+    /// [`Error::Timeout`] after the request timeout (the connection is then
+    /// closed, as its answers would be out of step), [`Error::Decode`],
+    /// [`Error::Encode`], [`Error::UnsupportedVersion`].
+    pub async fn send<R: Request>(&self, req: &R) -> Result<R::Response> {
+        let live = self.live().await?;
+        let version = self.pick::<R>(&live)?;
+        self.round_trip(&live, req, version).await
+    }
+
+    /// Sends `req` at `version` (which must be one the broker supports).
+    ///
+    /// # Errors
+    /// As [`Broker::send`].
+    pub async fn send_version<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
+        let live = self.live().await?;
+        self.round_trip(&live, req, version).await
+    }
+
+    /// Sends a request that gets no response (a Produce with `acks = 0`);
+    /// returns the version used once the frame is queued on the connection.
+    ///
+    /// # Errors
+    /// As [`Broker::send`], without timeouts.
+    pub async fn send_no_response<R: Request>(&self, req: &R) -> Result<i16> {
+        let live = self.live().await?;
+        let version = self.pick::<R>(&live)?;
+        let (frame, _) = self.frame(req, version)?;
+        live.conn.send(frame, None)?;
+        Ok(version)
+    }
+
+    fn frame<R: Request>(&self, req: &R, version: i16) -> Result<(BytesMut, i32)> {
+        let correlation_id = self.inner.correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::API_KEY as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.inner.client_id.clone()));
+        let enc = |source| Error::Encode {
+            broker: self.inner.addr.clone(),
+            api: R::API_KEY,
+            version,
+            source,
+        };
+        let mut buf = BytesMut::with_capacity(256);
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, R::request_header_version(version))
+            .map_err(enc)?;
+        req.encode(&mut buf, version).map_err(enc)?;
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        Ok((buf, correlation_id))
+    }
+
+    async fn round_trip<R: Request>(
+        &self,
+        live: &Live,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response> {
+        let (frame, correlation_id) = self.frame(req, version)?;
+        let permit = live.conn.permit().await;
+        let (reply, rx) = oneshot::channel();
+        live.conn.send(
+            frame,
+            Some(Pending {
+                correlation_id,
+                api: R::API_KEY,
+                version,
+                response_header_version: R::response_header_version(version),
+                reply,
+                _permit: permit,
+            }),
+        )?;
+        let timeout = self.inner.config.request_timeout;
+        let mut body = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => {
+                return Err(Error::Network {
+                    broker: self.inner.addr.clone(),
+                    api: Some(R::API_KEY),
+                    reason: "connection closed".into(),
+                })
+            }
+            Err(_) => {
+                let e = Error::Timeout {
+                    broker: self.inner.addr.clone(),
+                    api: R::API_KEY,
+                    version,
+                    after: timeout,
+                };
+                live.conn.close(Error::Network {
+                    broker: self.inner.addr.clone(),
+                    api: None,
+                    reason: format!(
+                        "connection closed after a {:?} request timed out",
+                        R::API_KEY
+                    ),
+                });
+                return Err(e);
+            }
+        };
+        R::Response::decode(&mut body, version).map_err(|source| Error::Decode {
+            broker: self.inner.addr.clone(),
+            api: R::API_KEY,
+            version,
+            source,
+        })
+    }
+
+    /// The open connection, opening it (after any backoff) when needed.
+    async fn live(&self) -> Result<Arc<Live>> {
+        let mut slot = self.inner.slot.lock().await;
+        if let Some(live) = &slot.conn {
+            if !live.conn.is_closed() {
+                return Ok(live.clone());
+            }
+            slot.conn = None;
+        }
+        if let Some(at) = slot.retry_at {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        match self.connect().await {
+            Ok(live) => {
+                let live = Arc::new(live);
+                slot.conn = Some(live.clone());
+                slot.failures = 0;
+                slot.retry_at = None;
+                Ok(live)
+            }
+            Err(e) => {
+                let cfg = &self.inner.config;
+                let wait = backoff(
+                    slot.failures,
+                    cfg.reconnect_backoff,
+                    cfg.reconnect_backoff_max,
+                );
+                slot.failures += 1;
+                slot.retry_at = Some(Instant::now() + wait);
+                tracing::debug!(broker = %self.inner.addr, error = %e, ?wait, "connect failed");
+                Err(e)
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<Connection> {
+        let cfg = &self.inner.config;
+        Connection::open(
+            &self.inner.addr,
+            cfg.connect_timeout,
+            cfg.max_in_flight,
+            cfg.max_response_size,
+        )
+        .await
+    }
+
+    /// Opens a connection and negotiates versions.
+    async fn connect(&self) -> Result<Live> {
+        let conn = self.open().await?;
+        let probe = Live {
+            conn,
+            versions: ApiVersions::from_ranges([(
+                ApiKey::ApiVersions as i16,
+                0,
+                ApiVersionsRequest::MAX_VERSION,
+            )]),
+        };
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static("kpax"))
+            .with_client_software_version(StrBytes::from_static(env!("CARGO_PKG_VERSION")));
+        let first = self
+            .round_trip(&probe, &req, ApiVersionsRequest::MAX_VERSION)
+            .await;
+        let resp = match first {
+            Ok(r) if r.error_code == ErrorCode::UNSUPPORTED_VERSION.0 => {
+                self.api_versions_v0(probe.conn).await?
+            }
+            Ok(r) if r.error_code == 0 => Live {
+                conn: probe.conn,
+                versions: ranges_of(&r),
+            },
+            Ok(r) => {
+                return Err(Error::Broker {
+                    broker: self.inner.addr.clone(),
+                    api: ApiKey::ApiVersions,
+                    code: ErrorCode(r.error_code),
+                    message: None,
+                })
+            }
+            // A reply we cannot read (a broker that answers v3+ in an old
+            // layout): ask again at v0 on a fresh connection.
+            Err(Error::Decode { .. }) => {
+                let conn = self.open().await?;
+                self.api_versions_v0(conn).await?
+            }
+            // Brokers before 0.10 close the connection on ApiVersions.
+            Err(Error::ClosedOnRequest { .. })
+                if self.inner.config.broker_version_fallback.is_some() =>
+            {
+                let fallback = self.inner.config.broker_version_fallback.expect("checked");
+                tracing::info!(broker = %self.inner.addr, ?fallback, "broker closed on ApiVersions; assuming legacy versions");
+                Live {
+                    conn: self.open().await?,
+                    versions: fallback.api_versions(),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(resp)
+    }
+
+    async fn api_versions_v0(&self, conn: Connection) -> Result<Live> {
+        let probe = Live {
+            conn,
+            versions: ApiVersions::from_ranges([(ApiKey::ApiVersions as i16, 0, 0)]),
+        };
+        let r = self
+            .round_trip(&probe, &ApiVersionsRequest::default(), 0)
+            .await?;
+        if r.error_code != 0 {
+            return Err(Error::Broker {
+                broker: self.inner.addr.clone(),
+                api: ApiKey::ApiVersions,
+                code: ErrorCode(r.error_code),
+                message: None,
+            });
+        }
+        Ok(Live {
+            conn: probe.conn,
+            versions: ranges_of(&r),
+        })
+    }
+
+    /// Closes the current connection, if any (the next request reopens it).
+    pub async fn disconnect(&self) {
+        if let Some(live) = self.inner.slot.lock().await.conn.take() {
+            live.conn.close(Error::Network {
+                broker: self.inner.addr.clone(),
+                api: None,
+                reason: "disconnected by the client".into(),
+            });
+        }
+    }
+}
+
+fn ranges_of(r: &ApiVersionsResponse) -> ApiVersions {
+    ApiVersions::from_ranges(
+        r.api_keys
+            .iter()
+            .map(|k| (k.api_key, k.min_version, k.max_version)),
+    )
+}
+
+/// The wait before attempt `attempt + 1`: doubling from `first`, at most `max`.
+pub(crate) fn backoff(attempt: u32, first: Duration, max: Duration) -> Duration {
+    first.saturating_mul(1 << attempt.min(16)).min(max)
+}

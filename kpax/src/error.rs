@@ -1,0 +1,146 @@
+//! kpax's error type: what failed, against which broker and request, and
+//! whether trying again can help.
+
+use kpax_proto::generated::{ApiKey, ErrorCode};
+use kpax_proto::wire::{DecodeError, EncodeError};
+use std::time::Duration;
+
+/// A kpax operation's error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection to a broker failed or broke (retriable: the next
+    /// request reconnects).
+    #[error("broker {broker}: network error{}: {reason}", api_suffix(*api))]
+    Network {
+        /// The broker's address.
+        broker: String,
+        /// The request in flight, if any.
+        api: Option<ApiKey>,
+        /// What happened.
+        reason: String,
+    },
+    /// The broker closed the connection while a request was in flight with
+    /// no answer; brokers do this for an API or version they do not serve.
+    #[error("broker {broker} closed the connection on {api:?} v{version} without answering (it may not serve this API or version)")]
+    ClosedOnRequest {
+        /// The broker's address.
+        broker: String,
+        /// The request.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+    },
+    /// No answer within the request timeout (retriable).
+    #[error("broker {broker}: {api:?} v{version} timed out after {after:?}")]
+    Timeout {
+        /// The broker's address.
+        broker: String,
+        /// The request.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+        /// The timeout that passed.
+        after: Duration,
+    },
+    /// The broker's answer could not be decoded.
+    #[error("broker {broker}: cannot decode the {api:?} v{version} response: {source}")]
+    Decode {
+        /// The broker's address.
+        broker: String,
+        /// The request.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+        /// The decoder's error (message, field, version).
+        source: DecodeError,
+    },
+    /// A request could not be encoded at the negotiated version.
+    #[error("cannot encode {api:?} v{version} for broker {broker}: {source}")]
+    Encode {
+        /// The broker's address.
+        broker: String,
+        /// The request.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+        /// The encoder's error (message, field, version).
+        source: EncodeError,
+    },
+    /// The broker answered with an error code.
+    #[error("broker {broker}: {api:?} failed with {code}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        /// The broker's address.
+        broker: String,
+        /// The request.
+        api: ApiKey,
+        /// The Kafka error code (with its retriable flag).
+        code: ErrorCode,
+        /// The broker's error message, when it sent one.
+        message: Option<String>,
+    },
+    /// The broker does not serve the API, or no version both sides know.
+    #[error("broker {broker} does not support {api:?} in a version kpax knows (kpax {ours:?}, broker {theirs:?})")]
+    UnsupportedVersion {
+        /// The broker's address.
+        broker: String,
+        /// The API.
+        api: ApiKey,
+        /// kpax's version range (after the user's cap).
+        ours: (i16, i16),
+        /// The broker's range, `None` when it does not list the API at all.
+        theirs: Option<(i16, i16)>,
+    },
+    /// The peer broke the protocol (wrong correlation id, a frame too large
+    /// or too small): the connection was closed (retriable).
+    #[error("broker {broker}: protocol violation: {reason}")]
+    Protocol {
+        /// The broker's address.
+        broker: String,
+        /// What it did.
+        reason: String,
+    },
+    /// No leader is known for a partition, or the topic does not exist.
+    #[error("no leader for {topic}-{partition}: {reason}")]
+    NoLeader {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Why (e.g. the metadata's error code).
+        reason: String,
+    },
+    /// Bad configuration given by the user.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+fn api_suffix(api: Option<ApiKey>) -> String {
+    api.map(|a| format!(" on {a:?}")).unwrap_or_default()
+}
+
+impl Error {
+    /// Whether retrying (after a metadata refresh or a reconnect) can help.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Network { .. }
+            | Error::ClosedOnRequest { .. }
+            | Error::Timeout { .. }
+            | Error::Protocol { .. }
+            | Error::NoLeader { .. } => true,
+            Error::Broker { code, .. } => code.is_retriable(),
+            _ => false,
+        }
+    }
+
+    /// The Kafka error code, for [`Error::Broker`].
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Broker { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// kpax's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,318 @@
+//! kpax's broker and cluster layers against real Kafka-protocol brokers:
+//! librdkafka's mock cluster (always) and tansu (KPAX_TANSU, required in CI).
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use harness::{api_key, interop, Cluster as TestCluster};
+use kpax::cluster::{ClusterView, CoordinatorKind};
+use kpax::proto::generated::{
+    ApiKey, ApiVersionsRequest, ErrorCode, FetchRequest, MetadataRequest, ProduceRequest,
+};
+use kpax::proto::message::Message;
+use kpax::{Broker, ClientConfig, Cluster, Error};
+
+fn config() -> ClientConfig {
+    ClientConfig::default()
+        .with_request_timeout(Duration::from_secs(5))
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+fn open(c: &TestCluster) -> Cluster {
+    Cluster::new([c.bootstrap()], config()).expect("bootstrap")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_three_brokers_metadata_leaders_and_coordinator() {
+    let tc = TestCluster::mock(3);
+    let topic = tc.topic(6).await;
+    let cluster = open(&tc);
+    assert_eq!(
+        cluster.partitions(&topic.name).await.unwrap(),
+        (0..6).collect::<Vec<_>>()
+    );
+    assert_eq!(cluster.brokers().len(), 3);
+    // the leaders kpax finds are the ones librdkafka reports
+    let theirs = interop::leaders(tc.bootstrap(), &topic.name).await.unwrap();
+    let mut ours = BTreeMap::new();
+    for p in 0..6 {
+        ours.insert(
+            p,
+            cluster
+                .leader(&topic.name, p)
+                .await
+                .unwrap()
+                .node_id()
+                .unwrap(),
+        );
+    }
+    assert_eq!(ours, theirs);
+    let group = tc.group_id();
+    let coord = cluster
+        .coordinator(CoordinatorKind::Group, &group)
+        .await
+        .unwrap();
+    assert!(
+        coord.node_id().is_some_and(|id| (1..=3).contains(&id)),
+        "{coord:?}"
+    );
+    // a coordinator moved by the mock is found after NOT_COORDINATOR invalidates it
+    let other = coord.node_id().unwrap() % 3 + 1;
+    tc.faults().move_group_coordinator(&group, other);
+    cluster.coordinator_error(CoordinatorKind::Group, &group, ErrorCode::NOT_COORDINATOR);
+    let moved = cluster
+        .coordinator(CoordinatorKind::Group, &group)
+        .await
+        .unwrap();
+    assert_eq!(moved.node_id(), Some(other));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_many_requests_pipelined_on_one_connection() {
+    let tc = TestCluster::mock(1);
+    let broker = Broker::new(tc.bootstrap(), None, config().into());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let b = broker.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                b.send(&MetadataRequest::default().with_topics(Some(Vec::new())))
+                    .await
+                    .map(|r| r.brokers.len())
+            } else {
+                b.send(&ApiVersionsRequest::default())
+                    .await
+                    .map(|r| r.api_keys.len())
+            }
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap() >= 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_version_negotiation_picks_highest_common() {
+    let tc = TestCluster::mock(1);
+    let mock = tc.faults();
+    let broker = Broker::new(tc.bootstrap(), None, config().into());
+    // The mock answers ApiVersions v3+ with UNSUPPORTED_VERSION: kpax retries at v0.
+    let versions = broker.api_versions().await.unwrap();
+    assert_eq!(versions.range(ApiKey::ApiVersions), Some((0, 2)));
+    assert_eq!(
+        broker.version_for::<MetadataRequest>().await.unwrap(),
+        12.min(MetadataRequest::MAX_VERSION)
+    );
+    assert_eq!(
+        broker.version_for::<FetchRequest>().await.unwrap(),
+        16.min(FetchRequest::MAX_VERSION)
+    );
+    // narrowed by the broker, capped by the user
+    mock.narrow_api_versions(api_key::METADATA, 0, 5);
+    let narrowed = Broker::new(
+        tc.bootstrap(),
+        None,
+        config().with_version_cap(ApiKey::Produce, 3).into(),
+    );
+    assert_eq!(narrowed.version_for::<MetadataRequest>().await.unwrap(), 5);
+    assert_eq!(narrowed.version_for::<ProduceRequest>().await.unwrap(), 3);
+    // an API the mock lacks is a typed error
+    let e = narrowed
+        .version_for::<kpax::proto::generated::CreateTopicsRequest>()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::UnsupportedVersion {
+                api: ApiKey::CreateTopics,
+                theirs: None,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // and sending it anyway at a version the mock lacks: it closes the connection, reported clearly
+    let e = narrowed
+        .send_version(&kpax::proto::generated::CreateTopicsRequest::default(), 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ClosedOnRequest {
+                api: ApiKey::CreateTopics,
+                version: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // the next request reconnects
+    assert!(narrowed.send(&ApiVersionsRequest::default()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_broker_down_fails_in_flight_fast_then_reconnects_and_follows_leader_move() {
+    let tc = TestCluster::mock(3);
+    let mock = tc.faults();
+    let topic = tc.topic(3).await;
+    mock.move_leader(&topic.name, 0, Some(1));
+    let cluster = open(&tc);
+    let leader = cluster.leader(&topic.name, 0).await.unwrap();
+    assert_eq!(leader.node_id(), Some(1));
+    // a slow broker with a request in flight, then taken down
+    mock.round_trip_time(1, Duration::from_secs(3));
+    let b = leader.clone();
+    let in_flight = tokio::spawn(async move { b.send(&ApiVersionsRequest::default()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = Instant::now();
+    mock.broker_down(1);
+    let e = in_flight.await.unwrap().unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "in-flight request failed only after {:?}",
+        t0.elapsed()
+    );
+    assert!(e.is_retriable(), "{e}");
+    mock.round_trip_time(1, Duration::ZERO);
+    // while down: fails, retriable, and the cluster forgets the leader
+    let e = leader
+        .send(&ApiVersionsRequest::default())
+        .await
+        .unwrap_err();
+    assert!(e.is_retriable(), "{e}");
+    cluster.broker_down(1);
+    mock.broker_up(1);
+    // back up: the next request reconnects
+    let mut ok = false;
+    for _ in 0..20 {
+        if leader.send(&ApiVersionsRequest::default()).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "no reconnect after broker_up");
+    // a leader move is picked up after NOT_LEADER_OR_FOLLOWER
+    mock.move_leader(&topic.name, 0, Some(2));
+    cluster.partition_error(&topic.name, 0, ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(
+        cluster.leader(&topic.name, 0).await.unwrap().node_id(),
+        Some(2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_injected_errors_lead_to_invalidation() {
+    let tc = TestCluster::mock(3);
+    let mock = tc.faults();
+    let topic = tc.topic(3).await;
+    let cluster = open(&tc);
+    let group = tc.group_id();
+    // COORDINATOR_NOT_AVAILABLE from FindCoordinator: a retriable typed error, then found
+    mock.request_errors(
+        api_key::FIND_COORDINATOR,
+        &[ErrorCode::COORDINATOR_NOT_AVAILABLE.0],
+    );
+    let e = cluster
+        .coordinator(CoordinatorKind::Group, &group)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::COORDINATOR_NOT_AVAILABLE), "{e}");
+    assert!(e.is_retriable());
+    let c = cluster
+        .coordinator(CoordinatorKind::Group, &group)
+        .await
+        .unwrap();
+    // NOT_COORDINATOR and COORDINATOR_NOT_AVAILABLE forget it; another code does not
+    mock.track_requests();
+    cluster.coordinator_error(CoordinatorKind::Group, &group, ErrorCode::REQUEST_TIMED_OUT);
+    cluster
+        .coordinator(CoordinatorKind::Group, &group)
+        .await
+        .unwrap();
+    assert_eq!(mock.count_requests(api_key::FIND_COORDINATOR), 0);
+    cluster.coordinator_error(
+        CoordinatorKind::Group,
+        &group,
+        ErrorCode::COORDINATOR_NOT_AVAILABLE,
+    );
+    assert_eq!(
+        cluster
+            .coordinator(CoordinatorKind::Group, &group)
+            .await
+            .unwrap()
+            .node_id(),
+        c.node_id()
+    );
+    assert_eq!(mock.count_requests(api_key::FIND_COORDINATOR), 1);
+    // NOT_LEADER_OR_FOLLOWER forgets the leader (one metadata request); REQUEST_TIMED_OUT does not
+    cluster.leader(&topic.name, 1).await.unwrap();
+    mock.clear_requests();
+    cluster.partition_error(&topic.name, 1, ErrorCode::REQUEST_TIMED_OUT);
+    cluster.leader(&topic.name, 1).await.unwrap();
+    assert_eq!(mock.count_requests(api_key::METADATA), 0);
+    cluster.partition_error(&topic.name, 1, ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    // many concurrent lookups of the missing leader: one metadata request
+    let mut lookups = Vec::new();
+    for _ in 0..20 {
+        let c = cluster.clone();
+        let t = topic.name.clone();
+        lookups.push(tokio::spawn(async move {
+            c.leader(&t, 1).await.map(|b| b.node_id())
+        }));
+    }
+    for l in lookups {
+        l.await.unwrap().unwrap();
+    }
+    assert_eq!(mock.count_requests(api_key::METADATA), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_versions_metadata_and_coordinator() {
+    let Some(tc) = TestCluster::tansu() else {
+        return;
+    };
+    let topic = tc.topic(3).await;
+    let broker = Broker::new(tc.bootstrap(), None, config().into());
+    let versions = broker.api_versions().await.unwrap();
+    // tansu serves ApiVersions v3+, so no fallback: the ranges come from the v4 answer
+    let (_, fetch_max) = versions.range(ApiKey::Fetch).unwrap();
+    assert_eq!(
+        broker.version_for::<FetchRequest>().await.unwrap(),
+        fetch_max.min(FetchRequest::MAX_VERSION)
+    );
+    let (_, md_max) = versions.range(ApiKey::Metadata).unwrap();
+    assert_eq!(
+        broker.version_for::<MetadataRequest>().await.unwrap(),
+        md_max.min(MetadataRequest::MAX_VERSION)
+    );
+    let cluster = open(&tc);
+    assert_eq!(
+        cluster.partitions(&topic.name).await.unwrap(),
+        vec![0, 1, 2]
+    );
+    for p in 0..3 {
+        assert!(cluster
+            .leader(&topic.name, p)
+            .await
+            .unwrap()
+            .node_id()
+            .is_some());
+    }
+    let c = cluster
+        .coordinator(CoordinatorKind::Group, &tc.group_id())
+        .await
+        .unwrap();
+    assert!(c.node_id().is_some());
+    // an unknown topic is a typed error with the broker's code
+    let e = cluster
+        .partitions("kpax-no-such-topic-xyz")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), "{e}");
+}
