@@ -7,7 +7,7 @@
 //! The ratios are printed at the end (from criterion's estimates).
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, Criterion, Throughput};
@@ -231,6 +231,18 @@ fn bench(c: &mut Criterion) {
                     buf = out;
                 })
             });
+            // The floor: only copying keys and values into a reused buffer.
+            let mut buf = BytesMut::with_capacity(BATCH_BYTES + 4096);
+            g.bench_function("copy-only", |b| {
+                b.iter(|| {
+                    for (k, v) in input.keys.iter().zip(&input.values) {
+                        buf.extend_from_slice(k);
+                        buf.extend_from_slice(v);
+                    }
+                    black_box(&buf);
+                    buf.clear();
+                })
+            });
             let mut buf = BytesMut::with_capacity(BATCH_BYTES + 4096);
             g.bench_function("kafka-protocol-reuse", |b| {
                 b.iter(|| {
@@ -263,7 +275,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// Mean time in ns of one benchmark, from criterion's saved estimates.
-fn mean_ns(dir: &PathBuf, id: &str) -> Option<f64> {
+fn mean_ns(dir: &Path, id: &str) -> Option<f64> {
     let text = std::fs::read_to_string(dir.join(id).join("new/estimates.json")).ok()?;
     let at = text.find("\"mean\"")?;
     let rest = &text[at..];

@@ -40,6 +40,8 @@ pub struct RecordBatchBuilder {
     /// `start`, then the uncompressed records.
     buf: BytesMut,
     start: usize,
+    /// The end of what was written; `buf` is zero-filled beyond it.
+    pos: usize,
     base_offset: i64,
     partition_leader_epoch: i32,
     attributes: Attributes,
@@ -74,10 +76,14 @@ impl RecordBatchBuilder {
     /// [`RecordBatchBuilder::finish_mut`] returns the whole buffer.
     pub fn in_buffer(base_offset: i64, mut buf: BytesMut) -> Self {
         let start = buf.len();
-        buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
+        // The buffer is zero-filled up to its capacity once, so records can
+        // be written with plain slice copies; `pos` is the real end.
+        let len = buf.capacity().max(start + RECORD_BATCH_OVERHEAD + 64);
+        buf.resize(len, 0);
         RecordBatchBuilder {
             buf,
             start,
+            pos: start + RECORD_BATCH_OVERHEAD,
             base_offset,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
             attributes: Attributes::default(),
@@ -144,7 +150,7 @@ impl RecordBatchBuilder {
 
     /// The batch's size so far, before compression.
     pub fn uncompressed_size(&self) -> usize {
-        self.buf.len() - self.start
+        self.pos - self.start
     }
 
     /// Appends a record at the next offset (offset delta one more than the
@@ -227,6 +233,16 @@ impl RecordBatchBuilder {
         )
     }
 
+    /// Makes room for `n` more bytes after `pos`, zero-filled.
+    #[inline(always)]
+    fn ensure(&mut self, n: usize) {
+        let need = self.pos + n;
+        if self.buf.len() < need {
+            let len = need.max(self.buf.len() * 2);
+            self.buf.resize(len, 0);
+        }
+    }
+
     fn next_offset_delta(&self) -> Result<i32, RecordsError> {
         match self.last_offset_delta {
             None => Ok(0),
@@ -246,7 +262,7 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         header_count: usize,
         headers_len: usize,
-        write_headers: impl FnOnce(&mut BytesMut),
+        write_headers: impl FnOnce(&mut SliceWriter<'_>),
     ) -> Result<(), RecordsError> {
         if offset_delta < 0 || self.last_offset_delta.is_some_and(|d| offset_delta <= d) {
             return Err(RecordsError::InvalidInput(
@@ -274,36 +290,21 @@ impl RecordBatchBuilder {
         let body_len_i32 = i32::try_from(body_len).map_err(|_| RecordsError::Overflow {
             what: "record length",
         })?;
-        // The fixed fields go through one small stack buffer: one copy
-        // into the batch instead of one per field.
-        let mut scratch = [0u8; 32];
-        let mut w: &mut [u8] = &mut scratch;
+        let total = varint_len(body_len_i32) + body_len;
+        self.ensure(total);
+        let mut w = SliceWriter {
+            buf: &mut self.buf[self.pos..self.pos + total],
+            pos: 0,
+        };
         put_varint(&mut w, body_len_i32);
         w.put_u8(0); // record attributes: unused
         put_varlong(&mut w, timestamp_delta);
         put_varint(&mut w, offset_delta);
-        put_len(&mut w, key);
-        let used = 32 - w.len();
-        let buf = &mut self.buf;
-        buf.reserve(body_len + 5);
-        buf.put_slice(&scratch[..used]);
-        if let Some(key) = key {
-            buf.put_slice(key);
-        }
-        let mut scratch = [0u8; 10];
-        let mut w: &mut [u8] = &mut scratch;
-        put_len(&mut w, value);
-        let used = 10 - w.len();
-        buf.put_slice(&scratch[..used]);
-        if let Some(value) = value {
-            buf.put_slice(value);
-        }
-        if header_count == 0 {
-            buf.put_u8(0);
-        } else {
-            put_varint(buf, header_count);
-        }
-        write_headers(buf);
+        put_bytes(&mut w, key);
+        put_bytes(&mut w, value);
+        put_varint(&mut w, header_count);
+        write_headers(&mut w);
+        self.pos += total;
         self.max_timestamp = self.max_timestamp.max(timestamp);
         self.last_offset_delta = Some(offset_delta);
         self.record_count = record_count;
@@ -334,6 +335,7 @@ impl RecordBatchBuilder {
         };
         let start = self.start;
         let mut buf = self.buf;
+        buf.truncate(self.pos);
         if self.compression != Compression::None {
             let records_at = start + RECORD_BATCH_OVERHEAD;
             let mut out = BytesMut::with_capacity((buf.len() - records_at) / 2 + 64);
@@ -408,14 +410,62 @@ fn bytes_len(b: Option<&[u8]>) -> Result<usize, RecordsError> {
     }
 }
 
-/// Writes the varint length of a nullable byte string (-1 for null).
-#[inline(always)]
-fn put_len(buf: &mut impl BufMut, b: Option<&[u8]>) {
-    put_varint(buf, b.map_or(-1, |b| b.len() as i32));
+/// Writes a record into its exact slot in the batch buffer. Small pieces
+/// (varints, 1-5 bytes) are copied byte by byte: a memcpy call per field
+/// would cost more than the field, and building them in a stack buffer
+/// first stalls on store forwarding. Large ones (keys, values) are one copy.
+pub(crate) struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
 }
 
-#[inline]
-fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
+// SAFETY: `chunk_mut` hands out the unwritten tail of `buf`, and
+// `advance_mut` only moves `pos` within it (checked).
+unsafe impl BufMut for SliceWriter<'_> {
+    #[inline(always)]
+    fn remaining_mut(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    #[inline(always)]
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        assert!(cnt <= self.remaining_mut());
+        self.pos += cnt;
+    }
+
+    #[inline(always)]
+    fn chunk_mut(&mut self) -> &mut bytes::buf::UninitSlice {
+        bytes::buf::UninitSlice::new(&mut self.buf[self.pos..])
+    }
+
+    #[inline(always)]
+    fn put_slice(&mut self, src: &[u8]) {
+        // The slot was sized from the same lengths, so this always fits; a
+        // miscount would drop bytes (and fail the length check on read)
+        // rather than panic.
+        if src.len() > 16 {
+            if let Some(dst) = self.buf.get_mut(self.pos..self.pos + src.len()) {
+                dst.copy_from_slice(src);
+                self.pos += src.len();
+            }
+        } else {
+            for &b in src {
+                self.put_u8(b);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn put_u8(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.pos) {
+            *slot = b;
+            self.pos += 1;
+        }
+    }
+}
+
+#[inline(always)]
+fn put_bytes(buf: &mut impl BufMut, b: Option<&[u8]>) {
     match b {
         None => put_varint(buf, -1),
         Some(b) => {
