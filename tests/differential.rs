@@ -27,6 +27,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages as kp;
+use kafka_protocol::protocol::Encodable;
 use kpax_proto::generated::{ApiKey, RequestKind, ResponseKind};
 use kpax_proto::random::Rand;
 
@@ -249,5 +250,203 @@ fn kpax_and_kafka_protocol_agree_byte_for_byte() {
     assert!(
         cross_checked >= MIN_CROSS_CHECKED,
         "only {cross_checked} message versions cross-checked, floor {MIN_CROSS_CHECKED}"
+    );
+}
+
+// kafka-protocol-originated values: its `Default` of every message follows its
+// schema's defaults (null for nullable fields defaulting to null, -1 where the
+// schema says so, ...), values kpax's random generator may never produce. Each
+// is encoded by kafka-protocol at every shared version and must decode in kpax
+// (consuming everything) and re-encode to the same bytes. A missing nullability
+// overlay in kpax shows up here as a decode error.
+/// Pairs whose kafka-protocol default does not decode in kpax: so far all kpax overlay
+/// bugs (a field nullable in Kafka 3.9's JSON schema, `nullableVersions 0+,
+/// default null`, which the protocol page prints like a plain array and
+/// spec/overlay.txt does not mark). kafka-protocol's default writes null (varint
+/// length 0 for a compact array); kpax refuses it. Remove an entry with the fix.
+// Found here and fixed in spec/overlay.txt (kept as history): ListPartitionReassignments
+// request `topics` v0, ConsumerGroupHeartbeat request `subscribed_topic_names` and
+// `topic_partitions` v0.
+const KNOWN_DEFAULTS: &[Known] = &[];
+
+/// Measured: all 492 shared message versions pass.
+const MIN_DEFAULTS_CHECKED: usize = 492;
+
+macro_rules! kp_defaults {
+    ($($key:ident => $req:ident, $resp:ident;)*) => {
+        /// kafka-protocol's default message for (api, dir), encoded at `version`.
+        fn kp_default(api: ApiKey, dir: Dir, version: i16) -> Option<Result<Bytes, String>> {
+            let mut buf = BytesMut::new();
+            let r = match (api, dir) {
+                $(
+                    (ApiKey::$key, Dir::Request) => kp::$req::default().encode(&mut buf, version),
+                    (ApiKey::$key, Dir::Response) => kp::$resp::default().encode(&mut buf, version),
+                )*
+                _ => return None,
+            };
+            Some(r.map(|()| buf.freeze()).map_err(|e| format!("{e:#}")))
+        }
+    };
+}
+
+kp_defaults! {
+    ListClientMetricsResources => ListConfigResourcesRequest, ListConfigResourcesResponse;
+    Produce => ProduceRequest, ProduceResponse;
+    Fetch => FetchRequest, FetchResponse;
+    ListOffsets => ListOffsetsRequest, ListOffsetsResponse;
+    Metadata => MetadataRequest, MetadataResponse;
+    OffsetCommit => OffsetCommitRequest, OffsetCommitResponse;
+    OffsetFetch => OffsetFetchRequest, OffsetFetchResponse;
+    FindCoordinator => FindCoordinatorRequest, FindCoordinatorResponse;
+    JoinGroup => JoinGroupRequest, JoinGroupResponse;
+    Heartbeat => HeartbeatRequest, HeartbeatResponse;
+    LeaveGroup => LeaveGroupRequest, LeaveGroupResponse;
+    SyncGroup => SyncGroupRequest, SyncGroupResponse;
+    DescribeGroups => DescribeGroupsRequest, DescribeGroupsResponse;
+    ListGroups => ListGroupsRequest, ListGroupsResponse;
+    SaslHandshake => SaslHandshakeRequest, SaslHandshakeResponse;
+    ApiVersions => ApiVersionsRequest, ApiVersionsResponse;
+    CreateTopics => CreateTopicsRequest, CreateTopicsResponse;
+    DeleteTopics => DeleteTopicsRequest, DeleteTopicsResponse;
+    DeleteRecords => DeleteRecordsRequest, DeleteRecordsResponse;
+    InitProducerId => InitProducerIdRequest, InitProducerIdResponse;
+    OffsetForLeaderEpoch => OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
+    AddPartitionsToTxn => AddPartitionsToTxnRequest, AddPartitionsToTxnResponse;
+    AddOffsetsToTxn => AddOffsetsToTxnRequest, AddOffsetsToTxnResponse;
+    EndTxn => EndTxnRequest, EndTxnResponse;
+    WriteTxnMarkers => WriteTxnMarkersRequest, WriteTxnMarkersResponse;
+    TxnOffsetCommit => TxnOffsetCommitRequest, TxnOffsetCommitResponse;
+    DescribeAcls => DescribeAclsRequest, DescribeAclsResponse;
+    CreateAcls => CreateAclsRequest, CreateAclsResponse;
+    DeleteAcls => DeleteAclsRequest, DeleteAclsResponse;
+    DescribeConfigs => DescribeConfigsRequest, DescribeConfigsResponse;
+    AlterConfigs => AlterConfigsRequest, AlterConfigsResponse;
+    AlterReplicaLogDirs => AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse;
+    DescribeLogDirs => DescribeLogDirsRequest, DescribeLogDirsResponse;
+    SaslAuthenticate => SaslAuthenticateRequest, SaslAuthenticateResponse;
+    CreatePartitions => CreatePartitionsRequest, CreatePartitionsResponse;
+    CreateDelegationToken => CreateDelegationTokenRequest, CreateDelegationTokenResponse;
+    RenewDelegationToken => RenewDelegationTokenRequest, RenewDelegationTokenResponse;
+    ExpireDelegationToken => ExpireDelegationTokenRequest, ExpireDelegationTokenResponse;
+    DescribeDelegationToken => DescribeDelegationTokenRequest, DescribeDelegationTokenResponse;
+    DeleteGroups => DeleteGroupsRequest, DeleteGroupsResponse;
+    ElectLeaders => ElectLeadersRequest, ElectLeadersResponse;
+    IncrementalAlterConfigs => IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
+    AlterPartitionReassignments => AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse;
+    ListPartitionReassignments => ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse;
+    OffsetDelete => OffsetDeleteRequest, OffsetDeleteResponse;
+    DescribeClientQuotas => DescribeClientQuotasRequest, DescribeClientQuotasResponse;
+    AlterClientQuotas => AlterClientQuotasRequest, AlterClientQuotasResponse;
+    DescribeUserScramCredentials => DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
+    AlterUserScramCredentials => AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
+    DescribeQuorum => DescribeQuorumRequest, DescribeQuorumResponse;
+    AlterPartition => AlterPartitionRequest, AlterPartitionResponse;
+    UpdateFeatures => UpdateFeaturesRequest, UpdateFeaturesResponse;
+    Envelope => EnvelopeRequest, EnvelopeResponse;
+    DescribeCluster => DescribeClusterRequest, DescribeClusterResponse;
+    DescribeProducers => DescribeProducersRequest, DescribeProducersResponse;
+    UnregisterBroker => UnregisterBrokerRequest, UnregisterBrokerResponse;
+    DescribeTransactions => DescribeTransactionsRequest, DescribeTransactionsResponse;
+    ListTransactions => ListTransactionsRequest, ListTransactionsResponse;
+    AllocateProducerIds => AllocateProducerIdsRequest, AllocateProducerIdsResponse;
+    ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
+    ConsumerGroupDescribe => ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse;
+    GetTelemetrySubscriptions => GetTelemetrySubscriptionsRequest, GetTelemetrySubscriptionsResponse;
+    PushTelemetry => PushTelemetryRequest, PushTelemetryResponse;
+    DescribeTopicPartitions => DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse;
+    ShareGroupHeartbeat => ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse;
+    ShareGroupDescribe => ShareGroupDescribeRequest, ShareGroupDescribeResponse;
+    ShareFetch => ShareFetchRequest, ShareFetchResponse;
+    ShareAcknowledge => ShareAcknowledgeRequest, ShareAcknowledgeResponse;
+    AddRaftVoter => AddRaftVoterRequest, AddRaftVoterResponse;
+    RemoveRaftVoter => RemoveRaftVoterRequest, RemoveRaftVoterResponse;
+    InitializeShareGroupState => InitializeShareGroupStateRequest, InitializeShareGroupStateResponse;
+    ReadShareGroupState => ReadShareGroupStateRequest, ReadShareGroupStateResponse;
+    WriteShareGroupState => WriteShareGroupStateRequest, WriteShareGroupStateResponse;
+    DeleteShareGroupState => DeleteShareGroupStateRequest, DeleteShareGroupStateResponse;
+    ReadShareGroupStateSummary => ReadShareGroupStateSummaryRequest, ReadShareGroupStateSummaryResponse;
+}
+
+#[test]
+fn kafka_protocol_defaults_decode_in_kpax() {
+    let mut checked = 0usize;
+    let mut kp_refused = Vec::new();
+    let mut unexplained = Vec::new();
+    let mut known_hit = vec![false; KNOWN_DEFAULTS.len()];
+    for &api in ApiKey::ALL {
+        let Ok(kp_key) = kp::ApiKey::try_from(api as i16) else {
+            continue;
+        };
+        let kp_range = kp_key.valid_versions();
+        let (min, max) = api.versions();
+        for version in min.max(kp_range.min)..=max.min(kp_range.max) {
+            for dir in [Dir::Request, Dir::Response] {
+                let bytes = match kp_default(api, dir, version) {
+                    None => panic!("{api:?}: add it to kp_defaults!"),
+                    Some(Err(e)) => {
+                        kp_refused.push(format!("{api:?} v{version} {dir:?}: {e}"));
+                        continue;
+                    }
+                    Some(Ok(b)) => b,
+                };
+                let mut rd = bytes.clone();
+                let mut again = BytesMut::new();
+                let r = match dir {
+                    Dir::Request => RequestKind::decode(api as i16, version, &mut rd)
+                        .map_err(|e| e.to_string())
+                        .and_then(|m| m.encode(&mut again, version).map_err(|e| e.to_string())),
+                    Dir::Response => ResponseKind::decode(api as i16, version, &mut rd)
+                        .map_err(|e| e.to_string())
+                        .and_then(|m| m.encode(&mut again, version).map_err(|e| e.to_string())),
+                }
+                .and_then(|()| check_consumed("kpax decode", &rd))
+                .and_then(|()| {
+                    if again.freeze() == bytes {
+                        Ok(())
+                    } else {
+                        Err(format!("kpax re-encode differs ({} bytes in)", bytes.len()))
+                    }
+                });
+                let listed = KNOWN_DEFAULTS.iter().position(|k| {
+                    k.api == api
+                        && (k.versions.0..=k.versions.1).contains(&version)
+                        && k.dir.is_none_or(|d| d == dir)
+                });
+                match (r, listed.or(known(api, version, dir))) {
+                    (Ok(()), _) => checked += 1,
+                    (Err(e), Some(_)) => {
+                        if let Some(i) = listed {
+                            known_hit[i] = true;
+                        }
+                        eprintln!("  known: {api:?} v{version} {dir:?}: {e}");
+                    }
+                    (Err(e), None) => unexplained.push(format!("{api:?} v{version} {dir:?}: {e}")),
+                }
+            }
+        }
+    }
+    eprintln!(
+        "differential (kafka-protocol defaults): {checked} message versions decode and re-encode \
+         identically in kpax; kafka-protocol refused to encode its own default for {}: {}",
+        kp_refused.len(),
+        kp_refused.join("; ")
+    );
+    assert!(
+        unexplained.is_empty(),
+        "{} unexplained mismatches:\n{}",
+        unexplained.len(),
+        unexplained.join("\n")
+    );
+    for (k, hit) in KNOWN_DEFAULTS.iter().zip(&known_hit) {
+        assert!(
+            hit,
+            "KNOWN_DEFAULTS entry {:?} v{}..=v{} no longer differs: remove it",
+            k.api, k.versions.0, k.versions.1
+        );
+        eprintln!("  known ({:?}): {:?}: {}", k.cause, k.api, k.reason);
+    }
+    assert!(
+        checked >= MIN_DEFAULTS_CHECKED,
+        "only {checked} default messages cross-checked, floor {MIN_DEFAULTS_CHECKED}"
     );
 }
