@@ -250,10 +250,7 @@ impl Cluster {
                 return Ok(());
             }
         }
-        let wanted: Option<BTreeSet<String>> = match topics {
-            None => None,
-            Some(_) => Some(self.read().tracked.clone()),
-        };
+        let wanted: Option<BTreeSet<String>> = topics.map(|_| self.read().tracked.clone());
         let broker = self.candidates();
         let mut last = None;
         for b in broker {
