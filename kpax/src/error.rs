@@ -110,6 +110,35 @@ pub enum Error {
         /// Why (e.g. the metadata's error code).
         reason: String,
     },
+    /// A record larger than the producer accepts, refused at `send`.
+    #[error("record of {size} bytes exceeds the maximum of {max} bytes")]
+    RecordTooLarge {
+        /// The record's encoded size estimate.
+        size: usize,
+        /// The limit (`max_request_size` or `buffer_memory`).
+        max: usize,
+    },
+    /// `try_send` found the buffer full.
+    #[error("the producer's buffer is full")]
+    BufferFull,
+    /// The producer was closed: nothing more is accepted.
+    #[error("the producer is closed")]
+    ProducerClosed,
+    /// A record was not delivered within the delivery timeout.
+    #[error("{topic}-{partition}: not delivered within {after:?}{}", last.as_ref().map(|l| format!(" (last error: {l})")).unwrap_or_default())]
+    DeliveryTimeout {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The delivery timeout.
+        after: Duration,
+        /// The last error seen while retrying, if any.
+        last: Option<String>,
+    },
+    /// A record could not be put into a batch, or a batch read back is bad.
+    #[error("bad record data: {0}")]
+    Records(String),
     /// Bad configuration given by the user.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -4,15 +4,18 @@
 //! - [`broker::Broker`]: one broker, a lazy, asynchronous, recoverable
 //!   round tripper with version negotiation;
 //! - [`cluster::Cluster`]: the metadata manager: leaders, partitions,
-//!   coordinators, refreshed lazily and invalidated by errors.
+//!   coordinators, refreshed lazily and invalidated by errors;
+//! - [`producer::Producer`]: batching, partitioning, retries, idempotence.
 
 pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod producer;
 
 pub use broker::Broker;
 pub use cluster::Cluster;
 pub use config::ClientConfig;
 pub use error::{Error, Result};
 pub use kpax_proto as proto;
+pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};

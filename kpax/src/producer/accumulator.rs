@@ -1,0 +1,330 @@
+//! Per-partition batches waiting to be sent, and their records' outcomes.
+
+use super::{ProducerConfig, ProducerRecord, RecordMetadata};
+use crate::error::{Error, Result};
+use bytes::{Bytes, BytesMut};
+use kpax_proto::records::RecordBatchBuilder;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+/// One record waiting for its outcome.
+pub(crate) struct PendingRecord {
+    pub reply: oneshot::Sender<Result<RecordMetadata>>,
+    pub timestamp: i64,
+}
+
+/// A batch being filled.
+struct OpenBatch {
+    builder: RecordBatchBuilder,
+    records: Vec<PendingRecord>,
+    bytes: usize,
+    created: Instant,
+    permit: OwnedSemaphorePermit,
+}
+
+/// A closed batch, encoded, on its way to the broker (perhaps again).
+pub(crate) struct Batch {
+    pub topic: String,
+    pub partition: i32,
+    pub data: Bytes,
+    pub records: Vec<PendingRecord>,
+    pub permit: OwnedSemaphorePermit,
+    pub deadline: Instant,
+    pub attempts: u32,
+    /// The producer id, epoch and base sequence stamped into `data`.
+    pub stamped: Option<(i64, i16, i32)>,
+    pub last_error: Option<String>,
+}
+
+impl Batch {
+    /// Fails every record of the batch; returns how many.
+    pub fn fail(self, err: impl Fn() -> Error) -> usize {
+        let n = self.records.len();
+        for r in self.records {
+            let _ = r.reply.send(Err(err()));
+        }
+        n
+    }
+}
+
+#[derive(Default)]
+struct PartitionQueue {
+    open: Option<OpenBatch>,
+    sealed: VecDeque<Batch>,
+    in_flight: bool,
+    next_sequence: i32,
+    retry_at: Option<Instant>,
+}
+
+/// Every partition's batches.
+#[derive(Default)]
+pub(crate) struct Accumulator {
+    parts: HashMap<(String, i32), PartitionQueue>,
+    /// Send open batches now (set by flush and close).
+    pub flush_requested: bool,
+}
+
+/// What one drain found.
+pub(crate) struct Drained {
+    /// Batches to send now (their partitions are now in flight).
+    pub ready: Vec<Batch>,
+    /// Batches past their delivery deadline.
+    pub expired: Vec<Batch>,
+    /// When to look again.
+    pub next: Option<Instant>,
+}
+
+fn seal(config: &ProducerConfig, topic: &str, partition: i32, open: OpenBatch) -> Result<Batch> {
+    let data = open
+        .builder
+        .finish()
+        .map_err(|e| Error::Records(e.to_string()))?;
+    config.partitioner.on_new_batch(topic, partition);
+    Ok(Batch {
+        topic: topic.to_string(),
+        partition,
+        data,
+        records: open.records,
+        permit: open.permit,
+        deadline: open.created + config.delivery_timeout,
+        attempts: 0,
+        stamped: None,
+        last_error: None,
+    })
+}
+
+impl Accumulator {
+    /// Adds a record; returns whether the sender should look now (a batch
+    /// was opened or became full).
+    pub fn append(
+        &mut self,
+        config: &ProducerConfig,
+        record: &ProducerRecord,
+        partition: i32,
+        timestamp: i64,
+        permit: OwnedSemaphorePermit,
+        reply: oneshot::Sender<Result<RecordMetadata>>,
+    ) -> Result<bool> {
+        let q = self
+            .parts
+            .entry((record.topic.clone(), partition))
+            .or_default();
+        let size = permit.num_permits();
+        let mut woke = false;
+        if q.open
+            .as_ref()
+            .is_some_and(|o| o.bytes + size > config.batch_size)
+        {
+            let full = q.open.take().expect("checked");
+            q.sealed
+                .push_back(seal(config, &record.topic, partition, full)?);
+            woke = true;
+        }
+        let open = match &mut q.open {
+            Some(o) => {
+                o.permit.merge(permit);
+                o
+            }
+            None => {
+                woke = true;
+                q.open.insert(OpenBatch {
+                    builder: RecordBatchBuilder::with_capacity(
+                        0,
+                        config.batch_size.min(size * 2 + 128),
+                    )
+                    .compression(config.compression),
+                    records: Vec::new(),
+                    bytes: 0,
+                    created: Instant::now(),
+                    permit,
+                })
+            }
+        };
+        let headers: Vec<(&[u8], Option<&[u8]>)> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (&k[..], v.as_deref()))
+            .collect();
+        open.builder
+            .append(
+                timestamp,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &headers,
+            )
+            .map_err(|e| Error::Records(e.to_string()))?;
+        open.records.push(PendingRecord { reply, timestamp });
+        open.bytes += size;
+        Ok(woke || open.bytes >= config.batch_size)
+    }
+
+    /// Partitions of `topic` that are waiting out a retry backoff.
+    pub fn backing_off(&self, topic: &str, now: Instant) -> HashSet<i32> {
+        self.parts
+            .iter()
+            .filter(|((t, _), q)| t == topic && q.retry_at.is_some_and(|r| r > now))
+            .map(|((_, p), _)| *p)
+            .collect()
+    }
+
+    /// Seals what is ready and takes one batch from each partition that has
+    /// none in flight.
+    pub fn drain(&mut self, config: &ProducerConfig, now: Instant, closing: bool) -> Drained {
+        let mut out = Drained {
+            ready: Vec::new(),
+            expired: Vec::new(),
+            next: None,
+        };
+        let mut any_open = false;
+        let earliest = |next: &mut Option<Instant>, t: Instant| {
+            *next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        };
+        for ((topic, partition), q) in self.parts.iter_mut() {
+            if let Some(o) = &q.open {
+                let due = o.created + config.linger;
+                if o.bytes >= config.batch_size || due <= now || self.flush_requested || closing {
+                    let o = q.open.take().expect("checked");
+                    match seal(config, topic, *partition, o) {
+                        Ok(b) => q.sealed.push_back(b),
+                        Err(e) => {
+                            tracing::error!(topic, partition, error = %e, "cannot encode a batch");
+                        }
+                    }
+                } else {
+                    any_open = true;
+                    earliest(&mut out.next, due);
+                }
+            }
+            if q.in_flight {
+                continue;
+            }
+            while q.sealed.front().is_some_and(|b| b.deadline <= now) {
+                out.expired.push(q.sealed.pop_front().expect("checked"));
+            }
+            if let Some(b) = q.sealed.front() {
+                match q.retry_at {
+                    Some(r) if r > now => earliest(&mut out.next, r.min(b.deadline)),
+                    _ => {
+                        q.retry_at = None;
+                        q.in_flight = true;
+                        out.ready.push(q.sealed.pop_front().expect("checked"));
+                    }
+                }
+            }
+        }
+        if !any_open {
+            self.flush_requested = false;
+        }
+        out
+    }
+
+    /// Assigns the batch's sequence numbers for producer `(id, epoch)` (or
+    /// keeps those it has for the same producer) and writes them in.
+    pub fn stamp(&mut self, batch: &mut Batch, producer: Option<(i64, i16)>) {
+        let Some((id, epoch)) = producer else { return };
+        if matches!(batch.stamped, Some((i, e, _)) if i == id && e == epoch) {
+            return;
+        }
+        let q = self
+            .parts
+            .entry((batch.topic.clone(), batch.partition))
+            .or_default();
+        let seq = q.next_sequence;
+        q.next_sequence = seq.wrapping_add(batch.records.len() as i32) & i32::MAX;
+        // The batch's bytes are ours alone unless a request still holds
+        // them; then stamping works on a copy.
+        let mut data = match std::mem::take(&mut batch.data).try_into_mut() {
+            Ok(m) => m,
+            Err(shared) => BytesMut::from(&shared[..]),
+        };
+        stamp_producer(&mut data, id, epoch, seq);
+        batch.data = data.freeze();
+        batch.stamped = Some((id, epoch, seq));
+    }
+
+    /// A new producer id: every partition's sequence starts again at 0.
+    pub fn reset_sequences(&mut self) {
+        for q in self.parts.values_mut() {
+            q.next_sequence = 0;
+        }
+    }
+
+    /// The batch's partition has nothing in flight any more.
+    pub fn done(&mut self, topic: &str, partition: i32) {
+        if let Some(q) = self.parts.get_mut(&(topic.to_string(), partition)) {
+            q.in_flight = false;
+        }
+    }
+
+    /// Puts a batch back at the head of its partition, to be sent after `backoff`.
+    pub fn retry(&mut self, batch: Batch, backoff: Duration) {
+        let q = self
+            .parts
+            .entry((batch.topic.clone(), batch.partition))
+            .or_default();
+        q.in_flight = false;
+        q.retry_at = Some(Instant::now() + backoff);
+        q.sealed.push_front(batch);
+    }
+
+    /// Fails everything not in flight; returns the number of records failed.
+    pub fn fail_all(&mut self, err: impl Fn() -> Error) -> usize {
+        let mut n = 0;
+        for q in self.parts.values_mut() {
+            if let Some(o) = q.open.take() {
+                n += o.records.len();
+                for r in o.records {
+                    let _ = r.reply.send(Err(err()));
+                }
+            }
+            for b in q.sealed.drain(..) {
+                n += b.fail(&err);
+            }
+        }
+        n
+    }
+}
+
+// Record batch v2 header layout (KIP-98): the fields the producer stamps
+// after the batch is built, and the CRC32C that covers them.
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+
+/// Writes producer id, epoch and base sequence into a built batch and
+/// recomputes its CRC.
+fn stamp_producer(data: &mut BytesMut, id: i64, epoch: i16, seq: i32) {
+    data[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&id.to_be_bytes());
+    data[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
+    data[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&seq.to_be_bytes());
+    let crc = crc32c::crc32c(&data[ATTRIBUTES_AT..]);
+    data[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kpax_proto::records::Batches;
+
+    #[test]
+    fn stamping_keeps_the_batch_valid() {
+        let mut b = RecordBatchBuilder::new(0);
+        b.append(1, None, Some(b"v"), &[]).unwrap();
+        b.append(2, Some(b"k"), Some(b"w"), &[]).unwrap();
+        let mut data = b.finish_mut().unwrap();
+        stamp_producer(&mut data, 4242, 7, 100);
+        let mut batches = Batches::new(data.freeze());
+        let batch = batches.next().unwrap().unwrap();
+        let kpax_proto::records::Batch::V2(v2) = batch else {
+            panic!("v2")
+        };
+        let h = v2.header();
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (4242, 7, 100)
+        );
+    }
+}

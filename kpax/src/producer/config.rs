@@ -1,0 +1,165 @@
+//! Producer settings.
+
+use super::partitioner::{DefaultPartitioner, Partitioner};
+use kpax_proto::records::Compression;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How many acknowledgements a produce waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// Fire and forget: no response, offsets unknown (-1).
+    None,
+    /// The leader has written the records.
+    Leader,
+    /// Every in-sync replica has them (required for idempotence).
+    All,
+}
+
+impl Acks {
+    pub(crate) fn wire(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+/// Producer settings; `ProducerConfig::default()` then the `with_*` methods.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ProducerConfig {
+    /// Acknowledgements per request.
+    pub acks: Acks,
+    /// How long a batch waits for more records before it is sent.
+    pub linger: Duration,
+    /// Target size of one batch in bytes (a larger record makes its own batch).
+    pub batch_size: usize,
+    /// The most bytes of records buffered in the producer; `send` waits beyond it.
+    pub buffer_memory: usize,
+    /// The largest record (and request) accepted.
+    pub max_request_size: usize,
+    /// Compression of every batch.
+    pub compression: Compression,
+    /// How long a record may take from `send` to its outcome, retries included.
+    pub delivery_timeout: Duration,
+    /// The broker-side produce timeout sent in each request.
+    pub produce_timeout: Duration,
+    /// First wait before retrying a partition after an error.
+    pub retry_backoff: Duration,
+    /// Longest wait between retries.
+    pub retry_backoff_max: Duration,
+    /// Idempotence: producer id + sequence numbers, so retries never
+    /// duplicate or reorder (needs `Acks::All`; on by default).
+    pub idempotence: bool,
+    /// Most produce requests in flight per broker.
+    pub max_in_flight_per_broker: usize,
+    /// The partitioner.
+    pub partitioner: Arc<dyn Partitioner>,
+}
+
+impl std::fmt::Debug for ProducerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerConfig")
+            .field("acks", &self.acks)
+            .field("linger", &self.linger)
+            .field("batch_size", &self.batch_size)
+            .field("buffer_memory", &self.buffer_memory)
+            .field("compression", &self.compression)
+            .field("idempotence", &self.idempotence)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            acks: Acks::All,
+            linger: Duration::from_millis(5),
+            batch_size: 64 * 1024,
+            buffer_memory: 32 * 1024 * 1024,
+            max_request_size: 1024 * 1024,
+            compression: Compression::None,
+            delivery_timeout: Duration::from_secs(120),
+            produce_timeout: Duration::from_secs(30),
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+            idempotence: true,
+            max_in_flight_per_broker: 5,
+            partitioner: Arc::new(DefaultPartitioner::default()),
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// Sets the acks (idempotence is turned off unless `Acks::All`).
+    pub fn with_acks(mut self, acks: Acks) -> Self {
+        self.acks = acks;
+        if acks != Acks::All {
+            self.idempotence = false;
+        }
+        self
+    }
+
+    /// Sets the linger.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Sets the batch size.
+    pub fn with_batch_size(mut self, bytes: usize) -> Self {
+        self.batch_size = bytes.max(1);
+        self
+    }
+
+    /// Sets the buffer budget.
+    pub fn with_buffer_memory(mut self, bytes: usize) -> Self {
+        self.buffer_memory = bytes;
+        self
+    }
+
+    /// Sets the maximum record/request size.
+    pub fn with_max_request_size(mut self, bytes: usize) -> Self {
+        self.max_request_size = bytes;
+        self
+    }
+
+    /// Sets the compression codec.
+    pub fn with_compression(mut self, c: Compression) -> Self {
+        self.compression = c;
+        self
+    }
+
+    /// Sets the delivery timeout.
+    pub fn with_delivery_timeout(mut self, t: Duration) -> Self {
+        self.delivery_timeout = t;
+        self
+    }
+
+    /// Sets the retry backoff range.
+    pub fn with_retry_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.retry_backoff = first;
+        self.retry_backoff_max = max.max(first);
+        self
+    }
+
+    /// Turns idempotence on or off.
+    pub fn with_idempotence(mut self, on: bool) -> Self {
+        self.idempotence = on;
+        self
+    }
+
+    /// Sets the partitioner.
+    pub fn with_partitioner(mut self, p: Arc<dyn Partitioner>) -> Self {
+        self.partitioner = p;
+        self
+    }
+
+    /// Sets the most produce requests in flight per broker (at least 1).
+    pub fn with_max_in_flight_per_broker(mut self, n: usize) -> Self {
+        self.max_in_flight_per_broker = n.max(1);
+        self
+    }
+}

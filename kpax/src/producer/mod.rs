@@ -1,0 +1,408 @@
+//! The producer: batches records per partition, sends one request per broker
+//! with every ready partition it leads, retries what can be retried, and
+//! tells every record's outcome.
+//!
+//! ```text
+//! send(record) -> partitioner -> accumulator (batch per partition, bounded bytes)
+//!   -> ready batches grouped by leader -> ProduceRequest -> broker
+//!   -> ProduceResponse -> per-record futures resolved / retried / failed
+//! ```
+//!
+//! Idempotent by default (acks=all): the producer gets a producer id, stamps
+//! each batch with its partition's next sequence number, and keeps one batch
+//! per partition in flight, so a retry can neither duplicate nor reorder.
+
+mod accumulator;
+mod config;
+pub mod partitioner;
+mod sender;
+
+pub use config::{Acks, ProducerConfig};
+pub use partitioner::{murmur2, murmur2_partition, DefaultPartitioner, Partitioner};
+
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use accumulator::Accumulator;
+use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, Notify, Semaphore};
+
+/// A record to send.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProducerRecord {
+    /// The topic.
+    pub topic: String,
+    /// An explicit partition; `None` lets the partitioner choose.
+    pub partition: Option<i32>,
+    /// The key (`None`: null).
+    pub key: Option<Bytes>,
+    /// The value (`None`: a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers in order.
+    pub headers: Vec<(Bytes, Option<Bytes>)>,
+    /// Milliseconds since the epoch; `None`: now.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record with a value.
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            value: Some(value.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Sets the key.
+    pub fn with_key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the partition.
+    pub fn with_partition(mut self, p: i32) -> Self {
+        self.partition = Some(p);
+        self
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, key: impl Into<Bytes>, value: Option<Bytes>) -> Self {
+        self.headers.push((key.into(), value));
+        self
+    }
+
+    /// Sets the timestamp.
+    pub fn with_timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+
+    /// An upper bound of the record's size in a batch.
+    fn size_estimate(&self) -> usize {
+        let b = |x: &Option<Bytes>| x.as_ref().map_or(0, Bytes::len) + 5;
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + 5 + b(v)).sum();
+        21 + b(&self.key) + b(&self.value) + headers + 5
+    }
+}
+
+/// Where a record was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The record's offset; -1 with `Acks::None`, or for a retry the broker
+    /// reported as a duplicate of an earlier write.
+    pub offset: i64,
+    /// The record's timestamp (the broker's log append time when the topic
+    /// uses it).
+    pub timestamp: i64,
+}
+
+/// The outcome of one `send`: resolves when the record is written or failed.
+#[derive(Debug)]
+pub struct DeliveryFuture {
+    rx: oneshot::Receiver<Result<RecordMetadata>>,
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(Error::ProducerClosed)))
+    }
+}
+
+/// Counters since the producer started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Records whose write was acknowledged.
+    pub records_sent: u64,
+    /// Bytes of record batches acknowledged.
+    pub bytes_sent: u64,
+    /// Batches acknowledged.
+    pub batches_sent: u64,
+    /// Batches sent again after an error.
+    pub retries: u64,
+    /// Records failed.
+    pub errors: u64,
+    /// Bytes buffered now.
+    pub buffered_bytes: u64,
+    /// Per broker: (node id, requests, mean latency in microseconds).
+    pub broker_latency: Vec<(i32, u64, u64)>,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    records_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    batches_sent: AtomicU64,
+    retries: AtomicU64,
+    errors: AtomicU64,
+    latency: Mutex<std::collections::BTreeMap<i32, (u64, u64)>>,
+}
+
+pub(crate) struct Shared {
+    pub cluster: Cluster,
+    pub config: ProducerConfig,
+    pub accumulator: Mutex<Accumulator>,
+    pub memory: Arc<Semaphore>,
+    pub wake: Notify,
+    pub idle: Notify,
+    pub closed: AtomicBool,
+    /// Records accepted and not yet resolved.
+    pub outstanding: AtomicUsize,
+    pub counters: Counters,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Accumulator> {
+        self.accumulator.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn resolve(&self, n: usize) {
+        if self.outstanding.fetch_sub(n, Ordering::AcqRel) == n {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
+/// A Kafka producer; cheap to clone (clones share buffers and the sender).
+#[derive(Clone)]
+pub struct Producer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl Producer {
+    /// A producer over `cluster`; its sender task runs on the current tokio
+    /// runtime until [`Producer::close`] (or the last handle is dropped).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for settings that cannot work together.
+    pub fn new(cluster: Cluster, mut config: ProducerConfig) -> Result<Producer> {
+        if config.idempotence && config.acks != Acks::All {
+            return Err(Error::Config("idempotence needs acks=all".into()));
+        }
+        if config.buffer_memory < config.batch_size.min(config.max_request_size) {
+            return Err(Error::Config(
+                "buffer_memory must hold at least one batch".into(),
+            ));
+        }
+        config.max_in_flight_per_broker = config.max_in_flight_per_broker.max(1);
+        let shared = Arc::new(Shared {
+            memory: Arc::new(Semaphore::new(config.buffer_memory)),
+            accumulator: Mutex::new(Accumulator::default()),
+            cluster,
+            config,
+            wake: Notify::new(),
+            idle: Notify::new(),
+            closed: AtomicBool::new(false),
+            outstanding: AtomicUsize::new(0),
+            counters: Counters::default(),
+        });
+        tokio::spawn(sender::run(Arc::downgrade(&shared)));
+        Ok(Producer { shared })
+    }
+
+    /// Accepts a record, waiting while the buffer is full (backpressure);
+    /// the returned future resolves with the record's outcome.
+    ///
+    /// # Errors
+    /// At once, without buffering: [`Error::RecordTooLarge`],
+    /// [`Error::ProducerClosed`], an unknown topic or partition
+    /// ([`Error::Broker`] / [`Error::NoLeader`]), [`Error::Records`].
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        self.enqueue(record, true).await
+    }
+
+    /// As [`Producer::send`], but returns [`Error::BufferFull`] instead of waiting.
+    ///
+    /// # Errors
+    /// As [`Producer::send`], plus [`Error::BufferFull`].
+    pub async fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        self.enqueue(record, false).await
+    }
+
+    /// Sends every record and waits for all the outcomes, in order.
+    ///
+    /// # Errors
+    /// The first error of [`Producer::send`]; records already accepted stay accepted.
+    pub async fn send_all(
+        &self,
+        records: impl IntoIterator<Item = ProducerRecord>,
+    ) -> Result<Vec<Result<RecordMetadata>>> {
+        let mut futures = Vec::new();
+        for r in records {
+            futures.push(self.send(r).await?);
+        }
+        let mut out = Vec::with_capacity(futures.len());
+        for f in futures {
+            out.push(f.await);
+        }
+        Ok(out)
+    }
+
+    async fn enqueue(&self, record: ProducerRecord, wait: bool) -> Result<DeliveryFuture> {
+        let s = &self.shared;
+        if s.closed.load(Ordering::Acquire) {
+            return Err(Error::ProducerClosed);
+        }
+        let size = record.size_estimate();
+        let max = s.config.max_request_size.min(s.config.buffer_memory);
+        if size > max {
+            return Err(Error::RecordTooLarge { size, max });
+        }
+        let meta = s.cluster.topic(&record.topic).await?;
+        let count = meta.partitions.len() as i32;
+        if count == 0 {
+            return Err(Error::NoLeader {
+                topic: record.topic.clone(),
+                partition: record.partition.unwrap_or(-1),
+                reason: "the topic has no partitions".into(),
+            });
+        }
+        let partition = match record.partition {
+            Some(p) if (0..count).contains(&p) => p,
+            Some(p) => {
+                return Err(Error::NoLeader {
+                    topic: record.topic.clone(),
+                    partition: p,
+                    reason: format!("the topic has {count} partitions"),
+                })
+            }
+            None => {
+                let now = Instant::now();
+                let backing_off = s.lock().backing_off(&record.topic, now);
+                let mut available: Vec<i32> = meta
+                    .partitions
+                    .iter()
+                    .filter(|p| p.leader >= 0 && !backing_off.contains(&p.partition))
+                    .map(|p| p.partition)
+                    .collect();
+                if available.is_empty() {
+                    available = (0..count).collect();
+                }
+                available.sort_unstable();
+                s.config.partitioner.partition(
+                    &record.topic,
+                    record.key.as_deref(),
+                    &available,
+                    count,
+                )
+            }
+        };
+        let permits = u32::try_from(size).map_err(|_| Error::RecordTooLarge { size, max })?;
+        let permit = if wait {
+            s.memory
+                .clone()
+                .acquire_many_owned(permits)
+                .await
+                .map_err(|_| Error::ProducerClosed)?
+        } else {
+            s.memory
+                .clone()
+                .try_acquire_many_owned(permits)
+                .map_err(|_| Error::BufferFull)?
+        };
+        if s.closed.load(Ordering::Acquire) {
+            return Err(Error::ProducerClosed);
+        }
+        let (tx, rx) = oneshot::channel();
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let wake = {
+            let mut acc = s.lock();
+            s.outstanding.fetch_add(1, Ordering::AcqRel);
+            acc.append(&s.config, &record, partition, timestamp, permit, tx)
+        };
+        match wake {
+            Err(e) => {
+                s.resolve(1);
+                return Err(e);
+            }
+            Ok(true) => s.wake.notify_one(),
+            Ok(false) => {}
+        }
+        Ok(DeliveryFuture { rx })
+    }
+
+    /// Sends everything buffered now and waits until every record accepted
+    /// so far has its outcome.
+    pub async fn flush(&self) {
+        let s = &self.shared;
+        loop {
+            let idle = s.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if s.outstanding.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            s.lock().flush_requested = true;
+            s.wake.notify_one();
+            idle.await;
+        }
+    }
+
+    /// Stops accepting records, delivers what was accepted within
+    /// `deadline`, then fails whatever is left with [`Error::ProducerClosed`].
+    /// Returns whether everything was delivered (or failed) in time.
+    pub async fn close(&self, deadline: Duration) -> bool {
+        self.shared.closed.store(true, Ordering::Release);
+        let done = tokio::time::timeout(deadline, self.flush()).await.is_ok();
+        if !done {
+            let n = self.shared.lock().fail_all(|| Error::ProducerClosed);
+            self.shared.resolve(n);
+        }
+        self.shared.memory.close();
+        self.shared.wake.notify_one();
+        done
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> ProducerStats {
+        let c = &self.shared.counters;
+        let used = self.shared.config.buffer_memory
+            - self
+                .shared
+                .memory
+                .available_permits()
+                .min(self.shared.config.buffer_memory);
+        ProducerStats {
+            records_sent: c.records_sent.load(Ordering::Relaxed),
+            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+            batches_sent: c.batches_sent.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            buffered_bytes: used as u64,
+            broker_latency: c
+                .latency
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(id, (n, total))| (*id, *n, total / (*n).max(1)))
+                .collect(),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

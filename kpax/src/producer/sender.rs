@@ -1,0 +1,391 @@
+//! The sender task: drains ready batches, groups them by leader, sends one
+//! produce request per broker, and settles each batch from the response.
+
+use super::accumulator::Batch;
+use super::{Acks, RecordMetadata, Shared};
+use crate::broker::{backoff, Broker};
+use crate::cluster::ClusterView;
+use crate::error::{Error, Result};
+use kpax_proto::generated::produce::{ProduceRequestPartitionData, ProduceRequestTopicData};
+use kpax_proto::generated::{ErrorCode, InitProducerIdRequest, ProduceRequest, ProduceResponse};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// A produce request's batches and its result.
+struct Completion {
+    node: i32,
+    batches: Vec<Batch>,
+    result: Result<Option<ProduceResponse>>,
+    started: Instant,
+}
+
+struct State {
+    producer: Option<(i64, i16)>,
+    idempotent: bool,
+    in_flight: HashMap<i32, usize>,
+    init_attempts: u32,
+    init_retry_at: Option<Instant>,
+}
+
+pub(crate) async fn run(weak: Weak<Shared>) {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Completion>();
+    let mut st = match weak.upgrade() {
+        Some(s) => State {
+            producer: None,
+            idempotent: s.config.idempotence,
+            in_flight: HashMap::new(),
+            init_attempts: 0,
+            init_retry_at: None,
+        },
+        None => return,
+    };
+    loop {
+        let Some(s) = weak.upgrade() else { return };
+        let closing = s.closed.load(Ordering::Acquire);
+        if closing
+            && s.outstanding.load(Ordering::Acquire) == 0
+            && st.in_flight.values().all(|n| *n == 0)
+        {
+            return;
+        }
+        // Only the sender holds the producer: nobody can send or wait any more.
+        if Arc::strong_count(&s) == 1 && s.outstanding.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut next: Option<Instant> = None;
+        if st.idempotent && st.producer.is_none() {
+            if st.init_retry_at.is_none_or(|t| t <= Instant::now()) {
+                init_producer(&s, &mut st).await;
+            }
+            if st.producer.is_none() && st.idempotent {
+                next = st.init_retry_at;
+            }
+        }
+        if !st.idempotent || st.producer.is_some() {
+            let drained = s.lock().drain(&s.config, Instant::now(), closing);
+            next = min_instant(next, drained.next);
+            for b in drained.expired {
+                expire(&s, b);
+            }
+            dispatch(&s, &mut st, drained.ready, &done_tx).await;
+        }
+        let sleep = next
+            .map_or(Duration::from_millis(250), |t| {
+                t.saturating_duration_since(Instant::now())
+            })
+            .min(Duration::from_millis(250));
+        tokio::select! {
+            _ = s.wake.notified() => {}
+            c = done_rx.recv() => {
+                if let Some(c) = c {
+                    settle(&s, &mut st, c);
+                }
+            }
+            _ = tokio::time::sleep(sleep) => {}
+        }
+        while let Ok(c) = done_rx.try_recv() {
+            settle(&s, &mut st, c);
+        }
+    }
+}
+
+fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+async fn init_producer(s: &Shared, st: &mut State) {
+    let req = InitProducerIdRequest::default().with_transaction_timeout_ms(i32::MAX);
+    match s.cluster.send_any(&req).await {
+        Ok(r) if r.error_code == 0 => {
+            tracing::debug!(
+                producer_id = r.producer_id,
+                epoch = r.producer_epoch,
+                "producer id"
+            );
+            st.producer = Some((r.producer_id, r.producer_epoch));
+            st.init_attempts = 0;
+            st.init_retry_at = None;
+            s.lock().reset_sequences();
+        }
+        Err(Error::UnsupportedVersion { .. }) => {
+            tracing::warn!("the cluster does not serve InitProducerId: idempotence off");
+            st.idempotent = false;
+        }
+        other => {
+            let why = match other {
+                Ok(r) => ErrorCode(r.error_code).to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::debug!(error = %why, "InitProducerId failed; retrying");
+            st.init_retry_at = Some(
+                Instant::now()
+                    + backoff(
+                        st.init_attempts,
+                        s.config.retry_backoff,
+                        s.config.retry_backoff_max,
+                    ),
+            );
+            st.init_attempts += 1;
+        }
+    }
+}
+
+/// Groups batches by leader and sends one request per broker.
+async fn dispatch(
+    s: &Arc<Shared>,
+    st: &mut State,
+    ready: Vec<Batch>,
+    done: &mpsc::UnboundedSender<Completion>,
+) {
+    let mut by_broker: HashMap<i32, (Broker, Vec<Batch>)> = HashMap::new();
+    for mut b in ready {
+        match s.cluster.leader(&b.topic, b.partition).await {
+            Ok(leader) => {
+                let node = leader.node_id().unwrap_or(-1);
+                if st.in_flight.get(&node).copied().unwrap_or(0)
+                    >= s.config.max_in_flight_per_broker
+                {
+                    // The broker is saturated: try again when a request completes.
+                    s.lock().retry(b, Duration::ZERO);
+                    continue;
+                }
+                s.lock()
+                    .stamp(&mut b, if st.idempotent { st.producer } else { None });
+                by_broker
+                    .entry(node)
+                    .or_insert_with(|| (leader, Vec::new()))
+                    .1
+                    .push(b);
+            }
+            Err(e) => requeue(s, b, e),
+        }
+    }
+    for (node, (broker, batches)) in by_broker {
+        // Split into requests of at most max_request_size.
+        let mut chunk: Vec<Batch> = Vec::new();
+        let mut size = 0;
+        let mut chunks = Vec::new();
+        for b in batches {
+            if !chunk.is_empty() && size + b.data.len() > s.config.max_request_size {
+                chunks.push(std::mem::take(&mut chunk));
+                size = 0;
+            }
+            size += b.data.len();
+            chunk.push(b);
+        }
+        chunks.push(chunk);
+        for batches in chunks {
+            *st.in_flight.entry(node).or_default() += 1;
+            let req = request(s, &batches);
+            let done = done.clone();
+            let broker = broker.clone();
+            let acks0 = s.config.acks == Acks::None;
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let result = if acks0 {
+                    broker.send_no_response(&req).await.map(|_| None)
+                } else {
+                    check_version(&broker)
+                        .await
+                        .and(broker.send(&req).await.map(Some))
+                };
+                let _ = done.send(Completion {
+                    node,
+                    batches,
+                    result,
+                    started,
+                });
+            });
+        }
+    }
+}
+
+/// Record batches v2 need Produce v3+; older brokers are not served yet.
+async fn check_version(broker: &Broker) -> Result<()> {
+    let v = broker.version_for::<ProduceRequest>().await?;
+    if v < 3 {
+        return Err(Error::UnsupportedVersion {
+            broker: broker.addr().into(),
+            api: kpax_proto::generated::ApiKey::Produce,
+            ours: (3, v),
+            theirs: None,
+        });
+    }
+    Ok(())
+}
+
+fn request(s: &Shared, batches: &[Batch]) -> ProduceRequest {
+    let mut topics: Vec<ProduceRequestTopicData> = Vec::new();
+    for b in batches {
+        let part = ProduceRequestPartitionData::default()
+            .with_index(b.partition)
+            .with_records(Some(b.data.clone()));
+        match topics.iter_mut().find(|t| t.name.as_str() == b.topic) {
+            Some(t) => t.partition_data.push(part),
+            None => topics.push(
+                ProduceRequestTopicData::default()
+                    .with_name(b.topic.as_str().into())
+                    .with_partition_data(vec![part]),
+            ),
+        }
+    }
+    ProduceRequest::default()
+        .with_acks(s.config.acks.wire())
+        .with_timeout_ms(s.config.produce_timeout.as_millis().min(i32::MAX as u128) as i32)
+        .with_topic_data(topics)
+}
+
+fn settle(s: &Shared, st: &mut State, c: Completion) {
+    if let Some(n) = st.in_flight.get_mut(&c.node) {
+        *n = n.saturating_sub(1);
+    }
+    {
+        let mut lat = s.counters.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let e = lat.entry(c.node).or_default();
+        e.0 += 1;
+        e.1 += c.started.elapsed().as_micros() as u64;
+    }
+    let resp = match c.result {
+        Ok(r) => r,
+        Err(e) => {
+            if matches!(
+                e,
+                Error::Network { .. } | Error::ClosedOnRequest { .. } | Error::Timeout { .. }
+            ) {
+                s.cluster.broker_down(c.node);
+            }
+            for b in c.batches {
+                if e.is_retriable() {
+                    requeue(s, b, e.clone());
+                } else {
+                    fail(s, b, e.clone());
+                }
+            }
+            s.wake.notify_one();
+            return;
+        }
+    };
+    for b in c.batches {
+        let Some(resp) = &resp else {
+            // acks=0: written as far as anyone will know.
+            succeed(s, b, -1, -1);
+            continue;
+        };
+        let part = resp
+            .responses
+            .iter()
+            .filter(|t| t.name.as_str() == b.topic)
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.index == b.partition);
+        let Some(p) = part else {
+            let e = Error::Protocol {
+                broker: format!("node {}", c.node),
+                reason: format!(
+                    "produce response has no entry for {}-{}",
+                    b.topic, b.partition
+                ),
+            };
+            requeue(s, b, e);
+            continue;
+        };
+        let code = ErrorCode(p.error_code);
+        let broker_error = || Error::Broker {
+            broker: format!("node {}", c.node),
+            api: kpax_proto::generated::ApiKey::Produce,
+            code,
+            message: p.error_message.as_ref().map(|m| m.to_string()),
+        };
+        match code {
+            ErrorCode::NONE => succeed(s, b, p.base_offset, p.log_append_time_ms),
+            ErrorCode::DUPLICATE_SEQUENCE_NUMBER => succeed(s, b, -1, -1),
+            ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+            | ErrorCode::UNKNOWN_PRODUCER_ID
+            | ErrorCode::INVALID_PRODUCER_EPOCH
+                if st.idempotent =>
+            {
+                // KIP-360: start over with a new producer id and sequences.
+                tracing::warn!(topic = %b.topic, partition = b.partition, %code, "resetting the producer id");
+                st.producer = None;
+                requeue(s, b, broker_error());
+            }
+            _ if code.is_retriable() => {
+                s.cluster.partition_error(&b.topic, b.partition, code);
+                requeue(s, b, broker_error());
+            }
+            _ => fail(s, b, broker_error()),
+        }
+    }
+    s.wake.notify_one();
+}
+
+fn succeed(s: &Shared, b: Batch, base_offset: i64, log_append_time: i64) {
+    s.lock().done(&b.topic, b.partition);
+    let n = b.records.len();
+    s.counters
+        .records_sent
+        .fetch_add(n as u64, Ordering::Relaxed);
+    s.counters
+        .bytes_sent
+        .fetch_add(b.data.len() as u64, Ordering::Relaxed);
+    s.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
+    for (i, r) in b.records.into_iter().enumerate() {
+        let _ = r.reply.send(Ok(RecordMetadata {
+            topic: b.topic.clone(),
+            partition: b.partition,
+            offset: if base_offset >= 0 {
+                base_offset + i as i64
+            } else {
+                -1
+            },
+            timestamp: if log_append_time >= 0 {
+                log_append_time
+            } else {
+                r.timestamp
+            },
+        }));
+    }
+    drop(b.permit);
+    s.resolve(n);
+}
+
+fn fail(s: &Shared, b: Batch, e: Error) {
+    s.lock().done(&b.topic, b.partition);
+    let n = b.fail(|| e.clone());
+    s.counters.errors.fetch_add(n as u64, Ordering::Relaxed);
+    s.resolve(n);
+}
+
+fn expire(s: &Shared, b: Batch) {
+    let e = Error::DeliveryTimeout {
+        topic: b.topic.clone(),
+        partition: b.partition,
+        after: s.config.delivery_timeout,
+        last: b.last_error.clone(),
+    };
+    fail(s, b, e);
+}
+
+fn requeue(s: &Shared, mut b: Batch, e: Error) {
+    if Instant::now() >= b.deadline {
+        b.last_error = Some(e.to_string());
+        expire(s, b);
+        return;
+    }
+    tracing::debug!(topic = %b.topic, partition = b.partition, attempt = b.attempts, error = %e, "retrying batch");
+    let wait = backoff(
+        b.attempts,
+        s.config.retry_backoff,
+        s.config.retry_backoff_max,
+    );
+    b.attempts += 1;
+    b.last_error = Some(e.to_string());
+    s.counters.retries.fetch_add(1, Ordering::Relaxed);
+    s.lock().retry(b, wait);
+}

@@ -1,0 +1,359 @@
+//! kpax's producer against real brokers, read back by librdkafka.
+
+mod harness;
+
+use std::collections::{BTreeMap, HashSet};
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use harness::interop::{self, Consumed};
+use harness::{api_key, error_code, Cluster as TestCluster, ProduceOptions, Until};
+use kpax::producer::{murmur2_partition, Acks, Producer, ProducerConfig, ProducerRecord};
+use kpax::proto::records::Compression;
+use kpax::{ClientConfig, Cluster, Error};
+
+fn client() -> ClientConfig {
+    ClientConfig::default()
+        .with_request_timeout(Duration::from_secs(5))
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .with_metadata_max_age(Duration::from_secs(5))
+}
+
+fn producer(tc: &TestCluster, config: ProducerConfig) -> Producer {
+    let cluster = Cluster::new([tc.bootstrap()], client()).unwrap();
+    Producer::new(
+        cluster,
+        config.with_retry_backoff(Duration::from_millis(20), Duration::from_millis(200)),
+    )
+    .unwrap()
+}
+
+fn value_of(c: &Consumed) -> String {
+    String::from_utf8(c.record.value.clone().unwrap_or_default()).unwrap()
+}
+
+/// Sends `n` records `rec-i` (keyed `key-i` when `keyed`); returns (partition, offset) per record.
+async fn send_numbered(p: &Producer, topic: &str, n: usize, keyed: bool) -> Vec<(i32, i64)> {
+    let mut futures = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut r = ProducerRecord::new(topic, format!("rec-{i}"))
+            .with_header("seq", Some(Bytes::from(i.to_string())));
+        if keyed {
+            r = r.with_key(format!("key-{i}"));
+        }
+        futures.push(p.send(r).await.unwrap());
+    }
+    let mut out = Vec::with_capacity(n);
+    for f in futures {
+        let m = f.await.unwrap();
+        out.push((m.partition, m.offset));
+    }
+    out
+}
+
+async fn read_all(
+    tc: &TestCluster,
+    topic: &str,
+    partitions: i32,
+    n: usize,
+) -> BTreeMap<i32, Vec<Consumed>> {
+    interop::consume(
+        tc.bootstrap(),
+        topic,
+        partitions,
+        Until::Count(n),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_keyed_and_unkeyed_records_land_where_kpax_says_and_librdkafka_reads_them() {
+    let tc = TestCluster::mock(3);
+    let topic = tc.topic(3).await;
+    let p = producer(
+        &tc,
+        ProducerConfig::default().with_compression(Compression::Lz4),
+    );
+    let keyed = send_numbered(&p, &topic.name, 1500, true).await;
+    let log = read_all(&tc, &topic.name, 3, 1500).await;
+    let total: usize = log.values().map(Vec::len).sum();
+    assert_eq!(total, 1500);
+    for (i, (partition, offset)) in keyed.iter().enumerate() {
+        // Java-compatible partition for the key
+        assert_eq!(
+            *partition,
+            murmur2_partition(format!("key-{i}").as_bytes(), 3)
+        );
+        let at = log[partition]
+            .iter()
+            .find(|c| c.offset == *offset)
+            .expect("offset in log");
+        assert_eq!(value_of(at), format!("rec-{i}"));
+        assert_eq!(
+            at.record.headers[0],
+            ("seq".to_string(), Some(i.to_string().into_bytes()))
+        );
+    }
+    // per-partition order is send order
+    for recs in log.values() {
+        let seqs: Vec<usize> = recs
+            .iter()
+            .map(|c| value_of(c)[4..].parse().unwrap())
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "out of order: {seqs:?}"
+        );
+    }
+    let stats = p.stats();
+    assert_eq!(stats.records_sent, 1500);
+    assert!(p.close(Duration::from_secs(5)).await);
+    assert!(matches!(
+        p.send(ProducerRecord::new(&topic.name, "late")).await,
+        Err(Error::ProducerClosed)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_murmur2_partitions_agree_with_librdkafka() {
+    let tc = TestCluster::mock(1);
+    let topic = tc.topic(7).await;
+    let records: Vec<interop::Record> = (0..300)
+        .map(|i| interop::Record {
+            key: Some(format!("user-{i}-{}", i * 7919).into_bytes()),
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+        })
+        .collect();
+    let opts = ProduceOptions {
+        extra: vec![("partitioner".into(), "murmur2_random".into())],
+        ..ProduceOptions::default()
+    };
+    let delivered = interop::produce(tc.bootstrap(), &topic.name, &records, |_| -1, &opts)
+        .await
+        .unwrap();
+    for (r, d) in records.iter().zip(&delivered) {
+        assert_eq!(
+            d.partition,
+            murmur2_partition(r.key.as_ref().unwrap(), 7),
+            "key {:?}",
+            String::from_utf8_lossy(r.key.as_ref().unwrap())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_every_codec_and_acks() {
+    let tc = TestCluster::mock(3);
+    let topic = tc.topic(2).await;
+    let mut expected = 0;
+    for (codec, acks) in [
+        (Compression::None, Acks::All),
+        (Compression::Gzip, Acks::Leader),
+        (Compression::Snappy, Acks::All),
+        (Compression::Lz4, Acks::Leader),
+        (Compression::Zstd, Acks::All),
+        (Compression::None, Acks::None),
+    ] {
+        let p = producer(
+            &tc,
+            ProducerConfig::default()
+                .with_compression(codec)
+                .with_acks(acks),
+        );
+        let got = send_numbered(&p, &topic.name, 200, false).await;
+        if acks == Acks::None {
+            assert!(got.iter().all(|(_, o)| *o == -1));
+        } else {
+            assert!(got.iter().all(|(_, o)| *o >= 0));
+        }
+        assert!(p.close(Duration::from_secs(5)).await);
+        expected += 200;
+    }
+    let log = read_all(&tc, &topic.name, 2, expected).await;
+    assert_eq!(log.values().map(Vec::len).sum::<usize>(), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_faults_during_an_idempotent_run_lose_and_duplicate_nothing() {
+    const N: usize = 100_000;
+    let tc = TestCluster::mock(3);
+    let mock = tc.faults();
+    let topic = tc.topic(6).await;
+    let p = producer(
+        &tc,
+        ProducerConfig::default()
+            .with_linger(Duration::from_millis(2))
+            .with_batch_size(16 * 1024),
+    );
+    let name = topic.name.clone();
+    let p2 = p.clone();
+    let sending = tokio::spawn(async move { send_numbered(&p2, &name, N, false).await });
+    let steps: [(u64, Box<dyn Fn() + Send>); 6] = [
+        (
+            100,
+            Box::new(|| {
+                mock.request_errors(
+                    api_key::PRODUCE,
+                    &[
+                        error_code::NOT_LEADER_OR_FOLLOWER,
+                        error_code::NOT_LEADER_OR_FOLLOWER,
+                    ],
+                )
+            }),
+        ),
+        (
+            150,
+            Box::new(|| mock.request_errors(api_key::PRODUCE, &[error_code::REQUEST_TIMED_OUT])),
+        ),
+        (
+            150,
+            Box::new(|| {
+                mock.request_errors(
+                    api_key::PRODUCE,
+                    &[
+                        error_code::NOT_ENOUGH_REPLICAS,
+                        error_code::NOT_ENOUGH_REPLICAS,
+                    ],
+                )
+            }),
+        ),
+        (100, Box::new(|| mock.broker_down(2))),
+        (400, Box::new(|| mock.broker_up(2))),
+        (100, Box::new(|| mock.move_leader(&topic.name, 0, Some(3)))),
+    ];
+    for (wait, step) in steps.iter() {
+        tokio::time::sleep(Duration::from_millis(*wait)).await;
+        step();
+    }
+    let sent = tokio::time::timeout(Duration::from_secs(120), sending)
+        .await
+        .expect("all delivered in time")
+        .unwrap();
+    assert_eq!(sent.len(), N);
+    let log = read_all(&tc, &topic.name, 6, N).await;
+    let mut seen = HashSet::new();
+    for recs in log.values() {
+        let seqs: Vec<usize> = recs
+            .iter()
+            .map(|c| value_of(c)[4..].parse().unwrap())
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "reordered or duplicated within a partition"
+        );
+        for s in seqs {
+            assert!(seen.insert(s), "record {s} written twice");
+        }
+    }
+    assert_eq!(seen.len(), N, "records lost");
+    let stats = p.stats();
+    assert!(stats.retries > 0, "the faults caused no retry: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_backpressure_keeps_memory_within_budget() {
+    let tc = TestCluster::mock(1);
+    let topic = tc.topic(1).await;
+    const BUDGET: usize = 64 * 1024;
+    let p = producer(
+        &tc,
+        ProducerConfig::default()
+            .with_buffer_memory(BUDGET)
+            .with_batch_size(16 * 1024)
+            .with_max_request_size(32 * 1024),
+    );
+    tc.faults().round_trip_time(1, Duration::from_millis(100));
+    let value = Bytes::from(vec![b'x'; 1000]);
+    let mut futures = Vec::new();
+    let mut saw_full = false;
+    for _ in 0..400 {
+        match p
+            .try_send(ProducerRecord::new(&topic.name, value.clone()))
+            .await
+        {
+            Ok(f) => futures.push(f),
+            Err(Error::BufferFull) => {
+                saw_full = true;
+                // send waits for room instead
+                futures.push(
+                    p.send(ProducerRecord::new(&topic.name, value.clone()))
+                        .await
+                        .unwrap(),
+                );
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(p.stats().buffered_bytes as usize <= BUDGET);
+    }
+    assert!(
+        saw_full,
+        "a 64 KiB budget never filled with 400 KB sent through a slow broker"
+    );
+    for f in futures {
+        f.await.unwrap();
+    }
+    assert_eq!(p.stats().buffered_bytes, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_clear_error() {
+    let tc = TestCluster::mock(1);
+    let topic = tc.topic(2).await;
+    let p = producer(&tc, ProducerConfig::default().with_max_request_size(10_000));
+    let e = p
+        .send(ProducerRecord::new(&topic.name, vec![0u8; 20_000]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::RecordTooLarge { max: 10_000, .. }),
+        "{e}"
+    );
+    let e = p
+        .send(ProducerRecord::new(&topic.name, "x").with_partition(9))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NoLeader { partition: 9, .. }), "{e}");
+    // a producer that cannot work: idempotence without acks=all
+    let cluster = Cluster::new([tc.bootstrap()], client()).unwrap();
+    let mut cfg = ProducerConfig::default();
+    cfg.acks = Acks::Leader;
+    assert!(matches!(Producer::new(cluster, cfg), Err(Error::Config(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_produce_and_read_back_with_unknown_topic_error() {
+    let Some(tc) = TestCluster::tansu() else {
+        return;
+    };
+    let topic = tc.topic(3).await;
+    let p = producer(
+        &tc,
+        ProducerConfig::default().with_compression(Compression::Snappy),
+    );
+    let sent = send_numbered(&p, &topic.name, 500, true).await;
+    let log = read_all(&tc, &topic.name, 3, 500).await;
+    assert_eq!(log.values().map(Vec::len).sum::<usize>(), 500);
+    for (i, (partition, offset)) in sent.iter().enumerate() {
+        assert_eq!(
+            *partition,
+            murmur2_partition(format!("key-{i}").as_bytes(), 3)
+        );
+        assert!(log[partition]
+            .iter()
+            .any(|c| c.offset == *offset && value_of(c) == format!("rec-{i}")));
+    }
+    let e = p
+        .send(ProducerRecord::new("kpax-no-such-topic-abc", "x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(kpax::proto::generated::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+        "{e}"
+    );
+}
