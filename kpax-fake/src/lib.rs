@@ -327,6 +327,18 @@ impl FakeCluster {
         *self.shared.lock().faults.drops.entry(api).or_default() += count;
     }
 
+    /// How many requests of `api` the brokers received so far (answered,
+    /// failed or dropped).
+    pub fn request_count(&self, api: ApiKey) -> usize {
+        self.shared
+            .lock()
+            .faults
+            .seen
+            .get(&api)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Removes every fault injected for `api`.
     pub fn clear_faults(&self, api: ApiKey) {
         let mut s = self.shared.lock();

@@ -109,6 +109,7 @@ async fn serve(
         let api = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
         let (range, injected, dropped, delay) = {
             let mut s = shared.lock();
+            *s.faults.seen.entry(api).or_default() += 1;
             let range = s.versions.range(api);
             let dropped = range.is_some() && s.take_drop(api);
             let injected = if range.is_some() && !dropped {

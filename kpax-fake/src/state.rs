@@ -43,6 +43,8 @@ pub(crate) struct Faults {
     pub errors: HashMap<ApiKey, VecDeque<ErrorCode>>,
     pub delays: HashMap<ApiKey, Duration>,
     pub drops: HashMap<ApiKey, usize>,
+    /// Requests received per API (every broker).
+    pub seen: HashMap<ApiKey, usize>,
 }
 
 /// Which coordinator a FindCoordinator key type names.
