@@ -340,14 +340,14 @@ impl Group {
 
     fn after_removal(&mut self, now: Instant) {
         if self.members.is_empty() {
-            self.to_empty();
+            self.become_empty();
         } else if self.state != GroupState::PreparingRebalance {
             self.begin_rebalance(now, Duration::ZERO);
         }
         self.notify.notify_waiters();
     }
 
-    fn to_empty(&mut self) {
+    fn become_empty(&mut self) {
         self.state = GroupState::Empty;
         self.generation += 1;
         self.leader = None;
@@ -419,7 +419,7 @@ impl Group {
     fn complete_join(&mut self, now: Instant) {
         self.members.retain(|_, m| m.awaiting_join);
         if self.members.is_empty() {
-            self.to_empty();
+            self.become_empty();
             return;
         }
         self.generation += 1;

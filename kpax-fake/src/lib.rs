@@ -35,7 +35,6 @@ mod server;
 mod state;
 pub mod versions;
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -298,7 +297,7 @@ impl FakeCluster {
         s.faults
             .errors
             .entry(api)
-            .or_insert_with(VecDeque::new)
+            .or_default()
             .extend(errors.iter().copied());
     }
 
