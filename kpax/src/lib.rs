@@ -1,12 +1,15 @@
 //! kpax: a pure-Rust Kafka client built on the generated protocol layer of
 //! [`kpax_proto`].
 //!
+//! - [`admin::Admin`]: topics, partitions, configs, groups, offsets and
+//!   the cluster, with a result per topic, partition or group;
 //! - [`broker::Broker`]: one broker, a lazy, asynchronous, recoverable
 //!   round tripper with version negotiation;
 //! - [`cluster::Cluster`]: the metadata manager: leaders, partitions,
 //!   coordinators, refreshed lazily and invalidated by errors;
 //! - [`producer::Producer`]: batching, partitioning, retries, idempotence.
 
+pub mod admin;
 pub mod broker;
 pub mod cluster;
 pub mod config;
