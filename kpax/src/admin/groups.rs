@@ -290,7 +290,7 @@ impl Admin {
         group: &str,
         topics: Option<&[&str]>,
     ) -> Result<PartitionResults<CommittedOffset>> {
-        let wanted: Option<Vec<(String, Vec<i32>)>> = match topics {
+        let wanted: Option<WantedTopics> = match topics {
             None => None,
             Some(ts) => {
                 let mut v = Vec::new();
@@ -302,11 +302,14 @@ impl Admin {
         };
         let items = vec![(GroupId(group.to_string()), wanted)];
         let mut done = self
-            .fan_out(items, |broker: Broker, items: Vec<(GroupId, Option<Vec<(String, Vec<i32>)>>)>| async move {
-                let (group, wanted) = items.into_iter().next().expect("one group");
-                let r = offset_fetch(&broker, &group.0, wanted).await?;
-                Ok(vec![(group, r)])
-            })
+            .fan_out(
+                items,
+                |broker: Broker, items: Vec<(GroupId, Option<WantedTopics>)>| async move {
+                    let (group, wanted) = items.into_iter().next().expect("one group");
+                    let r = offset_fetch(&broker, &group.0, wanted).await?;
+                    Ok(vec![(group, r)])
+                },
+            )
             .await?;
         take(&mut done, group)
     }
@@ -356,6 +359,9 @@ impl Admin {
     }
 }
 
+/// Topics and their partitions to fetch committed offsets of.
+type WantedTopics = Vec<(String, Vec<i32>)>;
+
 /// The result for `key`, or a protocol error when the answer left it out.
 fn take<T>(done: &mut BTreeMap<GroupId, Result<T>>, key: &str) -> Result<T> {
     done.remove(&GroupId(key.to_string())).unwrap_or_else(|| {
@@ -371,7 +377,7 @@ fn take<T>(done: &mut BTreeMap<GroupId, Result<T>>, key: &str) -> Result<T> {
 async fn offset_fetch(
     broker: &Broker,
     group: &str,
-    wanted: Option<Vec<(String, Vec<i32>)>>,
+    wanted: Option<WantedTopics>,
 ) -> Result<Result<PartitionResults<CommittedOffset>>> {
     let v = broker.version_for::<OffsetFetchRequest>().await?;
     if wanted.is_none() && v < 2 {

@@ -81,9 +81,10 @@ impl Admin {
     ///
     /// # Errors
     /// [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion) when
-    /// the broker does not serve CreateTopics (or validate-only, before
-    /// v1); [`Error::Encode`](crate::Error::Encode) for a broker default
-    /// (-1) before v4; connection errors when no broker answers.
+    /// the broker does not serve CreateTopics;
+    /// [`Error::Encode`](crate::Error::Encode) for validate-only against a
+    /// broker that only serves v0; connection errors when no broker
+    /// answers.
     pub async fn create_topics(
         &self,
         topics: &[NewTopic],
