@@ -184,9 +184,10 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &[(&[u8], Option<&[u8]>)],
     ) -> Result<(), RecordsError> {
-        let headers_len = headers.iter().try_fold(0usize, |n, (k, v)| {
-            Ok::<_, RecordsError>(n + bytes_len(Some(k))? + bytes_len(*v)?)
-        })?;
+        let headers_len = headers
+            .iter()
+            .map(|(k, v)| bytes_len(Some(k)) + bytes_len(*v))
+            .sum();
         self.write_record(
             offset_delta,
             timestamp,
@@ -214,9 +215,11 @@ impl RecordBatchBuilder {
                 what: "offset delta",
             }
         })?;
-        let headers_len = record.headers.iter().try_fold(0usize, |n, h| {
-            Ok::<_, RecordsError>(n + bytes_len(Some(&h.key))? + bytes_len(h.value.as_deref())?)
-        })?;
+        let headers_len = record
+            .headers
+            .iter()
+            .map(|h| bytes_len(Some(&h.key)) + bytes_len(h.value.as_deref()))
+            .sum();
         self.write_record(
             delta,
             record.timestamp,
@@ -283,8 +286,8 @@ impl RecordBatchBuilder {
         let body_len = 1
             + varlong_len(timestamp_delta)
             + varint_len(offset_delta)
-            + bytes_len(key)?
-            + bytes_len(value)?
+            + bytes_len(key)
+            + bytes_len(value)
             + varint_len(header_count)
             + headers_len;
         let body_len_i32 = i32::try_from(body_len).map_err(|_| RecordsError::Overflow {
@@ -398,15 +401,15 @@ impl RecordBatchBuilder {
 
 /// The encoded size of a nullable byte string with a varint length.
 #[inline]
-fn bytes_len(b: Option<&[u8]>) -> Result<usize, RecordsError> {
+fn bytes_len(b: Option<&[u8]>) -> usize {
     match b {
-        None => Ok(1),
-        Some(b) => {
-            let n = i32::try_from(b.len()).map_err(|_| RecordsError::Overflow {
-                what: "key, value or header length",
-            })?;
-            Ok(varint_len(n) + b.len())
-        }
+        None => 1,
+        // A length over i32::MAX is counted as 5 varint bytes plus itself:
+        // the record length then overflows i32 and the record is refused.
+        Some(b) => match i32::try_from(b.len()) {
+            Ok(n) => varint_len(n) + b.len(),
+            Err(_) => 5 + b.len(),
+        },
     }
 }
 
