@@ -214,7 +214,7 @@ async fn broker_down_makes_its_partitions_unavailable_until_up() {
     cluster.create_topic("outage", 3).unwrap();
     let bootstrap = cluster.bootstrap();
     let down = cluster.leader("outage", 0).unwrap();
-    cluster.broker_down(down);
+    cluster.broker_down(down).await;
     assert!(std::net::TcpStream::connect(cluster.broker_addr(down).unwrap()).is_err());
     let one = interop::numbered(1);
     let short = ProduceOptions {

@@ -347,16 +347,21 @@ impl FakeCluster {
     }
 
     /// Takes broker `node` down: closes its connections and its listener,
-    /// so that connecting is refused. Its partitions keep it as leader and
-    /// are unavailable until [`broker_up`](Self::broker_up).
-    pub fn broker_down(&self, node: i32) {
-        let mut handles = self.handles();
-        let Some(h) = handles.get_mut((node - 1) as usize) else {
-            return;
+    /// so that connecting is refused once this returns. Its partitions keep
+    /// it as leader and are unavailable until [`broker_up`](Self::broker_up).
+    pub async fn broker_down(&self, node: i32) {
+        let task = {
+            let mut handles = self.handles();
+            let Some(h) = handles.get_mut((node - 1) as usize) else {
+                return;
+            };
+            h.up.send_replace(false);
+            h.listener.take()
         };
-        h.up.send_replace(false);
-        if let Some(task) = h.listener.take() {
+        if let Some(task) = task {
             task.abort();
+            // The listener is closed when the aborted task is dropped.
+            let _ = task.await;
         }
         if let Some(b) = self.shared.lock().brokers.iter_mut().find(|b| b.id == node) {
             b.up = false;
