@@ -7,18 +7,21 @@
 //!   round tripper with version negotiation;
 //! - [`cluster::Cluster`]: the metadata manager: leaders, partitions,
 //!   coordinators, refreshed lazily and invalidated by errors;
-//! - [`producer::Producer`]: batching, partitioning, retries, idempotence.
+//! - [`producer::Producer`]: batching, partitioning, retries, idempotence;
+//! - [`consumer::Consumer`]: prefetching, consumer groups, offsets.
 
 pub mod admin;
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod producer;
 
 pub use broker::Broker;
 pub use cluster::Cluster;
 pub use config::ClientConfig;
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 pub use error::{Error, Result};
 pub use kpax_proto as proto;
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};

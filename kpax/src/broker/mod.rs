@@ -139,7 +139,8 @@ impl Broker {
     pub async fn send<R: Request>(&self, req: &R) -> Result<R::Response> {
         let live = self.live().await?;
         let version = self.pick::<R>(&live)?;
-        self.round_trip(&live, req, version).await
+        self.round_trip(&live, req, version, self.inner.config.request_timeout)
+            .await
     }
 
     /// Sends `req` at `version` (which must be one the broker supports).
@@ -148,7 +149,23 @@ impl Broker {
     /// As [`Broker::send`].
     pub async fn send_version<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
         let live = self.live().await?;
-        self.round_trip(&live, req, version).await
+        self.round_trip(&live, req, version, self.inner.config.request_timeout)
+            .await
+    }
+
+    /// As [`Broker::send_version`] with its own timeout, for requests the
+    /// broker may hold on purpose (JoinGroup waits for the rebalance).
+    ///
+    /// # Errors
+    /// As [`Broker::send`].
+    pub async fn send_version_timeout<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let live = self.live().await?;
+        self.round_trip(&live, req, version, timeout).await
     }
 
     /// Sends a request that gets no response (a Produce with `acks = 0`);
@@ -193,6 +210,7 @@ impl Broker {
         live: &Live,
         req: &R,
         version: i16,
+        timeout: Duration,
     ) -> Result<R::Response> {
         let (frame, correlation_id) = self.frame(req, version)?;
         let permit = live.conn.permit().await;
@@ -208,7 +226,6 @@ impl Broker {
                 _permit: permit,
             }),
         )?;
-        let timeout = self.inner.config.request_timeout;
         let mut body = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r?,
             Ok(Err(_)) => {
@@ -305,7 +322,12 @@ impl Broker {
             .with_client_software_name(StrBytes::from_static("kpax"))
             .with_client_software_version(StrBytes::from_static(env!("CARGO_PKG_VERSION")));
         let first = self
-            .round_trip(&probe, &req, ApiVersionsRequest::MAX_VERSION)
+            .round_trip(
+                &probe,
+                &req,
+                ApiVersionsRequest::MAX_VERSION,
+                self.inner.config.request_timeout,
+            )
             .await;
         let resp = match first {
             Ok(r) if r.error_code == ErrorCode::UNSUPPORTED_VERSION.0 => {
@@ -351,7 +373,12 @@ impl Broker {
             versions: ApiVersions::from_ranges([(ApiKey::ApiVersions as i16, 0, 0)]),
         };
         let r = self
-            .round_trip(&probe, &ApiVersionsRequest::default(), 0)
+            .round_trip(
+                &probe,
+                &ApiVersionsRequest::default(),
+                0,
+                self.inner.config.request_timeout,
+            )
             .await?;
         if r.error_code != 0 {
             return Err(Error::Broker {

@@ -1,0 +1,161 @@
+//! Consumer settings.
+
+use super::assignor::{Assignor, RangeAssignor, RoundRobinAssignor};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where to start when a partition has no valid position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// The earliest offset still in the log.
+    Earliest,
+    /// The end of the log (only new records).
+    Latest,
+    /// Fail with an error.
+    None,
+}
+
+/// Whether records of open or aborted transactions are returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// Every record, transactional or not.
+    ReadUncommitted,
+    /// Only committed records (aborted ones filtered, control records hidden).
+    ReadCommitted,
+}
+
+/// Consumer settings; `ConsumerConfig::default()` then the `with_*` methods.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ConsumerConfig {
+    /// The consumer group, for `subscribe` and commits.
+    pub group_id: Option<String>,
+    /// Static membership id (KIP-345).
+    pub group_instance_id: Option<String>,
+    /// What to do without a committed or valid offset.
+    pub auto_offset_reset: OffsetReset,
+    /// Transaction visibility.
+    pub isolation_level: IsolationLevel,
+    /// Fetch min bytes.
+    pub fetch_min_bytes: i32,
+    /// Fetch max bytes per request.
+    pub fetch_max_bytes: i32,
+    /// Max bytes per partition per fetch.
+    pub partition_max_bytes: i32,
+    /// How long the broker may hold a fetch for `fetch_min_bytes`.
+    pub fetch_max_wait: Duration,
+    /// The most bytes of fetched records buffered in the consumer.
+    pub buffer_memory: usize,
+    /// Commit positions periodically.
+    pub enable_auto_commit: bool,
+    /// The auto commit period.
+    pub auto_commit_interval: Duration,
+    /// Group session timeout.
+    pub session_timeout: Duration,
+    /// Group rebalance timeout.
+    pub rebalance_timeout: Duration,
+    /// Heartbeat period.
+    pub heartbeat_interval: Duration,
+    /// Assignors in order of preference.
+    pub assignors: Vec<Arc<dyn Assignor>>,
+    /// Wait after an error before retrying.
+    pub retry_backoff: Duration,
+}
+
+impl std::fmt::Debug for ConsumerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerConfig")
+            .field("group_id", &self.group_id)
+            .field("auto_offset_reset", &self.auto_offset_reset)
+            .field("isolation_level", &self.isolation_level)
+            .field("buffer_memory", &self.buffer_memory)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            group_id: None,
+            group_instance_id: None,
+            auto_offset_reset: OffsetReset::Latest,
+            isolation_level: IsolationLevel::ReadUncommitted,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 50 * 1024 * 1024,
+            partition_max_bytes: 1024 * 1024,
+            fetch_max_wait: Duration::from_millis(500),
+            buffer_memory: 64 * 1024 * 1024,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(45),
+            rebalance_timeout: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(3),
+            assignors: vec![Arc::new(RangeAssignor), Arc::new(RoundRobinAssignor)],
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Sets the group id.
+    pub fn with_group_id(mut self, id: impl Into<String>) -> Self {
+        self.group_id = Some(id.into());
+        self
+    }
+
+    /// Sets the static membership id.
+    pub fn with_group_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.group_instance_id = Some(id.into());
+        self
+    }
+
+    /// Sets the reset policy.
+    pub fn with_auto_offset_reset(mut self, r: OffsetReset) -> Self {
+        self.auto_offset_reset = r;
+        self
+    }
+
+    /// Sets the isolation level.
+    pub fn with_isolation_level(mut self, l: IsolationLevel) -> Self {
+        self.isolation_level = l;
+        self
+    }
+
+    /// Sets the buffer budget (at least one partition fetch).
+    pub fn with_buffer_memory(mut self, bytes: usize) -> Self {
+        self.buffer_memory = bytes;
+        self
+    }
+
+    /// Sets fetch sizes: per request and per partition.
+    pub fn with_fetch_max_bytes(mut self, request: i32, partition: i32) -> Self {
+        self.fetch_max_bytes = request.max(1);
+        self.partition_max_bytes = partition.max(1);
+        self
+    }
+
+    /// Sets the fetch max wait.
+    pub fn with_fetch_max_wait(mut self, t: Duration) -> Self {
+        self.fetch_max_wait = t;
+        self
+    }
+
+    /// Turns auto commit on or off.
+    pub fn with_auto_commit(mut self, on: bool) -> Self {
+        self.enable_auto_commit = on;
+        self
+    }
+
+    /// Sets session timeout and heartbeat interval.
+    pub fn with_session_timeout(mut self, session: Duration, heartbeat: Duration) -> Self {
+        self.session_timeout = session;
+        self.heartbeat_interval = heartbeat;
+        self
+    }
+
+    /// Sets the assignors, most preferred first.
+    pub fn with_assignors(mut self, a: Vec<Arc<dyn Assignor>>) -> Self {
+        self.assignors = a;
+        self
+    }
+}

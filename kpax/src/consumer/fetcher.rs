@@ -1,0 +1,515 @@
+//! The fetcher task: keeps every assigned partition's buffer topped up with
+//! one fetch in flight per leader, within the byte budget.
+
+use super::{Chunk, ConsumerRecord, IsolationLevel, OffsetReset, Shared, StartAt, TopicPartition};
+use crate::broker::{backoff, Broker};
+use crate::cluster::ClusterView;
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use kpax_proto::generated::fetch::{
+    FetchRequestPartition, FetchRequestTopic, FetchResponseAbortedTransaction,
+};
+use kpax_proto::generated::list_offsets::{ListOffsetsRequestPartition, ListOffsetsRequestTopic};
+use kpax_proto::generated::{ApiKey, ErrorCode, FetchRequest, FetchResponse, ListOffsetsRequest};
+use kpax_proto::records::{Batch, Batches, ControlRecordType};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+/// Fetch v13+ names topics by id; kpax fetches by name (v12 and below).
+const MAX_FETCH_VERSION: i16 = 12;
+
+struct FetchDone {
+    node: i32,
+    /// (partition, fetch offset, epoch) as requested.
+    parts: Vec<(TopicPartition, i64, u64)>,
+    permit: OwnedSemaphorePermit,
+    result: Result<FetchResponse>,
+}
+
+pub(crate) async fn run(weak: Weak<Shared>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<FetchDone>();
+    let mut busy: HashSet<i32> = HashSet::new();
+    let mut failures: u32 = 0;
+    loop {
+        let Some(s) = weak.upgrade() else { return };
+        if s.closed.load(Ordering::Acquire) || (Arc::strong_count(&s) == 1 && busy.is_empty()) {
+            return;
+        }
+        if let Err(e) = resolve_starts(&s).await {
+            tracing::debug!(error = %e, "resolving start offsets failed; retrying");
+            failures += 1;
+        }
+        plan(&s, &mut busy, &tx).await;
+        let pause = backoff(
+            failures.min(6),
+            Duration::from_millis(50),
+            Duration::from_secs(1),
+        );
+        tokio::select! {
+            _ = s.wake.notified() => {}
+            d = rx.recv() => {
+                if let Some(d) = d {
+                    busy.remove(&d.node);
+                    settle(&s, d);
+                }
+            }
+            _ = tokio::time::sleep(pause) => {}
+        }
+        while let Ok(d) = rx.try_recv() {
+            busy.remove(&d.node);
+            settle(&s, d);
+        }
+        if failures > 0 && s.lock().parts.values().all(|p| p.position.is_some()) {
+            failures = 0;
+        }
+    }
+}
+
+/// Finds positions for partitions that need one.
+async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
+    let pending: Vec<(TopicPartition, StartAt)> = s
+        .lock()
+        .parts
+        .iter()
+        .filter(|(_, p)| p.position.is_none())
+        .filter_map(|(tp, p)| p.start.map(|st| (tp.clone(), st)))
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let committed: Vec<TopicPartition> = pending
+        .iter()
+        .filter(|(_, st)| *st == StartAt::Committed)
+        .map(|(tp, _)| tp.clone())
+        .collect();
+    if !committed.is_empty() {
+        let offsets = super::group::fetch_committed(s, &committed).await?;
+        let reset = s.config.auto_offset_reset;
+        let mut st = s.lock();
+        for tp in committed {
+            let Some(p) = st.parts.get_mut(&tp) else {
+                continue;
+            };
+            match offsets.get(&tp).copied().filter(|o| *o >= 0) {
+                Some(o) => {
+                    p.position = Some(o);
+                    p.fetch_offset = o;
+                    p.start = None;
+                }
+                None => match reset {
+                    OffsetReset::Earliest => p.start = Some(StartAt::Earliest),
+                    OffsetReset::Latest => p.start = Some(StartAt::Latest),
+                    OffsetReset::None => {
+                        st.error = Some(Error::Config(format!(
+                            "{}-{} has no committed offset and auto_offset_reset is None",
+                            tp.0, tp.1
+                        )));
+                        st.parts.remove(&tp);
+                        s.records.notify_waiters();
+                    }
+                },
+            }
+        }
+        return Ok(());
+    }
+    // ListOffsets per leader.
+    let mut by_leader: HashMap<i32, (Broker, Vec<(TopicPartition, i64)>)> = HashMap::new();
+    for (tp, st) in pending {
+        let ts = match st {
+            StartAt::Earliest => -2,
+            StartAt::Latest => -1,
+            StartAt::Timestamp(t) => t,
+            StartAt::Offset(_) | StartAt::Committed => continue,
+        };
+        let leader = s.cluster.leader(&tp.0, tp.1).await?;
+        by_leader
+            .entry(leader.node_id().unwrap_or(-1))
+            .or_insert_with(|| (leader, Vec::new()))
+            .1
+            .push((tp, ts));
+    }
+    for (_, (broker, items)) in by_leader {
+        let version = broker.version_for::<ListOffsetsRequest>().await?;
+        let mut topics: BTreeMap<String, Vec<ListOffsetsRequestPartition>> = BTreeMap::new();
+        for ((t, p), ts) in &items {
+            let mut part = ListOffsetsRequestPartition::default()
+                .with_partition_index(*p)
+                .with_timestamp(*ts);
+            if version == 0 {
+                part.max_num_offsets = 1;
+            }
+            topics.entry(t.clone()).or_default().push(part);
+        }
+        let mut req = ListOffsetsRequest::default().with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    ListOffsetsRequestTopic::default()
+                        .with_name(t.as_str().into())
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+        if version >= 2 {
+            req.isolation_level = isolation(s);
+        }
+        let resp = broker.send_version(&req, version).await?;
+        let mut st = s.lock();
+        for t in &resp.topics {
+            for p in &t.partitions {
+                let tp = (t.name.to_string(), p.partition_index);
+                let Some(part) = st.parts.get_mut(&tp) else {
+                    continue;
+                };
+                if p.error_code != 0 {
+                    s.cluster
+                        .partition_error(&tp.0, tp.1, ErrorCode(p.error_code));
+                    continue;
+                }
+                let offset = if version == 0 {
+                    p.old_style_offsets.first().copied().unwrap_or(-1)
+                } else {
+                    p.offset
+                };
+                if offset < 0 {
+                    // no record at or after the timestamp: start at the end
+                    part.start = Some(StartAt::Latest);
+                } else {
+                    part.position = Some(offset);
+                    part.fetch_offset = offset;
+                    part.start = None;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn isolation(s: &Shared) -> i8 {
+    match s.config.isolation_level {
+        IsolationLevel::ReadUncommitted => 0,
+        IsolationLevel::ReadCommitted => 1,
+    }
+}
+
+/// Sends a fetch to every leader that has fetchable partitions and no fetch in flight.
+async fn plan(s: &Arc<Shared>, busy: &mut HashSet<i32>, tx: &mpsc::UnboundedSender<FetchDone>) {
+    let now = Instant::now();
+    let wanted: Vec<(TopicPartition, i64)> = s
+        .lock()
+        .parts
+        .iter()
+        .filter(|(_, p)| {
+            p.position.is_some()
+                && !p.paused
+                && !p.in_flight
+                && p.chunks.is_empty()
+                && p.retry_at.is_none_or(|t| t <= now)
+        })
+        .map(|(tp, p)| (tp.clone(), p.fetch_offset))
+        .collect();
+    let mut by_leader: HashMap<i32, (Broker, Vec<(TopicPartition, i64)>)> = HashMap::new();
+    for (tp, off) in wanted {
+        match s.cluster.leader(&tp.0, tp.1).await {
+            Ok(b) => by_leader
+                .entry(b.node_id().unwrap_or(-1))
+                .or_insert_with(|| (b, Vec::new()))
+                .1
+                .push((tp, off)),
+            Err(e) => {
+                tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "no leader");
+                if let Some(p) = s.lock().parts.get_mut(&tp) {
+                    p.retry_at = Some(now + s.config.retry_backoff);
+                }
+            }
+        }
+    }
+    for (node, (broker, items)) in by_leader {
+        if busy.contains(&node) {
+            continue;
+        }
+        let want = (s.config.partition_max_bytes as usize)
+            .saturating_mul(items.len())
+            .min(s.config.fetch_max_bytes as usize)
+            .min(s.config.buffer_memory);
+        let floor = (s.config.partition_max_bytes as usize).min(want);
+        let avail = s.memory.available_permits();
+        if avail < floor {
+            continue; // the budget is full: wait until records are handed out
+        }
+        let reserve = want.min(avail);
+        let Ok(permit) = s.memory.clone().try_acquire_many_owned(reserve as u32) else {
+            continue;
+        };
+        let mut parts = Vec::new();
+        {
+            let mut st = s.lock();
+            for (tp, off) in &items {
+                if let Some(p) = st.parts.get_mut(tp) {
+                    p.in_flight = true;
+                    parts.push((tp.clone(), *off, p.epoch));
+                }
+            }
+        }
+        let mut topics: BTreeMap<String, Vec<FetchRequestPartition>> = BTreeMap::new();
+        for ((t, p), off, _) in &parts {
+            topics.entry(t.clone()).or_default().push(
+                FetchRequestPartition::default()
+                    .with_partition(*p)
+                    .with_fetch_offset(*off)
+                    .with_partition_max_bytes(s.config.partition_max_bytes),
+            );
+        }
+        busy.insert(node);
+        let tx = tx.clone();
+        let shared = s.clone();
+        tokio::spawn(async move {
+            let result = fetch(&shared, &broker, topics, reserve).await;
+            let _ = tx.send(FetchDone {
+                node,
+                parts,
+                permit,
+                result,
+            });
+        });
+    }
+}
+
+async fn fetch(
+    s: &Shared,
+    broker: &Broker,
+    topics: BTreeMap<String, Vec<FetchRequestPartition>>,
+    max_bytes: usize,
+) -> Result<FetchResponse> {
+    let version = broker
+        .version_for::<FetchRequest>()
+        .await?
+        .min(MAX_FETCH_VERSION);
+    let mut req = FetchRequest::default()
+        .with_max_wait_ms(s.config.fetch_max_wait.as_millis().min(i32::MAX as u128) as i32)
+        .with_min_bytes(s.config.fetch_min_bytes)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    FetchRequestTopic::default()
+                        .with_topic(t.as_str().into())
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    if version >= 3 {
+        req.max_bytes = max_bytes.min(i32::MAX as usize) as i32;
+    }
+    if version >= 4 {
+        req.isolation_level = isolation(s);
+    }
+    if version >= 7 {
+        // no fetch session (KIP-227): a full fetch every time
+        req.session_id = 0;
+        req.session_epoch = -1;
+    }
+    broker.send_version(&req, version).await
+}
+
+fn settle(s: &Shared, d: FetchDone) {
+    let now = Instant::now();
+    let mut permit = Some(d.permit);
+    let fail_all = |e: &Error| {
+        let mut st = s.lock();
+        for (tp, _, epoch) in &d.parts {
+            if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
+                p.in_flight = false;
+                p.retry_at = Some(now + s.config.retry_backoff);
+            }
+        }
+        tracing::debug!(node = d.node, error = %e, "fetch failed");
+    };
+    let resp = match d.result {
+        Ok(r) if r.error_code == 0 => r,
+        Ok(r) => {
+            fail_all(&Error::Broker {
+                broker: format!("node {}", d.node),
+                api: ApiKey::Fetch,
+                code: ErrorCode(r.error_code),
+                message: None,
+            });
+            return;
+        }
+        Err(e) => {
+            if e.is_retriable() {
+                s.cluster.broker_down(d.node);
+            }
+            fail_all(&e);
+            return;
+        }
+    };
+    let read_committed = s.config.isolation_level == IsolationLevel::ReadCommitted;
+    let mut any = false;
+    let mut guard = s.lock();
+    let st = &mut *guard;
+    for (tp, _, epoch) in &d.parts {
+        if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
+            p.in_flight = false;
+        }
+    }
+    for t in &resp.responses {
+        let topic: Arc<str> = Arc::from(t.topic.as_str());
+        for r in &t.partitions {
+            let tp = (topic.to_string(), r.partition_index);
+            let Some(&(_, offset, epoch)) = d.parts.iter().find(|(x, _, _)| *x == tp) else {
+                continue;
+            };
+            let Some(p) = st.parts.get_mut(&tp).filter(|p| p.epoch == epoch) else {
+                continue;
+            };
+            let code = ErrorCode(r.error_code);
+            match code {
+                ErrorCode::NONE => {}
+                ErrorCode::OFFSET_OUT_OF_RANGE => {
+                    match s.config.auto_offset_reset {
+                        OffsetReset::Earliest => p.start = Some(StartAt::Earliest),
+                        OffsetReset::Latest => p.start = Some(StartAt::Latest),
+                        OffsetReset::None => {
+                            st.error = Some(Error::Broker {
+                                broker: format!("node {}", d.node),
+                                api: ApiKey::Fetch,
+                                code,
+                                message: Some(format!("{}-{} offset {offset}", tp.0, tp.1)),
+                            });
+                            any = true;
+                            continue;
+                        }
+                    }
+                    p.position = None;
+                    continue;
+                }
+                _ => {
+                    s.cluster.partition_error(&tp.0, tp.1, code);
+                    p.retry_at = Some(now + s.config.retry_backoff);
+                    if !code.is_retriable() {
+                        tracing::warn!(topic = %tp.0, partition = tp.1, %code, "fetch error");
+                    }
+                    continue;
+                }
+            }
+            p.high_watermark = r.high_watermark;
+            let Some(data) = r.records.clone().filter(|d| !d.is_empty()) else {
+                continue;
+            };
+            let size = data.len();
+            match parse(
+                &topic,
+                tp.1,
+                data,
+                offset,
+                read_committed,
+                r.aborted_transactions.as_deref(),
+            ) {
+                Ok((records, next)) => {
+                    if let Some(n) = next {
+                        p.fetch_offset = n.max(p.fetch_offset);
+                    }
+                    if !records.is_empty() {
+                        let chunk_permit = permit
+                            .as_mut()
+                            .and_then(|pm| pm.split(size.min(pm.num_permits())));
+                        p.chunks.push_back(Chunk {
+                            records: records.into(),
+                            _permit: chunk_permit,
+                        });
+                        any = true;
+                    }
+                }
+                Err(e) => {
+                    st.error = Some(e);
+                    any = true;
+                }
+            }
+        }
+    }
+    drop(guard);
+    drop(permit); // what the records did not use
+    if any {
+        s.records.notify_waiters();
+    }
+    s.wake.notify_one();
+}
+
+/// Reads a partition's records field from `offset` on; returns the records
+/// and the offset to fetch next (past control and aborted batches too).
+fn parse(
+    topic: &Arc<str>,
+    partition: i32,
+    data: Bytes,
+    offset: i64,
+    read_committed: bool,
+    aborted: Option<&[FetchResponseAbortedTransaction]>,
+) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
+    let bad =
+        |e: kpax_proto::records::RecordsError| Error::Records(format!("{topic}-{partition}: {e}"));
+    let mut out = Vec::new();
+    let mut next = None;
+    // Aborted transactions, by first offset; producers whose abort is open.
+    let mut pending: VecDeque<(i64, i64)> = aborted
+        .unwrap_or(&[])
+        .iter()
+        .map(|a| (a.first_offset, a.producer_id))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    pending.make_contiguous().sort_unstable();
+    let mut aborting: HashSet<i64> = HashSet::new();
+    for batch in Batches::new(data) {
+        let batch = batch.map_err(bad)?;
+        next = Some(batch.last_offset() + 1);
+        if batch.last_offset() < offset {
+            continue;
+        }
+        match &batch {
+            Batch::V2(b) => {
+                if read_committed {
+                    while pending
+                        .front()
+                        .is_some_and(|(first, _)| *first <= b.header().last_offset())
+                    {
+                        aborting.insert(pending.pop_front().expect("checked").1);
+                    }
+                    if b.is_control() {
+                        if let Ok(Some(c)) = b.control_record() {
+                            if c.kind == ControlRecordType::Abort {
+                                aborting.remove(&b.header().producer_id);
+                            }
+                        }
+                        continue;
+                    }
+                    if b.is_transactional() && aborting.contains(&b.header().producer_id) {
+                        continue;
+                    }
+                } else if b.is_control() {
+                    continue;
+                }
+            }
+            Batch::Legacy(_) => {}
+        }
+        for r in batch.records().map_err(bad)? {
+            let r = r.map_err(bad)?;
+            if r.offset < offset {
+                continue;
+            }
+            out.push(ConsumerRecord {
+                topic: topic.clone(),
+                partition,
+                offset: r.offset,
+                timestamp: r.timestamp,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+            });
+        }
+    }
+    Ok((out, next))
+}

@@ -1,0 +1,393 @@
+//! The consumer: fetches ahead into bounded per-partition buffers and hands
+//! out records in order per partition; joins consumer groups and commits
+//! offsets.
+//!
+//! ```text
+//! fetcher -> FetchRequest per leader -> FetchResponse (records as Bytes)
+//!   -> records::Batches (zero-copy) -> per-partition buffer (one byte budget)
+//!   -> recv() / stream() -> commit(offsets) -> group coordinator
+//! ```
+//!
+//! One byte budget bounds every buffered record: a fetch is only sent once
+//! its maximum size is reserved, and the reservation shrinks to what came
+//! back and is released as records are handed out.
+
+pub mod assignor;
+mod config;
+mod fetcher;
+mod group;
+pub mod protocol;
+
+pub use assignor::{Assignor, RangeAssignor, RoundRobinAssignor};
+pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
+
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use kpax_proto::records::Header;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// A record read from a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// Milliseconds since the epoch (-1 when none).
+    pub timestamp: i64,
+    /// The key.
+    pub key: Option<Bytes>,
+    /// The value (`None`: a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers in order.
+    pub headers: Vec<Header>,
+}
+
+/// Where a newly assigned partition starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    /// The earliest offset in the log.
+    Earliest,
+    /// The end of the log.
+    Latest,
+    /// This offset.
+    Offset(i64),
+    /// The first offset whose timestamp is at or after this one (ms).
+    Timestamp(i64),
+    /// The group's committed offset, else the reset policy.
+    Committed,
+}
+
+/// A topic-partition.
+pub type TopicPartition = (String, i32);
+
+pub(crate) struct Chunk {
+    records: VecDeque<ConsumerRecord>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+#[derive(Default)]
+pub(crate) struct Part {
+    /// The next offset to hand out; `None` until `start` is resolved.
+    pub position: Option<i64>,
+    /// How to find the position.
+    pub start: Option<StartAt>,
+    /// The next offset to fetch.
+    pub fetch_offset: i64,
+    pub paused: bool,
+    pub in_flight: bool,
+    /// Bumped by seek: fetch results of an older epoch are dropped.
+    pub epoch: u64,
+    pub chunks: VecDeque<Chunk>,
+    pub retry_at: Option<std::time::Instant>,
+    pub high_watermark: i64,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub parts: BTreeMap<TopicPartition, Part>,
+    /// Round-robin cursor over partitions with records.
+    pub cursor: usize,
+    /// A fatal error for the next `recv`.
+    pub error: Option<Error>,
+}
+
+pub(crate) struct Shared {
+    pub cluster: Cluster,
+    pub config: ConsumerConfig,
+    pub state: Mutex<State>,
+    pub memory: Arc<Semaphore>,
+    /// Records became available (or an error).
+    pub records: Notify,
+    /// The fetcher should look again.
+    pub wake: Notify,
+    pub closed: AtomicBool,
+    pub group: Mutex<Option<group::Membership>>,
+    /// Source of partition epochs, unique over the consumer's life, so a
+    /// fetch answer can never land in a later assignment of its partition.
+    pub epochs: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new_part(&self, start: StartAt) -> Part {
+        Part {
+            start: Some(start),
+            epoch: self.epochs.fetch_add(1, Ordering::Relaxed),
+            ..Part::default()
+        }
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A Kafka consumer; cheap to clone (clones share buffers and membership).
+#[derive(Clone)]
+pub struct Consumer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl Consumer {
+    /// A consumer over `cluster`; its fetcher runs on the current tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a buffer smaller than one partition fetch.
+    pub fn new(cluster: Cluster, config: ConsumerConfig) -> Result<Consumer> {
+        if config.buffer_memory < config.partition_max_bytes as usize {
+            return Err(Error::Config(
+                "buffer_memory must hold at least partition_max_bytes".into(),
+            ));
+        }
+        let shared = Arc::new(Shared {
+            memory: Arc::new(Semaphore::new(config.buffer_memory)),
+            cluster,
+            config,
+            state: Mutex::new(State::default()),
+            records: Notify::new(),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+            group: Mutex::new(None),
+            epochs: std::sync::atomic::AtomicU64::new(1),
+        });
+        tokio::spawn(fetcher::run(Arc::downgrade(&shared)));
+        Ok(Consumer { shared })
+    }
+
+    /// Assigns partitions by hand (no group), each starting at `start`.
+    /// Partitions already assigned keep their position.
+    pub fn assign(&self, partitions: impl IntoIterator<Item = TopicPartition>, start: StartAt) {
+        {
+            let mut st = self.shared.lock();
+            for tp in partitions {
+                if let std::collections::btree_map::Entry::Vacant(v) = st.parts.entry(tp) {
+                    v.insert(self.shared.new_part(start));
+                }
+            }
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// Removes partitions from the assignment (their buffers are dropped).
+    pub fn unassign(&self, partitions: impl IntoIterator<Item = TopicPartition>) {
+        let mut st = self.shared.lock();
+        for tp in partitions {
+            st.parts.remove(&tp);
+        }
+    }
+
+    /// The partitions assigned now.
+    pub fn assignment(&self) -> BTreeSet<TopicPartition> {
+        self.shared.lock().parts.keys().cloned().collect()
+    }
+
+    /// Joins the consumer group (`group_id` must be set) subscribed to `topics`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] without a group id.
+    pub fn subscribe(&self, topics: impl IntoIterator<Item = impl Into<String>>) -> Result<()> {
+        let Some(group_id) = self.shared.config.group_id.clone() else {
+            return Err(Error::Config("subscribe needs a group_id".into()));
+        };
+        let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        group::start(&self.shared, group_id, topics);
+        Ok(())
+    }
+
+    /// Moves a partition's position; buffered and in-flight records of it are dropped.
+    pub fn seek(&self, topic: &str, partition: i32, start: StartAt) {
+        {
+            let mut st = self.shared.lock();
+            if let Some(p) = st.parts.get_mut(&(topic.to_string(), partition)) {
+                p.chunks.clear();
+                p.epoch = self.shared.epochs.fetch_add(1, Ordering::Relaxed);
+                p.in_flight = false;
+                match start {
+                    StartAt::Offset(o) => {
+                        p.position = Some(o);
+                        p.fetch_offset = o;
+                        p.start = None;
+                    }
+                    other => {
+                        p.position = None;
+                        p.start = Some(other);
+                    }
+                }
+            }
+        }
+        self.shared.wake.notify_one();
+    }
+
+    /// Stops fetching and handing out records of these partitions (their
+    /// positions stay).
+    pub fn pause(&self, partitions: &[TopicPartition]) {
+        let mut st = self.shared.lock();
+        for tp in partitions {
+            if let Some(p) = st.parts.get_mut(tp) {
+                p.paused = true;
+            }
+        }
+    }
+
+    /// Resumes paused partitions.
+    pub fn resume(&self, partitions: &[TopicPartition]) {
+        {
+            let mut st = self.shared.lock();
+            for tp in partitions {
+                if let Some(p) = st.parts.get_mut(tp) {
+                    p.paused = false;
+                }
+            }
+        }
+        self.shared.wake.notify_one();
+        self.shared.records.notify_waiters();
+    }
+
+    /// The next offset to be handed out per assigned partition (known ones).
+    pub fn positions(&self) -> BTreeMap<TopicPartition, i64> {
+        self.shared
+            .lock()
+            .parts
+            .iter()
+            .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
+            .collect()
+    }
+
+    /// Bytes of records buffered now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.shared.config.buffer_memory
+            - self
+                .shared
+                .memory
+                .available_permits()
+                .min(self.shared.config.buffer_memory)
+    }
+
+    fn take_one(&self) -> Option<Result<ConsumerRecord>> {
+        let mut st = self.shared.lock();
+        if let Some(e) = st.error.take() {
+            return Some(Err(e));
+        }
+        let n = st.parts.len();
+        if n == 0 {
+            return None;
+        }
+        let start = st.cursor % n;
+        let keys: Vec<TopicPartition> = st.parts.keys().cloned().collect();
+        for i in 0..n {
+            let tp = &keys[(start + i) % n];
+            let p = st.parts.get_mut(tp).expect("key exists");
+            if p.paused {
+                continue;
+            }
+            while let Some(chunk) = p.chunks.front_mut() {
+                match chunk.records.pop_front() {
+                    Some(r) => {
+                        p.position = Some(r.offset + 1);
+                        if chunk.records.is_empty() {
+                            p.chunks.pop_front();
+                            self.shared.wake.notify_one();
+                        }
+                        st.cursor = (start + i + 1) % n;
+                        return Some(Ok(r));
+                    }
+                    None => {
+                        p.chunks.pop_front();
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The next record (round-robin over partitions, in order within each).
+    ///
+    /// # Errors
+    /// A fatal fetch error (e.g. out of range with no reset policy), or
+    /// [`Error::ProducerClosed`]-like closure: [`Error::Config`] after close.
+    pub async fn recv(&self) -> Result<ConsumerRecord> {
+        loop {
+            let notified = self.shared.records.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(r) = self.take_one() {
+                return r;
+            }
+            if self.shared.closed.load(Ordering::Acquire) {
+                return Err(Error::Config("the consumer is closed".into()));
+            }
+            notified.await;
+        }
+    }
+
+    /// Records as a stream (never ends; errors are items).
+    pub fn stream(
+        &self,
+    ) -> impl futures_core::Stream<Item = Result<ConsumerRecord>> + Send + 'static {
+        futures_util::stream::unfold(self.clone(), |c| async move {
+            let r = c.recv().await;
+            Some((r, c))
+        })
+    }
+
+    /// Commits the current positions of every assigned partition.
+    ///
+    /// # Errors
+    /// No group, or the commit's error (per partition errors are summed up
+    /// in the first one).
+    pub async fn commit(&self) -> Result<()> {
+        let positions = self.positions();
+        group::commit(&self.shared, positions).await
+    }
+
+    /// Commits the given next-offsets (e.g. a processed batch's highest
+    /// offset + 1 per partition); partitions not assigned are skipped.
+    ///
+    /// # Errors
+    /// As [`Consumer::commit`].
+    pub async fn commit_offsets(&self, offsets: BTreeMap<TopicPartition, i64>) -> Result<()> {
+        let owned = self.assignment();
+        let offsets = offsets
+            .into_iter()
+            .filter(|(tp, _)| owned.contains(tp))
+            .collect();
+        group::commit(&self.shared, offsets).await
+    }
+
+    /// The group's committed offsets for these partitions (-1: none).
+    ///
+    /// # Errors
+    /// No group, coordinator or network errors.
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        group::fetch_committed(&self.shared, partitions).await
+    }
+
+    /// Commits (with auto commit on), leaves the group and stops fetching.
+    pub async fn close(&self) {
+        if self.shared.config.enable_auto_commit {
+            let _ = self.commit().await;
+        }
+        group::leave(&self.shared).await;
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+        self.shared.records.notify_waiters();
+        self.shared.lock().parts.clear();
+    }
+}
