@@ -91,7 +91,8 @@ struct Inner {
 #[derive(Default)]
 struct State {
     brokers: HashMap<i32, Broker>,
-    topics: HashMap<String, TopicMeta>,
+    /// Shared, so a lookup on the produce path costs a reference count.
+    topics: HashMap<String, Arc<TopicMeta>>,
     /// Topics that lookups have asked for; each refresh covers them all.
     tracked: BTreeSet<String>,
     /// What the last refresh covered (`None`: every topic).
@@ -315,7 +316,7 @@ impl Cluster {
         for t in resp.topics {
             let meta = TopicMeta::from_response(&t);
             if let Some(name) = meta.name.clone() {
-                s.topics.insert(name, meta);
+                s.topics.insert(name, Arc::new(meta));
             }
         }
         s.cluster_id = resp.cluster_id.map(|c| c.to_string());
@@ -334,7 +335,7 @@ impl Cluster {
     /// # Errors
     /// [`Error::Broker`] with the topic's error code (e.g.
     /// UNKNOWN_TOPIC_OR_PARTITION), or a refresh error.
-    pub async fn topic(&self, topic: &str) -> Result<TopicMeta> {
+    pub async fn topic(&self, topic: &str) -> Result<Arc<TopicMeta>> {
         for attempt in 0..2 {
             {
                 let s = self.read();
@@ -566,7 +567,11 @@ impl ClusterView for Cluster {
         if stale_leader(code) {
             let mut s = self.write();
             if let Some(t) = s.topics.get_mut(topic) {
-                for p in t.partitions.iter_mut().filter(|p| p.partition == partition) {
+                for p in Arc::make_mut(t)
+                    .partitions
+                    .iter_mut()
+                    .filter(|p| p.partition == partition)
+                {
                     p.leader = -1;
                 }
             }
@@ -587,7 +592,14 @@ impl ClusterView for Cluster {
     fn broker_down(&self, node_id: i32) {
         let mut s = self.write();
         for t in s.topics.values_mut() {
-            for p in t.partitions.iter_mut().filter(|p| p.leader == node_id) {
+            if !t.partitions.iter().any(|p| p.leader == node_id) {
+                continue;
+            }
+            for p in Arc::make_mut(t)
+                .partitions
+                .iter_mut()
+                .filter(|p| p.leader == node_id)
+            {
                 p.leader = -1;
             }
         }

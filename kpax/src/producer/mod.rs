@@ -288,7 +288,12 @@ impl Producer {
             }
             None => {
                 let now = Instant::now();
-                let backing_off = s.lock().backing_off(&record.topic, now);
+                // Keys pick their partition by hash: no need to know who backs off.
+                let backing_off = if record.key.is_some() {
+                    Default::default()
+                } else {
+                    s.lock().backing_off(&record.topic, now)
+                };
                 let mut available: Vec<i32> = meta
                     .partitions
                     .iter()
