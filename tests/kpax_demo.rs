@@ -1,0 +1,31 @@
+//! The README's main job: kpax's producer and consumer against the
+//! in-process fake cluster, end to end, as a user runs it.
+
+#[test]
+fn kpax_demo_round_trips_through_the_fake_cluster() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kpax-demo"))
+        .args(["20000", "64"])
+        .output()
+        .expect("run kpax-demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kpax-demo failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("produced 20000 records of 64 B"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("every record read back once"), "{stdout}");
+}
+
+#[test]
+fn kpax_demo_rejects_bad_arguments() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kpax-demo"))
+        .args(["lots"])
+        .output()
+        .expect("run kpax-demo");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be a number"));
+}
