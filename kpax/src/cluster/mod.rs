@@ -247,7 +247,10 @@ impl Cluster {
                 (Some(_), None) => false,
                 (Some(c), Some(ts)) => ts.iter().all(|t| c.contains(*t)),
             };
-            if covered {
+            // ...and if what it brought is still cached (an error may have
+            // dropped it since).
+            let cached = topics.is_none_or(|ts| ts.iter().all(|t| s.topics.contains_key(*t)));
+            if covered && cached {
                 return Ok(());
             }
         }

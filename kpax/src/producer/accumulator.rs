@@ -41,6 +41,7 @@ impl Batch {
     /// Fails every record of the batch; returns how many.
     pub fn fail(self, err: impl Fn() -> Error) -> usize {
         let n = self.records.len();
+        drop(self.permit); // memory first, then the outcomes
         for r in self.records {
             let _ = r.reply.send(Err(err()));
         }

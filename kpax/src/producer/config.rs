@@ -57,6 +57,9 @@ pub struct ProducerConfig {
     pub max_in_flight_per_broker: usize,
     /// The partitioner.
     pub partitioner: Arc<dyn Partitioner>,
+    /// How long `send` may wait for a topic's metadata while it is
+    /// retriably unavailable (a leader election, a broker restarting).
+    pub max_block: Duration,
 }
 
 impl std::fmt::Debug for ProducerConfig {
@@ -68,6 +71,7 @@ impl std::fmt::Debug for ProducerConfig {
             .field("buffer_memory", &self.buffer_memory)
             .field("compression", &self.compression)
             .field("idempotence", &self.idempotence)
+            .field("max_block", &self.max_block)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +92,7 @@ impl Default for ProducerConfig {
             idempotence: true,
             max_in_flight_per_broker: 5,
             partitioner: Arc::new(DefaultPartitioner::default()),
+            max_block: Duration::from_secs(10),
         }
     }
 }
@@ -148,6 +153,12 @@ impl ProducerConfig {
     /// Turns idempotence on or off.
     pub fn with_idempotence(mut self, on: bool) -> Self {
         self.idempotence = on;
+        self
+    }
+
+    /// Sets how long `send` waits for retriably missing metadata.
+    pub fn with_max_block(mut self, t: Duration) -> Self {
+        self.max_block = t;
         self
     }
 

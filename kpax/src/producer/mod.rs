@@ -268,7 +268,7 @@ impl Producer {
         if size > max {
             return Err(Error::RecordTooLarge { size, max });
         }
-        let meta = s.cluster.topic(&record.topic).await?;
+        let meta = self.topic_meta(&record.topic).await?;
         let count = meta.partitions.len() as i32;
         if count == 0 {
             return Err(Error::NoLeader {
@@ -344,6 +344,32 @@ impl Producer {
             Ok(false) => {}
         }
         Ok(DeliveryFuture { rx })
+    }
+
+    /// The topic's metadata, waiting up to `max_block` while the error is
+    /// retriable (an unknown topic is retriable in Kafka's table: it may
+    /// be being created).
+    async fn topic_meta(&self, topic: &str) -> Result<Arc<crate::cluster::TopicMeta>> {
+        let deadline = Instant::now() + self.shared.config.max_block;
+        let mut attempt = 0;
+        loop {
+            match self.shared.cluster.topic(topic).await {
+                Ok(m) => return Ok(m),
+                Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                    let wait = crate::broker::backoff(
+                        attempt,
+                        self.shared.config.retry_backoff,
+                        self.shared.config.retry_backoff_max,
+                    );
+                    attempt += 1;
+                    tokio::time::sleep(
+                        wait.min(deadline.saturating_duration_since(Instant::now())),
+                    )
+                    .await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Sends everything buffered now and waits until every record accepted

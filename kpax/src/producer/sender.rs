@@ -335,6 +335,9 @@ fn succeed(s: &Shared, b: Batch, base_offset: i64, log_append_time: i64) {
         .bytes_sent
         .fetch_add(b.data.len() as u64, Ordering::Relaxed);
     s.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
+    // Release the batch's memory before anyone learns the outcome, so that
+    // a caller who saw every outcome sees an empty buffer.
+    drop(b.permit);
     for (i, r) in b.records.into_iter().enumerate() {
         let _ = r.reply.send(Ok(RecordMetadata {
             topic: b.topic.clone(),
@@ -351,7 +354,6 @@ fn succeed(s: &Shared, b: Batch, base_offset: i64, log_append_time: i64) {
             },
         }));
     }
-    drop(b.permit);
     s.resolve(n);
 }
 
