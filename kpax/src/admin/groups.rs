@@ -3,7 +3,7 @@
 use super::{check, Admin, GroupId, NamedResults, OffsetSpec, PartitionResults, TopicPartition};
 use crate::broker::Broker;
 use crate::error::{Error, Result};
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use kpax_proto::generated::offset_fetch::{
     OffsetFetchRequestGroup, OffsetFetchRequestGroupTopic, OffsetFetchRequestTopic,
 };
@@ -474,32 +474,15 @@ async fn offset_fetch(
     Ok(Ok(out))
 }
 
-/// The partitions of a consumer-protocol assignment (version, then
-/// `[topic [partition]]`, then user data); `None` when it does not decode.
-fn consumer_assignment(mut b: Bytes) -> Option<Vec<TopicPartition>> {
-    fn i16_(b: &mut Bytes) -> Option<i16> {
-        (b.remaining() >= 2).then(|| b.get_i16())
-    }
-    fn i32_(b: &mut Bytes) -> Option<i32> {
-        (b.remaining() >= 4).then(|| b.get_i32())
-    }
-    if b.is_empty() {
-        return Some(Vec::new());
-    }
-    let _version = i16_(&mut b)?;
-    let topics = i32_(&mut b)?;
-    let mut out = Vec::new();
-    for _ in 0..topics.max(0) {
-        let len = usize::try_from(i16_(&mut b)?).ok()?;
-        if b.remaining() < len {
-            return None;
-        }
-        let name = String::from_utf8(b.split_to(len).to_vec()).ok()?;
-        let n = i32_(&mut b)?;
-        for _ in 0..n.max(0) {
-            out.push(TopicPartition::new(name.as_str(), i32_(&mut b)?));
-        }
-    }
+/// The partitions of a consumer-protocol assignment, through the
+/// consumer's own decoder; `None` when it does not decode.
+fn consumer_assignment(b: Bytes) -> Option<Vec<TopicPartition>> {
+    let a = crate::consumer::protocol::Assignment::decode(b).ok()?;
+    let mut out: Vec<TopicPartition> = a
+        .partitions
+        .iter()
+        .flat_map(|(t, ps)| ps.iter().map(move |p| TopicPartition::new(t.as_str(), *p)))
+        .collect();
     out.sort();
     Some(out)
 }
