@@ -4,7 +4,7 @@ use super::{ProducerConfig, ProducerRecord, RecordMetadata};
 use crate::error::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use kpax_proto::records::RecordBatchBuilder;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
@@ -61,7 +61,9 @@ struct PartitionQueue {
 /// Every partition's batches.
 #[derive(Default)]
 pub(crate) struct Accumulator {
-    parts: HashMap<(String, i32), PartitionQueue>,
+    /// topic -> partition -> queue (nested so that lookups by `&str` do
+    /// not allocate a key per record).
+    parts: HashMap<String, HashMap<i32, PartitionQueue>>,
     /// Send open batches now (set by flush and close).
     pub flush_requested: bool,
 }
@@ -107,10 +109,7 @@ impl Accumulator {
         permit: OwnedSemaphorePermit,
         reply: oneshot::Sender<Result<RecordMetadata>>,
     ) -> Result<bool> {
-        let q = self
-            .parts
-            .entry((record.topic.clone(), partition))
-            .or_default();
+        let q = self.queue(&record.topic, partition);
         let size = permit.num_permits();
         let mut woke = false;
         if q.open
@@ -160,13 +159,30 @@ impl Accumulator {
         Ok(woke || open.bytes >= config.batch_size)
     }
 
-    /// Partitions of `topic` that are waiting out a retry backoff.
-    pub fn backing_off(&self, topic: &str, now: Instant) -> HashSet<i32> {
+    /// The queue of `topic`-`partition`, created on first use.
+    fn queue(&mut self, topic: &str, partition: i32) -> &mut PartitionQueue {
+        if !self.parts.contains_key(topic) {
+            self.parts.insert(topic.to_string(), HashMap::new());
+        }
         self.parts
-            .iter()
-            .filter(|((t, _), q)| t == topic && q.retry_at.is_some_and(|r| r > now))
-            .map(|((_, p), _)| *p)
-            .collect()
+            .get_mut(topic)
+            .expect("inserted")
+            .entry(partition)
+            .or_default()
+    }
+
+    /// Partitions of `topic` that are waiting out a retry backoff (no
+    /// allocation when there are none).
+    pub fn backing_off(&self, topic: &str, now: Instant) -> Vec<i32> {
+        self.parts
+            .get(topic)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, q)| q.retry_at.is_some_and(|r| r > now))
+                    .map(|(p, _)| *p)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Seals what is ready and takes one batch from each partition that has
@@ -181,7 +197,11 @@ impl Accumulator {
         let earliest = |next: &mut Option<Instant>, t: Instant| {
             *next = Some(next.map_or(t, |n: Instant| n.min(t)));
         };
-        for ((topic, partition), q) in self.parts.iter_mut() {
+        for (topic, partition, q) in self
+            .parts
+            .iter_mut()
+            .flat_map(|(t, m)| m.iter_mut().map(move |(p, q)| (t, p, q)))
+        {
             if let Some(o) = &q.open {
                 let due = o.created + config.linger;
                 if o.bytes >= config.batch_size || due <= now || self.flush_requested || closing {
@@ -227,10 +247,7 @@ impl Accumulator {
         if matches!(batch.stamped, Some((i, e, _)) if i == id && e == epoch) {
             return;
         }
-        let q = self
-            .parts
-            .entry((batch.topic.clone(), batch.partition))
-            .or_default();
+        let q = self.queue(&batch.topic, batch.partition);
         let seq = q.next_sequence;
         q.next_sequence = seq.wrapping_add(batch.records.len() as i32) & i32::MAX;
         // The batch's bytes are ours alone unless a request still holds
@@ -246,24 +263,25 @@ impl Accumulator {
 
     /// A new producer id: every partition's sequence starts again at 0.
     pub fn reset_sequences(&mut self) {
-        for q in self.parts.values_mut() {
+        for q in self.parts.values_mut().flat_map(|m| m.values_mut()) {
             q.next_sequence = 0;
         }
     }
 
     /// The batch's partition has nothing in flight any more.
     pub fn done(&mut self, topic: &str, partition: i32) {
-        if let Some(q) = self.parts.get_mut(&(topic.to_string(), partition)) {
+        if let Some(q) = self
+            .parts
+            .get_mut(topic)
+            .and_then(|m| m.get_mut(&partition))
+        {
             q.in_flight = false;
         }
     }
 
     /// Puts a batch back at the head of its partition, to be sent after `backoff`.
     pub fn retry(&mut self, batch: Batch, backoff: Duration) {
-        let q = self
-            .parts
-            .entry((batch.topic.clone(), batch.partition))
-            .or_default();
+        let q = self.queue(&batch.topic, batch.partition);
         q.in_flight = false;
         q.retry_at = Some(Instant::now() + backoff);
         q.sealed.push_front(batch);
@@ -272,7 +290,7 @@ impl Accumulator {
     /// Fails everything not in flight; returns the number of records failed.
     pub fn fail_all(&mut self, err: impl Fn() -> Error) -> usize {
         let mut n = 0;
-        for q in self.parts.values_mut() {
+        for q in self.parts.values_mut().flat_map(|m| m.values_mut()) {
             if let Some(o) = q.open.take() {
                 n += o.records.len();
                 for r in o.records {
