@@ -144,8 +144,13 @@ async fn mock_latest_seek_pause_resume_and_timestamp() {
     let got = recv_n(&c, 20).await;
     assert!(got.iter().all(|r| r.partition == 1));
     c.resume(&[(topic.name.clone(), 0)]);
-    let got = recv_n(&c, 5).await;
-    assert!(got.iter().any(|r| r.partition == 0 && r.offset == 11));
+    // partition 0 picks up where it paused (partition 1 holds 55 records)
+    let got = recv_n(&c, 60).await;
+    let first_p0 = got
+        .iter()
+        .find(|r| r.partition == 0)
+        .expect("partition 0 resumed");
+    assert_eq!(first_p0.offset, 11);
     // The mock does not look offsets up by timestamp (its ListOffsets
     // answers -1: "no such record"), so kpax starts at the end: only new
     // records arrive. The tansu test checks a real timestamp lookup.
@@ -512,4 +517,18 @@ async fn mock_librdkafka_batches_of_every_codec_read_by_kpax() {
             .collect();
         assert_eq!(headers, want.headers);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_assign_at_an_explicit_offset_starts_there() {
+    let tc = TestCluster::mock(1);
+    let topic = tc.topic(1).await;
+    produce(&tc, &topic.name, 1, 0, 50, None).await;
+    let c = consumer(&tc, ConsumerConfig::default());
+    c.assign([(topic.name.clone(), 0)], StartAt::Offset(42));
+    let got = recv_n(&c, 8).await;
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (42..50).collect::<Vec<_>>()
+    );
 }

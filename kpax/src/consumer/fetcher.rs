@@ -206,7 +206,8 @@ async fn plan(s: &Arc<Shared>, busy: &mut HashSet<i32>, tx: &mpsc::UnboundedSend
             p.position.is_some()
                 && !p.paused
                 && !p.in_flight
-                && p.chunks.is_empty()
+                // fetch ahead: one chunk may wait while the next is fetched
+                && p.chunks.len() < 2
                 && p.retry_at.is_none_or(|t| t <= now)
         })
         .map(|(tp, p)| (tp.clone(), p.fetch_offset))

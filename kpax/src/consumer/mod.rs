@@ -116,10 +116,20 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new_part(&self, start: StartAt) -> Part {
-        Part {
-            start: Some(start),
-            epoch: self.epochs.fetch_add(1, Ordering::Relaxed),
-            ..Part::default()
+        let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
+        match start {
+            // A known offset needs no lookup: fetch from it at once.
+            StartAt::Offset(o) => Part {
+                position: Some(o),
+                fetch_offset: o,
+                epoch,
+                ..Part::default()
+            },
+            other => Part {
+                start: Some(other),
+                epoch,
+                ..Part::default()
+            },
         }
     }
 
@@ -278,7 +288,8 @@ impl Consumer {
     }
 
     fn take_one(&self) -> Option<Result<ConsumerRecord>> {
-        let mut st = self.shared.lock();
+        let mut guard = self.shared.lock();
+        let st = &mut *guard;
         if let Some(e) = st.error.take() {
             return Some(Err(e));
         }
@@ -287,26 +298,29 @@ impl Consumer {
             return None;
         }
         let start = st.cursor % n;
-        let keys: Vec<TopicPartition> = st.parts.keys().cloned().collect();
-        for i in 0..n {
-            let tp = &keys[(start + i) % n];
-            let p = st.parts.get_mut(tp).expect("key exists");
-            if p.paused {
-                continue;
-            }
-            while let Some(chunk) = p.chunks.front_mut() {
-                match chunk.records.pop_front() {
-                    Some(r) => {
-                        p.position = Some(r.offset + 1);
-                        if chunk.records.is_empty() {
-                            p.chunks.pop_front();
-                            self.shared.wake.notify_one();
+        // From the cursor to the end, then from the start to the cursor; a
+        // chunk is handed out whole before moving on (fair per chunk).
+        for pass in 0..2 {
+            for (i, p) in st.parts.values_mut().enumerate() {
+                if (pass == 0 && i < start) || (pass == 1 && i >= start) || p.paused {
+                    continue;
+                }
+                while let Some(chunk) = p.chunks.front_mut() {
+                    match chunk.records.pop_front() {
+                        Some(r) => {
+                            p.position = Some(r.offset + 1);
+                            if chunk.records.is_empty() {
+                                p.chunks.pop_front();
+                                self.shared.wake.notify_one();
+                                st.cursor = i + 1;
+                            } else {
+                                st.cursor = i;
+                            }
+                            return Some(Ok(r));
                         }
-                        st.cursor = (start + i + 1) % n;
-                        return Some(Ok(r));
-                    }
-                    None => {
-                        p.chunks.pop_front();
+                        None => {
+                            p.chunks.pop_front();
+                        }
                     }
                 }
             }
