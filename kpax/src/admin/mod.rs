@@ -20,6 +20,7 @@
 //! forgotten what they prove stale.
 
 mod configs;
+mod group_offsets;
 mod groups;
 mod metadata;
 mod offsets;
