@@ -15,6 +15,7 @@ use kpax_proto::generated::{
 };
 use kpax_proto::wire::StrBytes;
 
+use crate::admin;
 use crate::group::{Group, JoinRequest, JoinStep, SyncStep};
 use crate::state::{ClusterState, CoordinatorKind};
 use crate::Shared;
@@ -62,6 +63,17 @@ pub(crate) async fn handle(ctx: &Context<'_>, request: RequestKind) -> Option<Re
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups(ctx, r)),
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(ctx, r)),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(ctx, r)),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(admin::delete_records(ctx, r)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(admin::delete_groups(ctx, r)),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(admin::describe_cluster(ctx, r))
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(admin::describe_configs(ctx, r))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(admin::incremental_alter_configs(ctx, r))
+        }
         other => {
             // The server only lets served APIs through; answer nothing
             // rather than panic if that ever changes.
@@ -91,7 +103,12 @@ fn api_versions(ctx: &Context<'_>) -> ApiVersionsResponse {
 
 /// The partition `topic`/`partition` on broker `node`: `Err` with the
 /// error a leader-only request gets otherwise.
-fn leader_check(s: &ClusterState, node: i32, topic: &str, partition: i32) -> Result<(), i16> {
+pub(crate) fn leader_check(
+    s: &ClusterState,
+    node: i32,
+    topic: &str,
+    partition: i32,
+) -> Result<(), i16> {
     let p = s
         .topics
         .get(topic)
@@ -133,7 +150,7 @@ fn metadata(ctx: &Context<'_>, req: MetadataRequest) -> MetadataResponse {
         })
         .collect();
     if v >= 2 {
-        r.cluster_id = Some(sb("kpax-fake"));
+        r.cluster_id = Some(sb(admin::CLUSTER_ID));
     }
     if v >= 1 {
         r.controller_id = s.brokers[0].id;
@@ -217,9 +234,15 @@ fn create_topics(ctx: &Context<'_>, req: CreateTopicsRequest) -> CreateTopicsRes
     for t in req.topics {
         let mut rt = CreateTopicsResponseTopic::default();
         rt.name = t.name.clone();
-        let result = match ctx.injected {
-            Some(e) => Err(ErrorCode(e)),
-            None => {
+        let configs = admin::check_new_topic_configs(
+            t.configs
+                .iter()
+                .map(|c| (c.name.as_str(), c.value.as_ref().map(|v| v.as_str()))),
+        );
+        let result = match (ctx.injected, &configs) {
+            (Some(e), _) => Err(ErrorCode(e)),
+            (None, Err((e, _))) => Err(*e),
+            (None, Ok(_)) => {
                 let leaders = (!t.assignments.is_empty()).then(|| {
                     let mut a = t.assignments.clone();
                     a.sort_by_key(|x| x.partition_index);
@@ -243,6 +266,13 @@ fn create_topics(ctx: &Context<'_>, req: CreateTopicsRequest) -> CreateTopicsRes
         };
         match result {
             Ok(()) => {
+                if let (Some(topic), Ok(configs), false) = (
+                    s.topics.get_mut(t.name.as_str()),
+                    configs,
+                    req.validate_only,
+                ) {
+                    topic.configs = configs;
+                }
                 if let Some(topic) = s.topics.get(t.name.as_str()) {
                     if v >= 7 {
                         rt.topic_id = topic.id;
@@ -459,7 +489,10 @@ fn fetch_once(ctx: &Context<'_>, req: &FetchRequest) -> (FetchResponse, usize, b
                 {
                     return Err(ErrorCode::OFFSET_OUT_OF_RANGE.0);
                 }
-                let limit = (fp.partition_max_bytes.max(0) as usize).min(max_bytes - total);
+                // (total passes max_bytes when a first batch is larger:
+                // later partitions then get nothing.)
+                let limit =
+                    (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
                 let data = log.read(fp.fetch_offset, limit, total == 0);
                 total += data.len();
                 rp.records = Some(data);
@@ -665,7 +698,7 @@ fn find_coordinator(ctx: &Context<'_>, req: FindCoordinatorRequest) -> FindCoord
 
 /// The checks every group request starts with: an injected error, an
 /// empty group id, and whether this broker coordinates the group.
-fn group_check(ctx: &Context<'_>, s: &ClusterState, group: &str) -> Result<(), i16> {
+pub(crate) fn group_check(ctx: &Context<'_>, s: &ClusterState, group: &str) -> Result<(), i16> {
     if let Some(e) = ctx.injected {
         return Err(e);
     }

@@ -19,7 +19,10 @@
 //! Served: ApiVersions, Metadata, CreateTopics, DeleteTopics,
 //! CreatePartitions, Produce, Fetch, ListOffsets, InitProducerId,
 //! FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-//! DescribeGroups, ListGroups, OffsetCommit, OffsetFetch; see
+//! DescribeGroups, ListGroups, OffsetCommit, OffsetFetch, DeleteRecords,
+//! DeleteGroups, DescribeCluster, DescribeConfigs (topic configs, and a
+//! few read-only broker configs), IncrementalAlterConfigs (topic configs);
+//! see
 //! [`VersionTable`] for the versions and presets that pin them.
 //!
 //! What the fake does not do: replication (a partition lives only on its
@@ -28,6 +31,7 @@
 //! always answers session id 0, which makes clients send full fetches),
 //! the KIP-848 consumer group protocol, SASL and TLS.
 
+mod admin;
 mod group;
 mod handlers;
 mod log;

@@ -195,6 +195,30 @@ impl PartitionLog {
         }
     }
 
+    /// DeleteRecords: moves the log start offset up to `offset` (`-1`: the
+    /// high watermark) and drops the batches wholly before it; returns the
+    /// new log start offset (the low watermark).
+    ///
+    /// # Errors
+    /// `OFFSET_OUT_OF_RANGE` for an offset past the high watermark or
+    /// negative (other than `-1`).
+    pub fn delete_before(&mut self, offset: i64) -> Result<i64, ErrorCode> {
+        let offset = if offset == -1 {
+            self.next_offset
+        } else {
+            offset
+        };
+        if !(0..=self.next_offset).contains(&offset) {
+            return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            let keep_from = self.batches.partition_point(|b| b.last_offset < offset);
+            self.batches.drain(..keep_from);
+        }
+        Ok(self.log_start_offset)
+    }
+
     /// The offset and timestamp of the first record whose timestamp is at
     /// least `timestamp`, or `None` when there is none.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {

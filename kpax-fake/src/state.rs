@@ -35,6 +35,9 @@ pub(crate) struct Partition {
 pub(crate) struct Topic {
     pub id: Uuid,
     pub partitions: Vec<Partition>,
+    /// Configs set by CreateTopics or IncrementalAlterConfigs (the others
+    /// have their defaults).
+    pub configs: BTreeMap<String, String>,
 }
 
 /// Injected faults, per API.
@@ -195,6 +198,7 @@ impl ClusterState {
             Topic {
                 id,
                 partitions: parts,
+                configs: BTreeMap::new(),
             },
         );
         tracing::debug!(topic = name, partitions, "topic created");

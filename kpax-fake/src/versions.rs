@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kpax_proto::generated::ApiKey;
 
 /// The APIs the fake implements.
-pub const SERVED: [ApiKey; 18] = [
+pub const SERVED: [ApiKey; 23] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -25,6 +25,11 @@ pub const SERVED: [ApiKey; 18] = [
     ApiKey::DeleteTopics,
     ApiKey::InitProducerId,
     ApiKey::CreatePartitions,
+    ApiKey::DeleteRecords,
+    ApiKey::DescribeConfigs,
+    ApiKey::DeleteGroups,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::DescribeCluster,
 ];
 
 /// A table of the highest version served per API. APIs missing from a
@@ -108,6 +113,11 @@ impl VersionTable {
             (DeleteTopics, 6),
             (InitProducerId, 4),
             (CreatePartitions, 3),
+            (DeleteRecords, 2),
+            (DescribeConfigs, 4),
+            (DeleteGroups, 2),
+            (IncrementalAlterConfigs, 1),
+            (DescribeCluster, 0),
         ])
     }
 
@@ -152,6 +162,6 @@ mod tests {
             .pin(ApiKey::Metadata, -1);
         assert_eq!(pinned.range(ApiKey::Fetch), Some((0, 4)));
         assert_eq!(pinned.range(ApiKey::Metadata), None);
-        assert_eq!(pinned.iter().count(), 17);
+        assert_eq!(pinned.iter().count(), 22);
     }
 }
