@@ -1,5 +1,7 @@
 //! kpax's broker and cluster layers against real Kafka-protocol brokers:
-//! librdkafka's mock cluster (always) and tansu (KPAX_TANSU, required in CI).
+//! kpax-fake and librdkafka's mock cluster (always, in-process) and tansu
+//! (KPAX_TANSU, required in CI). Each shared body runs on every backend
+//! listed in its `backends!` line (tests `<body>::fake`, `::mock`, `::tansu`).
 
 mod harness;
 
@@ -25,9 +27,10 @@ fn open(c: &TestCluster) -> Cluster {
     Cluster::new([c.bootstrap()], config()).expect("bootstrap")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_three_brokers_metadata_leaders_and_coordinator() {
-    let tc = TestCluster::mock(3);
+// tansu is a single node: it has no three brokers to spread leaders over.
+backends!(three_brokers_metadata_leaders_and_coordinator: fake(3), mock(3));
+
+async fn three_brokers_metadata_leaders_and_coordinator(tc: &TestCluster) {
     let topic = tc.topic(6).await;
     let cluster = open(&tc);
     assert_eq!(
@@ -37,6 +40,15 @@ async fn mock_three_brokers_metadata_leaders_and_coordinator() {
     assert_eq!(cluster.brokers().len(), 3);
     // the leaders kpax finds are the ones librdkafka reports
     let theirs = interop::leaders(tc.bootstrap(), &topic.name).await.unwrap();
+    assert_eq!(
+        theirs
+            .values()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3,
+        "leaders spread over the brokers: {theirs:?}"
+    );
     let mut ours = BTreeMap::new();
     for p in 0..6 {
         ours.insert(
@@ -59,9 +71,9 @@ async fn mock_three_brokers_metadata_leaders_and_coordinator() {
         coord.node_id().is_some_and(|id| (1..=3).contains(&id)),
         "{coord:?}"
     );
-    // a coordinator moved by the mock is found after NOT_COORDINATOR invalidates it
+    // a coordinator moved by the cluster is found after NOT_COORDINATOR invalidates it
     let other = coord.node_id().unwrap() % 3 + 1;
-    tc.faults().move_group_coordinator(&group, other);
+    tc.inject().move_group_coordinator(&group, other);
     cluster.coordinator_error(CoordinatorKind::Group, &group, ErrorCode::NOT_COORDINATOR);
     let moved = cluster
         .coordinator(CoordinatorKind::Group, &group)
@@ -70,9 +82,9 @@ async fn mock_three_brokers_metadata_leaders_and_coordinator() {
     assert_eq!(moved.node_id(), Some(other));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_many_requests_pipelined_on_one_connection() {
-    let tc = TestCluster::mock(1);
+backends!(many_requests_pipelined_on_one_connection: fake(1), mock(1), tansu);
+
+async fn many_requests_pipelined_on_one_connection(tc: &TestCluster) {
     let broker = Broker::new(tc.bootstrap(), None, config().into());
     let mut tasks = Vec::new();
     for i in 0..200 {
@@ -155,22 +167,25 @@ async fn mock_version_negotiation_picks_highest_common() {
     assert!(narrowed.send(&ApiVersionsRequest::default()).await.is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_broker_down_fails_in_flight_fast_then_reconnects_and_follows_leader_move() {
-    let tc = TestCluster::mock(3);
-    let mock = tc.faults();
+// tansu has no fault injection.
+backends!(broker_down_fails_in_flight_fast_then_reconnects_and_follows_leader_move: fake(3), mock(3));
+
+async fn broker_down_fails_in_flight_fast_then_reconnects_and_follows_leader_move(
+    tc: &TestCluster,
+) {
+    let faults = tc.inject();
     let topic = tc.topic(3).await;
-    mock.move_leader(&topic.name, 0, Some(1));
+    faults.move_leader(&topic.name, 0, 1);
     let cluster = open(&tc);
     let leader = cluster.leader(&topic.name, 0).await.unwrap();
     assert_eq!(leader.node_id(), Some(1));
     // a slow broker with a request in flight, then taken down
-    mock.round_trip_time(1, Duration::from_secs(3));
+    faults.round_trip_time(1, Duration::from_secs(3));
     let b = leader.clone();
     let in_flight = tokio::spawn(async move { b.send(&ApiVersionsRequest::default()).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t0 = Instant::now();
-    mock.broker_down(1);
+    faults.broker_down(1).await;
     let e = in_flight.await.unwrap().unwrap_err();
     assert!(
         t0.elapsed() < Duration::from_secs(2),
@@ -178,7 +193,7 @@ async fn mock_broker_down_fails_in_flight_fast_then_reconnects_and_follows_leade
         t0.elapsed()
     );
     assert!(e.is_retriable(), "{e}");
-    mock.round_trip_time(1, Duration::ZERO);
+    faults.round_trip_time(1, Duration::ZERO);
     // while down: fails, retriable, and the cluster forgets the leader
     let e = leader
         .send(&ApiVersionsRequest::default())
@@ -186,7 +201,7 @@ async fn mock_broker_down_fails_in_flight_fast_then_reconnects_and_follows_leade
         .unwrap_err();
     assert!(e.is_retriable(), "{e}");
     cluster.broker_down(1);
-    mock.broker_up(1);
+    faults.broker_up(1);
     // back up: the next request reconnects
     let mut ok = false;
     for _ in 0..20 {
@@ -198,7 +213,7 @@ async fn mock_broker_down_fails_in_flight_fast_then_reconnects_and_follows_leade
     }
     assert!(ok, "no reconnect after broker_up");
     // a leader move is picked up after NOT_LEADER_OR_FOLLOWER
-    mock.move_leader(&topic.name, 0, Some(2));
+    faults.move_leader(&topic.name, 0, 2);
     cluster.partition_error(&topic.name, 0, ErrorCode::NOT_LEADER_OR_FOLLOWER);
     assert_eq!(
         cluster.leader(&topic.name, 0).await.unwrap().node_id(),
@@ -206,17 +221,19 @@ async fn mock_broker_down_fails_in_flight_fast_then_reconnects_and_follows_leade
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_injected_errors_lead_to_invalidation() {
-    let tc = TestCluster::mock(3);
-    let mock = tc.faults();
+// tansu has no fault injection.
+backends!(injected_errors_lead_to_invalidation: fake(3), mock(3));
+
+async fn injected_errors_lead_to_invalidation(tc: &TestCluster) {
+    let faults = tc.inject();
     let topic = tc.topic(3).await;
     let cluster = open(&tc);
     let group = tc.group_id();
     // COORDINATOR_NOT_AVAILABLE from FindCoordinator: a retriable typed error, then found
-    mock.request_errors(
-        api_key::FIND_COORDINATOR,
-        &[ErrorCode::COORDINATOR_NOT_AVAILABLE.0],
+    faults.fail_next(
+        ApiKey::FindCoordinator,
+        ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        1,
     );
     let e = cluster
         .coordinator(CoordinatorKind::Group, &group)
@@ -229,13 +246,14 @@ async fn mock_injected_errors_lead_to_invalidation() {
         .await
         .unwrap();
     // NOT_COORDINATOR and COORDINATOR_NOT_AVAILABLE forget it; another code does not
-    mock.track_requests();
+    faults.track_requests();
+    let finds = faults.requests(ApiKey::FindCoordinator);
     cluster.coordinator_error(CoordinatorKind::Group, &group, ErrorCode::REQUEST_TIMED_OUT);
     cluster
         .coordinator(CoordinatorKind::Group, &group)
         .await
         .unwrap();
-    assert_eq!(mock.count_requests(api_key::FIND_COORDINATOR), 0);
+    assert_eq!(faults.requests(ApiKey::FindCoordinator), finds);
     cluster.coordinator_error(
         CoordinatorKind::Group,
         &group,
@@ -249,13 +267,13 @@ async fn mock_injected_errors_lead_to_invalidation() {
             .node_id(),
         c.node_id()
     );
-    assert_eq!(mock.count_requests(api_key::FIND_COORDINATOR), 1);
+    assert_eq!(faults.requests(ApiKey::FindCoordinator), finds + 1);
     // NOT_LEADER_OR_FOLLOWER forgets the leader (one metadata request); REQUEST_TIMED_OUT does not
     cluster.leader(&topic.name, 1).await.unwrap();
-    mock.clear_requests();
+    let metadata = faults.requests(ApiKey::Metadata);
     cluster.partition_error(&topic.name, 1, ErrorCode::REQUEST_TIMED_OUT);
     cluster.leader(&topic.name, 1).await.unwrap();
-    assert_eq!(mock.count_requests(api_key::METADATA), 0);
+    assert_eq!(faults.requests(ApiKey::Metadata), metadata);
     cluster.partition_error(&topic.name, 1, ErrorCode::NOT_LEADER_OR_FOLLOWER);
     // many concurrent lookups of the missing leader: one metadata request
     let mut lookups = Vec::new();
@@ -269,18 +287,17 @@ async fn mock_injected_errors_lead_to_invalidation() {
     for l in lookups {
         l.await.unwrap().unwrap();
     }
-    assert_eq!(mock.count_requests(api_key::METADATA), 1);
+    assert_eq!(faults.requests(ApiKey::Metadata), metadata + 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_versions_metadata_and_coordinator() {
-    let Some(tc) = TestCluster::tansu() else {
-        return;
-    };
+backends!(versions_metadata_and_coordinator: fake(1), mock(1), tansu);
+
+async fn versions_metadata_and_coordinator(tc: &TestCluster) {
     let topic = tc.topic(3).await;
     let broker = Broker::new(tc.bootstrap(), None, config().into());
     let versions = broker.api_versions().await.unwrap();
-    // tansu serves ApiVersions v3+, so no fallback: the ranges come from the v4 answer
+    // whatever ApiVersions version answered (tansu and the fake serve v3+,
+    // the mock falls back to v0), kpax uses the highest common version
     let (_, fetch_max) = versions.range(ApiKey::Fetch).unwrap();
     assert_eq!(
         broker.version_for::<FetchRequest>().await.unwrap(),
@@ -315,4 +332,56 @@ async fn tansu_versions_metadata_and_coordinator() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), "{e}");
+}
+
+/// The fake pinned to Kafka 0.10's versions: kpax falls back to
+/// ApiVersions v0 (the fake answers UNSUPPORTED_VERSION with its range, as
+/// Kafka does), picks the old versions, and an API the broker lacks is a
+/// typed error. (The mock's counterpart is
+/// `mock_version_negotiation_picks_highest_common`; tansu cannot be pinned.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_pinned_to_kafka_0_10_negotiates_down() {
+    let tc = TestCluster::fake(1).await;
+    let fake = tc.fake_controls().unwrap();
+    fake.set_versions(kpax_fake::VersionTable::kafka_0_10());
+    let broker = Broker::new(tc.bootstrap(), None, config().into());
+    let versions = broker.api_versions().await.unwrap();
+    assert_eq!(versions.range(ApiKey::ApiVersions), Some((0, 0)));
+    assert_eq!(broker.version_for::<MetadataRequest>().await.unwrap(), 2);
+    assert_eq!(broker.version_for::<FetchRequest>().await.unwrap(), 3);
+    assert_eq!(broker.version_for::<ProduceRequest>().await.unwrap(), 2);
+    let e = broker
+        .version_for::<kpax::proto::generated::CreatePartitionsRequest>()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::UnsupportedVersion {
+                api: ApiKey::CreatePartitions,
+                theirs: None,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = broker
+        .send_version(
+            &kpax::proto::generated::CreatePartitionsRequest::default(),
+            0,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ClosedOnRequest {
+                api: ApiKey::CreatePartitions,
+                version: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(broker.send(&ApiVersionsRequest::default()).await.is_ok());
 }

@@ -4,6 +4,8 @@
 //! Backends (see docs/testing.md):
 //! - [`Cluster::mock`]: librdkafka's mock cluster, in-process, always there,
 //!   with fault injection ([`MockKafka`]);
+//! - [`Cluster::fake`]: kpax-fake, the in-process fake cluster written on
+//!   kpax-proto, always there, with fault injection and the admin APIs;
 //! - [`Cluster::tansu`]: a tansu broker started by `.ci/run`, found through
 //!   `KPAX_TANSU=host:port`;
 //! - [`Cluster::external`]: any Kafka cluster, `KPAX_BROKERS=host:port[,..]`.
@@ -11,9 +13,15 @@
 //! An external backend whose variable is unset is skipped with a printed
 //! reason, except under CI (`CI` set), where that is a test failure.
 //!
+//! Fault injection common to the mock and the fake is [`Faults`]
+//! ([`Cluster::inject`]); [`backends!`](crate::backends) turns one async
+//! test body into one test per backend.
+//!
 //! Each test file declares `mod harness;` and uses the parts it needs.
 #![allow(dead_code)]
 
+pub mod fake;
+pub mod faults;
 pub mod interop;
 pub mod mock;
 
@@ -22,9 +30,13 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kpax_fake::FakeCluster;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
+
+#[allow(unused_imports)]
+pub use faults::Faults;
 
 #[allow(unused_imports)]
 pub use interop::{Codec, Consumed, Delivered, ProduceOptions, Record, Until};
@@ -41,15 +53,30 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Backend {
     Mock(MockKafka),
+    Fake(FakeCluster),
     /// A broker that serves CreateTopics/DeleteTopics.
     Admin {
         replication: i32,
     },
 }
 
+/// Which implementation a [`Cluster`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// librdkafka's mock cluster.
+    Mock,
+    /// kpax-fake.
+    Fake,
+    /// tansu (`KPAX_TANSU`).
+    Tansu,
+    /// Any other cluster (`KPAX_BROKERS`).
+    External,
+}
+
 /// A running cluster a test can use.
 pub struct Cluster {
     name: &'static str,
+    kind: Kind,
     bootstrap: String,
     backend: Backend,
 }
@@ -61,8 +88,21 @@ impl Cluster {
         let mock = MockKafka::start(brokers);
         Cluster {
             name: "librdkafka mock",
+            kind: Kind::Mock,
             bootstrap: mock.bootstrap(),
             backend: Backend::Mock(mock),
+        }
+    }
+
+    /// A fresh kpax-fake cluster of `brokers` brokers (ids
+    /// `1..=brokers`), running on the calling test's tokio runtime.
+    pub async fn fake(brokers: i32) -> Cluster {
+        let fake = fake::start(brokers).await;
+        Cluster {
+            name: "fake",
+            kind: Kind::Fake,
+            bootstrap: fake.bootstrap(),
+            backend: Backend::Fake(fake),
         }
     }
 
@@ -72,6 +112,7 @@ impl Cluster {
         Cluster::from_env(
             TANSU_VAR,
             "tansu",
+            Kind::Tansu,
             "start one with `bash .ci/run`, or see docs/testing.md",
         )
     }
@@ -82,11 +123,12 @@ impl Cluster {
         Cluster::from_env(
             BROKERS_VAR,
             "external Kafka cluster",
+            Kind::External,
             "set it to host:port[,host:port..] of a Kafka cluster to test against",
         )
     }
 
-    fn from_env(var: &str, name: &'static str, hint: &str) -> Option<Cluster> {
+    fn from_env(var: &str, name: &'static str, kind: Kind, hint: &str) -> Option<Cluster> {
         let bootstrap = match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
             _ => {
@@ -103,6 +145,7 @@ impl Cluster {
         );
         Some(Cluster {
             name,
+            kind,
             bootstrap,
             backend: Backend::Admin { replication: 1 },
         })
@@ -113,26 +156,61 @@ impl Cluster {
         self.name
     }
 
+    /// Which implementation this is, for the few checks that differ.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// `host:port,...` to bootstrap a client from.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
     }
 
-    /// The fault injection controls; `None` unless this is the mock.
+    /// The mock's own controls; `None` unless this is the mock.
     pub fn mock_controls(&self) -> Option<&MockKafka> {
         match &self.backend {
             Backend::Mock(m) => Some(m),
-            Backend::Admin { .. } => None,
+            _ => None,
         }
     }
 
-    /// The fault injection controls of a mock cluster.
+    /// The mock's own controls (all of librdkafka's mock faults; for the
+    /// ones the fake has too, prefer [`inject`](Self::inject)).
     ///
     /// # Panics
     /// If this cluster is not the mock.
     pub fn faults(&self) -> &MockKafka {
         self.mock_controls()
-            .unwrap_or_else(|| panic!("{} has no fault injection", self.name))
+            .unwrap_or_else(|| panic!("{} is not the librdkafka mock", self.name))
+    }
+
+    /// The fake cluster itself; `None` unless this is the fake.
+    pub fn fake_controls(&self) -> Option<&FakeCluster> {
+        match &self.backend {
+            Backend::Fake(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The backend-neutral fault controls of the mock or the fake.
+    ///
+    /// # Panics
+    /// If this cluster has no fault injection (tansu, external).
+    pub fn inject(&self) -> Faults<'_> {
+        match &self.backend {
+            Backend::Mock(m) => Faults::Mock(m),
+            Backend::Fake(f) => Faults::Fake(f),
+            Backend::Admin { .. } => panic!("{} has no fault injection", self.name),
+        }
+    }
+
+    /// Number of brokers, where the harness knows it (mock, fake).
+    pub fn broker_count(&self) -> Option<i32> {
+        match &self.backend {
+            Backend::Mock(m) => Some(m.brokers()),
+            Backend::Fake(f) => Some(f.broker_count() as i32),
+            Backend::Admin { .. } => None,
+        }
     }
 
     /// Creates a topic with a fresh random name and `partitions`
@@ -144,6 +222,7 @@ impl Cluster {
             Backend::Mock(mock) => {
                 mock.create_topic(&name, partitions, mock.brokers().min(3));
             }
+            Backend::Fake(f) => fake::create_topic(f, &name, partitions),
             Backend::Admin { replication } => {
                 create_topic(&self.bootstrap, &name, partitions, *replication).await;
             }
@@ -153,7 +232,8 @@ impl Cluster {
             name,
             partitions,
             delete_from: match self.backend {
-                Backend::Mock(_) => None,
+                // in-process clusters die with the test
+                Backend::Mock(_) | Backend::Fake(_) => None,
                 Backend::Admin { .. } => Some(self.bootstrap.clone()),
             },
         }
@@ -334,4 +414,49 @@ pub async fn check_roundtrip(cluster: &Cluster, partitions: i32, n: usize, codec
         let want = n / partitions as usize + usize::from((p as usize) < n % partitions as usize);
         assert_eq!(read[&p].len(), want, "partition {p} holds its share");
     }
+}
+
+/// Turns one async test body into one test per backend: a module named
+/// after the body holding a `#[tokio::test]` per backend, so the tests are
+/// `<body>::fake`, `<body>::mock` and `<body>::tansu` (run one backend's
+/// with `cargo test --test kpax_consumer -- ::fake`).
+///
+/// ```ignore
+/// async fn survives_a_retriable_error(tc: &TestCluster) { /* tc.inject()... */ }
+/// backends!(survives_a_retriable_error: fake(3), mock(3), tansu);
+/// ```
+///
+/// `fake(n)` and `mock(n)` start an in-process cluster of `n` brokers;
+/// `tansu` is skipped (or fails, in CI) like [`Cluster::tansu`]. List only
+/// the backends the body supports, and say at the call why one is left out.
+#[macro_export]
+macro_rules! backends {
+    ($body:ident: $($kind:ident $(($n:expr))?),+ $(,)?) => {
+        mod $body {
+            $( $crate::backends!(@test $body $kind $(($n))?); )+
+        }
+    };
+    (@test $body:ident fake($n:expr)) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn fake() {
+            let tc = $crate::harness::Cluster::fake($n).await;
+            super::$body(&tc).await;
+        }
+    };
+    (@test $body:ident mock($n:expr)) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn mock() {
+            let tc = $crate::harness::Cluster::mock($n);
+            super::$body(&tc).await;
+        }
+    };
+    (@test $body:ident tansu) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn tansu() {
+            let Some(tc) = $crate::harness::Cluster::tansu() else {
+                return;
+            };
+            super::$body(&tc).await;
+        }
+    };
 }
