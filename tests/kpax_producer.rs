@@ -1,4 +1,6 @@
-//! kpax's producer against real brokers, read back by librdkafka.
+//! kpax's producer against real brokers, read back by librdkafka. Each
+//! shared body runs on every backend listed in its `backends!` line
+//! (kpax-fake, librdkafka's mock, tansu: tests `<body>::fake` ...).
 
 mod harness;
 
@@ -8,8 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use harness::interop::{self, Consumed};
-use harness::{api_key, error_code, Cluster as TestCluster, ProduceOptions, Until};
+use harness::{Cluster as TestCluster, ProduceOptions, Until};
 use kpax::producer::{murmur2_partition, Acks, Producer, ProducerConfig, ProducerRecord};
+use kpax::proto::generated::{ApiKey, ErrorCode};
 use kpax::proto::records::Compression;
 use kpax::{ClientConfig, Cluster, Error};
 
@@ -70,16 +73,18 @@ async fn read_all(
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_keyed_and_unkeyed_records_land_where_kpax_says_and_librdkafka_reads_them() {
-    let tc = TestCluster::mock(3);
+// tansu numbers offsets per batch, not per record, so records cannot be
+// found by the offsets kpax reports (tansu_produce_and_read_back... below).
+backends!(keyed_records_land_where_kpax_says_and_librdkafka_reads_them: fake(3), mock(3));
+
+async fn keyed_records_land_where_kpax_says_and_librdkafka_reads_them(tc: &TestCluster) {
     let topic = tc.topic(3).await;
     let p = producer(
-        &tc,
+        tc,
         ProducerConfig::default().with_compression(Compression::Lz4),
     );
     let keyed = send_numbered(&p, &topic.name, 1500, true).await;
-    let log = read_all(&tc, &topic.name, 3, 1500).await;
+    let log = read_all(tc, &topic.name, 3, 1500).await;
     let total: usize = log.values().map(Vec::len).sum();
     assert_eq!(total, 1500);
     for (i, (partition, offset)) in keyed.iter().enumerate() {
@@ -118,9 +123,11 @@ async fn mock_keyed_and_unkeyed_records_land_where_kpax_says_and_librdkafka_read
     ));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_murmur2_partitions_agree_with_librdkafka() {
-    let tc = TestCluster::mock(1);
+// (librdkafka's partitioner does not depend on the broker: one backend
+// would do; the fake and the mock are cheap.)
+backends!(murmur2_partitions_agree_with_librdkafka: fake(1), mock(1));
+
+async fn murmur2_partitions_agree_with_librdkafka(tc: &TestCluster) {
     let topic = tc.topic(7).await;
     let records: Vec<interop::Record> = (0..300)
         .map(|i| interop::Record {
@@ -146,9 +153,9 @@ async fn mock_murmur2_partitions_agree_with_librdkafka() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_every_codec_and_acks() {
-    let tc = TestCluster::mock(3);
+backends!(every_codec_and_acks: fake(3), mock(3), tansu);
+
+async fn every_codec_and_acks(tc: &TestCluster) {
     let topic = tc.topic(2).await;
     let mut expected = 0;
     for (codec, acks) in [
@@ -160,7 +167,7 @@ async fn mock_every_codec_and_acks() {
         (Compression::None, Acks::None),
     ] {
         let p = producer(
-            &tc,
+            tc,
             ProducerConfig::default()
                 .with_compression(codec)
                 .with_acks(acks),
@@ -174,18 +181,21 @@ async fn mock_every_codec_and_acks() {
         assert!(p.close(Duration::from_secs(5)).await);
         expected += 200;
     }
-    let log = read_all(&tc, &topic.name, 2, expected).await;
+    let log = read_all(tc, &topic.name, 2, expected).await;
     assert_eq!(log.values().map(Vec::len).sum::<usize>(), expected);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_faults_during_an_idempotent_run_lose_and_duplicate_nothing() {
+// tansu has no fault injection.
+backends!(faults_during_an_idempotent_run_lose_and_duplicate_nothing: fake(3), mock(3));
+
+/// Errors, dropped connections and leader moves while 100,000 records are
+/// sent idempotently: nothing lost, duplicated or reordered.
+async fn faults_during_an_idempotent_run_lose_and_duplicate_nothing(tc: &TestCluster) {
     const N: usize = 100_000;
-    let tc = TestCluster::mock(3);
-    let mock = tc.faults();
+    let faults = tc.inject();
     let topic = tc.topic(6).await;
     let p = producer(
-        &tc,
+        tc,
         ProducerConfig::default()
             .with_linger(Duration::from_millis(2))
             .with_batch_size(16 * 1024),
@@ -193,54 +203,30 @@ async fn mock_faults_during_an_idempotent_run_lose_and_duplicate_nothing() {
     let name = topic.name.clone();
     let p2 = p.clone();
     let sending = tokio::spawn(async move { send_numbered(&p2, &name, N, false).await });
-    let steps: [(u64, Box<dyn Fn() + Send>); 6] = [
-        (
-            100,
-            Box::new(|| {
-                mock.request_errors(
-                    api_key::PRODUCE,
-                    &[
-                        error_code::NOT_LEADER_OR_FOLLOWER,
-                        error_code::NOT_LEADER_OR_FOLLOWER,
-                    ],
-                )
-            }),
-        ),
-        (
-            150,
-            Box::new(|| mock.request_errors(api_key::PRODUCE, &[error_code::REQUEST_TIMED_OUT])),
-        ),
-        (
-            150,
-            Box::new(|| {
-                mock.request_errors(
-                    api_key::PRODUCE,
-                    &[
-                        error_code::NOT_ENOUGH_REPLICAS,
-                        error_code::NOT_ENOUGH_REPLICAS,
-                    ],
-                )
-            }),
-        ),
-        // Connections dropped when a produce arrives, before it is written.
-        // (Not broker_down: it can cut a request the mock already wrote,
-        // and the mock checks sequences only for transactional producers
-        // (rdkafka_mock.c), so the resend would be written again. The
-        // fake-cluster test below takes brokers down with real dedup.)
-        (100, Box::new(|| mock.disconnect_on(api_key::PRODUCE, 2))),
-        (400, Box::new(|| mock.move_leader(&topic.name, 1, Some(1)))),
-        (100, Box::new(|| mock.move_leader(&topic.name, 0, Some(3)))),
-    ];
-    for (wait, step) in steps.iter() {
-        tokio::time::sleep(Duration::from_millis(*wait)).await;
-        step();
-    }
+    let step = Duration::from_millis;
+    tokio::time::sleep(step(100)).await;
+    faults.fail_next(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER, 2);
+    tokio::time::sleep(step(150)).await;
+    faults.fail_next(ApiKey::Produce, ErrorCode::REQUEST_TIMED_OUT, 1);
+    tokio::time::sleep(step(150)).await;
+    faults.fail_next(ApiKey::Produce, ErrorCode::NOT_ENOUGH_REPLICAS, 2);
+    // Connections dropped when a produce arrives, before it is written.
+    // (Not broker_down: it can cut a request the mock already wrote, and
+    // the mock checks sequences only for transactional producers
+    // (rdkafka_mock.c), so the resend would be written again. The fake-only
+    // test below takes brokers down with real dedup.)
+    tokio::time::sleep(step(100)).await;
+    faults.drop_connection_on(ApiKey::Produce, 2);
+    tokio::time::sleep(step(400)).await;
+    faults.move_leader(&topic.name, 1, 1);
+    tokio::time::sleep(step(100)).await;
+    faults.move_leader(&topic.name, 0, 3);
     let sent = tokio::time::timeout(Duration::from_secs(120), sending)
         .await
         .expect("all delivered in time")
         .unwrap();
     assert_eq!(sent.len(), N);
-    let log = read_all(&tc, &topic.name, 6, N).await;
+    let log = read_all(tc, &topic.name, 6, N).await;
     let mut seen = HashSet::new();
     for recs in log.values() {
         let seqs: Vec<usize> = recs
@@ -267,19 +253,20 @@ async fn mock_faults_during_an_idempotent_run_lose_and_duplicate_nothing() {
     assert!(stats.retries > 0, "the faults caused no retry: {stats:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_backpressure_keeps_memory_within_budget() {
-    let tc = TestCluster::mock(1);
+// tansu has no fault injection (the slow broker).
+backends!(backpressure_keeps_memory_within_budget: fake(1), mock(1));
+
+async fn backpressure_keeps_memory_within_budget(tc: &TestCluster) {
     let topic = tc.topic(1).await;
     const BUDGET: usize = 64 * 1024;
     let p = producer(
-        &tc,
+        tc,
         ProducerConfig::default()
             .with_buffer_memory(BUDGET)
             .with_batch_size(16 * 1024)
             .with_max_request_size(32 * 1024),
     );
-    tc.faults().round_trip_time(1, Duration::from_millis(100));
+    tc.inject().round_trip_time(1, Duration::from_millis(100));
     let value = Bytes::from(vec![b'x'; 1000]);
     let mut futures = Vec::new();
     let mut saw_full = false;
@@ -312,11 +299,11 @@ async fn mock_backpressure_keeps_memory_within_budget() {
     assert_eq!(p.stats().buffered_bytes, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_is_a_clear_error() {
-    let tc = TestCluster::mock(1);
+backends!(bad_input_is_a_clear_error: fake(1), mock(1), tansu);
+
+async fn bad_input_is_a_clear_error(tc: &TestCluster) {
     let topic = tc.topic(2).await;
-    let p = producer(&tc, ProducerConfig::default().with_max_request_size(10_000));
+    let p = producer(tc, ProducerConfig::default().with_max_request_size(10_000));
     let e = p
         .send(ProducerRecord::new(&topic.name, vec![0u8; 20_000]))
         .await
@@ -337,20 +324,22 @@ async fn bad_input_is_a_clear_error() {
     assert!(matches!(Producer::new(cluster, cfg), Err(Error::Config(_))));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_produce_and_read_back_with_unknown_topic_error() {
-    let Some(tc) = TestCluster::tansu() else {
-        return;
-    };
+// The mock creates unknown topics on Metadata (auto-create), so it has no
+// unknown-topic error to check.
+backends!(produce_and_read_back_with_unknown_topic_error: fake(1), tansu);
+
+/// Keyed records read back by librdkafka (found by offset and value, which
+/// also holds on tansu's per-batch offsets), then an unknown topic.
+async fn produce_and_read_back_with_unknown_topic_error(tc: &TestCluster) {
     let topic = tc.topic(3).await;
     let p = producer(
-        &tc,
+        tc,
         ProducerConfig::default()
             .with_compression(Compression::Snappy)
             .with_max_block(Duration::from_millis(500)),
     );
     let sent = send_numbered(&p, &topic.name, 500, true).await;
-    let log = read_all(&tc, &topic.name, 3, 500).await;
+    let log = read_all(tc, &topic.name, 3, 500).await;
     assert_eq!(log.values().map(Vec::len).sum::<usize>(), 500);
     for (i, (partition, offset)) in sent.iter().enumerate() {
         assert_eq!(
@@ -365,11 +354,7 @@ async fn tansu_produce_and_read_back_with_unknown_topic_error() {
         .send(ProducerRecord::new("kpax-no-such-topic-abc", "x"))
         .await
         .unwrap_err();
-    assert_eq!(
-        e.code(),
-        Some(kpax::proto::generated::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-        "{e}"
-    );
+    assert_eq!(e.code(), Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), "{e}");
 }
 
 /// The same idempotent run against kpax-fake, which checks producer
@@ -378,7 +363,6 @@ async fn tansu_produce_and_read_back_with_unknown_topic_error() {
 /// records end up in the log, in order, none twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_broker_down_and_faults_with_real_dedup_lose_and_duplicate_nothing() {
-    use kpax::proto::generated::{ApiKey, ErrorCode};
     const N: usize = 50_000;
     let fake = kpax_fake::FakeCluster::new(3).await.unwrap();
     fake.create_topic("faults", 6).unwrap();
