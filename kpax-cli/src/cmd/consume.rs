@@ -1,0 +1,252 @@
+//! `kpax consume`: records of a topic from an offset or a time, up to an
+//! end time, a count or the end of each partition (or on with
+//! `--follow`), standalone or as a group member; printed raw, as JSON or
+//! as key/value, or only counted.
+
+use crate::connect::ConnectArgs;
+use crate::error::{CliError, KafkaContext, Result};
+use crate::output::{progress, write_out};
+use crate::reader::{self, Format, Printer, Range};
+use crate::when::parse_time;
+use clap::Args;
+use kpax::admin::{Admin, OffsetSpec};
+use kpax::consumer::OffsetReset;
+use kpax::{Consumer, ConsumerConfig};
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// Flags of `kpax consume`.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The topic.
+    topic: String,
+    /// Where to start: earliest, latest, an offset N, or -N (N before the end), per partition.
+    #[arg(
+        short,
+        long,
+        value_name = "earliest|latest|N|-N",
+        allow_hyphen_values = true
+    )]
+    offset: Option<String>,
+    /// Start at the first record at or after this time (RFC 3339 UTC, epoch ms, or -1h).
+    #[arg(
+        long,
+        value_name = "TIME",
+        allow_hyphen_values = true,
+        conflicts_with = "offset"
+    )]
+    from: Option<String>,
+    /// Stop before the first record at or after this time.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    to: Option<String>,
+    /// Stop after N records.
+    #[arg(short = 'n', long, value_name = "N")]
+    count: Option<u64>,
+    /// Only these partitions (repeatable; default all).
+    #[arg(short, long)]
+    partition: Vec<i32>,
+    /// Consume as a member of this group (starts at its committed offsets, commits at the end).
+    #[arg(short, long, value_name = "GROUP", conflicts_with_all = ["from", "partition"])]
+    group: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "raw")]
+    format: Format,
+    /// Separator between key and value for --format kv (`\t` for a tab).
+    #[arg(short = 'K', long, value_name = "SEP", default_value = "\\t")]
+    key_separator: String,
+    /// Keep waiting for new records at the end (until --to, --count or Ctrl-C).
+    #[arg(short = 'F', long)]
+    follow: bool,
+    /// Print only the number of records, not the records.
+    #[arg(long)]
+    count_only: bool,
+}
+
+/// Where reading starts, from `--offset`.
+enum Start {
+    Earliest,
+    Latest,
+    At(i64),
+    BeforeEnd(i64),
+}
+
+fn parse_start(s: &str) -> Result<Start> {
+    match s {
+        "earliest" | "beginning" => Ok(Start::Earliest),
+        "latest" | "end" => Ok(Start::Latest),
+        _ => {
+            let bad = || {
+                CliError::Usage(format!(
+                    "--offset {s:?}: expected earliest, latest, an offset N or -N"
+                ))
+            };
+            let n: i64 = s.parse().map_err(|_| bad())?;
+            if s.starts_with('-') {
+                Ok(Start::BeforeEnd(n.checked_neg().ok_or_else(bad)?))
+            } else {
+                Ok(Start::At(n))
+            }
+        }
+    }
+}
+
+/// Runs `kpax consume`.
+///
+/// # Errors
+/// Bad flags, an unknown topic or partition, connection errors, no
+/// progress within the timeout (without `--follow`).
+pub async fn run(args: ConsumeArgs) -> Result<()> {
+    let now = SystemTime::now();
+    let start = args.offset.as_deref().map(parse_start).transpose()?;
+    let from = args
+        .from
+        .as_deref()
+        .map(|t| parse_time(t, now))
+        .transpose()?;
+    let to = args.to.as_deref().map(|t| parse_time(t, now)).transpose()?;
+    if args.group.is_some() && matches!(start, Some(Start::At(_) | Start::BeforeEnd(_))) {
+        return Err(CliError::Usage(
+            "--group starts at the group's committed offsets: --offset takes only earliest or latest there (see kpax rollback)".into(),
+        ));
+    }
+    let cluster = args.connect.cluster()?;
+    let admin = Admin::new(cluster.clone());
+    let topic = args.topic.clone();
+    let follow = args.follow;
+    let (partitions, starts, ends) = args
+        .connect
+        .bounded(&format!("looking up {topic}"), async {
+            let all = cluster
+                .partitions(&topic)
+                .await
+                .kafka(|| format!("topic {topic}"))?;
+            let partitions = if args.partition.is_empty() {
+                all
+            } else {
+                for p in &args.partition {
+                    if !all.contains(p) {
+                        return Err(CliError::Failed(format!(
+                            "topic {topic} has no partition {p} (it has {})",
+                            all.len()
+                        )));
+                    }
+                }
+                args.partition.clone()
+            };
+            let ends = match (to, follow) {
+                (Some(t), _) => Some(
+                    reader::offsets(&admin, &topic, &partitions, OffsetSpec::Timestamp(t)).await?,
+                ),
+                (None, false) => {
+                    Some(reader::offsets(&admin, &topic, &partitions, OffsetSpec::Latest).await?)
+                }
+                (None, true) => None,
+            };
+            let starts = if args.group.is_some() {
+                BTreeMap::new()
+            } else {
+                standalone_starts(&admin, &topic, &partitions, start.as_ref(), from).await?
+            };
+            Ok((partitions, starts, ends))
+        })
+        .await?;
+
+    let reset = match start {
+        Some(Start::Latest) => OffsetReset::Latest,
+        _ => OffsetReset::Earliest,
+    };
+    let mut config = ConsumerConfig::default().with_auto_offset_reset(reset);
+    if let Some(g) = &args.group {
+        config = config.with_group_id(g.clone()).with_auto_commit(false);
+    }
+    let consumer = Consumer::new(cluster, config).kafka(|| "starting the consumer".into())?;
+    if args.group.is_some() {
+        consumer
+            .subscribe([topic.clone()])
+            .kafka(|| format!("joining group for {topic}"))?;
+    } else {
+        reader::assign(&consumer, &topic, &starts);
+    }
+
+    let total = match (&ends, args.group.is_none()) {
+        (Some(e), true) => Some(
+            partitions
+                .iter()
+                .map(|p| {
+                    (e.get(p).copied().unwrap_or(0) - starts.get(p).copied().unwrap_or(0)).max(0)
+                        as u64
+                })
+                .sum::<u64>()
+                .min(args.count.unwrap_or(u64::MAX)),
+        ),
+        _ => args.count,
+    };
+    let bar = progress(total, "consuming");
+    let printer = Printer {
+        format: args.format,
+        separator: crate::cmd::produce::unescape(&args.key_separator),
+    };
+    let range = Range {
+        topic: topic.clone(),
+        ends,
+        limit: args.count,
+        idle: (!follow).then_some(args.connect.timeout),
+    };
+    let count_only = args.count_only;
+    let read = reader::read(&consumer, &range, |r| {
+        bar.inc(1);
+        if count_only {
+            return Ok(());
+        }
+        let line = printer.line(&r);
+        bar.suspend(|| write_out(&line))
+    })
+    .await;
+    bar.finish_and_clear();
+    let committed = if args.group.is_some() && read.is_ok() {
+        crate::connect::bounded(args.connect.timeout, "committing offsets", async {
+            consumer
+                .commit()
+                .await
+                .kafka(|| "committing offsets".into())
+        })
+        .await
+    } else {
+        Ok(())
+    };
+    let _ = tokio::time::timeout(args.connect.timeout, consumer.close()).await;
+    let n = read?;
+    committed?;
+    if count_only {
+        write_out(&format!("{n} records\n"))?;
+    }
+    Ok(())
+}
+
+/// Each partition's first offset for a standalone consumer.
+async fn standalone_starts(
+    admin: &Admin,
+    topic: &str,
+    partitions: &[i32],
+    start: Option<&Start>,
+    from: Option<i64>,
+) -> Result<BTreeMap<i32, i64>> {
+    if let Some(t) = from {
+        return reader::offsets(admin, topic, partitions, OffsetSpec::Timestamp(t)).await;
+    }
+    match start.unwrap_or(&Start::Earliest) {
+        Start::Earliest => reader::offsets(admin, topic, partitions, OffsetSpec::Earliest).await,
+        Start::Latest => reader::offsets(admin, topic, partitions, OffsetSpec::Latest).await,
+        Start::At(o) => Ok(partitions.iter().map(|p| (*p, *o)).collect()),
+        Start::BeforeEnd(n) => {
+            let first = reader::offsets(admin, topic, partitions, OffsetSpec::Earliest).await?;
+            let end = reader::offsets(admin, topic, partitions, OffsetSpec::Latest).await?;
+            Ok(end
+                .iter()
+                .map(|(p, e)| (*p, (e - n).max(first.get(p).copied().unwrap_or(0))))
+                .collect())
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! `kpax produce`: records from arguments or stdin lines, optionally
+//! `key<SEP>value`, to a partition or by key; prints each record's offset
+//! (or only a count).
+
+use crate::connect::{bounded, ConnectArgs};
+use crate::error::{CliError, KafkaContext, Result};
+use crate::output::{progress, write_out};
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use kpax::producer::{Acks, DeliveryFuture};
+use kpax::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+use kpax_proto::records::Compression;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+
+/// Most records awaiting their acknowledgement before the next is sent.
+const MAX_PENDING: usize = 4096;
+
+/// A compression codec flag.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CodecArg {
+    /// No compression.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard (Produce v7+).
+    Zstd,
+}
+
+impl From<CodecArg> for Compression {
+    fn from(c: CodecArg) -> Compression {
+        match c {
+            CodecArg::None => Compression::None,
+            CodecArg::Gzip => Compression::Gzip,
+            CodecArg::Snappy => Compression::Snappy,
+            CodecArg::Lz4 => Compression::Lz4,
+            CodecArg::Zstd => Compression::Zstd,
+        }
+    }
+}
+
+/// An acks flag.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AcksArg {
+    /// No acknowledgement (offsets are not known).
+    #[value(name = "0")]
+    Zero,
+    /// The leader's.
+    #[value(name = "1")]
+    One,
+    /// Every in-sync replica's (idempotent producer).
+    All,
+}
+
+/// Flags of `kpax produce`.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The topic.
+    topic: String,
+    /// Record values; without any, each stdin line is a record.
+    values: Vec<String>,
+    /// Split each record at the first SEP into key and value (`\t` for a tab).
+    #[arg(short = 'K', long, value_name = "SEP")]
+    key_separator: Option<String>,
+    /// Send every record to this partition (default: by key, else sticky).
+    #[arg(short, long)]
+    partition: Option<i32>,
+    /// Compression codec.
+    #[arg(short = 'z', long, value_enum, default_value = "none")]
+    compression: CodecArg,
+    /// Acknowledgements to wait for.
+    #[arg(long, value_enum, default_value = "all")]
+    acks: AcksArg,
+    /// A header on every record, NAME=VALUE (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME=VALUE")]
+    headers: Vec<String>,
+    /// Print only the number of records produced.
+    #[arg(long)]
+    count: bool,
+    /// Print one JSON object per record (topic, partition, offset, timestamp).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Turns `\t`, `\n` and `\\` in a separator flag into the characters.
+pub fn unescape(s: &str) -> String {
+    s.replace("\\t", "\t")
+        .replace("\\n", "\n")
+        .replace("\\\\", "\\")
+}
+
+/// Runs `kpax produce`.
+///
+/// # Errors
+/// An unknown topic or partition, a bad flag or input line, a record not
+/// delivered within the timeout.
+pub async fn run(args: ProduceArgs) -> Result<()> {
+    let sep = args.key_separator.as_deref().map(unescape);
+    if sep.as_deref() == Some("") {
+        return Err(CliError::Usage("--key-separator must not be empty".into()));
+    }
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        let (k, v) = h
+            .split_once('=')
+            .ok_or_else(|| CliError::Usage(format!("--header {h:?}: expected NAME=VALUE")))?;
+        headers.push((Bytes::from(k.to_string()), Some(Bytes::from(v.to_string()))));
+    }
+    let cluster = args.connect.cluster()?;
+    let topic = args.topic.clone();
+    let partitions = args
+        .connect
+        .bounded(&format!("looking up topic {topic}"), async {
+            cluster
+                .partitions(&topic)
+                .await
+                .kafka(|| format!("topic {topic}"))
+        })
+        .await?;
+    if let Some(p) = args.partition {
+        if !partitions.contains(&p) {
+            return Err(CliError::Failed(format!(
+                "topic {topic} has no partition {p} (it has {})",
+                partitions.len()
+            )));
+        }
+    }
+    let acks = match args.acks {
+        AcksArg::Zero => Acks::None,
+        AcksArg::One => Acks::Leader,
+        AcksArg::All => Acks::All,
+    };
+    let timeout = args.connect.timeout;
+    let producer = Producer::new(
+        cluster,
+        ProducerConfig::default()
+            .with_acks(acks)
+            .with_compression(args.compression.into())
+            .with_delivery_timeout(timeout)
+            .with_max_block(timeout),
+    )
+    .kafka(|| "starting the producer".into())?;
+
+    let make = |n: usize, line: &str| -> Result<ProducerRecord> {
+        let (key, value) = match &sep {
+            None => (None, line),
+            Some(s) => match line.split_once(s.as_str()) {
+                Some((k, v)) => (Some(k), v),
+                None => {
+                    return Err(CliError::Input(format!(
+                        "record {n}: no key separator {s:?} in {line:?}"
+                    )))
+                }
+            },
+        };
+        let mut r = ProducerRecord::new(topic.clone(), Bytes::from(value.to_string()));
+        if let Some(k) = key {
+            r = r.with_key(Bytes::from(k.to_string()));
+        }
+        if let Some(p) = args.partition {
+            r = r.with_partition(p);
+        }
+        for (k, v) in &headers {
+            r = r.with_header(k.clone(), v.clone());
+        }
+        Ok(r)
+    };
+
+    let mut sink = Sink {
+        pending: VecDeque::new(),
+        produced: 0,
+        count_only: args.count,
+        json: args.json,
+        bar: progress(
+            (!args.values.is_empty()).then_some(args.values.len() as u64),
+            "producing",
+        ),
+        timeout,
+    };
+    let result: Result<()> = async {
+        if args.values.is_empty() {
+            let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+            let mut n = 0;
+            while let Some(line) = lines.next_line().await.map_err(|e| CliError::Io {
+                context: "reading stdin".into(),
+                source: e,
+            })? {
+                n += 1;
+                let line = line.strip_suffix('\r').unwrap_or(&line);
+                sink.send(&producer, make(n, line)?).await?;
+            }
+        } else {
+            for (i, v) in args.values.iter().enumerate() {
+                sink.send(&producer, make(i + 1, v)?).await?;
+            }
+        }
+        sink.drain(0).await
+    }
+    .await;
+    sink.bar.finish_and_clear();
+    producer.close(Duration::from_secs(1).min(timeout)).await;
+    result?;
+    if sink.count_only {
+        write_out(&format!("produced {} records to {topic}\n", sink.produced))?;
+    }
+    Ok(())
+}
+
+/// Records in flight and how their outcomes are printed.
+struct Sink {
+    pending: VecDeque<DeliveryFuture>,
+    produced: u64,
+    count_only: bool,
+    json: bool,
+    bar: indicatif::ProgressBar,
+    timeout: Duration,
+}
+
+impl Sink {
+    async fn send(&mut self, producer: &Producer, r: ProducerRecord) -> Result<()> {
+        let f = bounded(self.timeout, "sending a record", async {
+            producer.send(r).await.kafka(|| "sending a record".into())
+        })
+        .await?;
+        self.pending.push_back(f);
+        self.drain(MAX_PENDING).await
+    }
+
+    /// Waits for acknowledgements until at most `keep` are pending.
+    async fn drain(&mut self, keep: usize) -> Result<()> {
+        while self.pending.len() > keep {
+            let Some(f) = self.pending.pop_front() else {
+                break;
+            };
+            let md = bounded(
+                self.timeout + Duration::from_secs(1),
+                "delivering a record",
+                async { f.await.kafka(|| "delivering a record".into()) },
+            )
+            .await?;
+            self.delivered(&md)?;
+        }
+        Ok(())
+    }
+
+    fn delivered(&mut self, md: &RecordMetadata) -> Result<()> {
+        self.produced += 1;
+        self.bar.inc(1);
+        if self.count_only {
+            return Ok(());
+        }
+        let line = if self.json {
+            json!({
+                "topic": md.topic, "partition": md.partition,
+                "offset": md.offset, "timestamp": md.timestamp,
+            })
+            .to_string()
+        } else {
+            format!("{}-{}@{}", md.topic, md.partition, md.offset)
+        };
+        self.bar.suspend(|| write_out(&(line + "\n")))
+    }
+}

@@ -1,0 +1,281 @@
+//! Where the brokers are and how to talk to them: `--brokers`, the
+//! `KPAX_BROKERS` environment variable, or a Java-style properties file
+//! (`--config`), and the time bound of a command.
+
+use crate::error::{CliError, Result};
+use clap::Args;
+use kpax::{ClientConfig, Cluster};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The environment variable naming the bootstrap brokers.
+pub const BROKERS_VAR: &str = "KPAX_BROKERS";
+
+/// The largest configuration file read (bytes).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The connection flags every command that talks to Kafka takes.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Bootstrap brokers, host:port[,host:port..] (else $KPAX_BROKERS, else
+    /// bootstrap.servers from --config).
+    #[arg(short = 'b', long = "brokers", value_name = "HOST:PORT,..")]
+    pub brokers: Option<String>,
+    /// A Java-style properties file with bootstrap.servers, client.id and
+    /// request.timeout.ms.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Bound on the whole command (for consume --follow: on connecting).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::when::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Settings read from a `--config` file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: Option<String>,
+    /// `client.id`.
+    pub client_id: Option<String>,
+    /// `request.timeout.ms`.
+    pub request_timeout: Option<Duration>,
+}
+
+/// The keys a configuration file may hold.
+const KNOWN_KEYS: &[&str] = &["bootstrap.servers", "client.id", "request.timeout.ms"];
+
+/// Parses Java-style properties text (`key=value`, `key: value` or
+/// `key value`; `#` and `!` comments; a trailing `\` continues a line).
+///
+/// # Errors
+/// [`CliError::Config`] naming `origin`, the line and the key for unknown
+/// keys, bad values, a line with no value, or a key given twice.
+pub fn parse_properties(text: &str, origin: &str) -> Result<FileConfig> {
+    let mut cfg = FileConfig::default();
+    let mut seen: Vec<String> = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((i, raw)) = lines.next() {
+        let lineno = i + 1;
+        let mut line = raw.trim_start().to_string();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        while line.ends_with('\\') && !line.ends_with("\\\\") {
+            line.pop();
+            match lines.next() {
+                Some((_, more)) => line.push_str(more.trim_start()),
+                None => break,
+            }
+        }
+        let err = |why: String| CliError::Config(format!("{origin} line {lineno}: {why}"));
+        let split = line.find(['=', ':', ' ', '\t']).ok_or_else(|| {
+            err(format!(
+                "{:?} has no value (expected key=value)",
+                line.trim()
+            ))
+        })?;
+        let key = line[..split].trim();
+        let mut rest = line[split..].trim_start();
+        if let Some(r) = rest.strip_prefix(['=', ':']) {
+            rest = r.trim_start();
+        }
+        let value = rest.trim_end().to_string();
+        if !KNOWN_KEYS.contains(&key) {
+            return Err(err(format!(
+                "unknown key {key:?} (known: {})",
+                KNOWN_KEYS.join(", ")
+            )));
+        }
+        if seen.iter().any(|k| k == key) {
+            return Err(err(format!("key {key:?} given twice")));
+        }
+        seen.push(key.to_string());
+        if value.is_empty() {
+            return Err(err(format!("key {key:?} has an empty value")));
+        }
+        match key {
+            "bootstrap.servers" => cfg.bootstrap_servers = Some(value),
+            "client.id" => cfg.client_id = Some(value),
+            "request.timeout.ms" => {
+                let ms: u64 = value.parse().map_err(|_| {
+                    err(format!(
+                        "request.timeout.ms must be a whole number of milliseconds, got {value:?}"
+                    ))
+                })?;
+                if ms == 0 {
+                    return Err(err("request.timeout.ms must be above 0".into()));
+                }
+                cfg.request_timeout = Some(Duration::from_millis(ms));
+            }
+            _ => unreachable!("key checked against KNOWN_KEYS"),
+        }
+    }
+    Ok(cfg)
+}
+
+/// Reads and parses a configuration file.
+///
+/// # Errors
+/// [`CliError::Config`] when it cannot be read, is too large, or does not
+/// parse.
+pub fn read_config(path: &Path) -> Result<FileConfig> {
+    let shown = path.display().to_string();
+    let len = std::fs::metadata(path)
+        .map_err(|e| CliError::Config(format!("config file {shown}: {e}")))?
+        .len();
+    if len > MAX_CONFIG_BYTES {
+        return Err(CliError::Config(format!(
+            "config file {shown}: {len} bytes is more than the {MAX_CONFIG_BYTES} accepted"
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Config(format!("config file {shown}: {e}")))?;
+    parse_properties(&text, &format!("config file {shown}"))
+}
+
+/// Splits and checks a `host:port,...` list.
+///
+/// # Errors
+/// [`CliError::Usage`] for an empty list or an entry without a numeric
+/// port.
+pub fn parse_brokers(list: &str, origin: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for b in list.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+        let b = b.strip_prefix("tcp://").unwrap_or(b);
+        let ok = b
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !ok {
+            return Err(CliError::Usage(format!("{origin}: {b:?} is not host:port")));
+        }
+        out.push(b.to_string());
+    }
+    if out.is_empty() {
+        return Err(CliError::Usage(format!("{origin}: no brokers listed")));
+    }
+    Ok(out)
+}
+
+impl ConnectArgs {
+    /// The bootstrap brokers and client settings these flags name.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] when no brokers are named anywhere or a list is
+    /// malformed; [`CliError::Config`] for a bad config file.
+    pub fn resolve(&self) -> Result<(Vec<String>, ClientConfig)> {
+        let file = match &self.config {
+            Some(p) => read_config(p)?,
+            None => FileConfig::default(),
+        };
+        let env = std::env::var(BROKERS_VAR)
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        let brokers = if let Some(b) = &self.brokers {
+            parse_brokers(b, "--brokers")?
+        } else if let Some(b) = env {
+            parse_brokers(&b, BROKERS_VAR)?
+        } else if let Some(b) = &file.bootstrap_servers {
+            parse_brokers(b, "bootstrap.servers")?
+        } else {
+            return Err(CliError::Usage(format!(
+                "no brokers: pass --brokers HOST:PORT, set {BROKERS_VAR}, or give --config FILE with bootstrap.servers"
+            )));
+        };
+        let request_timeout = file
+            .request_timeout
+            .unwrap_or(Duration::from_secs(30))
+            .min(self.timeout);
+        let mut config = ClientConfig::default()
+            .with_request_timeout(request_timeout)
+            .with_connect_timeout(self.timeout.min(Duration::from_secs(10)));
+        if let Some(id) = file.client_id {
+            config = config.with_client_id(id);
+        }
+        Ok((brokers, config))
+    }
+
+    /// A cluster handle (nothing is connected until first use).
+    ///
+    /// # Errors
+    /// As [`ConnectArgs::resolve`], and the client's configuration errors.
+    pub fn cluster(&self) -> Result<Cluster> {
+        let (brokers, config) = self.resolve()?;
+        Cluster::new(brokers, config).map_err(|source| CliError::Kafka {
+            context: "connecting".into(),
+            source,
+        })
+    }
+
+    /// Runs `fut` within this command's time bound.
+    ///
+    /// # Errors
+    /// `fut`'s error, or [`CliError::Timeout`] naming `what`.
+    pub async fn bounded<T>(&self, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        bounded(self.timeout, what, fut).await
+    }
+}
+
+/// Runs `fut` for at most `after`.
+///
+/// # Errors
+/// `fut`'s error, or [`CliError::Timeout`] naming `what`.
+pub async fn bounded<T>(
+    after: Duration,
+    what: &str,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(after, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(CliError::Timeout {
+            what: what.to_string(),
+            after,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_java_properties() {
+        let text = "# a comment\n! another\n\nbootstrap.servers = a:9092,\\\n    b:9092\nclient.id: me\nrequest.timeout.ms 5000\n";
+        let c = parse_properties(text, "f").unwrap();
+        assert_eq!(c.bootstrap_servers.as_deref(), Some("a:9092,b:9092"));
+        assert_eq!(c.client_id.as_deref(), Some("me"));
+        assert_eq!(c.request_timeout, Some(Duration::from_millis(5000)));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_naming_key_and_line() {
+        let e = parse_properties("client.id=x\nsasl.mechanism=PLAIN\n", "f.properties")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("f.properties line 2"), "{e}");
+        assert!(e.contains("\"sasl.mechanism\""), "{e}");
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for text in [
+            "request.timeout.ms=soon",
+            "client.id=",
+            "client.id=a\nclient.id=b",
+            "lonely",
+        ] {
+            assert!(parse_properties(text, "f").is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn checks_broker_lists() {
+        assert_eq!(
+            parse_brokers("a:1, b:2", "x").unwrap(),
+            vec!["a:1".to_string(), "b:2".to_string()]
+        );
+        assert!(parse_brokers("a", "x").is_err());
+        assert!(parse_brokers("a:port", "x").is_err());
+        assert!(parse_brokers(" , ", "x").is_err());
+    }
+}

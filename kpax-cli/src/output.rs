@@ -1,0 +1,130 @@
+//! How results are shown: aligned tables and JSON on stdout, progress bars
+//! on stderr (only when stderr is a terminal).
+
+use crate::error::{CliError, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+
+/// A table printed with aligned columns.
+#[derive(Debug, Default)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column titles.
+    pub fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row (missing cells are blank).
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table as text, columns separated by two spaces, no trailing
+    /// blanks.
+    pub fn render(&self) -> String {
+        let cols = self
+            .rows
+            .iter()
+            .map(Vec::len)
+            .chain([self.header.len()])
+            .max()
+            .unwrap_or(0);
+        let mut width = vec![0usize; cols];
+        for r in std::iter::once(&self.header).chain(&self.rows) {
+            for (i, c) in r.iter().enumerate() {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for r in std::iter::once(&self.header).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, c) in r.iter().enumerate() {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                line.push_str(c);
+                if i + 1 < r.len() {
+                    line.extend(std::iter::repeat_n(' ', width[i] - c.chars().count()));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`kpax ... | head`) is not an
+/// error worth a message, so it ends quietly as success.
+///
+/// # Errors
+/// Other write errors.
+pub fn write_out(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(CliError::Io {
+            context: "writing to stdout".into(),
+            source: e,
+        }),
+    }
+}
+
+/// Prints one JSON value (pretty) on stdout.
+///
+/// # Errors
+/// When stdout cannot be written.
+pub fn print_json(v: &serde_json::Value) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(v).map_err(|e| CliError::Failed(e.to_string()))?;
+    s.push('\n');
+    write_out(&s)
+}
+
+/// A comma-separated list of node ids (`-` when empty).
+pub fn ids(v: &[i32]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// A count of `total` things (or a spinner when unknown) on stderr, shown
+/// only when stderr is a terminal; hidden otherwise.
+pub fn progress(total: Option<u64>, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match total {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {msg} {pos} ({per_sec})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.set_message(what.to_string());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligns_columns() {
+        let mut t = Table::new(&["A", "LONGER"]);
+        t.row(vec!["wide-cell".into(), "x".into()]);
+        assert_eq!(t.render(), "A          LONGER\nwide-cell  x\n");
+    }
+}

@@ -1,0 +1,209 @@
+//! Reading a range of a topic: each partition from a start offset up to
+//! an end offset (or on and on with `--follow`), as a standalone consumer
+//! or as a group member; used by `consume` and `tail`.
+
+use crate::error::{CliError, KafkaContext, Result};
+use crate::when::format_millis;
+use clap::ValueEnum;
+use kpax::admin::{Admin, OffsetSpec, TopicPartition};
+use kpax::consumer::StartAt;
+use kpax::{Consumer, ConsumerRecord};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How often the end-of-range check runs while no record arrives.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Where each partition's reading ends.
+pub type Ends = BTreeMap<i32, i64>;
+
+/// The offset of each partition of `topic` given by `spec`; where the
+/// broker has none (a time after the last record), the end offset.
+///
+/// # Errors
+/// The first partition's error, with the topic and partition named.
+pub async fn offsets(
+    admin: &Admin,
+    topic: &str,
+    partitions: &[i32],
+    spec: OffsetSpec,
+) -> Result<BTreeMap<i32, i64>> {
+    let ask = |spec: OffsetSpec| -> Vec<(TopicPartition, OffsetSpec)> {
+        partitions
+            .iter()
+            .map(|p| (TopicPartition::new(topic, *p), spec))
+            .collect()
+    };
+    let found = admin
+        .list_offsets(&ask(spec))
+        .await
+        .kafka(|| format!("listing offsets of {topic}"))?;
+    let mut out = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (tp, r) in found {
+        let o = r.kafka(|| format!("offset of {tp}"))?;
+        match o.offset {
+            Some(o) => {
+                out.insert(tp.partition, o);
+            }
+            None => missing.push(tp.partition),
+        }
+    }
+    if !missing.is_empty() {
+        let latest = Box::pin(offsets(admin, topic, &missing, OffsetSpec::Latest)).await?;
+        out.extend(latest);
+    }
+    Ok(out)
+}
+
+/// How records are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The value only, one per line.
+    Raw,
+    /// One JSON object per line: topic, partition, offset, timestamp, key, value, headers.
+    Json,
+    /// Key, separator, value.
+    Kv,
+}
+
+/// Formats records for printing.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    /// The format.
+    pub format: Format,
+    /// The key/value separator of [`Format::Kv`].
+    pub separator: String,
+}
+
+fn text(b: &Option<bytes::Bytes>) -> Option<String> {
+    b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+impl Printer {
+    /// One record as one line (with its newline).
+    pub fn line(&self, r: &ConsumerRecord) -> String {
+        let mut s = match self.format {
+            Format::Raw => text(&r.value).unwrap_or_default(),
+            Format::Kv => format!(
+                "{}{}{}",
+                text(&r.key).unwrap_or_default(),
+                self.separator,
+                text(&r.value).unwrap_or_default()
+            ),
+            Format::Json => json!({
+                "topic": &*r.topic,
+                "partition": r.partition,
+                "offset": r.offset,
+                "timestamp": r.timestamp,
+                "time": (r.timestamp >= 0).then(|| format_millis(r.timestamp)),
+                "key": text(&r.key),
+                "value": text(&r.value),
+                "headers": r.headers.iter().map(|h| json!({
+                    "key": String::from_utf8_lossy(&h.key),
+                    "value": text(&h.value),
+                })).collect::<Vec<_>>(),
+            })
+            .to_string(),
+        };
+        s.push('\n');
+        s
+    }
+}
+
+/// What to read and when to stop.
+#[derive(Debug)]
+pub struct Range {
+    /// The topic.
+    pub topic: String,
+    /// Per partition, the offset to stop before; `None`: never stop
+    /// (`--follow` without an end), unless `limit` is reached.
+    pub ends: Option<Ends>,
+    /// Stop after this many records.
+    pub limit: Option<u64>,
+    /// Fail when no record arrives and the range is not done for this
+    /// long (`None`: wait for ever, for `--follow`).
+    pub idle: Option<Duration>,
+}
+
+/// Reads `range` from `consumer` (already assigned or subscribed), giving
+/// each record to `each`; returns the number of records read. Stops at the
+/// range's end, its limit, or Ctrl-C.
+///
+/// # Errors
+/// A fatal consumer error, `each`'s error, or [`CliError::Timeout`] after
+/// `idle` without progress.
+pub async fn read(
+    consumer: &Consumer,
+    range: &Range,
+    mut each: impl FnMut(ConsumerRecord) -> Result<()>,
+) -> Result<u64> {
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut n: u64 = 0;
+    let mut idle_since = tokio::time::Instant::now();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        if range.limit.is_some_and(|l| n >= l) || done(consumer, range, &next) {
+            return Ok(n);
+        }
+        tokio::select! {
+            _ = &mut ctrl_c => return Ok(n),
+            got = tokio::time::timeout(TICK, consumer.recv()) => match got {
+                Err(_) => {
+                    if let Some(idle) = range.idle {
+                        if idle_since.elapsed() >= idle {
+                            return Err(CliError::Timeout {
+                                what: format!("reading {} (after {n} records)", range.topic),
+                                after: idle,
+                            });
+                        }
+                    }
+                }
+                Ok(r) => {
+                    let r = r.kafka(|| format!("consuming {}", range.topic))?;
+                    idle_since = tokio::time::Instant::now();
+                    let end = range.ends.as_ref().and_then(|e| e.get(&r.partition)).copied();
+                    next.insert(r.partition, r.offset + 1);
+                    if end.is_some_and(|e| r.offset >= e) {
+                        continue;
+                    }
+                    n += 1;
+                    each(r)?;
+                }
+            },
+        }
+    }
+}
+
+/// Whether every assigned partition has reached its end.
+fn done(consumer: &Consumer, range: &Range, next: &BTreeMap<i32, i64>) -> bool {
+    let Some(ends) = &range.ends else {
+        return false;
+    };
+    let assigned = consumer.assignment();
+    if assigned.is_empty() {
+        return false;
+    }
+    let positions = consumer.positions();
+    assigned.iter().all(|tp| {
+        let Some(end) = ends.get(&tp.1) else {
+            return true;
+        };
+        let at = next
+            .get(&tp.1)
+            .copied()
+            .into_iter()
+            .chain(positions.get(tp).copied())
+            .max();
+        at.is_some_and(|o| o >= *end)
+    })
+}
+
+/// Assigns `starts` (partition, offset) of `topic` to a standalone consumer.
+pub fn assign(consumer: &Consumer, topic: &str, starts: &BTreeMap<i32, i64>) {
+    for (p, o) in starts {
+        consumer.assign([(topic.to_string(), *p)], StartAt::Offset(*o));
+    }
+}
