@@ -142,6 +142,10 @@ pub enum Error {
     /// Bad configuration given by the user.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A transactional producer call failed: misuse, a transaction that
+    /// must be aborted, or a producer in its fatal state.
+    #[error(transparent)]
+    Transaction(#[from] crate::producer::TransactionError),
 }
 
 fn api_suffix(api: Option<ApiKey>) -> String {

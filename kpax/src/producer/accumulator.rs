@@ -133,7 +133,8 @@ impl Accumulator {
                         0,
                         config.batch_size.min(size * 2 + 128),
                     )
-                    .compression(config.compression),
+                    .compression(config.compression)
+                    .transactional(config.transactional_id.is_some()),
                     records: Vec::new(),
                     bytes: 0,
                     created: Instant::now(),
@@ -289,19 +290,31 @@ impl Accumulator {
 
     /// Fails everything not in flight; returns the number of records failed.
     pub fn fail_all(&mut self, err: impl Fn() -> Error) -> usize {
+        self.fail_unsent(err).0
+    }
+
+    /// Fails everything not in flight; returns the number of records
+    /// failed and whether any of them had sequence numbers assigned (a
+    /// batch waiting to be retried), which leaves a gap in its partition's
+    /// sequence.
+    pub fn fail_unsent(&mut self, err: impl Fn() -> Error) -> (usize, bool) {
         let mut n = 0;
+        let mut stamped = false;
         for q in self.parts.values_mut().flat_map(|m| m.values_mut()) {
             if let Some(o) = q.open.take() {
                 n += o.records.len();
+                drop(o.permit);
                 for r in o.records {
                     let _ = r.reply.send(Err(err()));
                 }
             }
             for b in q.sealed.drain(..) {
+                stamped |= b.stamped.is_some();
                 n += b.fail(&err);
             }
+            q.retry_at = None;
         }
-        n
+        (n, stamped)
     }
 }
 

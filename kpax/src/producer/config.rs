@@ -60,6 +60,12 @@ pub struct ProducerConfig {
     /// How long `send` may wait for a topic's metadata while it is
     /// retriably unavailable (a leader election, a broker restarting).
     pub max_block: Duration,
+    /// The transactional id: set, the producer is transactional (KIP-98)
+    /// and idempotent; see [`ProducerConfig::with_transactional_id`].
+    pub transactional_id: Option<String>,
+    /// How long the transaction coordinator lets a transaction stay open
+    /// before it aborts it (sent in InitProducerId).
+    pub transaction_timeout: Duration,
 }
 
 impl std::fmt::Debug for ProducerConfig {
@@ -72,6 +78,7 @@ impl std::fmt::Debug for ProducerConfig {
             .field("compression", &self.compression)
             .field("idempotence", &self.idempotence)
             .field("max_block", &self.max_block)
+            .field("transactional_id", &self.transactional_id)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +100,8 @@ impl Default for ProducerConfig {
             max_in_flight_per_broker: 5,
             partitioner: Arc::new(DefaultPartitioner::default()),
             max_block: Duration::from_secs(10),
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -171,6 +180,24 @@ impl ProducerConfig {
     /// Sets the most produce requests in flight per broker (at least 1).
     pub fn with_max_in_flight_per_broker(mut self, n: usize) -> Self {
         self.max_in_flight_per_broker = n.max(1);
+        self
+    }
+
+    /// Makes the producer transactional under `id` (KIP-98): turns
+    /// idempotence on with `Acks::All`. Call
+    /// [`Producer::init_transactions`](super::Producer::init_transactions)
+    /// once, then `begin_transaction` / `commit_transaction` /
+    /// `abort_transaction` around the sends.
+    pub fn with_transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into());
+        self.idempotence = true;
+        self.acks = Acks::All;
+        self
+    }
+
+    /// Sets the transaction timeout the coordinator enforces.
+    pub fn with_transaction_timeout(mut self, t: Duration) -> Self {
+        self.transaction_timeout = t;
         self
     }
 }

@@ -11,14 +11,23 @@
 //! Idempotent by default (acks=all): the producer gets a producer id, stamps
 //! each batch with its partition's next sequence number, and keeps one batch
 //! per partition in flight, so a retry can neither duplicate nor reorder.
+//!
+//! With a transactional id ([`ProducerConfig::with_transactional_id`]) the
+//! producer is transactional (KIP-98): [`Producer::init_transactions`], then
+//! `begin_transaction`, sends, `send_offsets_to_transaction`, and
+//! `commit_transaction` or `abort_transaction`; see [`TransactionState`].
 
 mod accumulator;
 mod config;
+mod coordinator;
 pub mod partitioner;
 mod sender;
+mod transaction;
+mod transactional;
 
 pub use config::{Acks, ProducerConfig};
 pub use partitioner::{murmur2, murmur2_partition, DefaultPartitioner, Partitioner};
+pub use transaction::{ConsumerGroupMetadata, TransactionError, TransactionState};
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
@@ -161,6 +170,8 @@ pub(crate) struct Shared {
     /// Records accepted and not yet resolved.
     pub outstanding: AtomicUsize,
     pub counters: Counters,
+    /// The transaction, for a transactional producer.
+    pub txn: Option<transaction::Txn>,
 }
 
 impl Shared {
@@ -205,6 +216,21 @@ impl Producer {
             ));
         }
         config.max_in_flight_per_broker = config.max_in_flight_per_broker.max(1);
+        let txn = match &config.transactional_id {
+            Some(id) if id.is_empty() => {
+                return Err(Error::Config("the transactional id is empty".into()))
+            }
+            Some(_) if !config.idempotence => {
+                return Err(Error::Config(
+                    "a transactional producer must be idempotent".into(),
+                ))
+            }
+            Some(id) => Some(transaction::Txn::new(
+                id.clone(),
+                config.transaction_timeout,
+            )),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             memory: Arc::new(Semaphore::new(config.buffer_memory)),
             accumulator: Mutex::new(Accumulator::default()),
@@ -215,6 +241,7 @@ impl Producer {
             closed: AtomicBool::new(false),
             outstanding: AtomicUsize::new(0),
             counters: Counters::default(),
+            txn,
         });
         tokio::spawn(sender::run(Arc::downgrade(&shared)));
         Ok(Producer { shared })
@@ -262,6 +289,9 @@ impl Producer {
         let s = &self.shared;
         if s.closed.load(Ordering::Acquire) {
             return Err(Error::ProducerClosed);
+        }
+        if let Some(t) = &s.txn {
+            t.lock().machine.check_send()?;
         }
         let size = record.size_estimate();
         let max = s.config.max_request_size.min(s.config.buffer_memory);
@@ -332,6 +362,11 @@ impl Producer {
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let wake = {
             let mut acc = s.lock();
+            // Again under the accumulator's lock: a commit or abort that
+            // began meanwhile must not find a record it did not flush.
+            if let Some(t) = &s.txn {
+                t.lock().machine.check_send()?;
+            }
             s.outstanding.fetch_add(1, Ordering::AcqRel);
             acc.append(&s.config, &record, partition, timestamp, permit, tx)
         };

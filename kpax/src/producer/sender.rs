@@ -56,7 +56,10 @@ pub(crate) async fn run(weak: Weak<Shared>) {
             return;
         }
         let mut next: Option<Instant> = None;
-        if st.idempotent && st.producer.is_none() {
+        if let Some(t) = &s.txn {
+            // The transaction owns the producer id (init_transactions).
+            st.producer = t.producer();
+        } else if st.idempotent && st.producer.is_none() {
             if st.init_retry_at.is_none_or(|t| t <= Instant::now()) {
                 init_producer(&s, &mut st).await;
             }
@@ -70,7 +73,12 @@ pub(crate) async fn run(weak: Weak<Shared>) {
             for b in drained.expired {
                 expire(&s, b);
             }
-            dispatch(&s, &mut st, drained.ready, &done_tx).await;
+            let ready = if s.txn.is_some() {
+                add_to_transaction(&s, drained.ready).await
+            } else {
+                drained.ready
+            };
+            dispatch(&s, &mut st, ready, &done_tx).await;
         }
         let sleep = next
             .map_or(Duration::from_millis(250), |t| {
@@ -135,6 +143,119 @@ async fn init_producer(s: &Shared, st: &mut State) {
             st.init_attempts += 1;
         }
     }
+}
+
+/// Adds the partitions of `ready` that are new to the transaction
+/// (AddPartitionsToTxn, one request for all of them); returns the batches
+/// that may be sent now. The others are retried later or failed.
+async fn add_to_transaction(s: &Arc<Shared>, ready: Vec<Batch>) -> Vec<Batch> {
+    use kpax_proto::generated::ErrorCode as E;
+    let Some(t) = &s.txn else { return ready };
+    let (producer, new) = {
+        let g = t.lock();
+        let new: std::collections::BTreeMap<String, Vec<i32>> = ready
+            .iter()
+            .filter(|b| !g.partitions.contains(&(b.topic.clone(), b.partition)))
+            .fold(Default::default(), |mut m, b| {
+                let ps: &mut Vec<i32> = m.entry(b.topic.clone()).or_default();
+                if !ps.contains(&b.partition) {
+                    ps.push(b.partition);
+                }
+                m
+            });
+        if new.is_empty() {
+            return ready;
+        }
+        let open = matches!(
+            g.machine.state(),
+            super::TransactionState::InTransaction | super::TransactionState::CommittingTransaction
+        );
+        match (g.producer, open) {
+            (Some(p), true) => (p, new),
+            _ => {
+                let e = g
+                    .machine
+                    .failure()
+                    .map(Error::Transaction)
+                    .unwrap_or_else(|| {
+                        Error::Transaction(super::TransactionError::InvalidState {
+                            operation: "send",
+                            state: g.machine.state(),
+                        })
+                    });
+                drop(g);
+                return ready
+                    .into_iter()
+                    .filter_map(|b| {
+                        if new
+                            .get(&b.topic)
+                            .is_some_and(|ps| ps.contains(&b.partition))
+                        {
+                            fail(s, b, e.clone());
+                            None
+                        } else {
+                            Some(b)
+                        }
+                    })
+                    .collect();
+            }
+        }
+    };
+    let coordinators = super::coordinator::Coordinators {
+        cluster: &s.cluster,
+        transactional_id: &t.id,
+        retry_backoff: s.config.retry_backoff,
+        retry_backoff_max: s.config.retry_backoff_max,
+        // Short: batches of partitions already added wait meanwhile.
+        deadline: Instant::now() + s.config.retry_backoff_max.max(Duration::from_millis(500)),
+    };
+    let outcome = coordinators.add_partitions(producer, &new).await;
+    let mut codes: HashMap<(String, i32), E> = HashMap::new();
+    let whole = match outcome {
+        Ok(results) => {
+            for (topic, p, code) in results {
+                codes.insert((topic, p), code);
+            }
+            None
+        }
+        Err(e) => Some(e),
+    };
+    let mut out = Vec::with_capacity(ready.len());
+    for b in ready {
+        if !new
+            .get(&b.topic)
+            .is_some_and(|ps| ps.contains(&b.partition))
+        {
+            out.push(b);
+            continue;
+        }
+        let e = match &whole {
+            Some(e) => e.clone(),
+            None => match codes.get(&(b.topic.clone(), b.partition)).copied() {
+                Some(E::NONE) => {
+                    t.lock().partitions.insert((b.topic.clone(), b.partition));
+                    t.lock().started = true;
+                    out.push(b);
+                    continue;
+                }
+                code => Error::Broker {
+                    broker: "transaction coordinator".into(),
+                    api: kpax_proto::generated::ApiKey::AddPartitionsToTxn,
+                    code: code.unwrap_or(E::UNKNOWN_SERVER_ERROR),
+                    message: Some(format!("adding {}-{}", b.topic, b.partition)),
+                },
+            },
+        };
+        let retry = e.is_retriable() || e.code() == Some(E::OPERATION_NOT_ATTEMPTED);
+        if retry {
+            // Not sent: the partition is no longer in flight.
+            requeue(s, b, e);
+        } else {
+            // Marks the transaction abortable or fatal.
+            fail(s, b, e);
+        }
+    }
+    out
 }
 
 /// Groups batches by leader and sends one request per broker.
@@ -236,8 +357,11 @@ fn request(s: &Shared, batches: &[Batch]) -> ProduceRequest {
             ),
         }
     }
-    ProduceRequest::default()
-        .with_acks(s.config.acks.wire())
+    let mut req = ProduceRequest::default();
+    if let Some(t) = &s.txn {
+        req.transactional_id = Some(t.id.as_str().into());
+    }
+    req.with_acks(s.config.acks.wire())
         .with_timeout_ms(s.config.produce_timeout.as_millis().min(i32::MAX as u128) as i32)
         .with_topic_data(topics)
 }
@@ -305,6 +429,20 @@ fn settle(s: &Shared, st: &mut State, c: Completion) {
         match code {
             ErrorCode::NONE => succeed(s, b, p.base_offset, p.log_append_time_ms),
             ErrorCode::DUPLICATE_SEQUENCE_NUMBER => succeed(s, b, -1, -1),
+            ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER | ErrorCode::UNKNOWN_PRODUCER_ID
+                if s.txn.is_some() =>
+            {
+                // KIP-360 for a transaction: the transaction is aborted
+                // and the abort bumps the epoch, resetting sequences.
+                if let Some(t) = &s.txn {
+                    t.lock().bump_epoch = true;
+                }
+                fail(s, b, broker_error());
+            }
+            ErrorCode::INVALID_PRODUCER_EPOCH | ErrorCode::PRODUCER_FENCED if s.txn.is_some() => {
+                // Another producer took the transactional id: fatal.
+                fail(s, b, broker_error());
+            }
             ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
             | ErrorCode::UNKNOWN_PRODUCER_ID
             | ErrorCode::INVALID_PRODUCER_EPOCH
@@ -359,6 +497,13 @@ fn succeed(s: &Shared, b: Batch, base_offset: i64, log_append_time: i64) {
 
 fn fail(s: &Shared, b: Batch, e: Error) {
     s.lock().done(&b.topic, b.partition);
+    if let Some(t) = &s.txn {
+        t.failed(&e);
+        if b.stamped.is_some() {
+            // Its sequence numbers are lost: the abort bumps the epoch.
+            t.lock().bump_epoch = true;
+        }
+    }
     let n = b.fail(|| e.clone());
     s.counters.errors.fetch_add(n as u64, Ordering::Relaxed);
     s.resolve(n);

@@ -1,0 +1,530 @@
+//! kpax's transactional producer (KIP-98) against real brokers and the fake:
+//! commit and abort seen by read_committed / read_uncommitted consumers
+//! (kpax's and librdkafka's), offsets committed with a transaction,
+//! fencing, retried coordinator errors, abortable and fatal errors, misuse.
+//!
+//! Backends. librdkafka's mock cluster serves every transactional API
+//! (InitProducerId, AddPartitionsToTxn v0-1, AddOffsetsToTxn v0-1,
+//! TxnOffsetCommit v0-3, EndTxn v0-1) but EndTxn writes no markers, Fetch
+//! returns no aborted transactions and LSO = high watermark, TxnOffsetCommit
+//! stores nothing, and a second InitProducerId for a transactional id makes
+//! a new producer id instead of fencing the old one (source:
+//! rdkafka_mock_handlers.c). So on the mock the tests check the protocol
+//! (requests, retries, error handling, committed records read back); abort
+//! visibility, offsets-on-commit and fencing are checked on kpax-fake,
+//! which writes control batches, keeps aborted-transaction indexes and the
+//! last stable offset, and fences on epoch bumps. tansu 0.6.0 does not
+//! serve EndTxn at all, so it has no transaction test here.
+
+mod harness;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use harness::Cluster as TestCluster;
+use kpax::consumer::{Consumer, ConsumerConfig, IsolationLevel, StartAt};
+use kpax::producer::{
+    ConsumerGroupMetadata, Producer, ProducerConfig, ProducerRecord, TransactionError,
+    TransactionState,
+};
+use kpax::{ClientConfig, Cluster, Error};
+use kpax_fake::FakeCluster;
+use kpax_proto::generated::{ApiKey, ErrorCode};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// Either backend that serves the transactional APIs in-process.
+#[allow(dead_code)] // the fake backend's tests come with its transaction support
+enum Backend {
+    Mock(TestCluster),
+    Fake(FakeCluster),
+}
+
+impl Backend {
+    fn mock() -> Backend {
+        Backend::Mock(TestCluster::mock(3))
+    }
+
+    async fn fake() -> Backend {
+        Backend::Fake(FakeCluster::new(3).await.expect("fake cluster"))
+    }
+
+    fn bootstrap(&self) -> String {
+        match self {
+            Backend::Mock(c) => c.bootstrap().to_string(),
+            Backend::Fake(f) => f.bootstrap(),
+        }
+    }
+
+    async fn topic(&self, partitions: i32) -> String {
+        match self {
+            Backend::Mock(c) => c.topic(partitions).await.name.clone(),
+            Backend::Fake(f) => {
+                let name = harness::unique_name("txn-topic");
+                f.create_topic(&name, partitions).expect("create topic");
+                name
+            }
+        }
+    }
+
+    /// Queues `errors` for the next requests of `api` (one each).
+    fn fail(&self, api: ApiKey, errors: &[ErrorCode]) {
+        match self {
+            Backend::Mock(c) => {
+                let codes: Vec<i16> = errors.iter().map(|e| e.0).collect();
+                c.faults().request_errors(api as i16, &codes);
+            }
+            Backend::Fake(f) => f.fail_sequence(api, errors),
+        }
+    }
+
+    fn track(&self) {
+        if let Backend::Mock(c) = self {
+            c.faults().track_requests();
+        }
+    }
+
+    /// Requests of `api` received so far (the mock counts from `track`).
+    fn count(&self, api: ApiKey) -> usize {
+        match self {
+            Backend::Mock(c) => c.faults().count_requests(api as i16),
+            Backend::Fake(f) => f.request_count(api),
+        }
+    }
+}
+
+fn client() -> ClientConfig {
+    ClientConfig::default()
+        .with_request_timeout(Duration::from_secs(10))
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+fn cluster(b: &Backend) -> Cluster {
+    Cluster::new([b.bootstrap()], client()).unwrap()
+}
+
+fn txn_producer(b: &Backend, id: &str) -> Producer {
+    Producer::new(
+        cluster(b),
+        ProducerConfig::default()
+            .with_transactional_id(id)
+            .with_linger(Duration::from_millis(2))
+            .with_retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+            .with_delivery_timeout(Duration::from_secs(20)),
+    )
+    .unwrap()
+}
+
+/// Sends `tag-0..n` round-robin over `partitions` and waits for every
+/// outcome (all must succeed).
+async fn send_ok(p: &Producer, topic: &str, partitions: i32, tag: &str, n: usize) {
+    let mut fs = Vec::new();
+    for i in 0..n {
+        let r =
+            ProducerRecord::new(topic, format!("{tag}-{i}")).with_partition(i as i32 % partitions);
+        fs.push(p.send(r).await.unwrap());
+    }
+    for f in fs {
+        f.await.unwrap();
+    }
+}
+
+/// What `send_ok` wrote, per partition in order.
+fn expected(partitions: i32, batches: &[(&str, usize)]) -> BTreeMap<i32, Vec<String>> {
+    let mut m: BTreeMap<i32, Vec<String>> = (0..partitions).map(|p| (p, Vec::new())).collect();
+    for (tag, n) in batches {
+        for i in 0..*n {
+            m.get_mut(&(i as i32 % partitions))
+                .unwrap()
+                .push(format!("{tag}-{i}"));
+        }
+    }
+    m
+}
+
+/// Reads every partition of `topic` from the beginning with kpax until
+/// `want` records arrived, then makes sure nothing more comes for a while.
+async fn kpax_read(
+    b: &Backend,
+    topic: &str,
+    partitions: i32,
+    isolation: IsolationLevel,
+    want: usize,
+) -> BTreeMap<i32, Vec<String>> {
+    let c = Consumer::new(
+        cluster(b),
+        ConsumerConfig::default()
+            .with_isolation_level(isolation)
+            .with_fetch_max_wait(Duration::from_millis(100)),
+    )
+    .unwrap();
+    c.assign(
+        (0..partitions).map(|p| (topic.to_string(), p)),
+        StartAt::Earliest,
+    );
+    let mut out: BTreeMap<i32, Vec<String>> = (0..partitions).map(|p| (p, Vec::new())).collect();
+    let mut got = 0;
+    while got < want {
+        let r = tokio::time::timeout(Duration::from_secs(20), c.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("kpax consumer: timed out after {got} of {want} records: {out:?}")
+            })
+            .unwrap();
+        out.get_mut(&r.partition)
+            .unwrap()
+            .push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        got += 1;
+    }
+    if let Ok(extra) = tokio::time::timeout(Duration::from_millis(700), c.recv()).await {
+        panic!("kpax consumer: a record beyond the {want} expected: {extra:?}");
+    }
+    c.close().await;
+    out
+}
+
+/// Reads every partition of `topic` from the beginning to its end with
+/// librdkafka at `isolation.level` = `isolation`.
+async fn rdkafka_read(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &'static str,
+) -> BTreeMap<i32, Vec<String>> {
+    let bootstrap = bootstrap.to_string();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", harness::unique_name("txn-reader"))
+            .set("isolation.level", isolation)
+            .set("enable.partition.eof", "true")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .expect("librdkafka consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(&topic, p, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&tpl).unwrap();
+        let mut out: BTreeMap<i32, Vec<String>> =
+            (0..partitions).map(|p| (p, Vec::new())).collect();
+        let mut at_end = vec![false; partitions as usize];
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !at_end.iter().all(|e| *e) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "librdkafka ({isolation}): timed out; read {out:?}"
+            );
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    at_end[m.partition() as usize] = false;
+                    out.get_mut(&m.partition())
+                        .unwrap()
+                        .push(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap());
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => at_end[p as usize] = true,
+                _ => {}
+            }
+        }
+        out
+    })
+    .await
+    .unwrap()
+}
+
+fn is_fatal(e: &Error) -> bool {
+    matches!(e, Error::Transaction(TransactionError::Fatal(_)))
+}
+
+fn is_abortable(e: &Error) -> bool {
+    matches!(e, Error::Transaction(TransactionError::Abortable(_)))
+}
+
+// ---------------------------------------------------------------------------
+// Bodies shared by both backends.
+
+async fn commit_is_visible(b: Backend) {
+    let topic = b.topic(3).await;
+    b.track();
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    assert_eq!(p.transaction_state(), Some(TransactionState::Uninitialized));
+    p.init_transactions().await.unwrap();
+    assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 3, "a", 30).await;
+    p.commit_transaction().await.unwrap();
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 3, "b", 12).await;
+    p.commit_transaction().await.unwrap();
+    assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
+    assert!(
+        b.count(ApiKey::AddPartitionsToTxn) >= 2,
+        "partitions added per transaction"
+    );
+    assert_eq!(b.count(ApiKey::EndTxn), 2, "one EndTxn per transaction");
+    let want = expected(3, &[("a", 30), ("b", 12)]);
+    let got = kpax_read(&b, &topic, 3, IsolationLevel::ReadCommitted, 42).await;
+    assert_eq!(got, want, "kpax read_committed");
+    let got = rdkafka_read(&b.bootstrap(), &topic, 3, "read_committed").await;
+    assert_eq!(got, want, "librdkafka read_committed");
+    p.close(Duration::from_secs(5)).await;
+}
+
+async fn coordinator_errors_are_retried(b: Backend) {
+    let topic = b.topic(2).await;
+    b.track();
+    b.fail(
+        ApiKey::InitProducerId,
+        &[
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+            ErrorCode::NOT_COORDINATOR,
+        ],
+    );
+    b.fail(
+        ApiKey::AddPartitionsToTxn,
+        &[
+            ErrorCode::CONCURRENT_TRANSACTIONS,
+            ErrorCode::NOT_COORDINATOR,
+        ],
+    );
+    b.fail(
+        ApiKey::EndTxn,
+        &[
+            ErrorCode::CONCURRENT_TRANSACTIONS,
+            ErrorCode::NOT_COORDINATOR,
+        ],
+    );
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 2, "r", 10).await;
+    p.commit_transaction().await.unwrap();
+    assert!(b.count(ApiKey::InitProducerId) >= 3);
+    assert!(
+        b.count(ApiKey::AddPartitionsToTxn) >= 3,
+        "AddPartitionsToTxn retried: {}",
+        b.count(ApiKey::AddPartitionsToTxn)
+    );
+    assert_eq!(b.count(ApiKey::EndTxn), 3, "EndTxn retried twice");
+    let got = kpax_read(&b, &topic, 2, IsolationLevel::ReadCommitted, 10).await;
+    assert_eq!(got, expected(2, &[("r", 10)]));
+    p.close(Duration::from_secs(5)).await;
+}
+
+async fn send_error_is_abortable(b: Backend) {
+    let topic = b.topic(1).await;
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    b.fail(ApiKey::Produce, &[ErrorCode::TOPIC_AUTHORIZATION_FAILED]);
+    let f = p
+        .send(ProducerRecord::new(&topic, "lost").with_partition(0))
+        .await
+        .unwrap();
+    let e = f.await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED), "{e}");
+    assert_eq!(
+        p.transaction_state(),
+        Some(TransactionState::AbortableError)
+    );
+    let e = p.commit_transaction().await.unwrap_err();
+    assert!(is_abortable(&e), "commit: {e}");
+    let e = p.begin_transaction().unwrap_err();
+    assert!(is_abortable(&e), "begin: {e}");
+    let e = p
+        .send(ProducerRecord::new(&topic, "x").with_partition(0))
+        .await
+        .unwrap_err();
+    assert!(is_abortable(&e), "send: {e}");
+    p.abort_transaction().await.unwrap();
+    assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
+    // The producer goes on (with a bumped epoch: the failed batch had
+    // sequence numbers the broker never saw).
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 1, "ok", 5).await;
+    p.commit_transaction().await.unwrap();
+    let got = kpax_read(&b, &topic, 1, IsolationLevel::ReadCommitted, 5).await;
+    assert_eq!(got, expected(1, &[("ok", 5)]));
+    p.close(Duration::from_secs(5)).await;
+}
+
+async fn fenced_end_is_fatal(b: Backend) {
+    let topic = b.topic(1).await;
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 1, "f", 3).await;
+    b.fail(ApiKey::EndTxn, &[ErrorCode::PRODUCER_FENCED]);
+    let e = p.commit_transaction().await.unwrap_err();
+    assert!(is_fatal(&e), "commit: {e}");
+    assert_eq!(p.transaction_state(), Some(TransactionState::FatalError));
+    for e in [
+        p.begin_transaction().unwrap_err(),
+        p.abort_transaction().await.unwrap_err(),
+        p.commit_transaction().await.unwrap_err(),
+        p.send(ProducerRecord::new(&topic, "x")).await.unwrap_err(),
+    ] {
+        assert!(is_fatal(&e), "{e}");
+        assert!(e.to_string().contains("PRODUCER_FENCED"), "{e}");
+    }
+}
+
+async fn abort_fails_unsent_records(b: Backend) {
+    let topic = b.topic(2).await;
+    b.track();
+    let p = Producer::new(
+        cluster(&b),
+        ProducerConfig::default()
+            .with_transactional_id(harness::unique_name("txn"))
+            .with_linger(Duration::from_secs(60)),
+    )
+    .unwrap();
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    let mut fs = Vec::new();
+    for i in 0..4 {
+        fs.push(
+            p.send(ProducerRecord::new(&topic, format!("gone-{i}")).with_partition(i % 2))
+                .await
+                .unwrap(),
+        );
+    }
+    p.abort_transaction().await.unwrap();
+    for f in fs {
+        let e = f.await.unwrap_err();
+        assert!(
+            matches!(e, Error::Transaction(TransactionError::Aborted)),
+            "{e}"
+        );
+    }
+    assert_eq!(p.stats().buffered_bytes, 0);
+    // Nothing reached a broker: no partition was added, no EndTxn needed.
+    assert_eq!(b.count(ApiKey::AddPartitionsToTxn), 0);
+    assert_eq!(b.count(ApiKey::EndTxn), 0);
+    assert_eq!(b.count(ApiKey::Produce), 0);
+    p.close(Duration::from_secs(5)).await;
+}
+
+async fn misuse_is_a_typed_error(b: Backend) {
+    let topic = b.topic(1).await;
+    let plain = Producer::new(cluster(&b), ProducerConfig::default()).unwrap();
+    assert!(matches!(
+        plain.begin_transaction(),
+        Err(Error::Transaction(
+            TransactionError::NotTransactional { .. }
+        ))
+    ));
+    assert_eq!(plain.transaction_state(), None);
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    let invalid = |r: Result<(), Error>, state: TransactionState| match r {
+        Err(Error::Transaction(TransactionError::InvalidState { state: s, .. })) if s == state => {}
+        other => panic!("expected InvalidState in {state}, got {other:?}"),
+    };
+    invalid(p.begin_transaction(), TransactionState::Uninitialized);
+    invalid(
+        p.send(ProducerRecord::new(&topic, "early"))
+            .await
+            .map(|_| ()),
+        TransactionState::Uninitialized,
+    );
+    p.init_transactions().await.unwrap();
+    invalid(p.init_transactions().await, TransactionState::Ready);
+    invalid(p.commit_transaction().await, TransactionState::Ready);
+    invalid(p.abort_transaction().await, TransactionState::Ready);
+    invalid(
+        p.send(ProducerRecord::new(&topic, "outside"))
+            .await
+            .map(|_| ()),
+        TransactionState::Ready,
+    );
+    p.begin_transaction().unwrap();
+    invalid(p.begin_transaction(), TransactionState::InTransaction);
+    // An empty transaction commits without EndTxn.
+    p.commit_transaction().await.unwrap();
+    assert!(matches!(
+        Producer::new(
+            cluster(&b),
+            ProducerConfig::default()
+                .with_transactional_id("t")
+                .with_idempotence(false)
+        ),
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        Producer::new(
+            cluster(&b),
+            ProducerConfig::default().with_transactional_id("")
+        ),
+        Err(Error::Config(_))
+    ));
+}
+
+async fn offsets_go_with_the_transaction(b: &Backend) -> (String, String) {
+    let topic = b.topic(2).await;
+    let group = harness::unique_name("txn-group");
+    let p = txn_producer(b, &harness::unique_name("txn"));
+    p.init_transactions().await.unwrap();
+    let meta = ConsumerGroupMetadata::new(&group);
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 2, "o", 4).await;
+    p.send_offsets_to_transaction([((topic.clone(), 0), 5), ((topic.clone(), 1), 7)], &meta)
+        .await
+        .unwrap();
+    p.commit_transaction().await.unwrap();
+    p.begin_transaction().unwrap();
+    p.send_offsets_to_transaction([((topic.clone(), 0), 9)], &meta)
+        .await
+        .unwrap();
+    p.abort_transaction().await.unwrap();
+    assert_eq!(b.count(ApiKey::AddOffsetsToTxn), 2);
+    assert_eq!(b.count(ApiKey::TxnOffsetCommit), 2);
+    p.close(Duration::from_secs(5)).await;
+    (topic, group)
+}
+
+// ---------------------------------------------------------------------------
+// librdkafka's mock cluster.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_commit_is_read_by_kpax_and_librdkafka() {
+    commit_is_visible(Backend::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_coordinator_errors_are_retried() {
+    coordinator_errors_are_retried(Backend::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_send_error_is_abortable() {
+    send_error_is_abortable(Backend::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_fenced_end_is_fatal() {
+    fenced_end_is_fatal(Backend::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_abort_fails_unsent_records() {
+    abort_fails_unsent_records(Backend::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_misuse_is_a_typed_error() {
+    misuse_is_a_typed_error(Backend::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_send_offsets_to_transaction() {
+    // The mock accepts AddOffsetsToTxn and TxnOffsetCommit but stores no
+    // offsets: this checks the requests; the fake checks the effect.
+    let b = Backend::mock();
+    b.track();
+    offsets_go_with_the_transaction(&b).await;
+}
