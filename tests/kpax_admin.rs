@@ -1,6 +1,9 @@
-//! kpax's admin client against real Kafka-protocol brokers: tansu
-//! (KPAX_TANSU; serves the admin APIs) and librdkafka's mock cluster
-//! (Metadata, ListOffsets, OffsetFetch, FindCoordinator only).
+//! kpax's admin client against real Kafka-protocol brokers: kpax-fake and
+//! tansu (KPAX_TANSU) serve the admin APIs; librdkafka's mock cluster
+//! serves Metadata, ListOffsets, OffsetFetch and FindCoordinator only, so
+//! it runs the bodies that need no more (and one test that the rest are
+//! clear errors). Each shared body runs on every backend listed in its
+//! `backends!` line (tests `<body>::fake`, `::mock`, `::tansu`).
 
 mod harness;
 
@@ -156,14 +159,13 @@ fn offsets_of<T: Clone + std::fmt::Debug>(r: &PartitionResults<T>) -> BTreeMap<i
         .collect()
 }
 
-// ---- tansu ----
+// ---- the fake and tansu (the mock has no CreateTopics, DescribeConfigs,
+// ListGroups, DescribeGroups, DeleteGroups, DeleteRecords) ----
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_create_topics_validate_only_duplicate_and_delete() {
-    let Some(tc) = TestCluster::tansu() else {
-        return;
-    };
-    let admin = admin(&tc);
+backends!(create_topics_validate_only_duplicate_and_delete: fake(1), tansu);
+
+async fn create_topics_validate_only_duplicate_and_delete(tc: &TestCluster) {
+    let admin = admin(tc);
     let (a, b) = (unique_name("admin-a"), unique_name("admin-b"));
 
     // b exists
@@ -242,12 +244,10 @@ async fn tansu_create_topics_validate_only_duplicate_and_delete() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_describe_and_alter_topic_configs() {
-    let Some(tc) = TestCluster::tansu() else {
-        return;
-    };
-    let admin = admin(&tc);
+backends!(describe_and_alter_topic_configs: fake(1), tansu);
+
+async fn describe_and_alter_topic_configs(tc: &TestCluster) {
+    let admin = admin(tc);
     let name = unique_name("admin-cfg");
     let res = admin
         .create_topics(
@@ -318,14 +318,12 @@ async fn tansu_describe_and_alter_topic_configs() {
     res[0].1.as_ref().expect("delete");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_groups_committed_offsets_and_lag() {
-    let Some(tc) = TestCluster::tansu() else {
-        return;
-    };
-    let admin = admin(&tc);
+backends!(groups_committed_offsets_and_lag: fake(1), tansu);
+
+async fn groups_committed_offsets_and_lag(tc: &TestCluster) {
+    let admin = admin(tc);
     let topic = tc.topic(2).await;
-    produce_one_by_one(&tc, &topic.name, 2, 4).await;
+    produce_one_by_one(tc, &topic.name, 2, 4).await;
     let group = tc.group_id();
     let member =
         GroupMember::join_and_commit(tc.bootstrap(), &group, &topic.name, &[(0, 1), (1, 3)]).await;
@@ -394,15 +392,13 @@ async fn tansu_groups_committed_offsets_and_lag() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_offsets_by_time_and_delete_records() {
-    let Some(tc) = TestCluster::tansu() else {
-        return;
-    };
-    let admin = admin(&tc);
+backends!(offsets_by_time_and_delete_records: fake(1), tansu);
+
+async fn offsets_by_time_and_delete_records(tc: &TestCluster) {
+    let admin = admin(tc);
     let topic = tc.topic(2).await;
     let before = now_ms() - 60_000;
-    produce_one_by_one(&tc, &topic.name, 2, 5).await;
+    produce_one_by_one(tc, &topic.name, 2, 5).await;
 
     let earliest = offsets_of(
         &admin
@@ -479,12 +475,10 @@ async fn tansu_offsets_by_time_and_delete_records() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_describe_cluster_and_list_topics() {
-    let Some(tc) = TestCluster::tansu() else {
-        return;
-    };
-    let admin = admin(&tc);
+backends!(describe_cluster_and_list_topics: fake(1), tansu);
+
+async fn describe_cluster_and_list_topics(tc: &TestCluster) {
+    let admin = admin(tc);
     let topic = tc.topic(3).await;
     let d = admin.describe_cluster().await.unwrap();
     assert!(!d.brokers.is_empty(), "{d:?}");
@@ -505,14 +499,16 @@ async fn tansu_describe_cluster_and_list_topics() {
     );
 }
 
-// ---- librdkafka mock ----
+// ---- what the mock serves too ----
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_offsets_by_time_committed_offsets_and_lag() {
-    let tc = TestCluster::mock(3);
-    let admin = admin(&tc);
+// tansu numbers offsets per batch (this body produces several records per
+// batch); groups_committed_offsets_and_lag covers it there.
+backends!(offsets_committed_offsets_and_lag: fake(3), mock(3));
+
+async fn offsets_committed_offsets_and_lag(tc: &TestCluster) {
+    let admin = admin(tc);
     let topic = tc.topic(4).await;
-    produce(&tc, &topic.name, 4, 6).await;
+    produce(tc, &topic.name, 4, 6).await;
 
     // the partitions are spread over 3 leaders: one request per leader
     let earliest = offsets_of(
@@ -560,7 +556,7 @@ async fn mock_offsets_by_time_committed_offsets_and_lag() {
         )])
         .await
         .unwrap();
-    eprintln!("mock timestamp lookup: {by_time:?}");
+    eprintln!("{} timestamp lookup: {by_time:?}", tc.name());
 
     let group = tc.group_id();
     let member =
@@ -586,6 +582,8 @@ async fn mock_offsets_by_time_committed_offsets_and_lag() {
     // request's null topic array, which v6 does not allow)
     member.leave().await;
 }
+
+// ---- the mock alone ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_unserved_admin_apis_are_one_unsupported_version_error_per_call() {
