@@ -29,9 +29,14 @@
 //! leader; replicas and ISR are reported for show), transactions (the
 //! transactional markers and read_committed isolation), fetch sessions (it
 //! always answers session id 0, which makes clients send full fetches),
-//! the KIP-848 consumer group protocol, SASL and TLS.
+//! the KIP-848 consumer group protocol.
+//!
+//! TLS ([`FakeTls`]) and SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512
+//! ([`FakeSasl`], with session lifetimes and KIP-368 re-authentication) are
+//! served when [`FakeOptions`] asks for them.
 
 mod admin;
+mod auth;
 mod group;
 mod handlers;
 mod log;
@@ -47,6 +52,7 @@ use kpax_proto::generated::{ApiKey, ErrorCode};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+pub use auth::{FakeSasl, FakeTls, MECHANISMS as SASL_MECHANISMS};
 pub use group::{Committed, GroupState};
 pub use versions::VersionTable;
 
@@ -71,6 +77,11 @@ pub struct FakeOptions {
     /// Frames larger than this close the connection (Kafka's
     /// `socket.request.max.bytes`).
     pub max_frame_bytes: usize,
+    /// Serve TLS on every listener (Kafka's `SSL` / `SASL_SSL` listeners).
+    pub tls: Option<FakeTls>,
+    /// Require SASL authentication on every connection (Kafka's
+    /// `SASL_PLAINTEXT` / `SASL_SSL` listeners).
+    pub sasl: Option<FakeSasl>,
 }
 
 impl Default for FakeOptions {
@@ -82,6 +93,8 @@ impl Default for FakeOptions {
             default_partitions: 1,
             initial_rebalance_delay: Duration::from_millis(100),
             max_frame_bytes: 100 << 20,
+            tls: None,
+            sasl: None,
         }
     }
 }
@@ -92,6 +105,10 @@ pub(crate) struct Shared {
     /// Woken whenever records are appended (waiting fetches re-check).
     pub data_arrived: Notify,
     pub max_frame_bytes: usize,
+    pub tls: Option<FakeTls>,
+    pub sasl: Option<Arc<FakeSasl>>,
+    /// Successful SASL authentications so far (re-authentications included).
+    pub authentications: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -156,6 +173,9 @@ impl FakeCluster {
             state: Mutex::new(ClusterState::new("127.0.0.1".into(), &ports, &options)),
             data_arrived: Notify::new(),
             max_frame_bytes: options.max_frame_bytes,
+            tls: options.tls.clone(),
+            sasl: options.sasl.clone().map(Arc::new),
+            authentications: std::sync::atomic::AtomicUsize::new(0),
         });
         let mut handles = Vec::with_capacity(options.brokers);
         for (i, listener) in listeners.into_iter().enumerate() {
@@ -340,6 +360,14 @@ impl FakeCluster {
             .get(&api)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// How many SASL authentications succeeded so far, re-authentications
+    /// (KIP-368) included.
+    pub fn authentications(&self) -> usize {
+        self.shared
+            .authentications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Removes every fault injected for `api`.

@@ -2,6 +2,7 @@
 
 use crate::broker::LegacyVersion;
 use kpax_proto::generated::ApiKey;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Settings for connections and metadata. Build with `ClientConfig::default()`
@@ -33,6 +34,14 @@ pub struct ClientConfig {
     /// Ask brokers to create topics that metadata requests name (v4+;
     /// older brokers decide by their own setting).
     pub allow_auto_topic_creation: bool,
+    /// How connections are secured (Kafka's `security.protocol`).
+    pub security_protocol: SecurityProtocol,
+    /// TLS settings, used by [`SecurityProtocol::Ssl`] and
+    /// [`SecurityProtocol::SaslSsl`].
+    pub tls: TlsConfig,
+    /// SASL settings, required by [`SecurityProtocol::SaslPlaintext`] and
+    /// [`SecurityProtocol::SaslSsl`].
+    pub sasl: Option<SaslConfig>,
 }
 
 impl Default for ClientConfig {
@@ -49,6 +58,9 @@ impl Default for ClientConfig {
             reconnect_backoff_max: Duration::from_secs(1),
             metadata_max_age: Duration::from_secs(300),
             allow_auto_topic_creation: false,
+            security_protocol: SecurityProtocol::Plaintext,
+            tls: TlsConfig::default(),
+            sasl: None,
         }
     }
 }
@@ -110,10 +122,297 @@ impl ClientConfig {
         self
     }
 
+    /// Sets how connections are secured (Kafka's `security.protocol`).
+    pub fn with_security_protocol(mut self, p: SecurityProtocol) -> Self {
+        self.security_protocol = p;
+        self
+    }
+
+    /// Sets the TLS settings (used when the security protocol is
+    /// [`SecurityProtocol::Ssl`] or [`SecurityProtocol::SaslSsl`]).
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Sets the SASL mechanism and credentials (used when the security
+    /// protocol is [`SecurityProtocol::SaslPlaintext`] or
+    /// [`SecurityProtocol::SaslSsl`]).
+    pub fn with_sasl(mut self, sasl: SaslConfig) -> Self {
+        self.sasl = Some(sasl);
+        self
+    }
+
     pub(crate) fn cap(&self, api: ApiKey) -> Option<i16> {
         self.version_caps
             .iter()
             .find(|(a, _)| *a == api)
             .map(|(_, v)| *v)
+    }
+}
+
+/// How connections to brokers are secured, in Kafka's words
+/// (`security.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SecurityProtocol {
+    /// Plain TCP (`PLAINTEXT`).
+    #[default]
+    Plaintext,
+    /// TLS (`SSL`); needs the `tls` feature.
+    Ssl,
+    /// SASL over plain TCP (`SASL_PLAINTEXT`); needs the `sasl` feature.
+    SaslPlaintext,
+    /// SASL over TLS (`SASL_SSL`); needs the `tls` and `sasl` features.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Whether connections use TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether connections authenticate with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+impl std::str::FromStr for SecurityProtocol {
+    type Err = crate::Error;
+
+    /// Parses Kafka's names: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`,
+    /// `SASL_SSL` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Ok(SecurityProtocol::Plaintext),
+            "SSL" => Ok(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Ok(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Ok(SecurityProtocol::SaslSsl),
+            _ => Err(crate::Error::Config(format!(
+                "unknown security protocol {s:?} (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL)"
+            ))),
+        }
+    }
+}
+
+/// PEM data: a file to read when connecting, or the bytes themselves.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pem {
+    /// A PEM file, read when the first connection opens.
+    File(PathBuf),
+    /// PEM text held in memory.
+    Inline(Vec<u8>),
+}
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pem::File(p) => f.debug_tuple("File").field(p).finish(),
+            // May hold a private key: never printed.
+            Pem::Inline(b) => write!(f, "Inline(<{} bytes>)", b.len()),
+        }
+    }
+}
+
+/// TLS settings (Kafka's `ssl.*`). Build with `TlsConfig::default()` and the
+/// `with_*` methods. With no CA given, the platform's trusted roots are used.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// CA certificates to trust (`ssl.truststore.*`), in PEM.
+    pub ca: Vec<Pem>,
+    /// Whether to trust the platform's root certificates as well; they are
+    /// always used when `ca` is empty.
+    pub platform_roots: bool,
+    /// A client certificate chain and its private key, for mutual TLS
+    /// (`ssl.keystore.*`).
+    pub client_cert: Option<(Pem, Pem)>,
+    /// The name to verify the broker's certificate against, instead of the
+    /// host of its address.
+    pub server_name: Option<String>,
+    /// Accepts any certificate without verifying it. For tests only:
+    /// a connection made this way is open to anyone in the middle.
+    pub dangerous_skip_verification_for_tests_only: bool,
+}
+
+impl TlsConfig {
+    /// Trusts the CA certificates in a PEM file.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca.push(Pem::File(path.into()));
+        self
+    }
+
+    /// Trusts the CA certificates in PEM text.
+    pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca.push(Pem::Inline(pem.into()));
+        self
+    }
+
+    /// Trusts the platform's root certificates too (they are the default
+    /// when no CA is given).
+    pub fn with_platform_roots(mut self, on: bool) -> Self {
+        self.platform_roots = on;
+        self
+    }
+
+    /// Presents a client certificate chain and key (mutual TLS).
+    pub fn with_client_cert(mut self, chain: Pem, key: Pem) -> Self {
+        self.client_cert = Some((chain, key));
+        self
+    }
+
+    /// Verifies brokers' certificates against `name` instead of the host
+    /// of their address.
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// Skips certificate verification entirely. For tests only.
+    pub fn dangerous_skip_verification_for_tests_only(mut self) -> Self {
+        self.dangerous_skip_verification_for_tests_only = true;
+        self
+    }
+}
+
+/// A SASL mechanism kpax speaks (Kafka's `sasl.mechanism`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SaslMechanism {
+    /// `PLAIN` (RFC 4616): the password is sent as is; use it over TLS.
+    Plain,
+    /// `SCRAM-SHA-256` (RFC 5802, RFC 7677).
+    ScramSha256,
+    /// `SCRAM-SHA-512` (RFC 5802).
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// The mechanism's name as SaslHandshake sends it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+impl std::str::FromStr for SaslMechanism {
+    type Err = crate::Error;
+
+    /// Parses `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_uppercase().as_str() {
+            "PLAIN" => Ok(SaslMechanism::Plain),
+            "SCRAM-SHA-256" => Ok(SaslMechanism::ScramSha256),
+            "SCRAM-SHA-512" => Ok(SaslMechanism::ScramSha512),
+            _ => Err(crate::Error::Config(format!(
+                "unknown SASL mechanism {s:?} (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            ))),
+        }
+    }
+}
+
+/// SASL credentials and mechanism. Its `Debug` output never shows the
+/// password.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SaslConfig {
+    /// The mechanism.
+    pub mechanism: SaslMechanism,
+    /// The user name.
+    pub username: String,
+    password: String,
+}
+
+impl SaslConfig {
+    /// `mechanism` with `username` and `password`.
+    pub fn new(
+        mechanism: SaslMechanism,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> SaslConfig {
+        SaslConfig {
+            mechanism,
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// `PLAIN` with `username` and `password`.
+    pub fn plain(username: impl Into<String>, password: impl Into<String>) -> SaslConfig {
+        SaslConfig::new(SaslMechanism::Plain, username, password)
+    }
+
+    /// `SCRAM-SHA-256` with `username` and `password`.
+    pub fn scram_sha_256(username: impl Into<String>, password: impl Into<String>) -> SaslConfig {
+        SaslConfig::new(SaslMechanism::ScramSha256, username, password)
+    }
+
+    /// `SCRAM-SHA-512` with `username` and `password`.
+    pub fn scram_sha_512(username: impl Into<String>, password: impl Into<String>) -> SaslConfig {
+        SaslConfig::new(SaslMechanism::ScramSha512, username, password)
+    }
+
+    #[cfg_attr(not(feature = "sasl"), allow(dead_code))]
+    pub(crate) fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl std::fmt::Debug for SaslConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslConfig")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = ClientConfig::default()
+            .with_security_protocol(SecurityProtocol::SaslSsl)
+            .with_sasl(SaslConfig::scram_sha_512("alice", "s3cr3t-Pa55"))
+            .with_tls(TlsConfig::default().with_client_cert(
+                Pem::Inline(b"CERT".to_vec()),
+                Pem::Inline(b"-----BEGIN PRIVATE KEY-----hush".to_vec()),
+            ));
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(!shown.contains("hush"), "{shown}");
+        assert!(
+            shown.contains("alice") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn kafka_names_parse() {
+        assert_eq!(
+            "sasl_ssl".parse::<SecurityProtocol>().unwrap(),
+            SecurityProtocol::SaslSsl
+        );
+        assert_eq!(
+            "SCRAM-SHA-256".parse::<SaslMechanism>().unwrap(),
+            SaslMechanism::ScramSha256
+        );
+        assert!(matches!(
+            "GSSAPI".parse::<SaslMechanism>(),
+            Err(crate::Error::Config(_))
+        ));
+        assert!("TLS".parse::<SecurityProtocol>().is_err());
     }
 }

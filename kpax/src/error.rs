@@ -142,6 +142,28 @@ pub enum Error {
     /// Bad configuration given by the user.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The TLS handshake with a broker failed (its certificate is not
+    /// trusted, names another host, or the peer does not speak TLS). Not
+    /// retriable: the settings or the broker must change.
+    #[error("broker {broker}: TLS handshake failed: {reason}")]
+    Tls {
+        /// The broker's address.
+        broker: String,
+        /// What failed.
+        reason: String,
+    },
+    /// SASL authentication with a broker failed (bad credentials, a
+    /// mechanism the broker does not enable, a broker without SASL, or a
+    /// server signature that does not verify). Not retriable.
+    #[error("broker {broker}: SASL {mechanism} authentication failed: {message}")]
+    Authentication {
+        /// The broker's address.
+        broker: String,
+        /// The SASL mechanism (`PLAIN`, `SCRAM-SHA-256`, ...).
+        mechanism: String,
+        /// The broker's error message, or what kpax found wrong.
+        message: String,
+    },
     /// A transactional producer call failed: misuse, a transaction that
     /// must be aborted, or a producer in its fatal state.
     #[error(transparent)]

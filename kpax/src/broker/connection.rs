@@ -1,4 +1,5 @@
-//! One TCP connection to one broker: frames written by a writer task,
+//! One connection to one broker (plain TCP or TLS, see `transport`):
+//! frames written by a writer task,
 //! responses read by a reader task and matched, in order, to the requests in
 //! flight by correlation id.
 //!
@@ -11,10 +12,7 @@ use bytes::{Bytes, BytesMut};
 use kpax_proto::generated::{ApiKey, ResponseHeader};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -45,12 +43,14 @@ pub(crate) struct Connection {
     tx: mpsc::UnboundedSender<Outgoing>,
     state: Arc<Mutex<State>>,
     in_flight: Arc<Semaphore>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The reader, the writer, and tasks adopted for the connection's
+    /// lifetime; all aborted when it closes or is dropped.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.tasks.get_mut().unwrap_or_else(|e| e.into_inner()) {
             t.abort();
         }
     }
@@ -93,24 +93,19 @@ fn fail_all(state: &Mutex<State>, addr: &str, why: Error, eof: bool) {
 }
 
 impl Connection {
-    /// Connects to `addr` (no handshake).
-    pub(crate) async fn open(
+    /// Starts the reader and writer tasks over an open stream to `addr`
+    /// (no Kafka handshake yet): `rd` and `wr` are its two halves.
+    pub(crate) fn start<R, W>(
+        rd: R,
+        wr: W,
         addr: &str,
-        connect_timeout: Duration,
         max_in_flight: usize,
         max_frame: usize,
-    ) -> Result<Connection, Error> {
-        let net = |reason: String| Error::Network {
-            broker: addr.to_string(),
-            api: None,
-            reason,
-        };
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| net(format!("connect timed out after {connect_timeout:?}")))?
-            .map_err(|e| net(format!("connect: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+    ) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let state = Arc::new(Mutex::new(State {
             pending: VecDeque::new(),
             closed: None,
@@ -119,13 +114,13 @@ impl Connection {
         let reader = tokio::spawn(read_loop(rd, state.clone(), addr.to_string(), max_frame));
         let writer = tokio::spawn(write_loop(wr, rx, state.clone(), addr.to_string()));
         tracing::debug!(broker = addr, "connected");
-        Ok(Connection {
+        Connection {
             addr: addr.to_string(),
             tx,
             state,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
-            tasks: vec![reader, writer],
-        })
+            tasks: Mutex::new(vec![reader, writer]),
+        }
     }
 
     /// Whether the connection has closed (it is then replaced on the next request).
@@ -136,9 +131,19 @@ impl Connection {
     /// Closes the connection, failing what is in flight with `why`.
     pub(crate) fn close(&self, why: Error) {
         fail_all(&self.state, &self.addr, why, false);
-        for t in &self.tasks {
+        for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             t.abort();
         }
+    }
+
+    /// Ties `task` to the connection: aborted when it closes or is dropped.
+    #[cfg_attr(not(feature = "sasl"), allow(dead_code))]
+    pub(crate) fn adopt(&self, task: JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_closed() {
+            task.abort();
+        }
+        tasks.push(task);
     }
 
     /// Waits for a slot among the requests in flight.
@@ -165,8 +170,8 @@ impl Connection {
     }
 }
 
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     state: Arc<Mutex<State>>,
     addr: String,
@@ -195,7 +200,12 @@ async fn write_loop(
                 out.extend_from_slice(&o.frame);
             }
         }
-        if let Err(e) = wr.write_all(&out).await {
+        let written = match wr.write_all(&out).await {
+            // TLS buffers inside the stream: push it out.
+            Ok(()) => wr.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             fail_all(
                 &state,
                 &addr,
@@ -211,8 +221,8 @@ async fn write_loop(
     }
 }
 
-async fn read_loop(
-    mut rd: OwnedReadHalf,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut rd: R,
     state: Arc<Mutex<State>>,
     addr: String,
     max_frame: usize,
@@ -233,8 +243,8 @@ async fn read_loop(
 
 /// Reads one frame; the error says whether the peer closed cleanly (EOF
 /// between frames).
-async fn read_frame(
-    rd: &mut OwnedReadHalf,
+async fn read_frame<R: AsyncRead + Unpin>(
+    rd: &mut R,
     addr: &str,
     max_frame: usize,
 ) -> Result<Bytes, (Error, bool)> {

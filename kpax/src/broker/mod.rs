@@ -10,8 +10,25 @@
 //! On connect it asks ApiVersions (retrying at v0 when the broker answers
 //! UNSUPPORTED_VERSION, as librdkafka's mock does for v3+), and every request
 //! then uses the highest version both sides support.
+//!
+//! Connections are TLS when the security protocol says so (feature `tls`),
+//! and authenticate with SASL right after ApiVersions (feature `sasl`),
+//! re-authenticating on the same connection before the session the broker
+//! granted runs out (KIP-368).
+//!
+//! A broker has up to three connections, its [`Lane`]s, each opened on
+//! first use, so that requests the broker holds on purpose (a long-polling
+//! Fetch, a JoinGroup waiting for the rebalance) do not hold up the others:
+//! a Kafka broker answers one request at a time per connection.
 
 mod connection;
+#[cfg(feature = "sasl")]
+mod sasl;
+#[cfg(feature = "sasl")]
+mod scram;
+#[cfg(feature = "tls")]
+mod tls;
+mod transport;
 mod versions;
 
 pub use versions::{ApiVersions, LegacyVersion};
@@ -28,7 +45,36 @@ use kpax_proto::wire::StrBytes;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, Mutex};
+use tokio::sync::{oneshot, Mutex, RwLock};
+use tokio::task::JoinHandle;
+use transport::Transport;
+
+/// Which of a broker's connections a request travels on. Each lane is
+/// opened on first use and reconnects on its own; the versions negotiated
+/// by ApiVersions are shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Lane {
+    /// Produce, Metadata, offsets, admin: everything short.
+    Default,
+    /// Fetch requests, which the broker holds up to their max wait.
+    Fetch,
+    /// Group membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup);
+    /// JoinGroup is held up to the rebalance timeout.
+    Group,
+}
+
+impl Lane {
+    const ALL: [Lane; 3] = [Lane::Default, Lane::Fetch, Lane::Group];
+
+    fn index(self) -> usize {
+        match self {
+            Lane::Default => 0,
+            Lane::Fetch => 1,
+            Lane::Group => 2,
+        }
+    }
+}
 
 /// A handle to one broker; cheap to clone (clones share the connection).
 #[derive(Clone)]
@@ -51,7 +97,10 @@ struct Inner {
     config: Arc<ClientConfig>,
     client_id: StrBytes,
     correlation: AtomicI32,
-    slot: Mutex<Slot>,
+    lanes: [Mutex<Slot>; 3],
+    /// The versions the broker last advertised, shared by the lanes.
+    versions: std::sync::Mutex<Option<ApiVersions>>,
+    transport: Transport,
 }
 
 #[derive(Default)]
@@ -65,6 +114,26 @@ struct Slot {
 struct Live {
     conn: Connection,
     versions: ApiVersions,
+    /// Senders hold it shared while they queue a frame; re-authentication
+    /// holds it exclusively, so no request slips between its round trips.
+    #[cfg_attr(not(feature = "sasl"), allow(dead_code))]
+    gate: RwLock<()>,
+}
+
+impl Live {
+    fn new(conn: Connection, versions: ApiVersions) -> Live {
+        Live {
+            conn,
+            versions,
+            gate: RwLock::new(()),
+        }
+    }
+
+    /// Ties `task` to this connection: it is aborted when the connection goes.
+    #[cfg_attr(not(feature = "sasl"), allow(dead_code))]
+    fn adopt(&self, task: JoinHandle<()>) {
+        self.conn.adopt(task);
+    }
 }
 
 impl Broker {
@@ -77,7 +146,9 @@ impl Broker {
                 client_id: StrBytes::from(config.client_id.clone()),
                 config,
                 correlation: AtomicI32::new(1),
-                slot: Mutex::new(Slot::default()),
+                lanes: Default::default(),
+                versions: std::sync::Mutex::new(None),
+                transport: Transport::default(),
             }),
         }
     }
@@ -97,7 +168,18 @@ impl Broker {
     /// # Errors
     /// As [`Broker::send`] for the connection and handshake.
     pub async fn api_versions(&self) -> Result<ApiVersions> {
-        Ok(self.live().await?.versions.clone())
+        if let Some(v) = self.cached_versions() {
+            return Ok(v);
+        }
+        Ok(self.live(Lane::Default).await?.versions.clone())
+    }
+
+    fn cached_versions(&self) -> Option<ApiVersions> {
+        self.inner
+            .versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The version that `R` would be sent with (connecting if needed).
@@ -106,11 +188,11 @@ impl Broker {
     /// [`Error::UnsupportedVersion`] when no version is common, or a
     /// connection error.
     pub async fn version_for<R: Request>(&self) -> Result<i16> {
-        let live = self.live().await?;
-        self.pick::<R>(&live)
+        let versions = self.api_versions().await?;
+        self.pick::<R>(&versions)
     }
 
-    fn pick<R: Request>(&self, live: &Live) -> Result<i16> {
+    fn pick<R: Request>(&self, versions: &ApiVersions) -> Result<i16> {
         let cap = self
             .inner
             .config
@@ -118,27 +200,37 @@ impl Broker {
             .unwrap_or(R::MAX_VERSION)
             .min(R::MAX_VERSION);
         let ours = (R::MIN_VERSION, cap);
-        live.versions
+        versions
             .pick(R::API_KEY, ours)
             .ok_or_else(|| Error::UnsupportedVersion {
                 broker: self.inner.addr.clone(),
                 api: R::API_KEY,
                 ours,
-                theirs: live.versions.range(R::API_KEY),
+                theirs: versions.range(R::API_KEY),
             })
     }
 
-    /// Sends `req` at the highest common version and waits for its response.
+    /// Sends `req` at the highest common version and waits for its response,
+    /// on the [`Lane::Default`] connection.
     ///
     /// # Errors
     /// [`Error::Network`] / [`Error::ClosedOnRequest`] / [`Error::Protocol`]
     /// when the connection fails (it is reopened next time),
     /// [`Error::Timeout`] after the request timeout (the connection is then
     /// closed, as its answers would be out of step), [`Error::Decode`],
-    /// [`Error::Encode`], [`Error::UnsupportedVersion`].
+    /// [`Error::Encode`], [`Error::UnsupportedVersion`]; when connecting,
+    /// [`Error::Tls`], [`Error::Authentication`], [`Error::Config`].
     pub async fn send<R: Request>(&self, req: &R) -> Result<R::Response> {
-        let live = self.live().await?;
-        let version = self.pick::<R>(&live)?;
+        self.send_on(Lane::Default, req).await
+    }
+
+    /// As [`Broker::send`], on the connection of `lane`.
+    ///
+    /// # Errors
+    /// As [`Broker::send`].
+    pub async fn send_on<R: Request>(&self, lane: Lane, req: &R) -> Result<R::Response> {
+        let live = self.live(lane).await?;
+        let version = self.pick::<R>(&live.versions)?;
         self.round_trip(&live, req, version, self.inner.config.request_timeout)
             .await
     }
@@ -148,7 +240,20 @@ impl Broker {
     /// # Errors
     /// As [`Broker::send`].
     pub async fn send_version<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
-        let live = self.live().await?;
+        self.send_version_on(Lane::Default, req, version).await
+    }
+
+    /// As [`Broker::send_version`], on the connection of `lane`.
+    ///
+    /// # Errors
+    /// As [`Broker::send`].
+    pub async fn send_version_on<R: Request>(
+        &self,
+        lane: Lane,
+        req: &R,
+        version: i16,
+    ) -> Result<R::Response> {
+        let live = self.live(lane).await?;
         self.round_trip(&live, req, version, self.inner.config.request_timeout)
             .await
     }
@@ -164,7 +269,22 @@ impl Broker {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response> {
-        let live = self.live().await?;
+        self.send_version_timeout_on(Lane::Default, req, version, timeout)
+            .await
+    }
+
+    /// As [`Broker::send_version_timeout`], on the connection of `lane`.
+    ///
+    /// # Errors
+    /// As [`Broker::send`].
+    pub async fn send_version_timeout_on<R: Request>(
+        &self,
+        lane: Lane,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let live = self.live(lane).await?;
         self.round_trip(&live, req, version, timeout).await
     }
 
@@ -174,9 +294,10 @@ impl Broker {
     /// # Errors
     /// As [`Broker::send`], without timeouts.
     pub async fn send_no_response<R: Request>(&self, req: &R) -> Result<i16> {
-        let live = self.live().await?;
-        let version = self.pick::<R>(&live)?;
+        let live = self.live(Lane::Default).await?;
+        let version = self.pick::<R>(&live.versions)?;
         let (frame, _) = self.frame(req, version)?;
+        let _gate = live.gate.read().await;
         live.conn.send(frame, None)?;
         Ok(version)
     }
@@ -205,6 +326,7 @@ impl Broker {
         Ok((buf, correlation_id))
     }
 
+    /// One request and its response on an established connection.
     async fn round_trip<R: Request>(
         &self,
         live: &Live,
@@ -212,10 +334,28 @@ impl Broker {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response> {
+        self.exchange(live, req, version, timeout, true).await
+    }
+
+    /// One request and its response; `gated`: wait while the connection
+    /// re-authenticates (everything but the handshake itself).
+    async fn exchange<R: Request>(
+        &self,
+        live: &Live,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+        gated: bool,
+    ) -> Result<R::Response> {
         let (frame, correlation_id) = self.frame(req, version)?;
         let permit = live.conn.permit().await;
         let (reply, rx) = oneshot::channel();
-        live.conn.send(
+        let gate = if gated {
+            Some(live.gate.read().await)
+        } else {
+            None
+        };
+        let queued = live.conn.send(
             frame,
             Some(Pending {
                 correlation_id,
@@ -225,7 +365,9 @@ impl Broker {
                 reply,
                 _permit: permit,
             }),
-        )?;
+        );
+        drop(gate);
+        queued?;
         let mut body = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r?,
             Ok(Err(_)) => {
@@ -261,9 +403,10 @@ impl Broker {
         })
     }
 
-    /// The open connection, opening it (after any backoff) when needed.
-    async fn live(&self) -> Result<Arc<Live>> {
-        let mut slot = self.inner.slot.lock().await;
+    /// The open connection of `lane`, opening it (after any backoff) when
+    /// needed.
+    async fn live(&self, lane: Lane) -> Result<Arc<Live>> {
+        let mut slot = self.inner.lanes[lane.index()].lock().await;
         if let Some(live) = &slot.conn {
             if !live.conn.is_closed() {
                 return Ok(live.clone());
@@ -273,9 +416,8 @@ impl Broker {
         if let Some(at) = slot.retry_at {
             tokio::time::sleep_until(at.into()).await;
         }
-        match self.connect().await {
+        match self.connect(lane).await {
             Ok(live) => {
-                let live = Arc::new(live);
                 slot.conn = Some(live.clone());
                 slot.failures = 0;
                 slot.retry_at = None;
@@ -283,41 +425,105 @@ impl Broker {
             }
             Err(e) => {
                 let cfg = &self.inner.config;
-                let wait = backoff(
-                    slot.failures,
-                    cfg.reconnect_backoff,
-                    cfg.reconnect_backoff_max,
-                );
+                // Refused credentials or certificates will not change by
+                // themselves: wait the longest backoff before trying again.
+                let wait = if matches!(e, Error::Authentication { .. } | Error::Tls { .. }) {
+                    cfg.reconnect_backoff_max
+                } else {
+                    backoff(
+                        slot.failures,
+                        cfg.reconnect_backoff,
+                        cfg.reconnect_backoff_max,
+                    )
+                };
                 slot.failures += 1;
                 slot.retry_at = Some(Instant::now() + wait);
-                tracing::debug!(broker = %self.inner.addr, error = %e, ?wait, "connect failed");
+                tracing::debug!(broker = %self.inner.addr, ?lane, error = %e, ?wait, "connect failed");
                 Err(e)
             }
         }
     }
 
+    /// Opens a byte stream (TCP, TLS) with its reader and writer tasks.
     async fn open(&self) -> Result<Connection> {
+        self.inner
+            .transport
+            .open(&self.inner.addr, &self.inner.config)
+            .await
+    }
+
+    /// Opens a connection for `lane`: transport, versions (asked on the
+    /// default lane, shared with the others), then SASL.
+    async fn connect(&self, lane: Lane) -> Result<Arc<Live>> {
+        let sasl = self.sasl_settings()?;
+        let cached = match lane {
+            Lane::Default => None,
+            _ => self.cached_versions(),
+        };
+        let live = match cached {
+            Some(versions) => Live::new(self.open().await?, versions),
+            None => {
+                let live = self.negotiate().await?;
+                *self
+                    .inner
+                    .versions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(live.versions.clone());
+                live
+            }
+        };
+        let live = Arc::new(live);
+        if let Some(sasl) = sasl {
+            self.sign_in(&live, sasl).await?;
+        }
+        Ok(live)
+    }
+
+    /// The SASL settings when the security protocol asks for SASL.
+    fn sasl_settings(&self) -> Result<Option<&crate::config::SaslConfig>> {
         let cfg = &self.inner.config;
-        Connection::open(
-            &self.inner.addr,
-            cfg.connect_timeout,
-            cfg.max_in_flight,
-            cfg.max_response_size,
-        )
-        .await
+        if !cfg.security_protocol.uses_sasl() {
+            return Ok(None);
+        }
+        match &cfg.sasl {
+            Some(s) => Ok(Some(s)),
+            None => Err(Error::Config(format!(
+                "security protocol {:?} needs SASL settings (ClientConfig::with_sasl)",
+                cfg.security_protocol
+            ))),
+        }
+    }
+
+    #[cfg(feature = "sasl")]
+    async fn sign_in(&self, live: &Arc<Live>, sasl: &crate::config::SaslConfig) -> Result<()> {
+        let lifetime = self.authenticate(live, sasl).await;
+        if let Err(e) = &lifetime {
+            live.conn.close(e.clone());
+        }
+        if let Some(lifetime) = lifetime? {
+            self.keep_authenticated(live, lifetime);
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "sasl"))]
+    async fn sign_in(&self, _live: &Arc<Live>, _sasl: &crate::config::SaslConfig) -> Result<()> {
+        Err(Error::Config(
+            "SASL was asked for, and kpax was built without its `sasl` feature".into(),
+        ))
     }
 
     /// Opens a connection and negotiates versions.
-    async fn connect(&self) -> Result<Live> {
+    async fn negotiate(&self) -> Result<Live> {
         let conn = self.open().await?;
-        let probe = Live {
+        let probe = Live::new(
             conn,
-            versions: ApiVersions::from_ranges([(
+            ApiVersions::from_ranges([(
                 ApiKey::ApiVersions as i16,
                 0,
                 ApiVersionsRequest::MAX_VERSION,
             )]),
-        };
+        );
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static("kpax"))
             .with_client_software_version(StrBytes::from_static(env!("CARGO_PKG_VERSION")));
@@ -333,10 +539,7 @@ impl Broker {
             Ok(r) if r.error_code == ErrorCode::UNSUPPORTED_VERSION.0 => {
                 self.api_versions_v0(probe.conn).await?
             }
-            Ok(r) if r.error_code == 0 => Live {
-                conn: probe.conn,
-                versions: ranges_of(&r),
-            },
+            Ok(r) if r.error_code == 0 => Live::new(probe.conn, ranges_of(&r)),
             Ok(r) => {
                 return Err(Error::Broker {
                     broker: self.inner.addr.clone(),
@@ -357,10 +560,7 @@ impl Broker {
             {
                 let fallback = self.inner.config.broker_version_fallback.expect("checked");
                 tracing::info!(broker = %self.inner.addr, ?fallback, "broker closed on ApiVersions; assuming legacy versions");
-                Live {
-                    conn: self.open().await?,
-                    versions: fallback.api_versions(),
-                }
+                Live::new(self.open().await?, fallback.api_versions())
             }
             Err(e) => return Err(e),
         };
@@ -368,10 +568,10 @@ impl Broker {
     }
 
     async fn api_versions_v0(&self, conn: Connection) -> Result<Live> {
-        let probe = Live {
+        let probe = Live::new(
             conn,
-            versions: ApiVersions::from_ranges([(ApiKey::ApiVersions as i16, 0, 0)]),
-        };
+            ApiVersions::from_ranges([(ApiKey::ApiVersions as i16, 0, 0)]),
+        );
         let r = self
             .round_trip(
                 &probe,
@@ -388,20 +588,20 @@ impl Broker {
                 message: None,
             });
         }
-        Ok(Live {
-            conn: probe.conn,
-            versions: ranges_of(&r),
-        })
+        Ok(Live::new(probe.conn, ranges_of(&r)))
     }
 
-    /// Closes the current connection, if any (the next request reopens it).
+    /// Closes the current connections of every lane, if any (the next
+    /// request reopens them).
     pub async fn disconnect(&self) {
-        if let Some(live) = self.inner.slot.lock().await.conn.take() {
-            live.conn.close(Error::Network {
-                broker: self.inner.addr.clone(),
-                api: None,
-                reason: "disconnected by the client".into(),
-            });
+        for lane in Lane::ALL {
+            if let Some(live) = self.inner.lanes[lane.index()].lock().await.conn.take() {
+                live.conn.close(Error::Network {
+                    broker: self.inner.addr.clone(),
+                    api: None,
+                    reason: "disconnected by the client".into(),
+                });
+            }
         }
     }
 }
