@@ -32,7 +32,7 @@ backends!(three_brokers_metadata_leaders_and_coordinator: fake(3), mock(3));
 
 async fn three_brokers_metadata_leaders_and_coordinator(tc: &TestCluster) {
     let topic = tc.topic(6).await;
-    let cluster = open(&tc);
+    let cluster = open(tc);
     assert_eq!(
         cluster.partitions(&topic.name).await.unwrap(),
         (0..6).collect::<Vec<_>>()
@@ -176,7 +176,7 @@ async fn broker_down_fails_in_flight_fast_then_reconnects_and_follows_leader_mov
     let faults = tc.inject();
     let topic = tc.topic(3).await;
     faults.move_leader(&topic.name, 0, 1);
-    let cluster = open(&tc);
+    let cluster = open(tc);
     let leader = cluster.leader(&topic.name, 0).await.unwrap();
     assert_eq!(leader.node_id(), Some(1));
     // a slow broker with a request in flight, then taken down
@@ -227,7 +227,7 @@ backends!(injected_errors_lead_to_invalidation: fake(3), mock(3));
 async fn injected_errors_lead_to_invalidation(tc: &TestCluster) {
     let faults = tc.inject();
     let topic = tc.topic(3).await;
-    let cluster = open(&tc);
+    let cluster = open(tc);
     let group = tc.group_id();
     // COORDINATOR_NOT_AVAILABLE from FindCoordinator: a retriable typed error, then found
     faults.fail_next(
@@ -308,7 +308,7 @@ async fn versions_metadata_and_coordinator(tc: &TestCluster) {
         broker.version_for::<MetadataRequest>().await.unwrap(),
         md_max.min(MetadataRequest::MAX_VERSION)
     );
-    let cluster = open(&tc);
+    let cluster = open(tc);
     assert_eq!(
         cluster.partitions(&topic.name).await.unwrap(),
         vec![0, 1, 2]
