@@ -1,9 +1,12 @@
 //! librdkafka against kpax-fake, the in-process fake cluster: produce and
-//! consume, a consumer group with commits, and injected faults.
+//! consume, consumer groups with commits and rebalances, librdkafka's admin
+//! client, and injected faults.
 
 mod harness;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::interop::{self, Codec, ProduceOptions, Until};
@@ -324,4 +327,129 @@ async fn librdkafka_negotiates_down_to_pinned_versions() {
             interop::assert_read_back(&records, &delivered, &read);
         }
     }
+}
+
+/// The interop check every backend runs (harness_mock, harness_tansu), on
+/// the fake through the harness: 3 brokers, every codec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_roundtrip_on_the_fake() {
+    let cluster = harness::Cluster::fake(3).await;
+    harness::check_roundtrip(&cluster, 3, 1000, Codec::None).await;
+    for codec in Codec::ALL {
+        harness::check_roundtrip(&cluster, 3, 200, codec).await;
+    }
+}
+
+/// librdkafka's admin client creates and deletes topics on the fake
+/// (CreateTopics, DeleteTopics), and its metadata sees the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_admin_creates_and_deletes_topics() {
+    let cluster = FakeCluster::new(3).await.expect("fake cluster");
+    let bootstrap = cluster.bootstrap();
+    harness::create_topic(&bootstrap, "made-by-librdkafka", 5, 2).await;
+    let leaders = interop::leaders(&bootstrap, "made-by-librdkafka")
+        .await
+        .expect("metadata");
+    assert_eq!(leaders.len(), 5, "{leaders:?}");
+    for p in 0..5 {
+        assert_eq!(
+            cluster.leader("made-by-librdkafka", p),
+            leaders.get(&p).copied()
+        );
+    }
+    harness::delete_topic(&bootstrap, "made-by-librdkafka")
+        .await
+        .expect("delete");
+    assert_eq!(cluster.leader("made-by-librdkafka", 0), None);
+    let err = harness::delete_topic(&bootstrap, "made-by-librdkafka")
+        .await
+        .expect_err("deleting it twice");
+    assert!(err.contains("UnknownTopicOrPartition"), "{err}");
+}
+
+/// A librdkafka group member polling until `stop`, recording the
+/// partitions it was assigned after each poll.
+fn member(
+    bootstrap: String,
+    group: String,
+    topic: String,
+    stop: Arc<AtomicBool>,
+    assigned: Arc<std::sync::Mutex<BTreeSet<i32>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &group)
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "200")
+            .set("partition.assignment.strategy", "range")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[&topic]).expect("subscribe");
+        while !stop.load(Ordering::Relaxed) {
+            let _ = consumer.poll(Duration::from_millis(50));
+            let now: BTreeSet<i32> = consumer
+                .assignment()
+                .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+                .unwrap_or_default();
+            *assigned.lock().unwrap() = now;
+        }
+        // dropping the consumer leaves the group
+    })
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Two librdkafka members split a 6-partition topic; when one leaves, the
+/// other is given every partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_group_rebalances_when_members_join_and_leave() {
+    let cluster = FakeCluster::new(3).await.expect("fake cluster");
+    cluster.create_topic("shared", 6).unwrap();
+    let bootstrap = cluster.bootstrap();
+    let group = "fake-rebalance";
+    let (stop_a, stop_b) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (got_a, got_b) = (Arc::default(), Arc::default());
+    let a = member(
+        bootstrap.clone(),
+        group.into(),
+        "shared".into(),
+        stop_a.clone(),
+        Arc::clone(&got_a),
+    );
+    let all: BTreeSet<i32> = (0..6).collect();
+    wait_for("first member holds all 6", || *got_a.lock().unwrap() == all).await;
+    let b = member(
+        bootstrap.clone(),
+        group.into(),
+        "shared".into(),
+        stop_b.clone(),
+        Arc::clone(&got_b),
+    );
+    wait_for("two members split the partitions 3/3", || {
+        let (x, y) = (got_a.lock().unwrap().clone(), got_b.lock().unwrap().clone());
+        x.len() == 3 && y.len() == 3 && x.union(&y).count() == 6
+    })
+    .await;
+    assert_eq!(cluster.group_state(group), Some((GroupState::Stable, 2)));
+    stop_a.store(true, Ordering::Relaxed);
+    tokio::task::spawn_blocking(move || a.join().unwrap())
+        .await
+        .unwrap();
+    wait_for("the one left holds all 6", || *got_b.lock().unwrap() == all).await;
+    assert_eq!(cluster.group_state(group), Some((GroupState::Stable, 1)));
+    stop_b.store(true, Ordering::Relaxed);
+    tokio::task::spawn_blocking(move || b.join().unwrap())
+        .await
+        .unwrap();
 }

@@ -303,7 +303,9 @@ fn admin_options() -> AdminOptions {
         .request_timeout(Some(ADMIN_TIMEOUT))
 }
 
-async fn create_topic(bootstrap: &str, name: &str, partitions: i32, replication: i32) {
+/// Creates a topic through librdkafka's admin client (CreateTopics);
+/// panics on any error.
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, replication: i32) {
     let new = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
     let results = tokio::time::timeout(
         ADMIN_TIMEOUT + Duration::from_secs(5),
@@ -319,7 +321,8 @@ async fn create_topic(bootstrap: &str, name: &str, partitions: i32, replication:
     }
 }
 
-async fn delete_topic(bootstrap: &str, name: &str) -> Result<(), String> {
+/// Deletes a topic through librdkafka's admin client (DeleteTopics).
+pub async fn delete_topic(bootstrap: &str, name: &str) -> Result<(), String> {
     let results = tokio::time::timeout(
         ADMIN_TIMEOUT + Duration::from_secs(5),
         admin(bootstrap).delete_topics(&[name], &admin_options()),
