@@ -1,0 +1,713 @@
+//! The `kpax` binary run as a subprocess against real brokers: the
+//! in-process fake cluster (kpax-fake) always, tansu (`KPAX_TANSU`) for the
+//! admin flow when it is there (a failure under CI when it is not), and
+//! bad input of every kind.
+
+#[path = "../../tests/harness/mod.rs"]
+mod harness;
+
+use kpax_fake::{FakeCluster, FakeOptions, VersionTable};
+use serde_json::Value;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::Command;
+
+/// Longest any one run of the binary may take in these tests.
+const RUN_BOUND: Duration = Duration::from_secs(30);
+
+/// Runs `kpax args` (with `stdin` fed in, if any) within [`RUN_BOUND`];
+/// `KPAX_BROKERS` is never inherited.
+async fn kpax(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kpax"));
+    cmd.args(args)
+        .env_remove("KPAX_BROKERS")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("start kpax");
+    if let Some(input) = stdin {
+        let mut w = child.stdin.take().expect("stdin");
+        w.write_all(input.as_bytes()).await.expect("write stdin");
+        drop(w);
+    }
+    tokio::time::timeout(RUN_BOUND, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("kpax {args:?} ran longer than {RUN_BOUND:?}"))
+        .expect("kpax output")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+fn ok(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what}: exit {:?}\nstderr: {}\nstdout: {}",
+        o.status.code(),
+        stderr(o),
+        stdout(o)
+    );
+    stdout(o)
+}
+
+/// Asserts a failure reported as one line `kpax: error: ...` with exit
+/// code 1, and returns that line.
+fn one_line_error(o: &Output, what: &str) -> String {
+    let err = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{what}: expected exit 1\nstderr: {err}\nstdout: {}",
+        stdout(o)
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{what}: stderr is not one line: {err}");
+    assert!(lines[0].starts_with("kpax: error: "), "{what}: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    lines[0].to_string()
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+async fn fake(brokers: usize) -> FakeCluster {
+    FakeCluster::new(brokers)
+        .await
+        .expect("start the fake cluster")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_then_consume_round_trips_on_the_fake() {
+    let fc = fake(3).await;
+    fc.create_topic("rt", 3).unwrap();
+    let b = fc.bootstrap();
+    let input: String = (0..30).map(|i| format!("k{i}:v{i}\n")).collect();
+    let out = ok(
+        &kpax(&["produce", "-b", &b, "rt", "-K", ":"], Some(&input)).await,
+        "produce",
+    );
+    let acks: Vec<&str> = out.lines().collect();
+    assert_eq!(acks.len(), 30, "{out}");
+    assert!(
+        acks.iter().all(|l| l.starts_with("rt-") && l.contains('@')),
+        "{out}"
+    );
+    let hw: i64 = (0..3).map(|p| fc.high_watermark("rt", p).unwrap()).sum();
+    assert_eq!(hw, 30);
+
+    let out = ok(
+        &kpax(&["consume", "-b", &b, "rt", "--format", "json"], None).await,
+        "consume json",
+    );
+    let recs = json_lines(&out);
+    assert_eq!(recs.len(), 30, "{out}");
+    let mut got: Vec<(String, String)> = recs
+        .iter()
+        .map(|r| {
+            assert_eq!(r["topic"], "rt");
+            (
+                r["key"].as_str().unwrap().to_string(),
+                r["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("k{i}"), format!("v{i}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    let out = ok(
+        &kpax(&["consume", "-b", &b, "rt", "--count-only"], None).await,
+        "count",
+    );
+    assert_eq!(out.trim(), "30 records");
+    let out = ok(
+        &kpax(
+            &["consume", "-b", &b, "rt", "-n", "4", "-f", "kv", "-K", "="],
+            None,
+        )
+        .await,
+        "count 4",
+    );
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert!(
+        out.lines().all(|l| l.starts_with('k') && l.contains("=v")),
+        "{out}"
+    );
+
+    let out = ok(
+        &kpax(&["tail", "-b", &b, "rt", "-n", "2"], None).await,
+        "tail",
+    );
+    assert_eq!(out.lines().count(), 6, "two per partition: {out}");
+
+    // --partition, and produce's --count
+    let out = ok(
+        &kpax(
+            &["produce", "-b", &b, "rt", "-p", "1", "--count", "x", "y"],
+            None,
+        )
+        .await,
+        "produce to a partition",
+    );
+    assert_eq!(out.trim(), "produced 2 records to rt");
+    let out = ok(
+        &kpax(&["consume", "-b", &b, "rt", "-p", "1", "-o", "-2"], None).await,
+        "consume the last two of partition 1",
+    );
+    assert_eq!(out, "x\ny\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_reads_a_time_range() {
+    let fc = fake(1).await;
+    fc.create_topic("times", 1).unwrap();
+    let b = fc.bootstrap();
+    ok(
+        &kpax(&["produce", "-b", &b, "times", "early1", "early2"], None).await,
+        "early",
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let middle = now_ms().to_string();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    ok(
+        &kpax(&["produce", "-b", &b, "times", "late1"], None).await,
+        "late",
+    );
+    let out = ok(
+        &kpax(&["consume", "-b", &b, "times", "--from", &middle], None).await,
+        "from",
+    );
+    assert_eq!(out, "late1\n");
+    let out = ok(
+        &kpax(&["consume", "-b", &b, "times", "--to", &middle], None).await,
+        "to",
+    );
+    assert_eq!(out, "early1\nearly2\n");
+    let out = ok(
+        &kpax(
+            &["consume", "-b", &b, "times", "--from", "-1h", "--to", "now"],
+            None,
+        )
+        .await,
+        "relative",
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_shows_the_topic_as_a_table_and_as_json() {
+    let fc = fake(3).await;
+    fc.create_topic("shown", 4).unwrap();
+    let b = fc.bootstrap();
+    let out = ok(&kpax(&["meta", "-b", &b], None).await, "meta");
+    assert!(
+        out.contains("TOPIC  PARTITION  LEADER  REPLICAS  ISR"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("shown ")).count(),
+        4,
+        "{out}"
+    );
+
+    let out = ok(
+        &kpax(&["topics", "-b", &b, "--json", "shown"], None).await,
+        "meta json",
+    );
+    let v: Value = serde_json::from_str(&out).expect("meta --json parses");
+    assert_eq!(v["brokers"].as_array().unwrap().len(), 3);
+    let topics = v["topics"].as_array().unwrap();
+    assert_eq!(topics.len(), 1);
+    assert_eq!(topics[0]["name"], "shown");
+    let parts = topics[0]["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), 4);
+    for p in parts {
+        let leader = p["leader"].as_i64().unwrap();
+        assert_eq!(
+            Some(leader as i32),
+            fc.leader("shown", p["partition"].as_i64().unwrap() as i32)
+        );
+    }
+
+    let line = one_line_error(&kpax(&["meta", "-b", &b, "nosuch"], None).await, "unknown");
+    assert!(line.contains("\"nosuch\""), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_and_rollback_move_a_groups_committed_offsets() {
+    let fc = fake(1).await;
+    fc.create_topic("og", 1).unwrap();
+    let b = fc.bootstrap();
+    let values: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    let mut args = vec!["produce", "-b", &b, "og", "--count"];
+    args.extend(values.iter().map(String::as_str));
+    ok(&kpax(&args, None).await, "produce");
+
+    let out = ok(
+        &kpax(&["consume", "-b", &b, "og", "-g", "g1"], None).await,
+        "consume as a group member",
+    );
+    assert_eq!(out.lines().count(), 10, "{out}");
+    assert_eq!(fc.committed("g1", "og", 0).map(|c| c.offset), Some(10));
+
+    let out = ok(
+        &kpax(&["offset", "-b", &b, "g1", "og", "--json"], None).await,
+        "offset",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["partitions"][0]["committed"], 10);
+    assert_eq!(v["partitions"][0]["end"], 10);
+    assert_eq!(v["total_lag"], 0);
+
+    let out = ok(
+        &kpax(&["rollback", "-b", &b, "g1", "og", "--to", "-1h"], None).await,
+        "rollback",
+    );
+    assert!(out.contains("og     0          10      0"), "{out}");
+    assert_eq!(fc.committed("g1", "og", 0).map(|c| c.offset), Some(0));
+    let out = ok(
+        &kpax(&["offset", "-b", &b, "g1", "og"], None).await,
+        "offset after",
+    );
+    assert!(out.contains("group g1: total lag 10"), "{out}");
+
+    // A dry run commits nothing; forward to now is the end.
+    ok(
+        &kpax(
+            &["rollback", "-b", &b, "g1", "og", "--to", "now", "--dry-run"],
+            None,
+        )
+        .await,
+        "dry run",
+    );
+    assert_eq!(fc.committed("g1", "og", 0).map(|c| c.offset), Some(0));
+    ok(
+        &kpax(&["rollback", "-b", &b, "g1", "og", "--to", "now"], None).await,
+        "to now",
+    );
+    assert_eq!(fc.committed("g1", "og", 0).map(|c| c.offset), Some(10));
+
+    // The group member resumes from the committed offset: nothing left.
+    let out = ok(
+        &kpax(&["consume", "-b", &b, "og", "-g", "g1"], None).await,
+        "resume",
+    );
+    assert_eq!(out, "");
+
+    let out = ok(
+        &kpax(&["group", "list", "-b", &b, "--json"], None).await,
+        "group list",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["group"] == "g1"),
+        "{out}"
+    );
+    ok(
+        &kpax(&["group", "describe", "-b", &b, "g1"], None).await,
+        "describe",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_create_describe_delete_on_the_fake() {
+    let fc = fake(3).await;
+    let b = fc.bootstrap();
+    let out = ok(
+        &kpax(&["topic", "create", "-b", &b, "made", "-p", "5"], None).await,
+        "create",
+    );
+    assert_eq!(out.trim(), "created topic made");
+    assert_eq!(fc.high_watermark("made", 4), Some(0));
+    let out = ok(
+        &kpax(&["topic", "describe", "-b", &b, "made", "--json"], None).await,
+        "describe",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["partitions"].as_array().unwrap().len(), 5);
+    let line = one_line_error(
+        &kpax(&["topic", "create", "-b", &b, "made"], None).await,
+        "create twice",
+    );
+    assert!(line.contains("TOPIC_ALREADY_EXISTS"), "{line}");
+    ok(
+        &kpax(&["topic", "delete", "-b", &b, "made"], None).await,
+        "delete",
+    );
+    assert_eq!(fc.high_watermark("made", 0), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_explains_features_by_the_versions_offered() {
+    let fc = fake(1).await;
+    let out = ok(
+        &kpax(&["versions", "-b", &fc.bootstrap()], None).await,
+        "versions",
+    );
+    assert!(out.contains("idempotence on (Produce v"), "{out}");
+    let old = FakeCluster::with_options(FakeOptions {
+        brokers: 1,
+        versions: VersionTable::kafka_0_10(),
+        ..FakeOptions::default()
+    })
+    .await
+    .unwrap();
+    let out = ok(
+        &kpax(&["versions", "-b", &old.bootstrap()], None).await,
+        "0.10",
+    );
+    assert!(
+        out.contains("idempotence off: broker 1 offers Produce v2, needs v3"),
+        "{out}"
+    );
+    assert!(
+        out.contains("zstd off: broker 1 offers Produce v2, needs v7"),
+        "{out}"
+    );
+    let out = ok(
+        &kpax(&["versions", "-b", &old.bootstrap(), "--json"], None).await,
+        "json",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let produce = v["brokers"][0]["apis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["api"] == "Produce")
+        .unwrap()
+        .clone();
+    assert_eq!(produce["uses"], 2);
+}
+
+/// Relays one connection to `upstream`, keeping what each side sent.
+async fn relay(listener: TcpListener, upstream: String) -> (Vec<u8>, Vec<u8>) {
+    let (client, _) = listener.accept().await.unwrap();
+    let server = TcpStream::connect(upstream).await.unwrap();
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let up = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = cr.read(&mut buf).await {
+            if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen
+    });
+    let down = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = sr.read(&mut buf).await {
+            if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen
+    });
+    (up.await.unwrap(), down.await.unwrap())
+}
+
+/// Splits a byte stream into size-prefixed frames (prefix kept).
+fn frames(mut s: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while s.len() >= 4 {
+        let n = i32::from_be_bytes([s[0], s[1], s[2], s[3]]) as usize;
+        if s.len() < 4 + n {
+            break;
+        }
+        out.push(s[..4 + n].to_vec());
+        s = &s[4 + n..];
+    }
+    out
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decode_prints_frames_captured_from_a_real_exchange() {
+    let fc = fake(1).await;
+    fc.create_topic("seen", 2).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let via = listener.local_addr().unwrap().to_string();
+    let capture = tokio::spawn(relay(listener, fc.bootstrap()));
+    ok(
+        &kpax(&["meta", "-b", &via, "seen"], None).await,
+        "meta through the relay",
+    );
+    let (sent, received) = tokio::time::timeout(Duration::from_secs(10), capture)
+        .await
+        .expect("the relay ends when kpax exits")
+        .unwrap();
+    let requests = frames(&sent);
+    let responses = frames(&received);
+    // The bootstrap connection's Metadata exchange (the brokers; later
+    // requests go to the brokers it names, not through the relay).
+    let (metadata, response) = requests
+        .iter()
+        .filter(|f| i16::from_be_bytes([f[4], f[5]]) == 3)
+        .find_map(|req| {
+            let resp = responses.iter().find(|f| f[4..8] == req[8..12])?;
+            Some((req, resp))
+        })
+        .expect("a Metadata request and its response went through the relay");
+    let version = i16::from_be_bytes([metadata[6], metadata[7]]);
+
+    // A request describes itself; with or without the size prefix.
+    for frame in [&metadata[..], &metadata[4..]] {
+        let out = ok(
+            &kpax(&["decode", &hex(frame)], None).await,
+            "decode request",
+        );
+        assert!(
+            out.starts_with(&format!("request Metadata v{version}")),
+            "{out}"
+        );
+        assert!(out.contains("MetadataRequest"), "{out}");
+        assert!(out.contains("allow_auto_topic_creation"), "{out}");
+    }
+
+    // Its response, from stdin, needs the API and version.
+    let out = ok(
+        &kpax(
+            &[
+                "decode",
+                "--api",
+                "metadata",
+                "--version",
+                &version.to_string(),
+            ],
+            Some(&hex(response)),
+        )
+        .await,
+        "decode response",
+    );
+    assert!(
+        out.starts_with(&format!("response Metadata v{version}")),
+        "{out}"
+    );
+    let port = fc.broker_addr(1).unwrap().port();
+    assert!(out.contains("\"kpax-fake\""), "the cluster id: {out}");
+    assert!(out.contains(&format!("port: {port},")), "the broker: {out}");
+
+    // Cut short, it is a one-line error.
+    let cut = &metadata[..metadata.len() - 2];
+    let line = one_line_error(&kpax(&["decode", &hex(cut)], None).await, "truncated");
+    assert!(line.contains("truncated"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_one_line_and_a_nonzero_exit_within_bounded_time() {
+    let fc = fake(1).await;
+    fc.create_topic("here", 1).unwrap();
+    let b = fc.bootstrap();
+
+    let t0 = Instant::now();
+    let line = one_line_error(
+        &kpax(&["meta", "-b", "127.0.0.1:1", "--timeout", "5s"], None).await,
+        "unreachable",
+    );
+    assert!(line.contains("127.0.0.1:1"), "{line}");
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    let line = one_line_error(
+        &kpax(
+            &["consume", "-b", "127.0.0.1:1", "x", "--timeout", "2s"],
+            None,
+        )
+        .await,
+        "unreachable consume",
+    );
+    assert!(
+        line.contains("127.0.0.1:1") || line.contains("no answer"),
+        "{line}"
+    );
+
+    for args in [
+        vec!["consume", "-b", &b, "nosuch"],
+        vec!["produce", "-b", &b, "nosuch", "v"],
+        vec!["tail", "-b", &b, "nosuch"],
+    ] {
+        let line = one_line_error(&kpax(&args, None).await, "unknown topic");
+        assert!(line.contains("nosuch"), "{args:?}: {line}");
+    }
+    let line = one_line_error(
+        &kpax(&["produce", "-b", &b, "here", "-p", "7", "v"], None).await,
+        "unknown partition",
+    );
+    assert!(line.contains("no partition 7"), "{line}");
+
+    for (hexed, want) in [
+        ("zz", "not a hex digit"),
+        ("abc", "odd"),
+        ("ffff000000", ""),
+    ] {
+        let line = one_line_error(&kpax(&["decode", hexed], None).await, "bad hex");
+        assert!(line.contains(want), "{hexed}: {line}");
+    }
+
+    // Malformed flags: clap's usage error, exit code 2.
+    for args in [
+        vec!["consume", "-b", &b, "here", "--count", "lots"],
+        vec!["consume", "-b", &b, "here", "--offset", "banana"],
+        vec!["consume", "-b", &b, "here", "--from", "yesterday"],
+        vec!["produce", "-b", &b, "here", "--acks", "2", "v"],
+        vec!["meta", "-b", "no-port"],
+        vec!["meta", "--timeout", "forever", "-b", &b],
+        vec!["frobnicate"],
+        vec!["decode", "--api", "Nope", "--version", "1", "00"],
+    ] {
+        let o = kpax(&args, None).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("error"), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+
+    let o = kpax(&["meta"], None).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no brokers"), "{}", stderr(&o));
+
+    let dir = std::env::temp_dir().join(harness::unique_name("cfg"));
+    std::fs::write(
+        &dir,
+        format!("bootstrap.servers={b}\nsasl.mechanism=PLAIN\n"),
+    )
+    .unwrap();
+    let line = one_line_error(
+        &kpax(&["meta", "--config", dir.to_str().unwrap()], None).await,
+        "unknown config key",
+    );
+    assert!(
+        line.contains("line 2") && line.contains("sasl.mechanism"),
+        "{line}"
+    );
+    std::fs::write(&dir, format!("bootstrap.servers={b}\nclient.id=cfg-test\n")).unwrap();
+    let out = ok(
+        &kpax(&["meta", "--config", dir.to_str().unwrap(), "here"], None).await,
+        "config file",
+    );
+    assert!(out.contains("here"), "{out}");
+    let _ = std::fs::remove_file(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_and_group_flow_on_tansu() {
+    let Some(cluster) = harness::Cluster::tansu() else {
+        return;
+    };
+    let b = cluster.bootstrap().to_string();
+    let topic = harness::unique_name("cli");
+    let group = harness::unique_name("cli-group");
+    let out = ok(
+        &kpax(&["topic", "create", "-b", &b, &topic, "-p", "1"], None).await,
+        "create",
+    );
+    assert_eq!(out.trim(), format!("created topic {topic}"));
+    let out = ok(
+        &kpax(&["meta", "-b", &b, "--json", &topic], None).await,
+        "meta",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["topics"][0]["partitions"].as_array().unwrap().len(), 1);
+
+    // One record per run: tansu numbers offsets per batch.
+    for i in 0..3 {
+        let v = format!("k{i}:v{i}");
+        ok(
+            &kpax(&["produce", "-b", &b, &topic, "-K", ":", &v], None).await,
+            "produce",
+        );
+    }
+    let out = ok(
+        &kpax(
+            &["consume", "-b", &b, &topic, "-g", &group, "-f", "json"],
+            None,
+        )
+        .await,
+        "consume as a group member",
+    );
+    let recs = json_lines(&out);
+    assert_eq!(recs.len(), 3, "{out}");
+    assert_eq!(recs[0]["key"], "k0");
+
+    let out = ok(
+        &kpax(&["offset", "-b", &b, &group, &topic, "--json"], None).await,
+        "offset",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["partitions"][0]["committed"], 3, "{out}");
+
+    let out = ok(
+        &kpax(
+            &[
+                "rollback", "-b", &b, &group, &topic, "--to", "-1h", "--json",
+            ],
+            None,
+        )
+        .await,
+        "rollback",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let after = v["partitions"][0]["after"].as_i64().unwrap();
+    assert!(after < 3, "{out}");
+    let out = ok(
+        &kpax(&["offset", "-b", &b, &group, &topic, "--json"], None).await,
+        "offset",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["partitions"][0]["committed"].as_i64(),
+        Some(after),
+        "{out}"
+    );
+
+    let out = ok(
+        &kpax(&["group", "describe", "-b", &b, &group], None).await,
+        "describe",
+    );
+    assert!(out.contains(&format!("group {group}: state")), "{out}");
+    ok(
+        &kpax(&["topic", "describe", "-b", &b, &topic], None).await,
+        "topic describe",
+    );
+    ok(&kpax(&["versions", "-b", &b], None).await, "versions");
+    ok(
+        &kpax(&["topic", "delete", "-b", &b, &topic], None).await,
+        "delete",
+    );
+    let line = one_line_error(&kpax(&["meta", "-b", &b, &topic], None).await, "deleted");
+    assert!(line.contains(&topic), "{line}");
+}
