@@ -2,7 +2,7 @@
 //! one fetch in flight per leader, within the byte budget.
 
 use super::{Chunk, ConsumerRecord, IsolationLevel, OffsetReset, Shared, StartAt, TopicPartition};
-use crate::broker::{backoff, Broker};
+use crate::broker::{backoff, Broker, Lane};
 use crate::cluster::ClusterView;
 use crate::error::{Error, Result};
 use bytes::Bytes;
@@ -313,7 +313,7 @@ async fn fetch(
         req.session_id = 0;
         req.session_epoch = -1;
     }
-    broker.send_version(&req, version).await
+    broker.send_version_on(Lane::Fetch, &req, version).await
 }
 
 fn settle(s: &Shared, d: FetchDone) {

@@ -8,7 +8,7 @@
 use super::assignor::flatten;
 use super::protocol::{Assignment, Subscription};
 use super::{Shared, StartAt, TopicPartition};
-use crate::broker::Broker;
+use crate::broker::{Broker, Lane};
 use crate::cluster::{ClusterView, CoordinatorKind};
 use crate::error::{Error, Result};
 use kpax_proto::generated::heartbeat::HeartbeatRequest;
@@ -189,7 +189,7 @@ async fn join_and_sync(
         // The coordinator holds JoinGroup until the rebalance completes.
         let wait = s.config.rebalance_timeout + Duration::from_secs(5);
         let resp = coordinator
-            .send_version_timeout(&req, version, wait)
+            .send_version_timeout_on(Lane::Group, &req, version, wait)
             .await?;
         match ErrorCode(resp.error_code) {
             ErrorCode::NONE => break resp,
@@ -263,7 +263,8 @@ async fn join_and_sync(
         req.protocol_name = Some(protocol.as_str().into());
     }
     let sync = coordinator
-        .send_version_timeout(
+        .send_version_timeout_on(
+            Lane::Group,
             &req,
             sync_version,
             s.config.rebalance_timeout + Duration::from_secs(5),
@@ -352,7 +353,10 @@ async fn heartbeat_loop(weak: &Weak<Shared>, coordinator: &Broker, group_id: &st
         if version >= 3 {
             req.group_instance_id = s.config.group_instance_id.as_deref().map(Into::into);
         }
-        match coordinator.send_version(&req, version).await {
+        match coordinator
+            .send_version_on(Lane::Group, &req, version)
+            .await
+        {
             Ok(r) if r.error_code == 0 => {}
             Ok(r) => {
                 let code = ErrorCode(r.error_code);
@@ -571,7 +575,10 @@ pub(crate) async fn leave(s: &Shared) {
     } else {
         req.member_id = m.member_id.as_str().into();
     }
-    if let Err(e) = coordinator.send_version(&req, version).await {
+    if let Err(e) = coordinator
+        .send_version_on(Lane::Group, &req, version)
+        .await
+    {
         tracing::debug!(error = %e, "leave group failed");
     }
 }
