@@ -220,7 +220,10 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
     let n = read?;
     committed?;
     if count_only {
-        write_out(&format!("{n} records\n"))?;
+        write_out(&format!(
+            "{n} {}\n",
+            if n == 1 { "record" } else { "records" }
+        ))?;
     }
     Ok(())
 }

@@ -2,8 +2,21 @@
 //! ports; prints the bootstrap address and serves until Ctrl-C.
 
 use crate::error::{CliError, Result};
-use clap::Args;
-use kpax_fake::FakeOptions;
+use clap::{Args, ValueEnum};
+use kpax_fake::{FakeOptions, VersionTable};
+
+/// Which Kafka release's API versions the fake serves.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KafkaPreset {
+    /// Every version kpax-fake knows.
+    Latest,
+    /// Kafka 2.8.
+    #[value(name = "2.8")]
+    Kafka2_8,
+    /// Kafka 0.10 (no idempotence, no headers, no zstd).
+    #[value(name = "0.10")]
+    Kafka0_10,
+}
 
 /// Flags of `kpax fake`.
 #[derive(Debug, Args)]
@@ -17,6 +30,9 @@ pub struct FakeArgs {
     /// Create unknown topics when clients ask for them (auto.create.topics.enable).
     #[arg(long)]
     auto_create: bool,
+    /// Serve only the API versions of this Kafka release.
+    #[arg(long, value_enum, default_value = "latest")]
+    kafka: KafkaPreset,
 }
 
 /// Parses `name[:partitions]`.
@@ -50,6 +66,11 @@ pub async fn run(args: FakeArgs) -> Result<()> {
     let options = FakeOptions {
         brokers: usize::from(args.brokers),
         auto_create_topics: args.auto_create,
+        versions: match args.kafka {
+            KafkaPreset::Latest => VersionTable::latest(),
+            KafkaPreset::Kafka2_8 => VersionTable::kafka_2_8(),
+            KafkaPreset::Kafka0_10 => VersionTable::kafka_0_10(),
+        },
         ..FakeOptions::default()
     };
     kpax_fake::run_until_ctrl_c(options, &topics)

@@ -209,7 +209,9 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
     producer.close(Duration::from_secs(1).min(timeout)).await;
     result?;
     if sink.count_only {
-        write_out(&format!("produced {} records to {topic}\n", sink.produced))?;
+        let n = sink.produced;
+        let records = if n == 1 { "record" } else { "records" };
+        write_out(&format!("produced {n} {records} to {topic}\n"))?;
     }
     Ok(())
 }
