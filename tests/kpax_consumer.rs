@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use harness::{Cluster as TestCluster, Kind};
+use kpax::cluster::CoordinatorKind;
 use kpax::consumer::{Consumer, ConsumerConfig, OffsetReset, StartAt};
 use kpax::producer::{Producer, ProducerConfig, ProducerRecord};
+use kpax::proto::generated::{ApiKey, ErrorCode};
 use kpax::{ClientConfig, Cluster, Error};
 
 fn client() -> ClientConfig {
@@ -560,4 +562,107 @@ async fn assign_at_an_explicit_offset_starts_there(tc: &TestCluster) {
         got.iter().map(|r| r.offset).collect::<Vec<_>>(),
         (42..50).collect::<Vec<_>>()
     );
+}
+
+// tansu has no fault injection.
+backends!(fetch_errors_dropped_connections_and_a_leader_move_skip_nothing: fake(3), mock(3));
+
+/// Fetches answered with retriable errors, connections dropped on Fetch
+/// and a leader moved while reading: every record arrives once, in order.
+async fn fetch_errors_dropped_connections_and_a_leader_move_skip_nothing(tc: &TestCluster) {
+    let faults = tc.inject();
+    let topic = tc.topic(3).await;
+    produce(tc, &topic.name, 3, 0, 3000, None).await;
+    let c = consumer(
+        tc,
+        ConsumerConfig::default().with_fetch_max_bytes(16 * 1024, 4 * 1024),
+    );
+    c.assign((0..3).map(|p| (topic.name.clone(), p)), StartAt::Earliest);
+    let mut got = recv_n(&c, 300).await;
+    faults.fail_sequence(
+        ApiKey::Fetch,
+        &[
+            ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            ErrorCode::UNKNOWN_LEADER_EPOCH,
+            ErrorCode::NOT_LEADER_OR_FOLLOWER,
+        ],
+    );
+    got.extend(recv_n(&c, 300).await);
+    faults.drop_connection_on(ApiKey::Fetch, 2);
+    got.extend(recv_n(&c, 300).await);
+    let leader = interop_leader(tc, &topic.name, 1).await;
+    faults.move_leader(&topic.name, 1, leader % 3 + 1);
+    got.extend(recv_n(&c, 2100).await);
+    check_order(&got);
+    assert_eq!(got.iter().map(seq).collect::<HashSet<_>>().len(), 3000);
+    assert!(
+        faults.requests(ApiKey::Fetch) > 0 || tc.kind() == Kind::Mock,
+        "the fake counted no Fetch"
+    );
+}
+
+async fn interop_leader(tc: &TestCluster, topic: &str, partition: i32) -> i32 {
+    harness::interop::leaders(tc.bootstrap(), topic)
+        .await
+        .expect("metadata")[&partition]
+}
+
+// tansu has no fault injection.
+backends!(coordinator_faults_during_join_and_commit_are_retried: fake(3), mock(3));
+
+/// FindCoordinator answered with retriable errors and JoinGroup's
+/// connection dropped while a member joins, the coordinator moved and a commit answered NOT_COORDINATOR:
+/// the member joins, reads everything, and its commit lands (after retries
+/// the caller may have to make: each failure must say it is retriable).
+async fn coordinator_faults_during_join_and_commit_are_retried(tc: &TestCluster) {
+    narrow_group_versions(tc);
+    let faults = tc.inject();
+    let topic = tc.topic(3).await;
+    produce(tc, &topic.name, 3, 0, 300, None).await;
+    let group = tc.group_id();
+    faults.fail_next(
+        ApiKey::FindCoordinator,
+        ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        2,
+    );
+    // (Not an error code on JoinGroup: the mock answers one with a null
+    // protocol_name, which JoinGroup v5 cannot carry, so kpax sees a
+    // response it cannot decode. A dropped connection is retried on both.)
+    faults.drop_connection_on(ApiKey::JoinGroup, 1);
+    let c = consumer(
+        tc,
+        ConsumerConfig::default()
+            .with_group_id(group.clone())
+            .with_auto_offset_reset(OffsetReset::Earliest)
+            .with_auto_commit(false)
+            .with_session_timeout(Duration::from_secs(6), Duration::from_millis(300)),
+    );
+    c.subscribe([topic.name.clone()]).unwrap();
+    let got = recv_n(&c, 300).await;
+    assert_eq!(got.iter().map(seq).collect::<HashSet<_>>().len(), 300);
+    // move the coordinator away from where the member found it
+    let coordinator = cluster(tc)
+        .coordinator(CoordinatorKind::Group, &group)
+        .await
+        .unwrap()
+        .node_id()
+        .unwrap();
+    faults.move_group_coordinator(&group, coordinator % 3 + 1);
+    faults.fail_next(ApiKey::OffsetCommit, ErrorCode::NOT_COORDINATOR, 1);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match c.commit().await {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(e.is_retriable(), "commit failed for good: {e}");
+                assert!(tries < 20, "commit still failing after {tries} tries: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let parts: Vec<(String, i32)> = (0..3).map(|p| (topic.name.clone(), p)).collect();
+    let committed = c.committed(&parts).await.unwrap();
+    assert_eq!(committed.values().sum::<i64>(), 300, "{committed:?}");
+    c.close().await;
 }
