@@ -35,7 +35,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// Either backend that serves the transactional APIs in-process.
-#[allow(dead_code)] // the fake backend's tests come with its transaction support
 enum Backend {
     Mock(TestCluster),
     Fake(FakeCluster),
@@ -527,4 +526,254 @@ async fn mock_send_offsets_to_transaction() {
     let b = Backend::mock();
     b.track();
     offsets_go_with_the_transaction(&b).await;
+}
+
+// ---------------------------------------------------------------------------
+// kpax-fake: markers, aborted-transaction indexes, LSO, fencing, offsets.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_commit_is_read_by_kpax_and_librdkafka() {
+    commit_is_visible(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_coordinator_errors_are_retried() {
+    coordinator_errors_are_retried(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_send_error_is_abortable() {
+    send_error_is_abortable(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_fenced_end_is_fatal() {
+    fenced_end_is_fatal(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_abort_fails_unsent_records() {
+    abort_fails_unsent_records(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_misuse_is_a_typed_error() {
+    misuse_is_a_typed_error(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_offsets_are_committed_only_with_the_transaction() {
+    let b = Backend::fake().await;
+    let (topic, group) = offsets_go_with_the_transaction(&b).await;
+    let Backend::Fake(f) = &b else { unreachable!() };
+    // The committed transaction's offsets, not the aborted one's (9).
+    assert_eq!(f.committed(&group, &topic, 0).map(|c| c.offset), Some(5));
+    assert_eq!(f.committed(&group, &topic, 1).map(|c| c.offset), Some(7));
+
+    // Before the commit the group sees nothing.
+    let group2 = harness::unique_name("txn-group");
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    p.send_offsets_to_transaction(
+        [((topic.clone(), 0), 3)],
+        &ConsumerGroupMetadata::new(&group2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(f.committed(&group2, &topic, 0), None);
+    p.commit_transaction().await.unwrap();
+    assert_eq!(f.committed(&group2, &topic, 0).map(|c| c.offset), Some(3));
+    // And a kpax consumer of the group resumes there.
+    let c = Consumer::new(
+        cluster(&b),
+        ConsumerConfig::default()
+            .with_group_id(&group2)
+            .with_fetch_max_wait(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let committed = c.committed(&[(topic.clone(), 0)]).await.unwrap();
+    assert_eq!(committed.get(&(topic.clone(), 0)).copied(), Some(3));
+    p.close(Duration::from_secs(5)).await;
+}
+
+/// Committed and aborted transactions interleaved on three partitions,
+/// with non-transactional records between them: read_committed sees
+/// exactly the committed and plain records in order, read_uncommitted
+/// sees every record (markers hidden), for kpax and librdkafka alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_abort_hides_records_from_read_committed_only() {
+    let b = Backend::fake().await;
+    let topic = b.topic(3).await;
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    let plain = Producer::new(cluster(&b), ProducerConfig::default()).unwrap();
+    p.init_transactions().await.unwrap();
+    let mut committed: Vec<(&str, usize)> = Vec::new();
+    let mut all: Vec<(&str, usize)> = Vec::new();
+    let steps: [(&str, usize, Option<bool>); 7] = [
+        ("c1", 7, Some(true)),
+        ("a1", 5, Some(false)),
+        ("p1", 4, None),
+        ("c2", 9, Some(true)),
+        ("a2", 6, Some(false)),
+        ("a3", 3, Some(false)),
+        ("c3", 4, Some(true)),
+    ];
+    for (tag, n, commit) in steps {
+        match commit {
+            None => send_ok(&plain, &topic, 3, tag, n).await,
+            Some(commit) => {
+                p.begin_transaction().unwrap();
+                // Every record is written (acknowledged) before the abort,
+                // so aborted records really are in the log.
+                send_ok(&p, &topic, 3, tag, n).await;
+                if commit {
+                    p.commit_transaction().await.unwrap();
+                } else {
+                    p.abort_transaction().await.unwrap();
+                }
+            }
+        }
+        all.push((tag, n));
+        if commit != Some(false) {
+            committed.push((tag, n));
+        }
+    }
+    let want_committed = expected(3, &committed);
+    let want_all = expected(3, &all);
+    let n_committed: usize = committed.iter().map(|(_, n)| n).sum();
+    let n_all: usize = all.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        kpax_read(&b, &topic, 3, IsolationLevel::ReadCommitted, n_committed).await,
+        want_committed,
+        "kpax read_committed"
+    );
+    assert_eq!(
+        kpax_read(&b, &topic, 3, IsolationLevel::ReadUncommitted, n_all).await,
+        want_all,
+        "kpax read_uncommitted"
+    );
+    assert_eq!(
+        rdkafka_read(&b.bootstrap(), &topic, 3, "read_committed").await,
+        want_committed,
+        "librdkafka read_committed"
+    );
+    assert_eq!(
+        rdkafka_read(&b.bootstrap(), &topic, 3, "read_uncommitted").await,
+        want_all,
+        "librdkafka read_uncommitted"
+    );
+    p.close(Duration::from_secs(5)).await;
+    plain.close(Duration::from_secs(5)).await;
+}
+
+/// An open transaction holds read_committed consumers back at its first
+/// record (the last stable offset) until it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_open_transaction_holds_back_read_committed() {
+    let b = Backend::fake().await;
+    let topic = b.topic(1).await;
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    let plain = Producer::new(cluster(&b), ProducerConfig::default()).unwrap();
+    p.init_transactions().await.unwrap();
+    send_ok(&plain, &topic, 1, "before", 2).await;
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 1, "open", 3).await;
+    send_ok(&plain, &topic, 1, "after", 2).await;
+    // Only the records below the open transaction are stable.
+    assert_eq!(
+        kpax_read(&b, &topic, 1, IsolationLevel::ReadCommitted, 2).await,
+        expected(1, &[("before", 2)])
+    );
+    p.commit_transaction().await.unwrap();
+    let mut want = expected(1, &[("before", 2)]);
+    want.get_mut(&0)
+        .unwrap()
+        .extend(expected(1, &[("open", 3), ("after", 2)])[&0].clone());
+    assert_eq!(
+        kpax_read(&b, &topic, 1, IsolationLevel::ReadCommitted, 7).await,
+        want
+    );
+    p.close(Duration::from_secs(5)).await;
+    plain.close(Duration::from_secs(5)).await;
+}
+
+/// A second producer with the same transactional id fences the first: the
+/// coordinator aborts the first one's open transaction, and the first
+/// producer's next call is fatal, for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_second_producer_fences_the_first() {
+    let b = Backend::fake().await;
+    let topic = b.topic(2).await;
+    let id = harness::unique_name("txn");
+    let first = txn_producer(&b, &id);
+    first.init_transactions().await.unwrap();
+    first.begin_transaction().unwrap();
+    send_ok(&first, &topic, 2, "zombie", 4).await;
+
+    let second = txn_producer(&b, &id);
+    second.init_transactions().await.unwrap();
+
+    let e = first.commit_transaction().await.unwrap_err();
+    assert!(is_fatal(&e), "{e}");
+    assert!(
+        matches!(
+            e.to_string(),
+            ref m if m.contains("PRODUCER_FENCED") || m.contains("INVALID_PRODUCER_EPOCH")
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        first.transaction_state(),
+        Some(TransactionState::FatalError)
+    );
+    assert!(is_fatal(&first.begin_transaction().unwrap_err()));
+    assert!(is_fatal(&first.abort_transaction().await.unwrap_err()));
+
+    second.begin_transaction().unwrap();
+    send_ok(&second, &topic, 2, "live", 4).await;
+    second.commit_transaction().await.unwrap();
+    // The zombie's records were aborted by the coordinator.
+    assert_eq!(
+        kpax_read(&b, &topic, 2, IsolationLevel::ReadCommitted, 4).await,
+        expected(2, &[("live", 4)])
+    );
+    assert_eq!(
+        rdkafka_read(&b.bootstrap(), &topic, 2, "read_committed").await,
+        expected(2, &[("live", 4)])
+    );
+    second.close(Duration::from_secs(5)).await;
+}
+
+/// A fenced producer that is still sending gets a fatal error from the
+/// partition leader too (INVALID_PRODUCER_EPOCH on Produce).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_fenced_producer_cannot_write() {
+    let b = Backend::fake().await;
+    let topic = b.topic(1).await;
+    let id = harness::unique_name("txn");
+    let first = txn_producer(&b, &id);
+    first.init_transactions().await.unwrap();
+    first.begin_transaction().unwrap();
+    send_ok(&first, &topic, 1, "early", 1).await;
+    let second = txn_producer(&b, &id);
+    second.init_transactions().await.unwrap();
+    let e = first
+        .send(ProducerRecord::new(&topic, "late").with_partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.code(),
+            Some(ErrorCode::INVALID_PRODUCER_EPOCH) | Some(ErrorCode::PRODUCER_FENCED)
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        first.transaction_state(),
+        Some(TransactionState::FatalError)
+    );
+    assert!(is_fatal(&first.commit_transaction().await.unwrap_err()));
 }

@@ -63,6 +63,16 @@ pub(crate) async fn handle(ctx: &Context<'_>, request: RequestKind) -> Option<Re
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups(ctx, r)),
         RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(ctx, r)),
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(ctx, r)),
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(crate::txn::add_partitions_to_txn(ctx, r))
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(crate::txn::add_offsets_to_txn(ctx, r))
+        }
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(crate::txn::txn_offset_commit(ctx, r))
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(crate::txn::end_txn(ctx, r)),
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(admin::delete_records(ctx, r)),
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(admin::delete_groups(ctx, r)),
         RequestKind::DescribeCluster(r) => {
@@ -387,17 +397,35 @@ fn produce(ctx: &Context<'_>, req: ProduceRequest) -> Option<ProduceResponse> {
                     Err(ErrorCode::INVALID_REQUIRED_ACKS.0)
                 } else {
                     leader_check(&s, ctx.node, &td.name, pd.index).and_then(|()| {
+                        let records = pd.records.clone().unwrap_or_default();
+                        let txn = crate::txn::check_produce(
+                            &s,
+                            req.transactional_id.as_deref(),
+                            &td.name,
+                            pd.index,
+                            &records,
+                        )?;
                         let p = &mut s
                             .topics
                             .get_mut(td.name.as_str())
                             .expect("checked")
                             .partitions[pd.index as usize];
-                        let records = pd.records.clone().unwrap_or_default();
                         let epoch = p.leader_epoch;
-                        p.log
+                        let out = p
+                            .log
                             .append(&records, epoch)
                             .map(|a| (a, p.log.log_start_offset()))
-                            .map_err(|e| e.0)
+                            .map_err(|e| e.0)?;
+                        if let (Some(pid), false) = (txn, out.0.duplicate) {
+                            crate::txn::appended(
+                                &mut s,
+                                &td.name,
+                                pd.index,
+                                pid,
+                                out.0.base_offset,
+                            );
+                        }
+                        Ok(out)
                     })
                 };
                 match outcome {
@@ -478,8 +506,10 @@ fn fetch_once(ctx: &Context<'_>, req: &FetchRequest) -> (FetchResponse, usize, b
                 let p = &s.topics[name].partitions[fp.partition as usize];
                 let log = &p.log;
                 rp.high_watermark = log.high_watermark();
+                let lso =
+                    crate::txn::last_stable_offset(&s, name, fp.partition, log.high_watermark());
                 if v >= 4 {
-                    rp.last_stable_offset = log.high_watermark();
+                    rp.last_stable_offset = lso;
                 }
                 if v >= 5 {
                     rp.log_start_offset = log.log_start_offset();
@@ -493,7 +523,17 @@ fn fetch_once(ctx: &Context<'_>, req: &FetchRequest) -> (FetchResponse, usize, b
                 // later partitions then get nothing.)
                 let limit =
                     (fp.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-                let data = log.read(fp.fetch_offset, limit, total == 0);
+                let mut data = log.read(fp.fetch_offset, limit, total == 0);
+                if v >= 4 && req.isolation_level == 1 {
+                    data = crate::txn::below(data, lso);
+                    rp.aborted_transactions = Some(crate::txn::aborted_between(
+                        &s,
+                        name,
+                        fp.partition,
+                        fp.fetch_offset,
+                        lso,
+                    ));
+                }
                 total += data.len();
                 rp.records = Some(data);
                 Ok(())
@@ -613,6 +653,7 @@ fn init_producer_id(ctx: &Context<'_>, req: InitProducerIdRequest) -> InitProduc
             r.producer_epoch = -1;
             return r;
         }
+        crate::txn::before_new_epoch(&mut s, txn.as_str());
         let next = match s.transactional.get(txn.as_str()).copied() {
             Some((id, epoch)) if epoch < i16::MAX - 1 => (id, epoch + 1),
             _ => (s.allocate_producer_id(), 0),

@@ -42,6 +42,7 @@ mod handlers;
 mod log;
 mod server;
 mod state;
+mod txn;
 pub mod versions;
 
 use std::net::SocketAddr;

@@ -164,6 +164,24 @@ impl PartitionLog {
         })
     }
 
+    /// Appends a control batch a coordinator wrote (a transaction marker,
+    /// one record, no sequence number); returns its offset.
+    pub fn append_control(&mut self, batch: &Bytes, leader_epoch: i32) -> i64 {
+        let at = self.next_offset;
+        let mut data = BytesMut::from(&batch[..]);
+        data[0..8].copy_from_slice(&at.to_be_bytes());
+        // The partition leader epoch is outside the CRC.
+        data[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+        self.batches.push(StoredBatch {
+            base_offset: at,
+            last_offset: at,
+            max_timestamp: -1,
+            data: data.freeze(),
+        });
+        self.next_offset = at + 1;
+        at
+    }
+
     /// Whole batches from `offset` on, at most `max_bytes` of them except
     /// that the first batch is returned whole even when larger, if
     /// `at_least_one` (KIP-74).

@@ -67,6 +67,8 @@ pub(crate) struct ClusterState {
     pub coordinators: HashMap<(CoordinatorKind, String), i32>,
     pub next_producer_id: i64,
     pub transactional: HashMap<String, (i64, i16)>,
+    /// Open transactions, aborted-transaction indexes (see `txn`).
+    pub txns: crate::txn::Transactions,
     pub faults: Faults,
     pub versions: VersionTable,
     pub auto_create_topics: bool,
@@ -100,6 +102,7 @@ impl ClusterState {
             coordinators: HashMap::new(),
             next_producer_id: 1000,
             transactional: HashMap::new(),
+            txns: Default::default(),
             faults: Faults::default(),
             versions: options.versions.clone(),
             auto_create_topics: options.auto_create_topics,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kpax_proto::generated::ApiKey;
 
 /// The APIs the fake implements.
-pub const SERVED: [ApiKey; 23] = [
+pub const SERVED: [ApiKey; 27] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -30,6 +30,10 @@ pub const SERVED: [ApiKey; 23] = [
     ApiKey::DeleteGroups,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::TxnOffsetCommit,
+    ApiKey::EndTxn,
 ];
 
 /// A table of the highest version served per API. APIs missing from a
