@@ -181,6 +181,18 @@ async fn produce_then_consume_round_trips_on_the_fake() {
         "consume the last two of partition 1",
     );
     assert_eq!(out, "x\ny\n");
+
+    let out = ok(
+        &kpax(&["produce", "-b", &b, "rt", "-p", "2", "--json", "j"], None).await,
+        "produce --json",
+    );
+    let acks = json_lines(&out);
+    assert_eq!(acks.len(), 1, "{out}");
+    assert_eq!(acks[0]["partition"], 2);
+    assert_eq!(
+        acks[0]["offset"].as_i64(),
+        Some(fc.high_watermark("rt", 2).unwrap() - 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -621,6 +633,62 @@ async fn bad_input_is_one_line_and_a_nonzero_exit_within_bounded_time() {
     );
     assert!(out.contains("here"), "{out}");
     let _ = std::fs::remove_file(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_consume_meta_versions_on_librdkafkas_mock() {
+    let cluster = harness::Cluster::mock(3);
+    let topic = cluster.topic(2).await;
+    let b = cluster.bootstrap().to_string();
+    let out = ok(
+        &kpax(
+            &[
+                "produce",
+                "-b",
+                &b,
+                &topic.name,
+                "-K",
+                ":",
+                "a:1",
+                "b:2",
+                "c:3",
+            ],
+            None,
+        )
+        .await,
+        "produce",
+    );
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let out = ok(
+        &kpax(
+            &["consume", "-b", &b, &topic.name, "-f", "kv", "-K", ":"],
+            None,
+        )
+        .await,
+        "consume",
+    );
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    assert_eq!(got, ["a:1", "b:2", "c:3"]);
+    let out = ok(
+        &kpax(&["meta", "-b", &b, "--json", &topic.name], None).await,
+        "meta",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["brokers"].as_array().unwrap().len(), 3);
+    assert_eq!(v["topics"][0]["partitions"].as_array().unwrap().len(), 2);
+    let out = ok(&kpax(&["versions", "-b", &b], None).await, "versions");
+    assert_eq!(out.matches("features:").count(), 3, "{out}");
+    // The mock has no CreateTopics: a one-line error, not a hang.
+    let line = one_line_error(
+        &kpax(
+            &["topic", "create", "-b", &b, "x", "--timeout", "10s"],
+            None,
+        )
+        .await,
+        "create on the mock",
+    );
+    assert!(line.contains("CreateTopics"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
