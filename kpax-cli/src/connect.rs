@@ -108,7 +108,12 @@ pub fn parse_properties(text: &str, origin: &str) -> Result<FileConfig> {
                 }
                 cfg.request_timeout = Some(Duration::from_millis(ms));
             }
-            _ => unreachable!("key checked against KNOWN_KEYS"),
+            _ => {
+                return Err(err(format!(
+                    "unknown key {key:?} (known: {})",
+                    KNOWN_KEYS.join(", ")
+                )))
+            }
         }
     }
     Ok(cfg)

@@ -51,6 +51,11 @@ pub async fn offsets(
         }
     }
     if !missing.is_empty() {
+        if spec == OffsetSpec::Latest {
+            return Err(CliError::Failed(format!(
+                "{topic}: the broker gave no end offset for partition(s) {missing:?}"
+            )));
+        }
         let latest = Box::pin(offsets(admin, topic, &missing, OffsetSpec::Latest)).await?;
         out.extend(latest);
     }
