@@ -14,7 +14,8 @@
 //! visibility, offsets-on-commit and fencing are checked on kpax-fake,
 //! which writes control batches, keeps aborted-transaction indexes and the
 //! last stable offset, and fences on epoch bumps. tansu 0.6.0 does not
-//! serve EndTxn at all, so it has no transaction test here.
+//! serve EndTxn at all: its one test checks that a commit there fails
+//! fatally with UnsupportedVersion for EndTxn (`KPAX_TANSU`).
 
 mod harness;
 
@@ -36,13 +37,14 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// Either backend that serves the transactional APIs in-process.
 enum Backend {
-    Mock(TestCluster),
+    /// The mock (or, for the tansu test, tansu) through the harness.
+    Harness(TestCluster),
     Fake(FakeCluster),
 }
 
 impl Backend {
     fn mock() -> Backend {
-        Backend::Mock(TestCluster::mock(3))
+        Backend::Harness(TestCluster::mock(3))
     }
 
     async fn fake() -> Backend {
@@ -51,14 +53,14 @@ impl Backend {
 
     fn bootstrap(&self) -> String {
         match self {
-            Backend::Mock(c) => c.bootstrap().to_string(),
+            Backend::Harness(c) => c.bootstrap().to_string(),
             Backend::Fake(f) => f.bootstrap(),
         }
     }
 
     async fn topic(&self, partitions: i32) -> String {
         match self {
-            Backend::Mock(c) => c.topic(partitions).await.name.clone(),
+            Backend::Harness(c) => c.topic(partitions).await.name.clone(),
             Backend::Fake(f) => {
                 let name = harness::unique_name("txn-topic");
                 f.create_topic(&name, partitions).expect("create topic");
@@ -70,7 +72,7 @@ impl Backend {
     /// Queues `errors` for the next requests of `api` (one each).
     fn fail(&self, api: ApiKey, errors: &[ErrorCode]) {
         match self {
-            Backend::Mock(c) => {
+            Backend::Harness(c) => {
                 let codes: Vec<i16> = errors.iter().map(|e| e.0).collect();
                 c.faults().request_errors(api as i16, &codes);
             }
@@ -79,7 +81,7 @@ impl Backend {
     }
 
     fn track(&self) {
-        if let Backend::Mock(c) = self {
+        if let Backend::Harness(c) = self {
             c.faults().track_requests();
         }
     }
@@ -87,7 +89,7 @@ impl Backend {
     /// Requests of `api` received so far (the mock counts from `track`).
     fn count(&self, api: ApiKey) -> usize {
         match self {
-            Backend::Mock(c) => c.faults().count_requests(api as i16),
+            Backend::Harness(c) => c.faults().count_requests(api as i16),
             Backend::Fake(f) => f.request_count(api),
         }
     }
@@ -776,4 +778,101 @@ async fn fake_fenced_producer_cannot_write() {
         Some(TransactionState::FatalError)
     );
     assert!(is_fatal(&first.commit_transaction().await.unwrap_err()));
+}
+
+/// Two transactional producers interleave their batches in the same
+/// partitions; one aborts, the other commits: read_committed readers must
+/// drop exactly the aborting producer's batches (aborted transactions are
+/// tracked per producer id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_interleaved_producers_abort_and_commit() {
+    let b = Backend::fake().await;
+    let topic = b.topic(2).await;
+    let a = txn_producer(&b, &harness::unique_name("txn-a"));
+    let c = txn_producer(&b, &harness::unique_name("txn-c"));
+    a.init_transactions().await.unwrap();
+    c.init_transactions().await.unwrap();
+    let mut want: BTreeMap<i32, Vec<String>> = (0..2).map(|p| (p, Vec::new())).collect();
+    let mut all = want.clone();
+    for round in 0..3 {
+        a.begin_transaction().unwrap();
+        c.begin_transaction().unwrap();
+        for i in 0..6 {
+            let part = i % 2;
+            let (va, vc) = (format!("a{round}-{i}"), format!("c{round}-{i}"));
+            a.send(ProducerRecord::new(&topic, va.clone()).with_partition(part))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            c.send(ProducerRecord::new(&topic, vc.clone()).with_partition(part))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            all.get_mut(&part).unwrap().extend([va, vc.clone()]);
+            want.get_mut(&part).unwrap().push(vc);
+        }
+        a.abort_transaction().await.unwrap();
+        c.commit_transaction().await.unwrap();
+    }
+    assert_eq!(
+        kpax_read(&b, &topic, 2, IsolationLevel::ReadCommitted, 18).await,
+        want,
+        "kpax read_committed"
+    );
+    assert_eq!(
+        kpax_read(&b, &topic, 2, IsolationLevel::ReadUncommitted, 36).await,
+        all,
+        "kpax read_uncommitted"
+    );
+    assert_eq!(
+        rdkafka_read(&b.bootstrap(), &topic, 2, "read_committed").await,
+        want,
+        "librdkafka read_committed"
+    );
+    a.close(Duration::from_secs(5)).await;
+    c.close(Duration::from_secs(5)).await;
+}
+
+// ---------------------------------------------------------------------------
+// tansu.
+
+/// tansu 0.6.0 serves InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn
+/// and TxnOffsetCommit but not EndTxn: a transaction cannot end there, and
+/// kpax says so with a fatal UnsupportedVersion for EndTxn instead of
+/// hanging or pretending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_cannot_end_a_transaction() {
+    let Some(tc) = TestCluster::tansu() else {
+        return;
+    };
+    let topic = tc.topic(1).await;
+    let b = Backend::Harness(tc);
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    // AddPartitionsToTxn and a transactional Produce are accepted...
+    p.send(ProducerRecord::new(&topic.name, "t").with_partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // ...but there is no EndTxn to end the transaction with.
+    let e = p.commit_transaction().await.unwrap_err();
+    match &e {
+        Error::Transaction(TransactionError::Fatal(inner)) => assert!(
+            matches!(
+                **inner,
+                Error::UnsupportedVersion {
+                    api: ApiKey::EndTxn,
+                    theirs: None,
+                    ..
+                }
+            ),
+            "{inner:?}"
+        ),
+        other => panic!("expected a fatal UnsupportedVersion for EndTxn, got {other:?}"),
+    }
+    assert_eq!(p.transaction_state(), Some(TransactionState::FatalError));
 }
