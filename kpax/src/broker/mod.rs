@@ -348,13 +348,15 @@ impl Broker {
         gated: bool,
     ) -> Result<R::Response> {
         let (frame, correlation_id) = self.frame(req, version)?;
-        let permit = live.conn.permit().await;
-        let (reply, rx) = oneshot::channel();
+        // The gate before the permit: a request held while the connection
+        // re-authenticates must not hold a permit the exchange needs.
         let gate = if gated {
             Some(live.gate.read().await)
         } else {
             None
         };
+        let permit = live.conn.permit().await;
+        let (reply, rx) = oneshot::channel();
         let queued = live.conn.send(
             frame,
             Some(Pending {
