@@ -687,7 +687,50 @@ async fn fake_open_transaction_holds_back_read_committed() {
         kpax_read(&b, &topic, 1, IsolationLevel::ReadCommitted, 2).await,
         expected(1, &[("before", 2)])
     );
+    // "Latest" for read_committed is the last stable offset (ListOffsets
+    // with isolation level 1), for read_uncommitted the high watermark.
+    let latest = |isolation| {
+        let c = Consumer::new(
+            cluster(&b),
+            ConsumerConfig::default()
+                .with_isolation_level(isolation)
+                .with_fetch_max_wait(Duration::from_millis(100)),
+        )
+        .unwrap();
+        c.assign([(topic.clone(), 0)], StartAt::Latest);
+        c
+    };
+    let committed_reader = latest(IsolationLevel::ReadCommitted);
+    let uncommitted_reader = latest(IsolationLevel::ReadUncommitted);
+    let position = |c: &Consumer| c.positions().get(&(topic.clone(), 0)).copied();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while position(&committed_reader).is_none() || position(&uncommitted_reader).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "positions not resolved"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        position(&committed_reader),
+        Some(2),
+        "the open transaction's first offset"
+    );
+    assert_eq!(position(&uncommitted_reader), Some(7), "the high watermark");
     p.commit_transaction().await.unwrap();
+    // From the stable offset on, the committed transaction and what
+    // followed it arrive (the marker is skipped).
+    let mut from_lso = Vec::new();
+    for _ in 0..5 {
+        let r = tokio::time::timeout(Duration::from_secs(10), committed_reader.recv())
+            .await
+            .expect("records after the commit")
+            .unwrap();
+        from_lso.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+    }
+    assert_eq!(from_lso, expected(1, &[("open", 3), ("after", 2)])[&0]);
+    committed_reader.close().await;
+    uncommitted_reader.close().await;
     let mut want = expected(1, &[("before", 2)]);
     want.get_mut(&0)
         .unwrap()

@@ -595,6 +595,16 @@ fn list_offsets(ctx: &Context<'_>, req: ListOffsetsRequest) -> ListOffsetsRespon
                 let p = &s.topics[t.name.as_str()].partitions[lp.partition_index as usize];
                 let log = &p.log;
                 let found = match lp.timestamp {
+                    // read_committed (v2+) ends at the last stable offset.
+                    -1 if v >= 2 && req.isolation_level == 1 => Some((
+                        crate::txn::last_stable_offset(
+                            &s,
+                            &t.name,
+                            lp.partition_index,
+                            log.high_watermark(),
+                        ),
+                        -1,
+                    )),
                     -1 => Some((log.high_watermark(), -1)),
                     -2 => Some((log.log_start_offset(), -1)),
                     -3 => log.max_timestamp_offset(),

@@ -449,11 +449,7 @@ pub(crate) fn last_stable_offset(
     partition: i32,
     high_watermark: i64,
 ) -> i64 {
-    s.txns
-        .ongoing
-        .get(&(topic.to_string(), partition))
-        .and_then(|m| m.values().min().copied())
-        .map_or(high_watermark, |first| first.min(high_watermark))
+    s.txns.last_stable_offset(topic, partition, high_watermark)
 }
 
 /// Aborted transactions a read_committed fetch of `[from, to)` must know.
@@ -464,21 +460,39 @@ pub(crate) fn aborted_between(
     from: i64,
     to: i64,
 ) -> Vec<FetchResponseAbortedTransaction> {
-    s.txns
-        .aborted
-        .get(&(topic.to_string(), partition))
-        .map(|v| {
-            v.iter()
-                .filter(|a| a.last_offset >= from && a.first_offset < to)
-                .map(|a| {
-                    let mut t = FetchResponseAbortedTransaction::default();
-                    t.producer_id = a.producer_id;
-                    t.first_offset = a.first_offset;
-                    t
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    s.txns.aborted_between(topic, partition, from, to)
+}
+
+impl Transactions {
+    fn last_stable_offset(&self, topic: &str, partition: i32, high_watermark: i64) -> i64 {
+        self.ongoing
+            .get(&(topic.to_string(), partition))
+            .and_then(|m| m.values().min().copied())
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    fn aborted_between(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+    ) -> Vec<FetchResponseAbortedTransaction> {
+        self.aborted
+            .get(&(topic.to_string(), partition))
+            .map(|v| {
+                v.iter()
+                    .filter(|a| a.last_offset >= from && a.first_offset < to)
+                    .map(|a| {
+                        let mut t = FetchResponseAbortedTransaction::default();
+                        t.producer_id = a.producer_id;
+                        t.first_offset = a.first_offset;
+                        t
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// The whole batches of `data` that start below `limit` (a read_committed
@@ -497,4 +511,83 @@ pub(crate) fn below(data: Bytes, limit: i64) -> Bytes {
         end = batches.position();
     }
     data.slice(..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kpax_proto::records::RecordBatchBuilder;
+
+    fn batch(base: i64, n: usize) -> Bytes {
+        let mut b = RecordBatchBuilder::new(base);
+        for i in 0..n {
+            b.append(i as i64, None, Some(b"v"), &[]).unwrap();
+        }
+        b.finish().unwrap()
+    }
+
+    fn txns() -> Transactions {
+        let mut t = Transactions::default();
+        let tp = ("t".to_string(), 0);
+        t.ongoing.entry(tp.clone()).or_default().insert(7, 12);
+        t.ongoing.entry(tp.clone()).or_default().insert(8, 15);
+        t.aborted.entry(tp).or_default().extend([
+            AbortedTxn {
+                producer_id: 5,
+                first_offset: 2,
+                last_offset: 4,
+            },
+            AbortedTxn {
+                producer_id: 6,
+                first_offset: 6,
+                last_offset: 10,
+            },
+        ]);
+        t
+    }
+
+    #[test]
+    fn below_keeps_whole_batches_under_the_limit() {
+        let mut data = bytes::BytesMut::new();
+        for (base, n) in [(0, 3), (3, 2), (5, 4)] {
+            data.extend_from_slice(&batch(base, n));
+        }
+        let data = data.freeze();
+        let cut = |limit| {
+            Batches::new(below(data.clone(), limit))
+                .map(|b| b.unwrap().last_offset())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(cut(100), vec![2, 4, 8]);
+        assert_eq!(cut(5), vec![2, 4]);
+        assert_eq!(
+            cut(4),
+            vec![2, 4],
+            "a batch starting below the limit stays whole"
+        );
+        assert_eq!(cut(0), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn the_oldest_open_transaction_holds_the_stable_offset() {
+        let t = txns();
+        assert_eq!(t.last_stable_offset("t", 0, 20), 12);
+        assert_eq!(t.last_stable_offset("t", 0, 10), 10);
+        assert_eq!(t.last_stable_offset("t", 1, 20), 20, "no open transaction");
+    }
+
+    #[test]
+    fn aborted_list_covers_the_fetched_range() {
+        let t = txns();
+        let pick = |from, to| -> Vec<(i64, i64)> {
+            t.aborted_between("t", 0, from, to)
+                .iter()
+                .map(|a| (a.producer_id, a.first_offset))
+                .collect()
+        };
+        assert_eq!(pick(0, 20), vec![(5, 2), (6, 6)]);
+        assert_eq!(pick(5, 20), vec![(6, 6)], "ended before the fetch offset");
+        assert_eq!(pick(0, 6), vec![(5, 2)], "starts at the stable offset");
+        assert!(t.aborted_between("t", 1, 0, 20).is_empty());
+    }
 }
