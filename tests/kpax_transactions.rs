@@ -919,3 +919,54 @@ async fn tansu_cannot_end_a_transaction() {
     }
     assert_eq!(p.transaction_state(), Some(TransactionState::FatalError));
 }
+
+/// Records still queued when a send fails are failed with the abortable
+/// error at once (they could only be aborted), not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_queued_records_fail_with_the_transaction() {
+    let b = Backend::fake().await;
+    let topic = b.topic(1).await;
+    let Backend::Fake(f) = &b else { unreachable!() };
+    let p = Producer::new(
+        cluster(&b),
+        ProducerConfig::default()
+            .with_transactional_id(harness::unique_name("txn"))
+            .with_linger(Duration::ZERO)
+            .with_batch_size(1), // one record per batch
+    )
+    .unwrap();
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 1, "first", 1).await; // the partition joins the transaction
+    f.delay(ApiKey::Produce, Duration::from_millis(300));
+    f.fail_next(ApiKey::Produce, ErrorCode::TOPIC_AUTHORIZATION_FAILED, 1);
+    let failing = p
+        .send(ProducerRecord::new(&topic, "failing").with_partition(0))
+        .await
+        .unwrap();
+    // Queued behind the batch in flight (one per partition).
+    let queued = p
+        .send(ProducerRecord::new(&topic, "queued").with_partition(0))
+        .await
+        .unwrap();
+    let e = failing.await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED), "{e}");
+    let e = queued.await.unwrap_err();
+    assert!(is_abortable(&e), "{e}");
+    f.delay(ApiKey::Produce, Duration::ZERO);
+    assert_eq!(
+        f.high_watermark(&topic, 0),
+        Some(1),
+        "only the first record was written"
+    );
+    p.abort_transaction().await.unwrap();
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 1, "after", 2).await;
+    p.commit_transaction().await.unwrap();
+    // The first record's transaction was aborted; "after" is committed.
+    assert_eq!(
+        kpax_read(&b, &topic, 1, IsolationLevel::ReadCommitted, 2).await,
+        expected(1, &[("after", 2)])
+    );
+    p.close(Duration::from_secs(5)).await;
+}

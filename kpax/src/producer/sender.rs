@@ -67,6 +67,9 @@ pub(crate) async fn run(weak: Weak<Shared>) {
                 next = st.init_retry_at;
             }
         }
+        if let Some(t) = &s.txn {
+            fail_doomed(&s, t);
+        }
         if !st.idempotent || st.producer.is_some() {
             let drained = s.lock().drain(&s.config, Instant::now(), closing);
             next = min_instant(next, drained.next);
@@ -142,6 +145,23 @@ async fn init_producer(s: &Shared, st: &mut State) {
             );
             st.init_attempts += 1;
         }
+    }
+}
+
+/// In the abortable or fatal state, records not yet sent can only fail:
+/// fail them now with that error (as the Java client does), so that a
+/// commit or abort does not wait for their sending.
+fn fail_doomed(s: &Shared, t: &super::transaction::Txn) {
+    let Some(failure) = t.lock().machine.failure() else {
+        return;
+    };
+    let (n, stamped) = s.lock().fail_unsent(|| Error::Transaction(failure.clone()));
+    if n > 0 {
+        if stamped {
+            t.lock().bump_epoch = true;
+        }
+        s.counters.errors.fetch_add(n as u64, Ordering::Relaxed);
+        s.resolve(n);
     }
 }
 
