@@ -319,6 +319,7 @@ async fn coordinator_errors_are_retried(b: Backend) {
 
 async fn send_error_is_abortable(b: Backend) {
     let topic = b.topic(1).await;
+    b.track();
     let p = txn_producer(&b, &harness::unique_name("txn"));
     p.init_transactions().await.unwrap();
     p.begin_transaction().unwrap();
@@ -344,8 +345,9 @@ async fn send_error_is_abortable(b: Backend) {
     assert!(is_abortable(&e), "send: {e}");
     p.abort_transaction().await.unwrap();
     assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
-    // The producer goes on (with a bumped epoch: the failed batch had
-    // sequence numbers the broker never saw).
+    // The producer goes on with a bumped epoch (KIP-360: the failed batch
+    // had sequence numbers the broker never saw): a second InitProducerId.
+    assert_eq!(b.count(ApiKey::InitProducerId), 2, "init + epoch bump");
     p.begin_transaction().unwrap();
     send_ok(&p, &topic, 1, "ok", 5).await;
     p.commit_transaction().await.unwrap();
@@ -373,6 +375,32 @@ async fn fenced_end_is_fatal(b: Backend) {
         assert!(is_fatal(&e), "{e}");
         assert!(e.to_string().contains("PRODUCER_FENCED"), "{e}");
     }
+}
+
+async fn fatal_add_partitions_error(b: Backend) {
+    let topic = b.topic(2).await;
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    b.fail(
+        ApiKey::AddPartitionsToTxn,
+        &[ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED],
+    );
+    let f = p
+        .send(ProducerRecord::new(&topic, "never").with_partition(1))
+        .await
+        .unwrap();
+    let e = f.await.unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        "{e}"
+    );
+    assert_eq!(p.transaction_state(), Some(TransactionState::FatalError));
+    let e = p.commit_transaction().await.unwrap_err();
+    assert!(is_fatal(&e), "{e}");
+    assert!(is_fatal(&p.begin_transaction().unwrap_err()));
+    assert_eq!(b.count(ApiKey::Produce), 0, "nothing was written");
 }
 
 async fn abort_fails_unsent_records(b: Backend) {
@@ -509,6 +537,18 @@ async fn mock_send_error_is_abortable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_fenced_end_is_fatal() {
     fenced_end_is_fatal(Backend::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_fatal_add_partitions_error() {
+    let b = Backend::mock();
+    b.track();
+    fatal_add_partitions_error(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_fatal_add_partitions_error() {
+    fatal_add_partitions_error(Backend::fake().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
