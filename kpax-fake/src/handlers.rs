@@ -869,7 +869,7 @@ async fn wait_on(notify: &tokio::sync::Notify) {
 fn sync_response(v: i16, code: i16, assignment: Bytes, g: Option<&Group>) -> SyncGroupResponse {
     let mut r = SyncGroupResponse::default();
     r.error_code = code;
-    r.assignment = assignment;
+    r.assignment = Some(assignment);
     if v >= 5 && code == 0 {
         r.protocol_type = g.and_then(|g| g.protocol_type.as_deref()).map(s_owned);
         r.protocol_name = g.and_then(|g| g.protocol.as_deref()).map(s_owned);

@@ -184,6 +184,12 @@ impl Cluster {
         self.read().brokers.get(&node_id).cloned()
     }
 
+    /// The cached metadata of every topic known now (after
+    /// `refresh(None)`: every topic in the cluster), by name.
+    pub fn cached_topics(&self) -> Vec<Arc<TopicMeta>> {
+        self.read().topics.values().cloned().collect()
+    }
+
     /// The cluster id and controller from the last metadata, if known.
     pub fn cluster_id(&self) -> Option<String> {
         self.read().cluster_id.clone()

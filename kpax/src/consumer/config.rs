@@ -1,6 +1,7 @@
 //! Consumer settings.
 
-use super::assignor::{Assignor, RangeAssignor, RoundRobinAssignor};
+use super::assignor::{Assignor, CooperativeStickyAssignor, RangeAssignor};
+use super::rebalance::RebalanceListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,11 @@ pub struct ConsumerConfig {
     pub heartbeat_interval: Duration,
     /// Assignors in order of preference.
     pub assignors: Vec<Arc<dyn Assignor>>,
+    /// Told about assigned, revoked and lost partitions.
+    pub rebalance_listener: Option<Arc<dyn RebalanceListener>>,
+    /// How often a group member looks for new topics (pattern
+    /// subscriptions) and, as leader, new partitions; a change rebalances.
+    pub metadata_check_interval: Duration,
     /// Wait after an error before retrying.
     pub retry_backoff: Duration,
 }
@@ -69,6 +75,11 @@ impl std::fmt::Debug for ConsumerConfig {
             .field("auto_offset_reset", &self.auto_offset_reset)
             .field("isolation_level", &self.isolation_level)
             .field("buffer_memory", &self.buffer_memory)
+            .field(
+                "assignors",
+                &self.assignors.iter().map(|a| a.name()).collect::<Vec<_>>(),
+            )
+            .field("rebalance_listener", &self.rebalance_listener.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -90,7 +101,11 @@ impl Default for ConsumerConfig {
             session_timeout: Duration::from_secs(45),
             rebalance_timeout: Duration::from_secs(60),
             heartbeat_interval: Duration::from_secs(3),
-            assignors: vec![Arc::new(RangeAssignor), Arc::new(RoundRobinAssignor)],
+            // Incremental rebalancing first; `range` for groups with members
+            // that only know eager assignors.
+            assignors: vec![Arc::new(CooperativeStickyAssignor), Arc::new(RangeAssignor)],
+            rebalance_listener: None,
+            metadata_check_interval: Duration::from_secs(30),
             retry_backoff: Duration::from_millis(100),
         }
     }
@@ -153,9 +168,24 @@ impl ConsumerConfig {
         self
     }
 
-    /// Sets the assignors, most preferred first.
+    /// Sets the assignors, most preferred first (at least one).
     pub fn with_assignors(mut self, a: Vec<Arc<dyn Assignor>>) -> Self {
-        self.assignors = a;
+        if !a.is_empty() {
+            self.assignors = a;
+        }
+        self
+    }
+
+    /// Sets the listener told about partition assignment changes.
+    pub fn with_rebalance_listener(mut self, l: Arc<dyn RebalanceListener>) -> Self {
+        self.rebalance_listener = Some(l);
+        self
+    }
+
+    /// Sets how often group members check metadata for new topics and
+    /// partitions.
+    pub fn with_metadata_check_interval(mut self, t: Duration) -> Self {
+        self.metadata_check_interval = t;
         self
     }
 }

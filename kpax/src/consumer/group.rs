@@ -1,13 +1,22 @@
 //! Classic consumer group membership: FindCoordinator, JoinGroup,
 //! SyncGroup, Heartbeat, LeaveGroup, and offset commits.
 //!
-//! Rebalances are eager: before rejoining, the member commits its positions
-//! and gives up every partition, so no partition is ever consumed by two
-//! members at once and nothing is consumed twice across a clean rebalance.
+//! Two rebalance protocols, chosen by the assignor the group agrees on:
+//! - eager (`range`, `roundrobin`, `sticky`): before rejoining, the member
+//!   gives up every partition (committing their positions with auto commit
+//!   on), so no partition is consumed by two members at once;
+//! - cooperative (`cooperative-sticky`, KIP-429): the member keeps
+//!   consuming while it rejoins, reporting what it owns; after SyncGroup it
+//!   revokes only the partitions now assigned elsewhere (the leader
+//!   withholds them from their new owner for one round) and rejoins at once
+//!   so the next round can hand them over.
+//!
+//! A member fenced out of the group (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
+//! FENCED_INSTANCE_ID) loses its partitions without committing.
 
-use super::assignor::flatten;
+use super::assignor::{flatten, MemberSubscription, RebalanceProtocol};
 use super::protocol::{Assignment, Subscription};
-use super::{Shared, StartAt, TopicPartition};
+use super::{Consumer, Shared, StartAt, TopicPartition};
 use crate::broker::{Broker, Lane};
 use crate::cluster::{ClusterView, CoordinatorKind};
 use crate::error::{Error, Result};
@@ -30,6 +39,19 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+/// What a member subscribes to.
+#[derive(Debug, Clone)]
+pub(crate) enum Selection {
+    /// These topics.
+    Topics(Vec<String>),
+    /// Every non-internal topic whose whole name matches `include` and not
+    /// `exclude`, looked up again every metadata check interval.
+    Pattern {
+        include: regex::Regex,
+        exclude: Option<regex::Regex>,
+    },
+}
+
 /// The member's place in the group, shared with commits.
 #[derive(Debug, Clone)]
 pub(crate) struct Membership {
@@ -40,6 +62,22 @@ pub(crate) struct Membership {
     /// The highest JoinGroup version to use (lowered for brokers that
     /// close the connection on a version they advertise).
     pub join_version_cap: Option<i16>,
+    /// The partitions reported as owned in the next JoinGroup: for
+    /// cooperative groups what the member holds, for eager ones its last
+    /// assignment (the `sticky` assignor's memory).
+    pub owned: BTreeMap<String, Vec<i32>>,
+    /// The generation in which `owned` was assigned.
+    pub owned_generation: i32,
+}
+
+/// Why the heartbeat loop ended.
+enum LoopEnd {
+    /// The group is rebalancing (or the coordinator moved): rejoin.
+    Rejoin(String),
+    /// The member was fenced: its partitions are lost.
+    Lost(String),
+    /// The consumer closed or was dropped.
+    Stop,
 }
 
 fn group_err(api: ApiKey, code: i16, broker: &Broker) -> Error {
@@ -51,16 +89,27 @@ fn group_err(api: ApiKey, code: i16, broker: &Broker) -> Error {
     }
 }
 
+fn fenced(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::UNKNOWN_MEMBER_ID
+            | ErrorCode::ILLEGAL_GENERATION
+            | ErrorCode::FENCED_INSTANCE_ID
+    )
+}
+
 /// Starts the membership task.
-pub(crate) fn start(s: &Arc<Shared>, group_id: String, topics: Vec<String>) {
+pub(crate) fn start(s: &Arc<Shared>, group_id: String, selection: Selection) {
     *s.group.lock().unwrap_or_else(|e| e.into_inner()) = Some(Membership {
         group_id: group_id.clone(),
         member_id: String::new(),
         generation: -1,
         stopped: false,
         join_version_cap: None,
+        owned: BTreeMap::new(),
+        owned_generation: -1,
     });
-    tokio::spawn(run(Arc::downgrade(s), group_id, topics));
+    tokio::spawn(run(Arc::downgrade(s), group_id, selection));
 }
 
 fn membership(s: &Shared) -> Option<Membership> {
@@ -73,24 +122,70 @@ fn set_membership(s: &Shared, f: impl FnOnce(&mut Membership)) {
     }
 }
 
-async fn run(weak: Weak<Shared>, group_id: String, mut topics: Vec<String>) {
+/// The topics `selection` means now, sorted.
+async fn resolve(s: &Shared, selection: &Selection) -> Result<Vec<String>> {
+    let mut topics = match selection {
+        Selection::Topics(ts) => ts.clone(),
+        Selection::Pattern { include, exclude } => {
+            s.cluster.refresh(None).await?;
+            s.cluster
+                .cached_topics()
+                .iter()
+                .filter(|t| !t.is_internal && t.error == ErrorCode::NONE)
+                .filter_map(|t| t.name.clone())
+                .filter(|n| include.is_match(n) && !exclude.as_ref().is_some_and(|x| x.is_match(n)))
+                .collect()
+        }
+    };
     topics.sort();
     topics.dedup();
+    Ok(topics)
+}
+
+async fn run(weak: Weak<Shared>, group_id: String, selection: Selection) {
     let mut attempt = 0u32;
     loop {
         let Some(s) = weak.upgrade() else { return };
         if s.closed.load(Ordering::Acquire) || membership(&s).is_none_or(|m| m.stopped) {
             return;
         }
-        match join_and_sync(&s, &group_id, &topics).await {
-            Ok((coordinator, assignment)) => {
+        let joined = match resolve(&s, &selection).await {
+            Ok(topics) => join_and_sync(&s, &group_id, &topics)
+                .await
+                .map(|j| (topics, j)),
+            Err(e) => Err(e),
+        };
+        match joined {
+            Ok((topics, joined)) => {
                 attempt = 0;
-                apply_assignment(&s, assignment);
-                // heartbeat until the group rebalances or we stop
-                let why = heartbeat_loop(&weak, &coordinator, &group_id).await;
+                let revoked = apply_assignment(&s, &joined).await;
+                if joined.protocol == RebalanceProtocol::Cooperative && !revoked.is_empty() {
+                    // KIP-429: rejoin at once, so the next round can give the
+                    // revoked partitions to their new owners.
+                    tracing::info!(group = %group_id, revoked = ?revoked, "rejoining after revoking");
+                    continue;
+                }
+                drop(s);
+                let end = heartbeat_loop(&weak, &joined, &group_id, &selection, &topics).await;
                 let Some(s) = weak.upgrade() else { return };
-                tracing::info!(group = %group_id, reason = %why, "rejoining the group");
-                revoke_all(&s).await;
+                match end {
+                    LoopEnd::Stop => return,
+                    LoopEnd::Lost(why) => {
+                        tracing::info!(group = %group_id, reason = %why, "fenced; partitions lost");
+                        lose_all(&s).await;
+                    }
+                    LoopEnd::Rejoin(why) => {
+                        tracing::info!(group = %group_id, reason = %why, "rejoining the group");
+                        match joined.protocol {
+                            RebalanceProtocol::Eager => revoke_all(&s).await,
+                            RebalanceProtocol::Cooperative => {
+                                if s.config.enable_auto_commit {
+                                    auto_commit(&s).await;
+                                }
+                            }
+                        }
+                    }
+                }
             }
             Err(e) => {
                 tracing::debug!(group = %group_id, error = %e, "join failed; retrying");
@@ -109,16 +204,12 @@ async fn run(weak: Weak<Shared>, group_id: String, mut topics: Vec<String>) {
                 if let Error::Broker { code, .. } = &e {
                     s.cluster
                         .coordinator_error(CoordinatorKind::Group, &group_id, *code);
-                    if matches!(
-                        *code,
-                        ErrorCode::UNKNOWN_MEMBER_ID
-                            | ErrorCode::ILLEGAL_GENERATION
-                            | ErrorCode::FENCED_INSTANCE_ID
-                    ) {
+                    if fenced(*code) {
                         set_membership(&s, |m| {
                             m.member_id.clear();
                             m.generation = -1;
                         });
+                        lose_all(&s).await;
                     }
                 }
                 if e.is_retriable() || matches!(e, Error::Broker { .. }) {
@@ -140,11 +231,17 @@ async fn run(weak: Weak<Shared>, group_id: String, mut topics: Vec<String>) {
     }
 }
 
-async fn join_and_sync(
-    s: &Arc<Shared>,
-    group_id: &str,
-    topics: &[String],
-) -> Result<(Broker, BTreeMap<String, Vec<i32>>)> {
+/// The outcome of one JoinGroup + SyncGroup round.
+struct Joined {
+    coordinator: Broker,
+    generation: i32,
+    assignment: BTreeMap<String, Vec<i32>>,
+    protocol: RebalanceProtocol,
+    /// As leader: the partition count of each subscribed topic used.
+    leader_counts: Option<BTreeMap<String, i32>>,
+}
+
+async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Result<Joined> {
     let coordinator = s
         .cluster
         .coordinator(CoordinatorKind::Group, group_id)
@@ -156,9 +253,14 @@ async fn join_and_sync(
         .version_for::<JoinGroupRequest>()
         .await?
         .min(cap);
+    let (owned, owned_generation) = membership(s)
+        .map(|m| (m.owned, m.owned_generation))
+        .unwrap_or_default();
     let sub = Subscription {
         topics: topics.to_vec(),
-        user_data: None,
+        owned_partitions: owned,
+        generation: owned_generation,
+        ..Subscription::default()
     }
     .encode();
     let protocols: Vec<JoinGroupRequestProtocol> = s
@@ -204,19 +306,49 @@ async fn join_and_sync(
         m.member_id = resp.member_id.to_string();
         m.generation = resp.generation_id;
     });
-    let protocol = resp
+    let protocol_name = resp
         .protocol_name
         .as_ref()
         .map(|p| p.to_string())
         .unwrap_or_else(|| s.config.assignors[0].name().to_string());
+    let assignor = s
+        .config
+        .assignors
+        .iter()
+        .find(|a| a.name() == protocol_name)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "the group chose assignor {protocol_name:?}, which this member does not have"
+            ))
+        })?
+        .clone();
+    let protocol = assignor.protocol();
     let mut assignments = Vec::new();
+    let mut leader_counts = None;
     if resp.leader == resp.member_id {
-        let mut members: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut members: BTreeMap<String, MemberSubscription> = BTreeMap::new();
         let mut all_topics: BTreeSet<String> = BTreeSet::new();
         for m in &resp.members {
             let sub = Subscription::decode(m.metadata.clone())?;
             all_topics.extend(sub.topics.iter().cloned());
-            members.insert(m.member_id.to_string(), sub.topics);
+            members.insert(
+                m.member_id.to_string(),
+                MemberSubscription::new(sub.topics).owning(sub.owned_partitions, sub.generation),
+            );
+            if let Some(rack) = sub.rack_id {
+                if let Some(ms) = members.get_mut(m.member_id.as_str()) {
+                    ms.rack_id = Some(rack);
+                }
+            }
+        }
+        // Assign over fresh partition counts (new partitions are picked up
+        // at every rebalance). The round trip also gives followers time to
+        // send their SyncGroup before the leader's: librdkafka's mock
+        // refuses a follower's SyncGroup that arrives after the leader's
+        // (INVALID_REQUEST), where Kafka answers it.
+        let names: Vec<&str> = all_topics.iter().map(String::as_str).collect();
+        if let Err(e) = s.cluster.refresh(Some(&names)).await {
+            tracing::debug!(error = %e, "metadata refresh before assigning failed; using the cache");
         }
         let mut counts = BTreeMap::new();
         for t in all_topics {
@@ -227,17 +359,13 @@ async fn join_and_sync(
                 Err(e) => tracing::warn!(topic = %t, error = %e, "subscribed topic not assignable"),
             }
         }
-        let assignor = s
-            .config
-            .assignors
-            .iter()
-            .find(|a| a.name() == protocol)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "the group chose assignor {protocol:?}, which this member does not have"
-                ))
-            })?;
-        for (member, parts) in assignor.assign(&members, &counts) {
+        let mut plan = assignor.assign(&members, &counts);
+        if protocol == RebalanceProtocol::Cooperative {
+            // Whatever the assignor did: a partition changes owner only
+            // after its owner has revoked it.
+            super::assignor::withhold_moving(&members, &mut plan);
+        }
+        for (member, parts) in plan {
             let a = Assignment {
                 partitions: parts,
                 user_data: None,
@@ -248,6 +376,7 @@ async fn join_and_sync(
                     .with_assignment(a.encode()),
             );
         }
+        leader_counts = Some(counts);
     }
     let sync_version = coordinator.version_for::<SyncGroupRequest>().await?;
     let mut req = SyncGroupRequest::default()
@@ -260,7 +389,7 @@ async fn join_and_sync(
     }
     if sync_version >= 5 {
         req.protocol_type = Some("consumer".into());
-        req.protocol_name = Some(protocol.as_str().into());
+        req.protocol_name = Some(protocol_name.as_str().into());
     }
     let sync = coordinator
         .send_version_timeout_on(
@@ -273,78 +402,261 @@ async fn join_and_sync(
     if sync.error_code != 0 {
         return Err(group_err(ApiKey::SyncGroup, sync.error_code, &coordinator));
     }
-    let assignment = Assignment::decode(sync.assignment.clone())?;
-    Ok((coordinator, assignment.partitions))
+    // (librdkafka's mock sends a null assignment with errors only)
+    let assignment = Assignment::decode(sync.assignment.clone().unwrap_or_default())?;
+    Ok(Joined {
+        coordinator,
+        generation: resp.generation_id,
+        assignment: assignment.partitions,
+        protocol,
+        leader_counts,
+    })
 }
 
-fn apply_assignment(s: &Shared, assignment: BTreeMap<String, Vec<i32>>) {
-    let new = flatten(&assignment);
-    tracing::info!(partitions = ?new, "assigned");
+fn listener_consumer(s: &Arc<Shared>) -> Consumer {
+    Consumer { shared: s.clone() }
+}
+
+/// Takes the new assignment: revokes what is no longer ours (eager groups
+/// hold nothing here), adds what is new. Returns the revoked partitions.
+async fn apply_assignment(s: &Arc<Shared>, joined: &Joined) -> BTreeSet<TopicPartition> {
+    let new = flatten(&joined.assignment);
+    let current: BTreeSet<TopicPartition> = s.lock().parts.keys().cloned().collect();
+    let revoked: BTreeSet<TopicPartition> = current.difference(&new).cloned().collect();
+    let added: BTreeSet<TopicPartition> = new.difference(&current).cloned().collect();
+    tracing::info!(assigned = ?new, added = ?added, revoked = ?revoked, generation = joined.generation, "assignment");
+    if !revoked.is_empty() {
+        revoke(s, &revoked, joined.protocol).await;
+    }
     {
         let mut st = s.lock();
-        st.parts.retain(|tp, _| new.contains(tp));
-        for tp in new {
-            if let std::collections::btree_map::Entry::Vacant(v) = st.parts.entry(tp) {
-                v.insert(s.new_part(StartAt::Committed));
+        for tp in &added {
+            st.parts
+                .entry(tp.clone())
+                .or_insert_with(|| s.new_part(StartAt::Committed));
+        }
+    }
+    set_membership(s, |m| {
+        m.owned = joined.assignment.clone();
+        m.owned_generation = joined.generation;
+    });
+    s.wake.notify_one();
+    if let Some(l) = s.config.rebalance_listener.clone() {
+        let c = listener_consumer(s);
+        l.on_partitions_assigned(&c, &added).await;
+    }
+    revoked
+}
+
+/// The current positions of `partitions`.
+fn positions_of(
+    s: &Shared,
+    partitions: &BTreeSet<TopicPartition>,
+) -> BTreeMap<TopicPartition, i64> {
+    s.lock()
+        .parts
+        .iter()
+        .filter(|(tp, _)| partitions.contains(*tp))
+        .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
+        .collect()
+}
+
+/// Gives up `partitions` in an orderly way: stop handing out their
+/// records, tell the listener, commit their positions (auto commit), drop
+/// them.
+async fn revoke(
+    s: &Arc<Shared>,
+    partitions: &BTreeSet<TopicPartition>,
+    protocol: RebalanceProtocol,
+) {
+    {
+        let mut st = s.lock();
+        for (tp, p) in st.parts.iter_mut() {
+            if partitions.contains(tp) {
+                p.paused = true;
             }
         }
     }
-    s.wake.notify_one();
+    if let Some(l) = s.config.rebalance_listener.clone() {
+        let c = listener_consumer(s);
+        l.on_partitions_revoked(&c, partitions).await;
+    }
+    if s.config.enable_auto_commit {
+        let positions = positions_of(s, partitions);
+        // In a cooperative group the revocation follows SyncGroup: the
+        // group may still be completing the rebalance for a moment, so
+        // REBALANCE_IN_PROGRESS is worth a few retries (nobody else owns
+        // these partitions until we rejoin). An eager member commits while
+        // the rebalance waits for it: no point retrying there.
+        let deadline = Instant::now()
+            + match protocol {
+                RebalanceProtocol::Cooperative => {
+                    s.config.session_timeout.min(Duration::from_secs(10)) / 2
+                }
+                RebalanceProtocol::Eager => Duration::ZERO,
+            };
+        loop {
+            match commit(s, positions.clone()).await {
+                Ok(()) => break,
+                Err(Error::Broker {
+                    code: ErrorCode::REBALANCE_IN_PROGRESS | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+                    ..
+                }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "commit on revoke failed");
+                    break;
+                }
+            }
+        }
+    }
+    {
+        let mut st = s.lock();
+        st.parts.retain(|tp, _| !partitions.contains(tp));
+    }
+    if protocol == RebalanceProtocol::Cooperative {
+        set_membership(s, |m| {
+            for (t, p) in partitions {
+                if let Some(ps) = m.owned.get_mut(t) {
+                    ps.retain(|x| x != p);
+                }
+            }
+            m.owned.retain(|_, ps| !ps.is_empty());
+        });
+    }
 }
 
-/// Commits positions (always, so nothing is consumed twice after the
-/// rebalance) and gives up every partition.
+/// Eager rebalance: gives up every partition (the membership keeps the
+/// last assignment as `owned`, for the sticky assignor).
 async fn revoke_all(s: &Arc<Shared>) {
-    // Stop handing out records first, so the positions committed are final.
-    let positions: BTreeMap<TopicPartition, i64> = {
+    let all: BTreeSet<TopicPartition> = s.lock().parts.keys().cloned().collect();
+    revoke(s, &all, RebalanceProtocol::Eager).await;
+}
+
+/// For `Consumer::close`: an active group member revokes everything (the
+/// listener is told, positions are committed with auto commit on). Returns
+/// whether the consumer was such a member.
+pub(crate) async fn revoke_on_close(s: &Arc<Shared>) -> bool {
+    if membership(s).is_none_or(|m| m.stopped || m.member_id.is_empty()) {
+        return false;
+    }
+    revoke_all(s).await;
+    true
+}
+
+/// Fenced: drops every partition without committing.
+async fn lose_all(s: &Arc<Shared>) {
+    let all: BTreeSet<TopicPartition> = {
         let mut st = s.lock();
+        let all = st.parts.keys().cloned().collect();
         for p in st.parts.values_mut() {
             p.paused = true;
         }
-        st.parts
-            .iter()
-            .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
-            .collect()
+        all
     };
-    if !positions.is_empty() {
-        if let Err(e) = commit(s, positions).await {
-            tracing::warn!(error = %e, "commit on revoke failed");
-        }
+    set_membership(s, |m| {
+        m.owned.clear();
+        m.owned_generation = -1;
+    });
+    if all.is_empty() {
+        return;
     }
-    s.lock().parts.clear();
+    if let Some(l) = s.config.rebalance_listener.clone() {
+        let c = listener_consumer(s);
+        l.on_partitions_lost(&c, &all).await;
+    }
+    s.lock().parts.retain(|tp, _| !all.contains(tp));
 }
 
-async fn heartbeat_loop(weak: &Weak<Shared>, coordinator: &Broker, group_id: &str) -> String {
+async fn auto_commit(s: &Shared) {
+    let positions = s
+        .lock()
+        .parts
+        .iter()
+        .filter(|(_, p)| !p.paused)
+        .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
+        .collect();
+    if let Err(e) = commit(s, positions).await {
+        tracing::debug!(error = %e, "auto commit failed");
+    }
+}
+
+/// Whether the topics or partitions the group was assigned over changed:
+/// a pattern now matches other topics, or (as leader) a topic's partition
+/// count changed.
+async fn metadata_changed(
+    s: &Shared,
+    selection: &Selection,
+    topics: &[String],
+    leader_counts: Option<&BTreeMap<String, i32>>,
+) -> Option<String> {
+    if let Selection::Pattern { .. } = selection {
+        match resolve(s, selection).await {
+            Ok(now) if now != topics => {
+                return Some(format!("subscribed topics changed to {now:?}"));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "topic lookup failed"),
+        }
+    }
+    let counts = leader_counts?;
+    if s.cluster
+        .refresh(Some(&topics.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .is_err()
+    {
+        return None;
+    }
+    for (t, n) in counts {
+        if let Ok(ps) = s.cluster.partitions(t).await {
+            if ps.len() as i32 != *n {
+                return Some(format!("topic {t} now has {} partitions", ps.len()));
+            }
+        }
+    }
+    None
+}
+
+async fn heartbeat_loop(
+    weak: &Weak<Shared>,
+    joined: &Joined,
+    group_id: &str,
+    selection: &Selection,
+    topics: &[String],
+) -> LoopEnd {
+    let coordinator = &joined.coordinator;
     let mut last_commit = Instant::now();
+    let mut last_check = Instant::now();
     loop {
         let Some(s) = weak.upgrade() else {
-            return "dropped".into();
+            return LoopEnd::Stop;
         };
         let interval = s.config.heartbeat_interval;
         if s.closed.load(Ordering::Acquire) {
-            return "closed".into();
+            return LoopEnd::Stop;
         }
         let Some(m) = membership(&s) else {
-            return "no membership".into();
+            return LoopEnd::Stop;
         };
         if m.stopped {
-            return "stopped".into();
+            return LoopEnd::Stop;
         }
         if s.config.enable_auto_commit && last_commit.elapsed() >= s.config.auto_commit_interval {
             last_commit = Instant::now();
-            let positions = s
-                .lock()
-                .parts
-                .iter()
-                .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
-                .collect();
-            if let Err(e) = commit(&s, positions).await {
-                tracing::debug!(error = %e, "auto commit failed");
+            auto_commit(&s).await;
+        }
+        if last_check.elapsed() >= s.config.metadata_check_interval {
+            last_check = Instant::now();
+            if let Some(why) =
+                metadata_changed(&s, selection, topics, joined.leader_counts.as_ref()).await
+            {
+                return LoopEnd::Rejoin(why);
             }
         }
         let version = match coordinator.version_for::<HeartbeatRequest>().await {
             Ok(v) => v,
-            Err(e) => return e.to_string(),
+            Err(e) => return LoopEnd::Rejoin(e.to_string()),
         };
         let mut req = HeartbeatRequest::default()
             .with_group_id(group_id.into())
@@ -362,18 +674,14 @@ async fn heartbeat_loop(weak: &Weak<Shared>, coordinator: &Broker, group_id: &st
                 let code = ErrorCode(r.error_code);
                 s.cluster
                     .coordinator_error(CoordinatorKind::Group, group_id, code);
-                if matches!(
-                    code,
-                    ErrorCode::UNKNOWN_MEMBER_ID
-                        | ErrorCode::ILLEGAL_GENERATION
-                        | ErrorCode::FENCED_INSTANCE_ID
-                ) {
+                if fenced(code) {
                     set_membership(&s, |m| {
                         m.member_id.clear();
                         m.generation = -1;
                     });
+                    return LoopEnd::Lost(code.to_string());
                 }
-                return code.to_string();
+                return LoopEnd::Rejoin(code.to_string());
             }
             Err(e) => {
                 s.cluster.coordinator_error(
@@ -381,7 +689,7 @@ async fn heartbeat_loop(weak: &Weak<Shared>, coordinator: &Broker, group_id: &st
                     group_id,
                     ErrorCode::COORDINATOR_NOT_AVAILABLE,
                 );
-                return e.to_string();
+                return LoopEnd::Rejoin(e.to_string());
             }
         }
         drop(s);
@@ -398,6 +706,8 @@ pub(crate) async fn commit(s: &Shared, offsets: BTreeMap<TopicPartition, i64>) -
             generation: -1,
             stopped: false,
             join_version_cap: None,
+            owned: BTreeMap::new(),
+            owned_generation: -1,
         })
     }) else {
         return Err(Error::Config("commit needs a group_id".into()));
@@ -575,10 +885,19 @@ pub(crate) async fn leave(s: &Shared) {
     } else {
         req.member_id = m.member_id.as_str().into();
     }
-    if let Err(e) = coordinator
+    match coordinator
         .send_version_on(Lane::Group, &req, version)
         .await
     {
-        tracing::debug!(error = %e, "leave group failed");
+        Ok(r) => {
+            let code = ErrorCode(r.error_code);
+            let member_code = r.members.first().map_or(0, |m| m.error_code);
+            if code != ErrorCode::NONE || member_code != 0 {
+                tracing::debug!(error = %code, member_error = member_code, "leave group refused");
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "leave group failed");
+        }
     }
 }

@@ -17,9 +17,14 @@ mod config;
 mod fetcher;
 mod group;
 pub mod protocol;
+mod rebalance;
 
-pub use assignor::{Assignor, RangeAssignor, RoundRobinAssignor};
+pub use assignor::{
+    Assignor, CooperativeStickyAssignor, MemberSubscription, RangeAssignor, RebalanceProtocol,
+    RoundRobinAssignor, StickyAssignor,
+};
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
+pub use rebalance::{ListenerFuture, RebalanceListener};
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
@@ -214,7 +219,33 @@ impl Consumer {
             return Err(Error::Config("subscribe needs a group_id".into()));
         };
         let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
-        group::start(&self.shared, group_id, topics);
+        group::start(&self.shared, group_id, group::Selection::Topics(topics));
+        Ok(())
+    }
+
+    /// Joins the consumer group (`group_id` must be set) subscribed to every
+    /// non-internal topic whose whole name matches the regular expression
+    /// `include` and not `exclude` (the whitelist and blacklist of the Go
+    /// client). Topics created later are picked up at the next metadata
+    /// check (`metadata_check_interval`), which rebalances the group.
+    ///
+    /// # Errors
+    /// [`Error::Config`] without a group id or for an invalid pattern.
+    pub fn subscribe_pattern(&self, include: &str, exclude: Option<&str>) -> Result<()> {
+        let Some(group_id) = self.shared.config.group_id.clone() else {
+            return Err(Error::Config("subscribe needs a group_id".into()));
+        };
+        let whole = |p: &str| {
+            regex::Regex::new(&format!("^(?:{p})$"))
+                .map_err(|e| Error::Config(format!("bad topic pattern {p:?}: {e}")))
+        };
+        let include = whole(include)?;
+        let exclude = exclude.map(whole).transpose()?;
+        group::start(
+            &self.shared,
+            group_id,
+            group::Selection::Pattern { include, exclude },
+        );
         Ok(())
     }
 
@@ -393,9 +424,17 @@ impl Consumer {
         group::fetch_committed(&self.shared, partitions).await
     }
 
-    /// Commits (with auto commit on), leaves the group and stops fetching.
+    /// Stops handing out records, then (with auto commit on) commits the
+    /// positions, tells the rebalance listener its partitions are revoked,
+    /// leaves the group and stops fetching.
     pub async fn close(&self) {
-        if self.shared.config.enable_auto_commit {
+        {
+            let mut st = self.shared.lock();
+            for p in st.parts.values_mut() {
+                p.paused = true;
+            }
+        }
+        if !group::revoke_on_close(&self.shared).await && self.shared.config.enable_auto_commit {
             let _ = self.commit().await;
         }
         group::leave(&self.shared).await;
