@@ -8,7 +8,7 @@ mod harness;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use harness::{api_key, interop, Cluster as TestCluster};
+use harness::{interop, Cluster as TestCluster, Kind};
 use kpax::cluster::{ClusterView, CoordinatorKind};
 use kpax::proto::generated::{
     ApiKey, ApiVersionsRequest, ErrorCode, FetchRequest, MetadataRequest, ProduceRequest,
@@ -106,24 +106,39 @@ async fn many_requests_pipelined_on_one_connection(tc: &TestCluster) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_version_negotiation_picks_highest_common() {
-    let tc = TestCluster::mock(1);
-    let mock = tc.faults();
+// tansu cannot narrow its versions (versions_metadata_and_coordinator
+// covers its negotiation).
+backends!(version_negotiation_picks_highest_common: fake(1), mock(1));
+
+async fn version_negotiation_picks_highest_common(tc: &TestCluster) {
+    let faults = tc.inject();
     let broker = Broker::new(tc.bootstrap(), None, config().into());
-    // The mock answers ApiVersions v3+ with UNSUPPORTED_VERSION: kpax retries at v0.
     let versions = broker.api_versions().await.unwrap();
-    assert_eq!(versions.range(ApiKey::ApiVersions), Some((0, 2)));
-    assert_eq!(
-        broker.version_for::<MetadataRequest>().await.unwrap(),
-        12.min(MetadataRequest::MAX_VERSION)
-    );
-    assert_eq!(
-        broker.version_for::<FetchRequest>().await.unwrap(),
-        16.min(FetchRequest::MAX_VERSION)
-    );
+    if tc.kind() == Kind::Mock {
+        // The mock answers ApiVersions v3+ with UNSUPPORTED_VERSION: kpax retries at v0.
+        assert_eq!(versions.range(ApiKey::ApiVersions), Some((0, 2)));
+        assert_eq!(
+            broker.version_for::<MetadataRequest>().await.unwrap(),
+            12.min(MetadataRequest::MAX_VERSION)
+        );
+        assert_eq!(
+            broker.version_for::<FetchRequest>().await.unwrap(),
+            16.min(FetchRequest::MAX_VERSION)
+        );
+    } else {
+        // The fake serves every version kpax-proto knows.
+        assert_eq!(
+            versions.range(ApiKey::ApiVersions),
+            Some((0, ApiVersionsRequest::MAX_VERSION))
+        );
+        assert_eq!(
+            broker.version_for::<FetchRequest>().await.unwrap(),
+            FetchRequest::MAX_VERSION
+        );
+    }
     // narrowed by the broker, capped by the user
-    mock.narrow_api_versions(api_key::METADATA, 0, 5);
+    faults.narrow_api_versions(ApiKey::Metadata, 5);
+    faults.disable_api(ApiKey::CreateTopics);
     let narrowed = Broker::new(
         tc.bootstrap(),
         None,
@@ -131,7 +146,7 @@ async fn mock_version_negotiation_picks_highest_common() {
     );
     assert_eq!(narrowed.version_for::<MetadataRequest>().await.unwrap(), 5);
     assert_eq!(narrowed.version_for::<ProduceRequest>().await.unwrap(), 3);
-    // an API the mock lacks is a typed error
+    // an API the broker lacks is a typed error
     let e = narrowed
         .version_for::<kpax::proto::generated::CreateTopicsRequest>()
         .await
@@ -147,7 +162,7 @@ async fn mock_version_negotiation_picks_highest_common() {
         ),
         "{e}"
     );
-    // and sending it anyway at a version the mock lacks: it closes the connection, reported clearly
+    // and sending it anyway: the broker closes the connection, reported clearly
     let e = narrowed
         .send_version(&kpax::proto::generated::CreateTopicsRequest::default(), 0)
         .await

@@ -301,6 +301,11 @@ impl FakeCluster {
         self.shared.lock().versions = versions;
     }
 
+    /// The versions served now.
+    pub fn versions(&self) -> VersionTable {
+        self.shared.lock().versions.clone()
+    }
+
     /// Lets Metadata create unknown topics when the client allows it.
     pub fn set_auto_create_topics(&self, on: bool) {
         self.shared.lock().auto_create_topics = on;

@@ -10,6 +10,7 @@
 //! | [`move_leader`](Faults::move_leader) | `rd_kafka_mock_partition_set_leader` | `FakeCluster::move_leader` |
 //! | [`move_group_coordinator`](Faults::move_group_coordinator) | `rd_kafka_mock_coordinator_set` | `FakeCluster::move_group_coordinator` |
 //! | [`round_trip_time`](Faults::round_trip_time) | `rd_kafka_mock_broker_set_rtt` | `FakeCluster::broker_delay` |
+//! | [`narrow_api_versions`](Faults::narrow_api_versions) / [`disable_api`](Faults::disable_api) | `rd_kafka_mock_set_apiversion` | `FakeCluster::set_versions` with `VersionTable::pin` |
 //! | [`requests`](Faults::requests) | request tracking (started by [`track_requests`](Faults::track_requests)) | `FakeCluster::request_count` |
 //!
 //! Injected errors are cluster-wide on both: the next request of that API
@@ -109,6 +110,25 @@ impl Faults<'_> {
         match self {
             Faults::Mock(m) => m.round_trip_time(node, delay),
             Faults::Fake(f) => f.broker_delay(node, delay),
+        }
+    }
+
+    /// Serves `api` only up to version `max` from now on (advertised and
+    /// accepted; the lowest version stays what the broker implements).
+    /// `max` must not exceed what the broker implements.
+    pub fn narrow_api_versions(&self, api: ApiKey, max: i16) {
+        match self {
+            Faults::Mock(m) => m.narrow_api_versions(api as i16, 0, max),
+            Faults::Fake(f) => f.set_versions(f.versions().pin(api, max)),
+        }
+    }
+
+    /// Stops serving `api`: it is no longer advertised, and a request for
+    /// it closes the connection (as on a broker that lacks it).
+    pub fn disable_api(&self, api: ApiKey) {
+        match self {
+            Faults::Mock(m) => m.disable_api(api as i16),
+            Faults::Fake(f) => f.set_versions(f.versions().pin(api, -1)),
         }
     }
 
