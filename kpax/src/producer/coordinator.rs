@@ -95,7 +95,13 @@ impl Coordinators<'_> {
                     ) =>
                 {
                     self.cluster.coordinator_error(kind, key, *code);
-                    Duration::ZERO
+                    // Ask where it moved at once, the first time; after
+                    // that (or while none is available) back off.
+                    if attempt == 0 && *code == ErrorCode::NOT_COORDINATOR {
+                        Duration::ZERO
+                    } else {
+                        backoff(attempt, self.retry_backoff, self.retry_backoff_max)
+                    }
                 }
                 Error::Broker {
                     code: ErrorCode::CONCURRENT_TRANSACTIONS,
