@@ -501,6 +501,12 @@ async fn offsets_go_with_the_transaction(b: &Backend) -> (String, String) {
     let meta = ConsumerGroupMetadata::new(&group);
     p.begin_transaction().unwrap();
     send_ok(&p, &topic, 2, "o", 4).await;
+    // Both requests are retried through coordinator trouble.
+    b.fail(
+        ApiKey::AddOffsetsToTxn,
+        &[ErrorCode::CONCURRENT_TRANSACTIONS],
+    );
+    b.fail(ApiKey::TxnOffsetCommit, &[ErrorCode::NOT_COORDINATOR]);
     p.send_offsets_to_transaction([((topic.clone(), 0), 5), ((topic.clone(), 1), 7)], &meta)
         .await
         .unwrap();
@@ -510,8 +516,8 @@ async fn offsets_go_with_the_transaction(b: &Backend) -> (String, String) {
         .await
         .unwrap();
     p.abort_transaction().await.unwrap();
-    assert_eq!(b.count(ApiKey::AddOffsetsToTxn), 2);
-    assert_eq!(b.count(ApiKey::TxnOffsetCommit), 2);
+    assert_eq!(b.count(ApiKey::AddOffsetsToTxn), 3, "2 + 1 retry");
+    assert_eq!(b.count(ApiKey::TxnOffsetCommit), 3, "2 + 1 retry");
     p.close(Duration::from_secs(5)).await;
     (topic, group)
 }
