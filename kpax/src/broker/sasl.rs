@@ -42,11 +42,16 @@ impl Broker {
         let timeout = self.inner.config.request_timeout;
         // v0 of SaslHandshake sends raw tokens outside Kafka frames; kpax
         // speaks only the framed exchange (KIP-152, Kafka 1.0+).
+        let cfg = &self.inner.config;
+        let cap = |api: ApiKey, max: i16| cfg.cap(api).unwrap_or(max).min(max);
         let handshake_version = live
             .versions
             .pick(
                 ApiKey::SaslHandshake,
-                (1, SaslHandshakeRequest::MAX_VERSION),
+                (
+                    1,
+                    cap(ApiKey::SaslHandshake, SaslHandshakeRequest::MAX_VERSION),
+                ),
             )
             .ok_or_else(|| {
                 fail("the broker does not offer SaslHandshake v1 (is its listener SASL?)".into())
@@ -55,7 +60,13 @@ impl Broker {
             .versions
             .pick(
                 ApiKey::SaslAuthenticate,
-                (0, SaslAuthenticateRequest::MAX_VERSION),
+                (
+                    0,
+                    cap(
+                        ApiKey::SaslAuthenticate,
+                        SaslAuthenticateRequest::MAX_VERSION,
+                    ),
+                ),
             )
             .ok_or_else(|| fail("the broker does not offer SaslAuthenticate".into()))?;
         let hs = self
