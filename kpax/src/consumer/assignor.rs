@@ -75,6 +75,14 @@ pub trait Assignor: Send + Sync {
         RebalanceProtocol::Eager
     }
 
+    /// Whether members should report their previous assignment as owned
+    /// even after an eager rebalance revoked it (the eager `sticky`
+    /// assignor's memory). Otherwise members report what they hold now,
+    /// which keeps their subscription unchanged across eager rebalances.
+    fn reports_previous_assignment(&self) -> bool {
+        false
+    }
+
     /// Computes the assignment.
     fn assign(
         &self,
@@ -181,6 +189,10 @@ pub struct StickyAssignor;
 impl Assignor for StickyAssignor {
     fn name(&self) -> &str {
         "sticky"
+    }
+
+    fn reports_previous_assignment(&self) -> bool {
+        true
     }
 
     fn assign(

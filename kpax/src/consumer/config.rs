@@ -57,7 +57,11 @@ pub struct ConsumerConfig {
     pub rebalance_timeout: Duration,
     /// Heartbeat period.
     pub heartbeat_interval: Duration,
-    /// Assignors in order of preference.
+    /// Assignors in order of preference. The default, as the Java client's,
+    /// is `range` then `cooperative-sticky`: members vote for their first
+    /// choice, so put `cooperative-sticky` first on every member for
+    /// incremental rebalancing (KIP-429), which stops only the partitions
+    /// that move instead of the whole group.
     pub assignors: Vec<Arc<dyn Assignor>>,
     /// Told about assigned, revoked and lost partitions.
     pub rebalance_listener: Option<Arc<dyn RebalanceListener>>,
@@ -101,9 +105,9 @@ impl Default for ConsumerConfig {
             session_timeout: Duration::from_secs(45),
             rebalance_timeout: Duration::from_secs(60),
             heartbeat_interval: Duration::from_secs(3),
-            // Incremental rebalancing first; `range` for groups with members
-            // that only know eager assignors.
-            assignors: vec![Arc::new(CooperativeStickyAssignor), Arc::new(RangeAssignor)],
+            // As the Java client: `range`, with `cooperative-sticky` offered
+            // so a group can move to it by putting it first on every member.
+            assignors: vec![Arc::new(RangeAssignor), Arc::new(CooperativeStickyAssignor)],
             rebalance_listener: None,
             metadata_check_interval: Duration::from_secs(30),
             retry_backoff: Duration::from_millis(100),

@@ -62,9 +62,8 @@ pub(crate) struct Membership {
     /// The highest JoinGroup version to use (lowered for brokers that
     /// close the connection on a version they advertise).
     pub join_version_cap: Option<i16>,
-    /// The partitions reported as owned in the next JoinGroup: for
-    /// cooperative groups what the member holds, for eager ones its last
-    /// assignment (the `sticky` assignor's memory).
+    /// The last assignment, minus what cooperative rebalances revoked
+    /// since (the eager `sticky` assignor's memory).
     pub owned: BTreeMap<String, Vec<i32>>,
     /// The generation in which `owned` was assigned.
     pub owned_generation: i32,
@@ -253,24 +252,45 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
         .version_for::<JoinGroupRequest>()
         .await?
         .min(cap);
-    let (owned, owned_generation) = membership(s)
+    let (previous, previous_generation) = membership(s)
         .map(|m| (m.owned, m.owned_generation))
         .unwrap_or_default();
-    let sub = Subscription {
-        topics: topics.to_vec(),
-        owned_partitions: owned,
-        generation: owned_generation,
-        ..Subscription::default()
-    }
-    .encode();
+    let held: BTreeMap<String, Vec<i32>> = {
+        let st = s.lock();
+        let mut held: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (t, p) in st.parts.keys() {
+            held.entry(t.clone()).or_default().push(*p);
+        }
+        held
+    };
+    // What each protocol is told the member owns: what it holds now (after
+    // an eager revoke: nothing, so the subscription stays the same from one
+    // eager rebalance to the next), or for the eager `sticky` assignor its
+    // previous assignment.
+    let subscription = |owned: BTreeMap<String, Vec<i32>>, generation: i32| {
+        Subscription {
+            topics: topics.to_vec(),
+            generation: if owned.is_empty() { -1 } else { generation },
+            owned_partitions: owned,
+            ..Subscription::default()
+        }
+        .encode()
+    };
+    let held_sub = subscription(held, previous_generation);
+    let previous_sub = subscription(previous, previous_generation);
     let protocols: Vec<JoinGroupRequestProtocol> = s
         .config
         .assignors
         .iter()
         .map(|a| {
+            let metadata = if a.reports_previous_assignment() {
+                previous_sub.clone()
+            } else {
+                held_sub.clone()
+            };
             JoinGroupRequestProtocol::default()
                 .with_name(a.name().into())
-                .with_metadata(sub.clone())
+                .with_metadata(metadata)
         })
         .collect();
     let instance = s.config.group_instance_id.clone();
