@@ -499,6 +499,97 @@ async fn describe_cluster_and_list_topics(tc: &TestCluster) {
     );
 }
 
+/// What only the fake serves of these: CreatePartitions (tansu 0.6 does
+/// not advertise it), and the error answers of the admin APIs the fake
+/// implements, each a typed error for its own resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_create_partitions_and_admin_errors() {
+    let tc = TestCluster::fake(3).await;
+    let admin = admin(&tc);
+    let topic = tc.topic(2).await;
+    let ghost = unique_name("admin-ghost");
+
+    // grow 2 -> 3 (validate-only first: nothing changes); shrinking and an
+    // unknown topic fail alone
+    let res = admin
+        .create_partitions(&[(&topic.name, 3)], true)
+        .await
+        .unwrap();
+    res[0].1.as_ref().expect("validate-only grow");
+    assert_eq!(admin_partitions(&admin, &topic.name).await, 2);
+    let res = admin
+        .create_partitions(&[(&topic.name, 3), (&ghost, 4)], false)
+        .await
+        .unwrap();
+    res[0].1.as_ref().expect("grow");
+    assert_eq!(code(&res[1].1), Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));
+    assert_eq!(admin_partitions(&admin, &topic.name).await, 3);
+    let res = admin
+        .create_partitions(&[(&topic.name, 1)], false)
+        .await
+        .unwrap();
+    assert_eq!(code(&res[0].1), Some(ErrorCode::INVALID_PARTITIONS));
+
+    // configs: an unknown topic, an unknown config name, a validate-only change
+    let res = admin
+        .describe_configs(&[ConfigResource::Topic(ghost.clone())])
+        .await
+        .unwrap();
+    assert_eq!(code(&res[0].1), Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));
+    let t = ConfigResource::Topic(topic.name.clone());
+    let res = admin
+        .incremental_alter_configs(
+            &[(t.clone(), vec![AlterConfig::set("no.such.config", "1")])],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&res[0].1), Some(ErrorCode::INVALID_CONFIG));
+    let res = admin
+        .incremental_alter_configs(
+            &[(t.clone(), vec![AlterConfig::set("retention.ms", "1000")])],
+            true,
+        )
+        .await
+        .unwrap();
+    res[0].1.as_ref().expect("validate-only alter");
+    let described = admin
+        .describe_configs(std::slice::from_ref(&t))
+        .await
+        .unwrap();
+    let entries = described[0].1.as_ref().expect("describe");
+    let retention = entries.iter().find(|e| e.name == "retention.ms").unwrap();
+    assert_eq!(retention.value.as_deref(), Some("604800000"));
+    assert!(retention.is_default, "{retention:?}");
+    let res = admin
+        .create_topics(
+            &[NewTopic::new(&ghost, 1, 1).with_config("bogus", "1")],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&res[0].1), Some(ErrorCode::INVALID_CONFIG));
+
+    // DeleteRecords past the high watermark; DeleteGroups of an unknown group
+    produce(&tc, &topic.name, 3, 2).await;
+    let p0 = TopicPartition::new(&topic.name, 0);
+    let res = admin.delete_records(&[(p0.clone(), 3)]).await.unwrap();
+    assert_eq!(code(&res[&p0]), Some(ErrorCode::OFFSET_OUT_OF_RANGE));
+    let res = admin.delete_records(&[(p0.clone(), -1)]).await.unwrap();
+    assert_eq!(*res[&p0].as_ref().unwrap(), 2, "-1 deletes up to the end");
+    let res = admin.delete_groups(&[&ghost]).await.unwrap();
+    assert_eq!(code(&res[0].1), Some(ErrorCode::GROUP_ID_NOT_FOUND));
+}
+
+async fn admin_partitions(admin: &Admin, topic: &str) -> usize {
+    let listed = admin.list_topics().await.unwrap();
+    listed
+        .iter()
+        .find(|(n, _)| n == topic)
+        .map(|(_, m)| m.as_ref().unwrap().partitions.len())
+        .unwrap_or(0)
+}
+
 // ---- what the mock serves too ----
 
 // tansu numbers offsets per batch (this body produces several records per
