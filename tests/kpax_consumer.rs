@@ -666,3 +666,57 @@ async fn coordinator_faults_during_join_and_commit_are_retried(tc: &TestCluster)
     assert_eq!(committed.values().sum::<i64>(), 300, "{committed:?}");
     c.close().await;
 }
+
+backends!(records_larger_than_fetch_max_bytes_still_arrive: fake(1), mock(1), tansu);
+
+/// Records larger than the fetch's byte limits: each fetch still returns
+/// the first batch whole (KIP-74), and a partition after an oversized one
+/// in the same response gets nothing rather than breaking the response.
+async fn records_larger_than_fetch_max_bytes_still_arrive(tc: &TestCluster) {
+    let topic = tc.topic(2).await;
+    let p = Producer::new(cluster(tc), ProducerConfig::default()).unwrap();
+    let mut fs = Vec::new();
+    for i in 0..20usize {
+        let value = format!("rec-{i}").into_bytes();
+        let mut big = vec![b' '; 8 * 1024];
+        big[..value.len()].copy_from_slice(&value);
+        let v = String::from_utf8(big).unwrap();
+        fs.push(
+            p.send(ProducerRecord::new(&topic.name, v).with_partition(i as i32 % 2))
+                .await
+                .unwrap(),
+        );
+    }
+    for f in fs {
+        f.await.unwrap();
+    }
+    p.close(Duration::from_secs(5)).await;
+    let c = consumer(
+        tc,
+        ConsumerConfig::default().with_fetch_max_bytes(4 * 1024, 2 * 1024),
+    );
+    c.assign((0..2).map(|p| (topic.name.clone(), p)), StartAt::Earliest);
+    let got = recv_n(&c, 20).await;
+    let seq_of = |r: &kpax::ConsumerRecord| -> usize {
+        std::str::from_utf8(r.value.as_ref().unwrap()).unwrap()[4..]
+            .trim_end()
+            .parse()
+            .unwrap()
+    };
+    let mut by_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    for r in &got {
+        assert_eq!(r.value.as_ref().unwrap().len(), 8 * 1024);
+        by_partition.entry(r.partition).or_default().push(seq_of(r));
+    }
+    for (p, seqs) in &by_partition {
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "partition {p}: {seqs:?}"
+        );
+        assert!(
+            seqs.iter().all(|s| *s as i32 % 2 == *p),
+            "partition {p}: {seqs:?}"
+        );
+    }
+    assert_eq!(got.iter().map(seq_of).collect::<HashSet<_>>().len(), 20);
+}
