@@ -473,6 +473,23 @@ fn check_count(
     Ok(count)
 }
 
+/// Reads `n` big-endian INT32 array elements in one pass (one bounds
+/// check, one cursor move).
+///
+/// # Errors
+/// [`WireError::Short`] when fewer than `4 * n` bytes remain.
+#[inline]
+pub fn get_i32_array(buf: &mut Bytes, n: usize) -> Result<Vec<i32>, WireError> {
+    let len = n.saturating_mul(4);
+    need(buf, len)?;
+    let items = buf[..len]
+        .chunks_exact(4)
+        .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    buf.advance(len);
+    Ok(items)
+}
+
 /// Reads an `ARRAY` count (`None` for a null array). `min_element_size` is
 /// the fewest bytes one element can take; a count the remaining input cannot
 /// hold is an error, so callers may allocate `count` elements.

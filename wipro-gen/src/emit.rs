@@ -235,7 +235,11 @@ fn variants(f: &FieldModel, flexible: VersionSet) -> Vec<Variant> {
     let mut out: Vec<Variant> = Vec::new();
     for (a, b) in ranges(f.versions) {
         for v in a..=b {
-            let compact = flexible & (1 << v) != 0;
+            // Only an array's length prefix differs between flexible and
+            // older versions (strings and bytes say so in their token), so
+            // versions of a non-array field that differ only there share
+            // one branch.
+            let compact = f.array && flexible & (1 << v) != 0;
             let nullable = f.nullable & (1 << v) != 0;
             let lenient = f.lenient_nullable & (1 << v) != 0;
             let mut token = f.tokens.get(&v).cloned().unwrap_or_default();
@@ -369,6 +373,20 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
         } else {
             quote!(items)
         };
+        // Arrays of INT32 (replica lists, partition indexes) are read in
+        // one pass: one bounds check, no per-element cursor updates.
+        let bulk = matches!(f.elem, Elem::Prim(_)) && var.token == "INT32" && !f.elem_nullable;
+        if bulk {
+            return quote! {
+                match #len_fn(buf, #min).map_err(#ctx)? {
+                    None => #none,
+                    Some(n) => {
+                        let items = get_i32_array(buf, n).map_err(#ctx)?;
+                        #some
+                    }
+                }
+            };
+        }
         quote! {
             match #len_fn(buf, #min).map_err(#ctx)? {
                 None => #none,

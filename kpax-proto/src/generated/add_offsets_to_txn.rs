@@ -79,16 +79,8 @@ impl AddOffsetsToTxnRequest {
             put_compact_string(buf, ((&self.transactional_id)).as_str())
                 .map_err(encode_ctx(NAME, "transactional_id", version))?;
         }
-        if version <= 2i16 {
-            put_i64(buf, *((&self.producer_id)));
-        } else if version >= 3i16 {
-            put_i64(buf, *((&self.producer_id)));
-        }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.producer_epoch)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.producer_epoch)));
-        }
+        put_i64(buf, *((&self.producer_id)));
+        put_i16(buf, *((&self.producer_epoch)));
         if version <= 2i16 {
             put_string(buf, ((&self.group_id)).as_str())
                 .map_err(encode_ctx(NAME, "group_id", version))?;
@@ -126,20 +118,10 @@ impl AddOffsetsToTxnRequest {
             this.transactional_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "transactional_id", version))?;
         }
-        if version <= 2i16 {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        } else if version >= 3i16 {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        }
-        if version <= 2i16 {
-            this.producer_epoch = get_i16(buf)
-                .map_err(decode_ctx(NAME, "producer_epoch", version))?;
-        } else if version >= 3i16 {
-            this.producer_epoch = get_i16(buf)
-                .map_err(decode_ctx(NAME, "producer_epoch", version))?;
-        }
+        this.producer_id = get_i64(buf)
+            .map_err(decode_ctx(NAME, "producer_id", version))?;
+        this.producer_epoch = get_i16(buf)
+            .map_err(decode_ctx(NAME, "producer_epoch", version))?;
         if version <= 2i16 {
             this.group_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -174,16 +156,8 @@ impl AddOffsetsToTxnRequest {
         } else if version >= 3i16 {
             this.transactional_id = rng.string();
         }
-        if version <= 2i16 {
-            this.producer_id = rng.u64() as i64;
-        } else if version >= 3i16 {
-            this.producer_id = rng.u64() as i64;
-        }
-        if version <= 2i16 {
-            this.producer_epoch = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.producer_epoch = rng.u64() as i16;
-        }
+        this.producer_id = rng.u64() as i64;
+        this.producer_epoch = rng.u64() as i16;
         if version <= 2i16 {
             this.group_id = rng.string();
         } else if version >= 3i16 {
@@ -252,16 +226,8 @@ impl AddOffsetsToTxnResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 3i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
+        put_i16(buf, *((&self.error_code)));
         if version >= 3i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -285,20 +251,9 @@ impl AddOffsetsToTxnResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 3i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
-        if version <= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 3i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -321,16 +276,8 @@ impl AddOffsetsToTxnResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 3i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
-        if version <= 2i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

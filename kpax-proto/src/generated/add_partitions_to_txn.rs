@@ -129,9 +129,7 @@ impl AddPartitionsToTxnRequest {
                 );
             }
         }
-        if version <= 2i16 {
-            put_i64(buf, *((&self.v3_and_below_producer_id)));
-        } else if version == 3i16 {
+        if version <= 3i16 {
             put_i64(buf, *((&self.v3_and_below_producer_id)));
         } else {
             if self.v3_and_below_producer_id != <i64>::default() {
@@ -144,9 +142,7 @@ impl AddPartitionsToTxnRequest {
                 );
             }
         }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.v3_and_below_producer_epoch)));
-        } else if version == 3i16 {
+        if version <= 3i16 {
             put_i16(buf, *((&self.v3_and_below_producer_epoch)));
         } else {
             if self.v3_and_below_producer_epoch != <i16>::default() {
@@ -245,17 +241,11 @@ impl AddPartitionsToTxnRequest {
             this.v3_and_below_transactional_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "v3_and_below_transactional_id", version))?;
         }
-        if version <= 2i16 {
-            this.v3_and_below_producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "v3_and_below_producer_id", version))?;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.v3_and_below_producer_id = get_i64(buf)
                 .map_err(decode_ctx(NAME, "v3_and_below_producer_id", version))?;
         }
-        if version <= 2i16 {
-            this.v3_and_below_producer_epoch = get_i16(buf)
-                .map_err(decode_ctx(NAME, "v3_and_below_producer_epoch", version))?;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.v3_and_below_producer_epoch = get_i16(buf)
                 .map_err(decode_ctx(NAME, "v3_and_below_producer_epoch", version))?;
         }
@@ -346,14 +336,10 @@ impl AddPartitionsToTxnRequest {
         } else if version == 3i16 {
             this.v3_and_below_transactional_id = rng.string();
         }
-        if version <= 2i16 {
-            this.v3_and_below_producer_id = rng.u64() as i64;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.v3_and_below_producer_id = rng.u64() as i64;
         }
-        if version <= 2i16 {
-            this.v3_and_below_producer_epoch = rng.u64() as i16;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.v3_and_below_producer_epoch = rng.u64() as i16;
         }
         if version <= 2i16 {
@@ -712,14 +698,8 @@ impl AddPartitionsToTxnRequestTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partitions", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partitions", version))?;
                     items
                 }
             };
@@ -875,14 +855,8 @@ impl AddPartitionsToTxnRequestV3AndBelowTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partitions", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partitions", version))?;
                     items
                 }
             };
@@ -900,14 +874,8 @@ impl AddPartitionsToTxnRequestV3AndBelowTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partitions", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partitions", version))?;
                     items
                 }
             };
@@ -1039,11 +1007,7 @@ impl AddPartitionsToTxnResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 3i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version >= 4i16 {
             put_i16(buf, *((&self.error_code)));
         } else {
@@ -1133,13 +1097,8 @@ impl AddPartitionsToTxnResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 3i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 4i16 {
             this.error_code = get_i16(buf)
                 .map_err(decode_ctx(NAME, "error_code", version))?;
@@ -1249,11 +1208,7 @@ impl AddPartitionsToTxnResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 3i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version >= 4i16 {
             this.error_code = rng.u64() as i16;
         }
@@ -2009,9 +1964,7 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition";
-        if version <= 2i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version == 3i16 {
+        if version <= 3i16 {
             put_i32(buf, *((&self.partition_index)));
         } else {
             if self.partition_index != <i32>::default() {
@@ -2024,9 +1977,7 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
                 );
             }
         }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.partition_error_code)));
-        } else if version == 3i16 {
+        if version <= 3i16 {
             put_i16(buf, *((&self.partition_error_code)));
         } else {
             if self.partition_error_code != <i16>::default() {
@@ -2057,17 +2008,11 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition";
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
         }
-        if version <= 2i16 {
-            this.partition_error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "partition_error_code", version))?;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.partition_error_code = get_i16(buf)
                 .map_err(decode_ctx(NAME, "partition_error_code", version))?;
         }
@@ -2093,14 +2038,10 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.partition_index = rng.u64() as i32;
         }
-        if version <= 2i16 {
-            this.partition_error_code = rng.u64() as i16;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.partition_error_code = rng.u64() as i16;
         }
         if version == 3i16 {

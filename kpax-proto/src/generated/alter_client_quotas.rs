@@ -71,11 +71,7 @@ impl AlterClientQuotasRequest {
                 }
             }
         }
-        if version <= 0i16 {
-            put_bool(buf, *((&self.validate_only)));
-        } else if version >= 1i16 {
-            put_bool(buf, *((&self.validate_only)));
-        }
+        put_bool(buf, *((&self.validate_only)));
         if version >= 1i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -134,13 +130,8 @@ impl AlterClientQuotasRequest {
                 }
             };
         }
-        if version <= 0i16 {
-            this.validate_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "validate_only", version))?;
-        } else if version >= 1i16 {
-            this.validate_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "validate_only", version))?;
-        }
+        this.validate_only = get_bool(buf)
+            .map_err(decode_ctx(NAME, "validate_only", version))?;
         if version >= 1i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -172,11 +163,7 @@ impl AlterClientQuotasRequest {
                 .map(|_| AlterClientQuotasRequestEntry::random(rng, version))
                 .collect();
         }
-        if version <= 0i16 {
-            this.validate_only = rng.bool();
-        } else if version >= 1i16 {
-            this.validate_only = rng.bool();
-        }
+        this.validate_only = rng.bool();
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -581,16 +568,8 @@ impl AlterClientQuotasRequestOp {
             put_compact_string(buf, ((&self.key)).as_str())
                 .map_err(encode_ctx(NAME, "key", version))?;
         }
-        if version <= 0i16 {
-            put_f64(buf, *((&self.value)));
-        } else if version >= 1i16 {
-            put_f64(buf, *((&self.value)));
-        }
-        if version <= 0i16 {
-            put_bool(buf, *((&self.remove)));
-        } else if version >= 1i16 {
-            put_bool(buf, *((&self.remove)));
-        }
+        put_f64(buf, *((&self.value)));
+        put_bool(buf, *((&self.remove)));
         if version >= 1i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -615,16 +594,8 @@ impl AlterClientQuotasRequestOp {
             this.key = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "key", version))?;
         }
-        if version <= 0i16 {
-            this.value = get_f64(buf).map_err(decode_ctx(NAME, "value", version))?;
-        } else if version >= 1i16 {
-            this.value = get_f64(buf).map_err(decode_ctx(NAME, "value", version))?;
-        }
-        if version <= 0i16 {
-            this.remove = get_bool(buf).map_err(decode_ctx(NAME, "remove", version))?;
-        } else if version >= 1i16 {
-            this.remove = get_bool(buf).map_err(decode_ctx(NAME, "remove", version))?;
-        }
+        this.value = get_f64(buf).map_err(decode_ctx(NAME, "value", version))?;
+        this.remove = get_bool(buf).map_err(decode_ctx(NAME, "remove", version))?;
         if version >= 1i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -652,16 +623,8 @@ impl AlterClientQuotasRequestOp {
         } else if version >= 1i16 {
             this.key = rng.string();
         }
-        if version <= 0i16 {
-            this.value = rng.f64();
-        } else if version >= 1i16 {
-            this.value = rng.f64();
-        }
-        if version <= 0i16 {
-            this.remove = rng.bool();
-        } else if version >= 1i16 {
-            this.remove = rng.bool();
-        }
+        this.value = rng.f64();
+        this.remove = rng.bool();
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -725,11 +688,7 @@ impl AlterClientQuotasResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 0i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version <= 0i16 {
             {
                 let items = (&self.entries);
@@ -772,13 +731,8 @@ impl AlterClientQuotasResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 0i16 {
             this.entries = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "entries", version))?
@@ -838,11 +792,7 @@ impl AlterClientQuotasResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version <= 0i16 {
             this.entries = (0..rng.count())
                 .map(|_| AlterClientQuotasResponseEntry::random(rng, version))
@@ -909,11 +859,7 @@ impl AlterClientQuotasResponseEntry {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "AlterClientQuotasResponseEntry";
-        if version <= 0i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 0i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -958,13 +904,7 @@ impl AlterClientQuotasResponseEntry {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "AlterClientQuotasResponseEntry";
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 0i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -1035,11 +975,7 @@ impl AlterClientQuotasResponseEntry {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 1i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 0i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 1i16 {

@@ -71,11 +71,7 @@ impl AlterConfigsRequest {
                 }
             }
         }
-        if version <= 1i16 {
-            put_bool(buf, *((&self.validate_only)));
-        } else if version >= 2i16 {
-            put_bool(buf, *((&self.validate_only)));
-        }
+        put_bool(buf, *((&self.validate_only)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -134,13 +130,8 @@ impl AlterConfigsRequest {
                 }
             };
         }
-        if version <= 1i16 {
-            this.validate_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "validate_only", version))?;
-        } else if version >= 2i16 {
-            this.validate_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "validate_only", version))?;
-        }
+        this.validate_only = get_bool(buf)
+            .map_err(decode_ctx(NAME, "validate_only", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -172,11 +163,7 @@ impl AlterConfigsRequest {
                 .map(|_| AlterConfigsRequestResource::random(rng, version))
                 .collect();
         }
-        if version <= 1i16 {
-            this.validate_only = rng.bool();
-        } else if version >= 2i16 {
-            this.validate_only = rng.bool();
-        }
+        this.validate_only = rng.bool();
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -234,11 +221,7 @@ impl AlterConfigsRequestResource {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "AlterConfigsRequestResource";
-        if version <= 1i16 {
-            put_i8(buf, *((&self.resource_type)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.resource_type)));
-        }
+        put_i8(buf, *((&self.resource_type)));
         if version <= 1i16 {
             put_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
@@ -283,13 +266,8 @@ impl AlterConfigsRequestResource {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "AlterConfigsRequestResource";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        } else if version >= 2i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        }
+        this.resource_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 1i16 {
             this.resource_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
@@ -354,11 +332,7 @@ impl AlterConfigsRequestResource {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.resource_type = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.resource_type = rng.u64() as i8;
-        }
+        this.resource_type = rng.u64() as i8;
         if version <= 1i16 {
             this.resource_name = rng.string();
         } else if version >= 2i16 {
@@ -560,11 +534,7 @@ impl AlterConfigsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version <= 1i16 {
             {
                 let items = (&self.responses);
@@ -607,13 +577,8 @@ impl AlterConfigsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
             this.responses = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "responses", version))?
@@ -671,11 +636,7 @@ impl AlterConfigsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version <= 1i16 {
             this.responses = (0..rng.count())
                 .map(|_| AlterConfigsResponseResponse::random(rng, version))
@@ -752,11 +713,7 @@ impl AlterConfigsResponseResponse {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "AlterConfigsResponseResponse";
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -764,11 +721,7 @@ impl AlterConfigsResponseResponse {
             put_compact_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
         }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.resource_type)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.resource_type)));
-        }
+        put_i8(buf, *((&self.resource_type)));
         if version <= 1i16 {
             put_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
@@ -794,13 +747,7 @@ impl AlterConfigsResponseResponse {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "AlterConfigsResponseResponse";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -808,13 +755,8 @@ impl AlterConfigsResponseResponse {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
         }
-        if version <= 1i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        } else if version >= 2i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        }
+        this.resource_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 1i16 {
             this.resource_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
@@ -844,21 +786,13 @@ impl AlterConfigsResponseResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 2i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version <= 1i16 {
-            this.resource_type = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.resource_type = rng.u64() as i8;
-        }
+        this.resource_type = rng.u64() as i8;
         if version <= 1i16 {
             this.resource_name = rng.string();
         } else if version >= 2i16 {

@@ -476,13 +476,8 @@ impl AlterPartitionRequestPartition {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "new_isr", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "new_isr", version))?;
                     items
                 }
             };
@@ -1088,10 +1083,8 @@ impl AlterPartitionResponsePartition {
                 return Err(decode_ctx(NAME, "isr", version)(WireError::NullNotAllowed));
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(get_i32(buf).map_err(decode_ctx(NAME, "isr", version))?);
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "isr", version))?;
                 items
             }
         };

@@ -323,13 +323,8 @@ impl AlterPartitionReassignmentsRequestPartition {
         {
             None => None,
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf).map_err(decode_ctx(NAME, "replicas", version))?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "replicas", version))?;
                 Some(items)
             }
         };

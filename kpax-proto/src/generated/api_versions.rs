@@ -258,11 +258,7 @@ impl ApiVersionsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 2i16 {
             {
                 let items = (&self.api_keys);
@@ -282,9 +278,7 @@ impl ApiVersionsResponse {
                 }
             }
         }
-        if (1i16..=2i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -430,13 +424,7 @@ impl ApiVersionsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 2i16 {
             this.api_keys = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "api_keys", version))?
@@ -472,10 +460,7 @@ impl ApiVersionsResponse {
                 }
             };
         }
-        if (1i16..=2i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -601,11 +586,7 @@ impl ApiVersionsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 2i16 {
             this.api_keys = (0..rng.count())
                 .map(|_| ApiVersionsResponseApiKey::random(rng, version))
@@ -615,9 +596,7 @@ impl ApiVersionsResponse {
                 .map(|_| ApiVersionsResponseApiKey::random(rng, version))
                 .collect();
         }
-        if (1i16..=2i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 3i16 {
@@ -693,21 +672,9 @@ impl ApiVersionsResponseApiKey {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ApiVersionsResponseApiKey";
-        if version <= 2i16 {
-            put_i16(buf, *((&self.api_key)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.api_key)));
-        }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.min_version)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.min_version)));
-        }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.max_version)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.max_version)));
-        }
+        put_i16(buf, *((&self.api_key)));
+        put_i16(buf, *((&self.min_version)));
+        put_i16(buf, *((&self.max_version)));
         if version >= 3i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -726,25 +693,11 @@ impl ApiVersionsResponseApiKey {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "ApiVersionsResponseApiKey";
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.api_key = get_i16(buf).map_err(decode_ctx(NAME, "api_key", version))?;
-        } else if version >= 3i16 {
-            this.api_key = get_i16(buf).map_err(decode_ctx(NAME, "api_key", version))?;
-        }
-        if version <= 2i16 {
-            this.min_version = get_i16(buf)
-                .map_err(decode_ctx(NAME, "min_version", version))?;
-        } else if version >= 3i16 {
-            this.min_version = get_i16(buf)
-                .map_err(decode_ctx(NAME, "min_version", version))?;
-        }
-        if version <= 2i16 {
-            this.max_version = get_i16(buf)
-                .map_err(decode_ctx(NAME, "max_version", version))?;
-        } else if version >= 3i16 {
-            this.max_version = get_i16(buf)
-                .map_err(decode_ctx(NAME, "max_version", version))?;
-        }
+        this.api_key = get_i16(buf).map_err(decode_ctx(NAME, "api_key", version))?;
+        this.min_version = get_i16(buf)
+            .map_err(decode_ctx(NAME, "min_version", version))?;
+        this.max_version = get_i16(buf)
+            .map_err(decode_ctx(NAME, "max_version", version))?;
         if version >= 3i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -767,21 +720,9 @@ impl ApiVersionsResponseApiKey {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.api_key = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.api_key = rng.u64() as i16;
-        }
-        if version <= 2i16 {
-            this.min_version = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.min_version = rng.u64() as i16;
-        }
-        if version <= 2i16 {
-            this.max_version = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.max_version = rng.u64() as i16;
-        }
+        this.api_key = rng.u64() as i16;
+        this.min_version = rng.u64() as i16;
+        this.max_version = rng.u64() as i16;
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

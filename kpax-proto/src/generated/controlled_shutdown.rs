@@ -52,14 +52,8 @@ impl ControlledShutdownRequest {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 2i16 {
-            put_i32(buf, *((&self.broker_id)));
-        } else if version >= 3i16 {
-            put_i32(buf, *((&self.broker_id)));
-        }
-        if version == 2i16 {
-            put_i64(buf, *((&self.broker_epoch)));
-        } else if version >= 3i16 {
+        put_i32(buf, *((&self.broker_id)));
+        if version >= 2i16 {
             put_i64(buf, *((&self.broker_epoch)));
         } else {
             if self.broker_epoch != <i64>::default() {
@@ -95,17 +89,8 @@ impl ControlledShutdownRequest {
             );
         }
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.broker_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "broker_id", version))?;
-        } else if version >= 3i16 {
-            this.broker_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "broker_id", version))?;
-        }
-        if version == 2i16 {
-            this.broker_epoch = get_i64(buf)
-                .map_err(decode_ctx(NAME, "broker_epoch", version))?;
-        } else if version >= 3i16 {
+        this.broker_id = get_i32(buf).map_err(decode_ctx(NAME, "broker_id", version))?;
+        if version >= 2i16 {
             this.broker_epoch = get_i64(buf)
                 .map_err(decode_ctx(NAME, "broker_epoch", version))?;
         }
@@ -131,14 +116,8 @@ impl ControlledShutdownRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.broker_id = rng.u64() as i32;
-        } else if version >= 3i16 {
-            this.broker_id = rng.u64() as i32;
-        }
-        if version == 2i16 {
-            this.broker_epoch = rng.u64() as i64;
-        } else if version >= 3i16 {
+        this.broker_id = rng.u64() as i32;
+        if version >= 2i16 {
             this.broker_epoch = rng.u64() as i64;
         }
         if version >= 3i16 {
@@ -209,11 +188,7 @@ impl ControlledShutdownResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 2i16 {
             {
                 let items = (&self.remaining_partitions);
@@ -256,13 +231,7 @@ impl ControlledShutdownResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 2i16 {
             this.remaining_partitions = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "remaining_partitions", version))?
@@ -340,11 +309,7 @@ impl ControlledShutdownResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 2i16 {
             this.remaining_partitions = (0..rng.count())
                 .map(|_| ControlledShutdownResponseRemainingPartition::random(
@@ -414,11 +379,7 @@ impl ControlledShutdownResponseRemainingPartition {
             put_compact_string(buf, ((&self.topic_name)).as_str())
                 .map_err(encode_ctx(NAME, "topic_name", version))?;
         }
-        if version <= 2i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 3i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
+        put_i32(buf, *((&self.partition_index)));
         if version >= 3i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -444,13 +405,8 @@ impl ControlledShutdownResponseRemainingPartition {
             this.topic_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
         }
-        if version <= 2i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 3i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
         if version >= 3i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -478,11 +434,7 @@ impl ControlledShutdownResponseRemainingPartition {
         } else if version >= 3i16 {
             this.topic_name = rng.string();
         }
-        if version <= 2i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 3i16 {
-            this.partition_index = rng.u64() as i32;
-        }
+        this.partition_index = rng.u64() as i32;
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

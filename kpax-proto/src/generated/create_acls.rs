@@ -247,11 +247,7 @@ impl CreateAclsRequestCreation {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "CreateAclsRequestCreation";
-        if version <= 1i16 {
-            put_i8(buf, *((&self.resource_type)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.resource_type)));
-        }
+        put_i8(buf, *((&self.resource_type)));
         if version <= 1i16 {
             put_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
@@ -259,9 +255,7 @@ impl CreateAclsRequestCreation {
             put_compact_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
         }
-        if version == 1i16 {
-            put_i8(buf, *((&self.resource_pattern_type)));
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             put_i8(buf, *((&self.resource_pattern_type)));
         } else {
             if self.resource_pattern_type != <i8>::default() {
@@ -288,16 +282,8 @@ impl CreateAclsRequestCreation {
             put_compact_string(buf, ((&self.host)).as_str())
                 .map_err(encode_ctx(NAME, "host", version))?;
         }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.operation)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.operation)));
-        }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.permission_type)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.permission_type)));
-        }
+        put_i8(buf, *((&self.operation)));
+        put_i8(buf, *((&self.permission_type)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -316,13 +302,8 @@ impl CreateAclsRequestCreation {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "CreateAclsRequestCreation";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        } else if version >= 2i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        }
+        this.resource_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 1i16 {
             this.resource_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
@@ -330,10 +311,7 @@ impl CreateAclsRequestCreation {
             this.resource_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
         }
-        if version == 1i16 {
-            this.resource_pattern_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_pattern_type", version))?;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.resource_pattern_type = get_i8(buf)
                 .map_err(decode_ctx(NAME, "resource_pattern_type", version))?;
         }
@@ -350,20 +328,9 @@ impl CreateAclsRequestCreation {
             this.host = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "host", version))?;
         }
-        if version <= 1i16 {
-            this.operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "operation", version))?;
-        } else if version >= 2i16 {
-            this.operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "operation", version))?;
-        }
-        if version <= 1i16 {
-            this.permission_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "permission_type", version))?;
-        } else if version >= 2i16 {
-            this.permission_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "permission_type", version))?;
-        }
+        this.operation = get_i8(buf).map_err(decode_ctx(NAME, "operation", version))?;
+        this.permission_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "permission_type", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -386,19 +353,13 @@ impl CreateAclsRequestCreation {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.resource_type = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.resource_type = rng.u64() as i8;
-        }
+        this.resource_type = rng.u64() as i8;
         if version <= 1i16 {
             this.resource_name = rng.string();
         } else if version >= 2i16 {
             this.resource_name = rng.string();
         }
-        if version == 1i16 {
-            this.resource_pattern_type = rng.u64() as i8;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.resource_pattern_type = rng.u64() as i8;
         }
         if version <= 1i16 {
@@ -411,16 +372,8 @@ impl CreateAclsRequestCreation {
         } else if version >= 2i16 {
             this.host = rng.string();
         }
-        if version <= 1i16 {
-            this.operation = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.operation = rng.u64() as i8;
-        }
-        if version <= 1i16 {
-            this.permission_type = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.permission_type = rng.u64() as i8;
-        }
+        this.operation = rng.u64() as i8;
+        this.permission_type = rng.u64() as i8;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -484,11 +437,7 @@ impl CreateAclsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version <= 1i16 {
             {
                 let items = (&self.results);
@@ -531,13 +480,8 @@ impl CreateAclsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
             this.results = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "results", version))?
@@ -595,11 +539,7 @@ impl CreateAclsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version <= 1i16 {
             this.results = (0..rng.count())
                 .map(|_| CreateAclsResponseResult::random(rng, version))
@@ -656,11 +596,7 @@ impl CreateAclsResponseResult {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "CreateAclsResponseResult";
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -686,13 +622,7 @@ impl CreateAclsResponseResult {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "CreateAclsResponseResult";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -722,11 +652,7 @@ impl CreateAclsResponseResult {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 2i16 {

@@ -122,11 +122,7 @@ impl CreateDelegationTokenRequest {
                 }
             }
         }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.max_lifetime_ms)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.max_lifetime_ms)));
-        }
+        put_i64(buf, *((&self.max_lifetime_ms)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -199,13 +195,8 @@ impl CreateDelegationTokenRequest {
                 }
             };
         }
-        if version <= 1i16 {
-            this.max_lifetime_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "max_lifetime_ms", version))?;
-        } else if version >= 2i16 {
-            this.max_lifetime_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "max_lifetime_ms", version))?;
-        }
+        this.max_lifetime_ms = get_i64(buf)
+            .map_err(decode_ctx(NAME, "max_lifetime_ms", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -251,11 +242,7 @@ impl CreateDelegationTokenRequest {
                 .map(|_| CreateDelegationTokenRequestRenewer::random(rng, version))
                 .collect();
         }
-        if version <= 1i16 {
-            this.max_lifetime_ms = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.max_lifetime_ms = rng.u64() as i64;
-        }
+        this.max_lifetime_ms = rng.u64() as i64;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -534,11 +521,7 @@ impl CreateDelegationTokenResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             put_string(buf, ((&self.principal_type)).as_str())
                 .map_err(encode_ctx(NAME, "principal_type", version))?;
@@ -581,21 +564,9 @@ impl CreateDelegationTokenResponse {
                 );
             }
         }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.issue_timestamp_ms)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.issue_timestamp_ms)));
-        }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.expiry_timestamp_ms)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.expiry_timestamp_ms)));
-        }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.max_timestamp_ms)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.max_timestamp_ms)));
-        }
+        put_i64(buf, *((&self.issue_timestamp_ms)));
+        put_i64(buf, *((&self.expiry_timestamp_ms)));
+        put_i64(buf, *((&self.max_timestamp_ms)));
         if version <= 1i16 {
             put_string(buf, ((&self.token_id)).as_str())
                 .map_err(encode_ctx(NAME, "token_id", version))?;
@@ -610,11 +581,7 @@ impl CreateDelegationTokenResponse {
             put_compact_bytes(buf, &((&self.hmac))[..])
                 .map_err(encode_ctx(NAME, "hmac", version))?;
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -638,13 +605,7 @@ impl CreateDelegationTokenResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.principal_type = get_string(buf)
                 .map_err(decode_ctx(NAME, "principal_type", version))?;
@@ -667,27 +628,12 @@ impl CreateDelegationTokenResponse {
             this.token_requester_principal_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "token_requester_principal_name", version))?;
         }
-        if version <= 1i16 {
-            this.issue_timestamp_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "issue_timestamp_ms", version))?;
-        } else if version >= 2i16 {
-            this.issue_timestamp_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "issue_timestamp_ms", version))?;
-        }
-        if version <= 1i16 {
-            this.expiry_timestamp_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "expiry_timestamp_ms", version))?;
-        } else if version >= 2i16 {
-            this.expiry_timestamp_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "expiry_timestamp_ms", version))?;
-        }
-        if version <= 1i16 {
-            this.max_timestamp_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "max_timestamp_ms", version))?;
-        } else if version >= 2i16 {
-            this.max_timestamp_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "max_timestamp_ms", version))?;
-        }
+        this.issue_timestamp_ms = get_i64(buf)
+            .map_err(decode_ctx(NAME, "issue_timestamp_ms", version))?;
+        this.expiry_timestamp_ms = get_i64(buf)
+            .map_err(decode_ctx(NAME, "expiry_timestamp_ms", version))?;
+        this.max_timestamp_ms = get_i64(buf)
+            .map_err(decode_ctx(NAME, "max_timestamp_ms", version))?;
         if version <= 1i16 {
             this.token_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "token_id", version))?;
@@ -701,13 +647,8 @@ impl CreateDelegationTokenResponse {
             this.hmac = get_compact_bytes(buf)
                 .map_err(decode_ctx(NAME, "hmac", version))?;
         }
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -730,11 +671,7 @@ impl CreateDelegationTokenResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.principal_type = rng.string();
         } else if version >= 2i16 {
@@ -751,21 +688,9 @@ impl CreateDelegationTokenResponse {
         if version >= 3i16 {
             this.token_requester_principal_name = rng.string();
         }
-        if version <= 1i16 {
-            this.issue_timestamp_ms = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.issue_timestamp_ms = rng.u64() as i64;
-        }
-        if version <= 1i16 {
-            this.expiry_timestamp_ms = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.expiry_timestamp_ms = rng.u64() as i64;
-        }
-        if version <= 1i16 {
-            this.max_timestamp_ms = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.max_timestamp_ms = rng.u64() as i64;
-        }
+        this.issue_timestamp_ms = rng.u64() as i64;
+        this.expiry_timestamp_ms = rng.u64() as i64;
+        this.max_timestamp_ms = rng.u64() as i64;
         if version <= 1i16 {
             this.token_id = rng.string();
         } else if version >= 2i16 {
@@ -776,11 +701,7 @@ impl CreateDelegationTokenResponse {
         } else if version >= 2i16 {
             this.hmac = rng.bytes();
         }
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

@@ -81,16 +81,8 @@ impl CreatePartitionsRequest {
                 }
             }
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        }
-        if version <= 1i16 {
-            put_bool(buf, *((&self.validate_only)));
-        } else if version >= 2i16 {
-            put_bool(buf, *((&self.validate_only)));
-        }
+        put_i32(buf, *((&self.timeout_ms)));
+        put_bool(buf, *((&self.validate_only)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -149,20 +141,9 @@ impl CreatePartitionsRequest {
                 }
             };
         }
-        if version <= 1i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        } else if version >= 2i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        }
-        if version <= 1i16 {
-            this.validate_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "validate_only", version))?;
-        } else if version >= 2i16 {
-            this.validate_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "validate_only", version))?;
-        }
+        this.timeout_ms = get_i32(buf).map_err(decode_ctx(NAME, "timeout_ms", version))?;
+        this.validate_only = get_bool(buf)
+            .map_err(decode_ctx(NAME, "validate_only", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -194,16 +175,8 @@ impl CreatePartitionsRequest {
                 .map(|_| CreatePartitionsRequestTopic::random(rng, version))
                 .collect();
         }
-        if version <= 1i16 {
-            this.timeout_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.timeout_ms = rng.u64() as i32;
-        }
-        if version <= 1i16 {
-            this.validate_only = rng.bool();
-        } else if version >= 2i16 {
-            this.validate_only = rng.bool();
-        }
+        this.timeout_ms = rng.u64() as i32;
+        this.validate_only = rng.bool();
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -271,11 +244,7 @@ impl CreatePartitionsRequestTopic {
             put_compact_string(buf, ((&self.name)).as_str())
                 .map_err(encode_ctx(NAME, "name", version))?;
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.count)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.count)));
-        }
+        put_i32(buf, *((&self.count)));
         if version <= 1i16 {
             {
                 let items = (&self.assignments);
@@ -319,11 +288,7 @@ impl CreatePartitionsRequestTopic {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
         }
-        if version <= 1i16 {
-            this.count = get_i32(buf).map_err(decode_ctx(NAME, "count", version))?;
-        } else if version >= 2i16 {
-            this.count = get_i32(buf).map_err(decode_ctx(NAME, "count", version))?;
-        }
+        this.count = get_i32(buf).map_err(decode_ctx(NAME, "count", version))?;
         if version <= 1i16 {
             this.assignments = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "assignments", version))?
@@ -400,11 +365,7 @@ impl CreatePartitionsRequestTopic {
         } else if version >= 2i16 {
             this.name = rng.string();
         }
-        if version <= 1i16 {
-            this.count = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.count = rng.u64() as i32;
-        }
+        this.count = rng.u64() as i32;
         if version <= 1i16 {
             this.assignments = (0..rng.count())
                 .map(|_| CreatePartitionsRequestAssignment::random(rng, version))
@@ -502,14 +463,8 @@ impl CreatePartitionsRequestAssignment {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "broker_ids", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "broker_ids", version))?;
                     items
                 }
             };
@@ -527,14 +482,8 @@ impl CreatePartitionsRequestAssignment {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "broker_ids", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "broker_ids", version))?;
                     items
                 }
             };
@@ -629,11 +578,7 @@ impl CreatePartitionsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version <= 1i16 {
             {
                 let items = (&self.results);
@@ -676,13 +621,8 @@ impl CreatePartitionsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
             this.results = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "results", version))?
@@ -742,11 +682,7 @@ impl CreatePartitionsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version <= 1i16 {
             this.results = (0..rng.count())
                 .map(|_| CreatePartitionsResponseResult::random(rng, version))
@@ -820,11 +756,7 @@ impl CreatePartitionsResponseResult {
             put_compact_string(buf, ((&self.name)).as_str())
                 .map_err(encode_ctx(NAME, "name", version))?;
         }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -856,13 +788,7 @@ impl CreatePartitionsResponseResult {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
         }
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -897,11 +823,7 @@ impl CreatePartitionsResponseResult {
         } else if version >= 2i16 {
             this.name = rng.string();
         }
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 2i16 {

@@ -81,14 +81,8 @@ impl CreateTopicsRequest {
                 }
             }
         }
-        if version <= 4i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        } else if version >= 5i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        }
-        if (1i16..=4i16).contains(&version) {
-            put_bool(buf, *((&self.validate_only)));
-        } else if version >= 5i16 {
+        put_i32(buf, *((&self.timeout_ms)));
+        if version >= 1i16 {
             put_bool(buf, *((&self.validate_only)));
         } else {
             if self.validate_only != <bool>::default() {
@@ -159,17 +153,8 @@ impl CreateTopicsRequest {
                 }
             };
         }
-        if version <= 4i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        } else if version >= 5i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        }
-        if (1i16..=4i16).contains(&version) {
-            this.validate_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "validate_only", version))?;
-        } else if version >= 5i16 {
+        this.timeout_ms = get_i32(buf).map_err(decode_ctx(NAME, "timeout_ms", version))?;
+        if version >= 1i16 {
             this.validate_only = get_bool(buf)
                 .map_err(decode_ctx(NAME, "validate_only", version))?;
         }
@@ -204,14 +189,8 @@ impl CreateTopicsRequest {
                 .map(|_| CreateTopicsRequestTopic::random(rng, version))
                 .collect();
         }
-        if version <= 4i16 {
-            this.timeout_ms = rng.u64() as i32;
-        } else if version >= 5i16 {
-            this.timeout_ms = rng.u64() as i32;
-        }
-        if (1i16..=4i16).contains(&version) {
-            this.validate_only = rng.bool();
-        } else if version >= 5i16 {
+        this.timeout_ms = rng.u64() as i32;
+        if version >= 1i16 {
             this.validate_only = rng.bool();
         }
         if version >= 5i16 {
@@ -301,16 +280,8 @@ impl CreateTopicsRequestTopic {
             put_compact_string(buf, ((&self.name)).as_str())
                 .map_err(encode_ctx(NAME, "name", version))?;
         }
-        if version <= 4i16 {
-            put_i32(buf, *((&self.num_partitions)));
-        } else if version >= 5i16 {
-            put_i32(buf, *((&self.num_partitions)));
-        }
-        if version <= 4i16 {
-            put_i16(buf, *((&self.replication_factor)));
-        } else if version >= 5i16 {
-            put_i16(buf, *((&self.replication_factor)));
-        }
+        put_i32(buf, *((&self.num_partitions)));
+        put_i16(buf, *((&self.replication_factor)));
         if version <= 4i16 {
             {
                 let items = (&self.assignments);
@@ -373,20 +344,10 @@ impl CreateTopicsRequestTopic {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
         }
-        if version <= 4i16 {
-            this.num_partitions = get_i32(buf)
-                .map_err(decode_ctx(NAME, "num_partitions", version))?;
-        } else if version >= 5i16 {
-            this.num_partitions = get_i32(buf)
-                .map_err(decode_ctx(NAME, "num_partitions", version))?;
-        }
-        if version <= 4i16 {
-            this.replication_factor = get_i16(buf)
-                .map_err(decode_ctx(NAME, "replication_factor", version))?;
-        } else if version >= 5i16 {
-            this.replication_factor = get_i16(buf)
-                .map_err(decode_ctx(NAME, "replication_factor", version))?;
-        }
+        this.num_partitions = get_i32(buf)
+            .map_err(decode_ctx(NAME, "num_partitions", version))?;
+        this.replication_factor = get_i16(buf)
+            .map_err(decode_ctx(NAME, "replication_factor", version))?;
         if version <= 4i16 {
             this.assignments = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "assignments", version))?
@@ -492,16 +453,8 @@ impl CreateTopicsRequestTopic {
         } else if version >= 5i16 {
             this.name = rng.string();
         }
-        if version <= 4i16 {
-            this.num_partitions = rng.u64() as i32;
-        } else if version >= 5i16 {
-            this.num_partitions = rng.u64() as i32;
-        }
-        if version <= 4i16 {
-            this.replication_factor = rng.u64() as i16;
-        } else if version >= 5i16 {
-            this.replication_factor = rng.u64() as i16;
-        }
+        this.num_partitions = rng.u64() as i32;
+        this.replication_factor = rng.u64() as i16;
         if version <= 4i16 {
             this.assignments = (0..rng.count())
                 .map(|_| CreateTopicsRequestAssignment::random(rng, version))
@@ -567,11 +520,7 @@ impl CreateTopicsRequestAssignment {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "CreateTopicsRequestAssignment";
-        if version <= 4i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 5i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
+        put_i32(buf, *((&self.partition_index)));
         if version <= 4i16 {
             {
                 let items = (&self.broker_ids);
@@ -609,13 +558,8 @@ impl CreateTopicsRequestAssignment {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "CreateTopicsRequestAssignment";
         let mut this = Self::default();
-        if version <= 4i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 5i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
         if version <= 4i16 {
             this.broker_ids = match get_array_len(buf, 4usize)
                 .map_err(decode_ctx(NAME, "broker_ids", version))?
@@ -630,14 +574,8 @@ impl CreateTopicsRequestAssignment {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "broker_ids", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "broker_ids", version))?;
                     items
                 }
             };
@@ -655,14 +593,8 @@ impl CreateTopicsRequestAssignment {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "broker_ids", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "broker_ids", version))?;
                     items
                 }
             };
@@ -689,11 +621,7 @@ impl CreateTopicsRequestAssignment {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 4i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 5i16 {
-            this.partition_index = rng.u64() as i32;
-        }
+        this.partition_index = rng.u64() as i32;
         if version <= 4i16 {
             this.broker_ids = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         } else if version >= 5i16 {
@@ -886,9 +814,7 @@ impl CreateTopicsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (2i16..=4i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 5i16 {
+        if version >= 2i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -943,10 +869,7 @@ impl CreateTopicsResponse {
             );
         }
         let mut this = Self::default();
-        if (2i16..=4i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 5i16 {
+        if version >= 2i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -1007,9 +930,7 @@ impl CreateTopicsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (2i16..=4i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 5i16 {
+        if version >= 2i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 4i16 {
@@ -1137,11 +1058,7 @@ impl CreateTopicsResponseTopic {
                 );
             }
         }
-        if version <= 4i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 5i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if (1i16..=4i16).contains(&version) {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -1234,13 +1151,7 @@ impl CreateTopicsResponseTopic {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
         }
-        if version <= 4i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 5i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if (1i16..=4i16).contains(&version) {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -1300,11 +1211,7 @@ impl CreateTopicsResponseTopic {
         if version >= 7i16 {
             this.topic_id = rng.uuid();
         }
-        if version <= 4i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 5i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if (1i16..=4i16).contains(&version) {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 5i16 {

@@ -247,11 +247,7 @@ impl DeleteAclsRequestFilter {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DeleteAclsRequestFilter";
-        if version <= 1i16 {
-            put_i8(buf, *((&self.resource_type_filter)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.resource_type_filter)));
-        }
+        put_i8(buf, *((&self.resource_type_filter)));
         if version <= 1i16 {
             put_nullable_string(buf, ((&self.resource_name_filter)).as_deref())
                 .map_err(encode_ctx(NAME, "resource_name_filter", version))?;
@@ -259,9 +255,7 @@ impl DeleteAclsRequestFilter {
             put_compact_nullable_string(buf, ((&self.resource_name_filter)).as_deref())
                 .map_err(encode_ctx(NAME, "resource_name_filter", version))?;
         }
-        if version == 1i16 {
-            put_i8(buf, *((&self.pattern_type_filter)));
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             put_i8(buf, *((&self.pattern_type_filter)));
         } else {
             if self.pattern_type_filter != <i8>::default() {
@@ -288,16 +282,8 @@ impl DeleteAclsRequestFilter {
             put_compact_nullable_string(buf, ((&self.host_filter)).as_deref())
                 .map_err(encode_ctx(NAME, "host_filter", version))?;
         }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.operation)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.operation)));
-        }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.permission_type)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.permission_type)));
-        }
+        put_i8(buf, *((&self.operation)));
+        put_i8(buf, *((&self.permission_type)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -316,13 +302,8 @@ impl DeleteAclsRequestFilter {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DeleteAclsRequestFilter";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.resource_type_filter = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type_filter", version))?;
-        } else if version >= 2i16 {
-            this.resource_type_filter = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type_filter", version))?;
-        }
+        this.resource_type_filter = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type_filter", version))?;
         if version <= 1i16 {
             this.resource_name_filter = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name_filter", version))?;
@@ -330,10 +311,7 @@ impl DeleteAclsRequestFilter {
             this.resource_name_filter = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name_filter", version))?;
         }
-        if version == 1i16 {
-            this.pattern_type_filter = get_i8(buf)
-                .map_err(decode_ctx(NAME, "pattern_type_filter", version))?;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.pattern_type_filter = get_i8(buf)
                 .map_err(decode_ctx(NAME, "pattern_type_filter", version))?;
         }
@@ -351,20 +329,9 @@ impl DeleteAclsRequestFilter {
             this.host_filter = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "host_filter", version))?;
         }
-        if version <= 1i16 {
-            this.operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "operation", version))?;
-        } else if version >= 2i16 {
-            this.operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "operation", version))?;
-        }
-        if version <= 1i16 {
-            this.permission_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "permission_type", version))?;
-        } else if version >= 2i16 {
-            this.permission_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "permission_type", version))?;
-        }
+        this.operation = get_i8(buf).map_err(decode_ctx(NAME, "operation", version))?;
+        this.permission_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "permission_type", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -387,11 +354,7 @@ impl DeleteAclsRequestFilter {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.resource_type_filter = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.resource_type_filter = rng.u64() as i8;
-        }
+        this.resource_type_filter = rng.u64() as i8;
         if version <= 1i16 {
             this.resource_name_filter = if rng.bool() {
                 None
@@ -405,9 +368,7 @@ impl DeleteAclsRequestFilter {
                 Some(rng.string())
             };
         }
-        if version == 1i16 {
-            this.pattern_type_filter = rng.u64() as i8;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.pattern_type_filter = rng.u64() as i8;
         }
         if version <= 1i16 {
@@ -420,16 +381,8 @@ impl DeleteAclsRequestFilter {
         } else if version >= 2i16 {
             this.host_filter = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version <= 1i16 {
-            this.operation = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.operation = rng.u64() as i8;
-        }
-        if version <= 1i16 {
-            this.permission_type = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.permission_type = rng.u64() as i8;
-        }
+        this.operation = rng.u64() as i8;
+        this.permission_type = rng.u64() as i8;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -496,11 +449,7 @@ impl DeleteAclsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version <= 1i16 {
             {
                 let items = (&self.filter_results);
@@ -543,13 +492,8 @@ impl DeleteAclsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
             this.filter_results = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "filter_results", version))?
@@ -617,11 +561,7 @@ impl DeleteAclsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version <= 1i16 {
             this.filter_results = (0..rng.count())
                 .map(|_| DeleteAclsResponseFilterResult::random(rng, version))
@@ -691,11 +631,7 @@ impl DeleteAclsResponseFilterResult {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DeleteAclsResponseFilterResult";
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -740,13 +676,7 @@ impl DeleteAclsResponseFilterResult {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DeleteAclsResponseFilterResult";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -819,11 +749,7 @@ impl DeleteAclsResponseFilterResult {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 2i16 {
@@ -955,11 +881,7 @@ impl DeleteAclsResponseMatchingAcl {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DeleteAclsResponseMatchingAcl";
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -967,11 +889,7 @@ impl DeleteAclsResponseMatchingAcl {
             put_compact_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
         }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.resource_type)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.resource_type)));
-        }
+        put_i8(buf, *((&self.resource_type)));
         if version <= 1i16 {
             put_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
@@ -979,9 +897,7 @@ impl DeleteAclsResponseMatchingAcl {
             put_compact_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
         }
-        if version == 1i16 {
-            put_i8(buf, *((&self.pattern_type)));
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             put_i8(buf, *((&self.pattern_type)));
         } else {
             if self.pattern_type != <i8>::default() {
@@ -1008,16 +924,8 @@ impl DeleteAclsResponseMatchingAcl {
             put_compact_string(buf, ((&self.host)).as_str())
                 .map_err(encode_ctx(NAME, "host", version))?;
         }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.operation)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.operation)));
-        }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.permission_type)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.permission_type)));
-        }
+        put_i8(buf, *((&self.operation)));
+        put_i8(buf, *((&self.permission_type)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -1036,13 +944,7 @@ impl DeleteAclsResponseMatchingAcl {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DeleteAclsResponseMatchingAcl";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -1050,13 +952,8 @@ impl DeleteAclsResponseMatchingAcl {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
         }
-        if version <= 1i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        } else if version >= 2i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        }
+        this.resource_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 1i16 {
             this.resource_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
@@ -1064,10 +961,7 @@ impl DeleteAclsResponseMatchingAcl {
             this.resource_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
         }
-        if version == 1i16 {
-            this.pattern_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "pattern_type", version))?;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.pattern_type = get_i8(buf)
                 .map_err(decode_ctx(NAME, "pattern_type", version))?;
         }
@@ -1084,20 +978,9 @@ impl DeleteAclsResponseMatchingAcl {
             this.host = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "host", version))?;
         }
-        if version <= 1i16 {
-            this.operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "operation", version))?;
-        } else if version >= 2i16 {
-            this.operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "operation", version))?;
-        }
-        if version <= 1i16 {
-            this.permission_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "permission_type", version))?;
-        } else if version >= 2i16 {
-            this.permission_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "permission_type", version))?;
-        }
+        this.operation = get_i8(buf).map_err(decode_ctx(NAME, "operation", version))?;
+        this.permission_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "permission_type", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1120,29 +1003,19 @@ impl DeleteAclsResponseMatchingAcl {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 2i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version <= 1i16 {
-            this.resource_type = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.resource_type = rng.u64() as i8;
-        }
+        this.resource_type = rng.u64() as i8;
         if version <= 1i16 {
             this.resource_name = rng.string();
         } else if version >= 2i16 {
             this.resource_name = rng.string();
         }
-        if version == 1i16 {
-            this.pattern_type = rng.u64() as i8;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.pattern_type = rng.u64() as i8;
         }
         if version <= 1i16 {
@@ -1155,16 +1028,8 @@ impl DeleteAclsResponseMatchingAcl {
         } else if version >= 2i16 {
             this.host = rng.string();
         }
-        if version <= 1i16 {
-            this.operation = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.operation = rng.u64() as i8;
-        }
-        if version <= 1i16 {
-            this.permission_type = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.permission_type = rng.u64() as i8;
-        }
+        this.operation = rng.u64() as i8;
+        this.permission_type = rng.u64() as i8;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

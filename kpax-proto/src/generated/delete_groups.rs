@@ -227,11 +227,7 @@ impl DeleteGroupsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version <= 1i16 {
             {
                 let items = (&self.results);
@@ -274,13 +270,8 @@ impl DeleteGroupsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
             this.results = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "results", version))?
@@ -338,11 +329,7 @@ impl DeleteGroupsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version <= 1i16 {
             this.results = (0..rng.count())
                 .map(|_| DeleteGroupsResponseResult::random(rng, version))
@@ -406,11 +393,7 @@ impl DeleteGroupsResponseResult {
             put_compact_string(buf, ((&self.group_id)).as_str())
                 .map_err(encode_ctx(NAME, "group_id", version))?;
         }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -436,13 +419,7 @@ impl DeleteGroupsResponseResult {
             this.group_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
         }
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -470,11 +447,7 @@ impl DeleteGroupsResponseResult {
         } else if version >= 2i16 {
             this.group_id = rng.string();
         }
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

@@ -71,11 +71,7 @@ impl DeleteRecordsRequest {
                 }
             }
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        }
+        put_i32(buf, *((&self.timeout_ms)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -134,13 +130,7 @@ impl DeleteRecordsRequest {
                 }
             };
         }
-        if version <= 1i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        } else if version >= 2i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        }
+        this.timeout_ms = get_i32(buf).map_err(decode_ctx(NAME, "timeout_ms", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -172,11 +162,7 @@ impl DeleteRecordsRequest {
                 .map(|_| DeleteRecordsRequestTopic::random(rng, version))
                 .collect();
         }
-        if version <= 1i16 {
-            this.timeout_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.timeout_ms = rng.u64() as i32;
-        }
+        this.timeout_ms = rng.u64() as i32;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -400,16 +386,8 @@ impl DeleteRecordsRequestPartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DeleteRecordsRequestPartition";
-        if version <= 1i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.offset)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.offset)));
-        }
+        put_i32(buf, *((&self.partition_index)));
+        put_i64(buf, *((&self.offset)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -428,18 +406,9 @@ impl DeleteRecordsRequestPartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DeleteRecordsRequestPartition";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 2i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 1i16 {
-            this.offset = get_i64(buf).map_err(decode_ctx(NAME, "offset", version))?;
-        } else if version >= 2i16 {
-            this.offset = get_i64(buf).map_err(decode_ctx(NAME, "offset", version))?;
-        }
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.offset = get_i64(buf).map_err(decode_ctx(NAME, "offset", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -462,16 +431,8 @@ impl DeleteRecordsRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 1i16 {
-            this.offset = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.offset = rng.u64() as i64;
-        }
+        this.partition_index = rng.u64() as i32;
+        this.offset = rng.u64() as i64;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -535,11 +496,7 @@ impl DeleteRecordsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version <= 1i16 {
             {
                 let items = (&self.topics);
@@ -582,13 +539,8 @@ impl DeleteRecordsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
             this.topics = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -646,11 +598,7 @@ impl DeleteRecordsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version <= 1i16 {
             this.topics = (0..rng.count())
                 .map(|_| DeleteRecordsResponseTopic::random(rng, version))
@@ -898,21 +846,9 @@ impl DeleteRecordsResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DeleteRecordsResponsePartition";
-        if version <= 1i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.low_watermark)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.low_watermark)));
-        }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i32(buf, *((&self.partition_index)));
+        put_i64(buf, *((&self.low_watermark)));
+        put_i16(buf, *((&self.error_code)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -931,27 +867,11 @@ impl DeleteRecordsResponsePartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DeleteRecordsResponsePartition";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 2i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 1i16 {
-            this.low_watermark = get_i64(buf)
-                .map_err(decode_ctx(NAME, "low_watermark", version))?;
-        } else if version >= 2i16 {
-            this.low_watermark = get_i64(buf)
-                .map_err(decode_ctx(NAME, "low_watermark", version))?;
-        }
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.low_watermark = get_i64(buf)
+            .map_err(decode_ctx(NAME, "low_watermark", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -974,21 +894,9 @@ impl DeleteRecordsResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 1i16 {
-            this.low_watermark = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.low_watermark = rng.u64() as i64;
-        }
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.partition_index = rng.u64() as i32;
+        this.low_watermark = rng.u64() as i64;
+        this.error_code = rng.u64() as i16;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

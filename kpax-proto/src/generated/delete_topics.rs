@@ -109,11 +109,7 @@ impl DeleteTopicsRequest {
                 );
             }
         }
-        if version <= 3i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        } else if version >= 4i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        }
+        put_i32(buf, *((&self.timeout_ms)));
         if version >= 4i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -206,13 +202,7 @@ impl DeleteTopicsRequest {
                 }
             };
         }
-        if version <= 3i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        } else if version >= 4i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        }
+        this.timeout_ms = get_i32(buf).map_err(decode_ctx(NAME, "timeout_ms", version))?;
         if version >= 4i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -245,11 +235,7 @@ impl DeleteTopicsRequest {
         } else if (4i16..=5i16).contains(&version) {
             this.topic_names = (0..rng.count()).map(|_| rng.string()).collect();
         }
-        if version <= 3i16 {
-            this.timeout_ms = rng.u64() as i32;
-        } else if version >= 4i16 {
-            this.timeout_ms = rng.u64() as i32;
-        }
+        this.timeout_ms = rng.u64() as i32;
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -433,9 +419,7 @@ impl DeleteTopicsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (1i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -490,10 +474,7 @@ impl DeleteTopicsResponse {
             );
         }
         let mut this = Self::default();
-        if (1i16..=3i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -554,9 +535,7 @@ impl DeleteTopicsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (1i16..=3i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 3i16 {
@@ -668,11 +647,7 @@ impl DeleteTopicsResponseResponse {
                 );
             }
         }
-        if version <= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 4i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version >= 5i16 {
             put_compact_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -721,13 +696,7 @@ impl DeleteTopicsResponseResponse {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
         }
-        if version <= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 4i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 5i16 {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -764,11 +733,7 @@ impl DeleteTopicsResponseResponse {
         if version >= 6i16 {
             this.topic_id = rng.uuid();
         }
-        if version <= 3i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 4i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version >= 5i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }

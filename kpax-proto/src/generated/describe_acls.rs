@@ -102,11 +102,7 @@ impl DescribeAclsRequest {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.resource_type_filter)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.resource_type_filter)));
-        }
+        put_i8(buf, *((&self.resource_type_filter)));
         if version <= 1i16 {
             put_nullable_string(buf, ((&self.resource_name_filter)).as_deref())
                 .map_err(encode_ctx(NAME, "resource_name_filter", version))?;
@@ -114,9 +110,7 @@ impl DescribeAclsRequest {
             put_compact_nullable_string(buf, ((&self.resource_name_filter)).as_deref())
                 .map_err(encode_ctx(NAME, "resource_name_filter", version))?;
         }
-        if version == 1i16 {
-            put_i8(buf, *((&self.pattern_type_filter)));
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             put_i8(buf, *((&self.pattern_type_filter)));
         } else {
             if self.pattern_type_filter != <i8>::default() {
@@ -143,16 +137,8 @@ impl DescribeAclsRequest {
             put_compact_nullable_string(buf, ((&self.host_filter)).as_deref())
                 .map_err(encode_ctx(NAME, "host_filter", version))?;
         }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.operation)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.operation)));
-        }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.permission_type)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.permission_type)));
-        }
+        put_i8(buf, *((&self.operation)));
+        put_i8(buf, *((&self.permission_type)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -176,13 +162,8 @@ impl DescribeAclsRequest {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.resource_type_filter = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type_filter", version))?;
-        } else if version >= 2i16 {
-            this.resource_type_filter = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type_filter", version))?;
-        }
+        this.resource_type_filter = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type_filter", version))?;
         if version <= 1i16 {
             this.resource_name_filter = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name_filter", version))?;
@@ -190,10 +171,7 @@ impl DescribeAclsRequest {
             this.resource_name_filter = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name_filter", version))?;
         }
-        if version == 1i16 {
-            this.pattern_type_filter = get_i8(buf)
-                .map_err(decode_ctx(NAME, "pattern_type_filter", version))?;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.pattern_type_filter = get_i8(buf)
                 .map_err(decode_ctx(NAME, "pattern_type_filter", version))?;
         }
@@ -211,20 +189,9 @@ impl DescribeAclsRequest {
             this.host_filter = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "host_filter", version))?;
         }
-        if version <= 1i16 {
-            this.operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "operation", version))?;
-        } else if version >= 2i16 {
-            this.operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "operation", version))?;
-        }
-        if version <= 1i16 {
-            this.permission_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "permission_type", version))?;
-        } else if version >= 2i16 {
-            this.permission_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "permission_type", version))?;
-        }
+        this.operation = get_i8(buf).map_err(decode_ctx(NAME, "operation", version))?;
+        this.permission_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "permission_type", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -247,11 +214,7 @@ impl DescribeAclsRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.resource_type_filter = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.resource_type_filter = rng.u64() as i8;
-        }
+        this.resource_type_filter = rng.u64() as i8;
         if version <= 1i16 {
             this.resource_name_filter = if rng.bool() {
                 None
@@ -265,9 +228,7 @@ impl DescribeAclsRequest {
                 Some(rng.string())
             };
         }
-        if version == 1i16 {
-            this.pattern_type_filter = rng.u64() as i8;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.pattern_type_filter = rng.u64() as i8;
         }
         if version <= 1i16 {
@@ -280,16 +241,8 @@ impl DescribeAclsRequest {
         } else if version >= 2i16 {
             this.host_filter = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version <= 1i16 {
-            this.operation = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.operation = rng.u64() as i8;
-        }
-        if version <= 1i16 {
-            this.permission_type = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.permission_type = rng.u64() as i8;
-        }
+        this.operation = rng.u64() as i8;
+        this.permission_type = rng.u64() as i8;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -373,16 +326,8 @@ impl DescribeAclsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -432,20 +377,9 @@ impl DescribeAclsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -510,16 +444,8 @@ impl DescribeAclsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 2i16 {
@@ -601,11 +527,7 @@ impl DescribeAclsResponseResource {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeAclsResponseResource";
-        if version <= 1i16 {
-            put_i8(buf, *((&self.resource_type)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.resource_type)));
-        }
+        put_i8(buf, *((&self.resource_type)));
         if version <= 1i16 {
             put_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
@@ -613,9 +535,7 @@ impl DescribeAclsResponseResource {
             put_compact_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
         }
-        if version == 1i16 {
-            put_i8(buf, *((&self.pattern_type)));
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             put_i8(buf, *((&self.pattern_type)));
         } else {
             if self.pattern_type != <i8>::default() {
@@ -665,13 +585,8 @@ impl DescribeAclsResponseResource {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DescribeAclsResponseResource";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        } else if version >= 2i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        }
+        this.resource_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 1i16 {
             this.resource_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
@@ -679,10 +594,7 @@ impl DescribeAclsResponseResource {
             this.resource_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
         }
-        if version == 1i16 {
-            this.pattern_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "pattern_type", version))?;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.pattern_type = get_i8(buf)
                 .map_err(decode_ctx(NAME, "pattern_type", version))?;
         }
@@ -743,19 +655,13 @@ impl DescribeAclsResponseResource {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.resource_type = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.resource_type = rng.u64() as i8;
-        }
+        this.resource_type = rng.u64() as i8;
         if version <= 1i16 {
             this.resource_name = rng.string();
         } else if version >= 2i16 {
             this.resource_name = rng.string();
         }
-        if version == 1i16 {
-            this.pattern_type = rng.u64() as i8;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.pattern_type = rng.u64() as i8;
         }
         if version <= 1i16 {
@@ -848,16 +754,8 @@ impl DescribeAclsResponseAcl {
             put_compact_string(buf, ((&self.host)).as_str())
                 .map_err(encode_ctx(NAME, "host", version))?;
         }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.operation)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.operation)));
-        }
-        if version <= 1i16 {
-            put_i8(buf, *((&self.permission_type)));
-        } else if version >= 2i16 {
-            put_i8(buf, *((&self.permission_type)));
-        }
+        put_i8(buf, *((&self.operation)));
+        put_i8(buf, *((&self.permission_type)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -889,20 +787,9 @@ impl DescribeAclsResponseAcl {
             this.host = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "host", version))?;
         }
-        if version <= 1i16 {
-            this.operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "operation", version))?;
-        } else if version >= 2i16 {
-            this.operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "operation", version))?;
-        }
-        if version <= 1i16 {
-            this.permission_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "permission_type", version))?;
-        } else if version >= 2i16 {
-            this.permission_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "permission_type", version))?;
-        }
+        this.operation = get_i8(buf).map_err(decode_ctx(NAME, "operation", version))?;
+        this.permission_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "permission_type", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -935,16 +822,8 @@ impl DescribeAclsResponseAcl {
         } else if version >= 2i16 {
             this.host = rng.string();
         }
-        if version <= 1i16 {
-            this.operation = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.operation = rng.u64() as i8;
-        }
-        if version <= 1i16 {
-            this.permission_type = rng.u64() as i8;
-        } else if version >= 2i16 {
-            this.permission_type = rng.u64() as i8;
-        }
+        this.operation = rng.u64() as i8;
+        this.permission_type = rng.u64() as i8;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

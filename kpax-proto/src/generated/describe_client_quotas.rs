@@ -74,11 +74,7 @@ impl DescribeClientQuotasRequest {
                 }
             }
         }
-        if version <= 0i16 {
-            put_bool(buf, *((&self.strict)));
-        } else if version >= 1i16 {
-            put_bool(buf, *((&self.strict)));
-        }
+        put_bool(buf, *((&self.strict)));
         if version >= 1i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -151,11 +147,7 @@ impl DescribeClientQuotasRequest {
                 }
             };
         }
-        if version <= 0i16 {
-            this.strict = get_bool(buf).map_err(decode_ctx(NAME, "strict", version))?;
-        } else if version >= 1i16 {
-            this.strict = get_bool(buf).map_err(decode_ctx(NAME, "strict", version))?;
-        }
+        this.strict = get_bool(buf).map_err(decode_ctx(NAME, "strict", version))?;
         if version >= 1i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -187,11 +179,7 @@ impl DescribeClientQuotasRequest {
                 .map(|_| DescribeClientQuotasRequestComponent::random(rng, version))
                 .collect();
         }
-        if version <= 0i16 {
-            this.strict = rng.bool();
-        } else if version >= 1i16 {
-            this.strict = rng.bool();
-        }
+        this.strict = rng.bool();
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -256,11 +244,7 @@ impl DescribeClientQuotasRequestComponent {
             put_compact_string(buf, ((&self.entity_type)).as_str())
                 .map_err(encode_ctx(NAME, "entity_type", version))?;
         }
-        if version <= 0i16 {
-            put_i8(buf, *((&self.match_type)));
-        } else if version >= 1i16 {
-            put_i8(buf, *((&self.match_type)));
-        }
+        put_i8(buf, *((&self.match_type)));
         if version <= 0i16 {
             put_nullable_string(buf, ((&self.r#match)).as_deref())
                 .map_err(encode_ctx(NAME, "match", version))?;
@@ -293,13 +277,7 @@ impl DescribeClientQuotasRequestComponent {
             this.entity_type = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "entity_type", version))?;
         }
-        if version <= 0i16 {
-            this.match_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "match_type", version))?;
-        } else if version >= 1i16 {
-            this.match_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "match_type", version))?;
-        }
+        this.match_type = get_i8(buf).map_err(decode_ctx(NAME, "match_type", version))?;
         if version <= 0i16 {
             this.r#match = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "match", version))?;
@@ -334,11 +312,7 @@ impl DescribeClientQuotasRequestComponent {
         } else if version >= 1i16 {
             this.entity_type = rng.string();
         }
-        if version <= 0i16 {
-            this.match_type = rng.u64() as i8;
-        } else if version >= 1i16 {
-            this.match_type = rng.u64() as i8;
-        }
+        this.match_type = rng.u64() as i8;
         if version <= 0i16 {
             this.r#match = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 1i16 {
@@ -430,16 +404,8 @@ impl DescribeClientQuotasResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 0i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
-        if version <= 0i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
+        put_i16(buf, *((&self.error_code)));
         if version <= 0i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -489,20 +455,9 @@ impl DescribeClientQuotasResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
-        if version <= 0i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 0i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -573,16 +528,8 @@ impl DescribeClientQuotasResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
-        if version <= 0i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 1i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         if version <= 0i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 1i16 {
@@ -1004,11 +951,7 @@ impl DescribeClientQuotasResponseValue {
             put_compact_string(buf, ((&self.key)).as_str())
                 .map_err(encode_ctx(NAME, "key", version))?;
         }
-        if version <= 0i16 {
-            put_f64(buf, *((&self.value)));
-        } else if version >= 1i16 {
-            put_f64(buf, *((&self.value)));
-        }
+        put_f64(buf, *((&self.value)));
         if version >= 1i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -1033,11 +976,7 @@ impl DescribeClientQuotasResponseValue {
             this.key = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "key", version))?;
         }
-        if version <= 0i16 {
-            this.value = get_f64(buf).map_err(decode_ctx(NAME, "value", version))?;
-        } else if version >= 1i16 {
-            this.value = get_f64(buf).map_err(decode_ctx(NAME, "value", version))?;
-        }
+        this.value = get_f64(buf).map_err(decode_ctx(NAME, "value", version))?;
         if version >= 1i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1065,11 +1004,7 @@ impl DescribeClientQuotasResponseValue {
         } else if version >= 1i16 {
             this.key = rng.string();
         }
-        if version <= 0i16 {
-            this.value = rng.f64();
-        } else if version >= 1i16 {
-            this.value = rng.f64();
-        }
+        this.value = rng.f64();
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

@@ -81,9 +81,7 @@ impl DescribeConfigsRequest {
                 }
             }
         }
-        if (1i16..=3i16).contains(&version) {
-            put_bool(buf, *((&self.include_synonyms)));
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             put_bool(buf, *((&self.include_synonyms)));
         } else {
             if self.include_synonyms != <bool>::default() {
@@ -96,9 +94,7 @@ impl DescribeConfigsRequest {
                 );
             }
         }
-        if version == 3i16 {
-            put_bool(buf, *((&self.include_documentation)));
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             put_bool(buf, *((&self.include_documentation)));
         } else {
             if self.include_documentation != <bool>::default() {
@@ -171,17 +167,11 @@ impl DescribeConfigsRequest {
                 }
             };
         }
-        if (1i16..=3i16).contains(&version) {
-            this.include_synonyms = get_bool(buf)
-                .map_err(decode_ctx(NAME, "include_synonyms", version))?;
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             this.include_synonyms = get_bool(buf)
                 .map_err(decode_ctx(NAME, "include_synonyms", version))?;
         }
-        if version == 3i16 {
-            this.include_documentation = get_bool(buf)
-                .map_err(decode_ctx(NAME, "include_documentation", version))?;
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             this.include_documentation = get_bool(buf)
                 .map_err(decode_ctx(NAME, "include_documentation", version))?;
         }
@@ -216,14 +206,10 @@ impl DescribeConfigsRequest {
                 .map(|_| DescribeConfigsRequestResource::random(rng, version))
                 .collect();
         }
-        if (1i16..=3i16).contains(&version) {
-            this.include_synonyms = rng.bool();
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             this.include_synonyms = rng.bool();
         }
-        if version == 3i16 {
-            this.include_documentation = rng.bool();
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             this.include_documentation = rng.bool();
         }
         if version >= 4i16 {
@@ -283,11 +269,7 @@ impl DescribeConfigsRequestResource {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeConfigsRequestResource";
-        if version <= 3i16 {
-            put_i8(buf, *((&self.resource_type)));
-        } else if version >= 4i16 {
-            put_i8(buf, *((&self.resource_type)));
-        }
+        put_i8(buf, *((&self.resource_type)));
         if version <= 3i16 {
             put_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
@@ -344,13 +326,8 @@ impl DescribeConfigsRequestResource {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DescribeConfigsRequestResource";
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        } else if version >= 4i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        }
+        this.resource_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 3i16 {
             this.resource_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
@@ -415,11 +392,7 @@ impl DescribeConfigsRequestResource {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.resource_type = rng.u64() as i8;
-        } else if version >= 4i16 {
-            this.resource_type = rng.u64() as i8;
-        }
+        this.resource_type = rng.u64() as i8;
         if version <= 3i16 {
             this.resource_name = rng.string();
         } else if version >= 4i16 {
@@ -501,11 +474,7 @@ impl DescribeConfigsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 3i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 4i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version <= 3i16 {
             {
                 let items = (&self.results);
@@ -548,13 +517,8 @@ impl DescribeConfigsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 4i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 3i16 {
             this.results = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "results", version))?
@@ -612,11 +576,7 @@ impl DescribeConfigsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 4i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version <= 3i16 {
             this.results = (0..rng.count())
                 .map(|_| DescribeConfigsResponseResult::random(rng, version))
@@ -703,11 +663,7 @@ impl DescribeConfigsResponseResult {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeConfigsResponseResult";
-        if version <= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 4i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 3i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -715,11 +671,7 @@ impl DescribeConfigsResponseResult {
             put_compact_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
         }
-        if version <= 3i16 {
-            put_i8(buf, *((&self.resource_type)));
-        } else if version >= 4i16 {
-            put_i8(buf, *((&self.resource_type)));
-        }
+        put_i8(buf, *((&self.resource_type)));
         if version <= 3i16 {
             put_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
@@ -764,13 +716,7 @@ impl DescribeConfigsResponseResult {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DescribeConfigsResponseResult";
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 4i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 3i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -778,13 +724,8 @@ impl DescribeConfigsResponseResult {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
         }
-        if version <= 3i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        } else if version >= 4i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        }
+        this.resource_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 3i16 {
             this.resource_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
@@ -849,21 +790,13 @@ impl DescribeConfigsResponseResult {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 4i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 3i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 4i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version <= 3i16 {
-            this.resource_type = rng.u64() as i8;
-        } else if version >= 4i16 {
-            this.resource_type = rng.u64() as i8;
-        }
+        this.resource_type = rng.u64() as i8;
         if version <= 3i16 {
             this.resource_name = rng.string();
         } else if version >= 4i16 {
@@ -1009,14 +942,8 @@ impl DescribeConfigsResponseConfig {
             put_compact_nullable_string(buf, ((&self.value)).as_deref())
                 .map_err(encode_ctx(NAME, "value", version))?;
         }
-        if version <= 3i16 {
-            put_bool(buf, *((&self.read_only)));
-        } else if version >= 4i16 {
-            put_bool(buf, *((&self.read_only)));
-        }
-        if (1i16..=3i16).contains(&version) {
-            put_i8(buf, *((&self.config_source)));
-        } else if version >= 4i16 {
+        put_bool(buf, *((&self.read_only)));
+        if version >= 1i16 {
             put_i8(buf, *((&self.config_source)));
         } else {
             if self.config_source != <i8>::default() {
@@ -1038,11 +965,7 @@ impl DescribeConfigsResponseConfig {
                 );
             }
         }
-        if version <= 3i16 {
-            put_bool(buf, *((&self.is_sensitive)));
-        } else if version >= 4i16 {
-            put_bool(buf, *((&self.is_sensitive)));
-        }
+        put_bool(buf, *((&self.is_sensitive)));
         if (1i16..=3i16).contains(&version) {
             {
                 let items = (&self.synonyms);
@@ -1068,9 +991,7 @@ impl DescribeConfigsResponseConfig {
                 );
             }
         }
-        if version == 3i16 {
-            put_i8(buf, *((&self.config_type)));
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             put_i8(buf, *((&self.config_type)));
         } else {
             if self.config_type != <i8>::default() {
@@ -1131,17 +1052,8 @@ impl DescribeConfigsResponseConfig {
             this.value = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "value", version))?;
         }
-        if version <= 3i16 {
-            this.read_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "read_only", version))?;
-        } else if version >= 4i16 {
-            this.read_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "read_only", version))?;
-        }
-        if (1i16..=3i16).contains(&version) {
-            this.config_source = get_i8(buf)
-                .map_err(decode_ctx(NAME, "config_source", version))?;
-        } else if version >= 4i16 {
+        this.read_only = get_bool(buf).map_err(decode_ctx(NAME, "read_only", version))?;
+        if version >= 1i16 {
             this.config_source = get_i8(buf)
                 .map_err(decode_ctx(NAME, "config_source", version))?;
         }
@@ -1149,13 +1061,8 @@ impl DescribeConfigsResponseConfig {
             this.is_default = get_bool(buf)
                 .map_err(decode_ctx(NAME, "is_default", version))?;
         }
-        if version <= 3i16 {
-            this.is_sensitive = get_bool(buf)
-                .map_err(decode_ctx(NAME, "is_sensitive", version))?;
-        } else if version >= 4i16 {
-            this.is_sensitive = get_bool(buf)
-                .map_err(decode_ctx(NAME, "is_sensitive", version))?;
-        }
+        this.is_sensitive = get_bool(buf)
+            .map_err(decode_ctx(NAME, "is_sensitive", version))?;
         if (1i16..=3i16).contains(&version) {
             this.synonyms = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "synonyms", version))?
@@ -1193,10 +1100,7 @@ impl DescribeConfigsResponseConfig {
                 }
             };
         }
-        if version == 3i16 {
-            this.config_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "config_type", version))?;
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             this.config_type = get_i8(buf)
                 .map_err(decode_ctx(NAME, "config_type", version))?;
         }
@@ -1239,24 +1143,14 @@ impl DescribeConfigsResponseConfig {
         } else if version >= 4i16 {
             this.value = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version <= 3i16 {
-            this.read_only = rng.bool();
-        } else if version >= 4i16 {
-            this.read_only = rng.bool();
-        }
-        if (1i16..=3i16).contains(&version) {
-            this.config_source = rng.u64() as i8;
-        } else if version >= 4i16 {
+        this.read_only = rng.bool();
+        if version >= 1i16 {
             this.config_source = rng.u64() as i8;
         }
         if version <= 0i16 {
             this.is_default = rng.bool();
         }
-        if version <= 3i16 {
-            this.is_sensitive = rng.bool();
-        } else if version >= 4i16 {
-            this.is_sensitive = rng.bool();
-        }
+        this.is_sensitive = rng.bool();
         if (1i16..=3i16).contains(&version) {
             this.synonyms = (0..rng.count())
                 .map(|_| DescribeConfigsResponseSynonym::random(rng, version))
@@ -1266,9 +1160,7 @@ impl DescribeConfigsResponseConfig {
                 .map(|_| DescribeConfigsResponseSynonym::random(rng, version))
                 .collect();
         }
-        if version == 3i16 {
-            this.config_type = rng.u64() as i8;
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             this.config_type = rng.u64() as i8;
         }
         if version == 3i16 {
@@ -1359,9 +1251,7 @@ impl DescribeConfigsResponseSynonym {
                 );
             }
         }
-        if (1i16..=3i16).contains(&version) {
-            put_i8(buf, *((&self.source)));
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             put_i8(buf, *((&self.source)));
         } else {
             if self.source != <i8>::default() {
@@ -1401,9 +1291,7 @@ impl DescribeConfigsResponseSynonym {
             this.value = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "value", version))?;
         }
-        if (1i16..=3i16).contains(&version) {
-            this.source = get_i8(buf).map_err(decode_ctx(NAME, "source", version))?;
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             this.source = get_i8(buf).map_err(decode_ctx(NAME, "source", version))?;
         }
         if version >= 4i16 {
@@ -1438,9 +1326,7 @@ impl DescribeConfigsResponseSynonym {
         } else if version >= 4i16 {
             this.value = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if (1i16..=3i16).contains(&version) {
-            this.source = rng.u64() as i8;
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             this.source = rng.u64() as i8;
         }
         if version >= 4i16 {

@@ -380,11 +380,7 @@ impl DescribeDelegationTokenResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             {
                 let items = (&self.tokens);
@@ -404,11 +400,7 @@ impl DescribeDelegationTokenResponse {
                 }
             }
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -432,13 +424,7 @@ impl DescribeDelegationTokenResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.tokens = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "tokens", version))?
@@ -480,13 +466,8 @@ impl DescribeDelegationTokenResponse {
                 }
             };
         }
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -509,11 +490,7 @@ impl DescribeDelegationTokenResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.tokens = (0..rng.count())
                 .map(|_| DescribeDelegationTokenResponseToken::random(rng, version))
@@ -523,11 +500,7 @@ impl DescribeDelegationTokenResponse {
                 .map(|_| DescribeDelegationTokenResponseToken::random(rng, version))
                 .collect();
         }
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -700,21 +673,9 @@ impl DescribeDelegationTokenResponseToken {
                 );
             }
         }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.issue_timestamp)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.issue_timestamp)));
-        }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.expiry_timestamp)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.expiry_timestamp)));
-        }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.max_timestamp)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.max_timestamp)));
-        }
+        put_i64(buf, *((&self.issue_timestamp)));
+        put_i64(buf, *((&self.expiry_timestamp)));
+        put_i64(buf, *((&self.max_timestamp)));
         if version <= 1i16 {
             put_string(buf, ((&self.token_id)).as_str())
                 .map_err(encode_ctx(NAME, "token_id", version))?;
@@ -788,27 +749,12 @@ impl DescribeDelegationTokenResponseToken {
             this.token_requester_principal_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "token_requester_principal_name", version))?;
         }
-        if version <= 1i16 {
-            this.issue_timestamp = get_i64(buf)
-                .map_err(decode_ctx(NAME, "issue_timestamp", version))?;
-        } else if version >= 2i16 {
-            this.issue_timestamp = get_i64(buf)
-                .map_err(decode_ctx(NAME, "issue_timestamp", version))?;
-        }
-        if version <= 1i16 {
-            this.expiry_timestamp = get_i64(buf)
-                .map_err(decode_ctx(NAME, "expiry_timestamp", version))?;
-        } else if version >= 2i16 {
-            this.expiry_timestamp = get_i64(buf)
-                .map_err(decode_ctx(NAME, "expiry_timestamp", version))?;
-        }
-        if version <= 1i16 {
-            this.max_timestamp = get_i64(buf)
-                .map_err(decode_ctx(NAME, "max_timestamp", version))?;
-        } else if version >= 2i16 {
-            this.max_timestamp = get_i64(buf)
-                .map_err(decode_ctx(NAME, "max_timestamp", version))?;
-        }
+        this.issue_timestamp = get_i64(buf)
+            .map_err(decode_ctx(NAME, "issue_timestamp", version))?;
+        this.expiry_timestamp = get_i64(buf)
+            .map_err(decode_ctx(NAME, "expiry_timestamp", version))?;
+        this.max_timestamp = get_i64(buf)
+            .map_err(decode_ctx(NAME, "max_timestamp", version))?;
         if version <= 1i16 {
             this.token_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "token_id", version))?;
@@ -907,21 +853,9 @@ impl DescribeDelegationTokenResponseToken {
         if version >= 3i16 {
             this.token_requester_principal_name = rng.string();
         }
-        if version <= 1i16 {
-            this.issue_timestamp = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.issue_timestamp = rng.u64() as i64;
-        }
-        if version <= 1i16 {
-            this.expiry_timestamp = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.expiry_timestamp = rng.u64() as i64;
-        }
-        if version <= 1i16 {
-            this.max_timestamp = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.max_timestamp = rng.u64() as i64;
-        }
+        this.issue_timestamp = rng.u64() as i64;
+        this.expiry_timestamp = rng.u64() as i64;
+        this.max_timestamp = rng.u64() as i64;
         if version <= 1i16 {
             this.token_id = rng.string();
         } else if version >= 2i16 {

@@ -73,9 +73,7 @@ impl DescribeGroupsRequest {
                 }
             }
         }
-        if (3i16..=4i16).contains(&version) {
-            put_bool(buf, *((&self.include_authorized_operations)));
-        } else if version >= 5i16 {
+        if version >= 3i16 {
             put_bool(buf, *((&self.include_authorized_operations)));
         } else {
             if self.include_authorized_operations != <bool>::default() {
@@ -154,10 +152,7 @@ impl DescribeGroupsRequest {
                 }
             };
         }
-        if (3i16..=4i16).contains(&version) {
-            this.include_authorized_operations = get_bool(buf)
-                .map_err(decode_ctx(NAME, "include_authorized_operations", version))?;
-        } else if version >= 5i16 {
+        if version >= 3i16 {
             this.include_authorized_operations = get_bool(buf)
                 .map_err(decode_ctx(NAME, "include_authorized_operations", version))?;
         }
@@ -188,9 +183,7 @@ impl DescribeGroupsRequest {
         } else if version >= 5i16 {
             this.groups = (0..rng.count()).map(|_| rng.string()).collect();
         }
-        if (3i16..=4i16).contains(&version) {
-            this.include_authorized_operations = rng.bool();
-        } else if version >= 5i16 {
+        if version >= 3i16 {
             this.include_authorized_operations = rng.bool();
         }
         if version >= 5i16 {
@@ -256,9 +249,7 @@ impl DescribeGroupsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (1i16..=4i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 5i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -313,10 +304,7 @@ impl DescribeGroupsResponse {
             );
         }
         let mut this = Self::default();
-        if (1i16..=4i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 5i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -377,9 +365,7 @@ impl DescribeGroupsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (1i16..=4i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 5i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 4i16 {
@@ -488,11 +474,7 @@ impl DescribeGroupsResponseGroup {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeGroupsResponseGroup";
-        if version <= 4i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 5i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 4i16 {
             put_string(buf, ((&self.group_id)).as_str())
                 .map_err(encode_ctx(NAME, "group_id", version))?;
@@ -540,9 +522,7 @@ impl DescribeGroupsResponseGroup {
                 }
             }
         }
-        if (3i16..=4i16).contains(&version) {
-            put_i32(buf, *((&self.authorized_operations)));
-        } else if version >= 5i16 {
+        if version >= 3i16 {
             put_i32(buf, *((&self.authorized_operations)));
         } else {
             if self.authorized_operations != <i32>::default() {
@@ -573,13 +553,7 @@ impl DescribeGroupsResponseGroup {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DescribeGroupsResponseGroup";
         let mut this = Self::default();
-        if version <= 4i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 5i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 4i16 {
             this.group_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -643,10 +617,7 @@ impl DescribeGroupsResponseGroup {
                 }
             };
         }
-        if (3i16..=4i16).contains(&version) {
-            this.authorized_operations = get_i32(buf)
-                .map_err(decode_ctx(NAME, "authorized_operations", version))?;
-        } else if version >= 5i16 {
+        if version >= 3i16 {
             this.authorized_operations = get_i32(buf)
                 .map_err(decode_ctx(NAME, "authorized_operations", version))?;
         }
@@ -672,11 +643,7 @@ impl DescribeGroupsResponseGroup {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 4i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 5i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 4i16 {
             this.group_id = rng.string();
         } else if version >= 5i16 {
@@ -706,9 +673,7 @@ impl DescribeGroupsResponseGroup {
                 .map(|_| DescribeGroupsResponseMember::random(rng, version))
                 .collect();
         }
-        if (3i16..=4i16).contains(&version) {
-            this.authorized_operations = rng.u64() as i32;
-        } else if version >= 5i16 {
+        if version >= 3i16 {
             this.authorized_operations = rng.u64() as i32;
         }
         if version >= 5i16 {

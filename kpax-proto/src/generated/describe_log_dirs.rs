@@ -278,14 +278,8 @@ impl DescribeLogDirsRequestTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partitions", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partitions", version))?;
                     items
                 }
             };
@@ -303,14 +297,8 @@ impl DescribeLogDirsRequestTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partitions", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partitions", version))?;
                     items
                 }
             };
@@ -420,11 +408,7 @@ impl DescribeLogDirsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version >= 3i16 {
             put_i16(buf, *((&self.error_code)));
         } else {
@@ -476,13 +460,8 @@ impl DescribeLogDirsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 3i16 {
             this.error_code = get_i16(buf)
                 .map_err(decode_ctx(NAME, "error_code", version))?;
@@ -544,11 +523,7 @@ impl DescribeLogDirsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version >= 3i16 {
             this.error_code = rng.u64() as i16;
         }
@@ -638,11 +613,7 @@ impl DescribeLogDirsResponseResult {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeLogDirsResponseResult";
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             put_string(buf, ((&self.log_dir)).as_str())
                 .map_err(encode_ctx(NAME, "log_dir", version))?;
@@ -713,13 +684,7 @@ impl DescribeLogDirsResponseResult {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DescribeLogDirsResponseResult";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.log_dir = get_string(buf)
                 .map_err(decode_ctx(NAME, "log_dir", version))?;
@@ -792,11 +757,7 @@ impl DescribeLogDirsResponseResult {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.log_dir = rng.string();
         } else if version >= 2i16 {
@@ -1069,26 +1030,10 @@ impl DescribeLogDirsResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeLogDirsResponsePartition";
-        if version <= 1i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.partition_size)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.partition_size)));
-        }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.offset_lag)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.offset_lag)));
-        }
-        if version <= 1i16 {
-            put_bool(buf, *((&self.is_future_key)));
-        } else if version >= 2i16 {
-            put_bool(buf, *((&self.is_future_key)));
-        }
+        put_i32(buf, *((&self.partition_index)));
+        put_i64(buf, *((&self.partition_size)));
+        put_i64(buf, *((&self.offset_lag)));
+        put_bool(buf, *((&self.is_future_key)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -1107,34 +1052,13 @@ impl DescribeLogDirsResponsePartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "DescribeLogDirsResponsePartition";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 2i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 1i16 {
-            this.partition_size = get_i64(buf)
-                .map_err(decode_ctx(NAME, "partition_size", version))?;
-        } else if version >= 2i16 {
-            this.partition_size = get_i64(buf)
-                .map_err(decode_ctx(NAME, "partition_size", version))?;
-        }
-        if version <= 1i16 {
-            this.offset_lag = get_i64(buf)
-                .map_err(decode_ctx(NAME, "offset_lag", version))?;
-        } else if version >= 2i16 {
-            this.offset_lag = get_i64(buf)
-                .map_err(decode_ctx(NAME, "offset_lag", version))?;
-        }
-        if version <= 1i16 {
-            this.is_future_key = get_bool(buf)
-                .map_err(decode_ctx(NAME, "is_future_key", version))?;
-        } else if version >= 2i16 {
-            this.is_future_key = get_bool(buf)
-                .map_err(decode_ctx(NAME, "is_future_key", version))?;
-        }
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.partition_size = get_i64(buf)
+            .map_err(decode_ctx(NAME, "partition_size", version))?;
+        this.offset_lag = get_i64(buf).map_err(decode_ctx(NAME, "offset_lag", version))?;
+        this.is_future_key = get_bool(buf)
+            .map_err(decode_ctx(NAME, "is_future_key", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1157,26 +1081,10 @@ impl DescribeLogDirsResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 1i16 {
-            this.partition_size = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.partition_size = rng.u64() as i64;
-        }
-        if version <= 1i16 {
-            this.offset_lag = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.offset_lag = rng.u64() as i64;
-        }
-        if version <= 1i16 {
-            this.is_future_key = rng.bool();
-        } else if version >= 2i16 {
-            this.is_future_key = rng.bool();
-        }
+        this.partition_index = rng.u64() as i32;
+        this.partition_size = rng.u64() as i64;
+        this.offset_lag = rng.u64() as i64;
+        this.is_future_key = rng.bool();
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

@@ -842,14 +842,8 @@ impl DescribeTopicPartitionsResponsePartition {
                 );
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf)
-                                .map_err(decode_ctx(NAME, "replica_nodes", version))?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "replica_nodes", version))?;
                 items
             }
         };
@@ -862,13 +856,8 @@ impl DescribeTopicPartitionsResponsePartition {
                 );
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf).map_err(decode_ctx(NAME, "isr_nodes", version))?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "isr_nodes", version))?;
                 items
             }
         };
@@ -885,16 +874,8 @@ impl DescribeTopicPartitionsResponsePartition {
                 );
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf)
-                                .map_err(
-                                    decode_ctx(NAME, "eligible_leader_replicas", version),
-                                )?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "eligible_leader_replicas", version))?;
                 items
             }
         };
@@ -911,14 +892,8 @@ impl DescribeTopicPartitionsResponsePartition {
                 );
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf)
-                                .map_err(decode_ctx(NAME, "last_known_elr", version))?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "last_known_elr", version))?;
                 items
             }
         };
@@ -935,14 +910,8 @@ impl DescribeTopicPartitionsResponsePartition {
                 );
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf)
-                                .map_err(decode_ctx(NAME, "offline_replicas", version))?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "offline_replicas", version))?;
                 items
             }
         };

@@ -528,14 +528,8 @@ impl DescribeTransactionsResponseTopic {
                 );
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf)
-                                .map_err(decode_ctx(NAME, "partitions", version))?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "partitions", version))?;
                 items
             }
         };

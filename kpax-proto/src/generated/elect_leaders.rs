@@ -67,9 +67,7 @@ impl ElectLeadersRequest {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version == 1i16 {
-            put_i8(buf, *((&self.election_type)));
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             put_i8(buf, *((&self.election_type)));
         } else {
             if self.election_type != <i8>::default() {
@@ -111,11 +109,7 @@ impl ElectLeadersRequest {
                 }
             }
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        }
+        put_i32(buf, *((&self.timeout_ms)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -139,10 +133,7 @@ impl ElectLeadersRequest {
             );
         }
         let mut this = Self::default();
-        if version == 1i16 {
-            this.election_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "election_type", version))?;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.election_type = get_i8(buf)
                 .map_err(decode_ctx(NAME, "election_type", version))?;
         }
@@ -179,13 +170,7 @@ impl ElectLeadersRequest {
                 }
             };
         }
-        if version <= 1i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        } else if version >= 2i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        }
+        this.timeout_ms = get_i32(buf).map_err(decode_ctx(NAME, "timeout_ms", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -208,9 +193,7 @@ impl ElectLeadersRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version == 1i16 {
-            this.election_type = rng.u64() as i8;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.election_type = rng.u64() as i8;
         }
         if version <= 1i16 {
@@ -234,11 +217,7 @@ impl ElectLeadersRequest {
                 )
             };
         }
-        if version <= 1i16 {
-            this.timeout_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.timeout_ms = rng.u64() as i32;
-        }
+        this.timeout_ms = rng.u64() as i32;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -350,14 +329,8 @@ impl ElectLeadersRequestTopicPartition {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partitions", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partitions", version))?;
                     items
                 }
             };
@@ -375,14 +348,8 @@ impl ElectLeadersRequestTopicPartition {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partitions", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partitions", version))?;
                     items
                 }
             };
@@ -497,14 +464,8 @@ impl ElectLeadersResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
-        if version == 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
+        put_i32(buf, *((&self.throttle_time_ms)));
+        if version >= 1i16 {
             put_i16(buf, *((&self.error_code)));
         } else {
             if self.error_code != <i16>::default() {
@@ -555,17 +516,9 @@ impl ElectLeadersResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
-        if version == 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
+        if version >= 1i16 {
             this.error_code = get_i16(buf)
                 .map_err(decode_ctx(NAME, "error_code", version))?;
         }
@@ -646,14 +599,8 @@ impl ElectLeadersResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
-        if version == 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
+        this.throttle_time_ms = rng.u64() as i32;
+        if version >= 1i16 {
             this.error_code = rng.u64() as i16;
         }
         if version <= 1i16 {
@@ -907,16 +854,8 @@ impl ElectLeadersResponsePartitionResult {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ElectLeadersResponsePartitionResult";
-        if version <= 1i16 {
-            put_i32(buf, *((&self.partition_id)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.partition_id)));
-        }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i32(buf, *((&self.partition_id)));
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -942,20 +881,9 @@ impl ElectLeadersResponsePartitionResult {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "ElectLeadersResponsePartitionResult";
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.partition_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_id", version))?;
-        } else if version >= 2i16 {
-            this.partition_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_id", version))?;
-        }
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.partition_id = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_id", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -985,16 +913,8 @@ impl ElectLeadersResponsePartitionResult {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.partition_id = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.partition_id = rng.u64() as i32;
-        }
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.partition_id = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 2i16 {

@@ -79,21 +79,9 @@ impl EndTxnRequest {
             put_compact_string(buf, ((&self.transactional_id)).as_str())
                 .map_err(encode_ctx(NAME, "transactional_id", version))?;
         }
-        if version <= 2i16 {
-            put_i64(buf, *((&self.producer_id)));
-        } else if version >= 3i16 {
-            put_i64(buf, *((&self.producer_id)));
-        }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.producer_epoch)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.producer_epoch)));
-        }
-        if version <= 2i16 {
-            put_bool(buf, *((&self.committed)));
-        } else if version >= 3i16 {
-            put_bool(buf, *((&self.committed)));
-        }
+        put_i64(buf, *((&self.producer_id)));
+        put_i16(buf, *((&self.producer_epoch)));
+        put_bool(buf, *((&self.committed)));
         if version >= 3i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -124,27 +112,11 @@ impl EndTxnRequest {
             this.transactional_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "transactional_id", version))?;
         }
-        if version <= 2i16 {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        } else if version >= 3i16 {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        }
-        if version <= 2i16 {
-            this.producer_epoch = get_i16(buf)
-                .map_err(decode_ctx(NAME, "producer_epoch", version))?;
-        } else if version >= 3i16 {
-            this.producer_epoch = get_i16(buf)
-                .map_err(decode_ctx(NAME, "producer_epoch", version))?;
-        }
-        if version <= 2i16 {
-            this.committed = get_bool(buf)
-                .map_err(decode_ctx(NAME, "committed", version))?;
-        } else if version >= 3i16 {
-            this.committed = get_bool(buf)
-                .map_err(decode_ctx(NAME, "committed", version))?;
-        }
+        this.producer_id = get_i64(buf)
+            .map_err(decode_ctx(NAME, "producer_id", version))?;
+        this.producer_epoch = get_i16(buf)
+            .map_err(decode_ctx(NAME, "producer_epoch", version))?;
+        this.committed = get_bool(buf).map_err(decode_ctx(NAME, "committed", version))?;
         if version >= 3i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -172,21 +144,9 @@ impl EndTxnRequest {
         } else if version >= 3i16 {
             this.transactional_id = rng.string();
         }
-        if version <= 2i16 {
-            this.producer_id = rng.u64() as i64;
-        } else if version >= 3i16 {
-            this.producer_id = rng.u64() as i64;
-        }
-        if version <= 2i16 {
-            this.producer_epoch = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.producer_epoch = rng.u64() as i16;
-        }
-        if version <= 2i16 {
-            this.committed = rng.bool();
-        } else if version >= 3i16 {
-            this.committed = rng.bool();
-        }
+        this.producer_id = rng.u64() as i64;
+        this.producer_epoch = rng.u64() as i16;
+        this.committed = rng.bool();
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -250,16 +210,8 @@ impl EndTxnResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 3i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
+        put_i16(buf, *((&self.error_code)));
         if version >= 3i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -283,20 +235,9 @@ impl EndTxnResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 3i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
-        if version <= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 3i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -319,16 +260,8 @@ impl EndTxnResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 3i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
-        if version <= 2i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

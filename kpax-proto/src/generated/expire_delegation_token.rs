@@ -59,11 +59,7 @@ impl ExpireDelegationTokenRequest {
             put_compact_bytes(buf, &((&self.hmac))[..])
                 .map_err(encode_ctx(NAME, "hmac", version))?;
         }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.expiry_time_period_ms)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.expiry_time_period_ms)));
-        }
+        put_i64(buf, *((&self.expiry_time_period_ms)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -93,13 +89,8 @@ impl ExpireDelegationTokenRequest {
             this.hmac = get_compact_bytes(buf)
                 .map_err(decode_ctx(NAME, "hmac", version))?;
         }
-        if version <= 1i16 {
-            this.expiry_time_period_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "expiry_time_period_ms", version))?;
-        } else if version >= 2i16 {
-            this.expiry_time_period_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "expiry_time_period_ms", version))?;
-        }
+        this.expiry_time_period_ms = get_i64(buf)
+            .map_err(decode_ctx(NAME, "expiry_time_period_ms", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -127,11 +118,7 @@ impl ExpireDelegationTokenRequest {
         } else if version >= 2i16 {
             this.hmac = rng.bytes();
         }
-        if version <= 1i16 {
-            this.expiry_time_period_ms = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.expiry_time_period_ms = rng.u64() as i64;
-        }
+        this.expiry_time_period_ms = rng.u64() as i64;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -205,21 +192,9 @@ impl ExpireDelegationTokenResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
-        if version <= 1i16 {
-            put_i64(buf, *((&self.expiry_timestamp_ms)));
-        } else if version >= 2i16 {
-            put_i64(buf, *((&self.expiry_timestamp_ms)));
-        }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i16(buf, *((&self.error_code)));
+        put_i64(buf, *((&self.expiry_timestamp_ms)));
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -243,27 +218,11 @@ impl ExpireDelegationTokenResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
-        if version <= 1i16 {
-            this.expiry_timestamp_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "expiry_timestamp_ms", version))?;
-        } else if version >= 2i16 {
-            this.expiry_timestamp_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "expiry_timestamp_ms", version))?;
-        }
-        if version <= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.expiry_timestamp_ms = get_i64(buf)
+            .map_err(decode_ctx(NAME, "expiry_timestamp_ms", version))?;
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -286,21 +245,9 @@ impl ExpireDelegationTokenResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
-        if version <= 1i16 {
-            this.expiry_timestamp_ms = rng.u64() as i64;
-        } else if version >= 2i16 {
-            this.expiry_timestamp_ms = rng.u64() as i64;
-        }
-        if version <= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.error_code = rng.u64() as i16;
+        this.expiry_timestamp_ms = rng.u64() as i64;
+        this.throttle_time_ms = rng.u64() as i32;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

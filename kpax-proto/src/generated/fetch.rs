@@ -155,9 +155,7 @@ impl FetchRequest {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 11i16 {
-            put_i32(buf, *((&self.replica_id)));
-        } else if (12i16..=14i16).contains(&version) {
+        if version <= 14i16 {
             put_i32(buf, *((&self.replica_id)));
         } else {
             if self.replica_id != -1 {
@@ -166,19 +164,9 @@ impl FetchRequest {
                 );
             }
         }
-        if version <= 11i16 {
-            put_i32(buf, *((&self.max_wait_ms)));
-        } else if version >= 12i16 {
-            put_i32(buf, *((&self.max_wait_ms)));
-        }
-        if version <= 11i16 {
-            put_i32(buf, *((&self.min_bytes)));
-        } else if version >= 12i16 {
-            put_i32(buf, *((&self.min_bytes)));
-        }
-        if (3i16..=11i16).contains(&version) {
-            put_i32(buf, *((&self.max_bytes)));
-        } else if version >= 12i16 {
+        put_i32(buf, *((&self.max_wait_ms)));
+        put_i32(buf, *((&self.min_bytes)));
+        if version >= 3i16 {
             put_i32(buf, *((&self.max_bytes)));
         } else {
             if self.max_bytes != <i32>::default() {
@@ -187,9 +175,7 @@ impl FetchRequest {
                 );
             }
         }
-        if (4i16..=11i16).contains(&version) {
-            put_i8(buf, *((&self.isolation_level)));
-        } else if version >= 12i16 {
+        if version >= 4i16 {
             put_i8(buf, *((&self.isolation_level)));
         } else {
             if self.isolation_level != <i8>::default() {
@@ -202,9 +188,7 @@ impl FetchRequest {
                 );
             }
         }
-        if (7i16..=11i16).contains(&version) {
-            put_i32(buf, *((&self.session_id)));
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             put_i32(buf, *((&self.session_id)));
         } else {
             if self.session_id != <i32>::default() {
@@ -213,9 +197,7 @@ impl FetchRequest {
                 );
             }
         }
-        if (7i16..=11i16).contains(&version) {
-            put_i32(buf, *((&self.session_epoch)));
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             put_i32(buf, *((&self.session_epoch)));
         } else {
             if self.session_epoch != -1 {
@@ -362,52 +344,26 @@ impl FetchRequest {
             );
         }
         let mut this = Self::default();
-        if version <= 11i16 {
-            this.replica_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "replica_id", version))?;
-        } else if (12i16..=14i16).contains(&version) {
+        if version <= 14i16 {
             this.replica_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "replica_id", version))?;
         }
-        if version <= 11i16 {
-            this.max_wait_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "max_wait_ms", version))?;
-        } else if version >= 12i16 {
-            this.max_wait_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "max_wait_ms", version))?;
-        }
-        if version <= 11i16 {
-            this.min_bytes = get_i32(buf)
-                .map_err(decode_ctx(NAME, "min_bytes", version))?;
-        } else if version >= 12i16 {
-            this.min_bytes = get_i32(buf)
-                .map_err(decode_ctx(NAME, "min_bytes", version))?;
-        }
-        if (3i16..=11i16).contains(&version) {
-            this.max_bytes = get_i32(buf)
-                .map_err(decode_ctx(NAME, "max_bytes", version))?;
-        } else if version >= 12i16 {
+        this.max_wait_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "max_wait_ms", version))?;
+        this.min_bytes = get_i32(buf).map_err(decode_ctx(NAME, "min_bytes", version))?;
+        if version >= 3i16 {
             this.max_bytes = get_i32(buf)
                 .map_err(decode_ctx(NAME, "max_bytes", version))?;
         }
-        if (4i16..=11i16).contains(&version) {
-            this.isolation_level = get_i8(buf)
-                .map_err(decode_ctx(NAME, "isolation_level", version))?;
-        } else if version >= 12i16 {
+        if version >= 4i16 {
             this.isolation_level = get_i8(buf)
                 .map_err(decode_ctx(NAME, "isolation_level", version))?;
         }
-        if (7i16..=11i16).contains(&version) {
-            this.session_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "session_id", version))?;
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             this.session_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "session_id", version))?;
         }
-        if (7i16..=11i16).contains(&version) {
-            this.session_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "session_epoch", version))?;
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             this.session_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "session_epoch", version))?;
         }
@@ -550,39 +506,21 @@ impl FetchRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 11i16 {
-            this.replica_id = rng.u64() as i32;
-        } else if (12i16..=14i16).contains(&version) {
+        if version <= 14i16 {
             this.replica_id = rng.u64() as i32;
         }
-        if version <= 11i16 {
-            this.max_wait_ms = rng.u64() as i32;
-        } else if version >= 12i16 {
-            this.max_wait_ms = rng.u64() as i32;
-        }
-        if version <= 11i16 {
-            this.min_bytes = rng.u64() as i32;
-        } else if version >= 12i16 {
-            this.min_bytes = rng.u64() as i32;
-        }
-        if (3i16..=11i16).contains(&version) {
-            this.max_bytes = rng.u64() as i32;
-        } else if version >= 12i16 {
+        this.max_wait_ms = rng.u64() as i32;
+        this.min_bytes = rng.u64() as i32;
+        if version >= 3i16 {
             this.max_bytes = rng.u64() as i32;
         }
-        if (4i16..=11i16).contains(&version) {
-            this.isolation_level = rng.u64() as i8;
-        } else if version >= 12i16 {
+        if version >= 4i16 {
             this.isolation_level = rng.u64() as i8;
         }
-        if (7i16..=11i16).contains(&version) {
-            this.session_id = rng.u64() as i32;
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             this.session_id = rng.u64() as i32;
         }
-        if (7i16..=11i16).contains(&version) {
-            this.session_epoch = rng.u64() as i32;
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             this.session_epoch = rng.u64() as i32;
         }
         if version <= 11i16 {
@@ -909,14 +847,8 @@ impl FetchRequestPartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "FetchRequestPartition";
-        if version <= 11i16 {
-            put_i32(buf, *((&self.partition)));
-        } else if version >= 12i16 {
-            put_i32(buf, *((&self.partition)));
-        }
-        if (9i16..=11i16).contains(&version) {
-            put_i32(buf, *((&self.current_leader_epoch)));
-        } else if version >= 12i16 {
+        put_i32(buf, *((&self.partition)));
+        if version >= 9i16 {
             put_i32(buf, *((&self.current_leader_epoch)));
         } else {
             if self.current_leader_epoch != -1 {
@@ -929,11 +861,7 @@ impl FetchRequestPartition {
                 );
             }
         }
-        if version <= 11i16 {
-            put_i64(buf, *((&self.fetch_offset)));
-        } else if version >= 12i16 {
-            put_i64(buf, *((&self.fetch_offset)));
-        }
+        put_i64(buf, *((&self.fetch_offset)));
         if version >= 12i16 {
             put_i32(buf, *((&self.last_fetched_epoch)));
         } else {
@@ -947,9 +875,7 @@ impl FetchRequestPartition {
                 );
             }
         }
-        if (5i16..=11i16).contains(&version) {
-            put_i64(buf, *((&self.log_start_offset)));
-        } else if version >= 12i16 {
+        if version >= 5i16 {
             put_i64(buf, *((&self.log_start_offset)));
         } else {
             if self.log_start_offset != -1 {
@@ -962,11 +888,7 @@ impl FetchRequestPartition {
                 );
             }
         }
-        if version <= 11i16 {
-            put_i32(buf, *((&self.partition_max_bytes)));
-        } else if version >= 12i16 {
-            put_i32(buf, *((&self.partition_max_bytes)));
-        }
+        put_i32(buf, *((&self.partition_max_bytes)));
         if version >= 12i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -985,45 +907,23 @@ impl FetchRequestPartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "FetchRequestPartition";
         let mut this = Self::default();
-        if version <= 11i16 {
-            this.partition = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition", version))?;
-        } else if version >= 12i16 {
-            this.partition = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition", version))?;
-        }
-        if (9i16..=11i16).contains(&version) {
-            this.current_leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "current_leader_epoch", version))?;
-        } else if version >= 12i16 {
+        this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
+        if version >= 9i16 {
             this.current_leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "current_leader_epoch", version))?;
         }
-        if version <= 11i16 {
-            this.fetch_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "fetch_offset", version))?;
-        } else if version >= 12i16 {
-            this.fetch_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "fetch_offset", version))?;
-        }
+        this.fetch_offset = get_i64(buf)
+            .map_err(decode_ctx(NAME, "fetch_offset", version))?;
         if version >= 12i16 {
             this.last_fetched_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "last_fetched_epoch", version))?;
         }
-        if (5i16..=11i16).contains(&version) {
-            this.log_start_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "log_start_offset", version))?;
-        } else if version >= 12i16 {
+        if version >= 5i16 {
             this.log_start_offset = get_i64(buf)
                 .map_err(decode_ctx(NAME, "log_start_offset", version))?;
         }
-        if version <= 11i16 {
-            this.partition_max_bytes = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_max_bytes", version))?;
-        } else if version >= 12i16 {
-            this.partition_max_bytes = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_max_bytes", version))?;
-        }
+        this.partition_max_bytes = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_max_bytes", version))?;
         if version >= 12i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1046,34 +946,18 @@ impl FetchRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 11i16 {
-            this.partition = rng.u64() as i32;
-        } else if version >= 12i16 {
-            this.partition = rng.u64() as i32;
-        }
-        if (9i16..=11i16).contains(&version) {
-            this.current_leader_epoch = rng.u64() as i32;
-        } else if version >= 12i16 {
+        this.partition = rng.u64() as i32;
+        if version >= 9i16 {
             this.current_leader_epoch = rng.u64() as i32;
         }
-        if version <= 11i16 {
-            this.fetch_offset = rng.u64() as i64;
-        } else if version >= 12i16 {
-            this.fetch_offset = rng.u64() as i64;
-        }
+        this.fetch_offset = rng.u64() as i64;
         if version >= 12i16 {
             this.last_fetched_epoch = rng.u64() as i32;
         }
-        if (5i16..=11i16).contains(&version) {
-            this.log_start_offset = rng.u64() as i64;
-        } else if version >= 12i16 {
+        if version >= 5i16 {
             this.log_start_offset = rng.u64() as i64;
         }
-        if version <= 11i16 {
-            this.partition_max_bytes = rng.u64() as i32;
-        } else if version >= 12i16 {
-            this.partition_max_bytes = rng.u64() as i32;
-        }
+        this.partition_max_bytes = rng.u64() as i32;
         if version >= 12i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -1220,14 +1104,8 @@ impl FetchRequestForgottenTopicsData {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partitions", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partitions", version))?;
                     items
                 }
             };
@@ -1245,14 +1123,8 @@ impl FetchRequestForgottenTopicsData {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partitions", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partitions", version))?;
                     items
                 }
             };
@@ -1508,9 +1380,7 @@ impl FetchResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (1i16..=11i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 12i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -1523,9 +1393,7 @@ impl FetchResponse {
                 );
             }
         }
-        if (7i16..=11i16).contains(&version) {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             put_i16(buf, *((&self.error_code)));
         } else {
             if self.error_code != <i16>::default() {
@@ -1534,9 +1402,7 @@ impl FetchResponse {
                 );
             }
         }
-        if (7i16..=11i16).contains(&version) {
-            put_i32(buf, *((&self.session_id)));
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             put_i32(buf, *((&self.session_id)));
         } else {
             if self.session_id != <i32>::default() {
@@ -1616,24 +1482,15 @@ impl FetchResponse {
             );
         }
         let mut this = Self::default();
-        if (1i16..=11i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 12i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
-        if (7i16..=11i16).contains(&version) {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             this.error_code = get_i16(buf)
                 .map_err(decode_ctx(NAME, "error_code", version))?;
         }
-        if (7i16..=11i16).contains(&version) {
-            this.session_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "session_id", version))?;
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             this.session_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "session_id", version))?;
         }
@@ -1728,19 +1585,13 @@ impl FetchResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (1i16..=11i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 12i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
-        if (7i16..=11i16).contains(&version) {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             this.error_code = rng.u64() as i16;
         }
-        if (7i16..=11i16).contains(&version) {
-            this.session_id = rng.u64() as i32;
-        } else if version >= 12i16 {
+        if version >= 7i16 {
             this.session_id = rng.u64() as i32;
         }
         if version <= 11i16 {
@@ -2107,24 +1958,10 @@ impl FetchResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "FetchResponsePartition";
-        if version <= 11i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 12i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 11i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 12i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
-        if version <= 11i16 {
-            put_i64(buf, *((&self.high_watermark)));
-        } else if version >= 12i16 {
-            put_i64(buf, *((&self.high_watermark)));
-        }
-        if (4i16..=11i16).contains(&version) {
-            put_i64(buf, *((&self.last_stable_offset)));
-        } else if version >= 12i16 {
+        put_i32(buf, *((&self.partition_index)));
+        put_i16(buf, *((&self.error_code)));
+        put_i64(buf, *((&self.high_watermark)));
+        if version >= 4i16 {
             put_i64(buf, *((&self.last_stable_offset)));
         } else {
             if self.last_stable_offset != <i64>::default() {
@@ -2137,9 +1974,7 @@ impl FetchResponsePartition {
                 );
             }
         }
-        if (5i16..=11i16).contains(&version) {
-            put_i64(buf, *((&self.log_start_offset)));
-        } else if version >= 12i16 {
+        if version >= 5i16 {
             put_i64(buf, *((&self.log_start_offset)));
         } else {
             if self.log_start_offset != <i64>::default() {
@@ -2193,9 +2028,7 @@ impl FetchResponsePartition {
                 );
             }
         }
-        if version == 11i16 {
-            put_i32(buf, *((&self.preferred_read_replica)));
-        } else if version >= 12i16 {
+        if version >= 11i16 {
             put_i32(buf, *((&self.preferred_read_replica)));
         } else {
             if self.preferred_read_replica != <i32>::default() {
@@ -2299,38 +2132,16 @@ impl FetchResponsePartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "FetchResponsePartition";
         let mut this = Self::default();
-        if version <= 11i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 12i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 11i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 12i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
-        if version <= 11i16 {
-            this.high_watermark = get_i64(buf)
-                .map_err(decode_ctx(NAME, "high_watermark", version))?;
-        } else if version >= 12i16 {
-            this.high_watermark = get_i64(buf)
-                .map_err(decode_ctx(NAME, "high_watermark", version))?;
-        }
-        if (4i16..=11i16).contains(&version) {
-            this.last_stable_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "last_stable_offset", version))?;
-        } else if version >= 12i16 {
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.high_watermark = get_i64(buf)
+            .map_err(decode_ctx(NAME, "high_watermark", version))?;
+        if version >= 4i16 {
             this.last_stable_offset = get_i64(buf)
                 .map_err(decode_ctx(NAME, "last_stable_offset", version))?;
         }
-        if (5i16..=11i16).contains(&version) {
-            this.log_start_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "log_start_offset", version))?;
-        } else if version >= 12i16 {
+        if version >= 5i16 {
             this.log_start_offset = get_i64(buf)
                 .map_err(decode_ctx(NAME, "log_start_offset", version))?;
         }
@@ -2367,10 +2178,7 @@ impl FetchResponsePartition {
                 }
             };
         }
-        if version == 11i16 {
-            this.preferred_read_replica = get_i32(buf)
-                .map_err(decode_ctx(NAME, "preferred_read_replica", version))?;
-        } else if version >= 12i16 {
+        if version >= 11i16 {
             this.preferred_read_replica = get_i32(buf)
                 .map_err(decode_ctx(NAME, "preferred_read_replica", version))?;
         }
@@ -2445,29 +2253,13 @@ impl FetchResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 11i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 12i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 11i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 12i16 {
-            this.error_code = rng.u64() as i16;
-        }
-        if version <= 11i16 {
-            this.high_watermark = rng.u64() as i64;
-        } else if version >= 12i16 {
-            this.high_watermark = rng.u64() as i64;
-        }
-        if (4i16..=11i16).contains(&version) {
-            this.last_stable_offset = rng.u64() as i64;
-        } else if version >= 12i16 {
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
+        this.high_watermark = rng.u64() as i64;
+        if version >= 4i16 {
             this.last_stable_offset = rng.u64() as i64;
         }
-        if (5i16..=11i16).contains(&version) {
-            this.log_start_offset = rng.u64() as i64;
-        } else if version >= 12i16 {
+        if version >= 5i16 {
             this.log_start_offset = rng.u64() as i64;
         }
         if (4i16..=11i16).contains(&version) {
@@ -2491,9 +2283,7 @@ impl FetchResponsePartition {
                 )
             };
         }
-        if version == 11i16 {
-            this.preferred_read_replica = rng.u64() as i32;
-        } else if version >= 12i16 {
+        if version >= 11i16 {
             this.preferred_read_replica = rng.u64() as i32;
         }
         if version <= 11i16 {
@@ -2557,9 +2347,7 @@ impl FetchResponseAbortedTransaction {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "FetchResponseAbortedTransaction";
-        if (4i16..=11i16).contains(&version) {
-            put_i64(buf, *((&self.producer_id)));
-        } else if version >= 12i16 {
+        if version >= 4i16 {
             put_i64(buf, *((&self.producer_id)));
         } else {
             if self.producer_id != <i64>::default() {
@@ -2572,9 +2360,7 @@ impl FetchResponseAbortedTransaction {
                 );
             }
         }
-        if (4i16..=11i16).contains(&version) {
-            put_i64(buf, *((&self.first_offset)));
-        } else if version >= 12i16 {
+        if version >= 4i16 {
             put_i64(buf, *((&self.first_offset)));
         } else {
             if self.first_offset != <i64>::default() {
@@ -2605,17 +2391,11 @@ impl FetchResponseAbortedTransaction {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "FetchResponseAbortedTransaction";
         let mut this = Self::default();
-        if (4i16..=11i16).contains(&version) {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        } else if version >= 12i16 {
+        if version >= 4i16 {
             this.producer_id = get_i64(buf)
                 .map_err(decode_ctx(NAME, "producer_id", version))?;
         }
-        if (4i16..=11i16).contains(&version) {
-            this.first_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "first_offset", version))?;
-        } else if version >= 12i16 {
+        if version >= 4i16 {
             this.first_offset = get_i64(buf)
                 .map_err(decode_ctx(NAME, "first_offset", version))?;
         }
@@ -2641,14 +2421,10 @@ impl FetchResponseAbortedTransaction {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (4i16..=11i16).contains(&version) {
-            this.producer_id = rng.u64() as i64;
-        } else if version >= 12i16 {
+        if version >= 4i16 {
             this.producer_id = rng.u64() as i64;
         }
-        if (4i16..=11i16).contains(&version) {
-            this.first_offset = rng.u64() as i64;
-        } else if version >= 12i16 {
+        if version >= 4i16 {
             this.first_offset = rng.u64() as i64;
         }
         if version >= 12i16 {

@@ -75,9 +75,7 @@ impl FindCoordinatorRequest {
                 );
             }
         }
-        if (1i16..=2i16).contains(&version) {
-            put_i8(buf, *((&self.key_type)));
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             put_i8(buf, *((&self.key_type)));
         } else {
             if self.key_type != <i8>::default() {
@@ -136,9 +134,7 @@ impl FindCoordinatorRequest {
             this.key = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "key", version))?;
         }
-        if (1i16..=2i16).contains(&version) {
-            this.key_type = get_i8(buf).map_err(decode_ctx(NAME, "key_type", version))?;
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             this.key_type = get_i8(buf).map_err(decode_ctx(NAME, "key_type", version))?;
         }
         if version >= 4i16 {
@@ -194,9 +190,7 @@ impl FindCoordinatorRequest {
         } else if version == 3i16 {
             this.key = rng.string();
         }
-        if (1i16..=2i16).contains(&version) {
-            this.key_type = rng.u64() as i8;
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             this.key_type = rng.u64() as i8;
         }
         if version >= 4i16 {
@@ -318,9 +312,7 @@ impl FindCoordinatorResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (1i16..=2i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -354,9 +346,7 @@ impl FindCoordinatorResponse {
                 );
             }
         }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version == 3i16 {
+        if version <= 3i16 {
             put_i16(buf, *((&self.error_code)));
         } else {
             if self.error_code != <i16>::default() {
@@ -382,9 +372,7 @@ impl FindCoordinatorResponse {
                 );
             }
         }
-        if version <= 2i16 {
-            put_i32(buf, *((&self.node_id)));
-        } else if version == 3i16 {
+        if version <= 3i16 {
             put_i32(buf, *((&self.node_id)));
         } else {
             if self.node_id != <i32>::default() {
@@ -406,9 +394,7 @@ impl FindCoordinatorResponse {
                 );
             }
         }
-        if version <= 2i16 {
-            put_i32(buf, *((&self.port)));
-        } else if version == 3i16 {
+        if version <= 3i16 {
             put_i32(buf, *((&self.port)));
         } else {
             if self.port != <i32>::default() {
@@ -440,10 +426,7 @@ impl FindCoordinatorResponse {
             );
         }
         let mut this = Self::default();
-        if (1i16..=2i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -472,10 +455,7 @@ impl FindCoordinatorResponse {
                 }
             };
         }
-        if version <= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.error_code = get_i16(buf)
                 .map_err(decode_ctx(NAME, "error_code", version))?;
         }
@@ -486,9 +466,7 @@ impl FindCoordinatorResponse {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
         }
-        if version <= 2i16 {
-            this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
         }
         if version <= 2i16 {
@@ -498,9 +476,7 @@ impl FindCoordinatorResponse {
             this.host = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "host", version))?;
         }
-        if version <= 2i16 {
-            this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
         }
         if version >= 3i16 {
@@ -525,9 +501,7 @@ impl FindCoordinatorResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (1i16..=2i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 4i16 {
@@ -535,9 +509,7 @@ impl FindCoordinatorResponse {
                 .map(|_| FindCoordinatorResponseCoordinator::random(rng, version))
                 .collect();
         }
-        if version <= 2i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.error_code = rng.u64() as i16;
         }
         if (1i16..=2i16).contains(&version) {
@@ -545,9 +517,7 @@ impl FindCoordinatorResponse {
         } else if version == 3i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version <= 2i16 {
-            this.node_id = rng.u64() as i32;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.node_id = rng.u64() as i32;
         }
         if version <= 2i16 {
@@ -555,9 +525,7 @@ impl FindCoordinatorResponse {
         } else if version == 3i16 {
             this.host = Some(rng.string());
         }
-        if version <= 2i16 {
-            this.port = rng.u64() as i32;
-        } else if version == 3i16 {
+        if version <= 3i16 {
             this.port = rng.u64() as i32;
         }
         if version >= 3i16 {

@@ -72,25 +72,10 @@ impl RequestHeader {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.request_api_key)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.request_api_key)));
-        }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.request_api_version)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.request_api_version)));
-        }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.correlation_id)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.correlation_id)));
-        }
-        if version == 1i16 {
-            put_nullable_string(buf, ((&self.client_id)).as_deref())
-                .map_err(encode_ctx(NAME, "client_id", version))?;
-        } else if version >= 2i16 {
+        put_i16(buf, *((&self.request_api_key)));
+        put_i16(buf, *((&self.request_api_version)));
+        put_i32(buf, *((&self.correlation_id)));
+        if version >= 1i16 {
             put_nullable_string(buf, ((&self.client_id)).as_deref())
                 .map_err(encode_ctx(NAME, "client_id", version))?;
         } else {
@@ -123,31 +108,13 @@ impl RequestHeader {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.request_api_key = get_i16(buf)
-                .map_err(decode_ctx(NAME, "request_api_key", version))?;
-        } else if version >= 2i16 {
-            this.request_api_key = get_i16(buf)
-                .map_err(decode_ctx(NAME, "request_api_key", version))?;
-        }
-        if version <= 1i16 {
-            this.request_api_version = get_i16(buf)
-                .map_err(decode_ctx(NAME, "request_api_version", version))?;
-        } else if version >= 2i16 {
-            this.request_api_version = get_i16(buf)
-                .map_err(decode_ctx(NAME, "request_api_version", version))?;
-        }
-        if version <= 1i16 {
-            this.correlation_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "correlation_id", version))?;
-        } else if version >= 2i16 {
-            this.correlation_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "correlation_id", version))?;
-        }
-        if version == 1i16 {
-            this.client_id = get_nullable_string(buf)
-                .map_err(decode_ctx(NAME, "client_id", version))?;
-        } else if version >= 2i16 {
+        this.request_api_key = get_i16(buf)
+            .map_err(decode_ctx(NAME, "request_api_key", version))?;
+        this.request_api_version = get_i16(buf)
+            .map_err(decode_ctx(NAME, "request_api_version", version))?;
+        this.correlation_id = get_i32(buf)
+            .map_err(decode_ctx(NAME, "correlation_id", version))?;
+        if version >= 1i16 {
             this.client_id = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "client_id", version))?;
         }
@@ -173,24 +140,10 @@ impl RequestHeader {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.request_api_key = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.request_api_key = rng.u64() as i16;
-        }
-        if version <= 1i16 {
-            this.request_api_version = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.request_api_version = rng.u64() as i16;
-        }
-        if version <= 1i16 {
-            this.correlation_id = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.correlation_id = rng.u64() as i32;
-        }
-        if version == 1i16 {
-            this.client_id = if rng.bool() { None } else { Some(rng.string()) };
-        } else if version >= 2i16 {
+        this.request_api_key = rng.u64() as i16;
+        this.request_api_version = rng.u64() as i16;
+        this.correlation_id = rng.u64() as i32;
+        if version >= 1i16 {
             this.client_id = if rng.bool() { None } else { Some(rng.string()) };
         }
         if version >= 2i16 {
@@ -246,11 +199,7 @@ impl ResponseHeader {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 0i16 {
-            put_i32(buf, *((&self.correlation_id)));
-        } else if version >= 1i16 {
-            put_i32(buf, *((&self.correlation_id)));
-        }
+        put_i32(buf, *((&self.correlation_id)));
         if version >= 1i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -274,13 +223,8 @@ impl ResponseHeader {
             );
         }
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.correlation_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "correlation_id", version))?;
-        } else if version >= 1i16 {
-            this.correlation_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "correlation_id", version))?;
-        }
+        this.correlation_id = get_i32(buf)
+            .map_err(decode_ctx(NAME, "correlation_id", version))?;
         if version >= 1i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -303,11 +247,7 @@ impl ResponseHeader {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.correlation_id = rng.u64() as i32;
-        } else if version >= 1i16 {
-            this.correlation_id = rng.u64() as i32;
-        }
+        this.correlation_id = rng.u64() as i32;
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

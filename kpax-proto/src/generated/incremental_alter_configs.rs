@@ -74,11 +74,7 @@ impl IncrementalAlterConfigsRequest {
                 }
             }
         }
-        if version <= 0i16 {
-            put_bool(buf, *((&self.validate_only)));
-        } else if version >= 1i16 {
-            put_bool(buf, *((&self.validate_only)));
-        }
+        put_bool(buf, *((&self.validate_only)));
         if version >= 1i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -149,13 +145,8 @@ impl IncrementalAlterConfigsRequest {
                 }
             };
         }
-        if version <= 0i16 {
-            this.validate_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "validate_only", version))?;
-        } else if version >= 1i16 {
-            this.validate_only = get_bool(buf)
-                .map_err(decode_ctx(NAME, "validate_only", version))?;
-        }
+        this.validate_only = get_bool(buf)
+            .map_err(decode_ctx(NAME, "validate_only", version))?;
         if version >= 1i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -187,11 +178,7 @@ impl IncrementalAlterConfigsRequest {
                 .map(|_| IncrementalAlterConfigsRequestResource::random(rng, version))
                 .collect();
         }
-        if version <= 0i16 {
-            this.validate_only = rng.bool();
-        } else if version >= 1i16 {
-            this.validate_only = rng.bool();
-        }
+        this.validate_only = rng.bool();
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -252,11 +239,7 @@ impl IncrementalAlterConfigsRequestResource {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "IncrementalAlterConfigsRequestResource";
-        if version <= 0i16 {
-            put_i8(buf, *((&self.resource_type)));
-        } else if version >= 1i16 {
-            put_i8(buf, *((&self.resource_type)));
-        }
+        put_i8(buf, *((&self.resource_type)));
         if version <= 0i16 {
             put_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
@@ -301,13 +284,8 @@ impl IncrementalAlterConfigsRequestResource {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "IncrementalAlterConfigsRequestResource";
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        } else if version >= 1i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        }
+        this.resource_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 0i16 {
             this.resource_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
@@ -378,11 +356,7 @@ impl IncrementalAlterConfigsRequestResource {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.resource_type = rng.u64() as i8;
-        } else if version >= 1i16 {
-            this.resource_type = rng.u64() as i8;
-        }
+        this.resource_type = rng.u64() as i8;
         if version <= 0i16 {
             this.resource_name = rng.string();
         } else if version >= 1i16 {
@@ -461,11 +435,7 @@ impl IncrementalAlterConfigsRequestConfig {
             put_compact_string(buf, ((&self.name)).as_str())
                 .map_err(encode_ctx(NAME, "name", version))?;
         }
-        if version <= 0i16 {
-            put_i8(buf, *((&self.config_operation)));
-        } else if version >= 1i16 {
-            put_i8(buf, *((&self.config_operation)));
-        }
+        put_i8(buf, *((&self.config_operation)));
         if version <= 0i16 {
             put_nullable_string(buf, ((&self.value)).as_deref())
                 .map_err(encode_ctx(NAME, "value", version))?;
@@ -497,13 +467,8 @@ impl IncrementalAlterConfigsRequestConfig {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
         }
-        if version <= 0i16 {
-            this.config_operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "config_operation", version))?;
-        } else if version >= 1i16 {
-            this.config_operation = get_i8(buf)
-                .map_err(decode_ctx(NAME, "config_operation", version))?;
-        }
+        this.config_operation = get_i8(buf)
+            .map_err(decode_ctx(NAME, "config_operation", version))?;
         if version <= 0i16 {
             this.value = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "value", version))?;
@@ -538,11 +503,7 @@ impl IncrementalAlterConfigsRequestConfig {
         } else if version >= 1i16 {
             this.name = rng.string();
         }
-        if version <= 0i16 {
-            this.config_operation = rng.u64() as i8;
-        } else if version >= 1i16 {
-            this.config_operation = rng.u64() as i8;
-        }
+        this.config_operation = rng.u64() as i8;
         if version <= 0i16 {
             this.value = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 1i16 {
@@ -614,11 +575,7 @@ impl IncrementalAlterConfigsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 0i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 1i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version <= 0i16 {
             {
                 let items = (&self.responses);
@@ -661,13 +618,8 @@ impl IncrementalAlterConfigsResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 1i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 0i16 {
             this.responses = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "responses", version))?
@@ -737,11 +689,7 @@ impl IncrementalAlterConfigsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 1i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version <= 0i16 {
             this.responses = (0..rng.count())
                 .map(|_| IncrementalAlterConfigsResponseResponse::random(rng, version))
@@ -818,11 +766,7 @@ impl IncrementalAlterConfigsResponseResponse {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "IncrementalAlterConfigsResponseResponse";
-        if version <= 0i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 0i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -830,11 +774,7 @@ impl IncrementalAlterConfigsResponseResponse {
             put_compact_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
         }
-        if version <= 0i16 {
-            put_i8(buf, *((&self.resource_type)));
-        } else if version >= 1i16 {
-            put_i8(buf, *((&self.resource_type)));
-        }
+        put_i8(buf, *((&self.resource_type)));
         if version <= 0i16 {
             put_string(buf, ((&self.resource_name)).as_str())
                 .map_err(encode_ctx(NAME, "resource_name", version))?;
@@ -860,13 +800,7 @@ impl IncrementalAlterConfigsResponseResponse {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "IncrementalAlterConfigsResponseResponse";
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 0i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -874,13 +808,8 @@ impl IncrementalAlterConfigsResponseResponse {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
         }
-        if version <= 0i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        } else if version >= 1i16 {
-            this.resource_type = get_i8(buf)
-                .map_err(decode_ctx(NAME, "resource_type", version))?;
-        }
+        this.resource_type = get_i8(buf)
+            .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 0i16 {
             this.resource_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "resource_name", version))?;
@@ -910,21 +839,13 @@ impl IncrementalAlterConfigsResponseResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 1i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 0i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version <= 0i16 {
-            this.resource_type = rng.u64() as i8;
-        } else if version >= 1i16 {
-            this.resource_type = rng.u64() as i8;
-        }
+        this.resource_type = rng.u64() as i8;
         if version <= 0i16 {
             this.resource_name = rng.string();
         } else if version >= 1i16 {

@@ -119,14 +119,8 @@ impl JoinGroupRequest {
             put_compact_string(buf, ((&self.group_id)).as_str())
                 .map_err(encode_ctx(NAME, "group_id", version))?;
         }
-        if version <= 5i16 {
-            put_i32(buf, *((&self.session_timeout_ms)));
-        } else if version >= 6i16 {
-            put_i32(buf, *((&self.session_timeout_ms)));
-        }
-        if (1i16..=5i16).contains(&version) {
-            put_i32(buf, *((&self.rebalance_timeout_ms)));
-        } else if version >= 6i16 {
+        put_i32(buf, *((&self.session_timeout_ms)));
+        if version >= 1i16 {
             put_i32(buf, *((&self.rebalance_timeout_ms)));
         } else {
             if self.rebalance_timeout_ms != -1 {
@@ -229,17 +223,9 @@ impl JoinGroupRequest {
             this.group_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
         }
-        if version <= 5i16 {
-            this.session_timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "session_timeout_ms", version))?;
-        } else if version >= 6i16 {
-            this.session_timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "session_timeout_ms", version))?;
-        }
-        if (1i16..=5i16).contains(&version) {
-            this.rebalance_timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "rebalance_timeout_ms", version))?;
-        } else if version >= 6i16 {
+        this.session_timeout_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "session_timeout_ms", version))?;
+        if version >= 1i16 {
             this.rebalance_timeout_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "rebalance_timeout_ms", version))?;
         }
@@ -330,14 +316,8 @@ impl JoinGroupRequest {
         } else if version >= 6i16 {
             this.group_id = rng.string();
         }
-        if version <= 5i16 {
-            this.session_timeout_ms = rng.u64() as i32;
-        } else if version >= 6i16 {
-            this.session_timeout_ms = rng.u64() as i32;
-        }
-        if (1i16..=5i16).contains(&version) {
-            this.rebalance_timeout_ms = rng.u64() as i32;
-        } else if version >= 6i16 {
+        this.session_timeout_ms = rng.u64() as i32;
+        if version >= 1i16 {
             this.rebalance_timeout_ms = rng.u64() as i32;
         }
         if version <= 5i16 {
@@ -624,9 +604,7 @@ impl JoinGroupResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (2i16..=5i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 6i16 {
+        if version >= 2i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -639,16 +617,8 @@ impl JoinGroupResponse {
                 );
             }
         }
-        if version <= 5i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 6i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
-        if version <= 5i16 {
-            put_i32(buf, *((&self.generation_id)));
-        } else if version >= 6i16 {
-            put_i32(buf, *((&self.generation_id)));
-        }
+        put_i16(buf, *((&self.error_code)));
+        put_i32(buf, *((&self.generation_id)));
         if version >= 7i16 {
             put_compact_nullable_string(buf, ((&self.protocol_type)).as_deref())
                 .map_err(encode_ctx(NAME, "protocol_type", version))?;
@@ -756,27 +726,13 @@ impl JoinGroupResponse {
             );
         }
         let mut this = Self::default();
-        if (2i16..=5i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 6i16 {
+        if version >= 2i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
-        if version <= 5i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 6i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
-        if version <= 5i16 {
-            this.generation_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "generation_id", version))?;
-        } else if version >= 6i16 {
-            this.generation_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "generation_id", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.generation_id = get_i32(buf)
+            .map_err(decode_ctx(NAME, "generation_id", version))?;
         if version >= 7i16 {
             this.protocol_type = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "protocol_type", version))?;
@@ -868,21 +824,11 @@ impl JoinGroupResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (2i16..=5i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 6i16 {
+        if version >= 2i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
-        if version <= 5i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 6i16 {
-            this.error_code = rng.u64() as i16;
-        }
-        if version <= 5i16 {
-            this.generation_id = rng.u64() as i32;
-        } else if version >= 6i16 {
-            this.generation_id = rng.u64() as i32;
-        }
+        this.error_code = rng.u64() as i16;
+        this.generation_id = rng.u64() as i32;
         if version >= 7i16 {
             this.protocol_type = if rng.bool() { None } else { Some(rng.string()) };
         }

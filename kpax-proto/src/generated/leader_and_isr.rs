@@ -123,11 +123,7 @@ impl LeaderAndIsrRequest {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 3i16 {
-            put_i32(buf, *((&self.controller_id)));
-        } else if version >= 4i16 {
-            put_i32(buf, *((&self.controller_id)));
-        }
+        put_i32(buf, *((&self.controller_id)));
         if version >= 7i16 {
             put_bool(buf, *((&self.is_kraft_controller)));
         } else {
@@ -141,14 +137,8 @@ impl LeaderAndIsrRequest {
                 );
             }
         }
-        if version <= 3i16 {
-            put_i32(buf, *((&self.controller_epoch)));
-        } else if version >= 4i16 {
-            put_i32(buf, *((&self.controller_epoch)));
-        }
-        if (2i16..=3i16).contains(&version) {
-            put_i64(buf, *((&self.broker_epoch)));
-        } else if version >= 4i16 {
+        put_i32(buf, *((&self.controller_epoch)));
+        if version >= 2i16 {
             put_i64(buf, *((&self.broker_epoch)));
         } else {
             if self.broker_epoch != <i64>::default() {
@@ -263,28 +253,15 @@ impl LeaderAndIsrRequest {
             );
         }
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.controller_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_id", version))?;
-        } else if version >= 4i16 {
-            this.controller_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_id", version))?;
-        }
+        this.controller_id = get_i32(buf)
+            .map_err(decode_ctx(NAME, "controller_id", version))?;
         if version >= 7i16 {
             this.is_kraft_controller = get_bool(buf)
                 .map_err(decode_ctx(NAME, "is_kraft_controller", version))?;
         }
-        if version <= 3i16 {
-            this.controller_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_epoch", version))?;
-        } else if version >= 4i16 {
-            this.controller_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_epoch", version))?;
-        }
-        if (2i16..=3i16).contains(&version) {
-            this.broker_epoch = get_i64(buf)
-                .map_err(decode_ctx(NAME, "broker_epoch", version))?;
-        } else if version >= 4i16 {
+        this.controller_epoch = get_i32(buf)
+            .map_err(decode_ctx(NAME, "controller_epoch", version))?;
+        if version >= 2i16 {
             this.broker_epoch = get_i64(buf)
                 .map_err(decode_ctx(NAME, "broker_epoch", version))?;
         }
@@ -427,22 +404,12 @@ impl LeaderAndIsrRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.controller_id = rng.u64() as i32;
-        } else if version >= 4i16 {
-            this.controller_id = rng.u64() as i32;
-        }
+        this.controller_id = rng.u64() as i32;
         if version >= 7i16 {
             this.is_kraft_controller = rng.bool();
         }
-        if version <= 3i16 {
-            this.controller_epoch = rng.u64() as i32;
-        } else if version >= 4i16 {
-            this.controller_epoch = rng.u64() as i32;
-        }
-        if (2i16..=3i16).contains(&version) {
-            this.broker_epoch = rng.u64() as i64;
-        } else if version >= 4i16 {
+        this.controller_epoch = rng.u64() as i32;
+        if version >= 2i16 {
             this.broker_epoch = rng.u64() as i64;
         }
         if version >= 5i16 {
@@ -841,9 +808,7 @@ impl LeaderAndIsrRequestPartitionState {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "LeaderAndIsrRequestPartitionState";
-        if (2i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             put_i32(buf, *((&self.partition_index)));
         } else {
             if self.partition_index != <i32>::default() {
@@ -856,9 +821,7 @@ impl LeaderAndIsrRequestPartitionState {
                 );
             }
         }
-        if (2i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.controller_epoch)));
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             put_i32(buf, *((&self.controller_epoch)));
         } else {
             if self.controller_epoch != <i32>::default() {
@@ -871,9 +834,7 @@ impl LeaderAndIsrRequestPartitionState {
                 );
             }
         }
-        if (2i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.leader)));
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             put_i32(buf, *((&self.leader)));
         } else {
             if self.leader != <i32>::default() {
@@ -882,9 +843,7 @@ impl LeaderAndIsrRequestPartitionState {
                 );
             }
         }
-        if (2i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.leader_epoch)));
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             put_i32(buf, *((&self.leader_epoch)));
         } else {
             if self.leader_epoch != <i32>::default() {
@@ -922,9 +881,7 @@ impl LeaderAndIsrRequestPartitionState {
                 );
             }
         }
-        if (2i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.partition_epoch)));
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             put_i32(buf, *((&self.partition_epoch)));
         } else {
             if self.partition_epoch != <i32>::default() {
@@ -1020,9 +977,7 @@ impl LeaderAndIsrRequestPartitionState {
                 );
             }
         }
-        if (2i16..=3i16).contains(&version) {
-            put_bool(buf, *((&self.is_new)));
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             put_bool(buf, *((&self.is_new)));
         } else {
             if self.is_new != <bool>::default() {
@@ -1062,29 +1017,18 @@ impl LeaderAndIsrRequestPartitionState {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "LeaderAndIsrRequestPartitionState";
         let mut this = Self::default();
-        if (2i16..=3i16).contains(&version) {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
         }
-        if (2i16..=3i16).contains(&version) {
-            this.controller_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_epoch", version))?;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.controller_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "controller_epoch", version))?;
         }
-        if (2i16..=3i16).contains(&version) {
-            this.leader = get_i32(buf).map_err(decode_ctx(NAME, "leader", version))?;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.leader = get_i32(buf).map_err(decode_ctx(NAME, "leader", version))?;
         }
-        if (2i16..=3i16).contains(&version) {
-            this.leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "leader_epoch", version))?;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "leader_epoch", version))?;
         }
@@ -1098,13 +1042,8 @@ impl LeaderAndIsrRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "isr", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "isr", version))?;
                     items
                 }
             };
@@ -1118,21 +1057,13 @@ impl LeaderAndIsrRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "isr", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "isr", version))?;
                     items
                 }
             };
         }
-        if (2i16..=3i16).contains(&version) {
-            this.partition_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_epoch", version))?;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.partition_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_epoch", version))?;
         }
@@ -1146,13 +1077,8 @@ impl LeaderAndIsrRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "replicas", version))?;
                     items
                 }
             };
@@ -1166,13 +1092,8 @@ impl LeaderAndIsrRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "replicas", version))?;
                     items
                 }
             };
@@ -1191,14 +1112,8 @@ impl LeaderAndIsrRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "adding_replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "adding_replicas", version))?;
                     items
                 }
             };
@@ -1216,14 +1131,8 @@ impl LeaderAndIsrRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "adding_replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "adding_replicas", version))?;
                     items
                 }
             };
@@ -1242,14 +1151,8 @@ impl LeaderAndIsrRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "removing_replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "removing_replicas", version))?;
                     items
                 }
             };
@@ -1267,21 +1170,13 @@ impl LeaderAndIsrRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "removing_replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "removing_replicas", version))?;
                     items
                 }
             };
         }
-        if (2i16..=3i16).contains(&version) {
-            this.is_new = get_bool(buf).map_err(decode_ctx(NAME, "is_new", version))?;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.is_new = get_bool(buf).map_err(decode_ctx(NAME, "is_new", version))?;
         }
         if version >= 6i16 {
@@ -1310,24 +1205,16 @@ impl LeaderAndIsrRequestPartitionState {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (2i16..=3i16).contains(&version) {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.partition_index = rng.u64() as i32;
         }
-        if (2i16..=3i16).contains(&version) {
-            this.controller_epoch = rng.u64() as i32;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.controller_epoch = rng.u64() as i32;
         }
-        if (2i16..=3i16).contains(&version) {
-            this.leader = rng.u64() as i32;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.leader = rng.u64() as i32;
         }
-        if (2i16..=3i16).contains(&version) {
-            this.leader_epoch = rng.u64() as i32;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.leader_epoch = rng.u64() as i32;
         }
         if (2i16..=3i16).contains(&version) {
@@ -1335,9 +1222,7 @@ impl LeaderAndIsrRequestPartitionState {
         } else if version >= 4i16 {
             this.isr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
-        if (2i16..=3i16).contains(&version) {
-            this.partition_epoch = rng.u64() as i32;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.partition_epoch = rng.u64() as i32;
         }
         if (2i16..=3i16).contains(&version) {
@@ -1359,9 +1244,7 @@ impl LeaderAndIsrRequestPartitionState {
                 .map(|_| rng.u64() as i32)
                 .collect();
         }
-        if (2i16..=3i16).contains(&version) {
-            this.is_new = rng.bool();
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.is_new = rng.bool();
         }
         if version >= 6i16 {
@@ -1631,13 +1514,8 @@ impl LeaderAndIsrRequestUngroupedPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "isr", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "isr", version))?;
                     items
                 }
             };
@@ -1656,13 +1534,8 @@ impl LeaderAndIsrRequestUngroupedPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "replicas", version))?;
                     items
                 }
             };
@@ -1759,11 +1632,7 @@ impl LeaderAndIsrRequestLiveLeader {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "LeaderAndIsrRequestLiveLeader";
-        if version <= 3i16 {
-            put_i32(buf, *((&self.broker_id)));
-        } else if version >= 4i16 {
-            put_i32(buf, *((&self.broker_id)));
-        }
+        put_i32(buf, *((&self.broker_id)));
         if version <= 3i16 {
             put_string(buf, ((&self.host_name)).as_str())
                 .map_err(encode_ctx(NAME, "host_name", version))?;
@@ -1771,11 +1640,7 @@ impl LeaderAndIsrRequestLiveLeader {
             put_compact_string(buf, ((&self.host_name)).as_str())
                 .map_err(encode_ctx(NAME, "host_name", version))?;
         }
-        if version <= 3i16 {
-            put_i32(buf, *((&self.port)));
-        } else if version >= 4i16 {
-            put_i32(buf, *((&self.port)));
-        }
+        put_i32(buf, *((&self.port)));
         if version >= 4i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -1794,13 +1659,7 @@ impl LeaderAndIsrRequestLiveLeader {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "LeaderAndIsrRequestLiveLeader";
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.broker_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "broker_id", version))?;
-        } else if version >= 4i16 {
-            this.broker_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "broker_id", version))?;
-        }
+        this.broker_id = get_i32(buf).map_err(decode_ctx(NAME, "broker_id", version))?;
         if version <= 3i16 {
             this.host_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "host_name", version))?;
@@ -1808,11 +1667,7 @@ impl LeaderAndIsrRequestLiveLeader {
             this.host_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "host_name", version))?;
         }
-        if version <= 3i16 {
-            this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
-        } else if version >= 4i16 {
-            this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
-        }
+        this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
         if version >= 4i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1835,21 +1690,13 @@ impl LeaderAndIsrRequestLiveLeader {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.broker_id = rng.u64() as i32;
-        } else if version >= 4i16 {
-            this.broker_id = rng.u64() as i32;
-        }
+        this.broker_id = rng.u64() as i32;
         if version <= 3i16 {
             this.host_name = rng.string();
         } else if version >= 4i16 {
             this.host_name = rng.string();
         }
-        if version <= 3i16 {
-            this.port = rng.u64() as i32;
-        } else if version >= 4i16 {
-            this.port = rng.u64() as i32;
-        }
+        this.port = rng.u64() as i32;
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -1926,11 +1773,7 @@ impl LeaderAndIsrResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 4i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version >= 5i16 {
             {
                 let items = (&self.topics);
@@ -2001,13 +1844,7 @@ impl LeaderAndIsrResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 4i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 5i16 {
             this.topics = match get_compact_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -2097,11 +1934,7 @@ impl LeaderAndIsrResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 4i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version >= 5i16 {
             this.topics = (0..rng.count())
                 .map(|_| LeaderAndIsrResponseTopic::random(rng, version))
@@ -2470,9 +2303,7 @@ impl LeaderAndIsrResponsePartitionError {
                 );
             }
         }
-        if version <= 3i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version == 4i16 {
+        if version <= 4i16 {
             put_i32(buf, *((&self.partition_index)));
         } else {
             if self.partition_index != <i32>::default() {
@@ -2485,9 +2316,7 @@ impl LeaderAndIsrResponsePartitionError {
                 );
             }
         }
-        if version <= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version == 4i16 {
+        if version <= 4i16 {
             put_i16(buf, *((&self.error_code)));
         } else {
             if self.error_code != <i16>::default() {
@@ -2521,17 +2350,11 @@ impl LeaderAndIsrResponsePartitionError {
             this.topic_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
         }
-        if version <= 3i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version == 4i16 {
+        if version <= 4i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
         }
-        if version <= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version == 4i16 {
+        if version <= 4i16 {
             this.error_code = get_i16(buf)
                 .map_err(decode_ctx(NAME, "error_code", version))?;
         }
@@ -2562,14 +2385,10 @@ impl LeaderAndIsrResponsePartitionError {
         } else if version == 4i16 {
             this.topic_name = rng.string();
         }
-        if version <= 3i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version == 4i16 {
+        if version <= 4i16 {
             this.partition_index = rng.u64() as i32;
         }
-        if version <= 3i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version == 4i16 {
+        if version <= 4i16 {
             this.error_code = rng.u64() as i16;
         }
         if version == 4i16 {

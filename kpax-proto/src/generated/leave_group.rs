@@ -453,9 +453,7 @@ impl LeaveGroupResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (1i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -468,11 +466,7 @@ impl LeaveGroupResponse {
                 );
             }
         }
-        if version <= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 4i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version == 3i16 {
             {
                 let items = (&self.members);
@@ -521,20 +515,11 @@ impl LeaveGroupResponse {
             );
         }
         let mut this = Self::default();
-        if (1i16..=3i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
-        if version <= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 4i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version == 3i16 {
             this.members = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "members", version))?
@@ -592,16 +577,10 @@ impl LeaveGroupResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (1i16..=3i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
-        if version <= 3i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 4i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version == 3i16 {
             this.members = (0..rng.count())
                 .map(|_| LeaveGroupResponseMember::random(rng, version))
@@ -698,9 +677,7 @@ impl LeaveGroupResponseMember {
                 );
             }
         }
-        if version == 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             put_i16(buf, *((&self.error_code)));
         } else {
             if self.error_code != <i16>::default() {
@@ -741,10 +718,7 @@ impl LeaveGroupResponseMember {
             this.group_instance_id = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "group_instance_id", version))?;
         }
-        if version == 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             this.error_code = get_i16(buf)
                 .map_err(decode_ctx(NAME, "error_code", version))?;
         }
@@ -780,9 +754,7 @@ impl LeaveGroupResponseMember {
         } else if version >= 4i16 {
             this.group_instance_id = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version == 3i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             this.error_code = rng.u64() as i16;
         }
         if version >= 4i16 {

@@ -270,9 +270,7 @@ impl ListGroupsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (1i16..=2i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -285,11 +283,7 @@ impl ListGroupsResponse {
                 );
             }
         }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 2i16 {
             {
                 let items = (&self.groups);
@@ -332,20 +326,11 @@ impl ListGroupsResponse {
             );
         }
         let mut this = Self::default();
-        if (1i16..=2i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
-        if version <= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 2i16 {
             this.groups = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "groups", version))?
@@ -403,16 +388,10 @@ impl ListGroupsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (1i16..=2i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 3i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
-        if version <= 2i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 2i16 {
             this.groups = (0..rng.count())
                 .map(|_| ListGroupsResponseGroup::random(rng, version))

@@ -62,14 +62,8 @@ impl ListOffsetsRequest {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 5i16 {
-            put_i32(buf, *((&self.replica_id)));
-        } else if version >= 6i16 {
-            put_i32(buf, *((&self.replica_id)));
-        }
-        if (2i16..=5i16).contains(&version) {
-            put_i8(buf, *((&self.isolation_level)));
-        } else if version >= 6i16 {
+        put_i32(buf, *((&self.replica_id)));
+        if version >= 2i16 {
             put_i8(buf, *((&self.isolation_level)));
         } else {
             if self.isolation_level != <i8>::default() {
@@ -124,17 +118,8 @@ impl ListOffsetsRequest {
             );
         }
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.replica_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "replica_id", version))?;
-        } else if version >= 6i16 {
-            this.replica_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "replica_id", version))?;
-        }
-        if (2i16..=5i16).contains(&version) {
-            this.isolation_level = get_i8(buf)
-                .map_err(decode_ctx(NAME, "isolation_level", version))?;
-        } else if version >= 6i16 {
+        this.replica_id = get_i32(buf).map_err(decode_ctx(NAME, "replica_id", version))?;
+        if version >= 2i16 {
             this.isolation_level = get_i8(buf)
                 .map_err(decode_ctx(NAME, "isolation_level", version))?;
         }
@@ -195,14 +180,8 @@ impl ListOffsetsRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.replica_id = rng.u64() as i32;
-        } else if version >= 6i16 {
-            this.replica_id = rng.u64() as i32;
-        }
-        if (2i16..=5i16).contains(&version) {
-            this.isolation_level = rng.u64() as i8;
-        } else if version >= 6i16 {
+        this.replica_id = rng.u64() as i32;
+        if version >= 2i16 {
             this.isolation_level = rng.u64() as i8;
         }
         if version <= 5i16 {
@@ -457,14 +436,8 @@ impl ListOffsetsRequestPartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ListOffsetsRequestPartition";
-        if version <= 5i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 6i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if (4i16..=5i16).contains(&version) {
-            put_i32(buf, *((&self.current_leader_epoch)));
-        } else if version >= 6i16 {
+        put_i32(buf, *((&self.partition_index)));
+        if version >= 4i16 {
             put_i32(buf, *((&self.current_leader_epoch)));
         } else {
             if self.current_leader_epoch != -1 {
@@ -477,11 +450,7 @@ impl ListOffsetsRequestPartition {
                 );
             }
         }
-        if version <= 5i16 {
-            put_i64(buf, *((&self.timestamp)));
-        } else if version >= 6i16 {
-            put_i64(buf, *((&self.timestamp)));
-        }
+        put_i64(buf, *((&self.timestamp)));
         if version <= 0i16 {
             put_i32(buf, *((&self.max_num_offsets)));
         } else {
@@ -513,27 +482,13 @@ impl ListOffsetsRequestPartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "ListOffsetsRequestPartition";
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 6i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if (4i16..=5i16).contains(&version) {
-            this.current_leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "current_leader_epoch", version))?;
-        } else if version >= 6i16 {
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        if version >= 4i16 {
             this.current_leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "current_leader_epoch", version))?;
         }
-        if version <= 5i16 {
-            this.timestamp = get_i64(buf)
-                .map_err(decode_ctx(NAME, "timestamp", version))?;
-        } else if version >= 6i16 {
-            this.timestamp = get_i64(buf)
-                .map_err(decode_ctx(NAME, "timestamp", version))?;
-        }
+        this.timestamp = get_i64(buf).map_err(decode_ctx(NAME, "timestamp", version))?;
         if version <= 0i16 {
             this.max_num_offsets = get_i32(buf)
                 .map_err(decode_ctx(NAME, "max_num_offsets", version))?;
@@ -560,21 +515,11 @@ impl ListOffsetsRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 6i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if (4i16..=5i16).contains(&version) {
-            this.current_leader_epoch = rng.u64() as i32;
-        } else if version >= 6i16 {
+        this.partition_index = rng.u64() as i32;
+        if version >= 4i16 {
             this.current_leader_epoch = rng.u64() as i32;
         }
-        if version <= 5i16 {
-            this.timestamp = rng.u64() as i64;
-        } else if version >= 6i16 {
-            this.timestamp = rng.u64() as i64;
-        }
+        this.timestamp = rng.u64() as i64;
         if version <= 0i16 {
             this.max_num_offsets = rng.u64() as i32;
         }
@@ -641,9 +586,7 @@ impl ListOffsetsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (2i16..=5i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 6i16 {
+        if version >= 2i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -698,10 +641,7 @@ impl ListOffsetsResponse {
             );
         }
         let mut this = Self::default();
-        if (2i16..=5i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 6i16 {
+        if version >= 2i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -762,9 +702,7 @@ impl ListOffsetsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (2i16..=5i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 6i16 {
+        if version >= 2i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 5i16 {
@@ -1039,19 +977,9 @@ impl ListOffsetsResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ListOffsetsResponsePartition";
-        if version <= 5i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 6i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 5i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 6i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
-        if (1i16..=5i16).contains(&version) {
-            put_i64(buf, *((&self.timestamp)));
-        } else if version >= 6i16 {
+        put_i32(buf, *((&self.partition_index)));
+        put_i16(buf, *((&self.error_code)));
+        if version >= 1i16 {
             put_i64(buf, *((&self.timestamp)));
         } else {
             if self.timestamp != <i64>::default() {
@@ -1060,9 +988,7 @@ impl ListOffsetsResponsePartition {
                 );
             }
         }
-        if (1i16..=5i16).contains(&version) {
-            put_i64(buf, *((&self.offset)));
-        } else if version >= 6i16 {
+        if version >= 1i16 {
             put_i64(buf, *((&self.offset)));
         } else {
             if self.offset != <i64>::default() {
@@ -1071,9 +997,7 @@ impl ListOffsetsResponsePartition {
                 );
             }
         }
-        if (4i16..=5i16).contains(&version) {
-            put_i32(buf, *((&self.leader_epoch)));
-        } else if version >= 6i16 {
+        if version >= 4i16 {
             put_i32(buf, *((&self.leader_epoch)));
         } else {
             if self.leader_epoch != <i32>::default() {
@@ -1124,36 +1048,17 @@ impl ListOffsetsResponsePartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "ListOffsetsResponsePartition";
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 6i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 5i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 6i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
-        if (1i16..=5i16).contains(&version) {
-            this.timestamp = get_i64(buf)
-                .map_err(decode_ctx(NAME, "timestamp", version))?;
-        } else if version >= 6i16 {
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        if version >= 1i16 {
             this.timestamp = get_i64(buf)
                 .map_err(decode_ctx(NAME, "timestamp", version))?;
         }
-        if (1i16..=5i16).contains(&version) {
-            this.offset = get_i64(buf).map_err(decode_ctx(NAME, "offset", version))?;
-        } else if version >= 6i16 {
+        if version >= 1i16 {
             this.offset = get_i64(buf).map_err(decode_ctx(NAME, "offset", version))?;
         }
-        if (4i16..=5i16).contains(&version) {
-            this.leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "leader_epoch", version))?;
-        } else if version >= 6i16 {
+        if version >= 4i16 {
             this.leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "leader_epoch", version))?;
         }
@@ -1205,29 +1110,15 @@ impl ListOffsetsResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 6i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 5i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 6i16 {
-            this.error_code = rng.u64() as i16;
-        }
-        if (1i16..=5i16).contains(&version) {
-            this.timestamp = rng.u64() as i64;
-        } else if version >= 6i16 {
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
+        if version >= 1i16 {
             this.timestamp = rng.u64() as i64;
         }
-        if (1i16..=5i16).contains(&version) {
-            this.offset = rng.u64() as i64;
-        } else if version >= 6i16 {
+        if version >= 1i16 {
             this.offset = rng.u64() as i64;
         }
-        if (4i16..=5i16).contains(&version) {
-            this.leader_epoch = rng.u64() as i32;
-        } else if version >= 6i16 {
+        if version >= 4i16 {
             this.leader_epoch = rng.u64() as i32;
         }
         if version <= 0i16 {

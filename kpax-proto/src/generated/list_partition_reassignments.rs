@@ -216,14 +216,8 @@ impl ListPartitionReassignmentsRequestTopic {
                 );
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf)
-                                .map_err(decode_ctx(NAME, "partition_indexes", version))?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "partition_indexes", version))?;
                 items
             }
         };
@@ -645,13 +639,8 @@ impl ListPartitionReassignmentsResponsePartition {
                 );
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf).map_err(decode_ctx(NAME, "replicas", version))?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "replicas", version))?;
                 items
             }
         };
@@ -668,14 +657,8 @@ impl ListPartitionReassignmentsResponsePartition {
                 );
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf)
-                                .map_err(decode_ctx(NAME, "adding_replicas", version))?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "adding_replicas", version))?;
                 items
             }
         };
@@ -692,14 +675,8 @@ impl ListPartitionReassignmentsResponsePartition {
                 );
             }
             Some(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            get_i32(buf)
-                                .map_err(decode_ctx(NAME, "removing_replicas", version))?,
-                        );
-                }
+                let items = get_i32_array(buf, n)
+                    .map_err(decode_ctx(NAME, "removing_replicas", version))?;
                 items
             }
         };

@@ -116,9 +116,7 @@ impl MetadataRequest {
                 }
             }
         }
-        if (4i16..=8i16).contains(&version) {
-            put_bool(buf, *((&self.allow_auto_topic_creation)));
-        } else if version >= 9i16 {
+        if version >= 4i16 {
             put_bool(buf, *((&self.allow_auto_topic_creation)));
         } else {
             if self.allow_auto_topic_creation != true {
@@ -131,9 +129,7 @@ impl MetadataRequest {
                 );
             }
         }
-        if version == 8i16 {
-            put_bool(buf, *((&self.include_cluster_authorized_operations)));
-        } else if (9i16..=10i16).contains(&version) {
+        if (8i16..=10i16).contains(&version) {
             put_bool(buf, *((&self.include_cluster_authorized_operations)));
         } else {
             if self.include_cluster_authorized_operations != <bool>::default() {
@@ -146,9 +142,7 @@ impl MetadataRequest {
                 );
             }
         }
-        if version == 8i16 {
-            put_bool(buf, *((&self.include_topic_authorized_operations)));
-        } else if version >= 9i16 {
+        if version >= 8i16 {
             put_bool(buf, *((&self.include_topic_authorized_operations)));
         } else {
             if self.include_topic_authorized_operations != <bool>::default() {
@@ -224,30 +218,17 @@ impl MetadataRequest {
                 }
             };
         }
-        if (4i16..=8i16).contains(&version) {
-            this.allow_auto_topic_creation = get_bool(buf)
-                .map_err(decode_ctx(NAME, "allow_auto_topic_creation", version))?;
-        } else if version >= 9i16 {
+        if version >= 4i16 {
             this.allow_auto_topic_creation = get_bool(buf)
                 .map_err(decode_ctx(NAME, "allow_auto_topic_creation", version))?;
         }
-        if version == 8i16 {
-            this.include_cluster_authorized_operations = get_bool(buf)
-                .map_err(
-                    decode_ctx(NAME, "include_cluster_authorized_operations", version),
-                )?;
-        } else if (9i16..=10i16).contains(&version) {
+        if (8i16..=10i16).contains(&version) {
             this.include_cluster_authorized_operations = get_bool(buf)
                 .map_err(
                     decode_ctx(NAME, "include_cluster_authorized_operations", version),
                 )?;
         }
-        if version == 8i16 {
-            this.include_topic_authorized_operations = get_bool(buf)
-                .map_err(
-                    decode_ctx(NAME, "include_topic_authorized_operations", version),
-                )?;
-        } else if version >= 9i16 {
+        if version >= 8i16 {
             this.include_topic_authorized_operations = get_bool(buf)
                 .map_err(
                     decode_ctx(NAME, "include_topic_authorized_operations", version),
@@ -302,19 +283,13 @@ impl MetadataRequest {
                 )
             };
         }
-        if (4i16..=8i16).contains(&version) {
-            this.allow_auto_topic_creation = rng.bool();
-        } else if version >= 9i16 {
+        if version >= 4i16 {
             this.allow_auto_topic_creation = rng.bool();
         }
-        if version == 8i16 {
-            this.include_cluster_authorized_operations = rng.bool();
-        } else if (9i16..=10i16).contains(&version) {
+        if (8i16..=10i16).contains(&version) {
             this.include_cluster_authorized_operations = rng.bool();
         }
-        if version == 8i16 {
-            this.include_topic_authorized_operations = rng.bool();
-        } else if version >= 9i16 {
+        if version >= 8i16 {
             this.include_topic_authorized_operations = rng.bool();
         }
         if version >= 9i16 {
@@ -566,9 +541,7 @@ impl MetadataResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (3i16..=8i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 9i16 {
+        if version >= 3i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -613,9 +586,7 @@ impl MetadataResponse {
                 );
             }
         }
-        if (1i16..=8i16).contains(&version) {
-            put_i32(buf, *((&self.controller_id)));
-        } else if version >= 9i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.controller_id)));
         } else {
             if self.controller_id != <i32>::default() {
@@ -647,9 +618,7 @@ impl MetadataResponse {
                 }
             }
         }
-        if version == 8i16 {
-            put_i32(buf, *((&self.cluster_authorized_operations)));
-        } else if (9i16..=10i16).contains(&version) {
+        if (8i16..=10i16).contains(&version) {
             put_i32(buf, *((&self.cluster_authorized_operations)));
         } else {
             if self.cluster_authorized_operations != <i32>::default() {
@@ -685,10 +654,7 @@ impl MetadataResponse {
             );
         }
         let mut this = Self::default();
-        if (3i16..=8i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 9i16 {
+        if version >= 3i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -734,10 +700,7 @@ impl MetadataResponse {
             this.cluster_id = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "cluster_id", version))?;
         }
-        if (1i16..=8i16).contains(&version) {
-            this.controller_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_id", version))?;
-        } else if version >= 9i16 {
+        if version >= 1i16 {
             this.controller_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "controller_id", version))?;
         }
@@ -776,10 +739,7 @@ impl MetadataResponse {
                 }
             };
         }
-        if version == 8i16 {
-            this.cluster_authorized_operations = get_i32(buf)
-                .map_err(decode_ctx(NAME, "cluster_authorized_operations", version))?;
-        } else if (9i16..=10i16).contains(&version) {
+        if (8i16..=10i16).contains(&version) {
             this.cluster_authorized_operations = get_i32(buf)
                 .map_err(decode_ctx(NAME, "cluster_authorized_operations", version))?;
         }
@@ -805,9 +765,7 @@ impl MetadataResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (3i16..=8i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 9i16 {
+        if version >= 3i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 8i16 {
@@ -824,9 +782,7 @@ impl MetadataResponse {
         } else if version >= 9i16 {
             this.cluster_id = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if (1i16..=8i16).contains(&version) {
-            this.controller_id = rng.u64() as i32;
-        } else if version >= 9i16 {
+        if version >= 1i16 {
             this.controller_id = rng.u64() as i32;
         }
         if version <= 8i16 {
@@ -838,9 +794,7 @@ impl MetadataResponse {
                 .map(|_| MetadataResponseTopic::random(rng, version))
                 .collect();
         }
-        if version == 8i16 {
-            this.cluster_authorized_operations = rng.u64() as i32;
-        } else if (9i16..=10i16).contains(&version) {
+        if (8i16..=10i16).contains(&version) {
             this.cluster_authorized_operations = rng.u64() as i32;
         }
         if version >= 9i16 {
@@ -910,11 +864,7 @@ impl MetadataResponseBroker {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "MetadataResponseBroker";
-        if version <= 8i16 {
-            put_i32(buf, *((&self.node_id)));
-        } else if version >= 9i16 {
-            put_i32(buf, *((&self.node_id)));
-        }
+        put_i32(buf, *((&self.node_id)));
         if version <= 8i16 {
             put_string(buf, ((&self.host)).as_str())
                 .map_err(encode_ctx(NAME, "host", version))?;
@@ -922,11 +872,7 @@ impl MetadataResponseBroker {
             put_compact_string(buf, ((&self.host)).as_str())
                 .map_err(encode_ctx(NAME, "host", version))?;
         }
-        if version <= 8i16 {
-            put_i32(buf, *((&self.port)));
-        } else if version >= 9i16 {
-            put_i32(buf, *((&self.port)));
-        }
+        put_i32(buf, *((&self.port)));
         if (1i16..=8i16).contains(&version) {
             put_nullable_string(buf, ((&self.rack)).as_deref())
                 .map_err(encode_ctx(NAME, "rack", version))?;
@@ -958,22 +904,14 @@ impl MetadataResponseBroker {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "MetadataResponseBroker";
         let mut this = Self::default();
-        if version <= 8i16 {
-            this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
-        } else if version >= 9i16 {
-            this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
-        }
+        this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
         if version <= 8i16 {
             this.host = get_string(buf).map_err(decode_ctx(NAME, "host", version))?;
         } else if version >= 9i16 {
             this.host = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "host", version))?;
         }
-        if version <= 8i16 {
-            this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
-        } else if version >= 9i16 {
-            this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
-        }
+        this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
         if (1i16..=8i16).contains(&version) {
             this.rack = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "rack", version))?;
@@ -1003,21 +941,13 @@ impl MetadataResponseBroker {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 8i16 {
-            this.node_id = rng.u64() as i32;
-        } else if version >= 9i16 {
-            this.node_id = rng.u64() as i32;
-        }
+        this.node_id = rng.u64() as i32;
         if version <= 8i16 {
             this.host = rng.string();
         } else if version >= 9i16 {
             this.host = rng.string();
         }
-        if version <= 8i16 {
-            this.port = rng.u64() as i32;
-        } else if version >= 9i16 {
-            this.port = rng.u64() as i32;
-        }
+        this.port = rng.u64() as i32;
         if (1i16..=8i16).contains(&version) {
             this.rack = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 9i16 {
@@ -1110,11 +1040,7 @@ impl MetadataResponseTopic {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "MetadataResponseTopic";
-        if version <= 8i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 9i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 8i16 {
             put_string(
                     buf,
@@ -1148,9 +1074,7 @@ impl MetadataResponseTopic {
                 );
             }
         }
-        if (1i16..=8i16).contains(&version) {
-            put_bool(buf, *((&self.is_internal)));
-        } else if version >= 9i16 {
+        if version >= 1i16 {
             put_bool(buf, *((&self.is_internal)));
         } else {
             if self.is_internal != <bool>::default() {
@@ -1182,9 +1106,7 @@ impl MetadataResponseTopic {
                 }
             }
         }
-        if version == 8i16 {
-            put_i32(buf, *((&self.topic_authorized_operations)));
-        } else if version >= 9i16 {
+        if version >= 8i16 {
             put_i32(buf, *((&self.topic_authorized_operations)));
         } else {
             if self.topic_authorized_operations != <i32>::default() {
@@ -1215,13 +1137,7 @@ impl MetadataResponseTopic {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "MetadataResponseTopic";
         let mut this = Self::default();
-        if version <= 8i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 9i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 8i16 {
             this.name = Some(
                 get_string(buf).map_err(decode_ctx(NAME, "name", version))?,
@@ -1238,10 +1154,7 @@ impl MetadataResponseTopic {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
         }
-        if (1i16..=8i16).contains(&version) {
-            this.is_internal = get_bool(buf)
-                .map_err(decode_ctx(NAME, "is_internal", version))?;
-        } else if version >= 9i16 {
+        if version >= 1i16 {
             this.is_internal = get_bool(buf)
                 .map_err(decode_ctx(NAME, "is_internal", version))?;
         }
@@ -1288,10 +1201,7 @@ impl MetadataResponseTopic {
                 }
             };
         }
-        if version == 8i16 {
-            this.topic_authorized_operations = get_i32(buf)
-                .map_err(decode_ctx(NAME, "topic_authorized_operations", version))?;
-        } else if version >= 9i16 {
+        if version >= 8i16 {
             this.topic_authorized_operations = get_i32(buf)
                 .map_err(decode_ctx(NAME, "topic_authorized_operations", version))?;
         }
@@ -1317,11 +1227,7 @@ impl MetadataResponseTopic {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 8i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 9i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 8i16 {
             this.name = Some(rng.string());
         } else if (9i16..=11i16).contains(&version) {
@@ -1332,9 +1238,7 @@ impl MetadataResponseTopic {
         if version >= 10i16 {
             this.topic_id = rng.uuid();
         }
-        if (1i16..=8i16).contains(&version) {
-            this.is_internal = rng.bool();
-        } else if version >= 9i16 {
+        if version >= 1i16 {
             this.is_internal = rng.bool();
         }
         if version <= 8i16 {
@@ -1346,9 +1250,7 @@ impl MetadataResponseTopic {
                 .map(|_| MetadataResponsePartition::random(rng, version))
                 .collect();
         }
-        if version == 8i16 {
-            this.topic_authorized_operations = rng.u64() as i32;
-        } else if version >= 9i16 {
+        if version >= 8i16 {
             this.topic_authorized_operations = rng.u64() as i32;
         }
         if version >= 9i16 {
@@ -1448,24 +1350,10 @@ impl MetadataResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "MetadataResponsePartition";
-        if version <= 8i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 9i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
-        if version <= 8i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 9i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 8i16 {
-            put_i32(buf, *((&self.leader_id)));
-        } else if version >= 9i16 {
-            put_i32(buf, *((&self.leader_id)));
-        }
-        if (7i16..=8i16).contains(&version) {
-            put_i32(buf, *((&self.leader_epoch)));
-        } else if version >= 9i16 {
+        put_i16(buf, *((&self.error_code)));
+        put_i32(buf, *((&self.partition_index)));
+        put_i32(buf, *((&self.leader_id)));
+        if version >= 7i16 {
             put_i32(buf, *((&self.leader_epoch)));
         } else {
             if self.leader_epoch != <i32>::default() {
@@ -1563,31 +1451,11 @@ impl MetadataResponsePartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "MetadataResponsePartition";
         let mut this = Self::default();
-        if version <= 8i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 9i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
-        if version <= 8i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 9i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 8i16 {
-            this.leader_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "leader_id", version))?;
-        } else if version >= 9i16 {
-            this.leader_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "leader_id", version))?;
-        }
-        if (7i16..=8i16).contains(&version) {
-            this.leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "leader_epoch", version))?;
-        } else if version >= 9i16 {
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.leader_id = get_i32(buf).map_err(decode_ctx(NAME, "leader_id", version))?;
+        if version >= 7i16 {
             this.leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "leader_epoch", version))?;
         }
@@ -1605,14 +1473,8 @@ impl MetadataResponsePartition {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "replica_nodes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "replica_nodes", version))?;
                     items
                 }
             };
@@ -1630,14 +1492,8 @@ impl MetadataResponsePartition {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "replica_nodes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "replica_nodes", version))?;
                     items
                 }
             };
@@ -1652,14 +1508,8 @@ impl MetadataResponsePartition {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "isr_nodes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "isr_nodes", version))?;
                     items
                 }
             };
@@ -1673,14 +1523,8 @@ impl MetadataResponsePartition {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "isr_nodes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "isr_nodes", version))?;
                     items
                 }
             };
@@ -1699,14 +1543,8 @@ impl MetadataResponsePartition {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "offline_replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "offline_replicas", version))?;
                     items
                 }
             };
@@ -1724,14 +1562,8 @@ impl MetadataResponsePartition {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "offline_replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "offline_replicas", version))?;
                     items
                 }
             };
@@ -1758,24 +1590,10 @@ impl MetadataResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 8i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 9i16 {
-            this.error_code = rng.u64() as i16;
-        }
-        if version <= 8i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 9i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 8i16 {
-            this.leader_id = rng.u64() as i32;
-        } else if version >= 9i16 {
-            this.leader_id = rng.u64() as i32;
-        }
-        if (7i16..=8i16).contains(&version) {
-            this.leader_epoch = rng.u64() as i32;
-        } else if version >= 9i16 {
+        this.error_code = rng.u64() as i16;
+        this.partition_index = rng.u64() as i32;
+        this.leader_id = rng.u64() as i32;
+        if version >= 7i16 {
             this.leader_epoch = rng.u64() as i32;
         }
         if version <= 8i16 {

@@ -99,9 +99,7 @@ impl OffsetCommitRequest {
             put_compact_string(buf, ((&self.group_id)).as_str())
                 .map_err(encode_ctx(NAME, "group_id", version))?;
         }
-        if (1i16..=7i16).contains(&version) {
-            put_i32(buf, *((&self.generation_id_or_member_epoch)));
-        } else if version >= 8i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.generation_id_or_member_epoch)));
         } else {
             if self.generation_id_or_member_epoch != -1 {
@@ -206,10 +204,7 @@ impl OffsetCommitRequest {
             this.group_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
         }
-        if (1i16..=7i16).contains(&version) {
-            this.generation_id_or_member_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "generation_id_or_member_epoch", version))?;
-        } else if version >= 8i16 {
+        if version >= 1i16 {
             this.generation_id_or_member_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "generation_id_or_member_epoch", version))?;
         }
@@ -293,9 +288,7 @@ impl OffsetCommitRequest {
         } else if version >= 8i16 {
             this.group_id = rng.string();
         }
-        if (1i16..=7i16).contains(&version) {
-            this.generation_id_or_member_epoch = rng.u64() as i32;
-        } else if version >= 8i16 {
+        if version >= 1i16 {
             this.generation_id_or_member_epoch = rng.u64() as i32;
         }
         if (1i16..=7i16).contains(&version) {
@@ -573,19 +566,9 @@ impl OffsetCommitRequestPartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "OffsetCommitRequestPartition";
-        if version <= 7i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 8i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 7i16 {
-            put_i64(buf, *((&self.committed_offset)));
-        } else if version >= 8i16 {
-            put_i64(buf, *((&self.committed_offset)));
-        }
-        if (6i16..=7i16).contains(&version) {
-            put_i32(buf, *((&self.committed_leader_epoch)));
-        } else if version >= 8i16 {
+        put_i32(buf, *((&self.partition_index)));
+        put_i64(buf, *((&self.committed_offset)));
+        if version >= 6i16 {
             put_i32(buf, *((&self.committed_leader_epoch)));
         } else {
             if self.committed_leader_epoch != -1 {
@@ -636,24 +619,11 @@ impl OffsetCommitRequestPartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "OffsetCommitRequestPartition";
         let mut this = Self::default();
-        if version <= 7i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 8i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 7i16 {
-            this.committed_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "committed_offset", version))?;
-        } else if version >= 8i16 {
-            this.committed_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "committed_offset", version))?;
-        }
-        if (6i16..=7i16).contains(&version) {
-            this.committed_leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "committed_leader_epoch", version))?;
-        } else if version >= 8i16 {
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.committed_offset = get_i64(buf)
+            .map_err(decode_ctx(NAME, "committed_offset", version))?;
+        if version >= 6i16 {
             this.committed_leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "committed_leader_epoch", version))?;
         }
@@ -690,19 +660,9 @@ impl OffsetCommitRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 7i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 8i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 7i16 {
-            this.committed_offset = rng.u64() as i64;
-        } else if version >= 8i16 {
-            this.committed_offset = rng.u64() as i64;
-        }
-        if (6i16..=7i16).contains(&version) {
-            this.committed_leader_epoch = rng.u64() as i32;
-        } else if version >= 8i16 {
+        this.partition_index = rng.u64() as i32;
+        this.committed_offset = rng.u64() as i64;
+        if version >= 6i16 {
             this.committed_leader_epoch = rng.u64() as i32;
         }
         if version == 1i16 {
@@ -776,9 +736,7 @@ impl OffsetCommitResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (3i16..=7i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 8i16 {
+        if version >= 3i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -833,10 +791,7 @@ impl OffsetCommitResponse {
             );
         }
         let mut this = Self::default();
-        if (3i16..=7i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 8i16 {
+        if version >= 3i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -897,9 +852,7 @@ impl OffsetCommitResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (3i16..=7i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 8i16 {
+        if version >= 3i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 7i16 {
@@ -1134,16 +1087,8 @@ impl OffsetCommitResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "OffsetCommitResponsePartition";
-        if version <= 7i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 8i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 7i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 8i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i32(buf, *((&self.partition_index)));
+        put_i16(buf, *((&self.error_code)));
         if version >= 8i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -1162,20 +1107,9 @@ impl OffsetCommitResponsePartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "OffsetCommitResponsePartition";
         let mut this = Self::default();
-        if version <= 7i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 8i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 7i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 8i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 8i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1198,16 +1132,8 @@ impl OffsetCommitResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 7i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 8i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 7i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 8i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         if version >= 8i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

@@ -641,14 +641,8 @@ impl OffsetFetchRequestGroupTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partition_indexes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partition_indexes", version))?;
                     items
                 }
             };
@@ -810,14 +804,8 @@ impl OffsetFetchRequestTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partition_indexes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partition_indexes", version))?;
                     items
                 }
             };
@@ -835,14 +823,8 @@ impl OffsetFetchRequestTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partition_indexes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partition_indexes", version))?;
                     items
                 }
             };
@@ -966,9 +948,7 @@ impl OffsetFetchResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (3i16..=5i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 6i16 {
+        if version >= 3i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -1022,9 +1002,7 @@ impl OffsetFetchResponse {
                 );
             }
         }
-        if (2i16..=5i16).contains(&version) {
-            put_i16(buf, *((&self.error_code)));
-        } else if (6i16..=7i16).contains(&version) {
+        if (2i16..=7i16).contains(&version) {
             put_i16(buf, *((&self.error_code)));
         } else {
             if self.error_code != <i16>::default() {
@@ -1056,10 +1034,7 @@ impl OffsetFetchResponse {
             );
         }
         let mut this = Self::default();
-        if (3i16..=5i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 6i16 {
+        if version >= 3i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -1116,10 +1091,7 @@ impl OffsetFetchResponse {
                 }
             };
         }
-        if (2i16..=5i16).contains(&version) {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if (6i16..=7i16).contains(&version) {
+        if (2i16..=7i16).contains(&version) {
             this.error_code = get_i16(buf)
                 .map_err(decode_ctx(NAME, "error_code", version))?;
         }
@@ -1145,9 +1117,7 @@ impl OffsetFetchResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (3i16..=5i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 6i16 {
+        if version >= 3i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 8i16 {
@@ -1164,9 +1134,7 @@ impl OffsetFetchResponse {
                 .map(|_| OffsetFetchResponseTopic::random(rng, version))
                 .collect();
         }
-        if (2i16..=5i16).contains(&version) {
-            this.error_code = rng.u64() as i16;
-        } else if (6i16..=7i16).contains(&version) {
+        if (2i16..=7i16).contains(&version) {
             this.error_code = rng.u64() as i16;
         }
         if version >= 6i16 {
@@ -1980,9 +1948,7 @@ impl OffsetFetchResponseTopicPartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "OffsetFetchResponseTopicPartition";
-        if version <= 5i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if (6i16..=7i16).contains(&version) {
+        if version <= 7i16 {
             put_i32(buf, *((&self.partition_index)));
         } else {
             if self.partition_index != <i32>::default() {
@@ -1995,9 +1961,7 @@ impl OffsetFetchResponseTopicPartition {
                 );
             }
         }
-        if version <= 5i16 {
-            put_i64(buf, *((&self.committed_offset)));
-        } else if (6i16..=7i16).contains(&version) {
+        if version <= 7i16 {
             put_i64(buf, *((&self.committed_offset)));
         } else {
             if self.committed_offset != <i64>::default() {
@@ -2010,9 +1974,7 @@ impl OffsetFetchResponseTopicPartition {
                 );
             }
         }
-        if version == 5i16 {
-            put_i32(buf, *((&self.committed_leader_epoch)));
-        } else if (6i16..=7i16).contains(&version) {
+        if (5i16..=7i16).contains(&version) {
             put_i32(buf, *((&self.committed_leader_epoch)));
         } else {
             if self.committed_leader_epoch != <i32>::default() {
@@ -2038,9 +2000,7 @@ impl OffsetFetchResponseTopicPartition {
                 );
             }
         }
-        if version <= 5i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if (6i16..=7i16).contains(&version) {
+        if version <= 7i16 {
             put_i16(buf, *((&self.error_code)));
         } else {
             if self.error_code != <i16>::default() {
@@ -2067,24 +2027,15 @@ impl OffsetFetchResponseTopicPartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "OffsetFetchResponseTopicPartition";
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if (6i16..=7i16).contains(&version) {
+        if version <= 7i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
         }
-        if version <= 5i16 {
-            this.committed_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "committed_offset", version))?;
-        } else if (6i16..=7i16).contains(&version) {
+        if version <= 7i16 {
             this.committed_offset = get_i64(buf)
                 .map_err(decode_ctx(NAME, "committed_offset", version))?;
         }
-        if version == 5i16 {
-            this.committed_leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "committed_leader_epoch", version))?;
-        } else if (6i16..=7i16).contains(&version) {
+        if (5i16..=7i16).contains(&version) {
             this.committed_leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "committed_leader_epoch", version))?;
         }
@@ -2095,10 +2046,7 @@ impl OffsetFetchResponseTopicPartition {
             this.metadata = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "metadata", version))?;
         }
-        if version <= 5i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if (6i16..=7i16).contains(&version) {
+        if version <= 7i16 {
             this.error_code = get_i16(buf)
                 .map_err(decode_ctx(NAME, "error_code", version))?;
         }
@@ -2124,19 +2072,13 @@ impl OffsetFetchResponseTopicPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if (6i16..=7i16).contains(&version) {
+        if version <= 7i16 {
             this.partition_index = rng.u64() as i32;
         }
-        if version <= 5i16 {
-            this.committed_offset = rng.u64() as i64;
-        } else if (6i16..=7i16).contains(&version) {
+        if version <= 7i16 {
             this.committed_offset = rng.u64() as i64;
         }
-        if version == 5i16 {
-            this.committed_leader_epoch = rng.u64() as i32;
-        } else if (6i16..=7i16).contains(&version) {
+        if (5i16..=7i16).contains(&version) {
             this.committed_leader_epoch = rng.u64() as i32;
         }
         if version <= 5i16 {
@@ -2144,9 +2086,7 @@ impl OffsetFetchResponseTopicPartition {
         } else if (6i16..=7i16).contains(&version) {
             this.metadata = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version <= 5i16 {
-            this.error_code = rng.u64() as i16;
-        } else if (6i16..=7i16).contains(&version) {
+        if version <= 7i16 {
             this.error_code = rng.u64() as i16;
         }
         if (6i16..=7i16).contains(&version) {

@@ -52,9 +52,7 @@ impl OffsetForLeaderEpochRequest {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version == 3i16 {
-            put_i32(buf, *((&self.replica_id)));
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             put_i32(buf, *((&self.replica_id)));
         } else {
             if self.replica_id != <i32>::default() {
@@ -105,10 +103,7 @@ impl OffsetForLeaderEpochRequest {
             );
         }
         let mut this = Self::default();
-        if version == 3i16 {
-            this.replica_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "replica_id", version))?;
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             this.replica_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "replica_id", version))?;
         }
@@ -175,9 +170,7 @@ impl OffsetForLeaderEpochRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version == 3i16 {
-            this.replica_id = rng.u64() as i32;
-        } else if version >= 4i16 {
+        if version >= 3i16 {
             this.replica_id = rng.u64() as i32;
         }
         if version <= 3i16 {
@@ -431,14 +424,8 @@ impl OffsetForLeaderEpochRequestPartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "OffsetForLeaderEpochRequestPartition";
-        if version <= 3i16 {
-            put_i32(buf, *((&self.partition)));
-        } else if version >= 4i16 {
-            put_i32(buf, *((&self.partition)));
-        }
-        if (2i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.current_leader_epoch)));
-        } else if version >= 4i16 {
+        put_i32(buf, *((&self.partition)));
+        if version >= 2i16 {
             put_i32(buf, *((&self.current_leader_epoch)));
         } else {
             if self.current_leader_epoch != <i32>::default() {
@@ -451,11 +438,7 @@ impl OffsetForLeaderEpochRequestPartition {
                 );
             }
         }
-        if version <= 3i16 {
-            put_i32(buf, *((&self.leader_epoch)));
-        } else if version >= 4i16 {
-            put_i32(buf, *((&self.leader_epoch)));
-        }
+        put_i32(buf, *((&self.leader_epoch)));
         if version >= 4i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -474,27 +457,13 @@ impl OffsetForLeaderEpochRequestPartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "OffsetForLeaderEpochRequestPartition";
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.partition = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition", version))?;
-        } else if version >= 4i16 {
-            this.partition = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition", version))?;
-        }
-        if (2i16..=3i16).contains(&version) {
-            this.current_leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "current_leader_epoch", version))?;
-        } else if version >= 4i16 {
+        this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
+        if version >= 2i16 {
             this.current_leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "current_leader_epoch", version))?;
         }
-        if version <= 3i16 {
-            this.leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "leader_epoch", version))?;
-        } else if version >= 4i16 {
-            this.leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "leader_epoch", version))?;
-        }
+        this.leader_epoch = get_i32(buf)
+            .map_err(decode_ctx(NAME, "leader_epoch", version))?;
         if version >= 4i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -517,21 +486,11 @@ impl OffsetForLeaderEpochRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.partition = rng.u64() as i32;
-        } else if version >= 4i16 {
-            this.partition = rng.u64() as i32;
-        }
-        if (2i16..=3i16).contains(&version) {
-            this.current_leader_epoch = rng.u64() as i32;
-        } else if version >= 4i16 {
+        this.partition = rng.u64() as i32;
+        if version >= 2i16 {
             this.current_leader_epoch = rng.u64() as i32;
         }
-        if version <= 3i16 {
-            this.leader_epoch = rng.u64() as i32;
-        } else if version >= 4i16 {
-            this.leader_epoch = rng.u64() as i32;
-        }
+        this.leader_epoch = rng.u64() as i32;
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -595,9 +554,7 @@ impl OffsetForLeaderEpochResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (2i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -652,10 +609,7 @@ impl OffsetForLeaderEpochResponse {
             );
         }
         let mut this = Self::default();
-        if (2i16..=3i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -722,9 +676,7 @@ impl OffsetForLeaderEpochResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (2i16..=3i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 4i16 {
+        if version >= 2i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version <= 3i16 {
@@ -988,19 +940,9 @@ impl OffsetForLeaderEpochResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "OffsetForLeaderEpochResponsePartition";
-        if version <= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 4i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
-        if version <= 3i16 {
-            put_i32(buf, *((&self.partition)));
-        } else if version >= 4i16 {
-            put_i32(buf, *((&self.partition)));
-        }
-        if (1i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.leader_epoch)));
-        } else if version >= 4i16 {
+        put_i16(buf, *((&self.error_code)));
+        put_i32(buf, *((&self.partition)));
+        if version >= 1i16 {
             put_i32(buf, *((&self.leader_epoch)));
         } else {
             if self.leader_epoch != <i32>::default() {
@@ -1013,11 +955,7 @@ impl OffsetForLeaderEpochResponsePartition {
                 );
             }
         }
-        if version <= 3i16 {
-            put_i64(buf, *((&self.end_offset)));
-        } else if version >= 4i16 {
-            put_i64(buf, *((&self.end_offset)));
-        }
+        put_i64(buf, *((&self.end_offset)));
         if version >= 4i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -1036,34 +974,13 @@ impl OffsetForLeaderEpochResponsePartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "OffsetForLeaderEpochResponsePartition";
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 4i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
-        if version <= 3i16 {
-            this.partition = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition", version))?;
-        } else if version >= 4i16 {
-            this.partition = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition", version))?;
-        }
-        if (1i16..=3i16).contains(&version) {
-            this.leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "leader_epoch", version))?;
-        } else if version >= 4i16 {
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
+        if version >= 1i16 {
             this.leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "leader_epoch", version))?;
         }
-        if version <= 3i16 {
-            this.end_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "end_offset", version))?;
-        } else if version >= 4i16 {
-            this.end_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "end_offset", version))?;
-        }
+        this.end_offset = get_i64(buf).map_err(decode_ctx(NAME, "end_offset", version))?;
         if version >= 4i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1086,26 +1003,12 @@ impl OffsetForLeaderEpochResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 3i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 4i16 {
-            this.error_code = rng.u64() as i16;
-        }
-        if version <= 3i16 {
-            this.partition = rng.u64() as i32;
-        } else if version >= 4i16 {
-            this.partition = rng.u64() as i32;
-        }
-        if (1i16..=3i16).contains(&version) {
-            this.leader_epoch = rng.u64() as i32;
-        } else if version >= 4i16 {
+        this.error_code = rng.u64() as i16;
+        this.partition = rng.u64() as i32;
+        if version >= 1i16 {
             this.leader_epoch = rng.u64() as i32;
         }
-        if version <= 3i16 {
-            this.end_offset = rng.u64() as i64;
-        } else if version >= 4i16 {
-            this.end_offset = rng.u64() as i64;
-        }
+        this.end_offset = rng.u64() as i64;
         if version >= 4i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

@@ -89,16 +89,8 @@ impl ProduceRequest {
                 );
             }
         }
-        if version <= 8i16 {
-            put_i16(buf, *((&self.acks)));
-        } else if version >= 9i16 {
-            put_i16(buf, *((&self.acks)));
-        }
-        if version <= 8i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        } else if version >= 9i16 {
-            put_i32(buf, *((&self.timeout_ms)));
-        }
+        put_i16(buf, *((&self.acks)));
+        put_i32(buf, *((&self.timeout_ms)));
         if version <= 8i16 {
             {
                 let items = (&self.topic_data);
@@ -148,18 +140,8 @@ impl ProduceRequest {
             this.transactional_id = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "transactional_id", version))?;
         }
-        if version <= 8i16 {
-            this.acks = get_i16(buf).map_err(decode_ctx(NAME, "acks", version))?;
-        } else if version >= 9i16 {
-            this.acks = get_i16(buf).map_err(decode_ctx(NAME, "acks", version))?;
-        }
-        if version <= 8i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        } else if version >= 9i16 {
-            this.timeout_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "timeout_ms", version))?;
-        }
+        this.acks = get_i16(buf).map_err(decode_ctx(NAME, "acks", version))?;
+        this.timeout_ms = get_i32(buf).map_err(decode_ctx(NAME, "timeout_ms", version))?;
         if version <= 8i16 {
             this.topic_data = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topic_data", version))?
@@ -230,16 +212,8 @@ impl ProduceRequest {
         } else if version >= 9i16 {
             this.transactional_id = if rng.bool() { None } else { Some(rng.string()) };
         }
-        if version <= 8i16 {
-            this.acks = rng.u64() as i16;
-        } else if version >= 9i16 {
-            this.acks = rng.u64() as i16;
-        }
-        if version <= 8i16 {
-            this.timeout_ms = rng.u64() as i32;
-        } else if version >= 9i16 {
-            this.timeout_ms = rng.u64() as i32;
-        }
+        this.acks = rng.u64() as i16;
+        this.timeout_ms = rng.u64() as i32;
         if version <= 8i16 {
             this.topic_data = (0..rng.count())
                 .map(|_| ProduceRequestTopicData::random(rng, version))
@@ -475,11 +449,7 @@ impl ProduceRequestPartitionData {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ProduceRequestPartitionData";
-        if version <= 8i16 {
-            put_i32(buf, *((&self.index)));
-        } else if version >= 9i16 {
-            put_i32(buf, *((&self.index)));
-        }
+        put_i32(buf, *((&self.index)));
         if version <= 8i16 {
             put_nullable_bytes(buf, ((&self.records)).as_deref())
                 .map_err(encode_ctx(NAME, "records", version))?;
@@ -505,11 +475,7 @@ impl ProduceRequestPartitionData {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "ProduceRequestPartitionData";
         let mut this = Self::default();
-        if version <= 8i16 {
-            this.index = get_i32(buf).map_err(decode_ctx(NAME, "index", version))?;
-        } else if version >= 9i16 {
-            this.index = get_i32(buf).map_err(decode_ctx(NAME, "index", version))?;
-        }
+        this.index = get_i32(buf).map_err(decode_ctx(NAME, "index", version))?;
         if version <= 8i16 {
             this.records = get_nullable_bytes(buf)
                 .map_err(decode_ctx(NAME, "records", version))?;
@@ -539,11 +505,7 @@ impl ProduceRequestPartitionData {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 8i16 {
-            this.index = rng.u64() as i32;
-        } else if version >= 9i16 {
-            this.index = rng.u64() as i32;
-        }
+        this.index = rng.u64() as i32;
         if version <= 8i16 {
             this.records = if rng.bool() { None } else { Some(rng.bytes()) };
         } else if version >= 9i16 {
@@ -644,9 +606,7 @@ impl ProduceResponse {
                 }
             }
         }
-        if (1i16..=8i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 9i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -746,10 +706,7 @@ impl ProduceResponse {
                 }
             };
         }
-        if (1i16..=8i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 9i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
@@ -818,9 +775,7 @@ impl ProduceResponse {
                 .map(|_| ProduceResponseResponse::random(rng, version))
                 .collect();
         }
-        if (1i16..=8i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 9i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
         if version >= 10i16 {
@@ -1120,24 +1075,10 @@ impl ProduceResponsePartitionResponse {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ProduceResponsePartitionResponse";
-        if version <= 8i16 {
-            put_i32(buf, *((&self.index)));
-        } else if version >= 9i16 {
-            put_i32(buf, *((&self.index)));
-        }
-        if version <= 8i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 9i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
-        if version <= 8i16 {
-            put_i64(buf, *((&self.base_offset)));
-        } else if version >= 9i16 {
-            put_i64(buf, *((&self.base_offset)));
-        }
-        if (2i16..=8i16).contains(&version) {
-            put_i64(buf, *((&self.log_append_time_ms)));
-        } else if version >= 9i16 {
+        put_i32(buf, *((&self.index)));
+        put_i16(buf, *((&self.error_code)));
+        put_i64(buf, *((&self.base_offset)));
+        if version >= 2i16 {
             put_i64(buf, *((&self.log_append_time_ms)));
         } else {
             if self.log_append_time_ms != -1 {
@@ -1150,9 +1091,7 @@ impl ProduceResponsePartitionResponse {
                 );
             }
         }
-        if (5i16..=8i16).contains(&version) {
-            put_i64(buf, *((&self.log_start_offset)));
-        } else if version >= 9i16 {
+        if version >= 5i16 {
             put_i64(buf, *((&self.log_start_offset)));
         } else {
             if self.log_start_offset != -1 {
@@ -1251,36 +1190,15 @@ impl ProduceResponsePartitionResponse {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "ProduceResponsePartitionResponse";
         let mut this = Self::default();
-        if version <= 8i16 {
-            this.index = get_i32(buf).map_err(decode_ctx(NAME, "index", version))?;
-        } else if version >= 9i16 {
-            this.index = get_i32(buf).map_err(decode_ctx(NAME, "index", version))?;
-        }
-        if version <= 8i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 9i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
-        if version <= 8i16 {
-            this.base_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "base_offset", version))?;
-        } else if version >= 9i16 {
-            this.base_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "base_offset", version))?;
-        }
-        if (2i16..=8i16).contains(&version) {
-            this.log_append_time_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "log_append_time_ms", version))?;
-        } else if version >= 9i16 {
+        this.index = get_i32(buf).map_err(decode_ctx(NAME, "index", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.base_offset = get_i64(buf)
+            .map_err(decode_ctx(NAME, "base_offset", version))?;
+        if version >= 2i16 {
             this.log_append_time_ms = get_i64(buf)
                 .map_err(decode_ctx(NAME, "log_append_time_ms", version))?;
         }
-        if (5i16..=8i16).contains(&version) {
-            this.log_start_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "log_start_offset", version))?;
-        } else if version >= 9i16 {
+        if version >= 5i16 {
             this.log_start_offset = get_i64(buf)
                 .map_err(decode_ctx(NAME, "log_start_offset", version))?;
         }
@@ -1370,29 +1288,13 @@ impl ProduceResponsePartitionResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 8i16 {
-            this.index = rng.u64() as i32;
-        } else if version >= 9i16 {
-            this.index = rng.u64() as i32;
-        }
-        if version <= 8i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 9i16 {
-            this.error_code = rng.u64() as i16;
-        }
-        if version <= 8i16 {
-            this.base_offset = rng.u64() as i64;
-        } else if version >= 9i16 {
-            this.base_offset = rng.u64() as i64;
-        }
-        if (2i16..=8i16).contains(&version) {
-            this.log_append_time_ms = rng.u64() as i64;
-        } else if version >= 9i16 {
+        this.index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
+        this.base_offset = rng.u64() as i64;
+        if version >= 2i16 {
             this.log_append_time_ms = rng.u64() as i64;
         }
-        if (5i16..=8i16).contains(&version) {
-            this.log_start_offset = rng.u64() as i64;
-        } else if version >= 9i16 {
+        if version >= 5i16 {
             this.log_start_offset = rng.u64() as i64;
         }
         if version == 8i16 {
@@ -1459,9 +1361,7 @@ impl ProduceResponseRecordError {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ProduceResponseRecordError";
-        if version == 8i16 {
-            put_i32(buf, *((&self.batch_index)));
-        } else if version >= 9i16 {
+        if version >= 8i16 {
             put_i32(buf, *((&self.batch_index)));
         } else {
             if self.batch_index != <i32>::default() {
@@ -1512,10 +1412,7 @@ impl ProduceResponseRecordError {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "ProduceResponseRecordError";
         let mut this = Self::default();
-        if version == 8i16 {
-            this.batch_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "batch_index", version))?;
-        } else if version >= 9i16 {
+        if version >= 8i16 {
             this.batch_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "batch_index", version))?;
         }
@@ -1548,9 +1445,7 @@ impl ProduceResponseRecordError {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version == 8i16 {
-            this.batch_index = rng.u64() as i32;
-        } else if version >= 9i16 {
+        if version >= 8i16 {
             this.batch_index = rng.u64() as i32;
         }
         if version == 8i16 {

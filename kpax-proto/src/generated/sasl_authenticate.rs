@@ -189,11 +189,7 @@ impl SaslAuthenticateResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             put_nullable_string(buf, ((&self.error_message)).as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -208,9 +204,7 @@ impl SaslAuthenticateResponse {
             put_compact_bytes(buf, &((&self.auth_bytes))[..])
                 .map_err(encode_ctx(NAME, "auth_bytes", version))?;
         }
-        if version == 1i16 {
-            put_i64(buf, *((&self.session_lifetime_ms)));
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             put_i64(buf, *((&self.session_lifetime_ms)));
         } else {
             if self.session_lifetime_ms != <i64>::default() {
@@ -246,13 +240,7 @@ impl SaslAuthenticateResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -267,10 +255,7 @@ impl SaslAuthenticateResponse {
             this.auth_bytes = get_compact_bytes(buf)
                 .map_err(decode_ctx(NAME, "auth_bytes", version))?;
         }
-        if version == 1i16 {
-            this.session_lifetime_ms = get_i64(buf)
-                .map_err(decode_ctx(NAME, "session_lifetime_ms", version))?;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.session_lifetime_ms = get_i64(buf)
                 .map_err(decode_ctx(NAME, "session_lifetime_ms", version))?;
         }
@@ -296,11 +281,7 @@ impl SaslAuthenticateResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.error_message = if rng.bool() { None } else { Some(rng.string()) };
         } else if version >= 2i16 {
@@ -311,9 +292,7 @@ impl SaslAuthenticateResponse {
         } else if version >= 2i16 {
             this.auth_bytes = rng.bytes();
         }
-        if version == 1i16 {
-            this.session_lifetime_ms = rng.u64() as i64;
-        } else if version >= 2i16 {
+        if version >= 1i16 {
             this.session_lifetime_ms = rng.u64() as i64;
         }
         if version >= 2i16 {

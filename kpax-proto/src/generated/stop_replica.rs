@@ -118,11 +118,7 @@ impl StopReplicaRequest {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.controller_id)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.controller_id)));
-        }
+        put_i32(buf, *((&self.controller_id)));
         if version >= 4i16 {
             put_bool(buf, *((&self.is_kraft_controller)));
         } else {
@@ -136,14 +132,8 @@ impl StopReplicaRequest {
                 );
             }
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.controller_epoch)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.controller_epoch)));
-        }
-        if version == 1i16 {
-            put_i64(buf, *((&self.broker_epoch)));
-        } else if version >= 2i16 {
+        put_i32(buf, *((&self.controller_epoch)));
+        if version >= 1i16 {
             put_i64(buf, *((&self.broker_epoch)));
         } else {
             if self.broker_epoch != <i64>::default() {
@@ -176,9 +166,7 @@ impl StopReplicaRequest {
                 );
             }
         }
-        if version <= 1i16 {
-            put_bool(buf, *((&self.delete_partitions)));
-        } else if version == 2i16 {
+        if version <= 2i16 {
             put_bool(buf, *((&self.delete_partitions)));
         } else {
             if self.delete_partitions != <bool>::default() {
@@ -261,28 +249,15 @@ impl StopReplicaRequest {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.controller_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_id", version))?;
-        } else if version >= 2i16 {
-            this.controller_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_id", version))?;
-        }
+        this.controller_id = get_i32(buf)
+            .map_err(decode_ctx(NAME, "controller_id", version))?;
         if version >= 4i16 {
             this.is_kraft_controller = get_bool(buf)
                 .map_err(decode_ctx(NAME, "is_kraft_controller", version))?;
         }
-        if version <= 1i16 {
-            this.controller_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_epoch", version))?;
-        } else if version >= 2i16 {
-            this.controller_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_epoch", version))?;
-        }
-        if version == 1i16 {
-            this.broker_epoch = get_i64(buf)
-                .map_err(decode_ctx(NAME, "broker_epoch", version))?;
-        } else if version >= 2i16 {
+        this.controller_epoch = get_i32(buf)
+            .map_err(decode_ctx(NAME, "controller_epoch", version))?;
+        if version >= 1i16 {
             this.broker_epoch = get_i64(buf)
                 .map_err(decode_ctx(NAME, "broker_epoch", version))?;
         }
@@ -308,10 +283,7 @@ impl StopReplicaRequest {
                 }
             };
         }
-        if version <= 1i16 {
-            this.delete_partitions = get_bool(buf)
-                .map_err(decode_ctx(NAME, "delete_partitions", version))?;
-        } else if version == 2i16 {
+        if version <= 2i16 {
             this.delete_partitions = get_bool(buf)
                 .map_err(decode_ctx(NAME, "delete_partitions", version))?;
         }
@@ -397,22 +369,12 @@ impl StopReplicaRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.controller_id = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.controller_id = rng.u64() as i32;
-        }
+        this.controller_id = rng.u64() as i32;
         if version >= 4i16 {
             this.is_kraft_controller = rng.bool();
         }
-        if version <= 1i16 {
-            this.controller_epoch = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.controller_epoch = rng.u64() as i32;
-        }
-        if version == 1i16 {
-            this.broker_epoch = rng.u64() as i64;
-        } else if version >= 2i16 {
+        this.controller_epoch = rng.u64() as i32;
+        if version >= 1i16 {
             this.broker_epoch = rng.u64() as i64;
         }
         if version >= 3i16 {
@@ -420,9 +382,7 @@ impl StopReplicaRequest {
                 .map(|_| StopReplicaRequestTopicState::random(rng, version))
                 .collect();
         }
-        if version <= 1i16 {
-            this.delete_partitions = rng.bool();
-        } else if version == 2i16 {
+        if version <= 2i16 {
             this.delete_partitions = rng.bool();
         }
         if version == 1i16 {
@@ -882,14 +842,8 @@ impl StopReplicaRequestTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partition_indexes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partition_indexes", version))?;
                     items
                 }
             };
@@ -907,14 +861,8 @@ impl StopReplicaRequestTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partition_indexes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partition_indexes", version))?;
                     items
                 }
             };
@@ -1116,11 +1064,7 @@ impl StopReplicaResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version <= 1i16 {
             {
                 let items = (&self.partition_errors);
@@ -1163,13 +1107,7 @@ impl StopReplicaResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.partition_errors = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "partition_errors", version))?
@@ -1241,11 +1179,7 @@ impl StopReplicaResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version <= 1i16 {
             this.partition_errors = (0..rng.count())
                 .map(|_| StopReplicaResponsePartitionError::random(rng, version))
@@ -1319,16 +1253,8 @@ impl StopReplicaResponsePartitionError {
             put_compact_string(buf, ((&self.topic_name)).as_str())
                 .map_err(encode_ctx(NAME, "topic_name", version))?;
         }
-        if version <= 1i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 2i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i32(buf, *((&self.partition_index)));
+        put_i16(buf, *((&self.error_code)));
         if version >= 2i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -1354,20 +1280,9 @@ impl StopReplicaResponsePartitionError {
             this.topic_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
         }
-        if version <= 1i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 2i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 2i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1395,16 +1310,8 @@ impl StopReplicaResponsePartitionError {
         } else if version >= 2i16 {
             this.topic_name = rng.string();
         }
-        if version <= 1i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 2i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 1i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 2i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         if version >= 2i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

@@ -109,11 +109,7 @@ impl SyncGroupRequest {
             put_compact_string(buf, ((&self.group_id)).as_str())
                 .map_err(encode_ctx(NAME, "group_id", version))?;
         }
-        if version <= 3i16 {
-            put_i32(buf, *((&self.generation_id)));
-        } else if version >= 4i16 {
-            put_i32(buf, *((&self.generation_id)));
-        }
+        put_i32(buf, *((&self.generation_id)));
         if version <= 3i16 {
             put_string(buf, ((&self.member_id)).as_str())
                 .map_err(encode_ctx(NAME, "member_id", version))?;
@@ -215,13 +211,8 @@ impl SyncGroupRequest {
             this.group_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
         }
-        if version <= 3i16 {
-            this.generation_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "generation_id", version))?;
-        } else if version >= 4i16 {
-            this.generation_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "generation_id", version))?;
-        }
+        this.generation_id = get_i32(buf)
+            .map_err(decode_ctx(NAME, "generation_id", version))?;
         if version <= 3i16 {
             this.member_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "member_id", version))?;
@@ -314,11 +305,7 @@ impl SyncGroupRequest {
         } else if version >= 4i16 {
             this.group_id = rng.string();
         }
-        if version <= 3i16 {
-            this.generation_id = rng.u64() as i32;
-        } else if version >= 4i16 {
-            this.generation_id = rng.u64() as i32;
-        }
+        this.generation_id = rng.u64() as i32;
         if version <= 3i16 {
             this.member_id = rng.string();
         } else if version >= 4i16 {
@@ -562,9 +549,7 @@ impl SyncGroupResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if (1i16..=3i16).contains(&version) {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.throttle_time_ms)));
         } else {
             if self.throttle_time_ms != <i32>::default() {
@@ -577,11 +562,7 @@ impl SyncGroupResponse {
                 );
             }
         }
-        if version <= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 4i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version >= 5i16 {
             put_compact_nullable_string(buf, ((&self.protocol_type)).as_deref())
                 .map_err(encode_ctx(NAME, "protocol_type", version))?;
@@ -640,20 +621,11 @@ impl SyncGroupResponse {
             );
         }
         let mut this = Self::default();
-        if (1i16..=3i16).contains(&version) {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
-        if version <= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 4i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 5i16 {
             this.protocol_type = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "protocol_type", version))?;
@@ -691,16 +663,10 @@ impl SyncGroupResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (1i16..=3i16).contains(&version) {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 4i16 {
+        if version >= 1i16 {
             this.throttle_time_ms = rng.u64() as i32;
         }
-        if version <= 3i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 4i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version >= 5i16 {
             this.protocol_type = if rng.bool() { None } else { Some(rng.string()) };
         }

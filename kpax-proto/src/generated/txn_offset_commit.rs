@@ -126,16 +126,8 @@ impl TxnOffsetCommitRequest {
             put_compact_string(buf, ((&self.group_id)).as_str())
                 .map_err(encode_ctx(NAME, "group_id", version))?;
         }
-        if version <= 2i16 {
-            put_i64(buf, *((&self.producer_id)));
-        } else if version >= 3i16 {
-            put_i64(buf, *((&self.producer_id)));
-        }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.producer_epoch)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.producer_epoch)));
-        }
+        put_i64(buf, *((&self.producer_id)));
+        put_i16(buf, *((&self.producer_epoch)));
         if version >= 3i16 {
             put_i32(buf, *((&self.generation_id)));
         } else {
@@ -229,20 +221,10 @@ impl TxnOffsetCommitRequest {
             this.group_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
         }
-        if version <= 2i16 {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        } else if version >= 3i16 {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        }
-        if version <= 2i16 {
-            this.producer_epoch = get_i16(buf)
-                .map_err(decode_ctx(NAME, "producer_epoch", version))?;
-        } else if version >= 3i16 {
-            this.producer_epoch = get_i16(buf)
-                .map_err(decode_ctx(NAME, "producer_epoch", version))?;
-        }
+        this.producer_id = get_i64(buf)
+            .map_err(decode_ctx(NAME, "producer_id", version))?;
+        this.producer_epoch = get_i16(buf)
+            .map_err(decode_ctx(NAME, "producer_epoch", version))?;
         if version >= 3i16 {
             this.generation_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "generation_id", version))?;
@@ -322,16 +304,8 @@ impl TxnOffsetCommitRequest {
         } else if version >= 3i16 {
             this.group_id = rng.string();
         }
-        if version <= 2i16 {
-            this.producer_id = rng.u64() as i64;
-        } else if version >= 3i16 {
-            this.producer_id = rng.u64() as i64;
-        }
-        if version <= 2i16 {
-            this.producer_epoch = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.producer_epoch = rng.u64() as i16;
-        }
+        this.producer_id = rng.u64() as i64;
+        this.producer_epoch = rng.u64() as i16;
         if version >= 3i16 {
             this.generation_id = rng.u64() as i32;
         }
@@ -602,19 +576,9 @@ impl TxnOffsetCommitRequestPartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "TxnOffsetCommitRequestPartition";
-        if version <= 2i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 3i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 2i16 {
-            put_i64(buf, *((&self.committed_offset)));
-        } else if version >= 3i16 {
-            put_i64(buf, *((&self.committed_offset)));
-        }
-        if version == 2i16 {
-            put_i32(buf, *((&self.committed_leader_epoch)));
-        } else if version >= 3i16 {
+        put_i32(buf, *((&self.partition_index)));
+        put_i64(buf, *((&self.committed_offset)));
+        if version >= 2i16 {
             put_i32(buf, *((&self.committed_leader_epoch)));
         } else {
             if self.committed_leader_epoch != <i32>::default() {
@@ -652,24 +616,11 @@ impl TxnOffsetCommitRequestPartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "TxnOffsetCommitRequestPartition";
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 3i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 2i16 {
-            this.committed_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "committed_offset", version))?;
-        } else if version >= 3i16 {
-            this.committed_offset = get_i64(buf)
-                .map_err(decode_ctx(NAME, "committed_offset", version))?;
-        }
-        if version == 2i16 {
-            this.committed_leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "committed_leader_epoch", version))?;
-        } else if version >= 3i16 {
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.committed_offset = get_i64(buf)
+            .map_err(decode_ctx(NAME, "committed_offset", version))?;
+        if version >= 2i16 {
             this.committed_leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "committed_leader_epoch", version))?;
         }
@@ -702,19 +653,9 @@ impl TxnOffsetCommitRequestPartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 3i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 2i16 {
-            this.committed_offset = rng.u64() as i64;
-        } else if version >= 3i16 {
-            this.committed_offset = rng.u64() as i64;
-        }
-        if version == 2i16 {
-            this.committed_leader_epoch = rng.u64() as i32;
-        } else if version >= 3i16 {
+        this.partition_index = rng.u64() as i32;
+        this.committed_offset = rng.u64() as i64;
+        if version >= 2i16 {
             this.committed_leader_epoch = rng.u64() as i32;
         }
         if version <= 2i16 {
@@ -785,11 +726,7 @@ impl TxnOffsetCommitResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 2i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        } else if version >= 3i16 {
-            put_i32(buf, *((&self.throttle_time_ms)));
-        }
+        put_i32(buf, *((&self.throttle_time_ms)));
         if version <= 2i16 {
             {
                 let items = (&self.topics);
@@ -832,13 +769,8 @@ impl TxnOffsetCommitResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        } else if version >= 3i16 {
-            this.throttle_time_ms = get_i32(buf)
-                .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        }
+        this.throttle_time_ms = get_i32(buf)
+            .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 2i16 {
             this.topics = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -896,11 +828,7 @@ impl TxnOffsetCommitResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        } else if version >= 3i16 {
-            this.throttle_time_ms = rng.u64() as i32;
-        }
+        this.throttle_time_ms = rng.u64() as i32;
         if version <= 2i16 {
             this.topics = (0..rng.count())
                 .map(|_| TxnOffsetCommitResponseTopic::random(rng, version))
@@ -1142,16 +1070,8 @@ impl TxnOffsetCommitResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "TxnOffsetCommitResponsePartition";
-        if version <= 2i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 3i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 2i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 3i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i32(buf, *((&self.partition_index)));
+        put_i16(buf, *((&self.error_code)));
         if version >= 3i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -1170,20 +1090,9 @@ impl TxnOffsetCommitResponsePartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "TxnOffsetCommitResponsePartition";
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 3i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 2i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 3i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 3i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1206,16 +1115,8 @@ impl TxnOffsetCommitResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 2i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 3i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 2i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 3i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         if version >= 3i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

@@ -113,11 +113,7 @@ impl UpdateMetadataRequest {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 5i16 {
-            put_i32(buf, *((&self.controller_id)));
-        } else if version >= 6i16 {
-            put_i32(buf, *((&self.controller_id)));
-        }
+        put_i32(buf, *((&self.controller_id)));
         if version >= 8i16 {
             put_bool(buf, *((&self.is_kraft_controller)));
         } else {
@@ -131,14 +127,8 @@ impl UpdateMetadataRequest {
                 );
             }
         }
-        if version <= 5i16 {
-            put_i32(buf, *((&self.controller_epoch)));
-        } else if version >= 6i16 {
-            put_i32(buf, *((&self.controller_epoch)));
-        }
-        if version == 5i16 {
-            put_i64(buf, *((&self.broker_epoch)));
-        } else if version >= 6i16 {
+        put_i32(buf, *((&self.controller_epoch)));
+        if version >= 5i16 {
             put_i64(buf, *((&self.broker_epoch)));
         } else {
             if self.broker_epoch != <i64>::default() {
@@ -244,28 +234,15 @@ impl UpdateMetadataRequest {
             );
         }
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.controller_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_id", version))?;
-        } else if version >= 6i16 {
-            this.controller_id = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_id", version))?;
-        }
+        this.controller_id = get_i32(buf)
+            .map_err(decode_ctx(NAME, "controller_id", version))?;
         if version >= 8i16 {
             this.is_kraft_controller = get_bool(buf)
                 .map_err(decode_ctx(NAME, "is_kraft_controller", version))?;
         }
-        if version <= 5i16 {
-            this.controller_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_epoch", version))?;
-        } else if version >= 6i16 {
-            this.controller_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_epoch", version))?;
-        }
-        if version == 5i16 {
-            this.broker_epoch = get_i64(buf)
-                .map_err(decode_ctx(NAME, "broker_epoch", version))?;
-        } else if version >= 6i16 {
+        this.controller_epoch = get_i32(buf)
+            .map_err(decode_ctx(NAME, "controller_epoch", version))?;
+        if version >= 5i16 {
             this.broker_epoch = get_i64(buf)
                 .map_err(decode_ctx(NAME, "broker_epoch", version))?;
         }
@@ -417,22 +394,12 @@ impl UpdateMetadataRequest {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.controller_id = rng.u64() as i32;
-        } else if version >= 6i16 {
-            this.controller_id = rng.u64() as i32;
-        }
+        this.controller_id = rng.u64() as i32;
         if version >= 8i16 {
             this.is_kraft_controller = rng.bool();
         }
-        if version <= 5i16 {
-            this.controller_epoch = rng.u64() as i32;
-        } else if version >= 6i16 {
-            this.controller_epoch = rng.u64() as i32;
-        }
-        if version == 5i16 {
-            this.broker_epoch = rng.u64() as i64;
-        } else if version >= 6i16 {
+        this.controller_epoch = rng.u64() as i32;
+        if version >= 5i16 {
             this.broker_epoch = rng.u64() as i64;
         }
         if version == 5i16 {
@@ -798,9 +765,7 @@ impl UpdateMetadataRequestPartitionState {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "UpdateMetadataRequestPartitionState";
-        if version == 5i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             put_i32(buf, *((&self.partition_index)));
         } else {
             if self.partition_index != <i32>::default() {
@@ -813,9 +778,7 @@ impl UpdateMetadataRequestPartitionState {
                 );
             }
         }
-        if version == 5i16 {
-            put_i32(buf, *((&self.controller_epoch)));
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             put_i32(buf, *((&self.controller_epoch)));
         } else {
             if self.controller_epoch != <i32>::default() {
@@ -828,9 +791,7 @@ impl UpdateMetadataRequestPartitionState {
                 );
             }
         }
-        if version == 5i16 {
-            put_i32(buf, *((&self.leader)));
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             put_i32(buf, *((&self.leader)));
         } else {
             if self.leader != <i32>::default() {
@@ -839,9 +800,7 @@ impl UpdateMetadataRequestPartitionState {
                 );
             }
         }
-        if version == 5i16 {
-            put_i32(buf, *((&self.leader_epoch)));
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             put_i32(buf, *((&self.leader_epoch)));
         } else {
             if self.leader_epoch != <i32>::default() {
@@ -879,9 +838,7 @@ impl UpdateMetadataRequestPartitionState {
                 );
             }
         }
-        if version == 5i16 {
-            put_i32(buf, *((&self.zk_version)));
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             put_i32(buf, *((&self.zk_version)));
         } else {
             if self.zk_version != <i32>::default() {
@@ -962,29 +919,18 @@ impl UpdateMetadataRequestPartitionState {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "UpdateMetadataRequestPartitionState";
         let mut this = Self::default();
-        if version == 5i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
         }
-        if version == 5i16 {
-            this.controller_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "controller_epoch", version))?;
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             this.controller_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "controller_epoch", version))?;
         }
-        if version == 5i16 {
-            this.leader = get_i32(buf).map_err(decode_ctx(NAME, "leader", version))?;
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             this.leader = get_i32(buf).map_err(decode_ctx(NAME, "leader", version))?;
         }
-        if version == 5i16 {
-            this.leader_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "leader_epoch", version))?;
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             this.leader_epoch = get_i32(buf)
                 .map_err(decode_ctx(NAME, "leader_epoch", version))?;
         }
@@ -998,13 +944,8 @@ impl UpdateMetadataRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "isr", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "isr", version))?;
                     items
                 }
             };
@@ -1018,21 +959,13 @@ impl UpdateMetadataRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "isr", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "isr", version))?;
                     items
                 }
             };
         }
-        if version == 5i16 {
-            this.zk_version = get_i32(buf)
-                .map_err(decode_ctx(NAME, "zk_version", version))?;
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             this.zk_version = get_i32(buf)
                 .map_err(decode_ctx(NAME, "zk_version", version))?;
         }
@@ -1046,13 +979,8 @@ impl UpdateMetadataRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "replicas", version))?;
                     items
                 }
             };
@@ -1066,13 +994,8 @@ impl UpdateMetadataRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "replicas", version))?;
                     items
                 }
             };
@@ -1091,14 +1014,8 @@ impl UpdateMetadataRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "offline_replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "offline_replicas", version))?;
                     items
                 }
             };
@@ -1116,14 +1033,8 @@ impl UpdateMetadataRequestPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "offline_replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "offline_replicas", version))?;
                     items
                 }
             };
@@ -1150,24 +1061,16 @@ impl UpdateMetadataRequestPartitionState {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version == 5i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             this.partition_index = rng.u64() as i32;
         }
-        if version == 5i16 {
-            this.controller_epoch = rng.u64() as i32;
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             this.controller_epoch = rng.u64() as i32;
         }
-        if version == 5i16 {
-            this.leader = rng.u64() as i32;
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             this.leader = rng.u64() as i32;
         }
-        if version == 5i16 {
-            this.leader_epoch = rng.u64() as i32;
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             this.leader_epoch = rng.u64() as i32;
         }
         if version == 5i16 {
@@ -1175,9 +1078,7 @@ impl UpdateMetadataRequestPartitionState {
         } else if version >= 6i16 {
             this.isr = (0..rng.count()).map(|_| rng.u64() as i32).collect();
         }
-        if version == 5i16 {
-            this.zk_version = rng.u64() as i32;
-        } else if version >= 6i16 {
+        if version >= 5i16 {
             this.zk_version = rng.u64() as i32;
         }
         if version == 5i16 {
@@ -1461,13 +1362,8 @@ impl UpdateMetadataRequestUngroupedPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "isr", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "isr", version))?;
                     items
                 }
             };
@@ -1486,13 +1382,8 @@ impl UpdateMetadataRequestUngroupedPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf).map_err(decode_ctx(NAME, "replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "replicas", version))?;
                     items
                 }
             };
@@ -1511,14 +1402,8 @@ impl UpdateMetadataRequestUngroupedPartitionState {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "offline_replicas", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "offline_replicas", version))?;
                     items
                 }
             };
@@ -1632,11 +1517,7 @@ impl UpdateMetadataRequestLiveBroker {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "UpdateMetadataRequestLiveBroker";
-        if version <= 5i16 {
-            put_i32(buf, *((&self.id)));
-        } else if version >= 6i16 {
-            put_i32(buf, *((&self.id)));
-        }
+        put_i32(buf, *((&self.id)));
         if (1i16..=5i16).contains(&version) {
             {
                 let items = (&self.endpoints);
@@ -1712,11 +1593,7 @@ impl UpdateMetadataRequestLiveBroker {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "UpdateMetadataRequestLiveBroker";
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.id = get_i32(buf).map_err(decode_ctx(NAME, "id", version))?;
-        } else if version >= 6i16 {
-            this.id = get_i32(buf).map_err(decode_ctx(NAME, "id", version))?;
-        }
+        this.id = get_i32(buf).map_err(decode_ctx(NAME, "id", version))?;
         if (1i16..=5i16).contains(&version) {
             this.endpoints = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "endpoints", version))?
@@ -1788,11 +1665,7 @@ impl UpdateMetadataRequestLiveBroker {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.id = rng.u64() as i32;
-        } else if version >= 6i16 {
-            this.id = rng.u64() as i32;
-        }
+        this.id = rng.u64() as i32;
         if (1i16..=5i16).contains(&version) {
             this.endpoints = (0..rng.count())
                 .map(|_| UpdateMetadataRequestEndpoint::random(rng, version))
@@ -1880,9 +1753,7 @@ impl UpdateMetadataRequestEndpoint {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "UpdateMetadataRequestEndpoint";
-        if (1i16..=5i16).contains(&version) {
-            put_i32(buf, *((&self.port)));
-        } else if version >= 6i16 {
+        if version >= 1i16 {
             put_i32(buf, *((&self.port)));
         } else {
             if self.port != <i32>::default() {
@@ -1917,9 +1788,7 @@ impl UpdateMetadataRequestEndpoint {
                 );
             }
         }
-        if (1i16..=5i16).contains(&version) {
-            put_i16(buf, *((&self.security_protocol)));
-        } else if version >= 6i16 {
+        if version >= 1i16 {
             put_i16(buf, *((&self.security_protocol)));
         } else {
             if self.security_protocol != <i16>::default() {
@@ -1950,9 +1819,7 @@ impl UpdateMetadataRequestEndpoint {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "UpdateMetadataRequestEndpoint";
         let mut this = Self::default();
-        if (1i16..=5i16).contains(&version) {
-            this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
-        } else if version >= 6i16 {
+        if version >= 1i16 {
             this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
         }
         if (1i16..=5i16).contains(&version) {
@@ -1968,10 +1835,7 @@ impl UpdateMetadataRequestEndpoint {
             this.listener = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "listener", version))?;
         }
-        if (1i16..=5i16).contains(&version) {
-            this.security_protocol = get_i16(buf)
-                .map_err(decode_ctx(NAME, "security_protocol", version))?;
-        } else if version >= 6i16 {
+        if version >= 1i16 {
             this.security_protocol = get_i16(buf)
                 .map_err(decode_ctx(NAME, "security_protocol", version))?;
         }
@@ -1997,9 +1861,7 @@ impl UpdateMetadataRequestEndpoint {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if (1i16..=5i16).contains(&version) {
-            this.port = rng.u64() as i32;
-        } else if version >= 6i16 {
+        if version >= 1i16 {
             this.port = rng.u64() as i32;
         }
         if (1i16..=5i16).contains(&version) {
@@ -2012,9 +1874,7 @@ impl UpdateMetadataRequestEndpoint {
         } else if version >= 6i16 {
             this.listener = rng.string();
         }
-        if (1i16..=5i16).contains(&version) {
-            this.security_protocol = rng.u64() as i16;
-        } else if version >= 6i16 {
+        if version >= 1i16 {
             this.security_protocol = rng.u64() as i16;
         }
         if version >= 6i16 {
@@ -2070,11 +1930,7 @@ impl UpdateMetadataResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        if version <= 5i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 6i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i16(buf, *((&self.error_code)));
         if version >= 6i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -2098,13 +1954,7 @@ impl UpdateMetadataResponse {
             );
         }
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 6i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 6i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -2127,11 +1977,7 @@ impl UpdateMetadataResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 5i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 6i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.error_code = rng.u64() as i16;
         if version >= 6i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }

@@ -227,21 +227,9 @@ impl WriteTxnMarkersRequestMarker {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "WriteTxnMarkersRequestMarker";
-        if version <= 0i16 {
-            put_i64(buf, *((&self.producer_id)));
-        } else if version >= 1i16 {
-            put_i64(buf, *((&self.producer_id)));
-        }
-        if version <= 0i16 {
-            put_i16(buf, *((&self.producer_epoch)));
-        } else if version >= 1i16 {
-            put_i16(buf, *((&self.producer_epoch)));
-        }
-        if version <= 0i16 {
-            put_bool(buf, *((&self.transaction_result)));
-        } else if version >= 1i16 {
-            put_bool(buf, *((&self.transaction_result)));
-        }
+        put_i64(buf, *((&self.producer_id)));
+        put_i16(buf, *((&self.producer_epoch)));
+        put_bool(buf, *((&self.transaction_result)));
         if version <= 0i16 {
             {
                 let items = (&self.topics);
@@ -261,11 +249,7 @@ impl WriteTxnMarkersRequestMarker {
                 }
             }
         }
-        if version <= 0i16 {
-            put_i32(buf, *((&self.coordinator_epoch)));
-        } else if version >= 1i16 {
-            put_i32(buf, *((&self.coordinator_epoch)));
-        }
+        put_i32(buf, *((&self.coordinator_epoch)));
         if version >= 1i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -284,27 +268,12 @@ impl WriteTxnMarkersRequestMarker {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "WriteTxnMarkersRequestMarker";
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        } else if version >= 1i16 {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        }
-        if version <= 0i16 {
-            this.producer_epoch = get_i16(buf)
-                .map_err(decode_ctx(NAME, "producer_epoch", version))?;
-        } else if version >= 1i16 {
-            this.producer_epoch = get_i16(buf)
-                .map_err(decode_ctx(NAME, "producer_epoch", version))?;
-        }
-        if version <= 0i16 {
-            this.transaction_result = get_bool(buf)
-                .map_err(decode_ctx(NAME, "transaction_result", version))?;
-        } else if version >= 1i16 {
-            this.transaction_result = get_bool(buf)
-                .map_err(decode_ctx(NAME, "transaction_result", version))?;
-        }
+        this.producer_id = get_i64(buf)
+            .map_err(decode_ctx(NAME, "producer_id", version))?;
+        this.producer_epoch = get_i16(buf)
+            .map_err(decode_ctx(NAME, "producer_epoch", version))?;
+        this.transaction_result = get_bool(buf)
+            .map_err(decode_ctx(NAME, "transaction_result", version))?;
         if version <= 0i16 {
             this.topics = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -340,13 +309,8 @@ impl WriteTxnMarkersRequestMarker {
                 }
             };
         }
-        if version <= 0i16 {
-            this.coordinator_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "coordinator_epoch", version))?;
-        } else if version >= 1i16 {
-            this.coordinator_epoch = get_i32(buf)
-                .map_err(decode_ctx(NAME, "coordinator_epoch", version))?;
-        }
+        this.coordinator_epoch = get_i32(buf)
+            .map_err(decode_ctx(NAME, "coordinator_epoch", version))?;
         if version >= 1i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -369,21 +333,9 @@ impl WriteTxnMarkersRequestMarker {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.producer_id = rng.u64() as i64;
-        } else if version >= 1i16 {
-            this.producer_id = rng.u64() as i64;
-        }
-        if version <= 0i16 {
-            this.producer_epoch = rng.u64() as i16;
-        } else if version >= 1i16 {
-            this.producer_epoch = rng.u64() as i16;
-        }
-        if version <= 0i16 {
-            this.transaction_result = rng.bool();
-        } else if version >= 1i16 {
-            this.transaction_result = rng.bool();
-        }
+        this.producer_id = rng.u64() as i64;
+        this.producer_epoch = rng.u64() as i16;
+        this.transaction_result = rng.bool();
         if version <= 0i16 {
             this.topics = (0..rng.count())
                 .map(|_| WriteTxnMarkersRequestTopic::random(rng, version))
@@ -393,11 +345,7 @@ impl WriteTxnMarkersRequestMarker {
                 .map(|_| WriteTxnMarkersRequestTopic::random(rng, version))
                 .collect();
         }
-        if version <= 0i16 {
-            this.coordinator_epoch = rng.u64() as i32;
-        } else if version >= 1i16 {
-            this.coordinator_epoch = rng.u64() as i32;
-        }
+        this.coordinator_epoch = rng.u64() as i32;
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
@@ -509,14 +457,8 @@ impl WriteTxnMarkersRequestTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partition_indexes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partition_indexes", version))?;
                     items
                 }
             };
@@ -534,14 +476,8 @@ impl WriteTxnMarkersRequestTopic {
                     );
                 }
                 Some(n) => {
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                get_i32(buf)
-                                    .map_err(decode_ctx(NAME, "partition_indexes", version))?,
-                            );
-                    }
+                    let items = get_i32_array(buf, n)
+                        .map_err(decode_ctx(NAME, "partition_indexes", version))?;
                     items
                 }
             };
@@ -790,11 +726,7 @@ impl WriteTxnMarkersResponseMarker {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "WriteTxnMarkersResponseMarker";
-        if version <= 0i16 {
-            put_i64(buf, *((&self.producer_id)));
-        } else if version >= 1i16 {
-            put_i64(buf, *((&self.producer_id)));
-        }
+        put_i64(buf, *((&self.producer_id)));
         if version <= 0i16 {
             {
                 let items = (&self.topics);
@@ -832,13 +764,8 @@ impl WriteTxnMarkersResponseMarker {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "WriteTxnMarkersResponseMarker";
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        } else if version >= 1i16 {
-            this.producer_id = get_i64(buf)
-                .map_err(decode_ctx(NAME, "producer_id", version))?;
-        }
+        this.producer_id = get_i64(buf)
+            .map_err(decode_ctx(NAME, "producer_id", version))?;
         if version <= 0i16 {
             this.topics = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -896,11 +823,7 @@ impl WriteTxnMarkersResponseMarker {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.producer_id = rng.u64() as i64;
-        } else if version >= 1i16 {
-            this.producer_id = rng.u64() as i64;
-        }
+        this.producer_id = rng.u64() as i64;
         if version <= 0i16 {
             this.topics = (0..rng.count())
                 .map(|_| WriteTxnMarkersResponseTopic::random(rng, version))
@@ -1142,16 +1065,8 @@ impl WriteTxnMarkersResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "WriteTxnMarkersResponsePartition";
-        if version <= 0i16 {
-            put_i32(buf, *((&self.partition_index)));
-        } else if version >= 1i16 {
-            put_i32(buf, *((&self.partition_index)));
-        }
-        if version <= 0i16 {
-            put_i16(buf, *((&self.error_code)));
-        } else if version >= 1i16 {
-            put_i16(buf, *((&self.error_code)));
-        }
+        put_i32(buf, *((&self.partition_index)));
+        put_i16(buf, *((&self.error_code)));
         if version >= 1i16 {
             let known: [(u32, BytesMut); 0] = [];
             put_tagged_fields(buf, &known, &self.unknown_tagged_fields)
@@ -1170,20 +1085,9 @@ impl WriteTxnMarkersResponsePartition {
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         const NAME: &str = "WriteTxnMarkersResponsePartition";
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        } else if version >= 1i16 {
-            this.partition_index = get_i32(buf)
-                .map_err(decode_ctx(NAME, "partition_index", version))?;
-        }
-        if version <= 0i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        } else if version >= 1i16 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
-        }
+        this.partition_index = get_i32(buf)
+            .map_err(decode_ctx(NAME, "partition_index", version))?;
+        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 1i16 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1206,16 +1110,8 @@ impl WriteTxnMarkersResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         let mut this = Self::default();
-        if version <= 0i16 {
-            this.partition_index = rng.u64() as i32;
-        } else if version >= 1i16 {
-            this.partition_index = rng.u64() as i32;
-        }
-        if version <= 0i16 {
-            this.error_code = rng.u64() as i16;
-        } else if version >= 1i16 {
-            this.error_code = rng.u64() as i16;
-        }
+        this.partition_index = rng.u64() as i32;
+        this.error_code = rng.u64() as i16;
         if version >= 1i16 {
             this.unknown_tagged_fields = rng.unknown_tagged_fields();
         }
