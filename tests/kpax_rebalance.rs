@@ -469,6 +469,52 @@ async fn fake_pattern_subscription_picks_up_new_topics() {
     pattern_subscription_picks_up_new_topics(TestCluster::fake(1).await).await;
 }
 
+/// JoinGroup and SyncGroup errors during a join are retried: the member
+/// joins and consumes. (The mock answers an injected JoinGroup error with a
+/// null protocol name even in versions where it is not nullable: overlay
+/// `null_on_read`.)
+async fn join_errors_are_retried(tc: TestCluster) {
+    use kpax::proto::generated::{ApiKey, ErrorCode};
+    narrow_group_versions(&tc);
+    let topic = tc.topic(2).await;
+    produce(&tc, &topic.name, 2, 0, 20).await;
+    let faults = tc.inject();
+    faults.fail_next(
+        ApiKey::JoinGroup,
+        ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+        2,
+    );
+    faults.fail_next(ApiKey::SyncGroup, ErrorCode::REBALANCE_IN_PROGRESS, 1);
+    let c = Consumer::new(
+        cluster(&tc),
+        ConsumerConfig::default()
+            .with_group_id(tc.group_id())
+            .with_auto_offset_reset(OffsetReset::Earliest)
+            .with_session_timeout(Duration::from_secs(6), Duration::from_millis(200)),
+    )
+    .unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    let mut got = BTreeSet::new();
+    while got.len() < 20 {
+        let r = tokio::time::timeout(Duration::from_secs(30), c.recv())
+            .await
+            .expect("records after the join errors")
+            .unwrap();
+        got.insert(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+    }
+    c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_join_errors_are_retried() {
+    join_errors_are_retried(TestCluster::mock(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_join_errors_are_retried() {
+    join_errors_are_retried(TestCluster::fake(1).await).await;
+}
+
 fn regex_escape(s: &str) -> String {
     s.chars()
         .flat_map(|c| {

@@ -707,7 +707,7 @@ fn find_coordinator(ctx: &Context<'_>, req: FindCoordinatorRequest) -> FindCoord
         match lookup(&req.key) {
             Ok((node, host, port)) => {
                 r.node_id = node;
-                r.host = Some(s_owned(&host));
+                r.host = s_owned(&host);
                 r.port = port;
                 if v >= 1 {
                     r.error_message = None;
@@ -716,7 +716,7 @@ fn find_coordinator(ctx: &Context<'_>, req: FindCoordinatorRequest) -> FindCoord
             Err(e) => {
                 r.error_code = e;
                 r.node_id = -1;
-                r.host = Some(sb(""));
+                r.host = sb("");
                 r.port = -1;
                 if v >= 1 {
                     r.error_message = ErrorCode(e).name().map(StrBytes::from_static);
@@ -730,13 +730,13 @@ fn find_coordinator(ctx: &Context<'_>, req: FindCoordinatorRequest) -> FindCoord
             match lookup(key) {
                 Ok((node, host, port)) => {
                     c.node_id = node;
-                    c.host = Some(s_owned(&host));
+                    c.host = s_owned(&host);
                     c.port = port;
                 }
                 Err(e) => {
                     c.error_code = e;
                     c.node_id = -1;
-                    c.host = Some(sb(""));
+                    c.host = sb("");
                     c.port = -1;
                     c.error_message = ErrorCode(e).name().map(StrBytes::from_static);
                 }
@@ -869,7 +869,7 @@ async fn wait_on(notify: &tokio::sync::Notify) {
 fn sync_response(v: i16, code: i16, assignment: Bytes, g: Option<&Group>) -> SyncGroupResponse {
     let mut r = SyncGroupResponse::default();
     r.error_code = code;
-    r.assignment = Some(assignment);
+    r.assignment = assignment;
     if v >= 5 && code == 0 {
         r.protocol_type = g.and_then(|g| g.protocol_type.as_deref()).map(s_owned);
         r.protocol_name = g.and_then(|g| g.protocol.as_deref()).map(s_owned);

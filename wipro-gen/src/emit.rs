@@ -246,13 +246,7 @@ fn variants(f: &FieldModel, flexible: VersionSet) -> Vec<Variant> {
             // The overlay can make a scalar string or bytes nullable: read
             // and write it with the nullable form of its token.
             if nullable && !f.array {
-                token = match token.as_str() {
-                    "STRING" => "NULLABLE_STRING".into(),
-                    "COMPACT_STRING" => "COMPACT_NULLABLE_STRING".into(),
-                    "BYTES" => "NULLABLE_BYTES".into(),
-                    "COMPACT_BYTES" => "COMPACT_NULLABLE_BYTES".into(),
-                    _ => token,
-                };
+                token = nullable_form(&token);
             }
             match out.iter_mut().find(|x| {
                 x.token == token
@@ -404,8 +398,29 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
                 quote!(if get_i8(buf).map_err(#ctx)? < 0 { None } else { Some(#s::decode(buf, version)?) })
             }
             Elem::Struct(_) => elem_get,
+            // A broker quirk (`null_on_read`): read the nullable form and
+            // take null as None, or as the default for a non-optional type.
+            Elem::Prim(_) if var.lenient => {
+                let e = get_prim(&nullable_form(&var.token), true, name);
+                if f.is_option() {
+                    e
+                } else {
+                    quote!(#e.unwrap_or_default())
+                }
+            }
             Elem::Prim(_) => get_prim(&var.token, f.is_option(), name),
         }
+    }
+}
+
+/// The nullable token with the same encoding (`STRING` -> `NULLABLE_STRING`).
+fn nullable_form(token: &str) -> String {
+    match token {
+        "STRING" => "NULLABLE_STRING".into(),
+        "COMPACT_STRING" => "COMPACT_NULLABLE_STRING".into(),
+        "BYTES" => "NULLABLE_BYTES".into(),
+        "COMPACT_BYTES" => "COMPACT_NULLABLE_BYTES".into(),
+        t => t.into(),
     }
 }
 

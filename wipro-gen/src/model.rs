@@ -575,7 +575,9 @@ fn merge_struct(
             array,
             elem,
             elem_nullable,
-            nullable: (token_nullable | overlay_nullable) & r.versions,
+            // A `null_on_read` fact does not make the Rust type optional:
+            // null is accepted on read (as None or the default), never written.
+            nullable: (token_nullable | (overlay_nullable & !lenient_nullable)) & r.versions,
             lenient_nullable: lenient_nullable & !token_nullable & r.versions,
             tokens: r.tokens,
             tag: r.tag,

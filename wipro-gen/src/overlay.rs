@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! nullable Metadata request topics 1+ # MetadataRequest.json: null means all topics (KIP-4)
-//! null_on_read FindCoordinator response host 0+ # a broker quirk: accept null, never produce it in tests
+//! null_on_read FindCoordinator response host 0+ # a broker quirk: read null as the default (or None), never write it
 //! default Fetch request topics.partitions.current_leader_epoch -1 # FetchRequest.json default
 //! tagged Fetch request . 12+ tag=0 # KIP-595: ClusterId
 //!   cluster_id => COMPACT_NULLABLE_STRING
@@ -64,7 +64,9 @@ pub enum Fact {
         /// Where it is nullable.
         versions: Versions,
         /// Leniency for brokers that send null where Kafka's schema does
-        /// not allow it (`null_on_read`): test values never use null here.
+        /// not allow it (`null_on_read`): null is read as the default value
+        /// (or `None` where the field is nullable in other versions); the
+        /// Rust type stays as the schema makes it, and null is never written.
         lenient: bool,
     },
     /// The field's default value (a Rust literal: number, `true`/`false`).

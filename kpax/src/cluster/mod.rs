@@ -512,10 +512,12 @@ impl Cluster {
                 message: message.map(|m| m.to_string()),
             });
         }
-        let host = host.ok_or_else(|| Error::Protocol {
-            broker: b.addr().into(),
-            reason: format!("FindCoordinator for {key:?} answered without a host"),
-        })?;
+        if host.is_empty() {
+            return Err(Error::Protocol {
+                broker: b.addr().into(),
+                reason: format!("FindCoordinator for {key:?} answered without a host"),
+            });
+        }
         let broker = {
             let mut s = self.write();
             s.coordinators.insert((kind, key.to_string()), node);

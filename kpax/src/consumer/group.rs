@@ -422,8 +422,7 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
     if sync.error_code != 0 {
         return Err(group_err(ApiKey::SyncGroup, sync.error_code, &coordinator));
     }
-    // (librdkafka's mock sends a null assignment with errors only)
-    let assignment = Assignment::decode(sync.assignment.clone().unwrap_or_default())?;
+    let assignment = Assignment::decode(sync.assignment.clone())?;
     Ok(Joined {
         coordinator,
         generation: resp.generation_id,
