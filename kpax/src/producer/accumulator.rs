@@ -1,23 +1,28 @@
 //! Per-partition batches waiting to be sent, and their records' outcomes.
+//!
+//! Per record, [`Accumulator::append`] does one topic lookup by `&str`, an
+//! index into the topic's partitions, and the record's encoding: the list
+//! of available partitions the partitioner chooses from is cached per topic
+//! and rebuilt only when the topic's metadata or a partition's backoff
+//! changes, and the record's outcome is a slot in its batch's shared
+//! [`Completion`].
 
-use super::{ProducerConfig, ProducerRecord, RecordMetadata};
+use super::delivery::{Completion, DeliveryFuture};
+use super::{ProducerConfig, ProducerRecord};
+use crate::cluster::TopicMeta;
 use crate::error::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use kpax_proto::records::RecordBatchBuilder;
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
-
-/// One record waiting for its outcome.
-pub(crate) struct PendingRecord {
-    pub reply: oneshot::Sender<Result<RecordMetadata>>,
-    pub timestamp: i64,
-}
+use tokio::sync::OwnedSemaphorePermit;
 
 /// A batch being filled.
 struct OpenBatch {
     builder: RecordBatchBuilder,
-    records: Vec<PendingRecord>,
+    completion: Completion,
+    records: u32,
     bytes: usize,
     created: Instant,
     permit: OwnedSemaphorePermit,
@@ -28,7 +33,10 @@ pub(crate) struct Batch {
     pub topic: String,
     pub partition: i32,
     pub data: Bytes,
-    pub records: Vec<PendingRecord>,
+    /// How many records it holds.
+    pub records: usize,
+    /// Its records' outcome.
+    pub completion: Completion,
     pub permit: OwnedSemaphorePermit,
     pub deadline: Instant,
     pub attempts: u32,
@@ -39,12 +47,10 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Fails every record of the batch; returns how many.
-    pub fn fail(self, err: impl Fn() -> Error) -> usize {
-        let n = self.records.len();
+    pub fn fail(self, err: Error) -> usize {
+        let n = self.records;
         drop(self.permit); // memory first, then the outcomes
-        for r in self.records {
-            let _ = r.reply.send(Err(err()));
-        }
+        self.completion.failed(err);
         n
     }
 }
@@ -58,12 +64,69 @@ struct PartitionQueue {
     retry_at: Option<Instant>,
 }
 
+/// One topic's partitions, and the partitions a record may go to now.
+#[derive(Default)]
+struct TopicQueues {
+    /// Indexed by partition number, grown on first use.
+    partitions: Vec<PartitionQueue>,
+    /// The metadata `available` was built from.
+    meta: Option<Arc<TopicMeta>>,
+    /// Sorted partitions with a leader and not backing off (every
+    /// partition when none is).
+    available: Vec<i32>,
+    /// `available` must be rebuilt (a backoff began).
+    stale: bool,
+    /// `available` must be rebuilt at this time (a backoff ends).
+    until: Option<Instant>,
+}
+
+impl TopicQueues {
+    fn queue(&mut self, partition: i32) -> &mut PartitionQueue {
+        let i = usize::try_from(partition).unwrap_or(0);
+        if i >= self.partitions.len() {
+            self.partitions.resize_with(i + 1, PartitionQueue::default);
+        }
+        &mut self.partitions[i]
+    }
+
+    /// The partitions a record may go to now.
+    fn available(&mut self, meta: &Arc<TopicMeta>) -> &[i32] {
+        let changed = !self.meta.as_ref().is_some_and(|m| Arc::ptr_eq(m, meta));
+        let now = self.until.map(|_| Instant::now());
+        if changed || self.stale || matches!((self.until, now), (Some(u), Some(n)) if n >= u) {
+            let now = now.unwrap_or_else(Instant::now);
+            let mut until: Option<Instant> = None;
+            self.available.clear();
+            for p in &meta.partitions {
+                let backoff = usize::try_from(p.partition)
+                    .ok()
+                    .and_then(|i| self.partitions.get(i))
+                    .and_then(|q| q.retry_at)
+                    .filter(|r| *r > now);
+                match backoff {
+                    Some(r) => until = Some(until.map_or(r, |u| u.min(r))),
+                    None if p.leader >= 0 => self.available.push(p.partition),
+                    None => {}
+                }
+            }
+            if self.available.is_empty() {
+                self.available
+                    .extend(0..i32::try_from(meta.partitions.len()).unwrap_or(i32::MAX));
+            }
+            self.available.sort_unstable();
+            self.meta = Some(Arc::clone(meta));
+            self.stale = false;
+            self.until = until;
+        }
+        &self.available
+    }
+}
+
 /// Every partition's batches.
 #[derive(Default)]
 pub(crate) struct Accumulator {
-    /// topic -> partition -> queue (nested so that lookups by `&str` do
-    /// not allocate a key per record).
-    parts: HashMap<String, HashMap<i32, PartitionQueue>>,
+    /// topic -> its partitions (looked up by `&str`: no key per record).
+    topics: HashMap<String, TopicQueues>,
     /// Send open batches now (set by flush and close).
     pub flush_requested: bool,
 }
@@ -78,19 +141,40 @@ pub(crate) struct Drained {
     pub next: Option<Instant>,
 }
 
+/// An accepted record: its future, and whether the sender should look now
+/// (a batch was opened or became full).
+pub(crate) struct Appended {
+    pub future: DeliveryFuture,
+    pub wake: bool,
+}
+
 fn seal(config: &ProducerConfig, topic: &str, partition: i32, open: OpenBatch) -> Result<Batch> {
-    let data = open
-        .builder
-        .finish()
-        .map_err(|e| Error::Records(e.to_string()))?;
     config.partitioner.on_new_batch(topic, partition);
+    let OpenBatch {
+        builder,
+        completion,
+        records,
+        created,
+        permit,
+        ..
+    } = open;
+    let data = match builder.finish() {
+        Ok(d) => d,
+        Err(e) => {
+            let e = Error::Records(e.to_string());
+            drop(permit);
+            completion.failed(e.clone());
+            return Err(e);
+        }
+    };
     Ok(Batch {
         topic: topic.to_string(),
         partition,
         data,
-        records: open.records,
-        permit: open.permit,
-        deadline: open.created + config.delivery_timeout,
+        records: records as usize,
+        completion,
+        permit,
+        deadline: created + config.delivery_timeout,
         attempts: 0,
         stamped: None,
         last_error: None,
@@ -98,18 +182,39 @@ fn seal(config: &ProducerConfig, topic: &str, partition: i32, open: OpenBatch) -
 }
 
 impl Accumulator {
-    /// Adds a record; returns whether the sender should look now (a batch
-    /// was opened or became full).
+    /// Picks the record's partition (its own, or the partitioner's among
+    /// the available ones of `meta`) and adds the record to its batch.
     pub fn append(
         &mut self,
         config: &ProducerConfig,
         record: &ProducerRecord,
-        partition: i32,
+        meta: &Arc<TopicMeta>,
         timestamp: i64,
         permit: OwnedSemaphorePermit,
-        reply: oneshot::Sender<Result<RecordMetadata>>,
-    ) -> Result<bool> {
-        let q = self.queue(&record.topic, partition);
+    ) -> Result<Appended> {
+        let count = i32::try_from(meta.partitions.len()).unwrap_or(i32::MAX);
+        let t = self.topic(&record.topic);
+        let partition = match record.partition {
+            Some(p) => p,
+            None => {
+                let available = t.available(meta);
+                let p = config.partitioner.partition(
+                    &record.topic,
+                    record.key.as_deref(),
+                    available,
+                    count,
+                );
+                if !(0..count).contains(&p) {
+                    return Err(Error::NoLeader {
+                        topic: record.topic.clone(),
+                        partition: p,
+                        reason: format!("the partitioner chose it of {count} partitions"),
+                    });
+                }
+                p
+            }
+        };
+        let q = t.queue(partition);
         let size = permit.num_permits();
         let mut woke = false;
         if q.open
@@ -117,9 +222,11 @@ impl Accumulator {
             .is_some_and(|o| o.bytes + size > config.batch_size)
         {
             let full = q.open.take().expect("checked");
-            q.sealed
-                .push_back(seal(config, &record.topic, partition, full)?);
             woke = true;
+            // An encoding failure has failed the batch's records already.
+            if let Ok(b) = seal(config, &record.topic, partition, full) {
+                q.sealed.push_back(b);
+            }
         }
         let open = match &mut q.open {
             Some(o) => {
@@ -135,55 +242,55 @@ impl Accumulator {
                     )
                     .compression(config.compression)
                     .transactional(config.transactional_id.is_some()),
-                    records: Vec::new(),
+                    completion: Completion::new(&record.topic, partition),
+                    records: 0,
                     bytes: 0,
                     created: Instant::now(),
                     permit,
                 })
             }
         };
-        let headers: Vec<(&[u8], Option<&[u8]>)> = record
-            .headers
-            .iter()
-            .map(|(k, v)| (&k[..], v.as_deref()))
-            .collect();
-        open.builder
-            .append(
+        let appended = if record.headers.is_empty() {
+            open.builder.append(
+                timestamp,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &[],
+            )
+        } else {
+            let headers: Vec<(&[u8], Option<&[u8]>)> = record
+                .headers
+                .iter()
+                .map(|(k, v)| (&k[..], v.as_deref()))
+                .collect();
+            open.builder.append(
                 timestamp,
                 record.key.as_deref(),
                 record.value.as_deref(),
                 &headers,
             )
-            .map_err(|e| Error::Records(e.to_string()))?;
-        open.records.push(PendingRecord { reply, timestamp });
+        };
+        appended.map_err(|e| Error::Records(e.to_string()))?;
+        let future = open.completion.future(open.records, timestamp);
+        open.records += 1;
         open.bytes += size;
-        Ok(woke || open.bytes >= config.batch_size)
+        Ok(Appended {
+            future,
+            wake: woke || open.bytes >= config.batch_size,
+        })
+    }
+
+    fn topic(&mut self, topic: &str) -> &mut TopicQueues {
+        if !self.topics.contains_key(topic) {
+            self.topics
+                .insert(topic.to_string(), TopicQueues::default());
+        }
+        self.topics.get_mut(topic).expect("inserted")
     }
 
     /// The queue of `topic`-`partition`, created on first use.
     fn queue(&mut self, topic: &str, partition: i32) -> &mut PartitionQueue {
-        if !self.parts.contains_key(topic) {
-            self.parts.insert(topic.to_string(), HashMap::new());
-        }
-        self.parts
-            .get_mut(topic)
-            .expect("inserted")
-            .entry(partition)
-            .or_default()
-    }
-
-    /// Partitions of `topic` that are waiting out a retry backoff (no
-    /// allocation when there are none).
-    pub fn backing_off(&self, topic: &str, now: Instant) -> Vec<i32> {
-        self.parts
-            .get(topic)
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, q)| q.retry_at.is_some_and(|r| r > now))
-                    .map(|(p, _)| *p)
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.topic(topic).queue(partition)
     }
 
     /// Seals what is ready and takes one batch from each partition that has
@@ -198,39 +305,39 @@ impl Accumulator {
         let earliest = |next: &mut Option<Instant>, t: Instant| {
             *next = Some(next.map_or(t, |n: Instant| n.min(t)));
         };
-        for (topic, partition, q) in self
-            .parts
-            .iter_mut()
-            .flat_map(|(t, m)| m.iter_mut().map(move |(p, q)| (t, p, q)))
-        {
-            if let Some(o) = &q.open {
-                let due = o.created + config.linger;
-                if o.bytes >= config.batch_size || due <= now || self.flush_requested || closing {
-                    let o = q.open.take().expect("checked");
-                    match seal(config, topic, *partition, o) {
-                        Ok(b) => q.sealed.push_back(b),
-                        Err(e) => {
-                            tracing::error!(topic, partition, error = %e, "cannot encode a batch");
+        for (topic, t) in self.topics.iter_mut() {
+            for (partition, q) in t.partitions.iter_mut().enumerate() {
+                let partition = partition as i32;
+                if let Some(o) = &q.open {
+                    let due = o.created + config.linger;
+                    if o.bytes >= config.batch_size || due <= now || self.flush_requested || closing
+                    {
+                        let o = q.open.take().expect("checked");
+                        match seal(config, topic, partition, o) {
+                            Ok(b) => q.sealed.push_back(b),
+                            Err(e) => {
+                                tracing::error!(topic, partition, error = %e, "cannot encode a batch");
+                            }
                         }
+                    } else {
+                        any_open = true;
+                        earliest(&mut out.next, due);
                     }
-                } else {
-                    any_open = true;
-                    earliest(&mut out.next, due);
                 }
-            }
-            if q.in_flight {
-                continue;
-            }
-            while q.sealed.front().is_some_and(|b| b.deadline <= now) {
-                out.expired.push(q.sealed.pop_front().expect("checked"));
-            }
-            if let Some(b) = q.sealed.front() {
-                match q.retry_at {
-                    Some(r) if r > now => earliest(&mut out.next, r.min(b.deadline)),
-                    _ => {
-                        q.retry_at = None;
-                        q.in_flight = true;
-                        out.ready.push(q.sealed.pop_front().expect("checked"));
+                if q.in_flight {
+                    continue;
+                }
+                while q.sealed.front().is_some_and(|b| b.deadline <= now) {
+                    out.expired.push(q.sealed.pop_front().expect("checked"));
+                }
+                if let Some(b) = q.sealed.front() {
+                    match q.retry_at {
+                        Some(r) if r > now => earliest(&mut out.next, r.min(b.deadline)),
+                        _ => {
+                            q.retry_at = None;
+                            q.in_flight = true;
+                            out.ready.push(q.sealed.pop_front().expect("checked"));
+                        }
                     }
                 }
             }
@@ -250,7 +357,7 @@ impl Accumulator {
         }
         let q = self.queue(&batch.topic, batch.partition);
         let seq = q.next_sequence;
-        q.next_sequence = seq.wrapping_add(batch.records.len() as i32) & i32::MAX;
+        q.next_sequence = seq.wrapping_add(batch.records as i32) & i32::MAX;
         // The batch's bytes are ours alone unless a request still holds
         // them; then stamping works on a copy.
         let mut data = match std::mem::take(&mut batch.data).try_into_mut() {
@@ -264,7 +371,11 @@ impl Accumulator {
 
     /// A new producer id: every partition's sequence starts again at 0.
     pub fn reset_sequences(&mut self) {
-        for q in self.parts.values_mut().flat_map(|m| m.values_mut()) {
+        for q in self
+            .topics
+            .values_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+        {
             q.next_sequence = 0;
         }
     }
@@ -272,9 +383,9 @@ impl Accumulator {
     /// The batch's partition has nothing in flight any more.
     pub fn done(&mut self, topic: &str, partition: i32) {
         if let Some(q) = self
-            .parts
+            .topics
             .get_mut(topic)
-            .and_then(|m| m.get_mut(&partition))
+            .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?))
         {
             q.in_flight = false;
         }
@@ -282,7 +393,11 @@ impl Accumulator {
 
     /// Puts a batch back at the head of its partition, to be sent after `backoff`.
     pub fn retry(&mut self, batch: Batch, backoff: Duration) {
-        let q = self.queue(&batch.topic, batch.partition);
+        let t = self.topic(&batch.topic);
+        if !backoff.is_zero() {
+            t.stale = true; // the partition is not available meanwhile
+        }
+        let q = t.queue(batch.partition);
         q.in_flight = false;
         q.retry_at = Some(Instant::now() + backoff);
         q.sealed.push_front(batch);
@@ -300,19 +415,20 @@ impl Accumulator {
     pub fn fail_unsent(&mut self, err: impl Fn() -> Error) -> (usize, bool) {
         let mut n = 0;
         let mut stamped = false;
-        for q in self.parts.values_mut().flat_map(|m| m.values_mut()) {
-            if let Some(o) = q.open.take() {
-                n += o.records.len();
-                drop(o.permit);
-                for r in o.records {
-                    let _ = r.reply.send(Err(err()));
+        for t in self.topics.values_mut() {
+            t.stale = true;
+            for q in t.partitions.iter_mut() {
+                if let Some(o) = q.open.take() {
+                    n += o.records as usize;
+                    drop(o.permit);
+                    o.completion.failed(err());
                 }
+                for b in q.sealed.drain(..) {
+                    stamped |= b.stamped.is_some();
+                    n += b.fail(err());
+                }
+                q.retry_at = None;
             }
-            for b in q.sealed.drain(..) {
-                stamped |= b.stamped.is_some();
-                n += b.fail(&err);
-            }
-            q.retry_at = None;
         }
         (n, stamped)
     }

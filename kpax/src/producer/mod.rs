@@ -20,12 +20,14 @@
 mod accumulator;
 mod config;
 mod coordinator;
+mod delivery;
 pub mod partitioner;
 mod sender;
 mod transaction;
 mod transactional;
 
 pub use config::{Acks, ProducerConfig};
+pub use delivery::DeliveryFuture;
 pub use partitioner::{murmur2, murmur2_partition, DefaultPartitioner, Partitioner};
 pub use transaction::{ConsumerGroupMetadata, TransactionError, TransactionState};
 
@@ -33,13 +35,10 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use accumulator::Accumulator;
 use bytes::Bytes;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
 /// A record to send.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -113,21 +112,6 @@ pub struct RecordMetadata {
     /// The record's timestamp (the broker's log append time when the topic
     /// uses it).
     pub timestamp: i64,
-}
-
-/// The outcome of one `send`: resolves when the record is written or failed.
-#[derive(Debug)]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata>>,
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(Error::ProducerClosed)))
-    }
 }
 
 /// Counters since the producer started.
@@ -307,60 +291,34 @@ impl Producer {
                 reason: "the topic has no partitions".into(),
             });
         }
-        let partition = match record.partition {
-            Some(p) if (0..count).contains(&p) => p,
-            Some(p) => {
+        if let Some(p) = record.partition {
+            if !(0..count).contains(&p) {
                 return Err(Error::NoLeader {
                     topic: record.topic.clone(),
                     partition: p,
                     reason: format!("the topic has {count} partitions"),
-                })
+                });
             }
-            None => {
-                let now = Instant::now();
-                // Keys pick their partition by hash: no need to know who backs off.
-                let backing_off = if record.key.is_some() {
-                    Default::default()
-                } else {
-                    s.lock().backing_off(&record.topic, now)
-                };
-                let mut available: Vec<i32> = meta
-                    .partitions
-                    .iter()
-                    .filter(|p| p.leader >= 0 && !backing_off.contains(&p.partition))
-                    .map(|p| p.partition)
-                    .collect();
-                if available.is_empty() {
-                    available = (0..count).collect();
-                }
-                available.sort_unstable();
-                s.config.partitioner.partition(
-                    &record.topic,
-                    record.key.as_deref(),
-                    &available,
-                    count,
-                )
-            }
-        };
+        }
         let permits = u32::try_from(size).map_err(|_| Error::RecordTooLarge { size, max })?;
-        let permit = if wait {
-            s.memory
+        // The memory first (without the accumulator's lock: this may wait),
+        // then partition choice and append under one lock.
+        let permit = match s.memory.clone().try_acquire_many_owned(permits) {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::ProducerClosed),
+            Err(tokio::sync::TryAcquireError::NoPermits) if wait => s
+                .memory
                 .clone()
                 .acquire_many_owned(permits)
                 .await
-                .map_err(|_| Error::ProducerClosed)?
-        } else {
-            s.memory
-                .clone()
-                .try_acquire_many_owned(permits)
-                .map_err(|_| Error::BufferFull)?
+                .map_err(|_| Error::ProducerClosed)?,
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(Error::BufferFull),
         };
         if s.closed.load(Ordering::Acquire) {
             return Err(Error::ProducerClosed);
         }
-        let (tx, rx) = oneshot::channel();
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let wake = {
+        let appended = {
             let mut acc = s.lock();
             // Again under the accumulator's lock: a commit or abort that
             // began meanwhile must not find a record it did not flush.
@@ -368,29 +326,40 @@ impl Producer {
                 t.lock().machine.check_send()?;
             }
             s.outstanding.fetch_add(1, Ordering::AcqRel);
-            acc.append(&s.config, &record, partition, timestamp, permit, tx)
+            acc.append(&s.config, &record, &meta, timestamp, permit)
         };
-        match wake {
+        match appended {
             Err(e) => {
                 s.resolve(1);
-                return Err(e);
+                Err(e)
             }
-            Ok(true) => s.wake.notify_one(),
-            Ok(false) => {}
+            Ok(a) => {
+                if a.wake {
+                    s.wake.notify_one();
+                }
+                Ok(a.future)
+            }
         }
-        Ok(DeliveryFuture { rx })
     }
 
     /// The topic's metadata, waiting up to `max_block` while the error is
     /// retriable (an unknown topic is retriable in Kafka's table: it may
     /// be being created).
     async fn topic_meta(&self, topic: &str) -> Result<Arc<crate::cluster::TopicMeta>> {
-        let deadline = Instant::now() + self.shared.config.max_block;
+        // The clock only once the metadata is missing (not per record).
+        let mut deadline: Option<Instant> = None;
         let mut attempt = 0;
         loop {
             match self.shared.cluster.topic(topic).await {
                 Ok(m) => return Ok(m),
-                Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                Err(e)
+                    if e.is_retriable()
+                        && Instant::now()
+                            < *deadline.get_or_insert_with(|| {
+                                Instant::now() + self.shared.config.max_block
+                            }) =>
+                {
+                    let deadline = deadline.expect("set");
                     let wait = crate::broker::backoff(
                         attempt,
                         self.shared.config.retry_backoff,

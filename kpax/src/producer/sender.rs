@@ -2,7 +2,7 @@
 //! produce request per broker, and settles each batch from the response.
 
 use super::accumulator::Batch;
-use super::{Acks, RecordMetadata, Shared};
+use super::{Acks, Shared};
 use crate::broker::{backoff, Broker};
 use crate::cluster::ClusterView;
 use crate::error::{Error, Result};
@@ -485,7 +485,7 @@ fn settle(s: &Shared, st: &mut State, c: Completion) {
 
 fn succeed(s: &Shared, b: Batch, base_offset: i64, log_append_time: i64) {
     s.lock().done(&b.topic, b.partition);
-    let n = b.records.len();
+    let n = b.records;
     s.counters
         .records_sent
         .fetch_add(n as u64, Ordering::Relaxed);
@@ -496,22 +496,7 @@ fn succeed(s: &Shared, b: Batch, base_offset: i64, log_append_time: i64) {
     // Release the batch's memory before anyone learns the outcome, so that
     // a caller who saw every outcome sees an empty buffer.
     drop(b.permit);
-    for (i, r) in b.records.into_iter().enumerate() {
-        let _ = r.reply.send(Ok(RecordMetadata {
-            topic: b.topic.clone(),
-            partition: b.partition,
-            offset: if base_offset >= 0 {
-                base_offset + i as i64
-            } else {
-                -1
-            },
-            timestamp: if log_append_time >= 0 {
-                log_append_time
-            } else {
-                r.timestamp
-            },
-        }));
-    }
+    b.completion.written(base_offset, log_append_time);
     s.resolve(n);
 }
 
@@ -524,7 +509,7 @@ fn fail(s: &Shared, b: Batch, e: Error) {
             t.lock().bump_epoch = true;
         }
     }
-    let n = b.fail(|| e.clone());
+    let n = b.fail(e);
     s.counters.errors.fetch_add(n as u64, Ordering::Relaxed);
     s.resolve(n);
 }
