@@ -1,16 +1,22 @@
 //! Where the brokers are and how to talk to them: `--brokers`, the
 //! `KPAX_BROKERS` environment variable, or a Java-style properties file
-//! (`--config`), and the time bound of a command.
+//! (`--config`); TLS and SASL (flags or the file's `security.protocol`,
+//! `ssl.*` and `sasl.*` keys, librdkafka's names); and the time bound of a
+//! command.
 
 use crate::error::{CliError, Result};
 use clap::Args;
-use kpax::{ClientConfig, Cluster};
+use kpax::{ClientConfig, Cluster, Pem, SaslConfig, SaslMechanism, SecurityProtocol, TlsConfig};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The environment variable naming the bootstrap brokers.
 pub const BROKERS_VAR: &str = "KPAX_BROKERS";
+
+/// The environment variable holding the SASL password (so it is not on the
+/// command line, where `ps` shows it).
+pub const SASL_PASSWORD_VAR: &str = "KPAX_SASL_PASSWORD";
 
 /// The largest configuration file read (bytes).
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -22,13 +28,49 @@ pub struct ConnectArgs {
     /// bootstrap.servers from --config).
     #[arg(short = 'b', long = "brokers", value_name = "HOST:PORT,..")]
     pub brokers: Option<String>,
-    /// A Java-style properties file with bootstrap.servers, client.id and
-    /// request.timeout.ms.
+    /// A Java-style properties file: bootstrap.servers, client.id,
+    /// request.timeout.ms, security.protocol, ssl.ca.location,
+    /// ssl.certificate.location, ssl.key.location, sasl.mechanism,
+    /// sasl.username, sasl.password.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Bound on the whole command (for consume --follow: on connecting).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::when::parse_duration)]
     pub timeout: Duration,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (default: from the TLS and
+    /// SASL flags given, else security.protocol from --config, else
+    /// PLAINTEXT).
+    #[arg(long, value_name = "PROTOCOL")]
+    pub security_protocol: Option<String>,
+    /// Use TLS (same as --security-protocol SSL, or SASL_SSL with SASL).
+    #[arg(long)]
+    pub tls: bool,
+    /// CA certificates to trust, a PEM file (else the platform's roots).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS; needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// The name to check the broker's certificate against.
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+    /// Accept any broker certificate (tests only: no protection against a
+    /// man in the middle).
+    #[arg(long)]
+    pub tls_insecure: bool,
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(long, value_name = "MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    /// The SASL user; the password comes from $KPAX_SASL_PASSWORD,
+    /// --sasl-password-file or sasl.password in --config.
+    #[arg(long, value_name = "USER")]
+    pub sasl_username: Option<String>,
+    /// A file whose first line is the SASL password.
+    #[arg(long, value_name = "FILE")]
+    pub sasl_password_file: Option<PathBuf>,
 }
 
 /// Settings read from a `--config` file.
@@ -40,10 +82,36 @@ pub struct FileConfig {
     pub client_id: Option<String>,
     /// `request.timeout.ms`.
     pub request_timeout: Option<Duration>,
+    /// `security.protocol`.
+    pub security_protocol: Option<String>,
+    /// `ssl.ca.location`.
+    pub ssl_ca_location: Option<PathBuf>,
+    /// `ssl.certificate.location`.
+    pub ssl_certificate_location: Option<PathBuf>,
+    /// `ssl.key.location`.
+    pub ssl_key_location: Option<PathBuf>,
+    /// `sasl.mechanism` (or librdkafka's `sasl.mechanisms`).
+    pub sasl_mechanism: Option<String>,
+    /// `sasl.username`.
+    pub sasl_username: Option<String>,
+    /// `sasl.password`.
+    pub sasl_password: Option<String>,
 }
 
 /// The keys a configuration file may hold.
-const KNOWN_KEYS: &[&str] = &["bootstrap.servers", "client.id", "request.timeout.ms"];
+const KNOWN_KEYS: &[&str] = &[
+    "bootstrap.servers",
+    "client.id",
+    "request.timeout.ms",
+    "security.protocol",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+];
 
 /// Parses Java-style properties text (`key=value`, `key: value` or
 /// `key value`; `#` and `!` comments; a trailing `\` continues a line).
@@ -108,6 +176,18 @@ pub fn parse_properties(text: &str, origin: &str) -> Result<FileConfig> {
                 }
                 cfg.request_timeout = Some(Duration::from_millis(ms));
             }
+            "security.protocol" => cfg.security_protocol = Some(value),
+            "ssl.ca.location" => cfg.ssl_ca_location = Some(value.into()),
+            "ssl.certificate.location" => cfg.ssl_certificate_location = Some(value.into()),
+            "ssl.key.location" => cfg.ssl_key_location = Some(value.into()),
+            "sasl.mechanism" | "sasl.mechanisms" => {
+                if cfg.sasl_mechanism.is_some() {
+                    return Err(err("sasl.mechanism given twice".into()));
+                }
+                cfg.sasl_mechanism = Some(value)
+            }
+            "sasl.username" => cfg.sasl_username = Some(value),
+            "sasl.password" => cfg.sasl_password = Some(value),
             _ => {
                 return Err(err(format!(
                     "unknown key {key:?} (known: {})",
@@ -194,10 +274,134 @@ impl ConnectArgs {
         let mut config = ClientConfig::default()
             .with_request_timeout(request_timeout)
             .with_connect_timeout(self.timeout.min(Duration::from_secs(10)));
-        if let Some(id) = file.client_id {
+        if let Some(id) = file.client_id.clone() {
             config = config.with_client_id(id);
         }
+        let config = self.secure(config, &file)?;
         Ok((brokers, config))
+    }
+
+    /// Adds the TLS and SASL settings the flags and file name.
+    fn secure(&self, mut config: ClientConfig, file: &FileConfig) -> Result<ClientConfig> {
+        let usage = |m: String| CliError::Usage(m);
+        let ca = self.tls_ca.clone().or_else(|| file.ssl_ca_location.clone());
+        let cert = self
+            .tls_cert
+            .clone()
+            .or_else(|| file.ssl_certificate_location.clone());
+        let key = self
+            .tls_key
+            .clone()
+            .or_else(|| file.ssl_key_location.clone());
+        let mechanism = self
+            .sasl_mechanism
+            .clone()
+            .or_else(|| file.sasl_mechanism.clone());
+        let username = self
+            .sasl_username
+            .clone()
+            .or_else(|| file.sasl_username.clone());
+        let wants_tls = self.tls
+            || ca.is_some()
+            || cert.is_some()
+            || self.tls_server_name.is_some()
+            || self.tls_insecure;
+        let wants_sasl = mechanism.is_some() || username.is_some();
+        let protocol: SecurityProtocol = match self
+            .security_protocol
+            .as_deref()
+            .or(file.security_protocol.as_deref())
+        {
+            Some(p) => p
+                .parse()
+                .map_err(|e: kpax::Error| usage(format!("--security-protocol: {e}")))?,
+            None => match (wants_tls, wants_sasl) {
+                (false, false) => SecurityProtocol::Plaintext,
+                (true, false) => SecurityProtocol::Ssl,
+                (false, true) => SecurityProtocol::SaslPlaintext,
+                (true, true) => SecurityProtocol::SaslSsl,
+            },
+        };
+        config = config.with_security_protocol(protocol);
+        if protocol.uses_tls() {
+            let mut tls = TlsConfig::default();
+            if let Some(ca) = ca {
+                if !ca.is_file() {
+                    return Err(usage(format!(
+                        "TLS CA file {} does not exist",
+                        ca.display()
+                    )));
+                }
+                tls = tls.with_ca_file(ca);
+            }
+            match (cert, key) {
+                (Some(c), Some(k)) => tls = tls.with_client_cert(Pem::File(c), Pem::File(k)),
+                (None, None) => {}
+                _ => {
+                    return Err(usage(
+                        "mutual TLS needs both --tls-cert and --tls-key".into(),
+                    ))
+                }
+            }
+            if let Some(name) = &self.tls_server_name {
+                tls = tls.with_server_name(name.clone());
+            }
+            if self.tls_insecure {
+                tls = tls.dangerous_skip_verification_for_tests_only();
+            }
+            config = config.with_tls(tls);
+        } else if wants_tls {
+            return Err(usage(format!(
+                "TLS flags given but the security protocol is {protocol:?}"
+            )));
+        }
+        if protocol.uses_sasl() {
+            let mechanism: SaslMechanism = mechanism
+                .ok_or_else(|| usage("SASL needs --sasl-mechanism".into()))?
+                .parse()
+                .map_err(|e: kpax::Error| usage(format!("--sasl-mechanism: {e}")))?;
+            let username = username.ok_or_else(|| usage("SASL needs --sasl-username".into()))?;
+            let password = self.sasl_password(file)?;
+            config = config.with_sasl(SaslConfig::new(mechanism, username, password));
+        } else if wants_sasl {
+            return Err(usage(format!(
+                "SASL flags given but the security protocol is {protocol:?}"
+            )));
+        }
+        Ok(config)
+    }
+
+    /// The SASL password: the environment, a file, or the config file.
+    fn sasl_password(&self, file: &FileConfig) -> Result<String> {
+        if let Ok(p) = std::env::var(SASL_PASSWORD_VAR) {
+            if !p.is_empty() {
+                return Ok(p);
+            }
+        }
+        if let Some(path) = &self.sasl_password_file {
+            let shown = path.display();
+            let len = std::fs::metadata(path)
+                .map_err(|e| CliError::Config(format!("password file {shown}: {e}")))?
+                .len();
+            if len > MAX_CONFIG_BYTES {
+                return Err(CliError::Config(format!(
+                    "password file {shown}: too large"
+                )));
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Config(format!("password file {shown}: {e}")))?;
+            let line = text.lines().next().unwrap_or("").to_string();
+            if line.is_empty() {
+                return Err(CliError::Config(format!("password file {shown} is empty")));
+            }
+            return Ok(line);
+        }
+        if let Some(p) = &file.sasl_password {
+            return Ok(p.clone());
+        }
+        Err(CliError::Usage(format!(
+            "SASL needs a password: set {SASL_PASSWORD_VAR}, or give --sasl-password-file or sasl.password in --config"
+        )))
     }
 
     /// A cluster handle (nothing is connected until first use).
@@ -254,11 +458,28 @@ mod tests {
 
     #[test]
     fn rejects_unknown_keys_naming_key_and_line() {
-        let e = parse_properties("client.id=x\nsasl.mechanism=PLAIN\n", "f.properties")
+        let e = parse_properties("client.id=x\nsasl.jaas.config=PLAIN\n", "f.properties")
             .unwrap_err()
             .to_string();
         assert!(e.contains("f.properties line 2"), "{e}");
-        assert!(e.contains("\"sasl.mechanism\""), "{e}");
+        assert!(e.contains("\"sasl.jaas.config\""), "{e}");
+    }
+
+    #[test]
+    fn reads_tls_and_sasl_keys() {
+        let c = parse_properties(
+            "security.protocol=SASL_SSL\nssl.ca.location=/ca.pem\nsasl.mechanisms=PLAIN\nsasl.username=u\nsasl.password=p\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(c.security_protocol.as_deref(), Some("SASL_SSL"));
+        assert_eq!(c.ssl_ca_location, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(c.sasl_mechanism.as_deref(), Some("PLAIN"));
+        assert_eq!(c.sasl_password.as_deref(), Some("p"));
+        let e = parse_properties("sasl.mechanism=PLAIN\nsasl.mechanisms=PLAIN\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
     }
 
     #[test]

@@ -615,7 +615,7 @@ async fn bad_input_is_one_line_and_a_nonzero_exit_within_bounded_time() {
     let dir = std::env::temp_dir().join(harness::unique_name("cfg"));
     std::fs::write(
         &dir,
-        format!("bootstrap.servers={b}\nsasl.mechanism=PLAIN\n"),
+        format!("bootstrap.servers={b}\nsasl.jaas.config=PLAIN\n"),
     )
     .unwrap();
     let line = one_line_error(
@@ -623,7 +623,7 @@ async fn bad_input_is_one_line_and_a_nonzero_exit_within_bounded_time() {
         "unknown config key",
     );
     assert!(
-        line.contains("line 2") && line.contains("sasl.mechanism"),
+        line.contains("line 2") && line.contains("sasl.jaas.config"),
         "{line}"
     );
     std::fs::write(&dir, format!("bootstrap.servers={b}\nclient.id=cfg-test\n")).unwrap();

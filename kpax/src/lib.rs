@@ -20,7 +20,7 @@ pub mod producer;
 
 pub use broker::Broker;
 pub use cluster::Cluster;
-pub use config::ClientConfig;
+pub use config::{ClientConfig, Pem, SaslConfig, SaslMechanism, SecurityProtocol, TlsConfig};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 pub use error::{Error, Result};
 pub use kpax_proto as proto;
