@@ -40,14 +40,15 @@ async fn three_brokers_metadata_leaders_and_coordinator(tc: &TestCluster) {
     assert_eq!(cluster.brokers().len(), 3);
     // the leaders kpax finds are the ones librdkafka reports
     let theirs = interop::leaders(tc.bootstrap(), &topic.name).await.unwrap();
-    assert_eq!(
-        theirs
-            .values()
-            .copied()
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
-        3,
-        "leaders spread over the brokers: {theirs:?}"
+    // (the mock picks leaders at random: all three need not lead one)
+    let ids: std::collections::BTreeSet<i32> = cluster
+        .brokers()
+        .iter()
+        .filter_map(|b| b.node_id())
+        .collect();
+    assert!(
+        theirs.values().all(|b| ids.contains(b)),
+        "leaders {theirs:?} are brokers of the metadata {ids:?}"
     );
     let mut ours = BTreeMap::new();
     for p in 0..6 {
