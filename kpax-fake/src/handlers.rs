@@ -561,6 +561,10 @@ fn fetch_once(ctx: &Context<'_>, req: &FetchRequest) -> (FetchResponse, usize, b
 }
 
 async fn fetch(ctx: &Context<'_>, req: FetchRequest) -> FetchResponse {
+    let (req, answer) = match crate::fetch_session::open(ctx, req) {
+        crate::fetch_session::Opened::Answer(r) => return r,
+        crate::fetch_session::Opened::Fetch(req, answer) => (req, answer),
+    };
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, 60_000) as u64);
     let deadline = Instant::now() + wait;
     let min_bytes = req.min_bytes.max(0) as usize;
@@ -571,7 +575,7 @@ async fn fetch(ctx: &Context<'_>, req: FetchRequest) -> FetchResponse {
         let (r, total, error) = fetch_once(ctx, &req);
         let now = Instant::now();
         if error || total >= min_bytes.max(1) || now >= deadline {
-            return r;
+            return crate::fetch_session::close(ctx, answer, r);
         }
         let _ = tokio::time::timeout(deadline - now, notified).await;
     }

@@ -37,6 +37,7 @@
 
 mod admin;
 mod auth;
+mod fetch_session;
 mod group;
 mod handlers;
 mod log;
@@ -54,6 +55,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use auth::{FakeSasl, FakeTls, MECHANISMS as SASL_MECHANISMS};
+pub use fetch_session::{ReceivedFetch, DEFAULT_SESSION_LIMIT as DEFAULT_FETCH_SESSION_LIMIT};
 pub use group::{Committed, GroupState};
 pub use versions::VersionTable;
 
@@ -110,6 +112,8 @@ pub(crate) struct Shared {
     pub sasl: Option<Arc<FakeSasl>>,
     /// Successful SASL authentications so far (re-authentications included).
     pub authentications: std::sync::atomic::AtomicUsize,
+    /// Fetch sessions (KIP-227) and the Fetch request log.
+    pub fetch_sessions: Mutex<fetch_session::Sessions>,
 }
 
 impl Shared {
@@ -177,6 +181,7 @@ impl FakeCluster {
             tls: options.tls.clone(),
             sasl: options.sasl.clone().map(Arc::new),
             authentications: std::sync::atomic::AtomicUsize::new(0),
+            fetch_sessions: Mutex::new(fetch_session::Sessions::default()),
         });
         let mut handles = Vec::with_capacity(options.brokers);
         for (i, listener) in listeners.into_iter().enumerate() {

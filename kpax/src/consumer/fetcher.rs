@@ -1,13 +1,20 @@
 //! The fetcher task: keeps every assigned partition's buffer topped up with
 //! one fetch in flight per leader, within the byte budget.
+//!
+//! Each leader gets a fetch session (KIP-227, see `fetch_session`): after
+//! the first full fetch, requests name only the partitions that changed
+//! and answers carry only partitions with records or news. A partition
+//! missing from an answer had nothing: it is simply fetched again.
 
+use super::fetch_session::{FetchPlan, FetchSession};
 use super::{Chunk, ConsumerRecord, IsolationLevel, OffsetReset, Shared, StartAt, TopicPartition};
 use crate::broker::{backoff, Broker, Lane};
 use crate::cluster::ClusterView;
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use kpax_proto::generated::fetch::{
-    FetchRequestPartition, FetchRequestTopic, FetchResponseAbortedTransaction,
+    FetchRequestForgottenTopicsData, FetchRequestPartition, FetchRequestTopic,
+    FetchResponseAbortedTransaction,
 };
 use kpax_proto::generated::list_offsets::{ListOffsetsRequestPartition, ListOffsetsRequestTopic};
 use kpax_proto::generated::{ApiKey, ErrorCode, FetchRequest, FetchResponse, ListOffsetsRequest};
@@ -26,12 +33,17 @@ struct FetchDone {
     /// (partition, fetch offset, epoch) as requested.
     parts: Vec<(TopicPartition, i64, u64)>,
     permit: OwnedSemaphorePermit,
+    /// The node's fetch session, out of the map while the fetch runs.
+    session: FetchSession,
+    /// What the request carried (sessionless below Fetch v7).
+    plan: FetchPlan,
     result: Result<FetchResponse>,
 }
 
 pub(crate) async fn run(weak: Weak<Shared>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<FetchDone>();
     let mut busy: HashSet<i32> = HashSet::new();
+    let mut sessions: HashMap<i32, FetchSession> = HashMap::new();
     let mut failures: u32 = 0;
     loop {
         let Some(s) = weak.upgrade() else { return };
@@ -42,7 +54,7 @@ pub(crate) async fn run(weak: Weak<Shared>) {
             tracing::debug!(error = %e, "resolving start offsets failed; retrying");
             failures += 1;
         }
-        plan(&s, &mut busy, &tx).await;
+        plan(&s, &mut busy, &mut sessions, &tx).await;
         let pause = backoff(
             failures.min(6),
             Duration::from_millis(50),
@@ -53,14 +65,14 @@ pub(crate) async fn run(weak: Weak<Shared>) {
             d = rx.recv() => {
                 if let Some(d) = d {
                     busy.remove(&d.node);
-                    settle(&s, d);
+                    settle(&s, d, &mut sessions);
                 }
             }
             _ = tokio::time::sleep(pause) => {}
         }
         while let Ok(d) = rx.try_recv() {
             busy.remove(&d.node);
-            settle(&s, d);
+            settle(&s, d, &mut sessions);
         }
         if failures > 0 && s.lock().parts.values().all(|p| p.position.is_some()) {
             failures = 0;
@@ -196,7 +208,12 @@ fn isolation(s: &Shared) -> i8 {
 }
 
 /// Sends a fetch to every leader that has fetchable partitions and no fetch in flight.
-async fn plan(s: &Arc<Shared>, busy: &mut HashSet<i32>, tx: &mpsc::UnboundedSender<FetchDone>) {
+async fn plan(
+    s: &Arc<Shared>,
+    busy: &mut HashSet<i32>,
+    sessions: &mut HashMap<i32, FetchSession>,
+    tx: &mpsc::UnboundedSender<FetchDone>,
+) {
     let now = Instant::now();
     let wanted: Vec<(TopicPartition, i64)> = s
         .lock()
@@ -255,40 +272,55 @@ async fn plan(s: &Arc<Shared>, busy: &mut HashSet<i32>, tx: &mpsc::UnboundedSend
                 }
             }
         }
-        let mut topics: BTreeMap<String, Vec<FetchRequestPartition>> = BTreeMap::new();
-        for ((t, p), off, _) in &parts {
-            topics.entry(t.clone()).or_default().push(
-                FetchRequestPartition::default()
-                    .with_partition(*p)
-                    .with_fetch_offset(*off)
-                    .with_partition_max_bytes(s.config.partition_max_bytes),
-            );
-        }
+        let session = sessions.remove(&node).unwrap_or_default();
+        let wanted: Vec<(TopicPartition, i64)> = parts
+            .iter()
+            .map(|(tp, off, _)| (tp.clone(), *off))
+            .collect();
+        let plan = session.plan(&wanted, now);
         busy.insert(node);
         let tx = tx.clone();
         let shared = s.clone();
         tokio::spawn(async move {
-            let result = fetch(&shared, &broker, topics, reserve).await;
+            let (plan, result) = fetch(&shared, &broker, plan, reserve).await;
             let _ = tx.send(FetchDone {
                 node,
                 parts,
                 permit,
+                session,
+                plan,
                 result,
             });
         });
     }
 }
 
+/// Sends one Fetch as `plan` says (sessionless below v7); returns what
+/// was sent and the answer.
 async fn fetch(
     s: &Shared,
     broker: &Broker,
-    topics: BTreeMap<String, Vec<FetchRequestPartition>>,
+    plan: FetchPlan,
     max_bytes: usize,
-) -> Result<FetchResponse> {
-    let version = broker
-        .version_for::<FetchRequest>()
-        .await?
-        .min(MAX_FETCH_VERSION);
+) -> (FetchPlan, Result<FetchResponse>) {
+    let version = match broker.version_for::<FetchRequest>().await {
+        Ok(v) => v.min(MAX_FETCH_VERSION),
+        Err(e) => return (plan, Err(e)),
+    };
+    let plan = if version >= 7 {
+        plan
+    } else {
+        plan.sessionless()
+    };
+    let mut topics: BTreeMap<&str, Vec<FetchRequestPartition>> = BTreeMap::new();
+    for ((t, p), off) in &plan.send {
+        topics.entry(t.as_str()).or_default().push(
+            FetchRequestPartition::default()
+                .with_partition(*p)
+                .with_fetch_offset(*off)
+                .with_partition_max_bytes(s.config.partition_max_bytes),
+        );
+    }
     let mut req = FetchRequest::default()
         .with_max_wait_ms(s.config.fetch_max_wait.as_millis().min(i32::MAX as u128) as i32)
         .with_min_bytes(s.config.fetch_min_bytes)
@@ -297,7 +329,7 @@ async fn fetch(
                 .into_iter()
                 .map(|(t, ps)| {
                     FetchRequestTopic::default()
-                        .with_topic(t.as_str().into())
+                        .with_topic(t.into())
                         .with_partitions(ps)
                 })
                 .collect(),
@@ -309,15 +341,38 @@ async fn fetch(
         req.isolation_level = isolation(s);
     }
     if version >= 7 {
-        // no fetch session (KIP-227): a full fetch every time
-        req.session_id = 0;
-        req.session_epoch = -1;
+        req.session_id = plan.session_id;
+        req.session_epoch = plan.epoch;
+        let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (t, p) in &plan.forget {
+            forgotten.entry(t.as_str()).or_default().push(*p);
+        }
+        req.forgotten_topics_data = forgotten
+            .into_iter()
+            .map(|(t, ps)| {
+                let mut f = FetchRequestForgottenTopicsData::default();
+                f.topic = t.into();
+                f.partitions = ps;
+                f
+            })
+            .collect();
     }
-    broker.send_version_on(Lane::Fetch, &req, version).await
+    let result = broker.send_version_on(Lane::Fetch, &req, version).await;
+    (plan, result)
 }
 
-fn settle(s: &Shared, d: FetchDone) {
+fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
     let now = Instant::now();
+    let mut session = d.session;
+    match &d.result {
+        Ok(r) => session.answered(&d.plan, ErrorCode(r.error_code), r.session_id, now),
+        Err(_) => session.failed(),
+    }
+    s.fetch_sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(d.node, session.id());
+    sessions.insert(d.node, session);
     let mut permit = Some(d.permit);
     let fail_all = |e: &Error| {
         let mut st = s.lock();
@@ -331,6 +386,24 @@ fn settle(s: &Shared, d: FetchDone) {
     };
     let resp = match d.result {
         Ok(r) if r.error_code == 0 => r,
+        Ok(r)
+            if matches!(
+                ErrorCode(r.error_code),
+                ErrorCode::FETCH_SESSION_ID_NOT_FOUND | ErrorCode::INVALID_FETCH_SESSION_EPOCH
+            ) =>
+        {
+            // the session is reset: fetch again at once with a new one
+            tracing::debug!(node = d.node, code = %ErrorCode(r.error_code), "fetch session reset");
+            let mut st = s.lock();
+            for (tp, _, epoch) in &d.parts {
+                if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
+                    p.in_flight = false;
+                }
+            }
+            drop(st);
+            s.wake.notify_one();
+            return;
+        }
         Ok(r) => {
             fail_all(&Error::Broker {
                 broker: format!("node {}", d.node),

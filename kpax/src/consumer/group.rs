@@ -920,3 +920,9 @@ pub(crate) async fn leave(s: &Shared) {
         }
     }
 }
+
+/// The group id, generation and member id of the membership now (`None`
+/// without a group), for `Consumer::group_metadata`.
+pub(crate) fn current_member(s: &Shared) -> Option<(String, i32, String)> {
+    membership(s).map(|m| (m.group_id, m.generation, m.member_id))
+}

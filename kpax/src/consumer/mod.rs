@@ -14,6 +14,7 @@
 
 pub mod assignor;
 mod config;
+mod fetch_session;
 mod fetcher;
 mod group;
 pub mod protocol;
@@ -117,6 +118,9 @@ pub(crate) struct Shared {
     /// Source of partition epochs, unique over the consumer's life, so a
     /// fetch answer can never land in a later assignment of its partition.
     pub epochs: std::sync::atomic::AtomicU64,
+    /// The fetch session id per broker node (0: sessionless), as the
+    /// fetcher last left it.
+    pub fetch_sessions: Mutex<BTreeMap<i32, i32>>,
 }
 
 impl Shared {
@@ -178,6 +182,7 @@ impl Consumer {
             closed: AtomicBool::new(false),
             group: Mutex::new(None),
             epochs: std::sync::atomic::AtomicU64::new(1),
+            fetch_sessions: Mutex::new(BTreeMap::new()),
         });
         tokio::spawn(fetcher::run(Arc::downgrade(&shared)));
         Ok(Consumer { shared })
@@ -308,6 +313,16 @@ impl Consumer {
             .collect()
     }
 
+    /// The fetch session (KIP-227) id per broker node the consumer fetched
+    /// from: 0 where the broker keeps no session for it (fetches are full).
+    pub fn fetch_sessions(&self) -> BTreeMap<i32, i32> {
+        self.shared
+            .fetch_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Bytes of records buffered now.
     pub fn buffered_bytes(&self) -> usize {
         self.shared.config.buffer_memory
@@ -411,6 +426,22 @@ impl Consumer {
             .filter(|(tp, _)| owned.contains(tp))
             .collect();
         group::commit(&self.shared, offsets).await
+    }
+
+    /// The consumer group as the transactional producer's
+    /// `send_offsets_to_transaction` needs it (KIP-447): group id, the
+    /// current generation and member id, and the static instance id.
+    /// `None` without a group (`subscribe` not called). Before the first
+    /// join completes the generation is -1 and the member id empty; take
+    /// it after records of the current assignment arrived.
+    pub fn group_metadata(&self) -> Option<crate::producer::ConsumerGroupMetadata> {
+        let (group_id, generation_id, member_id) = group::current_member(&self.shared)?;
+        Some(crate::producer::ConsumerGroupMetadata {
+            group_id,
+            generation_id,
+            member_id,
+            group_instance_id: self.shared.config.group_instance_id.clone(),
+        })
     }
 
     /// The group's committed offsets for these partitions (-1: none).
