@@ -736,3 +736,37 @@ async fn mock_unserved_admin_apis_are_one_unsupported_version_error_per_call() {
     let topics = admin.list_topics().await.unwrap();
     assert!(topics.iter().any(|(n, m)| *n == topic.name && m.is_ok()));
 }
+
+/// A controller move (NOT_CONTROLLER on every item) is retried after a
+/// metadata reload: create, grow and delete still succeed, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_not_controller_is_retried() {
+    let tc = TestCluster::fake(3).await;
+    let admin = admin(&tc);
+    let faults = tc.inject();
+    let name = unique_name("admin-moved");
+    faults.fail_next(ApiKey::CreateTopics, ErrorCode::NOT_CONTROLLER, 2);
+    let res = admin
+        .create_topics(&[NewTopic::new(&name, 2, 1)], false)
+        .await
+        .unwrap();
+    res[0]
+        .1
+        .as_ref()
+        .expect("created after the controller moved");
+    faults.fail_next(ApiKey::CreatePartitions, ErrorCode::NOT_CONTROLLER, 1);
+    let res = admin.create_partitions(&[(&name, 3)], false).await.unwrap();
+    res[0].1.as_ref().expect("grown after the controller moved");
+    assert_eq!(admin_partitions(&admin, &name).await, 3);
+    faults.fail_next(ApiKey::DeleteTopics, ErrorCode::NOT_CONTROLLER, 1);
+    let res = admin.delete_topics(&[&name]).await.unwrap();
+    res[0]
+        .1
+        .as_ref()
+        .expect("deleted after the controller moved");
+    // a controller that never comes back: the item carries the error
+    faults.fail_next(ApiKey::DeleteTopics, ErrorCode::NOT_CONTROLLER, 10);
+    let res = admin.delete_topics(&[&name]).await.unwrap();
+    assert_eq!(code(&res[0].1), Some(ErrorCode::NOT_CONTROLLER));
+    faults.clear(ApiKey::DeleteTopics);
+}

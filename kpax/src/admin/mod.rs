@@ -172,19 +172,48 @@ impl Admin {
         Err(last.unwrap_or_else(|| Error::Config("no brokers".into())))
     }
 
-    /// [`Admin::send_first`] starting with the controller.
-    async fn send_controller<R, F>(&self, build: F) -> Result<(Broker, R::Response)>
+    /// [`Admin::send_first`] starting with the controller. When every item
+    /// of the answer says NOT_CONTROLLER (`codes` lists the answer's item
+    /// error codes), the controller moved: reload the metadata and ask
+    /// again, a few times. (Only when every item says so: an item the old
+    /// controller did handle must not be sent twice.)
+    async fn send_controller<R, F, C>(&self, build: F, codes: C) -> Result<(Broker, R::Response)>
     where
         R: Request + Sync,
         F: Fn(i16) -> R,
+        C: Fn(&R::Response) -> Vec<i16>,
     {
-        if self.cluster.controller_id().is_none() {
-            // The controller comes with metadata; a failure here is retried
-            // below through whichever broker answers.
-            let _ = self.cluster.refresh(Some(&[])).await;
+        const ATTEMPTS: u32 = 4;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if self.cluster.controller_id().is_none() || attempt > 1 {
+                // The controller comes with metadata; a failure here is
+                // retried below through whichever broker answers.
+                let _ = self.cluster.refresh(Some(&[])).await;
+            }
+            let brokers = self.brokers_from(self.cluster.controller_id()).await?;
+            let (broker, resp) = self.send_first(brokers, &build).await?;
+            let item_codes = codes(&resp);
+            let moved = !item_codes.is_empty()
+                && item_codes
+                    .iter()
+                    .all(|c| ErrorCode(*c) == ErrorCode::NOT_CONTROLLER);
+            if !moved || attempt >= ATTEMPTS {
+                return Ok((broker, resp));
+            }
+            tracing::debug!(
+                broker = broker.addr(),
+                attempt,
+                "admin: NOT_CONTROLLER; finding the controller again"
+            );
+            tokio::time::sleep(crate::broker::backoff(
+                attempt,
+                Duration::from_millis(100),
+                Duration::from_secs(1),
+            ))
+            .await;
         }
-        let brokers = self.brokers_from(self.cluster.controller_id()).await?;
-        self.send_first(brokers, build).await
     }
 
     /// Sends items to where each belongs (its leader or coordinator), one

@@ -8,7 +8,8 @@ use kpax_proto::generated::create_topics::{
 };
 use kpax_proto::generated::delete_topics::DeleteTopicsRequestTopic;
 use kpax_proto::generated::{
-    ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
 };
 use kpax_proto::wire::Uuid;
 use std::collections::BTreeMap;
@@ -97,7 +98,11 @@ impl Admin {
                 .with_validate_only(validate_only)
                 .with_topics(topics.iter().map(topic_request).collect())
         };
-        let (broker, resp) = self.send_controller(build).await?;
+        let (broker, resp) = self
+            .send_controller(build, |r: &CreateTopicsResponse| {
+                r.topics.iter().map(|t| t.error_code).collect()
+            })
+            .await?;
         let answered = resp
             .topics
             .iter()
@@ -145,7 +150,11 @@ impl Admin {
             }
             req
         };
-        let (broker, resp) = self.send_controller(build).await?;
+        let (broker, resp) = self
+            .send_controller(build, |r: &DeleteTopicsResponse| {
+                r.responses.iter().map(|t| t.error_code).collect()
+            })
+            .await?;
         let answered = resp
             .responses
             .iter()
@@ -199,7 +208,11 @@ impl Admin {
                         .collect(),
                 )
         };
-        let (broker, resp) = self.send_controller(build).await?;
+        let (broker, resp) = self
+            .send_controller(build, |r: &CreatePartitionsResponse| {
+                r.results.iter().map(|t| t.error_code).collect()
+            })
+            .await?;
         let answered = resp
             .results
             .iter()
