@@ -8,12 +8,13 @@
 //! [`Completion`].
 
 use super::delivery::{Completion, DeliveryFuture};
+use super::topic_map::TopicMap;
 use super::{ProducerConfig, ProducerRecord};
 use crate::cluster::TopicMeta;
 use crate::error::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use kpax_proto::records::RecordBatchBuilder;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
@@ -62,11 +63,14 @@ struct PartitionQueue {
     in_flight: bool,
     next_sequence: i32,
     retry_at: Option<Instant>,
+    /// The record bytes of the last batch sealed here: a new batch's
+    /// buffer starts that large, so a steady flow never regrows it.
+    last_batch_bytes: usize,
 }
 
 /// One topic's partitions, and the partitions a record may go to now.
-#[derive(Default)]
 struct TopicQueues {
+    name: String,
     /// Indexed by partition number, grown on first use.
     partitions: Vec<PartitionQueue>,
     /// The metadata `available` was built from.
@@ -125,8 +129,10 @@ impl TopicQueues {
 /// Every partition's batches.
 #[derive(Default)]
 pub(crate) struct Accumulator {
-    /// topic -> its partitions (looked up by `&str`: no key per record).
-    topics: HashMap<String, TopicQueues>,
+    /// Every topic's partitions.
+    topics: Vec<TopicQueues>,
+    /// topic name -> index in `topics` (looked up by `&str`: no key per record).
+    index: TopicMap<usize>,
     /// Send open batches now (set by flush and close).
     pub flush_requested: bool,
 }
@@ -222,6 +228,7 @@ impl Accumulator {
             .is_some_and(|o| o.bytes + size > config.batch_size)
         {
             let full = q.open.take().expect("checked");
+            q.last_batch_bytes = full.bytes;
             woke = true;
             // An encoding failure has failed the batch's records already.
             if let Ok(b) = seal(config, &record.topic, partition, full) {
@@ -235,13 +242,13 @@ impl Accumulator {
             }
             None => {
                 woke = true;
+                let capacity = config
+                    .batch_size
+                    .min((size * 2 + 128).max(q.last_batch_bytes));
                 q.open.insert(OpenBatch {
-                    builder: RecordBatchBuilder::with_capacity(
-                        0,
-                        config.batch_size.min(size * 2 + 128),
-                    )
-                    .compression(config.compression)
-                    .transactional(config.transactional_id.is_some()),
+                    builder: RecordBatchBuilder::with_capacity(0, capacity)
+                        .compression(config.compression)
+                        .transactional(config.transactional_id.is_some()),
                     completion: Completion::new(&record.topic, partition),
                     records: 0,
                     bytes: 0,
@@ -281,11 +288,22 @@ impl Accumulator {
     }
 
     fn topic(&mut self, topic: &str) -> &mut TopicQueues {
-        if !self.topics.contains_key(topic) {
-            self.topics
-                .insert(topic.to_string(), TopicQueues::default());
-        }
-        self.topics.get_mut(topic).expect("inserted")
+        let i = match self.index.get(topic) {
+            Some(i) => *i,
+            None => {
+                self.topics.push(TopicQueues {
+                    name: topic.to_string(),
+                    partitions: Vec::new(),
+                    meta: None,
+                    available: Vec::new(),
+                    stale: false,
+                    until: None,
+                });
+                self.index.insert(topic.to_string(), self.topics.len() - 1);
+                self.topics.len() - 1
+            }
+        };
+        &mut self.topics[i]
     }
 
     /// The queue of `topic`-`partition`, created on first use.
@@ -305,7 +323,8 @@ impl Accumulator {
         let earliest = |next: &mut Option<Instant>, t: Instant| {
             *next = Some(next.map_or(t, |n: Instant| n.min(t)));
         };
-        for (topic, t) in self.topics.iter_mut() {
+        for t in self.topics.iter_mut() {
+            let topic = t.name.as_str();
             for (partition, q) in t.partitions.iter_mut().enumerate() {
                 let partition = partition as i32;
                 if let Some(o) = &q.open {
@@ -313,6 +332,7 @@ impl Accumulator {
                     if o.bytes >= config.batch_size || due <= now || self.flush_requested || closing
                     {
                         let o = q.open.take().expect("checked");
+                        q.last_batch_bytes = o.bytes;
                         match seal(config, topic, partition, o) {
                             Ok(b) => q.sealed.push_back(b),
                             Err(e) => {
@@ -371,11 +391,7 @@ impl Accumulator {
 
     /// A new producer id: every partition's sequence starts again at 0.
     pub fn reset_sequences(&mut self) {
-        for q in self
-            .topics
-            .values_mut()
-            .flat_map(|t| t.partitions.iter_mut())
-        {
+        for q in self.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
             q.next_sequence = 0;
         }
     }
@@ -383,8 +399,9 @@ impl Accumulator {
     /// The batch's partition has nothing in flight any more.
     pub fn done(&mut self, topic: &str, partition: i32) {
         if let Some(q) = self
-            .topics
-            .get_mut(topic)
+            .index
+            .get(topic)
+            .and_then(|i| self.topics.get_mut(*i))
             .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?))
         {
             q.in_flight = false;
@@ -415,7 +432,7 @@ impl Accumulator {
     pub fn fail_unsent(&mut self, err: impl Fn() -> Error) -> (usize, bool) {
         let mut n = 0;
         let mut stamped = false;
-        for t in self.topics.values_mut() {
+        for t in self.topics.iter_mut() {
             t.stale = true;
             for q in t.partitions.iter_mut() {
                 if let Some(o) = q.open.take() {

@@ -23,6 +23,7 @@ mod coordinator;
 mod delivery;
 pub mod partitioner;
 mod sender;
+mod topic_map;
 mod transaction;
 mod transactional;
 

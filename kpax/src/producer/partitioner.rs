@@ -5,7 +5,7 @@
 //! for the same key and partition count), unkeyed records stick to one
 //! available partition until its batch is sent, then move on (KIP-480).
 
-use std::collections::HashMap;
+use super::topic_map::TopicMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -84,14 +84,14 @@ impl Random {
 
 /// Java-compatible: murmur2 for keys, sticky for unkeyed records (KIP-480).
 pub struct DefaultPartitioner {
-    sticky: Mutex<HashMap<String, i32>>,
+    sticky: Mutex<TopicMap<i32>>,
     random: Random,
 }
 
 impl Default for DefaultPartitioner {
     fn default() -> Self {
         DefaultPartitioner {
-            sticky: Mutex::new(HashMap::new()),
+            sticky: Mutex::new(TopicMap::default()),
             random: Random::new(),
         }
     }
