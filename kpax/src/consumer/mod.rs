@@ -14,6 +14,7 @@
 
 pub mod assignor;
 mod config;
+mod fanout;
 mod fetch_session;
 mod fetcher;
 mod group;
@@ -25,6 +26,7 @@ pub use assignor::{
     RoundRobinAssignor, StickyAssignor,
 };
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
+pub use fanout::{FanOut, FanOutError, FanOutReport, OrderBy};
 pub use rebalance::{ListenerFuture, RebalanceListener};
 
 use crate::cluster::Cluster;

@@ -1,0 +1,379 @@
+//! The consumer's fan-out helper (`kpax::consumer::FanOut`,
+//! `Consumer::process_concurrently`) against real brokers (kpax-fake and
+//! librdkafka's mock; tansu numbers offsets per batch, and these checks
+//! are about offsets): records of a key (or partition) processed in order,
+//! different keys concurrently, at most `concurrency` outstanding,
+//! committed offsets never past an unprocessed record, a handler error
+//! stops the run, and a restart from the committed offsets loses nothing.
+
+mod harness;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::Cluster as TestCluster;
+use kpax::consumer::{
+    Consumer, ConsumerConfig, FanOut, FanOutError, OffsetReset, OrderBy, TopicPartition,
+};
+use kpax::producer::{Producer, ProducerConfig, ProducerRecord};
+use kpax::{ClientConfig, Cluster, ConsumerRecord};
+
+fn client() -> ClientConfig {
+    ClientConfig::default()
+        .with_request_timeout(Duration::from_secs(10))
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .with_metadata_max_age(Duration::from_secs(5))
+}
+
+fn group_consumer(tc: &TestCluster, group: &str) -> Consumer {
+    Consumer::new(
+        Cluster::new([tc.bootstrap()], client()).unwrap(),
+        ConsumerConfig::default()
+            .with_group_id(group)
+            .with_auto_commit(false)
+            .with_auto_offset_reset(OffsetReset::Earliest)
+            .with_fetch_max_wait(Duration::from_millis(100)),
+    )
+    .unwrap()
+}
+
+/// librdkafka's mock advertises flexible JoinGroup (v6), SyncGroup (v4)
+/// and LeaveGroup (v4) but misparses them (SyncGroup v4 crashes it): keep
+/// it to the versions librdkafka itself uses (as in kpax_consumer.rs).
+fn narrow_group_versions(tc: &TestCluster) {
+    if let Some(mock) = tc.mock_controls() {
+        mock.narrow_api_versions(harness::api_key::JOIN_GROUP, 0, 5);
+        mock.narrow_api_versions(harness::api_key::SYNC_GROUP, 0, 3);
+        mock.narrow_api_versions(harness::api_key::LEAVE_GROUP, 0, 2);
+    }
+}
+
+/// Produces `rec-{i}` for i in `0..n` to partition `i % partitions` with
+/// key `k{i % keys}` (`keys` a multiple of `partitions`: a key lives in
+/// one partition).
+async fn produce(tc: &TestCluster, topic: &str, partitions: i32, keys: usize, n: usize) {
+    let p = Producer::new(
+        Cluster::new([tc.bootstrap()], client()).unwrap(),
+        ProducerConfig::default(),
+    )
+    .unwrap();
+    let mut fs = Vec::new();
+    for i in 0..n {
+        let r = ProducerRecord::new(topic, format!("rec-{i}"))
+            .with_key(format!("k{}", i % keys))
+            .with_partition(i as i32 % partitions);
+        fs.push(p.send(r).await.unwrap());
+    }
+    for f in fs {
+        f.await.unwrap();
+    }
+    p.close(Duration::from_secs(5)).await;
+}
+
+fn seq(r: &ConsumerRecord) -> usize {
+    std::str::from_utf8(r.value.as_ref().unwrap()).unwrap()[4..]
+        .parse()
+        .unwrap()
+}
+
+/// A small deterministic random source for processing delays.
+struct Rng(AtomicU64);
+
+impl Rng {
+    fn millis(&self, max: u64) -> Duration {
+        let mut x = self.0.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0.store(x, Ordering::Relaxed);
+        Duration::from_millis(x % (max + 1))
+    }
+}
+
+/// What the handlers saw.
+#[derive(Default)]
+struct Seen {
+    /// (partition, offset) processed successfully.
+    processed: Mutex<HashSet<(i32, i64)>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Per key: the last sequence number started; keys being processed.
+    last_by_key: Mutex<HashMap<String, usize>>,
+    busy_keys: Mutex<HashSet<String>>,
+}
+
+impl Seen {
+    fn start(&self, r: &ConsumerRecord) {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let key = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
+        assert!(
+            self.busy_keys.lock().unwrap().insert(key.clone()),
+            "key {key} processed twice at once"
+        );
+        if let Some(prev) = self.last_by_key.lock().unwrap().insert(key.clone(), seq(r)) {
+            assert!(seq(r) > prev, "key {key}: {} after {prev}", seq(r));
+        }
+    }
+
+    fn end(&self, r: &ConsumerRecord, ok: bool) {
+        let key = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
+        self.busy_keys.lock().unwrap().remove(&key);
+        if ok {
+            self.processed
+                .lock()
+                .unwrap()
+                .insert((r.partition, r.offset));
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn processed(&self) -> HashSet<(i32, i64)> {
+        self.processed.lock().unwrap().clone()
+    }
+}
+
+/// Committed offsets now never pass a record not processed.
+async fn check_commits(c: &Consumer, topic: &str, partitions: i32, seen: &Seen) {
+    let tps: Vec<TopicPartition> = (0..partitions).map(|p| (topic.to_string(), p)).collect();
+    let Ok(committed) = c.committed(&tps).await else {
+        return; // e.g. coordinator busy: the next check covers it
+    };
+    // processed only grows: read it after the commits
+    let processed = seen.processed();
+    for ((_, p), off) in committed {
+        for o in 0..off {
+            assert!(
+                processed.contains(&(p, o)),
+                "partition {p} committed at {off} but offset {o} is not processed"
+            );
+        }
+    }
+}
+
+/// Waits until `seen` processed `n` records.
+async fn processed_n(seen: Arc<Seen>, n: usize) {
+    while seen.processed.lock().unwrap().len() < n {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+backends!(in_order_per_key_bounded_commit_never_passes: fake(3), mock(3));
+
+async fn in_order_per_key_bounded_commit_never_passes(tc: &TestCluster) {
+    const PARTITIONS: i32 = 6;
+    const KEYS: usize = 24;
+    const N: usize = 720;
+    const CONCURRENCY: usize = 8;
+    let topic = tc.topic(PARTITIONS).await;
+    produce(tc, &topic.name, PARTITIONS, KEYS, N).await;
+    let group = tc.group_id();
+    narrow_group_versions(tc);
+    let c = group_consumer(tc, &group);
+    c.subscribe([topic.name.clone()]).unwrap();
+    let seen = Arc::new(Seen::default());
+    let rng = Rng(AtomicU64::new(0x9e37_79b9_7f4a_7c15));
+    // the first record of partition 0 (key k0) is slow: the rest of the
+    // partition is processed meanwhile, but the commit must wait for it
+    let slow_done = AtomicBool::new(false);
+    let handler = |r: ConsumerRecord| {
+        let seen = seen.clone();
+        let delay = if (r.partition, r.offset) == (0, 0) {
+            Duration::from_millis(1500)
+        } else {
+            rng.millis(8)
+        };
+        let slow_done = &slow_done;
+        async move {
+            seen.start(&r);
+            tokio::time::sleep(delay).await;
+            seen.end(&r, true);
+            if (r.partition, r.offset) == (0, 0) {
+                slow_done.store(true, Ordering::SeqCst);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        }
+    };
+    let fan = FanOut::new(CONCURRENCY)
+        .with_order_by(OrderBy::Key)
+        .with_commit_interval(Duration::from_millis(50));
+    let checker = async {
+        let mut held_back = false;
+        loop {
+            check_commits(&c, &topic.name, PARTITIONS, &seen).await;
+            if !slow_done.load(Ordering::SeqCst) {
+                let done_p0 = seen.processed().iter().filter(|(p, _)| *p == 0).count();
+                let committed = c
+                    .committed(&[(topic.name.clone(), 0)])
+                    .await
+                    .map(|m| m[&(topic.name.clone(), 0)])
+                    .unwrap_or(-1);
+                if done_p0 > 10 && !slow_done.load(Ordering::SeqCst) {
+                    assert!(committed <= 0, "committed {committed} past the slow record");
+                    held_back = true;
+                }
+            }
+            if seen.processed().len() >= N {
+                return held_back;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    };
+    let run = fan.run(&c, handler, processed_n(seen.clone(), N));
+    let deadline = Duration::from_secs(60);
+    let (report, held_back) = tokio::time::timeout(deadline, async { tokio::join!(run, checker) })
+        .await
+        .expect("processing timed out");
+    let report = report.unwrap();
+    assert!(held_back, "the slow record never held a commit back");
+    assert_eq!(report.processed as usize, N);
+    assert_eq!(seen.processed().len(), N);
+    let max = seen.max_in_flight.load(Ordering::SeqCst);
+    assert!(max <= CONCURRENCY, "{max} in flight");
+    assert!(max >= 2, "never concurrent ({max})");
+    assert!(report.max_outstanding <= CONCURRENCY);
+    // everything processed: committed at the end of each partition
+    let tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| (topic.name.clone(), p)).collect();
+    let committed = c.committed(&tps).await.unwrap();
+    for tp in &tps {
+        assert_eq!(committed[tp], (N as i32 / PARTITIONS) as i64, "{tp:?}");
+    }
+    assert_eq!(report.committable, committed);
+    c.close().await;
+}
+
+// ---------------------------------------------------------------------------
+
+backends!(handler_error_stops_and_restart_loses_nothing: fake(3), mock(3));
+
+async fn handler_error_stops_and_restart_loses_nothing(tc: &TestCluster) {
+    const PARTITIONS: i32 = 4;
+    const N: usize = 400;
+    const BAD: usize = 150; // partition 2, offset 37
+    let topic = tc.topic(PARTITIONS).await;
+    produce(tc, &topic.name, PARTITIONS, PARTITIONS as usize, N).await;
+    let group = tc.group_id();
+    narrow_group_versions(tc);
+    let tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| (topic.name.clone(), p)).collect();
+
+    // run 1: fails on one record
+    let c = group_consumer(tc, &group);
+    c.subscribe([topic.name.clone()]).unwrap();
+    let first = Arc::new(Seen::default());
+    let rng = Rng(AtomicU64::new(0x2545_f491_4f6c_dd1d));
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        c.process_concurrently(6, OrderBy::Partition, |r: ConsumerRecord| {
+            let seen = first.clone();
+            let delay = rng.millis(5);
+            async move {
+                seen.start(&r);
+                tokio::time::sleep(delay).await;
+                let ok = seq(&r) != BAD;
+                seen.end(&r, ok);
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!("cannot process rec-{BAD}"))
+                }
+            }
+        }),
+    )
+    .await
+    .expect("the run did not stop")
+    .unwrap_err();
+    match &err {
+        FanOutError::Handler {
+            partition, offset, ..
+        } => assert_eq!((*partition, *offset), (2, 37), "{err}"),
+        other => panic!("expected the handler's error, got {other}"),
+    }
+    assert!(err.to_string().contains("cannot process rec-150"), "{err}");
+    let committed = c.committed(&tps).await.unwrap();
+    assert!(committed[&tps[2]] <= 37, "committed past the failed record");
+    assert!(committed[&tps[2]] >= 0, "nothing committed on partition 2");
+    check_commits(&c, &topic.name, PARTITIONS, &first).await;
+    let max = first.max_in_flight.load(Ordering::SeqCst);
+    assert!((1..=6).contains(&max), "{max} in flight");
+    c.close().await;
+
+    // run 2: a new member resumes from the committed offsets
+    let c = group_consumer(tc, &group);
+    c.subscribe([topic.name.clone()]).unwrap();
+    let second = Arc::new(Seen::default());
+    let per_partition = (N as i32 / PARTITIONS) as i64;
+    let left: usize = committed
+        .values()
+        .map(|o| (per_partition - (*o).max(0)) as usize)
+        .sum();
+    let started = Instant::now();
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        FanOut::new(6).with_order_by(OrderBy::Partition).run(
+            &c,
+            |r: ConsumerRecord| {
+                let seen = second.clone();
+                async move {
+                    seen.start(&r);
+                    seen.end(&r, true);
+                    Ok::<(), String>(())
+                }
+            },
+            processed_n(second.clone(), left),
+        ),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("run 2 stalled after {:?}", started.elapsed()))
+    .unwrap();
+    assert_eq!(report.processed as usize, left);
+    let again = second.processed();
+    // it started exactly at the committed offsets, and nothing is lost
+    for (tp, off) in &committed {
+        let min = again
+            .iter()
+            .filter(|(p, _)| *p == tp.1)
+            .map(|(_, o)| *o)
+            .min();
+        if *off < per_partition {
+            assert_eq!(min, Some((*off).max(0)), "{tp:?}");
+        }
+    }
+    assert!(
+        again.contains(&(2, 37)),
+        "the failed record is processed again"
+    );
+    let all: HashSet<(i32, i64)> = first.processed().union(&again).copied().collect();
+    let want: HashSet<(i32, i64)> = (0..PARTITIONS)
+        .flat_map(|p| (0..per_partition).map(move |o| (p, o)))
+        .collect();
+    assert_eq!(all, want, "records lost");
+    let end: BTreeMap<TopicPartition, i64> =
+        tps.iter().map(|tp| (tp.clone(), per_partition)).collect();
+    assert_eq!(c.committed(&tps).await.unwrap(), end);
+    c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_commit_on_is_refused() {
+    let tc = TestCluster::fake(1).await;
+    let c = Consumer::new(
+        Cluster::new([tc.bootstrap()], client()).unwrap(),
+        ConsumerConfig::default().with_group_id(tc.group_id()),
+    )
+    .unwrap();
+    let err = c
+        .process_concurrently(4, OrderBy::Key, |_r: ConsumerRecord| async {
+            Ok::<(), String>(())
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, FanOutError::Consumer(kpax::Error::Config(m)) if m.contains("enable_auto_commit")),
+        "{err}"
+    );
+}
