@@ -40,32 +40,45 @@ fn read_raw(input: &[u8], max_bytes: usize) -> Result<(u64, usize), VarintError>
 /// # Errors
 /// [`VarintError::Short`] when the input ends inside the varint and
 /// [`VarintError::TooLong`] when it has more than 5 bytes.
-#[inline]
+#[inline(always)]
 pub fn read_unsigned_varint(input: &[u8]) -> Result<(u32, usize), VarintError> {
-    // Fast path: one byte, the common case for lengths and counts.
-    if let Some(&b) = input.first() {
-        if b & 0x80 == 0 {
-            return Ok((u32::from(b), 1));
-        }
+    // Fast paths: one to three bytes, the common case for lengths, counts
+    // and record fields (values below 2^21); longer ones take the loop.
+    match *input {
+        [b0, ..] if b0 & 0x80 == 0 => Ok((u32::from(b0), 1)),
+        [b0, b1, ..] if b1 & 0x80 == 0 => Ok((u32::from(b0 & 0x7f) | u32::from(b1) << 7, 2)),
+        [b0, b1, b2, ..] if b2 & 0x80 == 0 => Ok((
+            u32::from(b0 & 0x7f) | u32::from(b1 & 0x7f) << 7 | u32::from(b2) << 14,
+            3,
+        )),
+        _ => read_raw_slow(input, 5).map(|(v, n)| (v as u32, n)),
     }
-    let (v, n) = read_raw(input, 5)?;
-    Ok((v as u32, n))
 }
 
 /// Reads an unsigned 64-bit varint; returns the value and the bytes consumed.
 ///
 /// # Errors
 /// As [`read_unsigned_varint`], with a limit of 10 bytes.
-#[inline]
+#[inline(always)]
 pub fn read_unsigned_varlong(input: &[u8]) -> Result<(u64, usize), VarintError> {
-    read_raw(input, 10)
+    match *input {
+        [b0, ..] if b0 & 0x80 == 0 => Ok((u64::from(b0), 1)),
+        [b0, b1, ..] if b1 & 0x80 == 0 => Ok((u64::from(b0 & 0x7f) | u64::from(b1) << 7, 2)),
+        _ => read_raw_slow(input, 10),
+    }
+}
+
+/// The general loop, kept out of line so the fast paths stay small.
+#[inline(never)]
+fn read_raw_slow(input: &[u8], max_bytes: usize) -> Result<(u64, usize), VarintError> {
+    read_raw(input, max_bytes)
 }
 
 /// Reads a zig-zag encoded signed 32-bit varint (Kafka `VARINT`).
 ///
 /// # Errors
 /// As [`read_unsigned_varint`].
-#[inline]
+#[inline(always)]
 pub fn read_varint(input: &[u8]) -> Result<(i32, usize), VarintError> {
     let (v, n) = read_unsigned_varint(input)?;
     Ok((((v >> 1) as i32) ^ -((v & 1) as i32), n))
@@ -75,7 +88,7 @@ pub fn read_varint(input: &[u8]) -> Result<(i32, usize), VarintError> {
 ///
 /// # Errors
 /// As [`read_unsigned_varlong`].
-#[inline]
+#[inline(always)]
 pub fn read_varlong(input: &[u8]) -> Result<(i64, usize), VarintError> {
     let (v, n) = read_unsigned_varlong(input)?;
     Ok((((v >> 1) as i64) ^ -((v & 1) as i64), n))
