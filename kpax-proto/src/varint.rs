@@ -196,6 +196,24 @@ mod tests {
         );
     }
 
+    #[test]
+    fn every_length_boundary_round_trips() {
+        for bits in 0..64u32 {
+            for v in [(1u64 << bits) - 1, 1u64 << bits, (1u64 << bits) + 1] {
+                let mut b = Vec::new();
+                put_unsigned_varlong(&mut b, v);
+                assert_eq!(read_unsigned_varlong(&b).unwrap(), (v, b.len()), "{v}");
+                if let Ok(v32) = u32::try_from(v) {
+                    assert_eq!(read_unsigned_varint(&b).unwrap(), (v32, b.len()), "{v}");
+                    assert_eq!(
+                        read_unsigned_varint(&b[..b.len() - 1]),
+                        Err(VarintError::Short)
+                    );
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn varint_round_trip(v in any::<i32>()) {
@@ -211,6 +229,15 @@ mod tests {
             put_varlong(&mut b, v);
             prop_assert_eq!(b.len(), varlong_len(v));
             prop_assert_eq!(read_varlong(&b).unwrap(), (v, b.len()));
+        }
+
+        /// The fast paths agree with the plain loop on any bytes, valid
+        /// or not (short, over-long, non-canonical).
+        #[test]
+        fn fast_paths_agree_with_the_loop(bytes in proptest::collection::vec(any::<u8>(), 0..12)) {
+            let loop32 = read_raw(&bytes, 5).map(|(v, n)| (v as u32, n));
+            prop_assert_eq!(read_unsigned_varint(&bytes), loop32);
+            prop_assert_eq!(read_unsigned_varlong(&bytes), read_raw(&bytes, 10));
         }
 
         #[test]
