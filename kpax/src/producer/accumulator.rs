@@ -64,7 +64,8 @@ struct PartitionQueue {
     next_sequence: i32,
     retry_at: Option<Instant>,
     /// The record bytes of the last batch sealed here: a new batch's
-    /// buffer starts that large, so a steady flow never regrows it.
+    /// buffer starts twice that large (at most `batch_size`), so a steady
+    /// flow rarely regrows it.
     last_batch_bytes: usize,
 }
 
@@ -244,7 +245,7 @@ impl Accumulator {
                 woke = true;
                 let capacity = config
                     .batch_size
-                    .min((size * 2 + 128).max(q.last_batch_bytes));
+                    .min((size * 2 + 128).max(q.last_batch_bytes.saturating_mul(2)));
                 q.open.insert(OpenBatch {
                     builder: RecordBatchBuilder::with_capacity(0, capacity)
                         .compression(config.compression)
