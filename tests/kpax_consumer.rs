@@ -17,18 +17,10 @@ use kpax::cluster::CoordinatorKind;
 use kpax::consumer::{Consumer, ConsumerConfig, OffsetReset, StartAt};
 use kpax::producer::{Producer, ProducerConfig, ProducerRecord};
 use kpax::proto::generated::{ApiKey, ErrorCode};
-use kpax::{ClientConfig, Cluster, Error};
-
-fn client() -> ClientConfig {
-    ClientConfig::default()
-        .with_request_timeout(Duration::from_secs(10))
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .with_metadata_max_age(Duration::from_secs(5))
-}
+use kpax::{Cluster, Error};
 
 fn cluster(tc: &TestCluster) -> Cluster {
-    Cluster::new([tc.bootstrap()], client()).unwrap()
+    tc.kpax()
 }
 
 fn consumer(tc: &TestCluster, config: ConsumerConfig) -> Consumer {
@@ -49,20 +41,7 @@ async fn produce(
     to: usize,
     ts: Option<i64>,
 ) {
-    let p = Producer::new(cluster(tc), ProducerConfig::default()).unwrap();
-    let mut fs = Vec::new();
-    for i in from..to {
-        let mut r =
-            ProducerRecord::new(topic, format!("rec-{i}")).with_partition(i as i32 % partitions);
-        if let Some(t) = ts {
-            r = r.with_timestamp(t + i as i64);
-        }
-        fs.push(p.send(r).await.unwrap());
-    }
-    for f in fs {
-        f.await.unwrap();
-    }
-    p.close(Duration::from_secs(5)).await;
+    tc.produce_numbered(topic, partitions, from, to, ts).await;
 }
 
 fn seq(r: &kpax::ConsumerRecord) -> usize {

@@ -19,19 +19,10 @@ use kpax::consumer::{
     Consumer, ConsumerConfig, CooperativeStickyAssignor, ListenerFuture, OffsetReset,
     RebalanceListener, TopicPartition,
 };
-use kpax::producer::{Producer, ProducerConfig, ProducerRecord};
-use kpax::{ClientConfig, Cluster};
-
-fn client() -> ClientConfig {
-    ClientConfig::default()
-        .with_request_timeout(Duration::from_secs(10))
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .with_metadata_max_age(Duration::from_secs(5))
-}
+use kpax::Cluster;
 
 fn cluster(tc: &TestCluster) -> Cluster {
-    Cluster::new([tc.bootstrap()], client()).unwrap()
+    tc.kpax()
 }
 
 /// The mock misparses the flexible JoinGroup v6 / SyncGroup v4 it
@@ -207,20 +198,7 @@ async fn await_owners(
 }
 
 async fn produce(tc: &TestCluster, topic: &str, partitions: i32, from: usize, to: usize) {
-    let p = Producer::new(cluster(tc), ProducerConfig::default()).unwrap();
-    let mut fs = Vec::new();
-    for i in from..to {
-        let r =
-            ProducerRecord::new(topic, format!("rec-{i}")).with_partition(i as i32 % partitions);
-        fs.push(p.send(r).await.unwrap());
-    }
-    for f in fs {
-        f.await.unwrap();
-    }
-    assert!(
-        p.close(Duration::from_secs(10)).await,
-        "producer closed with records unsent"
-    );
+    tc.produce_numbered(topic, partitions, from, to, None).await;
 }
 
 /// Three cooperative-sticky members join a 6-partition group one by one,

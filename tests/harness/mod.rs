@@ -20,6 +20,7 @@
 //! Each test file declares `mod harness;` and uses the parts it needs.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod fake;
 pub mod faults;
 pub mod interop;
