@@ -74,8 +74,16 @@ struct TopicQueues {
     name: String,
     /// Indexed by partition number, grown on first use.
     partitions: Vec<PartitionQueue>,
-    /// The metadata `available` was built from.
+    /// The metadata records of the topic are placed with; asked of the
+    /// cluster again after [`META_REUSE`] records, [`META_REUSE_MS`] of
+    /// record clock, or a retriable error of one of its partitions.
     meta: Option<Arc<TopicMeta>>,
+    /// Records placed with `meta` since it came.
+    meta_uses: u32,
+    /// When `meta` came (the record clock, ms), if known.
+    meta_at_ms: Option<i64>,
+    /// `meta` must be asked for again.
+    meta_expired: bool,
     /// Sorted partitions with a leader and not backing off (every
     /// partition when none is).
     available: Vec<i32>,
@@ -85,7 +93,37 @@ struct TopicQueues {
     until: Option<Instant>,
 }
 
+/// Records placed with one cached metadata before it is asked for again.
+const META_REUSE: u32 = 1000;
+/// Milliseconds one cached metadata is used before it is asked for again.
+const META_REUSE_MS: u64 = 100;
+
 impl TopicQueues {
+    /// Takes `fresh` metadata, or says whether the cached one may still
+    /// be used (then counts the use).
+    fn meta(&mut self, fresh: Option<&Arc<TopicMeta>>, now_ms: Option<i64>) -> bool {
+        if let Some(m) = fresh {
+            if !self.meta.as_ref().is_some_and(|c| Arc::ptr_eq(c, m)) {
+                self.meta = Some(Arc::clone(m));
+                self.stale = true;
+            }
+            self.meta_uses = 0;
+            self.meta_at_ms = now_ms;
+            self.meta_expired = false;
+            return true;
+        }
+        if self.meta.is_none() || self.meta_expired || self.meta_uses >= META_REUSE {
+            return false;
+        }
+        if let (Some(at), Some(now)) = (self.meta_at_ms, now_ms) {
+            if now.abs_diff(at) > META_REUSE_MS {
+                return false;
+            }
+        }
+        self.meta_uses += 1;
+        true
+    }
+
     fn queue(&mut self, partition: i32) -> &mut PartitionQueue {
         let i = usize::try_from(partition).unwrap_or(0);
         if i >= self.partitions.len() {
@@ -95,10 +133,12 @@ impl TopicQueues {
     }
 
     /// The partitions a record may go to now.
-    fn available(&mut self, meta: &Arc<TopicMeta>) -> &[i32] {
-        let changed = !self.meta.as_ref().is_some_and(|m| Arc::ptr_eq(m, meta));
+    fn available(&mut self) -> &[i32] {
+        let Some(meta) = &self.meta else {
+            return &[];
+        };
         let now = self.until.map(|_| Instant::now());
-        if changed || self.stale || matches!((self.until, now), (Some(u), Some(n)) if n >= u) {
+        if self.stale || matches!((self.until, now), (Some(u), Some(n)) if n >= u) {
             let now = now.unwrap_or_else(Instant::now);
             let mut until: Option<Instant> = None;
             self.available.clear();
@@ -119,7 +159,6 @@ impl TopicQueues {
                     .extend(0..i32::try_from(meta.partitions.len()).unwrap_or(i32::MAX));
             }
             self.available.sort_unstable();
-            self.meta = Some(Arc::clone(meta));
             self.stale = false;
             self.until = until;
         }
@@ -146,6 +185,21 @@ pub(crate) struct Drained {
     pub expired: Vec<Batch>,
     /// When to look again.
     pub next: Option<Instant>,
+}
+
+/// Why [`Accumulator::append`] did not take a record.
+pub(crate) enum Rejected {
+    /// The topic's cached metadata is missing or old: ask the cluster and
+    /// append again with it (the memory permit comes back).
+    NeedMetadata(OwnedSemaphorePermit),
+    /// The record cannot be sent.
+    Failed(Error),
+}
+
+impl From<Error> for Rejected {
+    fn from(e: Error) -> Self {
+        Rejected::Failed(e)
+    }
 }
 
 /// An accepted record: its future, and whether the sender should look now
@@ -190,21 +244,42 @@ fn seal(config: &ProducerConfig, topic: &str, partition: i32, open: OpenBatch) -
 
 impl Accumulator {
     /// Picks the record's partition (its own, or the partitioner's among
-    /// the available ones of `meta`) and adds the record to its batch.
+    /// the available ones) and adds the record to its batch. The topic's
+    /// metadata is `fresh`, else the cached one while it may be used;
+    /// `now_ms` is the clock when the record was stamped with it.
     pub fn append(
         &mut self,
         config: &ProducerConfig,
         record: &ProducerRecord,
-        meta: &Arc<TopicMeta>,
+        fresh: Option<&Arc<TopicMeta>>,
+        now_ms: Option<i64>,
         timestamp: i64,
         permit: OwnedSemaphorePermit,
-    ) -> Result<Appended> {
-        let count = i32::try_from(meta.partitions.len()).unwrap_or(i32::MAX);
+    ) -> std::result::Result<Appended, Rejected> {
         let t = self.topic(&record.topic);
+        if !t.meta(fresh, now_ms) {
+            return Err(Rejected::NeedMetadata(permit));
+        }
+        let count = t.meta.as_ref().map_or(0, |m| m.partitions.len());
+        let count = i32::try_from(count).unwrap_or(i32::MAX);
+        if count == 0 {
+            return Err(Rejected::Failed(Error::NoLeader {
+                topic: record.topic.clone(),
+                partition: record.partition.unwrap_or(-1),
+                reason: "the topic has no partitions".into(),
+            }));
+        }
         let partition = match record.partition {
-            Some(p) => p,
+            Some(p) if (0..count).contains(&p) => p,
+            Some(p) => {
+                return Err(Rejected::Failed(Error::NoLeader {
+                    topic: record.topic.clone(),
+                    partition: p,
+                    reason: format!("the topic has {count} partitions"),
+                }))
+            }
             None => {
-                let available = t.available(meta);
+                let available = t.available();
                 let p = config.partitioner.partition(
                     &record.topic,
                     record.key.as_deref(),
@@ -212,11 +287,11 @@ impl Accumulator {
                     count,
                 );
                 if !(0..count).contains(&p) {
-                    return Err(Error::NoLeader {
+                    return Err(Rejected::Failed(Error::NoLeader {
                         topic: record.topic.clone(),
                         partition: p,
                         reason: format!("the partitioner chose it of {count} partitions"),
-                    });
+                    }));
                 }
                 p
             }
@@ -278,7 +353,9 @@ impl Accumulator {
                 &headers,
             )
         };
-        appended.map_err(|e| Error::Records(e.to_string()))?;
+        if let Err(e) = appended {
+            return Err(Error::Records(e.to_string()).into());
+        }
         let future = open.completion.future(open.records, timestamp);
         open.records += 1;
         open.bytes += size;
@@ -296,6 +373,9 @@ impl Accumulator {
                     name: topic.to_string(),
                     partitions: Vec::new(),
                     meta: None,
+                    meta_uses: 0,
+                    meta_at_ms: None,
+                    meta_expired: false,
                     available: Vec::new(),
                     stale: false,
                     until: None,
@@ -414,6 +494,7 @@ impl Accumulator {
         let t = self.topic(&batch.topic);
         if !backoff.is_zero() {
             t.stale = true; // the partition is not available meanwhile
+            t.meta_expired = true; // and its leader may have moved
         }
         let q = t.queue(batch.partition);
         q.in_flight = false;
@@ -473,7 +554,56 @@ fn stamp_producer(data: &mut BytesMut, id: i64, epoch: i16, seq: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::PartitionMeta;
+    use kpax_proto::generated::ErrorCode;
     use kpax_proto::records::Batches;
+
+    fn meta(leaders: &[i32]) -> Arc<TopicMeta> {
+        Arc::new(TopicMeta {
+            name: Some("t".into()),
+            topic_id: Default::default(),
+            error: ErrorCode::NONE,
+            is_internal: false,
+            partitions: leaders
+                .iter()
+                .enumerate()
+                .map(|(i, l)| PartitionMeta {
+                    partition: i as i32,
+                    leader: *l,
+                    leader_epoch: 0,
+                    replicas: vec![],
+                    isr: vec![],
+                    error: ErrorCode::NONE,
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn cached_metadata_is_asked_for_again() {
+        let mut acc = Accumulator::default();
+        let q = acc.topic("t");
+        assert!(!q.meta(None, Some(0)), "nothing cached yet");
+        assert!(q.meta(Some(&meta(&[1, -1, 2])), Some(0)));
+        assert_eq!(
+            q.available(),
+            [0, 2],
+            "partitions without a leader left out"
+        );
+        // Reused for META_REUSE records within META_REUSE_MS ...
+        for _ in 0..META_REUSE {
+            assert!(q.meta(None, Some(50)));
+        }
+        assert!(!q.meta(None, Some(50)), "... then asked for again");
+        assert!(q.meta(Some(&meta(&[1, 1, 2, 3])), Some(1000)));
+        assert_eq!(q.available(), [0, 1, 2, 3], "new metadata, new partitions");
+        assert!(!q.meta(None, Some(1000 + META_REUSE_MS as i64 + 1)));
+        // A partition waiting out a retry backoff is taken out.
+        assert!(q.meta(Some(&meta(&[1, 1, 2, 3])), Some(0)));
+        q.queue(3).retry_at = Some(Instant::now() + Duration::from_secs(60));
+        q.stale = true;
+        assert_eq!(q.available(), [0, 1, 2]);
+    }
 
     #[test]
     fn stamping_keeps_the_batch_valid() {

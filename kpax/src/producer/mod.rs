@@ -34,7 +34,7 @@ pub use transaction::{ConsumerGroupMetadata, TransactionError, TransactionState}
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use accumulator::Accumulator;
+use accumulator::{Accumulator, Rejected};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -283,28 +283,10 @@ impl Producer {
         if size > max {
             return Err(Error::RecordTooLarge { size, max });
         }
-        let meta = self.topic_meta(&record.topic).await?;
-        let count = meta.partitions.len() as i32;
-        if count == 0 {
-            return Err(Error::NoLeader {
-                topic: record.topic.clone(),
-                partition: record.partition.unwrap_or(-1),
-                reason: "the topic has no partitions".into(),
-            });
-        }
-        if let Some(p) = record.partition {
-            if !(0..count).contains(&p) {
-                return Err(Error::NoLeader {
-                    topic: record.topic.clone(),
-                    partition: p,
-                    reason: format!("the topic has {count} partitions"),
-                });
-            }
-        }
         let permits = u32::try_from(size).map_err(|_| Error::RecordTooLarge { size, max })?;
         // The memory first (without the accumulator's lock: this may wait),
         // then partition choice and append under one lock.
-        let permit = match s.memory.clone().try_acquire_many_owned(permits) {
+        let mut permit = match s.memory.clone().try_acquire_many_owned(permits) {
             Ok(p) => p,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::ProducerClosed),
             Err(tokio::sync::TryAcquireError::NoPermits) if wait => s
@@ -318,27 +300,43 @@ impl Producer {
         if s.closed.load(Ordering::Acquire) {
             return Err(Error::ProducerClosed);
         }
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let appended = {
-            let mut acc = s.lock();
-            // Again under the accumulator's lock: a commit or abort that
-            // began meanwhile must not find a record it did not flush.
-            if let Some(t) = &s.txn {
-                t.lock().machine.check_send()?;
-            }
-            s.outstanding.fetch_add(1, Ordering::AcqRel);
-            acc.append(&s.config, &record, &meta, timestamp, permit)
-        };
-        match appended {
-            Err(e) => {
-                s.resolve(1);
-                Err(e)
-            }
-            Ok(a) => {
-                if a.wake {
-                    s.wake.notify_one();
+        let now = record.timestamp.is_none().then(now_ms);
+        let timestamp = record.timestamp.or(now).unwrap_or_default();
+        // The accumulator keeps the topic's metadata for a while; when it
+        // has none (or it is old), ask the cluster and append with that.
+        let mut fresh = None;
+        loop {
+            let appended = {
+                let mut acc = s.lock();
+                // Again under the accumulator's lock: a commit or abort that
+                // began meanwhile must not find a record it did not flush.
+                if let Some(t) = &s.txn {
+                    t.lock().machine.check_send()?;
                 }
-                Ok(a.future)
+                let a = acc.append(&s.config, &record, fresh.as_ref(), now, timestamp, permit);
+                if a.is_ok() {
+                    s.outstanding.fetch_add(1, Ordering::AcqRel);
+                }
+                a
+            };
+            match appended {
+                Ok(a) => {
+                    if a.wake {
+                        s.wake.notify_one();
+                    }
+                    return Ok(a.future);
+                }
+                Err(Rejected::Failed(e)) => return Err(e),
+                Err(Rejected::NeedMetadata(p)) if fresh.is_none() => {
+                    permit = p;
+                    fresh = Some(self.topic_meta(&record.topic).await?);
+                }
+                Err(Rejected::NeedMetadata(_)) => {
+                    return Err(Error::Protocol {
+                        broker: "metadata".into(),
+                        reason: format!("fresh metadata of {} was not taken", record.topic),
+                    })
+                }
             }
         }
     }
