@@ -35,6 +35,9 @@ fn group_consumer(tc: &TestCluster, group: &str) -> Consumer {
             .with_group_id(group)
             .with_auto_commit(false)
             .with_auto_offset_reset(OffsetReset::Earliest)
+            // the mock bounds its rebalance waits by the session timeout
+            // (45 s by default: run 2 below then took 45 s on it)
+            .with_session_timeout(Duration::from_secs(6), Duration::from_millis(300))
             .with_fetch_max_wait(Duration::from_millis(100)),
     )
     .unwrap()
