@@ -144,6 +144,8 @@ impl FanOut {
         let mut failure: Option<FanOutError> = None;
         let mut stopping = false;
         let mut committed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        // one commit at a time, polled alongside the handlers
+        let mut committing: Option<Committing<'_>> = None;
         let mut tick = tokio::time::interval(self.commit_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -187,6 +189,28 @@ impl FanOut {
                     }
                 }
                 _ = &mut until, if !stopping => stopping = true,
+                (changed, r) = async { committing.as_mut().expect("guarded").await },
+                    if committing.is_some() =>
+                {
+                    committing = None;
+                    match r {
+                        Ok(()) => committed.extend(changed),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "fan-out commit failed; retrying later");
+                        }
+                    }
+                }
+                // before taking records, so that a full buffer cannot
+                // starve the commits
+                _ = tick.tick(), if grouped && committing.is_none() => {
+                    let changed = changes(&progress, &committed);
+                    if !changed.is_empty() {
+                        committing = Some(Box::pin(async move {
+                            let r = consumer.commit_offsets(changed.clone()).await;
+                            (changed, r)
+                        }));
+                    }
+                }
                 r = consumer.recv(), if can_take => match r {
                     Ok(r) => {
                         progress.take(&(r.topic.to_string(), r.partition), r.offset);
@@ -208,18 +232,18 @@ impl FanOut {
                     }
                     Err(e) => failure = Some(e.into()),
                 },
-                _ = tick.tick() => {
-                    if grouped {
-                        if let Err(e) = commit(consumer, &progress, &mut committed).await {
-                            tracing::debug!(error = %e, "fan-out commit failed; retrying later");
-                        }
-                    }
-                }
+            }
+        }
+        if let Some(c) = committing.take() {
+            // the last commit must not be overtaken by an older one
+            if let (changed, Ok(())) = c.await {
+                committed.extend(changed);
             }
         }
         report.committable = progress.committable();
-        let last = if grouped {
-            commit(consumer, &progress, &mut committed).await
+        let changed = changes(&progress, &committed);
+        let last = if grouped && !changed.is_empty() {
+            consumer.commit_offsets(changed).await
         } else {
             Ok(())
         };
@@ -277,23 +301,21 @@ where
     .await
 }
 
-/// Commits what changed since the last commit.
-async fn commit(
-    consumer: &Consumer,
+/// A commit under way: what it commits, and its result.
+type Committing<'c> = Pin<
+    Box<dyn Future<Output = (BTreeMap<TopicPartition, i64>, crate::error::Result<()>)> + Send + 'c>,
+>;
+
+/// The committable offsets that differ from the last committed ones.
+fn changes(
     progress: &Progress,
-    committed: &mut BTreeMap<TopicPartition, i64>,
-) -> crate::error::Result<()> {
-    let changed: BTreeMap<TopicPartition, i64> = progress
+    committed: &BTreeMap<TopicPartition, i64>,
+) -> BTreeMap<TopicPartition, i64> {
+    progress
         .committable()
         .into_iter()
         .filter(|(tp, o)| committed.get(tp) != Some(o))
-        .collect();
-    if changed.is_empty() {
-        return Ok(());
-    }
-    consumer.commit_offsets(changed.clone()).await?;
-    committed.extend(changed);
-    Ok(())
+        .collect()
 }
 
 /// Per partition: the offsets taken and not yet processed, and one past
@@ -330,6 +352,18 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn assert_send<T: Send>(_: T) {}
+
+    /// A run with a `Send` handler can be spawned (checked at compile time).
+    #[allow(dead_code)]
+    fn run_is_send(c: &Consumer, fan: &FanOut) {
+        assert_send(fan.run(
+            c,
+            |_r| async { Ok::<(), std::io::Error>(()) },
+            std::future::pending(),
+        ));
+    }
 
     #[test]
     fn the_commit_stops_at_the_first_unprocessed_offset() {
