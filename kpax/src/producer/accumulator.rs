@@ -93,6 +93,9 @@ struct TopicQueues {
     until: Option<Instant>,
 }
 
+/// Buffers of sent batches kept for new ones.
+const POOL_BUFFERS: usize = 16;
+
 /// Records placed with one cached metadata before it is asked for again.
 const META_REUSE: u32 = 1000;
 /// Milliseconds one cached metadata is used before it is asked for again.
@@ -173,6 +176,9 @@ pub(crate) struct Accumulator {
     topics: Vec<TopicQueues>,
     /// topic name -> index in `topics` (looked up by `&str`: no key per record).
     index: TopicMap<usize>,
+    /// Buffers of sent batches, for new batches: a fresh 64 KiB allocation
+    /// per batch costs page faults (the allocator gives large blocks back).
+    pool: Vec<BytesMut>,
     /// Send open batches now (set by flush and close).
     pub flush_requested: bool,
 }
@@ -256,7 +262,8 @@ impl Accumulator {
         timestamp: i64,
         permit: OwnedSemaphorePermit,
     ) -> std::result::Result<Appended, Rejected> {
-        let t = self.topic(&record.topic);
+        let i = self.topic_index(&record.topic);
+        let (t, pool) = (&mut self.topics[i], &mut self.pool);
         if !t.meta(fresh, now_ms) {
             return Err(Rejected::NeedMetadata(permit));
         }
@@ -321,8 +328,12 @@ impl Accumulator {
                 let capacity = config
                     .batch_size
                     .min((size * 2 + 128).max(q.last_batch_bytes.saturating_mul(2)));
+                let builder = match pool.pop() {
+                    Some(buf) => RecordBatchBuilder::in_buffer(0, buf),
+                    None => RecordBatchBuilder::with_capacity(0, capacity),
+                };
                 q.open.insert(OpenBatch {
-                    builder: RecordBatchBuilder::with_capacity(0, capacity)
+                    builder: builder
                         .compression(config.compression)
                         .transactional(config.transactional_id.is_some()),
                     completion: Completion::new(&record.topic, partition),
@@ -366,7 +377,26 @@ impl Accumulator {
     }
 
     fn topic(&mut self, topic: &str) -> &mut TopicQueues {
-        let i = match self.index.get(topic) {
+        let i = self.topic_index(topic);
+        &mut self.topics[i]
+    }
+
+    /// Keeps the buffer of a batch that was sent (when nothing else holds
+    /// it and the pool has room) for a later batch.
+    pub fn recycle(&mut self, config: &ProducerConfig, data: Bytes) {
+        if self.pool.len() >= POOL_BUFFERS {
+            return;
+        }
+        if let Ok(mut buf) = data.try_into_mut() {
+            if buf.capacity() <= config.batch_size.saturating_mul(2) {
+                buf.clear();
+                self.pool.push(buf);
+            }
+        }
+    }
+
+    fn topic_index(&mut self, topic: &str) -> usize {
+        match self.index.get(topic) {
             Some(i) => *i,
             None => {
                 self.topics.push(TopicQueues {
@@ -383,8 +413,7 @@ impl Accumulator {
                 self.index.insert(topic.to_string(), self.topics.len() - 1);
                 self.topics.len() - 1
             }
-        };
-        &mut self.topics[i]
+        }
     }
 
     /// The queue of `topic`-`partition`, created on first use.
@@ -577,6 +606,25 @@ mod tests {
                 })
                 .collect(),
         })
+    }
+
+    #[test]
+    fn sent_buffers_are_kept_only_when_unshared_and_within_the_pool() {
+        let config = ProducerConfig::default();
+        let mut acc = Accumulator::default();
+        let data = Bytes::from(vec![7u8; 1000]);
+        let held = data.clone();
+        acc.recycle(&config, data);
+        assert!(acc.pool.is_empty(), "a request still holds it");
+        drop(held);
+        for _ in 0..POOL_BUFFERS + 3 {
+            acc.recycle(&config, Bytes::from(vec![7u8; 1000]));
+        }
+        assert_eq!(acc.pool.len(), POOL_BUFFERS);
+        assert!(acc.pool.iter().all(|b| b.is_empty() && b.capacity() >= 1000));
+        acc.pool.clear();
+        acc.recycle(&config, Bytes::from(vec![0u8; config.batch_size * 2 + 1]));
+        assert!(acc.pool.is_empty(), "oversized buffers are not kept");
     }
 
     #[test]

@@ -337,6 +337,9 @@ async fn dispatch(
                         .await
                         .and(broker.send(&req).await.map(Some))
                 };
+                // The request's hold on the batches' bytes ends here, so
+                // that their buffers can be reused.
+                drop(req);
                 let _ = done.send(Completion {
                     node,
                     batches,
@@ -484,19 +487,30 @@ fn settle(s: &Shared, st: &mut State, c: Completion) {
 }
 
 fn succeed(s: &Shared, b: Batch, base_offset: i64, log_append_time: i64) {
-    s.lock().done(&b.topic, b.partition);
-    let n = b.records;
+    let Batch {
+        topic,
+        partition,
+        data,
+        records: n,
+        completion,
+        permit,
+        ..
+    } = b;
+    let bytes = data.len() as u64;
+    {
+        let mut acc = s.lock();
+        acc.done(&topic, partition);
+        acc.recycle(&s.config, data);
+    }
     s.counters
         .records_sent
         .fetch_add(n as u64, Ordering::Relaxed);
-    s.counters
-        .bytes_sent
-        .fetch_add(b.data.len() as u64, Ordering::Relaxed);
+    s.counters.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
     s.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
     // Release the batch's memory before anyone learns the outcome, so that
     // a caller who saw every outcome sees an empty buffer.
-    drop(b.permit);
-    b.completion.written(base_offset, log_append_time);
+    drop(permit);
+    completion.written(base_offset, log_append_time);
     s.resolve(n);
 }
 
