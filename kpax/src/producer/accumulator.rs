@@ -176,6 +176,8 @@ pub(crate) struct Accumulator {
     topics: Vec<TopicQueues>,
     /// topic name -> index in `topics` (looked up by `&str`: no key per record).
     index: TopicMap<usize>,
+    /// The index of the topic looked up last.
+    last: usize,
     /// Buffers of sent batches, for new batches: a fresh 64 KiB allocation
     /// per batch costs page faults (the allocator gives large blocks back).
     pool: Vec<BytesMut>,
@@ -396,7 +398,11 @@ impl Accumulator {
     }
 
     fn topic_index(&mut self, topic: &str) -> usize {
-        match self.index.get(topic) {
+        // Most producers send to one topic at a time: no hash for a repeat.
+        if self.topics.get(self.last).is_some_and(|t| t.name == topic) {
+            return self.last;
+        }
+        let i = match self.index.get(topic) {
             Some(i) => *i,
             None => {
                 self.topics.push(TopicQueues {
@@ -413,7 +419,9 @@ impl Accumulator {
                 self.index.insert(topic.to_string(), self.topics.len() - 1);
                 self.topics.len() - 1
             }
-        }
+        };
+        self.last = i;
+        i
     }
 
     /// The queue of `topic`-`partition`, created on first use.
@@ -621,7 +629,10 @@ mod tests {
             acc.recycle(&config, Bytes::from(vec![7u8; 1000]));
         }
         assert_eq!(acc.pool.len(), POOL_BUFFERS);
-        assert!(acc.pool.iter().all(|b| b.is_empty() && b.capacity() >= 1000));
+        assert!(acc
+            .pool
+            .iter()
+            .all(|b| b.is_empty() && b.capacity() >= 1000));
         acc.pool.clear();
         acc.recycle(&config, Bytes::from(vec![0u8; config.batch_size * 2 + 1]));
         assert!(acc.pool.is_empty(), "oversized buffers are not kept");
