@@ -84,14 +84,50 @@ impl Random {
 
 /// Java-compatible: murmur2 for keys, sticky for unkeyed records (KIP-480).
 pub struct DefaultPartitioner {
-    sticky: Mutex<TopicMap<i32>>,
+    sticky: Mutex<Sticky>,
     random: Random,
+}
+
+/// Each topic's sticky partition, and the last topic's at hand (most
+/// producers send to one topic at a time: no hash for a repeat).
+#[derive(Default)]
+struct Sticky {
+    by_topic: TopicMap<i32>,
+    last_topic: String,
+    last: Option<i32>,
+}
+
+impl Sticky {
+    fn get(&mut self, topic: &str) -> Option<i32> {
+        if self.last_topic != topic {
+            self.last_topic.clear();
+            self.last_topic.push_str(topic);
+            self.last = self.by_topic.get(topic).copied();
+        }
+        self.last
+    }
+
+    fn set(&mut self, topic: &str, partition: i32) {
+        self.by_topic.insert(topic.to_string(), partition);
+        if self.last_topic == topic {
+            self.last = Some(partition);
+        }
+    }
+
+    fn clear(&mut self, topic: &str, partition: i32) {
+        if self.by_topic.get(topic) == Some(&partition) {
+            self.by_topic.remove(topic);
+            if self.last_topic == topic {
+                self.last = None;
+            }
+        }
+    }
 }
 
 impl Default for DefaultPartitioner {
     fn default() -> Self {
         DefaultPartitioner {
-            sticky: Mutex::new(TopicMap::default()),
+            sticky: Mutex::new(Sticky::default()),
             random: Random::new(),
         }
     }
@@ -104,10 +140,10 @@ impl Partitioner for DefaultPartitioner {
         }
         let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
         match sticky.get(topic) {
-            Some(p) if available.contains(p) => *p,
+            Some(p) if available.contains(&p) => p,
             _ => {
                 let p = available[self.random.below(available.len())];
-                sticky.insert(topic.to_string(), p);
+                sticky.set(topic, p);
                 p
             }
         }
@@ -115,9 +151,7 @@ impl Partitioner for DefaultPartitioner {
 
     fn on_new_batch(&self, topic: &str, partition: i32) {
         let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
-        if sticky.get(topic) == Some(&partition) {
-            sticky.remove(topic);
-        }
+        sticky.clear(topic, partition);
     }
 }
 
@@ -201,6 +235,33 @@ mod tests {
             p.partition("t", Some(b"kafka"), &[0], 4),
             murmur2_partition(b"kafka", 4)
         );
+    }
+
+    #[test]
+    fn sticky_is_per_topic_across_interleaved_topics() {
+        let p = DefaultPartitioner::default();
+        let all = [0, 1, 2, 3, 4, 5, 6, 7];
+        let a = p.partition("a", None, &all, 8);
+        let b = p.partition("b", None, &all, 8);
+        for _ in 0..20 {
+            assert_eq!(p.partition("a", None, &all, 8), a);
+            assert_eq!(p.partition("b", None, &all, 8), b);
+        }
+        // A new batch of "a" moves "a" on (away from a, when it can) and keeps "b".
+        p.on_new_batch("a", a);
+        let only_others: Vec<i32> = all.iter().copied().filter(|x| *x != a).collect();
+        let a2 = p.partition("a", None, &only_others, 8);
+        assert_ne!(a2, a);
+        assert_eq!(p.partition("a", None, &all, 8), a2);
+        assert_eq!(p.partition("b", None, &all, 8), b);
+        // A new batch of another partition changes nothing.
+        p.on_new_batch("b", (b + 1) % 8);
+        assert_eq!(p.partition("b", None, &all, 8), b);
+        p.on_new_batch("b", b);
+        p.partition("a", None, &all, 8);
+        let b2 = p.partition("b", None, &[(b + 3) % 8], 8);
+        assert_eq!(b2, (b + 3) % 8);
+        assert_eq!(p.partition("b", None, &all, 8), b2);
     }
 
     #[test]
