@@ -865,3 +865,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_batch_built_over_an_old_buffer_equals_a_fresh_one() {
+    let build = |mut b: RecordBatchBuilder| {
+        b.append(1_700_000_000_000, Some(b"k"), Some(&[7u8; 300]), &[])
+            .unwrap();
+        let h: (&[u8], Option<&[u8]>) = (b"h", None);
+        b.append(1_700_000_000_005, None, Some(b"v"), &[h]).unwrap();
+        b.finish_mut().unwrap()
+    };
+    let fresh = build(RecordBatchBuilder::with_capacity(0, 64));
+    // An earlier batch's bytes, longer than the new batch, then spare room.
+    let mut old = bytes::BytesMut::with_capacity(4096);
+    old.extend_from_slice(&[0xAA; 1000]);
+    let reused = build(RecordBatchBuilder::over_buffer(0, old));
+    assert_eq!(&reused[..], &fresh[..]);
+    // A buffer too small for the batch grows.
+    let mut small = bytes::BytesMut::with_capacity(16);
+    small.extend_from_slice(&[0x55; 16]);
+    assert_eq!(
+        &build(RecordBatchBuilder::over_buffer(0, small))[..],
+        &fresh[..]
+    );
+}

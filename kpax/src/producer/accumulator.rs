@@ -331,7 +331,7 @@ impl Accumulator {
                     .batch_size
                     .min((size * 2 + 128).max(q.last_batch_bytes.saturating_mul(2)));
                 let builder = match pool.pop() {
-                    Some(buf) => RecordBatchBuilder::in_buffer(0, buf),
+                    Some(buf) => RecordBatchBuilder::over_buffer(0, buf),
                     None => RecordBatchBuilder::with_capacity(0, capacity),
                 };
                 q.open.insert(OpenBatch {
@@ -389,9 +389,10 @@ impl Accumulator {
         if self.pool.len() >= POOL_BUFFERS {
             return;
         }
-        if let Ok(mut buf) = data.try_into_mut() {
+        if let Ok(buf) = data.try_into_mut() {
+            // Not cleared: the next batch writes over the old bytes
+            // (`RecordBatchBuilder::over_buffer`) instead of zeroing them.
             if buf.capacity() <= config.batch_size.saturating_mul(2) {
-                buf.clear();
                 self.pool.push(buf);
             }
         }
@@ -629,10 +630,7 @@ mod tests {
             acc.recycle(&config, Bytes::from(vec![7u8; 1000]));
         }
         assert_eq!(acc.pool.len(), POOL_BUFFERS);
-        assert!(acc
-            .pool
-            .iter()
-            .all(|b| b.is_empty() && b.capacity() >= 1000));
+        assert!(acc.pool.iter().all(|b| b.capacity() >= 1000));
         acc.pool.clear();
         acc.recycle(&config, Bytes::from(vec![0u8; config.batch_size * 2 + 1]));
         assert!(acc.pool.is_empty(), "oversized buffers are not kept");
