@@ -183,6 +183,10 @@ pub(crate) struct Accumulator {
     pool: Vec<BytesMut>,
     /// Send open batches now (set by flush and close).
     pub flush_requested: bool,
+    /// Records of batches that failed to encode since the last drain:
+    /// their futures have failed, the producer's count of outstanding
+    /// records has yet to learn it (the next drain reports them).
+    unsealed: usize,
 }
 
 /// What one drain found.
@@ -193,6 +197,9 @@ pub(crate) struct Drained {
     pub expired: Vec<Batch>,
     /// When to look again.
     pub next: Option<Instant>,
+    /// Records failed because their batch could not be encoded (their
+    /// futures hold the error); the caller resolves them.
+    pub failed: usize,
 }
 
 /// Why [`Accumulator::append`] did not take a record.
@@ -217,7 +224,15 @@ pub(crate) struct Appended {
     pub wake: bool,
 }
 
-fn seal(config: &ProducerConfig, topic: &str, partition: i32, open: OpenBatch) -> Result<Batch> {
+/// Encodes an open batch. On failure every record's future fails with the
+/// error and `unsealed` counts them, so that the producer resolves them.
+fn seal(
+    config: &ProducerConfig,
+    topic: &str,
+    partition: i32,
+    open: OpenBatch,
+    unsealed: &mut usize,
+) -> Result<Batch> {
     config.partitioner.on_new_batch(topic, partition);
     let OpenBatch {
         builder,
@@ -233,6 +248,7 @@ fn seal(config: &ProducerConfig, topic: &str, partition: i32, open: OpenBatch) -
             let e = Error::Records(e.to_string());
             drop(permit);
             completion.failed(e.clone());
+            *unsealed += records as usize;
             return Err(e);
         }
     };
@@ -316,7 +332,7 @@ impl Accumulator {
             q.last_batch_bytes = full.bytes;
             woke = true;
             // An encoding failure has failed the batch's records already.
-            if let Ok(b) = seal(config, &record.topic, partition, full) {
+            if let Ok(b) = seal(config, &record.topic, partition, full, &mut self.unsealed) {
                 q.sealed.push_back(b);
             }
         }
@@ -437,6 +453,7 @@ impl Accumulator {
             ready: Vec::new(),
             expired: Vec::new(),
             next: None,
+            failed: 0,
         };
         let mut any_open = false;
         let earliest = |next: &mut Option<Instant>, t: Instant| {
@@ -452,7 +469,7 @@ impl Accumulator {
                     {
                         let o = q.open.take().expect("checked");
                         q.last_batch_bytes = o.bytes;
-                        match seal(config, topic, partition, o) {
+                        match seal(config, topic, partition, o, &mut self.unsealed) {
                             Ok(b) => q.sealed.push_back(b),
                             Err(e) => {
                                 tracing::error!(topic, partition, error = %e, "cannot encode a batch");
@@ -484,6 +501,7 @@ impl Accumulator {
         if !any_open {
             self.flush_requested = false;
         }
+        out.failed = std::mem::take(&mut self.unsealed);
         out
     }
 
@@ -660,6 +678,34 @@ mod tests {
         q.queue(3).retry_at = Some(Instant::now() + Duration::from_secs(60));
         q.stale = true;
         assert_eq!(q.available(), [0, 1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_cannot_be_encoded_fails_its_records_and_is_counted() {
+        let config = ProducerConfig::default();
+        let mut acc = Accumulator::default();
+        let memory = Arc::new(tokio::sync::Semaphore::new(1000));
+        let completion = Completion::new("t", 0);
+        let futures: Vec<_> = (0..3).map(|i| completion.future(i, 0)).collect();
+        // A builder with no record cannot be finished: the encoding error.
+        acc.queue("t", 0).open = Some(OpenBatch {
+            builder: RecordBatchBuilder::new(0),
+            completion,
+            records: 3,
+            bytes: 300,
+            created: Instant::now(),
+            permit: memory.clone().try_acquire_many_owned(300).unwrap(),
+        });
+        acc.flush_requested = true;
+        let drained = acc.drain(&config, Instant::now(), false);
+        assert!(drained.ready.is_empty());
+        assert_eq!(drained.failed, 3, "the producer must resolve all three");
+        assert_eq!(memory.available_permits(), 1000, "its memory is released");
+        for f in futures {
+            assert!(matches!(f.await, Err(Error::Records(_))));
+        }
+        let again = acc.drain(&config, Instant::now(), false);
+        assert_eq!(again.failed, 0, "reported once");
     }
 
     #[test]

@@ -73,6 +73,13 @@ pub(crate) async fn run(weak: Weak<Shared>) {
         if !st.idempotent || st.producer.is_some() {
             let drained = s.lock().drain(&s.config, Instant::now(), closing);
             next = min_instant(next, drained.next);
+            if drained.failed > 0 {
+                // Their futures hold the encoding error already.
+                s.counters
+                    .errors
+                    .fetch_add(drained.failed as u64, Ordering::Relaxed);
+                s.resolve(drained.failed);
+            }
             for b in drained.expired {
                 expire(&s, b);
             }
