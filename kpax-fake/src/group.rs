@@ -128,6 +128,8 @@ pub(crate) struct Group {
     pub notify: Arc<Notify>,
     /// (topic, partition) -> committed offset.
     pub offsets: BTreeMap<(String, i32), Committed>,
+    /// Members of the consumer group protocol (KIP-848), if it is one.
+    pub consumer: crate::consumer_group::ConsumerGroup,
 }
 
 impl Group {
@@ -146,6 +148,7 @@ impl Group {
             next_member: 0,
             notify: Arc::new(Notify::new()),
             offsets: BTreeMap::new(),
+            consumer: Default::default(),
         }
     }
 
@@ -362,6 +365,9 @@ impl Group {
     pub fn check_commit(&self, member_id: &str, generation: i32) -> ErrorCode {
         if generation < 0 && member_id.is_empty() {
             return ErrorCode::NONE;
+        }
+        if !self.consumer.members.is_empty() {
+            return self.consumer.check_commit(member_id, generation);
         }
         if let Err(e) = self.check_member(member_id, generation) {
             return e;

@@ -58,6 +58,9 @@ pub(crate) async fn handle(ctx: &Context<'_>, request: RequestKind) -> Option<Re
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(join_group(ctx, r).await),
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group(ctx, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat(ctx, r)),
+        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
+            crate::consumer_group::consumer_group_heartbeat(ctx, r),
+        ),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group(ctx, r)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups(ctx, r)),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups(ctx, r)),

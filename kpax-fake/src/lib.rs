@@ -37,6 +37,7 @@
 
 mod admin;
 mod auth;
+mod consumer_group;
 mod fetch_session;
 mod group;
 mod handlers;

@@ -288,8 +288,10 @@ impl ClusterState {
 
     /// Runs the group timers.
     pub fn tick_groups(&mut self, now: Instant) {
+        let topics = crate::consumer_group::topic_info(self);
         for g in self.groups.values_mut() {
             g.tick(now);
+            g.consumer.tick(now, &topics);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kpax_proto::generated::ApiKey;
 
 /// The APIs the fake implements.
-pub const SERVED: [ApiKey; 27] = [
+pub const SERVED: [ApiKey; 28] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -34,6 +34,7 @@ pub const SERVED: [ApiKey; 27] = [
     ApiKey::AddOffsetsToTxn,
     ApiKey::TxnOffsetCommit,
     ApiKey::EndTxn,
+    ApiKey::ConsumerGroupHeartbeat,
 ];
 
 /// A table of the highest version served per API. APIs missing from a
