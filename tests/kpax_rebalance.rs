@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use harness::Cluster as TestCluster;
 use kpax::consumer::{
-    Consumer, ConsumerConfig, CooperativeStickyAssignor, ListenerFuture, OffsetReset,
-    RebalanceListener, TopicPartition,
+    Consumer, ConsumerConfig, CooperativeStickyAssignor, GroupProtocol, ListenerFuture,
+    OffsetReset, RebalanceListener, TopicPartition,
 };
 use kpax::Cluster;
 
@@ -141,8 +141,10 @@ fn spawn_member(
     topic: &str,
     log: &Log,
     tx: tokio::sync::mpsc::UnboundedSender<(usize, String)>,
+    protocol: GroupProtocol,
 ) -> Member {
     let config = ConsumerConfig::default()
+        .with_group_protocol(protocol)
         .with_group_id(group)
         .with_auto_offset_reset(OffsetReset::Earliest)
         .with_session_timeout(Duration::from_secs(6), Duration::from_millis(200))
@@ -216,7 +218,7 @@ async fn produce(tc: &TestCluster, topic: &str, partitions: i32, from: usize, to
 /// Kafka accepts commits of the current generation until the rebalance
 /// completes, so a member revoking a partition just after another member
 /// rejoined cannot commit its position (seen: 1 run in 9).
-async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool) {
+async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool, protocol: GroupProtocol) {
     narrow_group_versions(&tc);
     let topic = tc.topic(6).await;
     let group = tc.group_id();
@@ -226,8 +228,8 @@ async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool) {
     produce(&tc, &topic.name, 6, 0, BATCH).await;
 
     let mut members = vec![
-        spawn_member(&tc, 0, &group, &topic.name, &log, tx.clone()),
-        spawn_member(&tc, 1, &group, &topic.name, &log, tx.clone()),
+        spawn_member(&tc, 0, &group, &topic.name, &log, tx.clone(), protocol),
+        spawn_member(&tc, 1, &group, &topic.name, &log, tx.clone(), protocol),
     ];
     let t0 = std::time::Instant::now();
     let two = await_owners(&log, 6, &[3, 3]).await;
@@ -239,7 +241,15 @@ async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool) {
     let mark = log.lock().unwrap().len();
 
     produce(&tc, &topic.name, 6, BATCH, 2 * BATCH).await;
-    members.push(spawn_member(&tc, 2, &group, &topic.name, &log, tx.clone()));
+    members.push(spawn_member(
+        &tc,
+        2,
+        &group,
+        &topic.name,
+        &log,
+        tx.clone(),
+        protocol,
+    ));
     let three = await_owners(&log, 6, &[2, 2, 2]).await;
     eprintln!(
         "{}: three members settled after {:?}",
@@ -357,12 +367,22 @@ async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_cooperative_members_join_and_leave() {
-    cooperative_members_join_and_leave(TestCluster::fake(3).await, true).await;
+    cooperative_members_join_and_leave(TestCluster::fake(3).await, true, GroupProtocol::Classic)
+        .await;
+}
+
+/// The same members with the consumer group protocol (KIP-848): the
+/// coordinator assigns, partitions are handed over only after their owner
+/// revoked them, and every record is read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_consumer_protocol_members_join_and_leave() {
+    cooperative_members_join_and_leave(TestCluster::fake(3).await, true, GroupProtocol::Consumer)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_cooperative_members_join_and_leave() {
-    cooperative_members_join_and_leave(TestCluster::mock(3), false).await;
+    cooperative_members_join_and_leave(TestCluster::mock(3), false, GroupProtocol::Classic).await;
 }
 
 // No tansu variant: tansu 0.6's group coordinator answers each JoinGroup
@@ -377,7 +397,7 @@ async fn mock_cooperative_members_join_and_leave() {
 
 /// A pattern subscription picks up a matching topic created after the
 /// member joined, and never a topic the exclude pattern names.
-async fn pattern_subscription_picks_up_new_topics(tc: TestCluster) {
+async fn pattern_subscription_picks_up_new_topics(tc: TestCluster, protocol: GroupProtocol) {
     narrow_group_versions(&tc);
     let create = |name: &str, partitions: i32| {
         if let Some(mock) = tc.mock_controls() {
@@ -402,6 +422,7 @@ async fn pattern_subscription_picks_up_new_topics(tc: TestCluster) {
         .with_auto_offset_reset(OffsetReset::Earliest)
         .with_session_timeout(Duration::from_secs(6), Duration::from_millis(200))
         .with_metadata_check_interval(Duration::from_millis(300))
+        .with_group_protocol(protocol)
         .with_rebalance_listener(Arc::new(Recorder {
             member: 0,
             log: log.clone(),
@@ -439,12 +460,21 @@ async fn pattern_subscription_picks_up_new_topics(tc: TestCluster) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_pattern_subscription_picks_up_new_topics() {
-    pattern_subscription_picks_up_new_topics(TestCluster::mock(1)).await;
+    pattern_subscription_picks_up_new_topics(TestCluster::mock(1), GroupProtocol::Classic).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_pattern_subscription_picks_up_new_topics() {
-    pattern_subscription_picks_up_new_topics(TestCluster::fake(1).await).await;
+    pattern_subscription_picks_up_new_topics(TestCluster::fake(1).await, GroupProtocol::Classic)
+        .await;
+}
+
+/// The consumer protocol: the member sends the topics its pattern matches
+/// now; the coordinator assigns the new topic's partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_consumer_protocol_pattern_subscription_picks_up_new_topics() {
+    pattern_subscription_picks_up_new_topics(TestCluster::fake(1).await, GroupProtocol::Consumer)
+        .await;
 }
 
 /// JoinGroup and SyncGroup errors during a join are retried: the member

@@ -25,6 +25,20 @@ pub enum IsolationLevel {
     ReadCommitted,
 }
 
+/// Which group protocol a subscribing consumer speaks (Java's
+/// `group.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// The classic protocol: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+    /// with the assignment computed by the group leader (a member).
+    Classic,
+    /// The consumer group protocol (KIP-848): ConsumerGroupHeartbeat only,
+    /// the coordinator computes assignments and hands partitions over
+    /// incrementally (no stop-the-world rebalance). Where the coordinator
+    /// does not offer it, the consumer falls back to `Classic`.
+    Consumer,
+}
+
 /// Consumer settings; `ConsumerConfig::default()` then the `with_*` methods.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -70,6 +84,11 @@ pub struct ConsumerConfig {
     pub metadata_check_interval: Duration,
     /// Wait after an error before retrying.
     pub retry_backoff: Duration,
+    /// The group protocol (default `Classic`, as the Java client's).
+    pub group_protocol: GroupProtocol,
+    /// With `GroupProtocol::Consumer`: the coordinator's assignor to use
+    /// (e.g. `uniform` or `range`); `None` lets the coordinator choose.
+    pub group_remote_assignor: Option<String>,
 }
 
 impl std::fmt::Debug for ConsumerConfig {
@@ -84,6 +103,7 @@ impl std::fmt::Debug for ConsumerConfig {
                 &self.assignors.iter().map(|a| a.name()).collect::<Vec<_>>(),
             )
             .field("rebalance_listener", &self.rebalance_listener.is_some())
+            .field("group_protocol", &self.group_protocol)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +131,8 @@ impl Default for ConsumerConfig {
             rebalance_listener: None,
             metadata_check_interval: Duration::from_secs(30),
             retry_backoff: Duration::from_millis(100),
+            group_protocol: GroupProtocol::Classic,
+            group_remote_assignor: None,
         }
     }
 }
@@ -190,6 +212,20 @@ impl ConsumerConfig {
     /// partitions.
     pub fn with_metadata_check_interval(mut self, t: Duration) -> Self {
         self.metadata_check_interval = t;
+        self
+    }
+
+    /// Sets the group protocol: `GroupProtocol::Consumer` for KIP-848's
+    /// server-side, incremental assignments (falls back to classic where
+    /// the coordinator lacks ConsumerGroupHeartbeat).
+    pub fn with_group_protocol(mut self, p: GroupProtocol) -> Self {
+        self.group_protocol = p;
+        self
+    }
+
+    /// Names the coordinator's assignor for `GroupProtocol::Consumer`.
+    pub fn with_group_remote_assignor(mut self, name: impl Into<String>) -> Self {
+        self.group_remote_assignor = Some(name.into());
         self
     }
 }

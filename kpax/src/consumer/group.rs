@@ -16,7 +16,7 @@
 
 use super::assignor::{flatten, MemberSubscription, RebalanceProtocol};
 use super::protocol::{Assignment, Subscription};
-use super::{Consumer, Shared, StartAt, TopicPartition};
+use super::{Consumer, GroupProtocol, Shared, StartAt, TopicPartition};
 use crate::broker::{Broker, Lane};
 use crate::cluster::{ClusterView, CoordinatorKind};
 use crate::error::{Error, Result};
@@ -31,8 +31,8 @@ use kpax_proto::generated::offset_fetch::{
 };
 use kpax_proto::generated::sync_group::SyncGroupRequestAssignment;
 use kpax_proto::generated::{
-    ApiKey, ErrorCode, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
-    OffsetFetchRequest, SyncGroupRequest,
+    ApiKey, ConsumerGroupHeartbeatRequest, ErrorCode, JoinGroupRequest, LeaveGroupRequest,
+    OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -67,6 +67,9 @@ pub(crate) struct Membership {
     pub owned: BTreeMap<String, Vec<i32>>,
     /// The generation in which `owned` was assigned.
     pub owned_generation: i32,
+    /// Joined with the consumer group protocol (KIP-848): `generation` is
+    /// the member epoch, and leaving is a ConsumerGroupHeartbeat.
+    pub consumer_protocol: bool,
 }
 
 /// Why the heartbeat loop ended.
@@ -107,22 +110,23 @@ pub(crate) fn start(s: &Arc<Shared>, group_id: String, selection: Selection) {
         join_version_cap: None,
         owned: BTreeMap::new(),
         owned_generation: -1,
+        consumer_protocol: false,
     });
     tokio::spawn(run(Arc::downgrade(s), group_id, selection));
 }
 
-fn membership(s: &Shared) -> Option<Membership> {
+pub(super) fn membership(s: &Shared) -> Option<Membership> {
     s.group.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-fn set_membership(s: &Shared, f: impl FnOnce(&mut Membership)) {
+pub(super) fn set_membership(s: &Shared, f: impl FnOnce(&mut Membership)) {
     if let Some(m) = s.group.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
         f(m);
     }
 }
 
 /// The topics `selection` means now, sorted.
-async fn resolve(s: &Shared, selection: &Selection) -> Result<Vec<String>> {
+pub(super) async fn resolve(s: &Shared, selection: &Selection) -> Result<Vec<String>> {
     let mut topics = match selection {
         Selection::Topics(ts) => ts.clone(),
         Selection::Pattern { include, exclude } => {
@@ -142,6 +146,17 @@ async fn resolve(s: &Shared, selection: &Selection) -> Result<Vec<String>> {
 }
 
 async fn run(weak: Weak<Shared>, group_id: String, selection: Selection) {
+    let consumer_protocol = weak
+        .upgrade()
+        .is_some_and(|s| s.config.group_protocol == GroupProtocol::Consumer);
+    if consumer_protocol {
+        match super::consumer_protocol::run(&weak, &group_id, &selection).await {
+            super::consumer_protocol::Ended::Stopped => return,
+            super::consumer_protocol::Ended::Fallback(why) => {
+                tracing::warn!(group = %group_id, reason = %why, "the consumer group protocol is not offered; using the classic protocol");
+            }
+        }
+    }
     let mut attempt = 0u32;
     loop {
         let Some(s) = weak.upgrade() else { return };
@@ -483,7 +498,7 @@ fn positions_of(
 /// Gives up `partitions` in an orderly way: stop handing out their
 /// records, tell the listener, commit their positions (auto commit), drop
 /// them.
-async fn revoke(
+pub(super) async fn revoke(
     s: &Arc<Shared>,
     partitions: &BTreeSet<TopicPartition>,
     protocol: RebalanceProtocol,
@@ -565,7 +580,7 @@ pub(crate) async fn revoke_on_close(s: &Arc<Shared>) -> bool {
 }
 
 /// Fenced: drops every partition without committing.
-async fn lose_all(s: &Arc<Shared>) {
+pub(super) async fn lose_all(s: &Arc<Shared>) {
     let all: BTreeSet<TopicPartition> = {
         let mut st = s.lock();
         let all = st.parts.keys().cloned().collect();
@@ -588,7 +603,7 @@ async fn lose_all(s: &Arc<Shared>) {
     s.lock().parts.retain(|tp, _| !all.contains(tp));
 }
 
-async fn auto_commit(s: &Shared) {
+pub(super) async fn auto_commit(s: &Shared) {
     let positions = s
         .lock()
         .parts
@@ -727,6 +742,7 @@ pub(crate) async fn commit(s: &Shared, offsets: BTreeMap<TopicPartition, i64>) -
             join_version_cap: None,
             owned: BTreeMap::new(),
             owned_generation: -1,
+            consumer_protocol: false,
         })
     }) else {
         return Err(Error::Config("commit needs a group_id".into()));
@@ -892,6 +908,10 @@ pub(crate) async fn leave(s: &Shared) {
     else {
         return;
     };
+    if m.consumer_protocol {
+        leave_consumer_group(s, &coordinator, &m).await;
+        return;
+    }
     let Ok(version) = coordinator.version_for::<LeaveGroupRequest>().await else {
         return;
     };
@@ -918,6 +938,32 @@ pub(crate) async fn leave(s: &Shared) {
         Err(e) => {
             tracing::debug!(error = %e, "leave group failed");
         }
+    }
+}
+
+/// Leaves a consumer-protocol group: a heartbeat with epoch -1 (-2 for a
+/// static member).
+async fn leave_consumer_group(s: &Shared, coordinator: &Broker, m: &Membership) {
+    let Ok(version) = coordinator
+        .version_for::<ConsumerGroupHeartbeatRequest>()
+        .await
+    else {
+        return;
+    };
+    let mut req = ConsumerGroupHeartbeatRequest::default();
+    req.group_id = m.group_id.as_str().into();
+    req.member_id = m.member_id.as_str().into();
+    req.member_epoch = super::consumer_protocol::leave_epoch(s.config.group_instance_id.is_some());
+    req.instance_id = s.config.group_instance_id.as_deref().map(Into::into);
+    match coordinator
+        .send_version_on(Lane::Group, &req, version)
+        .await
+    {
+        Ok(r) if r.error_code != 0 => {
+            tracing::debug!(error = %ErrorCode(r.error_code), "leave group refused");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "leave group failed"),
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod assignor;
 mod config;
+mod consumer_protocol;
 mod fanout;
 mod fetch_session;
 mod fetcher;
@@ -25,7 +26,7 @@ pub use assignor::{
     Assignor, CooperativeStickyAssignor, MemberSubscription, RangeAssignor, RebalanceProtocol,
     RoundRobinAssignor, StickyAssignor,
 };
-pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
+pub use config::{ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset};
 pub use fanout::{FanOut, FanOutError, FanOutReport, OrderBy};
 pub use rebalance::{ListenerFuture, RebalanceListener};
 

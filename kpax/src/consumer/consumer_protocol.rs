@@ -1,0 +1,355 @@
+//! The consumer group protocol (KIP-848): one ConsumerGroupHeartbeat
+//! request does what JoinGroup, SyncGroup and Heartbeat did.
+//!
+//! The member joins with epoch 0 and its subscription; the coordinator
+//! computes every member's assignment itself and answers each heartbeat
+//! with the member's epoch and, when it changed, the partitions the member
+//! may own now. The member reconciles: it revokes what is no longer in its
+//! assignment (the rebalance listener is told, positions are committed
+//! with auto commit on), takes what is new, and reports what it owns in
+//! its next heartbeat, sent at once. The coordinator gives a partition to
+//! its new owner only after the old one reported it revoked, so no
+//! partition is consumed by two members, and members that keep their
+//! partitions never stop (no stop-the-world rebalance).
+//!
+//! A member fenced (FENCED_MEMBER_EPOCH, UNKNOWN_MEMBER_ID) loses its
+//! partitions without committing and joins again with epoch 0. It leaves
+//! with epoch -1 (-2 for a static member, which keeps its assignment for a
+//! while). Where the coordinator does not offer ConsumerGroupHeartbeat (or
+//! answers UNSUPPORTED_VERSION, a broker with the protocol turned off) the
+//! consumer falls back to the classic protocol.
+
+use super::assignor::RebalanceProtocol;
+use super::group::{auto_commit, lose_all, membership, resolve, revoke, set_membership, Selection};
+use super::{Shared, StartAt, TopicPartition};
+use crate::broker::Lane;
+use crate::cluster::{ClusterView, CoordinatorKind};
+use crate::error::Error;
+use kpax_proto::generated::consumer_group_heartbeat::ConsumerGroupHeartbeatRequestTopicPartition;
+use kpax_proto::generated::{ApiKey, ConsumerGroupHeartbeatRequest, ErrorCode};
+use kpax_proto::wire::Uuid;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// How the consumer-protocol membership ended.
+pub(crate) enum Ended {
+    /// The consumer closed, was dropped, or hit a fatal error.
+    Stopped,
+    /// The coordinator does not speak the protocol: use the classic one.
+    Fallback(String),
+}
+
+/// The epoch a member leaves with.
+pub(crate) fn leave_epoch(static_member: bool) -> i32 {
+    if static_member {
+        -2
+    } else {
+        -1
+    }
+}
+
+/// Topic ids and names, as the metadata knows them.
+fn topic_ids(s: &Shared) -> (BTreeMap<Uuid, String>, BTreeMap<String, Uuid>) {
+    let mut by_id = BTreeMap::new();
+    let mut by_name = BTreeMap::new();
+    for t in s.cluster.cached_topics() {
+        if let Some(n) = &t.name {
+            if t.topic_id != Uuid::ZERO {
+                by_id.insert(t.topic_id, n.clone());
+                by_name.insert(n.clone(), t.topic_id);
+            }
+        }
+    }
+    (by_id, by_name)
+}
+
+/// The partitions of an assignment by topic name; ids the metadata does
+/// not know yet are looked up once more, and left out if still unknown
+/// (the next assignment brings them again).
+async fn assignment_by_name(
+    s: &Shared,
+    assigned: &[(Uuid, Vec<i32>)],
+    topics: &[String],
+) -> BTreeSet<TopicPartition> {
+    let (mut by_id, _) = topic_ids(s);
+    if assigned.iter().any(|(id, _)| !by_id.contains_key(id)) {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        if let Err(e) = s.cluster.refresh(Some(&names)).await {
+            tracing::debug!(error = %e, "metadata refresh for assigned topic ids failed");
+        }
+        by_id = topic_ids(s).0;
+    }
+    let mut out = BTreeSet::new();
+    for (id, ps) in assigned {
+        match by_id.get(id) {
+            Some(name) => out.extend(ps.iter().map(|p| (name.clone(), *p))),
+            None => tracing::warn!(topic_id = ?id, "assigned a topic the metadata does not know"),
+        }
+    }
+    out
+}
+
+/// The owned partitions as the request reports them (by topic id).
+fn owned_by_id(s: &Shared) -> Vec<ConsumerGroupHeartbeatRequestTopicPartition> {
+    let (_, by_name) = topic_ids(s);
+    let mut by_topic: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
+    for (t, p) in s.lock().parts.keys() {
+        if let Some(id) = by_name.get(t) {
+            by_topic.entry(*id).or_default().push(*p);
+        }
+    }
+    by_topic
+        .into_iter()
+        .map(|(id, ps)| {
+            let mut tp = ConsumerGroupHeartbeatRequestTopicPartition::default();
+            tp.topic_id = id;
+            tp.partitions = ps;
+            tp
+        })
+        .collect()
+}
+
+/// Takes the assignment: revokes what left it, adds what is new.
+async fn reconcile(s: &Arc<Shared>, target: &BTreeSet<TopicPartition>, epoch: i32) {
+    let current: BTreeSet<TopicPartition> = s.lock().parts.keys().cloned().collect();
+    let revoked: BTreeSet<TopicPartition> = current.difference(target).cloned().collect();
+    let added: BTreeSet<TopicPartition> = target.difference(&current).cloned().collect();
+    tracing::info!(epoch, assigned = ?target, added = ?added, revoked = ?revoked, "assignment");
+    if !revoked.is_empty() {
+        revoke(s, &revoked, RebalanceProtocol::Cooperative).await;
+    }
+    {
+        let mut st = s.lock();
+        for tp in &added {
+            st.parts
+                .entry(tp.clone())
+                .or_insert_with(|| s.new_part(StartAt::Committed));
+        }
+    }
+    set_membership(s, |m| {
+        let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (t, p) in target {
+            owned.entry(t.clone()).or_default().push(*p);
+        }
+        m.owned = owned;
+        m.owned_generation = epoch;
+    });
+    s.wake.notify_one();
+    if let Some(l) = s.config.rebalance_listener.clone() {
+        let c = super::Consumer { shared: s.clone() };
+        l.on_partitions_assigned(&c, &added).await;
+    }
+}
+
+/// Runs the membership until the consumer stops, or returns `Fallback`
+/// when the coordinator does not offer the protocol.
+pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selection) -> Ended {
+    let mut epoch = 0i32;
+    let mut member_id = String::new();
+    let mut attempt = 0u32;
+    let mut last_commit = Instant::now();
+    let mut last_check: Option<Instant> = None;
+    let mut topics: Vec<String> = Vec::new();
+    loop {
+        let Some(s) = weak.upgrade() else {
+            return Ended::Stopped;
+        };
+        if s.closed.load(Ordering::Acquire) || membership(&s).is_none_or(|m| m.stopped) {
+            return Ended::Stopped;
+        }
+        let backoff = |attempt: u32| {
+            crate::broker::backoff(
+                attempt.min(6),
+                Duration::from_millis(100),
+                Duration::from_secs(2),
+            )
+        };
+        if epoch > 0
+            && s.config.enable_auto_commit
+            && last_commit.elapsed() >= s.config.auto_commit_interval
+        {
+            last_commit = Instant::now();
+            auto_commit(&s).await;
+        }
+        if last_check.is_none_or(|t| t.elapsed() >= s.config.metadata_check_interval) {
+            match resolve(&s, selection).await {
+                Ok(t) => {
+                    if t != topics {
+                        tracing::info!(group = %group_id, topics = ?t, "subscription");
+                    }
+                    topics = t;
+                    last_check = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "topic lookup failed");
+                    attempt += 1;
+                    drop(s);
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+            }
+            // The owned partitions are reported by topic id.
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            if !names.is_empty() {
+                let _ = s.cluster.refresh(Some(&names)).await;
+            }
+        }
+        let coordinator = match s
+            .cluster
+            .coordinator(CoordinatorKind::Group, group_id)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "no group coordinator yet");
+                attempt += 1;
+                drop(s);
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+        };
+        let version = match coordinator
+            .version_for::<ConsumerGroupHeartbeatRequest>()
+            .await
+        {
+            Ok(v) => v,
+            Err(e @ Error::UnsupportedVersion { .. }) if epoch == 0 => {
+                return Ended::Fallback(e.to_string());
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "coordinator unreachable");
+                attempt += 1;
+                drop(s);
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+        };
+        let mut req = ConsumerGroupHeartbeatRequest::default();
+        req.group_id = group_id.into();
+        req.member_id = member_id.as_str().into();
+        req.member_epoch = epoch;
+        req.instance_id = s.config.group_instance_id.as_deref().map(Into::into);
+        req.rebalance_timeout_ms =
+            s.config.rebalance_timeout.as_millis().min(i32::MAX as u128) as i32;
+        req.subscribed_topic_names = Some(topics.iter().map(|t| t.as_str().into()).collect());
+        req.server_assignor = s.config.group_remote_assignor.as_deref().map(Into::into);
+        req.topic_partitions = Some(if epoch == 0 {
+            Vec::new()
+        } else {
+            owned_by_id(&s)
+        });
+        let resp = match coordinator
+            .send_version_on(Lane::Group, &req, version)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "heartbeat failed");
+                s.cluster.coordinator_error(
+                    CoordinatorKind::Group,
+                    group_id,
+                    ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                );
+                attempt += 1;
+                drop(s);
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+        };
+        if membership(&s).is_none_or(|m| m.stopped) {
+            return Ended::Stopped; // closed meanwhile: leave() takes it from here
+        }
+        let code = ErrorCode(resp.error_code);
+        match code {
+            ErrorCode::NONE => {}
+            ErrorCode::UNSUPPORTED_VERSION if epoch == 0 && s.lock().parts.is_empty() => {
+                return Ended::Fallback(format!(
+                    "the coordinator refused ConsumerGroupHeartbeat: {}",
+                    resp.error_message
+                        .as_deref()
+                        .unwrap_or("UNSUPPORTED_VERSION")
+                ));
+            }
+            ErrorCode::FENCED_MEMBER_EPOCH | ErrorCode::UNKNOWN_MEMBER_ID => {
+                tracing::info!(group = %group_id, %code, "fenced; partitions lost, joining again");
+                if code == ErrorCode::UNKNOWN_MEMBER_ID {
+                    member_id.clear();
+                }
+                epoch = 0;
+                set_membership(&s, |m| {
+                    m.member_id = member_id.clone();
+                    m.generation = -1;
+                });
+                lose_all(&s).await;
+                continue;
+            }
+            _ if code.is_retriable()
+                || matches!(
+                    code,
+                    ErrorCode::NOT_COORDINATOR
+                        | ErrorCode::COORDINATOR_NOT_AVAILABLE
+                        | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+                ) =>
+            {
+                s.cluster
+                    .coordinator_error(CoordinatorKind::Group, group_id, code);
+                attempt += 1;
+                drop(s);
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            _ => {
+                let e = Error::Broker {
+                    broker: coordinator.addr().into(),
+                    api: ApiKey::ConsumerGroupHeartbeat,
+                    code,
+                    message: resp.error_message.as_ref().map(|m| m.to_string()),
+                };
+                tracing::warn!(group = %group_id, error = %e, "group membership failed");
+                s.lock().error = Some(e);
+                s.records.notify_waiters();
+                return Ended::Stopped;
+            }
+        }
+        attempt = 0;
+        if let Some(id) = resp.member_id.as_ref().filter(|m| !m.is_empty()) {
+            member_id = id.to_string();
+        }
+        epoch = resp.member_epoch;
+        set_membership(&s, |m| {
+            m.member_id = member_id.clone();
+            m.generation = epoch;
+            m.consumer_protocol = true;
+        });
+        let mut next = Duration::from_millis(resp.heartbeat_interval_ms.max(0) as u64);
+        if next.is_zero() {
+            next = s.config.heartbeat_interval;
+        }
+        if let Some(a) = &resp.assignment {
+            let assigned: Vec<(Uuid, Vec<i32>)> = a
+                .topic_partitions
+                .iter()
+                .map(|tp| (tp.topic_id, tp.partitions.clone()))
+                .collect();
+            let target = assignment_by_name(&s, &assigned, &topics).await;
+            reconcile(&s, &target, epoch).await;
+            // Report what we own now, at once: the coordinator waits for
+            // it to hand revoked partitions to their new owners.
+            continue;
+        }
+        drop(s);
+        // Sleep in short steps so that a close is not kept waiting.
+        let until = Instant::now() + next;
+        while Instant::now() < until {
+            tokio::time::sleep((until - Instant::now()).min(Duration::from_millis(100))).await;
+            match weak.upgrade() {
+                Some(s)
+                    if !s.closed.load(Ordering::Acquire)
+                        && membership(&s).is_some_and(|m| !m.stopped) => {}
+                _ => return Ended::Stopped,
+            }
+        }
+    }
+}
