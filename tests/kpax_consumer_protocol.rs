@@ -1,12 +1,13 @@
 //! The consumer group protocol (KIP-848, ConsumerGroupHeartbeat) and its
 //! fallback to the classic protocol.
 //!
-//! kpax-fake's coordinator speaks it (v0, the version of the Kafka 3.9
-//! protocol page kpax is generated from); librdkafka's mock serves only
-//! v1 (Kafka 4.0) and tansu none, so against them a consumer asking for
-//! the consumer protocol must fall back to the classic one and still
-//! consume. Members joining and leaving, with ownership and exactly-once
-//! checks, are in `kpax_rebalance.rs` (`fake_consumer_protocol_*`).
+//! kpax-fake's coordinator speaks it (v0 and v1) and so does librdkafka's
+//! mock (v1 only: Kafka 4.0's version, which kpax's overlay adds to the
+//! 3.9 page); tansu does not, and neither does a fake with the API turned
+//! off: there a consumer asking for the consumer protocol falls back to
+//! the classic one and still consumes. Members joining and leaving, with
+//! ownership and exactly-once checks, are in `kpax_rebalance.rs`
+//! (`*_consumer_protocol_*`).
 
 mod harness;
 
@@ -43,12 +44,7 @@ async fn read(c: &Consumer, n: usize) -> BTreeSet<String> {
 /// commits with its member epoch (the committed offsets are what it read),
 /// and a second consumer of the same group resumes there.
 async fn consume_commit_and_resume(tc: TestCluster) {
-    if let Some(mock) = tc.mock_controls() {
-        // The classic fallback on the mock: see kpax_rebalance.rs.
-        mock.narrow_api_versions(harness::api_key::JOIN_GROUP, 0, 5);
-        mock.narrow_api_versions(harness::api_key::SYNC_GROUP, 0, 3);
-        mock.narrow_api_versions(harness::api_key::LEAVE_GROUP, 0, 2);
-    }
+    tc.inject().track_requests();
     let topic = tc.topic(3).await;
     tc.produce_numbered(&topic.name, 3, 0, 60, None).await;
     let config = config(&tc).with_auto_commit(false);
@@ -70,6 +66,13 @@ async fn consume_commit_and_resume(tc: TestCluster) {
     let expected: BTreeSet<String> = (60..90).map(|i| format!("rec-{i}")).collect();
     assert_eq!(got, expected, "resumed at the committed offsets");
     again.close().await;
+    let faults = tc.inject();
+    assert_eq!(
+        faults.requests(ApiKey::JoinGroup),
+        0,
+        "no classic JoinGroup: the consumer protocol was used"
+    );
+    assert!(faults.requests(ApiKey::ConsumerGroupHeartbeat) >= 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,11 +80,10 @@ async fn fake_consume_commit_and_resume() {
     consume_commit_and_resume(TestCluster::fake(3).await).await;
 }
 
-/// librdkafka's mock offers ConsumerGroupHeartbeat only at v1, which the
-/// Kafka 3.9 protocol kpax speaks does not have: the consumer falls back
-/// to the classic protocol and works the same.
+/// librdkafka's mock offers ConsumerGroupHeartbeat v1 only (Kafka 4.0's,
+/// added to kpax's spec by the overlay).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mock_falls_back_to_classic() {
+async fn mock_consume_commit_and_resume() {
     consume_commit_and_resume(TestCluster::mock(3)).await;
 }
 

@@ -218,7 +218,12 @@ async fn produce(tc: &TestCluster, topic: &str, partitions: i32, from: usize, to
 /// Kafka accepts commits of the current generation until the rebalance
 /// completes, so a member revoking a partition just after another member
 /// rejoined cannot commit its position (seen: 1 run in 9).
-async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool, protocol: GroupProtocol) {
+async fn cooperative_members_join_and_leave(
+    tc: TestCluster,
+    exact: bool,
+    protocol: GroupProtocol,
+    minimal_moves: bool,
+) {
     narrow_group_versions(&tc);
     let topic = tc.topic(6).await;
     let group = tc.group_id();
@@ -256,7 +261,7 @@ async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool, protoc
         tc.name(),
         t0.elapsed()
     );
-    {
+    if minimal_moves {
         let l = log.lock().unwrap();
         assert_eq!(
             revoked_by(&l, mark, 0),
@@ -274,7 +279,7 @@ async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool, protoc
         );
     }
     for (tp, m) in &three {
-        if *m != 2 {
+        if *m != 2 && minimal_moves {
             assert_eq!(two.get(tp), Some(m), "{tp:?} moved between old members");
         }
     }
@@ -286,7 +291,7 @@ async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool, protoc
     first.task.abort();
     let after = await_owners(&log, 6, &[3, 3]).await;
     eprintln!("{}: two members again after {:?}", tc.name(), t0.elapsed());
-    {
+    if minimal_moves {
         let l = log.lock().unwrap();
         assert_eq!(
             revoked_by(&l, mark, 1),
@@ -300,7 +305,7 @@ async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool, protoc
         );
     }
     for (tp, m) in &three {
-        if *m != 0 {
+        if *m != 0 && minimal_moves {
             assert_eq!(
                 after.get(tp),
                 Some(m),
@@ -367,8 +372,13 @@ async fn cooperative_members_join_and_leave(tc: TestCluster, exact: bool, protoc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_cooperative_members_join_and_leave() {
-    cooperative_members_join_and_leave(TestCluster::fake(3).await, true, GroupProtocol::Classic)
-        .await;
+    cooperative_members_join_and_leave(
+        TestCluster::fake(3).await,
+        true,
+        GroupProtocol::Classic,
+        true,
+    )
+    .await;
 }
 
 /// The same members with the consumer group protocol (KIP-848): the
@@ -376,13 +386,30 @@ async fn fake_cooperative_members_join_and_leave() {
 /// revoked them, and every record is read once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_consumer_protocol_members_join_and_leave() {
-    cooperative_members_join_and_leave(TestCluster::fake(3).await, true, GroupProtocol::Consumer)
+    cooperative_members_join_and_leave(
+        TestCluster::fake(3).await,
+        true,
+        GroupProtocol::Consumer,
+        true,
+    )
+    .await;
+}
+
+/// The consumer group protocol against librdkafka's mock coordinator. Its
+/// server-side assignor is not sticky (a join moves more partitions than
+/// balance needs: seen, m1 gave up 2 of 3), so only ownership and
+/// exactly-once are checked; which partitions move is the coordinator's
+/// choice under KIP-848.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_consumer_protocol_members_join_and_leave() {
+    cooperative_members_join_and_leave(TestCluster::mock(3), true, GroupProtocol::Consumer, false)
         .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_cooperative_members_join_and_leave() {
-    cooperative_members_join_and_leave(TestCluster::mock(3), false, GroupProtocol::Classic).await;
+    cooperative_members_join_and_leave(TestCluster::mock(3), false, GroupProtocol::Classic, true)
+        .await;
 }
 
 // No tansu variant: tansu 0.6's group coordinator answers each JoinGroup

@@ -86,8 +86,9 @@ pub fn generate_files(root: &Path) -> Result<(Vec<emit::File>, String), String> 
     };
     let spec_text = read(SPEC_FILE)?;
     let overlay_text = read(OVERLAY_FILE)?;
-    let spec = spec::Spec::parse(SPEC_FILE, &spec_text).map_err(|e| e.to_string())?;
+    let mut spec = spec::Spec::parse(SPEC_FILE, &spec_text).map_err(|e| e.to_string())?;
     let facts = overlay::parse(OVERLAY_FILE, &overlay_text).map_err(|e| e.to_string())?;
+    overlay::add_versions(&mut spec, &facts)?;
     let apis = model::build(&spec, &facts).map_err(|e| e.to_string())?;
     let headers = [
         model::build_header(&spec, spec::Direction::Request).map_err(|e| e.to_string())?,

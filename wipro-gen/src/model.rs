@@ -336,7 +336,7 @@ pub fn merge_message(
                 p.push(field.name.clone());
                 (api, dir, p)
             }
-            Fact::HeaderVersion { .. } => continue,
+            Fact::HeaderVersion { .. } | Fact::Version { .. } => continue,
         };
         if fa == api && *fd == dir {
             let (parent, last) = path.split_at(path.len().saturating_sub(1));

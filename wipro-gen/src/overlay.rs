@@ -8,14 +8,23 @@
 //! tagged Fetch request . 12+ tag=0 # KIP-595: ClusterId
 //!   cluster_id => COMPACT_NULLABLE_STRING
 //! response_header ApiVersions 0+ 0 # KIP-511: the ApiVersions response header is always v0
+//! version ConsumerGroupHeartbeat 1 # a version newer than the page: its blocks follow, indented
+//!   ConsumerGroupHeartbeat Request (Version: 1) => group_id TAG_BUFFER
+//!     group_id => COMPACT_STRING
+//!     | group_id: The group identifier.
+//!     | _tagged_fields: The tagged fields
 //! ```
+//!
+//! A `version` entry adds a version the page does not have yet (a newer
+//! Kafka's), written exactly as the spec file writes blocks, each line
+//! indented two more spaces; it must not replace a version the page has.
 //!
 //! Paths are the field names from the message root joined by `.`; `.` alone
 //! is the root. Versions are `N`, `N+` or `N-M`. Every entry must end with
 //! `# reason`.
 
 use crate::bnf::{Bnf, Field, Item};
-use crate::spec::Direction;
+use crate::spec::{Block, Direction, Spec};
 
 /// Inclusive version bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +103,15 @@ pub enum Fact {
         tag: u32,
         /// Its definition, as a BNF field.
         field: Field,
+    },
+    /// A version the page lacks: its request and response blocks.
+    Version {
+        /// The API name.
+        api: String,
+        /// The version.
+        version: i16,
+        /// Its blocks, as the spec file would hold them.
+        blocks: Vec<Block>,
     },
     /// The header version a request or response uses in some versions.
     HeaderVersion {
@@ -236,11 +254,95 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Fact>, OverlayError> {
                     field,
                 }
             }
+            ["version", api, v] => {
+                let version: i16 = v.parse().map_err(|_| err(format!("bad version `{v}`")))?;
+                let start = i;
+                while i < lines.len() && lines[i].starts_with("  ") {
+                    i += 1;
+                }
+                if i == start {
+                    return Err(err(
+                        "version entry needs its request and response blocks on the indented lines below"
+                            .into(),
+                    ));
+                }
+                // The blocks, in the spec file's own format, under a
+                // stand-in `api` line (line numbers kept: one blank per line
+                // before the blocks).
+                let mut text = format!("api 0 {api}\n");
+                text.push_str(&"\n".repeat(start.saturating_sub(1)));
+                for l in &lines[start..i] {
+                    text.push_str(&l[2..]);
+                    text.push('\n');
+                }
+                let spec = Spec::parse(file, &text).map_err(|e| OverlayError {
+                    file: file.to_string(),
+                    line: e.line,
+                    reason: e.reason,
+                })?;
+                let a = spec.apis.into_iter().next().expect("the stand-in api line");
+                let blocks: Vec<Block> = a.requests.into_iter().chain(a.responses).collect();
+                if let Some(b) = blocks
+                    .iter()
+                    .find(|b| b.message_title().map(|t| t.2) != Some(version))
+                {
+                    return Err(err(format!(
+                        "block `{}` is not version {version}",
+                        b.bnf.title
+                    )));
+                }
+                Fact::Version {
+                    api: api.into(),
+                    version,
+                    blocks,
+                }
+            }
             _ => return Err(err(format!("unrecognised overlay entry: {entry:?}"))),
         };
         facts.push(fact);
     }
     Ok(facts)
+}
+
+/// Adds the overlay's `version` blocks to the spec's APIs.
+///
+/// # Errors
+/// A message naming the API and version when the API does not exist or
+/// the page already has that version.
+pub fn add_versions(spec: &mut Spec, facts: &[Fact]) -> Result<(), String> {
+    for f in facts {
+        let Fact::Version {
+            api,
+            version,
+            blocks,
+        } = f
+        else {
+            continue;
+        };
+        let Some(a) = spec.apis.iter_mut().find(|a| a.name == *api) else {
+            return Err(format!("overlay: version {version} of unknown API {api}"));
+        };
+        for b in blocks {
+            let Some((_, dir, _)) = b.message_title() else {
+                continue;
+            };
+            let list = match dir {
+                Direction::Request => &mut a.requests,
+                Direction::Response => &mut a.responses,
+            };
+            if list
+                .iter()
+                .any(|x| x.message_title().map(|t| t.2) == Some(*version))
+            {
+                return Err(format!(
+                    "overlay: {api} {} version {version} is on the page already",
+                    dir.as_str()
+                ));
+            }
+            list.push(b.clone());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -275,6 +377,56 @@ mod tests {
         assert!(field.array);
         assert!(matches!(&field.ty, FieldType::Struct(s) if s.len() == 3));
         assert!(matches!(&facts[3], Fact::HeaderVersion { header: 0, .. }));
+    }
+
+    #[test]
+    fn a_version_entry_adds_blocks_and_refuses_replacing_one() {
+        let text = concat!(
+            "version Heartbeat 9 # a newer Kafka\n",
+            "  Heartbeat Request (Version: 9) => group_id TAG_BUFFER\n",
+            "    group_id => COMPACT_STRING\n",
+            "    | group_id: The group.\n",
+            "    | _tagged_fields: The tagged fields\n",
+            "  Heartbeat Response (Version: 9) => error_code TAG_BUFFER\n",
+            "    error_code => INT16\n",
+            "    | error_code: The error.\n",
+            "    | _tagged_fields: The tagged fields\n",
+        );
+        let facts = parse("o", text).unwrap();
+        let Fact::Version {
+            api,
+            version,
+            blocks,
+        } = &facts[0]
+        else {
+            panic!("{facts:?}")
+        };
+        assert_eq!((api.as_str(), *version, blocks.len()), ("Heartbeat", 9, 2));
+        let mut spec = Spec::parse("s", "api 12 Heartbeat\n").unwrap();
+        add_versions(&mut spec, &facts).unwrap();
+        assert_eq!(spec.apis[0].requests.len(), 1);
+        assert_eq!(spec.apis[0].responses.len(), 1);
+        let again = add_versions(&mut spec, &facts).unwrap_err();
+        assert!(again.contains("on the page already"), "{again}");
+        let mut other = Spec::parse("s", "api 13 LeaveGroup\n").unwrap();
+        assert!(add_versions(&mut other, &facts)
+            .unwrap_err()
+            .contains("unknown API"));
+        // A block of another version, a bad BNF (line named), no blocks.
+        let e = parse(
+            "o",
+            &text.replace("(Version: 9) => error_code", "(Version: 8) => error_code"),
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("not version 9"), "{e}");
+        let e = parse(
+            "o",
+            &text.replace("    error_code => INT16\n", "    error_code INT16\n"),
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        let e = parse("o", "version Heartbeat 9 # x\n").unwrap_err();
+        assert!(e.reason.contains("indented"), "{e}");
     }
 
     #[test]

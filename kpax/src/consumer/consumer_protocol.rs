@@ -50,6 +50,32 @@ pub(crate) fn leave_epoch(static_member: bool) -> i32 {
     }
 }
 
+/// A member id for ConsumerGroupHeartbeat v1+, where the consumer makes
+/// its own (KIP-848: random, kept for the consumer's lifetime).
+fn new_member_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut bits = [0u64; 2];
+    for (i, b) in bits.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(i);
+        h.write_u128(nanos);
+        *b = h.finish();
+    }
+    let x = (u128::from(bits[0]) << 64) | u128::from(bits[1]);
+    let hex = format!("{x:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 /// Topic ids and names, as the metadata knows them.
 fn topic_ids(s: &Shared) -> (BTreeMap<Uuid, String>, BTreeMap<String, Uuid>) {
     let mut by_id = BTreeMap::new();
@@ -173,7 +199,11 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
             last_commit = Instant::now();
             auto_commit(&s).await;
         }
-        if last_check.is_none_or(|t| t.elapsed() >= s.config.metadata_check_interval) {
+        let check_due = last_check.is_none_or(|t| {
+            t.elapsed() >= s.config.metadata_check_interval
+                || (epoch == 0 && topics.is_empty() && t.elapsed() >= Duration::from_secs(1))
+        });
+        if check_due {
             match resolve(&s, selection).await {
                 Ok(t) => {
                     if t != topics {
@@ -195,6 +225,13 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
             if !names.is_empty() {
                 let _ = s.cluster.refresh(Some(&names)).await;
             }
+        }
+        if epoch == 0 && topics.is_empty() {
+            // Nothing to ask for yet (a pattern that matches no topic):
+            // look again at the next metadata check.
+            drop(s);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
         }
         let coordinator = match s
             .cluster
@@ -226,6 +263,9 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
                 continue;
             }
         };
+        if version >= 1 && member_id.is_empty() {
+            member_id = new_member_id();
+        }
         let mut req = ConsumerGroupHeartbeatRequest::default();
         req.group_id = group_id.into();
         req.member_id = member_id.as_str().into();
@@ -233,7 +273,15 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
         req.instance_id = s.config.group_instance_id.as_deref().map(Into::into);
         req.rebalance_timeout_ms =
             s.config.rebalance_timeout.as_millis().min(i32::MAX as u128) as i32;
-        req.subscribed_topic_names = Some(topics.iter().map(|t| t.as_str().into()).collect());
+        if !topics.is_empty() {
+            req.subscribed_topic_names = Some(topics.iter().map(|t| t.as_str().into()).collect());
+            if version >= 1 {
+                // The regex travels with the names (as librdkafka sends it:
+                // empty for none); librdkafka's mock insists on both or
+                // neither. kpax matches patterns itself and sends names.
+                req.subscribed_topic_regex = Some("".into());
+            }
+        }
         req.server_assignor = s.config.group_remote_assignor.as_deref().map(Into::into);
         req.topic_partitions = Some(if epoch == 0 {
             Vec::new()
@@ -274,7 +322,8 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
             }
             ErrorCode::FENCED_MEMBER_EPOCH | ErrorCode::UNKNOWN_MEMBER_ID => {
                 tracing::info!(group = %group_id, %code, "fenced; partitions lost, joining again");
-                if code == ErrorCode::UNKNOWN_MEMBER_ID {
+                if code == ErrorCode::UNKNOWN_MEMBER_ID && version == 0 {
+                    // v0: the coordinator makes a new id; v1+ keeps ours.
                     member_id.clear();
                 }
                 epoch = 0;
@@ -351,5 +400,21 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
                 _ => return Ended::Stopped,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_ids_are_uuid_shaped_and_differ() {
+        let a = new_member_id();
+        let b = new_member_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+        assert_eq!(leave_epoch(false), -1);
+        assert_eq!(leave_epoch(true), -2);
     }
 }
