@@ -271,6 +271,67 @@ async fn meta_shows_the_topic_as_a_table_and_as_json() {
     assert!(line.contains("\"nosuch\""), "{line}");
 }
 
+/// `consume --group-protocol consumer` joins with the consumer group
+/// protocol (KIP-848) and commits what it read; a second run resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_with_the_consumer_group_protocol() {
+    let fc = fake(1).await;
+    fc.create_topic("cp", 2).unwrap();
+    let b = fc.bootstrap();
+    let values: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    let mut args = vec!["produce", "-b", &b, "cp", "--count"];
+    args.extend(values.iter().map(String::as_str));
+    ok(&kpax(&args, None).await, "produce");
+    let consume = [
+        "consume",
+        "-b",
+        &b,
+        "cp",
+        "-g",
+        "g2",
+        "--group-protocol",
+        "consumer",
+    ];
+    let out = ok(&kpax(&consume, None).await, "consume, consumer protocol");
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    let mut want: Vec<&str> = values.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(got, want);
+    let committed: i64 = (0..2)
+        .filter_map(|p| fc.committed("g2", "cp", p).map(|c| c.offset))
+        .sum();
+    assert_eq!(committed, 10, "both partitions committed to their ends");
+    assert!(
+        fc.request_count(kpax::proto::generated::ApiKey::ConsumerGroupHeartbeat) > 0
+            && fc.request_count(kpax::proto::generated::ApiKey::JoinGroup) == 0,
+        "used the consumer protocol"
+    );
+    let out = ok(&kpax(&consume, None).await, "resume");
+    assert_eq!(out, "", "nothing left after the committed offsets");
+    let out = ok(
+        &kpax(&["group", "list", "-b", &b, "--json"], None).await,
+        "group list",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let g2 = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "g2")
+        .unwrap_or_else(|| panic!("g2 listed: {out}"))
+        .clone();
+    assert_eq!(g2["protocol_type"], "consumer", "{out}");
+    assert_eq!(g2["state"], "Empty", "every member left: {out}");
+    let o = kpax(
+        &["consume", "-b", &b, "cp", "--group-protocol", "consumer"],
+        None,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "a usage error: {}", stderr(&o));
+    assert!(stderr(&o).contains("--group"), "{}", stderr(&o));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offset_and_rollback_move_a_groups_committed_offsets() {
     let fc = fake(1).await;

@@ -152,6 +152,42 @@ impl Group {
         }
     }
 
+    /// The state ListGroups and DescribeGroups report: the classic state,
+    /// or for a consumer-protocol group `Stable` / `Reconciling` (some
+    /// member has not reached its target) / `Empty`.
+    pub fn state_name(&self) -> &'static str {
+        if self.is_consumer_group() {
+            let c = &self.consumer;
+            if c.members.is_empty() {
+                "Empty"
+            } else if c
+                .members
+                .values()
+                .any(|m| m.sent.as_ref() != Some(&m.target))
+            {
+                "Reconciling"
+            } else {
+                "Stable"
+            }
+        } else {
+            self.state.name()
+        }
+    }
+
+    /// Whether the group uses the consumer protocol (KIP-848).
+    pub fn is_consumer_group(&self) -> bool {
+        self.members.is_empty() && self.consumer.epoch > 0
+    }
+
+    /// The protocol type reported for the group.
+    pub fn protocol_type_name(&self) -> &str {
+        if self.is_consumer_group() {
+            "consumer"
+        } else {
+            self.protocol_type.as_deref().unwrap_or("")
+        }
+    }
+
     fn new_member_id(&mut self, client_id: &str) -> String {
         self.next_member += 1;
         format!("{client_id}-{}-{}", self.generation, self.next_member)

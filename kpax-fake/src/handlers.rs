@@ -1013,8 +1013,8 @@ fn describe_groups(ctx: &Context<'_>, req: DescribeGroupsRequest) -> DescribeGro
         match s.groups.get(id.as_str()) {
             None => rg.group_state = s_owned("Dead"),
             Some(g) => {
-                rg.group_state = StrBytes::from_static(g.state.name());
-                rg.protocol_type = s_owned(g.protocol_type.as_deref().unwrap_or(""));
+                rg.group_state = StrBytes::from_static(g.state_name());
+                rg.protocol_type = s_owned(g.protocol_type_name());
                 rg.protocol_data = s_owned(g.protocol.as_deref().unwrap_or(""));
                 rg.members = g
                     .members
@@ -1056,7 +1056,12 @@ fn list_groups(ctx: &Context<'_>, req: ListGroupsRequest) -> ListGroupsResponse 
         if s.coordinator(CoordinatorKind::Group, &g.id) != ctx.node {
             continue;
         }
-        let state = g.state.name();
+        let state = g.state_name();
+        let group_type = if g.is_consumer_group() {
+            "consumer"
+        } else {
+            "classic"
+        };
         if v >= 4
             && !req.states_filter.is_empty()
             && !req
@@ -1071,18 +1076,18 @@ fn list_groups(ctx: &Context<'_>, req: ListGroupsRequest) -> ListGroupsResponse 
             && !req
                 .types_filter
                 .iter()
-                .any(|f| f.eq_ignore_ascii_case("classic"))
+                .any(|f| f.eq_ignore_ascii_case(group_type))
         {
             continue;
         }
         let mut lg = ListGroupsResponseGroup::default();
         lg.group_id = s_owned(&g.id);
-        lg.protocol_type = s_owned(g.protocol_type.as_deref().unwrap_or(""));
+        lg.protocol_type = s_owned(g.protocol_type_name());
         if v >= 4 {
             lg.group_state = StrBytes::from_static(state);
         }
         if v >= 5 {
-            lg.group_type = sb("classic");
+            lg.group_type = StrBytes::from_static(group_type);
         }
         r.groups.push(lg);
     }

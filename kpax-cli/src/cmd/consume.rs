@@ -8,9 +8,9 @@ use crate::error::{CliError, KafkaContext, Result};
 use crate::output::{progress, write_out};
 use crate::reader::{self, Format, Printer, Range};
 use crate::when::parse_time;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use kpax::admin::{Admin, OffsetSpec};
-use kpax::consumer::OffsetReset;
+use kpax::consumer::{GroupProtocol, OffsetReset};
 use kpax::{Consumer, ConsumerConfig};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -50,6 +50,10 @@ pub struct ConsumeArgs {
     /// Consume as a member of this group (starts at its committed offsets, commits at the end).
     #[arg(short, long, value_name = "GROUP", conflicts_with_all = ["from", "partition"])]
     group: Option<String>,
+    /// The group protocol for --group: `classic` (JoinGroup/SyncGroup) or
+    /// `consumer` (KIP-848; falls back to classic where the broker lacks it).
+    #[arg(long, value_enum, default_value = "classic", requires = "group")]
+    group_protocol: Protocol,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "raw")]
     format: Format,
@@ -62,6 +66,15 @@ pub struct ConsumeArgs {
     /// Print only the number of records, not the records.
     #[arg(long)]
     count_only: bool,
+}
+
+/// `--group-protocol`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Protocol {
+    /// The classic group protocol.
+    Classic,
+    /// The consumer group protocol (KIP-848).
+    Consumer,
 }
 
 /// Where reading starts, from `--offset`.
@@ -159,7 +172,13 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
     };
     let mut config = ConsumerConfig::default().with_auto_offset_reset(reset);
     if let Some(g) = &args.group {
-        config = config.with_group_id(g.clone()).with_auto_commit(false);
+        config = config
+            .with_group_id(g.clone())
+            .with_auto_commit(false)
+            .with_group_protocol(match args.group_protocol {
+                Protocol::Classic => GroupProtocol::Classic,
+                Protocol::Consumer => GroupProtocol::Consumer,
+            });
     }
     let consumer = Consumer::new(cluster, config).kafka(|| "starting the consumer".into())?;
     if args.group.is_some() {
