@@ -423,3 +423,109 @@ async fn fake_broker_down_and_faults_with_real_dedup_lose_and_duplicate_nothing(
     assert_eq!(seen.len(), N, "records lost");
     assert!(p.stats().retries > 0, "the faults caused no retry");
 }
+
+/// Brokers older than Kafka 0.11 (Produce v0-v2) get legacy message sets:
+/// magic 1 for a fake pinned to Kafka 0.10, magic 0 for one pinned to
+/// Produce v1 / Fetch v1 (Kafka 0.9). Every codec the old formats know;
+/// librdkafka reads the records back at the offsets kpax reported, keys
+/// and values intact. Records with headers and zstd batches are refused
+/// with their reason; the default producer runs without idempotence there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_legacy_brokers_get_message_sets() {
+    use kpax_fake::VersionTable;
+    for (name, versions) in [
+        ("0.10", VersionTable::kafka_0_10()),
+        (
+            "0.9",
+            VersionTable::kafka_0_10()
+                .pin(ApiKey::Produce, 1)
+                .pin(ApiKey::Fetch, 1),
+        ),
+    ] {
+        let tc = TestCluster::fake(3).await;
+        tc.fake_controls().unwrap().set_versions(versions);
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+        ] {
+            let topic = tc.topic(3).await;
+            let p = producer(
+                &tc,
+                ProducerConfig::default()
+                    .with_idempotence(false)
+                    .with_acks(Acks::All)
+                    .with_compression(codec),
+            );
+            let mut futures = Vec::new();
+            for i in 0..300 {
+                let r = ProducerRecord::new(&topic.name, format!("rec-{i}"))
+                    .with_key(format!("key-{i}"));
+                futures.push(p.send(r).await.unwrap());
+            }
+            let mut at: HashSet<(i32, i64, String)> = HashSet::new();
+            for (i, f) in futures.into_iter().enumerate() {
+                let m = f
+                    .await
+                    .unwrap_or_else(|e| panic!("Kafka {name} {codec:?}: record {i}: {e}"));
+                assert!(m.offset >= 0, "{m:?}");
+                at.insert((m.partition, m.offset, format!("rec-{i}")));
+            }
+            let read = read_all(&tc, &topic.name, 3, 300).await;
+            let mut got: HashSet<(i32, i64, String)> = HashSet::new();
+            for (part, recs) in &read {
+                let mut last = -1;
+                for c in recs {
+                    assert!(c.offset > last, "order kept in partition {part}");
+                    last = c.offset;
+                    let v = value_of(c);
+                    let i: usize = v.trim_start_matches("rec-").parse().unwrap();
+                    assert_eq!(c.record.key, Some(format!("key-{i}").into_bytes()));
+                    got.insert((*part, c.offset, v));
+                }
+            }
+            assert_eq!(got, at, "Kafka {name} {codec:?}: what kpax reported");
+
+            // The cluster is known to be old now: a record with headers
+            // is refused at send, and nothing else is affected.
+            let e = p
+                .send(ProducerRecord::new(&topic.name, "h").with_header("k", None))
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("headers"), "{e}");
+            p.send(ProducerRecord::new(&topic.name, "plain"))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert!(p.close(Duration::from_secs(5)).await, "closed in time");
+        }
+        // zstd is Kafka 2.1+.
+        let topic = tc.topic(1).await;
+        let p = producer(
+            &tc,
+            ProducerConfig::default()
+                .with_idempotence(false)
+                .with_compression(Compression::Zstd),
+        );
+        let e = p
+            .send(ProducerRecord::new(&topic.name, "z"))
+            .await
+            .unwrap()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("zstd"), "Kafka {name}: {e}");
+        // The default producer is idempotent where the broker supports it
+        // (InitProducerId, Kafka 0.11+); here it produces without.
+        let p = producer(&tc, ProducerConfig::default());
+        let m = tokio::time::timeout(
+            Duration::from_secs(30),
+            p.send(ProducerRecord::new(&topic.name, "i")).await.unwrap(),
+        )
+        .await
+        .expect("an answer, not a hang")
+        .unwrap_or_else(|e| panic!("Kafka {name}: default producer: {e}"));
+        assert!(m.offset >= 0, "{m:?}");
+    }
+}

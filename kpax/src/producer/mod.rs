@@ -21,6 +21,7 @@ mod accumulator;
 mod config;
 mod coordinator;
 mod delivery;
+mod legacy;
 pub mod partitioner;
 mod sender;
 mod topic_map;
@@ -157,6 +158,9 @@ pub(crate) struct Shared {
     pub counters: Counters,
     /// The transaction, for a transactional producer.
     pub txn: Option<transaction::Txn>,
+    /// A broker older than Kafka 0.11 (Produce < v3) was seen: records
+    /// with headers are refused at `send` from then on.
+    pub legacy_brokers: AtomicBool,
 }
 
 impl Shared {
@@ -227,6 +231,7 @@ impl Producer {
             outstanding: AtomicUsize::new(0),
             counters: Counters::default(),
             txn,
+            legacy_brokers: AtomicBool::new(false),
         });
         tokio::spawn(sender::run(Arc::downgrade(&shared)));
         Ok(Producer { shared })
@@ -282,6 +287,12 @@ impl Producer {
         let max = s.config.max_request_size.min(s.config.buffer_memory);
         if size > max {
             return Err(Error::RecordTooLarge { size, max });
+        }
+        if !record.headers.is_empty() && s.legacy_brokers.load(Ordering::Relaxed) {
+            return Err(Error::Records(
+                "record headers need Kafka 0.11+ (Produce v3); this cluster has an older broker"
+                    .into(),
+            ));
         }
         let permits = u32::try_from(size).map_err(|_| Error::RecordTooLarge { size, max })?;
         // The memory first (without the accumulator's lock: this may wait),

@@ -6,6 +6,7 @@ use super::{Acks, Shared};
 use crate::broker::{backoff, Broker};
 use crate::cluster::ClusterView;
 use crate::error::{Error, Result};
+use bytes::Bytes;
 use kpax_proto::generated::produce::{ProduceRequestPartitionData, ProduceRequestTopicData};
 use kpax_proto::generated::{ErrorCode, InitProducerIdRequest, ProduceRequest, ProduceResponse};
 use std::collections::HashMap;
@@ -331,22 +332,26 @@ async fn dispatch(
         chunks.push(chunk);
         for batches in chunks {
             *st.in_flight.entry(node).or_default() += 1;
-            let req = request(s, &batches);
             let done = done.clone();
             let broker = broker.clone();
             let acks0 = s.config.acks == Acks::None;
+            let s = s.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
-                let result = if acks0 {
-                    broker.send_no_response(&req).await.map(|_| None)
-                } else {
-                    check_version(&broker)
-                        .await
-                        .and(broker.send(&req).await.map(Some))
+                let (batches, result) = match for_broker(&s, &broker, batches).await {
+                    Err((batches, e)) => (batches, Err(e)),
+                    Ok((batches, req)) => {
+                        let result = if acks0 {
+                            broker.send_no_response(&req).await.map(|_| None)
+                        } else {
+                            broker.send(&req).await.map(Some)
+                        };
+                        // The request's hold on the batches' bytes ends
+                        // here, so that their buffers can be reused.
+                        drop(req);
+                        (batches, result)
+                    }
                 };
-                // The request's hold on the batches' bytes ends here, so
-                // that their buffers can be reused.
-                drop(req);
                 let _ = done.send(Completion {
                     node,
                     batches,
@@ -358,26 +363,60 @@ async fn dispatch(
     }
 }
 
-/// Record batches v2 need Produce v3+; older brokers are not served yet.
-async fn check_version(broker: &Broker) -> Result<()> {
-    let v = broker.version_for::<ProduceRequest>().await?;
-    if v < 3 {
-        return Err(Error::UnsupportedVersion {
+/// The request for `batches` as `broker` can take it: record batches v2
+/// for Produce v3+; for older brokers each batch converted to a legacy
+/// message set (magic 1 for Produce v2, 0 before). A batch the old format
+/// cannot carry (headers, zstd) fails alone, with its reason; the others
+/// go. The batches keep their v2 bytes (a retry converts again).
+async fn for_broker(
+    s: &Shared,
+    broker: &Broker,
+    batches: Vec<Batch>,
+) -> std::result::Result<(Vec<Batch>, ProduceRequest), (Vec<Batch>, Error)> {
+    let v = match broker.version_for::<ProduceRequest>().await {
+        Ok(v) => v,
+        Err(e) => return Err((batches, e)),
+    };
+    let magic = super::legacy::magic_for(v);
+    if magic == 2 {
+        let req = request(s, &batches, None);
+        return Ok((batches, req));
+    }
+    s.legacy_brokers
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    if s.txn.is_some() {
+        let e = Error::UnsupportedVersion {
             broker: broker.addr().into(),
             api: kpax_proto::generated::ApiKey::Produce,
             ours: (3, v),
             theirs: None,
-        });
+        };
+        return Err((batches, e));
     }
-    Ok(())
+    let mut kept = Vec::with_capacity(batches.len());
+    let mut data = Vec::with_capacity(batches.len());
+    for b in batches {
+        match super::legacy::to_legacy(&b.data, magic, broker.addr()) {
+            Ok(d) => {
+                data.push(d);
+                kept.push(b);
+            }
+            Err(e) => fail(s, b, e),
+        }
+    }
+    let req = request(s, &kept, Some(&data));
+    Ok((kept, req))
 }
 
-fn request(s: &Shared, batches: &[Batch]) -> ProduceRequest {
+/// The Produce request for `batches`, with `data[i]` in place of batch
+/// i's own bytes when given (legacy message sets).
+fn request(s: &Shared, batches: &[Batch], data: Option<&[Bytes]>) -> ProduceRequest {
     let mut topics: Vec<ProduceRequestTopicData> = Vec::new();
-    for b in batches {
+    for (i, b) in batches.iter().enumerate() {
+        let records = data.map_or_else(|| b.data.clone(), |d| d[i].clone());
         let part = ProduceRequestPartitionData::default()
             .with_index(b.partition)
-            .with_records(Some(b.data.clone()));
+            .with_records(Some(records));
         match topics.iter_mut().find(|t| t.name.as_str() == b.topic) {
             Some(t) => t.partition_data.push(part),
             None => topics.push(
