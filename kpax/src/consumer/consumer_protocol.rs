@@ -20,8 +20,10 @@
 //! consumer falls back to the classic protocol.
 
 use super::assignor::RebalanceProtocol;
-use super::group::{auto_commit, lose_all, membership, resolve, revoke, set_membership, Selection};
-use super::{Shared, StartAt, TopicPartition};
+use super::group::{
+    auto_commit, lose_all, membership, resolve, set_membership, take_assignment, Selection,
+};
+use super::{Shared, TopicPartition};
 use crate::broker::Lane;
 use crate::cluster::{ClusterView, CoordinatorKind};
 use crate::error::Error;
@@ -30,7 +32,7 @@ use kpax_proto::generated::{ApiKey, ConsumerGroupHeartbeatRequest, ErrorCode};
 use kpax_proto::wire::Uuid;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 /// How the consumer-protocol membership ended.
@@ -135,38 +137,6 @@ fn owned_by_id(s: &Shared) -> Vec<ConsumerGroupHeartbeatRequestTopicPartition> {
             tp
         })
         .collect()
-}
-
-/// Takes the assignment: revokes what left it, adds what is new.
-async fn reconcile(s: &Arc<Shared>, target: &BTreeSet<TopicPartition>, epoch: i32) {
-    let current: BTreeSet<TopicPartition> = s.lock().parts.keys().cloned().collect();
-    let revoked: BTreeSet<TopicPartition> = current.difference(target).cloned().collect();
-    let added: BTreeSet<TopicPartition> = target.difference(&current).cloned().collect();
-    tracing::info!(epoch, assigned = ?target, added = ?added, revoked = ?revoked, "assignment");
-    if !revoked.is_empty() {
-        revoke(s, &revoked, RebalanceProtocol::Cooperative).await;
-    }
-    {
-        let mut st = s.lock();
-        for tp in &added {
-            st.parts
-                .entry(tp.clone())
-                .or_insert_with(|| s.new_part(StartAt::Committed));
-        }
-    }
-    set_membership(s, |m| {
-        let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for (t, p) in target {
-            owned.entry(t.clone()).or_default().push(*p);
-        }
-        m.owned = owned;
-        m.owned_generation = epoch;
-    });
-    s.wake.notify_one();
-    if let Some(l) = s.config.rebalance_listener.clone() {
-        let c = super::Consumer { shared: s.clone() };
-        l.on_partitions_assigned(&c, &added).await;
-    }
 }
 
 /// Runs the membership until the consumer stops, or returns `Fallback`
@@ -383,7 +353,7 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
                 .map(|tp| (tp.topic_id, tp.partitions.clone()))
                 .collect();
             let target = assignment_by_name(&s, &assigned, &topics).await;
-            reconcile(&s, &target, epoch).await;
+            take_assignment(&s, &target, epoch, RebalanceProtocol::Cooperative).await;
             // Report what we own now, at once: the coordinator waits for
             // it to hand revoked partitions to their new owners.
             continue;

@@ -454,13 +454,32 @@ fn listener_consumer(s: &Arc<Shared>) -> Consumer {
 /// Takes the new assignment: revokes what is no longer ours (eager groups
 /// hold nothing here), adds what is new. Returns the revoked partitions.
 async fn apply_assignment(s: &Arc<Shared>, joined: &Joined) -> BTreeSet<TopicPartition> {
-    let new = flatten(&joined.assignment);
+    take_assignment(
+        s,
+        &flatten(&joined.assignment),
+        joined.generation,
+        joined.protocol,
+    )
+    .await
+}
+
+/// Makes `assigned` the member's partitions: revokes the others (the
+/// listener is told, positions committed with auto commit on), adds the
+/// new ones (from their committed offsets), records the assignment of
+/// `generation` (the member epoch under KIP-848) and tells the listener.
+/// Returns the revoked partitions.
+pub(super) async fn take_assignment(
+    s: &Arc<Shared>,
+    assigned: &BTreeSet<TopicPartition>,
+    generation: i32,
+    protocol: RebalanceProtocol,
+) -> BTreeSet<TopicPartition> {
     let current: BTreeSet<TopicPartition> = s.lock().parts.keys().cloned().collect();
-    let revoked: BTreeSet<TopicPartition> = current.difference(&new).cloned().collect();
-    let added: BTreeSet<TopicPartition> = new.difference(&current).cloned().collect();
-    tracing::info!(assigned = ?new, added = ?added, revoked = ?revoked, generation = joined.generation, "assignment");
+    let revoked: BTreeSet<TopicPartition> = current.difference(assigned).cloned().collect();
+    let added: BTreeSet<TopicPartition> = assigned.difference(&current).cloned().collect();
+    tracing::info!(assigned = ?assigned, added = ?added, revoked = ?revoked, generation, "assignment");
     if !revoked.is_empty() {
-        revoke(s, &revoked, joined.protocol).await;
+        revoke(s, &revoked, protocol).await;
     }
     {
         let mut st = s.lock();
@@ -471,8 +490,12 @@ async fn apply_assignment(s: &Arc<Shared>, joined: &Joined) -> BTreeSet<TopicPar
         }
     }
     set_membership(s, |m| {
-        m.owned = joined.assignment.clone();
-        m.owned_generation = joined.generation;
+        let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (t, p) in assigned {
+            owned.entry(t.clone()).or_default().push(*p);
+        }
+        m.owned = owned;
+        m.owned_generation = generation;
     });
     s.wake.notify_one();
     if let Some(l) = s.config.rebalance_listener.clone() {
