@@ -61,7 +61,8 @@ pub struct ConnectArgs {
     /// man in the middle).
     #[arg(long)]
     pub tls_insecure: bool,
-    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    /// PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (whose bearer
+    /// token comes from the password sources; no user needed).
     #[arg(long, value_name = "MECHANISM")]
     pub sasl_mechanism: Option<String>,
     /// The SASL user; the password comes from $KPAX_SASL_PASSWORD,
@@ -360,7 +361,13 @@ impl ConnectArgs {
                 .ok_or_else(|| usage("SASL needs --sasl-mechanism".into()))?
                 .parse()
                 .map_err(|e: kpax::Error| usage(format!("--sasl-mechanism: {e}")))?;
-            let username = username.ok_or_else(|| usage("SASL needs --sasl-username".into()))?;
+            // OAUTHBEARER: the token names the principal, and comes from
+            // the password sources.
+            let username = match username {
+                Some(u) => u,
+                None if mechanism == SaslMechanism::OAuthBearer => String::new(),
+                None => return Err(usage("SASL needs --sasl-username".into())),
+            };
             let password = self.sasl_password(file)?;
             config = config.with_sasl(SaslConfig::new(mechanism, username, password));
         } else if wants_sasl {

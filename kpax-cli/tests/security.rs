@@ -270,3 +270,44 @@ async fn security_errors_are_one_line() {
 fn pki_other_ca() -> String {
     pki().ca
 }
+
+/// OAUTHBEARER from the command line: the token comes from the password
+/// sources and no user is needed; a refused token is one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_token_from_the_environment() {
+    let fake = FakeCluster::with_options(FakeOptions {
+        sasl: Some(
+            FakeSasl::new()
+                .with_mechanisms(&["OAUTHBEARER"])
+                .with_oauthbearer_token("eyJ.good.token"),
+        ),
+        ..FakeOptions::default()
+    })
+    .await
+    .unwrap();
+    fake.create_topic("bearer", 1).unwrap();
+    let b = fake.bootstrap();
+    let args = [
+        "produce",
+        "-b",
+        b.as_str(),
+        "--sasl-mechanism",
+        "OAUTHBEARER",
+        "bearer",
+        "hello",
+    ];
+    ok(
+        &kpax(&args, &[("KPAX_SASL_PASSWORD", "eyJ.good.token")]).await,
+        "produce with a bearer token",
+    );
+    assert!(fake.authentications() >= 1, "authenticated");
+    let line = one_line_error(
+        &kpax(&args, &[("KPAX_SASL_PASSWORD", "eyJ.bad.token")]).await,
+        "a refused token",
+    );
+    assert!(line.contains("OAUTHBEARER"), "{line}");
+    assert!(
+        !line.contains("eyJ.bad.token"),
+        "the token is never shown: {line}"
+    );
+}

@@ -27,7 +27,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The SASL mechanisms the fake can serve.
-pub const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const MECHANISMS: [&str; 4] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 /// Iterations the fake's SCRAM credentials use (Kafka's minimum).
 const ITERATIONS: u32 = 4096;
@@ -124,6 +124,10 @@ pub struct FakeSasl {
     mechanisms: Vec<String>,
     users: Vec<(String, String)>,
     session_lifetime: Option<Duration>,
+    /// OAUTHBEARER tokens accepted (none: every token is refused).
+    tokens: Vec<String>,
+    /// OAUTHBEARER SASL extensions of every accepted login, in order.
+    extensions_seen: Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>,
 }
 
 impl std::fmt::Debug for FakeSasl {
@@ -133,6 +137,7 @@ impl std::fmt::Debug for FakeSasl {
             .field("mechanisms", &self.mechanisms)
             .field("users", &users)
             .field("session_lifetime", &self.session_lifetime)
+            .field("tokens", &self.tokens.len())
             .finish()
     }
 }
@@ -144,6 +149,8 @@ impl Default for FakeSasl {
             mechanisms: MECHANISMS.iter().map(|m| m.to_string()).collect(),
             users: Vec::new(),
             session_lifetime: None,
+            tokens: Vec::new(),
+            extensions_seen: Arc::default(),
         }
     }
 }
@@ -175,6 +182,21 @@ impl FakeSasl {
         self
     }
 
+    /// Accepts `token` for OAUTHBEARER (KIP-255; the fake does not
+    /// validate JWTs, it compares the whole token).
+    pub fn with_oauthbearer_token(mut self, token: impl Into<String>) -> Self {
+        self.tokens.push(token.into());
+        self
+    }
+
+    /// The SASL extensions sent with each accepted OAUTHBEARER login.
+    pub fn oauthbearer_extensions_seen(&self) -> Vec<Vec<(String, String)>> {
+        self.extensions_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn password(&self, user: &str) -> Option<&str> {
         self.users
             .iter()
@@ -191,6 +213,9 @@ enum Stage {
     Chosen { mechanism: String },
     /// SCRAM: the server-first message was sent.
     ScramSent(Box<ScramServer>),
+    /// OAUTHBEARER: the token was refused and the error challenge sent;
+    /// the client's `%x01` completes the failure (RFC 7628 3.2.2).
+    OAuthRefused(String),
     /// Authenticated until `expires` (never when `None`).
     Done { expires: Option<Instant> },
 }
@@ -305,12 +330,26 @@ impl Session {
                         Err(e) => Err(e),
                     }
                 }
+                "OAUTHBEARER" => match self.oauthbearer(&req.auth_bytes) {
+                    Ok(()) => Ok(Some(Bytes::new())),
+                    Err(why) => {
+                        self.stage = Stage::OAuthRefused(why);
+                        r.auth_bytes = Bytes::from_static(
+                            br#"{"status":"invalid_token","scope":"","openid-configuration":""}"#,
+                        );
+                        return (r, After::Continue);
+                    }
+                },
                 other => Err((
                     ErrorCode::UNSUPPORTED_SASL_MECHANISM,
                     format!("mechanism {other} is advertised but not implemented"),
                 )),
             },
             Stage::ScramSent(server) => server.finish(&req.auth_bytes).map(Some),
+            Stage::OAuthRefused(why) => Err((
+                ErrorCode::SASL_AUTHENTICATION_FAILED,
+                format!("Authentication failed: {why}"),
+            )),
             Stage::Fresh | Stage::Done { .. } => Err((
                 ErrorCode::ILLEGAL_SASL_STATE,
                 "SaslAuthenticate without SaslHandshake".into(),
@@ -338,6 +377,46 @@ impl Session {
                 )
             }
         }
+    }
+
+    /// The OAUTHBEARER client-first message (RFC 7628):
+    /// `n,[a=authzid],` `%x01` then `key=value%x01` pairs, one of them
+    /// `auth=Bearer <token>`, then a final `%x01`.
+    fn oauthbearer(&self, msg: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(msg).map_err(|_| "the message is not UTF-8".to_string())?;
+        let rest = text
+            .strip_prefix("n,")
+            .ok_or("the GS2 header must start with `n,`")?;
+        let (_authzid, rest) = rest.split_once(',').ok_or("the GS2 header has no end")?;
+        let body = rest
+            .strip_prefix('\u{1}')
+            .and_then(|b| b.strip_suffix("\u{1}\u{1}"))
+            .ok_or("the key/value pairs must be framed by %x01")?;
+        let mut token = None;
+        let mut extensions = Vec::new();
+        for kv in body.split('\u{1}') {
+            let (k, v) = kv.split_once('=').ok_or("a pair without `=`")?;
+            if k == "auth" {
+                token = Some(
+                    v.strip_prefix("Bearer ")
+                        .ok_or("auth must be `Bearer <token>`")?,
+                );
+            } else if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(format!("invalid extension key {k:?}"));
+            } else {
+                extensions.push((k.to_string(), v.to_string()));
+            }
+        }
+        let token = token.ok_or("no auth=Bearer pair")?;
+        if !self.sasl.tokens.iter().any(|t| t == token) {
+            return Err("invalid token".into());
+        }
+        self.sasl
+            .extensions_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(extensions);
+        Ok(())
     }
 
     fn plain(&self, token: &[u8]) -> Result<(), (ErrorCode, String)> {

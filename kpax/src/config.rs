@@ -291,6 +291,10 @@ pub enum SaslMechanism {
     ScramSha256,
     /// `SCRAM-SHA-512` (RFC 5802).
     ScramSha512,
+    /// `OAUTHBEARER` (RFC 7628, KIP-255): a bearer token from a
+    /// [`OAuthBearerTokenProvider`], asked again at every
+    /// re-authentication; use it over TLS.
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -300,6 +304,7 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
@@ -307,33 +312,148 @@ impl SaslMechanism {
 impl std::str::FromStr for SaslMechanism {
     type Err = crate::Error;
 
-    /// Parses `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` (any case).
+    /// Parses `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER`
+    /// (any case).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_uppercase().as_str() {
             "PLAIN" => Ok(SaslMechanism::Plain),
             "SCRAM-SHA-256" => Ok(SaslMechanism::ScramSha256),
             "SCRAM-SHA-512" => Ok(SaslMechanism::ScramSha512),
+            "OAUTHBEARER" => Ok(SaslMechanism::OAuthBearer),
             _ => Err(crate::Error::Config(format!(
-                "unknown SASL mechanism {s:?} (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+                "unknown SASL mechanism {s:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)"
             ))),
         }
     }
 }
 
-/// SASL credentials and mechanism. Its `Debug` output never shows the
-/// password.
+/// A bearer token for SASL/OAUTHBEARER, with optional SASL extensions
+/// (KIP-342). Its `Debug` output never shows the token.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OAuthBearerToken {
+    /// The token (a JWT for most identity providers).
+    pub value: String,
+    /// SASL extensions sent beside it: keys of letters only, not `auth`.
+    pub extensions: std::collections::BTreeMap<String, String>,
+}
+
+impl OAuthBearerToken {
+    /// A token without extensions.
+    pub fn new(value: impl Into<String>) -> OAuthBearerToken {
+        OAuthBearerToken {
+            value: value.into(),
+            extensions: Default::default(),
+        }
+    }
+
+    /// Adds a SASL extension (e.g. `logicalCluster` for some clouds).
+    pub fn with_extension(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extensions.insert(key.into(), value.into());
+        self
+    }
+
+    /// The client's first (and only) message (RFC 7628 3.1):
+    /// `n,,` `%x01` `auth=Bearer <token>` `%x01` (`key=value` `%x01`)* `%x01`.
+    ///
+    /// # Errors
+    /// A message for an empty token, a token or value with control
+    /// characters, or an extension key that is not letters only or is `auth`.
+    pub fn client_first_message(&self) -> Result<Vec<u8>, String> {
+        let printable = |v: &str| {
+            v.chars().all(|c| {
+                c == ' ' || c == '\t' || c == '\r' || c == '\n' || (' '..='~').contains(&c)
+            })
+        };
+        if self.value.is_empty() {
+            return Err("the token is empty".into());
+        }
+        if !self.value.chars().all(|c| ('!'..='~').contains(&c)) {
+            return Err("the token has characters a bearer token cannot have".into());
+        }
+        let mut out = String::from("n,,\u{1}auth=Bearer ");
+        out.push_str(&self.value);
+        out.push('\u{1}');
+        for (k, v) in &self.extensions {
+            if k.is_empty() || k == "auth" || !k.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(format!("invalid SASL extension key {k:?}"));
+            }
+            if !printable(v) {
+                return Err(format!("SASL extension {k} has a control character"));
+            }
+            out.push_str(k);
+            out.push('=');
+            out.push_str(v);
+            out.push('\u{1}');
+        }
+        out.push('\u{1}');
+        Ok(out.into_bytes())
+    }
+}
+
+impl std::fmt::Debug for OAuthBearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthBearerToken")
+            .field("value", &"<redacted>")
+            .field("extensions", &self.extensions.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The future of [`OAuthBearerTokenProvider::token`].
+pub type TokenFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<OAuthBearerToken, String>> + Send + 'a>,
+>;
+
+/// Where OAUTHBEARER tokens come from: asked at every authentication and
+/// re-authentication (KIP-368), so a provider can refresh its token from
+/// an identity provider. An `Err` fails that login with the message.
+pub trait OAuthBearerTokenProvider: Send + Sync {
+    /// The token to log in with now.
+    fn token(&self) -> TokenFuture<'_>;
+}
+
+/// A token that never changes (`SaslConfig::oauthbearer_token`).
+struct StaticToken(OAuthBearerToken);
+
+impl OAuthBearerTokenProvider for StaticToken {
+    fn token(&self) -> TokenFuture<'_> {
+        let t = self.0.clone();
+        Box::pin(async move { Ok(t) })
+    }
+}
+
+/// SASL credentials and mechanism. Its `Debug` output never shows the
+/// password or token.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct SaslConfig {
     /// The mechanism.
     pub mechanism: SaslMechanism,
-    /// The user name.
+    /// The user name (unused by OAUTHBEARER: the token names the principal).
     pub username: String,
     password: String,
+    token_provider: Option<std::sync::Arc<dyn OAuthBearerTokenProvider>>,
 }
 
+impl PartialEq for SaslConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.mechanism == other.mechanism
+            && self.username == other.username
+            && self.password == other.password
+            && match (&self.token_provider, &other.token_provider) {
+                (None, None) => true,
+                (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for SaslConfig {}
+
 impl SaslConfig {
-    /// `mechanism` with `username` and `password`.
+    /// `mechanism` with `username` and `password` (for `OAuthBearer`, the
+    /// password is the bearer token, used as is every time).
     pub fn new(
         mechanism: SaslMechanism,
         username: impl Into<String>,
@@ -343,6 +463,33 @@ impl SaslConfig {
             mechanism,
             username: username.into(),
             password: password.into(),
+            token_provider: None,
+        }
+    }
+
+    /// `OAUTHBEARER` with tokens from `provider`, asked at every
+    /// (re-)authentication.
+    pub fn oauthbearer(provider: std::sync::Arc<dyn OAuthBearerTokenProvider>) -> SaslConfig {
+        SaslConfig {
+            mechanism: SaslMechanism::OAuthBearer,
+            username: String::new(),
+            password: String::new(),
+            token_provider: Some(provider),
+        }
+    }
+
+    /// `OAUTHBEARER` with one fixed token (and its extensions).
+    pub fn oauthbearer_token(token: OAuthBearerToken) -> SaslConfig {
+        SaslConfig::oauthbearer(std::sync::Arc::new(StaticToken(token)))
+    }
+
+    /// The OAUTHBEARER token to log in with now: the provider's, else the
+    /// password as a token.
+    #[cfg_attr(not(feature = "sasl"), allow(dead_code))]
+    pub(crate) async fn oauthbearer_token_now(&self) -> Result<OAuthBearerToken, String> {
+        match &self.token_provider {
+            Some(p) => p.token().await,
+            None => Ok(OAuthBearerToken::new(self.password.clone())),
         }
     }
 
@@ -373,6 +520,7 @@ impl std::fmt::Debug for SaslConfig {
             .field("mechanism", &self.mechanism)
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("token_provider", &self.token_provider.is_some())
             .finish()
     }
 }
@@ -396,6 +544,33 @@ mod tests {
         assert!(
             shown.contains("alice") && shown.contains("<redacted>"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn oauthbearer_messages_follow_rfc_7628_and_hide_the_token() {
+        let t = OAuthBearerToken::new("eyJ.abc.def").with_extension("logicalCluster", "lkc-1");
+        assert_eq!(
+            t.client_first_message().unwrap(),
+            b"n,,\x01auth=Bearer eyJ.abc.def\x01logicalCluster=lkc-1\x01\x01".to_vec()
+        );
+        assert!(!format!("{t:?}").contains("eyJ"));
+        let c = SaslConfig::oauthbearer_token(t.clone());
+        assert!(!format!("{c:?}").contains("eyJ"));
+        assert_eq!(c, c.clone(), "the same provider");
+        assert_ne!(c, SaslConfig::oauthbearer_token(t), "another provider");
+        for bad in [
+            OAuthBearerToken::new(""),
+            OAuthBearerToken::new("two words"),
+            OAuthBearerToken::new("t").with_extension("auth", "x"),
+            OAuthBearerToken::new("t").with_extension("bad key", "x"),
+            OAuthBearerToken::new("t").with_extension("k", "\u{1}"),
+        ] {
+            assert!(bad.client_first_message().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            "oauthbearer".parse::<SaslMechanism>().unwrap(),
+            SaslMechanism::OAuthBearer
         );
     }
 

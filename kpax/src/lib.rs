@@ -20,7 +20,10 @@ pub mod producer;
 
 pub use broker::Broker;
 pub use cluster::Cluster;
-pub use config::{ClientConfig, Pem, SaslConfig, SaslMechanism, SecurityProtocol, TlsConfig};
+pub use config::{
+    ClientConfig, OAuthBearerToken, OAuthBearerTokenProvider, Pem, SaslConfig, SaslMechanism,
+    SecurityProtocol, TlsConfig, TokenFuture,
+};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 pub use error::{Error, Result};
 pub use kpax_proto as proto;

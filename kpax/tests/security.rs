@@ -288,10 +288,15 @@ async fn a_wrong_password_is_an_authentication_error_fast_and_without_a_reconnec
         SaslMechanism::Plain,
         SaslMechanism::ScramSha256,
         SaslMechanism::ScramSha512,
+        SaslMechanism::OAuthBearer,
     ] {
-        let fake = FakeCluster::with_options(sasl_fake(FakeSasl::new().with_user("dave", "right")))
-            .await
-            .unwrap();
+        let fake = FakeCluster::with_options(sasl_fake(
+            FakeSasl::new()
+                .with_user("dave", "right")
+                .with_oauthbearer_token("right"),
+        ))
+        .await
+        .unwrap();
         let config = fast()
             .with_reconnect_backoff(Duration::from_millis(20), Duration::from_millis(600))
             .with_security_protocol(SecurityProtocol::SaslPlaintext)
@@ -335,6 +340,75 @@ async fn a_wrong_password_is_an_authentication_error_fast_and_without_a_reconnec
         );
         assert_eq!(fake.request_count(ApiKey::Metadata), 0);
     }
+}
+
+/// Hands out `tok-N` (N counting calls) with a `logicalCluster` extension.
+struct CountingProvider(std::sync::atomic::AtomicUsize);
+
+impl kpax::OAuthBearerTokenProvider for CountingProvider {
+    fn token(&self) -> kpax::TokenFuture<'_> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        Box::pin(async move {
+            if n > 1000 {
+                return Err("identity provider down".into());
+            }
+            Ok(kpax::OAuthBearerToken::new(format!("tok-{n}"))
+                .with_extension("logicalCluster", "lkc-1"))
+        })
+    }
+}
+
+/// OAUTHBEARER (KIP-255) with a provider: every (re-)authentication asks
+/// it for a token, and the extensions reach the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_oauthbearer_asks_the_provider_at_every_authentication() {
+    let mut sasl = FakeSasl::new()
+        .with_mechanisms(&["OAUTHBEARER"])
+        .with_session_lifetime(Duration::from_millis(600));
+    for n in 1..=50 {
+        sasl = sasl.with_oauthbearer_token(format!("tok-{n}"));
+    }
+    let fake = FakeCluster::with_options(sasl_fake(sasl.clone()))
+        .await
+        .unwrap();
+    let provider = Arc::new(CountingProvider(Default::default()));
+    let config = fast()
+        .with_security_protocol(SecurityProtocol::SaslPlaintext)
+        .with_sasl(SaslConfig::oauthbearer(provider.clone()));
+    produce_and_fetch(&fake, config.clone(), "oauth-events").await;
+    // Keep one connection busy past two session lifetimes: re-authentication.
+    let broker = kpax::Broker::new(fake.bootstrap(), None, Arc::new(config));
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        broker
+            .send(&MetadataRequest::default().with_topics(None))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = provider.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(calls >= 3, "the provider was asked {calls} times");
+    let seen = sasl.oauthbearer_extensions_seen();
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|e| e == &[("logicalCluster".to_string(), "lkc-1".to_string())]),
+        "{seen:?}"
+    );
+
+    // A provider that fails: an authentication error with its reason.
+    provider.0.store(5000, std::sync::atomic::Ordering::SeqCst);
+    let config = fast()
+        .with_security_protocol(SecurityProtocol::SaslPlaintext)
+        .with_sasl(SaslConfig::oauthbearer(provider));
+    let e = kpax::Broker::new(fake.bootstrap(), None, Arc::new(config))
+        .send(&MetadataRequest::default().with_topics(None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Authentication { message, .. } if message.contains("identity provider down")),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

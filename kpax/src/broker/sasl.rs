@@ -129,6 +129,27 @@ impl Broker {
                 scram.verify_server_final(&last.auth_bytes).map_err(&fail)?;
                 last
             }
+            SaslMechanism::OAuthBearer => {
+                let token = sasl
+                    .oauthbearer_token_now()
+                    .await
+                    .map_err(|e| fail(format!("no token: {e}")))?;
+                let first = step(token.client_first_message().map_err(&fail)?).await?;
+                if !first.auth_bytes.is_empty() {
+                    // The token was refused: the broker sent its error as a
+                    // challenge; %x01 completes the exchange (RFC 7628 3.2.3)
+                    // and the broker then fails it.
+                    let why = String::from_utf8_lossy(&first.auth_bytes).into_owned();
+                    let closing = step(vec![0x01]).await;
+                    return Err(match closing {
+                        Err(Error::Authentication { message, .. }) => {
+                            fail(format!("token refused: {why}; {message}"))
+                        }
+                        _ => fail(format!("token refused: {why}")),
+                    });
+                }
+                first
+            }
         };
         tracing::debug!(
             broker = %self.inner.addr,
