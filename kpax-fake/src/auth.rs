@@ -127,7 +127,7 @@ pub struct FakeSasl {
     /// OAUTHBEARER tokens accepted (none: every token is refused).
     tokens: Vec<String>,
     /// OAUTHBEARER SASL extensions of every accepted login, in order.
-    extensions_seen: Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>,
+    extensions_seen: Arc<std::sync::Mutex<Vec<Extensions>>>,
 }
 
 impl std::fmt::Debug for FakeSasl {
@@ -190,7 +190,7 @@ impl FakeSasl {
     }
 
     /// The SASL extensions sent with each accepted OAUTHBEARER login.
-    pub fn oauthbearer_extensions_seen(&self) -> Vec<Vec<(String, String)>> {
+    pub fn oauthbearer_extensions_seen(&self) -> Vec<Extensions> {
         self.extensions_seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -204,6 +204,9 @@ impl FakeSasl {
             .map(|(_, p)| p.as_str())
     }
 }
+
+/// One OAUTHBEARER login's SASL extensions, in the order sent.
+pub type Extensions = Vec<(String, String)>;
 
 /// Where a connection's SASL exchange stands.
 enum Stage {
