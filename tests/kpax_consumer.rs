@@ -416,6 +416,74 @@ async fn single_member_group_consumes_and_commits(tc: &TestCluster) {
     assert_eq!(committed.values().sum::<i64>(), 300);
 }
 
+// tansu numbers offsets per batch: the committed sums would differ.
+backends!(batches_are_committed_per_batch: fake(3), mock(3));
+
+/// `recv_batch` hands out up to `max` records at a time, in order per
+/// partition; `commit_records` commits each processed batch's highest
+/// offsets + 1, so a restarted member resumes exactly after the last
+/// committed batch.
+async fn batches_are_committed_per_batch(tc: &TestCluster) {
+    narrow_group_versions(tc);
+    let topic = tc.topic(3).await;
+    produce(tc, &topic.name, 3, 0, 900, None).await;
+    let group = tc.group_id();
+    let config = ConsumerConfig::default()
+        .with_group_id(group)
+        .with_auto_commit(false)
+        .with_auto_offset_reset(OffsetReset::Earliest)
+        .with_session_timeout(Duration::from_secs(6), Duration::from_millis(300));
+    let c = consumer(tc, config.clone());
+    c.subscribe([topic.name.clone()]).unwrap();
+    let mut all = Vec::new();
+    let mut batches = 0;
+    while all.len() < 600 {
+        let batch = tokio::time::timeout(Duration::from_secs(20), c.recv_batch(64))
+            .await
+            .expect("a batch")
+            .unwrap();
+        assert!(!batch.is_empty() && batch.len() <= 64, "{}", batch.len());
+        batches += 1;
+        c.commit_records(&batch).await.unwrap();
+        all.extend(batch);
+    }
+    check_order(&all);
+    assert!(batches >= 10, "{batches} batches for {} records", all.len());
+    let mut highest: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in &all {
+        let e = highest.entry(r.partition).or_insert(r.offset);
+        *e = (*e).max(r.offset);
+    }
+    let committed = c
+        .committed(&[
+            (topic.name.clone(), 0),
+            (topic.name.clone(), 1),
+            (topic.name.clone(), 2),
+        ])
+        .await
+        .unwrap();
+    for ((_, p), o) in &committed {
+        assert_eq!(Some(*o), highest.get(p).map(|h| h + 1), "partition {p}");
+    }
+    c.close().await;
+    // A new member resumes after the committed batches: the rest, once.
+    let seen: HashSet<usize> = all.iter().map(seq).collect();
+    let c = consumer(tc, config);
+    c.subscribe([topic.name.clone()]).unwrap();
+    let mut rest = HashSet::new();
+    while seen.len() + rest.len() < 900 {
+        let batch = tokio::time::timeout(Duration::from_secs(20), c.recv_batch(1000))
+            .await
+            .expect("the rest")
+            .unwrap();
+        for r in &batch {
+            assert!(!seen.contains(&seq(r)), "record {} again", seq(r));
+            assert!(rest.insert(seq(r)), "record {} twice", seq(r));
+        }
+    }
+    c.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tansu_group_consume_and_commit() {
     let Some(tc) = TestCluster::tansu() else {

@@ -336,19 +336,22 @@ impl Consumer {
                 .min(self.shared.config.buffer_memory)
     }
 
-    fn take_one(&self) -> Option<Result<ConsumerRecord>> {
+    /// Hands out up to `max` buffered records to `sink`, round-robin over
+    /// partitions from the cursor (a chunk is handed out whole before
+    /// moving on, fair per chunk), in order within each partition. Returns
+    /// how many, or a pending fatal error (before any record).
+    fn take(&self, max: usize, mut sink: impl FnMut(ConsumerRecord)) -> Result<usize> {
         let mut guard = self.shared.lock();
         let st = &mut *guard;
         if let Some(e) = st.error.take() {
-            return Some(Err(e));
+            return Err(e);
         }
         let n = st.parts.len();
-        if n == 0 {
-            return None;
+        if n == 0 || max == 0 {
+            return Ok(0);
         }
         let start = st.cursor % n;
-        // From the cursor to the end, then from the start to the cursor; a
-        // chunk is handed out whole before moving on (fair per chunk).
+        let mut taken = 0;
         for pass in 0..2 {
             for (i, p) in st.parts.values_mut().enumerate() {
                 if (pass == 0 && i < start) || (pass == 1 && i >= start) || p.paused {
@@ -358,14 +361,19 @@ impl Consumer {
                     match chunk.records.pop_front() {
                         Some(r) => {
                             p.position = Some(r.offset + 1);
+                            sink(r);
+                            taken += 1;
                             if chunk.records.is_empty() {
+                                // Its memory goes back to the fetcher.
                                 p.chunks.pop_front();
                                 self.shared.wake.notify_one();
                                 st.cursor = i + 1;
                             } else {
                                 st.cursor = i;
                             }
-                            return Some(Ok(r));
+                            if taken == max {
+                                return Ok(taken);
+                            }
                         }
                         None => {
                             p.chunks.pop_front();
@@ -374,7 +382,7 @@ impl Consumer {
                 }
             }
         }
-        None
+        Ok(taken)
     }
 
     /// The next record (round-robin over partitions, in order within each).
@@ -387,14 +395,70 @@ impl Consumer {
             let notified = self.shared.records.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(r) = self.take_one() {
-                return r;
+            let mut got = None;
+            self.take(1, |r| got = Some(r))?;
+            if let Some(r) = got {
+                return Ok(r);
             }
             if self.shared.closed.load(Ordering::Acquire) {
                 return Err(Error::Config("the consumer is closed".into()));
             }
             notified.await;
         }
+    }
+
+    /// The next batch: waits for at least one record, then takes every
+    /// buffered record up to `max` without waiting more (round-robin over
+    /// partitions, in order within each). Commit it with
+    /// [`Consumer::commit_records`] once processed.
+    ///
+    /// # Errors
+    /// As [`Consumer::recv`].
+    pub async fn recv_batch(&self, max: usize) -> Result<Vec<ConsumerRecord>> {
+        let max = max.max(1);
+        loop {
+            let notified = self.shared.records.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut out = Vec::new();
+            self.take(max, |r| out.push(r))?;
+            if !out.is_empty() {
+                return Ok(out);
+            }
+            if self.shared.closed.load(Ordering::Acquire) {
+                return Err(Error::Config("the consumer is closed".into()));
+            }
+            notified.await;
+        }
+    }
+
+    /// Batches of up to `max` records as a stream (never ends; errors are
+    /// items).
+    pub fn batches(
+        &self,
+        max: usize,
+    ) -> impl futures_core::Stream<Item = Result<Vec<ConsumerRecord>>> + Send + 'static {
+        futures_util::stream::unfold(self.clone(), move |c| async move {
+            let r = c.recv_batch(max).await;
+            Some((r, c))
+        })
+    }
+
+    /// Commits a processed batch (the Go peer's per-batch commit): for each
+    /// partition, the highest offset among `records` plus one. Partitions
+    /// the member no longer owns are skipped.
+    ///
+    /// # Errors
+    /// As [`Consumer::commit`].
+    pub async fn commit_records(&self, records: &[ConsumerRecord]) -> Result<()> {
+        let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for r in records {
+            let e = next
+                .entry((r.topic.to_string(), r.partition))
+                .or_insert(r.offset + 1);
+            *e = (*e).max(r.offset + 1);
+        }
+        self.commit_offsets(next).await
     }
 
     /// Records as a stream (never ends; errors are items).
