@@ -1016,3 +1016,45 @@ async fn fake_queued_records_fail_with_the_transaction() {
     );
     p.close(Duration::from_secs(5)).await;
 }
+
+/// The fake's coordinator aborts a transaction open longer than the
+/// producer's transaction timeout, as Kafka's does: abort markers (a
+/// read_committed reader never sees its records), the producer fenced (its
+/// commit fails fatally); a new producer with the same transactional id
+/// goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_a_transaction_past_its_timeout_is_aborted() {
+    let b = Backend::fake().await;
+    let topic = b.topic(1).await;
+    let id = harness::unique_name("txn");
+    let p = Producer::new(
+        cluster(&b),
+        ProducerConfig::default()
+            .with_transactional_id(&id)
+            .with_transaction_timeout(Duration::from_millis(300))
+            .with_linger(Duration::from_millis(2)),
+    )
+    .unwrap();
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 1, "late", 5).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let e = p.commit_transaction().await.unwrap_err();
+    assert!(is_fatal(&e), "commit after the timeout: {e}");
+    p.close(Duration::from_secs(2)).await;
+
+    let again = txn_producer(&b, &id);
+    again.init_transactions().await.unwrap();
+    again.begin_transaction().unwrap();
+    send_ok(&again, &topic, 1, "ok", 3).await;
+    again.commit_transaction().await.unwrap();
+    let got = kpax_read(&b, &topic, 1, IsolationLevel::ReadCommitted, 3).await;
+    assert_eq!(
+        got,
+        expected(1, &[("ok", 3)]),
+        "the timed-out records are aborted"
+    );
+    let all = kpax_read(&b, &topic, 1, IsolationLevel::ReadUncommitted, 8).await;
+    assert_eq!(all[&0].len(), 8, "read_uncommitted sees both: {all:?}");
+    again.close(Duration::from_secs(5)).await;
+}

@@ -671,6 +671,7 @@ fn init_producer_id(ctx: &Context<'_>, req: InitProducerIdRequest) -> InitProduc
             return r;
         }
         crate::txn::before_new_epoch(&mut s, txn.as_str());
+        crate::txn::set_timeout(&mut s, txn.as_str(), req.transaction_timeout_ms);
         let next = match s.transactional.get(txn.as_str()).copied() {
             Some((id, epoch)) if epoch < i16::MAX - 1 => (id, epoch + 1),
             _ => (s.allocate_producer_id(), 0),

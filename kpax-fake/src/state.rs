@@ -293,6 +293,7 @@ impl ClusterState {
             g.tick(now);
             g.consumer.tick(now, &topics);
         }
+        crate::txn::expire(self, now);
     }
 }
 

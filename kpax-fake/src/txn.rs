@@ -11,7 +11,7 @@
 //! AddOffsetsToTxn, is INVALID_TXN_STATE.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kpax_proto::generated::add_partitions_to_txn::*;
@@ -36,11 +36,16 @@ pub(crate) struct Transactions {
     ongoing: HashMap<TopicPartition, BTreeMap<i64, i64>>,
     /// Per partition: aborted transactions, in order.
     aborted: HashMap<TopicPartition, Vec<AbortedTxn>>,
+    /// The transaction timeout each transactional id asked for in
+    /// InitProducerId.
+    timeouts: HashMap<String, Duration>,
 }
 
 #[derive(Debug)]
 struct OpenTxn {
     producer_id: i64,
+    /// When it began (its first partition or group was added).
+    started: Instant,
     partitions: BTreeSet<TopicPartition>,
     groups: BTreeSet<String>,
     /// (group, topic, partition) -> (offset, metadata), applied on commit.
@@ -135,6 +140,7 @@ fn add_partitions(
             .entry(transactional_id.to_string())
             .or_insert_with(|| OpenTxn {
                 producer_id,
+                started: Instant::now(),
                 partitions: BTreeSet::new(),
                 groups: BTreeSet::new(),
                 offsets: BTreeMap::new(),
@@ -231,6 +237,7 @@ pub(crate) fn add_offsets_to_txn(
                 .entry(id.to_string())
                 .or_insert_with(|| OpenTxn {
                     producer_id,
+                    started: Instant::now(),
                     partitions: BTreeSet::new(),
                     groups: BTreeSet::new(),
                     offsets: BTreeMap::new(),
@@ -375,6 +382,42 @@ fn end(s: &mut ClusterState, id: &str, epoch: i16, commit: bool) {
             );
         }
     }
+}
+
+/// Remembers the transaction timeout `id` asked for (InitProducerId).
+pub(crate) fn set_timeout(s: &mut ClusterState, id: &str, timeout_ms: i32) {
+    if timeout_ms > 0 {
+        s.txns
+            .timeouts
+            .insert(id.to_string(), Duration::from_millis(timeout_ms as u64));
+    }
+}
+
+/// Aborts every transaction open longer than its timeout, as Kafka's
+/// coordinator does: abort markers at a bumped epoch, which also fences
+/// the producer (its next request gets PRODUCER_FENCED until it calls
+/// InitProducerId again). Returns whether any was aborted.
+pub(crate) fn expire(s: &mut ClusterState, now: Instant) -> bool {
+    let expired: Vec<String> = s
+        .txns
+        .open
+        .iter()
+        .filter(|(id, t)| {
+            s.txns
+                .timeouts
+                .get(*id)
+                .is_some_and(|limit| now.duration_since(t.started) > *limit)
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in &expired {
+        tracing::info!(transactional_id = %id, "transaction timed out; aborting");
+        before_new_epoch(s, id);
+        if let Some(e) = s.transactional.get_mut(id) {
+            e.1 = e.1.saturating_add(1);
+        }
+    }
+    !expired.is_empty()
 }
 
 /// InitProducerId for a transactional id whose producer is about to get a
