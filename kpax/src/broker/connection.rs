@@ -11,6 +11,7 @@ use crate::error::Error;
 use bytes::{Bytes, BytesMut};
 use kpax_proto::generated::{ApiKey, ResponseHeader};
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -176,31 +177,36 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     state: Arc<Mutex<State>>,
     addr: String,
 ) {
-    let mut out = BytesMut::new();
+    let mut frames: Vec<BytesMut> = Vec::new();
     while let Some(first) = rx.recv().await {
-        // Gather what is queued into one write.
-        let mut batch = vec![first];
-        while batch.len() < 256 {
-            match rx.try_recv() {
-                Ok(o) => batch.push(o),
-                Err(_) => break,
-            }
-        }
-        out.clear();
+        // Gather what is queued into one vectored write (no copy).
+        frames.clear();
         {
             let mut s = lock(&state);
-            for o in batch {
-                if let Some(p) = o.pending {
-                    if let Some(why) = s.closed.clone() {
-                        let _ = p.reply.send(Err(why));
-                        continue;
-                    }
-                    s.pending.push_back(p);
+            let mut next = Some(first);
+            while let Some(o) = next.take() {
+                let keep = match o.pending {
+                    Some(p) => match s.closed.clone() {
+                        Some(why) => {
+                            let _ = p.reply.send(Err(why));
+                            false
+                        }
+                        None => {
+                            s.pending.push_back(p);
+                            true
+                        }
+                    },
+                    None => true,
+                };
+                if keep {
+                    frames.push(o.frame);
                 }
-                out.extend_from_slice(&o.frame);
+                if frames.len() < MAX_FRAMES_PER_WRITE {
+                    next = rx.try_recv().ok();
+                }
             }
         }
-        let written = match wr.write_all(&out).await {
+        let written = match write_frames(&mut wr, &frames).await {
             // TLS buffers inside the stream: push it out.
             Ok(()) => wr.flush().await,
             Err(e) => Err(e),
@@ -219,6 +225,31 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             return;
         }
     }
+}
+
+/// The most frames gathered into one write (well under IOV_MAX).
+const MAX_FRAMES_PER_WRITE: usize = 256;
+
+/// Writes every frame, in order, with vectored writes (`writev`): queued
+/// requests go out together without being copied into one buffer first.
+async fn write_frames<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    frames: &[BytesMut],
+) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = frames
+        .iter()
+        .filter(|f| !f.is_empty())
+        .map(|f| IoSlice::new(f))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = wr.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(

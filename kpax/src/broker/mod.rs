@@ -42,7 +42,7 @@ use kpax_proto::generated::{
 };
 use kpax_proto::message::{Message, Request};
 use kpax_proto::wire::StrBytes;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Mutex, RwLock};
@@ -101,7 +101,16 @@ struct Inner {
     /// The versions the broker last advertised, shared by the lanes.
     versions: std::sync::Mutex<Option<ApiVersions>>,
     transport: Transport,
+    /// Per API key, the size of the last frame encoded: the next frame of
+    /// that API starts with room for it, so a large request (Produce)
+    /// is not grown by doubling, copying itself each time.
+    frame_sizes: [AtomicUsize; FRAME_SIZE_SLOTS],
 }
+
+/// API keys with a remembered frame size (keys at or past it start small).
+const FRAME_SIZE_SLOTS: usize = 96;
+/// The most room a remembered size reserves up front.
+const MAX_FRAME_HINT: usize = 16 << 20;
 
 #[derive(Default)]
 struct Slot {
@@ -149,6 +158,7 @@ impl Broker {
                 lanes: Default::default(),
                 versions: std::sync::Mutex::new(None),
                 transport: Transport::default(),
+                frame_sizes: std::array::from_fn(|_| AtomicUsize::new(0)),
             }),
         }
     }
@@ -315,7 +325,9 @@ impl Broker {
             version,
             source,
         };
-        let mut buf = BytesMut::with_capacity(256);
+        let slot = self.inner.frame_sizes.get(R::API_KEY as usize);
+        let hint = slot.map_or(0, |s| s.load(Ordering::Relaxed));
+        let mut buf = BytesMut::with_capacity((hint + hint / 8).clamp(256, MAX_FRAME_HINT));
         buf.put_i32(0);
         header
             .encode(&mut buf, R::request_header_version(version))
@@ -323,6 +335,9 @@ impl Broker {
         req.encode(&mut buf, version).map_err(enc)?;
         let size = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&size.to_be_bytes());
+        if let Some(s) = slot {
+            s.store(buf.len(), Ordering::Relaxed);
+        }
         Ok((buf, correlation_id))
     }
 
