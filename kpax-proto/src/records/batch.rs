@@ -28,7 +28,7 @@ use super::compression::{self, Compression};
 use super::control::ControlRecord;
 use super::error::RecordsError;
 use super::reader::Reader;
-use super::record::{read_record, Record, RecordContext, RecordRef};
+use super::record::{read_record, read_record_fast, Record, RecordContext, RecordRef};
 use super::set::ReadOptions;
 
 /// Size of the batch v2 header, up to and including the record count.
@@ -312,8 +312,21 @@ struct Cursor {
 }
 
 impl Cursor {
-    #[inline]
+    #[inline(always)]
     fn step<'a>(&mut self, data: &'a [u8]) -> Option<Result<RecordRef<'a>, RecordsError>> {
+        if self.found < self.declared && !self.done {
+            if let Some((record, next)) = read_record_fast(data, self.pos, &self.ctx) {
+                self.pos = next;
+                self.found += 1;
+                return Some(Ok(record));
+            }
+        }
+        self.step_careful(data)
+    }
+
+    /// The end of the records, an error, or a record the fast path left.
+    #[inline(never)]
+    fn step_careful<'a>(&mut self, data: &'a [u8]) -> Option<Result<RecordRef<'a>, RecordsError>> {
         if self.done {
             return None;
         }

@@ -165,6 +165,95 @@ fn read_header<'a>(r: &mut Reader<'a>) -> Result<HeaderRef<'a>, RecordsError> {
     Ok(HeaderRef { key, value })
 }
 
+/// A zig-zag varint of at most 3 bytes at `s[*i..]` (the common sizes in
+/// record bodies); `None` for anything else, which the careful reader
+/// handles.
+#[inline(always)]
+fn short_varint(s: &[u8], i: &mut usize) -> Option<i32> {
+    let b0 = *s.get(*i)?;
+    let u = if b0 < 0x80 {
+        *i += 1;
+        u32::from(b0)
+    } else {
+        let b1 = *s.get(*i + 1)?;
+        if b1 < 0x80 {
+            *i += 2;
+            u32::from(b0 & 0x7f) | (u32::from(b1) << 7)
+        } else {
+            let b2 = *s.get(*i + 2)?;
+            if b2 >= 0x80 {
+                return None;
+            }
+            *i += 3;
+            u32::from(b0 & 0x7f) | (u32::from(b1 & 0x7f) << 7) | (u32::from(b2) << 14)
+        }
+    };
+    Some(((u >> 1) as i32) ^ -((u & 1) as i32))
+}
+
+/// `len` bytes at `s[*i..]` (`None` for -1, i.e. null), or `Err(())` when
+/// they do not fit.
+#[inline(always)]
+fn short_bytes<'a>(s: &'a [u8], i: &mut usize, len: i32) -> Result<Option<&'a [u8]>, ()> {
+    if len < 0 {
+        return if len == -1 { Ok(None) } else { Err(()) };
+    }
+    // No overflow: `*i` is within a slice and `len` below 2^31.
+    let end = *i + len as usize;
+    let v = s.get(*i..end).ok_or(())?;
+    *i = end;
+    Ok(Some(v))
+}
+
+/// The fast path of [`read_record`] for the common record: every varint
+/// of at most 3 bytes and no headers. Returns the record and the position
+/// after it, or `None` for anything else (including every malformed
+/// record), so that the careful reader produces the result or the error
+/// with its exact offset. For any input where it returns `Some`, the
+/// result equals `read_record`'s (a property test checks it).
+#[inline(always)]
+pub(crate) fn read_record_fast<'a>(
+    data: &'a [u8],
+    pos: usize,
+    ctx: &RecordContext,
+) -> Option<(RecordRef<'a>, usize)> {
+    let mut i = pos;
+    let len = short_varint(data, &mut i)?;
+    if len <= 0 {
+        return None;
+    }
+    let end = i + len as usize;
+    let body = data.get(i..end)?;
+    let mut j = 0;
+    let attributes = *body.first()? as i8;
+    j += 1;
+    let timestamp_delta = short_varint(body, &mut j)?;
+    let offset_delta = short_varint(body, &mut j)?;
+    let key_len = short_varint(body, &mut j)?;
+    let key = short_bytes(body, &mut j, key_len).ok()?;
+    let value_len = short_varint(body, &mut j)?;
+    let value = short_bytes(body, &mut j, value_len).ok()?;
+    // No headers (a zero count), and nothing after them.
+    if j + 1 != body.len() || body[j] != 0 {
+        return None;
+    }
+    Some((
+        RecordRef {
+            offset: ctx.base_offset.wrapping_add(offset_delta.into()),
+            timestamp: match ctx.log_append_time {
+                Some(t) => t,
+                None => ctx.base_timestamp.wrapping_add(timestamp_delta.into()),
+            },
+            attributes,
+            key,
+            value,
+            headers: &[],
+            header_count: 0,
+        },
+        end,
+    ))
+}
+
 /// Reads one record at the reader's position and moves past it.
 #[inline(always)]
 pub(crate) fn read_record<'a>(

@@ -889,3 +889,124 @@ fn a_batch_built_over_an_old_buffer_equals_a_fresh_one() {
         &fresh[..]
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Wherever the record fast path answers, it answers what the careful
+    /// reader does, and stops at the same place.
+    #[test]
+    fn record_fast_path_agrees_with_the_careful_reader(
+        data in prop::collection::vec(any::<u8>(), 0..48),
+        pos in 0usize..6,
+        base_offset in any::<i64>(),
+        base_timestamp in any::<i64>(),
+        log_append_time in any::<Option<i64>>(),
+    ) {
+        use super::record::{read_record, read_record_fast, RecordContext};
+        use super::reader::Reader;
+        let ctx = RecordContext { base_offset, base_timestamp, log_append_time };
+        if let Some((fast, next)) = read_record_fast(&data, pos, &ctx) {
+            let mut r = Reader { data: &data, pos, base: 0 };
+            let slow = read_record(&mut r, &ctx);
+            prop_assert_eq!(slow, Ok(fast));
+            prop_assert_eq!(r.pos, next);
+        }
+    }
+
+    /// Records with every varint size from 1 to 3 bytes (keys and values up
+    /// to 20,000 bytes, timestamp and offset gaps), with and without
+    /// headers, null and empty fields: built, then read back the same.
+    #[test]
+    fn records_of_every_varint_size_read_back(
+        records in prop::collection::vec(
+            (0i64..70_000, 0usize..20_000, any::<bool>(), any::<bool>(), 0i64..3, any::<bool>()),
+            1..6,
+        ),
+        base in 0i64..1 << 40,
+    ) {
+        let mut want = Vec::new();
+        let mut offset = base;
+        let mut ts = 1_700_000_000_000i64;
+        for (dt, size, null_key, null_value, gap, with_header) in records {
+            ts += dt;
+            want.push(Record {
+                offset,
+                timestamp: ts,
+                key: (!null_key).then(|| Bytes::from(vec![b'k'; size % 300])),
+                value: (!null_value).then(|| Bytes::from(vec![b'v'; size])),
+                headers: if with_header {
+                    vec![Header { key: Bytes::from_static(b"h"), value: Some(Bytes::from_static(b"x")) }]
+                } else {
+                    Vec::new()
+                },
+            });
+            offset += 1 + gap * 100;
+        }
+        let bytes = build_v2(&want, base, Compression::None);
+        let (got, _) = read_all(bytes);
+        prop_assert_eq!(got, want);
+    }
+}
+
+/// The fast path leaves records with headers, or with longer varints, to
+/// the careful reader.
+#[test]
+fn record_fast_path_declines_what_it_does_not_handle() {
+    use super::record::{read_record_fast, RecordContext};
+    let ctx = RecordContext {
+        base_offset: 0,
+        base_timestamp: 0,
+        log_append_time: None,
+    };
+    let mut b = RecordBatchBuilder::new(0);
+    b.append(0, Some(b"k"), Some(b"v"), &[]).unwrap();
+    b.append(0, Some(b"k"), Some(b"v"), &[(b"h", None)])
+        .unwrap();
+    b.append(0, None, Some(&vec![1u8; 1 << 20]), &[]).unwrap();
+    let data = b.finish().unwrap();
+    let records = &data[crate::records::RECORD_BATCH_OVERHEAD..];
+    let (first, next) = read_record_fast(records, 0, &ctx).expect("the plain record");
+    assert_eq!((first.key, first.value), (Some(&b"k"[..]), Some(&b"v"[..])));
+    assert!(read_record_fast(records, next, &ctx).is_none(), "a header");
+    let (got, _) = read_all(data.clone());
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[1].headers.len(), 1);
+    assert_eq!(got[2].value.as_ref().map(|v| v.len()), Some(1 << 20));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// The same agreement on real record bytes with a few bytes changed
+    /// (most still parse on the fast path, some only on the careful one,
+    /// some not at all).
+    #[test]
+    fn record_fast_path_agrees_on_damaged_records(
+        (base, records) in arb_records(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+    ) {
+        use super::record::{read_record, read_record_fast, RecordContext};
+        use super::reader::Reader;
+        let bytes = build_v2(&records, base, Compression::None);
+        let mut data = bytes[crate::records::RECORD_BATCH_OVERHEAD..].to_vec();
+        for (i, x) in &flips {
+            let i = i.index(data.len());
+            data[i] ^= x;
+        }
+        let ctx = RecordContext { base_offset: base, base_timestamp: 7, log_append_time: None };
+        let mut pos = 0;
+        while pos < data.len() {
+            let mut r = Reader { data: &data, pos, base: 0 };
+            let slow = read_record(&mut r, &ctx);
+            if let Some((fast, next)) = read_record_fast(&data, pos, &ctx) {
+                prop_assert_eq!(&slow, &Ok(fast));
+                prop_assert_eq!(r.pos, next);
+            }
+            if slow.is_err() {
+                break;
+            }
+            pos = r.pos;
+        }
+    }
+}
