@@ -482,10 +482,10 @@ fn check_count(
 pub fn get_i32_array(buf: &mut Bytes, n: usize) -> Result<Vec<i32>, WireError> {
     let len = n.saturating_mul(4);
     need(buf, len)?;
-    let items = buf[..len]
-        .chunks_exact(4)
-        .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let mut items = vec![0i32; n];
+    for (item, c) in items.iter_mut().zip(buf[..len].chunks_exact(4)) {
+        *item = i32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+    }
     buf.advance(len);
     Ok(items)
 }
