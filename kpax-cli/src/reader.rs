@@ -71,6 +71,8 @@ pub enum Format {
     Json,
     /// Key, separator, value.
     Kv,
+    /// The value as hex (binary payloads), one per line.
+    Hex,
 }
 
 /// Formats records for printing.
@@ -86,6 +88,31 @@ fn text(b: &Option<bytes::Bytes>) -> Option<String> {
     b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
+/// A JSON field's value: the text when it is UTF-8, else base64 (and
+/// `true` for the field's `_base64` flag), so no byte is lost.
+fn json_bytes(b: &Option<bytes::Bytes>) -> (serde_json::Value, bool) {
+    use base64::Engine;
+    match b {
+        None => (serde_json::Value::Null, false),
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(t) => (serde_json::Value::from(t), false),
+            Err(_) => (
+                serde_json::Value::from(base64::engine::general_purpose::STANDARD.encode(b)),
+                true,
+            ),
+        },
+    }
+}
+
+fn hex(b: &Option<bytes::Bytes>) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for x in b.iter().flat_map(|b| b.iter()) {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
+}
+
 impl Printer {
     /// One record as one line (with its newline).
     pub fn line(&self, r: &ConsumerRecord) -> String {
@@ -97,20 +124,38 @@ impl Printer {
                 self.separator,
                 text(&r.value).unwrap_or_default()
             ),
-            Format::Json => json!({
-                "topic": &*r.topic,
-                "partition": r.partition,
-                "offset": r.offset,
-                "timestamp": r.timestamp,
-                "time": (r.timestamp >= 0).then(|| format_millis(r.timestamp)),
-                "key": text(&r.key),
-                "value": text(&r.value),
-                "headers": r.headers.iter().map(|h| json!({
-                    "key": String::from_utf8_lossy(&h.key),
-                    "value": text(&h.value),
-                })).collect::<Vec<_>>(),
-            })
-            .to_string(),
+            Format::Hex => hex(&r.value),
+            Format::Json => {
+                let (key, key_b64) = json_bytes(&r.key);
+                let (value, value_b64) = json_bytes(&r.value);
+                let mut o = json!({
+                    "topic": &*r.topic,
+                    "partition": r.partition,
+                    "offset": r.offset,
+                    "timestamp": r.timestamp,
+                    "time": (r.timestamp >= 0).then(|| format_millis(r.timestamp)),
+                    "key": key,
+                    "value": value,
+                    "headers": r.headers.iter().map(|h| {
+                        let (value, b64) = json_bytes(&h.value);
+                        let mut hj = json!({
+                            "key": String::from_utf8_lossy(&h.key),
+                            "value": value,
+                        });
+                        if b64 {
+                            hj["value_base64"] = true.into();
+                        }
+                        hj
+                    }).collect::<Vec<_>>(),
+                });
+                if key_b64 {
+                    o["key_base64"] = true.into();
+                }
+                if value_b64 {
+                    o["value_base64"] = true.into();
+                }
+                o.to_string()
+            }
         };
         s.push('\n');
         s
@@ -210,5 +255,53 @@ fn done(consumer: &Consumer, range: &Range, next: &BTreeMap<i32, i64>) -> bool {
 pub fn assign(consumer: &Consumer, topic: &str, starts: &BTreeMap<i32, i64>) {
     for (p, o) in starts {
         consumer.assign([(topic.to_string(), *p)], StartAt::Offset(*o));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn record(key: &'static [u8], value: &'static [u8]) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: "t".into(),
+            partition: 1,
+            offset: 7,
+            timestamp: -1,
+            key: Some(Bytes::from_static(key)),
+            value: Some(Bytes::from_static(value)),
+            headers: vec![kpax::proto::records::Header {
+                key: Bytes::from_static(b"h"),
+                value: Some(Bytes::from_static(&[0xff, 0x00])),
+            }],
+        }
+    }
+
+    fn printer(format: Format) -> Printer {
+        Printer {
+            format,
+            separator: "\t".into(),
+        }
+    }
+
+    #[test]
+    fn binary_payloads_lose_nothing_in_json_and_hex() {
+        let r = record(b"user-1", &[0xde, 0xad, 0xbe, 0xef]);
+        let line = printer(Format::Json).line(&r);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["key"], "user-1");
+        assert!(v.get("key_base64").is_none(), "{line}");
+        assert_eq!(v["value"], "3q2+7w==");
+        assert_eq!(v["value_base64"], true);
+        assert_eq!(v["headers"][0]["value"], "/wA=");
+        assert_eq!(v["headers"][0]["value_base64"], true);
+        assert_eq!(printer(Format::Hex).line(&r), "deadbeef\n");
+        let text = record(b"k", b"hello");
+        let v: serde_json::Value =
+            serde_json::from_str(&printer(Format::Json).line(&text)).unwrap();
+        assert_eq!(v["value"], "hello");
+        assert!(v.get("value_base64").is_none());
+        assert_eq!(printer(Format::Kv).line(&text), "k\thello\n");
     }
 }
