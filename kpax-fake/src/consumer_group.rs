@@ -371,7 +371,7 @@ pub(crate) fn consumer_group_heartbeat(
                     .filter_map(|(t, ps)| {
                         let mut tp = ConsumerGroupHeartbeatResponseTopicPartition::default();
                         tp.topic_id = topics.get(t)?.id;
-                        tp.partitions = ps;
+                        tp.partitions = ps.into();
                         Some(tp)
                     })
                     .collect();

@@ -224,8 +224,8 @@ fn metadata(ctx: &Context<'_>, req: MetadataRequest) -> MetadataResponse {
                         if v >= 7 {
                             mp.leader_epoch = p.leader_epoch;
                         }
-                        mp.replica_nodes = p.replicas.clone();
-                        mp.isr_nodes = p.replicas.clone();
+                        mp.replica_nodes = p.replicas.clone().into();
+                        mp.isr_nodes = p.replicas.clone().into();
                         mp
                     })
                     .collect();
@@ -1203,7 +1203,7 @@ fn offset_fetch(ctx: &Context<'_>, req: OffsetFetchRequest) -> OffsetFetchRespon
             if code == 0 {
                 let topics = rg.topics.map(|ts| {
                     ts.into_iter()
-                        .map(|t| (t.name.to_string(), t.partition_indexes))
+                        .map(|t| (t.name.to_string(), t.partition_indexes.into_vec()))
                         .collect()
                 });
                 g.topics = fetched_offsets(&s, &rg.group_id, topics, 0)
@@ -1234,7 +1234,7 @@ fn offset_fetch(ctx: &Context<'_>, req: OffsetFetchRequest) -> OffsetFetchRespon
     let code = group_check(ctx, &s, &req.group_id).err().unwrap_or(0);
     let topics = req.topics.map(|ts| {
         ts.into_iter()
-            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .map(|t| (t.name.to_string(), t.partition_indexes.into_vec()))
             .collect::<Vec<_>>()
     });
     // v2+ carries a group-level error; v0-1 only per partition.

@@ -164,7 +164,7 @@ pub(crate) fn add_partitions_to_txn(
         let topics: Vec<(String, Vec<i32>)> = req
             .v3_and_below_topics
             .iter()
-            .map(|t| (t.name.to_string(), t.partitions.clone()))
+            .map(|t| (t.name.to_string(), t.partitions.to_vec()))
             .collect();
         let results = add_partitions(
             ctx,
@@ -192,7 +192,7 @@ pub(crate) fn add_partitions_to_txn(
         let topics: Vec<(String, Vec<i32>)> = tx
             .topics
             .iter()
-            .map(|t| (t.name.to_string(), t.partitions.clone()))
+            .map(|t| (t.name.to_string(), t.partitions.to_vec()))
             .collect();
         let results = add_partitions(
             ctx,

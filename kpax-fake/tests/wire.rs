@@ -365,7 +365,7 @@ async fn coordinators_groups_and_offsets_over_the_wire() {
     of.group_id = "grp".into();
     let mut t = OffsetFetchRequestTopic::default();
     t.name = "g".into();
-    t.partition_indexes = vec![0];
+    t.partition_indexes = vec![0].into();
     of.topics = Some(vec![t]);
     let r = c.call(&of, 7).await.unwrap();
     assert_eq!(r.topics[0].partitions[0].committed_offset, 42);

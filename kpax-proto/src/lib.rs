@@ -9,6 +9,7 @@
 
 #[rustfmt::skip]
 pub mod generated;
+mod int32_array;
 pub mod message;
 #[cfg(any(test, feature = "random"))]
 pub mod random;

@@ -8,8 +8,10 @@
 //! than the input can justify.
 
 use crate::varint;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::fmt;
+
+pub use crate::int32_array::Int32Array;
 
 /// What went wrong reading or writing one primitive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,6 +260,33 @@ fn need(buf: &Bytes, n: usize) -> Result<(), WireError> {
     }
 }
 
+/// Appends `N` bytes with one capacity check and a fixed-size store.
+///
+/// `BytesMut::put_slice` is out of line and copies with `memmove`, which
+/// made every INT32 written a call into two functions; this keeps the
+/// common case to a compare and a store.
+#[inline(always)]
+fn put_array<const N: usize>(buf: &mut BytesMut, bytes: [u8; N]) {
+    if buf.capacity() - buf.len() < N {
+        grow(buf, N);
+    }
+    let len = buf.len();
+    let spare = &mut buf.spare_capacity_mut()[..N];
+    for (d, s) in spare.iter_mut().zip(bytes) {
+        d.write(s);
+    }
+    // SAFETY: the N bytes after `len` are within capacity (checked above)
+    // and were just initialised.
+    unsafe { buf.set_len(len + N) };
+}
+
+/// The rare path of [`put_array`]: make room for `n` more bytes.
+#[cold]
+#[inline(never)]
+fn grow(buf: &mut BytesMut, n: usize) {
+    buf.reserve(n);
+}
+
 macro_rules! fixed {
     ($get:ident, $put:ident, $t:ty, $n:expr, $bget:ident, $bput:ident, $what:literal) => {
         #[doc = concat!("Reads ", $what, ".")]
@@ -270,9 +299,9 @@ macro_rules! fixed {
             Ok(buf.$bget())
         }
         #[doc = concat!("Writes ", $what, ".")]
-        #[inline]
+        #[inline(always)]
         pub fn $put(buf: &mut BytesMut, v: $t) {
-            buf.$bput(v);
+            put_array(buf, v.to_be_bytes());
         }
     };
 }
@@ -295,9 +324,9 @@ pub fn get_bool(buf: &mut Bytes) -> Result<bool, WireError> {
 }
 
 /// Writes a BOOLEAN.
-#[inline]
+#[inline(always)]
 pub fn put_bool(buf: &mut BytesMut, v: bool) {
-    buf.put_u8(u8::from(v));
+    put_array(buf, [u8::from(v)]);
 }
 
 /// Reads a UUID.
@@ -315,7 +344,7 @@ pub fn get_uuid(buf: &mut Bytes) -> Result<Uuid, WireError> {
 /// Writes a UUID.
 #[inline]
 pub fn put_uuid(buf: &mut BytesMut, v: &Uuid) {
-    buf.put_slice(&v.0);
+    put_array(buf, v.0);
 }
 
 /// Reads an unsigned varint.
@@ -330,9 +359,15 @@ pub fn get_unsigned_varint(buf: &mut Bytes) -> Result<u32, WireError> {
 }
 
 /// Writes an unsigned varint.
-#[inline]
+#[inline(always)]
 pub fn put_unsigned_varint(buf: &mut BytesMut, v: u32) {
-    varint::put_unsigned_varint(buf, v);
+    if v < 0x80 {
+        put_array(buf, [v as u8]);
+    } else if v < 0x4000 {
+        put_array(buf, [(v as u8) | 0x80, (v >> 7) as u8]);
+    } else {
+        varint::put_unsigned_varint(buf, v);
+    }
 }
 
 #[inline]
@@ -474,18 +509,15 @@ fn check_count(
 }
 
 /// Reads `n` big-endian INT32 array elements in one pass (one bounds
-/// check, one cursor move).
+/// check, one cursor move; no allocation for up to four).
 ///
 /// # Errors
 /// [`WireError::Short`] when fewer than `4 * n` bytes remain.
 #[inline]
-pub fn get_i32_array(buf: &mut Bytes, n: usize) -> Result<Vec<i32>, WireError> {
+pub fn get_i32_array(buf: &mut Bytes, n: usize) -> Result<Int32Array, WireError> {
     let len = n.saturating_mul(4);
     need(buf, len)?;
-    let mut items = vec![0i32; n];
-    for (item, c) in items.iter_mut().zip(buf[..len].chunks_exact(4)) {
-        *item = i32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-    }
+    let items = Int32Array::from_be_bytes(&buf[..len]);
     buf.advance(len);
     Ok(items)
 }
@@ -519,7 +551,7 @@ pub fn get_compact_array_len(
 #[inline]
 fn put_len16(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
     let n = i16::try_from(len).map_err(|_| WireError::TooLong(len))?;
-    buf.put_i16(n);
+    put_i16(buf, n);
     Ok(())
 }
 
@@ -527,7 +559,7 @@ fn put_len16(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
 #[inline]
 fn put_len32(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
     let n = i32::try_from(len).map_err(|_| WireError::TooLong(len))?;
-    buf.put_i32(n);
+    put_i32(buf, n);
     Ok(())
 }
 
@@ -549,7 +581,7 @@ fn put_len_compact(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
 #[inline]
 pub fn put_string(buf: &mut BytesMut, v: &str) -> Result<(), WireError> {
     put_len16(buf, v.len())?;
-    buf.put_slice(v.as_bytes());
+    buf.extend_from_slice(v.as_bytes());
     Ok(())
 }
 
@@ -561,7 +593,7 @@ pub fn put_string(buf: &mut BytesMut, v: &str) -> Result<(), WireError> {
 pub fn put_nullable_string(buf: &mut BytesMut, v: Option<&str>) -> Result<(), WireError> {
     match v {
         None => {
-            buf.put_i16(-1);
+            put_i16(buf, -1);
             Ok(())
         }
         Some(s) => put_string(buf, s),
@@ -575,7 +607,7 @@ pub fn put_nullable_string(buf: &mut BytesMut, v: Option<&str>) -> Result<(), Wi
 #[inline]
 pub fn put_compact_string(buf: &mut BytesMut, v: &str) -> Result<(), WireError> {
     put_len_compact(buf, v.len())?;
-    buf.put_slice(v.as_bytes());
+    buf.extend_from_slice(v.as_bytes());
     Ok(())
 }
 
@@ -587,7 +619,7 @@ pub fn put_compact_string(buf: &mut BytesMut, v: &str) -> Result<(), WireError> 
 pub fn put_compact_nullable_string(buf: &mut BytesMut, v: Option<&str>) -> Result<(), WireError> {
     match v {
         None => {
-            buf.put_u8(0);
+            put_array(buf, [0]);
             Ok(())
         }
         Some(s) => put_compact_string(buf, s),
@@ -601,7 +633,7 @@ pub fn put_compact_nullable_string(buf: &mut BytesMut, v: Option<&str>) -> Resul
 #[inline]
 pub fn put_bytes(buf: &mut BytesMut, v: &[u8]) -> Result<(), WireError> {
     put_len32(buf, v.len())?;
-    buf.put_slice(v);
+    buf.extend_from_slice(v);
     Ok(())
 }
 
@@ -613,7 +645,7 @@ pub fn put_bytes(buf: &mut BytesMut, v: &[u8]) -> Result<(), WireError> {
 pub fn put_nullable_bytes(buf: &mut BytesMut, v: Option<&[u8]>) -> Result<(), WireError> {
     match v {
         None => {
-            buf.put_i32(-1);
+            put_i32(buf, -1);
             Ok(())
         }
         Some(b) => put_bytes(buf, b),
@@ -627,7 +659,7 @@ pub fn put_nullable_bytes(buf: &mut BytesMut, v: Option<&[u8]>) -> Result<(), Wi
 #[inline]
 pub fn put_compact_bytes(buf: &mut BytesMut, v: &[u8]) -> Result<(), WireError> {
     put_len_compact(buf, v.len())?;
-    buf.put_slice(v);
+    buf.extend_from_slice(v);
     Ok(())
 }
 
@@ -639,7 +671,7 @@ pub fn put_compact_bytes(buf: &mut BytesMut, v: &[u8]) -> Result<(), WireError> 
 pub fn put_compact_nullable_bytes(buf: &mut BytesMut, v: Option<&[u8]>) -> Result<(), WireError> {
     match v {
         None => {
-            buf.put_u8(0);
+            put_array(buf, [0]);
             Ok(())
         }
         Some(b) => put_compact_bytes(buf, b),
@@ -654,7 +686,7 @@ pub fn put_compact_nullable_bytes(buf: &mut BytesMut, v: Option<&[u8]>) -> Resul
 pub fn put_array_len(buf: &mut BytesMut, len: Option<usize>) -> Result<(), WireError> {
     match len {
         None => {
-            buf.put_i32(-1);
+            put_i32(buf, -1);
             Ok(())
         }
         Some(n) => put_len32(buf, n),
@@ -669,7 +701,7 @@ pub fn put_array_len(buf: &mut BytesMut, len: Option<usize>) -> Result<(), WireE
 pub fn put_compact_array_len(buf: &mut BytesMut, len: Option<usize>) -> Result<(), WireError> {
     match len {
         None => {
-            buf.put_u8(0);
+            put_array(buf, [0]);
             Ok(())
         }
         Some(n) => put_len_compact(buf, n),
@@ -695,7 +727,7 @@ pub fn get_tagged_field(buf: &mut Bytes) -> Result<(u32, Bytes), WireError> {
 pub fn put_tagged_field(buf: &mut BytesMut, tag: u32, value: &[u8]) -> Result<(), WireError> {
     put_unsigned_varint(buf, tag);
     put_size(buf, value.len())?;
-    buf.put_slice(value);
+    buf.extend_from_slice(value);
     Ok(())
 }
 
@@ -816,6 +848,31 @@ mod tests {
         assert_eq!(get_compact_nullable_string(&mut r).unwrap(), None);
         assert_eq!(get_compact_string(&mut r).unwrap(), "x");
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn fast_puts_match_bufmut_and_grow() {
+        use bytes::BufMut;
+        // Start with no room, so that every put takes the growth path once.
+        let mut ours = BytesMut::new();
+        let mut theirs = BytesMut::new();
+        for i in 0..1000i64 {
+            put_i8(&mut ours, i as i8);
+            put_i16(&mut ours, i as i16);
+            put_i32(&mut ours, -(i as i32));
+            put_i64(&mut ours, i << 40);
+            put_bool(&mut ours, i % 2 == 0);
+            put_unsigned_varint(&mut ours, (i * 37) as u32);
+            put_unsigned_varint(&mut ours, (i << 20) as u32);
+            theirs.put_i8(i as i8);
+            theirs.put_i16(i as i16);
+            theirs.put_i32(-(i as i32));
+            theirs.put_i64(i << 40);
+            theirs.put_u8(u8::from(i % 2 == 0));
+            varint::put_unsigned_varint(&mut theirs, (i * 37) as u32);
+            varint::put_unsigned_varint(&mut theirs, (i << 20) as u32);
+        }
+        assert_eq!(ours, theirs);
     }
 
     #[test]

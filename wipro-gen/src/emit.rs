@@ -91,9 +91,21 @@ fn elem_type(f: &FieldModel) -> TokenStream {
     }
 }
 
+/// Whether `f` is a `[]INT32` (non-nullable elements): such fields are
+/// `Int32Array`, which keeps short arrays (replica lists) inline.
+fn is_int32_array(f: &FieldModel) -> bool {
+    f.array && !f.elem_nullable && matches!(f.elem, Elem::Prim(Base::I32))
+}
+
 fn field_type(f: &FieldModel) -> TokenStream {
     let e = elem_type(f);
-    let t = if f.array { quote!(Vec<#e>) } else { e };
+    let t = if is_int32_array(f) {
+        quote!(Int32Array)
+    } else if f.array {
+        quote!(Vec<#e>)
+    } else {
+        e
+    };
     if f.is_option() {
         quote!(Option<#t>)
     } else {
@@ -369,7 +381,7 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
         };
         // Arrays of INT32 (replica lists, partition indexes) are read in
         // one pass: one bounds check, no per-element cursor updates.
-        let bulk = matches!(f.elem, Elem::Prim(_)) && var.token == "INT32" && !f.elem_nullable;
+        let bulk = is_int32_array(f);
         if bulk {
             return quote! {
                 match #len_fn(buf, #min).map_err(#ctx)? {
@@ -549,7 +561,11 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
         defaults.push(quote!(#id: #dflt,));
         let with = format_ident!("with_{}", f.name);
         let wd = format!(" Sets `{}`.", f.name);
-        withs.push(quote!(#[doc = #wd] pub fn #with(mut self, value: #ty) -> Self { self.#id = value; self }));
+        if is_int32_array(f) && !f.is_option() {
+            withs.push(quote!(#[doc = #wd] pub fn #with(mut self, value: impl Into<Int32Array>) -> Self { self.#id = value.into(); self }));
+        } else {
+            withs.push(quote!(#[doc = #wd] pub fn #with(mut self, value: #ty) -> Self { self.#id = value; self }));
+        }
 
         let fname = f.name.as_str();
         let vars = variants(f, flexible_all);

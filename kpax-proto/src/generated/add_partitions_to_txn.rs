@@ -606,7 +606,7 @@ pub struct AddPartitionsToTxnRequestTopic {
     /// The partition indexes to add to the transaction
     ///
     /// Versions: 4+.
-    pub partitions: Vec<i32>,
+    pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -614,7 +614,7 @@ impl Default for AddPartitionsToTxnRequestTopic {
     fn default() -> Self {
         AddPartitionsToTxnRequestTopic {
             name: <StrBytes>::default(),
-            partitions: <Vec<i32>>::default(),
+            partitions: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -626,8 +626,8 @@ impl AddPartitionsToTxnRequestTopic {
         self
     }
     /// Sets `partitions`.
-    pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
-        self.partitions = value;
+    pub fn with_partitions(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partitions = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -656,7 +656,7 @@ impl AddPartitionsToTxnRequestTopic {
                 }
             }
         } else {
-            if self.partitions != <Vec<i32>>::default() {
+            if self.partitions != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "partitions", version)(WireError::FieldNotInVersion),
                 );
@@ -749,7 +749,7 @@ pub struct AddPartitionsToTxnRequestV3AndBelowTopic {
     /// The partition indexes to add to the transaction
     ///
     /// Versions: 0-3.
-    pub partitions: Vec<i32>,
+    pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -757,7 +757,7 @@ impl Default for AddPartitionsToTxnRequestV3AndBelowTopic {
     fn default() -> Self {
         AddPartitionsToTxnRequestV3AndBelowTopic {
             name: <StrBytes>::default(),
-            partitions: <Vec<i32>>::default(),
+            partitions: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -769,8 +769,8 @@ impl AddPartitionsToTxnRequestV3AndBelowTopic {
         self
     }
     /// Sets `partitions`.
-    pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
-        self.partitions = value;
+    pub fn with_partitions(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partitions = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -811,7 +811,7 @@ impl AddPartitionsToTxnRequestV3AndBelowTopic {
                 }
             }
         } else {
-            if self.partitions != <Vec<i32>>::default() {
+            if self.partitions != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "partitions", version)(WireError::FieldNotInVersion),
                 );

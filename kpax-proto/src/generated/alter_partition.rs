@@ -306,7 +306,7 @@ pub struct AlterPartitionRequestPartition {
     /// The ISR for this partition. Deprecated since version 3.
     ///
     /// Versions: 0-2.
-    pub new_isr: Vec<i32>,
+    pub new_isr: Int32Array,
     /// 1 if the partition is recovering from an unclean leader election; 0 otherwise.
     ///
     /// Versions: 1+.
@@ -324,7 +324,7 @@ impl Default for AlterPartitionRequestPartition {
             partition_index: <i32>::default(),
             leader_epoch: <i32>::default(),
             new_isr_with_epochs: <Vec<AlterPartitionRequestNewIsrWithEpoch>>::default(),
-            new_isr: <Vec<i32>>::default(),
+            new_isr: <Int32Array>::default(),
             leader_recovery_state: <i8>::default(),
             partition_epoch: <i32>::default(),
             unknown_tagged_fields: Vec::new(),
@@ -351,8 +351,8 @@ impl AlterPartitionRequestPartition {
         self
     }
     /// Sets `new_isr`.
-    pub fn with_new_isr(mut self, value: Vec<i32>) -> Self {
-        self.new_isr = value;
+    pub fn with_new_isr(mut self, value: impl Into<Int32Array>) -> Self {
+        self.new_isr = value.into();
         self
     }
     /// Sets `leader_recovery_state`.
@@ -405,7 +405,7 @@ impl AlterPartitionRequestPartition {
                 }
             }
         } else {
-            if self.new_isr != <Vec<i32>>::default() {
+            if self.new_isr != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "new_isr", version)(WireError::FieldNotInVersion),
                 );
@@ -964,7 +964,7 @@ pub struct AlterPartitionResponsePartition {
     /// The in-sync replica IDs.
     ///
     /// Versions: 0+.
-    pub isr: Vec<i32>,
+    pub isr: Int32Array,
     /// 1 if the partition is recovering from an unclean leader election; 0 otherwise.
     ///
     /// Versions: 1+.
@@ -983,7 +983,7 @@ impl Default for AlterPartitionResponsePartition {
             error_code: <i16>::default(),
             leader_id: <i32>::default(),
             leader_epoch: <i32>::default(),
-            isr: <Vec<i32>>::default(),
+            isr: <Int32Array>::default(),
             leader_recovery_state: <i8>::default(),
             partition_epoch: <i32>::default(),
             unknown_tagged_fields: Vec::new(),
@@ -1012,8 +1012,8 @@ impl AlterPartitionResponsePartition {
         self
     }
     /// Sets `isr`.
-    pub fn with_isr(mut self, value: Vec<i32>) -> Self {
-        self.isr = value;
+    pub fn with_isr(mut self, value: impl Into<Int32Array>) -> Self {
+        self.isr = value.into();
         self
     }
     /// Sets `leader_recovery_state`.

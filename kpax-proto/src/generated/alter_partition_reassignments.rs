@@ -260,7 +260,7 @@ pub struct AlterPartitionReassignmentsRequestPartition {
     /// The replicas to place the partitions on, or null to cancel a pending reassignment for this partition.
     ///
     /// Versions: 0+. Nullable: 0+.
-    pub replicas: Option<Vec<i32>>,
+    pub replicas: Option<Int32Array>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -268,7 +268,7 @@ impl Default for AlterPartitionReassignmentsRequestPartition {
     fn default() -> Self {
         AlterPartitionReassignmentsRequestPartition {
             partition_index: <i32>::default(),
-            replicas: <Option<Vec<i32>>>::default(),
+            replicas: <Option<Int32Array>>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -280,7 +280,7 @@ impl AlterPartitionReassignmentsRequestPartition {
         self
     }
     /// Sets `replicas`.
-    pub fn with_replicas(mut self, value: Option<Vec<i32>>) -> Self {
+    pub fn with_replicas(mut self, value: Option<Int32Array>) -> Self {
         self.replicas = value;
         self
     }

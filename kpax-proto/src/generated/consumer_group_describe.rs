@@ -847,7 +847,7 @@ pub struct ConsumerGroupDescribeResponseAssignmentTopicPartition {
     /// The partitions.
     ///
     /// Versions: 0+.
-    pub partitions: Vec<i32>,
+    pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -856,7 +856,7 @@ impl Default for ConsumerGroupDescribeResponseAssignmentTopicPartition {
         ConsumerGroupDescribeResponseAssignmentTopicPartition {
             topic_id: <Uuid>::default(),
             topic_name: <StrBytes>::default(),
-            partitions: <Vec<i32>>::default(),
+            partitions: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -873,8 +873,8 @@ impl ConsumerGroupDescribeResponseAssignmentTopicPartition {
         self
     }
     /// Sets `partitions`.
-    pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
-        self.partitions = value;
+    pub fn with_partitions(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partitions = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -1079,7 +1079,7 @@ pub struct ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
     ///
     ///
     /// Versions: 0+.
-    pub partitions: Vec<i32>,
+    pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -1088,7 +1088,7 @@ impl Default for ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
         ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
             topic_id: <Uuid>::default(),
             topic_name: <StrBytes>::default(),
-            partitions: <Vec<i32>>::default(),
+            partitions: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -1105,8 +1105,8 @@ impl ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
         self
     }
     /// Sets `partitions`.
-    pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
-        self.partitions = value;
+    pub fn with_partitions(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partitions = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.

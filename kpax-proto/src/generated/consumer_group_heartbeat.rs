@@ -327,7 +327,7 @@ pub struct ConsumerGroupHeartbeatRequestTopicPartition {
     /// The partitions.
     ///
     /// Versions: 0+.
-    pub partitions: Vec<i32>,
+    pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -335,7 +335,7 @@ impl Default for ConsumerGroupHeartbeatRequestTopicPartition {
     fn default() -> Self {
         ConsumerGroupHeartbeatRequestTopicPartition {
             topic_id: <Uuid>::default(),
-            partitions: <Vec<i32>>::default(),
+            partitions: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -347,8 +347,8 @@ impl ConsumerGroupHeartbeatRequestTopicPartition {
         self
     }
     /// Sets `partitions`.
-    pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
-        self.partitions = value;
+    pub fn with_partitions(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partitions = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -736,7 +736,7 @@ pub struct ConsumerGroupHeartbeatResponseTopicPartition {
     /// The partitions.
     ///
     /// Versions: 0+.
-    pub partitions: Vec<i32>,
+    pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -744,7 +744,7 @@ impl Default for ConsumerGroupHeartbeatResponseTopicPartition {
     fn default() -> Self {
         ConsumerGroupHeartbeatResponseTopicPartition {
             topic_id: <Uuid>::default(),
-            partitions: <Vec<i32>>::default(),
+            partitions: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -756,8 +756,8 @@ impl ConsumerGroupHeartbeatResponseTopicPartition {
         self
     }
     /// Sets `partitions`.
-    pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
-        self.partitions = value;
+    pub fn with_partitions(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partitions = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.

@@ -388,22 +388,22 @@ pub struct CreatePartitionsRequestAssignment {
     /// The assigned broker IDs.
     ///
     /// Versions: 0+.
-    pub broker_ids: Vec<i32>,
+    pub broker_ids: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
 impl Default for CreatePartitionsRequestAssignment {
     fn default() -> Self {
         CreatePartitionsRequestAssignment {
-            broker_ids: <Vec<i32>>::default(),
+            broker_ids: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
 }
 impl CreatePartitionsRequestAssignment {
     /// Sets `broker_ids`.
-    pub fn with_broker_ids(mut self, value: Vec<i32>) -> Self {
-        self.broker_ids = value;
+    pub fn with_broker_ids(mut self, value: impl Into<Int32Array>) -> Self {
+        self.broker_ids = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.

@@ -121,7 +121,7 @@ pub struct DescribeProducersRequestTopic {
     /// The indexes of the partitions to list producers for.
     ///
     /// Versions: 0+.
-    pub partition_indexes: Vec<i32>,
+    pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -129,7 +129,7 @@ impl Default for DescribeProducersRequestTopic {
     fn default() -> Self {
         DescribeProducersRequestTopic {
             name: <StrBytes>::default(),
-            partition_indexes: <Vec<i32>>::default(),
+            partition_indexes: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -141,8 +141,8 @@ impl DescribeProducersRequestTopic {
         self
     }
     /// Sets `partition_indexes`.
-    pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
-        self.partition_indexes = value;
+    pub fn with_partition_indexes(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partition_indexes = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.

@@ -683,23 +683,23 @@ pub struct DescribeTopicPartitionsResponsePartition {
     /// The set of all nodes that host this partition.
     ///
     /// Versions: 0+.
-    pub replica_nodes: Vec<i32>,
+    pub replica_nodes: Int32Array,
     /// The set of nodes that are in sync with the leader for this partition.
     ///
     /// Versions: 0+.
-    pub isr_nodes: Vec<i32>,
+    pub isr_nodes: Int32Array,
     /// The new eligible leader replicas otherwise.
     ///
     /// Versions: 0+.
-    pub eligible_leader_replicas: Vec<i32>,
+    pub eligible_leader_replicas: Int32Array,
     /// The last known ELR.
     ///
     /// Versions: 0+.
-    pub last_known_elr: Vec<i32>,
+    pub last_known_elr: Int32Array,
     /// The set of offline replicas of this partition.
     ///
     /// Versions: 0+.
-    pub offline_replicas: Vec<i32>,
+    pub offline_replicas: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -710,11 +710,11 @@ impl Default for DescribeTopicPartitionsResponsePartition {
             partition_index: <i32>::default(),
             leader_id: <i32>::default(),
             leader_epoch: <i32>::default(),
-            replica_nodes: <Vec<i32>>::default(),
-            isr_nodes: <Vec<i32>>::default(),
-            eligible_leader_replicas: <Vec<i32>>::default(),
-            last_known_elr: <Vec<i32>>::default(),
-            offline_replicas: <Vec<i32>>::default(),
+            replica_nodes: <Int32Array>::default(),
+            isr_nodes: <Int32Array>::default(),
+            eligible_leader_replicas: <Int32Array>::default(),
+            last_known_elr: <Int32Array>::default(),
+            offline_replicas: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -741,28 +741,31 @@ impl DescribeTopicPartitionsResponsePartition {
         self
     }
     /// Sets `replica_nodes`.
-    pub fn with_replica_nodes(mut self, value: Vec<i32>) -> Self {
-        self.replica_nodes = value;
+    pub fn with_replica_nodes(mut self, value: impl Into<Int32Array>) -> Self {
+        self.replica_nodes = value.into();
         self
     }
     /// Sets `isr_nodes`.
-    pub fn with_isr_nodes(mut self, value: Vec<i32>) -> Self {
-        self.isr_nodes = value;
+    pub fn with_isr_nodes(mut self, value: impl Into<Int32Array>) -> Self {
+        self.isr_nodes = value.into();
         self
     }
     /// Sets `eligible_leader_replicas`.
-    pub fn with_eligible_leader_replicas(mut self, value: Vec<i32>) -> Self {
-        self.eligible_leader_replicas = value;
+    pub fn with_eligible_leader_replicas(
+        mut self,
+        value: impl Into<Int32Array>,
+    ) -> Self {
+        self.eligible_leader_replicas = value.into();
         self
     }
     /// Sets `last_known_elr`.
-    pub fn with_last_known_elr(mut self, value: Vec<i32>) -> Self {
-        self.last_known_elr = value;
+    pub fn with_last_known_elr(mut self, value: impl Into<Int32Array>) -> Self {
+        self.last_known_elr = value.into();
         self
     }
     /// Sets `offline_replicas`.
-    pub fn with_offline_replicas(mut self, value: Vec<i32>) -> Self {
-        self.offline_replicas = value;
+    pub fn with_offline_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.offline_replicas = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.

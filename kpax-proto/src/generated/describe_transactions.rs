@@ -465,7 +465,7 @@ pub struct DescribeTransactionsResponseTopic {
     ///
     ///
     /// Versions: 0+.
-    pub partitions: Vec<i32>,
+    pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -473,7 +473,7 @@ impl Default for DescribeTransactionsResponseTopic {
     fn default() -> Self {
         DescribeTransactionsResponseTopic {
             topic: <StrBytes>::default(),
-            partitions: <Vec<i32>>::default(),
+            partitions: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -485,8 +485,8 @@ impl DescribeTransactionsResponseTopic {
         self
     }
     /// Sets `partitions`.
-    pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
-        self.partitions = value;
+    pub fn with_partitions(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partitions = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.

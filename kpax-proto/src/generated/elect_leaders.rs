@@ -235,7 +235,7 @@ pub struct ElectLeadersRequestTopicPartition {
     /// The partitions of this topic whose leader should be elected.
     ///
     /// Versions: 0+.
-    pub partitions: Vec<i32>,
+    pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -243,7 +243,7 @@ impl Default for ElectLeadersRequestTopicPartition {
     fn default() -> Self {
         ElectLeadersRequestTopicPartition {
             topic: <StrBytes>::default(),
-            partitions: <Vec<i32>>::default(),
+            partitions: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -255,8 +255,8 @@ impl ElectLeadersRequestTopicPartition {
         self
     }
     /// Sets `partitions`.
-    pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
-        self.partitions = value;
+    pub fn with_partitions(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partitions = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.

@@ -979,7 +979,7 @@ pub struct FetchRequestForgottenTopicsData {
     /// The partitions indexes to forget.
     ///
     /// Versions: 7+.
-    pub partitions: Vec<i32>,
+    pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -988,7 +988,7 @@ impl Default for FetchRequestForgottenTopicsData {
         FetchRequestForgottenTopicsData {
             topic_id: <Uuid>::default(),
             topic: <StrBytes>::default(),
-            partitions: <Vec<i32>>::default(),
+            partitions: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -1005,8 +1005,8 @@ impl FetchRequestForgottenTopicsData {
         self
     }
     /// Sets `partitions`.
-    pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
-        self.partitions = value;
+    pub fn with_partitions(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partitions = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -1056,7 +1056,7 @@ impl FetchRequestForgottenTopicsData {
                 }
             }
         } else {
-            if self.partitions != <Vec<i32>>::default() {
+            if self.partitions != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "partitions", version)(WireError::FieldNotInVersion),
                 );

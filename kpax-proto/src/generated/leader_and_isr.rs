@@ -700,7 +700,7 @@ pub struct LeaderAndIsrRequestPartitionState {
     /// The in-sync replica IDs.
     ///
     /// Versions: 2+.
-    pub isr: Vec<i32>,
+    pub isr: Int32Array,
     /// The current epoch for the partition. The epoch is a monotonically increasing value which is incremented after every partition change. (Since the LeaderAndIsr request is only used by the legacy controller, this corresponds to the zkVersion)
     ///
     /// Versions: 2+.
@@ -708,15 +708,15 @@ pub struct LeaderAndIsrRequestPartitionState {
     /// The replica IDs.
     ///
     /// Versions: 2+.
-    pub replicas: Vec<i32>,
+    pub replicas: Int32Array,
     /// The replica IDs that we are adding this partition to, or null if no replicas are being added.
     ///
     /// Versions: 3+.
-    pub adding_replicas: Vec<i32>,
+    pub adding_replicas: Int32Array,
     /// The replica IDs that we are removing this partition from, or null if no replicas are being removed.
     ///
     /// Versions: 3+.
-    pub removing_replicas: Vec<i32>,
+    pub removing_replicas: Int32Array,
     /// Whether the replica should have existed on the broker or not.
     ///
     /// Versions: 2+.
@@ -735,11 +735,11 @@ impl Default for LeaderAndIsrRequestPartitionState {
             controller_epoch: <i32>::default(),
             leader: <i32>::default(),
             leader_epoch: <i32>::default(),
-            isr: <Vec<i32>>::default(),
+            isr: <Int32Array>::default(),
             partition_epoch: <i32>::default(),
-            replicas: <Vec<i32>>::default(),
-            adding_replicas: <Vec<i32>>::default(),
-            removing_replicas: <Vec<i32>>::default(),
+            replicas: <Int32Array>::default(),
+            adding_replicas: <Int32Array>::default(),
+            removing_replicas: <Int32Array>::default(),
             is_new: <bool>::default(),
             leader_recovery_state: <i8>::default(),
             unknown_tagged_fields: Vec::new(),
@@ -768,8 +768,8 @@ impl LeaderAndIsrRequestPartitionState {
         self
     }
     /// Sets `isr`.
-    pub fn with_isr(mut self, value: Vec<i32>) -> Self {
-        self.isr = value;
+    pub fn with_isr(mut self, value: impl Into<Int32Array>) -> Self {
+        self.isr = value.into();
         self
     }
     /// Sets `partition_epoch`.
@@ -778,18 +778,18 @@ impl LeaderAndIsrRequestPartitionState {
         self
     }
     /// Sets `replicas`.
-    pub fn with_replicas(mut self, value: Vec<i32>) -> Self {
-        self.replicas = value;
+    pub fn with_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.replicas = value.into();
         self
     }
     /// Sets `adding_replicas`.
-    pub fn with_adding_replicas(mut self, value: Vec<i32>) -> Self {
-        self.adding_replicas = value;
+    pub fn with_adding_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.adding_replicas = value.into();
         self
     }
     /// Sets `removing_replicas`.
-    pub fn with_removing_replicas(mut self, value: Vec<i32>) -> Self {
-        self.removing_replicas = value;
+    pub fn with_removing_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.removing_replicas = value.into();
         self
     }
     /// Sets `is_new`.
@@ -875,7 +875,7 @@ impl LeaderAndIsrRequestPartitionState {
                 }
             }
         } else {
-            if self.isr != <Vec<i32>>::default() {
+            if self.isr != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "isr", version)(WireError::FieldNotInVersion),
                 );
@@ -913,7 +913,7 @@ impl LeaderAndIsrRequestPartitionState {
                 }
             }
         } else {
-            if self.replicas != <Vec<i32>>::default() {
+            if self.replicas != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "replicas", version)(WireError::FieldNotInVersion),
                 );
@@ -938,7 +938,7 @@ impl LeaderAndIsrRequestPartitionState {
                 }
             }
         } else {
-            if self.adding_replicas != <Vec<i32>>::default() {
+            if self.adding_replicas != <Int32Array>::default() {
                 return Err(
                     encode_ctx(
                         NAME,
@@ -967,7 +967,7 @@ impl LeaderAndIsrRequestPartitionState {
                 }
             }
         } else {
-            if self.removing_replicas != <Vec<i32>>::default() {
+            if self.removing_replicas != <Int32Array>::default() {
                 return Err(
                     encode_ctx(
                         NAME,
@@ -1283,7 +1283,7 @@ pub struct LeaderAndIsrRequestUngroupedPartitionState {
     /// The in-sync replica IDs.
     ///
     /// Versions: 0-1.
-    pub isr: Vec<i32>,
+    pub isr: Int32Array,
     /// The current epoch for the partition. The epoch is a monotonically increasing value which is incremented after every partition change. (Since the LeaderAndIsr request is only used by the legacy controller, this corresponds to the zkVersion)
     ///
     /// Versions: 0-1.
@@ -1291,7 +1291,7 @@ pub struct LeaderAndIsrRequestUngroupedPartitionState {
     /// The replica IDs.
     ///
     /// Versions: 0-1.
-    pub replicas: Vec<i32>,
+    pub replicas: Int32Array,
     /// Whether the replica should have existed on the broker or not.
     ///
     /// Versions: 1.
@@ -1305,9 +1305,9 @@ impl Default for LeaderAndIsrRequestUngroupedPartitionState {
             controller_epoch: <i32>::default(),
             leader: <i32>::default(),
             leader_epoch: <i32>::default(),
-            isr: <Vec<i32>>::default(),
+            isr: <Int32Array>::default(),
             partition_epoch: <i32>::default(),
-            replicas: <Vec<i32>>::default(),
+            replicas: <Int32Array>::default(),
             is_new: <bool>::default(),
         }
     }
@@ -1339,8 +1339,8 @@ impl LeaderAndIsrRequestUngroupedPartitionState {
         self
     }
     /// Sets `isr`.
-    pub fn with_isr(mut self, value: Vec<i32>) -> Self {
-        self.isr = value;
+    pub fn with_isr(mut self, value: impl Into<Int32Array>) -> Self {
+        self.isr = value.into();
         self
     }
     /// Sets `partition_epoch`.
@@ -1349,8 +1349,8 @@ impl LeaderAndIsrRequestUngroupedPartitionState {
         self
     }
     /// Sets `replicas`.
-    pub fn with_replicas(mut self, value: Vec<i32>) -> Self {
-        self.replicas = value;
+    pub fn with_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.replicas = value.into();
         self
     }
     /// Sets `is_new`.
@@ -1432,7 +1432,7 @@ impl LeaderAndIsrRequestUngroupedPartitionState {
                 }
             }
         } else {
-            if self.isr != <Vec<i32>>::default() {
+            if self.isr != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "isr", version)(WireError::FieldNotInVersion),
                 );
@@ -1461,7 +1461,7 @@ impl LeaderAndIsrRequestUngroupedPartitionState {
                 }
             }
         } else {
-            if self.replicas != <Vec<i32>>::default() {
+            if self.replicas != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "replicas", version)(WireError::FieldNotInVersion),
                 );

@@ -150,7 +150,7 @@ pub struct ListPartitionReassignmentsRequestTopic {
     /// The partitions to list partition reassignments for.
     ///
     /// Versions: 0+.
-    pub partition_indexes: Vec<i32>,
+    pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -158,7 +158,7 @@ impl Default for ListPartitionReassignmentsRequestTopic {
     fn default() -> Self {
         ListPartitionReassignmentsRequestTopic {
             name: <StrBytes>::default(),
-            partition_indexes: <Vec<i32>>::default(),
+            partition_indexes: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -170,8 +170,8 @@ impl ListPartitionReassignmentsRequestTopic {
         self
     }
     /// Sets `partition_indexes`.
-    pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
-        self.partition_indexes = value;
+    pub fn with_partition_indexes(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partition_indexes = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -541,15 +541,15 @@ pub struct ListPartitionReassignmentsResponsePartition {
     /// The current replica set.
     ///
     /// Versions: 0+.
-    pub replicas: Vec<i32>,
+    pub replicas: Int32Array,
     /// The set of replicas we are currently adding.
     ///
     /// Versions: 0+.
-    pub adding_replicas: Vec<i32>,
+    pub adding_replicas: Int32Array,
     /// The set of replicas we are currently removing.
     ///
     /// Versions: 0+.
-    pub removing_replicas: Vec<i32>,
+    pub removing_replicas: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -557,9 +557,9 @@ impl Default for ListPartitionReassignmentsResponsePartition {
     fn default() -> Self {
         ListPartitionReassignmentsResponsePartition {
             partition_index: <i32>::default(),
-            replicas: <Vec<i32>>::default(),
-            adding_replicas: <Vec<i32>>::default(),
-            removing_replicas: <Vec<i32>>::default(),
+            replicas: <Int32Array>::default(),
+            adding_replicas: <Int32Array>::default(),
+            removing_replicas: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -571,18 +571,18 @@ impl ListPartitionReassignmentsResponsePartition {
         self
     }
     /// Sets `replicas`.
-    pub fn with_replicas(mut self, value: Vec<i32>) -> Self {
-        self.replicas = value;
+    pub fn with_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.replicas = value.into();
         self
     }
     /// Sets `adding_replicas`.
-    pub fn with_adding_replicas(mut self, value: Vec<i32>) -> Self {
-        self.adding_replicas = value;
+    pub fn with_adding_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.adding_replicas = value.into();
         self
     }
     /// Sets `removing_replicas`.
-    pub fn with_removing_replicas(mut self, value: Vec<i32>) -> Self {
-        self.removing_replicas = value;
+    pub fn with_removing_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.removing_replicas = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.

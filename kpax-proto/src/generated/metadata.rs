@@ -1282,15 +1282,15 @@ pub struct MetadataResponsePartition {
     /// The set of all nodes that host this partition.
     ///
     /// Versions: 0+.
-    pub replica_nodes: Vec<i32>,
+    pub replica_nodes: Int32Array,
     /// The set of nodes that are in sync with the leader for this partition.
     ///
     /// Versions: 0+.
-    pub isr_nodes: Vec<i32>,
+    pub isr_nodes: Int32Array,
     /// The set of offline replicas of this partition.
     ///
     /// Versions: 5+.
-    pub offline_replicas: Vec<i32>,
+    pub offline_replicas: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -1301,9 +1301,9 @@ impl Default for MetadataResponsePartition {
             partition_index: <i32>::default(),
             leader_id: <i32>::default(),
             leader_epoch: <i32>::default(),
-            replica_nodes: <Vec<i32>>::default(),
-            isr_nodes: <Vec<i32>>::default(),
-            offline_replicas: <Vec<i32>>::default(),
+            replica_nodes: <Int32Array>::default(),
+            isr_nodes: <Int32Array>::default(),
+            offline_replicas: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -1330,18 +1330,18 @@ impl MetadataResponsePartition {
         self
     }
     /// Sets `replica_nodes`.
-    pub fn with_replica_nodes(mut self, value: Vec<i32>) -> Self {
-        self.replica_nodes = value;
+    pub fn with_replica_nodes(mut self, value: impl Into<Int32Array>) -> Self {
+        self.replica_nodes = value.into();
         self
     }
     /// Sets `isr_nodes`.
-    pub fn with_isr_nodes(mut self, value: Vec<i32>) -> Self {
-        self.isr_nodes = value;
+    pub fn with_isr_nodes(mut self, value: impl Into<Int32Array>) -> Self {
+        self.isr_nodes = value.into();
         self
     }
     /// Sets `offline_replicas`.
-    pub fn with_offline_replicas(mut self, value: Vec<i32>) -> Self {
-        self.offline_replicas = value;
+    pub fn with_offline_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.offline_replicas = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -1423,7 +1423,7 @@ impl MetadataResponsePartition {
                 }
             }
         } else {
-            if self.offline_replicas != <Vec<i32>>::default() {
+            if self.offline_replicas != <Int32Array>::default() {
                 return Err(
                     encode_ctx(
                         NAME,

@@ -545,7 +545,7 @@ pub struct OffsetFetchRequestGroupTopic {
     /// The partition indexes we would like to fetch offsets for.
     ///
     /// Versions: 8+.
-    pub partition_indexes: Vec<i32>,
+    pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -553,7 +553,7 @@ impl Default for OffsetFetchRequestGroupTopic {
     fn default() -> Self {
         OffsetFetchRequestGroupTopic {
             name: <StrBytes>::default(),
-            partition_indexes: <Vec<i32>>::default(),
+            partition_indexes: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -565,8 +565,8 @@ impl OffsetFetchRequestGroupTopic {
         self
     }
     /// Sets `partition_indexes`.
-    pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
-        self.partition_indexes = value;
+    pub fn with_partition_indexes(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partition_indexes = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -595,7 +595,7 @@ impl OffsetFetchRequestGroupTopic {
                 }
             }
         } else {
-            if self.partition_indexes != <Vec<i32>>::default() {
+            if self.partition_indexes != <Int32Array>::default() {
                 return Err(
                     encode_ctx(
                         NAME,
@@ -694,7 +694,7 @@ pub struct OffsetFetchRequestTopic {
     /// The partition indexes we would like to fetch offsets for.
     ///
     /// Versions: 0-7.
-    pub partition_indexes: Vec<i32>,
+    pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -702,7 +702,7 @@ impl Default for OffsetFetchRequestTopic {
     fn default() -> Self {
         OffsetFetchRequestTopic {
             name: <StrBytes>::default(),
-            partition_indexes: <Vec<i32>>::default(),
+            partition_indexes: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -714,8 +714,8 @@ impl OffsetFetchRequestTopic {
         self
     }
     /// Sets `partition_indexes`.
-    pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
-        self.partition_indexes = value;
+    pub fn with_partition_indexes(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partition_indexes = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -756,7 +756,7 @@ impl OffsetFetchRequestTopic {
                 }
             }
         } else {
-            if self.partition_indexes != <Vec<i32>>::default() {
+            if self.partition_indexes != <Int32Array>::default() {
                 return Err(
                     encode_ctx(
                         NAME,

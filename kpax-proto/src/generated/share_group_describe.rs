@@ -780,7 +780,7 @@ pub struct ShareGroupDescribeResponseTopicPartition {
     /// The partitions.
     ///
     /// Versions: 0+.
-    pub partitions: Vec<i32>,
+    pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -789,7 +789,7 @@ impl Default for ShareGroupDescribeResponseTopicPartition {
         ShareGroupDescribeResponseTopicPartition {
             topic_id: <Uuid>::default(),
             topic_name: <StrBytes>::default(),
-            partitions: <Vec<i32>>::default(),
+            partitions: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -806,8 +806,8 @@ impl ShareGroupDescribeResponseTopicPartition {
         self
     }
     /// Sets `partitions`.
-    pub fn with_partitions(mut self, value: Vec<i32>) -> Self {
-        self.partitions = value;
+    pub fn with_partitions(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partitions = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.

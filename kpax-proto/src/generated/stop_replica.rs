@@ -732,7 +732,7 @@ pub struct StopReplicaRequestTopic {
     /// The partition indexes.
     ///
     /// Versions: 1-2.
-    pub partition_indexes: Vec<i32>,
+    pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -740,7 +740,7 @@ impl Default for StopReplicaRequestTopic {
     fn default() -> Self {
         StopReplicaRequestTopic {
             name: <StrBytes>::default(),
-            partition_indexes: <Vec<i32>>::default(),
+            partition_indexes: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -752,8 +752,8 @@ impl StopReplicaRequestTopic {
         self
     }
     /// Sets `partition_indexes`.
-    pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
-        self.partition_indexes = value;
+    pub fn with_partition_indexes(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partition_indexes = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -794,7 +794,7 @@ impl StopReplicaRequestTopic {
                 }
             }
         } else {
-            if self.partition_indexes != <Vec<i32>>::default() {
+            if self.partition_indexes != <Int32Array>::default() {
                 return Err(
                     encode_ctx(
                         NAME,

@@ -687,7 +687,7 @@ pub struct UpdateMetadataRequestPartitionState {
     /// The brokers which are in the ISR for this partition.
     ///
     /// Versions: 5+.
-    pub isr: Vec<i32>,
+    pub isr: Int32Array,
     /// The Zookeeper version.
     ///
     /// Versions: 5+.
@@ -695,11 +695,11 @@ pub struct UpdateMetadataRequestPartitionState {
     /// All the replicas of this partition.
     ///
     /// Versions: 5+.
-    pub replicas: Vec<i32>,
+    pub replicas: Int32Array,
     /// The replicas of this partition which are offline.
     ///
     /// Versions: 5+.
-    pub offline_replicas: Vec<i32>,
+    pub offline_replicas: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -710,10 +710,10 @@ impl Default for UpdateMetadataRequestPartitionState {
             controller_epoch: <i32>::default(),
             leader: <i32>::default(),
             leader_epoch: <i32>::default(),
-            isr: <Vec<i32>>::default(),
+            isr: <Int32Array>::default(),
             zk_version: <i32>::default(),
-            replicas: <Vec<i32>>::default(),
-            offline_replicas: <Vec<i32>>::default(),
+            replicas: <Int32Array>::default(),
+            offline_replicas: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -740,8 +740,8 @@ impl UpdateMetadataRequestPartitionState {
         self
     }
     /// Sets `isr`.
-    pub fn with_isr(mut self, value: Vec<i32>) -> Self {
-        self.isr = value;
+    pub fn with_isr(mut self, value: impl Into<Int32Array>) -> Self {
+        self.isr = value.into();
         self
     }
     /// Sets `zk_version`.
@@ -750,13 +750,13 @@ impl UpdateMetadataRequestPartitionState {
         self
     }
     /// Sets `replicas`.
-    pub fn with_replicas(mut self, value: Vec<i32>) -> Self {
-        self.replicas = value;
+    pub fn with_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.replicas = value.into();
         self
     }
     /// Sets `offline_replicas`.
-    pub fn with_offline_replicas(mut self, value: Vec<i32>) -> Self {
-        self.offline_replicas = value;
+    pub fn with_offline_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.offline_replicas = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -832,7 +832,7 @@ impl UpdateMetadataRequestPartitionState {
                 }
             }
         } else {
-            if self.isr != <Vec<i32>>::default() {
+            if self.isr != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "isr", version)(WireError::FieldNotInVersion),
                 );
@@ -866,7 +866,7 @@ impl UpdateMetadataRequestPartitionState {
                 }
             }
         } else {
-            if self.replicas != <Vec<i32>>::default() {
+            if self.replicas != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "replicas", version)(WireError::FieldNotInVersion),
                 );
@@ -891,7 +891,7 @@ impl UpdateMetadataRequestPartitionState {
                 }
             }
         } else {
-            if self.offline_replicas != <Vec<i32>>::default() {
+            if self.offline_replicas != <Int32Array>::default() {
                 return Err(
                     encode_ctx(
                         NAME,
@@ -1124,7 +1124,7 @@ pub struct UpdateMetadataRequestUngroupedPartitionState {
     /// The brokers which are in the ISR for this partition.
     ///
     /// Versions: 0-4.
-    pub isr: Vec<i32>,
+    pub isr: Int32Array,
     /// The Zookeeper version.
     ///
     /// Versions: 0-4.
@@ -1132,11 +1132,11 @@ pub struct UpdateMetadataRequestUngroupedPartitionState {
     /// All the replicas of this partition.
     ///
     /// Versions: 0-4.
-    pub replicas: Vec<i32>,
+    pub replicas: Int32Array,
     /// The replicas of this partition which are offline.
     ///
     /// Versions: 4.
-    pub offline_replicas: Vec<i32>,
+    pub offline_replicas: Int32Array,
 }
 impl Default for UpdateMetadataRequestUngroupedPartitionState {
     fn default() -> Self {
@@ -1146,10 +1146,10 @@ impl Default for UpdateMetadataRequestUngroupedPartitionState {
             controller_epoch: <i32>::default(),
             leader: <i32>::default(),
             leader_epoch: <i32>::default(),
-            isr: <Vec<i32>>::default(),
+            isr: <Int32Array>::default(),
             zk_version: <i32>::default(),
-            replicas: <Vec<i32>>::default(),
-            offline_replicas: <Vec<i32>>::default(),
+            replicas: <Int32Array>::default(),
+            offline_replicas: <Int32Array>::default(),
         }
     }
 }
@@ -1180,8 +1180,8 @@ impl UpdateMetadataRequestUngroupedPartitionState {
         self
     }
     /// Sets `isr`.
-    pub fn with_isr(mut self, value: Vec<i32>) -> Self {
-        self.isr = value;
+    pub fn with_isr(mut self, value: impl Into<Int32Array>) -> Self {
+        self.isr = value.into();
         self
     }
     /// Sets `zk_version`.
@@ -1190,13 +1190,13 @@ impl UpdateMetadataRequestUngroupedPartitionState {
         self
     }
     /// Sets `replicas`.
-    pub fn with_replicas(mut self, value: Vec<i32>) -> Self {
-        self.replicas = value;
+    pub fn with_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.replicas = value.into();
         self
     }
     /// Sets `offline_replicas`.
-    pub fn with_offline_replicas(mut self, value: Vec<i32>) -> Self {
-        self.offline_replicas = value;
+    pub fn with_offline_replicas(mut self, value: impl Into<Int32Array>) -> Self {
+        self.offline_replicas = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.
@@ -1273,7 +1273,7 @@ impl UpdateMetadataRequestUngroupedPartitionState {
                 }
             }
         } else {
-            if self.isr != <Vec<i32>>::default() {
+            if self.isr != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "isr", version)(WireError::FieldNotInVersion),
                 );
@@ -1298,7 +1298,7 @@ impl UpdateMetadataRequestUngroupedPartitionState {
                 }
             }
         } else {
-            if self.replicas != <Vec<i32>>::default() {
+            if self.replicas != <Int32Array>::default() {
                 return Err(
                     encode_ctx(NAME, "replicas", version)(WireError::FieldNotInVersion),
                 );
@@ -1314,7 +1314,7 @@ impl UpdateMetadataRequestUngroupedPartitionState {
                 }
             }
         } else {
-            if self.offline_replicas != <Vec<i32>>::default() {
+            if self.offline_replicas != <Int32Array>::default() {
                 return Err(
                     encode_ctx(
                         NAME,

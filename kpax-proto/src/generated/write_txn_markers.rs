@@ -363,7 +363,7 @@ pub struct WriteTxnMarkersRequestTopic {
     /// The indexes of the partitions to write transaction markers for.
     ///
     /// Versions: 0+.
-    pub partition_indexes: Vec<i32>,
+    pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: Vec<RawTaggedField>,
 }
@@ -371,7 +371,7 @@ impl Default for WriteTxnMarkersRequestTopic {
     fn default() -> Self {
         WriteTxnMarkersRequestTopic {
             name: <StrBytes>::default(),
-            partition_indexes: <Vec<i32>>::default(),
+            partition_indexes: <Int32Array>::default(),
             unknown_tagged_fields: Vec::new(),
         }
     }
@@ -383,8 +383,8 @@ impl WriteTxnMarkersRequestTopic {
         self
     }
     /// Sets `partition_indexes`.
-    pub fn with_partition_indexes(mut self, value: Vec<i32>) -> Self {
-        self.partition_indexes = value;
+    pub fn with_partition_indexes(mut self, value: impl Into<Int32Array>) -> Self {
+        self.partition_indexes = value.into();
         self
     }
     /// Appends this value, as `version` lays it out, to `buf`.

@@ -133,7 +133,7 @@ fn owned_by_id(s: &Shared) -> Vec<ConsumerGroupHeartbeatRequestTopicPartition> {
         .map(|(id, ps)| {
             let mut tp = ConsumerGroupHeartbeatRequestTopicPartition::default();
             tp.topic_id = id;
-            tp.partitions = ps;
+            tp.partitions = ps.into();
             tp
         })
         .collect()
@@ -350,7 +350,7 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
             let assigned: Vec<(Uuid, Vec<i32>)> = a
                 .topic_partitions
                 .iter()
-                .map(|tp| (tp.topic_id, tp.partitions.clone()))
+                .map(|tp| (tp.topic_id, tp.partitions.to_vec()))
                 .collect();
             let target = assignment_by_name(&s, &assigned, &topics).await;
             take_assignment(&s, &target, epoch, RebalanceProtocol::Cooperative).await;

@@ -352,7 +352,7 @@ async fn fetch(
             .map(|(t, ps)| {
                 let mut f = FetchRequestForgottenTopicsData::default();
                 f.topic = t.into();
-                f.partitions = ps;
+                f.partitions = ps.into();
                 f
             })
             .collect();

@@ -185,7 +185,7 @@ impl Coordinators<'_> {
                 .map(|(t, ps)| {
                     let mut topic = AddPartitionsToTxnRequestV3AndBelowTopic::default();
                     topic.name = t.as_str().into();
-                    topic.partitions = ps.clone();
+                    topic.partitions = ps.clone().into();
                     topic
                 })
                 .collect();
