@@ -23,7 +23,8 @@ use criterion::{criterion_group, Criterion, Throughput};
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes as KpStr};
 use kpax_proto::generated::{fetch, metadata, produce, ApiKey};
-use kpax_proto::wire::StrBytes;
+use kpax_proto::message::Message;
+use kpax_proto::wire::{FrameBuf, StrBytes};
 
 /// The newest version of `key` both crates support.
 fn newest(key: ApiKey) -> i16 {
@@ -278,7 +279,7 @@ fn pair<K, P>(
     kpax_encode: impl Fn(&K, &mut BytesMut, i16),
     kpax_decode: impl Fn(&mut Bytes, i16) -> K,
 ) where
-    K: PartialEq + std::fmt::Debug,
+    K: Message,
     P: Encodable + Decodable + PartialEq + std::fmt::Debug,
 {
     let mut a = BytesMut::new();
@@ -287,6 +288,12 @@ fn pair<K, P>(
     let mut b = BytesMut::new();
     theirs.encode(&mut b, version).unwrap();
     assert!(a == b, "{name} v{version}: the two encodings differ");
+    let mut frame = FrameBuf::new();
+    ours.encode_to_frame(&mut frame, version).unwrap();
+    assert!(
+        frame.to_contiguous() == a,
+        "{name} v{version}: the frame differs"
+    );
     assert_eq!(&kpax_decode(&mut a.clone(), version), ours);
     assert_eq!(&P::decode(&mut a.clone(), version).unwrap(), theirs);
     eprintln!("{name}: version {version}, {} bytes", a.len());
@@ -299,6 +306,17 @@ fn pair<K, P>(
             buf.clear();
             kpax_encode(black_box(ours), &mut buf, version);
             black_box(buf.len())
+        })
+    });
+    // What kpax's connection sends: large records shared, not copied.
+    g.bench_function("kpax-frame", |bn| {
+        let mut frame = FrameBuf::with_capacity(a.len());
+        bn.iter(|| {
+            frame.clear();
+            black_box(ours)
+                .encode_to_frame(&mut frame, version)
+                .unwrap();
+            black_box(frame.len())
         })
     });
     g.bench_function("kafka-protocol", |bn| {
@@ -383,10 +401,14 @@ fn report() {
     println!("\n| message | op | kpax | kafka-protocol | kpax / kafka-protocol | speed-up |");
     println!("|---|---|---|---|---|---|");
     for name in NAMES {
-        for op in ["encode", "decode"] {
-            let group = format!("{name}_{op}");
+        for (op, ours) in [
+            ("encode", "kpax"),
+            ("encode (frame)", "kpax-frame"),
+            ("decode", "kpax"),
+        ] {
+            let group = format!("{name}_{}", &op[..6]);
             let (Some(ours), Some(theirs)) = (
-                mean_ns(&root, &group, "kpax"),
+                mean_ns(&root, &group, ours),
                 mean_ns(&root, &group, "kafka-protocol"),
             ) else {
                 println!("| {name} | {op} | ? | ? | ? | ? |");

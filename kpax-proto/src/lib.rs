@@ -14,6 +14,7 @@ pub mod message;
 #[cfg(any(test, feature = "random"))]
 pub mod random;
 pub mod records;
+mod sink;
 pub mod varint;
 pub mod wire;
 

@@ -2,7 +2,7 @@
 //! generic over requests.
 
 use crate::generated::ApiKey;
-use crate::wire::{DecodeError, EncodeError};
+use crate::wire::{DecodeError, EncodeError, FrameBuf, Sink};
 use bytes::{Bytes, BytesMut};
 
 /// A Kafka message (request, response or header) over all its versions.
@@ -22,6 +22,17 @@ pub trait Message: Sized + Default + Clone + std::fmt::Debug + PartialEq {
     /// where it is not nullable, a length past its prefix), or the version
     /// is outside `MIN_VERSION..=MAX_VERSION`.
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError>;
+
+    /// As [`Message::encode`], into a [`FrameBuf`]: messages that carry
+    /// records (Produce requests, Fetch responses) share each large
+    /// records value with `frame` instead of copying it, so the frame goes
+    /// out in one vectored write with no copy of the record batches.
+    ///
+    /// # Errors
+    /// As [`Message::encode`].
+    fn encode_to_frame(&self, frame: &mut FrameBuf, version: i16) -> Result<(), EncodeError> {
+        self.encode(frame.bytes_mut(), version)
+    }
 
     /// Reads the message as `version` lays it out; strings and bytes share
     /// `buf`'s memory.

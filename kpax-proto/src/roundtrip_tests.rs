@@ -125,3 +125,73 @@ fn unsupported_versions_and_fields_are_named() {
     assert_eq!(e.field, "throttle_time_ms");
     assert_eq!(e.kind, crate::wire::WireError::FieldNotInVersion);
 }
+
+#[test]
+fn frames_share_large_records_and_match_the_copying_encoding() {
+    use crate::generated::fetch::{FetchResponse, FetchResponsePartition, FetchResponseResponse};
+    use crate::generated::produce::{
+        ProduceRequest, ProduceRequestPartitionData, ProduceRequestTopicData,
+    };
+    use crate::wire::{FrameBuf, Sink, StrBytes};
+    let big = Bytes::from((0..5000u32).map(|i| i as u8).collect::<Vec<u8>>());
+    let small = Bytes::from_static(b"tiny records");
+    let parts = |mk: &dyn Fn(i32, Bytes) -> ProduceRequestPartitionData| {
+        vec![
+            mk(0, big.clone()),
+            mk(1, small.clone()),
+            mk(2, big.slice(7..)),
+        ]
+    };
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_topic_data(vec![ProduceRequestTopicData::default()
+            .with_name(StrBytes::from("t"))
+            .with_partition_data(parts(&|i, r| {
+                ProduceRequestPartitionData::default()
+                    .with_index(i)
+                    .with_records(Some(r))
+            }))]);
+    for version in ProduceRequest::MIN_VERSION..=ProduceRequest::MAX_VERSION {
+        let mut copied = BytesMut::new();
+        produce.encode(&mut copied, version).unwrap();
+        let mut frame = FrameBuf::new();
+        frame.bytes_mut().extend_from_slice(b"pre");
+        produce.encode_to_frame(&mut frame, version).unwrap();
+        assert_eq!(
+            frame.shared_count(),
+            2,
+            "Produce v{version}: the two large batches"
+        );
+        assert_eq!(
+            &frame.to_contiguous()[3..],
+            &copied[..],
+            "Produce v{version}"
+        );
+        assert_eq!(frame.written().len(), 3 + copied.len() - big.len() * 2 + 7);
+    }
+    let fetch = FetchResponse::default().with_responses(vec![FetchResponseResponse::default()
+        .with_topic(StrBytes::from("t"))
+        .with_partitions(vec![
+            FetchResponsePartition::default().with_records(Some(big.clone())),
+            FetchResponsePartition::default().with_records(None),
+            FetchResponsePartition::default().with_records(Some(small.clone())),
+        ])]);
+    for version in FetchResponse::MIN_VERSION..=FetchResponse::MAX_VERSION {
+        let mut copied = BytesMut::new();
+        // v13+ name topics by id: the name must stay empty there.
+        let f = if version >= 13 {
+            let mut f = fetch.clone();
+            f.responses[0].topic = StrBytes::default();
+            f
+        } else {
+            fetch.clone()
+        };
+        f.encode(&mut copied, version).unwrap();
+        let mut frame = FrameBuf::new();
+        f.encode_to_frame(&mut frame, version).unwrap();
+        assert_eq!(frame.shared_count(), 1, "Fetch v{version}");
+        assert_eq!(frame.to_contiguous(), copied, "Fetch v{version}");
+        let back = FetchResponse::decode(&mut copied.freeze(), version).unwrap();
+        assert_eq!(back, f);
+    }
+}

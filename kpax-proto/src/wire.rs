@@ -12,6 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use std::fmt;
 
 pub use crate::int32_array::Int32Array;
+pub use crate::sink::{FrameBuf, Sink};
 
 /// What went wrong reading or writing one primitive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -300,8 +301,8 @@ macro_rules! fixed {
         }
         #[doc = concat!("Writes ", $what, ".")]
         #[inline(always)]
-        pub fn $put(buf: &mut BytesMut, v: $t) {
-            put_array(buf, v.to_be_bytes());
+        pub fn $put<S: Sink + ?Sized>(buf: &mut S, v: $t) {
+            put_array(buf.bytes_mut(), v.to_be_bytes());
         }
     };
 }
@@ -325,7 +326,8 @@ pub fn get_bool(buf: &mut Bytes) -> Result<bool, WireError> {
 
 /// Writes a BOOLEAN.
 #[inline(always)]
-pub fn put_bool(buf: &mut BytesMut, v: bool) {
+pub fn put_bool<S: Sink + ?Sized>(buf: &mut S, v: bool) {
+    let buf = buf.bytes_mut();
     put_array(buf, [u8::from(v)]);
 }
 
@@ -343,7 +345,8 @@ pub fn get_uuid(buf: &mut Bytes) -> Result<Uuid, WireError> {
 
 /// Writes a UUID.
 #[inline]
-pub fn put_uuid(buf: &mut BytesMut, v: &Uuid) {
+pub fn put_uuid<S: Sink + ?Sized>(buf: &mut S, v: &Uuid) {
+    let buf = buf.bytes_mut();
     put_array(buf, v.0);
 }
 
@@ -360,7 +363,8 @@ pub fn get_unsigned_varint(buf: &mut Bytes) -> Result<u32, WireError> {
 
 /// Writes an unsigned varint.
 #[inline(always)]
-pub fn put_unsigned_varint(buf: &mut BytesMut, v: u32) {
+pub fn put_unsigned_varint<S: Sink + ?Sized>(buf: &mut S, v: u32) {
+    let buf = buf.bytes_mut();
     if v < 0x80 {
         put_array(buf, [v as u8]);
     } else if v < 0x4000 {
@@ -549,7 +553,8 @@ pub fn get_compact_array_len(
 
 /// Writes `len` as an INT16 length.
 #[inline]
-fn put_len16(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
+fn put_len16<S: Sink + ?Sized>(buf: &mut S, len: usize) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     let n = i16::try_from(len).map_err(|_| WireError::TooLong(len))?;
     put_i16(buf, n);
     Ok(())
@@ -557,7 +562,8 @@ fn put_len16(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
 
 /// Writes `len` as an INT32 length.
 #[inline]
-fn put_len32(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
+fn put_len32<S: Sink + ?Sized>(buf: &mut S, len: usize) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     let n = i32::try_from(len).map_err(|_| WireError::TooLong(len))?;
     put_i32(buf, n);
     Ok(())
@@ -565,7 +571,8 @@ fn put_len32(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
 
 /// Writes `len` as a compact length (N+1).
 #[inline]
-fn put_len_compact(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
+fn put_len_compact<S: Sink + ?Sized>(buf: &mut S, len: usize) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     let n = u32::try_from(len)
         .ok()
         .and_then(|n| n.checked_add(1))
@@ -579,7 +586,8 @@ fn put_len_compact(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
 /// # Errors
 /// [`WireError::TooLong`] past 32767 bytes.
 #[inline]
-pub fn put_string(buf: &mut BytesMut, v: &str) -> Result<(), WireError> {
+pub fn put_string<S: Sink + ?Sized>(buf: &mut S, v: &str) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     put_len16(buf, v.len())?;
     buf.extend_from_slice(v.as_bytes());
     Ok(())
@@ -590,7 +598,11 @@ pub fn put_string(buf: &mut BytesMut, v: &str) -> Result<(), WireError> {
 /// # Errors
 /// As [`put_string`].
 #[inline]
-pub fn put_nullable_string(buf: &mut BytesMut, v: Option<&str>) -> Result<(), WireError> {
+pub fn put_nullable_string<S: Sink + ?Sized>(
+    buf: &mut S,
+    v: Option<&str>,
+) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     match v {
         None => {
             put_i16(buf, -1);
@@ -605,7 +617,8 @@ pub fn put_nullable_string(buf: &mut BytesMut, v: Option<&str>) -> Result<(), Wi
 /// # Errors
 /// [`WireError::TooLong`] for a length that does not fit.
 #[inline]
-pub fn put_compact_string(buf: &mut BytesMut, v: &str) -> Result<(), WireError> {
+pub fn put_compact_string<S: Sink + ?Sized>(buf: &mut S, v: &str) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     put_len_compact(buf, v.len())?;
     buf.extend_from_slice(v.as_bytes());
     Ok(())
@@ -616,7 +629,11 @@ pub fn put_compact_string(buf: &mut BytesMut, v: &str) -> Result<(), WireError> 
 /// # Errors
 /// As [`put_compact_string`].
 #[inline]
-pub fn put_compact_nullable_string(buf: &mut BytesMut, v: Option<&str>) -> Result<(), WireError> {
+pub fn put_compact_nullable_string<S: Sink + ?Sized>(
+    buf: &mut S,
+    v: Option<&str>,
+) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     match v {
         None => {
             put_array(buf, [0]);
@@ -631,7 +648,8 @@ pub fn put_compact_nullable_string(buf: &mut BytesMut, v: Option<&str>) -> Resul
 /// # Errors
 /// [`WireError::TooLong`] past `i32::MAX` bytes.
 #[inline]
-pub fn put_bytes(buf: &mut BytesMut, v: &[u8]) -> Result<(), WireError> {
+pub fn put_bytes<S: Sink + ?Sized>(buf: &mut S, v: &[u8]) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     put_len32(buf, v.len())?;
     buf.extend_from_slice(v);
     Ok(())
@@ -642,7 +660,11 @@ pub fn put_bytes(buf: &mut BytesMut, v: &[u8]) -> Result<(), WireError> {
 /// # Errors
 /// As [`put_bytes`].
 #[inline]
-pub fn put_nullable_bytes(buf: &mut BytesMut, v: Option<&[u8]>) -> Result<(), WireError> {
+pub fn put_nullable_bytes<S: Sink + ?Sized>(
+    buf: &mut S,
+    v: Option<&[u8]>,
+) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     match v {
         None => {
             put_i32(buf, -1);
@@ -657,7 +679,8 @@ pub fn put_nullable_bytes(buf: &mut BytesMut, v: Option<&[u8]>) -> Result<(), Wi
 /// # Errors
 /// [`WireError::TooLong`].
 #[inline]
-pub fn put_compact_bytes(buf: &mut BytesMut, v: &[u8]) -> Result<(), WireError> {
+pub fn put_compact_bytes<S: Sink + ?Sized>(buf: &mut S, v: &[u8]) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     put_len_compact(buf, v.len())?;
     buf.extend_from_slice(v);
     Ok(())
@@ -668,7 +691,11 @@ pub fn put_compact_bytes(buf: &mut BytesMut, v: &[u8]) -> Result<(), WireError> 
 /// # Errors
 /// As [`put_compact_bytes`].
 #[inline]
-pub fn put_compact_nullable_bytes(buf: &mut BytesMut, v: Option<&[u8]>) -> Result<(), WireError> {
+pub fn put_compact_nullable_bytes<S: Sink + ?Sized>(
+    buf: &mut S,
+    v: Option<&[u8]>,
+) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     match v {
         None => {
             put_array(buf, [0]);
@@ -678,12 +705,56 @@ pub fn put_compact_nullable_bytes(buf: &mut BytesMut, v: Option<&[u8]>) -> Resul
     }
 }
 
+/// Writes `RECORDS`: an INT32 length (-1 for null), then the records
+/// through [`Sink::put_records_value`], which a [`FrameBuf`] shares
+/// instead of copying.
+///
+/// # Errors
+/// [`WireError::TooLong`] past `i32::MAX` bytes.
+#[inline]
+pub fn put_records<S: Sink + ?Sized>(buf: &mut S, v: Option<&Bytes>) -> Result<(), WireError> {
+    match v {
+        None => {
+            put_i32(buf, -1);
+            Ok(())
+        }
+        Some(b) => {
+            put_len32(buf.bytes_mut(), b.len())?;
+            buf.put_records_value(b);
+            Ok(())
+        }
+    }
+}
+
+/// Writes `COMPACT_RECORDS`: as [`put_records`] with a compact length.
+///
+/// # Errors
+/// [`WireError::TooLong`].
+#[inline]
+pub fn put_compact_records<S: Sink + ?Sized>(
+    buf: &mut S,
+    v: Option<&Bytes>,
+) -> Result<(), WireError> {
+    match v {
+        None => {
+            put_array(buf.bytes_mut(), [0]);
+            Ok(())
+        }
+        Some(b) => {
+            put_len_compact(buf.bytes_mut(), b.len())?;
+            buf.put_records_value(b);
+            Ok(())
+        }
+    }
+}
+
 /// Writes an `ARRAY` count (`None` for a null array).
 ///
 /// # Errors
 /// [`WireError::TooLong`].
 #[inline]
-pub fn put_array_len(buf: &mut BytesMut, len: Option<usize>) -> Result<(), WireError> {
+pub fn put_array_len<S: Sink + ?Sized>(buf: &mut S, len: Option<usize>) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     match len {
         None => {
             put_i32(buf, -1);
@@ -698,7 +769,11 @@ pub fn put_array_len(buf: &mut BytesMut, len: Option<usize>) -> Result<(), WireE
 /// # Errors
 /// [`WireError::TooLong`].
 #[inline]
-pub fn put_compact_array_len(buf: &mut BytesMut, len: Option<usize>) -> Result<(), WireError> {
+pub fn put_compact_array_len<S: Sink + ?Sized>(
+    buf: &mut S,
+    len: Option<usize>,
+) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     match len {
         None => {
             put_array(buf, [0]);
@@ -724,7 +799,12 @@ pub fn get_tagged_field(buf: &mut Bytes) -> Result<(u32, Bytes), WireError> {
 /// # Errors
 /// [`WireError::TooLong`].
 #[inline]
-pub fn put_tagged_field(buf: &mut BytesMut, tag: u32, value: &[u8]) -> Result<(), WireError> {
+pub fn put_tagged_field<S: Sink + ?Sized>(
+    buf: &mut S,
+    tag: u32,
+    value: &[u8],
+) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     put_unsigned_varint(buf, tag);
     put_size(buf, value.len())?;
     buf.extend_from_slice(value);
@@ -733,7 +813,8 @@ pub fn put_tagged_field(buf: &mut BytesMut, tag: u32, value: &[u8]) -> Result<()
 
 /// Writes a tagged field's size: a plain unsigned varint (not N+1).
 #[inline]
-fn put_size(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
+fn put_size<S: Sink + ?Sized>(buf: &mut S, len: usize) -> Result<(), WireError> {
+    let buf = buf.bytes_mut();
     put_unsigned_varint(
         buf,
         u32::try_from(len).map_err(|_| WireError::TooLong(len))?,
@@ -794,7 +875,23 @@ pub fn check_tag_order(last: &mut Option<u32>, tag: u32) -> Result<(), WireError
 ///
 /// # Errors
 /// [`WireError::TagOrder`] when a tag appears twice; [`WireError::TooLong`].
-pub fn put_tagged_fields(
+#[inline]
+pub fn put_tagged_fields<S: Sink + ?Sized>(
+    buf: &mut S,
+    known: &[(u32, BytesMut)],
+    unknown: &[RawTaggedField],
+) -> Result<(), WireError> {
+    // Nearly every section is empty: one byte, no merge.
+    if known.is_empty() && unknown.is_empty() {
+        put_array(buf.bytes_mut(), [0]);
+        return Ok(());
+    }
+    merge_tagged_fields(buf.bytes_mut(), known, unknown)
+}
+
+/// The non-empty case of [`put_tagged_fields`], out of line.
+#[inline(never)]
+fn merge_tagged_fields(
     buf: &mut BytesMut,
     known: &[(u32, BytesMut)],
     unknown: &[RawTaggedField],

@@ -6,6 +6,7 @@ use crate::model::{
 use crate::spec::{Direction, Spec};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
+use std::collections::BTreeSet;
 
 const KEYWORDS: &[&str] = &[
     "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for",
@@ -176,6 +177,19 @@ fn put_prim(token: &str, opt: bool, v: TokenStream, name: &str) -> TokenStream {
         "UINT32" => quote!(put_u32(buf, *#v);),
         "FLOAT64" => quote!(put_f64(buf, *#v);),
         "UUID" => quote!(put_uuid(buf, #v);),
+        "RECORDS" | "COMPACT_RECORDS" => {
+            let f = if token == "RECORDS" {
+                quote!(put_records)
+            } else {
+                quote!(put_compact_records)
+            };
+            let arg = if opt {
+                quote!(#v.as_ref())
+            } else {
+                quote!(Some(#v))
+            };
+            quote!(#f(buf, #arg).map_err(#ctx)?;)
+        }
         _ => {
             let (f, nullable, is_str) = match token {
                 "STRING" => (quote!(put_string), false, true),
@@ -304,12 +318,26 @@ fn chain(
     out
 }
 
-fn encode_value(f: &FieldModel, var: &Variant, v: TokenStream) -> TokenStream {
+/// Writes one field; `shares`: the enclosing encoder is generic over
+/// `Sink` (`buf: &mut S`), so nested structs without records are handed
+/// the plain buffer.
+fn encode_value(
+    f: &FieldModel,
+    var: &Variant,
+    v: TokenStream,
+    shares: bool,
+    records: &BTreeSet<String>,
+) -> TokenStream {
     let v = quote!((#v));
     let name = f.name.as_str();
     let ctx = quote!(encode_ctx(NAME, #name, version));
+    let nested = |item: TokenStream| match &f.elem {
+        Elem::Struct(n) if records.contains(n) => quote!(#item.encode_to(buf, version)?;),
+        _ if shares => quote!(#item.encode(buf.bytes_mut(), version)?;),
+        _ => quote!(#item.encode(buf, version)?;),
+    };
     let elem_put = |item: TokenStream| match &f.elem {
-        Elem::Struct(_) => quote!(#item.encode(buf, version)?;),
+        Elem::Struct(_) => nested(item),
         Elem::Prim(_) => put_prim(&var.token, f.array && f.elem_nullable, item, name),
     };
     if f.array {
@@ -341,9 +369,10 @@ fn encode_value(f: &FieldModel, var: &Variant, v: TokenStream) -> TokenStream {
                 } else {
                     quote!(return Err(#ctx(WireError::NullNotAllowed));)
                 };
-                quote!(match #v { None => { #none } Some(s) => { put_i8(buf, 1); s.encode(buf, version)?; } })
+                let enc = nested(quote!(s));
+                quote!(match #v { None => { #none } Some(s) => { put_i8(buf, 1); #enc } })
             }
-            Elem::Struct(_) => quote!(#v.encode(buf, version)?;),
+            Elem::Struct(_) => nested(v),
             Elem::Prim(_) => put_prim(&var.token, f.is_option(), v, name),
         }
     }
@@ -489,7 +518,13 @@ fn random_value(f: &FieldModel, var: &Variant) -> TokenStream {
     }
 }
 
-fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
+fn emit_struct(
+    s: &StructModel,
+    m: &MessageModel,
+    root: bool,
+    records: &BTreeSet<String>,
+) -> TokenStream {
+    let shares = records.contains(&s.name);
     let name = format_ident!("{}", s.name);
     let name_str = s.name.as_str();
     let (min, max) = (m.min, m.max);
@@ -585,7 +620,12 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
             let tag_lit = tag;
             let e = chain(
                 vars.iter()
-                    .map(|v| (cond(v.set, min, max), encode_value(f, v, quote!(&self.#id))))
+                    .map(|v| {
+                        (
+                            cond(v.set, min, max),
+                            encode_value(f, v, quote!(&self.#id), shares, records),
+                        )
+                    })
                     .collect(),
                 None,
             );
@@ -621,7 +661,12 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
         }
         let branches: Vec<(Option<TokenStream>, TokenStream)> = vars
             .iter()
-            .map(|v| (cond(v.set, min, max), encode_value(f, v, quote!(&self.#id))))
+            .map(|v| {
+                (
+                    cond(v.set, min, max),
+                    encode_value(f, v, quote!(&self.#id), shares, records),
+                )
+            })
             .collect();
         let always = cond(f.versions, min, max).is_none();
         enc.push(chain(
@@ -700,6 +745,45 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
     } else {
         quote!()
     };
+    let encode_fns = if shares {
+        quote! {
+            /// Appends this value, as `version` lays it out, to `buf`.
+            ///
+            /// # Errors
+            /// An [`EncodeError`] naming the field that this version cannot carry.
+            pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+                self.encode_to(buf, version)
+            }
+
+            /// Appends this value, as `version` lays it out, to `buf`; its
+            /// records go through [`Sink::put_records_value`] (a [`FrameBuf`]
+            /// shares them instead of copying).
+            ///
+            /// # Errors
+            /// As [`Self::encode`].
+            pub fn encode_to<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
+                const NAME: &str = #name_str;
+                #check
+                #unused_buf
+                #(#enc)*
+                Ok(())
+            }
+        }
+    } else {
+        quote! {
+            /// Appends this value, as `version` lays it out, to `buf`.
+            ///
+            /// # Errors
+            /// An [`EncodeError`] naming the field that this version cannot carry.
+            pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+                const NAME: &str = #name_str;
+                #check
+                #unused_buf
+                #(#enc)*
+                Ok(())
+            }
+        }
+    };
     quote! {
         #[doc = #doc]
         #[derive(Debug, Clone, PartialEq)]
@@ -713,17 +797,7 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
         impl #name {
             #(#withs)*
 
-            /// Appends this value, as `version` lays it out, to `buf`.
-            ///
-            /// # Errors
-            /// An [`EncodeError`] naming the field that this version cannot carry.
-            pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
-                const NAME: &str = #name_str;
-                #check
-                #unused_buf
-                #(#enc)*
-                Ok(())
-            }
+            #encode_fns
 
             /// Reads a value as `version` lays it out.
             ///
@@ -751,14 +825,47 @@ fn emit_struct(s: &StructModel, m: &MessageModel, root: bool) -> TokenStream {
     }
 }
 
+/// The structs of `m` that hold a RECORDS field, directly or through a
+/// nested struct: their encoders are generic over [`Sink`] so that a
+/// `FrameBuf` can share the records instead of copying them.
+pub fn structs_with_records(m: &MessageModel) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    loop {
+        let before = set.len();
+        for s in &m.structs {
+            let has = s.fields.iter().any(|f| match &f.elem {
+                Elem::Struct(n) => set.contains(n),
+                Elem::Prim(_) => f.tokens.values().any(|t| is_records_token(t)),
+            });
+            if has {
+                set.insert(s.name.clone());
+            }
+        }
+        if set.len() == before {
+            return set;
+        }
+    }
+}
+
+fn is_records_token(t: &str) -> bool {
+    t == "RECORDS" || t == "COMPACT_RECORDS"
+}
+
 fn emit_message(m: &MessageModel) -> TokenStream {
     let mut out = TokenStream::new();
+    let records = structs_with_records(m);
     for (i, s) in m.structs.iter().enumerate() {
-        out.extend(emit_struct(s, m, i == 0));
+        out.extend(emit_struct(s, m, i == 0, &records));
     }
+    let root_shares = records.contains(&m.root().name);
     let name = format_ident!("{}", m.root().name);
     let name_str = m.root().name.as_str();
     let (min, max) = (m.min, m.max);
+    let frame_fn = if root_shares {
+        quote!(fn encode_to_frame(&self, frame: &mut FrameBuf, version: i16) -> Result<(), EncodeError> { #name::encode_to(self, frame, version) })
+    } else {
+        quote!()
+    };
     out.extend(quote! {
         impl Message for #name {
             const NAME: &'static str = #name_str;
@@ -766,6 +873,7 @@ fn emit_message(m: &MessageModel) -> TokenStream {
             const MAX_VERSION: i16 = #max;
             fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> { #name::encode(self, buf, version) }
             fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> { #name::decode(buf, version) }
+            #frame_fn
         }
     });
     out

@@ -1374,6 +1374,19 @@ impl FetchResponse {
     /// # Errors
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+        self.encode_to(buf, version)
+    }
+    /// Appends this value, as `version` lays it out, to `buf`; its
+    /// records go through [`Sink::put_records_value`] (a [`FrameBuf`]
+    /// shares them instead of copying).
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_to<S: Sink + ?Sized>(
+        &self,
+        buf: &mut S,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         const NAME: &str = "FetchResponse";
         if !(0i16..=17i16).contains(&version) {
             return Err(
@@ -1417,7 +1430,7 @@ impl FetchResponse {
                 put_array_len(buf, Some(items.len()))
                     .map_err(encode_ctx(NAME, "responses", version))?;
                 for item in items {
-                    item.encode(buf, version)?;
+                    item.encode_to(buf, version)?;
                 }
             }
         } else if version >= 12i16 {
@@ -1426,7 +1439,7 @@ impl FetchResponse {
                 put_compact_array_len(buf, Some(items.len()))
                     .map_err(encode_ctx(NAME, "responses", version))?;
                 for item in items {
-                    item.encode(buf, version)?;
+                    item.encode_to(buf, version)?;
                 }
             }
         }
@@ -1443,7 +1456,7 @@ impl FetchResponse {
                                 put_compact_array_len(buf, Some(items.len()))
                                     .map_err(encode_ctx(NAME, "node_endpoints", version))?;
                                 for item in items {
-                                    item.encode(buf, version)?;
+                                    item.encode(buf.bytes_mut(), version)?;
                                 }
                             }
                         }
@@ -1664,6 +1677,19 @@ impl FetchResponseResponse {
     /// # Errors
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+        self.encode_to(buf, version)
+    }
+    /// Appends this value, as `version` lays it out, to `buf`; its
+    /// records go through [`Sink::put_records_value`] (a [`FrameBuf`]
+    /// shares them instead of copying).
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_to<S: Sink + ?Sized>(
+        &self,
+        buf: &mut S,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         const NAME: &str = "FetchResponseResponse";
         if version >= 13i16 {
             put_uuid(buf, ((&self.topic_id)));
@@ -1693,7 +1719,7 @@ impl FetchResponseResponse {
                 put_array_len(buf, Some(items.len()))
                     .map_err(encode_ctx(NAME, "partitions", version))?;
                 for item in items {
-                    item.encode(buf, version)?;
+                    item.encode_to(buf, version)?;
                 }
             }
         } else if version >= 12i16 {
@@ -1702,7 +1728,7 @@ impl FetchResponseResponse {
                 put_compact_array_len(buf, Some(items.len()))
                     .map_err(encode_ctx(NAME, "partitions", version))?;
                 for item in items {
-                    item.encode(buf, version)?;
+                    item.encode_to(buf, version)?;
                 }
             }
         }
@@ -1957,6 +1983,19 @@ impl FetchResponsePartition {
     /// # Errors
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+        self.encode_to(buf, version)
+    }
+    /// Appends this value, as `version` lays it out, to `buf`; its
+    /// records go through [`Sink::put_records_value`] (a [`FrameBuf`]
+    /// shares them instead of copying).
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_to<S: Sink + ?Sized>(
+        &self,
+        buf: &mut S,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         const NAME: &str = "FetchResponsePartition";
         put_i32(buf, *((&self.partition_index)));
         put_i16(buf, *((&self.error_code)));
@@ -1997,7 +2036,7 @@ impl FetchResponsePartition {
                     put_array_len(buf, Some(items.len()))
                         .map_err(encode_ctx(NAME, "aborted_transactions", version))?;
                     for item in items {
-                        item.encode(buf, version)?;
+                        item.encode(buf.bytes_mut(), version)?;
                     }
                 }
             }
@@ -2011,7 +2050,7 @@ impl FetchResponsePartition {
                     put_compact_array_len(buf, Some(items.len()))
                         .map_err(encode_ctx(NAME, "aborted_transactions", version))?;
                     for item in items {
-                        item.encode(buf, version)?;
+                        item.encode(buf.bytes_mut(), version)?;
                     }
                 }
             }
@@ -2042,10 +2081,10 @@ impl FetchResponsePartition {
             }
         }
         if version <= 11i16 {
-            put_nullable_bytes(buf, ((&self.records)).as_deref())
+            put_records(buf, ((&self.records)).as_ref())
                 .map_err(encode_ctx(NAME, "records", version))?;
         } else if version >= 12i16 {
-            put_compact_nullable_bytes(buf, ((&self.records)).as_deref())
+            put_compact_records(buf, ((&self.records)).as_ref())
                 .map_err(encode_ctx(NAME, "records", version))?;
         }
         if version >= 12i16 {
@@ -2056,7 +2095,7 @@ impl FetchResponsePartition {
                     {
                         let buf = &mut tagged;
                         if version >= 12i16 {
-                            (&self.diverging_epoch).encode(buf, version)?;
+                            (&self.diverging_epoch).encode(buf.bytes_mut(), version)?;
                         }
                     }
                     known.push((0u32, tagged));
@@ -2078,7 +2117,7 @@ impl FetchResponsePartition {
                     {
                         let buf = &mut tagged;
                         if version >= 12i16 {
-                            (&self.current_leader).encode(buf, version)?;
+                            (&self.current_leader).encode(buf.bytes_mut(), version)?;
                         }
                     }
                     known.push((1u32, tagged));
@@ -2100,7 +2139,7 @@ impl FetchResponsePartition {
                     {
                         let buf = &mut tagged;
                         if version >= 12i16 {
-                            (&self.snapshot_id).encode(buf, version)?;
+                            (&self.snapshot_id).encode(buf.bytes_mut(), version)?;
                         }
                     }
                     known.push((2u32, tagged));
@@ -2972,6 +3011,13 @@ impl Message for FetchResponse {
     }
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         FetchResponse::decode(buf, version)
+    }
+    fn encode_to_frame(
+        &self,
+        frame: &mut FrameBuf,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        FetchResponse::encode_to(self, frame, version)
     }
 }
 impl Request for FetchRequest {

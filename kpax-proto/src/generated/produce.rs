@@ -66,6 +66,19 @@ impl ProduceRequest {
     /// # Errors
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+        self.encode_to(buf, version)
+    }
+    /// Appends this value, as `version` lays it out, to `buf`; its
+    /// records go through [`Sink::put_records_value`] (a [`FrameBuf`]
+    /// shares them instead of copying).
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_to<S: Sink + ?Sized>(
+        &self,
+        buf: &mut S,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         const NAME: &str = "ProduceRequest";
         if !(0i16..=11i16).contains(&version) {
             return Err(
@@ -97,7 +110,7 @@ impl ProduceRequest {
                 put_array_len(buf, Some(items.len()))
                     .map_err(encode_ctx(NAME, "topic_data", version))?;
                 for item in items {
-                    item.encode(buf, version)?;
+                    item.encode_to(buf, version)?;
                 }
             }
         } else if version >= 9i16 {
@@ -106,7 +119,7 @@ impl ProduceRequest {
                 put_compact_array_len(buf, Some(items.len()))
                     .map_err(encode_ctx(NAME, "topic_data", version))?;
                 for item in items {
-                    item.encode(buf, version)?;
+                    item.encode_to(buf, version)?;
                 }
             }
         }
@@ -272,6 +285,19 @@ impl ProduceRequestTopicData {
     /// # Errors
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+        self.encode_to(buf, version)
+    }
+    /// Appends this value, as `version` lays it out, to `buf`; its
+    /// records go through [`Sink::put_records_value`] (a [`FrameBuf`]
+    /// shares them instead of copying).
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_to<S: Sink + ?Sized>(
+        &self,
+        buf: &mut S,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         const NAME: &str = "ProduceRequestTopicData";
         if version <= 8i16 {
             put_string(buf, ((&self.name)).as_str())
@@ -286,7 +312,7 @@ impl ProduceRequestTopicData {
                 put_array_len(buf, Some(items.len()))
                     .map_err(encode_ctx(NAME, "partition_data", version))?;
                 for item in items {
-                    item.encode(buf, version)?;
+                    item.encode_to(buf, version)?;
                 }
             }
         } else if version >= 9i16 {
@@ -295,7 +321,7 @@ impl ProduceRequestTopicData {
                 put_compact_array_len(buf, Some(items.len()))
                     .map_err(encode_ctx(NAME, "partition_data", version))?;
                 for item in items {
-                    item.encode(buf, version)?;
+                    item.encode_to(buf, version)?;
                 }
             }
         }
@@ -448,13 +474,26 @@ impl ProduceRequestPartitionData {
     /// # Errors
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+        self.encode_to(buf, version)
+    }
+    /// Appends this value, as `version` lays it out, to `buf`; its
+    /// records go through [`Sink::put_records_value`] (a [`FrameBuf`]
+    /// shares them instead of copying).
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_to<S: Sink + ?Sized>(
+        &self,
+        buf: &mut S,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         const NAME: &str = "ProduceRequestPartitionData";
         put_i32(buf, *((&self.index)));
         if version <= 8i16 {
-            put_nullable_bytes(buf, ((&self.records)).as_deref())
+            put_records(buf, ((&self.records)).as_ref())
                 .map_err(encode_ctx(NAME, "records", version))?;
         } else if version >= 9i16 {
-            put_compact_nullable_bytes(buf, ((&self.records)).as_deref())
+            put_compact_records(buf, ((&self.records)).as_ref())
                 .map_err(encode_ctx(NAME, "records", version))?;
         }
         if version >= 9i16 {
@@ -526,6 +565,13 @@ impl Message for ProduceRequest {
     }
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         ProduceRequest::decode(buf, version)
+    }
+    fn encode_to_frame(
+        &self,
+        frame: &mut FrameBuf,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        ProduceRequest::encode_to(self, frame, version)
     }
 }
 /// The Produce response (versions 0-11; flexible from 9).

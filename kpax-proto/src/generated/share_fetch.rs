@@ -799,6 +799,19 @@ impl ShareFetchResponse {
     /// # Errors
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+        self.encode_to(buf, version)
+    }
+    /// Appends this value, as `version` lays it out, to `buf`; its
+    /// records go through [`Sink::put_records_value`] (a [`FrameBuf`]
+    /// shares them instead of copying).
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_to<S: Sink + ?Sized>(
+        &self,
+        buf: &mut S,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         const NAME: &str = "ShareFetchResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
@@ -814,7 +827,7 @@ impl ShareFetchResponse {
             put_compact_array_len(buf, Some(items.len()))
                 .map_err(encode_ctx(NAME, "responses", version))?;
             for item in items {
-                item.encode(buf, version)?;
+                item.encode_to(buf, version)?;
             }
         }
         {
@@ -822,7 +835,7 @@ impl ShareFetchResponse {
             put_compact_array_len(buf, Some(items.len()))
                 .map_err(encode_ctx(NAME, "node_endpoints", version))?;
             for item in items {
-                item.encode(buf, version)?;
+                item.encode(buf.bytes_mut(), version)?;
             }
         }
         let known: [(u32, BytesMut); 0] = [];
@@ -956,6 +969,19 @@ impl ShareFetchResponseResponse {
     /// # Errors
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+        self.encode_to(buf, version)
+    }
+    /// Appends this value, as `version` lays it out, to `buf`; its
+    /// records go through [`Sink::put_records_value`] (a [`FrameBuf`]
+    /// shares them instead of copying).
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_to<S: Sink + ?Sized>(
+        &self,
+        buf: &mut S,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         const NAME: &str = "ShareFetchResponseResponse";
         put_uuid(buf, ((&self.topic_id)));
         {
@@ -963,7 +989,7 @@ impl ShareFetchResponseResponse {
             put_compact_array_len(buf, Some(items.len()))
                 .map_err(encode_ctx(NAME, "partitions", version))?;
             for item in items {
-                item.encode(buf, version)?;
+                item.encode_to(buf, version)?;
             }
         }
         let known: [(u32, BytesMut); 0] = [];
@@ -1129,6 +1155,19 @@ impl ShareFetchResponsePartition {
     /// # Errors
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+        self.encode_to(buf, version)
+    }
+    /// Appends this value, as `version` lays it out, to `buf`; its
+    /// records go through [`Sink::put_records_value`] (a [`FrameBuf`]
+    /// shares them instead of copying).
+    ///
+    /// # Errors
+    /// As [`Self::encode`].
+    pub fn encode_to<S: Sink + ?Sized>(
+        &self,
+        buf: &mut S,
+        version: i16,
+    ) -> Result<(), EncodeError> {
         const NAME: &str = "ShareFetchResponsePartition";
         put_i32(buf, *((&self.partition_index)));
         put_i16(buf, *((&self.error_code)));
@@ -1137,15 +1176,15 @@ impl ShareFetchResponsePartition {
         put_i16(buf, *((&self.acknowledge_error_code)));
         put_compact_nullable_string(buf, ((&self.acknowledge_error_message)).as_deref())
             .map_err(encode_ctx(NAME, "acknowledge_error_message", version))?;
-        (&self.current_leader).encode(buf, version)?;
-        put_compact_nullable_bytes(buf, ((&self.records)).as_deref())
+        (&self.current_leader).encode(buf.bytes_mut(), version)?;
+        put_compact_records(buf, ((&self.records)).as_ref())
             .map_err(encode_ctx(NAME, "records", version))?;
         {
             let items = (&self.acquired_records);
             put_compact_array_len(buf, Some(items.len()))
                 .map_err(encode_ctx(NAME, "acquired_records", version))?;
             for item in items {
-                item.encode(buf, version)?;
+                item.encode(buf.bytes_mut(), version)?;
             }
         }
         let known: [(u32, BytesMut); 0] = [];
@@ -1534,6 +1573,13 @@ impl Message for ShareFetchResponse {
     }
     fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
         ShareFetchResponse::decode(buf, version)
+    }
+    fn encode_to_frame(
+        &self,
+        frame: &mut FrameBuf,
+        version: i16,
+    ) -> Result<(), EncodeError> {
+        ShareFetchResponse::encode_to(self, frame, version)
     }
 }
 impl Request for ShareFetchRequest {

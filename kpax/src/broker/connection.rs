@@ -10,6 +10,7 @@
 use crate::error::Error;
 use bytes::{Bytes, BytesMut};
 use kpax_proto::generated::{ApiKey, ResponseHeader};
+use kpax_proto::wire::FrameBuf;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,7 @@ pub(crate) struct Pending {
 }
 
 struct Outgoing {
-    frame: BytesMut,
+    frame: FrameBuf,
     pending: Option<Pending>,
 }
 
@@ -157,7 +158,7 @@ impl Connection {
     }
 
     /// Queues a frame; with `pending`, its response is delivered there.
-    pub(crate) fn send(&self, frame: BytesMut, pending: Option<Pending>) -> Result<(), Error> {
+    pub(crate) fn send(&self, frame: FrameBuf, pending: Option<Pending>) -> Result<(), Error> {
         if let Some(why) = lock(&self.state).closed.clone() {
             return Err(why);
         }
@@ -177,10 +178,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     state: Arc<Mutex<State>>,
     addr: String,
 ) {
-    let mut frames: Vec<BytesMut> = Vec::new();
+    let mut frames: Vec<FrameBuf> = Vec::new();
     while let Some(first) = rx.recv().await {
-        // Gather what is queued into one vectored write (no copy).
-        frames.clear();
+        // Gather what is queued into one vectored write (no copy; the
+        // record batches of a Produce frame are the producer's own bytes).
+        let mut slices = 0;
         {
             let mut s = lock(&state);
             let mut next = Some(first);
@@ -199,9 +201,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     None => true,
                 };
                 if keep {
+                    slices += o.frame.slice_count();
                     frames.push(o.frame);
                 }
-                if frames.len() < MAX_FRAMES_PER_WRITE {
+                if slices < MAX_SLICES_PER_WRITE {
                     next = rx.try_recv().ok();
                 }
             }
@@ -211,6 +214,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             Ok(()) => wr.flush().await,
             Err(e) => Err(e),
         };
+        // Written frames let go of the batches they shared at once, so the
+        // producer can reuse their buffers.
+        frames.clear();
         if let Err(e) = written {
             fail_all(
                 &state,
@@ -227,20 +233,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
 }
 
-/// The most frames gathered into one write (well under IOV_MAX).
-const MAX_FRAMES_PER_WRITE: usize = 256;
+/// Frames are gathered into one write until they hold this many slices
+/// (well under IOV_MAX, 1024; a frame may go over it, and `writev` then
+/// takes what it can and the rest follows).
+const MAX_SLICES_PER_WRITE: usize = 512;
 
 /// Writes every frame, in order, with vectored writes (`writev`): queued
 /// requests go out together without being copied into one buffer first.
 async fn write_frames<W: AsyncWrite + Unpin>(
     wr: &mut W,
-    frames: &[BytesMut],
+    frames: &[FrameBuf],
 ) -> std::io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = frames
-        .iter()
-        .filter(|f| !f.is_empty())
-        .map(|f| IoSlice::new(f))
-        .collect();
+    let mut slices: Vec<IoSlice<'_>> = Vec::new();
+    for f in frames {
+        f.push_io_slices(&mut slices);
+    }
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
         let n = wr.write_vectored(rest).await?;

@@ -35,13 +35,13 @@ pub use versions::{ApiVersions, LegacyVersion};
 
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
-use bytes::{BufMut, BytesMut};
 use connection::{Connection, Pending};
 use kpax_proto::generated::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, ErrorCode, RequestHeader,
 };
 use kpax_proto::message::{Message, Request};
 use kpax_proto::wire::StrBytes;
+use kpax_proto::wire::{put_i32, FrameBuf, Sink};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -312,7 +312,7 @@ impl Broker {
         Ok(version)
     }
 
-    fn frame<R: Request>(&self, req: &R, version: i16) -> Result<(BytesMut, i32)> {
+    fn frame<R: Request>(&self, req: &R, version: i16) -> Result<(FrameBuf, i32)> {
         let correlation_id = self.inner.correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         let header = RequestHeader::default()
             .with_request_api_key(R::API_KEY as i16)
@@ -327,18 +327,26 @@ impl Broker {
         };
         let slot = self.inner.frame_sizes.get(R::API_KEY as usize);
         let hint = slot.map_or(0, |s| s.load(Ordering::Relaxed));
-        let mut buf = BytesMut::with_capacity((hint + hint / 8).clamp(256, MAX_FRAME_HINT));
-        buf.put_i32(0);
+        // The frame's own bytes: record batches are shared, not counted here.
+        let mut frame = FrameBuf::with_capacity((hint + hint / 8).clamp(256, MAX_FRAME_HINT));
+        put_i32(&mut frame, 0);
         header
-            .encode(&mut buf, R::request_header_version(version))
+            .encode(frame.bytes_mut(), R::request_header_version(version))
             .map_err(enc)?;
-        req.encode(&mut buf, version).map_err(enc)?;
-        let size = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
+        req.encode_to_frame(&mut frame, version).map_err(enc)?;
+        let size = i32::try_from(frame.len() - 4).map_err(|_| {
+            enc(kpax_proto::wire::EncodeError {
+                message: R::NAME,
+                field: "",
+                version,
+                kind: kpax_proto::wire::WireError::TooLong(frame.len() - 4),
+            })
+        })?;
+        frame.set_i32_at(0, size);
         if let Some(s) = slot {
-            s.store(buf.len(), Ordering::Relaxed);
+            s.store(frame.written().len(), Ordering::Relaxed);
         }
-        Ok((buf, correlation_id))
+        Ok((frame, correlation_id))
     }
 
     /// One request and its response on an established connection.
