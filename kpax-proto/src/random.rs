@@ -1,7 +1,7 @@
 //! A small deterministic random source for generated `random()` values,
 //! used by round-trip and differential tests (feature `random`).
 
-use crate::wire::{RawTaggedField, StrBytes, Uuid};
+use crate::wire::{RawTaggedField, StrBytes, UnknownTaggedFields, Uuid};
 use bytes::Bytes;
 
 /// SplitMix64: tiny, fast, and good enough to vary test messages.
@@ -61,7 +61,7 @@ impl Rand {
     }
 
     /// Zero to two unknown tagged fields with tags no spec field uses.
-    pub fn unknown_tagged_fields(&mut self) -> Vec<RawTaggedField> {
+    pub fn unknown_tagged_fields(&mut self) -> UnknownTaggedFields {
         let n = self.u64() % 3;
         (0..n)
             .map(|i| RawTaggedField {

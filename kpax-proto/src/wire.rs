@@ -249,7 +249,65 @@ pub struct RawTaggedField {
     pub data: Bytes,
 }
 
-#[inline]
+/// The tagged fields of one struct that this code does not know, kept as
+/// read and written back in tag order.
+///
+/// Nearly always empty, and every struct of a flexible message has one: as
+/// a `Vec` each cost 24 bytes and a call to drop; empty, this is one null
+/// pointer.
+// A boxed Vec on purpose: one pointer when empty (a Vec is three words),
+// and the rare push amortised like a Vec's.
+#[allow(clippy::box_collection)]
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct UnknownTaggedFields(Option<Box<Vec<RawTaggedField>>>);
+
+impl UnknownTaggedFields {
+    /// None.
+    pub const fn new() -> Self {
+        UnknownTaggedFields(None)
+    }
+
+    /// Adds a field (callers keep tags ascending; encoding checks).
+    pub fn push(&mut self, field: RawTaggedField) {
+        self.0.get_or_insert_with(Default::default).push(field);
+    }
+
+    /// The fields, in the order read.
+    pub fn as_slice(&self) -> &[RawTaggedField] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl std::ops::Deref for UnknownTaggedFields {
+    type Target = [RawTaggedField];
+    fn deref(&self) -> &[RawTaggedField] {
+        self.as_slice()
+    }
+}
+
+impl fmt::Debug for UnknownTaggedFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_slice(), f)
+    }
+}
+
+impl From<Vec<RawTaggedField>> for UnknownTaggedFields {
+    fn from(v: Vec<RawTaggedField>) -> Self {
+        if v.is_empty() {
+            Self::new()
+        } else {
+            UnknownTaggedFields(Some(Box::new(v)))
+        }
+    }
+}
+
+impl FromIterator<RawTaggedField> for UnknownTaggedFields {
+    fn from_iter<I: IntoIterator<Item = RawTaggedField>>(iter: I) -> Self {
+        iter.into_iter().collect::<Vec<_>>().into()
+    }
+}
+
+#[inline(always)]
 fn need(buf: &Bytes, n: usize) -> Result<(), WireError> {
     if buf.remaining() < n {
         Err(WireError::Short {
@@ -354,8 +412,21 @@ pub fn put_uuid<S: Sink + ?Sized>(buf: &mut S, v: &Uuid) {
 ///
 /// # Errors
 /// [`WireError::Varint`].
-#[inline]
+#[inline(always)]
 pub fn get_unsigned_varint(buf: &mut Bytes) -> Result<u32, WireError> {
+    // One byte is the common case (lengths, counts, empty tag sections).
+    if let Some(&b) = buf.first() {
+        if b < 0x80 {
+            buf.advance(1);
+            return Ok(u32::from(b));
+        }
+    }
+    get_long_unsigned_varint(buf)
+}
+
+/// [`get_unsigned_varint`] past one byte (or at the end of the input).
+#[inline(never)]
+fn get_long_unsigned_varint(buf: &mut Bytes) -> Result<u32, WireError> {
     let (v, n) = varint::read_unsigned_varint(buf.chunk())?;
     buf.advance(n);
     Ok(v)
@@ -374,7 +445,7 @@ pub fn put_unsigned_varint<S: Sink + ?Sized>(buf: &mut S, v: u32) {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn take(buf: &mut Bytes, n: usize) -> Result<Bytes, WireError> {
     need(buf, n)?;
     Ok(buf.split_to(n))
@@ -401,7 +472,7 @@ fn len32(buf: &mut Bytes) -> Result<Option<usize>, WireError> {
 }
 
 /// Reads a compact length (N+1 as an unsigned varint); `None` for 0.
-#[inline]
+#[inline(always)]
 fn len_compact(buf: &mut Bytes) -> Result<Option<usize>, WireError> {
     Ok(match get_unsigned_varint(buf)? {
         0 => None,
@@ -414,6 +485,7 @@ fn string_of(buf: &mut Bytes, len: Option<usize>) -> Result<Option<StrBytes>, Wi
         .transpose()
 }
 
+#[inline(always)]
 fn bytes_of(buf: &mut Bytes, len: Option<usize>) -> Result<Option<Bytes>, WireError> {
     len.map(|n| take(buf, n)).transpose()
 }
@@ -460,7 +532,7 @@ pub fn get_compact_string(buf: &mut Bytes) -> Result<StrBytes, WireError> {
 ///
 /// # Errors
 /// [`WireError`] for a short input or a bad length.
-#[inline]
+#[inline(always)]
 pub fn get_nullable_bytes(buf: &mut Bytes) -> Result<Option<Bytes>, WireError> {
     let len = len32(buf)?;
     bytes_of(buf, len)
@@ -470,7 +542,7 @@ pub fn get_nullable_bytes(buf: &mut Bytes) -> Result<Option<Bytes>, WireError> {
 ///
 /// # Errors
 /// As [`get_nullable_bytes`].
-#[inline]
+#[inline(always)]
 pub fn get_compact_nullable_bytes(buf: &mut Bytes) -> Result<Option<Bytes>, WireError> {
     let len = len_compact(buf)?;
     bytes_of(buf, len)
@@ -494,6 +566,7 @@ pub fn get_compact_bytes(buf: &mut Bytes) -> Result<Bytes, WireError> {
     get_compact_nullable_bytes(buf)?.ok_or(WireError::NullNotAllowed)
 }
 
+#[inline(always)]
 fn check_count(
     buf: &Bytes,
     count: Option<usize>,
@@ -542,7 +615,7 @@ pub fn get_array_len(buf: &mut Bytes, min_element_size: usize) -> Result<Option<
 ///
 /// # Errors
 /// As [`get_array_len`].
-#[inline]
+#[inline(always)]
 pub fn get_compact_array_len(
     buf: &mut Bytes,
     min_element_size: usize,
@@ -844,7 +917,7 @@ pub fn check_tag_consumed(tag: u32, declared: usize, rest: &Bytes) -> Result<(),
 ///
 /// # Errors
 /// [`WireError::CountTooLarge`] or a bad varint.
-#[inline]
+#[inline(always)]
 pub fn get_tagged_count(buf: &mut Bytes) -> Result<u32, WireError> {
     let count = get_unsigned_varint(buf)?;
     if (count as usize).saturating_mul(2) > buf.remaining() {

@@ -422,12 +422,26 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
                 }
             };
         }
+        // Struct elements are decoded in their place in the Vec: returned
+        // by value, a large struct was copied twice (`memmove`) on its way in.
+        let fill = match &f.elem {
+            Elem::Struct(st) if !f.elem_nullable => {
+                let st = format_ident!("{}", st);
+                quote! {
+                    for i in 0..n {
+                        items.push(#st::default());
+                        #st::decode_into(&mut items[i], buf, version)?;
+                    }
+                }
+            }
+            _ => quote!(for _ in 0..n { items.push(#elem_get); }),
+        };
         quote! {
             match #len_fn(buf, #min).map_err(#ctx)? {
                 None => #none,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n { items.push(#elem_get); }
+                    #fill
                     #some
                 }
             }
@@ -685,8 +699,8 @@ fn emit_struct(
     let flex = cond(s.flexible, min, max);
     let has_flex = s.flexible != 0;
     if has_flex {
-        fields.push(quote!(#[doc = " Tagged fields this code does not know, kept as read and written back in tag order."] pub unknown_tagged_fields: Vec<RawTaggedField>,));
-        defaults.push(quote!(unknown_tagged_fields: Vec::new(),));
+        fields.push(quote!(#[doc = " Tagged fields this code does not know, kept as read and written back in tag order."] pub unknown_tagged_fields: UnknownTaggedFields,));
+        defaults.push(quote!(unknown_tagged_fields: UnknownTaggedFields::new(),));
         let known_decl = if tagged_enc.is_empty() {
             quote!(let known: [(u32, BytesMut); 0] = [];)
         } else {
@@ -804,11 +818,18 @@ fn emit_struct(
             /// # Errors
             /// A [`DecodeError`] naming the field, for input that does not fit.
             pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+                let mut this = Self::default();
+                Self::decode_into(&mut this, buf, version)?;
+                Ok(this)
+            }
+
+            /// Reads a value as `version` lays it out into `this` (a
+            /// default value), where it already lies.
+            fn decode_into(this: &mut Self, buf: &mut Bytes, version: i16) -> Result<(), DecodeError> {
                 const NAME: &str = #name_str;
                 #dcheck
-                #mut_this = Self::default();
                 #(#dec)*
-                Ok(this)
+                Ok(())
             }
         }
 

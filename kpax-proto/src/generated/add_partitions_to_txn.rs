@@ -31,7 +31,7 @@ pub struct AddPartitionsToTxnRequest {
     /// Versions: 0-3.
     pub v3_and_below_topics: Vec<AddPartitionsToTxnRequestV3AndBelowTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddPartitionsToTxnRequest {
     fn default() -> Self {
@@ -43,7 +43,7 @@ impl Default for AddPartitionsToTxnRequest {
             v3_and_below_topics: <Vec<
                 AddPartitionsToTxnRequestV3AndBelowTopic,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -202,13 +202,23 @@ impl AddPartitionsToTxnRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AddPartitionsToTxnRequest";
         if !(0i16..=5i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 4i16 {
             this.transactions = match get_compact_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "transactions", version))?
@@ -224,11 +234,13 @@ impl AddPartitionsToTxnRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AddPartitionsToTxnRequestTransaction::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AddPartitionsToTxnRequestTransaction::default());
+                        AddPartitionsToTxnRequestTransaction::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -264,14 +276,13 @@ impl AddPartitionsToTxnRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AddPartitionsToTxnRequestV3AndBelowTopic::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(AddPartitionsToTxnRequestV3AndBelowTopic::default());
+                        AddPartitionsToTxnRequestV3AndBelowTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -291,14 +302,13 @@ impl AddPartitionsToTxnRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AddPartitionsToTxnRequestV3AndBelowTopic::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(AddPartitionsToTxnRequestV3AndBelowTopic::default());
+                        AddPartitionsToTxnRequestV3AndBelowTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -318,7 +328,7 @@ impl AddPartitionsToTxnRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -382,7 +392,7 @@ pub struct AddPartitionsToTxnRequestTransaction {
     /// Versions: 4+.
     pub topics: Vec<AddPartitionsToTxnRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddPartitionsToTxnRequestTransaction {
     fn default() -> Self {
@@ -392,7 +402,7 @@ impl Default for AddPartitionsToTxnRequestTransaction {
             producer_epoch: <i16>::default(),
             verify_only: <bool>::default(),
             topics: <Vec<AddPartitionsToTxnRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -513,8 +523,18 @@ impl AddPartitionsToTxnRequestTransaction {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AddPartitionsToTxnRequestTransaction";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AddPartitionsToTxnRequestTransaction";
         if version >= 4i16 {
             this.transactional_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "transactional_id", version))?;
@@ -542,9 +562,13 @@ impl AddPartitionsToTxnRequestTransaction {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(AddPartitionsToTxnRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AddPartitionsToTxnRequestTopic::default());
+                        AddPartitionsToTxnRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -564,7 +588,7 @@ impl AddPartitionsToTxnRequestTransaction {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -608,14 +632,14 @@ pub struct AddPartitionsToTxnRequestTopic {
     /// Versions: 4+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddPartitionsToTxnRequestTopic {
     fn default() -> Self {
         AddPartitionsToTxnRequestTopic {
             name: <StrBytes>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -678,8 +702,18 @@ impl AddPartitionsToTxnRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AddPartitionsToTxnRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AddPartitionsToTxnRequestTopic";
         if version >= 4i16 {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
@@ -718,7 +752,7 @@ impl AddPartitionsToTxnRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -751,14 +785,14 @@ pub struct AddPartitionsToTxnRequestV3AndBelowTopic {
     /// Versions: 0-3.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddPartitionsToTxnRequestV3AndBelowTopic {
     fn default() -> Self {
         AddPartitionsToTxnRequestV3AndBelowTopic {
             name: <StrBytes>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -833,8 +867,18 @@ impl AddPartitionsToTxnRequestV3AndBelowTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AddPartitionsToTxnRequestV3AndBelowTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AddPartitionsToTxnRequestV3AndBelowTopic";
         if version <= 2i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version == 3i16 {
@@ -894,7 +938,7 @@ impl AddPartitionsToTxnRequestV3AndBelowTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -952,7 +996,7 @@ pub struct AddPartitionsToTxnResponse {
         AddPartitionsToTxnResponseResultsByTopicV3AndBelow,
     >,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddPartitionsToTxnResponse {
     fn default() -> Self {
@@ -965,7 +1009,7 @@ impl Default for AddPartitionsToTxnResponse {
             results_by_topic_v3_and_below: <Vec<
                 AddPartitionsToTxnResponseResultsByTopicV3AndBelow,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1090,13 +1134,23 @@ impl AddPartitionsToTxnResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AddPartitionsToTxnResponse";
         if !(0i16..=5i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 4i16 {
@@ -1118,14 +1172,16 @@ impl AddPartitionsToTxnResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
+                    for i in 0..n {
                         items
                             .push(
-                                AddPartitionsToTxnResponseResultsByTransaction::decode(
-                                    buf,
-                                    version,
-                                )?,
+                                AddPartitionsToTxnResponseResultsByTransaction::default(),
                             );
+                        AddPartitionsToTxnResponseResultsByTransaction::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1146,14 +1202,16 @@ impl AddPartitionsToTxnResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
+                    for i in 0..n {
                         items
                             .push(
-                                AddPartitionsToTxnResponseResultsByTopicV3AndBelow::decode(
-                                    buf,
-                                    version,
-                                )?,
+                                AddPartitionsToTxnResponseResultsByTopicV3AndBelow::default(),
                             );
+                        AddPartitionsToTxnResponseResultsByTopicV3AndBelow::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1173,14 +1231,16 @@ impl AddPartitionsToTxnResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
+                    for i in 0..n {
                         items
                             .push(
-                                AddPartitionsToTxnResponseResultsByTopicV3AndBelow::decode(
-                                    buf,
-                                    version,
-                                )?,
+                                AddPartitionsToTxnResponseResultsByTopicV3AndBelow::default(),
                             );
+                        AddPartitionsToTxnResponseResultsByTopicV3AndBelow::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1200,7 +1260,7 @@ impl AddPartitionsToTxnResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1254,14 +1314,14 @@ pub struct AddPartitionsToTxnResponseResultsByTransaction {
     /// Versions: 4+.
     pub topic_results: Vec<AddPartitionsToTxnResponseTopicResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddPartitionsToTxnResponseResultsByTransaction {
     fn default() -> Self {
         AddPartitionsToTxnResponseResultsByTransaction {
             transactional_id: <StrBytes>::default(),
             topic_results: <Vec<AddPartitionsToTxnResponseTopicResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1337,8 +1397,18 @@ impl AddPartitionsToTxnResponseResultsByTransaction {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AddPartitionsToTxnResponseResultsByTransaction";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AddPartitionsToTxnResponseResultsByTransaction";
         if version >= 4i16 {
             this.transactional_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "transactional_id", version))?;
@@ -1358,11 +1428,13 @@ impl AddPartitionsToTxnResponseResultsByTransaction {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AddPartitionsToTxnResponseTopicResult::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AddPartitionsToTxnResponseTopicResult::default());
+                        AddPartitionsToTxnResponseTopicResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1382,7 +1454,7 @@ impl AddPartitionsToTxnResponseResultsByTransaction {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1419,7 +1491,7 @@ pub struct AddPartitionsToTxnResponseTopicResult {
         AddPartitionsToTxnResponseTopicResultResultsByPartition,
     >,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddPartitionsToTxnResponseTopicResult {
     fn default() -> Self {
@@ -1428,7 +1500,7 @@ impl Default for AddPartitionsToTxnResponseTopicResult {
             results_by_partition: <Vec<
                 AddPartitionsToTxnResponseTopicResultResultsByPartition,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1502,8 +1574,18 @@ impl AddPartitionsToTxnResponseTopicResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AddPartitionsToTxnResponseTopicResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AddPartitionsToTxnResponseTopicResult";
         if version >= 4i16 {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
@@ -1523,14 +1605,16 @@ impl AddPartitionsToTxnResponseTopicResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
+                    for i in 0..n {
                         items
                             .push(
-                                AddPartitionsToTxnResponseTopicResultResultsByPartition::decode(
-                                    buf,
-                                    version,
-                                )?,
+                                AddPartitionsToTxnResponseTopicResultResultsByPartition::default(),
                             );
+                        AddPartitionsToTxnResponseTopicResultResultsByPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1550,7 +1634,7 @@ impl AddPartitionsToTxnResponseTopicResult {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1588,14 +1672,14 @@ pub struct AddPartitionsToTxnResponseTopicResultResultsByPartition {
     /// Versions: 4+.
     pub partition_error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddPartitionsToTxnResponseTopicResultResultsByPartition {
     fn default() -> Self {
         AddPartitionsToTxnResponseTopicResultResultsByPartition {
             partition_index: <i32>::default(),
             partition_error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1658,8 +1742,18 @@ impl AddPartitionsToTxnResponseTopicResultResultsByPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AddPartitionsToTxnResponseTopicResultResultsByPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AddPartitionsToTxnResponseTopicResultResultsByPartition";
         if version >= 4i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
@@ -1682,7 +1776,7 @@ impl AddPartitionsToTxnResponseTopicResultResultsByPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1717,7 +1811,7 @@ pub struct AddPartitionsToTxnResponseResultsByTopicV3AndBelow {
         AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition,
     >,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddPartitionsToTxnResponseResultsByTopicV3AndBelow {
     fn default() -> Self {
@@ -1726,7 +1820,7 @@ impl Default for AddPartitionsToTxnResponseResultsByTopicV3AndBelow {
             results_by_partition: <Vec<
                 AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1812,8 +1906,18 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelow {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AddPartitionsToTxnResponseResultsByTopicV3AndBelow";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AddPartitionsToTxnResponseResultsByTopicV3AndBelow";
         if version <= 2i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version == 3i16 {
@@ -1835,14 +1939,16 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelow {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
+                    for i in 0..n {
                         items
                             .push(
-                                AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition::decode(
-                                    buf,
-                                    version,
-                                )?,
+                                AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition::default(),
                             );
+                        AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1862,14 +1968,16 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelow {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
+                    for i in 0..n {
                         items
                             .push(
-                                AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition::decode(
-                                    buf,
-                                    version,
-                                )?,
+                                AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition::default(),
                             );
+                        AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1889,7 +1997,7 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelow {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1936,14 +2044,14 @@ pub struct AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition 
     /// Versions: 0-3.
     pub partition_error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
     fn default() -> Self {
         AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
             partition_index: <i32>::default(),
             partition_error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2006,8 +2114,18 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition";
         if version <= 3i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
@@ -2030,7 +2148,7 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

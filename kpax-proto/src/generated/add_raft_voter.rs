@@ -31,7 +31,7 @@ pub struct AddRaftVoterRequest {
     /// Versions: 0+.
     pub listeners: Vec<AddRaftVoterRequestListener>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddRaftVoterRequest {
     fn default() -> Self {
@@ -41,7 +41,7 @@ impl Default for AddRaftVoterRequest {
             voter_id: <i32>::default(),
             voter_directory_id: <Uuid>::default(),
             listeners: <Vec<AddRaftVoterRequestListener>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -105,13 +105,23 @@ impl AddRaftVoterRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AddRaftVoterRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.cluster_id = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "cluster_id", version))?;
         this.timeout_ms = get_i32(buf).map_err(decode_ctx(NAME, "timeout_ms", version))?;
@@ -128,8 +138,13 @@ impl AddRaftVoterRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(AddRaftVoterRequestListener::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(AddRaftVoterRequestListener::default());
+                    AddRaftVoterRequestListener::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -146,7 +161,7 @@ impl AddRaftVoterRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -182,7 +197,7 @@ pub struct AddRaftVoterRequestListener {
     /// Versions: 0+.
     pub port: u16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddRaftVoterRequestListener {
     fn default() -> Self {
@@ -190,7 +205,7 @@ impl Default for AddRaftVoterRequestListener {
             name: <StrBytes>::default(),
             host: <StrBytes>::default(),
             port: <u16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -231,8 +246,18 @@ impl AddRaftVoterRequestListener {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AddRaftVoterRequestListener";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AddRaftVoterRequestListener";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.host = get_compact_string(buf).map_err(decode_ctx(NAME, "host", version))?;
         this.port = get_u16(buf).map_err(decode_ctx(NAME, "port", version))?;
@@ -248,7 +273,7 @@ impl AddRaftVoterRequestListener {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -291,7 +316,7 @@ pub struct AddRaftVoterResponse {
     /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AddRaftVoterResponse {
     fn default() -> Self {
@@ -299,7 +324,7 @@ impl Default for AddRaftVoterResponse {
             throttle_time_ms: <i32>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -344,13 +369,23 @@ impl AddRaftVoterResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AddRaftVoterResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -368,7 +403,7 @@ impl AddRaftVoterResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

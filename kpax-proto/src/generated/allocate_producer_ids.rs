@@ -19,14 +19,14 @@ pub struct AllocateProducerIdsRequest {
     /// Versions: 0+.
     pub broker_epoch: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AllocateProducerIdsRequest {
     fn default() -> Self {
         AllocateProducerIdsRequest {
             broker_id: <i32>::default(),
             broker_epoch: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -64,13 +64,23 @@ impl AllocateProducerIdsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AllocateProducerIdsRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.broker_id = get_i32(buf).map_err(decode_ctx(NAME, "broker_id", version))?;
         this.broker_epoch = get_i64(buf)
             .map_err(decode_ctx(NAME, "broker_epoch", version))?;
@@ -86,7 +96,7 @@ impl AllocateProducerIdsRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -132,7 +142,7 @@ pub struct AllocateProducerIdsResponse {
     /// Versions: 0+.
     pub producer_id_len: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AllocateProducerIdsResponse {
     fn default() -> Self {
@@ -141,7 +151,7 @@ impl Default for AllocateProducerIdsResponse {
             error_code: <i16>::default(),
             producer_id_start: <i64>::default(),
             producer_id_len: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -191,13 +201,23 @@ impl AllocateProducerIdsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AllocateProducerIdsResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -217,7 +237,7 @@ impl AllocateProducerIdsResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -19,14 +19,14 @@ pub struct AlterClientQuotasRequest {
     /// Versions: 0+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterClientQuotasRequest {
     fn default() -> Self {
         AlterClientQuotasRequest {
             entries: <Vec<AlterClientQuotasRequestEntry>>::default(),
             validate_only: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -88,13 +88,23 @@ impl AlterClientQuotasRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterClientQuotasRequest";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 0i16 {
             this.entries = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "entries", version))?
@@ -106,8 +116,13 @@ impl AlterClientQuotasRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterClientQuotasRequestEntry::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterClientQuotasRequestEntry::default());
+                        AlterClientQuotasRequestEntry::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -123,8 +138,13 @@ impl AlterClientQuotasRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterClientQuotasRequestEntry::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterClientQuotasRequestEntry::default());
+                        AlterClientQuotasRequestEntry::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -146,7 +166,7 @@ impl AlterClientQuotasRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -183,14 +203,14 @@ pub struct AlterClientQuotasRequestEntry {
     /// Versions: 0+.
     pub ops: Vec<AlterClientQuotasRequestOp>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterClientQuotasRequestEntry {
     fn default() -> Self {
         AlterClientQuotasRequestEntry {
             entity: <Vec<AlterClientQuotasRequestEntity>>::default(),
             ops: <Vec<AlterClientQuotasRequestOp>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -265,8 +285,18 @@ impl AlterClientQuotasRequestEntry {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterClientQuotasRequestEntry";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterClientQuotasRequestEntry";
         if version <= 0i16 {
             this.entity = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "entity", version))?
@@ -278,9 +308,13 @@ impl AlterClientQuotasRequestEntry {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(AlterClientQuotasRequestEntity::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterClientQuotasRequestEntity::default());
+                        AlterClientQuotasRequestEntity::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -296,9 +330,13 @@ impl AlterClientQuotasRequestEntry {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(AlterClientQuotasRequestEntity::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterClientQuotasRequestEntity::default());
+                        AlterClientQuotasRequestEntity::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -315,8 +353,13 @@ impl AlterClientQuotasRequestEntry {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterClientQuotasRequestOp::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterClientQuotasRequestOp::default());
+                        AlterClientQuotasRequestOp::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -332,8 +375,13 @@ impl AlterClientQuotasRequestEntry {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterClientQuotasRequestOp::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterClientQuotasRequestOp::default());
+                        AlterClientQuotasRequestOp::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -353,7 +401,7 @@ impl AlterClientQuotasRequestEntry {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -398,14 +446,14 @@ pub struct AlterClientQuotasRequestEntity {
     /// Versions: 0+. Nullable: 0+.
     pub entity_name: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterClientQuotasRequestEntity {
     fn default() -> Self {
         AlterClientQuotasRequestEntity {
             entity_type: <StrBytes>::default(),
             entity_name: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -456,8 +504,18 @@ impl AlterClientQuotasRequestEntity {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterClientQuotasRequestEntity";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterClientQuotasRequestEntity";
         if version <= 0i16 {
             this.entity_type = get_string(buf)
                 .map_err(decode_ctx(NAME, "entity_type", version))?;
@@ -486,7 +544,7 @@ impl AlterClientQuotasRequestEntity {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -527,7 +585,7 @@ pub struct AlterClientQuotasRequestOp {
     /// Versions: 0+.
     pub remove: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterClientQuotasRequestOp {
     fn default() -> Self {
@@ -535,7 +593,7 @@ impl Default for AlterClientQuotasRequestOp {
             key: <StrBytes>::default(),
             value: <f64>::default(),
             remove: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -586,8 +644,18 @@ impl AlterClientQuotasRequestOp {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterClientQuotasRequestOp";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterClientQuotasRequestOp";
         if version <= 0i16 {
             this.key = get_string(buf).map_err(decode_ctx(NAME, "key", version))?;
         } else if version >= 1i16 {
@@ -610,7 +678,7 @@ impl AlterClientQuotasRequestOp {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -655,14 +723,14 @@ pub struct AlterClientQuotasResponse {
     /// Versions: 0+.
     pub entries: Vec<AlterClientQuotasResponseEntry>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterClientQuotasResponse {
     fn default() -> Self {
         AlterClientQuotasResponse {
             throttle_time_ms: <i32>::default(),
             entries: <Vec<AlterClientQuotasResponseEntry>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -724,13 +792,23 @@ impl AlterClientQuotasResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterClientQuotasResponse";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 0i16 {
@@ -744,9 +822,13 @@ impl AlterClientQuotasResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(AlterClientQuotasResponseEntry::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterClientQuotasResponseEntry::default());
+                        AlterClientQuotasResponseEntry::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -762,9 +844,13 @@ impl AlterClientQuotasResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(AlterClientQuotasResponseEntry::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterClientQuotasResponseEntry::default());
+                        AlterClientQuotasResponseEntry::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -784,7 +870,7 @@ impl AlterClientQuotasResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -825,7 +911,7 @@ pub struct AlterClientQuotasResponseEntry {
     /// Versions: 0+.
     pub entity: Vec<AlterClientQuotasResponseEntity>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterClientQuotasResponseEntry {
     fn default() -> Self {
@@ -833,7 +919,7 @@ impl Default for AlterClientQuotasResponseEntry {
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
             entity: <Vec<AlterClientQuotasResponseEntity>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -902,8 +988,18 @@ impl AlterClientQuotasResponseEntry {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterClientQuotasResponseEntry";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterClientQuotasResponseEntry";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 0i16 {
             this.error_message = get_nullable_string(buf)
@@ -923,11 +1019,13 @@ impl AlterClientQuotasResponseEntry {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AlterClientQuotasResponseEntity::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AlterClientQuotasResponseEntity::default());
+                        AlterClientQuotasResponseEntity::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -943,11 +1041,13 @@ impl AlterClientQuotasResponseEntry {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AlterClientQuotasResponseEntity::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AlterClientQuotasResponseEntity::default());
+                        AlterClientQuotasResponseEntity::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -967,7 +1067,7 @@ impl AlterClientQuotasResponseEntry {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1009,14 +1109,14 @@ pub struct AlterClientQuotasResponseEntity {
     /// Versions: 0+. Nullable: 0+.
     pub entity_name: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterClientQuotasResponseEntity {
     fn default() -> Self {
         AlterClientQuotasResponseEntity {
             entity_type: <StrBytes>::default(),
             entity_name: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1067,8 +1167,18 @@ impl AlterClientQuotasResponseEntity {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterClientQuotasResponseEntity";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterClientQuotasResponseEntity";
         if version <= 0i16 {
             this.entity_type = get_string(buf)
                 .map_err(decode_ctx(NAME, "entity_type", version))?;
@@ -1097,7 +1207,7 @@ impl AlterClientQuotasResponseEntity {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

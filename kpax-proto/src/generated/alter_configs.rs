@@ -19,14 +19,14 @@ pub struct AlterConfigsRequest {
     /// Versions: 0+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterConfigsRequest {
     fn default() -> Self {
         AlterConfigsRequest {
             resources: <Vec<AlterConfigsRequestResource>>::default(),
             validate_only: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -88,13 +88,23 @@ impl AlterConfigsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterConfigsRequest";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 1i16 {
             this.resources = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "resources", version))?
@@ -106,8 +116,13 @@ impl AlterConfigsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterConfigsRequestResource::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterConfigsRequestResource::default());
+                        AlterConfigsRequestResource::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -123,8 +138,13 @@ impl AlterConfigsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterConfigsRequestResource::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterConfigsRequestResource::default());
+                        AlterConfigsRequestResource::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -146,7 +166,7 @@ impl AlterConfigsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -187,7 +207,7 @@ pub struct AlterConfigsRequestResource {
     /// Versions: 0+.
     pub configs: Vec<AlterConfigsRequestConfig>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterConfigsRequestResource {
     fn default() -> Self {
@@ -195,7 +215,7 @@ impl Default for AlterConfigsRequestResource {
             resource_type: <i8>::default(),
             resource_name: <StrBytes>::default(),
             configs: <Vec<AlterConfigsRequestConfig>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -264,8 +284,18 @@ impl AlterConfigsRequestResource {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterConfigsRequestResource";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterConfigsRequestResource";
         this.resource_type = get_i8(buf)
             .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 1i16 {
@@ -286,8 +316,13 @@ impl AlterConfigsRequestResource {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterConfigsRequestConfig::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterConfigsRequestConfig::default());
+                        AlterConfigsRequestConfig::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -303,8 +338,13 @@ impl AlterConfigsRequestResource {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterConfigsRequestConfig::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterConfigsRequestConfig::default());
+                        AlterConfigsRequestConfig::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -324,7 +364,7 @@ impl AlterConfigsRequestResource {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -366,14 +406,14 @@ pub struct AlterConfigsRequestConfig {
     /// Versions: 0+. Nullable: 0+.
     pub value: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterConfigsRequestConfig {
     fn default() -> Self {
         AlterConfigsRequestConfig {
             name: <StrBytes>::default(),
             value: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -424,8 +464,18 @@ impl AlterConfigsRequestConfig {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterConfigsRequestConfig";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterConfigsRequestConfig";
         if version <= 1i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 2i16 {
@@ -453,7 +503,7 @@ impl AlterConfigsRequestConfig {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -501,14 +551,14 @@ pub struct AlterConfigsResponse {
     /// Versions: 0+.
     pub responses: Vec<AlterConfigsResponseResponse>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterConfigsResponse {
     fn default() -> Self {
         AlterConfigsResponse {
             throttle_time_ms: <i32>::default(),
             responses: <Vec<AlterConfigsResponseResponse>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -570,13 +620,23 @@ impl AlterConfigsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterConfigsResponse";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
@@ -590,8 +650,13 @@ impl AlterConfigsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterConfigsResponseResponse::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterConfigsResponseResponse::default());
+                        AlterConfigsResponseResponse::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -607,8 +672,13 @@ impl AlterConfigsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterConfigsResponseResponse::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterConfigsResponseResponse::default());
+                        AlterConfigsResponseResponse::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -628,7 +698,7 @@ impl AlterConfigsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -673,7 +743,7 @@ pub struct AlterConfigsResponseResponse {
     /// Versions: 0+.
     pub resource_name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterConfigsResponseResponse {
     fn default() -> Self {
@@ -682,7 +752,7 @@ impl Default for AlterConfigsResponseResponse {
             error_message: <Option<StrBytes>>::default(),
             resource_type: <i8>::default(),
             resource_name: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -745,8 +815,18 @@ impl AlterConfigsResponseResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterConfigsResponseResponse";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterConfigsResponseResponse";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
@@ -778,7 +858,7 @@ impl AlterConfigsResponseResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -23,7 +23,7 @@ pub struct AlterPartitionRequest {
     /// Versions: 0+.
     pub topics: Vec<AlterPartitionRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for AlterPartitionRequest {
             broker_id: <i32>::default(),
             broker_epoch: <i64>::default(),
             topics: <Vec<AlterPartitionRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -82,13 +82,23 @@ impl AlterPartitionRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterPartitionRequest";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.broker_id = get_i32(buf).map_err(decode_ctx(NAME, "broker_id", version))?;
         this.broker_epoch = get_i64(buf)
             .map_err(decode_ctx(NAME, "broker_epoch", version))?;
@@ -102,8 +112,13 @@ impl AlterPartitionRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(AlterPartitionRequestTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(AlterPartitionRequestTopic::default());
+                    AlterPartitionRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -120,7 +135,7 @@ impl AlterPartitionRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -154,7 +169,7 @@ pub struct AlterPartitionRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<AlterPartitionRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionRequestTopic {
     fn default() -> Self {
@@ -162,7 +177,7 @@ impl Default for AlterPartitionRequestTopic {
             topic_id: <Uuid>::default(),
             topic_name: <StrBytes>::default(),
             partitions: <Vec<AlterPartitionRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -228,8 +243,18 @@ impl AlterPartitionRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterPartitionRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterPartitionRequestTopic";
         if version >= 2i16 {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
@@ -248,8 +273,13 @@ impl AlterPartitionRequestTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(AlterPartitionRequestPartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(AlterPartitionRequestPartition::default());
+                    AlterPartitionRequestPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -266,7 +296,7 @@ impl AlterPartitionRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -316,7 +346,7 @@ pub struct AlterPartitionRequestPartition {
     /// Versions: 0+.
     pub partition_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionRequestPartition {
     fn default() -> Self {
@@ -327,7 +357,7 @@ impl Default for AlterPartitionRequestPartition {
             new_isr: <Int32Array>::default(),
             leader_recovery_state: <i8>::default(),
             partition_epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -435,8 +465,18 @@ impl AlterPartitionRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterPartitionRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterPartitionRequestPartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.leader_epoch = get_i32(buf)
@@ -456,11 +496,13 @@ impl AlterPartitionRequestPartition {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AlterPartitionRequestNewIsrWithEpoch::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AlterPartitionRequestNewIsrWithEpoch::default());
+                        AlterPartitionRequestNewIsrWithEpoch::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -500,7 +542,7 @@ impl AlterPartitionRequestPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -539,14 +581,14 @@ pub struct AlterPartitionRequestNewIsrWithEpoch {
     /// Versions: 3+.
     pub broker_epoch: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionRequestNewIsrWithEpoch {
     fn default() -> Self {
         AlterPartitionRequestNewIsrWithEpoch {
             broker_id: <i32>::default(),
             broker_epoch: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -605,8 +647,18 @@ impl AlterPartitionRequestNewIsrWithEpoch {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterPartitionRequestNewIsrWithEpoch";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterPartitionRequestNewIsrWithEpoch";
         if version >= 3i16 {
             this.broker_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "broker_id", version))?;
@@ -629,7 +681,7 @@ impl AlterPartitionRequestNewIsrWithEpoch {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -677,7 +729,7 @@ pub struct AlterPartitionResponse {
     /// Versions: 0+.
     pub topics: Vec<AlterPartitionResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionResponse {
     fn default() -> Self {
@@ -685,7 +737,7 @@ impl Default for AlterPartitionResponse {
             throttle_time_ms: <i32>::default(),
             error_code: <i16>::default(),
             topics: <Vec<AlterPartitionResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -736,13 +788,23 @@ impl AlterPartitionResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterPartitionResponse";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -756,8 +818,13 @@ impl AlterPartitionResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(AlterPartitionResponseTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(AlterPartitionResponseTopic::default());
+                    AlterPartitionResponseTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -774,7 +841,7 @@ impl AlterPartitionResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -808,7 +875,7 @@ pub struct AlterPartitionResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<AlterPartitionResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionResponseTopic {
     fn default() -> Self {
@@ -816,7 +883,7 @@ impl Default for AlterPartitionResponseTopic {
             topic_id: <Uuid>::default(),
             topic_name: <StrBytes>::default(),
             partitions: <Vec<AlterPartitionResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -882,8 +949,18 @@ impl AlterPartitionResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterPartitionResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterPartitionResponseTopic";
         if version >= 2i16 {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
@@ -902,8 +979,13 @@ impl AlterPartitionResponseTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(AlterPartitionResponsePartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(AlterPartitionResponsePartition::default());
+                    AlterPartitionResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -920,7 +1002,7 @@ impl AlterPartitionResponseTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -974,7 +1056,7 @@ pub struct AlterPartitionResponsePartition {
     /// Versions: 0+.
     pub partition_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionResponsePartition {
     fn default() -> Self {
@@ -986,7 +1068,7 @@ impl Default for AlterPartitionResponsePartition {
             isr: <Int32Array>::default(),
             leader_recovery_state: <i8>::default(),
             partition_epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1068,8 +1150,18 @@ impl AlterPartitionResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterPartitionResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterPartitionResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -1106,7 +1198,7 @@ impl AlterPartitionResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -19,14 +19,14 @@ pub struct AlterPartitionReassignmentsRequest {
     /// Versions: 0+.
     pub topics: Vec<AlterPartitionReassignmentsRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionReassignmentsRequest {
     fn default() -> Self {
         AlterPartitionReassignmentsRequest {
             timeout_ms: <i32>::default(),
             topics: <Vec<AlterPartitionReassignmentsRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -74,13 +74,23 @@ impl AlterPartitionReassignmentsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterPartitionReassignmentsRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.timeout_ms = get_i32(buf).map_err(decode_ctx(NAME, "timeout_ms", version))?;
         this.topics = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topics", version))?
@@ -92,14 +102,13 @@ impl AlterPartitionReassignmentsRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            AlterPartitionReassignmentsRequestTopic::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(AlterPartitionReassignmentsRequestTopic::default());
+                    AlterPartitionReassignmentsRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -116,7 +125,7 @@ impl AlterPartitionReassignmentsRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -145,14 +154,14 @@ pub struct AlterPartitionReassignmentsRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<AlterPartitionReassignmentsRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionReassignmentsRequestTopic {
     fn default() -> Self {
         AlterPartitionReassignmentsRequestTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<AlterPartitionReassignmentsRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -196,8 +205,18 @@ impl AlterPartitionReassignmentsRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterPartitionReassignmentsRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterPartitionReassignmentsRequestTopic";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -209,14 +228,13 @@ impl AlterPartitionReassignmentsRequestTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            AlterPartitionReassignmentsRequestPartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(AlterPartitionReassignmentsRequestPartition::default());
+                    AlterPartitionReassignmentsRequestPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -233,7 +251,7 @@ impl AlterPartitionReassignmentsRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -262,14 +280,14 @@ pub struct AlterPartitionReassignmentsRequestPartition {
     /// Versions: 0+. Nullable: 0+.
     pub replicas: Option<Int32Array>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionReassignmentsRequestPartition {
     fn default() -> Self {
         AlterPartitionReassignmentsRequestPartition {
             partition_index: <i32>::default(),
             replicas: <Option<Int32Array>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -314,8 +332,18 @@ impl AlterPartitionReassignmentsRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterPartitionReassignmentsRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterPartitionReassignmentsRequestPartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.replicas = match get_compact_array_len(buf, 4usize)
@@ -340,7 +368,7 @@ impl AlterPartitionReassignmentsRequestPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -390,7 +418,7 @@ pub struct AlterPartitionReassignmentsResponse {
     /// Versions: 0+.
     pub responses: Vec<AlterPartitionReassignmentsResponseResponse>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionReassignmentsResponse {
     fn default() -> Self {
@@ -399,7 +427,7 @@ impl Default for AlterPartitionReassignmentsResponse {
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
             responses: <Vec<AlterPartitionReassignmentsResponseResponse>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -460,13 +488,23 @@ impl AlterPartitionReassignmentsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterPartitionReassignmentsResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -482,14 +520,13 @@ impl AlterPartitionReassignmentsResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            AlterPartitionReassignmentsResponseResponse::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(AlterPartitionReassignmentsResponseResponse::default());
+                    AlterPartitionReassignmentsResponseResponse::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -506,7 +543,7 @@ impl AlterPartitionReassignmentsResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -537,14 +574,14 @@ pub struct AlterPartitionReassignmentsResponseResponse {
     /// Versions: 0+.
     pub partitions: Vec<AlterPartitionReassignmentsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionReassignmentsResponseResponse {
     fn default() -> Self {
         AlterPartitionReassignmentsResponseResponse {
             name: <StrBytes>::default(),
             partitions: <Vec<AlterPartitionReassignmentsResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -588,8 +625,18 @@ impl AlterPartitionReassignmentsResponseResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterPartitionReassignmentsResponseResponse";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterPartitionReassignmentsResponseResponse";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -601,14 +648,13 @@ impl AlterPartitionReassignmentsResponseResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            AlterPartitionReassignmentsResponsePartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(AlterPartitionReassignmentsResponsePartition::default());
+                    AlterPartitionReassignmentsResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -625,7 +671,7 @@ impl AlterPartitionReassignmentsResponseResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -658,7 +704,7 @@ pub struct AlterPartitionReassignmentsResponsePartition {
     /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterPartitionReassignmentsResponsePartition {
     fn default() -> Self {
@@ -666,7 +712,7 @@ impl Default for AlterPartitionReassignmentsResponsePartition {
             partition_index: <i32>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -706,8 +752,18 @@ impl AlterPartitionReassignmentsResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterPartitionReassignmentsResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterPartitionReassignmentsResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -725,7 +781,7 @@ impl AlterPartitionReassignmentsResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -15,13 +15,13 @@ pub struct AlterReplicaLogDirsRequest {
     /// Versions: 0+.
     pub dirs: Vec<AlterReplicaLogDirsRequestDir>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterReplicaLogDirsRequest {
     fn default() -> Self {
         AlterReplicaLogDirsRequest {
             dirs: <Vec<AlterReplicaLogDirsRequestDir>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -77,13 +77,23 @@ impl AlterReplicaLogDirsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterReplicaLogDirsRequest";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 1i16 {
             this.dirs = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "dirs", version))?
@@ -95,8 +105,13 @@ impl AlterReplicaLogDirsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterReplicaLogDirsRequestDir::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterReplicaLogDirsRequestDir::default());
+                        AlterReplicaLogDirsRequestDir::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -112,8 +127,13 @@ impl AlterReplicaLogDirsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(AlterReplicaLogDirsRequestDir::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(AlterReplicaLogDirsRequestDir::default());
+                        AlterReplicaLogDirsRequestDir::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -133,7 +153,7 @@ impl AlterReplicaLogDirsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -169,14 +189,14 @@ pub struct AlterReplicaLogDirsRequestDir {
     /// Versions: 0+.
     pub topics: Vec<AlterReplicaLogDirsRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterReplicaLogDirsRequestDir {
     fn default() -> Self {
         AlterReplicaLogDirsRequestDir {
             path: <StrBytes>::default(),
             topics: <Vec<AlterReplicaLogDirsRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -239,8 +259,18 @@ impl AlterReplicaLogDirsRequestDir {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterReplicaLogDirsRequestDir";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterReplicaLogDirsRequestDir";
         if version <= 1i16 {
             this.path = get_string(buf).map_err(decode_ctx(NAME, "path", version))?;
         } else if version >= 2i16 {
@@ -258,11 +288,13 @@ impl AlterReplicaLogDirsRequestDir {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AlterReplicaLogDirsRequestTopic::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AlterReplicaLogDirsRequestTopic::default());
+                        AlterReplicaLogDirsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -278,11 +310,13 @@ impl AlterReplicaLogDirsRequestDir {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AlterReplicaLogDirsRequestTopic::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AlterReplicaLogDirsRequestTopic::default());
+                        AlterReplicaLogDirsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -302,7 +336,7 @@ impl AlterReplicaLogDirsRequestDir {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -343,14 +377,14 @@ pub struct AlterReplicaLogDirsRequestTopic {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterReplicaLogDirsRequestTopic {
     fn default() -> Self {
         AlterReplicaLogDirsRequestTopic {
             name: <StrBytes>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -413,8 +447,18 @@ impl AlterReplicaLogDirsRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterReplicaLogDirsRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterReplicaLogDirsRequestTopic";
         if version <= 1i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 2i16 {
@@ -474,7 +518,7 @@ impl AlterReplicaLogDirsRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -522,14 +566,14 @@ pub struct AlterReplicaLogDirsResponse {
     /// Versions: 0+.
     pub results: Vec<AlterReplicaLogDirsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterReplicaLogDirsResponse {
     fn default() -> Self {
         AlterReplicaLogDirsResponse {
             throttle_time_ms: <i32>::default(),
             results: <Vec<AlterReplicaLogDirsResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -594,13 +638,23 @@ impl AlterReplicaLogDirsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterReplicaLogDirsResponse";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
@@ -614,11 +668,13 @@ impl AlterReplicaLogDirsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AlterReplicaLogDirsResponseResult::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AlterReplicaLogDirsResponseResult::default());
+                        AlterReplicaLogDirsResponseResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -634,11 +690,13 @@ impl AlterReplicaLogDirsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AlterReplicaLogDirsResponseResult::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AlterReplicaLogDirsResponseResult::default());
+                        AlterReplicaLogDirsResponseResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -658,7 +716,7 @@ impl AlterReplicaLogDirsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -695,14 +753,14 @@ pub struct AlterReplicaLogDirsResponseResult {
     /// Versions: 0+.
     pub partitions: Vec<AlterReplicaLogDirsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterReplicaLogDirsResponseResult {
     fn default() -> Self {
         AlterReplicaLogDirsResponseResult {
             topic_name: <StrBytes>::default(),
             partitions: <Vec<AlterReplicaLogDirsResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -768,8 +826,18 @@ impl AlterReplicaLogDirsResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterReplicaLogDirsResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterReplicaLogDirsResponseResult";
         if version <= 1i16 {
             this.topic_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -792,11 +860,13 @@ impl AlterReplicaLogDirsResponseResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AlterReplicaLogDirsResponsePartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AlterReplicaLogDirsResponsePartition::default());
+                        AlterReplicaLogDirsResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -816,11 +886,13 @@ impl AlterReplicaLogDirsResponseResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                AlterReplicaLogDirsResponsePartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(AlterReplicaLogDirsResponsePartition::default());
+                        AlterReplicaLogDirsResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -840,7 +912,7 @@ impl AlterReplicaLogDirsResponseResult {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -881,14 +953,14 @@ pub struct AlterReplicaLogDirsResponsePartition {
     /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterReplicaLogDirsResponsePartition {
     fn default() -> Self {
         AlterReplicaLogDirsResponsePartition {
             partition_index: <i32>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -927,8 +999,18 @@ impl AlterReplicaLogDirsResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterReplicaLogDirsResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterReplicaLogDirsResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -946,7 +1028,7 @@ impl AlterReplicaLogDirsResponsePartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

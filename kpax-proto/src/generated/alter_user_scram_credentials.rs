@@ -19,14 +19,14 @@ pub struct AlterUserScramCredentialsRequest {
     /// Versions: 0+.
     pub upsertions: Vec<AlterUserScramCredentialsRequestUpsertion>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterUserScramCredentialsRequest {
     fn default() -> Self {
         AlterUserScramCredentialsRequest {
             deletions: <Vec<AlterUserScramCredentialsRequestDeletion>>::default(),
             upsertions: <Vec<AlterUserScramCredentialsRequestUpsertion>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -84,13 +84,23 @@ impl AlterUserScramCredentialsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterUserScramCredentialsRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.deletions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "deletions", version))?
         {
@@ -101,14 +111,13 @@ impl AlterUserScramCredentialsRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            AlterUserScramCredentialsRequestDeletion::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(AlterUserScramCredentialsRequestDeletion::default());
+                    AlterUserScramCredentialsRequestDeletion::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -123,14 +132,13 @@ impl AlterUserScramCredentialsRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            AlterUserScramCredentialsRequestUpsertion::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(AlterUserScramCredentialsRequestUpsertion::default());
+                    AlterUserScramCredentialsRequestUpsertion::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -147,7 +155,7 @@ impl AlterUserScramCredentialsRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -178,14 +186,14 @@ pub struct AlterUserScramCredentialsRequestDeletion {
     /// Versions: 0+.
     pub mechanism: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterUserScramCredentialsRequestDeletion {
     fn default() -> Self {
         AlterUserScramCredentialsRequestDeletion {
             name: <StrBytes>::default(),
             mechanism: <i8>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -219,8 +227,18 @@ impl AlterUserScramCredentialsRequestDeletion {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterUserScramCredentialsRequestDeletion";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterUserScramCredentialsRequestDeletion";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.mechanism = get_i8(buf).map_err(decode_ctx(NAME, "mechanism", version))?;
         let count = get_tagged_count(buf)
@@ -235,7 +253,7 @@ impl AlterUserScramCredentialsRequestDeletion {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -274,7 +292,7 @@ pub struct AlterUserScramCredentialsRequestUpsertion {
     /// Versions: 0+.
     pub salted_password: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterUserScramCredentialsRequestUpsertion {
     fn default() -> Self {
@@ -284,7 +302,7 @@ impl Default for AlterUserScramCredentialsRequestUpsertion {
             iterations: <i32>::default(),
             salt: <Bytes>::default(),
             salted_password: <Bytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -338,8 +356,18 @@ impl AlterUserScramCredentialsRequestUpsertion {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterUserScramCredentialsRequestUpsertion";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterUserScramCredentialsRequestUpsertion";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.mechanism = get_i8(buf).map_err(decode_ctx(NAME, "mechanism", version))?;
         this.iterations = get_i32(buf).map_err(decode_ctx(NAME, "iterations", version))?;
@@ -358,7 +386,7 @@ impl AlterUserScramCredentialsRequestUpsertion {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -399,14 +427,14 @@ pub struct AlterUserScramCredentialsResponse {
     /// Versions: 0+.
     pub results: Vec<AlterUserScramCredentialsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterUserScramCredentialsResponse {
     fn default() -> Self {
         AlterUserScramCredentialsResponse {
             throttle_time_ms: <i32>::default(),
             results: <Vec<AlterUserScramCredentialsResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -454,13 +482,23 @@ impl AlterUserScramCredentialsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterUserScramCredentialsResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.results = match get_compact_array_len(buf, 1usize)
@@ -473,14 +511,13 @@ impl AlterUserScramCredentialsResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            AlterUserScramCredentialsResponseResult::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(AlterUserScramCredentialsResponseResult::default());
+                    AlterUserScramCredentialsResponseResult::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -497,7 +534,7 @@ impl AlterUserScramCredentialsResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -530,7 +567,7 @@ pub struct AlterUserScramCredentialsResponseResult {
     /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for AlterUserScramCredentialsResponseResult {
     fn default() -> Self {
@@ -538,7 +575,7 @@ impl Default for AlterUserScramCredentialsResponseResult {
             user: <StrBytes>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -579,8 +616,18 @@ impl AlterUserScramCredentialsResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "AlterUserScramCredentialsResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "AlterUserScramCredentialsResponseResult";
         this.user = get_compact_string(buf).map_err(decode_ctx(NAME, "user", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.error_message = get_compact_nullable_string(buf)
@@ -597,7 +644,7 @@ impl AlterUserScramCredentialsResponseResult {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -19,14 +19,14 @@ pub struct ApiVersionsRequest {
     /// Versions: 3+.
     pub client_software_version: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ApiVersionsRequest {
     fn default() -> Self {
         ApiVersionsRequest {
             client_software_name: <StrBytes>::default(),
             client_software_version: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -96,13 +96,23 @@ impl ApiVersionsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ApiVersionsRequest";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 3i16 {
             this.client_software_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "client_software_name", version))?;
@@ -125,7 +135,7 @@ impl ApiVersionsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -189,7 +199,7 @@ pub struct ApiVersionsResponse {
     /// Versions: 3+. Tagged field 3.
     pub zk_migration_ready: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ApiVersionsResponse {
     fn default() -> Self {
@@ -201,7 +211,7 @@ impl Default for ApiVersionsResponse {
             finalized_features_epoch: -1,
             finalized_features: <Vec<ApiVersionsResponseFinalizedFeature>>::default(),
             zk_migration_ready: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -417,13 +427,23 @@ impl ApiVersionsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ApiVersionsResponse";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 2i16 {
             this.api_keys = match get_array_len(buf, 1usize)
@@ -436,8 +456,13 @@ impl ApiVersionsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ApiVersionsResponseApiKey::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ApiVersionsResponseApiKey::default());
+                        ApiVersionsResponseApiKey::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -453,8 +478,13 @@ impl ApiVersionsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ApiVersionsResponseApiKey::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ApiVersionsResponseApiKey::default());
+                        ApiVersionsResponseApiKey::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -496,11 +526,13 @@ impl ApiVersionsResponse {
                                     }
                                     Some(n) => {
                                         let mut items = Vec::with_capacity(n);
-                                        for _ in 0..n {
-                                            items
-                                                .push(
-                                                    ApiVersionsResponseSupportedFeature::decode(buf, version)?,
-                                                );
+                                        for i in 0..n {
+                                            items.push(ApiVersionsResponseSupportedFeature::default());
+                                            ApiVersionsResponseSupportedFeature::decode_into(
+                                                &mut items[i],
+                                                buf,
+                                                version,
+                                            )?;
                                         }
                                         items
                                     }
@@ -548,11 +580,13 @@ impl ApiVersionsResponse {
                                     }
                                     Some(n) => {
                                         let mut items = Vec::with_capacity(n);
-                                        for _ in 0..n {
-                                            items
-                                                .push(
-                                                    ApiVersionsResponseFinalizedFeature::decode(buf, version)?,
-                                                );
+                                        for i in 0..n {
+                                            items.push(ApiVersionsResponseFinalizedFeature::default());
+                                            ApiVersionsResponseFinalizedFeature::decode_into(
+                                                &mut items[i],
+                                                buf,
+                                                version,
+                                            )?;
                                         }
                                         items
                                     }
@@ -578,7 +612,7 @@ impl ApiVersionsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -638,7 +672,7 @@ pub struct ApiVersionsResponseApiKey {
     /// Versions: 0+.
     pub max_version: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ApiVersionsResponseApiKey {
     fn default() -> Self {
@@ -646,7 +680,7 @@ impl Default for ApiVersionsResponseApiKey {
             api_key: <i16>::default(),
             min_version: <i16>::default(),
             max_version: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -691,8 +725,18 @@ impl ApiVersionsResponseApiKey {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ApiVersionsResponseApiKey";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ApiVersionsResponseApiKey";
         this.api_key = get_i16(buf).map_err(decode_ctx(NAME, "api_key", version))?;
         this.min_version = get_i16(buf)
             .map_err(decode_ctx(NAME, "min_version", version))?;
@@ -712,7 +756,7 @@ impl ApiVersionsResponseApiKey {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -746,7 +790,7 @@ pub struct ApiVersionsResponseSupportedFeature {
     /// Versions: 3+.
     pub max_version: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ApiVersionsResponseSupportedFeature {
     fn default() -> Self {
@@ -754,7 +798,7 @@ impl Default for ApiVersionsResponseSupportedFeature {
             name: <StrBytes>::default(),
             min_version: <i16>::default(),
             max_version: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -832,8 +876,18 @@ impl ApiVersionsResponseSupportedFeature {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ApiVersionsResponseSupportedFeature";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ApiVersionsResponseSupportedFeature";
         if version >= 3i16 {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
@@ -860,7 +914,7 @@ impl ApiVersionsResponseSupportedFeature {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -900,7 +954,7 @@ pub struct ApiVersionsResponseFinalizedFeature {
     /// Versions: 3+.
     pub min_version_level: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ApiVersionsResponseFinalizedFeature {
     fn default() -> Self {
@@ -908,7 +962,7 @@ impl Default for ApiVersionsResponseFinalizedFeature {
             name: <StrBytes>::default(),
             max_version_level: <i16>::default(),
             min_version_level: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -986,8 +1040,18 @@ impl ApiVersionsResponseFinalizedFeature {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ApiVersionsResponseFinalizedFeature";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ApiVersionsResponseFinalizedFeature";
         if version >= 3i16 {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
@@ -1014,7 +1078,7 @@ impl ApiVersionsResponseFinalizedFeature {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

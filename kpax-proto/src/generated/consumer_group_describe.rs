@@ -19,14 +19,14 @@ pub struct ConsumerGroupDescribeRequest {
     /// Versions: 0+.
     pub include_authorized_operations: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupDescribeRequest {
     fn default() -> Self {
         ConsumerGroupDescribeRequest {
             group_ids: <Vec<StrBytes>>::default(),
             include_authorized_operations: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -72,13 +72,23 @@ impl ConsumerGroupDescribeRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ConsumerGroupDescribeRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_ids = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "group_ids", version))?
         {
@@ -113,7 +123,7 @@ impl ConsumerGroupDescribeRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -151,14 +161,14 @@ pub struct ConsumerGroupDescribeResponse {
     /// Versions: 0+.
     pub groups: Vec<ConsumerGroupDescribeResponseGroup>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupDescribeResponse {
     fn default() -> Self {
         ConsumerGroupDescribeResponse {
             throttle_time_ms: <i32>::default(),
             groups: <Vec<ConsumerGroupDescribeResponseGroup>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -206,13 +216,23 @@ impl ConsumerGroupDescribeResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ConsumerGroupDescribeResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.groups = match get_compact_array_len(buf, 1usize)
@@ -225,9 +245,13 @@ impl ConsumerGroupDescribeResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(ConsumerGroupDescribeResponseGroup::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ConsumerGroupDescribeResponseGroup::default());
+                    ConsumerGroupDescribeResponseGroup::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -244,7 +268,7 @@ impl ConsumerGroupDescribeResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -301,7 +325,7 @@ pub struct ConsumerGroupDescribeResponseGroup {
     /// Versions: 0+.
     pub authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupDescribeResponseGroup {
     fn default() -> Self {
@@ -315,7 +339,7 @@ impl Default for ConsumerGroupDescribeResponseGroup {
             assignor_name: <StrBytes>::default(),
             members: <Vec<ConsumerGroupDescribeResponseMember>>::default(),
             authorized_operations: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -404,8 +428,18 @@ impl ConsumerGroupDescribeResponseGroup {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ConsumerGroupDescribeResponseGroup";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ConsumerGroupDescribeResponseGroup";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -429,11 +463,13 @@ impl ConsumerGroupDescribeResponseGroup {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ConsumerGroupDescribeResponseMember::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(ConsumerGroupDescribeResponseMember::default());
+                    ConsumerGroupDescribeResponseMember::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -452,7 +488,7 @@ impl ConsumerGroupDescribeResponseGroup {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -520,7 +556,7 @@ pub struct ConsumerGroupDescribeResponseMember {
     /// Versions: 0+.
     pub target_assignment: ConsumerGroupDescribeResponseTargetAssignment,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupDescribeResponseMember {
     fn default() -> Self {
@@ -535,7 +571,7 @@ impl Default for ConsumerGroupDescribeResponseMember {
             subscribed_topic_regex: <Option<StrBytes>>::default(),
             assignment: <ConsumerGroupDescribeResponseAssignment>::default(),
             target_assignment: <ConsumerGroupDescribeResponseTargetAssignment>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -636,8 +672,18 @@ impl ConsumerGroupDescribeResponseMember {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ConsumerGroupDescribeResponseMember";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ConsumerGroupDescribeResponseMember";
         this.member_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "member_id", version))?;
         this.instance_id = get_compact_nullable_string(buf)
@@ -695,7 +741,7 @@ impl ConsumerGroupDescribeResponseMember {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -729,7 +775,7 @@ pub struct ConsumerGroupDescribeResponseAssignment {
     /// Versions: 0+.
     pub topic_partitions: Vec<ConsumerGroupDescribeResponseAssignmentTopicPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupDescribeResponseAssignment {
     fn default() -> Self {
@@ -737,7 +783,7 @@ impl Default for ConsumerGroupDescribeResponseAssignment {
             topic_partitions: <Vec<
                 ConsumerGroupDescribeResponseAssignmentTopicPartition,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -774,8 +820,18 @@ impl ConsumerGroupDescribeResponseAssignment {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ConsumerGroupDescribeResponseAssignment";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ConsumerGroupDescribeResponseAssignment";
         this.topic_partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topic_partitions", version))?
         {
@@ -790,14 +846,16 @@ impl ConsumerGroupDescribeResponseAssignment {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
+                for i in 0..n {
                     items
                         .push(
-                            ConsumerGroupDescribeResponseAssignmentTopicPartition::decode(
-                                buf,
-                                version,
-                            )?,
+                            ConsumerGroupDescribeResponseAssignmentTopicPartition::default(),
                         );
+                    ConsumerGroupDescribeResponseAssignmentTopicPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -814,7 +872,7 @@ impl ConsumerGroupDescribeResponseAssignment {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -849,7 +907,7 @@ pub struct ConsumerGroupDescribeResponseAssignmentTopicPartition {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupDescribeResponseAssignmentTopicPartition {
     fn default() -> Self {
@@ -857,7 +915,7 @@ impl Default for ConsumerGroupDescribeResponseAssignmentTopicPartition {
             topic_id: <Uuid>::default(),
             topic_name: <StrBytes>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -904,8 +962,18 @@ impl ConsumerGroupDescribeResponseAssignmentTopicPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ConsumerGroupDescribeResponseAssignmentTopicPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ConsumerGroupDescribeResponseAssignmentTopicPartition";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.topic_name = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -935,7 +1003,7 @@ impl ConsumerGroupDescribeResponseAssignmentTopicPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -961,7 +1029,7 @@ pub struct ConsumerGroupDescribeResponseTargetAssignment {
         ConsumerGroupDescribeResponseTargetAssignmentTopicPartition,
     >,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupDescribeResponseTargetAssignment {
     fn default() -> Self {
@@ -969,7 +1037,7 @@ impl Default for ConsumerGroupDescribeResponseTargetAssignment {
             topic_partitions: <Vec<
                 ConsumerGroupDescribeResponseTargetAssignmentTopicPartition,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1006,8 +1074,18 @@ impl ConsumerGroupDescribeResponseTargetAssignment {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ConsumerGroupDescribeResponseTargetAssignment";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ConsumerGroupDescribeResponseTargetAssignment";
         this.topic_partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topic_partitions", version))?
         {
@@ -1022,14 +1100,16 @@ impl ConsumerGroupDescribeResponseTargetAssignment {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
+                for i in 0..n {
                     items
                         .push(
-                            ConsumerGroupDescribeResponseTargetAssignmentTopicPartition::decode(
-                                buf,
-                                version,
-                            )?,
+                            ConsumerGroupDescribeResponseTargetAssignmentTopicPartition::default(),
                         );
+                    ConsumerGroupDescribeResponseTargetAssignmentTopicPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -1046,7 +1126,7 @@ impl ConsumerGroupDescribeResponseTargetAssignment {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1081,7 +1161,7 @@ pub struct ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
     fn default() -> Self {
@@ -1089,7 +1169,7 @@ impl Default for ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
             topic_id: <Uuid>::default(),
             topic_name: <StrBytes>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1136,8 +1216,18 @@ impl ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ConsumerGroupDescribeResponseTargetAssignmentTopicPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ConsumerGroupDescribeResponseTargetAssignmentTopicPartition";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.topic_name = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -1167,7 +1257,7 @@ impl ConsumerGroupDescribeResponseTargetAssignmentTopicPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -51,7 +51,7 @@ pub struct ConsumerGroupHeartbeatRequest {
     /// Versions: 0+. Nullable: 0+.
     pub topic_partitions: Option<Vec<ConsumerGroupHeartbeatRequestTopicPartition>>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupHeartbeatRequest {
     fn default() -> Self {
@@ -68,7 +68,7 @@ impl Default for ConsumerGroupHeartbeatRequest {
             topic_partitions: <Option<
                 Vec<ConsumerGroupHeartbeatRequestTopicPartition>,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -200,13 +200,23 @@ impl ConsumerGroupHeartbeatRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ConsumerGroupHeartbeatRequest";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "group_id", version))?;
         this.member_id = get_compact_string(buf)
@@ -249,14 +259,13 @@ impl ConsumerGroupHeartbeatRequest {
             None => None,
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ConsumerGroupHeartbeatRequestTopicPartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ConsumerGroupHeartbeatRequestTopicPartition::default());
+                    ConsumerGroupHeartbeatRequestTopicPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 Some(items)
             }
@@ -273,7 +282,7 @@ impl ConsumerGroupHeartbeatRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -329,14 +338,14 @@ pub struct ConsumerGroupHeartbeatRequestTopicPartition {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupHeartbeatRequestTopicPartition {
     fn default() -> Self {
         ConsumerGroupHeartbeatRequestTopicPartition {
             topic_id: <Uuid>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -376,8 +385,18 @@ impl ConsumerGroupHeartbeatRequestTopicPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ConsumerGroupHeartbeatRequestTopicPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ConsumerGroupHeartbeatRequestTopicPartition";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 4usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -405,7 +424,7 @@ impl ConsumerGroupHeartbeatRequestTopicPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -463,7 +482,7 @@ pub struct ConsumerGroupHeartbeatResponse {
     /// Versions: 0+. Nullable: 0+.
     pub assignment: Option<ConsumerGroupHeartbeatResponseAssignment>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupHeartbeatResponse {
     fn default() -> Self {
@@ -475,7 +494,7 @@ impl Default for ConsumerGroupHeartbeatResponse {
             member_epoch: <i32>::default(),
             heartbeat_interval_ms: <i32>::default(),
             assignment: <Option<ConsumerGroupHeartbeatResponseAssignment>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -556,13 +575,23 @@ impl ConsumerGroupHeartbeatResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ConsumerGroupHeartbeatResponse";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -593,7 +622,7 @@ impl ConsumerGroupHeartbeatResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -625,7 +654,7 @@ pub struct ConsumerGroupHeartbeatResponseAssignment {
     /// Versions: 0+.
     pub topic_partitions: Vec<ConsumerGroupHeartbeatResponseTopicPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupHeartbeatResponseAssignment {
     fn default() -> Self {
@@ -633,7 +662,7 @@ impl Default for ConsumerGroupHeartbeatResponseAssignment {
             topic_partitions: <Vec<
                 ConsumerGroupHeartbeatResponseTopicPartition,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -670,8 +699,18 @@ impl ConsumerGroupHeartbeatResponseAssignment {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ConsumerGroupHeartbeatResponseAssignment";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ConsumerGroupHeartbeatResponseAssignment";
         this.topic_partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topic_partitions", version))?
         {
@@ -686,14 +725,13 @@ impl ConsumerGroupHeartbeatResponseAssignment {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ConsumerGroupHeartbeatResponseTopicPartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ConsumerGroupHeartbeatResponseTopicPartition::default());
+                    ConsumerGroupHeartbeatResponseTopicPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -710,7 +748,7 @@ impl ConsumerGroupHeartbeatResponseAssignment {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -738,14 +776,14 @@ pub struct ConsumerGroupHeartbeatResponseTopicPartition {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ConsumerGroupHeartbeatResponseTopicPartition {
     fn default() -> Self {
         ConsumerGroupHeartbeatResponseTopicPartition {
             topic_id: <Uuid>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -785,8 +823,18 @@ impl ConsumerGroupHeartbeatResponseTopicPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ConsumerGroupHeartbeatResponseTopicPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ConsumerGroupHeartbeatResponseTopicPartition";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 4usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -814,7 +862,7 @@ impl ConsumerGroupHeartbeatResponseTopicPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

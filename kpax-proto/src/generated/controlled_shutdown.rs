@@ -19,14 +19,14 @@ pub struct ControlledShutdownRequest {
     /// Versions: 2+.
     pub broker_epoch: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ControlledShutdownRequest {
     fn default() -> Self {
         ControlledShutdownRequest {
             broker_id: <i32>::default(),
             broker_epoch: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -82,13 +82,23 @@ impl ControlledShutdownRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ControlledShutdownRequest";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.broker_id = get_i32(buf).map_err(decode_ctx(NAME, "broker_id", version))?;
         if version >= 2i16 {
             this.broker_epoch = get_i64(buf)
@@ -108,7 +118,7 @@ impl ControlledShutdownRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -150,7 +160,7 @@ pub struct ControlledShutdownResponse {
     /// Versions: 0+.
     pub remaining_partitions: Vec<ControlledShutdownResponseRemainingPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ControlledShutdownResponse {
     fn default() -> Self {
@@ -159,7 +169,7 @@ impl Default for ControlledShutdownResponse {
             remaining_partitions: <Vec<
                 ControlledShutdownResponseRemainingPartition,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -224,13 +234,23 @@ impl ControlledShutdownResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ControlledShutdownResponse";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 2i16 {
             this.remaining_partitions = match get_array_len(buf, 1usize)
@@ -247,14 +267,16 @@ impl ControlledShutdownResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
+                    for i in 0..n {
                         items
                             .push(
-                                ControlledShutdownResponseRemainingPartition::decode(
-                                    buf,
-                                    version,
-                                )?,
+                                ControlledShutdownResponseRemainingPartition::default(),
                             );
+                        ControlledShutdownResponseRemainingPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -274,14 +296,16 @@ impl ControlledShutdownResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
+                    for i in 0..n {
                         items
                             .push(
-                                ControlledShutdownResponseRemainingPartition::decode(
-                                    buf,
-                                    version,
-                                )?,
+                                ControlledShutdownResponseRemainingPartition::default(),
                             );
+                        ControlledShutdownResponseRemainingPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -301,7 +325,7 @@ impl ControlledShutdownResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -344,14 +368,14 @@ pub struct ControlledShutdownResponseRemainingPartition {
     /// Versions: 0+.
     pub partition_index: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ControlledShutdownResponseRemainingPartition {
     fn default() -> Self {
         ControlledShutdownResponseRemainingPartition {
             topic_name: <StrBytes>::default(),
             partition_index: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -396,8 +420,18 @@ impl ControlledShutdownResponseRemainingPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ControlledShutdownResponseRemainingPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ControlledShutdownResponseRemainingPartition";
         if version <= 2i16 {
             this.topic_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -421,7 +455,7 @@ impl ControlledShutdownResponseRemainingPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -27,7 +27,7 @@ pub struct CreateDelegationTokenRequest {
     /// Versions: 0+.
     pub max_lifetime_ms: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreateDelegationTokenRequest {
     fn default() -> Self {
@@ -36,7 +36,7 @@ impl Default for CreateDelegationTokenRequest {
             owner_principal_name: <Option<StrBytes>>::default(),
             renewers: <Vec<CreateDelegationTokenRequestRenewer>>::default(),
             max_lifetime_ms: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -139,13 +139,23 @@ impl CreateDelegationTokenRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "CreateDelegationTokenRequest";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 3i16 {
             this.owner_principal_type = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "owner_principal_type", version))?;
@@ -165,11 +175,13 @@ impl CreateDelegationTokenRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                CreateDelegationTokenRequestRenewer::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(CreateDelegationTokenRequestRenewer::default());
+                        CreateDelegationTokenRequestRenewer::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -185,11 +197,13 @@ impl CreateDelegationTokenRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                CreateDelegationTokenRequestRenewer::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(CreateDelegationTokenRequestRenewer::default());
+                        CreateDelegationTokenRequestRenewer::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -211,7 +225,7 @@ impl CreateDelegationTokenRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -262,14 +276,14 @@ pub struct CreateDelegationTokenRequestRenewer {
     /// Versions: 0+.
     pub principal_name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreateDelegationTokenRequestRenewer {
     fn default() -> Self {
         CreateDelegationTokenRequestRenewer {
             principal_type: <StrBytes>::default(),
             principal_name: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -320,8 +334,18 @@ impl CreateDelegationTokenRequestRenewer {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "CreateDelegationTokenRequestRenewer";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CreateDelegationTokenRequestRenewer";
         if version <= 1i16 {
             this.principal_type = get_string(buf)
                 .map_err(decode_ctx(NAME, "principal_type", version))?;
@@ -350,7 +374,7 @@ impl CreateDelegationTokenRequestRenewer {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -434,7 +458,7 @@ pub struct CreateDelegationTokenResponse {
     /// Versions: 0+.
     pub throttle_time_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreateDelegationTokenResponse {
     fn default() -> Self {
@@ -450,7 +474,7 @@ impl Default for CreateDelegationTokenResponse {
             token_id: <StrBytes>::default(),
             hmac: <Bytes>::default(),
             throttle_time_ms: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -598,13 +622,23 @@ impl CreateDelegationTokenResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "CreateDelegationTokenResponse";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.principal_type = get_string(buf)
@@ -663,7 +697,7 @@ impl CreateDelegationTokenResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -23,7 +23,7 @@ pub struct CreatePartitionsRequest {
     /// Versions: 0+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreatePartitionsRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for CreatePartitionsRequest {
             topics: <Vec<CreatePartitionsRequestTopic>>::default(),
             timeout_ms: <i32>::default(),
             validate_only: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -99,13 +99,23 @@ impl CreatePartitionsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "CreatePartitionsRequest";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 1i16 {
             this.topics = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -117,8 +127,13 @@ impl CreatePartitionsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreatePartitionsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreatePartitionsRequestTopic::default());
+                        CreatePartitionsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -134,8 +149,13 @@ impl CreatePartitionsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreatePartitionsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreatePartitionsRequestTopic::default());
+                        CreatePartitionsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -158,7 +178,7 @@ impl CreatePartitionsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -200,7 +220,7 @@ pub struct CreatePartitionsRequestTopic {
     /// Versions: 0+.
     pub assignments: Vec<CreatePartitionsRequestAssignment>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreatePartitionsRequestTopic {
     fn default() -> Self {
@@ -208,7 +228,7 @@ impl Default for CreatePartitionsRequestTopic {
             name: <StrBytes>::default(),
             count: <i32>::default(),
             assignments: <Vec<CreatePartitionsRequestAssignment>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -280,8 +300,18 @@ impl CreatePartitionsRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "CreatePartitionsRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CreatePartitionsRequestTopic";
         if version <= 1i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 2i16 {
@@ -304,11 +334,13 @@ impl CreatePartitionsRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                CreatePartitionsRequestAssignment::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(CreatePartitionsRequestAssignment::default());
+                        CreatePartitionsRequestAssignment::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -328,11 +360,13 @@ impl CreatePartitionsRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                CreatePartitionsRequestAssignment::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(CreatePartitionsRequestAssignment::default());
+                        CreatePartitionsRequestAssignment::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -352,7 +386,7 @@ impl CreatePartitionsRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -390,13 +424,13 @@ pub struct CreatePartitionsRequestAssignment {
     /// Versions: 0+.
     pub broker_ids: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreatePartitionsRequestAssignment {
     fn default() -> Self {
         CreatePartitionsRequestAssignment {
             broker_ids: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -447,8 +481,18 @@ impl CreatePartitionsRequestAssignment {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "CreatePartitionsRequestAssignment";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CreatePartitionsRequestAssignment";
         if version <= 1i16 {
             this.broker_ids = match get_array_len(buf, 4usize)
                 .map_err(decode_ctx(NAME, "broker_ids", version))?
@@ -502,7 +546,7 @@ impl CreatePartitionsRequestAssignment {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -545,14 +589,14 @@ pub struct CreatePartitionsResponse {
     /// Versions: 0+.
     pub results: Vec<CreatePartitionsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreatePartitionsResponse {
     fn default() -> Self {
         CreatePartitionsResponse {
             throttle_time_ms: <i32>::default(),
             results: <Vec<CreatePartitionsResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -614,13 +658,23 @@ impl CreatePartitionsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "CreatePartitionsResponse";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
@@ -634,9 +688,13 @@ impl CreatePartitionsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(CreatePartitionsResponseResult::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreatePartitionsResponseResult::default());
+                        CreatePartitionsResponseResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -652,9 +710,13 @@ impl CreatePartitionsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(CreatePartitionsResponseResult::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreatePartitionsResponseResult::default());
+                        CreatePartitionsResponseResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -674,7 +736,7 @@ impl CreatePartitionsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -715,7 +777,7 @@ pub struct CreatePartitionsResponseResult {
     /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreatePartitionsResponseResult {
     fn default() -> Self {
@@ -723,7 +785,7 @@ impl Default for CreatePartitionsResponseResult {
             name: <StrBytes>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -780,8 +842,18 @@ impl CreatePartitionsResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "CreatePartitionsResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CreatePartitionsResponseResult";
         if version <= 1i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 2i16 {
@@ -810,7 +882,7 @@ impl CreatePartitionsResponseResult {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -23,7 +23,7 @@ pub struct CreateTopicsRequest {
     /// Versions: 1+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreateTopicsRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for CreateTopicsRequest {
             topics: <Vec<CreateTopicsRequestTopic>>::default(),
             timeout_ms: <i32>::default(),
             validate_only: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -111,13 +111,23 @@ impl CreateTopicsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "CreateTopicsRequest";
         if !(0i16..=7i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 4i16 {
             this.topics = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -129,8 +139,13 @@ impl CreateTopicsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreateTopicsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreateTopicsRequestTopic::default());
+                        CreateTopicsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -146,8 +161,13 @@ impl CreateTopicsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreateTopicsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreateTopicsRequestTopic::default());
+                        CreateTopicsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -172,7 +192,7 @@ impl CreateTopicsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -224,7 +244,7 @@ pub struct CreateTopicsRequestTopic {
     /// Versions: 0+.
     pub configs: Vec<CreateTopicsRequestConfig>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreateTopicsRequestTopic {
     fn default() -> Self {
@@ -234,7 +254,7 @@ impl Default for CreateTopicsRequestTopic {
             replication_factor: <i16>::default(),
             assignments: <Vec<CreateTopicsRequestAssignment>>::default(),
             configs: <Vec<CreateTopicsRequestConfig>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -336,8 +356,18 @@ impl CreateTopicsRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "CreateTopicsRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CreateTopicsRequestTopic";
         if version <= 4i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 5i16 {
@@ -363,8 +393,13 @@ impl CreateTopicsRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreateTopicsRequestAssignment::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreateTopicsRequestAssignment::default());
+                        CreateTopicsRequestAssignment::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -384,8 +419,13 @@ impl CreateTopicsRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreateTopicsRequestAssignment::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreateTopicsRequestAssignment::default());
+                        CreateTopicsRequestAssignment::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -402,8 +442,13 @@ impl CreateTopicsRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreateTopicsRequestConfig::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreateTopicsRequestConfig::default());
+                        CreateTopicsRequestConfig::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -419,8 +464,13 @@ impl CreateTopicsRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreateTopicsRequestConfig::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreateTopicsRequestConfig::default());
+                        CreateTopicsRequestConfig::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -440,7 +490,7 @@ impl CreateTopicsRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -492,14 +542,14 @@ pub struct CreateTopicsRequestAssignment {
     /// Versions: 0+.
     pub broker_ids: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreateTopicsRequestAssignment {
     fn default() -> Self {
         CreateTopicsRequestAssignment {
             partition_index: <i32>::default(),
             broker_ids: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -556,8 +606,18 @@ impl CreateTopicsRequestAssignment {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "CreateTopicsRequestAssignment";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CreateTopicsRequestAssignment";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         if version <= 4i16 {
@@ -613,7 +673,7 @@ impl CreateTopicsRequestAssignment {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -646,14 +706,14 @@ pub struct CreateTopicsRequestConfig {
     /// Versions: 0+. Nullable: 0+.
     pub value: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreateTopicsRequestConfig {
     fn default() -> Self {
         CreateTopicsRequestConfig {
             name: <StrBytes>::default(),
             value: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -704,8 +764,18 @@ impl CreateTopicsRequestConfig {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "CreateTopicsRequestConfig";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CreateTopicsRequestConfig";
         if version <= 4i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 5i16 {
@@ -733,7 +803,7 @@ impl CreateTopicsRequestConfig {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -781,14 +851,14 @@ pub struct CreateTopicsResponse {
     /// Versions: 0+.
     pub topics: Vec<CreateTopicsResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreateTopicsResponse {
     fn default() -> Self {
         CreateTopicsResponse {
             throttle_time_ms: <i32>::default(),
             topics: <Vec<CreateTopicsResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -862,13 +932,23 @@ impl CreateTopicsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "CreateTopicsResponse";
         if !(0i16..=7i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 2i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -884,8 +964,13 @@ impl CreateTopicsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreateTopicsResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreateTopicsResponseTopic::default());
+                        CreateTopicsResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -901,8 +986,13 @@ impl CreateTopicsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreateTopicsResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreateTopicsResponseTopic::default());
+                        CreateTopicsResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -922,7 +1012,7 @@ impl CreateTopicsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -981,7 +1071,7 @@ pub struct CreateTopicsResponseTopic {
     /// Versions: 5+. Nullable: 5+.
     pub configs: Option<Vec<CreateTopicsResponseConfig>>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreateTopicsResponseTopic {
     fn default() -> Self {
@@ -993,7 +1083,7 @@ impl Default for CreateTopicsResponseTopic {
             num_partitions: <i32>::default(),
             replication_factor: <i16>::default(),
             configs: <Option<Vec<CreateTopicsResponseConfig>>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1139,8 +1229,18 @@ impl CreateTopicsResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "CreateTopicsResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CreateTopicsResponseTopic";
         if version <= 4i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 5i16 {
@@ -1174,8 +1274,13 @@ impl CreateTopicsResponseTopic {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(CreateTopicsResponseConfig::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(CreateTopicsResponseConfig::default());
+                        CreateTopicsResponseConfig::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -1195,7 +1300,7 @@ impl CreateTopicsResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1265,7 +1370,7 @@ pub struct CreateTopicsResponseConfig {
     /// Versions: 5+.
     pub is_sensitive: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for CreateTopicsResponseConfig {
     fn default() -> Self {
@@ -1275,7 +1380,7 @@ impl Default for CreateTopicsResponseConfig {
             read_only: <bool>::default(),
             config_source: <i8>::default(),
             is_sensitive: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1382,8 +1487,18 @@ impl CreateTopicsResponseConfig {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "CreateTopicsResponseConfig";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "CreateTopicsResponseConfig";
         if version >= 5i16 {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
@@ -1418,7 +1533,7 @@ impl CreateTopicsResponseConfig {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -15,13 +15,13 @@ pub struct DeleteAclsRequest {
     /// Versions: 0+.
     pub filters: Vec<DeleteAclsRequestFilter>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteAclsRequest {
     fn default() -> Self {
         DeleteAclsRequest {
             filters: <Vec<DeleteAclsRequestFilter>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -77,13 +77,23 @@ impl DeleteAclsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DeleteAclsRequest";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 1i16 {
             this.filters = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "filters", version))?
@@ -95,8 +105,13 @@ impl DeleteAclsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteAclsRequestFilter::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteAclsRequestFilter::default());
+                        DeleteAclsRequestFilter::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -112,8 +127,13 @@ impl DeleteAclsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteAclsRequestFilter::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteAclsRequestFilter::default());
+                        DeleteAclsRequestFilter::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -133,7 +153,7 @@ impl DeleteAclsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -189,7 +209,7 @@ pub struct DeleteAclsRequestFilter {
     /// Versions: 0+.
     pub permission_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteAclsRequestFilter {
     fn default() -> Self {
@@ -201,7 +221,7 @@ impl Default for DeleteAclsRequestFilter {
             host_filter: <Option<StrBytes>>::default(),
             operation: <i8>::default(),
             permission_type: <i8>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -300,8 +320,18 @@ impl DeleteAclsRequestFilter {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DeleteAclsRequestFilter";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DeleteAclsRequestFilter";
         this.resource_type_filter = get_i8(buf)
             .map_err(decode_ctx(NAME, "resource_type_filter", version))?;
         if version <= 1i16 {
@@ -346,7 +376,7 @@ impl DeleteAclsRequestFilter {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -413,14 +443,14 @@ pub struct DeleteAclsResponse {
     /// Versions: 0+.
     pub filter_results: Vec<DeleteAclsResponseFilterResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteAclsResponse {
     fn default() -> Self {
         DeleteAclsResponse {
             throttle_time_ms: <i32>::default(),
             filter_results: <Vec<DeleteAclsResponseFilterResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -485,13 +515,23 @@ impl DeleteAclsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DeleteAclsResponse";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
@@ -509,9 +549,13 @@ impl DeleteAclsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(DeleteAclsResponseFilterResult::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteAclsResponseFilterResult::default());
+                        DeleteAclsResponseFilterResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -531,9 +575,13 @@ impl DeleteAclsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(DeleteAclsResponseFilterResult::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteAclsResponseFilterResult::default());
+                        DeleteAclsResponseFilterResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -553,7 +601,7 @@ impl DeleteAclsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -594,7 +642,7 @@ pub struct DeleteAclsResponseFilterResult {
     /// Versions: 0+.
     pub matching_acls: Vec<DeleteAclsResponseMatchingAcl>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteAclsResponseFilterResult {
     fn default() -> Self {
@@ -602,7 +650,7 @@ impl Default for DeleteAclsResponseFilterResult {
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
             matching_acls: <Vec<DeleteAclsResponseMatchingAcl>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -674,8 +722,18 @@ impl DeleteAclsResponseFilterResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DeleteAclsResponseFilterResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DeleteAclsResponseFilterResult";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
@@ -699,8 +757,13 @@ impl DeleteAclsResponseFilterResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteAclsResponseMatchingAcl::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteAclsResponseMatchingAcl::default());
+                        DeleteAclsResponseMatchingAcl::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -720,8 +783,13 @@ impl DeleteAclsResponseFilterResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteAclsResponseMatchingAcl::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteAclsResponseMatchingAcl::default());
+                        DeleteAclsResponseMatchingAcl::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -741,7 +809,7 @@ impl DeleteAclsResponseFilterResult {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -811,7 +879,7 @@ pub struct DeleteAclsResponseMatchingAcl {
     /// Versions: 0+.
     pub permission_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteAclsResponseMatchingAcl {
     fn default() -> Self {
@@ -825,7 +893,7 @@ impl Default for DeleteAclsResponseMatchingAcl {
             host: <StrBytes>::default(),
             operation: <i8>::default(),
             permission_type: <i8>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -942,8 +1010,18 @@ impl DeleteAclsResponseMatchingAcl {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DeleteAclsResponseMatchingAcl";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DeleteAclsResponseMatchingAcl";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.error_message = get_nullable_string(buf)
@@ -995,7 +1073,7 @@ impl DeleteAclsResponseMatchingAcl {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

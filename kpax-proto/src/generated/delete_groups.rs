@@ -15,13 +15,13 @@ pub struct DeleteGroupsRequest {
     /// Versions: 0+.
     pub groups_names: Vec<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteGroupsRequest {
     fn default() -> Self {
         DeleteGroupsRequest {
             groups_names: <Vec<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -79,13 +79,23 @@ impl DeleteGroupsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DeleteGroupsRequest";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 1i16 {
             this.groups_names = match get_array_len(buf, 2usize)
                 .map_err(decode_ctx(NAME, "groups_names", version))?
@@ -151,7 +161,7 @@ impl DeleteGroupsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -194,14 +204,14 @@ pub struct DeleteGroupsResponse {
     /// Versions: 0+.
     pub results: Vec<DeleteGroupsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteGroupsResponse {
     fn default() -> Self {
         DeleteGroupsResponse {
             throttle_time_ms: <i32>::default(),
             results: <Vec<DeleteGroupsResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -263,13 +273,23 @@ impl DeleteGroupsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DeleteGroupsResponse";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
@@ -283,8 +303,13 @@ impl DeleteGroupsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteGroupsResponseResult::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteGroupsResponseResult::default());
+                        DeleteGroupsResponseResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -300,8 +325,13 @@ impl DeleteGroupsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteGroupsResponseResult::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteGroupsResponseResult::default());
+                        DeleteGroupsResponseResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -321,7 +351,7 @@ impl DeleteGroupsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -358,14 +388,14 @@ pub struct DeleteGroupsResponseResult {
     /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteGroupsResponseResult {
     fn default() -> Self {
         DeleteGroupsResponseResult {
             group_id: <StrBytes>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -410,8 +440,18 @@ impl DeleteGroupsResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DeleteGroupsResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DeleteGroupsResponseResult";
         if version <= 1i16 {
             this.group_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -434,7 +474,7 @@ impl DeleteGroupsResponseResult {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

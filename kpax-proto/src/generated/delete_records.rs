@@ -19,14 +19,14 @@ pub struct DeleteRecordsRequest {
     /// Versions: 0+.
     pub timeout_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteRecordsRequest {
     fn default() -> Self {
         DeleteRecordsRequest {
             topics: <Vec<DeleteRecordsRequestTopic>>::default(),
             timeout_ms: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -88,13 +88,23 @@ impl DeleteRecordsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DeleteRecordsRequest";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 1i16 {
             this.topics = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -106,8 +116,13 @@ impl DeleteRecordsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteRecordsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteRecordsRequestTopic::default());
+                        DeleteRecordsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -123,8 +138,13 @@ impl DeleteRecordsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteRecordsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteRecordsRequestTopic::default());
+                        DeleteRecordsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -145,7 +165,7 @@ impl DeleteRecordsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -182,14 +202,14 @@ pub struct DeleteRecordsRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<DeleteRecordsRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteRecordsRequestTopic {
     fn default() -> Self {
         DeleteRecordsRequestTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<DeleteRecordsRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -252,8 +272,18 @@ impl DeleteRecordsRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DeleteRecordsRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DeleteRecordsRequestTopic";
         if version <= 1i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 2i16 {
@@ -275,8 +305,13 @@ impl DeleteRecordsRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteRecordsRequestPartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteRecordsRequestPartition::default());
+                        DeleteRecordsRequestPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -296,8 +331,13 @@ impl DeleteRecordsRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteRecordsRequestPartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteRecordsRequestPartition::default());
+                        DeleteRecordsRequestPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -317,7 +357,7 @@ impl DeleteRecordsRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -358,14 +398,14 @@ pub struct DeleteRecordsRequestPartition {
     /// Versions: 0+.
     pub offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteRecordsRequestPartition {
     fn default() -> Self {
         DeleteRecordsRequestPartition {
             partition_index: <i32>::default(),
             offset: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -404,8 +444,18 @@ impl DeleteRecordsRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DeleteRecordsRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DeleteRecordsRequestPartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.offset = get_i64(buf).map_err(decode_ctx(NAME, "offset", version))?;
@@ -423,7 +473,7 @@ impl DeleteRecordsRequestPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -463,14 +513,14 @@ pub struct DeleteRecordsResponse {
     /// Versions: 0+.
     pub topics: Vec<DeleteRecordsResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteRecordsResponse {
     fn default() -> Self {
         DeleteRecordsResponse {
             throttle_time_ms: <i32>::default(),
             topics: <Vec<DeleteRecordsResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -532,13 +582,23 @@ impl DeleteRecordsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DeleteRecordsResponse";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 1i16 {
@@ -552,8 +612,13 @@ impl DeleteRecordsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteRecordsResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteRecordsResponseTopic::default());
+                        DeleteRecordsResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -569,8 +634,13 @@ impl DeleteRecordsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteRecordsResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteRecordsResponseTopic::default());
+                        DeleteRecordsResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -590,7 +660,7 @@ impl DeleteRecordsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -627,14 +697,14 @@ pub struct DeleteRecordsResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<DeleteRecordsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteRecordsResponseTopic {
     fn default() -> Self {
         DeleteRecordsResponseTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<DeleteRecordsResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -700,8 +770,18 @@ impl DeleteRecordsResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DeleteRecordsResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DeleteRecordsResponseTopic";
         if version <= 1i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 2i16 {
@@ -723,9 +803,13 @@ impl DeleteRecordsResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(DeleteRecordsResponsePartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteRecordsResponsePartition::default());
+                        DeleteRecordsResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -745,9 +829,13 @@ impl DeleteRecordsResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(DeleteRecordsResponsePartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteRecordsResponsePartition::default());
+                        DeleteRecordsResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -767,7 +855,7 @@ impl DeleteRecordsResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -812,7 +900,7 @@ pub struct DeleteRecordsResponsePartition {
     /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteRecordsResponsePartition {
     fn default() -> Self {
@@ -820,7 +908,7 @@ impl Default for DeleteRecordsResponsePartition {
             partition_index: <i32>::default(),
             low_watermark: <i64>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -865,8 +953,18 @@ impl DeleteRecordsResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DeleteRecordsResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DeleteRecordsResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.low_watermark = get_i64(buf)
@@ -886,7 +984,7 @@ impl DeleteRecordsResponsePartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -23,7 +23,7 @@ pub struct DeleteTopicsRequest {
     /// Versions: 0+.
     pub timeout_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteTopicsRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for DeleteTopicsRequest {
             topics: <Vec<DeleteTopicsRequestTopic>>::default(),
             topic_names: <Vec<StrBytes>>::default(),
             timeout_ms: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -126,13 +126,23 @@ impl DeleteTopicsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DeleteTopicsRequest";
         if !(0i16..=6i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 6i16 {
             this.topics = match get_compact_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -144,8 +154,13 @@ impl DeleteTopicsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteTopicsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteTopicsRequestTopic::default());
+                        DeleteTopicsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -217,7 +232,7 @@ impl DeleteTopicsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -255,14 +270,14 @@ pub struct DeleteTopicsRequestTopic {
     /// Versions: 6+.
     pub topic_id: Uuid,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteTopicsRequestTopic {
     fn default() -> Self {
         DeleteTopicsRequestTopic {
             name: <Option<StrBytes>>::default(),
             topic_id: <Uuid>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -318,8 +333,18 @@ impl DeleteTopicsRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DeleteTopicsRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DeleteTopicsRequestTopic";
         if version >= 6i16 {
             this.name = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
@@ -342,7 +367,7 @@ impl DeleteTopicsRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -386,14 +411,14 @@ pub struct DeleteTopicsResponse {
     /// Versions: 0+.
     pub responses: Vec<DeleteTopicsResponseResponse>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteTopicsResponse {
     fn default() -> Self {
         DeleteTopicsResponse {
             throttle_time_ms: <i32>::default(),
             responses: <Vec<DeleteTopicsResponseResponse>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -467,13 +492,23 @@ impl DeleteTopicsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DeleteTopicsResponse";
         if !(0i16..=6i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -489,8 +524,13 @@ impl DeleteTopicsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteTopicsResponseResponse::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteTopicsResponseResponse::default());
+                        DeleteTopicsResponseResponse::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -506,8 +546,13 @@ impl DeleteTopicsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DeleteTopicsResponseResponse::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DeleteTopicsResponseResponse::default());
+                        DeleteTopicsResponseResponse::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -527,7 +572,7 @@ impl DeleteTopicsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -574,7 +619,7 @@ pub struct DeleteTopicsResponseResponse {
     /// Versions: 5+. Nullable: 5+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DeleteTopicsResponseResponse {
     fn default() -> Self {
@@ -583,7 +628,7 @@ impl Default for DeleteTopicsResponseResponse {
             topic_id: <Uuid>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -678,8 +723,18 @@ impl DeleteTopicsResponseResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DeleteTopicsResponseResponse";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DeleteTopicsResponseResponse";
         if version <= 3i16 {
             this.name = Some(
                 get_string(buf).map_err(decode_ctx(NAME, "name", version))?,
@@ -715,7 +770,7 @@ impl DeleteTopicsResponseResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -39,7 +39,7 @@ pub struct DescribeAclsRequest {
     /// Versions: 0+.
     pub permission_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeAclsRequest {
     fn default() -> Self {
@@ -51,7 +51,7 @@ impl Default for DescribeAclsRequest {
             host_filter: <Option<StrBytes>>::default(),
             operation: <i8>::default(),
             permission_type: <i8>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -155,13 +155,23 @@ impl DescribeAclsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeAclsRequest";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.resource_type_filter = get_i8(buf)
             .map_err(decode_ctx(NAME, "resource_type_filter", version))?;
         if version <= 1i16 {
@@ -206,7 +216,7 @@ impl DescribeAclsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -281,7 +291,7 @@ pub struct DescribeAclsResponse {
     /// Versions: 0+.
     pub resources: Vec<DescribeAclsResponseResource>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeAclsResponse {
     fn default() -> Self {
@@ -290,7 +300,7 @@ impl Default for DescribeAclsResponse {
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
             resources: <Vec<DescribeAclsResponseResource>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -370,13 +380,23 @@ impl DescribeAclsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeAclsResponse";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -398,8 +418,13 @@ impl DescribeAclsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeAclsResponseResource::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeAclsResponseResource::default());
+                        DescribeAclsResponseResource::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -415,8 +440,13 @@ impl DescribeAclsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeAclsResponseResource::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeAclsResponseResource::default());
+                        DescribeAclsResponseResource::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -436,7 +466,7 @@ impl DescribeAclsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -487,7 +517,7 @@ pub struct DescribeAclsResponseResource {
     /// Versions: 0+.
     pub acls: Vec<DescribeAclsResponseAcl>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeAclsResponseResource {
     fn default() -> Self {
@@ -496,7 +526,7 @@ impl Default for DescribeAclsResponseResource {
             resource_name: <StrBytes>::default(),
             pattern_type: <i8>::default(),
             acls: <Vec<DescribeAclsResponseAcl>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -583,8 +613,18 @@ impl DescribeAclsResponseResource {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeAclsResponseResource";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeAclsResponseResource";
         this.resource_type = get_i8(buf)
             .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 1i16 {
@@ -609,8 +649,13 @@ impl DescribeAclsResponseResource {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeAclsResponseAcl::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeAclsResponseAcl::default());
+                        DescribeAclsResponseAcl::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -626,8 +671,13 @@ impl DescribeAclsResponseResource {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeAclsResponseAcl::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeAclsResponseAcl::default());
+                        DescribeAclsResponseAcl::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -647,7 +697,7 @@ impl DescribeAclsResponseResource {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -700,7 +750,7 @@ pub struct DescribeAclsResponseAcl {
     /// Versions: 0+.
     pub permission_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeAclsResponseAcl {
     fn default() -> Self {
@@ -709,7 +759,7 @@ impl Default for DescribeAclsResponseAcl {
             host: <StrBytes>::default(),
             operation: <i8>::default(),
             permission_type: <i8>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -772,8 +822,18 @@ impl DescribeAclsResponseAcl {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeAclsResponseAcl";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeAclsResponseAcl";
         if version <= 1i16 {
             this.principal = get_string(buf)
                 .map_err(decode_ctx(NAME, "principal", version))?;
@@ -804,7 +864,7 @@ impl DescribeAclsResponseAcl {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

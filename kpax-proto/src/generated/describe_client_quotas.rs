@@ -19,14 +19,14 @@ pub struct DescribeClientQuotasRequest {
     /// Versions: 0+.
     pub strict: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeClientQuotasRequest {
     fn default() -> Self {
         DescribeClientQuotasRequest {
             components: <Vec<DescribeClientQuotasRequestComponent>>::default(),
             strict: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -91,13 +91,23 @@ impl DescribeClientQuotasRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeClientQuotasRequest";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 0i16 {
             this.components = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "components", version))?
@@ -113,11 +123,13 @@ impl DescribeClientQuotasRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeClientQuotasRequestComponent::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeClientQuotasRequestComponent::default());
+                        DescribeClientQuotasRequestComponent::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -137,11 +149,13 @@ impl DescribeClientQuotasRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeClientQuotasRequestComponent::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeClientQuotasRequestComponent::default());
+                        DescribeClientQuotasRequestComponent::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -162,7 +176,7 @@ impl DescribeClientQuotasRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -203,7 +217,7 @@ pub struct DescribeClientQuotasRequestComponent {
     /// Versions: 0+. Nullable: 0+.
     pub r#match: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeClientQuotasRequestComponent {
     fn default() -> Self {
@@ -211,7 +225,7 @@ impl Default for DescribeClientQuotasRequestComponent {
             entity_type: <StrBytes>::default(),
             match_type: <i8>::default(),
             r#match: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -268,8 +282,18 @@ impl DescribeClientQuotasRequestComponent {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeClientQuotasRequestComponent";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeClientQuotasRequestComponent";
         if version <= 0i16 {
             this.entity_type = get_string(buf)
                 .map_err(decode_ctx(NAME, "entity_type", version))?;
@@ -299,7 +323,7 @@ impl DescribeClientQuotasRequestComponent {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -356,7 +380,7 @@ pub struct DescribeClientQuotasResponse {
     /// Versions: 0+.
     pub entries: Vec<DescribeClientQuotasResponseEntry>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeClientQuotasResponse {
     fn default() -> Self {
@@ -365,7 +389,7 @@ impl Default for DescribeClientQuotasResponse {
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
             entries: <Vec<DescribeClientQuotasResponseEntry>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -448,13 +472,23 @@ impl DescribeClientQuotasResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeClientQuotasResponse";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -476,11 +510,13 @@ impl DescribeClientQuotasResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeClientQuotasResponseEntry::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeClientQuotasResponseEntry::default());
+                        DescribeClientQuotasResponseEntry::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -496,11 +532,13 @@ impl DescribeClientQuotasResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeClientQuotasResponseEntry::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeClientQuotasResponseEntry::default());
+                        DescribeClientQuotasResponseEntry::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -520,7 +558,7 @@ impl DescribeClientQuotasResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -563,14 +601,14 @@ pub struct DescribeClientQuotasResponseEntry {
     /// Versions: 0+.
     pub values: Vec<DescribeClientQuotasResponseValue>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeClientQuotasResponseEntry {
     fn default() -> Self {
         DescribeClientQuotasResponseEntry {
             entity: <Vec<DescribeClientQuotasResponseEntity>>::default(),
             values: <Vec<DescribeClientQuotasResponseValue>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -648,8 +686,18 @@ impl DescribeClientQuotasResponseEntry {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeClientQuotasResponseEntry";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeClientQuotasResponseEntry";
         if version <= 0i16 {
             this.entity = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "entity", version))?
@@ -661,11 +709,13 @@ impl DescribeClientQuotasResponseEntry {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeClientQuotasResponseEntity::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeClientQuotasResponseEntity::default());
+                        DescribeClientQuotasResponseEntity::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -681,11 +731,13 @@ impl DescribeClientQuotasResponseEntry {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeClientQuotasResponseEntity::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeClientQuotasResponseEntity::default());
+                        DescribeClientQuotasResponseEntity::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -702,11 +754,13 @@ impl DescribeClientQuotasResponseEntry {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeClientQuotasResponseValue::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeClientQuotasResponseValue::default());
+                        DescribeClientQuotasResponseValue::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -722,11 +776,13 @@ impl DescribeClientQuotasResponseEntry {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeClientQuotasResponseValue::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeClientQuotasResponseValue::default());
+                        DescribeClientQuotasResponseValue::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -746,7 +802,7 @@ impl DescribeClientQuotasResponseEntry {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -791,14 +847,14 @@ pub struct DescribeClientQuotasResponseEntity {
     /// Versions: 0+. Nullable: 0+.
     pub entity_name: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeClientQuotasResponseEntity {
     fn default() -> Self {
         DescribeClientQuotasResponseEntity {
             entity_type: <StrBytes>::default(),
             entity_name: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -849,8 +905,18 @@ impl DescribeClientQuotasResponseEntity {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeClientQuotasResponseEntity";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeClientQuotasResponseEntity";
         if version <= 0i16 {
             this.entity_type = get_string(buf)
                 .map_err(decode_ctx(NAME, "entity_type", version))?;
@@ -879,7 +945,7 @@ impl DescribeClientQuotasResponseEntity {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -916,14 +982,14 @@ pub struct DescribeClientQuotasResponseValue {
     /// Versions: 0+.
     pub value: f64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeClientQuotasResponseValue {
     fn default() -> Self {
         DescribeClientQuotasResponseValue {
             key: <StrBytes>::default(),
             value: <f64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -968,8 +1034,18 @@ impl DescribeClientQuotasResponseValue {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeClientQuotasResponseValue";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeClientQuotasResponseValue";
         if version <= 0i16 {
             this.key = get_string(buf).map_err(decode_ctx(NAME, "key", version))?;
         } else if version >= 1i16 {
@@ -991,7 +1067,7 @@ impl DescribeClientQuotasResponseValue {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -19,14 +19,14 @@ pub struct DescribeClusterRequest {
     /// Versions: 1+.
     pub endpoint_type: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeClusterRequest {
     fn default() -> Self {
         DescribeClusterRequest {
             include_cluster_authorized_operations: <bool>::default(),
             endpoint_type: <i8>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -76,13 +76,23 @@ impl DescribeClusterRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeClusterRequest";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.include_cluster_authorized_operations = get_bool(buf)
             .map_err(
                 decode_ctx(NAME, "include_cluster_authorized_operations", version),
@@ -103,7 +113,7 @@ impl DescribeClusterRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -167,7 +177,7 @@ pub struct DescribeClusterResponse {
     /// Versions: 0+.
     pub cluster_authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeClusterResponse {
     fn default() -> Self {
@@ -180,7 +190,7 @@ impl Default for DescribeClusterResponse {
             controller_id: <i32>::default(),
             brokers: <Vec<DescribeClusterResponseBroker>>::default(),
             cluster_authorized_operations: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -275,13 +285,23 @@ impl DescribeClusterResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeClusterResponse";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -305,8 +325,13 @@ impl DescribeClusterResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(DescribeClusterResponseBroker::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeClusterResponseBroker::default());
+                    DescribeClusterResponseBroker::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -325,7 +350,7 @@ impl DescribeClusterResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -370,7 +395,7 @@ pub struct DescribeClusterResponseBroker {
     /// Versions: 0+. Nullable: 0+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeClusterResponseBroker {
     fn default() -> Self {
@@ -379,7 +404,7 @@ impl Default for DescribeClusterResponseBroker {
             host: <StrBytes>::default(),
             port: <i32>::default(),
             rack: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -426,8 +451,18 @@ impl DescribeClusterResponseBroker {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeClusterResponseBroker";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeClusterResponseBroker";
         this.broker_id = get_i32(buf).map_err(decode_ctx(NAME, "broker_id", version))?;
         this.host = get_compact_string(buf).map_err(decode_ctx(NAME, "host", version))?;
         this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
@@ -445,7 +480,7 @@ impl DescribeClusterResponseBroker {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

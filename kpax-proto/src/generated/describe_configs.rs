@@ -23,7 +23,7 @@ pub struct DescribeConfigsRequest {
     /// Versions: 3+.
     pub include_documentation: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeConfigsRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for DescribeConfigsRequest {
             resources: <Vec<DescribeConfigsRequestResource>>::default(),
             include_synonyms: <bool>::default(),
             include_documentation: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -123,13 +123,23 @@ impl DescribeConfigsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeConfigsRequest";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 3i16 {
             this.resources = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "resources", version))?
@@ -141,9 +151,13 @@ impl DescribeConfigsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(DescribeConfigsRequestResource::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeConfigsRequestResource::default());
+                        DescribeConfigsRequestResource::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -159,9 +173,13 @@ impl DescribeConfigsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(DescribeConfigsRequestResource::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeConfigsRequestResource::default());
+                        DescribeConfigsRequestResource::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -189,7 +207,7 @@ impl DescribeConfigsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -235,7 +253,7 @@ pub struct DescribeConfigsRequestResource {
     /// Versions: 0+. Nullable: 0+.
     pub configuration_keys: Option<Vec<StrBytes>>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeConfigsRequestResource {
     fn default() -> Self {
@@ -243,7 +261,7 @@ impl Default for DescribeConfigsRequestResource {
             resource_type: <i8>::default(),
             resource_name: <StrBytes>::default(),
             configuration_keys: <Option<Vec<StrBytes>>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -324,8 +342,18 @@ impl DescribeConfigsRequestResource {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeConfigsRequestResource";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeConfigsRequestResource";
         this.resource_type = get_i8(buf)
             .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 3i16 {
@@ -384,7 +412,7 @@ impl DescribeConfigsRequestResource {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -441,14 +469,14 @@ pub struct DescribeConfigsResponse {
     /// Versions: 0+.
     pub results: Vec<DescribeConfigsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeConfigsResponse {
     fn default() -> Self {
         DescribeConfigsResponse {
             throttle_time_ms: <i32>::default(),
             results: <Vec<DescribeConfigsResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -510,13 +538,23 @@ impl DescribeConfigsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeConfigsResponse";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 3i16 {
@@ -530,8 +568,13 @@ impl DescribeConfigsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeConfigsResponseResult::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeConfigsResponseResult::default());
+                        DescribeConfigsResponseResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -547,8 +590,13 @@ impl DescribeConfigsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeConfigsResponseResult::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeConfigsResponseResult::default());
+                        DescribeConfigsResponseResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -568,7 +616,7 @@ impl DescribeConfigsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -617,7 +665,7 @@ pub struct DescribeConfigsResponseResult {
     /// Versions: 0+.
     pub configs: Vec<DescribeConfigsResponseConfig>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeConfigsResponseResult {
     fn default() -> Self {
@@ -627,7 +675,7 @@ impl Default for DescribeConfigsResponseResult {
             resource_type: <i8>::default(),
             resource_name: <StrBytes>::default(),
             configs: <Vec<DescribeConfigsResponseConfig>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -714,8 +762,18 @@ impl DescribeConfigsResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeConfigsResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeConfigsResponseResult";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 3i16 {
             this.error_message = get_nullable_string(buf)
@@ -744,8 +802,13 @@ impl DescribeConfigsResponseResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeConfigsResponseConfig::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeConfigsResponseConfig::default());
+                        DescribeConfigsResponseConfig::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -761,8 +824,13 @@ impl DescribeConfigsResponseResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeConfigsResponseConfig::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeConfigsResponseConfig::default());
+                        DescribeConfigsResponseConfig::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -782,7 +850,7 @@ impl DescribeConfigsResponseResult {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -858,7 +926,7 @@ pub struct DescribeConfigsResponseConfig {
     /// Versions: 3+. Nullable: 3+.
     pub documentation: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeConfigsResponseConfig {
     fn default() -> Self {
@@ -872,7 +940,7 @@ impl Default for DescribeConfigsResponseConfig {
             synonyms: <Vec<DescribeConfigsResponseSynonym>>::default(),
             config_type: <i8>::default(),
             documentation: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1037,8 +1105,18 @@ impl DescribeConfigsResponseConfig {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeConfigsResponseConfig";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeConfigsResponseConfig";
         if version <= 3i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 4i16 {
@@ -1074,9 +1152,13 @@ impl DescribeConfigsResponseConfig {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(DescribeConfigsResponseSynonym::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeConfigsResponseSynonym::default());
+                        DescribeConfigsResponseSynonym::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1092,9 +1174,13 @@ impl DescribeConfigsResponseConfig {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(DescribeConfigsResponseSynonym::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeConfigsResponseSynonym::default());
+                        DescribeConfigsResponseSynonym::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1125,7 +1211,7 @@ impl DescribeConfigsResponseConfig {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1191,7 +1277,7 @@ pub struct DescribeConfigsResponseSynonym {
     /// Versions: 1+.
     pub source: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeConfigsResponseSynonym {
     fn default() -> Self {
@@ -1199,7 +1285,7 @@ impl Default for DescribeConfigsResponseSynonym {
             name: <StrBytes>::default(),
             value: <Option<StrBytes>>::default(),
             source: <i8>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1276,8 +1362,18 @@ impl DescribeConfigsResponseSynonym {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeConfigsResponseSynonym";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeConfigsResponseSynonym";
         if (1i16..=3i16).contains(&version) {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 4i16 {
@@ -1308,7 +1404,7 @@ impl DescribeConfigsResponseSynonym {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -15,13 +15,13 @@ pub struct DescribeDelegationTokenRequest {
     /// Versions: 0+. Nullable: 0+.
     pub owners: Option<Vec<DescribeDelegationTokenRequestOwner>>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeDelegationTokenRequest {
     fn default() -> Self {
         DescribeDelegationTokenRequest {
             owners: <Option<Vec<DescribeDelegationTokenRequestOwner>>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -90,13 +90,23 @@ impl DescribeDelegationTokenRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeDelegationTokenRequest";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 1i16 {
             this.owners = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "owners", version))?
@@ -104,11 +114,13 @@ impl DescribeDelegationTokenRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeDelegationTokenRequestOwner::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeDelegationTokenRequestOwner::default());
+                        DescribeDelegationTokenRequestOwner::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -120,11 +132,13 @@ impl DescribeDelegationTokenRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeDelegationTokenRequestOwner::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeDelegationTokenRequestOwner::default());
+                        DescribeDelegationTokenRequestOwner::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -144,7 +158,7 @@ impl DescribeDelegationTokenRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -198,14 +212,14 @@ pub struct DescribeDelegationTokenRequestOwner {
     /// Versions: 0+.
     pub principal_name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeDelegationTokenRequestOwner {
     fn default() -> Self {
         DescribeDelegationTokenRequestOwner {
             principal_type: <StrBytes>::default(),
             principal_name: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -256,8 +270,18 @@ impl DescribeDelegationTokenRequestOwner {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeDelegationTokenRequestOwner";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeDelegationTokenRequestOwner";
         if version <= 1i16 {
             this.principal_type = get_string(buf)
                 .map_err(decode_ctx(NAME, "principal_type", version))?;
@@ -286,7 +310,7 @@ impl DescribeDelegationTokenRequestOwner {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -338,7 +362,7 @@ pub struct DescribeDelegationTokenResponse {
     /// Versions: 0+.
     pub throttle_time_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeDelegationTokenResponse {
     fn default() -> Self {
@@ -346,7 +370,7 @@ impl Default for DescribeDelegationTokenResponse {
             error_code: <i16>::default(),
             tokens: <Vec<DescribeDelegationTokenResponseToken>>::default(),
             throttle_time_ms: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -417,13 +441,23 @@ impl DescribeDelegationTokenResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeDelegationTokenResponse";
         if !(0i16..=3i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.tokens = match get_array_len(buf, 1usize)
@@ -436,11 +470,13 @@ impl DescribeDelegationTokenResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeDelegationTokenResponseToken::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeDelegationTokenResponseToken::default());
+                        DescribeDelegationTokenResponseToken::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -456,11 +492,13 @@ impl DescribeDelegationTokenResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeDelegationTokenResponseToken::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeDelegationTokenResponseToken::default());
+                        DescribeDelegationTokenResponseToken::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -482,7 +520,7 @@ impl DescribeDelegationTokenResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -552,7 +590,7 @@ pub struct DescribeDelegationTokenResponseToken {
     /// Versions: 0+.
     pub renewers: Vec<DescribeDelegationTokenResponseRenewer>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeDelegationTokenResponseToken {
     fn default() -> Self {
@@ -567,7 +605,7 @@ impl Default for DescribeDelegationTokenResponseToken {
             token_id: <StrBytes>::default(),
             hmac: <Bytes>::default(),
             renewers: <Vec<DescribeDelegationTokenResponseRenewer>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -725,8 +763,18 @@ impl DescribeDelegationTokenResponseToken {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeDelegationTokenResponseToken";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeDelegationTokenResponseToken";
         if version <= 1i16 {
             this.principal_type = get_string(buf)
                 .map_err(decode_ctx(NAME, "principal_type", version))?;
@@ -779,14 +827,13 @@ impl DescribeDelegationTokenResponseToken {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeDelegationTokenResponseRenewer::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeDelegationTokenResponseRenewer::default());
+                        DescribeDelegationTokenResponseRenewer::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -802,14 +849,13 @@ impl DescribeDelegationTokenResponseToken {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeDelegationTokenResponseRenewer::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeDelegationTokenResponseRenewer::default());
+                        DescribeDelegationTokenResponseRenewer::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -829,7 +875,7 @@ impl DescribeDelegationTokenResponseToken {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -894,14 +940,14 @@ pub struct DescribeDelegationTokenResponseRenewer {
     /// Versions: 0+.
     pub principal_name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeDelegationTokenResponseRenewer {
     fn default() -> Self {
         DescribeDelegationTokenResponseRenewer {
             principal_type: <StrBytes>::default(),
             principal_name: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -952,8 +998,18 @@ impl DescribeDelegationTokenResponseRenewer {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeDelegationTokenResponseRenewer";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeDelegationTokenResponseRenewer";
         if version <= 1i16 {
             this.principal_type = get_string(buf)
                 .map_err(decode_ctx(NAME, "principal_type", version))?;
@@ -982,7 +1038,7 @@ impl DescribeDelegationTokenResponseRenewer {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

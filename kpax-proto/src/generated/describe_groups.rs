@@ -19,14 +19,14 @@ pub struct DescribeGroupsRequest {
     /// Versions: 3+.
     pub include_authorized_operations: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeGroupsRequest {
     fn default() -> Self {
         DescribeGroupsRequest {
             groups: <Vec<StrBytes>>::default(),
             include_authorized_operations: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -102,13 +102,23 @@ impl DescribeGroupsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeGroupsRequest";
         if !(0i16..=5i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 4i16 {
             this.groups = match get_array_len(buf, 2usize)
                 .map_err(decode_ctx(NAME, "groups", version))?
@@ -170,7 +180,7 @@ impl DescribeGroupsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -216,14 +226,14 @@ pub struct DescribeGroupsResponse {
     /// Versions: 0+.
     pub groups: Vec<DescribeGroupsResponseGroup>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeGroupsResponse {
     fn default() -> Self {
         DescribeGroupsResponse {
             throttle_time_ms: <i32>::default(),
             groups: <Vec<DescribeGroupsResponseGroup>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -297,13 +307,23 @@ impl DescribeGroupsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeGroupsResponse";
         if !(0i16..=5i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -319,8 +339,13 @@ impl DescribeGroupsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeGroupsResponseGroup::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeGroupsResponseGroup::default());
+                        DescribeGroupsResponseGroup::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -336,8 +361,13 @@ impl DescribeGroupsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeGroupsResponseGroup::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeGroupsResponseGroup::default());
+                        DescribeGroupsResponseGroup::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -357,7 +387,7 @@ impl DescribeGroupsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -416,7 +446,7 @@ pub struct DescribeGroupsResponseGroup {
     /// Versions: 3+.
     pub authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeGroupsResponseGroup {
     fn default() -> Self {
@@ -428,7 +458,7 @@ impl Default for DescribeGroupsResponseGroup {
             protocol_data: <StrBytes>::default(),
             members: <Vec<DescribeGroupsResponseMember>>::default(),
             authorized_operations: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -551,8 +581,18 @@ impl DescribeGroupsResponseGroup {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeGroupsResponseGroup";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeGroupsResponseGroup";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 4i16 {
             this.group_id = get_string(buf)
@@ -593,8 +633,13 @@ impl DescribeGroupsResponseGroup {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeGroupsResponseMember::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeGroupsResponseMember::default());
+                        DescribeGroupsResponseMember::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -610,8 +655,13 @@ impl DescribeGroupsResponseGroup {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeGroupsResponseMember::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeGroupsResponseMember::default());
+                        DescribeGroupsResponseMember::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -635,7 +685,7 @@ impl DescribeGroupsResponseGroup {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -711,7 +761,7 @@ pub struct DescribeGroupsResponseMember {
     /// Versions: 0+.
     pub member_assignment: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeGroupsResponseMember {
     fn default() -> Self {
@@ -722,7 +772,7 @@ impl Default for DescribeGroupsResponseMember {
             client_host: <StrBytes>::default(),
             member_metadata: <Bytes>::default(),
             member_assignment: <Bytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -831,8 +881,18 @@ impl DescribeGroupsResponseMember {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeGroupsResponseMember";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeGroupsResponseMember";
         if version <= 4i16 {
             this.member_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "member_id", version))?;
@@ -889,7 +949,7 @@ impl DescribeGroupsResponseMember {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -15,13 +15,13 @@ pub struct DescribeLogDirsRequest {
     /// Versions: 0+. Nullable: 0+.
     pub topics: Option<Vec<DescribeLogDirsRequestTopic>>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeLogDirsRequest {
     fn default() -> Self {
         DescribeLogDirsRequest {
             topics: <Option<Vec<DescribeLogDirsRequestTopic>>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -90,13 +90,23 @@ impl DescribeLogDirsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeLogDirsRequest";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 1i16 {
             this.topics = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -104,8 +114,13 @@ impl DescribeLogDirsRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeLogDirsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeLogDirsRequestTopic::default());
+                        DescribeLogDirsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -117,8 +132,13 @@ impl DescribeLogDirsRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeLogDirsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeLogDirsRequestTopic::default());
+                        DescribeLogDirsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -138,7 +158,7 @@ impl DescribeLogDirsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -186,14 +206,14 @@ pub struct DescribeLogDirsRequestTopic {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeLogDirsRequestTopic {
     fn default() -> Self {
         DescribeLogDirsRequestTopic {
             topic: <StrBytes>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -256,8 +276,18 @@ impl DescribeLogDirsRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeLogDirsRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeLogDirsRequestTopic";
         if version <= 1i16 {
             this.topic = get_string(buf).map_err(decode_ctx(NAME, "topic", version))?;
         } else if version >= 2i16 {
@@ -317,7 +347,7 @@ impl DescribeLogDirsRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -369,7 +399,7 @@ pub struct DescribeLogDirsResponse {
     /// Versions: 0+.
     pub results: Vec<DescribeLogDirsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeLogDirsResponse {
     fn default() -> Self {
@@ -377,7 +407,7 @@ impl Default for DescribeLogDirsResponse {
             throttle_time_ms: <i32>::default(),
             error_code: <i16>::default(),
             results: <Vec<DescribeLogDirsResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -453,13 +483,23 @@ impl DescribeLogDirsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeLogDirsResponse";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 3i16 {
@@ -477,8 +517,13 @@ impl DescribeLogDirsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeLogDirsResponseResult::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeLogDirsResponseResult::default());
+                        DescribeLogDirsResponseResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -494,8 +539,13 @@ impl DescribeLogDirsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeLogDirsResponseResult::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeLogDirsResponseResult::default());
+                        DescribeLogDirsResponseResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -515,7 +565,7 @@ impl DescribeLogDirsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -567,7 +617,7 @@ pub struct DescribeLogDirsResponseResult {
     /// Versions: 4+.
     pub usable_bytes: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeLogDirsResponseResult {
     fn default() -> Self {
@@ -577,7 +627,7 @@ impl Default for DescribeLogDirsResponseResult {
             topics: <Vec<DescribeLogDirsResponseTopic>>::default(),
             total_bytes: <i64>::default(),
             usable_bytes: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -682,8 +732,18 @@ impl DescribeLogDirsResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeLogDirsResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeLogDirsResponseResult";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.log_dir = get_string(buf)
@@ -703,8 +763,13 @@ impl DescribeLogDirsResponseResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeLogDirsResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeLogDirsResponseTopic::default());
+                        DescribeLogDirsResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -720,8 +785,13 @@ impl DescribeLogDirsResponseResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeLogDirsResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeLogDirsResponseTopic::default());
+                        DescribeLogDirsResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -749,7 +819,7 @@ impl DescribeLogDirsResponseResult {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -797,14 +867,14 @@ pub struct DescribeLogDirsResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<DescribeLogDirsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeLogDirsResponseTopic {
     fn default() -> Self {
         DescribeLogDirsResponseTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<DescribeLogDirsResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -870,8 +940,18 @@ impl DescribeLogDirsResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeLogDirsResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeLogDirsResponseTopic";
         if version <= 1i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 2i16 {
@@ -893,11 +973,13 @@ impl DescribeLogDirsResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeLogDirsResponsePartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeLogDirsResponsePartition::default());
+                        DescribeLogDirsResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -917,11 +999,13 @@ impl DescribeLogDirsResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                DescribeLogDirsResponsePartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(DescribeLogDirsResponsePartition::default());
+                        DescribeLogDirsResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -941,7 +1025,7 @@ impl DescribeLogDirsResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -990,7 +1074,7 @@ pub struct DescribeLogDirsResponsePartition {
     /// Versions: 0+.
     pub is_future_key: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeLogDirsResponsePartition {
     fn default() -> Self {
@@ -999,7 +1083,7 @@ impl Default for DescribeLogDirsResponsePartition {
             partition_size: <i64>::default(),
             offset_lag: <i64>::default(),
             is_future_key: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1050,8 +1134,18 @@ impl DescribeLogDirsResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeLogDirsResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeLogDirsResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.partition_size = get_i64(buf)
@@ -1073,7 +1167,7 @@ impl DescribeLogDirsResponsePartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -15,13 +15,13 @@ pub struct DescribeProducersRequest {
     /// Versions: 0+.
     pub topics: Vec<DescribeProducersRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeProducersRequest {
     fn default() -> Self {
         DescribeProducersRequest {
             topics: <Vec<DescribeProducersRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -60,13 +60,23 @@ impl DescribeProducersRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeProducersRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.topics = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topics", version))?
         {
@@ -77,8 +87,13 @@ impl DescribeProducersRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(DescribeProducersRequestTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeProducersRequestTopic::default());
+                    DescribeProducersRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -95,7 +110,7 @@ impl DescribeProducersRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -123,14 +138,14 @@ pub struct DescribeProducersRequestTopic {
     /// Versions: 0+.
     pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeProducersRequestTopic {
     fn default() -> Self {
         DescribeProducersRequestTopic {
             name: <StrBytes>::default(),
             partition_indexes: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -171,8 +186,18 @@ impl DescribeProducersRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeProducersRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeProducersRequestTopic";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.partition_indexes = match get_compact_array_len(buf, 4usize)
             .map_err(decode_ctx(NAME, "partition_indexes", version))?
@@ -204,7 +229,7 @@ impl DescribeProducersRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -242,14 +267,14 @@ pub struct DescribeProducersResponse {
     /// Versions: 0+.
     pub topics: Vec<DescribeProducersResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeProducersResponse {
     fn default() -> Self {
         DescribeProducersResponse {
             throttle_time_ms: <i32>::default(),
             topics: <Vec<DescribeProducersResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -294,13 +319,23 @@ impl DescribeProducersResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeProducersResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.topics = match get_compact_array_len(buf, 1usize)
@@ -313,8 +348,13 @@ impl DescribeProducersResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(DescribeProducersResponseTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeProducersResponseTopic::default());
+                    DescribeProducersResponseTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -331,7 +371,7 @@ impl DescribeProducersResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -360,14 +400,14 @@ pub struct DescribeProducersResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<DescribeProducersResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeProducersResponseTopic {
     fn default() -> Self {
         DescribeProducersResponseTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<DescribeProducersResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -411,8 +451,18 @@ impl DescribeProducersResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeProducersResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeProducersResponseTopic";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -424,9 +474,13 @@ impl DescribeProducersResponseTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(DescribeProducersResponsePartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeProducersResponsePartition::default());
+                    DescribeProducersResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -443,7 +497,7 @@ impl DescribeProducersResponseTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -480,7 +534,7 @@ pub struct DescribeProducersResponsePartition {
     /// Versions: 0+.
     pub active_producers: Vec<DescribeProducersResponseActiveProducer>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeProducersResponsePartition {
     fn default() -> Self {
@@ -489,7 +543,7 @@ impl Default for DescribeProducersResponsePartition {
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
             active_producers: <Vec<DescribeProducersResponseActiveProducer>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -545,8 +599,18 @@ impl DescribeProducersResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeProducersResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeProducersResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -566,14 +630,13 @@ impl DescribeProducersResponsePartition {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            DescribeProducersResponseActiveProducer::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(DescribeProducersResponseActiveProducer::default());
+                    DescribeProducersResponseActiveProducer::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -590,7 +653,7 @@ impl DescribeProducersResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -637,7 +700,7 @@ pub struct DescribeProducersResponseActiveProducer {
     /// Versions: 0+.
     pub current_txn_start_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeProducersResponseActiveProducer {
     fn default() -> Self {
@@ -648,7 +711,7 @@ impl Default for DescribeProducersResponseActiveProducer {
             last_timestamp: <i64>::default(),
             coordinator_epoch: <i32>::default(),
             current_txn_start_offset: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -705,8 +768,18 @@ impl DescribeProducersResponseActiveProducer {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeProducersResponseActiveProducer";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeProducersResponseActiveProducer";
         this.producer_id = get_i64(buf)
             .map_err(decode_ctx(NAME, "producer_id", version))?;
         this.producer_epoch = get_i32(buf)
@@ -731,7 +804,7 @@ impl DescribeProducersResponseActiveProducer {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

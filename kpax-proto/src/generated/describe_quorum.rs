@@ -15,13 +15,13 @@ pub struct DescribeQuorumRequest {
     /// Versions: 0+.
     pub topics: Vec<DescribeQuorumRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeQuorumRequest {
     fn default() -> Self {
         DescribeQuorumRequest {
             topics: <Vec<DescribeQuorumRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -60,13 +60,23 @@ impl DescribeQuorumRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeQuorumRequest";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.topics = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topics", version))?
         {
@@ -77,8 +87,13 @@ impl DescribeQuorumRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(DescribeQuorumRequestTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeQuorumRequestTopic::default());
+                    DescribeQuorumRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -95,7 +110,7 @@ impl DescribeQuorumRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -123,14 +138,14 @@ pub struct DescribeQuorumRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<DescribeQuorumRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeQuorumRequestTopic {
     fn default() -> Self {
         DescribeQuorumRequestTopic {
             topic_name: <StrBytes>::default(),
             partitions: <Vec<DescribeQuorumRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -174,8 +189,18 @@ impl DescribeQuorumRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeQuorumRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeQuorumRequestTopic";
         this.topic_name = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "topic_name", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
@@ -188,8 +213,13 @@ impl DescribeQuorumRequestTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(DescribeQuorumRequestPartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeQuorumRequestPartition::default());
+                    DescribeQuorumRequestPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -206,7 +236,7 @@ impl DescribeQuorumRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -231,13 +261,13 @@ pub struct DescribeQuorumRequestPartition {
     /// Versions: 0+.
     pub partition_index: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeQuorumRequestPartition {
     fn default() -> Self {
         DescribeQuorumRequestPartition {
             partition_index: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -264,8 +294,18 @@ impl DescribeQuorumRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeQuorumRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeQuorumRequestPartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         let count = get_tagged_count(buf)
@@ -280,7 +320,7 @@ impl DescribeQuorumRequestPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -325,7 +365,7 @@ pub struct DescribeQuorumResponse {
     /// Versions: 2+.
     pub nodes: Vec<DescribeQuorumResponseNode>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeQuorumResponse {
     fn default() -> Self {
@@ -334,7 +374,7 @@ impl Default for DescribeQuorumResponse {
             error_message: <Option<StrBytes>>::default(),
             topics: <Vec<DescribeQuorumResponseTopic>>::default(),
             nodes: <Vec<DescribeQuorumResponseNode>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -419,13 +459,23 @@ impl DescribeQuorumResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeQuorumResponse";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 2i16 {
             this.error_message = get_compact_nullable_string(buf)
@@ -441,8 +491,13 @@ impl DescribeQuorumResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(DescribeQuorumResponseTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeQuorumResponseTopic::default());
+                    DescribeQuorumResponseTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -458,8 +513,13 @@ impl DescribeQuorumResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(DescribeQuorumResponseNode::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeQuorumResponseNode::default());
+                        DescribeQuorumResponseNode::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -477,7 +537,7 @@ impl DescribeQuorumResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -514,14 +574,14 @@ pub struct DescribeQuorumResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<DescribeQuorumResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeQuorumResponseTopic {
     fn default() -> Self {
         DescribeQuorumResponseTopic {
             topic_name: <StrBytes>::default(),
             partitions: <Vec<DescribeQuorumResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -565,8 +625,18 @@ impl DescribeQuorumResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeQuorumResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeQuorumResponseTopic";
         this.topic_name = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "topic_name", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
@@ -579,8 +649,13 @@ impl DescribeQuorumResponseTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(DescribeQuorumResponsePartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeQuorumResponsePartition::default());
+                    DescribeQuorumResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -597,7 +672,7 @@ impl DescribeQuorumResponseTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -650,7 +725,7 @@ pub struct DescribeQuorumResponsePartition {
     /// Versions: 0+.
     pub observers: Vec<DescribeQuorumResponseObserver>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeQuorumResponsePartition {
     fn default() -> Self {
@@ -663,7 +738,7 @@ impl Default for DescribeQuorumResponsePartition {
             high_watermark: <i64>::default(),
             current_voters: <Vec<DescribeQuorumResponseCurrentVoter>>::default(),
             observers: <Vec<DescribeQuorumResponseObserver>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -762,8 +837,18 @@ impl DescribeQuorumResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeQuorumResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeQuorumResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -790,9 +875,13 @@ impl DescribeQuorumResponsePartition {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(DescribeQuorumResponseCurrentVoter::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeQuorumResponseCurrentVoter::default());
+                    DescribeQuorumResponseCurrentVoter::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -807,8 +896,13 @@ impl DescribeQuorumResponsePartition {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(DescribeQuorumResponseObserver::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeQuorumResponseObserver::default());
+                    DescribeQuorumResponseObserver::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -825,7 +919,7 @@ impl DescribeQuorumResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -876,7 +970,7 @@ pub struct DescribeQuorumResponseCurrentVoter {
     /// Versions: 1+.
     pub last_caught_up_timestamp: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeQuorumResponseCurrentVoter {
     fn default() -> Self {
@@ -886,7 +980,7 @@ impl Default for DescribeQuorumResponseCurrentVoter {
             log_end_offset: <i64>::default(),
             last_fetch_timestamp: <i64>::default(),
             last_caught_up_timestamp: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -973,8 +1067,18 @@ impl DescribeQuorumResponseCurrentVoter {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeQuorumResponseCurrentVoter";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeQuorumResponseCurrentVoter";
         this.replica_id = get_i32(buf).map_err(decode_ctx(NAME, "replica_id", version))?;
         if version >= 2i16 {
             this.replica_directory_id = get_uuid(buf)
@@ -1002,7 +1106,7 @@ impl DescribeQuorumResponseCurrentVoter {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1050,7 +1154,7 @@ pub struct DescribeQuorumResponseObserver {
     /// Versions: 1+.
     pub last_caught_up_timestamp: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeQuorumResponseObserver {
     fn default() -> Self {
@@ -1060,7 +1164,7 @@ impl Default for DescribeQuorumResponseObserver {
             log_end_offset: <i64>::default(),
             last_fetch_timestamp: <i64>::default(),
             last_caught_up_timestamp: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1147,8 +1251,18 @@ impl DescribeQuorumResponseObserver {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeQuorumResponseObserver";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeQuorumResponseObserver";
         this.replica_id = get_i32(buf).map_err(decode_ctx(NAME, "replica_id", version))?;
         if version >= 2i16 {
             this.replica_directory_id = get_uuid(buf)
@@ -1176,7 +1290,7 @@ impl DescribeQuorumResponseObserver {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1212,14 +1326,14 @@ pub struct DescribeQuorumResponseNode {
     /// Versions: 2+.
     pub listeners: Vec<DescribeQuorumResponseListener>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeQuorumResponseNode {
     fn default() -> Self {
         DescribeQuorumResponseNode {
             node_id: <i32>::default(),
             listeners: <Vec<DescribeQuorumResponseListener>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1281,8 +1395,18 @@ impl DescribeQuorumResponseNode {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeQuorumResponseNode";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeQuorumResponseNode";
         if version >= 2i16 {
             this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
         }
@@ -1297,9 +1421,13 @@ impl DescribeQuorumResponseNode {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(DescribeQuorumResponseListener::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(DescribeQuorumResponseListener::default());
+                        DescribeQuorumResponseListener::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1319,7 +1447,7 @@ impl DescribeQuorumResponseNode {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1358,7 +1486,7 @@ pub struct DescribeQuorumResponseListener {
     /// Versions: 2+.
     pub port: u16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeQuorumResponseListener {
     fn default() -> Self {
@@ -1366,7 +1494,7 @@ impl Default for DescribeQuorumResponseListener {
             name: <StrBytes>::default(),
             host: <StrBytes>::default(),
             port: <u16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1437,8 +1565,18 @@ impl DescribeQuorumResponseListener {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeQuorumResponseListener";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeQuorumResponseListener";
         if version >= 2i16 {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
@@ -1464,7 +1602,7 @@ impl DescribeQuorumResponseListener {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -23,7 +23,7 @@ pub struct DescribeTopicPartitionsRequest {
     /// Versions: 0+. Nullable: 0+.
     pub cursor: Option<DescribeTopicPartitionsRequestCursor>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTopicPartitionsRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for DescribeTopicPartitionsRequest {
             topics: <Vec<DescribeTopicPartitionsRequestTopic>>::default(),
             response_partition_limit: <i32>::default(),
             cursor: <Option<DescribeTopicPartitionsRequestCursor>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -96,13 +96,23 @@ impl DescribeTopicPartitionsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeTopicPartitionsRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.topics = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topics", version))?
         {
@@ -113,11 +123,13 @@ impl DescribeTopicPartitionsRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            DescribeTopicPartitionsRequestTopic::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(DescribeTopicPartitionsRequestTopic::default());
+                    DescribeTopicPartitionsRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -141,7 +153,7 @@ impl DescribeTopicPartitionsRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -171,13 +183,13 @@ pub struct DescribeTopicPartitionsRequestTopic {
     /// Versions: 0+.
     pub name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTopicPartitionsRequestTopic {
     fn default() -> Self {
         DescribeTopicPartitionsRequestTopic {
             name: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -205,8 +217,18 @@ impl DescribeTopicPartitionsRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeTopicPartitionsRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeTopicPartitionsRequestTopic";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         let count = get_tagged_count(buf)
             .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -220,7 +242,7 @@ impl DescribeTopicPartitionsRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -246,14 +268,14 @@ pub struct DescribeTopicPartitionsRequestCursor {
     /// Versions: 0+.
     pub partition_index: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTopicPartitionsRequestCursor {
     fn default() -> Self {
         DescribeTopicPartitionsRequestCursor {
             topic_name: <StrBytes>::default(),
             partition_index: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -287,8 +309,18 @@ impl DescribeTopicPartitionsRequestCursor {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeTopicPartitionsRequestCursor";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeTopicPartitionsRequestCursor";
         this.topic_name = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "topic_name", version))?;
         this.partition_index = get_i32(buf)
@@ -305,7 +337,7 @@ impl DescribeTopicPartitionsRequestCursor {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -347,7 +379,7 @@ pub struct DescribeTopicPartitionsResponse {
     /// Versions: 0+. Nullable: 0+.
     pub next_cursor: Option<DescribeTopicPartitionsResponseNextCursor>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTopicPartitionsResponse {
     fn default() -> Self {
@@ -355,7 +387,7 @@ impl Default for DescribeTopicPartitionsResponse {
             throttle_time_ms: <i32>::default(),
             topics: <Vec<DescribeTopicPartitionsResponseTopic>>::default(),
             next_cursor: <Option<DescribeTopicPartitionsResponseNextCursor>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -420,13 +452,23 @@ impl DescribeTopicPartitionsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeTopicPartitionsResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.topics = match get_compact_array_len(buf, 1usize)
@@ -439,11 +481,13 @@ impl DescribeTopicPartitionsResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            DescribeTopicPartitionsResponseTopic::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(DescribeTopicPartitionsResponseTopic::default());
+                    DescribeTopicPartitionsResponseTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -467,7 +511,7 @@ impl DescribeTopicPartitionsResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -517,7 +561,7 @@ pub struct DescribeTopicPartitionsResponseTopic {
     /// Versions: 0+.
     pub topic_authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTopicPartitionsResponseTopic {
     fn default() -> Self {
@@ -528,7 +572,7 @@ impl Default for DescribeTopicPartitionsResponseTopic {
             is_internal: <bool>::default(),
             partitions: <Vec<DescribeTopicPartitionsResponsePartition>>::default(),
             topic_authorized_operations: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -596,8 +640,18 @@ impl DescribeTopicPartitionsResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeTopicPartitionsResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeTopicPartitionsResponseTopic";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.name = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "name", version))?;
@@ -614,14 +668,13 @@ impl DescribeTopicPartitionsResponseTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            DescribeTopicPartitionsResponsePartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(DescribeTopicPartitionsResponsePartition::default());
+                    DescribeTopicPartitionsResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -640,7 +693,7 @@ impl DescribeTopicPartitionsResponseTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -701,7 +754,7 @@ pub struct DescribeTopicPartitionsResponsePartition {
     /// Versions: 0+.
     pub offline_replicas: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTopicPartitionsResponsePartition {
     fn default() -> Self {
@@ -715,7 +768,7 @@ impl Default for DescribeTopicPartitionsResponsePartition {
             eligible_leader_replicas: <Int32Array>::default(),
             last_known_elr: <Int32Array>::default(),
             offline_replicas: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -828,8 +881,18 @@ impl DescribeTopicPartitionsResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeTopicPartitionsResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeTopicPartitionsResponsePartition";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
@@ -930,7 +993,7 @@ impl DescribeTopicPartitionsResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -966,14 +1029,14 @@ pub struct DescribeTopicPartitionsResponseNextCursor {
     /// Versions: 0+.
     pub partition_index: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTopicPartitionsResponseNextCursor {
     fn default() -> Self {
         DescribeTopicPartitionsResponseNextCursor {
             topic_name: <StrBytes>::default(),
             partition_index: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1007,8 +1070,18 @@ impl DescribeTopicPartitionsResponseNextCursor {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeTopicPartitionsResponseNextCursor";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeTopicPartitionsResponseNextCursor";
         this.topic_name = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "topic_name", version))?;
         this.partition_index = get_i32(buf)
@@ -1025,7 +1098,7 @@ impl DescribeTopicPartitionsResponseNextCursor {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -15,13 +15,13 @@ pub struct DescribeTransactionsRequest {
     /// Versions: 0+.
     pub transactional_ids: Vec<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTransactionsRequest {
     fn default() -> Self {
         DescribeTransactionsRequest {
             transactional_ids: <Vec<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -61,13 +61,23 @@ impl DescribeTransactionsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeTransactionsRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.transactional_ids = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "transactional_ids", version))?
         {
@@ -104,7 +114,7 @@ impl DescribeTransactionsRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -141,7 +151,7 @@ pub struct DescribeTransactionsResponse {
     /// Versions: 0+.
     pub transaction_states: Vec<DescribeTransactionsResponseTransactionState>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTransactionsResponse {
     fn default() -> Self {
@@ -150,7 +160,7 @@ impl Default for DescribeTransactionsResponse {
             transaction_states: <Vec<
                 DescribeTransactionsResponseTransactionState,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -198,13 +208,23 @@ impl DescribeTransactionsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeTransactionsResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.transaction_states = match get_compact_array_len(buf, 1usize)
@@ -221,14 +241,13 @@ impl DescribeTransactionsResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            DescribeTransactionsResponseTransactionState::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(DescribeTransactionsResponseTransactionState::default());
+                    DescribeTransactionsResponseTransactionState::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -245,7 +264,7 @@ impl DescribeTransactionsResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -298,7 +317,7 @@ pub struct DescribeTransactionsResponseTransactionState {
     /// Versions: 0+.
     pub topics: Vec<DescribeTransactionsResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTransactionsResponseTransactionState {
     fn default() -> Self {
@@ -311,7 +330,7 @@ impl Default for DescribeTransactionsResponseTransactionState {
             producer_id: <i64>::default(),
             producer_epoch: <i16>::default(),
             topics: <Vec<DescribeTransactionsResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -389,8 +408,18 @@ impl DescribeTransactionsResponseTransactionState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeTransactionsResponseTransactionState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeTransactionsResponseTransactionState";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.transactional_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "transactional_id", version))?;
@@ -414,8 +443,13 @@ impl DescribeTransactionsResponseTransactionState {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(DescribeTransactionsResponseTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(DescribeTransactionsResponseTopic::default());
+                    DescribeTransactionsResponseTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -432,7 +466,7 @@ impl DescribeTransactionsResponseTransactionState {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -467,14 +501,14 @@ pub struct DescribeTransactionsResponseTopic {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeTransactionsResponseTopic {
     fn default() -> Self {
         DescribeTransactionsResponseTopic {
             topic: <StrBytes>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -515,8 +549,18 @@ impl DescribeTransactionsResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeTransactionsResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeTransactionsResponseTopic";
         this.topic = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "topic", version))?;
         this.partitions = match get_compact_array_len(buf, 4usize)
@@ -545,7 +589,7 @@ impl DescribeTransactionsResponseTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -15,13 +15,13 @@ pub struct DescribeUserScramCredentialsRequest {
     /// Versions: 0+. Nullable: 0+.
     pub users: Option<Vec<DescribeUserScramCredentialsRequestUser>>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeUserScramCredentialsRequest {
     fn default() -> Self {
         DescribeUserScramCredentialsRequest {
             users: <Option<Vec<DescribeUserScramCredentialsRequestUser>>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -68,27 +68,36 @@ impl DescribeUserScramCredentialsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeUserScramCredentialsRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.users = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "users", version))?
         {
             None => None,
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            DescribeUserScramCredentialsRequestUser::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(DescribeUserScramCredentialsRequestUser::default());
+                    DescribeUserScramCredentialsRequestUser::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 Some(items)
             }
@@ -105,7 +114,7 @@ impl DescribeUserScramCredentialsRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -138,13 +147,13 @@ pub struct DescribeUserScramCredentialsRequestUser {
     /// Versions: 0+.
     pub name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeUserScramCredentialsRequestUser {
     fn default() -> Self {
         DescribeUserScramCredentialsRequestUser {
             name: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -172,8 +181,18 @@ impl DescribeUserScramCredentialsRequestUser {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeUserScramCredentialsRequestUser";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeUserScramCredentialsRequestUser";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         let count = get_tagged_count(buf)
             .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -187,7 +206,7 @@ impl DescribeUserScramCredentialsRequestUser {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -232,7 +251,7 @@ pub struct DescribeUserScramCredentialsResponse {
     /// Versions: 0+.
     pub results: Vec<DescribeUserScramCredentialsResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeUserScramCredentialsResponse {
     fn default() -> Self {
@@ -241,7 +260,7 @@ impl Default for DescribeUserScramCredentialsResponse {
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
             results: <Vec<DescribeUserScramCredentialsResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -302,13 +321,23 @@ impl DescribeUserScramCredentialsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeUserScramCredentialsResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -324,14 +353,13 @@ impl DescribeUserScramCredentialsResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            DescribeUserScramCredentialsResponseResult::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(DescribeUserScramCredentialsResponseResult::default());
+                    DescribeUserScramCredentialsResponseResult::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -348,7 +376,7 @@ impl DescribeUserScramCredentialsResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -387,7 +415,7 @@ pub struct DescribeUserScramCredentialsResponseResult {
     /// Versions: 0+.
     pub credential_infos: Vec<DescribeUserScramCredentialsResponseCredentialInfo>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeUserScramCredentialsResponseResult {
     fn default() -> Self {
@@ -398,7 +426,7 @@ impl Default for DescribeUserScramCredentialsResponseResult {
             credential_infos: <Vec<
                 DescribeUserScramCredentialsResponseCredentialInfo,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -455,8 +483,18 @@ impl DescribeUserScramCredentialsResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeUserScramCredentialsResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeUserScramCredentialsResponseResult";
         this.user = get_compact_string(buf).map_err(decode_ctx(NAME, "user", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.error_message = get_compact_nullable_string(buf)
@@ -475,14 +513,16 @@ impl DescribeUserScramCredentialsResponseResult {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
+                for i in 0..n {
                     items
                         .push(
-                            DescribeUserScramCredentialsResponseCredentialInfo::decode(
-                                buf,
-                                version,
-                            )?,
+                            DescribeUserScramCredentialsResponseCredentialInfo::default(),
                         );
+                    DescribeUserScramCredentialsResponseCredentialInfo::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -499,7 +539,7 @@ impl DescribeUserScramCredentialsResponseResult {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -533,14 +573,14 @@ pub struct DescribeUserScramCredentialsResponseCredentialInfo {
     /// Versions: 0+.
     pub iterations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for DescribeUserScramCredentialsResponseCredentialInfo {
     fn default() -> Self {
         DescribeUserScramCredentialsResponseCredentialInfo {
             mechanism: <i8>::default(),
             iterations: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -573,8 +613,18 @@ impl DescribeUserScramCredentialsResponseCredentialInfo {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "DescribeUserScramCredentialsResponseCredentialInfo";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "DescribeUserScramCredentialsResponseCredentialInfo";
         this.mechanism = get_i8(buf).map_err(decode_ctx(NAME, "mechanism", version))?;
         this.iterations = get_i32(buf).map_err(decode_ctx(NAME, "iterations", version))?;
         let count = get_tagged_count(buf)
@@ -589,7 +639,7 @@ impl DescribeUserScramCredentialsResponseCredentialInfo {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

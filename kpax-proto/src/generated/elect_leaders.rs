@@ -23,7 +23,7 @@ pub struct ElectLeadersRequest {
     /// Versions: 0+.
     pub timeout_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ElectLeadersRequest {
     fn default() -> Self {
@@ -33,7 +33,7 @@ impl Default for ElectLeadersRequest {
                 Vec<ElectLeadersRequestTopicPartition>,
             >>::default(),
             timeout_ms: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -126,13 +126,23 @@ impl ElectLeadersRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ElectLeadersRequest";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 1i16 {
             this.election_type = get_i8(buf)
                 .map_err(decode_ctx(NAME, "election_type", version))?;
@@ -144,11 +154,13 @@ impl ElectLeadersRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                ElectLeadersRequestTopicPartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(ElectLeadersRequestTopicPartition::default());
+                        ElectLeadersRequestTopicPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -160,11 +172,13 @@ impl ElectLeadersRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                ElectLeadersRequestTopicPartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(ElectLeadersRequestTopicPartition::default());
+                        ElectLeadersRequestTopicPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -185,7 +199,7 @@ impl ElectLeadersRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -237,14 +251,14 @@ pub struct ElectLeadersRequestTopicPartition {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ElectLeadersRequestTopicPartition {
     fn default() -> Self {
         ElectLeadersRequestTopicPartition {
             topic: <StrBytes>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -307,8 +321,18 @@ impl ElectLeadersRequestTopicPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ElectLeadersRequestTopicPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ElectLeadersRequestTopicPartition";
         if version <= 1i16 {
             this.topic = get_string(buf).map_err(decode_ctx(NAME, "topic", version))?;
         } else if version >= 2i16 {
@@ -368,7 +392,7 @@ impl ElectLeadersRequestTopicPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -420,7 +444,7 @@ pub struct ElectLeadersResponse {
     /// Versions: 0+.
     pub replica_election_results: Vec<ElectLeadersResponseReplicaElectionResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ElectLeadersResponse {
     fn default() -> Self {
@@ -430,7 +454,7 @@ impl Default for ElectLeadersResponse {
             replica_election_results: <Vec<
                 ElectLeadersResponseReplicaElectionResult,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -509,13 +533,23 @@ impl ElectLeadersResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ElectLeadersResponse";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 1i16 {
@@ -537,14 +571,13 @@ impl ElectLeadersResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                ElectLeadersResponseReplicaElectionResult::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(ElectLeadersResponseReplicaElectionResult::default());
+                        ElectLeadersResponseReplicaElectionResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -564,14 +597,13 @@ impl ElectLeadersResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                ElectLeadersResponseReplicaElectionResult::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(ElectLeadersResponseReplicaElectionResult::default());
+                        ElectLeadersResponseReplicaElectionResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -591,7 +623,7 @@ impl ElectLeadersResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -631,14 +663,14 @@ pub struct ElectLeadersResponseReplicaElectionResult {
     /// Versions: 0+.
     pub partition_result: Vec<ElectLeadersResponsePartitionResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ElectLeadersResponseReplicaElectionResult {
     fn default() -> Self {
         ElectLeadersResponseReplicaElectionResult {
             topic: <StrBytes>::default(),
             partition_result: <Vec<ElectLeadersResponsePartitionResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -704,8 +736,18 @@ impl ElectLeadersResponseReplicaElectionResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ElectLeadersResponseReplicaElectionResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ElectLeadersResponseReplicaElectionResult";
         if version <= 1i16 {
             this.topic = get_string(buf).map_err(decode_ctx(NAME, "topic", version))?;
         } else if version >= 2i16 {
@@ -727,11 +769,13 @@ impl ElectLeadersResponseReplicaElectionResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                ElectLeadersResponsePartitionResult::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(ElectLeadersResponsePartitionResult::default());
+                        ElectLeadersResponsePartitionResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -751,11 +795,13 @@ impl ElectLeadersResponseReplicaElectionResult {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                ElectLeadersResponsePartitionResult::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(ElectLeadersResponsePartitionResult::default());
+                        ElectLeadersResponsePartitionResult::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -775,7 +821,7 @@ impl ElectLeadersResponseReplicaElectionResult {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -820,7 +866,7 @@ pub struct ElectLeadersResponsePartitionResult {
     /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ElectLeadersResponsePartitionResult {
     fn default() -> Self {
@@ -828,7 +874,7 @@ impl Default for ElectLeadersResponsePartitionResult {
             partition_id: <i32>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -879,8 +925,18 @@ impl ElectLeadersResponsePartitionResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ElectLeadersResponsePartitionResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ElectLeadersResponsePartitionResult";
         this.partition_id = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_id", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -905,7 +961,7 @@ impl ElectLeadersResponsePartitionResult {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

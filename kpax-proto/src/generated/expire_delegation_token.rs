@@ -19,14 +19,14 @@ pub struct ExpireDelegationTokenRequest {
     /// Versions: 0+.
     pub expiry_time_period_ms: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ExpireDelegationTokenRequest {
     fn default() -> Self {
         ExpireDelegationTokenRequest {
             hmac: <Bytes>::default(),
             expiry_time_period_ms: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -76,13 +76,23 @@ impl ExpireDelegationTokenRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ExpireDelegationTokenRequest";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 1i16 {
             this.hmac = get_bytes(buf).map_err(decode_ctx(NAME, "hmac", version))?;
         } else if version >= 2i16 {
@@ -105,7 +115,7 @@ impl ExpireDelegationTokenRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -153,7 +163,7 @@ pub struct ExpireDelegationTokenResponse {
     /// Versions: 0+.
     pub throttle_time_ms: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ExpireDelegationTokenResponse {
     fn default() -> Self {
@@ -161,7 +171,7 @@ impl Default for ExpireDelegationTokenResponse {
             error_code: <i16>::default(),
             expiry_timestamp_ms: <i64>::default(),
             throttle_time_ms: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -211,13 +221,23 @@ impl ExpireDelegationTokenResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ExpireDelegationTokenResponse";
         if !(0i16..=2i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.expiry_timestamp_ms = get_i64(buf)
             .map_err(decode_ctx(NAME, "expiry_timestamp_ms", version))?;
@@ -237,7 +257,7 @@ impl ExpireDelegationTokenResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

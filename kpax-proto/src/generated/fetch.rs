@@ -59,7 +59,7 @@ pub struct FetchRequest {
     /// Versions: 15+. Tagged field 1.
     pub replica_state: FetchRequestReplicaState,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchRequest {
     fn default() -> Self {
@@ -76,7 +76,7 @@ impl Default for FetchRequest {
             rack_id: <StrBytes>::default(),
             cluster_id: <Option<StrBytes>>::default(),
             replica_state: <FetchRequestReplicaState>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -337,13 +337,23 @@ impl FetchRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "FetchRequest";
         if !(0i16..=17i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 14i16 {
             this.replica_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "replica_id", version))?;
@@ -378,8 +388,9 @@ impl FetchRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(FetchRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(FetchRequestTopic::default());
+                        FetchRequestTopic::decode_into(&mut items[i], buf, version)?;
                     }
                     items
                 }
@@ -395,8 +406,9 @@ impl FetchRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(FetchRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(FetchRequestTopic::default());
+                        FetchRequestTopic::decode_into(&mut items[i], buf, version)?;
                     }
                     items
                 }
@@ -417,11 +429,13 @@ impl FetchRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                FetchRequestForgottenTopicsData::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(FetchRequestForgottenTopicsData::default());
+                        FetchRequestForgottenTopicsData::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -441,11 +455,13 @@ impl FetchRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                FetchRequestForgottenTopicsData::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(FetchRequestForgottenTopicsData::default());
+                        FetchRequestForgottenTopicsData::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -498,7 +514,7 @@ impl FetchRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -575,7 +591,7 @@ pub struct FetchRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<FetchRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchRequestTopic {
     fn default() -> Self {
@@ -583,7 +599,7 @@ impl Default for FetchRequestTopic {
             topic_id: <Uuid>::default(),
             topic: <StrBytes>::default(),
             partitions: <Vec<FetchRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -666,8 +682,18 @@ impl FetchRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchRequestTopic";
         if version >= 13i16 {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
@@ -693,8 +719,9 @@ impl FetchRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(FetchRequestPartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(FetchRequestPartition::default());
+                        FetchRequestPartition::decode_into(&mut items[i], buf, version)?;
                     }
                     items
                 }
@@ -714,8 +741,9 @@ impl FetchRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(FetchRequestPartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(FetchRequestPartition::default());
+                        FetchRequestPartition::decode_into(&mut items[i], buf, version)?;
                     }
                     items
                 }
@@ -735,7 +763,7 @@ impl FetchRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -795,7 +823,7 @@ pub struct FetchRequestPartition {
     /// Versions: 0+.
     pub partition_max_bytes: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchRequestPartition {
     fn default() -> Self {
@@ -806,7 +834,7 @@ impl Default for FetchRequestPartition {
             last_fetched_epoch: -1,
             log_start_offset: -1,
             partition_max_bytes: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -905,8 +933,18 @@ impl FetchRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchRequestPartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         if version >= 9i16 {
             this.current_leader_epoch = get_i32(buf)
@@ -938,7 +976,7 @@ impl FetchRequestPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -981,7 +1019,7 @@ pub struct FetchRequestForgottenTopicsData {
     /// Versions: 7+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchRequestForgottenTopicsData {
     fn default() -> Self {
@@ -989,7 +1027,7 @@ impl Default for FetchRequestForgottenTopicsData {
             topic_id: <Uuid>::default(),
             topic: <StrBytes>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1078,8 +1116,18 @@ impl FetchRequestForgottenTopicsData {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchRequestForgottenTopicsData";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchRequestForgottenTopicsData";
         if version >= 13i16 {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
@@ -1143,7 +1191,7 @@ impl FetchRequestForgottenTopicsData {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1183,14 +1231,14 @@ pub struct FetchRequestReplicaState {
     /// Versions: 15+.
     pub replica_epoch: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchRequestReplicaState {
     fn default() -> Self {
         FetchRequestReplicaState {
             replica_id: <i32>::default(),
             replica_epoch: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1249,8 +1297,18 @@ impl FetchRequestReplicaState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchRequestReplicaState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchRequestReplicaState";
         if version >= 15i16 {
             this.replica_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "replica_id", version))?;
@@ -1273,7 +1331,7 @@ impl FetchRequestReplicaState {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1329,7 +1387,7 @@ pub struct FetchResponse {
     /// Versions: 16+. Tagged field 0.
     pub node_endpoints: Vec<FetchResponseNodeEndpoint>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchResponse {
     fn default() -> Self {
@@ -1339,7 +1397,7 @@ impl Default for FetchResponse {
             session_id: <i32>::default(),
             responses: <Vec<FetchResponseResponse>>::default(),
             node_endpoints: <Vec<FetchResponseNodeEndpoint>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1488,13 +1546,23 @@ impl FetchResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "FetchResponse";
         if !(0i16..=17i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -1518,8 +1586,9 @@ impl FetchResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(FetchResponseResponse::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(FetchResponseResponse::default());
+                        FetchResponseResponse::decode_into(&mut items[i], buf, version)?;
                     }
                     items
                 }
@@ -1535,8 +1604,9 @@ impl FetchResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(FetchResponseResponse::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(FetchResponseResponse::default());
+                        FetchResponseResponse::decode_into(&mut items[i], buf, version)?;
                     }
                     items
                 }
@@ -1574,9 +1644,13 @@ impl FetchResponse {
                                     }
                                     Some(n) => {
                                         let mut items = Vec::with_capacity(n);
-                                        for _ in 0..n {
-                                            items
-                                                .push(FetchResponseNodeEndpoint::decode(buf, version)?);
+                                        for i in 0..n {
+                                            items.push(FetchResponseNodeEndpoint::default());
+                                            FetchResponseNodeEndpoint::decode_into(
+                                                &mut items[i],
+                                                buf,
+                                                version,
+                                            )?;
                                         }
                                         items
                                     }
@@ -1590,7 +1664,7 @@ impl FetchResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1644,7 +1718,7 @@ pub struct FetchResponseResponse {
     /// Versions: 0+.
     pub partitions: Vec<FetchResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchResponseResponse {
     fn default() -> Self {
@@ -1652,7 +1726,7 @@ impl Default for FetchResponseResponse {
             topic_id: <Uuid>::default(),
             topic: <StrBytes>::default(),
             partitions: <Vec<FetchResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1748,8 +1822,18 @@ impl FetchResponseResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchResponseResponse";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchResponseResponse";
         if version >= 13i16 {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
@@ -1775,8 +1859,13 @@ impl FetchResponseResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(FetchResponsePartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(FetchResponsePartition::default());
+                        FetchResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1796,8 +1885,13 @@ impl FetchResponseResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(FetchResponsePartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(FetchResponsePartition::default());
+                        FetchResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1817,7 +1911,7 @@ impl FetchResponseResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1897,7 +1991,7 @@ pub struct FetchResponsePartition {
     /// Versions: 12+. Tagged field 2.
     pub snapshot_id: FetchResponseSnapshotId,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchResponsePartition {
     fn default() -> Self {
@@ -1915,7 +2009,7 @@ impl Default for FetchResponsePartition {
             diverging_epoch: <FetchResponseDivergingEpoch>::default(),
             current_leader: <FetchResponseCurrentLeader>::default(),
             snapshot_id: <FetchResponseSnapshotId>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2169,8 +2263,18 @@ impl FetchResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -2191,11 +2295,13 @@ impl FetchResponsePartition {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                FetchResponseAbortedTransaction::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(FetchResponseAbortedTransaction::default());
+                        FetchResponseAbortedTransaction::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -2207,11 +2313,13 @@ impl FetchResponsePartition {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                FetchResponseAbortedTransaction::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(FetchResponseAbortedTransaction::default());
+                        FetchResponseAbortedTransaction::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -2284,7 +2392,7 @@ impl FetchResponsePartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -2358,14 +2466,14 @@ pub struct FetchResponseAbortedTransaction {
     /// Versions: 4+.
     pub first_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchResponseAbortedTransaction {
     fn default() -> Self {
         FetchResponseAbortedTransaction {
             producer_id: <i64>::default(),
             first_offset: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2428,8 +2536,18 @@ impl FetchResponseAbortedTransaction {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchResponseAbortedTransaction";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchResponseAbortedTransaction";
         if version >= 4i16 {
             this.producer_id = get_i64(buf)
                 .map_err(decode_ctx(NAME, "producer_id", version))?;
@@ -2452,7 +2570,7 @@ impl FetchResponseAbortedTransaction {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -2485,14 +2603,14 @@ pub struct FetchResponseDivergingEpoch {
     /// Versions: 12+.
     pub end_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchResponseDivergingEpoch {
     fn default() -> Self {
         FetchResponseDivergingEpoch {
             epoch: <i32>::default(),
             end_offset: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2547,8 +2665,18 @@ impl FetchResponseDivergingEpoch {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchResponseDivergingEpoch";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchResponseDivergingEpoch";
         if version >= 12i16 {
             this.epoch = get_i32(buf).map_err(decode_ctx(NAME, "epoch", version))?;
         }
@@ -2570,7 +2698,7 @@ impl FetchResponseDivergingEpoch {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -2603,14 +2731,14 @@ pub struct FetchResponseCurrentLeader {
     /// Versions: 12+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchResponseCurrentLeader {
     fn default() -> Self {
         FetchResponseCurrentLeader {
             leader_id: <i32>::default(),
             leader_epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2669,8 +2797,18 @@ impl FetchResponseCurrentLeader {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchResponseCurrentLeader";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchResponseCurrentLeader";
         if version >= 12i16 {
             this.leader_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "leader_id", version))?;
@@ -2693,7 +2831,7 @@ impl FetchResponseCurrentLeader {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -2726,14 +2864,14 @@ pub struct FetchResponseSnapshotId {
     /// Versions: 12+.
     pub epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchResponseSnapshotId {
     fn default() -> Self {
         FetchResponseSnapshotId {
             end_offset: <i64>::default(),
             epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2788,8 +2926,18 @@ impl FetchResponseSnapshotId {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchResponseSnapshotId";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchResponseSnapshotId";
         if version >= 12i16 {
             this.end_offset = get_i64(buf)
                 .map_err(decode_ctx(NAME, "end_offset", version))?;
@@ -2811,7 +2959,7 @@ impl FetchResponseSnapshotId {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -2852,7 +3000,7 @@ pub struct FetchResponseNodeEndpoint {
     /// Versions: 16+. Nullable: 16+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FetchResponseNodeEndpoint {
     fn default() -> Self {
@@ -2861,7 +3009,7 @@ impl Default for FetchResponseNodeEndpoint {
             host: <StrBytes>::default(),
             port: <i32>::default(),
             rack: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2946,8 +3094,18 @@ impl FetchResponseNodeEndpoint {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FetchResponseNodeEndpoint";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FetchResponseNodeEndpoint";
         if version >= 16i16 {
             this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
         }
@@ -2976,7 +3134,7 @@ impl FetchResponseNodeEndpoint {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

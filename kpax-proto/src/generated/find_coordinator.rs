@@ -23,7 +23,7 @@ pub struct FindCoordinatorRequest {
     /// Versions: 4+.
     pub coordinator_keys: Vec<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FindCoordinatorRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for FindCoordinatorRequest {
             key: <StrBytes>::default(),
             key_type: <i8>::default(),
             coordinator_keys: <Vec<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -121,13 +121,23 @@ impl FindCoordinatorRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "FindCoordinatorRequest";
         if !(0i16..=6i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 2i16 {
             this.key = get_string(buf).map_err(decode_ctx(NAME, "key", version))?;
         } else if version == 3i16 {
@@ -177,7 +187,7 @@ impl FindCoordinatorRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -246,7 +256,7 @@ pub struct FindCoordinatorResponse {
     /// Versions: 0-3.
     pub port: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FindCoordinatorResponse {
     fn default() -> Self {
@@ -258,7 +268,7 @@ impl Default for FindCoordinatorResponse {
             node_id: <i32>::default(),
             host: <StrBytes>::default(),
             port: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -419,13 +429,23 @@ impl FindCoordinatorResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "FindCoordinatorResponse";
         if !(0i16..=6i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -445,11 +465,13 @@ impl FindCoordinatorResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                FindCoordinatorResponseCoordinator::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(FindCoordinatorResponseCoordinator::default());
+                        FindCoordinatorResponseCoordinator::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -495,7 +517,7 @@ impl FindCoordinatorResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -565,7 +587,7 @@ pub struct FindCoordinatorResponseCoordinator {
     /// Versions: 4+. Nullable: 4+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for FindCoordinatorResponseCoordinator {
     fn default() -> Self {
@@ -576,7 +598,7 @@ impl Default for FindCoordinatorResponseCoordinator {
             port: <i32>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -694,8 +716,18 @@ impl FindCoordinatorResponseCoordinator {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "FindCoordinatorResponseCoordinator";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "FindCoordinatorResponseCoordinator";
         if version >= 4i16 {
             this.key = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "key", version))?;
@@ -733,7 +765,7 @@ impl FindCoordinatorResponseCoordinator {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

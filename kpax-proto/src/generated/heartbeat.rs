@@ -27,7 +27,7 @@ pub struct HeartbeatRequest {
     /// Versions: 3+. Nullable: 3+.
     pub group_instance_id: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for HeartbeatRequest {
     fn default() -> Self {
@@ -36,7 +36,7 @@ impl Default for HeartbeatRequest {
             generation_id: <i32>::default(),
             member_id: <StrBytes>::default(),
             group_instance_id: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -120,13 +120,23 @@ impl HeartbeatRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "HeartbeatRequest";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 3i16 {
             this.group_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -164,7 +174,7 @@ impl HeartbeatRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -218,14 +228,14 @@ pub struct HeartbeatResponse {
     /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for HeartbeatResponse {
     fn default() -> Self {
         HeartbeatResponse {
             throttle_time_ms: <i32>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -281,13 +291,23 @@ impl HeartbeatResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "HeartbeatResponse";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -307,7 +327,7 @@ impl HeartbeatResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -19,14 +19,14 @@ pub struct IncrementalAlterConfigsRequest {
     /// Versions: 0+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for IncrementalAlterConfigsRequest {
     fn default() -> Self {
         IncrementalAlterConfigsRequest {
             resources: <Vec<IncrementalAlterConfigsRequestResource>>::default(),
             validate_only: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -91,13 +91,23 @@ impl IncrementalAlterConfigsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "IncrementalAlterConfigsRequest";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 0i16 {
             this.resources = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "resources", version))?
@@ -109,14 +119,13 @@ impl IncrementalAlterConfigsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                IncrementalAlterConfigsRequestResource::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(IncrementalAlterConfigsRequestResource::default());
+                        IncrementalAlterConfigsRequestResource::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -132,14 +141,13 @@ impl IncrementalAlterConfigsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                IncrementalAlterConfigsRequestResource::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(IncrementalAlterConfigsRequestResource::default());
+                        IncrementalAlterConfigsRequestResource::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -161,7 +169,7 @@ impl IncrementalAlterConfigsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -202,7 +210,7 @@ pub struct IncrementalAlterConfigsRequestResource {
     /// Versions: 0+.
     pub configs: Vec<IncrementalAlterConfigsRequestConfig>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for IncrementalAlterConfigsRequestResource {
     fn default() -> Self {
@@ -210,7 +218,7 @@ impl Default for IncrementalAlterConfigsRequestResource {
             resource_type: <i8>::default(),
             resource_name: <StrBytes>::default(),
             configs: <Vec<IncrementalAlterConfigsRequestConfig>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -282,8 +290,18 @@ impl IncrementalAlterConfigsRequestResource {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "IncrementalAlterConfigsRequestResource";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "IncrementalAlterConfigsRequestResource";
         this.resource_type = get_i8(buf)
             .map_err(decode_ctx(NAME, "resource_type", version))?;
         if version <= 0i16 {
@@ -304,11 +322,13 @@ impl IncrementalAlterConfigsRequestResource {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                IncrementalAlterConfigsRequestConfig::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(IncrementalAlterConfigsRequestConfig::default());
+                        IncrementalAlterConfigsRequestConfig::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -324,11 +344,13 @@ impl IncrementalAlterConfigsRequestResource {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                IncrementalAlterConfigsRequestConfig::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(IncrementalAlterConfigsRequestConfig::default());
+                        IncrementalAlterConfigsRequestConfig::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -348,7 +370,7 @@ impl IncrementalAlterConfigsRequestResource {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -394,7 +416,7 @@ pub struct IncrementalAlterConfigsRequestConfig {
     /// Versions: 0+. Nullable: 0+.
     pub value: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for IncrementalAlterConfigsRequestConfig {
     fn default() -> Self {
@@ -402,7 +424,7 @@ impl Default for IncrementalAlterConfigsRequestConfig {
             name: <StrBytes>::default(),
             config_operation: <i8>::default(),
             value: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -459,8 +481,18 @@ impl IncrementalAlterConfigsRequestConfig {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "IncrementalAlterConfigsRequestConfig";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "IncrementalAlterConfigsRequestConfig";
         if version <= 0i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 1i16 {
@@ -490,7 +522,7 @@ impl IncrementalAlterConfigsRequestConfig {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -539,14 +571,14 @@ pub struct IncrementalAlterConfigsResponse {
     /// Versions: 0+.
     pub responses: Vec<IncrementalAlterConfigsResponseResponse>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for IncrementalAlterConfigsResponse {
     fn default() -> Self {
         IncrementalAlterConfigsResponse {
             throttle_time_ms: <i32>::default(),
             responses: <Vec<IncrementalAlterConfigsResponseResponse>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -611,13 +643,23 @@ impl IncrementalAlterConfigsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "IncrementalAlterConfigsResponse";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 0i16 {
@@ -631,14 +673,13 @@ impl IncrementalAlterConfigsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                IncrementalAlterConfigsResponseResponse::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(IncrementalAlterConfigsResponseResponse::default());
+                        IncrementalAlterConfigsResponseResponse::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -654,14 +695,13 @@ impl IncrementalAlterConfigsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                IncrementalAlterConfigsResponseResponse::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(IncrementalAlterConfigsResponseResponse::default());
+                        IncrementalAlterConfigsResponseResponse::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -681,7 +721,7 @@ impl IncrementalAlterConfigsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -726,7 +766,7 @@ pub struct IncrementalAlterConfigsResponseResponse {
     /// Versions: 0+.
     pub resource_name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for IncrementalAlterConfigsResponseResponse {
     fn default() -> Self {
@@ -735,7 +775,7 @@ impl Default for IncrementalAlterConfigsResponseResponse {
             error_message: <Option<StrBytes>>::default(),
             resource_type: <i8>::default(),
             resource_name: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -798,8 +838,18 @@ impl IncrementalAlterConfigsResponseResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "IncrementalAlterConfigsResponseResponse";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "IncrementalAlterConfigsResponseResponse";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 0i16 {
             this.error_message = get_nullable_string(buf)
@@ -831,7 +881,7 @@ impl IncrementalAlterConfigsResponseResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

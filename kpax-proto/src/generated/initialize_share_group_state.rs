@@ -19,14 +19,14 @@ pub struct InitializeShareGroupStateRequest {
     /// Versions: 0+.
     pub topics: Vec<InitializeShareGroupStateRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for InitializeShareGroupStateRequest {
     fn default() -> Self {
         InitializeShareGroupStateRequest {
             group_id: <StrBytes>::default(),
             topics: <Vec<InitializeShareGroupStateRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -75,13 +75,23 @@ impl InitializeShareGroupStateRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "InitializeShareGroupStateRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "group_id", version))?;
         this.topics = match get_compact_array_len(buf, 1usize)
@@ -94,11 +104,13 @@ impl InitializeShareGroupStateRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            InitializeShareGroupStateRequestTopic::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(InitializeShareGroupStateRequestTopic::default());
+                    InitializeShareGroupStateRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -115,7 +127,7 @@ impl InitializeShareGroupStateRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -144,14 +156,14 @@ pub struct InitializeShareGroupStateRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<InitializeShareGroupStateRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for InitializeShareGroupStateRequestTopic {
     fn default() -> Self {
         InitializeShareGroupStateRequestTopic {
             topic_id: <Uuid>::default(),
             partitions: <Vec<InitializeShareGroupStateRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -194,8 +206,18 @@ impl InitializeShareGroupStateRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "InitializeShareGroupStateRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "InitializeShareGroupStateRequestTopic";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -207,14 +229,13 @@ impl InitializeShareGroupStateRequestTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            InitializeShareGroupStateRequestPartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(InitializeShareGroupStateRequestPartition::default());
+                    InitializeShareGroupStateRequestPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -231,7 +252,7 @@ impl InitializeShareGroupStateRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -264,7 +285,7 @@ pub struct InitializeShareGroupStateRequestPartition {
     /// Versions: 0+.
     pub start_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for InitializeShareGroupStateRequestPartition {
     fn default() -> Self {
@@ -272,7 +293,7 @@ impl Default for InitializeShareGroupStateRequestPartition {
             partition: <i32>::default(),
             state_epoch: <i32>::default(),
             start_offset: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -311,8 +332,18 @@ impl InitializeShareGroupStateRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "InitializeShareGroupStateRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "InitializeShareGroupStateRequestPartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         this.state_epoch = get_i32(buf)
             .map_err(decode_ctx(NAME, "state_epoch", version))?;
@@ -330,7 +361,7 @@ impl InitializeShareGroupStateRequestPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -365,13 +396,13 @@ pub struct InitializeShareGroupStateResponse {
     /// Versions: 0+.
     pub results: Vec<InitializeShareGroupStateResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for InitializeShareGroupStateResponse {
     fn default() -> Self {
         InitializeShareGroupStateResponse {
             results: <Vec<InitializeShareGroupStateResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -413,13 +444,23 @@ impl InitializeShareGroupStateResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "InitializeShareGroupStateResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.results = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "results", version))?
         {
@@ -430,14 +471,13 @@ impl InitializeShareGroupStateResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            InitializeShareGroupStateResponseResult::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(InitializeShareGroupStateResponseResult::default());
+                    InitializeShareGroupStateResponseResult::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -454,7 +494,7 @@ impl InitializeShareGroupStateResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -482,14 +522,14 @@ pub struct InitializeShareGroupStateResponseResult {
     /// Versions: 0+.
     pub partitions: Vec<InitializeShareGroupStateResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for InitializeShareGroupStateResponseResult {
     fn default() -> Self {
         InitializeShareGroupStateResponseResult {
             topic_id: <Uuid>::default(),
             partitions: <Vec<InitializeShareGroupStateResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -532,8 +572,18 @@ impl InitializeShareGroupStateResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "InitializeShareGroupStateResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "InitializeShareGroupStateResponseResult";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -545,14 +595,13 @@ impl InitializeShareGroupStateResponseResult {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            InitializeShareGroupStateResponsePartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(InitializeShareGroupStateResponsePartition::default());
+                    InitializeShareGroupStateResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -569,7 +618,7 @@ impl InitializeShareGroupStateResponseResult {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -602,7 +651,7 @@ pub struct InitializeShareGroupStateResponsePartition {
     /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for InitializeShareGroupStateResponsePartition {
     fn default() -> Self {
@@ -610,7 +659,7 @@ impl Default for InitializeShareGroupStateResponsePartition {
             partition: <i32>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -650,8 +699,18 @@ impl InitializeShareGroupStateResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "InitializeShareGroupStateResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "InitializeShareGroupStateResponsePartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.error_message = get_compact_nullable_string(buf)
@@ -668,7 +727,7 @@ impl InitializeShareGroupStateResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -43,7 +43,7 @@ pub struct JoinGroupRequest {
     /// Versions: 8+. Nullable: 8+.
     pub reason: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for JoinGroupRequest {
     fn default() -> Self {
@@ -56,7 +56,7 @@ impl Default for JoinGroupRequest {
             protocol_type: <StrBytes>::default(),
             protocols: <Vec<JoinGroupRequestProtocol>>::default(),
             reason: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -209,13 +209,23 @@ impl JoinGroupRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "JoinGroupRequest";
         if !(0i16..=9i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 5i16 {
             this.group_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -261,8 +271,13 @@ impl JoinGroupRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(JoinGroupRequestProtocol::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(JoinGroupRequestProtocol::default());
+                        JoinGroupRequestProtocol::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -278,8 +293,13 @@ impl JoinGroupRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(JoinGroupRequestProtocol::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(JoinGroupRequestProtocol::default());
+                        JoinGroupRequestProtocol::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -303,7 +323,7 @@ impl JoinGroupRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -366,14 +386,14 @@ pub struct JoinGroupRequestProtocol {
     /// Versions: 0+.
     pub metadata: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for JoinGroupRequestProtocol {
     fn default() -> Self {
         JoinGroupRequestProtocol {
             name: <StrBytes>::default(),
             metadata: <Bytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -424,8 +444,18 @@ impl JoinGroupRequestProtocol {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "JoinGroupRequestProtocol";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "JoinGroupRequestProtocol";
         if version <= 5i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 6i16 {
@@ -453,7 +483,7 @@ impl JoinGroupRequestProtocol {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -529,7 +559,7 @@ pub struct JoinGroupResponse {
     /// Versions: 0+.
     pub members: Vec<JoinGroupResponseMember>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for JoinGroupResponse {
     fn default() -> Self {
@@ -543,7 +573,7 @@ impl Default for JoinGroupResponse {
             skip_assignment: <bool>::default(),
             member_id: <StrBytes>::default(),
             members: <Vec<JoinGroupResponseMember>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -719,13 +749,23 @@ impl JoinGroupResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "JoinGroupResponse";
         if !(0i16..=9i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 2i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -780,8 +820,13 @@ impl JoinGroupResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(JoinGroupResponseMember::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(JoinGroupResponseMember::default());
+                        JoinGroupResponseMember::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -797,8 +842,13 @@ impl JoinGroupResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(JoinGroupResponseMember::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(JoinGroupResponseMember::default());
+                        JoinGroupResponseMember::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -818,7 +868,7 @@ impl JoinGroupResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -886,7 +936,7 @@ pub struct JoinGroupResponseMember {
     /// Versions: 0+.
     pub metadata: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for JoinGroupResponseMember {
     fn default() -> Self {
@@ -894,7 +944,7 @@ impl Default for JoinGroupResponseMember {
             member_id: <StrBytes>::default(),
             group_instance_id: <Option<StrBytes>>::default(),
             metadata: <Bytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -967,8 +1017,18 @@ impl JoinGroupResponseMember {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "JoinGroupResponseMember";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "JoinGroupResponseMember";
         if version <= 5i16 {
             this.member_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "member_id", version))?;
@@ -1004,7 +1064,7 @@ impl JoinGroupResponseMember {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

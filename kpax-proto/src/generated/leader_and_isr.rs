@@ -43,7 +43,7 @@ pub struct LeaderAndIsrRequest {
     /// Versions: 0+.
     pub live_leaders: Vec<LeaderAndIsrRequestLiveLeader>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaderAndIsrRequest {
     fn default() -> Self {
@@ -58,7 +58,7 @@ impl Default for LeaderAndIsrRequest {
                 LeaderAndIsrRequestUngroupedPartitionState,
             >>::default(),
             live_leaders: <Vec<LeaderAndIsrRequestLiveLeader>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -246,13 +246,23 @@ impl LeaderAndIsrRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "LeaderAndIsrRequest";
         if !(0i16..=7i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.controller_id = get_i32(buf)
             .map_err(decode_ctx(NAME, "controller_id", version))?;
         if version >= 7i16 {
@@ -283,8 +293,13 @@ impl LeaderAndIsrRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(LeaderAndIsrRequestTopicState::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(LeaderAndIsrRequestTopicState::default());
+                        LeaderAndIsrRequestTopicState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -304,8 +319,13 @@ impl LeaderAndIsrRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(LeaderAndIsrRequestTopicState::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(LeaderAndIsrRequestTopicState::default());
+                        LeaderAndIsrRequestTopicState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -326,14 +346,14 @@ impl LeaderAndIsrRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
+                    for i in 0..n {
                         items
-                            .push(
-                                LeaderAndIsrRequestUngroupedPartitionState::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                            .push(LeaderAndIsrRequestUngroupedPartitionState::default());
+                        LeaderAndIsrRequestUngroupedPartitionState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -354,8 +374,13 @@ impl LeaderAndIsrRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(LeaderAndIsrRequestLiveLeader::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(LeaderAndIsrRequestLiveLeader::default());
+                        LeaderAndIsrRequestLiveLeader::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -375,8 +400,13 @@ impl LeaderAndIsrRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(LeaderAndIsrRequestLiveLeader::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(LeaderAndIsrRequestLiveLeader::default());
+                        LeaderAndIsrRequestLiveLeader::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -396,7 +426,7 @@ impl LeaderAndIsrRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -464,7 +494,7 @@ pub struct LeaderAndIsrRequestTopicState {
     /// Versions: 2+.
     pub partition_states: Vec<LeaderAndIsrRequestPartitionState>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaderAndIsrRequestTopicState {
     fn default() -> Self {
@@ -472,7 +502,7 @@ impl Default for LeaderAndIsrRequestTopicState {
             topic_name: <StrBytes>::default(),
             topic_id: <Uuid>::default(),
             partition_states: <Vec<LeaderAndIsrRequestPartitionState>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -570,8 +600,18 @@ impl LeaderAndIsrRequestTopicState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "LeaderAndIsrRequestTopicState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "LeaderAndIsrRequestTopicState";
         if (2i16..=3i16).contains(&version) {
             this.topic_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -598,11 +638,13 @@ impl LeaderAndIsrRequestTopicState {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                LeaderAndIsrRequestPartitionState::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(LeaderAndIsrRequestPartitionState::default());
+                        LeaderAndIsrRequestPartitionState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -622,11 +664,13 @@ impl LeaderAndIsrRequestTopicState {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                LeaderAndIsrRequestPartitionState::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(LeaderAndIsrRequestPartitionState::default());
+                        LeaderAndIsrRequestPartitionState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -646,7 +690,7 @@ impl LeaderAndIsrRequestTopicState {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -726,7 +770,7 @@ pub struct LeaderAndIsrRequestPartitionState {
     /// Versions: 6+.
     pub leader_recovery_state: i8,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaderAndIsrRequestPartitionState {
     fn default() -> Self {
@@ -742,7 +786,7 @@ impl Default for LeaderAndIsrRequestPartitionState {
             removing_replicas: <Int32Array>::default(),
             is_new: <bool>::default(),
             leader_recovery_state: <i8>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1015,8 +1059,18 @@ impl LeaderAndIsrRequestPartitionState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "LeaderAndIsrRequestPartitionState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "LeaderAndIsrRequestPartitionState";
         if version >= 2i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
@@ -1197,7 +1251,7 @@ impl LeaderAndIsrRequestPartitionState {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1483,8 +1537,18 @@ impl LeaderAndIsrRequestUngroupedPartitionState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "LeaderAndIsrRequestUngroupedPartitionState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "LeaderAndIsrRequestUngroupedPartitionState";
         if version <= 1i16 {
             this.topic_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -1543,7 +1607,7 @@ impl LeaderAndIsrRequestUngroupedPartitionState {
         if version == 1i16 {
             this.is_new = get_bool(buf).map_err(decode_ctx(NAME, "is_new", version))?;
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1598,7 +1662,7 @@ pub struct LeaderAndIsrRequestLiveLeader {
     /// Versions: 0+.
     pub port: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaderAndIsrRequestLiveLeader {
     fn default() -> Self {
@@ -1606,7 +1670,7 @@ impl Default for LeaderAndIsrRequestLiveLeader {
             broker_id: <i32>::default(),
             host_name: <StrBytes>::default(),
             port: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1657,8 +1721,18 @@ impl LeaderAndIsrRequestLiveLeader {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "LeaderAndIsrRequestLiveLeader";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "LeaderAndIsrRequestLiveLeader";
         this.broker_id = get_i32(buf).map_err(decode_ctx(NAME, "broker_id", version))?;
         if version <= 3i16 {
             this.host_name = get_string(buf)
@@ -1682,7 +1756,7 @@ impl LeaderAndIsrRequestLiveLeader {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1731,7 +1805,7 @@ pub struct LeaderAndIsrResponse {
     /// Versions: 0-4.
     pub partition_errors: Vec<LeaderAndIsrResponsePartitionError>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaderAndIsrResponse {
     fn default() -> Self {
@@ -1739,7 +1813,7 @@ impl Default for LeaderAndIsrResponse {
             error_code: <i16>::default(),
             topics: <Vec<LeaderAndIsrResponseTopic>>::default(),
             partition_errors: <Vec<LeaderAndIsrResponsePartitionError>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1837,13 +1911,23 @@ impl LeaderAndIsrResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "LeaderAndIsrResponse";
         if !(0i16..=7i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 5i16 {
             this.topics = match get_compact_array_len(buf, 1usize)
@@ -1856,8 +1940,13 @@ impl LeaderAndIsrResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(LeaderAndIsrResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(LeaderAndIsrResponseTopic::default());
+                        LeaderAndIsrResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1878,11 +1967,13 @@ impl LeaderAndIsrResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                LeaderAndIsrResponsePartitionError::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(LeaderAndIsrResponsePartitionError::default());
+                        LeaderAndIsrResponsePartitionError::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1902,11 +1993,13 @@ impl LeaderAndIsrResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                LeaderAndIsrResponsePartitionError::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(LeaderAndIsrResponsePartitionError::default());
+                        LeaderAndIsrResponsePartitionError::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1926,7 +2019,7 @@ impl LeaderAndIsrResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1968,14 +2061,14 @@ pub struct LeaderAndIsrResponseTopic {
     /// Versions: 5+.
     pub partition_errors: Vec<LeaderAndIsrResponseTopicPartitionError>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaderAndIsrResponseTopic {
     fn default() -> Self {
         LeaderAndIsrResponseTopic {
             topic_id: <Uuid>::default(),
             partition_errors: <Vec<LeaderAndIsrResponseTopicPartitionError>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2046,8 +2139,18 @@ impl LeaderAndIsrResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "LeaderAndIsrResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "LeaderAndIsrResponseTopic";
         if version >= 5i16 {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
@@ -2067,14 +2170,13 @@ impl LeaderAndIsrResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                LeaderAndIsrResponseTopicPartitionError::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(LeaderAndIsrResponseTopicPartitionError::default());
+                        LeaderAndIsrResponseTopicPartitionError::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -2094,7 +2196,7 @@ impl LeaderAndIsrResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -2129,14 +2231,14 @@ pub struct LeaderAndIsrResponseTopicPartitionError {
     /// Versions: 5+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaderAndIsrResponseTopicPartitionError {
     fn default() -> Self {
         LeaderAndIsrResponseTopicPartitionError {
             partition_index: <i32>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2195,8 +2297,18 @@ impl LeaderAndIsrResponseTopicPartitionError {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "LeaderAndIsrResponseTopicPartitionError";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "LeaderAndIsrResponseTopicPartitionError";
         if version >= 5i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
@@ -2219,7 +2331,7 @@ impl LeaderAndIsrResponseTopicPartitionError {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -2256,7 +2368,7 @@ pub struct LeaderAndIsrResponsePartitionError {
     /// Versions: 0-4.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaderAndIsrResponsePartitionError {
     fn default() -> Self {
@@ -2264,7 +2376,7 @@ impl Default for LeaderAndIsrResponsePartitionError {
             topic_name: <StrBytes>::default(),
             partition_index: <i32>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2341,8 +2453,18 @@ impl LeaderAndIsrResponsePartitionError {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "LeaderAndIsrResponsePartitionError";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "LeaderAndIsrResponsePartitionError";
         if version <= 3i16 {
             this.topic_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -2372,7 +2494,7 @@ impl LeaderAndIsrResponsePartitionError {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

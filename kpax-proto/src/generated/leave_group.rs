@@ -23,7 +23,7 @@ pub struct LeaveGroupRequest {
     /// Versions: 0-2.
     pub member_id: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaveGroupRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for LeaveGroupRequest {
             group_id: <StrBytes>::default(),
             members: <Vec<LeaveGroupRequestMember>>::default(),
             member_id: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -120,13 +120,23 @@ impl LeaveGroupRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "LeaveGroupRequest";
         if !(0i16..=5i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 3i16 {
             this.group_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -145,8 +155,13 @@ impl LeaveGroupRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(LeaveGroupRequestMember::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(LeaveGroupRequestMember::default());
+                        LeaveGroupRequestMember::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -162,8 +177,13 @@ impl LeaveGroupRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(LeaveGroupRequestMember::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(LeaveGroupRequestMember::default());
+                        LeaveGroupRequestMember::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -187,7 +207,7 @@ impl LeaveGroupRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -235,7 +255,7 @@ pub struct LeaveGroupRequestMember {
     /// Versions: 5+. Nullable: 5+.
     pub reason: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaveGroupRequestMember {
     fn default() -> Self {
@@ -243,7 +263,7 @@ impl Default for LeaveGroupRequestMember {
             member_id: <StrBytes>::default(),
             group_instance_id: <Option<StrBytes>>::default(),
             reason: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -325,8 +345,18 @@ impl LeaveGroupRequestMember {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "LeaveGroupRequestMember";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "LeaveGroupRequestMember";
         if version == 3i16 {
             this.member_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "member_id", version))?;
@@ -359,7 +389,7 @@ impl LeaveGroupRequestMember {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -414,7 +444,7 @@ pub struct LeaveGroupResponse {
     /// Versions: 3+.
     pub members: Vec<LeaveGroupResponseMember>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaveGroupResponse {
     fn default() -> Self {
@@ -422,7 +452,7 @@ impl Default for LeaveGroupResponse {
             throttle_time_ms: <i32>::default(),
             error_code: <i16>::default(),
             members: <Vec<LeaveGroupResponseMember>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -508,13 +538,23 @@ impl LeaveGroupResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "LeaveGroupResponse";
         if !(0i16..=5i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -531,8 +571,13 @@ impl LeaveGroupResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(LeaveGroupResponseMember::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(LeaveGroupResponseMember::default());
+                        LeaveGroupResponseMember::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -548,8 +593,13 @@ impl LeaveGroupResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(LeaveGroupResponseMember::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(LeaveGroupResponseMember::default());
+                        LeaveGroupResponseMember::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -569,7 +619,7 @@ impl LeaveGroupResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -613,7 +663,7 @@ pub struct LeaveGroupResponseMember {
     /// Versions: 3+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for LeaveGroupResponseMember {
     fn default() -> Self {
@@ -621,7 +671,7 @@ impl Default for LeaveGroupResponseMember {
             member_id: <StrBytes>::default(),
             group_instance_id: <Option<StrBytes>>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -702,8 +752,18 @@ impl LeaveGroupResponseMember {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "LeaveGroupResponseMember";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "LeaveGroupResponseMember";
         if version == 3i16 {
             this.member_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "member_id", version))?;
@@ -736,7 +796,7 @@ impl LeaveGroupResponseMember {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

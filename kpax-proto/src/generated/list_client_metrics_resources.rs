@@ -11,12 +11,12 @@ use super::ApiKey;
 #[non_exhaustive]
 pub struct ListClientMetricsResourcesRequest {
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListClientMetricsResourcesRequest {
     fn default() -> Self {
         ListClientMetricsResourcesRequest {
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -42,13 +42,23 @@ impl ListClientMetricsResourcesRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ListClientMetricsResourcesRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         let count = get_tagged_count(buf)
             .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
         let mut last = None;
@@ -61,7 +71,7 @@ impl ListClientMetricsResourcesRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -103,7 +113,7 @@ pub struct ListClientMetricsResourcesResponse {
         ListClientMetricsResourcesResponseClientMetricsResource,
     >,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListClientMetricsResourcesResponse {
     fn default() -> Self {
@@ -113,7 +123,7 @@ impl Default for ListClientMetricsResourcesResponse {
             client_metrics_resources: <Vec<
                 ListClientMetricsResourcesResponseClientMetricsResource,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -167,13 +177,23 @@ impl ListClientMetricsResourcesResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ListClientMetricsResourcesResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -191,14 +211,16 @@ impl ListClientMetricsResourcesResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
+                for i in 0..n {
                     items
                         .push(
-                            ListClientMetricsResourcesResponseClientMetricsResource::decode(
-                                buf,
-                                version,
-                            )?,
+                            ListClientMetricsResourcesResponseClientMetricsResource::default(),
                         );
+                    ListClientMetricsResourcesResponseClientMetricsResource::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -215,7 +237,7 @@ impl ListClientMetricsResourcesResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -244,13 +266,13 @@ pub struct ListClientMetricsResourcesResponseClientMetricsResource {
     /// Versions: 0+.
     pub name: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListClientMetricsResourcesResponseClientMetricsResource {
     fn default() -> Self {
         ListClientMetricsResourcesResponseClientMetricsResource {
             name: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -278,8 +300,18 @@ impl ListClientMetricsResourcesResponseClientMetricsResource {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ListClientMetricsResourcesResponseClientMetricsResource";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ListClientMetricsResourcesResponseClientMetricsResource";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         let count = get_tagged_count(buf)
             .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -293,7 +325,7 @@ impl ListClientMetricsResourcesResponseClientMetricsResource {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -19,14 +19,14 @@ pub struct ListGroupsRequest {
     /// Versions: 5+.
     pub types_filter: Vec<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListGroupsRequest {
     fn default() -> Self {
         ListGroupsRequest {
             states_filter: <Vec<StrBytes>>::default(),
             types_filter: <Vec<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -110,13 +110,23 @@ impl ListGroupsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ListGroupsRequest";
         if !(0i16..=5i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 4i16 {
             this.states_filter = match get_compact_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "states_filter", version))?
@@ -183,7 +193,7 @@ impl ListGroupsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -231,7 +241,7 @@ pub struct ListGroupsResponse {
     /// Versions: 0+.
     pub groups: Vec<ListGroupsResponseGroup>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListGroupsResponse {
     fn default() -> Self {
@@ -239,7 +249,7 @@ impl Default for ListGroupsResponse {
             throttle_time_ms: <i32>::default(),
             error_code: <i16>::default(),
             groups: <Vec<ListGroupsResponseGroup>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -319,13 +329,23 @@ impl ListGroupsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ListGroupsResponse";
         if !(0i16..=5i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -342,8 +362,13 @@ impl ListGroupsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ListGroupsResponseGroup::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ListGroupsResponseGroup::default());
+                        ListGroupsResponseGroup::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -359,8 +384,13 @@ impl ListGroupsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ListGroupsResponseGroup::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ListGroupsResponseGroup::default());
+                        ListGroupsResponseGroup::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -380,7 +410,7 @@ impl ListGroupsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -428,7 +458,7 @@ pub struct ListGroupsResponseGroup {
     /// Versions: 5+.
     pub group_type: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListGroupsResponseGroup {
     fn default() -> Self {
@@ -437,7 +467,7 @@ impl Default for ListGroupsResponseGroup {
             protocol_type: <StrBytes>::default(),
             group_state: <StrBytes>::default(),
             group_type: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -522,8 +552,18 @@ impl ListGroupsResponseGroup {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ListGroupsResponseGroup";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ListGroupsResponseGroup";
         if version <= 2i16 {
             this.group_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -560,7 +600,7 @@ impl ListGroupsResponseGroup {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -23,7 +23,7 @@ pub struct ListOffsetsRequest {
     /// Versions: 0+.
     pub topics: Vec<ListOffsetsRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListOffsetsRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for ListOffsetsRequest {
             replica_id: -1,
             isolation_level: <i8>::default(),
             topics: <Vec<ListOffsetsRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -111,13 +111,23 @@ impl ListOffsetsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ListOffsetsRequest";
         if !(0i16..=9i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.replica_id = get_i32(buf).map_err(decode_ctx(NAME, "replica_id", version))?;
         if version >= 2i16 {
             this.isolation_level = get_i8(buf)
@@ -134,8 +144,13 @@ impl ListOffsetsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ListOffsetsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ListOffsetsRequestTopic::default());
+                        ListOffsetsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -151,8 +166,13 @@ impl ListOffsetsRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ListOffsetsRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ListOffsetsRequestTopic::default());
+                        ListOffsetsRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -172,7 +192,7 @@ impl ListOffsetsRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -212,14 +232,14 @@ pub struct ListOffsetsRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<ListOffsetsRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListOffsetsRequestTopic {
     fn default() -> Self {
         ListOffsetsRequestTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<ListOffsetsRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -282,8 +302,18 @@ impl ListOffsetsRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ListOffsetsRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ListOffsetsRequestTopic";
         if version <= 5i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 6i16 {
@@ -305,8 +335,13 @@ impl ListOffsetsRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ListOffsetsRequestPartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ListOffsetsRequestPartition::default());
+                        ListOffsetsRequestPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -326,8 +361,13 @@ impl ListOffsetsRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ListOffsetsRequestPartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ListOffsetsRequestPartition::default());
+                        ListOffsetsRequestPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -347,7 +387,7 @@ impl ListOffsetsRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -396,7 +436,7 @@ pub struct ListOffsetsRequestPartition {
     /// Versions: 0.
     pub max_num_offsets: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListOffsetsRequestPartition {
     fn default() -> Self {
@@ -405,7 +445,7 @@ impl Default for ListOffsetsRequestPartition {
             current_leader_epoch: -1,
             timestamp: <i64>::default(),
             max_num_offsets: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -480,8 +520,18 @@ impl ListOffsetsRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ListOffsetsRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ListOffsetsRequestPartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         if version >= 4i16 {
@@ -507,7 +557,7 @@ impl ListOffsetsRequestPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -553,14 +603,14 @@ pub struct ListOffsetsResponse {
     /// Versions: 0+.
     pub topics: Vec<ListOffsetsResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListOffsetsResponse {
     fn default() -> Self {
         ListOffsetsResponse {
             throttle_time_ms: <i32>::default(),
             topics: <Vec<ListOffsetsResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -634,13 +684,23 @@ impl ListOffsetsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ListOffsetsResponse";
         if !(0i16..=9i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 2i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -656,8 +716,13 @@ impl ListOffsetsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ListOffsetsResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ListOffsetsResponseTopic::default());
+                        ListOffsetsResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -673,8 +738,13 @@ impl ListOffsetsResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ListOffsetsResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ListOffsetsResponseTopic::default());
+                        ListOffsetsResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -694,7 +764,7 @@ impl ListOffsetsResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -733,14 +803,14 @@ pub struct ListOffsetsResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<ListOffsetsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListOffsetsResponseTopic {
     fn default() -> Self {
         ListOffsetsResponseTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<ListOffsetsResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -803,8 +873,18 @@ impl ListOffsetsResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ListOffsetsResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ListOffsetsResponseTopic";
         if version <= 5i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 6i16 {
@@ -826,8 +906,13 @@ impl ListOffsetsResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ListOffsetsResponsePartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ListOffsetsResponsePartition::default());
+                        ListOffsetsResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -847,8 +932,13 @@ impl ListOffsetsResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ListOffsetsResponsePartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ListOffsetsResponsePartition::default());
+                        ListOffsetsResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -868,7 +958,7 @@ impl ListOffsetsResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -925,7 +1015,7 @@ pub struct ListOffsetsResponsePartition {
     /// Versions: 0.
     pub old_style_offsets: Vec<i64>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListOffsetsResponsePartition {
     fn default() -> Self {
@@ -936,7 +1026,7 @@ impl Default for ListOffsetsResponsePartition {
             offset: <i64>::default(),
             leader_epoch: <i32>::default(),
             old_style_offsets: <Vec<i64>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1046,8 +1136,18 @@ impl ListOffsetsResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ListOffsetsResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ListOffsetsResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -1102,7 +1202,7 @@ impl ListOffsetsResponsePartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

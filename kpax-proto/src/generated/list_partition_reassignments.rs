@@ -19,14 +19,14 @@ pub struct ListPartitionReassignmentsRequest {
     /// Versions: 0+. Nullable: 0+.
     pub topics: Option<Vec<ListPartitionReassignmentsRequestTopic>>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListPartitionReassignmentsRequest {
     fn default() -> Self {
         ListPartitionReassignmentsRequest {
             timeout_ms: <i32>::default(),
             topics: <Option<Vec<ListPartitionReassignmentsRequestTopic>>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -79,13 +79,23 @@ impl ListPartitionReassignmentsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ListPartitionReassignmentsRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.timeout_ms = get_i32(buf).map_err(decode_ctx(NAME, "timeout_ms", version))?;
         this.topics = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topics", version))?
@@ -93,11 +103,13 @@ impl ListPartitionReassignmentsRequest {
             None => None,
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ListPartitionReassignmentsRequestTopic::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(ListPartitionReassignmentsRequestTopic::default());
+                    ListPartitionReassignmentsRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 Some(items)
             }
@@ -114,7 +126,7 @@ impl ListPartitionReassignmentsRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -152,14 +164,14 @@ pub struct ListPartitionReassignmentsRequestTopic {
     /// Versions: 0+.
     pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListPartitionReassignmentsRequestTopic {
     fn default() -> Self {
         ListPartitionReassignmentsRequestTopic {
             name: <StrBytes>::default(),
             partition_indexes: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -200,8 +212,18 @@ impl ListPartitionReassignmentsRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ListPartitionReassignmentsRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ListPartitionReassignmentsRequestTopic";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.partition_indexes = match get_compact_array_len(buf, 4usize)
             .map_err(decode_ctx(NAME, "partition_indexes", version))?
@@ -233,7 +255,7 @@ impl ListPartitionReassignmentsRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -279,7 +301,7 @@ pub struct ListPartitionReassignmentsResponse {
     /// Versions: 0+.
     pub topics: Vec<ListPartitionReassignmentsResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListPartitionReassignmentsResponse {
     fn default() -> Self {
@@ -288,7 +310,7 @@ impl Default for ListPartitionReassignmentsResponse {
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
             topics: <Vec<ListPartitionReassignmentsResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -349,13 +371,23 @@ impl ListPartitionReassignmentsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ListPartitionReassignmentsResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -371,14 +403,13 @@ impl ListPartitionReassignmentsResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ListPartitionReassignmentsResponseTopic::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ListPartitionReassignmentsResponseTopic::default());
+                    ListPartitionReassignmentsResponseTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -395,7 +426,7 @@ impl ListPartitionReassignmentsResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -426,14 +457,14 @@ pub struct ListPartitionReassignmentsResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<ListPartitionReassignmentsResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListPartitionReassignmentsResponseTopic {
     fn default() -> Self {
         ListPartitionReassignmentsResponseTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<ListPartitionReassignmentsResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -477,8 +508,18 @@ impl ListPartitionReassignmentsResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ListPartitionReassignmentsResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ListPartitionReassignmentsResponseTopic";
         this.name = get_compact_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -490,14 +531,13 @@ impl ListPartitionReassignmentsResponseTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ListPartitionReassignmentsResponsePartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ListPartitionReassignmentsResponsePartition::default());
+                    ListPartitionReassignmentsResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -514,7 +554,7 @@ impl ListPartitionReassignmentsResponseTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -551,7 +591,7 @@ pub struct ListPartitionReassignmentsResponsePartition {
     /// Versions: 0+.
     pub removing_replicas: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListPartitionReassignmentsResponsePartition {
     fn default() -> Self {
@@ -560,7 +600,7 @@ impl Default for ListPartitionReassignmentsResponsePartition {
             replicas: <Int32Array>::default(),
             adding_replicas: <Int32Array>::default(),
             removing_replicas: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -626,8 +666,18 @@ impl ListPartitionReassignmentsResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ListPartitionReassignmentsResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ListPartitionReassignmentsResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.replicas = match get_compact_array_len(buf, 4usize)
@@ -692,7 +742,7 @@ impl ListPartitionReassignmentsResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -23,7 +23,7 @@ pub struct ListTransactionsRequest {
     /// Versions: 1+.
     pub duration_filter: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListTransactionsRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for ListTransactionsRequest {
             state_filters: <Vec<StrBytes>>::default(),
             producer_id_filters: <Vec<i64>>::default(),
             duration_filter: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -102,13 +102,23 @@ impl ListTransactionsRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ListTransactionsRequest";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.state_filters = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "state_filters", version))?
         {
@@ -169,7 +179,7 @@ impl ListTransactionsRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -218,7 +228,7 @@ pub struct ListTransactionsResponse {
     /// Versions: 0+.
     pub transaction_states: Vec<ListTransactionsResponseTransactionState>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListTransactionsResponse {
     fn default() -> Self {
@@ -229,7 +239,7 @@ impl Default for ListTransactionsResponse {
             transaction_states: <Vec<
                 ListTransactionsResponseTransactionState,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -297,13 +307,23 @@ impl ListTransactionsResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ListTransactionsResponse";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -347,14 +367,13 @@ impl ListTransactionsResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ListTransactionsResponseTransactionState::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ListTransactionsResponseTransactionState::default());
+                    ListTransactionsResponseTransactionState::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -371,7 +390,7 @@ impl ListTransactionsResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -406,7 +425,7 @@ pub struct ListTransactionsResponseTransactionState {
     /// Versions: 0+.
     pub transaction_state: StrBytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ListTransactionsResponseTransactionState {
     fn default() -> Self {
@@ -414,7 +433,7 @@ impl Default for ListTransactionsResponseTransactionState {
             transactional_id: <StrBytes>::default(),
             producer_id: <i64>::default(),
             transaction_state: <StrBytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -455,8 +474,18 @@ impl ListTransactionsResponseTransactionState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ListTransactionsResponseTransactionState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ListTransactionsResponseTransactionState";
         this.transactional_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "transactional_id", version))?;
         this.producer_id = get_i64(buf)
@@ -475,7 +504,7 @@ impl ListTransactionsResponseTransactionState {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

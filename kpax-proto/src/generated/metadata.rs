@@ -27,7 +27,7 @@ pub struct MetadataRequest {
     /// Versions: 8+.
     pub include_topic_authorized_operations: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for MetadataRequest {
     fn default() -> Self {
@@ -36,7 +36,7 @@ impl Default for MetadataRequest {
             allow_auto_topic_creation: true,
             include_cluster_authorized_operations: <bool>::default(),
             include_topic_authorized_operations: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -171,13 +171,23 @@ impl MetadataRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "MetadataRequest";
         if !(0i16..=12i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 0i16 {
             this.topics = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -185,8 +195,9 @@ impl MetadataRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(MetadataRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(MetadataRequestTopic::default());
+                        MetadataRequestTopic::decode_into(&mut items[i], buf, version)?;
                     }
                     Some(items)
                 }
@@ -198,8 +209,9 @@ impl MetadataRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(MetadataRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(MetadataRequestTopic::default());
+                        MetadataRequestTopic::decode_into(&mut items[i], buf, version)?;
                     }
                     Some(items)
                 }
@@ -211,8 +223,9 @@ impl MetadataRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(MetadataRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(MetadataRequestTopic::default());
+                        MetadataRequestTopic::decode_into(&mut items[i], buf, version)?;
                     }
                     Some(items)
                 }
@@ -248,7 +261,7 @@ impl MetadataRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -311,14 +324,14 @@ pub struct MetadataRequestTopic {
     /// Versions: 0+. Nullable: 10+.
     pub name: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for MetadataRequestTopic {
     fn default() -> Self {
         MetadataRequestTopic {
             topic_id: <Uuid>::default(),
             name: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -388,8 +401,18 @@ impl MetadataRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "MetadataRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "MetadataRequestTopic";
         if version >= 10i16 {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
@@ -420,7 +443,7 @@ impl MetadataRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -484,7 +507,7 @@ pub struct MetadataResponse {
     /// Versions: 8-10.
     pub cluster_authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for MetadataResponse {
     fn default() -> Self {
@@ -495,7 +518,7 @@ impl Default for MetadataResponse {
             controller_id: <i32>::default(),
             topics: <Vec<MetadataResponseTopic>>::default(),
             cluster_authorized_operations: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -647,13 +670,23 @@ impl MetadataResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "MetadataResponse";
         if !(0i16..=12i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 3i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -669,8 +702,13 @@ impl MetadataResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(MetadataResponseBroker::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(MetadataResponseBroker::default());
+                        MetadataResponseBroker::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -686,8 +724,13 @@ impl MetadataResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(MetadataResponseBroker::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(MetadataResponseBroker::default());
+                        MetadataResponseBroker::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -715,8 +758,9 @@ impl MetadataResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(MetadataResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(MetadataResponseTopic::default());
+                        MetadataResponseTopic::decode_into(&mut items[i], buf, version)?;
                     }
                     items
                 }
@@ -732,8 +776,9 @@ impl MetadataResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(MetadataResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(MetadataResponseTopic::default());
+                        MetadataResponseTopic::decode_into(&mut items[i], buf, version)?;
                     }
                     items
                 }
@@ -757,7 +802,7 @@ impl MetadataResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -824,7 +869,7 @@ pub struct MetadataResponseBroker {
     /// Versions: 1+. Nullable: 1+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for MetadataResponseBroker {
     fn default() -> Self {
@@ -833,7 +878,7 @@ impl Default for MetadataResponseBroker {
             host: <StrBytes>::default(),
             port: <i32>::default(),
             rack: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -902,8 +947,18 @@ impl MetadataResponseBroker {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "MetadataResponseBroker";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "MetadataResponseBroker";
         this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
         if version <= 8i16 {
             this.host = get_string(buf).map_err(decode_ctx(NAME, "host", version))?;
@@ -933,7 +988,7 @@ impl MetadataResponseBroker {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -988,7 +1043,7 @@ pub struct MetadataResponseTopic {
     /// Versions: 8+.
     pub topic_authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for MetadataResponseTopic {
     fn default() -> Self {
@@ -999,7 +1054,7 @@ impl Default for MetadataResponseTopic {
             is_internal: <bool>::default(),
             partitions: <Vec<MetadataResponsePartition>>::default(),
             topic_authorized_operations: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1135,8 +1190,18 @@ impl MetadataResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "MetadataResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "MetadataResponseTopic";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 8i16 {
             this.name = Some(
@@ -1173,8 +1238,13 @@ impl MetadataResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(MetadataResponsePartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(MetadataResponsePartition::default());
+                        MetadataResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1194,8 +1264,13 @@ impl MetadataResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(MetadataResponsePartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(MetadataResponsePartition::default());
+                        MetadataResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1219,7 +1294,7 @@ impl MetadataResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1292,7 +1367,7 @@ pub struct MetadataResponsePartition {
     /// Versions: 5+.
     pub offline_replicas: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for MetadataResponsePartition {
     fn default() -> Self {
@@ -1304,7 +1379,7 @@ impl Default for MetadataResponsePartition {
             replica_nodes: <Int32Array>::default(),
             isr_nodes: <Int32Array>::default(),
             offline_replicas: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1449,8 +1524,18 @@ impl MetadataResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "MetadataResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "MetadataResponsePartition";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
@@ -1582,7 +1667,7 @@ impl MetadataResponsePartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

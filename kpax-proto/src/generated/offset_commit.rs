@@ -35,7 +35,7 @@ pub struct OffsetCommitRequest {
     /// Versions: 0+.
     pub topics: Vec<OffsetCommitRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetCommitRequest {
     fn default() -> Self {
@@ -46,7 +46,7 @@ impl Default for OffsetCommitRequest {
             group_instance_id: <Option<StrBytes>>::default(),
             retention_time_ms: -1,
             topics: <Vec<OffsetCommitRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -190,13 +190,23 @@ impl OffsetCommitRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "OffsetCommitRequest";
         if !(0i16..=9i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 7i16 {
             this.group_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -237,8 +247,13 @@ impl OffsetCommitRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetCommitRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetCommitRequestTopic::default());
+                        OffsetCommitRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -254,8 +269,13 @@ impl OffsetCommitRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetCommitRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetCommitRequestTopic::default());
+                        OffsetCommitRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -275,7 +295,7 @@ impl OffsetCommitRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -332,14 +352,14 @@ pub struct OffsetCommitRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<OffsetCommitRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetCommitRequestTopic {
     fn default() -> Self {
         OffsetCommitRequestTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<OffsetCommitRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -402,8 +422,18 @@ impl OffsetCommitRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetCommitRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetCommitRequestTopic";
         if version <= 7i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 8i16 {
@@ -425,8 +455,13 @@ impl OffsetCommitRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetCommitRequestPartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetCommitRequestPartition::default());
+                        OffsetCommitRequestPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -446,8 +481,13 @@ impl OffsetCommitRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetCommitRequestPartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetCommitRequestPartition::default());
+                        OffsetCommitRequestPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -467,7 +507,7 @@ impl OffsetCommitRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -520,7 +560,7 @@ pub struct OffsetCommitRequestPartition {
     /// Versions: 0+. Nullable: 0+.
     pub committed_metadata: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetCommitRequestPartition {
     fn default() -> Self {
@@ -530,7 +570,7 @@ impl Default for OffsetCommitRequestPartition {
             committed_leader_epoch: -1,
             commit_timestamp: <i64>::default(),
             committed_metadata: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -617,8 +657,18 @@ impl OffsetCommitRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetCommitRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetCommitRequestPartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.committed_offset = get_i64(buf)
@@ -652,7 +702,7 @@ impl OffsetCommitRequestPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -703,14 +753,14 @@ pub struct OffsetCommitResponse {
     /// Versions: 0+.
     pub topics: Vec<OffsetCommitResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetCommitResponse {
     fn default() -> Self {
         OffsetCommitResponse {
             throttle_time_ms: <i32>::default(),
             topics: <Vec<OffsetCommitResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -784,13 +834,23 @@ impl OffsetCommitResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "OffsetCommitResponse";
         if !(0i16..=9i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 3i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -806,8 +866,13 @@ impl OffsetCommitResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetCommitResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetCommitResponseTopic::default());
+                        OffsetCommitResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -823,8 +888,13 @@ impl OffsetCommitResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetCommitResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetCommitResponseTopic::default());
+                        OffsetCommitResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -844,7 +914,7 @@ impl OffsetCommitResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -883,14 +953,14 @@ pub struct OffsetCommitResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<OffsetCommitResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetCommitResponseTopic {
     fn default() -> Self {
         OffsetCommitResponseTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<OffsetCommitResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -953,8 +1023,18 @@ impl OffsetCommitResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetCommitResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetCommitResponseTopic";
         if version <= 7i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 8i16 {
@@ -976,8 +1056,13 @@ impl OffsetCommitResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetCommitResponsePartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetCommitResponsePartition::default());
+                        OffsetCommitResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -997,8 +1082,13 @@ impl OffsetCommitResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetCommitResponsePartition::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetCommitResponsePartition::default());
+                        OffsetCommitResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1018,7 +1108,7 @@ impl OffsetCommitResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1059,14 +1149,14 @@ pub struct OffsetCommitResponsePartition {
     /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetCommitResponsePartition {
     fn default() -> Self {
         OffsetCommitResponsePartition {
             partition_index: <i32>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1105,8 +1195,18 @@ impl OffsetCommitResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetCommitResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetCommitResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -1124,7 +1224,7 @@ impl OffsetCommitResponsePartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

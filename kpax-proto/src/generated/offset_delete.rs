@@ -66,13 +66,23 @@ impl OffsetDeleteRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "OffsetDeleteRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_id = get_string(buf).map_err(decode_ctx(NAME, "group_id", version))?;
         this.topics = match get_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topics", version))?
@@ -84,13 +94,14 @@ impl OffsetDeleteRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(OffsetDeleteRequestTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(OffsetDeleteRequestTopic::default());
+                    OffsetDeleteRequestTopic::decode_into(&mut items[i], buf, version)?;
                 }
                 items
             }
         };
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -160,8 +171,18 @@ impl OffsetDeleteRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetDeleteRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetDeleteRequestTopic";
         this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.partitions = match get_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -173,13 +194,18 @@ impl OffsetDeleteRequestTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(OffsetDeleteRequestPartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(OffsetDeleteRequestPartition::default());
+                    OffsetDeleteRequestPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
         };
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -230,11 +256,21 @@ impl OffsetDeleteRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetDeleteRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetDeleteRequestPartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -327,13 +363,23 @@ impl OffsetDeleteResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "OffsetDeleteResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -347,13 +393,14 @@ impl OffsetDeleteResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(OffsetDeleteResponseTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(OffsetDeleteResponseTopic::default());
+                    OffsetDeleteResponseTopic::decode_into(&mut items[i], buf, version)?;
                 }
                 items
             }
         };
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -424,8 +471,18 @@ impl OffsetDeleteResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetDeleteResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetDeleteResponseTopic";
         this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         this.partitions = match get_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -437,13 +494,18 @@ impl OffsetDeleteResponseTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(OffsetDeleteResponsePartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(OffsetDeleteResponsePartition::default());
+                    OffsetDeleteResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
         };
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -505,12 +567,22 @@ impl OffsetDeleteResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetDeleteResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetDeleteResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

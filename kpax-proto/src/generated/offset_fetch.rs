@@ -27,7 +27,7 @@ pub struct OffsetFetchRequest {
     /// Versions: 7+.
     pub require_stable: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetFetchRequest {
     fn default() -> Self {
@@ -36,7 +36,7 @@ impl Default for OffsetFetchRequest {
             group_id: <StrBytes>::default(),
             topics: <Option<Vec<OffsetFetchRequestTopic>>>::default(),
             require_stable: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -180,13 +180,23 @@ impl OffsetFetchRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "OffsetFetchRequest";
         if !(0i16..=9i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 8i16 {
             this.groups = match get_compact_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "groups", version))?
@@ -198,8 +208,13 @@ impl OffsetFetchRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetFetchRequestGroup::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetFetchRequestGroup::default());
+                        OffsetFetchRequestGroup::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -219,8 +234,13 @@ impl OffsetFetchRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetFetchRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetFetchRequestTopic::default());
+                        OffsetFetchRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -232,8 +252,13 @@ impl OffsetFetchRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetFetchRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetFetchRequestTopic::default());
+                        OffsetFetchRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -245,8 +270,13 @@ impl OffsetFetchRequest {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetFetchRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetFetchRequestTopic::default());
+                        OffsetFetchRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -270,7 +300,7 @@ impl OffsetFetchRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -345,7 +375,7 @@ pub struct OffsetFetchRequestGroup {
     /// Versions: 8+. Nullable: 8+.
     pub topics: Option<Vec<OffsetFetchRequestGroupTopic>>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetFetchRequestGroup {
     fn default() -> Self {
@@ -354,7 +384,7 @@ impl Default for OffsetFetchRequestGroup {
             member_id: <Option<StrBytes>>::default(),
             member_epoch: <i32>::default(),
             topics: <Option<Vec<OffsetFetchRequestGroupTopic>>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -458,8 +488,18 @@ impl OffsetFetchRequestGroup {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetFetchRequestGroup";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetFetchRequestGroup";
         if version >= 8i16 {
             this.group_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -479,8 +519,13 @@ impl OffsetFetchRequestGroup {
                 None => None,
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetFetchRequestGroupTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetFetchRequestGroupTopic::default());
+                        OffsetFetchRequestGroupTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     Some(items)
                 }
@@ -500,7 +545,7 @@ impl OffsetFetchRequestGroup {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -547,14 +592,14 @@ pub struct OffsetFetchRequestGroupTopic {
     /// Versions: 8+.
     pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetFetchRequestGroupTopic {
     fn default() -> Self {
         OffsetFetchRequestGroupTopic {
             name: <StrBytes>::default(),
             partition_indexes: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -621,8 +666,18 @@ impl OffsetFetchRequestGroupTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetFetchRequestGroupTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetFetchRequestGroupTopic";
         if version >= 8i16 {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
@@ -661,7 +716,7 @@ impl OffsetFetchRequestGroupTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -696,14 +751,14 @@ pub struct OffsetFetchRequestTopic {
     /// Versions: 0-7.
     pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetFetchRequestTopic {
     fn default() -> Self {
         OffsetFetchRequestTopic {
             name: <StrBytes>::default(),
             partition_indexes: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -782,8 +837,18 @@ impl OffsetFetchRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetFetchRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetFetchRequestTopic";
         if version <= 5i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if (6i16..=7i16).contains(&version) {
@@ -843,7 +908,7 @@ impl OffsetFetchRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -903,7 +968,7 @@ pub struct OffsetFetchResponse {
     /// Versions: 2-7.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetFetchResponse {
     fn default() -> Self {
@@ -912,7 +977,7 @@ impl Default for OffsetFetchResponse {
             groups: <Vec<OffsetFetchResponseGroup>>::default(),
             topics: <Vec<OffsetFetchResponseTopic>>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1027,13 +1092,23 @@ impl OffsetFetchResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "OffsetFetchResponse";
         if !(0i16..=9i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 3i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -1049,8 +1124,13 @@ impl OffsetFetchResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetFetchResponseGroup::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetFetchResponseGroup::default());
+                        OffsetFetchResponseGroup::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1067,8 +1147,13 @@ impl OffsetFetchResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetFetchResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetFetchResponseTopic::default());
+                        OffsetFetchResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1084,8 +1169,13 @@ impl OffsetFetchResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetFetchResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetFetchResponseTopic::default());
+                        OffsetFetchResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1109,7 +1199,7 @@ impl OffsetFetchResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1160,7 +1250,7 @@ pub struct OffsetFetchResponseGroup {
     /// Versions: 8+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetFetchResponseGroup {
     fn default() -> Self {
@@ -1168,7 +1258,7 @@ impl Default for OffsetFetchResponseGroup {
             group_id: <StrBytes>::default(),
             topics: <Vec<OffsetFetchResponseGroupTopic>>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1245,8 +1335,18 @@ impl OffsetFetchResponseGroup {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetFetchResponseGroup";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetFetchResponseGroup";
         if version >= 8i16 {
             this.group_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -1262,8 +1362,13 @@ impl OffsetFetchResponseGroup {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(OffsetFetchResponseGroupTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(OffsetFetchResponseGroupTopic::default());
+                        OffsetFetchResponseGroupTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1287,7 +1392,7 @@ impl OffsetFetchResponseGroup {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1325,14 +1430,14 @@ pub struct OffsetFetchResponseGroupTopic {
     /// Versions: 8+.
     pub partitions: Vec<OffsetFetchResponseGroupTopicPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetFetchResponseGroupTopic {
     fn default() -> Self {
         OffsetFetchResponseGroupTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<OffsetFetchResponseGroupTopicPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1400,8 +1505,18 @@ impl OffsetFetchResponseGroupTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetFetchResponseGroupTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetFetchResponseGroupTopic";
         if version >= 8i16 {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
@@ -1421,14 +1536,13 @@ impl OffsetFetchResponseGroupTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetFetchResponseGroupTopicPartition::decode(
-                                    buf,
-                                    version,
-                                )?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetFetchResponseGroupTopicPartition::default());
+                        OffsetFetchResponseGroupTopicPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1448,7 +1562,7 @@ impl OffsetFetchResponseGroupTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1495,7 +1609,7 @@ pub struct OffsetFetchResponseGroupTopicPartition {
     /// Versions: 8+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetFetchResponseGroupTopicPartition {
     fn default() -> Self {
@@ -1505,7 +1619,7 @@ impl Default for OffsetFetchResponseGroupTopicPartition {
             committed_leader_epoch: <i32>::default(),
             metadata: <Option<StrBytes>>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1615,8 +1729,18 @@ impl OffsetFetchResponseGroupTopicPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetFetchResponseGroupTopicPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetFetchResponseGroupTopicPartition";
         if version >= 8i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
@@ -1651,7 +1775,7 @@ impl OffsetFetchResponseGroupTopicPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1693,14 +1817,14 @@ pub struct OffsetFetchResponseTopic {
     /// Versions: 0-7.
     pub partitions: Vec<OffsetFetchResponseTopicPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetFetchResponseTopic {
     fn default() -> Self {
         OffsetFetchResponseTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<OffsetFetchResponseTopicPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1778,8 +1902,18 @@ impl OffsetFetchResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetFetchResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetFetchResponseTopic";
         if version <= 5i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if (6i16..=7i16).contains(&version) {
@@ -1801,11 +1935,13 @@ impl OffsetFetchResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetFetchResponseTopicPartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetFetchResponseTopicPartition::default());
+                        OffsetFetchResponseTopicPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1825,11 +1961,13 @@ impl OffsetFetchResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetFetchResponseTopicPartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetFetchResponseTopicPartition::default());
+                        OffsetFetchResponseTopicPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1849,7 +1987,7 @@ impl OffsetFetchResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1902,7 +2040,7 @@ pub struct OffsetFetchResponseTopicPartition {
     /// Versions: 0-7.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetFetchResponseTopicPartition {
     fn default() -> Self {
@@ -1912,7 +2050,7 @@ impl Default for OffsetFetchResponseTopicPartition {
             committed_leader_epoch: <i32>::default(),
             metadata: <Option<StrBytes>>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -2025,8 +2163,18 @@ impl OffsetFetchResponseTopicPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetFetchResponseTopicPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetFetchResponseTopicPartition";
         if version <= 7i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
@@ -2064,7 +2212,7 @@ impl OffsetFetchResponseTopicPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -19,14 +19,14 @@ pub struct OffsetForLeaderEpochRequest {
     /// Versions: 0+.
     pub topics: Vec<OffsetForLeaderEpochRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetForLeaderEpochRequest {
     fn default() -> Self {
         OffsetForLeaderEpochRequest {
             replica_id: <i32>::default(),
             topics: <Vec<OffsetForLeaderEpochRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -96,13 +96,23 @@ impl OffsetForLeaderEpochRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "OffsetForLeaderEpochRequest";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 3i16 {
             this.replica_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "replica_id", version))?;
@@ -118,11 +128,13 @@ impl OffsetForLeaderEpochRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetForLeaderEpochRequestTopic::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetForLeaderEpochRequestTopic::default());
+                        OffsetForLeaderEpochRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -138,11 +150,13 @@ impl OffsetForLeaderEpochRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetForLeaderEpochRequestTopic::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetForLeaderEpochRequestTopic::default());
+                        OffsetForLeaderEpochRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -162,7 +176,7 @@ impl OffsetForLeaderEpochRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -201,14 +215,14 @@ pub struct OffsetForLeaderEpochRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<OffsetForLeaderEpochRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetForLeaderEpochRequestTopic {
     fn default() -> Self {
         OffsetForLeaderEpochRequestTopic {
             topic: <StrBytes>::default(),
             partitions: <Vec<OffsetForLeaderEpochRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -274,8 +288,18 @@ impl OffsetForLeaderEpochRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetForLeaderEpochRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetForLeaderEpochRequestTopic";
         if version <= 3i16 {
             this.topic = get_string(buf).map_err(decode_ctx(NAME, "topic", version))?;
         } else if version >= 4i16 {
@@ -297,11 +321,13 @@ impl OffsetForLeaderEpochRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetForLeaderEpochRequestPartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetForLeaderEpochRequestPartition::default());
+                        OffsetForLeaderEpochRequestPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -321,11 +347,13 @@ impl OffsetForLeaderEpochRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetForLeaderEpochRequestPartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetForLeaderEpochRequestPartition::default());
+                        OffsetForLeaderEpochRequestPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -345,7 +373,7 @@ impl OffsetForLeaderEpochRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -390,7 +418,7 @@ pub struct OffsetForLeaderEpochRequestPartition {
     /// Versions: 0+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetForLeaderEpochRequestPartition {
     fn default() -> Self {
@@ -398,7 +426,7 @@ impl Default for OffsetForLeaderEpochRequestPartition {
             partition: <i32>::default(),
             current_leader_epoch: <i32>::default(),
             leader_epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -455,8 +483,18 @@ impl OffsetForLeaderEpochRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetForLeaderEpochRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetForLeaderEpochRequestPartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         if version >= 2i16 {
             this.current_leader_epoch = get_i32(buf)
@@ -478,7 +516,7 @@ impl OffsetForLeaderEpochRequestPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -521,14 +559,14 @@ pub struct OffsetForLeaderEpochResponse {
     /// Versions: 0+.
     pub topics: Vec<OffsetForLeaderEpochResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetForLeaderEpochResponse {
     fn default() -> Self {
         OffsetForLeaderEpochResponse {
             throttle_time_ms: <i32>::default(),
             topics: <Vec<OffsetForLeaderEpochResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -602,13 +640,23 @@ impl OffsetForLeaderEpochResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "OffsetForLeaderEpochResponse";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 2i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -624,11 +672,13 @@ impl OffsetForLeaderEpochResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetForLeaderEpochResponseTopic::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetForLeaderEpochResponseTopic::default());
+                        OffsetForLeaderEpochResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -644,11 +694,13 @@ impl OffsetForLeaderEpochResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetForLeaderEpochResponseTopic::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetForLeaderEpochResponseTopic::default());
+                        OffsetForLeaderEpochResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -668,7 +720,7 @@ impl OffsetForLeaderEpochResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -707,14 +759,14 @@ pub struct OffsetForLeaderEpochResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<OffsetForLeaderEpochResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetForLeaderEpochResponseTopic {
     fn default() -> Self {
         OffsetForLeaderEpochResponseTopic {
             topic: <StrBytes>::default(),
             partitions: <Vec<OffsetForLeaderEpochResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -780,8 +832,18 @@ impl OffsetForLeaderEpochResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetForLeaderEpochResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetForLeaderEpochResponseTopic";
         if version <= 3i16 {
             this.topic = get_string(buf).map_err(decode_ctx(NAME, "topic", version))?;
         } else if version >= 4i16 {
@@ -803,11 +865,13 @@ impl OffsetForLeaderEpochResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetForLeaderEpochResponsePartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetForLeaderEpochResponsePartition::default());
+                        OffsetForLeaderEpochResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -827,11 +891,13 @@ impl OffsetForLeaderEpochResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                OffsetForLeaderEpochResponsePartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(OffsetForLeaderEpochResponsePartition::default());
+                        OffsetForLeaderEpochResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -851,7 +917,7 @@ impl OffsetForLeaderEpochResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -900,7 +966,7 @@ pub struct OffsetForLeaderEpochResponsePartition {
     /// Versions: 0+.
     pub end_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for OffsetForLeaderEpochResponsePartition {
     fn default() -> Self {
@@ -909,7 +975,7 @@ impl Default for OffsetForLeaderEpochResponsePartition {
             partition: <i32>::default(),
             leader_epoch: <i32>::default(),
             end_offset: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -972,8 +1038,18 @@ impl OffsetForLeaderEpochResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "OffsetForLeaderEpochResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "OffsetForLeaderEpochResponsePartition";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         if version >= 1i16 {
@@ -995,7 +1071,7 @@ impl OffsetForLeaderEpochResponsePartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

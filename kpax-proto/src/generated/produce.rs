@@ -27,7 +27,7 @@ pub struct ProduceRequest {
     /// Versions: 0+.
     pub topic_data: Vec<ProduceRequestTopicData>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ProduceRequest {
     fn default() -> Self {
@@ -36,7 +36,7 @@ impl Default for ProduceRequest {
             acks: <i16>::default(),
             timeout_ms: <i32>::default(),
             topic_data: <Vec<ProduceRequestTopicData>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -139,13 +139,23 @@ impl ProduceRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ProduceRequest";
         if !(0i16..=11i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if (3i16..=8i16).contains(&version) {
             this.transactional_id = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "transactional_id", version))?;
@@ -170,8 +180,13 @@ impl ProduceRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ProduceRequestTopicData::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ProduceRequestTopicData::default());
+                        ProduceRequestTopicData::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -191,8 +206,13 @@ impl ProduceRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ProduceRequestTopicData::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ProduceRequestTopicData::default());
+                        ProduceRequestTopicData::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -212,7 +232,7 @@ impl ProduceRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -255,14 +275,14 @@ pub struct ProduceRequestTopicData {
     /// Versions: 0+.
     pub partition_data: Vec<ProduceRequestPartitionData>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ProduceRequestTopicData {
     fn default() -> Self {
         ProduceRequestTopicData {
             name: <StrBytes>::default(),
             partition_data: <Vec<ProduceRequestPartitionData>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -341,8 +361,18 @@ impl ProduceRequestTopicData {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ProduceRequestTopicData";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ProduceRequestTopicData";
         if version <= 8i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 9i16 {
@@ -364,8 +394,13 @@ impl ProduceRequestTopicData {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ProduceRequestPartitionData::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ProduceRequestPartitionData::default());
+                        ProduceRequestPartitionData::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -385,8 +420,13 @@ impl ProduceRequestTopicData {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ProduceRequestPartitionData::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ProduceRequestPartitionData::default());
+                        ProduceRequestPartitionData::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -406,7 +446,7 @@ impl ProduceRequestTopicData {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -447,14 +487,14 @@ pub struct ProduceRequestPartitionData {
     /// Versions: 0+. Nullable: 0+.
     pub records: Option<Bytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ProduceRequestPartitionData {
     fn default() -> Self {
         ProduceRequestPartitionData {
             index: <i32>::default(),
             records: <Option<Bytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -512,8 +552,18 @@ impl ProduceRequestPartitionData {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ProduceRequestPartitionData";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ProduceRequestPartitionData";
         this.index = get_i32(buf).map_err(decode_ctx(NAME, "index", version))?;
         if version <= 8i16 {
             this.records = get_nullable_bytes(buf)
@@ -536,7 +586,7 @@ impl ProduceRequestPartitionData {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -591,7 +641,7 @@ pub struct ProduceResponse {
     /// Versions: 10+. Tagged field 0.
     pub node_endpoints: Vec<ProduceResponseNodeEndpoint>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ProduceResponse {
     fn default() -> Self {
@@ -599,7 +649,7 @@ impl Default for ProduceResponse {
             responses: <Vec<ProduceResponseResponse>>::default(),
             throttle_time_ms: <i32>::default(),
             node_endpoints: <Vec<ProduceResponseNodeEndpoint>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -710,13 +760,23 @@ impl ProduceResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ProduceResponse";
         if !(0i16..=11i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 8i16 {
             this.responses = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "responses", version))?
@@ -728,8 +788,13 @@ impl ProduceResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ProduceResponseResponse::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ProduceResponseResponse::default());
+                        ProduceResponseResponse::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -745,8 +810,13 @@ impl ProduceResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ProduceResponseResponse::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ProduceResponseResponse::default());
+                        ProduceResponseResponse::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -788,9 +858,13 @@ impl ProduceResponse {
                                     }
                                     Some(n) => {
                                         let mut items = Vec::with_capacity(n);
-                                        for _ in 0..n {
-                                            items
-                                                .push(ProduceResponseNodeEndpoint::decode(buf, version)?);
+                                        for i in 0..n {
+                                            items.push(ProduceResponseNodeEndpoint::default());
+                                            ProduceResponseNodeEndpoint::decode_into(
+                                                &mut items[i],
+                                                buf,
+                                                version,
+                                            )?;
                                         }
                                         items
                                     }
@@ -804,7 +878,7 @@ impl ProduceResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -848,14 +922,14 @@ pub struct ProduceResponseResponse {
     /// Versions: 0+.
     pub partition_responses: Vec<ProduceResponsePartitionResponse>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ProduceResponseResponse {
     fn default() -> Self {
         ProduceResponseResponse {
             name: <StrBytes>::default(),
             partition_responses: <Vec<ProduceResponsePartitionResponse>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -921,8 +995,18 @@ impl ProduceResponseResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ProduceResponseResponse";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ProduceResponseResponse";
         if version <= 8i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 9i16 {
@@ -944,11 +1028,13 @@ impl ProduceResponseResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                ProduceResponsePartitionResponse::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(ProduceResponsePartitionResponse::default());
+                        ProduceResponsePartitionResponse::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -968,11 +1054,13 @@ impl ProduceResponseResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                ProduceResponsePartitionResponse::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(ProduceResponsePartitionResponse::default());
+                        ProduceResponsePartitionResponse::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -992,7 +1080,7 @@ impl ProduceResponseResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1057,7 +1145,7 @@ pub struct ProduceResponsePartitionResponse {
     /// Versions: 10+. Tagged field 0.
     pub current_leader: ProduceResponseCurrentLeader,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ProduceResponsePartitionResponse {
     fn default() -> Self {
@@ -1070,7 +1158,7 @@ impl Default for ProduceResponsePartitionResponse {
             record_errors: <Vec<ProduceResponseRecordError>>::default(),
             error_message: <Option<StrBytes>>::default(),
             current_leader: <ProduceResponseCurrentLeader>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1234,8 +1322,18 @@ impl ProduceResponsePartitionResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ProduceResponsePartitionResponse";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ProduceResponsePartitionResponse";
         this.index = get_i32(buf).map_err(decode_ctx(NAME, "index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.base_offset = get_i64(buf)
@@ -1263,8 +1361,13 @@ impl ProduceResponsePartitionResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ProduceResponseRecordError::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ProduceResponseRecordError::default());
+                        ProduceResponseRecordError::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1284,8 +1387,13 @@ impl ProduceResponsePartitionResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(ProduceResponseRecordError::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(ProduceResponseRecordError::default());
+                        ProduceResponseRecordError::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1326,7 +1434,7 @@ impl ProduceResponsePartitionResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1379,14 +1487,14 @@ pub struct ProduceResponseRecordError {
     /// Versions: 8+. Nullable: 8+.
     pub batch_index_error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ProduceResponseRecordError {
     fn default() -> Self {
         ProduceResponseRecordError {
             batch_index: <i32>::default(),
             batch_index_error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1456,8 +1564,18 @@ impl ProduceResponseRecordError {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ProduceResponseRecordError";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ProduceResponseRecordError";
         if version >= 8i16 {
             this.batch_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "batch_index", version))?;
@@ -1483,7 +1601,7 @@ impl ProduceResponseRecordError {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1526,14 +1644,14 @@ pub struct ProduceResponseCurrentLeader {
     /// Versions: 10+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ProduceResponseCurrentLeader {
     fn default() -> Self {
         ProduceResponseCurrentLeader {
             leader_id: <i32>::default(),
             leader_epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1592,8 +1710,18 @@ impl ProduceResponseCurrentLeader {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ProduceResponseCurrentLeader";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ProduceResponseCurrentLeader";
         if version >= 10i16 {
             this.leader_id = get_i32(buf)
                 .map_err(decode_ctx(NAME, "leader_id", version))?;
@@ -1616,7 +1744,7 @@ impl ProduceResponseCurrentLeader {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1657,7 +1785,7 @@ pub struct ProduceResponseNodeEndpoint {
     /// Versions: 10+. Nullable: 10+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ProduceResponseNodeEndpoint {
     fn default() -> Self {
@@ -1666,7 +1794,7 @@ impl Default for ProduceResponseNodeEndpoint {
             host: <StrBytes>::default(),
             port: <i32>::default(),
             rack: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1751,8 +1879,18 @@ impl ProduceResponseNodeEndpoint {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ProduceResponseNodeEndpoint";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ProduceResponseNodeEndpoint";
         if version >= 10i16 {
             this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
         }
@@ -1781,7 +1919,7 @@ impl ProduceResponseNodeEndpoint {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -31,7 +31,7 @@ pub struct PushTelemetryRequest {
     /// Versions: 0+.
     pub metrics: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for PushTelemetryRequest {
     fn default() -> Self {
@@ -41,7 +41,7 @@ impl Default for PushTelemetryRequest {
             terminating: <bool>::default(),
             compression_type: <i8>::default(),
             metrics: <Bytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -98,13 +98,23 @@ impl PushTelemetryRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "PushTelemetryRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.client_instance_id = get_uuid(buf)
             .map_err(decode_ctx(NAME, "client_instance_id", version))?;
         this.subscription_id = get_i32(buf)
@@ -127,7 +137,7 @@ impl PushTelemetryRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -168,14 +178,14 @@ pub struct PushTelemetryResponse {
     /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for PushTelemetryResponse {
     fn default() -> Self {
         PushTelemetryResponse {
             throttle_time_ms: <i32>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -213,13 +223,23 @@ impl PushTelemetryResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "PushTelemetryResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -235,7 +255,7 @@ impl PushTelemetryResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -19,14 +19,14 @@ pub struct ReadShareGroupStateRequest {
     /// Versions: 0+.
     pub topics: Vec<ReadShareGroupStateRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateRequest {
     fn default() -> Self {
         ReadShareGroupStateRequest {
             group_id: <StrBytes>::default(),
             topics: <Vec<ReadShareGroupStateRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -72,13 +72,23 @@ impl ReadShareGroupStateRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ReadShareGroupStateRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "group_id", version))?;
         this.topics = match get_compact_array_len(buf, 1usize)
@@ -91,8 +101,13 @@ impl ReadShareGroupStateRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ReadShareGroupStateRequestTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ReadShareGroupStateRequestTopic::default());
+                    ReadShareGroupStateRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -109,7 +124,7 @@ impl ReadShareGroupStateRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -138,14 +153,14 @@ pub struct ReadShareGroupStateRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<ReadShareGroupStateRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateRequestTopic {
     fn default() -> Self {
         ReadShareGroupStateRequestTopic {
             topic_id: <Uuid>::default(),
             partitions: <Vec<ReadShareGroupStateRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -188,8 +203,18 @@ impl ReadShareGroupStateRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ReadShareGroupStateRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ReadShareGroupStateRequestTopic";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -201,11 +226,13 @@ impl ReadShareGroupStateRequestTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ReadShareGroupStateRequestPartition::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(ReadShareGroupStateRequestPartition::default());
+                    ReadShareGroupStateRequestPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -222,7 +249,7 @@ impl ReadShareGroupStateRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -251,14 +278,14 @@ pub struct ReadShareGroupStateRequestPartition {
     /// Versions: 0+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateRequestPartition {
     fn default() -> Self {
         ReadShareGroupStateRequestPartition {
             partition: <i32>::default(),
             leader_epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -291,8 +318,18 @@ impl ReadShareGroupStateRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ReadShareGroupStateRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ReadShareGroupStateRequestPartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         this.leader_epoch = get_i32(buf)
             .map_err(decode_ctx(NAME, "leader_epoch", version))?;
@@ -308,7 +345,7 @@ impl ReadShareGroupStateRequestPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -342,13 +379,13 @@ pub struct ReadShareGroupStateResponse {
     /// Versions: 0+.
     pub results: Vec<ReadShareGroupStateResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateResponse {
     fn default() -> Self {
         ReadShareGroupStateResponse {
             results: <Vec<ReadShareGroupStateResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -390,13 +427,23 @@ impl ReadShareGroupStateResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ReadShareGroupStateResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.results = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "results", version))?
         {
@@ -407,8 +454,13 @@ impl ReadShareGroupStateResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ReadShareGroupStateResponseResult::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ReadShareGroupStateResponseResult::default());
+                    ReadShareGroupStateResponseResult::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -425,7 +477,7 @@ impl ReadShareGroupStateResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -453,14 +505,14 @@ pub struct ReadShareGroupStateResponseResult {
     /// Versions: 0+.
     pub partitions: Vec<ReadShareGroupStateResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateResponseResult {
     fn default() -> Self {
         ReadShareGroupStateResponseResult {
             topic_id: <Uuid>::default(),
             partitions: <Vec<ReadShareGroupStateResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -503,8 +555,18 @@ impl ReadShareGroupStateResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ReadShareGroupStateResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ReadShareGroupStateResponseResult";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -516,11 +578,13 @@ impl ReadShareGroupStateResponseResult {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ReadShareGroupStateResponsePartition::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(ReadShareGroupStateResponsePartition::default());
+                    ReadShareGroupStateResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -537,7 +601,7 @@ impl ReadShareGroupStateResponseResult {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -582,7 +646,7 @@ pub struct ReadShareGroupStateResponsePartition {
     /// Versions: 0+.
     pub state_batches: Vec<ReadShareGroupStateResponseStateBatch>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateResponsePartition {
     fn default() -> Self {
@@ -593,7 +657,7 @@ impl Default for ReadShareGroupStateResponsePartition {
             state_epoch: <i32>::default(),
             start_offset: <i64>::default(),
             state_batches: <Vec<ReadShareGroupStateResponseStateBatch>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -661,8 +725,18 @@ impl ReadShareGroupStateResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ReadShareGroupStateResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ReadShareGroupStateResponsePartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.error_message = get_compact_nullable_string(buf)
@@ -681,11 +755,13 @@ impl ReadShareGroupStateResponsePartition {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ReadShareGroupStateResponseStateBatch::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(ReadShareGroupStateResponseStateBatch::default());
+                    ReadShareGroupStateResponseStateBatch::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -702,7 +778,7 @@ impl ReadShareGroupStateResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -743,7 +819,7 @@ pub struct ReadShareGroupStateResponseStateBatch {
     /// Versions: 0+.
     pub delivery_count: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateResponseStateBatch {
     fn default() -> Self {
@@ -752,7 +828,7 @@ impl Default for ReadShareGroupStateResponseStateBatch {
             last_offset: <i64>::default(),
             delivery_state: <i8>::default(),
             delivery_count: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -797,8 +873,18 @@ impl ReadShareGroupStateResponseStateBatch {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ReadShareGroupStateResponseStateBatch";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ReadShareGroupStateResponseStateBatch";
         this.first_offset = get_i64(buf)
             .map_err(decode_ctx(NAME, "first_offset", version))?;
         this.last_offset = get_i64(buf)
@@ -819,7 +905,7 @@ impl ReadShareGroupStateResponseStateBatch {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

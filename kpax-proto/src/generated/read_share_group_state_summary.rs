@@ -19,14 +19,14 @@ pub struct ReadShareGroupStateSummaryRequest {
     /// Versions: 0+.
     pub topics: Vec<ReadShareGroupStateSummaryRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateSummaryRequest {
     fn default() -> Self {
         ReadShareGroupStateSummaryRequest {
             group_id: <StrBytes>::default(),
             topics: <Vec<ReadShareGroupStateSummaryRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -75,13 +75,23 @@ impl ReadShareGroupStateSummaryRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ReadShareGroupStateSummaryRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "group_id", version))?;
         this.topics = match get_compact_array_len(buf, 1usize)
@@ -94,11 +104,13 @@ impl ReadShareGroupStateSummaryRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ReadShareGroupStateSummaryRequestTopic::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(ReadShareGroupStateSummaryRequestTopic::default());
+                    ReadShareGroupStateSummaryRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -115,7 +127,7 @@ impl ReadShareGroupStateSummaryRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -144,14 +156,14 @@ pub struct ReadShareGroupStateSummaryRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<ReadShareGroupStateSummaryRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateSummaryRequestTopic {
     fn default() -> Self {
         ReadShareGroupStateSummaryRequestTopic {
             topic_id: <Uuid>::default(),
             partitions: <Vec<ReadShareGroupStateSummaryRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -194,8 +206,18 @@ impl ReadShareGroupStateSummaryRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ReadShareGroupStateSummaryRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ReadShareGroupStateSummaryRequestTopic";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -207,14 +229,13 @@ impl ReadShareGroupStateSummaryRequestTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ReadShareGroupStateSummaryRequestPartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ReadShareGroupStateSummaryRequestPartition::default());
+                    ReadShareGroupStateSummaryRequestPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -231,7 +252,7 @@ impl ReadShareGroupStateSummaryRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -260,14 +281,14 @@ pub struct ReadShareGroupStateSummaryRequestPartition {
     /// Versions: 0+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateSummaryRequestPartition {
     fn default() -> Self {
         ReadShareGroupStateSummaryRequestPartition {
             partition: <i32>::default(),
             leader_epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -300,8 +321,18 @@ impl ReadShareGroupStateSummaryRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ReadShareGroupStateSummaryRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ReadShareGroupStateSummaryRequestPartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         this.leader_epoch = get_i32(buf)
             .map_err(decode_ctx(NAME, "leader_epoch", version))?;
@@ -317,7 +348,7 @@ impl ReadShareGroupStateSummaryRequestPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -351,13 +382,13 @@ pub struct ReadShareGroupStateSummaryResponse {
     /// Versions: 0+.
     pub results: Vec<ReadShareGroupStateSummaryResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateSummaryResponse {
     fn default() -> Self {
         ReadShareGroupStateSummaryResponse {
             results: <Vec<ReadShareGroupStateSummaryResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -399,13 +430,23 @@ impl ReadShareGroupStateSummaryResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ReadShareGroupStateSummaryResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.results = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "results", version))?
         {
@@ -416,14 +457,13 @@ impl ReadShareGroupStateSummaryResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ReadShareGroupStateSummaryResponseResult::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ReadShareGroupStateSummaryResponseResult::default());
+                    ReadShareGroupStateSummaryResponseResult::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -440,7 +480,7 @@ impl ReadShareGroupStateSummaryResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -468,14 +508,14 @@ pub struct ReadShareGroupStateSummaryResponseResult {
     /// Versions: 0+.
     pub partitions: Vec<ReadShareGroupStateSummaryResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateSummaryResponseResult {
     fn default() -> Self {
         ReadShareGroupStateSummaryResponseResult {
             topic_id: <Uuid>::default(),
             partitions: <Vec<ReadShareGroupStateSummaryResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -518,8 +558,18 @@ impl ReadShareGroupStateSummaryResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ReadShareGroupStateSummaryResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ReadShareGroupStateSummaryResponseResult";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -531,14 +581,13 @@ impl ReadShareGroupStateSummaryResponseResult {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ReadShareGroupStateSummaryResponsePartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ReadShareGroupStateSummaryResponsePartition::default());
+                    ReadShareGroupStateSummaryResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -555,7 +604,7 @@ impl ReadShareGroupStateSummaryResponseResult {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -596,7 +645,7 @@ pub struct ReadShareGroupStateSummaryResponsePartition {
     /// Versions: 0+.
     pub start_offset: i64,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ReadShareGroupStateSummaryResponsePartition {
     fn default() -> Self {
@@ -606,7 +655,7 @@ impl Default for ReadShareGroupStateSummaryResponsePartition {
             error_message: <Option<StrBytes>>::default(),
             state_epoch: <i32>::default(),
             start_offset: <i64>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -658,8 +707,18 @@ impl ReadShareGroupStateSummaryResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ReadShareGroupStateSummaryResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ReadShareGroupStateSummaryResponsePartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.error_message = get_compact_nullable_string(buf)
@@ -680,7 +739,7 @@ impl ReadShareGroupStateSummaryResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

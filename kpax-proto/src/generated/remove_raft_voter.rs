@@ -23,7 +23,7 @@ pub struct RemoveRaftVoterRequest {
     /// Versions: 0+.
     pub voter_directory_id: Uuid,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for RemoveRaftVoterRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for RemoveRaftVoterRequest {
             cluster_id: <Option<StrBytes>>::default(),
             voter_id: <i32>::default(),
             voter_directory_id: <Uuid>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -76,13 +76,23 @@ impl RemoveRaftVoterRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "RemoveRaftVoterRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.cluster_id = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "cluster_id", version))?;
         this.voter_id = get_i32(buf).map_err(decode_ctx(NAME, "voter_id", version))?;
@@ -100,7 +110,7 @@ impl RemoveRaftVoterRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -143,7 +153,7 @@ pub struct RemoveRaftVoterResponse {
     /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for RemoveRaftVoterResponse {
     fn default() -> Self {
@@ -151,7 +161,7 @@ impl Default for RemoveRaftVoterResponse {
             throttle_time_ms: <i32>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -196,13 +206,23 @@ impl RemoveRaftVoterResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "RemoveRaftVoterResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -220,7 +240,7 @@ impl RemoveRaftVoterResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -27,7 +27,7 @@ pub struct ShareAcknowledgeRequest {
     /// Versions: 0+.
     pub topics: Vec<ShareAcknowledgeRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareAcknowledgeRequest {
     fn default() -> Self {
@@ -36,7 +36,7 @@ impl Default for ShareAcknowledgeRequest {
             member_id: <Option<StrBytes>>::default(),
             share_session_epoch: <i32>::default(),
             topics: <Vec<ShareAcknowledgeRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -95,13 +95,23 @@ impl ShareAcknowledgeRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ShareAcknowledgeRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_id = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "group_id", version))?;
         this.member_id = get_compact_nullable_string(buf)
@@ -118,8 +128,13 @@ impl ShareAcknowledgeRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareAcknowledgeRequestTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareAcknowledgeRequestTopic::default());
+                    ShareAcknowledgeRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -136,7 +151,7 @@ impl ShareAcknowledgeRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -167,14 +182,14 @@ pub struct ShareAcknowledgeRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<ShareAcknowledgeRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareAcknowledgeRequestTopic {
     fn default() -> Self {
         ShareAcknowledgeRequestTopic {
             topic_id: <Uuid>::default(),
             partitions: <Vec<ShareAcknowledgeRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -217,8 +232,18 @@ impl ShareAcknowledgeRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareAcknowledgeRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareAcknowledgeRequestTopic";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -230,8 +255,13 @@ impl ShareAcknowledgeRequestTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareAcknowledgeRequestPartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareAcknowledgeRequestPartition::default());
+                    ShareAcknowledgeRequestPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -248,7 +278,7 @@ impl ShareAcknowledgeRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -277,7 +307,7 @@ pub struct ShareAcknowledgeRequestPartition {
     /// Versions: 0+.
     pub acknowledgement_batches: Vec<ShareAcknowledgeRequestAcknowledgementBatch>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareAcknowledgeRequestPartition {
     fn default() -> Self {
@@ -286,7 +316,7 @@ impl Default for ShareAcknowledgeRequestPartition {
             acknowledgement_batches: <Vec<
                 ShareAcknowledgeRequestAcknowledgementBatch,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -329,8 +359,18 @@ impl ShareAcknowledgeRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareAcknowledgeRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareAcknowledgeRequestPartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.acknowledgement_batches = match get_compact_array_len(buf, 1usize)
@@ -347,14 +387,13 @@ impl ShareAcknowledgeRequestPartition {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ShareAcknowledgeRequestAcknowledgementBatch::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ShareAcknowledgeRequestAcknowledgementBatch::default());
+                    ShareAcknowledgeRequestAcknowledgementBatch::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -371,7 +410,7 @@ impl ShareAcknowledgeRequestPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -404,7 +443,7 @@ pub struct ShareAcknowledgeRequestAcknowledgementBatch {
     /// Versions: 0+.
     pub acknowledge_types: Vec<i8>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareAcknowledgeRequestAcknowledgementBatch {
     fn default() -> Self {
@@ -412,7 +451,7 @@ impl Default for ShareAcknowledgeRequestAcknowledgementBatch {
             first_offset: <i64>::default(),
             last_offset: <i64>::default(),
             acknowledge_types: <Vec<i8>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -458,8 +497,18 @@ impl ShareAcknowledgeRequestAcknowledgementBatch {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareAcknowledgeRequestAcknowledgementBatch";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareAcknowledgeRequestAcknowledgementBatch";
         this.first_offset = get_i64(buf)
             .map_err(decode_ctx(NAME, "first_offset", version))?;
         this.last_offset = get_i64(buf)
@@ -500,7 +549,7 @@ impl ShareAcknowledgeRequestAcknowledgementBatch {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -551,7 +600,7 @@ pub struct ShareAcknowledgeResponse {
     /// Versions: 0+.
     pub node_endpoints: Vec<ShareAcknowledgeResponseNodeEndpoint>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareAcknowledgeResponse {
     fn default() -> Self {
@@ -561,7 +610,7 @@ impl Default for ShareAcknowledgeResponse {
             error_message: <Option<StrBytes>>::default(),
             responses: <Vec<ShareAcknowledgeResponseResponse>>::default(),
             node_endpoints: <Vec<ShareAcknowledgeResponseNodeEndpoint>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -638,13 +687,23 @@ impl ShareAcknowledgeResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ShareAcknowledgeResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -660,8 +719,13 @@ impl ShareAcknowledgeResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareAcknowledgeResponseResponse::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareAcknowledgeResponseResponse::default());
+                    ShareAcknowledgeResponseResponse::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -680,11 +744,13 @@ impl ShareAcknowledgeResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ShareAcknowledgeResponseNodeEndpoint::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(ShareAcknowledgeResponseNodeEndpoint::default());
+                    ShareAcknowledgeResponseNodeEndpoint::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -701,7 +767,7 @@ impl ShareAcknowledgeResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -735,14 +801,14 @@ pub struct ShareAcknowledgeResponseResponse {
     /// Versions: 0+.
     pub partitions: Vec<ShareAcknowledgeResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareAcknowledgeResponseResponse {
     fn default() -> Self {
         ShareAcknowledgeResponseResponse {
             topic_id: <Uuid>::default(),
             partitions: <Vec<ShareAcknowledgeResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -785,8 +851,18 @@ impl ShareAcknowledgeResponseResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareAcknowledgeResponseResponse";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareAcknowledgeResponseResponse";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -798,8 +874,13 @@ impl ShareAcknowledgeResponseResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareAcknowledgeResponsePartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareAcknowledgeResponsePartition::default());
+                    ShareAcknowledgeResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -816,7 +897,7 @@ impl ShareAcknowledgeResponseResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -853,7 +934,7 @@ pub struct ShareAcknowledgeResponsePartition {
     /// Versions: 0+.
     pub current_leader: ShareAcknowledgeResponseCurrentLeader,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareAcknowledgeResponsePartition {
     fn default() -> Self {
@@ -862,7 +943,7 @@ impl Default for ShareAcknowledgeResponsePartition {
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
             current_leader: <ShareAcknowledgeResponseCurrentLeader>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -911,8 +992,18 @@ impl ShareAcknowledgeResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareAcknowledgeResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareAcknowledgeResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -934,7 +1025,7 @@ impl ShareAcknowledgeResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -966,14 +1057,14 @@ pub struct ShareAcknowledgeResponseCurrentLeader {
     /// Versions: 0+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareAcknowledgeResponseCurrentLeader {
     fn default() -> Self {
         ShareAcknowledgeResponseCurrentLeader {
             leader_id: <i32>::default(),
             leader_epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1006,8 +1097,18 @@ impl ShareAcknowledgeResponseCurrentLeader {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareAcknowledgeResponseCurrentLeader";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareAcknowledgeResponseCurrentLeader";
         this.leader_id = get_i32(buf).map_err(decode_ctx(NAME, "leader_id", version))?;
         this.leader_epoch = get_i32(buf)
             .map_err(decode_ctx(NAME, "leader_epoch", version))?;
@@ -1023,7 +1124,7 @@ impl ShareAcknowledgeResponseCurrentLeader {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1058,7 +1159,7 @@ pub struct ShareAcknowledgeResponseNodeEndpoint {
     /// Versions: 0+. Nullable: 0+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareAcknowledgeResponseNodeEndpoint {
     fn default() -> Self {
@@ -1067,7 +1168,7 @@ impl Default for ShareAcknowledgeResponseNodeEndpoint {
             host: <StrBytes>::default(),
             port: <i32>::default(),
             rack: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1114,8 +1215,18 @@ impl ShareAcknowledgeResponseNodeEndpoint {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareAcknowledgeResponseNodeEndpoint";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareAcknowledgeResponseNodeEndpoint";
         this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
         this.host = get_compact_string(buf).map_err(decode_ctx(NAME, "host", version))?;
         this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
@@ -1133,7 +1244,7 @@ impl ShareAcknowledgeResponseNodeEndpoint {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -43,7 +43,7 @@ pub struct ShareFetchRequest {
     /// Versions: 0+.
     pub forgotten_topics_data: Vec<ShareFetchRequestForgottenTopicsData>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchRequest {
     fn default() -> Self {
@@ -58,7 +58,7 @@ impl Default for ShareFetchRequest {
             forgotten_topics_data: <Vec<
                 ShareFetchRequestForgottenTopicsData,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -151,13 +151,23 @@ impl ShareFetchRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ShareFetchRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_id = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "group_id", version))?;
         this.member_id = get_compact_nullable_string(buf)
@@ -178,8 +188,9 @@ impl ShareFetchRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareFetchRequestTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareFetchRequestTopic::default());
+                    ShareFetchRequestTopic::decode_into(&mut items[i], buf, version)?;
                 }
                 items
             }
@@ -198,11 +209,13 @@ impl ShareFetchRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ShareFetchRequestForgottenTopicsData::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(ShareFetchRequestForgottenTopicsData::default());
+                    ShareFetchRequestForgottenTopicsData::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -219,7 +232,7 @@ impl ShareFetchRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -256,14 +269,14 @@ pub struct ShareFetchRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<ShareFetchRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchRequestTopic {
     fn default() -> Self {
         ShareFetchRequestTopic {
             topic_id: <Uuid>::default(),
             partitions: <Vec<ShareFetchRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -303,8 +316,18 @@ impl ShareFetchRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareFetchRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareFetchRequestTopic";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -316,8 +339,13 @@ impl ShareFetchRequestTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareFetchRequestPartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareFetchRequestPartition::default());
+                    ShareFetchRequestPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -334,7 +362,7 @@ impl ShareFetchRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -367,7 +395,7 @@ pub struct ShareFetchRequestPartition {
     /// Versions: 0+.
     pub acknowledgement_batches: Vec<ShareFetchRequestAcknowledgementBatch>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchRequestPartition {
     fn default() -> Self {
@@ -377,7 +405,7 @@ impl Default for ShareFetchRequestPartition {
             acknowledgement_batches: <Vec<
                 ShareFetchRequestAcknowledgementBatch,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -426,8 +454,18 @@ impl ShareFetchRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareFetchRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareFetchRequestPartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.partition_max_bytes = get_i32(buf)
@@ -446,11 +484,13 @@ impl ShareFetchRequestPartition {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ShareFetchRequestAcknowledgementBatch::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(ShareFetchRequestAcknowledgementBatch::default());
+                    ShareFetchRequestAcknowledgementBatch::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -467,7 +507,7 @@ impl ShareFetchRequestPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -501,7 +541,7 @@ pub struct ShareFetchRequestAcknowledgementBatch {
     /// Versions: 0+.
     pub acknowledge_types: Vec<i8>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchRequestAcknowledgementBatch {
     fn default() -> Self {
@@ -509,7 +549,7 @@ impl Default for ShareFetchRequestAcknowledgementBatch {
             first_offset: <i64>::default(),
             last_offset: <i64>::default(),
             acknowledge_types: <Vec<i8>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -555,8 +595,18 @@ impl ShareFetchRequestAcknowledgementBatch {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareFetchRequestAcknowledgementBatch";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareFetchRequestAcknowledgementBatch";
         this.first_offset = get_i64(buf)
             .map_err(decode_ctx(NAME, "first_offset", version))?;
         this.last_offset = get_i64(buf)
@@ -597,7 +647,7 @@ impl ShareFetchRequestAcknowledgementBatch {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -625,14 +675,14 @@ pub struct ShareFetchRequestForgottenTopicsData {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchRequestForgottenTopicsData {
     fn default() -> Self {
         ShareFetchRequestForgottenTopicsData {
             topic_id: <Uuid>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -672,8 +722,18 @@ impl ShareFetchRequestForgottenTopicsData {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareFetchRequestForgottenTopicsData";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareFetchRequestForgottenTopicsData";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 4usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -701,7 +761,7 @@ impl ShareFetchRequestForgottenTopicsData {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -751,7 +811,7 @@ pub struct ShareFetchResponse {
     /// Versions: 0+.
     pub node_endpoints: Vec<ShareFetchResponseNodeEndpoint>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchResponse {
     fn default() -> Self {
@@ -761,7 +821,7 @@ impl Default for ShareFetchResponse {
             error_message: <Option<StrBytes>>::default(),
             responses: <Vec<ShareFetchResponseResponse>>::default(),
             node_endpoints: <Vec<ShareFetchResponseNodeEndpoint>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -848,13 +908,23 @@ impl ShareFetchResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ShareFetchResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -870,8 +940,13 @@ impl ShareFetchResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareFetchResponseResponse::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareFetchResponseResponse::default());
+                    ShareFetchResponseResponse::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -890,8 +965,13 @@ impl ShareFetchResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareFetchResponseNodeEndpoint::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareFetchResponseNodeEndpoint::default());
+                    ShareFetchResponseNodeEndpoint::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -908,7 +988,7 @@ impl ShareFetchResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -942,14 +1022,14 @@ pub struct ShareFetchResponseResponse {
     /// Versions: 0+.
     pub partitions: Vec<ShareFetchResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchResponseResponse {
     fn default() -> Self {
         ShareFetchResponseResponse {
             topic_id: <Uuid>::default(),
             partitions: <Vec<ShareFetchResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1002,8 +1082,18 @@ impl ShareFetchResponseResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareFetchResponseResponse";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareFetchResponseResponse";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -1015,8 +1105,13 @@ impl ShareFetchResponseResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareFetchResponsePartition::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareFetchResponsePartition::default());
+                    ShareFetchResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -1033,7 +1128,7 @@ impl ShareFetchResponseResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1086,7 +1181,7 @@ pub struct ShareFetchResponsePartition {
     /// Versions: 0+.
     pub acquired_records: Vec<ShareFetchResponseAcquiredRecord>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchResponsePartition {
     fn default() -> Self {
@@ -1099,7 +1194,7 @@ impl Default for ShareFetchResponsePartition {
             current_leader: <ShareFetchResponseCurrentLeader>::default(),
             records: <Option<Bytes>>::default(),
             acquired_records: <Vec<ShareFetchResponseAcquiredRecord>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1197,8 +1292,18 @@ impl ShareFetchResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareFetchResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareFetchResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -1225,8 +1330,13 @@ impl ShareFetchResponsePartition {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareFetchResponseAcquiredRecord::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareFetchResponseAcquiredRecord::default());
+                    ShareFetchResponseAcquiredRecord::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -1243,7 +1353,7 @@ impl ShareFetchResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1282,14 +1392,14 @@ pub struct ShareFetchResponseCurrentLeader {
     /// Versions: 0+.
     pub leader_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchResponseCurrentLeader {
     fn default() -> Self {
         ShareFetchResponseCurrentLeader {
             leader_id: <i32>::default(),
             leader_epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1322,8 +1432,18 @@ impl ShareFetchResponseCurrentLeader {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareFetchResponseCurrentLeader";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareFetchResponseCurrentLeader";
         this.leader_id = get_i32(buf).map_err(decode_ctx(NAME, "leader_id", version))?;
         this.leader_epoch = get_i32(buf)
             .map_err(decode_ctx(NAME, "leader_epoch", version))?;
@@ -1339,7 +1459,7 @@ impl ShareFetchResponseCurrentLeader {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1370,7 +1490,7 @@ pub struct ShareFetchResponseAcquiredRecord {
     /// Versions: 0+.
     pub delivery_count: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchResponseAcquiredRecord {
     fn default() -> Self {
@@ -1378,7 +1498,7 @@ impl Default for ShareFetchResponseAcquiredRecord {
             first_offset: <i64>::default(),
             last_offset: <i64>::default(),
             delivery_count: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1417,8 +1537,18 @@ impl ShareFetchResponseAcquiredRecord {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareFetchResponseAcquiredRecord";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareFetchResponseAcquiredRecord";
         this.first_offset = get_i64(buf)
             .map_err(decode_ctx(NAME, "first_offset", version))?;
         this.last_offset = get_i64(buf)
@@ -1437,7 +1567,7 @@ impl ShareFetchResponseAcquiredRecord {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1473,7 +1603,7 @@ pub struct ShareFetchResponseNodeEndpoint {
     /// Versions: 0+. Nullable: 0+.
     pub rack: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareFetchResponseNodeEndpoint {
     fn default() -> Self {
@@ -1482,7 +1612,7 @@ impl Default for ShareFetchResponseNodeEndpoint {
             host: <StrBytes>::default(),
             port: <i32>::default(),
             rack: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1529,8 +1659,18 @@ impl ShareFetchResponseNodeEndpoint {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareFetchResponseNodeEndpoint";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareFetchResponseNodeEndpoint";
         this.node_id = get_i32(buf).map_err(decode_ctx(NAME, "node_id", version))?;
         this.host = get_compact_string(buf).map_err(decode_ctx(NAME, "host", version))?;
         this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
@@ -1548,7 +1688,7 @@ impl ShareFetchResponseNodeEndpoint {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -19,14 +19,14 @@ pub struct ShareGroupDescribeRequest {
     /// Versions: 0+.
     pub include_authorized_operations: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareGroupDescribeRequest {
     fn default() -> Self {
         ShareGroupDescribeRequest {
             group_ids: <Vec<StrBytes>>::default(),
             include_authorized_operations: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -72,13 +72,23 @@ impl ShareGroupDescribeRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ShareGroupDescribeRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_ids = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "group_ids", version))?
         {
@@ -113,7 +123,7 @@ impl ShareGroupDescribeRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -151,14 +161,14 @@ pub struct ShareGroupDescribeResponse {
     /// Versions: 0+.
     pub groups: Vec<ShareGroupDescribeResponseGroup>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareGroupDescribeResponse {
     fn default() -> Self {
         ShareGroupDescribeResponse {
             throttle_time_ms: <i32>::default(),
             groups: <Vec<ShareGroupDescribeResponseGroup>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -203,13 +213,23 @@ impl ShareGroupDescribeResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ShareGroupDescribeResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.groups = match get_compact_array_len(buf, 1usize)
@@ -222,8 +242,13 @@ impl ShareGroupDescribeResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareGroupDescribeResponseGroup::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareGroupDescribeResponseGroup::default());
+                    ShareGroupDescribeResponseGroup::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -240,7 +265,7 @@ impl ShareGroupDescribeResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -297,7 +322,7 @@ pub struct ShareGroupDescribeResponseGroup {
     /// Versions: 0+.
     pub authorized_operations: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareGroupDescribeResponseGroup {
     fn default() -> Self {
@@ -311,7 +336,7 @@ impl Default for ShareGroupDescribeResponseGroup {
             assignor_name: <StrBytes>::default(),
             members: <Vec<ShareGroupDescribeResponseMember>>::default(),
             authorized_operations: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -397,8 +422,18 @@ impl ShareGroupDescribeResponseGroup {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareGroupDescribeResponseGroup";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareGroupDescribeResponseGroup";
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -422,8 +457,13 @@ impl ShareGroupDescribeResponseGroup {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(ShareGroupDescribeResponseMember::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(ShareGroupDescribeResponseMember::default());
+                    ShareGroupDescribeResponseMember::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -442,7 +482,7 @@ impl ShareGroupDescribeResponseGroup {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -498,7 +538,7 @@ pub struct ShareGroupDescribeResponseMember {
     /// Versions: 0+.
     pub assignment: ShareGroupDescribeResponseAssignment,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareGroupDescribeResponseMember {
     fn default() -> Self {
@@ -510,7 +550,7 @@ impl Default for ShareGroupDescribeResponseMember {
             client_host: <StrBytes>::default(),
             subscribed_topic_names: <Vec<StrBytes>>::default(),
             assignment: <ShareGroupDescribeResponseAssignment>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -588,8 +628,18 @@ impl ShareGroupDescribeResponseMember {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareGroupDescribeResponseMember";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareGroupDescribeResponseMember";
         this.member_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "member_id", version))?;
         this.rack_id = get_compact_nullable_string(buf)
@@ -639,7 +689,7 @@ impl ShareGroupDescribeResponseMember {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -667,13 +717,13 @@ pub struct ShareGroupDescribeResponseAssignment {
     /// Versions: 0+.
     pub topic_partitions: Vec<ShareGroupDescribeResponseTopicPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareGroupDescribeResponseAssignment {
     fn default() -> Self {
         ShareGroupDescribeResponseAssignment {
             topic_partitions: <Vec<ShareGroupDescribeResponseTopicPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -710,8 +760,18 @@ impl ShareGroupDescribeResponseAssignment {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareGroupDescribeResponseAssignment";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareGroupDescribeResponseAssignment";
         this.topic_partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topic_partitions", version))?
         {
@@ -726,14 +786,13 @@ impl ShareGroupDescribeResponseAssignment {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ShareGroupDescribeResponseTopicPartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ShareGroupDescribeResponseTopicPartition::default());
+                    ShareGroupDescribeResponseTopicPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -750,7 +809,7 @@ impl ShareGroupDescribeResponseAssignment {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -782,7 +841,7 @@ pub struct ShareGroupDescribeResponseTopicPartition {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareGroupDescribeResponseTopicPartition {
     fn default() -> Self {
@@ -790,7 +849,7 @@ impl Default for ShareGroupDescribeResponseTopicPartition {
             topic_id: <Uuid>::default(),
             topic_name: <StrBytes>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -837,8 +896,18 @@ impl ShareGroupDescribeResponseTopicPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareGroupDescribeResponseTopicPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareGroupDescribeResponseTopicPartition";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.topic_name = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -868,7 +937,7 @@ impl ShareGroupDescribeResponseTopicPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

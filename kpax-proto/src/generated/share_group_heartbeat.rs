@@ -31,7 +31,7 @@ pub struct ShareGroupHeartbeatRequest {
     /// Versions: 0+. Nullable: 0+.
     pub subscribed_topic_names: Option<Vec<StrBytes>>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareGroupHeartbeatRequest {
     fn default() -> Self {
@@ -41,7 +41,7 @@ impl Default for ShareGroupHeartbeatRequest {
             member_epoch: <i32>::default(),
             rack_id: <Option<StrBytes>>::default(),
             subscribed_topic_names: <Option<Vec<StrBytes>>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -113,13 +113,23 @@ impl ShareGroupHeartbeatRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ShareGroupHeartbeatRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "group_id", version))?;
         this.member_id = get_compact_string(buf)
@@ -158,7 +168,7 @@ impl ShareGroupHeartbeatRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -223,7 +233,7 @@ pub struct ShareGroupHeartbeatResponse {
     /// Versions: 0+. Nullable: 0+.
     pub assignment: Option<ShareGroupHeartbeatResponseAssignment>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareGroupHeartbeatResponse {
     fn default() -> Self {
@@ -235,7 +245,7 @@ impl Default for ShareGroupHeartbeatResponse {
             member_epoch: <i32>::default(),
             heartbeat_interval_ms: <i32>::default(),
             assignment: <Option<ShareGroupHeartbeatResponseAssignment>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -316,13 +326,23 @@ impl ShareGroupHeartbeatResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "ShareGroupHeartbeatResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -353,7 +373,7 @@ impl ShareGroupHeartbeatResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -385,7 +405,7 @@ pub struct ShareGroupHeartbeatResponseAssignment {
     /// Versions: 0+.
     pub topic_partitions: Vec<ShareGroupHeartbeatResponseTopicPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareGroupHeartbeatResponseAssignment {
     fn default() -> Self {
@@ -393,7 +413,7 @@ impl Default for ShareGroupHeartbeatResponseAssignment {
             topic_partitions: <Vec<
                 ShareGroupHeartbeatResponseTopicPartition,
             >>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -430,8 +450,18 @@ impl ShareGroupHeartbeatResponseAssignment {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareGroupHeartbeatResponseAssignment";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareGroupHeartbeatResponseAssignment";
         this.topic_partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "topic_partitions", version))?
         {
@@ -446,14 +476,13 @@ impl ShareGroupHeartbeatResponseAssignment {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            ShareGroupHeartbeatResponseTopicPartition::decode(
-                                buf,
-                                version,
-                            )?,
-                        );
+                for i in 0..n {
+                    items.push(ShareGroupHeartbeatResponseTopicPartition::default());
+                    ShareGroupHeartbeatResponseTopicPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -470,7 +499,7 @@ impl ShareGroupHeartbeatResponseAssignment {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -498,14 +527,14 @@ pub struct ShareGroupHeartbeatResponseTopicPartition {
     /// Versions: 0+.
     pub partitions: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for ShareGroupHeartbeatResponseTopicPartition {
     fn default() -> Self {
         ShareGroupHeartbeatResponseTopicPartition {
             topic_id: <Uuid>::default(),
             partitions: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -545,8 +574,18 @@ impl ShareGroupHeartbeatResponseTopicPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "ShareGroupHeartbeatResponseTopicPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ShareGroupHeartbeatResponseTopicPartition";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 4usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -574,7 +613,7 @@ impl ShareGroupHeartbeatResponseTopicPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

@@ -43,7 +43,7 @@ pub struct StopReplicaRequest {
     /// Versions: 0.
     pub ungrouped_partitions: Vec<StopReplicaRequestUngroupedPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for StopReplicaRequest {
     fn default() -> Self {
@@ -56,7 +56,7 @@ impl Default for StopReplicaRequest {
             delete_partitions: <bool>::default(),
             topics: <Vec<StopReplicaRequestTopic>>::default(),
             ungrouped_partitions: <Vec<StopReplicaRequestUngroupedPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -242,13 +242,23 @@ impl StopReplicaRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "StopReplicaRequest";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.controller_id = get_i32(buf)
             .map_err(decode_ctx(NAME, "controller_id", version))?;
         if version >= 4i16 {
@@ -276,8 +286,13 @@ impl StopReplicaRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(StopReplicaRequestTopicState::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(StopReplicaRequestTopicState::default());
+                        StopReplicaRequestTopicState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -298,8 +313,13 @@ impl StopReplicaRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(StopReplicaRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(StopReplicaRequestTopic::default());
+                        StopReplicaRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -315,8 +335,13 @@ impl StopReplicaRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(StopReplicaRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(StopReplicaRequestTopic::default());
+                        StopReplicaRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -337,11 +362,13 @@ impl StopReplicaRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                StopReplicaRequestUngroupedPartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(StopReplicaRequestUngroupedPartition::default());
+                        StopReplicaRequestUngroupedPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -361,7 +388,7 @@ impl StopReplicaRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -418,14 +445,14 @@ pub struct StopReplicaRequestTopicState {
     /// Versions: 3+.
     pub partition_states: Vec<StopReplicaRequestPartitionState>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for StopReplicaRequestTopicState {
     fn default() -> Self {
         StopReplicaRequestTopicState {
             topic_name: <StrBytes>::default(),
             partition_states: <Vec<StopReplicaRequestPartitionState>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -497,8 +524,18 @@ impl StopReplicaRequestTopicState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "StopReplicaRequestTopicState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "StopReplicaRequestTopicState";
         if version >= 3i16 {
             this.topic_name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -518,11 +555,13 @@ impl StopReplicaRequestTopicState {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                StopReplicaRequestPartitionState::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(StopReplicaRequestPartitionState::default());
+                        StopReplicaRequestPartitionState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -542,7 +581,7 @@ impl StopReplicaRequestTopicState {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -581,7 +620,7 @@ pub struct StopReplicaRequestPartitionState {
     /// Versions: 3+.
     pub delete_partition: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for StopReplicaRequestPartitionState {
     fn default() -> Self {
@@ -589,7 +628,7 @@ impl Default for StopReplicaRequestPartitionState {
             partition_index: <i32>::default(),
             leader_epoch: <i32>::default(),
             delete_partition: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -670,8 +709,18 @@ impl StopReplicaRequestPartitionState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "StopReplicaRequestPartitionState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "StopReplicaRequestPartitionState";
         if version >= 3i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
@@ -698,7 +747,7 @@ impl StopReplicaRequestPartitionState {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -734,14 +783,14 @@ pub struct StopReplicaRequestTopic {
     /// Versions: 1-2.
     pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for StopReplicaRequestTopic {
     fn default() -> Self {
         StopReplicaRequestTopic {
             name: <StrBytes>::default(),
             partition_indexes: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -820,8 +869,18 @@ impl StopReplicaRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "StopReplicaRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "StopReplicaRequestTopic";
         if version == 1i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version == 2i16 {
@@ -881,7 +940,7 @@ impl StopReplicaRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -977,8 +1036,18 @@ impl StopReplicaRequestUngroupedPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "StopReplicaRequestUngroupedPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "StopReplicaRequestUngroupedPartition";
         if version <= 0i16 {
             this.topic_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -987,7 +1056,7 @@ impl StopReplicaRequestUngroupedPartition {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1028,14 +1097,14 @@ pub struct StopReplicaResponse {
     /// Versions: 0+.
     pub partition_errors: Vec<StopReplicaResponsePartitionError>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for StopReplicaResponse {
     fn default() -> Self {
         StopReplicaResponse {
             error_code: <i16>::default(),
             partition_errors: <Vec<StopReplicaResponsePartitionError>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1100,13 +1169,23 @@ impl StopReplicaResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "StopReplicaResponse";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version <= 1i16 {
             this.partition_errors = match get_array_len(buf, 1usize)
@@ -1123,11 +1202,13 @@ impl StopReplicaResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                StopReplicaResponsePartitionError::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(StopReplicaResponsePartitionError::default());
+                        StopReplicaResponsePartitionError::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1147,11 +1228,13 @@ impl StopReplicaResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                StopReplicaResponsePartitionError::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(StopReplicaResponsePartitionError::default());
+                        StopReplicaResponsePartitionError::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1171,7 +1254,7 @@ impl StopReplicaResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1212,7 +1295,7 @@ pub struct StopReplicaResponsePartitionError {
     /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for StopReplicaResponsePartitionError {
     fn default() -> Self {
@@ -1220,7 +1303,7 @@ impl Default for StopReplicaResponsePartitionError {
             topic_name: <StrBytes>::default(),
             partition_index: <i32>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1271,8 +1354,18 @@ impl StopReplicaResponsePartitionError {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "StopReplicaResponsePartitionError";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "StopReplicaResponsePartitionError";
         if version <= 1i16 {
             this.topic_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -1297,7 +1390,7 @@ impl StopReplicaResponsePartitionError {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

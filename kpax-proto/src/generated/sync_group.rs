@@ -39,7 +39,7 @@ pub struct SyncGroupRequest {
     /// Versions: 0+.
     pub assignments: Vec<SyncGroupRequestAssignment>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for SyncGroupRequest {
     fn default() -> Self {
@@ -51,7 +51,7 @@ impl Default for SyncGroupRequest {
             protocol_type: <Option<StrBytes>>::default(),
             protocol_name: <Option<StrBytes>>::default(),
             assignments: <Vec<SyncGroupRequestAssignment>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -197,13 +197,23 @@ impl SyncGroupRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "SyncGroupRequest";
         if !(0i16..=5i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 3i16 {
             this.group_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
@@ -250,8 +260,13 @@ impl SyncGroupRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(SyncGroupRequestAssignment::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(SyncGroupRequestAssignment::default());
+                        SyncGroupRequestAssignment::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -271,8 +286,13 @@ impl SyncGroupRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(SyncGroupRequestAssignment::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(SyncGroupRequestAssignment::default());
+                        SyncGroupRequestAssignment::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -292,7 +312,7 @@ impl SyncGroupRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -350,14 +370,14 @@ pub struct SyncGroupRequestAssignment {
     /// Versions: 0+.
     pub assignment: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for SyncGroupRequestAssignment {
     fn default() -> Self {
         SyncGroupRequestAssignment {
             member_id: <StrBytes>::default(),
             assignment: <Bytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -408,8 +428,18 @@ impl SyncGroupRequestAssignment {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "SyncGroupRequestAssignment";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "SyncGroupRequestAssignment";
         if version <= 3i16 {
             this.member_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "member_id", version))?;
@@ -438,7 +468,7 @@ impl SyncGroupRequestAssignment {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -498,7 +528,7 @@ pub struct SyncGroupResponse {
     /// Versions: 0+.
     pub assignment: Bytes,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for SyncGroupResponse {
     fn default() -> Self {
@@ -508,7 +538,7 @@ impl Default for SyncGroupResponse {
             protocol_type: <Option<StrBytes>>::default(),
             protocol_name: <Option<StrBytes>>::default(),
             assignment: <Bytes>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -614,13 +644,23 @@ impl SyncGroupResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "SyncGroupResponse";
         if !(0i16..=5i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version >= 1i16 {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
@@ -657,7 +697,7 @@ impl SyncGroupResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

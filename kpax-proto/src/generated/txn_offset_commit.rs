@@ -43,7 +43,7 @@ pub struct TxnOffsetCommitRequest {
     /// Versions: 0+.
     pub topics: Vec<TxnOffsetCommitRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for TxnOffsetCommitRequest {
     fn default() -> Self {
@@ -56,7 +56,7 @@ impl Default for TxnOffsetCommitRequest {
             member_id: <StrBytes>::default(),
             group_instance_id: <Option<StrBytes>>::default(),
             topics: <Vec<TxnOffsetCommitRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -200,13 +200,23 @@ impl TxnOffsetCommitRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "TxnOffsetCommitRequest";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 2i16 {
             this.transactional_id = get_string(buf)
                 .map_err(decode_ctx(NAME, "transactional_id", version))?;
@@ -248,8 +258,13 @@ impl TxnOffsetCommitRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(TxnOffsetCommitRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(TxnOffsetCommitRequestTopic::default());
+                        TxnOffsetCommitRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -265,8 +280,13 @@ impl TxnOffsetCommitRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(TxnOffsetCommitRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(TxnOffsetCommitRequestTopic::default());
+                        TxnOffsetCommitRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -286,7 +306,7 @@ impl TxnOffsetCommitRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -343,14 +363,14 @@ pub struct TxnOffsetCommitRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<TxnOffsetCommitRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for TxnOffsetCommitRequestTopic {
     fn default() -> Self {
         TxnOffsetCommitRequestTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<TxnOffsetCommitRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -416,8 +436,18 @@ impl TxnOffsetCommitRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "TxnOffsetCommitRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "TxnOffsetCommitRequestTopic";
         if version <= 2i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 3i16 {
@@ -439,11 +469,13 @@ impl TxnOffsetCommitRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                TxnOffsetCommitRequestPartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(TxnOffsetCommitRequestPartition::default());
+                        TxnOffsetCommitRequestPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -463,11 +495,13 @@ impl TxnOffsetCommitRequestTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                TxnOffsetCommitRequestPartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(TxnOffsetCommitRequestPartition::default());
+                        TxnOffsetCommitRequestPartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -487,7 +521,7 @@ impl TxnOffsetCommitRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -536,7 +570,7 @@ pub struct TxnOffsetCommitRequestPartition {
     /// Versions: 0+. Nullable: 0+.
     pub committed_metadata: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for TxnOffsetCommitRequestPartition {
     fn default() -> Self {
@@ -545,7 +579,7 @@ impl Default for TxnOffsetCommitRequestPartition {
             committed_offset: <i64>::default(),
             committed_leader_epoch: <i32>::default(),
             committed_metadata: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -614,8 +648,18 @@ impl TxnOffsetCommitRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "TxnOffsetCommitRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "TxnOffsetCommitRequestPartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.committed_offset = get_i64(buf)
@@ -645,7 +689,7 @@ impl TxnOffsetCommitRequestPartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -693,14 +737,14 @@ pub struct TxnOffsetCommitResponse {
     /// Versions: 0+.
     pub topics: Vec<TxnOffsetCommitResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for TxnOffsetCommitResponse {
     fn default() -> Self {
         TxnOffsetCommitResponse {
             throttle_time_ms: <i32>::default(),
             topics: <Vec<TxnOffsetCommitResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -762,13 +806,23 @@ impl TxnOffsetCommitResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "TxnOffsetCommitResponse";
         if !(0i16..=4i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version <= 2i16 {
@@ -782,8 +836,13 @@ impl TxnOffsetCommitResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(TxnOffsetCommitResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(TxnOffsetCommitResponseTopic::default());
+                        TxnOffsetCommitResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -799,8 +858,13 @@ impl TxnOffsetCommitResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(TxnOffsetCommitResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(TxnOffsetCommitResponseTopic::default());
+                        TxnOffsetCommitResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -820,7 +884,7 @@ impl TxnOffsetCommitResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -857,14 +921,14 @@ pub struct TxnOffsetCommitResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<TxnOffsetCommitResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for TxnOffsetCommitResponseTopic {
     fn default() -> Self {
         TxnOffsetCommitResponseTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<TxnOffsetCommitResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -930,8 +994,18 @@ impl TxnOffsetCommitResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "TxnOffsetCommitResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "TxnOffsetCommitResponseTopic";
         if version <= 2i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 3i16 {
@@ -953,11 +1027,13 @@ impl TxnOffsetCommitResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                TxnOffsetCommitResponsePartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(TxnOffsetCommitResponsePartition::default());
+                        TxnOffsetCommitResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -977,11 +1053,13 @@ impl TxnOffsetCommitResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                TxnOffsetCommitResponsePartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(TxnOffsetCommitResponsePartition::default());
+                        TxnOffsetCommitResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1001,7 +1079,7 @@ impl TxnOffsetCommitResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1042,14 +1120,14 @@ pub struct TxnOffsetCommitResponsePartition {
     /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for TxnOffsetCommitResponsePartition {
     fn default() -> Self {
         TxnOffsetCommitResponsePartition {
             partition_index: <i32>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1088,8 +1166,18 @@ impl TxnOffsetCommitResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "TxnOffsetCommitResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "TxnOffsetCommitResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -1107,7 +1195,7 @@ impl TxnOffsetCommitResponsePartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

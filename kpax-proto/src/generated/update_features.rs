@@ -23,7 +23,7 @@ pub struct UpdateFeaturesRequest {
     /// Versions: 1+.
     pub validate_only: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for UpdateFeaturesRequest {
     fn default() -> Self {
@@ -31,7 +31,7 @@ impl Default for UpdateFeaturesRequest {
             timeout_ms: <i32>::default(),
             feature_updates: <Vec<UpdateFeaturesRequestFeatureUpdate>>::default(),
             validate_only: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -97,13 +97,23 @@ impl UpdateFeaturesRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "UpdateFeaturesRequest";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.timeout_ms = get_i32(buf).map_err(decode_ctx(NAME, "timeout_ms", version))?;
         this.feature_updates = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "feature_updates", version))?
@@ -119,9 +129,13 @@ impl UpdateFeaturesRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(UpdateFeaturesRequestFeatureUpdate::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(UpdateFeaturesRequestFeatureUpdate::default());
+                    UpdateFeaturesRequestFeatureUpdate::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -142,7 +156,7 @@ impl UpdateFeaturesRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -182,7 +196,7 @@ pub struct UpdateFeaturesRequestFeatureUpdate {
     /// Versions: 0.
     pub allow_downgrade: bool,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for UpdateFeaturesRequestFeatureUpdate {
     fn default() -> Self {
@@ -191,7 +205,7 @@ impl Default for UpdateFeaturesRequestFeatureUpdate {
             max_version_level: <i16>::default(),
             upgrade_type: <i8>::default(),
             allow_downgrade: <bool>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -261,8 +275,18 @@ impl UpdateFeaturesRequestFeatureUpdate {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "UpdateFeaturesRequestFeatureUpdate";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "UpdateFeaturesRequestFeatureUpdate";
         this.feature = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "feature", version))?;
         this.max_version_level = get_i16(buf)
@@ -287,7 +311,7 @@ impl UpdateFeaturesRequestFeatureUpdate {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -339,7 +363,7 @@ pub struct UpdateFeaturesResponse {
     /// Versions: 0+.
     pub results: Vec<UpdateFeaturesResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for UpdateFeaturesResponse {
     fn default() -> Self {
@@ -348,7 +372,7 @@ impl Default for UpdateFeaturesResponse {
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
             results: <Vec<UpdateFeaturesResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -406,13 +430,23 @@ impl UpdateFeaturesResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "UpdateFeaturesResponse";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -428,8 +462,13 @@ impl UpdateFeaturesResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(UpdateFeaturesResponseResult::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(UpdateFeaturesResponseResult::default());
+                    UpdateFeaturesResponseResult::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -446,7 +485,7 @@ impl UpdateFeaturesResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -481,7 +520,7 @@ pub struct UpdateFeaturesResponseResult {
     /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for UpdateFeaturesResponseResult {
     fn default() -> Self {
@@ -489,7 +528,7 @@ impl Default for UpdateFeaturesResponseResult {
             feature: <StrBytes>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -530,8 +569,18 @@ impl UpdateFeaturesResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "UpdateFeaturesResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "UpdateFeaturesResponseResult";
         this.feature = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "feature", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -549,7 +598,7 @@ impl UpdateFeaturesResponseResult {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

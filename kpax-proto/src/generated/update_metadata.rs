@@ -39,7 +39,7 @@ pub struct UpdateMetadataRequest {
     /// Versions: 0+.
     pub live_brokers: Vec<UpdateMetadataRequestLiveBroker>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for UpdateMetadataRequest {
     fn default() -> Self {
@@ -53,7 +53,7 @@ impl Default for UpdateMetadataRequest {
                 UpdateMetadataRequestUngroupedPartitionState,
             >>::default(),
             live_brokers: <Vec<UpdateMetadataRequestLiveBroker>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -227,13 +227,23 @@ impl UpdateMetadataRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "UpdateMetadataRequest";
         if !(0i16..=8i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.controller_id = get_i32(buf)
             .map_err(decode_ctx(NAME, "controller_id", version))?;
         if version >= 8i16 {
@@ -261,11 +271,13 @@ impl UpdateMetadataRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                UpdateMetadataRequestTopicState::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(UpdateMetadataRequestTopicState::default());
+                        UpdateMetadataRequestTopicState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -285,11 +297,13 @@ impl UpdateMetadataRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                UpdateMetadataRequestTopicState::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(UpdateMetadataRequestTopicState::default());
+                        UpdateMetadataRequestTopicState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -310,14 +324,16 @@ impl UpdateMetadataRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
+                    for i in 0..n {
                         items
                             .push(
-                                UpdateMetadataRequestUngroupedPartitionState::decode(
-                                    buf,
-                                    version,
-                                )?,
+                                UpdateMetadataRequestUngroupedPartitionState::default(),
                             );
+                        UpdateMetadataRequestUngroupedPartitionState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -338,11 +354,13 @@ impl UpdateMetadataRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                UpdateMetadataRequestLiveBroker::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(UpdateMetadataRequestLiveBroker::default());
+                        UpdateMetadataRequestLiveBroker::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -362,11 +380,13 @@ impl UpdateMetadataRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                UpdateMetadataRequestLiveBroker::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(UpdateMetadataRequestLiveBroker::default());
+                        UpdateMetadataRequestLiveBroker::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -386,7 +406,7 @@ impl UpdateMetadataRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -451,7 +471,7 @@ pub struct UpdateMetadataRequestTopicState {
     /// Versions: 5+.
     pub partition_states: Vec<UpdateMetadataRequestPartitionState>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for UpdateMetadataRequestTopicState {
     fn default() -> Self {
@@ -459,7 +479,7 @@ impl Default for UpdateMetadataRequestTopicState {
             topic_name: <StrBytes>::default(),
             topic_id: <Uuid>::default(),
             partition_states: <Vec<UpdateMetadataRequestPartitionState>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -557,8 +577,18 @@ impl UpdateMetadataRequestTopicState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "UpdateMetadataRequestTopicState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "UpdateMetadataRequestTopicState";
         if version == 5i16 {
             this.topic_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -585,11 +615,13 @@ impl UpdateMetadataRequestTopicState {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                UpdateMetadataRequestPartitionState::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(UpdateMetadataRequestPartitionState::default());
+                        UpdateMetadataRequestPartitionState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -609,11 +641,13 @@ impl UpdateMetadataRequestTopicState {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                UpdateMetadataRequestPartitionState::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(UpdateMetadataRequestPartitionState::default());
+                        UpdateMetadataRequestPartitionState::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -633,7 +667,7 @@ impl UpdateMetadataRequestTopicState {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -701,7 +735,7 @@ pub struct UpdateMetadataRequestPartitionState {
     /// Versions: 5+.
     pub offline_replicas: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for UpdateMetadataRequestPartitionState {
     fn default() -> Self {
@@ -714,7 +748,7 @@ impl Default for UpdateMetadataRequestPartitionState {
             zk_version: <i32>::default(),
             replicas: <Int32Array>::default(),
             offline_replicas: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -917,8 +951,18 @@ impl UpdateMetadataRequestPartitionState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "UpdateMetadataRequestPartitionState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "UpdateMetadataRequestPartitionState";
         if version >= 5i16 {
             this.partition_index = get_i32(buf)
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
@@ -1053,7 +1097,7 @@ impl UpdateMetadataRequestPartitionState {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1331,8 +1375,18 @@ impl UpdateMetadataRequestUngroupedPartitionState {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "UpdateMetadataRequestUngroupedPartitionState";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "UpdateMetadataRequestUngroupedPartitionState";
         if version <= 4i16 {
             this.topic_name = get_string(buf)
                 .map_err(decode_ctx(NAME, "topic_name", version))?;
@@ -1408,7 +1462,7 @@ impl UpdateMetadataRequestUngroupedPartitionState {
                 }
             };
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1471,7 +1525,7 @@ pub struct UpdateMetadataRequestLiveBroker {
     /// Versions: 0.
     pub v0_port: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for UpdateMetadataRequestLiveBroker {
     fn default() -> Self {
@@ -1481,7 +1535,7 @@ impl Default for UpdateMetadataRequestLiveBroker {
             rack: <Option<StrBytes>>::default(),
             v0_host: <StrBytes>::default(),
             v0_port: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1591,8 +1645,18 @@ impl UpdateMetadataRequestLiveBroker {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "UpdateMetadataRequestLiveBroker";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "UpdateMetadataRequestLiveBroker";
         this.id = get_i32(buf).map_err(decode_ctx(NAME, "id", version))?;
         if (1i16..=5i16).contains(&version) {
             this.endpoints = match get_array_len(buf, 1usize)
@@ -1605,8 +1669,13 @@ impl UpdateMetadataRequestLiveBroker {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(UpdateMetadataRequestEndpoint::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(UpdateMetadataRequestEndpoint::default());
+                        UpdateMetadataRequestEndpoint::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1622,8 +1691,13 @@ impl UpdateMetadataRequestLiveBroker {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(UpdateMetadataRequestEndpoint::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(UpdateMetadataRequestEndpoint::default());
+                        UpdateMetadataRequestEndpoint::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -1657,7 +1731,7 @@ impl UpdateMetadataRequestLiveBroker {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1713,7 +1787,7 @@ pub struct UpdateMetadataRequestEndpoint {
     /// Versions: 1+.
     pub security_protocol: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for UpdateMetadataRequestEndpoint {
     fn default() -> Self {
@@ -1722,7 +1796,7 @@ impl Default for UpdateMetadataRequestEndpoint {
             host: <StrBytes>::default(),
             listener: <StrBytes>::default(),
             security_protocol: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1817,8 +1891,18 @@ impl UpdateMetadataRequestEndpoint {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "UpdateMetadataRequestEndpoint";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "UpdateMetadataRequestEndpoint";
         if version >= 1i16 {
             this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
         }
@@ -1853,7 +1937,7 @@ impl UpdateMetadataRequestEndpoint {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1903,13 +1987,13 @@ pub struct UpdateMetadataResponse {
     /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for UpdateMetadataResponse {
     fn default() -> Self {
         UpdateMetadataResponse {
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1947,13 +2031,23 @@ impl UpdateMetadataResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "UpdateMetadataResponse";
         if !(0i16..=8i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         if version >= 6i16 {
             let count = get_tagged_count(buf)
@@ -1969,7 +2063,7 @@ impl UpdateMetadataResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

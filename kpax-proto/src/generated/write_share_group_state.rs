@@ -19,14 +19,14 @@ pub struct WriteShareGroupStateRequest {
     /// Versions: 0+.
     pub topics: Vec<WriteShareGroupStateRequestTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteShareGroupStateRequest {
     fn default() -> Self {
         WriteShareGroupStateRequest {
             group_id: <StrBytes>::default(),
             topics: <Vec<WriteShareGroupStateRequestTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -72,13 +72,23 @@ impl WriteShareGroupStateRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "WriteShareGroupStateRequest";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.group_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "group_id", version))?;
         this.topics = match get_compact_array_len(buf, 1usize)
@@ -91,8 +101,13 @@ impl WriteShareGroupStateRequest {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(WriteShareGroupStateRequestTopic::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(WriteShareGroupStateRequestTopic::default());
+                    WriteShareGroupStateRequestTopic::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -109,7 +124,7 @@ impl WriteShareGroupStateRequest {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -138,14 +153,14 @@ pub struct WriteShareGroupStateRequestTopic {
     /// Versions: 0+.
     pub partitions: Vec<WriteShareGroupStateRequestPartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteShareGroupStateRequestTopic {
     fn default() -> Self {
         WriteShareGroupStateRequestTopic {
             topic_id: <Uuid>::default(),
             partitions: <Vec<WriteShareGroupStateRequestPartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -188,8 +203,18 @@ impl WriteShareGroupStateRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "WriteShareGroupStateRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "WriteShareGroupStateRequestTopic";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -201,11 +226,13 @@ impl WriteShareGroupStateRequestTopic {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            WriteShareGroupStateRequestPartition::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(WriteShareGroupStateRequestPartition::default());
+                    WriteShareGroupStateRequestPartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -222,7 +249,7 @@ impl WriteShareGroupStateRequestTopic {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -263,7 +290,7 @@ pub struct WriteShareGroupStateRequestPartition {
     /// Versions: 0+.
     pub state_batches: Vec<WriteShareGroupStateRequestStateBatch>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteShareGroupStateRequestPartition {
     fn default() -> Self {
@@ -273,7 +300,7 @@ impl Default for WriteShareGroupStateRequestPartition {
             leader_epoch: <i32>::default(),
             start_offset: <i64>::default(),
             state_batches: <Vec<WriteShareGroupStateRequestStateBatch>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -334,8 +361,18 @@ impl WriteShareGroupStateRequestPartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "WriteShareGroupStateRequestPartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "WriteShareGroupStateRequestPartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         this.state_epoch = get_i32(buf)
             .map_err(decode_ctx(NAME, "state_epoch", version))?;
@@ -353,11 +390,13 @@ impl WriteShareGroupStateRequestPartition {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            WriteShareGroupStateRequestStateBatch::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(WriteShareGroupStateRequestStateBatch::default());
+                    WriteShareGroupStateRequestStateBatch::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -374,7 +413,7 @@ impl WriteShareGroupStateRequestPartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -414,7 +453,7 @@ pub struct WriteShareGroupStateRequestStateBatch {
     /// Versions: 0+.
     pub delivery_count: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteShareGroupStateRequestStateBatch {
     fn default() -> Self {
@@ -423,7 +462,7 @@ impl Default for WriteShareGroupStateRequestStateBatch {
             last_offset: <i64>::default(),
             delivery_state: <i8>::default(),
             delivery_count: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -468,8 +507,18 @@ impl WriteShareGroupStateRequestStateBatch {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "WriteShareGroupStateRequestStateBatch";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "WriteShareGroupStateRequestStateBatch";
         this.first_offset = get_i64(buf)
             .map_err(decode_ctx(NAME, "first_offset", version))?;
         this.last_offset = get_i64(buf)
@@ -490,7 +539,7 @@ impl WriteShareGroupStateRequestStateBatch {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -526,13 +575,13 @@ pub struct WriteShareGroupStateResponse {
     /// Versions: 0+.
     pub results: Vec<WriteShareGroupStateResponseResult>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteShareGroupStateResponse {
     fn default() -> Self {
         WriteShareGroupStateResponse {
             results: <Vec<WriteShareGroupStateResponseResult>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -574,13 +623,23 @@ impl WriteShareGroupStateResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "WriteShareGroupStateResponse";
         if !(0i16..=0i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         this.results = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "results", version))?
         {
@@ -591,9 +650,13 @@ impl WriteShareGroupStateResponse {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(WriteShareGroupStateResponseResult::decode(buf, version)?);
+                for i in 0..n {
+                    items.push(WriteShareGroupStateResponseResult::default());
+                    WriteShareGroupStateResponseResult::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -610,7 +673,7 @@ impl WriteShareGroupStateResponse {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -638,14 +701,14 @@ pub struct WriteShareGroupStateResponseResult {
     /// Versions: 0+.
     pub partitions: Vec<WriteShareGroupStateResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteShareGroupStateResponseResult {
     fn default() -> Self {
         WriteShareGroupStateResponseResult {
             topic_id: <Uuid>::default(),
             partitions: <Vec<WriteShareGroupStateResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -688,8 +751,18 @@ impl WriteShareGroupStateResponseResult {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "WriteShareGroupStateResponseResult";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "WriteShareGroupStateResponseResult";
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
         this.partitions = match get_compact_array_len(buf, 1usize)
             .map_err(decode_ctx(NAME, "partitions", version))?
@@ -701,11 +774,13 @@ impl WriteShareGroupStateResponseResult {
             }
             Some(n) => {
                 let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items
-                        .push(
-                            WriteShareGroupStateResponsePartition::decode(buf, version)?,
-                        );
+                for i in 0..n {
+                    items.push(WriteShareGroupStateResponsePartition::default());
+                    WriteShareGroupStateResponsePartition::decode_into(
+                        &mut items[i],
+                        buf,
+                        version,
+                    )?;
                 }
                 items
             }
@@ -722,7 +797,7 @@ impl WriteShareGroupStateResponseResult {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -755,7 +830,7 @@ pub struct WriteShareGroupStateResponsePartition {
     /// Versions: 0+. Nullable: 0+.
     pub error_message: Option<StrBytes>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteShareGroupStateResponsePartition {
     fn default() -> Self {
@@ -763,7 +838,7 @@ impl Default for WriteShareGroupStateResponsePartition {
             partition: <i32>::default(),
             error_code: <i16>::default(),
             error_message: <Option<StrBytes>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -803,8 +878,18 @@ impl WriteShareGroupStateResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "WriteShareGroupStateResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "WriteShareGroupStateResponsePartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
         this.error_message = get_compact_nullable_string(buf)
@@ -821,7 +906,7 @@ impl WriteShareGroupStateResponsePartition {
                 _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]

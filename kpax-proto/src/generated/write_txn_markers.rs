@@ -15,13 +15,13 @@ pub struct WriteTxnMarkersRequest {
     /// Versions: 0+.
     pub markers: Vec<WriteTxnMarkersRequestMarker>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteTxnMarkersRequest {
     fn default() -> Self {
         WriteTxnMarkersRequest {
             markers: <Vec<WriteTxnMarkersRequestMarker>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -77,13 +77,23 @@ impl WriteTxnMarkersRequest {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "WriteTxnMarkersRequest";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 0i16 {
             this.markers = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "markers", version))?
@@ -95,8 +105,13 @@ impl WriteTxnMarkersRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(WriteTxnMarkersRequestMarker::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(WriteTxnMarkersRequestMarker::default());
+                        WriteTxnMarkersRequestMarker::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -112,8 +127,13 @@ impl WriteTxnMarkersRequest {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(WriteTxnMarkersRequestMarker::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(WriteTxnMarkersRequestMarker::default());
+                        WriteTxnMarkersRequestMarker::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -133,7 +153,7 @@ impl WriteTxnMarkersRequest {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -181,7 +201,7 @@ pub struct WriteTxnMarkersRequestMarker {
     /// Versions: 0+.
     pub coordinator_epoch: i32,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteTxnMarkersRequestMarker {
     fn default() -> Self {
@@ -191,7 +211,7 @@ impl Default for WriteTxnMarkersRequestMarker {
             transaction_result: <bool>::default(),
             topics: <Vec<WriteTxnMarkersRequestTopic>>::default(),
             coordinator_epoch: <i32>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -266,8 +286,18 @@ impl WriteTxnMarkersRequestMarker {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "WriteTxnMarkersRequestMarker";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "WriteTxnMarkersRequestMarker";
         this.producer_id = get_i64(buf)
             .map_err(decode_ctx(NAME, "producer_id", version))?;
         this.producer_epoch = get_i16(buf)
@@ -285,8 +315,13 @@ impl WriteTxnMarkersRequestMarker {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(WriteTxnMarkersRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(WriteTxnMarkersRequestTopic::default());
+                        WriteTxnMarkersRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -302,8 +337,13 @@ impl WriteTxnMarkersRequestMarker {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(WriteTxnMarkersRequestTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(WriteTxnMarkersRequestTopic::default());
+                        WriteTxnMarkersRequestTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -325,7 +365,7 @@ impl WriteTxnMarkersRequestMarker {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -365,14 +405,14 @@ pub struct WriteTxnMarkersRequestTopic {
     /// Versions: 0+.
     pub partition_indexes: Int32Array,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteTxnMarkersRequestTopic {
     fn default() -> Self {
         WriteTxnMarkersRequestTopic {
             name: <StrBytes>::default(),
             partition_indexes: <Int32Array>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -435,8 +475,18 @@ impl WriteTxnMarkersRequestTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "WriteTxnMarkersRequestTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "WriteTxnMarkersRequestTopic";
         if version <= 0i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 1i16 {
@@ -496,7 +546,7 @@ impl WriteTxnMarkersRequestTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -544,13 +594,13 @@ pub struct WriteTxnMarkersResponse {
     /// Versions: 0+.
     pub markers: Vec<WriteTxnMarkersResponseMarker>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteTxnMarkersResponse {
     fn default() -> Self {
         WriteTxnMarkersResponse {
             markers: <Vec<WriteTxnMarkersResponseMarker>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -606,13 +656,23 @@ impl WriteTxnMarkersResponse {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
+        let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
         const NAME: &str = "WriteTxnMarkersResponse";
         if !(0i16..=1i16).contains(&version) {
             return Err(
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        let mut this = Self::default();
         if version <= 0i16 {
             this.markers = match get_array_len(buf, 1usize)
                 .map_err(decode_ctx(NAME, "markers", version))?
@@ -624,8 +684,13 @@ impl WriteTxnMarkersResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(WriteTxnMarkersResponseMarker::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(WriteTxnMarkersResponseMarker::default());
+                        WriteTxnMarkersResponseMarker::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -641,8 +706,13 @@ impl WriteTxnMarkersResponse {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(WriteTxnMarkersResponseMarker::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(WriteTxnMarkersResponseMarker::default());
+                        WriteTxnMarkersResponseMarker::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -662,7 +732,7 @@ impl WriteTxnMarkersResponse {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -698,14 +768,14 @@ pub struct WriteTxnMarkersResponseMarker {
     /// Versions: 0+.
     pub topics: Vec<WriteTxnMarkersResponseTopic>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteTxnMarkersResponseMarker {
     fn default() -> Self {
         WriteTxnMarkersResponseMarker {
             producer_id: <i64>::default(),
             topics: <Vec<WriteTxnMarkersResponseTopic>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -762,8 +832,18 @@ impl WriteTxnMarkersResponseMarker {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "WriteTxnMarkersResponseMarker";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "WriteTxnMarkersResponseMarker";
         this.producer_id = get_i64(buf)
             .map_err(decode_ctx(NAME, "producer_id", version))?;
         if version <= 0i16 {
@@ -777,8 +857,13 @@ impl WriteTxnMarkersResponseMarker {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(WriteTxnMarkersResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(WriteTxnMarkersResponseTopic::default());
+                        WriteTxnMarkersResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -794,8 +879,13 @@ impl WriteTxnMarkersResponseMarker {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(WriteTxnMarkersResponseTopic::decode(buf, version)?);
+                    for i in 0..n {
+                        items.push(WriteTxnMarkersResponseTopic::default());
+                        WriteTxnMarkersResponseTopic::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -815,7 +905,7 @@ impl WriteTxnMarkersResponseMarker {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -852,14 +942,14 @@ pub struct WriteTxnMarkersResponseTopic {
     /// Versions: 0+.
     pub partitions: Vec<WriteTxnMarkersResponsePartition>,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteTxnMarkersResponseTopic {
     fn default() -> Self {
         WriteTxnMarkersResponseTopic {
             name: <StrBytes>::default(),
             partitions: <Vec<WriteTxnMarkersResponsePartition>>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -925,8 +1015,18 @@ impl WriteTxnMarkersResponseTopic {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "WriteTxnMarkersResponseTopic";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "WriteTxnMarkersResponseTopic";
         if version <= 0i16 {
             this.name = get_string(buf).map_err(decode_ctx(NAME, "name", version))?;
         } else if version >= 1i16 {
@@ -948,11 +1048,13 @@ impl WriteTxnMarkersResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                WriteTxnMarkersResponsePartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(WriteTxnMarkersResponsePartition::default());
+                        WriteTxnMarkersResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -972,11 +1074,13 @@ impl WriteTxnMarkersResponseTopic {
                 }
                 Some(n) => {
                     let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items
-                            .push(
-                                WriteTxnMarkersResponsePartition::decode(buf, version)?,
-                            );
+                    for i in 0..n {
+                        items.push(WriteTxnMarkersResponsePartition::default());
+                        WriteTxnMarkersResponsePartition::decode_into(
+                            &mut items[i],
+                            buf,
+                            version,
+                        )?;
                     }
                     items
                 }
@@ -996,7 +1100,7 @@ impl WriteTxnMarkersResponseTopic {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
@@ -1037,14 +1141,14 @@ pub struct WriteTxnMarkersResponsePartition {
     /// Versions: 0+.
     pub error_code: i16,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl Default for WriteTxnMarkersResponsePartition {
     fn default() -> Self {
         WriteTxnMarkersResponsePartition {
             partition_index: <i32>::default(),
             error_code: <i16>::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -1083,8 +1187,18 @@ impl WriteTxnMarkersResponsePartition {
     /// # Errors
     /// A [`DecodeError`] naming the field, for input that does not fit.
     pub fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> {
-        const NAME: &str = "WriteTxnMarkersResponsePartition";
         let mut this = Self::default();
+        Self::decode_into(&mut this, buf, version)?;
+        Ok(this)
+    }
+    /// Reads a value as `version` lays it out into `this` (a
+    /// default value), where it already lies.
+    fn decode_into(
+        this: &mut Self,
+        buf: &mut Bytes,
+        version: i16,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "WriteTxnMarkersResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
@@ -1102,7 +1216,7 @@ impl WriteTxnMarkersResponsePartition {
                 }
             }
         }
-        Ok(this)
+        Ok(())
     }
 }
 #[cfg(any(test, feature = "random"))]
