@@ -278,6 +278,7 @@ fn pair<K, P>(
     theirs: &P,
     kpax_encode: impl Fn(&K, &mut BytesMut, i16),
     kpax_decode: impl Fn(&mut Bytes, i16) -> K,
+    slices: usize,
 ) where
     K: Message,
     P: Encodable + Decodable + PartialEq + std::fmt::Debug,
@@ -337,6 +338,19 @@ fn pair<K, P>(
     g.bench_function("kafka-protocol", |bn| {
         bn.iter(|| P::decode(&mut black_box(&a).clone(), version).unwrap())
     });
+    // The floor both decoders share: the input's clone and one reference-
+    // counted slice (atomic increment, and decrement on drop) per string
+    // and records value, with no parsing at all.
+    g.bench_function("refcount-floor", |bn| {
+        let mut held: Vec<Bytes> = Vec::with_capacity(slices);
+        bn.iter(|| {
+            let mut input = black_box(&a).clone();
+            for _ in 0..slices {
+                held.push(input.split_to(1));
+            }
+            held.clear();
+        })
+    });
     g.finish();
 }
 
@@ -356,6 +370,7 @@ fn bench(c: &mut Criterion) {
         &kp_metadata(),
         |m, buf, v| m.encode(buf, v).unwrap(),
         |buf, v| metadata::MetadataResponse::decode(buf, v).unwrap(),
+        1 + 2 * BROKERS as usize + MD_TOPICS, // cluster id, hosts, racks, topic names
     );
 
     let records = produce_records();
@@ -368,6 +383,7 @@ fn bench(c: &mut Criterion) {
         &kp_produce(&records),
         |m, buf, v| m.encode(buf, v).unwrap(),
         |buf, v| produce::ProduceRequest::decode(buf, v).unwrap(),
+        1 + PRODUCE_PARTITIONS, // topic name, records
     );
 
     let records = fetch_records();
@@ -380,6 +396,7 @@ fn bench(c: &mut Criterion) {
         &kp_fetch(&records),
         |m, buf, v| m.encode(buf, v).unwrap(),
         |buf, v| fetch::FetchResponse::decode(buf, v).unwrap(),
+        FETCH_PARTITIONS, // records (topics by id: no names)
     );
 }
 
@@ -398,8 +415,8 @@ fn report() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
         .join("criterion");
-    println!("\n| message | op | kpax | kafka-protocol | kpax / kafka-protocol | speed-up |");
-    println!("|---|---|---|---|---|---|");
+    println!("\n| message | op | kpax | kafka-protocol | kpax / kafka-protocol | speed-up | refcount floor |");
+    println!("|---|---|---|---|---|---|---|");
     for name in NAMES {
         for (op, ours) in [
             ("encode", "kpax"),
@@ -411,11 +428,15 @@ fn report() {
                 mean_ns(&root, &group, ours),
                 mean_ns(&root, &group, "kafka-protocol"),
             ) else {
-                println!("| {name} | {op} | ? | ? | ? | ? |");
+                println!("| {name} | {op} | ? | ? | ? | ? | |");
                 continue;
             };
+            let floor = match op {
+                "decode" => mean_ns(&root, &group, "refcount-floor").map_or("?".into(), fmt_ns),
+                _ => "".into(),
+            };
             println!(
-                "| {name} | {op} | {} | {} | {:.2} | {:.2}× |",
+                "| {name} | {op} | {} | {} | {:.2} | {:.2}× | {floor} |",
                 fmt_ns(ours),
                 fmt_ns(theirs),
                 ours / theirs,
