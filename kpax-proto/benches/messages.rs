@@ -270,6 +270,7 @@ fn kp_fetch(records: &[Bytes]) -> kp::FetchResponse {
 // ---- the benches ----
 
 /// One message on both sides: check identical bytes, then bench encode and decode.
+#[allow(clippy::too_many_arguments)]
 fn pair<K, P>(
     c: &mut Criterion,
     name: &str,
