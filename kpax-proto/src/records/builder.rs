@@ -10,7 +10,7 @@ use super::compression::{self, Compression};
 use super::control::{ControlRecord, EndTransactionMarker};
 use super::error::RecordsError;
 use super::record::Record;
-use crate::varint::{put_varint, put_varlong, varint_len, varlong_len};
+use crate::varint::{varint_len, varlong_len};
 
 /// "No producer id / epoch / sequence" in a batch header.
 pub const NO_PRODUCER_ID: i64 = -1;
@@ -313,13 +313,13 @@ impl RecordBatchBuilder {
             buf: &mut self.buf[self.pos..self.pos + total],
             pos: 0,
         };
-        put_varint(&mut w, body_len_i32);
+        w.put_varint(body_len_i32);
         w.put_u8(0); // record attributes: unused
-        put_varlong(&mut w, timestamp_delta);
-        put_varint(&mut w, offset_delta);
+        w.put_varlong(timestamp_delta);
+        w.put_varint(offset_delta);
         put_bytes(&mut w, key);
         put_bytes(&mut w, value);
-        put_varint(&mut w, header_count);
+        w.put_varint(header_count);
         write_headers(&mut w);
         self.pos += total;
         self.max_timestamp = self.max_timestamp.max(timestamp);
@@ -481,12 +481,36 @@ unsafe impl BufMut for SliceWriter<'_> {
     }
 }
 
+impl SliceWriter<'_> {
+    /// An unsigned varint, byte by byte into the slot (no staging buffer).
+    #[inline(always)]
+    fn put_uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.put_u8((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.put_u8(v as u8);
+    }
+
+    /// A zig-zag VARINT.
+    #[inline(always)]
+    fn put_varint(&mut self, v: i32) {
+        self.put_uvarint(u64::from(((v << 1) ^ (v >> 31)) as u32));
+    }
+
+    /// A zig-zag VARLONG.
+    #[inline(always)]
+    fn put_varlong(&mut self, v: i64) {
+        self.put_uvarint(((v << 1) ^ (v >> 63)) as u64);
+    }
+}
+
 #[inline(always)]
-fn put_bytes(buf: &mut impl BufMut, b: Option<&[u8]>) {
+fn put_bytes(buf: &mut SliceWriter<'_>, b: Option<&[u8]>) {
     match b {
-        None => put_varint(buf, -1),
+        None => buf.put_varint(-1),
         Some(b) => {
-            put_varint(buf, b.len() as i32);
+            buf.put_varint(b.len() as i32);
             buf.put_slice(b);
         }
     }
