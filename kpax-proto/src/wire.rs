@@ -626,8 +626,7 @@ pub fn get_compact_array_len(
 
 /// Writes `len` as an INT16 length.
 #[inline]
-fn put_len16<S: Sink + ?Sized>(buf: &mut S, len: usize) -> Result<(), WireError> {
-    let buf = buf.bytes_mut();
+fn put_len16(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
     let n = i16::try_from(len).map_err(|_| WireError::TooLong(len))?;
     put_i16(buf, n);
     Ok(())
@@ -635,8 +634,7 @@ fn put_len16<S: Sink + ?Sized>(buf: &mut S, len: usize) -> Result<(), WireError>
 
 /// Writes `len` as an INT32 length.
 #[inline]
-fn put_len32<S: Sink + ?Sized>(buf: &mut S, len: usize) -> Result<(), WireError> {
-    let buf = buf.bytes_mut();
+fn put_len32(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
     let n = i32::try_from(len).map_err(|_| WireError::TooLong(len))?;
     put_i32(buf, n);
     Ok(())
@@ -644,8 +642,7 @@ fn put_len32<S: Sink + ?Sized>(buf: &mut S, len: usize) -> Result<(), WireError>
 
 /// Writes `len` as a compact length (N+1).
 #[inline]
-fn put_len_compact<S: Sink + ?Sized>(buf: &mut S, len: usize) -> Result<(), WireError> {
-    let buf = buf.bytes_mut();
+fn put_len_compact(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
     let n = u32::try_from(len)
         .ok()
         .and_then(|n| n.checked_add(1))
@@ -886,8 +883,7 @@ pub fn put_tagged_field<S: Sink + ?Sized>(
 
 /// Writes a tagged field's size: a plain unsigned varint (not N+1).
 #[inline]
-fn put_size<S: Sink + ?Sized>(buf: &mut S, len: usize) -> Result<(), WireError> {
-    let buf = buf.bytes_mut();
+fn put_size(buf: &mut BytesMut, len: usize) -> Result<(), WireError> {
     put_unsigned_varint(
         buf,
         u32::try_from(len).map_err(|_| WireError::TooLong(len))?,

@@ -759,6 +759,13 @@ fn emit_struct(
     } else {
         quote!()
     };
+    let encode_body = quote! {
+        const NAME: &str = #name_str;
+        #check
+        #unused_buf
+        #(#enc)*
+        Ok(())
+    };
     let encode_fns = if shares {
         quote! {
             /// Appends this value, as `version` lays it out, to `buf`.
@@ -776,11 +783,7 @@ fn emit_struct(
             /// # Errors
             /// As [`Self::encode`].
             pub fn encode_to<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
-                const NAME: &str = #name_str;
-                #check
-                #unused_buf
-                #(#enc)*
-                Ok(())
+                #encode_body
             }
         }
     } else {
@@ -790,11 +793,7 @@ fn emit_struct(
             /// # Errors
             /// An [`EncodeError`] naming the field that this version cannot carry.
             pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
-                const NAME: &str = #name_str;
-                #check
-                #unused_buf
-                #(#enc)*
-                Ok(())
+                #encode_body
             }
         }
     };

@@ -10,7 +10,7 @@ use super::compression::{self, Compression};
 use super::control::{ControlRecord, EndTransactionMarker};
 use super::error::RecordsError;
 use super::record::Record;
-use crate::varint::{varint_len, varlong_len};
+use crate::varint::{varint_len, varlong_len, zigzag32, zigzag64};
 
 /// "No producer id / epoch / sequence" in a batch header.
 pub const NO_PRODUCER_ID: i64 = -1;
@@ -495,13 +495,13 @@ impl SliceWriter<'_> {
     /// A zig-zag VARINT.
     #[inline(always)]
     fn put_varint(&mut self, v: i32) {
-        self.put_uvarint(u64::from(((v << 1) ^ (v >> 31)) as u32));
+        self.put_uvarint(u64::from(zigzag32(v)));
     }
 
     /// A zig-zag VARLONG.
     #[inline(always)]
     fn put_varlong(&mut self, v: i64) {
-        self.put_uvarint(((v << 1) ^ (v >> 63)) as u64);
+        self.put_uvarint(zigzag64(v));
     }
 }
 
