@@ -357,7 +357,7 @@ fn run_kpax(a: &ClientArgs, t0: Instant) -> Result<Outcome, BoxError> {
                 if got == 0 {
                     first_s = t0.elapsed().as_secs_f64();
                 }
-                let v = r.value.as_deref().unwrap_or(&[]);
+                let v = r.value().unwrap_or(&[]);
                 bytes += v.len() as u64;
                 xsum = xsum.wrapping_add(u64::from(*v.first().unwrap_or(&0)));
                 in_pass += 1;

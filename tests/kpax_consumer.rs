@@ -45,7 +45,7 @@ async fn produce(
 }
 
 fn seq(r: &kpax::ConsumerRecord) -> usize {
-    std::str::from_utf8(r.value.as_ref().unwrap()).unwrap()[4..]
+    std::str::from_utf8(r.value().unwrap()).unwrap()[4..]
         .parse()
         .unwrap()
 }
@@ -582,10 +582,10 @@ async fn librdkafka_batches_of_every_codec_read_by_kpax(tc: &TestCluster) {
     let got = recv_n(&c, expected.len()).await;
     for (i, (r, want)) in got.iter().zip(&expected).enumerate() {
         assert_eq!(r.offset, i as i64);
-        assert_eq!(r.key.as_deref(), want.key.as_deref());
-        assert_eq!(r.value.as_deref(), want.value.as_deref());
+        assert_eq!(r.key(), want.key.as_deref());
+        assert_eq!(r.value(), want.value.as_deref());
         let headers: Vec<(String, Option<Vec<u8>>)> = r
-            .headers
+            .headers_owned()
             .iter()
             .map(|h| {
                 (
@@ -747,14 +747,14 @@ async fn records_larger_than_fetch_max_bytes_still_arrive(tc: &TestCluster) {
     c.assign((0..2).map(|p| (topic.name.clone(), p)), StartAt::Earliest);
     let got = recv_n(&c, 20).await;
     let seq_of = |r: &kpax::ConsumerRecord| -> usize {
-        std::str::from_utf8(r.value.as_ref().unwrap()).unwrap()[4..]
+        std::str::from_utf8(r.value().unwrap()).unwrap()[4..]
             .trim_end()
             .parse()
             .unwrap()
     };
     let mut by_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
     for r in &got {
-        assert_eq!(r.value.as_ref().unwrap().len(), 8 * 1024);
+        assert_eq!(r.value().unwrap().len(), 8 * 1024);
         by_partition.entry(r.partition).or_default().push(seq_of(r));
     }
     for (p, seqs) in &by_partition {

@@ -35,7 +35,7 @@ async fn read(c: &Consumer, n: usize) -> BTreeSet<String> {
             .await
             .unwrap_or_else(|_| panic!("stalled at {} of {n} records", got.len()))
             .unwrap();
-        got.insert(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        got.insert(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
     }
     got
 }
@@ -156,7 +156,7 @@ async fn fake_fenced_member_joins_again() {
             .await
             .expect("records after the fence")
             .unwrap();
-        let v = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+        let v = String::from_utf8(r.value().unwrap().to_vec()).unwrap();
         let i: usize = v.trim_start_matches("rec-").parse().unwrap();
         if i >= 20 {
             got.insert(i);

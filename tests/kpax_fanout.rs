@@ -77,7 +77,7 @@ async fn produce(tc: &TestCluster, topic: &str, partitions: i32, keys: usize, n:
 }
 
 fn seq(r: &ConsumerRecord) -> usize {
-    std::str::from_utf8(r.value.as_ref().unwrap()).unwrap()[4..]
+    std::str::from_utf8(r.value().unwrap()).unwrap()[4..]
         .parse()
         .unwrap()
 }
@@ -112,7 +112,7 @@ impl Seen {
     fn start(&self, r: &ConsumerRecord) {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let key = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
+        let key = String::from_utf8(r.key().unwrap().to_vec()).unwrap();
         assert!(
             self.busy_keys.lock().unwrap().insert(key.clone()),
             "key {key} processed twice at once"
@@ -123,7 +123,7 @@ impl Seen {
     }
 
     fn end(&self, r: &ConsumerRecord, ok: bool) {
-        let key = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
+        let key = String::from_utf8(r.key().unwrap().to_vec()).unwrap();
         self.busy_keys.lock().unwrap().remove(&key);
         if ok {
             self.processed

@@ -57,7 +57,7 @@ async fn produce(bootstrap: &str, topic: &str, partitions: i32, from: usize, to:
 }
 
 fn seq(r: &kpax::ConsumerRecord) -> usize {
-    std::str::from_utf8(r.value.as_ref().unwrap()).unwrap()[4..]
+    std::str::from_utf8(r.value().unwrap()).unwrap()[4..]
         .parse()
         .unwrap()
 }

@@ -55,7 +55,7 @@ async fn batch(c: &Consumer, max: usize, wait: Duration) -> Vec<ConsumerRecord> 
 }
 
 fn text(r: &ConsumerRecord) -> String {
-    String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap()
+    String::from_utf8(r.value().unwrap().to_vec()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -160,7 +160,7 @@ fn spawn_member(
     let c = consumer.clone();
     let task = tokio::spawn(async move {
         while let Ok(r) = c.recv().await {
-            let v = String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap();
+            let v = String::from_utf8(r.value().unwrap_or_default().to_vec()).unwrap();
             if tx.send((id, v)).is_err() {
                 return;
             }
@@ -535,7 +535,7 @@ async fn join_errors_are_retried(tc: TestCluster) {
             .await
             .expect("records after the join errors")
             .unwrap();
-        got.insert(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        got.insert(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
     }
     c.close().await;
 }

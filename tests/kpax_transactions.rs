@@ -176,7 +176,7 @@ async fn kpax_read(
             .unwrap();
         out.get_mut(&r.partition)
             .unwrap()
-            .push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+            .push(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
         got += 1;
     }
     if let Ok(extra) = tokio::time::timeout(Duration::from_millis(700), c.recv()).await {
@@ -772,7 +772,7 @@ async fn fake_open_transaction_holds_back_read_committed() {
             .await
             .expect("records after the commit")
             .unwrap();
-        from_lso.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        from_lso.push(String::from_utf8(r.value().unwrap().to_vec()).unwrap());
     }
     assert_eq!(from_lso, expected(1, &[("open", 3), ("after", 2)])[&0]);
     committed_reader.close().await;

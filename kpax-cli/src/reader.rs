@@ -84,13 +84,13 @@ pub struct Printer {
     pub separator: String,
 }
 
-fn text(b: &Option<bytes::Bytes>) -> Option<String> {
-    b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
+fn text(b: Option<&[u8]>) -> Option<String> {
+    b.map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// A JSON field's value: the text when it is UTF-8, else base64 (and
 /// `true` for the field's `_base64` flag), so no byte is lost.
-fn json_bytes(b: &Option<bytes::Bytes>) -> (serde_json::Value, bool) {
+fn json_bytes(b: Option<&[u8]>) -> (serde_json::Value, bool) {
     use base64::Engine;
     match b {
         None => (serde_json::Value::Null, false),
@@ -104,10 +104,10 @@ fn json_bytes(b: &Option<bytes::Bytes>) -> (serde_json::Value, bool) {
     }
 }
 
-fn hex(b: &Option<bytes::Bytes>) -> String {
+fn hex(b: Option<&[u8]>) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    for x in b.iter().flat_map(|b| b.iter()) {
+    for x in b.into_iter().flatten() {
         let _ = write!(s, "{x:02x}");
     }
     s
@@ -117,17 +117,17 @@ impl Printer {
     /// One record as one line (with its newline).
     pub fn line(&self, r: &ConsumerRecord) -> String {
         let mut s = match self.format {
-            Format::Raw => text(&r.value).unwrap_or_default(),
+            Format::Raw => text(r.value()).unwrap_or_default(),
             Format::Kv => format!(
                 "{}{}{}",
-                text(&r.key).unwrap_or_default(),
+                text(r.key()).unwrap_or_default(),
                 self.separator,
-                text(&r.value).unwrap_or_default()
+                text(r.value()).unwrap_or_default()
             ),
-            Format::Hex => hex(&r.value),
+            Format::Hex => hex(r.value()),
             Format::Json => {
-                let (key, key_b64) = json_bytes(&r.key);
-                let (value, value_b64) = json_bytes(&r.value);
+                let (key, key_b64) = json_bytes(r.key());
+                let (value, value_b64) = json_bytes(r.value());
                 let mut o = json!({
                     "topic": &*r.topic,
                     "partition": r.partition,
@@ -136,10 +136,10 @@ impl Printer {
                     "time": (r.timestamp >= 0).then(|| format_millis(r.timestamp)),
                     "key": key,
                     "value": value,
-                    "headers": r.headers.iter().map(|h| {
-                        let (value, b64) = json_bytes(&h.value);
+                    "headers": r.headers().map(|h| {
+                        let (value, b64) = json_bytes(h.value);
                         let mut hj = json!({
-                            "key": String::from_utf8_lossy(&h.key),
+                            "key": String::from_utf8_lossy(h.key),
                             "value": value,
                         });
                         if b64 {
@@ -261,21 +261,19 @@ pub fn assign(consumer: &Consumer, topic: &str, starts: &BTreeMap<i32, i64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn record(key: &'static [u8], value: &'static [u8]) -> ConsumerRecord {
-        ConsumerRecord {
-            topic: "t".into(),
-            partition: 1,
-            offset: 7,
-            timestamp: -1,
-            key: Some(Bytes::from_static(key)),
-            value: Some(Bytes::from_static(value)),
-            headers: vec![kpax::proto::records::Header {
-                key: Bytes::from_static(b"h"),
-                value: Some(Bytes::from_static(&[0xff, 0x00])),
-            }],
-        }
+        ConsumerRecord::new(
+            "t",
+            1,
+            kpax::proto::records::Record::new(
+                7,
+                -1,
+                Some(key),
+                Some(value),
+                &[(b"h", Some(&[0xff, 0x00]))],
+            ),
+        )
     }
 
     fn printer(format: Format) -> Printer {

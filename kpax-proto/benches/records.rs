@@ -134,7 +134,7 @@ fn kpax_parse(bytes: &Bytes) -> usize {
     for batch in Batches::new(bytes.clone()) {
         for r in batch.unwrap().records().unwrap() {
             let r = r.unwrap();
-            sum += r.value.map_or(0, |v| v.len()) + r.key.map_or(0, |k| k.len());
+            sum += r.value().map_or(0, <[u8]>::len) + r.key().map_or(0, <[u8]>::len);
         }
     }
     sum

@@ -85,7 +85,7 @@ async fn produce_and_fetch(fake: &FakeCluster, config: ClientConfig, topic: &str
             .expect("record within 10 s")
             .unwrap();
         assert_eq!(r.offset, i);
-        assert_eq!(r.value.as_deref(), Some(format!("secret-{i}").as_bytes()));
+        assert_eq!(r.value(), Some(format!("secret-{i}").as_bytes()));
     }
     consumer.close().await;
     assert_eq!(fake.high_watermark(topic, 0), Some(3));

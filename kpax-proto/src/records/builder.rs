@@ -229,24 +229,16 @@ impl RecordBatchBuilder {
                 what: "offset delta",
             }
         })?;
-        let headers_len = record
-            .headers
-            .iter()
-            .map(|h| bytes_len(Some(&h.key)) + bytes_len(h.value.as_deref()))
-            .sum();
+        // The record keeps its headers in their wire encoding: copied as is.
+        let raw_headers = record.raw_headers();
         self.write_record(
             delta,
             record.timestamp,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            record.headers.len(),
-            headers_len,
-            |buf| {
-                for h in &record.headers {
-                    put_bytes(buf, Some(&h.key));
-                    put_bytes(buf, h.value.as_deref());
-                }
-            },
+            record.key(),
+            record.value(),
+            record.header_count(),
+            raw_headers.len(),
+            |buf| buf.put_slice(raw_headers),
         )
     }
 

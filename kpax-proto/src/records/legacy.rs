@@ -47,6 +47,11 @@ pub struct LegacyBatch {
     compression: Compression,
     position: usize,
     options: ReadOptions,
+    /// The message from its key length to its end, and where the key and
+    /// value lie in it: what its [`Record`] shares.
+    body: Bytes,
+    key_range: Option<std::ops::Range<usize>>,
+    value_range: Option<std::ops::Range<usize>>,
 }
 
 impl LegacyBatch {
@@ -102,12 +107,15 @@ impl LegacyBatch {
         } else {
             None
         };
+        let body_at = r.offset();
         let at = r.offset();
         let len = r.i32("key length")?;
         let key = r.nullable_bytes(len.into(), "key", at)?;
+        let key_range = key.map(|k| at + 4 - body_at..at + 4 - body_at + k.len());
         let at = r.offset();
         let len = r.i32("value length")?;
         let value = r.nullable_bytes(len.into(), "value", at)?;
+        let value_range = value.map(|v| at + 4 - body_at..at + 4 - body_at + v.len());
         if !r.is_empty() {
             return Err(RecordsError::TrailingBytes {
                 offset: r.offset(),
@@ -132,6 +140,9 @@ impl LegacyBatch {
             compression,
             position: pos,
             options: *options,
+            body: input.slice(body_at..end),
+            key_range,
+            value_range,
         })
     }
 
@@ -165,13 +176,7 @@ impl LegacyBatch {
     /// error (it was compressed whole).
     pub fn records(&self) -> Result<LegacyRecords, RecordsError> {
         if self.compression == Compression::None {
-            let record = Record {
-                offset: self.offset,
-                timestamp: self.timestamp.unwrap_or(-1),
-                key: self.key.clone(),
-                value: self.value.clone(),
-                headers: Vec::new(),
-            };
+            let record = self.record();
             return Ok(LegacyRecords {
                 inner: vec![record].into_iter(),
             });
@@ -206,6 +211,17 @@ impl LegacyBatch {
         })
     }
 
+    /// This message as a record sharing its bytes.
+    fn record(&self) -> Record {
+        Record::in_buffer(
+            self.offset,
+            self.timestamp.unwrap_or(-1),
+            self.body.clone(),
+            self.key_range.clone(),
+            self.value_range.clone(),
+        )
+    }
+
     /// Reads every inner message of a decompressed wrapper value.
     fn inner_messages(&self, data: &Bytes) -> Result<Vec<Record>, RecordsError> {
         let mut out = Vec::new();
@@ -233,13 +249,7 @@ impl LegacyBatch {
             if message.compression != Compression::None {
                 return Err(RecordsError::NestedCompression { offset: pos });
             }
-            out.push(Record {
-                offset: message.offset,
-                timestamp: message.timestamp.unwrap_or(-1),
-                key: message.key,
-                value: message.value,
-                headers: Vec::new(),
-            });
+            out.push(message.record());
             pos = end;
         }
         Ok(out)

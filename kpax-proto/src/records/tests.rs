@@ -14,10 +14,6 @@ fn enabled_codecs() -> Vec<Compression> {
         .collect()
 }
 
-fn b(s: &[u8]) -> Bytes {
-    Bytes::copy_from_slice(s)
-}
-
 fn record(
     offset: i64,
     ts: i64,
@@ -25,19 +21,7 @@ fn record(
     value: Option<&[u8]>,
     headers: &[(&[u8], Option<&[u8]>)],
 ) -> Record {
-    Record {
-        offset,
-        timestamp: ts,
-        key: key.map(b),
-        value: value.map(b),
-        headers: headers
-            .iter()
-            .map(|(k, v)| Header {
-                key: b(k),
-                value: v.map(b),
-            })
-            .collect(),
-    }
+    Record::new(offset, ts, key, value, headers)
 }
 
 /// Records covering null and empty keys and values, tombstones, headers
@@ -155,14 +139,11 @@ fn borrowed_records_match_owned_ones() {
         let r = r.unwrap();
         let want = &records[i];
         assert_eq!(r.offset, want.offset);
-        assert_eq!(r.key, want.key.as_deref());
-        assert_eq!(r.value, want.value.as_deref());
+        assert_eq!(r.key, want.key());
+        assert_eq!(r.value, want.value());
         let headers: Vec<_> = r.headers().collect();
         assert_eq!(headers.len(), r.header_count());
-        for (h, w) in headers.iter().zip(&want.headers) {
-            assert_eq!(h.key, &w.key[..]);
-            assert_eq!(h.value, w.value.as_deref());
-        }
+        assert_eq!(headers, want.headers().collect::<Vec<_>>());
         // Zero copy: the value points into the input buffer.
         if let Some(v) = r.value.filter(|v| !v.is_empty()) {
             let range = bytes.as_ptr_range();
@@ -189,7 +170,7 @@ fn control_batches_are_recognised() {
         };
         assert_eq!(control.kind, want);
         let record = batch.records().unwrap().next().unwrap().unwrap();
-        let marker = EndTransactionMarker::parse(record.value.as_deref().unwrap(), 0).unwrap();
+        let marker = EndTransactionMarker::parse(record.value().unwrap(), 0).unwrap();
         assert_eq!(marker.coordinator_epoch, 5);
         assert_eq!(batch.header().producer_id, 9);
     }
@@ -218,9 +199,7 @@ fn legacy_round_trip_every_magic_and_codec() {
                 .unwrap()
                 .compression(codec);
             for r in &records {
-                builder
-                    .append(r.timestamp, r.key.as_deref(), r.value.as_deref())
-                    .unwrap();
+                builder.append(r.timestamp, r.key(), r.value()).unwrap();
             }
             let bytes = builder.finish().unwrap();
             let batches: Vec<_> = Batches::new(bytes.clone()).map(Result::unwrap).collect();
@@ -235,9 +214,12 @@ fn legacy_round_trip_every_magic_and_codec() {
             let (got, _) = read_all(bytes);
             let want: Vec<_> = records
                 .iter()
-                .map(|r| Record {
-                    timestamp: if magic == 0 { -1 } else { r.timestamp },
-                    ..r.clone()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if magic == 0 {
+                        r.timestamp = -1;
+                    }
+                    r
                 })
                 .collect();
             assert_eq!(got, want, "magic {magic} codec {codec}");
@@ -595,7 +577,7 @@ fn decompression_is_bounded() {
         );
         // Within the limit it reads fine.
         let (got, _) = read_all(bytes);
-        assert_eq!(got[0].value.as_deref(), Some(&zeros[..]));
+        assert_eq!(got[0].value(), Some(&zeros[..]));
     }
 }
 
@@ -673,15 +655,15 @@ mod interop {
             offset: r.offset,
             sequence: -1,
             timestamp: r.timestamp,
-            key: r.key.clone(),
-            value: r.value.clone(),
+            key: r.key_bytes(),
+            value: r.value_bytes(),
             headers: r
-                .headers
-                .iter()
+                .headers_owned()
+                .into_iter()
                 .map(|h| {
                     (
-                        kafka_protocol::protocol::StrBytes::from_utf8(h.key.clone()).unwrap(),
-                        h.value.clone(),
+                        kafka_protocol::protocol::StrBytes::from_utf8(h.key).unwrap(),
+                        h.value,
                     )
                 })
                 .collect(),
@@ -758,13 +740,8 @@ prop_compose! {
         value in arb_bytes(),
         headers in prop::collection::vec((prop::collection::vec(any::<u8>(), 0..8), arb_bytes()), 0..3),
     ) -> (i64, Record) {
-        (gap, Record {
-            offset: 0,
-            timestamp: ts,
-            key: key.map(Bytes::from),
-            value: value.map(Bytes::from),
-            headers: headers.into_iter().map(|(k, v)| Header { key: k.into(), value: v.map(Bytes::from) }).collect(),
-        })
+        let headers: Vec<(&[u8], Option<&[u8]>)> = headers.iter().map(|(k, v)| (&k[..], v.as_deref())).collect();
+        (gap, Record::new(0, ts, key.as_deref(), value.as_deref(), &headers))
     }
 }
 
@@ -804,15 +781,16 @@ proptest! {
     ) {
         let mut builder = LegacyMessageSetBuilder::new(magic, base).unwrap().compression(codec);
         for r in &records {
-            builder.append(r.timestamp, r.key.as_deref(), r.value.as_deref()).unwrap();
+            builder.append(r.timestamp, r.key(), r.value()).unwrap();
         }
         let (got, _) = read_all(builder.finish().unwrap());
-        let want: Vec<_> = records.iter().enumerate().map(|(i, r)| Record {
-            offset: base + i as i64,
-            timestamp: if magic == 0 { -1 } else { r.timestamp },
-            headers: Vec::new(),
-            ..r.clone()
-        }).collect();
+        let want: Vec<_> = records.iter().enumerate().map(|(i, r)| Record::new(
+            base + i as i64,
+            if magic == 0 { -1 } else { r.timestamp },
+            r.key(),
+            r.value(),
+            &[],
+        )).collect();
         prop_assert_eq!(got, want);
     }
 
@@ -831,7 +809,7 @@ proptest! {
             let codec = if codec == Compression::Zstd { Compression::None } else { codec };
             let mut builder = LegacyMessageSetBuilder::new(1, 0).unwrap().compression(codec);
             for r in &records {
-                builder.append(r.timestamp, r.key.as_deref(), r.value.as_deref()).unwrap();
+                builder.append(r.timestamp, r.key(), r.value()).unwrap();
             }
             builder.finish().unwrap()
         } else {
@@ -930,17 +908,16 @@ proptest! {
         let mut ts = 1_700_000_000_000i64;
         for (dt, size, null_key, null_value, gap, with_header) in records {
             ts += dt;
-            want.push(Record {
+            let key = vec![b'k'; size % 300];
+            let value = vec![b'v'; size];
+            let header: &[(&[u8], Option<&[u8]>)] = if with_header { &[(b"h", Some(b"x"))] } else { &[] };
+            want.push(Record::new(
                 offset,
-                timestamp: ts,
-                key: (!null_key).then(|| Bytes::from(vec![b'k'; size % 300])),
-                value: (!null_value).then(|| Bytes::from(vec![b'v'; size])),
-                headers: if with_header {
-                    vec![Header { key: Bytes::from_static(b"h"), value: Some(Bytes::from_static(b"x")) }]
-                } else {
-                    Vec::new()
-                },
-            });
+                ts,
+                (!null_key).then_some(&key[..]),
+                (!null_value).then_some(&value[..]),
+                header,
+            ));
             offset += 1 + gap * 100;
         }
         let bytes = build_v2(&want, base, Compression::None);
@@ -971,8 +948,8 @@ fn record_fast_path_declines_what_it_does_not_handle() {
     assert!(read_record_fast(records, next, &ctx).is_none(), "a header");
     let (got, _) = read_all(data.clone());
     assert_eq!(got.len(), 3);
-    assert_eq!(got[1].headers.len(), 1);
-    assert_eq!(got[2].value.as_ref().map(|v| v.len()), Some(1 << 20));
+    assert_eq!(got[1].header_count(), 1);
+    assert_eq!(got[2].value().map(<[u8]>::len), Some(1 << 20));
 }
 
 proptest! {
@@ -1009,4 +986,121 @@ proptest! {
             pos = r.pos;
         }
     }
+}
+
+/// What each of the three ways of reading a batch's records yields: the
+/// records (as owned ones) and the error that ended them, if any.
+fn three_ways(batch: &crate::records::RecordBatch) -> [(Vec<Record>, Option<RecordsError>); 3] {
+    let mut by_next = (Vec::new(), None);
+    for r in batch.records().unwrap() {
+        match r {
+            Ok(r) => by_next.0.push(r),
+            Err(e) => by_next.1 = Some(e),
+        }
+    }
+    let mut by_fold = (Vec::new(), None);
+    batch.records().unwrap().for_each(|r| match r {
+        Ok(r) => by_fold.0.push(r),
+        Err(e) => by_fold.1 = Some(e),
+    });
+    let mut by_ref = (Vec::new(), None);
+    let mut records = batch.records().unwrap();
+    let buffer = records.buffer().clone();
+    let result = records.for_each_ref(|r| {
+        let headers: Vec<_> = r.headers().map(|h| (h.key, h.value)).collect();
+        by_ref
+            .0
+            .push(Record::new(r.offset, r.timestamp, r.key, r.value, &headers));
+    });
+    by_ref.1 = result.err();
+    // Done after the loop, either way.
+    assert!(records.next_ref().is_none());
+    assert!(!buffer.is_empty() || by_ref.0.is_empty());
+    [by_next, by_fold, by_ref]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// `next`, `for_each` (the fast loop) and `for_each_ref` agree on every
+    /// batch, damaged or not: the same records, then the same error.
+    #[test]
+    fn every_way_of_reading_records_agrees(
+        (base, records) in arb_records(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+    ) {
+        let bytes = build_v2(&records, base, Compression::None);
+        let mut data = bytes.to_vec();
+        for (i, x) in &flips {
+            // Only the records, so that the header still reads.
+            let i = crate::records::RECORD_BATCH_OVERHEAD
+                + i.index(data.len() - crate::records::RECORD_BATCH_OVERHEAD);
+            data[i] ^= x;
+        }
+        let options = ReadOptions { verify_crc: false, ..ReadOptions::default() };
+        let Some(Ok(Batch::V2(batch))) = Batches::with_options(Bytes::from(data), options).next() else {
+            return Ok(());
+        };
+        let [a, b, c] = three_ways(&batch);
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!(&a, &c);
+        if flips.is_empty() {
+            prop_assert_eq!(&a.0, &records);
+            prop_assert!(a.1.is_none());
+        }
+    }
+}
+
+/// An owned record shares the input: its key, value and header bytes
+/// point into the parsed buffer, whichever way it was read.
+#[test]
+fn owned_records_share_the_input() {
+    let records = sample_records(7, true);
+    let bytes = build_v2(&records, 7, Compression::None);
+    let Some(Ok(Batch::V2(batch))) = Batches::new(bytes.clone()).next() else {
+        panic!("one batch")
+    };
+    let range = bytes.as_ptr_range();
+    let mut seen = 0;
+    for way in three_ways(&batch).into_iter().take(2) {
+        assert_eq!(way.0, records);
+        for r in &way.0 {
+            for field in [r.key(), r.value()].into_iter().flatten() {
+                if !field.is_empty() {
+                    assert!(range.contains(&field.as_ptr()));
+                    seen += 1;
+                }
+            }
+            for h in r.headers() {
+                assert!(range.contains(&h.key.as_ptr()) || h.key.is_empty());
+            }
+            assert_eq!(r.key_bytes().as_deref(), r.key());
+            assert_eq!(r.value_bytes().as_deref(), r.value());
+            assert!(range.contains(&r.buffer().as_ptr()));
+        }
+    }
+    assert!(seen > 4);
+}
+
+#[test]
+fn record_headers_read_back_with_last_header() {
+    let r = Record::new(
+        3,
+        9,
+        None,
+        Some(b"v"),
+        &[(b"a", Some(b"1")), (b"b", None), (b"a", Some(b"2"))],
+    );
+    assert_eq!(r.header_count(), 3);
+    assert_eq!(r.last_header(b"a"), Some(Some(&b"2"[..])));
+    assert_eq!(r.last_header(b"b"), Some(None));
+    assert_eq!(r.last_header(b"c"), None);
+    assert_eq!(r.key(), None);
+    assert_eq!(r.headers_owned()[1].key, Bytes::from_static(b"b"));
+    // Through a batch and back: the same record.
+    let mut builder = RecordBatchBuilder::new(3);
+    builder.append_record(&r).unwrap();
+    let (got, _) = read_all(builder.finish().unwrap());
+    assert_eq!(got, [r]);
+    assert_eq!(format!("{:?}", got[0]).matches("HeaderRef").count(), 3);
 }

@@ -221,7 +221,7 @@ impl FanOut {
                             r.partition,
                             match self.order_by {
                                 OrderBy::Partition => None,
-                                OrderBy::Key => r.key.clone(),
+                                OrderBy::Key => r.key_bytes(),
                             },
                         );
                         if busy.insert(lane.clone()) {

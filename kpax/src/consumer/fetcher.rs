@@ -577,11 +577,7 @@ fn parse(
             out.push(ConsumerRecord {
                 topic: topic.clone(),
                 partition,
-                offset: r.offset,
-                timestamp: r.timestamp,
-                key: r.key,
-                value: r.value,
-                headers: r.headers,
+                record: r,
             });
         }
     }

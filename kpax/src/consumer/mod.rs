@@ -32,30 +32,45 @@ pub use rebalance::{ListenerFuture, RebalanceListener};
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
-use bytes::Bytes;
-use kpax_proto::records::Header;
+use kpax_proto::records::Record;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-/// A record read from a partition.
+/// A record read from a partition: its topic and partition, and the
+/// [`Record`] itself, which it dereferences to (`r.offset`, `r.timestamp`,
+/// `r.key()`, `r.value()`, `r.headers()`, `r.value_bytes()`, ...).
+///
+/// The record shares the fetched response's buffer: one reference count
+/// per record, no copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
     /// The topic.
     pub topic: Arc<str>,
     /// The partition.
     pub partition: i32,
-    /// The offset.
-    pub offset: i64,
-    /// Milliseconds since the epoch (-1 when none).
-    pub timestamp: i64,
-    /// The key.
-    pub key: Option<Bytes>,
-    /// The value (`None`: a tombstone).
-    pub value: Option<Bytes>,
-    /// Headers in order.
-    pub headers: Vec<Header>,
+    /// The record: offset, timestamp, key, value and headers.
+    pub record: Record,
+}
+
+impl ConsumerRecord {
+    /// A record of `topic`-`partition`.
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32, record: Record) -> Self {
+        ConsumerRecord {
+            topic: topic.into(),
+            partition,
+            record,
+        }
+    }
+}
+
+impl std::ops::Deref for ConsumerRecord {
+    type Target = Record;
+
+    fn deref(&self) -> &Record {
+        &self.record
+    }
 }
 
 /// Where a newly assigned partition starts.

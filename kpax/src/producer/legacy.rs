@@ -109,7 +109,7 @@ mod tests {
                     };
                     for r in batch.records().unwrap() {
                         let r = r.unwrap();
-                        got.push((r.offset, r.timestamp, r.key, r.value));
+                        got.push((r.offset, r.timestamp, r.key_bytes(), r.value_bytes()));
                     }
                 }
                 let ts = |t: i64| if magic == 0 { -1 } else { t };
