@@ -32,7 +32,8 @@ pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
 /// let bytes = builder.finish().unwrap();
 /// let batch = Batches::new(bytes).next().unwrap().unwrap();
 /// let record = batch.records().unwrap().next().unwrap().unwrap();
-/// assert_eq!(record.value.as_deref(), Some(&b"v"[..]));
+/// assert_eq!(record.value(), Some(&b"v"[..]));
+/// assert_eq!(record.last_header(b"h"), Some(Some(&b"x"[..])));
 /// ```
 #[derive(Debug)]
 pub struct RecordBatchBuilder {
