@@ -156,6 +156,25 @@ fn kpax_parse_ref(bytes: &Bytes) -> usize {
     sum
 }
 
+/// Parses and touches every record through `Records::for_each_ref`, the
+/// one-loop reader.
+fn kpax_parse_each(bytes: &Bytes) -> usize {
+    let mut sum = 0;
+    for batch in Batches::new(bytes.clone()) {
+        let kpax_proto::records::Batch::V2(batch) = batch.unwrap() else {
+            unreachable!()
+        };
+        batch
+            .records()
+            .unwrap()
+            .for_each_ref(|r| {
+                sum += r.value.map_or(0, <[u8]>::len) + r.key.map_or(0, <[u8]>::len);
+            })
+            .unwrap();
+    }
+    sum
+}
+
 fn kp_parse(bytes: &Bytes) -> usize {
     let mut buf = bytes.clone();
     let mut sum = 0;
@@ -197,6 +216,8 @@ fn bench(c: &mut Criterion) {
         let ours = kpax_build(&input, codec);
         let theirs = kp_build(&kp_input, codec);
         assert_eq!(kpax_parse(&ours), payload);
+        assert_eq!(kpax_parse_ref(&ours), payload);
+        assert_eq!(kpax_parse_each(&ours), payload);
         assert_eq!(kpax_parse(&theirs), payload);
         assert_eq!(kp_parse(&ours), payload);
         assert_eq!(kp_parse(&theirs), payload);
@@ -267,6 +288,9 @@ fn bench(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(plain.len() as u64));
         g.bench_function("kpax", |b| b.iter(|| kpax_parse(black_box(&ours))));
         g.bench_function("kpax-ref", |b| b.iter(|| kpax_parse_ref(black_box(&ours))));
+        g.bench_function("kpax-each", |b| {
+            b.iter(|| kpax_parse_each(black_box(&ours)))
+        });
         g.bench_function("kafka-protocol", |b| {
             b.iter(|| kp_parse(black_box(&theirs)))
         });
@@ -298,8 +322,8 @@ fn print_ratios() {
     ) {
         println!("build, reused buffers, none: kp/kpax {:.2}", a / b);
     }
-    println!("| codec | build kp/kpax | parse kp/kpax | parse kp/kpax-ref | kpax parse / CRC | kpax-ref parse / CRC |");
-    println!("|---|---|---|---|---|---|");
+    println!("| codec | build kp/kpax | parse kp/kpax | parse kp/kpax-ref | parse kp/kpax-each | kpax parse / CRC | kpax-ref parse / CRC | kpax-each parse / CRC |");
+    println!("|---|---|---|---|---|---|---|---|");
     for codec in codecs() {
         let get = |what: &str, who: &str| mean_ns(&dir, &format!("{what}_{codec}/{who}"));
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -307,12 +331,14 @@ fn print_ratios() {
             _ => "?".into(),
         };
         println!(
-            "| {codec} | {} | {} | {} | {} | {} |",
+            "| {codec} | {} | {} | {} | {} | {} | {} | {} |",
             ratio(get("build", "kafka-protocol"), get("build", "kpax")),
             ratio(get("parse", "kafka-protocol"), get("parse", "kpax")),
             ratio(get("parse", "kafka-protocol"), get("parse", "kpax-ref")),
+            ratio(get("parse", "kafka-protocol"), get("parse", "kpax-each")),
             ratio(get("parse", "kpax"), crc),
             ratio(get("parse", "kpax-ref"), crc),
+            ratio(get("parse", "kpax-each"), crc),
         );
     }
 }

@@ -25,13 +25,25 @@ pub fn read_everything(data: Bytes) {
                         }
                     }
                 }
+                if let Ok(mut records) = b.records() {
+                    let _ = records.for_each_ref(|r| {
+                        std::hint::black_box(r.headers().count());
+                    });
+                }
             }
             if let Ok(records) = batch.records() {
                 for r in records {
-                    if r.is_err() {
-                        break;
-                    }
+                    let Ok(r) = r else { break };
+                    std::hint::black_box((r.key(), r.value(), r.headers().count()));
                 }
+            }
+            if let Ok(records) = batch.records() {
+                // Internal iteration: the fast loop.
+                records.for_each(|r| {
+                    if let Ok(r) = r {
+                        std::hint::black_box((r.key_bytes(), r.value_bytes(), r.headers_owned()));
+                    }
+                });
             }
         }
         let _ = (batches.truncated(), batches.remaining());

@@ -104,6 +104,18 @@ impl Iterator for BatchRecords {
             BatchRecords::Legacy(r) => r.next(),
         }
     }
+
+    /// Internal iteration runs the batch v2 fast loop (see [`Records`]).
+    #[inline]
+    fn fold<B, F>(self, init: B, f: F) -> B
+    where
+        F: FnMut(B, Self::Item) -> B,
+    {
+        match self {
+            BatchRecords::V2(r) => r.fold(init, f),
+            BatchRecords::Legacy(r) => r.fold(init, f),
+        }
+    }
 }
 
 /// The batches of a records field, in order.

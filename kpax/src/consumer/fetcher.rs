@@ -569,16 +569,19 @@ fn parse(
             }
             Batch::Legacy(_) => {}
         }
-        for r in batch.records().map_err(bad)? {
-            let r = r.map_err(bad)?;
-            if r.offset < offset {
-                continue;
-            }
-            out.push(ConsumerRecord {
+        // Internal iteration: the records' fast loop.
+        let mut error = None;
+        batch.records().map_err(bad)?.for_each(|r| match r {
+            Ok(r) if r.offset >= offset => out.push(ConsumerRecord {
                 topic: topic.clone(),
                 partition,
                 record: r,
-            });
+            }),
+            Ok(_) => {}
+            Err(e) => error = Some(e),
+        });
+        if let Some(e) = error {
+            return Err(bad(e));
         }
     }
     Ok((out, next))
