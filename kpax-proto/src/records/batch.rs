@@ -152,12 +152,13 @@ impl RecordBatch {
                 });
             }
         }
-        let compression = attributes
-            .compression()
-            .ok_or(RecordsError::UnknownCompression {
-                offset: pos,
-                codec: attributes.compression_id(),
-            })?;
+        let compression =
+            attributes
+                .compression()
+                .ok_or_else(|| RecordsError::UnknownCompression {
+                    offset: pos,
+                    codec: attributes.compression_id(),
+                })?;
         Ok(RecordBatch {
             header: BatchHeader {
                 base_offset,
@@ -332,6 +333,7 @@ impl Cursor {
     }
 
     /// The end of the records, an error, or a record the fast path left.
+    #[cold]
     #[inline(never)]
     fn step_careful<'a>(&mut self, data: &'a [u8]) -> Option<Result<RecordRef<'a>, RecordsError>> {
         if self.done {
@@ -394,11 +396,14 @@ impl Cursor {
                     None => break,
                 }
             }
+            // Called through a `dyn` here, so that `f` has one direct
+            // call site (the fast one above) and is inlined there.
+            let slow: &mut dyn FnMut(Result<(RecordRef<'a>, usize, usize), RecordsError>) = &mut f;
             let start = c.pos;
             match c.step_careful(data) {
                 None => break,
-                Some(Ok(record)) => f(Ok((record, start, c.pos))),
-                Some(Err(e)) => f(Err(e)),
+                Some(Ok(record)) => slow(Ok((record, start, c.pos))),
+                Some(Err(e)) => slow(Err(e)),
             }
         }
         *self = c;

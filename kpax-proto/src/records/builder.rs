@@ -191,6 +191,7 @@ impl RecordBatchBuilder {
     /// # Errors
     /// [`RecordsError::InvalidInput`] when the delta does not increase, and
     /// those of [`RecordBatchBuilder::append`].
+    #[inline]
     pub fn append_at(
         &mut self,
         offset_delta: i32,
@@ -256,7 +257,7 @@ impl RecordBatchBuilder {
     fn next_offset_delta(&self) -> Result<i32, RecordsError> {
         match self.last_offset_delta {
             None => Ok(0),
-            Some(d) => d.checked_add(1).ok_or(RecordsError::Overflow {
+            Some(d) => d.checked_add(1).ok_or_else(|| RecordsError::Overflow {
                 what: "offset delta",
             }),
         }
@@ -279,12 +280,12 @@ impl RecordBatchBuilder {
                 "offset deltas must be non-negative and increasing",
             ));
         }
-        let record_count = self
-            .record_count
-            .checked_add(1)
-            .ok_or(RecordsError::Overflow {
-                what: "record count",
-            })?;
+        let record_count =
+            self.record_count
+                .checked_add(1)
+                .ok_or_else(|| RecordsError::Overflow {
+                    what: "record count",
+                })?;
         let header_count = i32::try_from(header_count).map_err(|_| RecordsError::Overflow {
             what: "header count",
         })?;
@@ -453,16 +454,26 @@ unsafe impl BufMut for SliceWriter<'_> {
         // The slot was sized from the same lengths, so this always fits; a
         // miscount would drop bytes (and fail the length check on read)
         // rather than panic.
-        if src.len() > 16 {
-            if let Some(dst) = self.buf.get_mut(self.pos..self.pos + src.len()) {
-                dst.copy_from_slice(src);
-                self.pos += src.len();
-            }
+        let n = src.len();
+        let Some(dst) = self.buf.get_mut(self.pos..self.pos + n) else {
+            return;
+        };
+        // Short pieces (keys, mostly) as two overlapping fixed-size moves
+        // (plain loads and stores) instead of a memcpy call or a byte loop.
+        if n > 16 {
+            dst.copy_from_slice(src);
+        } else if n >= 8 {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        } else if n >= 4 {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
         } else {
-            for &b in src {
-                self.put_u8(b);
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
             }
         }
+        self.pos += n;
     }
 
     #[inline(always)]
@@ -478,6 +489,19 @@ impl SliceWriter<'_> {
     /// An unsigned varint, byte by byte into the slot (no staging buffer).
     #[inline(always)]
     fn put_uvarint(&mut self, mut v: u64) {
+        // The common sizes of record fields, each with one bounds check.
+        if v < 0x80 {
+            self.put_u8(v as u8);
+            return;
+        }
+        if v < 0x4000 {
+            if let Some(d) = self.buf.get_mut(self.pos..self.pos + 2) {
+                d[0] = (v as u8) | 0x80;
+                d[1] = (v >> 7) as u8;
+                self.pos += 2;
+            }
+            return;
+        }
         while v >= 0x80 {
             self.put_u8((v as u8) | 0x80);
             v >>= 7;
