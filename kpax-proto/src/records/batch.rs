@@ -152,13 +152,12 @@ impl RecordBatch {
                 });
             }
         }
-        let compression =
-            attributes
-                .compression()
-                .ok_or_else(|| RecordsError::UnknownCompression {
-                    offset: pos,
-                    codec: attributes.compression_id(),
-                })?;
+        let compression = attributes
+            .compression()
+            .ok_or(RecordsError::UnknownCompression {
+                offset: pos,
+                codec: attributes.compression_id(),
+            })?;
         Ok(RecordBatch {
             header: BatchHeader {
                 base_offset,

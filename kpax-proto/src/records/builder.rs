@@ -257,9 +257,14 @@ impl RecordBatchBuilder {
     fn next_offset_delta(&self) -> Result<i32, RecordsError> {
         match self.last_offset_delta {
             None => Ok(0),
-            Some(d) => d.checked_add(1).ok_or_else(|| RecordsError::Overflow {
-                what: "offset delta",
-            }),
+            // A match, not `ok_or`: that builds (and drops) the error on
+            // every call.
+            Some(d) => match d.checked_add(1) {
+                Some(next) => Ok(next),
+                None => Err(RecordsError::Overflow {
+                    what: "offset delta",
+                }),
+            },
         }
     }
 
@@ -280,12 +285,14 @@ impl RecordBatchBuilder {
                 "offset deltas must be non-negative and increasing",
             ));
         }
-        let record_count =
-            self.record_count
-                .checked_add(1)
-                .ok_or_else(|| RecordsError::Overflow {
+        let record_count = match self.record_count.checked_add(1) {
+            Some(n) => n,
+            None => {
+                return Err(RecordsError::Overflow {
                     what: "record count",
-                })?;
+                })
+            }
+        };
         let header_count = i32::try_from(header_count).map_err(|_| RecordsError::Overflow {
             what: "header count",
         })?;

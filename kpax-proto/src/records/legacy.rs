@@ -101,7 +101,7 @@ impl LegacyBatch {
         let attributes = r.i8("attributes")?;
         let codec = Attributes(attributes.into()).compression_id();
         let compression = Compression::from_id(codec)
-            .ok_or_else(|| RecordsError::UnknownCompression { offset: pos, codec })?;
+            .ok_or(RecordsError::UnknownCompression { offset: pos, codec })?;
         let timestamp = if magic == 1 {
             Some(r.i64("timestamp")?)
         } else {
