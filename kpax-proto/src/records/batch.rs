@@ -286,10 +286,11 @@ impl RecordBatch {
 
 /// The records of one batch v2, in order.
 ///
-/// As an [`Iterator`] it yields owned [`Record`]s whose byte fields share
-/// the batch's buffer (one reference-count increment per field);
-/// [`Records::next_ref`] yields borrowed [`RecordRef`]s with none. After the
-/// first error the iterator is done.
+/// As an [`Iterator`] it yields owned [`Record`]s that share the batch's
+/// buffer (one reference-count increment per record); internal iteration
+/// (`for_each`, `count`, `fold`) runs one tight loop. [`Records::next_ref`]
+/// and [`Records::for_each_ref`] hand out borrowed [`RecordRef`]s with no
+/// reference counting at all. After the first error the iterator is done.
 #[derive(Debug, Clone)]
 pub struct Records {
     data: Bytes,

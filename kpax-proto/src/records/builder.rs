@@ -428,10 +428,11 @@ fn bytes_len(b: Option<&[u8]>) -> usize {
     }
 }
 
-/// Writes a record into its exact slot in the batch buffer. Small pieces
-/// (varints, 1-5 bytes) are copied byte by byte: a memcpy call per field
-/// would cost more than the field, and building them in a stack buffer
-/// first stalls on store forwarding. Large ones (keys, values) are one copy.
+/// Writes a record into its exact slot in the batch buffer. Varints are
+/// written byte by byte (1 and 2 bytes with one bounds check): a memcpy call
+/// per field would cost more than the field, and building them in a stack
+/// buffer first stalls on store forwarding. Short keys are two overlapping
+/// fixed-size moves; large pieces one copy.
 pub(crate) struct SliceWriter<'a> {
     buf: &'a mut [u8],
     pos: usize,
