@@ -1,4 +1,4 @@
-//! gzip through flate2's pure-Rust backend (miniz_oxide).
+//! gzip through flate2 on its zlib-rs backend (a pure-Rust zlib).
 
 use std::io::Write;
 
