@@ -19,7 +19,7 @@ use super::reader::Reader;
 /// it; [`Record::key_bytes`] and [`Record::value_bytes`] hand out `Bytes`
 /// slices that outlive the record. Legacy messages (magic 0 and 1) have no
 /// headers; their timestamp is -1 for magic 0.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Record {
     /// The record's offset in its partition.
     pub offset: i64,
@@ -82,12 +82,6 @@ impl Span {
     #[inline(always)]
     fn get(self, buf: &[u8]) -> Option<&[u8]> {
         (!self.is_null()).then(|| &buf[self.range()])
-    }
-}
-
-impl Default for Span {
-    fn default() -> Self {
-        Span::NULL
     }
 }
 
@@ -237,6 +231,21 @@ impl Record {
     /// own bytes for a record read from a batch.
     pub fn buffer(&self) -> &Bytes {
         &self.buf
+    }
+}
+
+/// Offset and timestamp 0, null key and value, no headers.
+impl Default for Record {
+    fn default() -> Self {
+        Record {
+            offset: 0,
+            timestamp: 0,
+            buf: Bytes::new(),
+            key: Span::NULL,
+            value: Span::NULL,
+            headers: Span::EMPTY,
+            header_count: 0,
+        }
     }
 }
 

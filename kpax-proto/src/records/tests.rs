@@ -1104,3 +1104,13 @@ fn record_headers_read_back_with_last_header() {
     assert_eq!(got, [r]);
     assert_eq!(format!("{:?}", got[0]).matches("HeaderRef").count(), 3);
 }
+
+#[test]
+fn a_default_record_is_empty() {
+    let r = Record::default();
+    assert_eq!((r.key(), r.value(), r.header_count()), (None, None, 0));
+    assert_eq!(r.headers().count(), 0);
+    assert!(r.headers_owned().is_empty());
+    assert_eq!(r.last_header(b"x"), None);
+    assert_eq!(r, Record::new(0, 0, None, None, &[]));
+}
