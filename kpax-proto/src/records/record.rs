@@ -88,6 +88,10 @@ impl Span {
 impl Record {
     /// A record holding copies of `key`, `value` and `headers` in one new
     /// buffer (records read from a batch share the batch's buffer instead).
+    ///
+    /// # Panics
+    /// When the fields add up to 4 GiB or more (a Kafka record is at most
+    /// 2 GiB).
     pub fn new(
         offset: i64,
         timestamp: i64,
@@ -101,6 +105,10 @@ impl Record {
                 .iter()
                 .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len) + 10)
                 .sum::<usize>();
+        assert!(
+            u32::try_from(size).is_ok(),
+            "a record's fields must stay under 4 GiB"
+        );
         let mut buf = Vec::with_capacity(size);
         let put = |f: Option<&[u8]>, buf: &mut Vec<u8>| match f {
             None => Span::NULL,
