@@ -50,7 +50,10 @@ pub fn module_name(api: &str) -> String {
 }
 
 /// Doc attributes, one per line, so that prettyplease prints `///` lines.
+/// Square brackets in the protocol's prose (`Array[0]`) are escaped, so
+/// rustdoc does not read them as links.
 fn doc_attrs(text: &str) -> TokenStream {
+    let text = text.replace('[', "\\[").replace(']', "\\]");
     let lines = text.split('\n').map(|l| {
         if l.is_empty() || l.starts_with(' ') {
             l.to_string()
