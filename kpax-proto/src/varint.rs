@@ -81,7 +81,7 @@ fn read_raw_slow(input: &[u8], max_bytes: usize) -> Result<(u64, usize), VarintE
 #[inline(always)]
 pub fn read_varint(input: &[u8]) -> Result<(i32, usize), VarintError> {
     let (v, n) = read_unsigned_varint(input)?;
-    Ok((((v >> 1) as i32) ^ -((v & 1) as i32), n))
+    Ok((unzigzag32(v), n))
 }
 
 /// Reads a zig-zag encoded signed 64-bit varlong (Kafka `VARLONG`).
@@ -91,7 +91,7 @@ pub fn read_varint(input: &[u8]) -> Result<(i32, usize), VarintError> {
 #[inline(always)]
 pub fn read_varlong(input: &[u8]) -> Result<(i64, usize), VarintError> {
     let (v, n) = read_unsigned_varlong(input)?;
-    Ok((((v >> 1) as i64) ^ -((v & 1) as i64), n))
+    Ok((unzigzag64(v), n))
 }
 
 /// The number of bytes [`put_unsigned_varint`] writes for `value`.
@@ -127,6 +127,18 @@ pub fn varint_len(value: i32) -> usize {
 #[inline]
 pub fn varlong_len(value: i64) -> usize {
     unsigned_varlong_len(zigzag64(value))
+}
+
+/// Zig-zag decoding of a VARINT's unsigned value.
+#[inline(always)]
+pub(crate) fn unzigzag32(u: u32) -> i32 {
+    ((u >> 1) as i32) ^ -((u & 1) as i32)
+}
+
+/// Zig-zag decoding of a VARLONG's unsigned value.
+#[inline(always)]
+pub(crate) fn unzigzag64(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
 #[inline]

@@ -319,17 +319,27 @@ struct Cursor {
 impl Cursor {
     #[inline(always)]
     fn step<'a>(&mut self, data: &'a [u8]) -> Option<Result<RecordRef<'a>, RecordsError>> {
-        if self.found < self.declared && !self.done {
-            if let Some((record, next)) = read_record_fast(data, self.pos, &self.ctx) {
-                self.pos = next;
-                self.found += 1;
-                return Some(Ok(record));
-            }
+        if let Some(record) = self.step_fast(data) {
+            return Some(Ok(record));
         }
         let mut copy = *self;
         let out = copy.step_careful(data);
         *self = copy;
         out
+    }
+
+    /// The next record when the fast path reads it (see
+    /// [`read_record_fast`]); `None` leaves the rest to the careful step.
+    #[inline(always)]
+    fn step_fast<'a>(&mut self, data: &'a [u8]) -> Option<RecordRef<'a>> {
+        if self.found < self.declared && !self.done {
+            let (record, next) = read_record_fast(data, self.pos, &self.ctx)?;
+            self.pos = next;
+            self.found += 1;
+            Some(record)
+        } else {
+            None
+        }
     }
 
     /// The end of the records, an error, or a record the fast path left.
@@ -385,21 +395,14 @@ impl Cursor {
     {
         let mut c = *self;
         loop {
-            while c.found < c.declared && !c.done {
-                let start = c.pos;
-                match read_record_fast(data, start, &c.ctx) {
-                    Some((record, next)) => {
-                        c.pos = next;
-                        c.found += 1;
-                        f(Ok((record, start, next)));
-                    }
-                    None => break,
-                }
+            let mut start = c.pos;
+            while let Some(record) = c.step_fast(data) {
+                f(Ok((record, start, c.pos)));
+                start = c.pos;
             }
             // Called through a `dyn` here, so that `f` has one direct
             // call site (the fast one above) and is inlined there.
             let slow: &mut dyn FnMut(Result<(RecordRef<'a>, usize, usize), RecordsError>) = &mut f;
-            let start = c.pos;
             match c.step_careful(data) {
                 None => break,
                 Some(Ok(record)) => slow(Ok((record, start, c.pos))),

@@ -17,7 +17,7 @@ use super::attributes::{Attributes, TimestampType};
 use super::compression::{self, Compression};
 use super::error::RecordsError;
 use super::reader::Reader;
-use super::record::Record;
+use super::record::{share, Record};
 use super::set::ReadOptions;
 
 /// The smallest magic-0 message after the offset and size fields: crc,
@@ -122,13 +122,7 @@ impl LegacyBatch {
                 count: r.remaining(),
             });
         }
-        let slice = |s: &[u8]| {
-            if s.is_empty() {
-                Bytes::new()
-            } else {
-                input.slice_ref(s)
-            }
-        };
+        let slice = |s: &[u8]| share(input, s);
         Ok(LegacyBatch {
             offset,
             magic,

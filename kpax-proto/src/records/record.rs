@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::error::RecordsError;
 use super::reader::Reader;
+use crate::varint::unzigzag32;
 
 /// A record that owns a share of the buffer it was parsed from: its key,
 /// value and headers are ranges of one `Bytes` handle (no copies, and one
@@ -197,7 +198,7 @@ impl Record {
     /// checked when the record was parsed, so this cannot fail.)
     pub fn headers(&self) -> HeaderRefs<'_> {
         HeaderRefs {
-            reader: Reader::new(&self.buf[self.headers.range()], 0),
+            reader: Reader::new(self.raw_headers(), 0),
             remaining: self.header_count,
         }
     }
@@ -215,13 +216,7 @@ impl Record {
     /// The headers as owned [`Header`]s whose bytes are slices of the
     /// record's buffer (no copies).
     pub fn headers_owned(&self) -> Vec<Header> {
-        let slice = |s: &[u8]| {
-            if s.is_empty() {
-                Bytes::new()
-            } else {
-                self.buf.slice_ref(s)
-            }
-        };
+        let slice = |s: &[u8]| share(&self.buf, s);
         self.headers()
             .map(|h| Header {
                 key: slice(h.key),
@@ -239,6 +234,16 @@ impl Record {
     /// own bytes for a record read from a batch.
     pub fn buffer(&self) -> &Bytes {
         &self.buf
+    }
+}
+
+/// `s`, a slice of `buf`, as a `Bytes` sharing it (an empty `s` need not
+/// point into `buf`).
+pub(crate) fn share(buf: &Bytes, s: &[u8]) -> Bytes {
+    if s.is_empty() {
+        Bytes::new()
+    } else {
+        buf.slice_ref(s)
     }
 }
 
@@ -435,12 +440,6 @@ fn window_uvarint(x: u32) -> Option<(u32, usize)> {
     }
 }
 
-/// Zig-zag decoding.
-#[inline(always)]
-fn unzigzag(u: u32) -> i32 {
-    ((u >> 1) as i32) ^ -((u & 1) as i32)
-}
-
 /// The four bytes at `s[i..]` as a little-endian word.
 #[inline(always)]
 fn word_at(s: &[u8], i: usize) -> Option<u32> {
@@ -521,10 +520,10 @@ pub(crate) fn read_record_fast<'a>(
     }
     Some((
         RecordRef {
-            offset: ctx.base_offset.wrapping_add(unzigzag(o).into()),
+            offset: ctx.base_offset.wrapping_add(unzigzag32(o).into()),
             timestamp: match ctx.log_append_time {
                 Some(t) => t,
-                None => ctx.base_timestamp.wrapping_add(unzigzag(t).into()),
+                None => ctx.base_timestamp.wrapping_add(unzigzag32(t).into()),
             },
             attributes,
             key,
