@@ -162,7 +162,7 @@ fn offsets_of<T: Clone + std::fmt::Debug>(r: &PartitionResults<T>) -> BTreeMap<i
 // ---- the fake and tansu (the mock has no CreateTopics, DescribeConfigs,
 // ListGroups, DescribeGroups, DeleteGroups, DeleteRecords) ----
 
-backends!(create_topics_validate_only_duplicate_and_delete: fake(1), tansu);
+backends!(create_topics_validate_only_duplicate_and_delete: fake(1), kafka);
 
 async fn create_topics_validate_only_duplicate_and_delete(tc: &TestCluster) {
     let admin = admin(tc);
@@ -217,7 +217,9 @@ async fn create_topics_validate_only_duplicate_and_delete(tc: &TestCluster) {
         res[1].1
     );
 
-    let listed = admin.list_topics().await.unwrap();
+    // Kafka creates topics on its controller and tells the brokers after:
+    // a broker may not list a new topic for a moment.
+    let listed = eventually_listed(&admin, &a, true).await;
     let meta = listed
         .iter()
         .find(|(n, _)| *n == a)
@@ -237,14 +239,38 @@ async fn create_topics_validate_only_duplicate_and_delete(tc: &TestCluster) {
         "{:?}",
         res[2].1
     );
-    let listed = admin.list_topics().await.unwrap();
+    eventually_listed(&admin, &a, false).await;
+    let listed = eventually_listed(&admin, &b, false).await;
     assert!(
         !listed.iter().any(|(n, _)| *n == a || *n == b),
         "deleted topics still listed"
     );
 }
 
-backends!(describe_and_alter_topic_configs: fake(1), tansu);
+/// Lists topics until `topic` is (`listed`) or is not (`!listed`) among
+/// them, for at most 10 s: Kafka's brokers learn of topic changes from the
+/// controller a moment after the admin call returns.
+async fn eventually_listed(
+    admin: &Admin,
+    topic: &str,
+    listed: bool,
+) -> kpax::admin::NamedResults<kpax::cluster::TopicMeta> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let topics = admin.list_topics().await.unwrap();
+        if topics.iter().any(|(n, _)| n == topic) == listed {
+            return topics;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{topic} {} listed after 10 s",
+            if listed { "still not" } else { "still" }
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+backends!(describe_and_alter_topic_configs: fake(1), kafka);
 
 async fn describe_and_alter_topic_configs(tc: &TestCluster) {
     let admin = admin(tc);
@@ -318,7 +344,7 @@ async fn describe_and_alter_topic_configs(tc: &TestCluster) {
     res[0].1.as_ref().expect("delete");
 }
 
-backends!(groups_committed_offsets_and_lag: fake(1), tansu);
+backends!(groups_committed_offsets_and_lag: fake(1), kafka);
 
 async fn groups_committed_offsets_and_lag(tc: &TestCluster) {
     let admin = admin(tc);
@@ -392,7 +418,7 @@ async fn groups_committed_offsets_and_lag(tc: &TestCluster) {
     );
 }
 
-backends!(offsets_by_time_and_delete_records: fake(1), tansu);
+backends!(offsets_by_time_and_delete_records: fake(1), kafka);
 
 async fn offsets_by_time_and_delete_records(tc: &TestCluster) {
     let admin = admin(tc);
@@ -475,15 +501,19 @@ async fn offsets_by_time_and_delete_records(tc: &TestCluster) {
     }
 }
 
-backends!(describe_cluster_and_list_topics: fake(1), tansu);
+backends!(describe_cluster_and_list_topics: fake(1), kafka);
 
 async fn describe_cluster_and_list_topics(tc: &TestCluster) {
     let admin = admin(tc);
     let topic = tc.topic(3).await;
     let d = admin.describe_cluster().await.unwrap();
     assert!(!d.brokers.is_empty(), "{d:?}");
-    let addr = format!("{}:{}", d.brokers[0].host, d.brokers[0].port);
-    assert_eq!(addr, tc.bootstrap(), "{d:?}");
+    let bootstrap: Vec<&str> = tc.bootstrap().split(',').collect();
+    assert_eq!(d.brokers.len(), bootstrap.len(), "{d:?}");
+    for broker in &d.brokers {
+        let addr = format!("{}:{}", broker.host, broker.port);
+        assert!(bootstrap.contains(&addr.as_str()), "{addr} in {d:?}");
+    }
     assert!(d.cluster_id.is_some(), "{d:?}");
     let topics = admin.list_topics().await.unwrap();
     let meta = topics
@@ -594,7 +624,7 @@ async fn admin_partitions(admin: &Admin, topic: &str) -> usize {
 
 // tansu numbers offsets per batch (this body produces several records per
 // batch); groups_committed_offsets_and_lag covers it there.
-backends!(offsets_committed_offsets_and_lag: fake(3), mock(3));
+backends!(offsets_committed_offsets_and_lag: fake(3), mock(3), kafka);
 
 async fn offsets_committed_offsets_and_lag(tc: &TestCluster) {
     let admin = admin(tc);

@@ -76,7 +76,7 @@ fn check_order(records: &[kpax::ConsumerRecord]) {
 }
 
 // tansu: positions count offsets, which it numbers per batch.
-backends!(assigned_partitions_from_earliest_in_order: fake(3), mock(3));
+backends!(assigned_partitions_from_earliest_in_order: fake(3), mock(3), kafka);
 
 async fn assigned_partitions_from_earliest_in_order(tc: &TestCluster) {
     let topic = tc.topic(3).await;
@@ -94,7 +94,7 @@ async fn assigned_partitions_from_earliest_in_order(tc: &TestCluster) {
 }
 
 // tansu: seeks by offset, which it numbers per batch.
-backends!(latest_seek_pause_resume_and_timestamp: fake(1), mock(1));
+backends!(latest_seek_pause_resume_and_timestamp: fake(1), mock(1), kafka);
 
 async fn latest_seek_pause_resume_and_timestamp(tc: &TestCluster) {
     let topic = tc.topic(2).await;
@@ -163,7 +163,7 @@ async fn latest_seek_pause_resume_and_timestamp(tc: &TestCluster) {
 }
 
 // tansu: the loss check counts offsets, which it numbers per batch.
-backends!(group_members_join_and_leave_lose_nothing: fake(3), mock(3));
+backends!(group_members_join_and_leave_lose_nothing: fake(3), mock(3), kafka);
 
 /// Three members join and leave a group over a 6-partition topic: no
 /// record is lost, and more than one member consumes.
@@ -283,7 +283,7 @@ async fn group_members_join_and_leave_lose_nothing(tc: &TestCluster) {
 }
 
 // tansu: commits and resumes at offsets, which it numbers per batch.
-backends!(committed_offsets_resume_and_reset_none_is_an_error: fake(1), mock(1));
+backends!(committed_offsets_resume_and_reset_none_is_an_error: fake(1), mock(1), kafka);
 
 async fn committed_offsets_resume_and_reset_none_is_an_error(tc: &TestCluster) {
     let topic = tc.topic(1).await;
@@ -349,7 +349,7 @@ async fn broker_down_during_consumption_skips_nothing(tc: &TestCluster) {
     assert_eq!(got.iter().map(seq).collect::<HashSet<_>>().len(), 6000);
 }
 
-backends!(slow_processor_keeps_buffer_within_budget: fake(1), mock(1), tansu);
+backends!(slow_processor_keeps_buffer_within_budget: fake(1), mock(1), kafka);
 
 async fn slow_processor_keeps_buffer_within_budget(tc: &TestCluster) {
     let topic = tc.topic(4).await;
@@ -387,7 +387,7 @@ async fn slow_processor_keeps_buffer_within_budget(tc: &TestCluster) {
 
 // tansu: the committed sum counts offsets, which it numbers per batch
 // (tansu_group_consume_and_commit below batches one record per request).
-backends!(single_member_group_consumes_and_commits: fake(3), mock(3));
+backends!(single_member_group_consumes_and_commits: fake(3), mock(3), kafka);
 
 async fn single_member_group_consumes_and_commits(tc: &TestCluster) {
     narrow_group_versions(tc);
@@ -417,7 +417,7 @@ async fn single_member_group_consumes_and_commits(tc: &TestCluster) {
 }
 
 // tansu numbers offsets per batch: the committed sums would differ.
-backends!(batches_are_committed_per_batch: fake(3), mock(3));
+backends!(batches_are_committed_per_batch: fake(3), mock(3), kafka);
 
 /// `recv_batch` hands out up to `max` records at a time, in order per
 /// partition; `commit_records` commits each processed batch's highest
@@ -484,41 +484,6 @@ async fn batches_are_committed_per_batch(tc: &TestCluster) {
     c.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_group_consume_and_commit() {
-    let Some(tc) = TestCluster::tansu() else {
-        return;
-    };
-    let topic = tc.topic(3).await;
-    produce(&tc, &topic.name, 3, 0, 600, None).await;
-    let group = tc.group_id();
-    let c = consumer(
-        &tc,
-        ConsumerConfig::default()
-            .with_group_id(group.clone())
-            .with_auto_offset_reset(OffsetReset::Earliest)
-            .with_session_timeout(Duration::from_secs(10), Duration::from_millis(500)),
-    );
-    c.subscribe([topic.name.clone()]).unwrap();
-    let got = recv_n(&c, 600).await;
-    check_order(&got);
-    assert_eq!(got.iter().map(seq).collect::<HashSet<_>>().len(), 600);
-    c.commit().await.unwrap();
-    let committed = c
-        .committed(&[
-            (topic.name.clone(), 0),
-            (topic.name.clone(), 1),
-            (topic.name.clone(), 2),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(committed.values().sum::<i64>(), 600);
-    c.close().await;
-    // Neither broker here looks offsets up by timestamp (the mock answers
-    // -1, tansu 0.6 answers offset 0 whatever the time: seen on the wire),
-    // so StartAt::Timestamp is only checked for the -1 case (on the mock).
-}
-
 /// librdkafka's mock advertises flexible JoinGroup (v6), SyncGroup (v4) and
 /// LeaveGroup (v4) but reads their arrays as non-compact
 /// (rdkafka_mock_handlers.c), which crashes it (SIGSEGV, seen under gdb):
@@ -559,7 +524,7 @@ fn print_runs(seen: &[(usize, kpax::ConsumerRecord)]) {
 }
 
 // tansu: checks record offsets, which it numbers per batch.
-backends!(librdkafka_batches_of_every_codec_read_by_kpax: fake(1), mock(1));
+backends!(librdkafka_batches_of_every_codec_read_by_kpax: fake(1), mock(1), kafka);
 
 /// Batches written by librdkafka with every codec parse in kpax (records
 /// interop), read through kpax's consumer.
@@ -599,7 +564,7 @@ async fn librdkafka_batches_of_every_codec_read_by_kpax(tc: &TestCluster) {
 }
 
 // tansu: explicit offsets, which it numbers per batch.
-backends!(assign_at_an_explicit_offset_starts_there: fake(1), mock(1));
+backends!(assign_at_an_explicit_offset_starts_there: fake(1), mock(1), kafka);
 
 async fn assign_at_an_explicit_offset_starts_there(tc: &TestCluster) {
     let topic = tc.topic(1).await;
@@ -716,7 +681,7 @@ async fn coordinator_faults_during_join_and_commit_are_retried(tc: &TestCluster)
     c.close().await;
 }
 
-backends!(records_larger_than_fetch_max_bytes_still_arrive: fake(1), mock(1), tansu);
+backends!(records_larger_than_fetch_max_bytes_still_arrive: fake(1), mock(1), kafka);
 
 /// Records larger than the fetch's byte limits: each fetch still returns
 /// the first batch whole (KIP-74), and a partition after an oversized one

@@ -3,9 +3,10 @@
 //!
 //! kpax-fake's coordinator speaks it (v0 and v1) and so does librdkafka's
 //! mock (v1 only: Kafka 4.0's version, which kpax's overlay adds to the
-//! 3.9 page); tansu does not, and neither does a fake with the API turned
-//! off: there a consumer asking for the consumer protocol falls back to
-//! the classic one and still consumes. Members joining and leaving, with
+//! 3.9 page), and so does Apache Kafka 4.x with its own assignors; Kafka
+//! 3.9 (where it is off by default) does not, and neither does a fake with
+//! the API turned off: there a consumer asking for the consumer protocol
+//! falls back to the classic one and still consumes. Members joining and leaving, with
 //! ownership and exactly-once checks, are in `kpax_rebalance.rs`
 //! (`*_consumer_protocol_*`).
 
@@ -14,7 +15,7 @@ mod harness;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use harness::Cluster as TestCluster;
+use harness::{Cluster as TestCluster, Kind};
 use kpax::consumer::{Consumer, ConsumerConfig, GroupProtocol, OffsetReset};
 use kpax::proto::generated::{ApiKey, ErrorCode};
 
@@ -44,7 +45,10 @@ async fn read(c: &Consumer, n: usize) -> BTreeSet<String> {
 /// commits with its member epoch (the committed offsets are what it read),
 /// and a second consumer of the same group resumes there.
 async fn consume_commit_and_resume(tc: TestCluster) {
-    tc.inject().track_requests();
+    let counted = tc.kind() != Kind::Kafka;
+    if counted {
+        tc.inject().track_requests();
+    }
     let topic = tc.topic(3).await;
     tc.produce_numbered(&topic.name, 3, 0, 60, None).await;
     let config = config(&tc).with_auto_commit(false);
@@ -57,6 +61,7 @@ async fn consume_commit_and_resume(tc: TestCluster) {
         meta.generation_id > 0,
         "joined with a member epoch / generation: {meta:?}"
     );
+    assert_eq!(c.group_protocol(), Some(GroupProtocol::Consumer));
     c.close().await;
 
     tc.produce_numbered(&topic.name, 3, 60, 90, None).await;
@@ -66,6 +71,9 @@ async fn consume_commit_and_resume(tc: TestCluster) {
     let expected: BTreeSet<String> = (60..90).map(|i| format!("rec-{i}")).collect();
     assert_eq!(got, expected, "resumed at the committed offsets");
     again.close().await;
+    if !counted {
+        return;
+    }
     let faults = tc.inject();
     assert_eq!(
         faults.requests(ApiKey::JoinGroup),
@@ -87,18 +95,30 @@ async fn mock_consume_commit_and_resume() {
     consume_commit_and_resume(TestCluster::mock(3)).await;
 }
 
-/// tansu does not offer ConsumerGroupHeartbeat at all: fallback.
+/// Apache Kafka 4.x serves the consumer group protocol (KIP-848) with its
+/// own server-side assignors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_falls_back_to_classic() {
-    let Some(tc) = TestCluster::tansu() else {
+async fn kafka_consume_commit_and_resume() {
+    let Some(tc) = TestCluster::kafka() else {
+        return; // skipped with a printed reason (CI fails instead)
+    };
+    consume_commit_and_resume(tc).await;
+}
+
+/// Kafka 3.9 does not offer ConsumerGroupHeartbeat unless the consumer
+/// protocol is switched on (it was early access there): fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_3_9_falls_back_to_classic() {
+    let Some(tc) = TestCluster::kafka_3_9() else {
         return; // skipped with a printed reason (CI fails instead)
     };
     let topic = tc.topic(2).await;
     tc.produce_numbered(&topic.name, 2, 0, 20, None).await;
     let c = Consumer::new(tc.kpax(), config(&tc)).unwrap();
     c.subscribe([topic.name.clone()]).unwrap();
-    // tansu numbers offsets per batch; values are what we check.
-    assert_eq!(read(&c, 20).await.len(), 20);
+    let got = read(&c, 20).await;
+    assert_eq!(got.len(), 20);
+    assert_eq!(c.group_protocol(), Some(GroupProtocol::Classic));
     c.close().await;
 }
 

@@ -166,7 +166,7 @@ async fn processed_n(seen: Arc<Seen>, n: usize) {
 
 // ---------------------------------------------------------------------------
 
-backends!(in_order_per_key_bounded_commit_never_passes: fake(3), mock(3));
+backends!(in_order_per_key_bounded_commit_never_passes: fake(3), mock(3), kafka);
 
 async fn in_order_per_key_bounded_commit_never_passes(tc: &TestCluster) {
     const PARTITIONS: i32 = 6;
@@ -252,7 +252,7 @@ async fn in_order_per_key_bounded_commit_never_passes(tc: &TestCluster) {
 
 // ---------------------------------------------------------------------------
 
-backends!(handler_error_stops_and_restart_loses_nothing: fake(3), mock(3));
+backends!(handler_error_stops_and_restart_loses_nothing: fake(3), mock(3), kafka);
 
 async fn handler_error_stops_and_restart_loses_nothing(tc: &TestCluster) {
     const PARTITIONS: i32 = 4;

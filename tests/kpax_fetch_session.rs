@@ -121,7 +121,7 @@ fn check_epochs(log: &[ReceivedFetch]) {
 // ---------------------------------------------------------------------------
 // Many partitions, read in order, on every backend.
 
-backends!(many_partitions_in_order: fake(3), mock(3), tansu);
+backends!(many_partitions_in_order: fake(3), mock(3), kafka);
 
 async fn many_partitions_in_order(tc: &TestCluster) {
     const PARTITIONS: i32 = 16;
@@ -142,6 +142,11 @@ async fn many_partitions_in_order(tc: &TestCluster) {
     let sessions = c.fetch_sessions();
     assert!(!sessions.is_empty(), "fetched from no broker");
     match tc.kind() {
+        // Kafka keeps fetch sessions (KIP-227), as the fake does.
+        Kind::Kafka => assert!(
+            sessions.values().all(|id| *id != 0),
+            "Kafka keeps sessions: {sessions:?}"
+        ),
         Kind::Fake => {
             assert!(
                 sessions.values().all(|id| *id != 0),

@@ -75,7 +75,7 @@ async fn read_all(
 
 // tansu numbers offsets per batch, not per record, so records cannot be
 // found by the offsets kpax reports (tansu_produce_and_read_back... below).
-backends!(keyed_records_land_where_kpax_says_and_librdkafka_reads_them: fake(3), mock(3));
+backends!(keyed_records_land_where_kpax_says_and_librdkafka_reads_them: fake(3), mock(3), kafka);
 
 async fn keyed_records_land_where_kpax_says_and_librdkafka_reads_them(tc: &TestCluster) {
     let topic = tc.topic(3).await;
@@ -125,7 +125,7 @@ async fn keyed_records_land_where_kpax_says_and_librdkafka_reads_them(tc: &TestC
 
 // (librdkafka's partitioner does not depend on the broker: one backend
 // would do; the fake and the mock are cheap.)
-backends!(murmur2_partitions_agree_with_librdkafka: fake(1), mock(1));
+backends!(murmur2_partitions_agree_with_librdkafka: fake(1), mock(1), kafka);
 
 async fn murmur2_partitions_agree_with_librdkafka(tc: &TestCluster) {
     let topic = tc.topic(7).await;
@@ -153,7 +153,7 @@ async fn murmur2_partitions_agree_with_librdkafka(tc: &TestCluster) {
     }
 }
 
-backends!(every_codec_and_acks: fake(3), mock(3), tansu);
+backends!(every_codec_and_acks: fake(3), mock(3), kafka);
 
 async fn every_codec_and_acks(tc: &TestCluster) {
     let topic = tc.topic(2).await;
@@ -299,7 +299,7 @@ async fn backpressure_keeps_memory_within_budget(tc: &TestCluster) {
     assert_eq!(p.stats().buffered_bytes, 0);
 }
 
-backends!(bad_input_is_a_clear_error: fake(1), mock(1), tansu);
+backends!(bad_input_is_a_clear_error: fake(1), mock(1), kafka);
 
 async fn bad_input_is_a_clear_error(tc: &TestCluster) {
     let topic = tc.topic(2).await;
@@ -326,7 +326,7 @@ async fn bad_input_is_a_clear_error(tc: &TestCluster) {
 
 // The mock creates unknown topics on Metadata (auto-create), so it has no
 // unknown-topic error to check.
-backends!(produce_and_read_back_with_unknown_topic_error: fake(1), tansu);
+backends!(produce_and_read_back_with_unknown_topic_error: fake(1), kafka);
 
 /// Keyed records read back by librdkafka (found by offset and value, which
 /// also holds on tansu's per-batch offsets), then an unknown topic.

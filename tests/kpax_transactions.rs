@@ -924,48 +924,6 @@ async fn fake_interleaved_producers_abort_and_commit() {
     c.close(Duration::from_secs(5)).await;
 }
 
-// ---------------------------------------------------------------------------
-// tansu.
-
-/// tansu 0.6.0 serves InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn
-/// and TxnOffsetCommit but not EndTxn: a transaction cannot end there, and
-/// kpax says so with a fatal UnsupportedVersion for EndTxn instead of
-/// hanging or pretending.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_cannot_end_a_transaction() {
-    let Some(tc) = TestCluster::tansu() else {
-        return;
-    };
-    let topic = tc.topic(1).await;
-    let b = Backend::Harness(tc);
-    let p = txn_producer(&b, &harness::unique_name("txn"));
-    p.init_transactions().await.unwrap();
-    p.begin_transaction().unwrap();
-    // AddPartitionsToTxn and a transactional Produce are accepted...
-    p.send(ProducerRecord::new(&topic.name, "t").with_partition(0))
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    // ...but there is no EndTxn to end the transaction with.
-    let e = p.commit_transaction().await.unwrap_err();
-    match &e {
-        Error::Transaction(TransactionError::Fatal(inner)) => assert!(
-            matches!(
-                **inner,
-                Error::UnsupportedVersion {
-                    api: ApiKey::EndTxn,
-                    theirs: None,
-                    ..
-                }
-            ),
-            "{inner:?}"
-        ),
-        other => panic!("expected a fatal UnsupportedVersion for EndTxn, got {other:?}"),
-    }
-    assert_eq!(p.transaction_state(), Some(TransactionState::FatalError));
-}
-
 /// Records still queued when a send fails are failed with the abortable
 /// error at once (they could only be aborted), not sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! The `kpax` binary run as a subprocess against real brokers: the
-//! in-process fake cluster (kpax-fake) always, tansu (`KPAX_TANSU`) for the
+//! in-process fake cluster (kpax-fake) always, Apache Kafka (`KPAX_KAFKA`) for the
 //! admin flow when it is there (a failure under CI when it is not), and
 //! bad input of every kind.
 
@@ -753,8 +753,8 @@ async fn produce_consume_meta_versions_on_librdkafkas_mock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_and_group_flow_on_tansu() {
-    let Some(cluster) = harness::Cluster::tansu() else {
+async fn admin_and_group_flow_on_kafka() {
+    let Some(cluster) = harness::Cluster::kafka() else {
         return;
     };
     let b = cluster.bootstrap().to_string();
@@ -772,7 +772,7 @@ async fn admin_and_group_flow_on_tansu() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["topics"][0]["partitions"].as_array().unwrap().len(), 1);
 
-    // One record per run: tansu numbers offsets per batch.
+    // One record per run.
     for i in 0..3 {
         let v = format!("k{i}:v{i}");
         ok(

@@ -6,8 +6,13 @@
 //!   with fault injection ([`MockKafka`]);
 //! - [`Cluster::fake`]: kpax-fake, the in-process fake cluster written on
 //!   kpax-proto, always there, with fault injection and the admin APIs;
-//! - [`Cluster::tansu`]: a tansu broker started by `.ci/run`, found through
-//!   `KPAX_TANSU=host:port`;
+//! - [`Cluster::kafka`]: Apache Kafka 4.x, the broker of record: the
+//!   3-node KRaft cluster `scripts/kafka.sh start` runs, found through its
+//!   state file (`KPAX_KAFKA=<dir>/state`), with node control
+//!   ([`KafkaNodes`]); or, when only `KPAX_BROKERS` is set, that cluster,
+//!   without node control;
+//! - [`Cluster::kafka_3_9`]: the 1-node Kafka 3.9 cluster (`KPAX_KAFKA_3_9`),
+//!   for the old protocol versions 4.0 removed;
 //! - [`Cluster::external`]: any Kafka cluster, `KPAX_BROKERS=host:port[,..]`.
 //!
 //! An external backend whose variable is unset is skipped with a printed
@@ -24,6 +29,7 @@ pub mod client;
 pub mod fake;
 pub mod faults;
 pub mod interop;
+pub mod kafka;
 pub mod mock;
 
 use std::io::Write;
@@ -42,10 +48,16 @@ pub use faults::Faults;
 #[allow(unused_imports)]
 pub use interop::{Codec, Consumed, Delivered, ProduceOptions, Record, Until};
 #[allow(unused_imports)]
+pub use kafka::{KafkaNodes, Listener, NodeAction};
+#[allow(unused_imports)]
 pub use mock::{api_key, error_code, MockKafka};
 
-/// Environment variable naming the tansu broker started by `.ci/run`.
-pub const TANSU_VAR: &str = "KPAX_TANSU";
+/// Environment variable naming the state file of the Kafka 4.x cluster
+/// `scripts/kafka.sh start` runs (`.ci/run` sets it).
+pub const KAFKA_VAR: &str = "KPAX_KAFKA";
+/// Environment variable naming the state file of the 1-node Kafka 3.9
+/// cluster (`.ci/run` sets it).
+pub const KAFKA_3_9_VAR: &str = "KPAX_KAFKA_3_9";
 /// Environment variable naming any other Kafka cluster to test against.
 pub const BROKERS_VAR: &str = "KPAX_BROKERS";
 
@@ -55,9 +67,11 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 enum Backend {
     Mock(MockKafka),
     Fake(FakeCluster),
-    /// A broker that serves CreateTopics/DeleteTopics.
+    /// A broker that serves CreateTopics/DeleteTopics; `nodes` when the
+    /// harness started it and can control its nodes.
     Admin {
         replication: i32,
+        nodes: Option<KafkaNodes>,
     },
 }
 
@@ -68,8 +82,9 @@ pub enum Kind {
     Mock,
     /// kpax-fake.
     Fake,
-    /// tansu (`KPAX_TANSU`).
-    Tansu,
+    /// Apache Kafka (`KPAX_KAFKA`, `KPAX_KAFKA_3_9`, or `KPAX_BROKERS`
+    /// through the kafka backend).
+    Kafka,
     /// Any other cluster (`KPAX_BROKERS`).
     External,
 }
@@ -86,6 +101,7 @@ impl Cluster {
     /// A fresh in-process librdkafka mock cluster of `brokers` brokers
     /// (ids `1..=brokers`).
     pub fn mock(brokers: i32) -> Cluster {
+        init_log();
         let mock = MockKafka::start(brokers);
         Cluster {
             name: "librdkafka mock",
@@ -98,6 +114,7 @@ impl Cluster {
     /// A fresh kpax-fake cluster of `brokers` brokers (ids
     /// `1..=brokers`), running on the calling test's tokio runtime.
     pub async fn fake(brokers: i32) -> Cluster {
+        init_log();
         let fake = fake::start(brokers).await;
         Cluster {
             name: "fake",
@@ -107,15 +124,69 @@ impl Cluster {
         }
     }
 
-    /// The tansu broker at `KPAX_TANSU`; `None` (after printing why) when
-    /// unset outside CI.
-    pub fn tansu() -> Option<Cluster> {
-        Cluster::from_env(
-            TANSU_VAR,
-            "tansu",
-            Kind::Tansu,
-            "start one with `bash .ci/run`, or see docs/testing.md",
-        )
+    /// The Apache Kafka 4.x cluster of `KPAX_KAFKA` (a state file written
+    /// by `scripts/kafka.sh start`), or, when that is unset, the cluster at
+    /// `KPAX_BROKERS` (without node control); `None` (after printing why)
+    /// when neither is set outside CI.
+    pub fn kafka() -> Option<Cluster> {
+        if std::env::var(KAFKA_VAR).map_or(true, |v| v.trim().is_empty()) {
+            if let Ok(b) = std::env::var(BROKERS_VAR) {
+                if !b.trim().is_empty() {
+                    let mut c = Cluster::from_env(BROKERS_VAR, "kafka", Kind::Kafka, "")?;
+                    c.name = "kafka (KPAX_BROKERS)";
+                    return Some(c);
+                }
+            }
+        }
+        Cluster::from_state(KAFKA_VAR, "kafka 4")
+    }
+
+    /// The 1-node Apache Kafka 3.9 cluster of `KPAX_KAFKA_3_9`; `None`
+    /// (after printing why) when unset outside CI.
+    pub fn kafka_3_9() -> Option<Cluster> {
+        Cluster::from_state(KAFKA_3_9_VAR, "kafka 3.9")
+    }
+
+    fn from_state(var: &str, name: &'static str) -> Option<Cluster> {
+        init_log();
+        let path = match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+            _ => {
+                skip_or_fail(&format!(
+                    "{var} is not set (start Kafka with `scripts/kafka.sh start` and set {var} to the state file it prints, or run `bash .ci/run`; see docs/testing.md)"
+                ));
+                return None;
+            }
+        };
+        let nodes =
+            KafkaNodes::read(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{var}: {e}"));
+        // A test before this one may have left a node down or paused.
+        nodes.heal();
+        let bootstrap = nodes.bootstrap(Listener::Plaintext);
+        let first = bootstrap.split(',').next().unwrap_or_default().to_string();
+        assert!(
+            reachable(&first),
+            "{var}={path}: cannot connect to {first} within 3 s"
+        );
+        Some(Cluster {
+            name,
+            kind: Kind::Kafka,
+            bootstrap,
+            backend: Backend::Admin {
+                replication: nodes.node_count().min(3),
+                nodes: Some(nodes),
+            },
+        })
+    }
+
+    /// The Kafka cluster's nodes, to read its listeners and credentials and
+    /// to kill, pause and restart nodes; `None` unless the harness started
+    /// this cluster (`KPAX_KAFKA`, `KPAX_KAFKA_3_9`).
+    pub fn kafka_nodes(&self) -> Option<&KafkaNodes> {
+        match &self.backend {
+            Backend::Admin { nodes, .. } => nodes.as_ref(),
+            _ => None,
+        }
     }
 
     /// The cluster at `KPAX_BROKERS`; `None` (after printing why) when
@@ -130,6 +201,7 @@ impl Cluster {
     }
 
     fn from_env(var: &str, name: &'static str, kind: Kind, hint: &str) -> Option<Cluster> {
+        init_log();
         let bootstrap = match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
             _ => {
@@ -148,7 +220,10 @@ impl Cluster {
             name,
             kind,
             bootstrap,
-            backend: Backend::Admin { replication: 1 },
+            backend: Backend::Admin {
+                replication: 1,
+                nodes: None,
+            },
         })
     }
 
@@ -196,7 +271,8 @@ impl Cluster {
     /// The backend-neutral fault controls of the mock or the fake.
     ///
     /// # Panics
-    /// If this cluster has no fault injection (tansu, external).
+    /// If this cluster has no fault injection (Kafka, external: Kafka's
+    /// faults are its nodes, [`kafka_nodes`](Self::kafka_nodes)).
     pub fn inject(&self) -> Faults<'_> {
         match &self.backend {
             Backend::Mock(m) => Faults::Mock(m),
@@ -210,7 +286,7 @@ impl Cluster {
         match &self.backend {
             Backend::Mock(m) => Some(m.brokers()),
             Backend::Fake(f) => Some(f.broker_count() as i32),
-            Backend::Admin { .. } => None,
+            Backend::Admin { nodes, .. } => nodes.as_ref().map(KafkaNodes::node_count),
         }
     }
 
@@ -224,7 +300,7 @@ impl Cluster {
                 mock.create_topic(&name, partitions, mock.brokers().min(3));
             }
             Backend::Fake(f) => fake::create_topic(f, &name, partitions),
-            Backend::Admin { replication } => {
+            Backend::Admin { replication, .. } => {
                 create_topic(&self.bootstrap, &name, partitions, *replication).await;
             }
         }
@@ -337,6 +413,20 @@ pub async fn delete_topic(bootstrap: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Prints kpax's traces on stderr when `KPAX_TEST_LOG` is set (to a
+/// filter such as `kpax=debug`); called by every cluster constructor.
+pub fn init_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("KPAX_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    });
+}
+
 /// Whether this run is CI's (`CI` set to anything but empty/false/0).
 pub fn in_ci() -> bool {
     std::env::var("CI")
@@ -422,16 +512,17 @@ pub async fn check_roundtrip(cluster: &Cluster, partitions: i32, n: usize, codec
 
 /// Turns one async test body into one test per backend: a module named
 /// after the body holding a `#[tokio::test]` per backend, so the tests are
-/// `<body>::fake`, `<body>::mock` and `<body>::tansu` (run one backend's
+/// `<body>::fake`, `<body>::mock`, `<body>::kafka` (run one backend's
 /// with `cargo test --test kpax_consumer -- ::fake`).
 ///
 /// ```ignore
 /// async fn survives_a_retriable_error(tc: &TestCluster) { /* tc.inject()... */ }
-/// backends!(survives_a_retriable_error: fake(3), mock(3), tansu);
+/// backends!(survives_a_retriable_error: fake(3), mock(3), kafka);
 /// ```
 ///
 /// `fake(n)` and `mock(n)` start an in-process cluster of `n` brokers;
-/// `tansu` is skipped (or fails, in CI) like [`Cluster::tansu`]. List only
+/// `kafka` (Apache Kafka 4.x) and `kafka_3_9` are skipped (or fail, in CI)
+/// like [`Cluster::kafka`]. List only
 /// the backends the body supports, and say at the call why one is left out.
 #[macro_export]
 macro_rules! backends {
@@ -454,10 +545,19 @@ macro_rules! backends {
             super::$body(&tc).await;
         }
     };
-    (@test $body:ident tansu) => {
+    (@test $body:ident kafka) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn tansu() {
-            let Some(tc) = $crate::harness::Cluster::tansu() else {
+        async fn kafka() {
+            let Some(tc) = $crate::harness::Cluster::kafka() else {
+                return;
+            };
+            super::$body(&tc).await;
+        }
+    };
+    (@test $body:ident kafka_3_9) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn kafka_3_9() {
+            let Some(tc) = $crate::harness::Cluster::kafka_3_9() else {
                 return;
             };
             super::$body(&tc).await;

@@ -139,9 +139,21 @@ fn owned_by_id(s: &Shared) -> Vec<ConsumerGroupHeartbeatRequestTopicPartition> {
         .collect()
 }
 
+/// What the last answered heartbeat told the coordinator. A heartbeat
+/// carries the subscription and the owned partitions only when they
+/// changed since (or in full when joining, and after any failure): Kafka
+/// answers every heartbeat that reports owned partitions with the whole
+/// assignment, so reporting them each time would turn the heartbeat into
+/// a busy loop (KIP-848, as the Java client does).
+struct Reported {
+    topics: Vec<String>,
+    owned: Vec<ConsumerGroupHeartbeatRequestTopicPartition>,
+}
+
 /// Runs the membership until the consumer stops, or returns `Fallback`
 /// when the coordinator does not offer the protocol.
 pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selection) -> Ended {
+    let mut reported: Option<Reported> = None;
     let mut epoch = 0i32;
     let mut member_id = String::new();
     let mut attempt = 0u32;
@@ -240,10 +252,23 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
         req.group_id = group_id.into();
         req.member_id = member_id.as_str().into();
         req.member_epoch = epoch;
+        // Taken: any failure below leaves it None, so the next heartbeat
+        // is a full one again.
+        let last = if epoch == 0 { None } else { reported.take() };
+        let full = last.is_none();
+        let owned = if epoch == 0 {
+            Vec::new()
+        } else {
+            owned_by_id(&s)
+        };
+        // A static member names itself in every heartbeat (as Java's does).
         req.instance_id = s.config.group_instance_id.as_deref().map(Into::into);
-        req.rebalance_timeout_ms =
-            s.config.rebalance_timeout.as_millis().min(i32::MAX as u128) as i32;
-        if !topics.is_empty() {
+        if full {
+            req.rebalance_timeout_ms =
+                s.config.rebalance_timeout.as_millis().min(i32::MAX as u128) as i32;
+            req.server_assignor = s.config.group_remote_assignor.as_deref().map(Into::into);
+        }
+        if !topics.is_empty() && last.as_ref().is_none_or(|l| l.topics != topics) {
             req.subscribed_topic_names = Some(topics.iter().map(|t| t.as_str().into()).collect());
             if version >= 1 {
                 // The regex travels with the names (as librdkafka sends it:
@@ -252,12 +277,9 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
                 req.subscribed_topic_regex = Some("".into());
             }
         }
-        req.server_assignor = s.config.group_remote_assignor.as_deref().map(Into::into);
-        req.topic_partitions = Some(if epoch == 0 {
-            Vec::new()
-        } else {
-            owned_by_id(&s)
-        });
+        if last.as_ref().is_none_or(|l| l.owned != owned) {
+            req.topic_partitions = Some(owned.clone());
+        }
         let resp = match coordinator
             .send_version_on(Lane::Group, &req, version)
             .await
@@ -333,6 +355,10 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
             }
         }
         attempt = 0;
+        reported = Some(Reported {
+            topics: topics.clone(),
+            owned,
+        });
         if let Some(id) = resp.member_id.as_ref().filter(|m| !m.is_empty()) {
             member_id = id.to_string();
         }
@@ -354,9 +380,15 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
                 .collect();
             let target = assignment_by_name(&s, &assigned, &topics).await;
             take_assignment(&s, &target, epoch, RebalanceProtocol::Cooperative).await;
-            // Report what we own now, at once: the coordinator waits for
-            // it to hand revoked partitions to their new owners.
-            continue;
+            // Report what we own now, at once, if it changed: the
+            // coordinator waits for it to hand revoked partitions to their
+            // new owners.
+            if reported
+                .as_ref()
+                .is_some_and(|r| r.owned != owned_by_id(&s))
+            {
+                continue;
+            }
         }
         drop(s);
         // Sleep in short steps so that a close is not kept waiting.

@@ -526,6 +526,21 @@ impl Consumer {
         })
     }
 
+    /// The group protocol the current membership joined with:
+    /// [`GroupProtocol::Consumer`] once a ConsumerGroupHeartbeat was
+    /// answered with a member epoch, [`GroupProtocol::Classic`] otherwise
+    /// (also after falling back to it where the broker does not offer the
+    /// consumer protocol). `None` without a group.
+    pub fn group_protocol(&self) -> Option<GroupProtocol> {
+        group::membership(&self.shared).map(|m| {
+            if m.consumer_protocol {
+                GroupProtocol::Consumer
+            } else {
+                GroupProtocol::Classic
+            }
+        })
+    }
+
     /// The group's committed offsets for these partitions (-1: none).
     ///
     /// # Errors
