@@ -406,33 +406,62 @@ async fn mock_consumer_protocol_members_join_and_leave() {
         .await;
 }
 
+/// Apache Kafka's classic coordinator with cooperative-sticky members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_cooperative_members_join_and_leave() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    cooperative_members_join_and_leave(tc, true, GroupProtocol::Classic, true).await;
+}
+
+/// Apache Kafka 4.x's consumer group protocol (KIP-848) with its own
+/// server-side assignor (uniform, sticky).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_consumer_protocol_members_join_and_leave() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    cooperative_members_join_and_leave(tc, true, GroupProtocol::Consumer, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_pattern_subscription_picks_up_new_topics() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    pattern_subscription_picks_up_new_topics(tc, GroupProtocol::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_consumer_protocol_pattern_subscription_picks_up_new_topics() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    pattern_subscription_picks_up_new_topics(tc, GroupProtocol::Consumer).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_cooperative_members_join_and_leave() {
     cooperative_members_join_and_leave(TestCluster::mock(3), false, GroupProtocol::Classic, true)
         .await;
 }
 
-// No tansu variant: tansu 0.6's group coordinator answers each JoinGroup
-// at once from stored state instead of collecting every member's rejoin
-// (tansu-broker coordinator/group/administrator.rs: no wait on the
-// rebalance timeout; the leader gets members' metadata from their last
-// JoinGroup) and bumps the generation whenever a member's metadata changes.
-// Cooperative rebalancing changes a member's metadata (its owned
-// partitions) on every round, so on tansu the group keeps rebalancing and
-// partitions can have two owners (seen). Eager groups, whose subscriptions
-// stay the same, run on tansu in tests/kpax_consumer.rs.
-
 /// A pattern subscription picks up a matching topic created after the
 /// member joined, and never a topic the exclude pattern names.
 async fn pattern_subscription_picks_up_new_topics(tc: TestCluster, protocol: GroupProtocol) {
     narrow_group_versions(&tc);
-    let create = |name: &str, partitions: i32| {
-        if let Some(mock) = tc.mock_controls() {
-            mock.create_topic(name, partitions, 1);
-        } else if let Some(fake) = tc.fake_controls() {
-            fake.create_topic(name, partitions).unwrap();
-        } else {
-            panic!("{}: no direct topic creation", tc.name());
+    let create = |name: String, partitions: i32| {
+        let tc = &tc;
+        async move {
+            if let Some(mock) = tc.mock_controls() {
+                mock.create_topic(&name, partitions, 1);
+            } else if let Some(fake) = tc.fake_controls() {
+                fake.create_topic(&name, partitions).unwrap();
+            } else {
+                let replication = tc.broker_count().unwrap_or(1).min(3);
+                harness::create_topic(tc.bootstrap(), &name, partitions, replication).await;
+            }
         }
     };
     let prefix = harness::unique_name("rx");
@@ -441,8 +470,8 @@ async fn pattern_subscription_picks_up_new_topics(tc: TestCluster, protocol: Gro
         format!("{prefix}-b"),
         format!("{prefix}-x"),
     );
-    create(&a, 2);
-    create(&x, 1);
+    create(a.clone(), 2).await;
+    create(x.clone(), 1).await;
     let log: Log = Arc::default();
     let config = ConsumerConfig::default()
         .with_group_id(tc.group_id())
@@ -460,7 +489,7 @@ async fn pattern_subscription_picks_up_new_topics(tc: TestCluster, protocol: Gro
     let owners = await_owners(&log, 2, &[2]).await;
     assert!(owners.keys().all(|(t, _)| *t == a), "{owners:?}");
 
-    create(&b, 3);
+    create(b.clone(), 3).await;
     let owners = await_owners(&log, 5, &[5]).await;
     let topics: BTreeSet<&String> = owners.keys().map(|(t, _)| t).collect();
     assert_eq!(topics, BTreeSet::from([&a, &b]));

@@ -13,9 +13,9 @@
 //! (requests, retries, error handling, committed records read back); abort
 //! visibility, offsets-on-commit and fencing are checked on kpax-fake,
 //! which writes control batches, keeps aborted-transaction indexes and the
-//! last stable offset, and fences on epoch bumps. tansu 0.6.0 does not
-//! serve EndTxn at all: its one test checks that a commit there fails
-//! fatally with UnsupportedVersion for EndTxn (`KPAX_TANSU`).
+//! last stable offset, and fences on epoch bumps, and on Apache Kafka 4.x
+//! (`kafka_*`), the broker of record, where every body without injected
+//! faults runs too.
 
 mod harness;
 
@@ -35,9 +35,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-/// Either backend that serves the transactional APIs in-process.
+/// Topics of the harness that live as long as the test process.
+static KEPT: std::sync::Mutex<Vec<harness::Topic>> = std::sync::Mutex::new(Vec::new());
+
+/// A backend that serves the transactional APIs.
 enum Backend {
-    /// The mock (or, for the tansu test, tansu) through the harness.
+    /// The mock or Apache Kafka through the harness.
     Harness(TestCluster),
     Fake(FakeCluster),
 }
@@ -45,6 +48,12 @@ enum Backend {
 impl Backend {
     fn mock() -> Backend {
         Backend::Harness(TestCluster::mock(3))
+    }
+
+    /// Apache Kafka 4.x (`KPAX_KAFKA`); `None` (after printing why) outside
+    /// CI when it is not there.
+    fn kafka() -> Option<Backend> {
+        TestCluster::kafka().map(Backend::Harness)
     }
 
     async fn fake() -> Backend {
@@ -60,7 +69,13 @@ impl Backend {
 
     async fn topic(&self, partitions: i32) -> String {
         match self {
-            Backend::Harness(c) => c.topic(partitions).await.name.clone(),
+            Backend::Harness(c) => {
+                // Kept until the test ends (Kafka deletes a dropped topic).
+                let topic = c.topic(partitions).await;
+                let name = topic.name.clone();
+                KEPT.lock().unwrap().push(topic);
+                name
+            }
             Backend::Fake(f) => {
                 let name = harness::unique_name("txn-topic");
                 f.create_topic(&name, partitions).expect("create topic");
@@ -72,26 +87,52 @@ impl Backend {
     /// Queues `errors` for the next requests of `api` (one each).
     fn fail(&self, api: ApiKey, errors: &[ErrorCode]) {
         match self {
+            // Kafka cannot be told to fail: bodies that also run there
+            // check only what holds either way.
             Backend::Harness(c) => {
-                let codes: Vec<i16> = errors.iter().map(|e| e.0).collect();
-                c.faults().request_errors(api as i16, &codes);
+                if let Some(mock) = c.mock_controls() {
+                    let codes: Vec<i16> = errors.iter().map(|e| e.0).collect();
+                    mock.request_errors(api as i16, &codes);
+                }
             }
             Backend::Fake(f) => f.fail_sequence(api, errors),
         }
     }
 
     fn track(&self) {
-        if let Backend::Harness(c) = self {
-            c.faults().track_requests();
+        if let Some(mock) = self.mock_controls() {
+            mock.track_requests();
         }
     }
 
-    /// Requests of `api` received so far (the mock counts from `track`).
-    fn count(&self, api: ApiKey) -> usize {
+    fn mock_controls(&self) -> Option<&harness::MockKafka> {
         match self {
-            Backend::Harness(c) => c.faults().count_requests(api as i16),
-            Backend::Fake(f) => f.request_count(api),
+            Backend::Harness(c) => c.mock_controls(),
+            Backend::Fake(_) => None,
         }
+    }
+
+    /// Requests of `api` received so far (the mock counts from `track`);
+    /// `None` where the broker cannot count them (Kafka).
+    fn count(&self, api: ApiKey) -> Option<usize> {
+        match self {
+            Backend::Harness(c) => c.mock_controls().map(|m| m.count_requests(api as i16)),
+            Backend::Fake(f) => Some(f.request_count(api)),
+        }
+    }
+
+    /// The offset `group` committed for `topic`/`partition` (None: none),
+    /// as a kpax consumer of the group reads it (OffsetFetch).
+    async fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        let c = Consumer::new(
+            cluster(self),
+            ConsumerConfig::default().with_group_id(group),
+        )
+        .unwrap();
+        let tp = (topic.to_string(), partition);
+        let got = c.committed(std::slice::from_ref(&tp)).await.unwrap();
+        c.close().await;
+        got.get(&tp).copied().filter(|o| *o >= 0)
     }
 }
 
@@ -263,11 +304,12 @@ async fn commit_is_visible(b: Backend) {
     send_ok(&p, &topic, 3, "b", 12).await;
     p.commit_transaction().await.unwrap();
     assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
-    assert!(
-        b.count(ApiKey::AddPartitionsToTxn) >= 2,
-        "partitions added per transaction"
-    );
-    assert_eq!(b.count(ApiKey::EndTxn), 2, "one EndTxn per transaction");
+    if let (Some(added), Some(ended)) =
+        (b.count(ApiKey::AddPartitionsToTxn), b.count(ApiKey::EndTxn))
+    {
+        assert!(added >= 2, "partitions added per transaction");
+        assert_eq!(ended, 2, "one EndTxn per transaction");
+    }
     let want = expected(3, &[("a", 30), ("b", 12)]);
     let got = kpax_read(&b, &topic, 3, IsolationLevel::ReadCommitted, 42).await;
     assert_eq!(got, want, "kpax read_committed");
@@ -305,13 +347,13 @@ async fn coordinator_errors_are_retried(b: Backend) {
     p.begin_transaction().unwrap();
     send_ok(&p, &topic, 2, "r", 10).await;
     p.commit_transaction().await.unwrap();
-    assert!(b.count(ApiKey::InitProducerId) >= 3);
+    assert!(b.count(ApiKey::InitProducerId).unwrap() >= 3);
     assert!(
-        b.count(ApiKey::AddPartitionsToTxn) >= 3,
+        b.count(ApiKey::AddPartitionsToTxn).unwrap() >= 3,
         "AddPartitionsToTxn retried: {}",
-        b.count(ApiKey::AddPartitionsToTxn)
+        b.count(ApiKey::AddPartitionsToTxn).unwrap()
     );
-    assert_eq!(b.count(ApiKey::EndTxn), 3, "EndTxn retried twice");
+    assert_eq!(b.count(ApiKey::EndTxn).unwrap(), 3, "EndTxn retried twice");
     let got = kpax_read(&b, &topic, 2, IsolationLevel::ReadCommitted, 10).await;
     assert_eq!(got, expected(2, &[("r", 10)]));
     p.close(Duration::from_secs(5)).await;
@@ -347,7 +389,11 @@ async fn send_error_is_abortable(b: Backend) {
     assert_eq!(p.transaction_state(), Some(TransactionState::Ready));
     // The producer goes on with a bumped epoch (KIP-360: the failed batch
     // had sequence numbers the broker never saw): a second InitProducerId.
-    assert_eq!(b.count(ApiKey::InitProducerId), 2, "init + epoch bump");
+    assert_eq!(
+        b.count(ApiKey::InitProducerId).unwrap(),
+        2,
+        "init + epoch bump"
+    );
     p.begin_transaction().unwrap();
     send_ok(&p, &topic, 1, "ok", 5).await;
     p.commit_transaction().await.unwrap();
@@ -400,7 +446,7 @@ async fn fatal_add_partitions_error(b: Backend) {
     let e = p.commit_transaction().await.unwrap_err();
     assert!(is_fatal(&e), "{e}");
     assert!(is_fatal(&p.begin_transaction().unwrap_err()));
-    assert_eq!(b.count(ApiKey::Produce), 0, "nothing was written");
+    assert_eq!(b.count(ApiKey::Produce).unwrap(), 0, "nothing was written");
 }
 
 async fn abort_fails_unsent_records(b: Backend) {
@@ -433,9 +479,11 @@ async fn abort_fails_unsent_records(b: Backend) {
     }
     assert_eq!(p.stats().buffered_bytes, 0);
     // Nothing reached a broker: no partition was added, no EndTxn needed.
-    assert_eq!(b.count(ApiKey::AddPartitionsToTxn), 0);
-    assert_eq!(b.count(ApiKey::EndTxn), 0);
-    assert_eq!(b.count(ApiKey::Produce), 0);
+    for api in [ApiKey::AddPartitionsToTxn, ApiKey::EndTxn, ApiKey::Produce] {
+        if let Some(n) = b.count(api) {
+            assert_eq!(n, 0, "{api:?}");
+        }
+    }
     p.close(Duration::from_secs(5)).await;
 }
 
@@ -516,8 +564,13 @@ async fn offsets_go_with_the_transaction(b: &Backend) -> (String, String) {
         .await
         .unwrap();
     p.abort_transaction().await.unwrap();
-    assert_eq!(b.count(ApiKey::AddOffsetsToTxn), 3, "2 + 1 retry");
-    assert_eq!(b.count(ApiKey::TxnOffsetCommit), 3, "2 + 1 retry");
+    if let (Some(add), Some(commit)) = (
+        b.count(ApiKey::AddOffsetsToTxn),
+        b.count(ApiKey::TxnOffsetCommit),
+    ) {
+        assert_eq!(add, 3, "2 + 1 retry");
+        assert_eq!(commit, 3, "2 + 1 retry");
+    }
     p.close(Duration::from_secs(5)).await;
     (topic, group)
 }
@@ -609,14 +662,11 @@ async fn fake_misuse_is_a_typed_error() {
     misuse_is_a_typed_error(Backend::fake().await).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_offsets_are_committed_only_with_the_transaction() {
-    let b = Backend::fake().await;
+async fn offsets_are_committed_only_with_the_transaction(b: Backend) {
     let (topic, group) = offsets_go_with_the_transaction(&b).await;
-    let Backend::Fake(f) = &b else { unreachable!() };
     // The committed transaction's offsets, not the aborted one's (9).
-    assert_eq!(f.committed(&group, &topic, 0).map(|c| c.offset), Some(5));
-    assert_eq!(f.committed(&group, &topic, 1).map(|c| c.offset), Some(7));
+    assert_eq!(b.committed(&group, &topic, 0).await, Some(5));
+    assert_eq!(b.committed(&group, &topic, 1).await, Some(7));
 
     // Before the commit the group sees nothing.
     let group2 = harness::unique_name("txn-group");
@@ -629,9 +679,9 @@ async fn fake_offsets_are_committed_only_with_the_transaction() {
     )
     .await
     .unwrap();
-    assert_eq!(f.committed(&group2, &topic, 0), None);
+    assert_eq!(b.committed(&group2, &topic, 0).await, None);
     p.commit_transaction().await.unwrap();
-    assert_eq!(f.committed(&group2, &topic, 0).map(|c| c.offset), Some(3));
+    assert_eq!(b.committed(&group2, &topic, 0).await, Some(3));
     // And a kpax consumer of the group resumes there.
     let c = Consumer::new(
         cluster(&b),
@@ -649,9 +699,7 @@ async fn fake_offsets_are_committed_only_with_the_transaction() {
 /// with non-transactional records between them: read_committed sees
 /// exactly the committed and plain records in order, read_uncommitted
 /// sees every record (markers hidden), for kpax and librdkafka alike.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_abort_hides_records_from_read_committed_only() {
-    let b = Backend::fake().await;
+async fn abort_hides_records_from_read_committed_only(b: Backend) {
     let topic = b.topic(3).await;
     let p = txn_producer(&b, &harness::unique_name("txn"));
     let plain = Producer::new(cluster(&b), ProducerConfig::default()).unwrap();
@@ -717,9 +765,7 @@ async fn fake_abort_hides_records_from_read_committed_only() {
 
 /// An open transaction holds read_committed consumers back at its first
 /// record (the last stable offset) until it commits.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_open_transaction_holds_back_read_committed() {
-    let b = Backend::fake().await;
+async fn open_transaction_holds_back_read_committed(b: Backend) {
     let topic = b.topic(1).await;
     let p = txn_producer(&b, &harness::unique_name("txn"));
     let plain = Producer::new(cluster(&b), ProducerConfig::default()).unwrap();
@@ -792,9 +838,7 @@ async fn fake_open_transaction_holds_back_read_committed() {
 /// A second producer with the same transactional id fences the first: the
 /// coordinator aborts the first one's open transaction, and the first
 /// producer's next call is fatal, for good.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_second_producer_fences_the_first() {
-    let b = Backend::fake().await;
+async fn second_producer_fences_the_first(b: Backend) {
     let topic = b.topic(2).await;
     let id = harness::unique_name("txn");
     let first = txn_producer(&b, &id);
@@ -838,9 +882,7 @@ async fn fake_second_producer_fences_the_first() {
 
 /// A fenced producer that is still sending gets a fatal error from the
 /// partition leader too (INVALID_PRODUCER_EPOCH on Produce).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_fenced_producer_cannot_write() {
-    let b = Backend::fake().await;
+async fn fenced_producer_cannot_write(b: Backend) {
     let topic = b.topic(1).await;
     let id = harness::unique_name("txn");
     let first = txn_producer(&b, &id);
@@ -873,9 +915,7 @@ async fn fake_fenced_producer_cannot_write() {
 /// partitions; one aborts, the other commits: read_committed readers must
 /// drop exactly the aborting producer's batches (aborted transactions are
 /// tracked per producer id).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_interleaved_producers_abort_and_commit() {
-    let b = Backend::fake().await;
+async fn interleaved_producers_abort_and_commit(b: Backend) {
     let topic = b.topic(2).await;
     let a = txn_producer(&b, &harness::unique_name("txn-a"));
     let c = txn_producer(&b, &harness::unique_name("txn-c"));
@@ -980,23 +1020,32 @@ async fn fake_queued_records_fail_with_the_transaction() {
 /// read_committed reader never sees its records), the producer fenced (its
 /// commit fails fatally); a new producer with the same transactional id
 /// goes on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_a_transaction_past_its_timeout_is_aborted() {
-    let b = Backend::fake().await;
+async fn a_transaction_past_its_timeout_is_aborted(b: Backend) {
     let topic = b.topic(1).await;
     let id = harness::unique_name("txn");
+    // Kafka writes the abort to its transaction log with the transaction's
+    // own timeout as the replication deadline (seen: 300 ms is too short
+    // for three replicas on a loaded 2-core machine, the abort fails with
+    // COORDINATOR_NOT_AVAILABLE and the late commit then succeeds).
+    // Kafka's coordinator looks for timed-out transactions every
+    // transaction.abort.timed.out.transaction.cleanup.interval.ms (1 s in
+    // scripts/kafka.sh); the fake checks at once.
+    let (timeout, wait) = match b {
+        Backend::Fake(_) => (Duration::from_millis(300), Duration::from_millis(900)),
+        Backend::Harness(_) => (Duration::from_millis(2000), Duration::from_millis(4500)),
+    };
     let p = Producer::new(
         cluster(&b),
         ProducerConfig::default()
             .with_transactional_id(&id)
-            .with_transaction_timeout(Duration::from_millis(300))
+            .with_transaction_timeout(timeout)
             .with_linger(Duration::from_millis(2)),
     )
     .unwrap();
     p.init_transactions().await.unwrap();
     p.begin_transaction().unwrap();
     send_ok(&p, &topic, 1, "late", 5).await;
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(wait).await;
     let e = p.commit_transaction().await.unwrap_err();
     assert!(is_fatal(&e), "commit after the timeout: {e}");
     p.close(Duration::from_secs(2)).await;
@@ -1015,4 +1064,99 @@ async fn fake_a_transaction_past_its_timeout_is_aborted() {
     let all = kpax_read(&b, &topic, 1, IsolationLevel::ReadUncommitted, 8).await;
     assert_eq!(all[&0].len(), 8, "read_uncommitted sees both: {all:?}");
     again.close(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_abort_hides_records_from_read_committed_only() {
+    abort_hides_records_from_read_committed_only(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_abort_hides_records_from_read_committed_only() {
+    let Some(b) = Backend::kafka() else { return };
+    abort_hides_records_from_read_committed_only(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_open_transaction_holds_back_read_committed() {
+    open_transaction_holds_back_read_committed(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_open_transaction_holds_back_read_committed() {
+    let Some(b) = Backend::kafka() else { return };
+    open_transaction_holds_back_read_committed(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_second_producer_fences_the_first() {
+    second_producer_fences_the_first(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_second_producer_fences_the_first() {
+    let Some(b) = Backend::kafka() else { return };
+    second_producer_fences_the_first(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_fenced_producer_cannot_write() {
+    fenced_producer_cannot_write(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_fenced_producer_cannot_write() {
+    let Some(b) = Backend::kafka() else { return };
+    fenced_producer_cannot_write(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_interleaved_producers_abort_and_commit() {
+    interleaved_producers_abort_and_commit(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_interleaved_producers_abort_and_commit() {
+    let Some(b) = Backend::kafka() else { return };
+    interleaved_producers_abort_and_commit(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_a_transaction_past_its_timeout_is_aborted() {
+    a_transaction_past_its_timeout_is_aborted(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_transaction_past_its_timeout_is_aborted() {
+    let Some(b) = Backend::kafka() else { return };
+    a_transaction_past_its_timeout_is_aborted(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_offsets_are_committed_only_with_the_transaction() {
+    offsets_are_committed_only_with_the_transaction(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_offsets_are_committed_only_with_the_transaction() {
+    let Some(b) = Backend::kafka() else { return };
+    offsets_are_committed_only_with_the_transaction(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_commit_is_read_by_kpax_and_librdkafka() {
+    let Some(b) = Backend::kafka() else { return };
+    commit_is_visible(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_abort_fails_unsent_records() {
+    let Some(b) = Backend::kafka() else { return };
+    abort_fails_unsent_records(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_misuse_is_a_typed_error() {
+    let Some(b) = Backend::kafka() else { return };
+    misuse_is_a_typed_error(b).await;
 }
