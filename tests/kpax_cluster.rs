@@ -360,7 +360,7 @@ async fn fake_pinned_to_kafka_0_10_negotiates_down() {
     let tc = TestCluster::fake(1).await;
     let fake = tc.fake_controls().unwrap();
     fake.set_versions(kpax_fake::VersionTable::kafka_0_10());
-    let broker = Broker::new(first(tc), None, config().into());
+    let broker = Broker::new(first(&tc), None, config().into());
     let versions = broker.api_versions().await.unwrap();
     assert_eq!(versions.range(ApiKey::ApiVersions), Some((0, 0)));
     assert_eq!(broker.version_for::<MetadataRequest>().await.unwrap(), 2);
