@@ -529,13 +529,12 @@ async fn describe_cluster_and_list_topics(tc: &TestCluster) {
     );
 }
 
-/// What only the fake serves of these: CreatePartitions (tansu 0.6 does
-/// not advertise it), and the error answers of the admin APIs the fake
-/// implements, each a typed error for its own resource.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_create_partitions_and_admin_errors() {
-    let tc = TestCluster::fake(3).await;
-    let admin = admin(&tc);
+backends!(create_partitions_and_admin_errors: fake(3), kafka);
+
+/// CreatePartitions (the mock lacks it), and the error answers of the admin
+/// APIs, each a typed error for its own resource.
+async fn create_partitions_and_admin_errors(tc: &TestCluster) {
+    let admin = admin(tc);
     let topic = tc.topic(2).await;
     let ghost = unique_name("admin-ghost");
 
@@ -553,7 +552,15 @@ async fn fake_create_partitions_and_admin_errors() {
         .unwrap();
     res[0].1.as_ref().expect("grow");
     assert_eq!(code(&res[1].1), Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION));
-    assert_eq!(admin_partitions(&admin, &topic.name).await, 3);
+    // (Kafka's brokers learn of the new partition a moment after.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin_partitions(&admin, &topic.name).await != 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the third partition never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let res = admin
         .create_partitions(&[(&topic.name, 1)], false)
         .await
@@ -601,7 +608,7 @@ async fn fake_create_partitions_and_admin_errors() {
     assert_eq!(code(&res[0].1), Some(ErrorCode::INVALID_CONFIG));
 
     // DeleteRecords past the high watermark; DeleteGroups of an unknown group
-    produce(&tc, &topic.name, 3, 2).await;
+    produce(tc, &topic.name, 3, 2).await;
     let p0 = TopicPartition::new(&topic.name, 0);
     let res = admin.delete_records(&[(p0.clone(), 3)]).await.unwrap();
     assert_eq!(code(&res[&p0]), Some(ErrorCode::OFFSET_OUT_OF_RANGE));

@@ -124,9 +124,13 @@ impl Backend {
     /// The offset `group` committed for `topic`/`partition` (None: none),
     /// as a kpax consumer of the group reads it (OffsetFetch).
     async fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        // read_committed asks for stable offsets (KIP-447): Kafka writes a
+        // committed transaction's offsets a moment after EndTxn returns.
         let c = Consumer::new(
             cluster(self),
-            ConsumerConfig::default().with_group_id(group),
+            ConsumerConfig::default()
+                .with_group_id(group)
+                .with_isolation_level(IsolationLevel::ReadCommitted),
         )
         .unwrap();
         let tp = (topic.to_string(), partition);
@@ -687,6 +691,7 @@ async fn offsets_are_committed_only_with_the_transaction(b: Backend) {
         cluster(&b),
         ConsumerConfig::default()
             .with_group_id(&group2)
+            .with_isolation_level(IsolationLevel::ReadCommitted)
             .with_fetch_max_wait(Duration::from_millis(100)),
     )
     .unwrap();

@@ -31,6 +31,24 @@ pub enum Error {
         /// Its version.
         version: i16,
     },
+    /// The broker closed the connection on every one of the last
+    /// [`REFUSALS_BEFORE_GIVING_UP`](crate::broker::REFUSALS_BEFORE_GIVING_UP)
+    /// requests of this API and version: it does not serve that version,
+    /// whatever it advertises (Kafka 4.x lists Produce v0-v2 in ApiVersions
+    /// but closes on them, KIP-896). Not retriable.
+    #[error("broker {broker} closed the connection on each of the last {times} {api:?} v{version} requests: it does not serve this version (it advertises {advertised:?}); use a newer version or lift the version cap")]
+    Refused {
+        /// The broker's address.
+        broker: String,
+        /// The request.
+        api: ApiKey,
+        /// Its version.
+        version: i16,
+        /// How many requests in a row were refused.
+        times: u32,
+        /// The range the broker advertises for the API.
+        advertised: Option<(i16, i16)>,
+    },
     /// No answer within the request timeout (retriable).
     #[error("broker {broker}: {api:?} v{version} timed out after {after:?}")]
     Timeout {

@@ -42,6 +42,7 @@ use kpax_proto::generated::{
 use kpax_proto::message::{Message, Request};
 use kpax_proto::wire::StrBytes;
 use kpax_proto::wire::{put_i32, FrameBuf, Sink};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,11 +102,19 @@ struct Inner {
     /// The versions the broker last advertised, shared by the lanes.
     versions: std::sync::Mutex<Option<ApiVersions>>,
     transport: Transport,
+    /// Requests closed unanswered in a row, per (API key, version).
+    refusals: std::sync::Mutex<HashMap<(i16, i16), u32>>,
     /// Per API key, the size of the last frame encoded: the next frame of
     /// that API starts with room for it, so a large request (Produce)
     /// is not grown by doubling, copying itself each time.
     frame_sizes: [AtomicUsize; FRAME_SIZE_SLOTS],
 }
+
+/// How many requests of one API and version in a row a broker may close
+/// unanswered before kpax takes it to mean "not served" and stops retrying
+/// ([`Error::Refused`]): one close may be a broker going down, three in a
+/// row on fresh connections are a refusal.
+pub const REFUSALS_BEFORE_GIVING_UP: u32 = 3;
 
 /// API keys with a remembered frame size (keys at or past it start small).
 const FRAME_SIZE_SLOTS: usize = 96;
@@ -158,6 +167,7 @@ impl Broker {
                 lanes: Default::default(),
                 versions: std::sync::Mutex::new(None),
                 transport: Transport::default(),
+                refusals: std::sync::Mutex::new(HashMap::new()),
                 frame_sizes: std::array::from_fn(|_| AtomicUsize::new(0)),
             }),
         }
@@ -357,7 +367,33 @@ impl Broker {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response> {
-        self.exchange(live, req, version, timeout, true).await
+        let result = self.exchange(live, req, version, timeout, true).await;
+        let key = (R::API_KEY as i16, version);
+        let mut refusals = self
+            .inner
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Err(Error::ClosedOnRequest { .. }) => {
+                let times = refusals.entry(key).or_insert(0);
+                *times += 1;
+                if *times >= REFUSALS_BEFORE_GIVING_UP {
+                    return Err(Error::Refused {
+                        broker: self.inner.addr.clone(),
+                        api: R::API_KEY,
+                        version,
+                        times: *times,
+                        advertised: live.versions.range(R::API_KEY),
+                    });
+                }
+            }
+            Ok(_) if !refusals.is_empty() => {
+                refusals.remove(&key);
+            }
+            _ => {}
+        }
+        result
     }
 
     /// One request and its response; `gated`: wait while the connection

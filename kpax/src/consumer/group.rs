@@ -210,6 +210,11 @@ async fn run(weak: Weak<Shared>, group_id: String, selection: Selection) {
                     api: ApiKey::JoinGroup,
                     version,
                     ..
+                }
+                | Error::Refused {
+                    api: ApiKey::JoinGroup,
+                    version,
+                    ..
                 } = &e
                 {
                     let lower = (*version - 1).max(0);
@@ -226,7 +231,7 @@ async fn run(weak: Weak<Shared>, group_id: String, selection: Selection) {
                         lose_all(&s).await;
                     }
                 }
-                if e.is_retriable() || matches!(e, Error::Broker { .. }) {
+                if e.is_retriable() || matches!(e, Error::Broker { .. } | Error::Refused { .. }) {
                     attempt += 1;
                     drop(s);
                     tokio::time::sleep(crate::broker::backoff(
@@ -826,8 +831,37 @@ pub(crate) async fn commit(s: &Shared, offsets: BTreeMap<TopicPartition, i64>) -
     Ok(())
 }
 
-/// The group's committed offsets (-1 where none).
+/// The group's committed offsets (-1 where none). A read_committed
+/// consumer asks for stable offsets only (KIP-447 `require_stable`, as
+/// Java's does): offsets a transaction has sent but not yet committed are
+/// waited for (UNSTABLE_OFFSET_COMMIT, retried within the request timeout)
+/// rather than read as "no offset", which would reset the position.
 pub(crate) async fn fetch_committed(
+    s: &Shared,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, i64>> {
+    let deadline = Instant::now() + s.cluster.config().request_timeout;
+    let mut attempt = 0u32;
+    loop {
+        match fetch_committed_once(s, partitions).await {
+            Err(Error::Broker {
+                code: ErrorCode::UNSTABLE_OFFSET_COMMIT,
+                ..
+            }) if Instant::now() < deadline => {
+                attempt += 1;
+                tokio::time::sleep(crate::broker::backoff(
+                    attempt.min(5),
+                    Duration::from_millis(20),
+                    Duration::from_millis(500),
+                ))
+                .await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn fetch_committed_once(
     s: &Shared,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, i64>> {
@@ -847,6 +881,8 @@ pub(crate) async fn fetch_committed(
         by_topic.entry(t.clone()).or_default().push(*p);
     }
     let mut req = OffsetFetchRequest::default();
+    req.require_stable =
+        version >= 7 && s.config.isolation_level == super::IsolationLevel::ReadCommitted;
     if version >= 8 {
         req.groups = vec![OffsetFetchRequestGroup::default()
             .with_group_id(group_id.as_str().into())
@@ -885,32 +921,37 @@ pub(crate) async fn fetch_committed(
             .coordinator_error(CoordinatorKind::Group, &group_id, ErrorCode(top_error));
         return Err(group_err(ApiKey::OffsetFetch, top_error, &coordinator));
     }
+    // A partition's error is not "no offset": reading it as -1 would
+    // reset the position (and re-read or skip records). Only a topic the
+    // broker does not know has no offset.
+    let mut take = |topic: &str, partition: i32, code: i16, offset: i64| -> Result<()> {
+        let offset = match ErrorCode(code) {
+            ErrorCode::NONE => offset,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => -1,
+            code => {
+                return Err(Error::Broker {
+                    broker: coordinator.addr().into(),
+                    api: ApiKey::OffsetFetch,
+                    code,
+                    message: Some(format!("{topic}-{partition}")),
+                })
+            }
+        };
+        out.insert((topic.to_string(), partition), offset);
+        Ok(())
+    };
     if version >= 8 {
         for g in &resp.groups {
             for t in &g.topics {
                 for p in &t.partitions {
-                    out.insert(
-                        (t.name.to_string(), p.partition_index),
-                        if p.error_code == 0 {
-                            p.committed_offset
-                        } else {
-                            -1
-                        },
-                    );
+                    take(&t.name, p.partition_index, p.error_code, p.committed_offset)?;
                 }
             }
         }
     } else {
         for t in &resp.topics {
             for p in &t.partitions {
-                out.insert(
-                    (t.name.to_string(), p.partition_index),
-                    if p.error_code == 0 {
-                        p.committed_offset
-                    } else {
-                        -1
-                    },
-                );
+                take(&t.name, p.partition_index, p.error_code, p.committed_offset)?;
             }
         }
     }
@@ -933,6 +974,14 @@ pub(crate) async fn leave(s: &Shared) {
     };
     if m.consumer_protocol {
         leave_consumer_group(s, &coordinator, &m).await;
+        return;
+    }
+    if s.config.group_instance_id.is_some() {
+        // A static member does not leave (as Java's has not since 2.3,
+        // KIP-345): the coordinator keeps its partitions for it until the
+        // session times out, so a restart within that time rebalances
+        // nothing.
+        tracing::debug!(group = %m.group_id, "static member: closing without LeaveGroup");
         return;
     }
     let Ok(version) = coordinator.version_for::<LeaveGroupRequest>().await else {
