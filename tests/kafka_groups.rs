@@ -227,7 +227,7 @@ async fn added_partitions_are_picked_up_by_producer_and_consumer() {
             .expect("delivered");
         *partitions.entry(meta.partition).or_insert(0usize) += 1;
         i += 1;
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
