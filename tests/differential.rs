@@ -84,7 +84,12 @@ const KNOWN: &[Known] = &[Known {
 }];
 
 fn known(api: ApiKey, version: i16, dir: Dir) -> Option<usize> {
-    KNOWN.iter().position(|k| {
+    position_in(KNOWN, api, version, dir)
+}
+
+/// The entry of `table` that lists (api, version, dir), if any.
+fn position_in(table: &[Known], api: ApiKey, version: i16, dir: Dir) -> Option<usize> {
+    table.iter().position(|k| {
         k.api == api
             && (k.versions.0..=k.versions.1).contains(&version)
             && k.dir.is_none_or(|d| d == dir)
@@ -613,11 +618,7 @@ fn kpax_defaults_encode_as_the_schemas_defaults() {
                     Ok(b) => Err(diff("default", &b, &theirs)),
                     Err(e) => Err(e),
                 };
-                let listed = KNOWN_KPAX_DEFAULTS.iter().position(|k| {
-                    k.api == api
-                        && (k.versions.0..=k.versions.1).contains(&version)
-                        && k.dir.is_none_or(|d| d == dir)
-                });
+                let listed = position_in(KNOWN_KPAX_DEFAULTS, api, version, dir);
                 match (r, listed.or(known(api, version, dir))) {
                     (Ok(()), _) => checked += 1,
                     (Err(e), Some(_)) => {
@@ -693,11 +694,7 @@ fn kafka_protocol_defaults_decode_in_kpax() {
                         Err(format!("kpax re-encode differs ({} bytes in)", bytes.len()))
                     }
                 });
-                let listed = KNOWN_DEFAULTS.iter().position(|k| {
-                    k.api == api
-                        && (k.versions.0..=k.versions.1).contains(&version)
-                        && k.dir.is_none_or(|d| d == dir)
-                });
+                let listed = position_in(KNOWN_DEFAULTS, api, version, dir);
                 match (r, listed.or(known(api, version, dir))) {
                     (Ok(()), _) => checked += 1,
                     (Err(e), Some(_)) => {
