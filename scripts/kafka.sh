@@ -2,7 +2,8 @@
 # Apache Kafka (KRaft) for kpax's tests, from Maven Central only.
 #
 #   scripts/kafka.sh fetch [VERSION...]        resolve brokers into $KPAX_TOOLS/kafka-V/lib
-#                                              (default: the pinned 4.x and 3.9.x), reused when present
+#                                              (default: the pinned 4.x and 3.9.x; `--legacy`:
+#                                              the old releases below), reused when present
 #   scripts/kafka.sh start [--version V] [--nodes N] [--dir D]
 #                                              format and start N combined controller+broker
 #                                              nodes; write D/state; print the bootstrap
@@ -11,6 +12,12 @@
 #                                              resume (SIGCONT), term (SIGTERM, waits for exit),
 #                                              start (again, same ports and data), alive
 #   scripts/kafka.sh status [--dir D]          print D/state and which nodes are alive
+#   scripts/kafka.sh versions [--legacy]       the pinned releases (or the old ones)
+#
+# Old releases (before 3.0: 0.8.2.2, 0.10.2.2, 0.11.0.3, 1.1.1, 2.8.2) run in
+# ZooKeeper mode: `start --version 0.10.2.2` starts one ZooKeeper and one
+# broker with a PLAINTEXT listener only (1 node), on the same JVM as the
+# rest, and writes the same kind of state file (mode=zookeeper).
 #
 # Each node listens on 127.0.0.1 with PLAINTEXT, SSL (client certificates
 # requested, not required), SASL_PLAINTEXT and SASL_SSL (PLAIN,
@@ -25,6 +32,7 @@ set -euo pipefail
 
 KAFKA_4=4.4.0
 KAFKA_3=3.9.2
+KAFKA_LEGACY="0.8.2.2 0.10.2.2 0.11.0.3 1.1.1 2.8.2"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="${KPAX_TOOLS:-$HOME/.local/kpax-tools}"
 HEAP="${KAFKA_HEAP:--Xms128m -Xmx512m}"
@@ -39,6 +47,18 @@ die() {
 
 lib_dir() { echo "$TOOLS/kafka-$1/lib"; }
 
+# is_legacy VERSION: a release before 3.0 (run with ZooKeeper).
+is_legacy() { [[ $1 =~ ^(0|1|2)\. ]]; }
+
+# scala_of VERSION: the Scala build Maven serves of an old release.
+scala_of() {
+    case $1 in
+    0.8.*) echo 2.10 ;;
+    0.9.* | 0.10.* | 0.11.*) echo 2.11 ;;
+    *) echo 2.12 ;;
+    esac
+}
+
 # fetch VERSION: copies kafka_2.13 VERSION and its runtime dependencies into
 # lib_dir, unless a complete copy is there already.
 fetch_one() {
@@ -52,10 +72,15 @@ fetch_one() {
     echo "kafka $version: resolving from Maven Central into $lib"
     rm -rf "$lib"
     mkdir -p "$lib"
-    mvn -q -B -f "$HERE/kafka/pom.xml" -Dkafka.version="$version" \
+    local pom=$HERE/kafka/pom.xml scala=2.13
+    if is_legacy "$version"; then
+        pom=$HERE/kafka/legacy-pom.xml
+        scala=$(scala_of "$version")
+    fi
+    mvn -q -B -f "$pom" -Dkafka.version="$version" -Dkafka.scala="$scala" \
         dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib" ||
         die "mvn could not resolve kafka $version"
-    [ -f "$lib/kafka_2.13-$version.jar" ] || die "kafka_2.13-$version.jar missing after resolution"
+    [ -f "$lib/kafka_$scala-$version.jar" ] || die "kafka_$scala-$version.jar missing after resolution"
     touch "$lib/.complete"
 }
 
@@ -211,21 +236,28 @@ node_alive() {
 
 start_node() { # start_node DIR NODE
     local dir=$1 n=$2 pid
+    if [ -f "$dir/node-$n/command" ]; then # an old release: its saved command line
+        eval "nohup $(cat "$dir/node-$n/command")" >"$dir/node-$n/stdout.log" 2>&1 </dev/null &
+        state_set "$dir" "node.$n.pid" $!
+        return
+    fi
     java_cmd "$dir" "$n" kafka.Kafka "$dir/node-$n/server.properties"
     nohup "${JCMD[@]}" >"$dir/node-$n/stdout.log" 2>&1 </dev/null &
     pid=$!
     state_set "$dir" "node.$n.pid" "$pid"
 }
 
-# probe_brokers PORT: prints how many brokers Metadata v1 at 127.0.0.1:PORT lists.
+# probe_brokers PORT [VERSION]: prints how many brokers Metadata (v1, or
+# VERSION: v0 for brokers before 0.10) at 127.0.0.1:PORT lists.
 probe_brokers() {
-    python3 - "$1" <<'EOF'
+    python3 - "$1" "${2:-1}" <<'EOF'
 import socket, struct, sys
 port = int(sys.argv[1])
+version = int(sys.argv[2])
 try:
     s = socket.create_connection(("127.0.0.1", port), timeout=2)
     client = b"kafka.sh"
-    body = struct.pack(">hhih", 3, 1, 7, len(client)) + client + struct.pack(">i", 0)
+    body = struct.pack(">hhih", 3, version, 7, len(client)) + client + struct.pack(">i", 0)
     s.sendall(struct.pack(">i", len(body)) + body)
     def read(n):
         b = b""
@@ -237,7 +269,10 @@ try:
         return b
     size = struct.unpack(">i", read(4))[0]
     frame = read(size)
-    print(struct.unpack(">i", frame[4:8])[0])
+    brokers = struct.unpack(">i", frame[4:8])[0]
+    # Kafka 0.8.2 lists no broker until a partition has a leader: an
+    # answer is all that can be asked of it.
+    print(max(brokers, 1) if version == 0 else brokers)
 except Exception:
     print(0)
 EOF
@@ -253,7 +288,7 @@ wait_ready() { # wait_ready DIR NODES SECONDS
                 tail -n 30 "$dir/node-$n/stdout.log" "$dir/node-$n/server.log" >&2 2>/dev/null || true
                 return 1
             fi
-            [ "$(probe_brokers "${PORT_PLAINTEXT[$n]:-$(state_port "$dir" "$n")}")" -ge "$nodes" ] || ok=0
+            [ "$(probe_brokers "${PORT_PLAINTEXT[$n]:-$(state_port "$dir" "$n")}" "$(state_get "$dir" probe_version || echo 1)")" -ge "$nodes" ] || ok=0
         done
         [ "$ok" = 1 ] && return 0
         if [ $((SECONDS - t0)) -ge "$limit" ]; then
@@ -265,6 +300,88 @@ wait_ready() { # wait_ready DIR NODES SECONDS
 }
 
 state_port() { local a; a=$(state_get "$1" "node.$2.plaintext"); echo "${a##*:}"; }
+
+# start_legacy DIR VERSION: ZooKeeper and one broker of an old release
+# (PLAINTEXT only), with the state file keys of a KRaft cluster plus
+# mode=zookeeper and zookeeper.pid.
+start_legacy() {
+    local dir=$1 version=$2 zk kp t0=$SECONDS heap i probe=1
+    zk=$(free_port)
+    kp=$(free_port)
+    [[ $version =~ ^0\.[89]\. ]] && probe=0
+    mkdir -p "$dir/zookeeper" "$dir/node-1/data"
+    cat >"$dir/log4j.properties" <<'LOG4J'
+# Kafka's own log (log4j 1.x), one file per JVM (kafka.logs.dir), INFO and above.
+log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=${kafka.logs.dir}/server.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.state.change.logger=WARN
+log4j.logger.kafka.request.logger=WARN
+LOG4J
+    cat >"$dir/node-1/server.properties" <<PROPS
+# Written by scripts/kafka.sh for kpax's tests (Kafka $version, ZooKeeper mode).
+broker.id=1
+port=$kp
+host.name=127.0.0.1
+advertised.host.name=127.0.0.1
+listeners=PLAINTEXT://127.0.0.1:$kp
+log.dirs=$dir/node-1/data
+zookeeper.connect=127.0.0.1:$zk
+num.partitions=1
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
+auto.create.topics.enable=true
+delete.topic.enable=true
+num.network.threads=2
+num.io.threads=2
+background.threads=2
+num.recovery.threads.per.data.dir=1
+PROPS
+    {
+        echo "version=$version"
+        echo "mode=zookeeper"
+        echo "probe_version=$probe"
+        echo "nodes=1"
+        echo "dir=$dir"
+        echo "script=$HERE/kafka.sh"
+        echo "zookeeper=127.0.0.1:$zk"
+        echo "node.1.plaintext=127.0.0.1:$kp"
+        echo "node.1.log_dir=$dir/node-1"
+        echo "bootstrap.plaintext=127.0.0.1:$kp"
+    } >"$dir/state"
+    read -r -a heap <<<"${KAFKA_HEAP:--Xms64m -Xmx256m}"
+    # Java 11 removed javax.xml.bind, which 0.10 to 1.x use: legacy-pom.xml
+    # brings it back; nothing else these releases do on Java 17 needs a flag.
+    nohup "$JAVA" -Xmx128m -XX:+UseSerialGC -cp "$(lib_dir "$version")/*" \
+        -Dlog4j.configuration="file:$dir/log4j.properties" -Dkafka.logs.dir="$dir/zookeeper" \
+        org.apache.zookeeper.server.ZooKeeperServerMain "$zk" "$dir/zookeeper" \
+        >"$dir/zookeeper/stdout.log" 2>&1 </dev/null &
+    state_set "$dir" zookeeper.pid $!
+    for i in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$zk") 2>/dev/null && break
+        sleep 0.1
+    done
+    JCMD=("$JAVA" "${heap[@]}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+        -Dkafka.logs.dir="$dir/node-1" -Dlog4j.configuration="file:$dir/log4j.properties"
+        -cp "$(lib_dir "$version")/*" kafka.Kafka "$dir/node-1/server.properties")
+    printf '%q ' "${JCMD[@]}" >"$dir/node-1/command"
+    nohup "${JCMD[@]}" >"$dir/node-1/stdout.log" 2>&1 </dev/null &
+    state_set "$dir" node.1.pid $!
+    wait_ready "$dir" 1 120 || {
+        cmd_stop --dir "$dir" >/dev/null 2>&1 || true
+        die "kafka $version did not start"
+    }
+    echo "kafka $version (ZooKeeper mode): 1 node up in $((SECONDS - t0)) s; state: $dir/state"
+    echo "bootstrap=127.0.0.1:$kp"
+}
 
 cmd_start() {
     local version=$KAFKA_4 nodes=3 dir=""
@@ -285,6 +402,11 @@ cmd_start() {
     rm -rf "$dir"
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
+    if is_legacy "$version"; then
+        [ "$nodes" = 1 ] || die "start: old releases ($version) run as 1 node (--nodes 1)"
+        start_legacy "$dir" "$version"
+        return
+    fi
 
     declare -gA PORT_PLAINTEXT PORT_SSL PORT_SASL_PLAINTEXT PORT_SASL_SSL PORT_CONTROLLER
     local n voters="" cluster_id
@@ -394,6 +516,11 @@ cmd_stop() {
         [ -n "$pid" ] || continue
         wait_exit "$pid" 20 || kill -KILL "$pid" 2>/dev/null || true
     done
+    pid=$(state_get "$dir" zookeeper.pid || true)
+    if [ -n "$pid" ]; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_exit "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
+    fi
     echo "kafka cluster in $dir stopped"
 }
 
@@ -437,15 +564,19 @@ case ${1:-} in
 fetch)
     shift
     [ $# -gt 0 ] || set -- "$KAFKA_4" "$KAFKA_3"
+    if [ "$1" = --legacy ]; then
+        # shellcheck disable=SC2086
+        set -- $KAFKA_LEGACY
+    fi
     for v in "$@"; do fetch_one "$v"; done
     ;;
 start) shift; cmd_start "$@" ;;
 stop) shift; cmd_stop "$@" ;;
 node) shift; cmd_node "$@" ;;
 status) shift; cmd_status "$@" ;;
-versions) echo "$KAFKA_4 $KAFKA_3" ;;
+versions) if [ "${2:-}" = --legacy ]; then echo "$KAFKA_LEGACY"; else echo "$KAFKA_4 $KAFKA_3"; fi ;;
 *)
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     [ -n "${1:-}" ] && [ "$1" != help ] && [ "$1" != --help ] && exit 2
     ;;
 esac

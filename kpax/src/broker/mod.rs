@@ -37,7 +37,8 @@ use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use connection::{Connection, Pending};
 use kpax_proto::generated::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ErrorCode, RequestHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ErrorCode, ListGroupsRequest, MetadataRequest,
+    RequestHeader,
 };
 use kpax_proto::message::{Message, Request};
 use kpax_proto::wire::StrBytes;
@@ -104,6 +105,9 @@ struct Inner {
     transport: Transport,
     /// Requests closed unanswered in a row, per (API key, version).
     refusals: std::sync::Mutex<HashMap<(i16, i16), u32>>,
+    /// The release found by probing a broker that predates ApiVersions
+    /// (so reconnects do not probe again).
+    legacy: std::sync::Mutex<Option<LegacyVersion>>,
     /// Per API key, the size of the last frame encoded: the next frame of
     /// that API starts with room for it, so a large request (Produce)
     /// is not grown by doubling, copying itself each time.
@@ -115,6 +119,11 @@ struct Inner {
 /// ([`Error::Refused`]): one close may be a broker going down, three in a
 /// row on fresh connections are a refusal.
 pub const REFUSALS_BEFORE_GIVING_UP: u32 = 3;
+
+/// How long a broker that let ApiVersions time out, and then answered
+/// Metadata v0 and ListGroups v0 like Kafka 0.9, is given to answer
+/// ApiVersions v0 (a slow modern broker does; 0.9 never does).
+const LEGACY_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// API keys with a remembered frame size (keys at or past it start small).
 const FRAME_SIZE_SLOTS: usize = 96;
@@ -168,6 +177,7 @@ impl Broker {
                 versions: std::sync::Mutex::new(None),
                 transport: Transport::default(),
                 refusals: std::sync::Mutex::new(HashMap::new()),
+                legacy: std::sync::Mutex::new(None),
                 frame_sizes: std::array::from_fn(|_| AtomicUsize::new(0)),
             }),
         }
@@ -576,6 +586,9 @@ impl Broker {
 
     /// Opens a connection and negotiates versions.
     async fn negotiate(&self) -> Result<Live> {
+        if let Some(legacy) = self.legacy() {
+            return Ok(Live::new(self.open().await?, legacy.api_versions()));
+        }
         let conn = self.open().await?;
         let probe = Live::new(
             conn,
@@ -615,17 +628,126 @@ impl Broker {
                 let conn = self.open().await?;
                 self.api_versions_v0(conn).await?
             }
-            // Brokers before 0.10 close the connection on ApiVersions.
-            Err(Error::ClosedOnRequest { .. })
-                if self.inner.config.broker_version_fallback.is_some() =>
-            {
-                let fallback = self.inner.config.broker_version_fallback.expect("checked");
-                tracing::info!(broker = %self.inner.addr, ?fallback, "broker closed on ApiVersions; assuming legacy versions");
-                Live::new(self.open().await?, fallback.api_versions())
+            // Brokers before 0.10 close the connection on ApiVersions
+            // (0.8.2) or never answer it (0.9): use the release configured,
+            // else find which one it is.
+            Err(
+                e @ (Error::ClosedOnRequest { .. }
+                | Error::Refused { .. }
+                | Error::Timeout {
+                    api: ApiKey::ApiVersions,
+                    ..
+                }),
+            ) => {
+                let timed_out = matches!(e, Error::Timeout { .. });
+                let legacy = match self.inner.config.broker_version_fallback {
+                    Some(v) => v,
+                    None => match self.detect_legacy(e, timed_out).await? {
+                        Ok(legacy) => legacy,
+                        Err(modern) => return Ok(modern),
+                    },
+                };
+                tracing::info!(broker = %self.inner.addr, ?legacy, "broker closed on ApiVersions; using the versions of that release");
+                *self.inner.legacy.lock().unwrap_or_else(|e| e.into_inner()) = Some(legacy);
+                Live::new(self.open().await?, legacy.api_versions())
             }
             Err(e) => return Err(e),
         };
         Ok(resp)
+    }
+
+    /// The release of a broker that closed the connection on ApiVersions,
+    /// or let it time out (`closed`): a Kafka broker before 0.10 answers
+    /// Metadata v0; one that answers ListGroups v0 too is 0.9, else 0.8.2.
+    /// A listener that closes on Metadata v0 as well is not a Kafka broker
+    /// speaking this security protocol: that is an error saying so. After a
+    /// timeout (which a slow modern broker may cause too) a 0.9 answer is
+    /// checked by asking ApiVersions v0 again briefly: a broker that answers
+    /// it now is modern, and its connection (`Err`) is used as it is.
+    async fn detect_legacy(
+        &self,
+        closed: Error,
+        timed_out: bool,
+    ) -> Result<std::result::Result<LegacyVersion, Live>> {
+        let timeout = self.inner.config.request_timeout;
+        let probe = Live::new(
+            self.open().await?,
+            ApiVersions::from_ranges([
+                (ApiKey::Metadata as i16, 0, 0),
+                (ApiKey::ListGroups as i16, 0, 0),
+            ]),
+        );
+        let metadata = self
+            .exchange(
+                &probe,
+                &MetadataRequest::default().with_topics(Some(Vec::new())),
+                0,
+                timeout,
+                true,
+            )
+            .await;
+        match metadata {
+            Ok(_) => {}
+            Err(Error::ClosedOnRequest { .. }) => {
+                return Err(Error::Protocol {
+                    broker: self.inner.addr.clone(),
+                    reason: format!(
+                        "the broker closed the connection on ApiVersions ({closed}) and on Metadata v0: \
+                         either this listener wants another security protocol (TLS or SASL: check \
+                         security_protocol), or it is not a Kafka broker; a Kafka broker before 0.10 \
+                         answers Metadata v0 (to name its release, set broker_version_fallback)"
+                    ),
+                })
+            }
+            Err(e) => return Err(e),
+        }
+        let groups = self
+            .exchange(&probe, &ListGroupsRequest::default(), 0, timeout, true)
+            .await;
+        let found = match groups {
+            Ok(_) => LegacyVersion::V0_9_0,
+            Err(Error::ClosedOnRequest { .. }) => return Ok(Ok(LegacyVersion::V0_8_2)),
+            Err(e) => return Err(e),
+        };
+        if timed_out {
+            let check = Live::new(
+                probe.conn,
+                ApiVersions::from_ranges([(ApiKey::ApiVersions as i16, 0, 0)]),
+            );
+            let again = self
+                .exchange(
+                    &check,
+                    &ApiVersionsRequest::default(),
+                    0,
+                    timeout.min(LEGACY_CHECK_TIMEOUT),
+                    true,
+                )
+                .await;
+            if let Ok(r) = again {
+                if r.error_code == 0 {
+                    return Ok(Err(Live::new(check.conn, ranges_of(&r))));
+                }
+            }
+            check.conn.close(Error::Network {
+                broker: self.inner.addr.clone(),
+                api: None,
+                reason: "probe for the broker's release done".into(),
+            });
+        } else {
+            probe.conn.close(Error::Network {
+                broker: self.inner.addr.clone(),
+                api: None,
+                reason: "probe for the broker's release done".into(),
+            });
+        }
+        Ok(Ok(found))
+    }
+
+    /// The release this broker was found to be, when it predates
+    /// ApiVersions (Kafka 0.8.2 or 0.9) and kpax probed it; `None` for a
+    /// broker that answers ApiVersions or one not yet connected.
+    pub fn legacy(&self) -> Option<LegacyVersion> {
+        *self.inner.legacy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn api_versions_v0(&self, conn: Connection) -> Result<Live> {

@@ -759,8 +759,46 @@ async fn heartbeat_loop(
     }
 }
 
-/// Commits `offsets` (next offsets to consume) for the group.
+/// Errors after which a commit or an offset fetch is tried again (within
+/// the request timeout): the coordinator is being found, moved or loaded
+/// (a new cluster creates `__consumer_offsets` on the first lookup), or its
+/// connection broke.
+fn coordinator_retriable(e: &Error) -> bool {
+    match e {
+        Error::Broker { code, .. } => matches!(
+            *code,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE
+                | ErrorCode::NOT_COORDINATOR
+                | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+        ),
+        Error::Network { .. } | Error::Timeout { .. } => true,
+        _ => false,
+    }
+}
+
+/// Commits `offsets` (next offsets to consume) for the group, trying again
+/// while the coordinator is not available (within the request timeout).
 pub(crate) async fn commit(s: &Shared, offsets: BTreeMap<TopicPartition, i64>) -> Result<()> {
+    let deadline = Instant::now() + s.cluster.config().request_timeout;
+    let mut attempt = 0u32;
+    loop {
+        match commit_once(s, offsets.clone()).await {
+            Err(e) if coordinator_retriable(&e) && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "commit: trying again");
+                attempt += 1;
+                tokio::time::sleep(crate::broker::backoff(
+                    attempt.min(5),
+                    Duration::from_millis(20),
+                    Duration::from_millis(500),
+                ))
+                .await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn commit_once(s: &Shared, offsets: BTreeMap<TopicPartition, i64>) -> Result<()> {
     let Some(m) = membership(s).or_else(|| {
         s.config.group_id.clone().map(|g| Membership {
             group_id: g,
@@ -844,10 +882,17 @@ pub(crate) async fn fetch_committed(
     let mut attempt = 0u32;
     loop {
         match fetch_committed_once(s, partitions).await {
-            Err(Error::Broker {
-                code: ErrorCode::UNSTABLE_OFFSET_COMMIT,
-                ..
-            }) if Instant::now() < deadline => {
+            Err(e)
+                if (coordinator_retriable(&e)
+                    || matches!(
+                        e,
+                        Error::Broker {
+                            code: ErrorCode::UNSTABLE_OFFSET_COMMIT,
+                            ..
+                        }
+                    ))
+                    && Instant::now() < deadline =>
+            {
                 attempt += 1;
                 tokio::time::sleep(crate::broker::backoff(
                     attempt.min(5),
