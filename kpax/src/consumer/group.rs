@@ -779,12 +779,26 @@ fn coordinator_retriable(e: &Error) -> bool {
 /// Commits `offsets` (next offsets to consume) for the group, trying again
 /// while the coordinator is not available (within the request timeout).
 pub(crate) async fn commit(s: &Shared, offsets: BTreeMap<TopicPartition, i64>) -> Result<()> {
+    retry_within_request_timeout(s, coordinator_retriable, || commit_once(s, offsets.clone())).await
+}
+
+/// Runs `op` until it succeeds, fails with an error `retriable` does not
+/// accept, or the request timeout has passed, backing off between tries.
+async fn retry_within_request_timeout<T, F, Fut>(
+    s: &Shared,
+    retriable: impl Fn(&Error) -> bool,
+    mut op: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
     let deadline = Instant::now() + s.cluster.config().request_timeout;
     let mut attempt = 0u32;
     loop {
-        match commit_once(s, offsets.clone()).await {
-            Err(e) if coordinator_retriable(&e) && Instant::now() < deadline => {
-                tracing::debug!(error = %e, "commit: trying again");
+        match op().await {
+            Err(e) if retriable(&e) && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "trying again");
                 attempt += 1;
                 tokio::time::sleep(crate::broker::backoff(
                     attempt.min(5),
@@ -878,32 +892,17 @@ pub(crate) async fn fetch_committed(
     s: &Shared,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, i64>> {
-    let deadline = Instant::now() + s.cluster.config().request_timeout;
-    let mut attempt = 0u32;
-    loop {
-        match fetch_committed_once(s, partitions).await {
-            Err(e)
-                if (coordinator_retriable(&e)
-                    || matches!(
-                        e,
-                        Error::Broker {
-                            code: ErrorCode::UNSTABLE_OFFSET_COMMIT,
-                            ..
-                        }
-                    ))
-                    && Instant::now() < deadline =>
-            {
-                attempt += 1;
-                tokio::time::sleep(crate::broker::backoff(
-                    attempt.min(5),
-                    Duration::from_millis(20),
-                    Duration::from_millis(500),
-                ))
-                .await;
-            }
-            other => return other,
-        }
-    }
+    let retriable = |e: &Error| {
+        coordinator_retriable(e)
+            || matches!(
+                e,
+                Error::Broker {
+                    code: ErrorCode::UNSTABLE_OFFSET_COMMIT,
+                    ..
+                }
+            )
+    };
+    retry_within_request_timeout(s, retriable, || fetch_committed_once(s, partitions)).await
 }
 
 async fn fetch_committed_once(
