@@ -529,3 +529,73 @@ async fn fake_legacy_brokers_get_message_sets() {
         assert!(m.offset >= 0, "{m:?}");
     }
 }
+
+// Kafka's own limit (message.max.bytes, 1 MiB + 12 by default) is what
+// this checks; the stand-ins do not enforce it.
+backends!(records_near_message_max_bytes: kafka);
+
+/// A record just under the broker's `message.max.bytes` is accepted and
+/// read back whole; one over it fails alone with the broker's
+/// MESSAGE_TOO_LARGE; and a batch of small records that grew past the
+/// limit (batch.size above it) is still delivered, every record once and
+/// in order.
+async fn records_near_message_max_bytes(tc: &TestCluster) {
+    let topic = tc.topic(1).await;
+    let p = producer(
+        tc,
+        ProducerConfig::default()
+            .with_max_request_size(4 * 1024 * 1024)
+            .with_batch_size(2 * 1024 * 1024)
+            .with_linger(Duration::from_millis(200)),
+    );
+    let big = vec![b'b'; 1_000_000];
+    let ok = p
+        .send(ProducerRecord::new(&topic.name, big.clone()).with_partition(0))
+        .await
+        .unwrap()
+        .await
+        .expect("a record under message.max.bytes is accepted");
+    assert_eq!(ok.offset, 0);
+    let e = p
+        .send(ProducerRecord::new(&topic.name, vec![b'x'; 1_100_000]).with_partition(0))
+        .await
+        .unwrap()
+        .await
+        .expect_err("a record over message.max.bytes must fail");
+    assert!(
+        matches!(&e, Error::Broker { code, .. } if *code == ErrorCode::MESSAGE_TOO_LARGE),
+        "{e:?}"
+    );
+    // 1,500 records of 1 KB linger into one 1.5 MB batch, over the limit.
+    let mut futures = Vec::new();
+    for i in 0..1500u32 {
+        let mut v = format!("small-{i:05}-").into_bytes();
+        v.resize(1000, b's');
+        futures.push(
+            p.send(ProducerRecord::new(&topic.name, v).with_partition(0))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut offsets = Vec::new();
+    for f in futures {
+        offsets.push(f.await.expect("small records are delivered").offset);
+    }
+    assert!(
+        offsets.windows(2).all(|w| w[1] > w[0]),
+        "offsets out of order"
+    );
+    assert!(p.close(Duration::from_secs(10)).await);
+
+    let mut read = read_all(tc, &topic.name, 1, 1501).await;
+    let got = read.remove(&0).unwrap();
+    assert_eq!(got.len(), 1501);
+    assert_eq!(got[0].record.value.as_deref(), Some(&big[..]));
+    for (i, c) in got[1..].iter().enumerate() {
+        let v = c.record.value.as_deref().unwrap();
+        assert!(
+            v.starts_with(format!("small-{i:05}-").as_bytes()),
+            "record {i} out of place"
+        );
+    }
+}

@@ -840,3 +840,239 @@ async fn admin_and_group_flow_on_kafka() {
     let line = one_line_error(&kpax(&["meta", "-b", &b, &topic], None).await, "deleted");
     assert!(line.contains(&topic), "{line}");
 }
+
+/// On Apache Kafka: consume by offset (N and -N) and by time (real
+/// ListOffsets by timestamp), tail, `versions` with the client's own caps,
+/// and produce/consume over SASL_SSL (SCRAM-SHA-512) and mutual TLS with
+/// the CLI's security flags; a wrong password is a one-line authentication
+/// error that does not show the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_by_offset_and_time_tail_versions_and_security_on_kafka() {
+    let Some(cluster) = harness::Cluster::kafka() else {
+        return;
+    };
+    let b = cluster.bootstrap().to_string();
+    let topic = harness::unique_name("cli-time");
+    ok(
+        &kpax(&["topic", "create", "-b", &b, &topic, "-p", "2"], None).await,
+        "create",
+    );
+    ok(
+        &kpax(
+            &["produce", "-b", &b, &topic, "-p", "0", "e0", "e1", "e2"],
+            None,
+        )
+        .await,
+        "early records",
+    );
+    // Kafka stamps CreateTime from the client: leave a clear gap around
+    // `middle` so that clock granularity cannot blur the boundary.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let middle = now_ms().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ok(
+        &kpax(&["produce", "-b", &b, &topic, "-p", "0", "l0", "l1"], None).await,
+        "late records",
+    );
+    ok(
+        &kpax(&["produce", "-b", &b, &topic, "-p", "1", "other"], None).await,
+        "partition 1",
+    );
+
+    let consume = |extra: &'static [&'static str]| {
+        let mut args = vec!["consume", "-b", b.as_str(), topic.as_str(), "-p", "0"];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| async move {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        kpax(&a, None).await
+    };
+    assert_eq!(
+        ok(&run(consume(&["--offset", "3"])).await, "offset 3"),
+        "l0\nl1\n"
+    );
+    assert_eq!(
+        ok(&run(consume(&["--offset", "-1"])).await, "offset -1"),
+        "l1\n"
+    );
+    assert_eq!(
+        ok(
+            &run(consume(&["--offset", "1", "-n", "2"])).await,
+            "offset 1, 2 records"
+        ),
+        "e1\ne2\n"
+    );
+    let mut from = consume(&[]);
+    from.extend(["--from".to_string(), middle.clone()]);
+    assert_eq!(ok(&run(from).await, "from the middle"), "l0\nl1\n");
+    let mut to = consume(&[]);
+    to.extend(["--to".to_string(), middle.clone()]);
+    assert_eq!(ok(&run(to).await, "up to the middle"), "e0\ne1\ne2\n");
+    // Every partition, an hour back to now: all six.
+    let out = ok(
+        &kpax(
+            &[
+                "consume",
+                "-b",
+                &b,
+                &topic,
+                "--from",
+                "-1h",
+                "--to",
+                "now",
+                "--count-only",
+            ],
+            None,
+        )
+        .await,
+        "count the last hour",
+    );
+    assert_eq!(out.trim(), "6 records", "{out}");
+
+    let out = ok(
+        &kpax(&["tail", "-b", &b, &topic, "-n", "2", "-f", "json"], None).await,
+        "tail",
+    );
+    let mut tail: Vec<(i64, i64, String)> = json_lines(&out)
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+                r["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    tail.sort();
+    assert_eq!(
+        tail,
+        [
+            (0, 3, "l0".to_string()),
+            (0, 4, "l1".to_string()),
+            (1, 0, "other".to_string())
+        ]
+    );
+
+    // versions: every broker, and Fetch used at the client's cap (v12,
+    // topics by name) though Kafka 4.x offers more.
+    let out = ok(
+        &kpax(&["versions", "-b", &b, "--json"], None).await,
+        "versions",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let brokers = v["brokers"].as_array().unwrap();
+    assert_eq!(
+        brokers.len(),
+        cluster.broker_count().unwrap() as usize,
+        "{out}"
+    );
+    for broker in brokers {
+        let fetch = broker["apis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["api"] == "Fetch")
+            .expect("Fetch offered");
+        assert!(fetch["broker"][1].as_i64().unwrap() > 12, "{fetch}");
+        assert_eq!(fetch["uses"], 12, "{fetch}");
+        assert_eq!(fetch["client_cap"], 12, "{fetch}");
+        let produce = broker["apis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["api"] == "Produce")
+            .unwrap();
+        let common = produce["broker"][1]
+            .as_i64()
+            .unwrap()
+            .min(produce["kpax"][1].as_i64().unwrap());
+        assert_eq!(produce["uses"].as_i64(), Some(common), "{produce}");
+    }
+    let table = ok(&kpax(&["versions", "-b", &b], None).await, "versions table");
+    assert!(table.contains("Fetch at most v12"), "{table}");
+
+    // The CLI's security flags against Kafka's own listeners.
+    let nodes = cluster.kafka_nodes().expect("a bundled cluster").clone();
+    let ca = nodes.ca().display().to_string();
+    let sasl_ssl = nodes.bootstrap(harness::Listener::SaslSsl);
+    let (user, password) = nodes.scram_user();
+    let secure = |cmd: &str, pw: &str, tail: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kpax"));
+        c.args([
+            cmd,
+            "-b",
+            &sasl_ssl,
+            "--tls-ca",
+            &ca,
+            "--sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--sasl-username",
+            &user,
+            "--timeout",
+            "15s",
+        ])
+        .args(tail)
+        .env_remove("KPAX_BROKERS")
+        .env("KPAX_SASL_PASSWORD", pw)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        c
+    };
+    let run_cmd = |mut c: Command| async move {
+        tokio::time::timeout(RUN_BOUND, c.output())
+            .await
+            .expect("in time")
+            .expect("kpax output")
+    };
+    ok(
+        &run_cmd(secure("produce", &password, &[&topic, "-p", "1", "sasl"])).await,
+        "produce over SASL_SSL",
+    );
+    let out = ok(
+        &run_cmd(secure(
+            "consume",
+            &password,
+            &[&topic, "-p", "1", "--offset", "-1"],
+        ))
+        .await,
+        "consume over SASL_SSL",
+    );
+    assert_eq!(out, "sasl\n");
+    let wrong = "not-the-password-2024";
+    let o = run_cmd(secure("meta", wrong, &[])).await;
+    let line = one_line_error(&o, "wrong password");
+    assert!(line.to_lowercase().contains("authentication"), "{line}");
+    assert!(!stderr(&o).contains(wrong) && !stdout(&o).contains(wrong));
+
+    let (cert, key) = nodes.client_cert();
+    let ssl = nodes.bootstrap(harness::Listener::Ssl);
+    let out = ok(
+        &kpax(
+            &[
+                "consume",
+                "-b",
+                &ssl,
+                "--tls-ca",
+                &ca,
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+                &topic,
+                "-p",
+                "1",
+            ],
+            None,
+        )
+        .await,
+        "consume over mutual TLS",
+    );
+    assert_eq!(out, "other\nsasl\n");
+    ok(
+        &kpax(&["topic", "delete", "-b", &b, &topic], None).await,
+        "delete",
+    );
+}

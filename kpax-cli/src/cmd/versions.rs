@@ -6,7 +6,7 @@ use crate::connect::ConnectArgs;
 use crate::error::{KafkaContext, Result};
 use crate::output::{print_json, write_out, Table};
 use clap::Args;
-use kpax::broker::ApiVersions;
+use kpax::broker::{client_cap, client_range, ApiVersions, CLIENT_CAPS};
 use kpax_proto::generated::ApiKey;
 use serde_json::json;
 
@@ -72,7 +72,7 @@ const FEATURES: &[Feature] = &[
 
 /// The version kpax would use of `api` with a broker offering `offered`.
 fn uses(offered: &ApiVersions, api: ApiKey) -> Option<i16> {
-    offered.pick(api, api.versions())
+    offered.pick(api, client_range(api))
 }
 
 /// Whether `f` is on with this broker, and why not when off.
@@ -81,7 +81,7 @@ fn check(f: &Feature, broker: &str, offered: &ApiVersions) -> (bool, String) {
         match (offered.range(*api), uses(offered, *api)) {
             (None, _) => return (false, format!("{broker} does not offer {}", api.name())),
             (Some((lo, hi)), None) => {
-                let (ours_lo, ours_hi) = api.versions();
+                let (ours_lo, ours_hi) = client_range(*api);
                 return (
                     false,
                     format!(
@@ -147,6 +147,7 @@ pub async fn run(args: VersionsArgs) -> Result<()> {
                         Some(json!({
                             "api": api.name(), "key": *api as i16,
                             "broker": [lo, hi], "kpax": [klo, khi],
+                            "client_cap": client_cap(*api),
                             "uses": uses(offered, *api),
                         }))
                     }).collect::<Vec<_>>(),
@@ -178,6 +179,15 @@ pub async fn run(args: VersionsArgs) -> Result<()> {
             ]);
         }
         out.push_str(&t.render());
+        let caps: Vec<String> = CLIENT_CAPS
+            .iter()
+            .filter(|(api, _, _)| offered.range(*api).is_some())
+            .map(|(api, v, why)| format!("  {} at most v{v}: {why}\n", api.name()))
+            .collect();
+        if !caps.is_empty() {
+            out.push_str("client caps (kpax sends no higher, whatever both sides know):\n");
+            out.push_str(&caps.concat());
+        }
         out.push_str("features:\n");
         for f in FEATURES {
             let (on, why) = check(f, &who, offered);

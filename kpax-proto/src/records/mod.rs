@@ -52,6 +52,7 @@ mod legacy_builder;
 mod reader;
 mod record;
 mod set;
+mod split;
 
 pub use attributes::{Attributes, TimestampType};
 pub use batch::{BatchHeader, RecordBatch, Records, RECORD_BATCH_OVERHEAD};

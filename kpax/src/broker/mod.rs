@@ -31,7 +31,7 @@ mod tls;
 mod transport;
 mod versions;
 
-pub use versions::{ApiVersions, LegacyVersion};
+pub use versions::{client_cap, client_range, ApiVersions, LegacyVersion, CLIENT_CAPS};
 
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
@@ -228,6 +228,7 @@ impl Broker {
             .config
             .cap(R::API_KEY)
             .unwrap_or(R::MAX_VERSION)
+            .min(client_cap(R::API_KEY).unwrap_or(R::MAX_VERSION))
             .min(R::MAX_VERSION);
         let ours = (R::MIN_VERSION, cap);
         versions

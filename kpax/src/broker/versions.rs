@@ -31,6 +31,40 @@ impl ApiVersions {
     }
 }
 
+/// Highest version kpax's own code sends of an API, where that is below
+/// the newest version the generated codec knows, with the reason.
+///
+/// [`Broker`](super::Broker) applies these to every negotiation (before a
+/// user's `with_version_cap`), and `kpax versions` shows them, so what it
+/// prints is what the client really uses.
+pub const CLIENT_CAPS: &[(ApiKey, i16, &str)] = &[
+    (
+        ApiKey::Fetch,
+        12,
+        "v13+ names topics by id; kpax fetches by name",
+    ),
+    (
+        ApiKey::AddPartitionsToTxn,
+        3,
+        "v4+ is for brokers (KIP-890 verification), not clients",
+    ),
+];
+
+/// The client cap of `api` from [`CLIENT_CAPS`], if any.
+pub fn client_cap(api: ApiKey) -> Option<i16> {
+    CLIENT_CAPS
+        .iter()
+        .find(|(a, _, _)| *a == api)
+        .map(|(_, v, _)| *v)
+}
+
+/// The version range kpax's own code sends of `api`: the generated range,
+/// lowered to its [`client_cap`].
+pub fn client_range(api: ApiKey) -> (i16, i16) {
+    let (lo, hi) = api.versions();
+    (lo, client_cap(api).map_or(hi, |c| c.min(hi)))
+}
+
 /// A Kafka release whose versions to assume for brokers that predate
 /// ApiVersions (they close the connection on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,9 +25,6 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-/// Fetch v13+ names topics by id; kpax fetches by name (v12 and below).
-const MAX_FETCH_VERSION: i16 = 12;
-
 struct FetchDone {
     node: i32,
     /// (partition, fetch offset, epoch) as requested.
@@ -303,8 +300,9 @@ async fn fetch(
     plan: FetchPlan,
     max_bytes: usize,
 ) -> (FetchPlan, Result<FetchResponse>) {
+    // Capped at v12 (topics by name) by the broker's client caps.
     let version = match broker.version_for::<FetchRequest>().await {
-        Ok(v) => v.min(MAX_FETCH_VERSION),
+        Ok(v) => v,
         Err(e) => return (plan, Err(e)),
     };
     let plan = if version >= 7 {

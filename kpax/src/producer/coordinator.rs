@@ -175,7 +175,7 @@ impl Coordinators<'_> {
     ) -> Result<Vec<(String, i32, ErrorCode)>> {
         let id = self.transactional_id;
         self.retrying(CoordinatorKind::Transaction, id, |b| async move {
-            let v = b.version_for::<AddPartitionsToTxnRequest>().await?.min(3);
+            let v = b.version_for::<AddPartitionsToTxnRequest>().await?;
             let mut req = AddPartitionsToTxnRequest::default();
             req.v3_and_below_transactional_id = id.into();
             req.v3_and_below_producer_id = producer.0;

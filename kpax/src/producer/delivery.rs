@@ -25,6 +25,13 @@ enum Settled {
     },
     /// Failed, every record with this error.
     Failed(Error),
+    /// Split in two (the broker refused the batch as too large): records
+    /// before `at` follow `head`, the others follow `tail` at `index - at`.
+    Split {
+        at: u32,
+        head: Arc<BatchOutcome>,
+        tail: Arc<BatchOutcome>,
+    },
 }
 
 /// The outcome shared by the records of one batch.
@@ -89,6 +96,19 @@ impl Completion {
     pub fn failed(self, error: Error) {
         self.0.settle(Settled::Failed(error));
     }
+
+    /// Hands records `..at` to the first completion returned and records
+    /// `at..` (renumbered from 0) to the second, for a batch split in two.
+    pub fn split(self, at: u32) -> (Completion, Completion) {
+        let part = || Completion::new(&self.0.topic, self.0.partition);
+        let (head, tail) = (part(), part());
+        self.0.settle(Settled::Split {
+            at,
+            head: Arc::clone(&head.0),
+            tail: Arc::clone(&tail.0),
+        });
+        (head, tail)
+    }
 }
 
 impl Drop for Completion {
@@ -128,13 +148,33 @@ impl DeliveryFuture {
                 },
             }),
             Settled::Failed(e) => Err(e.clone()),
+            Settled::Split { .. } => unreachable!("followed in poll"),
         }
+    }
+
+    /// Follows splits to the outcome that now holds this record; returns
+    /// whether it moved.
+    fn follow(&mut self) -> bool {
+        let mut moved = false;
+        while let Some(Settled::Split { at, head, tail }) = self.outcome.settled.get() {
+            let next = if self.index < *at {
+                Arc::clone(head)
+            } else {
+                self.index -= at;
+                Arc::clone(tail)
+            };
+            self.outcome = next;
+            self.slot = None;
+            moved = true;
+        }
+        moved
     }
 }
 
 impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.follow();
         if let Some(s) = self.outcome.settled.get() {
             return Poll::Ready(self.ready(s));
         }
@@ -142,9 +182,10 @@ impl Future for DeliveryFuture {
         let mut wakers = outcome.wakers.lock().unwrap_or_else(|e| e.into_inner());
         // Checked again under the lock: `settle` sets the outcome before it
         // takes the wakers, so either we see it or our waker is taken.
-        if let Some(s) = outcome.settled.get() {
+        if outcome.settled.get().is_some() {
             drop(wakers);
-            return Poll::Ready(self.ready(s));
+            // Settled (or split) meanwhile: start over on what it became.
+            return self.poll(cx);
         }
         let w = cx.waker();
         let current = self.slot.and_then(|i| wakers.get(i));
@@ -237,6 +278,35 @@ mod tests {
             poll(&mut f, Waker::noop()),
             Poll::Ready(Err(Error::ProducerClosed))
         ));
+    }
+
+    #[test]
+    fn split_batches_give_each_record_its_own_offset() {
+        let c = Completion::new("t", 1);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let w = Waker::from(count.clone());
+        let mut fs: Vec<_> = (0..6).map(|i| c.future(i, i as i64)).collect();
+        assert!(poll(&mut fs[0], &w).is_pending());
+        assert!(poll(&mut fs[5], &w).is_pending());
+        let (head, tail) = c.split(2);
+        // Waiters were woken by the split and now wait on the halves.
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(poll(&mut fs[0], &w).is_pending());
+        assert!(poll(&mut fs[5], &w).is_pending());
+        // The tail splits again: records 2..4 and 4..6.
+        let (mid, last) = tail.split(2);
+        head.written(10, -1);
+        last.failed(Error::BufferFull);
+        mid.written(50, -1);
+        let got: Vec<_> = fs
+            .iter_mut()
+            .map(|f| match poll(f, &w) {
+                Poll::Ready(Ok(m)) => Some(m.offset),
+                Poll::Ready(Err(Error::BufferFull)) => None,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [Some(10), Some(11), Some(50), Some(51), None, None]);
     }
 
     #[test]

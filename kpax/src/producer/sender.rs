@@ -526,6 +526,12 @@ fn settle(s: &Shared, st: &mut State, c: Completion) {
                 s.cluster.partition_error(&b.topic, b.partition, code);
                 requeue(s, b, broker_error());
             }
+            // Over the topic's max.message.bytes as a whole: sent again in
+            // halves (as Java's producer does); a single record too large
+            // fails alone.
+            ErrorCode::MESSAGE_TOO_LARGE if b.records > 1 => {
+                split_too_large(s, b, broker_error());
+            }
             _ => fail(s, b, broker_error()),
         }
     }
@@ -582,6 +588,70 @@ fn expire(s: &Shared, b: Batch) {
         last: b.last_error.clone(),
     };
     fail(s, b, e);
+}
+
+/// Splits a batch the broker refused as too large into two halves, each
+/// with its records' futures, memory and sequence numbers, and puts both
+/// back at the head of the partition (first half first), to be sent at
+/// once. A batch that cannot be split fails with `e`.
+fn split_too_large(s: &Shared, b: Batch, e: Error) {
+    use kpax_proto::records::{Batch as Read, Batches};
+    let at = b.records / 2;
+    let halves = match Batches::new(b.data.clone()).next() {
+        Some(Ok(Read::V2(whole))) => whole.split_at(at),
+        _ => return fail(s, b, e),
+    };
+    let (head_data, tail_data) = match halves {
+        Ok(h) => h,
+        Err(why) => {
+            tracing::warn!(topic = %b.topic, partition = b.partition, error = %why, "cannot split a batch refused as too large");
+            return fail(s, b, e);
+        }
+    };
+    tracing::debug!(topic = %b.topic, partition = b.partition, records = b.records, bytes = b.data.len(), "batch too large for the broker: sending it in halves");
+    let Batch {
+        topic,
+        partition,
+        records,
+        completion,
+        mut permit,
+        deadline,
+        attempts,
+        stamped,
+        ..
+    } = b;
+    let head_permits = u32::try_from(head_data.len())
+        .unwrap_or(u32::MAX)
+        .min(permit.num_permits() as u32) as usize;
+    let head_permit = permit
+        .split(head_permits)
+        .expect("no more permits than the batch holds");
+    let (head_done, tail_done) = completion.split(at as u32);
+    let part = |data, records, completion, permit, stamped| Batch {
+        topic: topic.clone(),
+        partition,
+        data,
+        records,
+        completion,
+        permit,
+        deadline,
+        attempts,
+        stamped,
+        last_error: Some(e.to_string()),
+    };
+    let tail_stamp = stamped.map(|(id, epoch, seq)| {
+        (
+            id,
+            epoch,
+            (seq as u32).wrapping_add(at as u32) as i32 & i32::MAX,
+        )
+    });
+    let head = part(head_data, at, head_done, head_permit, stamped);
+    let tail = part(tail_data, records - at, tail_done, permit, tail_stamp);
+    s.counters.retries.fetch_add(1, Ordering::Relaxed);
+    let mut acc = s.lock();
+    acc.retry(tail, Duration::ZERO);
+    acc.retry(head, Duration::ZERO);
 }
 
 fn requeue(s: &Shared, mut b: Batch, e: Error) {
