@@ -47,15 +47,16 @@
  *     (none without one).  --group-instance-id needs --group.
  *   stdout: assigned|revoked|lost<TAB>p,p,...   (the listener's argument, sorted;
  *             empty field when none; incremental for cooperative / consumer protocol)
- *           ready   (once: after the first assignment, or assign+seek without a group;
- *             the positions are resolved first, so "--from end" misses nothing
- *             produced after it)
+ *           ready   (once: after the first assignment, even an empty one, or after
+ *             assign+seek without a group; positions are resolved first, so
+ *             "--from end" misses nothing produced after it)
  *           rec<TAB>partition<TAB>offset<TAB>key<TAB>value<TAB>headers<TAB>timestamp
  *           commit<TAB>p=offset,...   (commitSync after a poll that printed records:
  *             the next offset of each such partition, past transaction markers when
  *             its whole batch was printed; also in onPartitionsRevoked and at stop,
- *             for whatever was printed but not yet committed; a failed commit is a
- *             warning on stderr, retried after the next poll)
+ *             for whatever was printed but not yet committed; a failed commit is
+ *             retried after the next poll, and unless it is RebalanceInProgress, a
+ *             warning on stderr)
  *           done<TAB>n   (records printed; after close(), exit 0)
  *   Stops when --count N records were printed (the rest of that poll is neither
  *   printed nor committed); after --idle-ms (default 0 = never) without a record
@@ -355,8 +356,10 @@ public class Helper {
             try {
                 consumer.commitSync(map);
             } catch (RuntimeException e) {
-                // Not fatal (e.g. kicked out of the group): the records get re-delivered.
-                System.err.println("Helper: commit failed: " + describe(e));
+                // Not fatal: a rebalance in progress (cooperative) is retried after the
+                // next poll; anything else (e.g. kicked out) means re-delivery.
+                if (!(e instanceof org.apache.kafka.common.errors.RebalanceInProgressException))
+                    System.err.println("Helper: commit failed: " + describe(e));
                 return;
             }
             StringJoiner j = new StringJoiner(",");
