@@ -347,6 +347,7 @@ num.recovery.threads.per.data.dir=1
 PROPS
     {
         echo "version=$version"
+        echo "lib=$(lib_dir "$version")"
         echo "mode=zookeeper"
         echo "probe_version=$probe"
         echo "nodes=1"
@@ -425,6 +426,7 @@ cmd_start() {
     local bs_p="" bs_s="" bs_sp="" bs_ss=""
     {
         echo "version=$version"
+        echo "lib=$(lib_dir "$version")"
         echo "nodes=$nodes"
         echo "dir=$dir"
         echo "cluster_id=$cluster_id"

@@ -113,6 +113,23 @@ impl KafkaNodes {
             .map_err(|e| format!("{}: nodes: {e}", self.state.display()))
     }
 
+    /// The folder of the release's jars (`lib=` in the state file, else
+    /// `$KPAX_TOOLS/kafka-<version>/lib`), where kafka-clients is too.
+    pub fn lib(&self) -> PathBuf {
+        match self.get("lib") {
+            Ok(l) => PathBuf::from(l),
+            Err(_) => {
+                let tools = std::env::var_os("KPAX_TOOLS")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| {
+                        PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                            .join(".local/kpax-tools")
+                    });
+                tools.join(format!("kafka-{}", self.version())).join("lib")
+            }
+        }
+    }
+
     /// The Kafka release, e.g. `4.4.0`.
     pub fn version(&self) -> &str {
         self.value("version")

@@ -29,6 +29,7 @@ pub mod client;
 pub mod fake;
 pub mod faults;
 pub mod interop;
+pub mod java;
 pub mod kafka;
 pub mod mock;
 

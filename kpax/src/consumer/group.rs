@@ -346,6 +346,14 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
         m.member_id = resp.member_id.to_string();
         m.generation = resp.generation_id;
     });
+    tracing::debug!(
+        group = %group_id,
+        generation = resp.generation_id,
+        member = %resp.member_id,
+        leader = %resp.leader,
+        members = resp.members.len(),
+        "joined"
+    );
     let protocol_name = resp
         .protocol_name
         .as_ref()
@@ -405,6 +413,7 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
             // after its owner has revoked it.
             super::assignor::withhold_moving(&members, &mut plan);
         }
+        tracing::debug!(group = %group_id, owned = ?members.iter().map(|(m, s)| (m, &s.owned_partitions)).collect::<Vec<_>>(), ?plan, "assigning as the leader");
         for (member, parts) in plan {
             let a = Assignment {
                 partitions: parts,
