@@ -26,9 +26,12 @@ fn source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/java/Helper.java")
 }
 
+/// Per lib folder, where the helper was compiled to (or why not).
+type Compiled = Vec<(PathBuf, Result<PathBuf, String>)>;
+
 /// Compiles the helper once per process (per lib folder).
 fn compile(lib: &Path) -> Result<PathBuf, String> {
-    static DONE: OnceLock<Mutex<Vec<(PathBuf, Result<PathBuf, String>)>>> = OnceLock::new();
+    static DONE: OnceLock<Mutex<Compiled>> = OnceLock::new();
     let done = DONE.get_or_init(|| Mutex::new(Vec::new()));
     let mut done = done.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, r)) = done.iter().find(|(l, _)| l == lib) {

@@ -83,9 +83,10 @@ mod tests {
         b
     }
 
-    fn contents(
-        b: &crate::records::RecordBatch,
-    ) -> Vec<(i64, Option<Vec<u8>>, Vec<(Vec<u8>, Option<Vec<u8>>)>)> {
+    /// A record's timestamp, value and headers.
+    type Contents = (i64, Option<Vec<u8>>, Vec<(Vec<u8>, Option<Vec<u8>>)>);
+
+    fn contents(b: &crate::records::RecordBatch) -> Vec<Contents> {
         let mut out = Vec::new();
         let mut rs = b.records().unwrap();
         while let Some(r) = rs.next_ref() {
