@@ -233,3 +233,259 @@ async fn frozen_broker_loses_and_duplicates_nothing() {
     let got = read_all(&tc, &topic.name, n).await;
     check_exactly_once_in_order(&got, n);
 }
+
+/// What a run under faults did, printed by each test (docs/testing.md
+/// collects them).
+#[derive(Debug, Default)]
+struct Counts {
+    sent: usize,
+    acknowledged: usize,
+    failed: usize,
+    read_back: usize,
+    duplicates: usize,
+    faults: usize,
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sent {}, acknowledged {}, failed {}, read back {}, duplicates {}, faults injected {} (order per partition checked)",
+            self.sent, self.acknowledged, self.failed, self.read_back, self.duplicates, self.faults
+        )
+    }
+}
+
+/// Sends `rec-i` (to partition `i % 3`) at about 10,000 records/s until
+/// `faults` has run, then waits for every outcome. Returns the producer's
+/// counts: `failed` are the records whose futures reported an error.
+async fn produce_during(
+    p: &Producer,
+    topic: &str,
+    faults: impl std::future::Future<Output = usize> + Send + 'static,
+) -> Counts {
+    let faults = tokio::spawn(faults);
+    let mut futures = Vec::new();
+    let mut i = 0usize;
+    while !faults.is_finished() {
+        for _ in 0..100 {
+            let r = ProducerRecord::new(topic, format!("rec-{i}"))
+                .with_partition(i as i32 % PARTITIONS);
+            futures.push(p.send(r).await.expect("send"));
+            i += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut counts = Counts {
+        sent: i,
+        faults: faults.await.expect("fault task"),
+        ..Counts::default()
+    };
+    for f in futures {
+        match f.await {
+            Ok(_) => counts.acknowledged += 1,
+            Err(e) => {
+                if counts.failed == 0 {
+                    eprintln!("first failed record: {e}");
+                }
+                counts.failed += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Runs a node action off the runtime (they wait for the node).
+async fn act(nodes: &KafkaNodes, id: i32, action: NodeAction) {
+    let n = nodes.clone();
+    tokio::task::spawn_blocking(move || n.node(id, action))
+        .await
+        .expect("node action");
+}
+
+/// Each node in turn is killed (SIGKILL) while kpax produces and started
+/// again a few seconds later: every record is acknowledged, and the topic
+/// holds each exactly once in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_killed_in_turn_loses_and_duplicates_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some((tc, nodes)) = cluster() else { return };
+    let topic = tc.topic(PARTITIONS).await;
+    let p = producer(&tc);
+    let n_nodes = nodes.node_count();
+    let killer = nodes.clone();
+    let mut counts = produce_during(&p, &topic.name, async move {
+        for id in 1..=n_nodes {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            act(&killer, id, NodeAction::Kill).await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            act(&killer, id, NodeAction::Start).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        n_nodes as usize * 2
+    })
+    .await;
+    assert!(p.close(Duration::from_secs(10)).await);
+    assert_eq!(counts.failed, 0, "{counts:?}");
+    let got = read_all(&tc, &topic.name, counts.acknowledged).await;
+    counts.read_back = got.len();
+    check_exactly_once_in_order(&got, counts.acknowledged);
+    eprintln!("every node killed in turn: {counts}");
+}
+
+/// A rolling restart (SIGTERM: controlled shutdown, then start) of every
+/// node while kpax produces and a kpax consumer reads at the same time:
+/// the consumer gets every acknowledged record once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_while_producing_and_consuming() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some((tc, nodes)) = cluster() else { return };
+    let topic = tc.topic(PARTITIONS).await;
+    let p = producer(&tc);
+    let c = Consumer::new(tc.kpax(), ConsumerConfig::default()).expect("consumer");
+    c.assign(
+        (0..PARTITIONS).map(|p| (topic.name.clone(), p)),
+        StartAt::Earliest,
+    );
+    let reader = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            // Until the producer is done and nothing more comes.
+            while let Ok(r) = tokio::time::timeout(Duration::from_secs(20), c.recv()).await {
+                got.push(r.expect("record"));
+            }
+            got
+        })
+    };
+    let n_nodes = nodes.node_count();
+    let restarter = nodes.clone();
+    let mut counts = produce_during(&p, &topic.name, async move {
+        for id in 1..=n_nodes {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            act(&restarter, id, NodeAction::Term).await;
+            act(&restarter, id, NodeAction::Start).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        n_nodes as usize
+    })
+    .await;
+    assert!(p.close(Duration::from_secs(10)).await);
+    assert_eq!(counts.failed, 0, "{counts:?}");
+    let got = reader.await.expect("reader");
+    c.close().await;
+    counts.read_back = got.len();
+    check_exactly_once_in_order(&got, counts.acknowledged);
+    assert_eq!(got.len(), counts.acknowledged, "{counts:?}");
+    eprintln!("rolling restart: {counts}");
+}
+
+/// Three kpax members of one group consume while the group coordinator's
+/// node is killed (and started again): consumption resumes, every record
+/// is consumed, and records delivered twice are no more than the members'
+/// uncommitted batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_rides_through_a_coordinator_kill() {
+    use kpax::cluster::CoordinatorKind;
+    use kpax::consumer::OffsetReset;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some((tc, nodes)) = cluster() else { return };
+    let topic = tc.topic(PARTITIONS).await;
+    let n = 30_000;
+    let p = producer(&tc);
+    produce_through(&p, &topic.name, n, || {}).await;
+    assert!(p.close(Duration::from_secs(10)).await);
+    let group = tc.group_id();
+    const BATCH: usize = 200;
+    const MEMBERS: usize = 3;
+    let delivered: Arc<Mutex<Vec<(i32, i64)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut members = Vec::new();
+    for _ in 0..MEMBERS {
+        let c = Consumer::new(
+            tc.kpax(),
+            ConsumerConfig::default()
+                .with_group_id(group.clone())
+                .with_auto_offset_reset(OffsetReset::Earliest)
+                .with_fetch_max_bytes(64 * 1024, 4 * 1024),
+        )
+        .expect("consumer");
+        c.subscribe([topic.name.clone()]).unwrap();
+        let (sink, stop) = (delivered.clone(), stop.clone());
+        members.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match tokio::time::timeout(Duration::from_millis(200), c.recv_batch(BATCH)).await {
+                    Ok(Ok(batch)) => {
+                        sink.lock()
+                            .unwrap()
+                            .extend(batch.iter().map(|r| (r.partition, r.offset)));
+                        // Slow consumers, so the kill lands mid-run.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        let _ = c.commit_records(&batch).await;
+                    }
+                    Ok(Err(e)) => panic!("member: {e}"),
+                    Err(_) => {}
+                }
+            }
+            c.close().await;
+        }));
+    }
+    let unique = |d: &Mutex<Vec<(i32, i64)>>| {
+        d.lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect::<HashSet<_>>()
+            .len()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while unique(&delivered) < n / 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group stalled before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let coordinator = tc
+        .kpax()
+        .coordinator(CoordinatorKind::Group, &group)
+        .await
+        .expect("coordinator")
+        .node_id()
+        .expect("a coordinator's node id");
+    act(&nodes, coordinator, NodeAction::Kill).await;
+    let at_kill = unique(&delivered);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    act(&nodes, coordinator, NodeAction::Start).await;
+    while unique(&delivered) < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group consumed {} of {n} after the coordinator kill",
+            unique(&delivered)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for m in members {
+        m.await.expect("member");
+    }
+    let all = delivered.lock().unwrap().clone();
+    let duplicates = all.len() - unique(&delivered);
+    let counts = Counts {
+        sent: n,
+        acknowledged: n,
+        read_back: all.len(),
+        duplicates,
+        faults: 1,
+        ..Counts::default()
+    };
+    eprintln!("coordinator (node {coordinator}) killed at {at_kill} of {n} consumed: {counts}");
+    assert!(
+        duplicates <= MEMBERS * BATCH * 2,
+        "{duplicates} re-deliveries: more than the members' uncommitted batches ({counts:?})"
+    );
+    let seqs: HashSet<usize> = (0..n).collect();
+    assert_eq!(unique(&delivered), seqs.len());
+}
