@@ -489,3 +489,142 @@ async fn group_rides_through_a_coordinator_kill() {
     let seqs: HashSet<usize> = (0..n).collect();
     assert_eq!(unique(&delivered), seqs.len());
 }
+
+/// Exactly once across a broker kill: a consume-transform-produce loop
+/// (read_committed group consumer, transactional producer, the consumed
+/// offsets sent in each transaction) copies a topic while the leader of an
+/// output partition is killed and started again. A transaction that fails
+/// is aborted and its batch read again from the batch's first offsets; the
+/// output, read read_committed, holds every input record exactly once, in
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_copy_across_a_broker_kill() {
+    use kpax::consumer::{IsolationLevel, OffsetReset};
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some((tc, nodes)) = cluster() else { return };
+    let input = tc.topic(PARTITIONS).await;
+    let output = tc.topic(PARTITIONS).await;
+    let n = 9_000;
+    let p = producer(&tc);
+    produce_through(&p, &input.name, n, || {}).await;
+    assert!(p.close(Duration::from_secs(10)).await);
+
+    let c = Consumer::new(
+        tc.kpax(),
+        ConsumerConfig::default()
+            .with_group_id(tc.group_id())
+            .with_isolation_level(IsolationLevel::ReadCommitted)
+            .with_auto_commit(false)
+            .with_auto_offset_reset(OffsetReset::Earliest),
+    )
+    .expect("consumer");
+    c.subscribe([input.name.clone()]).unwrap();
+    let txp = Producer::new(
+        tc.kpax(),
+        ProducerConfig::default()
+            .with_transactional_id(harness::unique_name("eos"))
+            .with_transaction_timeout(Duration::from_secs(30))
+            .with_retry_backoff(Duration::from_millis(50), Duration::from_millis(500))
+            .with_delivery_timeout(Duration::from_secs(60)),
+    )
+    .expect("transactional producer");
+    txp.init_transactions().await.expect("init transactions");
+    let victim = leader_of_partition_0(&tc, &output.name).await;
+    let (mut copied, mut aborted, mut killed) = (0usize, 0usize, None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while copied < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "copied {copied} of {n} ({aborted} aborts)"
+        );
+        if killed.is_none() && copied >= n / 3 {
+            let k = nodes.clone();
+            killed = Some(tokio::task::spawn_blocking(move || {
+                k.node(victim, NodeAction::Kill);
+                std::thread::sleep(Duration::from_secs(3));
+                k.node(victim, NodeAction::Start);
+            }));
+        }
+        let batch = match tokio::time::timeout(Duration::from_secs(1), c.recv_batch(300)).await {
+            Ok(b) => b.expect("records"),
+            Err(_) => continue,
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let mut first: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for r in &batch {
+            first.entry(r.partition).or_insert(r.offset);
+            next.insert(r.partition, r.offset + 1);
+        }
+        let attempt = async {
+            txp.begin_transaction()?;
+            for r in &batch {
+                let out = ProducerRecord::new(&output.name, r.value().unwrap().to_vec())
+                    .with_partition(r.partition);
+                // Outcomes come with the commit.
+                drop(txp.send(out).await?);
+            }
+            let meta = c.group_metadata().expect("a group member");
+            txp.send_offsets_to_transaction(
+                next.iter().map(|(p, o)| ((input.name.clone(), *p), *o)),
+                &meta,
+            )
+            .await?;
+            txp.commit_transaction().await
+        };
+        match attempt.await {
+            Ok(()) => copied += batch.len(),
+            Err(e) => {
+                aborted += 1;
+                eprintln!("transaction failed ({e}); aborting and reading the batch again");
+                txp.abort_transaction()
+                    .await
+                    .unwrap_or_else(|e| panic!("abort failed: {e}"));
+                for (p, o) in &first {
+                    c.seek(&input.name, *p, StartAt::Offset(*o));
+                }
+            }
+        }
+    }
+    if let Some(k) = killed {
+        k.await.expect("kill and restart");
+    }
+    assert!(txp.close(Duration::from_secs(10)).await);
+    c.close().await;
+
+    let reader = Consumer::new(
+        tc.kpax(),
+        ConsumerConfig::default().with_isolation_level(IsolationLevel::ReadCommitted),
+    )
+    .expect("reader");
+    reader.assign(
+        (0..PARTITIONS).map(|p| (output.name.clone(), p)),
+        StartAt::Earliest,
+    );
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let r = tokio::time::timeout(Duration::from_secs(60), reader.recv())
+            .await
+            .unwrap_or_else(|_| panic!("output read stalled at {} of {n}", got.len()))
+            .expect("record");
+        got.push(r);
+    }
+    if let Ok(r) = tokio::time::timeout(Duration::from_secs(2), reader.recv()).await {
+        panic!(
+            "a record beyond the {n} copied: {:?}",
+            r.map(|r| (r.partition, r.offset))
+        );
+    }
+    reader.close().await;
+    check_exactly_once_in_order(&got, n);
+    let counts = Counts {
+        sent: n,
+        acknowledged: n,
+        read_back: got.len(),
+        faults: 1,
+        ..Counts::default()
+    };
+    eprintln!("exactly-once copy, node {victim} killed: {counts}; transactions aborted and retried: {aborted}");
+}
