@@ -1180,3 +1180,91 @@ async fn kafka_misuse_is_a_typed_error() {
     let Some(b) = Backend::kafka() else { return };
     misuse_is_a_typed_error(b).await;
 }
+
+/// KIP-890's server-side defence (Kafka 3.6+, on by default): before a
+/// transactional write is appended, the partition leader asks the
+/// transaction coordinator whether the partition is in an ongoing
+/// transaction of that producer; a write for a partition never added
+/// (a stray or late produce that would leave a hanging transaction) is
+/// refused, and nothing is written. kpax's producer always adds partitions
+/// first; this checks the broker defence it relies on, with a request
+/// sent by hand through kpax's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_refuses_a_transactional_write_to_a_partition_not_added() {
+    use kpax::cluster::CoordinatorKind;
+    use kpax_proto::generated::produce::{ProduceRequestPartitionData, ProduceRequestTopicData};
+    use kpax_proto::generated::{InitProducerIdRequest, ProduceRequest};
+    use kpax_proto::records::RecordBatchBuilder;
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    let topic = tc.topic(1).await;
+    let cluster = Cluster::new([tc.bootstrap()], harness::client::client_config()).unwrap();
+    let txn = harness::unique_name("kip890");
+    // The coordinator may still be loading (a fresh cluster creates
+    // __transaction_state on first use): retried as the producer would.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let init = loop {
+        let attempt = async {
+            let coordinator = cluster
+                .coordinator(CoordinatorKind::Transaction, &txn)
+                .await?;
+            coordinator
+                .send(
+                    &InitProducerIdRequest::default()
+                        .with_transactional_id(Some(txn.as_str().into()))
+                        .with_transaction_timeout_ms(10_000)
+                        .with_producer_id(-1)
+                        .with_producer_epoch(-1),
+                )
+                .await
+        };
+        match attempt.await {
+            Ok(r) if ErrorCode(r.error_code) == ErrorCode::NONE => break r,
+            Ok(r) if ErrorCode(r.error_code).is_retriable() => {}
+            Err(e) if e.is_retriable() => {}
+            other => panic!("InitProducerId: {other:?}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no transaction coordinator"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut b = RecordBatchBuilder::new(0).transactional(true).producer(
+        init.producer_id,
+        init.producer_epoch,
+        0,
+    );
+    b.append(0, None, Some(b"stray"), &[]).unwrap();
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(txn.as_str().into()))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![ProduceRequestTopicData::default()
+            .with_name(topic.name.as_str().into())
+            .with_partition_data(vec![ProduceRequestPartitionData::default()
+                .with_index(0)
+                .with_records(Some(b.finish().unwrap()))])]);
+    let leader = cluster.leader(&topic.name, 0).await.unwrap();
+    let version = leader.version_for::<ProduceRequest>().await.unwrap();
+    let resp = leader.send(&req).await.unwrap();
+    let code = ErrorCode(resp.responses[0].partition_responses[0].error_code);
+    eprintln!("Produce v{version} to a partition not in the transaction: {code}");
+    // INVALID_TXN_STATE on 3.x; Kafka 4.x answers TRANSACTION_ABORTABLE
+    // (KIP-1050) to clients that know it.
+    assert!(
+        code == ErrorCode::INVALID_TXN_STATE || code == ErrorCode::TRANSACTION_ABORTABLE,
+        "Produce v{version}: {code}"
+    );
+    // Nothing was appended: the next record written takes offset 0.
+    let p = Producer::new(cluster.clone(), ProducerConfig::default()).unwrap();
+    let m = p
+        .send(ProducerRecord::new(&topic.name, "after").with_partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(m.offset, 0, "the refused write was appended");
+    assert!(p.close(Duration::from_secs(5)).await);
+}
