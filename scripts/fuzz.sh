@@ -7,7 +7,8 @@
 # Targets: batch, legacy (record batches and legacy message sets),
 # messages (every generated request and response decoder, all APIs and
 # versions), group_protocol (consumer protocol subscriptions and
-# assignments). Default: every target, 10,000,000 runs each.
+# assignments), scram (SASL/SCRAM server messages). Default: every
+# target, 10,000,000 runs each.
 # libFuzzer runs with -malloc_limit_mb=256, so an allocation sized by an
 # untrusted length fails the run. Needs cargo-fuzz (cargo install
 # cargo-fuzz) and a nightly toolchain, or the stable one with
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(batch legacy messages group_protocol)
+[ ${#targets[@]} -gt 0 ] || targets=(batch legacy messages group_protocol scram)
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root/kpax-proto/fuzz"

@@ -26,6 +26,8 @@ mod connection;
 mod sasl;
 #[cfg(feature = "sasl")]
 mod scram;
+#[doc(hidden)]
+pub use scram::fuzz_exchange as fuzz_scram_exchange;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
