@@ -131,9 +131,10 @@ async fn version_negotiation_picks_highest_common(tc: &TestCluster) {
             broker.version_for::<MetadataRequest>().await.unwrap(),
             12.min(MetadataRequest::MAX_VERSION)
         );
+        // Fetch stops at kpax's client cap (v12: topics by name).
         assert_eq!(
             broker.version_for::<FetchRequest>().await.unwrap(),
-            16.min(FetchRequest::MAX_VERSION)
+            16.min(kpax::broker::client_range(ApiKey::Fetch).1)
         );
     } else {
         // The fake serves every version kpax-proto knows.
@@ -141,10 +142,12 @@ async fn version_negotiation_picks_highest_common(tc: &TestCluster) {
             versions.range(ApiKey::ApiVersions),
             Some((0, ApiVersionsRequest::MAX_VERSION))
         );
+        // Up to kpax's client cap (v12: topics by name).
         assert_eq!(
             broker.version_for::<FetchRequest>().await.unwrap(),
-            FetchRequest::MAX_VERSION
+            kpax::broker::client_range(ApiKey::Fetch).1
         );
+        assert!(kpax::broker::client_range(ApiKey::Fetch).1 < FetchRequest::MAX_VERSION);
     }
     // narrowed by the broker, capped by the user
     faults.narrow_api_versions(ApiKey::Metadata, 5);
@@ -322,11 +325,12 @@ async fn versions_metadata_and_coordinator(tc: &TestCluster) {
     let broker = Broker::new(first(tc), None, config().into());
     let versions = broker.api_versions().await.unwrap();
     // whatever ApiVersions version answered (tansu and the fake serve v3+,
-    // the mock falls back to v0), kpax uses the highest common version
+    // the mock falls back to v0), kpax uses the highest common version,
+    // within its client caps
     let (_, fetch_max) = versions.range(ApiKey::Fetch).unwrap();
     assert_eq!(
         broker.version_for::<FetchRequest>().await.unwrap(),
-        fetch_max.min(FetchRequest::MAX_VERSION)
+        fetch_max.min(kpax::broker::client_range(ApiKey::Fetch).1)
     );
     let (_, md_max) = versions.range(ApiKey::Metadata).unwrap();
     assert_eq!(
