@@ -32,6 +32,7 @@ pub mod interop;
 pub mod java;
 pub mod kafka;
 pub mod mock;
+pub mod security;
 
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs};
