@@ -205,6 +205,22 @@ fn sasl_name(user: &str) -> String {
     user.replace('=', "=3D").replace(',', "=2C")
 }
 
+/// For the fuzz targets only (`kpax-proto/fuzz`, target `scram`): runs the
+/// client side of one exchange with the server's messages `server_first`
+/// and `server_final`, as a hostile server could send them. Returns
+/// whether the server was accepted; never panics.
+#[doc(hidden)]
+pub fn fuzz_exchange(sha512: bool, server_first: &[u8], server_final: &[u8]) -> bool {
+    let hash = if sha512 {
+        ScramHash::Sha512
+    } else {
+        ScramHash::Sha256
+    };
+    let mut c = ScramClient::with_nonce(hash, "user", "pencil", "fyko+d2lbbFgONRv9qkxdawL".into());
+    let _ = c.client_first();
+    c.client_final(server_first).is_ok() && c.verify_server_final(server_final).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,20 +290,4 @@ mod tests {
             .unwrap()
             .starts_with("n,,n=x=2Cy,r="));
     }
-}
-
-/// For the fuzz targets only (`kpax-proto/fuzz`, target `scram`): runs the
-/// client side of one exchange with the server's messages `server_first`
-/// and `server_final`, as a hostile server could send them. Returns
-/// whether the server was accepted; never panics.
-#[doc(hidden)]
-pub fn fuzz_exchange(sha512: bool, server_first: &[u8], server_final: &[u8]) -> bool {
-    let hash = if sha512 {
-        ScramHash::Sha512
-    } else {
-        ScramHash::Sha256
-    };
-    let mut c = ScramClient::with_nonce(hash, "user", "pencil", "fyko+d2lbbFgONRv9qkxdawL".into());
-    let _ = c.client_first();
-    c.client_final(server_first).is_ok() && c.verify_server_final(server_final).is_ok()
 }
