@@ -858,12 +858,15 @@ async fn mixed_group(
         ),
     };
     let by = |m: &str| log.delivered.iter().filter(|d| d.0 == m).count();
-    eprintln!(
-        "mixed group {java_protocol:?}: {} records, j1 {}, kpax {}, j2 {}",
-        expected.len(),
-        by("j1"),
-        by("kpax"),
-        by("j2")
+    harness::report(
+        "mixed Java + kpax group",
+        &format!(
+            "{java_protocol:?}: {} records, each delivered once: j1 {}, kpax {}, j2 {}",
+            expected.len(),
+            by("j1"),
+            by("kpax"),
+            by("j2")
+        ),
     );
     assert!(by("kpax") > 0, "the kpax member got nothing");
     assert!(by("j1") > 0 && by("j2") > 0, "a Java member got nothing");

@@ -161,7 +161,10 @@ async fn leader_killed_while_producing_loses_and_duplicates_nothing() {
     assert!(p.close(Duration::from_secs(10)).await);
     let got = read_all(&tc, &topic.name, n).await;
     check_exactly_once_in_order(&got, n);
-    eprintln!("killed node {victim} midway; producer stats: {stats:?}");
+    harness::report(
+        "leader killed while producing",
+        &format!("node {victim} killed midway; {n} sent, acknowledged and read back once in order; producer stats: {stats:?}"),
+    );
     nodes.node(victim, NodeAction::Start);
 }
 
@@ -208,6 +211,13 @@ async fn leader_shut_down_while_consuming_skips_nothing() {
         s.await.expect("controlled shutdown");
     }
     check_exactly_once_in_order(&got, n);
+    harness::report(
+        "leader shut down while consuming",
+        &format!(
+            "node {victim} SIGTERMed at {} of {n} read; all {n} read once, in order",
+            n / 3
+        ),
+    );
     nodes.node(victim, NodeAction::Start);
 }
 
@@ -232,6 +242,10 @@ async fn frozen_broker_loses_and_duplicates_nothing() {
     assert!(p.close(Duration::from_secs(10)).await);
     let got = read_all(&tc, &topic.name, n).await;
     check_exactly_once_in_order(&got, n);
+    harness::report(
+        "broker frozen while producing",
+        &format!("node {victim} SIGSTOPped midway until all {n} were acknowledged; read back once, in order"),
+    );
 }
 
 /// What a run under faults did, printed by each test (docs/testing.md
@@ -330,7 +344,7 @@ async fn every_node_killed_in_turn_loses_and_duplicates_nothing() {
     let got = read_all(&tc, &topic.name, counts.acknowledged).await;
     counts.read_back = got.len();
     check_exactly_once_in_order(&got, counts.acknowledged);
-    eprintln!("every node killed in turn: {counts}");
+    harness::report("every node killed in turn", &counts.to_string());
 }
 
 /// A rolling restart (SIGTERM: controlled shutdown, then start) of every
@@ -377,7 +391,7 @@ async fn rolling_restart_while_producing_and_consuming() {
     counts.read_back = got.len();
     check_exactly_once_in_order(&got, counts.acknowledged);
     assert_eq!(got.len(), counts.acknowledged, "{counts:?}");
-    eprintln!("rolling restart: {counts}");
+    harness::report("rolling restart", &counts.to_string());
 }
 
 /// Three kpax members of one group consume while the group coordinator's
@@ -481,7 +495,10 @@ async fn group_rides_through_a_coordinator_kill() {
         faults: 1,
         ..Counts::default()
     };
-    eprintln!("coordinator (node {coordinator}) killed at {at_kill} of {n} consumed: {counts}");
+    harness::report(
+        "group through a coordinator kill",
+        &format!("node {coordinator} killed at {at_kill} of {n} consumed; {counts}"),
+    );
     assert!(
         duplicates <= MEMBERS * BATCH * 2,
         "{duplicates} re-deliveries: more than the members' uncommitted batches ({counts:?})"
@@ -626,5 +643,8 @@ async fn exactly_once_copy_across_a_broker_kill() {
         faults: 1,
         ..Counts::default()
     };
-    eprintln!("exactly-once copy, node {victim} killed: {counts}; transactions aborted and retried: {aborted}");
+    harness::report(
+        "exactly-once copy across a leader kill",
+        &format!("node {victim} killed; {counts}; transactions aborted and retried: {aborted}"),
+    );
 }

@@ -566,3 +566,19 @@ macro_rules! backends {
         }
     };
 }
+
+/// Prints a test's figures (counts of records, faults) on stderr and, when
+/// `KPAX_TEST_REPORT` names a file, appends them there: `.ci/run` prints
+/// that file after the suite, since passing tests' output is captured.
+pub fn report(test: &str, line: &str) {
+    eprintln!("{test}: {line}");
+    if let Some(path) = std::env::var_os("KPAX_TEST_REPORT") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{test}: {line}");
+        }
+    }
+}
