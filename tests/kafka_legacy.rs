@@ -76,12 +76,14 @@ async fn kafka_3_9_legacy_message_sets_every_codec_read_back() {
         return;
     };
     let b = tc.bootstrap().to_string();
-    // (Produce version, Fetch version, codec): message format v0 has no
-    // lz4 (Kafka 0.10 added it with v1); neither has zstd.
+    // (Produce version, Fetch version, codec): lz4 came in 0.8.2 (on
+    // message format v0, with the frame checksum KIP-57 later fixed for
+    // v1); neither format has zstd.
     let cases = [
         (0, 0, Compression::None),
         (0, 0, Compression::Gzip),
         (0, 0, Compression::Snappy),
+        (0, 0, Compression::Lz4),
         (2, 3, Compression::None),
         (2, 3, Compression::Gzip),
         (2, 3, Compression::Snappy),
