@@ -336,7 +336,7 @@ async fn every_node_killed_in_turn_loses_and_duplicates_nothing() {
             act(&killer, id, NodeAction::Start).await;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-        n_nodes as usize * 2
+        n_nodes as usize
     })
     .await;
     assert!(p.close(Duration::from_secs(10)).await);
