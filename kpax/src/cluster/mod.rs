@@ -443,15 +443,17 @@ impl Cluster {
     /// [`Error::Broker`] with FindCoordinator's error code (e.g.
     /// COORDINATOR_NOT_AVAILABLE, retriable), or network errors.
     pub async fn coordinator(&self, kind: CoordinatorKind, key: &str) -> Result<Broker> {
-        if let Some(id) = self
+        // The read guard must be gone before `broker` reads again: an
+        // `if let` scrutinee's guard lives to the end of its block, and a
+        // second read behind a waiting writer (another task caching a
+        // coordinator) blocks for ever.
+        let cached = self
             .read()
             .coordinators
             .get(&(kind, key.to_string()))
-            .copied()
-        {
-            if let Some(b) = self.broker(id) {
-                return Ok(b);
-            }
+            .copied();
+        if let Some(b) = cached.and_then(|id| self.broker(id)) {
+            return Ok(b);
         }
         let b = self
             .candidates()
