@@ -13,6 +13,11 @@
 //! type (upper case) or as the sequence of its own fields (a struct). The
 //! definitions follow the order of first use, depth first, so printing the
 //! tree back gives the page's text.
+//!
+//! Kafka's pages write this in three [`Dialect`]s over the releases; the
+//! parser reads all three and the spec file holds the first, which also
+//! carries what only the newest pages state: `?` before a field that may be
+//! null (`?[topics]`, `?cursor`) and `<tag: N>` after a tagged field's name.
 
 use std::fmt;
 
@@ -34,6 +39,24 @@ pub struct Field {
     pub array: bool,
     /// What the field holds.
     pub ty: FieldType,
+    /// The page says the array or struct may be null (`?`; 4.2+ pages only).
+    pub nullable: bool,
+    /// The page says the field is tagged, with this tag (`<tag: N>`; 4.2+
+    /// pages only).
+    pub tag: Option<u32>,
+}
+
+/// How a page writes its BNFs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `a [b] TAG_BUFFER` (pages up to 3.9, and the spec file).
+    TagBuffer,
+    /// `a [b] _tagged_fields` (4.0 and 4.1 pages).
+    TaggedFieldsWord,
+    /// `{ a (b) c<tag: 0> }`: braces round every struct, `(b)` a compact
+    /// array, `?` a nullable array or struct, tagged fields named with their
+    /// tags, no token for the tag section (4.2 pages onwards).
+    Braces,
 }
 
 /// What a field holds.
@@ -85,37 +108,92 @@ fn is_name_token(s: &str) -> bool {
 /// A reference in a sequence, before its definition is known.
 enum Ref {
     Tag,
-    Name { name: String, array: bool },
+    Name {
+        name: String,
+        array: bool,
+        nullable: bool,
+        tag: Option<u32>,
+    },
 }
 
-fn parse_refs(rhs: &str, line: usize, text: &str) -> Result<Vec<Ref>, BnfError> {
+/// A field name with an optional `<tag:N>` suffix (the caller has removed
+/// the space the page writes after `tag:`).
+fn split_tag(tok: &str) -> Option<(&str, Option<u32>)> {
+    match tok.split_once("<tag:") {
+        None => Some((tok, None)),
+        Some((name, rest)) => Some((name, Some(rest.strip_suffix('>')?.parse().ok()?))),
+    }
+}
+
+/// The right-hand side of a struct line: its references, whether the page
+/// wrote it in braces, and whether the braces were `?{` (a nullable struct).
+struct Seq {
+    refs: Vec<Ref>,
+    braces: bool,
+    nullable: bool,
+    word: bool,
+}
+
+fn parse_refs(rhs: &str, line: usize, text: &str) -> Result<Seq, BnfError> {
     let err = |reason: String| BnfError {
         line,
         text: text.to_string(),
         reason,
     };
-    let mut refs = Vec::new();
-    for tok in rhs.split_whitespace() {
-        if tok == "TAG_BUFFER" {
-            refs.push(Ref::Tag);
-        } else if let Some(inner) = tok.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-            if !is_name_token(inner) {
-                return Err(err(format!("bad array reference `{tok}`")));
+    let rhs = rhs.replace("<tag: ", "<tag:");
+    let mut toks: Vec<&str> = rhs.split_whitespace().collect();
+    let mut seq = Seq {
+        refs: Vec::new(),
+        braces: false,
+        nullable: false,
+        word: false,
+    };
+    if let Some(first @ ("{" | "?{")) = toks.first().copied() {
+        if toks.last() != Some(&"}") || toks.len() < 2 {
+            return Err(err("`{` without its closing `}`".into()));
+        }
+        seq.braces = true;
+        seq.nullable = first == "?{";
+        toks = toks[1..toks.len() - 1].to_vec();
+    }
+    for tok in toks {
+        if tok == "TAG_BUFFER" || tok == "_tagged_fields" {
+            if seq.braces {
+                return Err(err(format!("`{tok}` inside braces")));
             }
-            refs.push(Ref::Name {
-                name: inner.to_string(),
-                array: true,
-            });
-        } else if is_name_token(tok) {
-            refs.push(Ref::Name {
-                name: tok.to_string(),
-                array: false,
-            });
-        } else {
+            seq.word |= tok == "_tagged_fields";
+            seq.refs.push(Ref::Tag);
+            continue;
+        }
+        let (nullable, rest) = match tok.strip_prefix('?') {
+            Some(r) => (true, r),
+            None => (false, tok),
+        };
+        let (array, inner) =
+            if let Some(i) = rest.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+                (true, i)
+            } else if let Some(i) = rest.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+                if !seq.braces {
+                    return Err(err(format!("compact array `{tok}` outside braces")));
+                }
+                (true, i)
+            } else {
+                (false, rest)
+            };
+        let Some((name, tag)) = split_tag(inner) else {
+            return Err(err(format!("bad tag in `{tok}`")));
+        };
+        if !is_name_token(name) {
             return Err(err(format!("unexpected token `{tok}`")));
         }
+        seq.refs.push(Ref::Name {
+            name: name.to_string(),
+            array,
+            nullable,
+            tag,
+        });
     }
-    Ok(refs)
+    Ok(seq)
 }
 
 struct Def {
@@ -134,6 +212,15 @@ impl Bnf {
     /// a field used but never defined, a definition never used, a definition
     /// out of order, or bad indentation.
     pub fn parse<S: AsRef<str>>(lines: &[S]) -> Result<Bnf, BnfError> {
+        Bnf::parse_dialect(lines).map(|(bnf, _)| bnf)
+    }
+
+    /// Parses BNF lines in any [`Dialect`] and says which one they use.
+    /// Every sequence of one BNF must use the same dialect.
+    ///
+    /// # Errors
+    /// As [`Bnf::parse`], and for a mix of dialects.
+    pub fn parse_dialect<S: AsRef<str>>(lines: &[S]) -> Result<(Bnf, Dialect), BnfError> {
         let first = lines.first().map(|l| l.as_ref().trim_end()).unwrap_or("");
         let Some((title, rhs)) = split_arrow(first) else {
             return Err(BnfError {
@@ -143,6 +230,13 @@ impl Bnf {
             });
         };
         let top = parse_refs(rhs, 0, first)?;
+        let mut dialect = if top.braces {
+            Dialect::Braces
+        } else if top.word {
+            Dialect::TaggedFieldsWord
+        } else {
+            Dialect::TagBuffer
+        };
         let mut defs = Vec::new();
         for (i, raw) in lines.iter().enumerate().skip(1) {
             let text = raw.as_ref().trim_end();
@@ -160,19 +254,20 @@ impl Bnf {
             let Some((name, rhs)) = split_arrow(text.trim_start()) else {
                 return Err(err("definition has no `=>`"));
             };
-            if !is_name_token(name) {
+            let name = name.replace("<tag: ", "<tag:");
+            if !split_tag(&name).is_some_and(|(n, _)| is_name_token(n)) {
                 return Err(err("bad field name"));
             }
             defs.push(Def {
                 indent: indent / 2,
-                name: name.to_string(),
+                name,
                 rhs: rhs.to_string(),
                 line: i,
                 text: text.to_string(),
             });
         }
         let mut pos = 0;
-        let items = resolve(top, 1, &defs, &mut pos, 0, first)?;
+        let items = resolve(top.refs, 1, &defs, &mut pos, 0, first, &mut dialect)?;
         if let Some(d) = defs.get(pos) {
             return Err(BnfError {
                 line: d.line,
@@ -180,17 +275,102 @@ impl Bnf {
                 reason: "definition is not used by the field sequence it follows".into(),
             });
         }
-        Ok(Bnf {
-            title: title.to_string(),
-            items,
-        })
+        Ok((
+            Bnf {
+                title: title.to_string(),
+                items,
+            },
+            dialect,
+        ))
     }
 
-    /// The BNF's lines as the page writes them (without trailing spaces).
+    /// The BNF's lines as the spec file writes them (the
+    /// [`Dialect::TagBuffer`] form, without trailing spaces).
     pub fn lines(&self) -> Vec<String> {
-        let mut out = vec![format!("{} =>{}", self.title, seq_text(&self.items))];
-        print_defs(&self.items, 1, &mut out);
+        self.lines_in(Dialect::TagBuffer)
+    }
+
+    /// The BNF's lines as a page of `dialect` writes them.
+    pub fn lines_in(&self, dialect: Dialect) -> Vec<String> {
+        let flexible = self.items.contains(&Item::TagBuffer);
+        let mut out = vec![format!(
+            "{} =>{}",
+            self.title,
+            seq_text(&self.items, dialect, flexible, false)
+        )];
+        print_defs(&self.items, 1, dialect, flexible, &mut out);
         out
+    }
+
+    /// Adds every primitive token the BNF uses to `out`.
+    pub fn primitive_tokens(&self, out: &mut std::collections::BTreeSet<String>) {
+        fn walk(items: &[Item], out: &mut std::collections::BTreeSet<String>) {
+            for item in items {
+                if let Item::Field(f) = item {
+                    match &f.ty {
+                        FieldType::Primitive(t) => {
+                            out.insert(t.clone());
+                        }
+                        FieldType::Struct(sub) => walk(sub, out),
+                    }
+                }
+            }
+        }
+        walk(&self.items, out);
+    }
+
+    /// Whether the BNF is of a flexible version (it has a tag section).
+    pub fn is_flexible(&self) -> bool {
+        self.items.contains(&Item::TagBuffer)
+    }
+
+    /// Marks a [`Dialect::Braces`] BNF as a flexible version's: adds the tag
+    /// section (which that dialect does not write) to every struct.
+    pub fn set_flexible(&mut self) {
+        fn add(items: &mut Vec<Item>) {
+            for item in items.iter_mut() {
+                if let Item::Field(Field {
+                    ty: FieldType::Struct(sub),
+                    ..
+                }) = item
+                {
+                    add(sub);
+                }
+            }
+            if !items.contains(&Item::TagBuffer) {
+                items.push(Item::TagBuffer);
+            }
+        }
+        add(&mut self.items);
+    }
+
+    /// The same BNF without what only [`Dialect::Braces`] pages state
+    /// (nullability marks and tagged fields): the form in which an older
+    /// page writes the same version, for comparing two pages.
+    pub fn plain(&self) -> Bnf {
+        fn strip(items: &[Item]) -> Vec<Item> {
+            items
+                .iter()
+                .filter_map(|item| match item {
+                    Item::TagBuffer => Some(Item::TagBuffer),
+                    Item::Field(f) if f.tag.is_some() => None,
+                    Item::Field(f) => Some(Item::Field(Field {
+                        name: f.name.clone(),
+                        array: f.array,
+                        ty: match &f.ty {
+                            FieldType::Primitive(t) => FieldType::Primitive(plain_token(t).into()),
+                            FieldType::Struct(sub) => FieldType::Struct(strip(sub)),
+                        },
+                        nullable: false,
+                        tag: None,
+                    })),
+                })
+                .collect()
+        }
+        Bnf {
+            title: self.title.clone(),
+            items: strip(&self.items),
+        }
     }
 
     /// Every name in depth-first order, with `_tagged_fields` for each
@@ -206,11 +386,19 @@ impl Bnf {
             .collect()
     }
 
+    /// Like [`Bnf::doc_names`], with a repeated struct's rows repeated (as
+    /// pages before 2.4 write them).
+    pub fn doc_names_repeated(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk_names(&self.items, &mut Vec::new(), &mut out, &mut None);
+        out.into_iter().filter_map(|mut p| p.pop()).collect()
+    }
+
     /// The path from the root of each row of [`Bnf::doc_names`].
     pub fn doc_paths(&self) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         let mut seen = Vec::new();
-        walk_names(&self.items, &mut Vec::new(), &mut out, &mut seen);
+        walk_names(&self.items, &mut Vec::new(), &mut out, &mut Some(&mut seen));
         out
     }
 }
@@ -219,7 +407,7 @@ fn walk_names<'a>(
     items: &'a [Item],
     path: &mut Vec<String>,
     out: &mut Vec<Vec<String>>,
-    seen: &mut Vec<&'a [Item]>,
+    seen: &mut Option<&mut Vec<&'a [Item]>>,
 ) {
     for item in items {
         match item {
@@ -232,8 +420,15 @@ fn walk_names<'a>(
                 path.push(f.name.clone());
                 out.push(path.clone());
                 if let FieldType::Struct(sub) = &f.ty {
-                    if !seen.contains(&sub.as_slice()) {
-                        seen.push(sub);
+                    let first = match seen {
+                        Some(seen) if seen.contains(&sub.as_slice()) => false,
+                        Some(seen) => {
+                            seen.push(sub);
+                            true
+                        }
+                        None => true,
+                    };
+                    if first {
                         walk_names(sub, path, out, seen);
                     }
                 }
@@ -248,6 +443,17 @@ fn split_arrow(s: &str) -> Option<(&str, &str)> {
     Some((l.trim_end(), r))
 }
 
+/// The token an older page writes for the same wire type: 4.2+ pages say
+/// `NULLABLE_RECORDS` where older ones say `RECORDS` (which was always
+/// nullable on the wire).
+pub fn plain_token(t: &str) -> &str {
+    match t {
+        "NULLABLE_RECORDS" => "RECORDS",
+        "COMPACT_NULLABLE_RECORDS" => "COMPACT_RECORDS",
+        t => t,
+    }
+}
+
 fn resolve(
     refs: Vec<Ref>,
     depth: usize,
@@ -255,12 +461,22 @@ fn resolve(
     pos: &mut usize,
     parent_line: usize,
     parent_text: &str,
+    dialect: &mut Dialect,
 ) -> Result<Vec<Item>, BnfError> {
     let mut items = Vec::with_capacity(refs.len());
     for r in refs {
         match r {
             Ref::Tag => items.push(Item::TagBuffer),
-            Ref::Name { name, array } => {
+            Ref::Name {
+                name,
+                array,
+                mut nullable,
+                tag,
+            } => {
+                let written = match tag {
+                    Some(t) => format!("{name}<tag:{t}>"),
+                    None => name.clone(),
+                };
                 let Some(def) = defs.get(*pos) else {
                     return Err(BnfError {
                         line: parent_line,
@@ -268,7 +484,7 @@ fn resolve(
                         reason: format!("field `{name}` has no type (no definition follows)"),
                     });
                 };
-                if def.indent != depth || def.name != name {
+                if def.indent != depth || def.name != written {
                     return Err(BnfError {
                         line: def.line,
                         text: def.text.clone(),
@@ -282,8 +498,27 @@ fn resolve(
                 }
                 *pos += 1;
                 let rhs = def.rhs.trim();
+                let primitive_null = |what: &str| BnfError {
+                    line: def.line,
+                    text: def.text.clone(),
+                    reason: format!(
+                        "`?` on {what} `{name}` (a nullable primitive has a NULLABLE_ type)"
+                    ),
+                };
                 let ty = if is_type_token(rhs) && rhs != "TAG_BUFFER" {
+                    if nullable && !array {
+                        return Err(primitive_null("the primitive"));
+                    }
                     FieldType::Primitive(rhs.to_string())
+                } else if let Some(elem) = rhs
+                    .strip_prefix("ARRAY(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .filter(|e| is_type_token(e))
+                {
+                    // Pages 1.1 to 2.4 write CreatePartitions' assignment as
+                    // `[assignment]` with `assignment => ARRAY(INT32)`: an
+                    // array of arrays, which newer pages write as a struct.
+                    FieldType::Primitive(format!("ARRAY({elem})"))
                 } else if rhs.is_empty() {
                     return Err(BnfError {
                         line: def.line,
@@ -292,41 +527,107 @@ fn resolve(
                     });
                 } else {
                     let sub = parse_refs(rhs, def.line, &def.text)?;
-                    FieldType::Struct(resolve(sub, depth + 1, defs, pos, def.line, &def.text)?)
+                    let braces = *dialect == Dialect::Braces;
+                    if sub.braces != braces {
+                        return Err(BnfError {
+                            line: def.line,
+                            text: def.text.clone(),
+                            reason: "struct written with braces in a BNF without them, or without in one with".into(),
+                        });
+                    }
+                    if sub.word {
+                        *dialect = Dialect::TaggedFieldsWord;
+                    }
+                    nullable |= sub.nullable;
+                    FieldType::Struct(resolve(
+                        sub.refs,
+                        depth + 1,
+                        defs,
+                        pos,
+                        def.line,
+                        &def.text,
+                        dialect,
+                    )?)
                 };
-                items.push(Item::Field(Field { name, array, ty }));
+                items.push(Item::Field(Field {
+                    name,
+                    array,
+                    ty,
+                    nullable,
+                    tag,
+                }));
             }
         }
     }
     Ok(items)
 }
 
-fn seq_text(items: &[Item]) -> String {
+/// A field's name as its definition line starts.
+fn def_name(f: &Field) -> String {
+    match f.tag {
+        Some(t) => format!("{}<tag: {t}>", f.name),
+        None => f.name.clone(),
+    }
+}
+
+/// The right-hand side of a struct line (with its leading space), for the
+/// struct `nullable` when it is one.
+fn seq_text(items: &[Item], dialect: Dialect, flexible: bool, nullable: bool) -> String {
+    let braces = dialect == Dialect::Braces;
     let mut s = String::new();
+    if braces {
+        s.push_str(if nullable { " ?{" } else { " {" });
+    }
     for item in items {
-        s.push(' ');
         match item {
-            Item::TagBuffer => s.push_str("TAG_BUFFER"),
-            Item::Field(f) if f.array => {
-                s.push('[');
-                s.push_str(&f.name);
-                s.push(']');
+            Item::TagBuffer if braces => continue,
+            Item::TagBuffer if dialect == Dialect::TaggedFieldsWord => {
+                s.push_str(" _tagged_fields")
             }
-            Item::Field(f) => s.push_str(&f.name),
+            Item::TagBuffer => s.push_str(" TAG_BUFFER"),
+            Item::Field(f) => {
+                s.push(' ');
+                // The nullable mark goes on the reference, except for a
+                // nullable struct on a braces page (`x => ?{ ... }`).
+                let struct_field = matches!(f.ty, FieldType::Struct(_));
+                if f.nullable && (f.array || !braces || !struct_field) {
+                    s.push('?');
+                }
+                let name = def_name(f);
+                match (f.array, braces && flexible) {
+                    (true, true) => s.push_str(&format!("({name})")),
+                    (true, false) => s.push_str(&format!("[{name}]")),
+                    (false, _) => s.push_str(&name),
+                }
+            }
         }
+    }
+    if braces {
+        s.push_str(" }");
     }
     s
 }
 
-fn print_defs(items: &[Item], depth: usize, out: &mut Vec<String>) {
+fn print_defs(
+    items: &[Item],
+    depth: usize,
+    dialect: Dialect,
+    flexible: bool,
+    out: &mut Vec<String>,
+) {
     for item in items {
         if let Item::Field(f) = item {
             let pad = "  ".repeat(depth);
             match &f.ty {
-                FieldType::Primitive(t) => out.push(format!("{pad}{} => {t}", f.name)),
+                FieldType::Primitive(t) => out.push(format!("{pad}{} => {t}", def_name(f))),
                 FieldType::Struct(sub) => {
-                    out.push(format!("{pad}{} =>{}", f.name, seq_text(sub)));
-                    print_defs(sub, depth + 1, out);
+                    let nullable_struct = f.nullable && !f.array && dialect == Dialect::Braces;
+                    out.push(format!(
+                        "{pad}{} =>{}",
+                        def_name(f),
+                        seq_text(sub, dialect, flexible, nullable_struct)
+                    ));
+                    print_defs(sub, depth + 1, dialect, flexible, out);
                 }
             }
         }
@@ -406,7 +707,9 @@ mod tests {
             Item::Field(Field {
                 name: "partitions".into(),
                 array: true,
-                ty: FieldType::Primitive("INT32".into())
+                ty: FieldType::Primitive("INT32".into()),
+                nullable: false,
+                tag: None,
             })
         );
     }

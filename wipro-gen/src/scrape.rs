@@ -1,7 +1,7 @@
 //! HTML -> [`Spec`]: reads the Kafka protocol page, follows its server-side
 //! includes, and states what its tables and BNFs say, inventing nothing.
 
-use crate::bnf::Bnf;
+use crate::bnf::{Bnf, Dialect};
 use crate::spec::{Api, Block, Direction, ErrorDoc, Spec, TypeDoc};
 use scraper::{ElementRef, Html, Node, Selector};
 use std::path::{Path, PathBuf};
@@ -130,16 +130,24 @@ fn content(file: &str, line: usize, api: &str, version: Option<i16>, reason: &st
 }
 
 /// The text of a table cell or heading: white space folded, `<sup>` written
-/// as `^` so that "2<sup>7</sup>" reads "2^7".
+/// as `^` so that "2<sup>7</sup>" reads "2^7", and nested tables left out
+/// (4.0 and 4.1 pages nest the tagged fields' table in a cell).
 fn text_of(el: ElementRef<'_>) -> String {
-    let mut raw = String::new();
-    for node in el.descendants() {
-        match node.value() {
-            Node::Text(t) => raw.push_str(t),
-            Node::Element(e) if e.name() == "sup" => raw.push('^'),
-            _ => {}
+    fn walk(node: ego_tree::NodeRef<'_, Node>, raw: &mut String) {
+        for child in node.children() {
+            match child.value() {
+                Node::Text(t) => raw.push_str(&t[..]),
+                Node::Element(e) if e.name() == "sup" => {
+                    raw.push('^');
+                    walk(child, raw);
+                }
+                Node::Element(e) if e.name() == "table" => {}
+                _ => walk(child, raw),
+            }
         }
     }
+    let mut raw = String::new();
+    walk(*el, &mut raw);
     raw.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -152,11 +160,25 @@ fn table_heads(table: ElementRef<'_>) -> Vec<String> {
     table.select(&sel("th")).map(text_of).collect()
 }
 
-/// Rows of `td` cells, skipping rows that hold only `th`.
+/// The table an element is in (its nearest `table` ancestor).
+fn owning_table(el: ElementRef<'_>) -> Option<ego_tree::NodeId> {
+    el.ancestors()
+        .find(|a| a.value().as_element().is_some_and(|e| e.name() == "table"))
+        .map(|a| a.id())
+}
+
+/// Rows of `td` cells, skipping rows that hold only `th` and the rows of
+/// tables nested in a cell.
 fn table_rows(table: ElementRef<'_>) -> Vec<Vec<String>> {
     table
         .select(&sel("tr"))
-        .map(|tr| tr.select(&sel("td")).map(text_of).collect::<Vec<_>>())
+        .filter(|tr| owning_table(*tr) == Some(table.id()))
+        .map(|tr| {
+            tr.select(&sel("td"))
+                .filter(|td| owning_table(*td) == Some(table.id()))
+                .map(text_of)
+                .collect::<Vec<_>>()
+        })
         .filter(|r| !r.is_empty())
         .collect()
 }
@@ -255,8 +277,8 @@ pub fn scrape(html: &Path, source_label: &str) -> Result<Spec, ScrapeError> {
             _ => {}
         }
     }
+    let known_types = spec.types.is_empty();
     for (what, empty) in [
-        ("primitive types table", spec.types.is_empty()),
         ("error table", spec.errors.is_empty()),
         ("API key table", spec.api_keys.is_empty()),
     ] {
@@ -336,7 +358,7 @@ pub fn scrape(html: &Path, source_label: &str) -> Result<Spec, ScrapeError> {
                     _ => (top.clone(), 0),
                 };
                 let api_name = spec.apis.last().map(|a| a.name.clone()).unwrap_or_default();
-                let bnf = Bnf::parse(&lines).map_err(|e| {
+                let (mut bnf, dialect) = Bnf::parse_dialect(&lines).map_err(|e| {
                     let version = crate::spec::parse_message_title(
                         title_line.split(" =>").next().unwrap_or("").trim(),
                     )
@@ -349,9 +371,69 @@ pub fn scrape(html: &Path, source_label: &str) -> Result<Spec, ScrapeError> {
                         &format!("{} ({})", e.reason, e.text),
                     )
                 })?;
+                // What follows the BNF: 4.2+ pages state the header version
+                // in a paragraph, then comes the description table.
+                let mut header_version = None;
+                let mut table = None;
+                for sib in el.next_siblings().filter_map(ElementRef::wrap) {
+                    match sib.value().name() {
+                        "p" => {
+                            let t = text_of(sib);
+                            if let Some(v) = t
+                                .strip_prefix("Request header version: ")
+                                .or_else(|| t.strip_prefix("Response header version: "))
+                            {
+                                header_version = Some(v.parse::<i16>().map_err(|_| {
+                                    content(
+                                        &file,
+                                        line,
+                                        &api_name,
+                                        None,
+                                        &format!("bad header version paragraph {t:?}"),
+                                    )
+                                })?);
+                            } else if t.starts_with("This version of the")
+                                && t.ends_with("is unstable.")
+                            {
+                                let title = title_line.split(" =>").next().unwrap_or("").trim();
+                                spec.notes.push(format!("{title}: the page says \"{t}\""));
+                            } else {
+                                break;
+                            }
+                        }
+                        "table" => {
+                            table = Some(sib);
+                            break;
+                        }
+                        _ => break,
+                    }
+                }
+                if dialect == Dialect::Braces {
+                    // Those pages write no tag section: a flexible version is
+                    // one whose header is flexible (request v2, response v1),
+                    // or which uses compact types (ApiVersions' response keeps
+                    // header v0 for old clients but its body is flexible).
+                    let compact = lines.iter().any(|l| {
+                        l.split_once("=>").is_some_and(|(_, rhs)| {
+                            rhs.split_whitespace().any(|t| {
+                                t.starts_with("COMPACT_")
+                                    || t.starts_with('(')
+                                    || t.starts_with("?(")
+                            })
+                        })
+                    });
+                    let flexible_header = match (block_direction(title_line), header_version) {
+                        (Some(Direction::Request), Some(v)) => v >= 2,
+                        (Some(Direction::Response), Some(v)) => v >= 1,
+                        _ => false,
+                    };
+                    if compact || flexible_header {
+                        bnf.set_flexible();
+                    }
+                }
                 // Printing must give the page's lines back; anything else means
                 // the parse dropped something the page says.
-                let printed = bnf.lines();
+                let printed = bnf.lines_in(dialect);
                 if let Some(k) = (0..lines.len().max(printed.len())).find(|&k| {
                     printed.get(k).map(String::as_str) != lines.get(k).map(|l| l.trim_end())
                 }) {
@@ -371,22 +453,46 @@ pub fn scrape(html: &Path, source_label: &str) -> Result<Spec, ScrapeError> {
                         ),
                     ));
                 }
-                let table = el
-                    .next_siblings()
-                    .filter_map(ElementRef::wrap)
-                    .next()
-                    .filter(|t| t.value().name() == "table");
                 let docs: Vec<(String, String)> = match table {
                     Some(t) => table_rows(t)
                         .into_iter()
                         .map(|r| {
                             let mut it = r.into_iter();
-                            (it.next().unwrap_or_default(), it.next().unwrap_or_default())
+                            let name = it.next().unwrap_or_default();
+                            // 4.2+ pages name a tagged field's row `name<tag: N>`.
+                            let name = match name.split_once("<tag:") {
+                                Some((n, _)) => n.to_string(),
+                                None => name,
+                            };
+                            (name, it.next().unwrap_or_default())
                         })
                         .collect(),
                     None => Vec::new(),
                 };
-                let block = Block { bnf, docs };
+                let complete = dialect != Dialect::Braces;
+                let mut block = Block { bnf, docs };
+                if block.header_title().is_none() && block.message_title().is_none() {
+                    // Pages before 2.4 write one unversioned request header
+                    // (with client_id) and one response header.
+                    match block.bnf.title.as_str() {
+                        "Request Header" => {
+                            block.bnf.title = "Request Header v1".into();
+                            let mut v0 = block.clone();
+                            v0.bnf.title = "Request Header v0".into();
+                            v0.bnf.items.retain(|i| !matches!(i, crate::bnf::Item::Field(f) if f.name == "client_id"));
+                            v0.docs.retain(|(n, _)| n != "client_id");
+                            spec.headers.push(v0);
+                            spec.notes.push("the page writes one unversioned request header: it is v1, and v0 is v1 without client_id (RequestHeader.json: clientId is in versions 1+; v0 serves ControlledShutdown v0 only)".into());
+                        }
+                        "Response Header" => {
+                            block.bnf.title = "Response Header v0".into();
+                            spec.notes.push(
+                                "the page writes one unversioned response header: it is v0".into(),
+                            );
+                        }
+                        _ => {}
+                    }
+                }
                 if let Some((dir, v)) = block.header_title() {
                     if !spec.apis.is_empty() {
                         return Err(content(
@@ -397,7 +503,7 @@ pub fn scrape(html: &Path, source_label: &str) -> Result<Spec, ScrapeError> {
                             "header BNF inside an API section",
                         ));
                     }
-                    block.check_docs().map_err(|r| {
+                    block.check_docs(complete).map_err(|r| {
                         content(
                             &file,
                             line,
@@ -436,7 +542,7 @@ pub fn scrape(html: &Path, source_label: &str) -> Result<Spec, ScrapeError> {
                         ));
                     }
                     block
-                        .check_docs()
+                        .check_docs(complete)
                         .map_err(|r| content(&file, line, api, Some(v), &r))?;
                     match dir {
                         Direction::Request => cur.requests.push(block),
@@ -454,6 +560,26 @@ pub fn scrape(html: &Path, source_label: &str) -> Result<Spec, ScrapeError> {
             }
             _ => {}
         }
+    }
+    if known_types {
+        // Pages before 2.0 have no types table: state the types their BNFs
+        // use, which the generator knows, and say so.
+        let mut used = std::collections::BTreeSet::new();
+        for b in spec.headers.iter().chain(
+            spec.apis
+                .iter()
+                .flat_map(|a| a.requests.iter().chain(&a.responses)),
+        ) {
+            b.bnf.primitive_tokens(&mut used);
+        }
+        spec.types = used
+            .into_iter()
+            .map(|name| TypeDoc {
+                name,
+                doc: String::new(),
+            })
+            .collect();
+        spec.notes.push("the page has no primitive types table: the types listed are the ones its BNFs use, undocumented".into());
     }
     if spec.headers.is_empty() {
         return Err(content(
@@ -485,6 +611,12 @@ pub fn scrape(html: &Path, source_label: &str) -> Result<Spec, ScrapeError> {
         }
     }
     Ok(spec)
+}
+
+/// `Request` or `Response`, from a message BNF's first line.
+fn block_direction(title_line: &str) -> Option<Direction> {
+    let title = title_line.split(" =>").next()?.trim();
+    crate::spec::parse_message_title(title).map(|t| t.1)
 }
 
 /// Parses `Produce API (Key: 0):`.
