@@ -348,6 +348,15 @@ impl Bnf {
     /// (nullability marks and tagged fields): the form in which an older
     /// page writes the same version, for comparing two pages.
     pub fn plain(&self) -> Bnf {
+        Bnf {
+            title: self.title.clone(),
+            items: Bnf::plain_items(&self.items),
+        }
+    }
+
+    /// [`Bnf::plain`] of a sequence (a tagged field at its top is kept,
+    /// without its tag).
+    pub fn plain_items(items: &[Item]) -> Vec<Item> {
         fn strip(items: &[Item]) -> Vec<Item> {
             items
                 .iter()
@@ -367,10 +376,17 @@ impl Bnf {
                 })
                 .collect()
         }
-        Bnf {
-            title: self.title.clone(),
-            items: strip(&self.items),
-        }
+        let untagged: Vec<Item> = items
+            .iter()
+            .map(|i| match i {
+                Item::Field(f) => Item::Field(Field {
+                    tag: None,
+                    ..f.clone()
+                }),
+                Item::TagBuffer => Item::TagBuffer,
+            })
+            .collect();
+        strip(&untagged)
     }
 
     /// Every name in depth-first order, with `_tagged_fields` for each

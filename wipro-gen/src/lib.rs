@@ -88,7 +88,10 @@ pub fn generate_files(root: &Path) -> Result<(Vec<emit::File>, String), String> 
     let overlay_text = read(OVERLAY_FILE)?;
     let mut spec = spec::Spec::parse(SPEC_FILE, &spec_text).map_err(|e| e.to_string())?;
     let facts = overlay::parse(OVERLAY_FILE, &overlay_text).map_err(|e| e.to_string())?;
-    overlay::add_versions(&mut spec, &facts)?;
+    let (facts, skipped) = overlay::reconcile(&mut spec, &facts)?;
+    for line in &skipped {
+        eprintln!("{line}");
+    }
     let apis = model::build(&spec, &facts).map_err(|e| e.to_string())?;
     let headers = [
         model::build_header(&spec, spec::Direction::Request).map_err(|e| e.to_string())?,

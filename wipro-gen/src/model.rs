@@ -80,9 +80,12 @@ pub fn token_base(token: &str) -> Option<(Base, bool)> {
         "STRING" | "COMPACT_STRING" => (Base::Str, false),
         "NULLABLE_STRING" | "COMPACT_NULLABLE_STRING" => (Base::Str, true),
         "BYTES" | "COMPACT_BYTES" => (Base::Bytes, false),
-        "NULLABLE_BYTES" | "COMPACT_NULLABLE_BYTES" | "RECORDS" | "COMPACT_RECORDS" => {
-            (Base::Bytes, true)
-        }
+        "NULLABLE_BYTES"
+        | "COMPACT_NULLABLE_BYTES"
+        | "RECORDS"
+        | "COMPACT_RECORDS"
+        | "NULLABLE_RECORDS"
+        | "COMPACT_NULLABLE_RECORDS" => (Base::Bytes, true),
         _ => return None,
     })
 }
@@ -209,6 +212,21 @@ struct RawField {
     tokens: BTreeMap<i16, String>,
     sub: Vec<(i16, Vec<Item>)>,
     tag: Option<u32>,
+    /// Versions where the page marks it nullable (`?`).
+    nullable: VersionSet,
+}
+
+/// A tagged field as the page states it, without its tag (kept apart).
+fn plain_field(f: &Field) -> Field {
+    Field {
+        tag: None,
+        ..f.clone()
+    }
+}
+
+/// Keeps the nullability the page states in any version of a tagged field.
+fn nullable_tagged(into: &mut Field, f: &Field) {
+    into.nullable |= f.nullable;
 }
 
 /// Merges the blocks of one message (all versions) with the overlay facts.
@@ -325,20 +343,27 @@ pub fn merge_message(
             Fact::Nullable { api, dir, path, .. } | Fact::Default { api, dir, path, .. } => {
                 (api, dir, path.clone())
             }
+            // A tagged field is placed in its parent (which the overlay's
+            // reconcile found), or in no version when the page has no
+            // flexible version where the overlay names it.
+            Fact::Tagged { .. } | Fact::HeaderVersion { .. } | Fact::Version { .. } => continue,
+        };
+        let under_tagged = facts.iter().any(|t| match t {
             Fact::Tagged {
-                api,
-                dir,
+                api: ta,
+                dir: td,
                 parent,
                 field,
                 ..
             } => {
-                let mut p = parent.clone();
-                p.push(field.name.clone());
-                (api, dir, p)
+                ta == fa
+                    && td == fd
+                    && path.starts_with(parent)
+                    && path.get(parent.len()) == Some(&field.name)
             }
-            Fact::HeaderVersion { .. } | Fact::Version { .. } => continue,
-        };
-        if fa == api && *fd == dir {
+            _ => false,
+        });
+        if fa == api && *fd == dir && !under_tagged {
             let (parent, last) = path.split_at(path.len().saturating_sub(1));
             let found = structs.iter().any(|s| {
                 s.path == parent && s.fields.iter().any(|f| Some(&f.name) == last.first())
@@ -385,6 +410,7 @@ fn merge_struct(
     let mut flexible: VersionSet = 0;
     let mut order: Vec<String> = Vec::new();
     let mut raw: HashMap<String, RawField> = HashMap::new();
+    let mut page_tagged: Vec<(i16, u32, &Field)> = Vec::new();
     for (v, items) in occurrences {
         versions |= 1 << v;
         let mut prev: Option<usize> = None;
@@ -402,6 +428,12 @@ fn merge_struct(
                 }
                 Item::Field(f) => f,
             };
+            if let Some(tag) = f.tag {
+                // A tagged field the page states (4.2+ pages): it joins the
+                // overlay's, after the positional fields.
+                page_tagged.push((*v, tag, f));
+                continue;
+            }
             let pos = match order.iter().position(|n| *n == f.name) {
                 Some(p) => {
                     if prev.is_some_and(|q| p < q) {
@@ -425,8 +457,12 @@ fn merge_struct(
                 tokens: BTreeMap::new(),
                 sub: Vec::new(),
                 tag: None,
+                nullable: 0,
             });
             r.versions |= 1 << v;
+            if f.nullable {
+                r.nullable |= 1 << v;
+            }
             if r.array.is_some_and(|a| a != f.array) {
                 return Err(err(format!(
                     "field `{}` is an array in some versions and not in others (v{v})",
@@ -442,24 +478,77 @@ fn merge_struct(
             }
         }
     }
-    // Tagged fields from the overlay come after the positional ones, by tag.
-    let mut tagged: Vec<(u32, Versions, &Field)> = facts
-        .iter()
-        .filter_map(|f| match f {
-            Fact::Tagged {
-                api: a,
-                dir: d,
-                parent,
-                versions,
-                tag,
-                field,
-            } if a == api && *d == dir && parent == path => Some((*tag, *versions, field)),
-            _ => None,
-        })
-        .collect();
+    // Tagged fields come after the positional ones, by tag: those the page
+    // states, and the overlay's (for pages that do not state them). Where
+    // both name a field they must agree on its tag and type.
+    let mut tagged: Vec<(u32, VersionSet, Field)> = Vec::new();
+    for (v, tag, f) in page_tagged {
+        let plain = plain_field(f);
+        match tagged.iter_mut().find(|t| t.2.name == f.name) {
+            Some(t) if t.0 != tag => {
+                return Err(err(format!(
+                    "tagged field `{}` has tag {} in some versions and {tag} in v{v}",
+                    at(&f.name),
+                    t.0
+                )))
+            }
+            Some(t) => {
+                t.1 |= 1 << v;
+                nullable_tagged(&mut t.2, f);
+            }
+            None => tagged.push((tag, 1 << v, plain)),
+        }
+    }
+    for f in facts {
+        let Fact::Tagged {
+            api: a,
+            dir: d,
+            parent,
+            versions,
+            tag,
+            field,
+        } = f
+        else {
+            continue;
+        };
+        if a != api || *d != dir || parent != path {
+            continue;
+        }
+        let set = set_of(*versions) & flexible;
+        match tagged.iter_mut().find(|t| t.2.name == field.name) {
+            Some(t) if t.0 != *tag => {
+                return Err(err(format!(
+                    "overlay gives tagged field `{}` tag {tag}; the page says tag {}",
+                    at(&field.name),
+                    t.0
+                )))
+            }
+            // The page does not mark a tagged field that is an array (4.4's
+            // writes ApiVersions' `supported_features<tag: 0>`, an array, like
+            // a struct): the overlay says which, the rest must agree.
+            Some(t)
+                if crate::bnf::Bnf::plain_items(std::slice::from_ref(&Item::Field(Field {
+                    array: field.array,
+                    ..t.2.clone()
+                }))) != crate::bnf::Bnf::plain_items(std::slice::from_ref(&Item::Field(
+                    field.clone(),
+                ))) =>
+            {
+                return Err(err(format!(
+                    "overlay types tagged field `{}` differently from the page",
+                    at(&field.name)
+                )))
+            }
+            Some(t) => {
+                t.1 |= set;
+                t.2.array = field.array;
+            }
+            None if set != 0 => tagged.push((*tag, set, field.clone())),
+            None => {}
+        }
+    }
     tagged.sort_by_key(|t| t.0);
-    for (tag, vs, field) in tagged {
-        let set = set_of(vs) & flexible;
+    for (tag, set, field) in tagged {
         if raw.contains_key(&field.name) {
             return Err(err(format!(
                 "tagged field `{}` clashes with a positional field",
@@ -472,6 +561,7 @@ fn merge_struct(
             tokens: BTreeMap::new(),
             sub: Vec::new(),
             tag: Some(tag),
+            nullable: if field.nullable { set } else { 0 },
         };
         for v in ranges(set).into_iter().flat_map(|(a, b)| a..=b) {
             match &field.ty {
@@ -508,6 +598,7 @@ fn merge_struct(
             .fold((0, 0), |(s, l), (x, lenient)| {
                 (s | x, if lenient { l | x } else { l })
             });
+        let overlay_nullable = overlay_nullable | r.nullable;
         let default = facts.iter().find_map(|f| match f {
             Fact::Default {
                 api: a,

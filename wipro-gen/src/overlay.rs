@@ -304,45 +304,146 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Fact>, OverlayError> {
     Ok(facts)
 }
 
-/// Adds the overlay's `version` blocks to the spec's APIs.
+/// Fits the overlay to the page: adds its `version` blocks, and keeps only
+/// the facts about APIs, versions and fields the page has. Returns the facts
+/// kept and one line for each entry skipped (the overlay is written for the
+/// newest protocol; an older page lacks some of what it names, and a newer
+/// one may state a version the overlay had to add by hand).
 ///
 /// # Errors
-/// A message naming the API and version when the API does not exist or
-/// the page already has that version.
-pub fn add_versions(spec: &mut Spec, facts: &[Fact]) -> Result<(), String> {
+/// A message naming the API and version when a `version` block disagrees
+/// with the page's own block for that version.
+pub fn reconcile(spec: &mut Spec, facts: &[Fact]) -> Result<(Vec<Fact>, Vec<String>), String> {
+    let mut kept = Vec::new();
+    let mut skipped = Vec::new();
+    // Fields the overlay itself adds (tagged ones) exist too.
+    let tagged: Vec<(&str, Direction, Vec<String>)> = facts
+        .iter()
+        .filter_map(|f| match f {
+            Fact::Tagged {
+                api,
+                dir,
+                parent,
+                field,
+                ..
+            } => {
+                let mut p = parent.clone();
+                p.push(field.name.clone());
+                Some((api.as_str(), *dir, p))
+            }
+            _ => None,
+        })
+        .collect();
+    let added = |api: &str, dir: Direction, path: &[String]| {
+        tagged
+            .iter()
+            .any(|(a, d, p)| *a == api && *d == dir && path.starts_with(p))
+    };
     for f in facts {
-        let Fact::Version {
-            api,
-            version,
-            blocks,
-        } = f
-        else {
-            continue;
+        let (api, what) = match f {
+            Fact::Nullable { api, path, .. } | Fact::Default { api, path, .. } => {
+                (api, path.join("."))
+            }
+            Fact::Tagged {
+                api, parent, field, ..
+            } => {
+                let mut p = parent.clone();
+                p.push(field.name.clone());
+                (api, p.join("."))
+            }
+            Fact::HeaderVersion { api, .. } => (api, String::new()),
+            Fact::Version { api, version, .. } => (api, format!("version {version}")),
         };
         let Some(a) = spec.apis.iter_mut().find(|a| a.name == *api) else {
-            return Err(format!("overlay: version {version} of unknown API {api}"));
+            skipped.push(format!(
+                "overlay: skipped {api} {what}: the page has no {api} API"
+            ));
+            continue;
         };
-        for b in blocks {
-            let Some((_, dir, _)) = b.message_title() else {
-                continue;
-            };
-            let list = match dir {
-                Direction::Request => &mut a.requests,
-                Direction::Response => &mut a.responses,
-            };
-            if list
-                .iter()
-                .any(|x| x.message_title().map(|t| t.2) == Some(*version))
-            {
-                return Err(format!(
-                    "overlay: {api} {} version {version} is on the page already",
-                    dir.as_str()
-                ));
+        match f {
+            Fact::Version {
+                version, blocks, ..
+            } => {
+                for b in blocks {
+                    let Some((_, dir, _)) = b.message_title() else {
+                        continue;
+                    };
+                    let list = match dir {
+                        Direction::Request => &mut a.requests,
+                        Direction::Response => &mut a.responses,
+                    };
+                    match list
+                        .iter()
+                        .find(|x| x.message_title().map(|t| t.2) == Some(*version))
+                    {
+                        Some(page) if page.bnf.plain() == b.bnf.plain() => skipped.push(format!(
+                            "overlay: skipped {api} {} version {version}: the page has it (and agrees)",
+                            dir.as_str()
+                        )),
+                        Some(_) => {
+                            return Err(format!(
+                                "overlay: {api} {} version {version} differs from the page's",
+                                dir.as_str()
+                            ))
+                        }
+                        None => {
+                            list.push(b.clone());
+                            list.sort_by_key(|x| x.message_title().map(|t| t.2));
+                        }
+                    }
+                }
             }
-            list.push(b.clone());
+            Fact::Nullable { dir, path, .. } | Fact::Default { dir, path, .. } => {
+                if field_exists(a, *dir, path) || added(api, *dir, path) {
+                    kept.push(f.clone());
+                } else {
+                    skipped.push(format!(
+                        "overlay: skipped {api} {} {what}: no version on the page has that field",
+                        dir.as_str()
+                    ));
+                }
+            }
+            Fact::Tagged { dir, parent, .. } => {
+                if parent.is_empty() || field_exists(a, *dir, parent) || added(api, *dir, parent) {
+                    kept.push(f.clone());
+                } else {
+                    skipped.push(format!(
+                        "overlay: skipped tagged {api} {} {what}: the page has no `{}`",
+                        dir.as_str(),
+                        parent.join(".")
+                    ));
+                }
+            }
+            Fact::HeaderVersion { .. } => kept.push(f.clone()),
         }
     }
-    Ok(())
+    Ok((kept, skipped))
+}
+
+/// Whether any version of the API's request or response has the field at
+/// `path` (a tagged field counts).
+fn field_exists(api: &crate::spec::Api, dir: Direction, path: &[String]) -> bool {
+    let blocks = match dir {
+        Direction::Request => &api.requests,
+        Direction::Response => &api.responses,
+    };
+    blocks.iter().any(|b| {
+        let mut items: &[Item] = &b.bnf.items;
+        for (i, name) in path.iter().enumerate() {
+            let Some(Item::Field(f)) = items
+                .iter()
+                .find(|it| matches!(it, Item::Field(f) if f.name == *name))
+            else {
+                return false;
+            };
+            match &f.ty {
+                crate::bnf::FieldType::Struct(sub) => items = sub,
+                crate::bnf::FieldType::Primitive(_) if i + 1 == path.len() => return true,
+                crate::bnf::FieldType::Primitive(_) => return false,
+            }
+        }
+        true
+    })
 }
 
 #[cfg(test)]
@@ -380,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_entry_adds_blocks_and_refuses_replacing_one() {
+    fn a_version_entry_adds_blocks_skips_an_agreeing_page_and_refuses_a_contradiction() {
         let text = concat!(
             "version Heartbeat 9 # a newer Kafka\n",
             "  Heartbeat Request (Version: 9) => group_id TAG_BUFFER\n",
@@ -403,15 +504,27 @@ mod tests {
         };
         assert_eq!((api.as_str(), *version, blocks.len()), ("Heartbeat", 9, 2));
         let mut spec = Spec::parse("s", "api 12 Heartbeat\n").unwrap();
-        add_versions(&mut spec, &facts).unwrap();
+        let (_, skipped) = reconcile(&mut spec, &facts).unwrap();
+        assert!(skipped.is_empty(), "{skipped:?}");
         assert_eq!(spec.apis[0].requests.len(), 1);
         assert_eq!(spec.apis[0].responses.len(), 1);
-        let again = add_versions(&mut spec, &facts).unwrap_err();
-        assert!(again.contains("on the page already"), "{again}");
+        // A page that has the version now, the same: skipped, said once each.
+        let (_, skipped) = reconcile(&mut spec, &facts).unwrap();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(skipped[0].contains("the page has it"), "{skipped:?}");
+        assert_eq!(spec.apis[0].requests.len(), 1);
+        // A page that has it, differently: an error naming API and version.
+        spec.apis[0].requests[0].bnf.items.clear();
+        let e = reconcile(&mut spec, &facts).unwrap_err();
+        assert!(e.contains("Heartbeat Request version 9 differs"), "{e}");
+        // A page without the API: skipped.
         let mut other = Spec::parse("s", "api 13 LeaveGroup\n").unwrap();
-        assert!(add_versions(&mut other, &facts)
-            .unwrap_err()
-            .contains("unknown API"));
+        let (kept, skipped) = reconcile(&mut other, &facts).unwrap();
+        assert!(kept.is_empty());
+        assert!(
+            skipped[0].contains("the page has no Heartbeat API"),
+            "{skipped:?}"
+        );
         // A block of another version, a bad BNF (line named), no blocks.
         let e = parse(
             "o",

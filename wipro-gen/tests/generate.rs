@@ -43,14 +43,24 @@ fn a_bad_overlay_is_an_error_and_writes_nothing() {
         dir.path().join("spec/protocol.txt"),
     )
     .unwrap();
+    // An entry naming a field no version has is skipped (older pages lack
+    // what the overlay names for the newest) ...
     std::fs::write(
         dir.path().join("spec/overlay.txt"),
         "nullable Metadata request no_such_field 1+ # test\n",
     )
     .unwrap();
+    let (files, _) = wipro_gen::generate_files(dir.path()).unwrap();
+    assert!(files.iter().any(|f| f.name == "metadata.rs"));
+    // ... but one that contradicts the page is an error, and nothing is written.
+    std::fs::write(
+        dir.path().join("spec/overlay.txt"),
+        "tagged Metadata request . 9+ tag=0 # test\n  allow_auto_topic_creation => BOOLEAN\n",
+    )
+    .unwrap();
     let e = wipro_gen::run_generate(dir.path()).unwrap_err();
     assert!(
-        e.contains("MetadataRequest") && e.contains("no_such_field"),
+        e.contains("MetadataRequest") && e.contains("allow_auto_topic_creation"),
         "{e}"
     );
     assert!(!dir.path().join("kpax-proto").exists());
