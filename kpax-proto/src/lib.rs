@@ -20,3 +20,5 @@ pub mod wire;
 
 #[cfg(test)]
 mod roundtrip_tests;
+#[cfg(all(test, not(kpax_other_page)))]
+mod current_protocol_tests;

@@ -54,6 +54,11 @@ impl Rand {
         StrBytes::from(s.join("-"))
     }
 
+    /// A short random INT32 array.
+    pub fn int32_array(&mut self) -> crate::wire::Int32Array {
+        (0..self.count()).map(|_| self.u64() as i32).collect()
+    }
+
     /// Short random bytes.
     pub fn bytes(&mut self) -> Bytes {
         let n = (self.u64() % 24) as usize;

@@ -599,6 +599,30 @@ pub fn get_i32_array(buf: &mut Bytes, n: usize) -> Result<Int32Array, WireError>
     Ok(items)
 }
 
+/// Reads an `ARRAY(INT32)` written as one element of an array (pages 1.1 to
+/// 2.4 type CreatePartitions v0's assignment so): an `INT32` count, then the
+/// elements. A null (-1) reads as empty: an element cannot be null there.
+///
+/// # Errors
+/// As [`get_array_len`] and [`get_i32_array`].
+pub fn get_int32_array(buf: &mut Bytes) -> Result<Int32Array, WireError> {
+    let n = get_array_len(buf, 4)?.unwrap_or(0);
+    get_i32_array(buf, n)
+}
+
+/// Writes an `ARRAY(INT32)` element (see [`get_int32_array`]).
+///
+/// # Errors
+/// [`WireError::TooLong`].
+pub fn put_int32_array<S: Sink + ?Sized>(buf: &mut S, v: &Int32Array) -> Result<(), WireError> {
+    put_array_len(buf, Some(v.as_slice().len()))?;
+    let buf = buf.bytes_mut();
+    for x in v.as_slice() {
+        put_i32(buf, *x);
+    }
+    Ok(())
+}
+
 /// Reads an `ARRAY` count (`None` for a null array). `min_element_size` is
 /// the fewest bytes one element can take; a count the remaining input cannot
 /// hold is an error, so callers may allocate `count` elements.

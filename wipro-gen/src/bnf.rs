@@ -350,32 +350,13 @@ impl Bnf {
     pub fn plain(&self) -> Bnf {
         Bnf {
             title: self.title.clone(),
-            items: Bnf::plain_items(&self.items),
+            items: strip_marks(&self.items),
         }
     }
 
     /// [`Bnf::plain`] of a sequence (a tagged field at its top is kept,
     /// without its tag).
     pub fn plain_items(items: &[Item]) -> Vec<Item> {
-        fn strip(items: &[Item]) -> Vec<Item> {
-            items
-                .iter()
-                .filter_map(|item| match item {
-                    Item::TagBuffer => Some(Item::TagBuffer),
-                    Item::Field(f) if f.tag.is_some() => None,
-                    Item::Field(f) => Some(Item::Field(Field {
-                        name: f.name.clone(),
-                        array: f.array,
-                        ty: match &f.ty {
-                            FieldType::Primitive(t) => FieldType::Primitive(plain_token(t).into()),
-                            FieldType::Struct(sub) => FieldType::Struct(strip(sub)),
-                        },
-                        nullable: false,
-                        tag: None,
-                    })),
-                })
-                .collect()
-        }
         let untagged: Vec<Item> = items
             .iter()
             .map(|i| match i {
@@ -386,9 +367,35 @@ impl Bnf {
                 Item::TagBuffer => Item::TagBuffer,
             })
             .collect();
-        strip(&untagged)
+        strip_marks(&untagged)
     }
+}
 
+/// The items without nullability marks and tagged fields (see [`Bnf::plain`]).
+fn strip_marks(items: &[Item]) -> Vec<Item> {
+    fn strip(items: &[Item]) -> Vec<Item> {
+        items
+            .iter()
+            .filter_map(|item| match item {
+                Item::TagBuffer => Some(Item::TagBuffer),
+                Item::Field(f) if f.tag.is_some() => None,
+                Item::Field(f) => Some(Item::Field(Field {
+                    name: f.name.clone(),
+                    array: f.array,
+                    ty: match &f.ty {
+                        FieldType::Primitive(t) => FieldType::Primitive(plain_token(t).into()),
+                        FieldType::Struct(sub) => FieldType::Struct(strip(sub)),
+                    },
+                    nullable: false,
+                    tag: None,
+                })),
+            })
+            .collect()
+    }
+    strip(items)
+}
+
+impl Bnf {
     /// Every name in depth-first order, with `_tagged_fields` for each
     /// `TAG_BUFFER`: the order of the page's field description table.
     ///
@@ -405,9 +412,17 @@ impl Bnf {
     /// Like [`Bnf::doc_names`], with a repeated struct's rows repeated (as
     /// pages before 2.4 write them).
     pub fn doc_names_repeated(&self) -> Vec<String> {
+        self.doc_paths_repeated()
+            .into_iter()
+            .filter_map(|mut p| p.pop())
+            .collect()
+    }
+
+    /// The path from the root of each row of [`Bnf::doc_names_repeated`].
+    pub fn doc_paths_repeated(&self) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         walk_names(&self.items, &mut Vec::new(), &mut out, &mut None);
-        out.into_iter().filter_map(|mut p| p.pop()).collect()
+        out
     }
 
     /// The path from the root of each row of [`Bnf::doc_names`].

@@ -77,6 +77,7 @@ fn base_type(b: Base) -> TokenStream {
         Base::Uuid => quote!(Uuid),
         Base::Str => quote!(StrBytes),
         Base::Bytes => quote!(Bytes),
+        Base::Int32Array => quote!(Int32Array),
     }
 }
 
@@ -157,7 +158,7 @@ fn token_min_size(token: &str) -> usize {
     match token {
         "BOOLEAN" | "INT8" => 1,
         "INT16" | "UINT16" | "STRING" | "NULLABLE_STRING" => 2,
-        "INT32" | "UINT32" | "BYTES" | "NULLABLE_BYTES" | "RECORDS" => 4,
+        "INT32" | "UINT32" | "BYTES" | "NULLABLE_BYTES" | "RECORDS" | "ARRAY(INT32)" => 4,
         "INT64" | "FLOAT64" => 8,
         "UUID" => 16,
         _ => 1,
@@ -180,6 +181,7 @@ fn put_prim(token: &str, opt: bool, v: TokenStream, name: &str) -> TokenStream {
         "UINT32" => quote!(put_u32(buf, *#v);),
         "FLOAT64" => quote!(put_f64(buf, *#v);),
         "UUID" => quote!(put_uuid(buf, #v);),
+        "ARRAY(INT32)" => quote!(put_int32_array(buf, #v).map_err(#ctx)?;),
         "RECORDS" | "COMPACT_RECORDS" => {
             let f = if token == "RECORDS" {
                 quote!(put_records)
@@ -232,6 +234,7 @@ fn get_prim(token: &str, opt: bool, name: &str) -> TokenStream {
         "UINT32" => (quote!(get_u32), false),
         "FLOAT64" => (quote!(get_f64), false),
         "UUID" => (quote!(get_uuid), false),
+        "ARRAY(INT32)" => (quote!(get_int32_array), false),
         "STRING" => (quote!(get_string), false),
         "COMPACT_STRING" => (quote!(get_compact_string), false),
         "NULLABLE_STRING" => (quote!(get_nullable_string), true),
@@ -493,6 +496,7 @@ fn random_prim(token: &str) -> TokenStream {
         "UINT32" => quote!(rng.u64() as u32),
         "FLOAT64" => quote!(rng.f64()),
         "UUID" => quote!(rng.uuid()),
+        "ARRAY(INT32)" => quote!(rng.int32_array()),
         t if t.contains("STRING") => quote!(rng.string()),
         _ => quote!(rng.bytes()),
     }

@@ -3,6 +3,7 @@
 
 pub mod bnf;
 pub mod emit;
+pub mod merge;
 pub mod model;
 pub mod overlay;
 pub mod scrape;
@@ -55,13 +56,25 @@ pub fn source_label(html: &Path) -> String {
     }
 }
 
-/// `wipro-gen scrape`: scrapes `html` and writes the spec file under `root`.
-/// Returns the summary line.
+/// Scrapes each page and, for more than one, merges them (see [`merge`]).
+///
+/// # Errors
+/// A message naming file, API, version and line, or the disagreement.
+pub fn scrape_pages(html: &[PathBuf]) -> Result<spec::Spec, String> {
+    let pages = html
+        .iter()
+        .map(|h| scrape::scrape(h, &source_label(h)).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    merge::merge(pages)
+}
+
+/// `wipro-gen scrape`: scrapes the pages (several are merged, later ones
+/// newer) and writes the spec file under `root`. Returns the summary line.
 ///
 /// # Errors
 /// A message naming file, API, version and line; the spec is left untouched.
-pub fn run_scrape(root: &Path, html: &Path) -> Result<String, String> {
-    let spec = scrape::scrape(html, &source_label(html)).map_err(|e| e.to_string())?;
+pub fn run_scrape(root: &Path, html: &[PathBuf]) -> Result<String, String> {
+    let spec = scrape_pages(html)?;
     let text = spec.print();
     // The printed form must read back to the same spec: a scrape that cannot
     // round-trip is a bug to fix, not a file to write.
@@ -143,14 +156,14 @@ pub fn run_generate(root: &Path) -> Result<String, String> {
 }
 
 /// `wipro-gen check`: what would change if the spec were rescraped from
-/// `html` (when given) and the code regenerated. Returns the changed paths.
+/// the pages `html` (when any) and the code regenerated. Returns the changed paths.
 ///
 /// # Errors
 /// As [`run_scrape`] and [`generate_files`].
-pub fn run_check(root: &Path, html: Option<&Path>) -> Result<Vec<String>, String> {
+pub fn run_check(root: &Path, html: &[PathBuf]) -> Result<Vec<String>, String> {
     let mut stale = Vec::new();
-    if let Some(html) = html {
-        let spec = scrape::scrape(html, &source_label(html)).map_err(|e| e.to_string())?;
+    if !html.is_empty() {
+        let spec = scrape_pages(html)?;
         if std::fs::read_to_string(root.join(SPEC_FILE)).ok() != Some(spec.print()) {
             stale.push(SPEC_FILE.to_string());
         }

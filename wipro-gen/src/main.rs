@@ -17,20 +17,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Scrape the protocol HTML into spec/protocol.txt.
+    /// Scrape the protocol HTML into spec/protocol.txt; several pages
+    /// (oldest first) are merged: each message's versions are the union.
     Scrape {
-        /// The protocol page, e.g. ../shared/kafka-protocol/3.9/protocol.html
-        #[arg(long)]
-        html: PathBuf,
+        /// A protocol page, e.g. ../shared/kafka-protocol/3.9/protocol.html;
+        /// repeat for several releases.
+        #[arg(long, required = true)]
+        html: Vec<PathBuf>,
     },
     /// Regenerate kpax-proto/src/generated/ from spec/ (the default).
     Generate,
     /// Write nothing; fail listing the files that rescraping (with --html)
     /// or regenerating would change.
     Check {
-        /// Also rescrape this protocol page and compare with spec/protocol.txt.
+        /// Also rescrape these protocol pages and compare with spec/protocol.txt.
         #[arg(long)]
-        html: Option<PathBuf>,
+        html: Vec<PathBuf>,
     },
 }
 
@@ -44,19 +46,17 @@ fn main() -> ExitCode {
         None | Some(Command::Generate) => {
             wipro_gen::run_generate(&root).map(|summary| println!("{summary}"))
         }
-        Some(Command::Check { html }) => {
-            wipro_gen::run_check(&root, html.as_deref()).and_then(|stale| {
-                if stale.is_empty() {
-                    println!("up to date");
-                    Ok(())
-                } else {
-                    Err(format!(
+        Some(Command::Check { html }) => wipro_gen::run_check(&root, &html).and_then(|stale| {
+            if stale.is_empty() {
+                println!("up to date");
+                Ok(())
+            } else {
+                Err(format!(
                     "out of date; run `cargo run -p wipro-gen` (and `scrape` for the spec):\n  {}",
                     stale.join("\n  ")
                 ))
-                }
-            })
-        }
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

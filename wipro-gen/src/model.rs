@@ -63,6 +63,9 @@ pub enum Base {
     Str,
     /// `Bytes` (BYTES and RECORDS).
     Bytes,
+    /// `Int32Array`: an `ARRAY(INT32)` element of an array (pages 1.1 to 2.4,
+    /// CreatePartitions v0's assignment).
+    Int32Array,
 }
 
 /// A primitive token's Rust base type and whether the token carries null.
@@ -77,6 +80,7 @@ pub fn token_base(token: &str) -> Option<(Base, bool)> {
         "UINT32" => (Base::U32, false),
         "FLOAT64" => (Base::F64, false),
         "UUID" => (Base::Uuid, false),
+        "ARRAY(INT32)" => (Base::Int32Array, false),
         "STRING" | "COMPACT_STRING" => (Base::Str, false),
         "NULLABLE_STRING" | "COMPACT_NULLABLE_STRING" => (Base::Str, true),
         "BYTES" | "COMPACT_BYTES" => (Base::Bytes, false),
@@ -254,9 +258,9 @@ pub fn merge_message(
     let max = blocks.iter().map(|b| b.0).max().unwrap_or(min);
     let mut docs: HashMap<Vec<String>, String> = HashMap::new();
     for (_, b) in blocks {
-        for (path, (_, doc)) in b.bnf.doc_paths().into_iter().zip(&b.docs) {
+        for (path, doc) in b.doc_rows() {
             if !doc.is_empty() {
-                docs.insert(path, doc.clone());
+                docs.insert(path, doc.to_string());
             }
         }
     }

@@ -422,10 +422,17 @@ pub fn scrape(html: &Path, source_label: &str) -> Result<Spec, ScrapeError> {
                             })
                         })
                     });
-                    let flexible_header = match (block_direction(title_line), header_version) {
-                        (Some(Direction::Request), Some(v)) => v >= 2,
-                        (Some(Direction::Response), Some(v)) => v >= 1,
-                        _ => false,
+                    let title = title_line.split(" =>").next().unwrap_or("").trim();
+                    // A message's header version is in the paragraph; a
+                    // header block's own version is in its title.
+                    let header = match crate::spec::parse_header_title(title) {
+                        Some((dir, v)) => Some((dir, v)),
+                        None => block_direction(title_line).zip(header_version),
+                    };
+                    let flexible_header = match header {
+                        Some((Direction::Request, v)) => v >= 2,
+                        Some((Direction::Response, v)) => v >= 1,
+                        None => false,
                     };
                     if compact || flexible_header {
                         bnf.set_flexible();

@@ -90,6 +90,31 @@ impl Block {
         parse_header_title(&self.bnf.title)
     }
 
+    /// Each description row with the path of the field it describes. Rows are
+    /// matched by name in the BNF's order (the row list may skip fields).
+    pub fn doc_rows(&self) -> Vec<(Vec<String>, &str)> {
+        let paths = self.bnf.doc_paths();
+        let repeated = self.bnf.doc_paths_repeated();
+        if repeated.len() == self.docs.len() && paths.len() != self.docs.len() {
+            // A page before 2.4 that documents a repeated struct again: the
+            // rows follow the walk that repeats it.
+            return repeated
+                .into_iter()
+                .zip(&self.docs)
+                .map(|(p, (_, d))| (p, d.as_str()))
+                .collect();
+        }
+        let mut out = Vec::new();
+        let mut at = 0;
+        for (name, doc) in &self.docs {
+            if let Some(k) = paths[at..].iter().position(|p| p.last() == Some(name)) {
+                out.push((paths[at + k].clone(), doc.as_str()));
+                at += k + 1;
+            }
+        }
+        out
+    }
+
     /// The description of each `(name, doc)` row is checked against the BNF:
     /// the names must be the BNF's depth-first names; when not `complete`,
     /// some may be missing (4.2+ pages lose rows after a tagged struct's

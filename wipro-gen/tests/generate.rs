@@ -3,7 +3,7 @@
 #[test]
 fn committed_tree_is_up_to_date() {
     let root = wipro_gen::workspace_root();
-    let stale = wipro_gen::run_check(&root, None).unwrap();
+    let stale = wipro_gen::run_check(&root, &[]).unwrap();
     assert!(
         stale.is_empty(),
         "run `cargo run -p wipro-gen`; stale: {stale:?}"

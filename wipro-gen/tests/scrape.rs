@@ -134,7 +134,7 @@ fn run_scrape_writes_the_spec_and_keeps_it_on_failure() {
     let dir = tempfile::tempdir().unwrap();
     let html = page(&dir.path().join("page"), MESSAGES);
     let root = dir.path().join("ws");
-    let summary = wipro_gen::run_scrape(&root, &html).unwrap();
+    let summary = wipro_gen::run_scrape(&root, std::slice::from_ref(&html)).unwrap();
     assert!(summary.starts_with("apis=2 "));
     let written = std::fs::read_to_string(root.join(wipro_gen::SPEC_FILE)).unwrap();
     // a broken page fails and leaves the spec as it was
@@ -143,7 +143,7 @@ fn run_scrape_writes_the_spec_and_keeps_it_on_failure() {
         MESSAGES.replace("    partitions => INT32\n", ""),
     )
     .unwrap();
-    let e = wipro_gen::run_scrape(&root, &html).unwrap_err();
+    let e = wipro_gen::run_scrape(&root, std::slice::from_ref(&html)).unwrap_err();
     assert!(e.contains("Fetch: v0:") && e.contains("no type"), "{e}");
     assert_eq!(
         std::fs::read_to_string(root.join(wipro_gen::SPEC_FILE)).unwrap(),
