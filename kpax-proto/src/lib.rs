@@ -18,7 +18,7 @@ mod sink;
 pub mod varint;
 pub mod wire;
 
-#[cfg(test)]
-mod roundtrip_tests;
 #[cfg(all(test, not(kpax_other_page)))]
 mod current_protocol_tests;
+#[cfg(test)]
+mod roundtrip_tests;

@@ -87,6 +87,33 @@ pub fn run_scrape(root: &Path, html: &[PathBuf]) -> Result<String, String> {
     Ok(spec.summary())
 }
 
+/// The model of every API, from the spec and overlay under `root`: what the
+/// generated code types (for cross-checks against other sources).
+///
+/// # Errors
+/// As [`generate_files`].
+pub fn build_models(root: &Path) -> Result<(spec::Spec, Vec<model::ApiModel>), String> {
+    let read = |rel: &str| {
+        std::fs::read_to_string(root.join(rel))
+            .map_err(|e| format!("cannot read {}: {e}", root.join(rel).display()))
+    };
+    build_models_from(&read(SPEC_FILE)?, &read(OVERLAY_FILE)?)
+}
+
+fn build_models_from(
+    spec_text: &str,
+    overlay_text: &str,
+) -> Result<(spec::Spec, Vec<model::ApiModel>), String> {
+    let mut spec = spec::Spec::parse(SPEC_FILE, spec_text).map_err(|e| e.to_string())?;
+    let facts = overlay::parse(OVERLAY_FILE, overlay_text).map_err(|e| e.to_string())?;
+    let (facts, skipped) = overlay::reconcile(&mut spec, &facts)?;
+    for line in &skipped {
+        eprintln!("{line}");
+    }
+    let apis = model::build(&spec, &facts).map_err(|e| e.to_string())?;
+    Ok((spec, apis))
+}
+
 /// Reads the spec and overlay under `root` and produces every generated
 /// file: `(name, text)` pairs plus the STAMP text.
 ///
@@ -99,13 +126,7 @@ pub fn generate_files(root: &Path) -> Result<(Vec<emit::File>, String), String> 
     };
     let spec_text = read(SPEC_FILE)?;
     let overlay_text = read(OVERLAY_FILE)?;
-    let mut spec = spec::Spec::parse(SPEC_FILE, &spec_text).map_err(|e| e.to_string())?;
-    let facts = overlay::parse(OVERLAY_FILE, &overlay_text).map_err(|e| e.to_string())?;
-    let (facts, skipped) = overlay::reconcile(&mut spec, &facts)?;
-    for line in &skipped {
-        eprintln!("{line}");
-    }
-    let apis = model::build(&spec, &facts).map_err(|e| e.to_string())?;
+    let (spec, apis) = build_models_from(&spec_text, &overlay_text)?;
     let headers = [
         model::build_header(&spec, spec::Direction::Request).map_err(|e| e.to_string())?,
         model::build_header(&spec, spec::Direction::Response).map_err(|e| e.to_string())?,

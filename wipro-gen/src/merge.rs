@@ -70,6 +70,27 @@ pub fn merge(pages: Vec<Spec>) -> Result<Spec, String> {
             }
         }
         out.errors.sort_by_key(|e| e.code);
+        // An API the newer page names differently under the same key is
+        // renamed (KIP-1142 made ListClientMetricsResources ListConfigResources).
+        for (name, key) in &page.api_keys {
+            let Some(i) = out.api_keys.iter().position(|(n, k)| k == key && n != name) else {
+                continue;
+            };
+            let old = out.api_keys[i].0.clone();
+            out.notes.push(format!(
+                "API key {key} is {old} on the older page and {name} on {}: the newer name is used",
+                page.source
+            ));
+            out.api_keys[i].0 = name.clone();
+            if let Some(a) = out.apis.iter_mut().find(|a| a.name == old) {
+                a.name = name.clone();
+                for b in a.requests.iter_mut().chain(a.responses.iter_mut()) {
+                    if let Some(rest) = b.bnf.title.strip_prefix(old.as_str()) {
+                        b.bnf.title = format!("{name}{rest}");
+                    }
+                }
+            }
+        }
         for (name, key) in page.api_keys {
             match out.api_keys.iter().find(|(n, _)| *n == name) {
                 Some((_, k)) if *k != key => {
@@ -87,7 +108,7 @@ pub fn merge(pages: Vec<Spec>) -> Result<Spec, String> {
             &mut out.headers,
             page.headers,
             "header",
-            |b| b.header_title().map(|(d, v)| (d, v)),
+            |b| b.header_title(),
             &mut out.notes,
             &[],
         )?;
@@ -205,7 +226,7 @@ fn merge_blocks(
             None => into.push(b),
         }
     }
-    into.sort_by_key(|b| key(b).map(|(d, v)| (d, v)));
+    into.sort_by_key(&key);
     Ok(())
 }
 
@@ -272,6 +293,23 @@ fn rename(block: &mut Block, parent: &[String], old: &str, new: &str) {
     }
 }
 
+/// Whether two sequences have the same wire form, whatever their names.
+fn same_shape(a: &[Item], b: &[Item]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| match (x, y) {
+            (Item::TagBuffer, Item::TagBuffer) => true,
+            (Item::Field(x), Item::Field(y)) => {
+                x.array == y.array
+                    && match (&x.ty, &y.ty) {
+                        (FieldType::Primitive(s), FieldType::Primitive(t)) => s == t,
+                        (FieldType::Struct(s), FieldType::Struct(t)) => same_shape(s, t),
+                        _ => false,
+                    }
+            }
+            _ => false,
+        })
+}
+
 /// The first difference between two BNFs' field trees.
 fn difference(a: &Bnf, b: &Bnf) -> Option<Diff> {
     fn walk(a: &[Item], b: &[Item], path: &mut Vec<String>) -> Option<Diff> {
@@ -288,9 +326,7 @@ fn difference(a: &Bnf, b: &Bnf) -> Option<Diff> {
                         let same_wire = x.array == y.array
                             && match (&x.ty, &y.ty) {
                                 (FieldType::Primitive(s), FieldType::Primitive(t)) => s == t,
-                                (FieldType::Struct(s), FieldType::Struct(t)) => {
-                                    walk(s, t, &mut Vec::new()).is_none()
-                                }
+                                (FieldType::Struct(s), FieldType::Struct(t)) => same_shape(s, t),
                                 _ => false,
                             };
                         if same_wire {
