@@ -226,6 +226,15 @@ fn schema_tagged(schema: &Value, v: i16) -> BTreeMap<(Vec<String>, String), Shap
     out
 }
 
+/// A `(struct path, name)` key as `a.b.name`.
+fn dotted(k: &(Vec<String>, String)) -> String {
+    k.0.iter()
+        .chain([&k.1])
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 #[test]
 #[ignore = "passes on the 3.9 + 4.0 + 4.4 merged spec (issue 19); the committed spec is still the 3.9 page's"]
 fn every_tagged_field_matches_kafkas_message_schemas() {
@@ -281,12 +290,7 @@ fn every_tagged_field_matches_kafkas_message_schemas() {
                 }
                 checked += 1;
                 for (k, w) in &want {
-                    let at =
-                        k.0.iter()
-                            .chain([&k.1])
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(".");
+                    let at = dotted(k);
                     match got.get(k) {
                         None => problems.push(format!(
                             "{}{suffix} v{v}: tagged `{at}` {w:?} missing",
@@ -300,12 +304,7 @@ fn every_tagged_field_matches_kafkas_message_schemas() {
                     }
                 }
                 for k in got.keys().filter(|k| !want.contains_key(*k)) {
-                    let at =
-                        k.0.iter()
-                            .chain([&k.1])
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(".");
+                    let at = dotted(k);
                     problems.push(format!(
                         "{}{suffix} v{v}: tagged `{at}` is not in Kafka's schema",
                         api.name
