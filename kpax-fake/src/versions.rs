@@ -37,6 +37,36 @@ pub const SERVED: [ApiKey; 28] = [
     ApiKey::ConsumerGroupHeartbeat,
 ];
 
+/// The highest version the fake implements of APIs whose newer versions
+/// (Kafka 4.x pages) change what a server must do: topic ids in Produce v13
+/// and OffsetCommit/OffsetFetch v10, transactions v2 (KIP-890 part 2) in
+/// Produce v12, EndTxn v5 and TxnOffsetCommit v5, two-phase commit in
+/// InitProducerId v6, and the new fields of the others. Other APIs are
+/// served at every version kpax-proto knows.
+pub const IMPLEMENTED: [(ApiKey, i16); 13] = [
+    (ApiKey::Produce, 11),
+    (ApiKey::Fetch, 17),
+    (ApiKey::ListOffsets, 9),
+    (ApiKey::Metadata, 12),
+    (ApiKey::OffsetCommit, 9),
+    (ApiKey::OffsetFetch, 9),
+    (ApiKey::DescribeGroups, 5),
+    (ApiKey::ApiVersions, 4),
+    (ApiKey::InitProducerId, 5),
+    (ApiKey::DeleteGroups, 2),
+    (ApiKey::DescribeCluster, 1),
+    (ApiKey::TxnOffsetCommit, 4),
+    (ApiKey::EndTxn, 4),
+];
+
+/// The highest version of `api` the fake implements.
+fn implemented(api: ApiKey) -> i16 {
+    IMPLEMENTED
+        .iter()
+        .find(|(k, _)| *k == api)
+        .map_or(api.versions().1, |&(_, v)| v.min(api.versions().1))
+}
+
 /// A table of the highest version served per API. APIs missing from a
 /// pinned table are not served at all (not advertised, and a request for
 /// one closes the connection, as a broker that lacks the API does).
@@ -46,28 +76,28 @@ pub struct VersionTable {
 }
 
 impl Default for VersionTable {
-    /// Every served API at every version kpax-proto knows.
+    /// Every served API at every version the fake implements.
     fn default() -> Self {
         VersionTable::latest()
     }
 }
 
 impl VersionTable {
-    /// Every served API at every version kpax-proto knows.
+    /// Every served API at every version the fake implements.
     pub fn latest() -> VersionTable {
         VersionTable {
-            max: SERVED.iter().map(|&k| (k, k.versions().1)).collect(),
+            max: SERVED.iter().map(|&k| (k, implemented(k))).collect(),
         }
     }
 
     /// A table from `(api, max version)` pairs; each is clipped to what
-    /// kpax-proto knows, and APIs the fake does not implement are ignored.
+    /// the fake implements, and APIs the fake does not implement are ignored.
     pub fn from_pairs(pairs: &[(ApiKey, i16)]) -> VersionTable {
         VersionTable {
             max: pairs
                 .iter()
                 .filter(|(k, _)| SERVED.contains(k))
-                .map(|&(k, v)| (k, v.min(k.versions().1)))
+                .map(|&(k, v)| (k, v.min(implemented(k))))
                 .collect(),
         }
     }
@@ -131,7 +161,7 @@ impl VersionTable {
         if max < 0 {
             self.max.remove(&api);
         } else if SERVED.contains(&api) {
-            self.max.insert(api, max.min(api.versions().1));
+            self.max.insert(api, max.min(implemented(api)));
         }
         self
     }
@@ -154,9 +184,12 @@ mod tests {
     #[test]
     fn presets_clip_and_pin() {
         let t = VersionTable::latest();
+        // Fetch v18 (Kafka 4.x) is known to kpax-proto, not implemented here.
+        assert_eq!(t.range(ApiKey::Fetch), Some((0, 17)));
+        assert_eq!(t.range(ApiKey::Produce), Some((0, 11)));
         assert_eq!(
-            t.range(ApiKey::Fetch),
-            Some((0, ApiKey::Fetch.versions().1))
+            t.range(ApiKey::CreateTopics),
+            Some((0, ApiKey::CreateTopics.versions().1))
         );
         assert_eq!(t.range(ApiKey::SaslHandshake), None);
         let old = VersionTable::kafka_0_10();

@@ -476,7 +476,8 @@ fn merge_struct(
             r.array = Some(f.array);
             match &f.ty {
                 FieldType::Primitive(t) => {
-                    r.tokens.insert(*v, t.clone());
+                    // The wire token: NULLABLE_RECORDS is RECORDS on the wire.
+                    r.tokens.insert(*v, crate::bnf::plain_token(t).to_string());
                 }
                 FieldType::Struct(sub) => r.sub.push((*v, sub.clone())),
             }
@@ -570,7 +571,7 @@ fn merge_struct(
         for v in ranges(set).into_iter().flat_map(|(a, b)| a..=b) {
             match &field.ty {
                 FieldType::Primitive(t) => {
-                    r.tokens.insert(v, t.clone());
+                    r.tokens.insert(v, crate::bnf::plain_token(t).to_string());
                 }
                 FieldType::Struct(sub) => r.sub.push((v, sub.clone())),
             }

@@ -30,7 +30,7 @@ fn generation_is_deterministic_and_stamped() {
         );
     }
     // one module per API plus mod.rs, headers.rs and error_code.rs
-    assert_eq!(a.len(), 79 + 3);
+    assert_eq!(a.len(), 86 + 3);
 }
 
 #[test]

@@ -223,18 +223,57 @@ fn shared_page() -> Option<PathBuf> {
 }
 
 #[test]
-fn kafka_3_9_reproduces_the_committed_spec() {
+fn kafka_3_9_page_scrapes_alone() {
     let Some(html) = shared_page() else { return };
     let spec = wipro_gen::scrape::scrape(&html, &wipro_gen::source_label(&html)).unwrap();
     assert_eq!(
         spec.summary(),
         "apis=79 request_versions=305 response_versions=305 errors=129 types=21 headers=5"
     );
+    let back = Spec::parse("3.9", &spec.print()).unwrap();
+    assert!(back == spec, "the 3.9 page's spec does not read back");
+}
+
+/// The 4.0.1 and 4.4.0 pages `scripts/kafka-pages.sh` makes (in
+/// `$KPAX_PAGES` or ~/.cache/kpax/kafka-protocol); a panic in CI when absent.
+fn newer_pages() -> Option<Vec<PathBuf>> {
+    let base = std::env::var_os("KPAX_PAGES")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kpax/kafka-protocol"))
+        })?;
+    let pages: Vec<PathBuf> = ["4.0.1", "4.4.0"]
+        .iter()
+        .map(|v| base.join(v).join("protocol.html"))
+        .collect();
+    if let Some(p) = pages.iter().find(|p| !p.is_file()) {
+        let why = format!(
+            "{} not found (run scripts/kafka-pages.sh 4.0.1 4.4.0)",
+            p.display()
+        );
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some(pages)
+}
+
+#[test]
+fn the_3_9_4_0_and_4_4_pages_merge_into_the_committed_spec() {
+    let Some(html) = shared_page() else { return };
+    let Some(newer) = newer_pages() else { return };
+    let mut pages = vec![html];
+    pages.extend(newer);
+    let spec = wipro_gen::scrape_pages(&pages).unwrap();
+    assert_eq!(
+        spec.summary(),
+        "apis=86 request_versions=348 response_versions=348 errors=138 types=29 headers=5"
+    );
     let committed =
         std::fs::read_to_string(wipro_gen::workspace_root().join(wipro_gen::SPEC_FILE)).unwrap();
     assert!(
         spec.print() == committed,
-        "scraping the 3.9 page no longer gives spec/protocol.txt: rescrape and review the diff"
+        "merging the 3.9, 4.0 and 4.4 pages no longer gives spec/protocol.txt: rescrape and review the diff"
     );
 }
 
@@ -243,7 +282,7 @@ fn committed_spec_round_trips() {
     let committed =
         std::fs::read_to_string(wipro_gen::workspace_root().join(wipro_gen::SPEC_FILE)).unwrap();
     let spec = Spec::parse(wipro_gen::SPEC_FILE, &committed).unwrap();
-    assert_eq!(spec.apis.len(), 79);
+    assert_eq!(spec.apis.len(), 86);
     assert!(
         spec.print() == committed,
         "print(parse(spec)) differs from the file"

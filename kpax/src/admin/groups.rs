@@ -1,7 +1,7 @@
 //! Consumer groups: list, describe, delete, committed offsets and lag.
 
 use super::{check, Admin, GroupId, NamedResults, OffsetSpec, PartitionResults, TopicPartition};
-use crate::broker::Broker;
+use crate::broker::{client_range, Broker};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use kpax_proto::generated::offset_fetch::{
@@ -10,7 +10,6 @@ use kpax_proto::generated::offset_fetch::{
 use kpax_proto::generated::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, OffsetFetchRequest,
 };
-use kpax_proto::message::Message;
 use std::collections::BTreeMap;
 use tokio::task::JoinSet;
 
@@ -384,7 +383,7 @@ async fn offset_fetch(
         return Err(Error::UnsupportedVersion {
             broker: broker.addr().to_string(),
             api: ApiKey::OffsetFetch,
-            ours: (2, <OffsetFetchRequest as Message>::MAX_VERSION),
+            ours: (2, client_range(ApiKey::OffsetFetch).1),
             theirs: broker.api_versions().await?.range(ApiKey::OffsetFetch),
         });
     }

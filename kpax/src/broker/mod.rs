@@ -598,7 +598,7 @@ impl Broker {
             ApiVersions::from_ranges([(
                 ApiKey::ApiVersions as i16,
                 0,
-                ApiVersionsRequest::MAX_VERSION,
+                client_range(ApiKey::ApiVersions).1,
             )]),
         );
         let req = ApiVersionsRequest::default()
@@ -608,7 +608,7 @@ impl Broker {
             .round_trip(
                 &probe,
                 &req,
-                ApiVersionsRequest::MAX_VERSION,
+                client_range(ApiKey::ApiVersions).1,
                 self.inner.config.request_timeout,
             )
             .await;

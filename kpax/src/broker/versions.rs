@@ -39,14 +39,74 @@ impl ApiVersions {
 /// prints is what the client really uses.
 pub const CLIENT_CAPS: &[(ApiKey, i16, &str)] = &[
     (
+        ApiKey::Produce,
+        11,
+        "v12 is for transactions v2 (KIP-890 part 2), v13 names topics by id; kpax sends v11",
+    ),
+    (
         ApiKey::Fetch,
         12,
         "v13+ names topics by id; kpax fetches by name",
     ),
     (
+        ApiKey::ListOffsets,
+        9,
+        "v10 (async remote offsets, KIP-1075) and v11 (earliest pending upload, KIP-1023) are not implemented",
+    ),
+    (
+        ApiKey::Metadata,
+        12,
+        "v13's top-level error (KIP-1102 rebootstrap) is not handled yet",
+    ),
+    (
+        ApiKey::OffsetCommit,
+        9,
+        "v10+ names topics by id; kpax commits by name",
+    ),
+    (
+        ApiKey::OffsetFetch,
+        9,
+        "v10+ names topics by id; kpax fetches offsets by name",
+    ),
+    (
+        ApiKey::TxnOffsetCommit,
+        4,
+        "v5 is for transactions v2 (KIP-890 part 2), v6 names topics by id",
+    ),
+    (
+        ApiKey::EndTxn,
+        4,
+        "v5 is for transactions v2 (KIP-890 part 2), which kpax does not implement",
+    ),
+    (
+        ApiKey::InitProducerId,
+        5,
+        "v6 is two-phase commit (KIP-939), which kpax does not implement",
+    ),
+    (
         ApiKey::AddPartitionsToTxn,
         3,
         "v4+ is for brokers (KIP-890 verification), not clients",
+    ),
+    (
+        ApiKey::DescribeGroups,
+        5,
+        "v6 answers GROUP_ID_NOT_FOUND for a missing group (KIP-1043); kpax reports state Dead",
+    ),
+    (
+        ApiKey::ApiVersions,
+        4,
+        "v5 checks cluster and node ids (KIP-1242), not implemented",
+    ),
+    (
+        ApiKey::DeleteGroups,
+        2,
+        "v3's per-group error message (Kafka 4.x) is not reported yet",
+    ),
+    (
+        ApiKey::DescribeCluster,
+        1,
+        "v2's fenced brokers (KIP-1073) are not reported yet",
     ),
 ];
 

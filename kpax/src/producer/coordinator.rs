@@ -269,7 +269,7 @@ impl Coordinators<'_> {
                 .with_producer_epoch(producer.1)
                 .with_topics(topics);
             if v >= 3 {
-                req.generation_id = group.generation_id;
+                req.generation_id_or_member_epoch = group.generation_id;
                 req.member_id = group.member_id.as_str().into();
                 req.group_instance_id = group.group_instance_id.as_deref().map(Into::into);
             }
