@@ -419,7 +419,14 @@ cmd_start() {
         PORT_CONTROLLER[$n]=$(free_port)
         voters="${voters:+$voters,}$n@127.0.0.1:${PORT_CONTROLLER[$n]}"
     done
-    cluster_id=$(python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))')
+    # A random id that does not start with '-' (kafka-storage would read it
+    # as an option; Kafka's own Uuid.randomUuid() skips those too).
+    cluster_id=$(python3 -c 'import base64, os
+while True:
+    s = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if not s.startswith("-"):
+        print(s)
+        break')
     make_certs "$dir" "$nodes"
     write_log4j "$dir"
 

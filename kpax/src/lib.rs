@@ -8,7 +8,9 @@
 //! - [`cluster::Cluster`]: the metadata manager: leaders, partitions,
 //!   coordinators, refreshed lazily and invalidated by errors;
 //! - [`producer::Producer`]: batching, partitioning, retries, idempotence;
-//! - [`consumer::Consumer`]: prefetching, consumer groups, offsets.
+//! - [`consumer::Consumer`]: prefetching, consumer groups, offsets;
+//! - [`share::ShareConsumer`]: share groups (KIP-932), records acknowledged
+//!   one by one.
 
 pub mod admin;
 pub mod broker;
@@ -17,6 +19,7 @@ pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod producer;
+pub mod share;
 
 pub use broker::Broker;
 pub use cluster::Cluster;

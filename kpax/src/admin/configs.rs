@@ -18,6 +18,9 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker, by node id.
     Broker(i32),
+    /// A consumer or share group, by id (KIP-848, KIP-932: e.g.
+    /// `share.auto.offset.reset`, `share.record.lock.duration.ms`).
+    Group(String),
 }
 
 impl ConfigResource {
@@ -25,6 +28,7 @@ impl ConfigResource {
         match self {
             ConfigResource::Topic(_) => 2,
             ConfigResource::Broker(_) => 4,
+            ConfigResource::Group(_) => 32,
         }
     }
 
@@ -32,13 +36,14 @@ impl ConfigResource {
         match self {
             ConfigResource::Topic(t) => t.clone(),
             ConfigResource::Broker(id) => id.to_string(),
+            ConfigResource::Group(g) => g.clone(),
         }
     }
 
     /// The broker that must be asked (its own configs), if any.
     fn broker(&self) -> Option<i32> {
         match self {
-            ConfigResource::Topic(_) => None,
+            ConfigResource::Topic(_) | ConfigResource::Group(_) => None,
             ConfigResource::Broker(id) => Some(*id),
         }
     }
@@ -49,6 +54,7 @@ impl fmt::Display for ConfigResource {
         match self {
             ConfigResource::Topic(t) => write!(f, "topic {t}"),
             ConfigResource::Broker(id) => write!(f, "broker {id}"),
+            ConfigResource::Group(g) => write!(f, "group {g}"),
         }
     }
 }

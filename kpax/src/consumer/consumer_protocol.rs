@@ -54,7 +54,7 @@ pub(crate) fn leave_epoch(static_member: bool) -> i32 {
 
 /// A member id for ConsumerGroupHeartbeat v1+, where the consumer makes
 /// its own (KIP-848: random, kept for the consumer's lifetime).
-fn new_member_id() -> String {
+pub(crate) fn new_member_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

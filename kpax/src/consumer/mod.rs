@@ -30,6 +30,8 @@ pub use config::{ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset};
 pub use fanout::{FanOut, FanOutError, FanOutReport, OrderBy};
 pub use rebalance::{ListenerFuture, RebalanceListener};
 
+pub(crate) use consumer_protocol::new_member_id;
+
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use kpax_proto::records::Record;

@@ -1,0 +1,259 @@
+//! Share groups (KIP-932) on Apache Kafka 4.x: kpax's `ShareConsumer`.
+//!
+//! Each test sets its group's `share.auto.offset.reset` to `earliest`
+//! (a group config, through kpax's admin) so that the records produced
+//! before the members join are theirs to share.
+
+mod harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::Cluster as TestCluster;
+use kpax::admin::{Admin, AlterConfig, ConfigResource};
+use kpax::share::{
+    AckMode, AcknowledgeType, AcquireMode, ShareConsumer, ShareConsumerConfig, ShareRecord,
+};
+
+async fn share_group(tc: &TestCluster) -> String {
+    let group = tc.group_id();
+    let admin = Admin::new(tc.kpax());
+    let r = admin
+        .incremental_alter_configs(
+            &[(
+                ConfigResource::Group(group.clone()),
+                vec![AlterConfig::set("share.auto.offset.reset", "earliest")],
+            )],
+            false,
+        )
+        .await
+        .expect("IncrementalAlterConfigs");
+    for (res, out) in r {
+        out.unwrap_or_else(|e| panic!("{res}: {e}"));
+    }
+    group
+}
+
+fn config(group: &str) -> ShareConsumerConfig {
+    ShareConsumerConfig::new(group).with_fetch_max_wait(Duration::from_millis(200))
+}
+
+fn value(r: &ShareRecord) -> String {
+    String::from_utf8(r.value().unwrap().to_vec()).unwrap()
+}
+
+/// Three members of one share group on a one-partition topic split its
+/// records: each record is accepted exactly once, by one member, and no
+/// record is held by two members at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_three_share_consumers_split_a_partition_exactly_once() {
+    let Some(tc) = TestCluster::kafka() else {
+        return; // skipped with a printed reason (CI fails instead)
+    };
+    const N: usize = 600;
+    let group = share_group(&tc).await;
+    let topic = tc.topic(1).await;
+    tc.produce_numbered(&topic.name, 1, 0, N, None).await;
+
+    // offset -> the member holding it now; every acceptance is counted.
+    let held: Arc<Mutex<BTreeMap<i64, usize>>> = Arc::default();
+    let accepted: Arc<Mutex<Vec<(usize, i64, String)>>> = Arc::default();
+    let members: Vec<ShareConsumer> = (0..3)
+        .map(|_| {
+            let c = ShareConsumer::new(
+                tc.kpax(),
+                config(&group)
+                    .with_max_records(20)
+                    .with_acquire_mode(AcquireMode::RecordLimit),
+            )
+            .unwrap();
+            c.subscribe([topic.name.clone()]).unwrap();
+            c
+        })
+        .collect();
+    // Every member joined and was assigned the partition before any reads.
+    let joined = Instant::now() + Duration::from_secs(60);
+    while members.iter().any(|c| c.assignment().is_empty()) {
+        assert!(Instant::now() < joined, "members not all assigned in 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut tasks = Vec::new();
+    for (i, c) in members.iter().cloned().enumerate() {
+        let held = held.clone();
+        let accepted = accepted.clone();
+        tasks.push(tokio::spawn(async move {
+            while accepted.lock().unwrap().len() < N && Instant::now() < deadline {
+                let Ok(batch) =
+                    tokio::time::timeout(Duration::from_millis(500), c.recv_batch(20)).await
+                else {
+                    continue;
+                };
+                let batch = batch.expect("share records");
+                for r in &batch {
+                    if let Some(other) = held.lock().unwrap().insert(r.offset, i) {
+                        panic!("offset {} held by members {other} and {i}", r.offset);
+                    }
+                }
+                // Some work, so that the members' acquisitions overlap in time.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                for r in &batch {
+                    held.lock().unwrap().remove(&r.offset);
+                    accepted.lock().unwrap().push((i, r.offset, value(r)));
+                    c.acknowledge(r, AcknowledgeType::Accept).unwrap();
+                }
+                c.commit().await.expect("acknowledgements accepted");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("member task");
+    }
+    for c in &members {
+        c.close().await;
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    let mut per_member = [0usize; 3];
+    for (i, _, _) in &accepted {
+        per_member[*i] += 1;
+    }
+    let offsets: BTreeSet<i64> = accepted.iter().map(|(_, o, _)| *o).collect();
+    let values: BTreeSet<&String> = accepted.iter().map(|(_, _, v)| v).collect();
+    eprintln!("share group split {N} records: {per_member:?} per member");
+    assert_eq!(
+        accepted.len(),
+        N,
+        "every record accepted once: {per_member:?}"
+    );
+    assert_eq!(offsets.len(), N, "no offset accepted twice");
+    assert_eq!(offsets, (0..N as i64).collect(), "offsets 0..{N}");
+    assert_eq!(values.len(), N);
+    assert!(
+        per_member.iter().filter(|&&n| n > 0).count() >= 2,
+        "the records were shared, not read by one member: {per_member:?}"
+    );
+}
+
+/// A released record comes back with a higher delivery count; a rejected
+/// one never comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_released_records_return_and_rejected_ones_do_not() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    let group = share_group(&tc).await;
+    let topic = tc.topic(1).await;
+    tc.produce_numbered(&topic.name, 1, 0, 20, None).await;
+    let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+
+    // First delivery: release the even offsets, reject the odd ones.
+    let mut first = BTreeMap::new();
+    while first.len() < 20 {
+        let r = tokio::time::timeout(Duration::from_secs(30), c.recv())
+            .await
+            .unwrap_or_else(|_| panic!("stalled at {} of 20", first.len()))
+            .unwrap();
+        assert_eq!(r.delivery_count, 1, "first delivery of offset {}", r.offset);
+        let kind = if r.offset % 2 == 0 {
+            AcknowledgeType::Release
+        } else {
+            AcknowledgeType::Reject
+        };
+        c.acknowledge(&r, kind).unwrap();
+        assert!(
+            c.acknowledge(&r, AcknowledgeType::Accept).is_err(),
+            "a record is acknowledged once"
+        );
+        first.insert(r.offset, value(&r));
+    }
+    c.commit().await.unwrap();
+
+    // Second delivery: only the released ones, each a second time.
+    let mut second = BTreeMap::new();
+    while second.len() < 10 {
+        let r = tokio::time::timeout(Duration::from_secs(30), c.recv())
+            .await
+            .unwrap_or_else(|_| panic!("released records stalled at {}", second.len()))
+            .unwrap();
+        assert_eq!(r.offset % 2, 0, "rejected offset {} came back", r.offset);
+        assert_eq!(r.delivery_count, 2, "offset {}", r.offset);
+        assert_eq!(first[&r.offset], value(&r));
+        c.acknowledge(&r, AcknowledgeType::Accept).unwrap();
+        second.insert(r.offset, r.delivery_count);
+    }
+    c.commit().await.unwrap();
+    // Nothing else comes: the rejected are archived, the released accepted.
+    let more = tokio::time::timeout(Duration::from_secs(3), c.recv()).await;
+    assert!(more.is_err(), "unexpected record: {more:?}");
+    c.close().await;
+}
+
+/// Implicit acknowledgement: what a member was handed is accepted when it
+/// asks for more (or closes); another member of the group then sees only
+/// newer records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_implicit_mode_accepts_what_was_handed_out() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    let group = share_group(&tc).await;
+    let topic = tc.topic(2).await;
+    tc.produce_numbered(&topic.name, 2, 0, 40, None).await;
+    let c = ShareConsumer::new(tc.kpax(), config(&group).with_ack_mode(AckMode::Implicit)).unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    let mut got = BTreeSet::new();
+    while got.len() < 40 {
+        let batch = tokio::time::timeout(Duration::from_secs(30), c.recv_batch(15))
+            .await
+            .unwrap_or_else(|_| panic!("stalled at {} of 40", got.len()))
+            .unwrap();
+        for r in &batch {
+            assert!(c.acknowledge(r, AcknowledgeType::Accept).is_err());
+            got.insert(value(r));
+        }
+    }
+    c.commit().await.unwrap();
+    c.close().await;
+
+    tc.produce_numbered(&topic.name, 2, 40, 50, None).await;
+    let d = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
+    d.subscribe([topic.name.clone()]).unwrap();
+    let mut later = BTreeSet::new();
+    while later.len() < 10 {
+        let r = tokio::time::timeout(Duration::from_secs(30), d.recv())
+            .await
+            .unwrap_or_else(|_| panic!("stalled at {} of 10", later.len()))
+            .unwrap();
+        d.acknowledge(&r, AcknowledgeType::Accept).unwrap();
+        later.insert(value(&r));
+    }
+    d.commit().await.unwrap();
+    let expected: BTreeSet<String> = (40..50).map(|i| format!("rec-{i}")).collect();
+    assert_eq!(later, expected, "only the records produced after");
+    let more = tokio::time::timeout(Duration::from_secs(2), d.recv()).await;
+    assert!(
+        more.is_err(),
+        "a record accepted implicitly came back: {more:?}"
+    );
+    d.close().await;
+}
+
+/// Bad settings are typed errors.
+#[tokio::test]
+async fn share_consumer_settings_are_checked() {
+    let cluster = kpax::Cluster::new(["127.0.0.1:1"], harness::client::client_config()).unwrap();
+    let e = ShareConsumer::new(cluster.clone(), ShareConsumerConfig::new("")).unwrap_err();
+    assert!(e.to_string().contains("group id"), "{e}");
+    let e = ShareConsumer::new(
+        cluster.clone(),
+        ShareConsumerConfig::new("g").with_max_records(0),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("max_records"), "{e}");
+    let c = ShareConsumer::new(cluster, ShareConsumerConfig::new("g")).unwrap();
+    assert!(c.subscribe([""]).is_err());
+    c.close().await;
+    assert!(c.recv().await.is_err(), "recv after close");
+}
