@@ -257,3 +257,67 @@ async fn share_consumer_settings_are_checked() {
     c.close().await;
     assert!(c.recv().await.is_err(), "recv after close");
 }
+
+/// A member that holds records without acknowledging them loses them when
+/// the acquisition lock expires: another member gets them, delivered a
+/// second time, and accepts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_unacknowledged_records_go_to_another_member_when_the_lock_expires() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    let group = share_group(&tc).await;
+    // The shortest lock Kafka allows by default (group.share.min.record.lock.duration.ms).
+    let r = Admin::new(tc.kpax())
+        .incremental_alter_configs(
+            &[(
+                ConfigResource::Group(group.clone()),
+                vec![AlterConfig::set("share.record.lock.duration.ms", "15000")],
+            )],
+            false,
+        )
+        .await
+        .unwrap();
+    r.into_iter()
+        .for_each(|(res, out)| out.unwrap_or_else(|e| panic!("{res}: {e}")));
+    let topic = tc.topic(1).await;
+    tc.produce_numbered(&topic.name, 1, 0, 10, None).await;
+
+    let stuck = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
+    stuck.subscribe([topic.name.clone()]).unwrap();
+    let mut held = BTreeSet::new();
+    while held.len() < 10 {
+        let batch = tokio::time::timeout(Duration::from_secs(30), stuck.recv_batch(10))
+            .await
+            .expect("the first member gets the records")
+            .unwrap();
+        held.extend(batch.iter().map(value));
+    }
+    let lock = stuck.acquisition_lock_timeout_ms();
+    assert!(lock > 0 && lock <= 15_000, "lock {lock} ms");
+
+    // The second member joins and waits: nothing until the lock expires.
+    let other = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
+    other.subscribe([topic.name.clone()]).unwrap();
+    let started = Instant::now();
+    let mut again = BTreeMap::new();
+    while again.len() < 10 {
+        let r = tokio::time::timeout(Duration::from_secs(40), other.recv())
+            .await
+            .unwrap_or_else(|_| panic!("lock expiry: {} of 10 came back", again.len()))
+            .unwrap();
+        assert_eq!(r.delivery_count, 2, "offset {} delivered again", r.offset);
+        other.acknowledge(&r, AcknowledgeType::Accept).unwrap();
+        again.insert(r.offset, value(&r));
+    }
+    other.commit().await.unwrap();
+    let waited = started.elapsed();
+    eprintln!("records came back to another member after {waited:?} (lock {lock} ms)");
+    assert!(
+        waited >= Duration::from_secs(5),
+        "came back before the lock could expire: {waited:?}"
+    );
+    assert_eq!(again.values().cloned().collect::<BTreeSet<_>>(), held);
+    stuck.close().await;
+    other.close().await;
+}

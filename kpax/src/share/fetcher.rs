@@ -133,7 +133,8 @@ async fn plan(s: &Arc<Shared>, sessions: &mut Sessions) -> Vec<Planned> {
     let (assignment, want_records, mut acks, upto) = {
         let mut st = s.lock();
         let (acks, upto) = take_acks(&mut st);
-        (st.assignment.clone(), st.buffer.is_empty(), acks, upto)
+        let want = st.buffer.is_empty() && st.waiting > 0;
+        (st.assignment.clone(), want, acks, upto)
     };
     // The leader of each assigned partition, by node.
     let mut desired: BTreeMap<i32, (Broker, BTreeSet<TopicPartition>)> = BTreeMap::new();
@@ -194,7 +195,7 @@ async fn plan(s: &Arc<Shared>, sessions: &mut Sessions) -> Vec<Planned> {
             });
             continue;
         }
-        if want_records || session.epoch == 0 {
+        if want_records {
             let added: BTreeSet<TopicPartition> = if session.epoch == 0 {
                 want.clone()
             } else {
@@ -214,7 +215,7 @@ async fn plan(s: &Arc<Shared>, sessions: &mut Sessions) -> Vec<Planned> {
                 acks: mine,
                 closing: false,
             });
-        } else if !mine.is_empty() {
+        } else if !mine.is_empty() && session.epoch != 0 {
             out.push(Planned {
                 node,
                 broker,

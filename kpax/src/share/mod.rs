@@ -19,8 +19,10 @@
 //! it. With [`AckMode::Implicit`], every record handed out is accepted when
 //! the consumer asks for the next ones (as the Java client's implicit mode).
 //!
-//! Memory is bounded: a leader is asked for records only when the buffer is
-//! empty, at most `max_records` and `fetch_max_bytes` per request.
+//! Records are acquired only while the application waits for them (a
+//! `recv` in progress and nothing buffered), so an idle or stuck member
+//! does not lock records away from the others; memory is bounded by
+//! `max_records` and `fetch_max_bytes` per leader.
 
 mod acks;
 mod fetcher;
@@ -204,6 +206,9 @@ struct State {
     assignment: BTreeSet<TopicPartition>,
     /// Records fetched and not yet handed out.
     buffer: VecDeque<ShareRecord>,
+    /// Calls waiting for records: records are acquired only for an
+    /// application that asks (an idle one must not lock records away).
+    waiting: usize,
     /// Offsets acquired and not yet acknowledged, by partition.
     acquired: BTreeMap<TopicPartition, BTreeSet<i64>>,
     /// Acknowledgements to send (offset -> wire code), by partition.
@@ -262,6 +267,25 @@ impl Shared {
             st.queue(&tp, offset, AcknowledgeType::Accept.code());
         }
         any
+    }
+}
+
+/// A parked [`ShareConsumer::recv_batch`]: counted while it waits (also
+/// when its future is dropped, e.g. by a timeout).
+struct Waiting<'a>(&'a Shared);
+
+impl<'a> Waiting<'a> {
+    fn new(s: &'a Shared) -> Waiting<'a> {
+        s.lock().waiting += 1;
+        s.wake.notify_one();
+        Waiting(s)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.waiting = st.waiting.saturating_sub(1);
     }
 }
 
@@ -392,6 +416,7 @@ impl ShareConsumer {
             if self.shared.is_closed() {
                 return Err(Error::Config("the share consumer is closed".into()));
             }
+            let _waiting = Waiting::new(&self.shared);
             notified.await;
         }
     }
