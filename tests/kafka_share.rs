@@ -321,3 +321,24 @@ async fn kafka_unacknowledged_records_go_to_another_member_when_the_lock_expires
     stuck.close().await;
     other.close().await;
 }
+
+/// Kafka 3.9 has no share groups: `recv` fails with a typed error naming
+/// the API, instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_3_9_without_share_groups_is_a_typed_error() {
+    let Some(tc) = TestCluster::kafka_3_9() else {
+        return;
+    };
+    let topic = tc.topic(1).await;
+    let c = ShareConsumer::new(tc.kpax(), config(&tc.group_id())).unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(30), c.recv())
+        .await
+        .expect("an error, not a wait")
+        .unwrap_err();
+    assert!(
+        matches!(e, kpax::Error::UnsupportedVersion { api, .. } if api == kpax::proto::generated::ApiKey::ShareGroupHeartbeat),
+        "{e}"
+    );
+    c.close().await;
+}

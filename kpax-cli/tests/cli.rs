@@ -1080,3 +1080,68 @@ async fn consume_by_offset_and_time_tail_versions_and_security_on_kafka() {
         "delete",
     );
 }
+
+/// `kpax share consume` on Kafka 4.x: released records come back with a
+/// higher delivery count, accepted ones do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_consume_releases_and_accepts_on_kafka() {
+    let Some(cluster) = harness::Cluster::kafka() else {
+        return;
+    };
+    let b = cluster.bootstrap().to_string();
+    let topic = harness::unique_name("cli-share");
+    let group = harness::unique_name("cli-share-group");
+    ok(
+        &kpax(&["topic", "create", "-b", &b, &topic, "-p", "1"], None).await,
+        "create",
+    );
+    ok(
+        &kpax(&["produce", "-b", &b, &topic, "s0", "s1", "s2"], None).await,
+        "produce",
+    );
+    let share = |ack: &'static str| {
+        let (b, topic, group) = (b.clone(), topic.clone(), group.clone());
+        async move {
+            kpax(
+                &[
+                    "share",
+                    "consume",
+                    "-b",
+                    &b,
+                    &group,
+                    &topic,
+                    "--reset",
+                    "earliest",
+                    "-n",
+                    "3",
+                    "--ack",
+                    ack,
+                    "--delivery-count",
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let first = ok(&share("release").await, "share consume --ack release");
+    assert_eq!(first, "1\ts0\n1\ts1\n1\ts2\n", "{first}");
+    let second = ok(&share("accept").await, "share consume --ack accept");
+    assert_eq!(second, "2\ts0\n2\ts1\n2\ts2\n", "{second}");
+    let none = kpax(
+        &[
+            "share", "consume", "-b", &b, &group, &topic, "-n", "1", "--idle", "3s",
+        ],
+        None,
+    )
+    .await;
+    let line = one_line_error(&none, "nothing left in the share group");
+    assert!(line.contains("no record from share group"), "{line}");
+    let bad = kpax(
+        &[
+            "share", "consume", "-b", &b, &group, &topic, "--reset", "sometime",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

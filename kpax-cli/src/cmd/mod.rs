@@ -9,6 +9,7 @@ pub mod meta;
 pub mod offset;
 pub mod produce;
 pub mod rollback;
+pub mod share;
 pub mod tail;
 pub mod topic;
 pub mod versions;
@@ -38,6 +39,9 @@ pub enum Command {
     /// List, describe or delete consumer groups.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Share groups (KIP-932): consume as a member, acknowledging each record.
+    #[command(subcommand)]
+    Share(share::ShareCommand),
     /// Per broker: API versions offered, the version kpax uses, and the features that follow.
     Versions(versions::VersionsArgs),
     /// Pretty-print a raw Kafka request or response frame given in hex.
@@ -63,6 +67,7 @@ impl Command {
             Command::Rollback(a) => rollback::run(a).await,
             Command::Topic(c) => topic::run(c).await,
             Command::Group(c) => group::run(c).await,
+            Command::Share(c) => share::run(c).await,
             Command::Versions(a) => versions::run(a).await,
             Command::Decode(a) => decode::run(a).await,
             Command::Fake(a) => fake::run(a).await,

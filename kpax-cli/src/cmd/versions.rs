@@ -57,6 +57,18 @@ const FEATURES: &[Feature] = &[
         ],
     },
     Feature {
+        name: "consumer group protocol (KIP-848)",
+        needs: &[(ApiKey::ConsumerGroupHeartbeat, 0)],
+    },
+    Feature {
+        name: "share groups (KIP-932)",
+        needs: &[
+            (ApiKey::ShareGroupHeartbeat, 1),
+            (ApiKey::ShareFetch, 1),
+            (ApiKey::ShareAcknowledge, 1),
+        ],
+    },
+    Feature {
         name: "admin topic create",
         needs: &[(ApiKey::CreateTopics, 0)],
     },
@@ -240,5 +252,33 @@ mod tests {
         );
         let v7 = ApiVersions::from_ranges([(0, 0, 7)]);
         assert!(check(feature("zstd"), "broker 3", &v7).0);
+    }
+
+    #[test]
+    fn share_groups_need_the_share_apis_from_v1() {
+        // Kafka 3.9 offers none of them; Kafka 4.0's early-access v0 is not enough.
+        let none = ApiVersions::from_ranges([(0, 0, 11)]);
+        assert_eq!(
+            check(feature("share groups (KIP-932)"), "broker 1", &none),
+            (
+                false,
+                "broker 1 does not offer ShareGroupHeartbeat".to_string()
+            )
+        );
+        let v0 = ApiVersions::from_ranges([(76, 0, 0), (78, 0, 0), (79, 0, 0)]);
+        assert_eq!(
+            check(feature("share groups (KIP-932)"), "broker 1", &v0),
+            (
+                false,
+                "broker 1 offers ShareGroupHeartbeat v0, needs v1".to_string()
+            )
+        );
+        let ga = ApiVersions::from_ranges([(76, 1, 1), (78, 1, 2), (79, 1, 2)]);
+        let (on, using) = check(feature("share groups (KIP-932)"), "broker 1", &ga);
+        assert!(on);
+        assert_eq!(
+            using,
+            "ShareGroupHeartbeat v1, ShareFetch v2, ShareAcknowledge v2"
+        );
     }
 }

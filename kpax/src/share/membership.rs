@@ -11,6 +11,7 @@ use crate::cluster::{ClusterView, CoordinatorKind};
 use crate::consumer::TopicPartition;
 use crate::error::Error;
 use kpax_proto::generated::{ApiKey, ErrorCode, ShareGroupHeartbeatRequest};
+use kpax_proto::message::Message;
 use kpax_proto::wire::Uuid;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
@@ -124,6 +125,19 @@ async fn heartbeat(
             e @ Error::UnsupportedVersion { .. } => Fatal(e),
             e => Retry(e),
         })?;
+    if version < 1 {
+        // v0 was Kafka 4.0's early access, unstable on the wire.
+        return Err(Fatal(Error::UnsupportedVersion {
+            broker: coordinator.addr().into(),
+            api: ApiKey::ShareGroupHeartbeat,
+            ours: (1, ShareGroupHeartbeatRequest::MAX_VERSION),
+            theirs: coordinator
+                .api_versions()
+                .await
+                .ok()
+                .and_then(|v| v.range(ApiKey::ShareGroupHeartbeat)),
+        }));
+    }
     let mut req = ShareGroupHeartbeatRequest::default();
     req.group_id = group.into();
     req.member_id = s.member_id.as_str().into();
