@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use harness::Cluster as TestCluster;
 use kpax::admin::{Admin, AlterConfig, ConfigResource};
+use kpax::producer::{Producer, ProducerConfig, ProducerRecord};
 use kpax::share::{
     AckMode, AcknowledgeType, AcquireMode, ShareConsumer, ShareConsumerConfig, ShareRecord,
 };
@@ -341,4 +342,118 @@ async fn kafka_3_9_without_share_groups_is_a_typed_error() {
         "{e}"
     );
     c.close().await;
+}
+
+/// A Java `KafkaShareConsumer` (kafka-clients of the broker's release) and
+/// a kpax member in one share group: between them every record is
+/// accepted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_java_and_kpax_members_share_one_group() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    let Some(nodes) = tc.kafka_nodes().cloned() else {
+        harness::skip_or_fail("the Java interop tests need the bundled cluster (KPAX_KAFKA)");
+        return;
+    };
+    let Some(java) = harness::java::Java::of(&nodes) else {
+        return;
+    };
+    const ROUNDS: usize = 40;
+    const N: usize = ROUNDS * 10;
+    let group = share_group(&tc).await;
+    let topic = tc.topic(1).await;
+    let bootstrap = tc.bootstrap().to_string();
+    let jp = java.spawn(&[
+        "share-consume",
+        "--bootstrap",
+        &bootstrap,
+        "--topic",
+        &topic.name,
+        "--group",
+        &group,
+        "--idle-ms",
+        "8000",
+        "--max-ms",
+        "90000",
+        "--max-poll-records",
+        "10",
+    ]);
+    let c = ShareConsumer::new(
+        tc.kpax(),
+        config(&group)
+            .with_max_records(10)
+            .with_acquire_mode(AcquireMode::RecordLimit),
+    )
+    .unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    // Small batches over 10 s (the JVM and its join take a few seconds),
+    // so that both members' fetches find records.
+    // (Produced while kpax waits for records: a share consumer acquires
+    // records only while its application asks for them.)
+    let producing = {
+        let p = Producer::new(tc.kpax(), ProducerConfig::default()).unwrap();
+        let name = topic.name.clone();
+        tokio::spawn(async move {
+            for i in 0..ROUNDS {
+                let mut acks = Vec::new();
+                for j in i * 10..i * 10 + 10 {
+                    let r =
+                        ProducerRecord::new(name.as_str(), format!("rec-{j}")).with_partition(0);
+                    acks.push(p.send(r).await.expect("send"));
+                }
+                for a in acks {
+                    a.await.expect("delivered");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            assert!(p.close(Duration::from_secs(10)).await);
+        })
+    };
+    let java_offsets = |lines: &[String]| -> Vec<i64> {
+        lines
+            .iter()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[0] == "rec").then(|| f[2].parse().unwrap())
+            })
+            .collect()
+    };
+    let mut mine: Vec<i64> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while mine.len() + java_offsets(&jp.lines()).len() < N {
+        assert!(
+            Instant::now() < deadline,
+            "stalled: kpax {} + java {} of {N}",
+            mine.len(),
+            java_offsets(&jp.lines()).len()
+        );
+        let Ok(batch) = tokio::time::timeout(Duration::from_millis(500), c.recv_batch(10)).await
+        else {
+            continue;
+        };
+        for r in batch.unwrap() {
+            c.acknowledge(&r, AcknowledgeType::Accept).unwrap();
+            mine.push(r.offset);
+        }
+        c.commit().await.unwrap();
+    }
+    c.close().await;
+    producing.await.expect("producer task");
+    let lines = jp.wait(Duration::from_secs(60)).await;
+    let theirs = java_offsets(&lines);
+    eprintln!(
+        "share group with Java: kpax accepted {}, Java {}",
+        mine.len(),
+        theirs.len()
+    );
+    let all: BTreeSet<i64> = mine.iter().chain(&theirs).copied().collect();
+    assert_eq!(mine.len() + theirs.len(), N, "each record accepted once");
+    assert_eq!(all, (0..N as i64).collect(), "every record accepted");
+    assert!(
+        !mine.is_empty() && !theirs.is_empty(),
+        "both members took part: kpax {}, Java {}",
+        mine.len(),
+        theirs.len()
+    );
 }

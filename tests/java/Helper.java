@@ -66,6 +66,17 @@
  *   with --stdin-control, on a stdin line "stop" or EOF.  --poll-ms: poll timeout
  *   (default 100, also the granularity of these checks).
  *
+ * share-consume --bootstrap B --topic T --group G [--count N] [--idle-ms N] [--max-ms N]
+ *         [--poll-ms N] [--max-poll-records N]
+ *   A KafkaShareConsumer (share groups, KIP-932) subscribed to T in share group G, in
+ *   explicit acknowledgement mode: every record printed is acknowledged ACCEPT, and
+ *   commitSync() runs after each poll that printed records (records past --count are
+ *   RELEASEd for the other members).
+ *   stdout: rec<TAB>partition<TAB>offset<TAB>key<TAB>value<TAB>headers<TAB>timestamp<TAB>delivery
+ *           done<TAB>n   (records printed; after close(), exit 0)
+ *   Stops at --count, after --idle-ms without a record once one came (default 0 =
+ *   never), or after --max-ms since start (default 120000).
+ *
  * partition --partitions N
  *   stdin: one hex key per line (empty line = empty key); stdout: per line, the
  *   partition of Java's built-in partitioner for that key (murmur2, positive, mod N).
@@ -111,8 +122,10 @@ public class Helper {
                 case "consume" -> consume(new Opts(args, Set.of("bootstrap", "topic", "isolation", "group",
                         "protocol", "assignor", "group-instance-id", "from", "count", "idle-ms", "max-ms",
                         "commit", "poll-ms", "max-poll-records"), Set.of("stdin-control")));
+                case "share-consume" -> shareConsume(new Opts(args, Set.of("bootstrap", "topic", "group",
+                        "count", "idle-ms", "max-ms", "poll-ms", "max-poll-records"), Set.of()));
                 case "partition" -> partition(new Opts(args, Set.of("partitions"), Set.of()));
-                default -> throw new UsageError("usage: Helper produce|consume|partition [options]"
+                default -> throw new UsageError("usage: Helper produce|consume|share-consume|partition [options]"
                         + (cmd.isEmpty() ? "" : " (unknown command: " + cmd + ")"));
             }
         } catch (UsageError e) {
@@ -404,6 +417,56 @@ public class Helper {
         StringJoiner j = new StringJoiner(",");
         for (Header h : r.headers()) j.add(h.key() + "=" + hex(h.value()));
         return j.toString();
+    }
+
+    // ---------------------------------------------------------------- share-consume
+
+    static void shareConsume(Opts o) throws Exception {
+        String topic = o.required("topic"), group = o.required("group");
+        long count = o.number("count", 0, 0), idleMs = o.number("idle-ms", 0, 0);
+        long maxMs = o.number("max-ms", 120_000, 0), pollMs = o.number("poll-ms", 100, 1);
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, o.required("bootstrap"));
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+        p.put("share.acknowledgement.mode", "explicit");
+        if (o.has("max-poll-records")) p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Long.toString(o.number("max-poll-records", 0, 1)));
+        long start = System.currentTimeMillis(), printed = 0, lastRecord = 0;
+        KafkaShareConsumer<byte[], byte[]> consumer = construct(() -> new KafkaShareConsumer<byte[], byte[]>(p));
+        consumer.subscribe(List.of(topic));
+        while (true) {
+            long now = System.currentTimeMillis();
+            if (now - start >= maxMs || (lastRecord > 0 && idleMs > 0 && now - lastRecord >= idleMs)) break;
+            ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(Math.min(pollMs, Math.max(1, maxMs - (now - start)))));
+            boolean any = false;
+            for (ConsumerRecord<byte[], byte[]> r : records) {
+                if (count > 0 && printed >= count) {
+                    consumer.acknowledge(r, AcknowledgeType.RELEASE);
+                    continue;
+                }
+                emit("rec", r.partition(), r.offset(), hex(r.key()), hex(r.value()), headers(r), r.timestamp(),
+                        deliveryCount(r));
+                consumer.acknowledge(r, AcknowledgeType.ACCEPT);
+                printed++; any = true;
+            }
+            if (!records.isEmpty()) consumer.commitSync();
+            if (any) lastRecord = System.currentTimeMillis();
+            if (count > 0 && printed >= count) break;
+        }
+        consumer.close();
+        emit("done", printed);
+    }
+
+    /** ConsumerRecord.deliveryCount() (Kafka 4.0+), by reflection so that the helper
+     *  still compiles against the 3.9 client; "-" when absent. */
+    static String deliveryCount(ConsumerRecord<?, ?> r) {
+        try {
+            Object o = r.getClass().getMethod("deliveryCount").invoke(r);
+            return ((Optional<?>) o).map(String::valueOf).orElse("-");
+        } catch (ReflectiveOperationException e) {
+            return "-";
+        }
     }
 
     // ---------------------------------------------------------------- partition
