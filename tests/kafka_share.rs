@@ -457,3 +457,52 @@ async fn kafka_java_and_kpax_members_share_one_group() {
         theirs.len()
     );
 }
+
+/// `Admin::describe_share_groups`: the members, their subscriptions and
+/// assignments as the coordinator sees them; an unknown group is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_describe_share_groups_shows_members_and_assignments() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    let group = share_group(&tc).await;
+    let topic = tc.topic(2).await;
+    let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    let joined = Instant::now() + Duration::from_secs(60);
+    while c.assignment().len() < 2 {
+        assert!(Instant::now() < joined, "not assigned in 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let admin = Admin::new(tc.kpax());
+    let missing = format!("{group}-missing");
+    let r = admin
+        .describe_share_groups(&[&group, &missing])
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 2);
+    let d = r[0].1.as_ref().expect("the share group");
+    assert_eq!(d.group_id, group);
+    assert_eq!(d.members.len(), 1, "{d:?}");
+    let m = &d.members[0];
+    assert_eq!(m.member_id, c.member_id());
+    assert_eq!(m.member_epoch, c.member_epoch());
+    assert_eq!(m.subscribed_topics, vec![topic.name.clone()]);
+    let parts: Vec<(String, i32)> = m
+        .assignment
+        .iter()
+        .map(|tp| (tp.topic.clone(), tp.partition))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![(topic.name.clone(), 0), (topic.name.clone(), 1)]
+    );
+    assert_eq!(d.state, "Stable", "{d:?}");
+    let e = r[1].1.as_ref().unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(kpax::proto::generated::ErrorCode::GROUP_ID_NOT_FOUND),
+        "{e}"
+    );
+    c.close().await;
+}

@@ -1136,6 +1136,19 @@ async fn share_consume_releases_and_accepts_on_kafka() {
     .await;
     let line = one_line_error(&none, "nothing left in the share group");
     assert!(line.contains("no record from share group"), "{line}");
+    // The members left: the group is empty; an unknown group is an error.
+    let described = ok(
+        &kpax(&["share", "describe", "-b", &b, &group], None).await,
+        "share describe",
+    );
+    assert!(
+        described.starts_with(&format!("share group {group}: state Empty")),
+        "{described}"
+    );
+    let missing = format!("{group}-missing");
+    let unknown = kpax(&["share", "describe", "-b", &b, &missing], None).await;
+    let line = one_line_error(&unknown, "describe an unknown share group");
+    assert!(line.contains("GROUP_ID_NOT_FOUND"), "{line}");
     let bad = kpax(
         &[
             "share", "consume", "-b", &b, &group, &topic, "--reset", "sometime",

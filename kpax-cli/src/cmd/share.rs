@@ -1,15 +1,17 @@
 //! `kpax share`: share groups (KIP-932). `kpax share consume GROUP TOPIC`
 //! reads records as a member of a share group and acknowledges each one
-//! (accept, release or reject), for scripts and tests.
+//! (accept, release or reject), for scripts and tests; `kpax share
+//! describe GROUP...` shows the members and their assignments.
 
 use crate::connect::ConnectArgs;
 use crate::error::{CliError, KafkaContext, Result};
-use crate::output::write_out;
+use crate::output::{print_json, write_out, Table};
 use crate::reader::{Format, Printer};
 use clap::{Args, Subcommand, ValueEnum};
 use kpax::admin::{Admin, AlterConfig, ConfigResource};
 use kpax::share::{AcknowledgeType, ShareConsumer, ShareConsumerConfig};
 use kpax::ConsumerRecord;
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// `kpax share` subcommands.
@@ -17,6 +19,21 @@ use std::time::{Duration, Instant};
 pub enum ShareCommand {
     /// Read records as a member of a share group, acknowledging each one.
     Consume(ShareConsumeArgs),
+    /// Share groups' state and members with their subscriptions and assignments.
+    Describe(ShareDescribeArgs),
+}
+
+/// Flags of `kpax share describe`.
+#[derive(Debug, Args)]
+pub struct ShareDescribeArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Share group ids.
+    #[arg(required = true)]
+    groups: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Flags of `kpax share consume`.
@@ -82,6 +99,98 @@ impl From<Ack> for AcknowledgeType {
 pub async fn run(c: ShareCommand) -> Result<()> {
     match c {
         ShareCommand::Consume(a) => consume(a).await,
+        ShareCommand::Describe(a) => describe(a).await,
+    }
+}
+
+async fn describe(a: ShareDescribeArgs) -> Result<()> {
+    let admin = Admin::new(a.connect.cluster()?);
+    let names: Vec<&str> = a.groups.iter().map(String::as_str).collect();
+    let results = a
+        .connect
+        .bounded("describing share groups", async {
+            admin
+                .describe_share_groups(&names)
+                .await
+                .kafka(|| "describing share groups".into())
+        })
+        .await?;
+    let mut failed = Vec::new();
+    let list = |v: &[kpax::admin::TopicPartition]| {
+        v.iter()
+            .map(|tp| tp.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if a.json {
+        let mut v = Vec::new();
+        for (name, r) in &results {
+            match r {
+                Ok(d) => v.push(json!({
+                    "group": d.group_id, "state": d.state, "group_epoch": d.group_epoch,
+                    "assignment_epoch": d.assignment_epoch, "assignor": d.assignor,
+                    "coordinator": d.coordinator,
+                    "members": d.members.iter().map(|m| json!({
+                        "member_id": m.member_id, "member_epoch": m.member_epoch,
+                        "rack_id": m.rack_id, "client_id": m.client_id,
+                        "client_host": m.client_host, "subscribed_topics": m.subscribed_topics,
+                        "assignment": m.assignment.iter().map(|tp| json!({
+                            "topic": tp.topic, "partition": tp.partition,
+                        })).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                })),
+                Err(e) => {
+                    v.push(json!({ "group": name, "error": e.to_string() }));
+                    failed.push(format!("{name}: {e}"));
+                }
+            }
+        }
+        print_json(&json!({ "groups": v }))?;
+    } else {
+        let mut out = String::new();
+        for (name, r) in &results {
+            match r {
+                Ok(d) => {
+                    out.push_str(&format!(
+                        "share group {}: state {}, epoch {}, assignor {}, coordinator {}, {} member(s)\n",
+                        d.group_id,
+                        d.state,
+                        d.group_epoch,
+                        d.assignor,
+                        d.coordinator.map_or("-".into(), |c| c.to_string()),
+                        d.members.len()
+                    ));
+                    if !d.members.is_empty() {
+                        let mut t = Table::new(&[
+                            "MEMBER",
+                            "EPOCH",
+                            "CLIENT",
+                            "HOST",
+                            "TOPICS",
+                            "ASSIGNMENT",
+                        ]);
+                        for m in &d.members {
+                            t.row(vec![
+                                m.member_id.clone(),
+                                m.member_epoch.to_string(),
+                                m.client_id.clone(),
+                                m.client_host.clone(),
+                                m.subscribed_topics.join(","),
+                                list(&m.assignment),
+                            ]);
+                        }
+                        out.push_str(&t.render());
+                    }
+                }
+                Err(e) => failed.push(format!("{name}: {e}")),
+            }
+        }
+        write_out(&out)?;
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(failed.join("; ")))
     }
 }
 

@@ -9,6 +9,7 @@ use kpax_proto::generated::offset_fetch::{
 };
 use kpax_proto::generated::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, OffsetFetchRequest,
+    ShareGroupDescribeRequest,
 };
 use std::collections::BTreeMap;
 use tokio::task::JoinSet;
@@ -77,6 +78,46 @@ pub struct GroupMember {
     pub assignment: Vec<TopicPartition>,
     /// The raw member assignment bytes.
     pub raw_assignment: Bytes,
+}
+
+/// A share group (KIP-932) as ShareGroupDescribe describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShareGroupDescription {
+    /// The group id.
+    pub group_id: String,
+    /// Its state: `Empty`, `Stable`, `Dead`, ...
+    pub state: String,
+    /// The group epoch.
+    pub group_epoch: i32,
+    /// The assignment epoch.
+    pub assignment_epoch: i32,
+    /// The server-side assignor.
+    pub assignor: String,
+    /// The members.
+    pub members: Vec<ShareGroupMember>,
+    /// The coordinator's node id.
+    pub coordinator: Option<i32>,
+}
+
+/// A member of a share group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShareGroupMember {
+    /// The member id (made by the client).
+    pub member_id: String,
+    /// The member epoch.
+    pub member_epoch: i32,
+    /// Its rack, if it said.
+    pub rack_id: Option<String>,
+    /// The client id of its client.
+    pub client_id: String,
+    /// The host it connected from.
+    pub client_host: String,
+    /// The topics it subscribed to.
+    pub subscribed_topics: Vec<String>,
+    /// The partitions assigned to it (shared with the other members).
+    pub assignment: Vec<TopicPartition>,
 }
 
 /// A group's committed offset of one partition.
@@ -215,6 +256,95 @@ impl Admin {
                                         .collect(),
                                 },
                             );
+                            (GroupId(g.group_id.to_string()), r)
+                        })
+                        .collect())
+                },
+            )
+            .await?;
+        Ok(groups
+            .iter()
+            .map(|g| (g.to_string(), take(&mut done, g)))
+            .collect())
+    }
+
+    /// Describes share groups (KIP-932), each asked of its coordinator.
+    ///
+    /// Returns one result per group, in the order given: its
+    /// [`ShareGroupDescription`], or [`Error::Broker`] with the group's
+    /// error code (GROUP_ID_NOT_FOUND for a group that does not exist or
+    /// is not a share group, ...) or FindCoordinator's, or the error of its
+    /// coordinator's request.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedVersion`] when a coordinator does not serve
+    /// ShareGroupDescribe (Kafka before 4.0).
+    pub async fn describe_share_groups(
+        &self,
+        groups: &[&str],
+    ) -> Result<NamedResults<ShareGroupDescription>> {
+        let items: Vec<(GroupId, ())> = groups
+            .iter()
+            .map(|g| (GroupId(g.to_string()), ()))
+            .collect();
+        let mut done = self
+            .fan_out(
+                items,
+                |broker: Broker, items: Vec<(GroupId, ())>| async move {
+                    let req = ShareGroupDescribeRequest::default()
+                        .with_group_ids(items.iter().map(|(g, _)| g.0.as_str().into()).collect());
+                    let resp = broker.send(&req).await?;
+                    Ok(resp
+                        .groups
+                        .iter()
+                        .map(|g| {
+                            let r = check(
+                                &broker,
+                                ApiKey::ShareGroupDescribe,
+                                g.error_code,
+                                g.error_message.as_ref(),
+                            )
+                            .map(|()| ShareGroupDescription {
+                                group_id: g.group_id.to_string(),
+                                state: g.group_state.to_string(),
+                                group_epoch: g.group_epoch,
+                                assignment_epoch: g.assignment_epoch,
+                                assignor: g.assignor_name.to_string(),
+                                coordinator: broker.node_id(),
+                                members: g
+                                    .members
+                                    .iter()
+                                    .map(|m| ShareGroupMember {
+                                        member_id: m.member_id.to_string(),
+                                        member_epoch: m.member_epoch,
+                                        rack_id: m.rack_id.as_ref().map(|r| r.to_string()),
+                                        client_id: m.client_id.to_string(),
+                                        client_host: m.client_host.to_string(),
+                                        subscribed_topics: m
+                                            .subscribed_topic_names
+                                            .iter()
+                                            .map(|t| t.to_string())
+                                            .collect(),
+                                        assignment: {
+                                            let mut a: Vec<TopicPartition> = m
+                                                .assignment
+                                                .topic_partitions
+                                                .iter()
+                                                .flat_map(|tp| {
+                                                    tp.partitions.iter().map(|p| {
+                                                        TopicPartition::new(
+                                                            tp.topic_name.to_string(),
+                                                            *p,
+                                                        )
+                                                    })
+                                                })
+                                                .collect();
+                                            a.sort();
+                                            a
+                                        },
+                                    })
+                                    .collect(),
+                            });
                             (GroupId(g.group_id.to_string()), r)
                         })
                         .collect())

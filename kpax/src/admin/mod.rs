@@ -29,6 +29,7 @@ mod topics;
 pub use configs::{AlterConfig, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{
     CommittedOffset, GroupDescription, GroupListing, GroupMember, Groups, PartitionLag,
+    ShareGroupDescription, ShareGroupMember,
 };
 pub use metadata::{BrokerDescription, ClusterDescription};
 pub use offsets::{ListedOffset, OffsetSpec};
