@@ -648,3 +648,84 @@ async fn exactly_once_copy_across_a_broker_kill() {
         &format!("node {victim} killed; {counts}; transactions aborted and retried: {aborted}"),
     );
 }
+
+/// A share group's partition leader killed (SIGKILL) while a share
+/// consumer accepts records: the consumer follows the new leader, every
+/// record is accepted in the end, and records accepted twice (their
+/// acknowledgement lost with the leader, so the broker delivered them
+/// again) are bounded by what was in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_group_leader_killed_loses_no_record() {
+    use kpax::admin::{Admin, AlterConfig, ConfigResource};
+    use kpax::share::{AcknowledgeType, ShareConsumer, ShareConsumerConfig};
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some((tc, nodes)) = cluster() else { return };
+    const N: usize = 3000;
+    const MAX_RECORDS: i32 = 100;
+    let group = tc.group_id();
+    let set = Admin::new(tc.kpax())
+        .incremental_alter_configs(
+            &[(
+                ConfigResource::Group(group.clone()),
+                vec![AlterConfig::set("share.auto.offset.reset", "earliest")],
+            )],
+            false,
+        )
+        .await
+        .expect("group config");
+    set.into_iter()
+        .for_each(|(r, out)| out.unwrap_or_else(|e| panic!("{r}: {e}")));
+    let topic = tc.topic(1).await;
+    tc.produce_numbered(&topic.name, 1, 0, N, None).await;
+    let victim = leader_of_partition_0(&tc, &topic.name).await;
+    let c = ShareConsumer::new(
+        tc.kpax(),
+        ShareConsumerConfig::new(group)
+            .with_max_records(MAX_RECORDS)
+            .with_acquire_mode(kpax::share::AcquireMode::RecordLimit)
+            .with_fetch_max_wait(Duration::from_millis(200)),
+    )
+    .unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    let mut accepted: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut commit_errors = 0usize;
+    let mut killed = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    while accepted.len() < N {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stalled at {} of {N} accepted (node {victim} killed: {killed})",
+            accepted.len()
+        );
+        if !killed && accepted.len() >= N / 3 {
+            act(&nodes, victim, NodeAction::Kill).await;
+            killed = true;
+        }
+        let Ok(batch) = tokio::time::timeout(Duration::from_secs(1), c.recv_batch(50)).await else {
+            continue;
+        };
+        for r in batch.expect("share records") {
+            c.acknowledge(&r, AcknowledgeType::Accept).unwrap();
+            *accepted.entry(r.offset).or_default() += 1;
+        }
+        if c.commit().await.is_err() {
+            commit_errors += 1;
+        }
+    }
+    c.close().await;
+    act(&nodes, victim, NodeAction::Start).await;
+    let twice: usize = accepted.values().map(|n| n - 1).sum();
+    assert_eq!(
+        accepted.keys().copied().collect::<Vec<_>>(),
+        (0..N as i64).collect::<Vec<_>>(),
+        "every record accepted"
+    );
+    assert!(
+        twice <= 3 * MAX_RECORDS as usize,
+        "{twice} records accepted twice: more than were in flight"
+    );
+    harness::report(
+        "share group leader killed",
+        &format!("node {victim} killed at {} of {N} accepted; all {N} accepted, {twice} delivered again after the failover, {commit_errors} commits reported lost acknowledgements", N / 3),
+    );
+}
