@@ -506,3 +506,75 @@ async fn kafka_describe_share_groups_shows_members_and_assignments() {
     );
     c.close().await;
 }
+
+/// A record released again and again is delivered at most
+/// `group.share.delivery.count.limit` times (5 by default), then archived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_a_record_released_past_the_delivery_limit_is_not_delivered_again() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    let group = share_group(&tc).await;
+    let topic = tc.topic(1).await;
+    tc.produce_numbered(&topic.name, 1, 0, 1, None).await;
+    let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    let mut counts = Vec::new();
+    loop {
+        let wait = if counts.is_empty() { 30 } else { 3 };
+        let Ok(r) = tokio::time::timeout(Duration::from_secs(wait), c.recv()).await else {
+            break;
+        };
+        let r = r.unwrap();
+        assert_eq!(r.offset, 0);
+        counts.push(r.delivery_count);
+        c.acknowledge(&r, AcknowledgeType::Release).unwrap();
+        c.commit().await.unwrap();
+        assert!(counts.len() <= 10, "delivered without limit: {counts:?}");
+    }
+    assert_eq!(counts, vec![1, 2, 3, 4, 5], "delivery counts");
+    c.close().await;
+}
+
+/// Share groups in `Admin::list_groups` (type `share`, ListGroups v5) and
+/// `Admin::delete_groups` for an empty one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_share_groups_are_listed_and_deleted() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    let group = share_group(&tc).await;
+    let topic = tc.topic(1).await;
+    tc.produce_numbered(&topic.name, 1, 0, 3, None).await;
+    let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    for _ in 0..3 {
+        let r = tokio::time::timeout(Duration::from_secs(30), c.recv())
+            .await
+            .expect("a record")
+            .unwrap();
+        c.acknowledge(&r, AcknowledgeType::Accept).unwrap();
+    }
+    c.commit().await.unwrap();
+    let admin = Admin::new(tc.kpax());
+    let listed = admin.list_groups().await.unwrap();
+    let g = listed
+        .groups
+        .iter()
+        .find(|g| g.group_id == group)
+        .unwrap_or_else(|| panic!("{group} not listed: {:?}", listed.groups));
+    assert_eq!(g.group_type.as_deref(), Some("share"), "{g:?}");
+    c.close().await;
+    let deleted = admin.delete_groups(&[&group]).await.unwrap();
+    deleted[0]
+        .1
+        .as_ref()
+        .expect("an empty share group is deleted");
+    let after = admin.describe_share_groups(&[&group]).await.unwrap();
+    let e = after[0].1.as_ref().expect_err("gone");
+    assert_eq!(
+        e.code(),
+        Some(kpax::proto::generated::ErrorCode::GROUP_ID_NOT_FOUND),
+        "{e}"
+    );
+}

@@ -66,17 +66,18 @@ async fn list(a: ListArgs) -> Result<()> {
         return print_json(&json!({
             "groups": groups.groups.iter().map(|g| json!({
                 "group": g.group_id, "protocol_type": g.protocol_type,
-                "state": g.state, "coordinator": g.coordinator,
+                "state": g.state, "type": g.group_type, "coordinator": g.coordinator,
             })).collect::<Vec<_>>(),
             "errors": groups.errors.iter().map(|(b, e)| json!({
                 "broker": b, "error": e.to_string(),
             })).collect::<Vec<_>>(),
         }));
     }
-    let mut t = Table::new(&["GROUP", "PROTOCOL TYPE", "STATE", "COORDINATOR"]);
+    let mut t = Table::new(&["GROUP", "TYPE", "PROTOCOL TYPE", "STATE", "COORDINATOR"]);
     for g in &groups.groups {
         t.row(vec![
             g.group_id.clone(),
+            g.group_type.clone().unwrap_or_else(|| "-".into()),
             if g.protocol_type.is_empty() {
                 "-".into()
             } else {

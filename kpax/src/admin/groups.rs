@@ -25,6 +25,9 @@ pub struct GroupListing {
     pub protocol_type: String,
     /// The group's state (ListGroups v4+).
     pub state: Option<String>,
+    /// The group's type (ListGroups v5+, Kafka 3.8+): `classic`,
+    /// `consumer`, `share` or `streams`.
+    pub group_type: Option<String>,
     /// The node id of the coordinator that listed it.
     pub coordinator: Option<i32>,
 }
@@ -184,6 +187,8 @@ impl Admin {
                             group_id: g.group_id.to_string(),
                             protocol_type: g.protocol_type.to_string(),
                             state: (!g.group_state.is_empty()).then(|| g.group_state.to_string()),
+                            group_type: (!g.group_type.is_empty())
+                                .then(|| g.group_type.to_string()),
                             coordinator: b.node_id(),
                         });
                     }
