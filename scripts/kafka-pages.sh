@@ -88,8 +88,14 @@ write_page() { # write_page VERSION
 }
 
 check_page() { # check_page VERSION PAGE: scrape, generate and test kpax-proto in a scratch copy
-    local v=$1 page=$2 scratch="${KPAX_PAGES_SCRATCH:-${TMPDIR:-/tmp}/kpax-pages-check}"
-    rm -rf "$scratch" && mkdir -p "$scratch"
+    local v=$1 page=$2 scratch
+    # A scratch folder of its own (two checks at once must not share one).
+    if [ -n "${KPAX_PAGES_SCRATCH:-}" ]; then
+        scratch=$KPAX_PAGES_SCRATCH
+        rm -rf "$scratch" && mkdir -p "$scratch"
+    else
+        scratch=$(mktemp -d "${TMPDIR:-/tmp}/kpax-pages-check.XXXXXX")
+    fi
     # The scratch workspace: the real one's crates, with spec/ and kpax-proto/ copied so that
     # generating there touches nothing here. It shares the target folder to reuse builds.
     cp -r "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" "$ROOT/spec" "$ROOT/kpax-proto" "$ROOT/wipro-gen" "$scratch/"
@@ -116,7 +122,13 @@ TOML
     fi
     local passed
     passed=$(grep -oE '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
+    if [ "$passed" -eq 0 ]; then
+        echo "$v: FAIL no kpax-proto test ran (log: $log)"; return 1
+    fi
     echo "$v: ok: $summary; kpax-proto built and $passed tests passed ($((SECONDS - t0)) s)"
+    if [ -z "${KPAX_PAGES_SCRATCH:-}" ]; then
+        rm -rf "$scratch"
+    fi
 }
 
 versions=()
