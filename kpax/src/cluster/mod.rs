@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 use kpax_proto::generated::metadata::MetadataRequestTopic;
 use kpax_proto::generated::{ErrorCode, FindCoordinatorRequest, MetadataRequest, MetadataResponse};
 use kpax_proto::message::{Message, Request};
-use std::collections::{BTreeSet, HashMap};
+use kpax_proto::wire::Uuid;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -188,6 +189,51 @@ impl Cluster {
     /// `refresh(None)`: every topic in the cluster), by name.
     pub fn cached_topics(&self) -> Vec<Arc<TopicMeta>> {
         self.read().topics.values().cloned().collect()
+    }
+
+    /// Topic ids and names as the cached metadata knows them (topics
+    /// without an id, before Kafka 2.8, are left out): by id, and by name.
+    pub(crate) fn topic_ids(&self) -> (BTreeMap<Uuid, String>, BTreeMap<String, Uuid>) {
+        let mut by_id = BTreeMap::new();
+        let mut by_name = BTreeMap::new();
+        for t in self.cached_topics() {
+            if let Some(n) = &t.name {
+                if t.topic_id != Uuid::ZERO {
+                    by_id.insert(t.topic_id, n.clone());
+                    by_name.insert(n.clone(), t.topic_id);
+                }
+            }
+        }
+        (by_id, by_name)
+    }
+
+    /// An assignment given by topic id (ConsumerGroupHeartbeat,
+    /// ShareGroupHeartbeat), by topic name. Ids the metadata does not know
+    /// yet are looked up once more (refreshing `topics`), and left out if
+    /// still unknown: the next assignment brings them again.
+    pub(crate) async fn assignment_by_name(
+        &self,
+        assigned: &[(Uuid, Vec<i32>)],
+        topics: &[String],
+    ) -> BTreeSet<(String, i32)> {
+        let (mut by_id, _) = self.topic_ids();
+        if assigned.iter().any(|(id, _)| !by_id.contains_key(id)) {
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            if let Err(e) = self.refresh(Some(&names)).await {
+                tracing::debug!(error = %e, "metadata refresh for assigned topic ids failed");
+            }
+            by_id = self.topic_ids().0;
+        }
+        let mut out = BTreeSet::new();
+        for (id, ps) in assigned {
+            match by_id.get(id) {
+                Some(name) => out.extend(ps.iter().map(|p| (name.clone(), *p))),
+                None => {
+                    tracing::warn!(topic_id = ?id, "assigned a topic the metadata does not know")
+                }
+            }
+        }
+        out
     }
 
     /// The cluster id and controller from the last metadata, if known.

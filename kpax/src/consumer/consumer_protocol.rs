@@ -23,14 +23,14 @@ use super::assignor::RebalanceProtocol;
 use super::group::{
     auto_commit, lose_all, membership, resolve, set_membership, take_assignment, Selection,
 };
-use super::{Shared, TopicPartition};
+use super::Shared;
 use crate::broker::Lane;
 use crate::cluster::{ClusterView, CoordinatorKind};
 use crate::error::Error;
 use kpax_proto::generated::consumer_group_heartbeat::ConsumerGroupHeartbeatRequestTopicPartition;
 use kpax_proto::generated::{ApiKey, ConsumerGroupHeartbeatRequest, ErrorCode};
 use kpax_proto::wire::Uuid;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -78,50 +78,9 @@ pub(crate) fn new_member_id() -> String {
     )
 }
 
-/// Topic ids and names, as the metadata knows them.
-fn topic_ids(s: &Shared) -> (BTreeMap<Uuid, String>, BTreeMap<String, Uuid>) {
-    let mut by_id = BTreeMap::new();
-    let mut by_name = BTreeMap::new();
-    for t in s.cluster.cached_topics() {
-        if let Some(n) = &t.name {
-            if t.topic_id != Uuid::ZERO {
-                by_id.insert(t.topic_id, n.clone());
-                by_name.insert(n.clone(), t.topic_id);
-            }
-        }
-    }
-    (by_id, by_name)
-}
-
-/// The partitions of an assignment by topic name; ids the metadata does
-/// not know yet are looked up once more, and left out if still unknown
-/// (the next assignment brings them again).
-async fn assignment_by_name(
-    s: &Shared,
-    assigned: &[(Uuid, Vec<i32>)],
-    topics: &[String],
-) -> BTreeSet<TopicPartition> {
-    let (mut by_id, _) = topic_ids(s);
-    if assigned.iter().any(|(id, _)| !by_id.contains_key(id)) {
-        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        if let Err(e) = s.cluster.refresh(Some(&names)).await {
-            tracing::debug!(error = %e, "metadata refresh for assigned topic ids failed");
-        }
-        by_id = topic_ids(s).0;
-    }
-    let mut out = BTreeSet::new();
-    for (id, ps) in assigned {
-        match by_id.get(id) {
-            Some(name) => out.extend(ps.iter().map(|p| (name.clone(), *p))),
-            None => tracing::warn!(topic_id = ?id, "assigned a topic the metadata does not know"),
-        }
-    }
-    out
-}
-
 /// The owned partitions as the request reports them (by topic id).
 fn owned_by_id(s: &Shared) -> Vec<ConsumerGroupHeartbeatRequestTopicPartition> {
-    let (_, by_name) = topic_ids(s);
+    let (_, by_name) = s.cluster.topic_ids();
     let mut by_topic: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
     for (t, p) in s.lock().parts.keys() {
         if let Some(id) = by_name.get(t) {
@@ -378,7 +337,7 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
                 .iter()
                 .map(|tp| (tp.topic_id, tp.partitions.to_vec()))
                 .collect();
-            let target = assignment_by_name(&s, &assigned, &topics).await;
+            let target = s.cluster.assignment_by_name(&assigned, &topics).await;
             take_assignment(&s, &target, epoch, RebalanceProtocol::Cooperative).await;
             // Report what we own now, at once, if it changed: the
             // coordinator waits for it to hand revoked partitions to their

@@ -12,7 +12,6 @@
 //! acquisition lock.
 
 use super::acks::{batches, GAP};
-use super::membership::names_by_id;
 use super::{ShareRecord, Shared, State};
 use crate::broker::{Broker, Lane};
 use crate::cluster::ClusterView;
@@ -30,6 +29,7 @@ use kpax_proto::generated::{
     ApiKey, ErrorCode, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest,
     ShareFetchResponse,
 };
+use kpax_proto::message::Request;
 use kpax_proto::records::{Batch, Batches};
 use kpax_proto::wire::Uuid;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -48,6 +48,17 @@ pub(super) struct Session {
     epoch: i32,
     /// The partitions in the session.
     parts: BTreeSet<TopicPartition>,
+}
+
+impl Session {
+    /// The acknowledgements of records this session acquired, taken out of
+    /// `acks`.
+    fn take_acks(&self, acks: &mut Acks) -> Acks {
+        self.parts
+            .iter()
+            .filter_map(|tp| acks.remove_entry(tp))
+            .collect()
+    }
 }
 
 /// Sessions by leader node id.
@@ -124,7 +135,7 @@ pub(super) async fn run(weak: Weak<Shared>) {
 
 /// Takes every pending acknowledgement; returns them and the count they
 /// account for.
-fn take_acks(st: &mut State) -> (Acks, u64) {
+fn take_pending(st: &mut State) -> (Acks, u64) {
     (std::mem::take(&mut st.pending), st.queued)
 }
 
@@ -132,7 +143,7 @@ fn take_acks(st: &mut State) -> (Acks, u64) {
 async fn plan(s: &Arc<Shared>, sessions: &mut Sessions) -> Vec<Planned> {
     let (assignment, want_records, mut acks, upto) = {
         let mut st = s.lock();
-        let (acks, upto) = take_acks(&mut st);
+        let (acks, upto) = take_pending(&mut st);
         let want = st.buffer.is_empty() && st.waiting > 0;
         (st.assignment.clone(), want, acks, upto)
     };
@@ -154,18 +165,14 @@ async fn plan(s: &Arc<Shared>, sessions: &mut Sessions) -> Vec<Planned> {
             }
         }
     }
-    let ids = ids_by_name(s);
+    let ids = s.cluster.topic_ids().1;
     let mut out = Vec::new();
     let mut nodes: BTreeSet<i32> = desired.keys().copied().collect();
     nodes.extend(sessions.keys().copied());
     for node in nodes {
         let session = sessions.entry(node).or_default();
         // Acknowledgements go to the session that acquired the records.
-        let mine: Acks = session
-            .parts
-            .iter()
-            .filter_map(|tp| acks.remove_entry(tp))
-            .collect();
+        let mine = session.take_acks(&mut acks);
         let (broker, want) = match desired.remove(&node) {
             Some((b, w)) => (Some(b), w),
             None => (s.cluster.broker(node), BTreeSet::new()),
@@ -260,10 +267,6 @@ fn lost(s: &Shared, acks: &Acks, why: &str) {
             ),
         });
     }
-}
-
-fn ids_by_name(s: &Shared) -> BTreeMap<String, Uuid> {
-    names_by_id(s).into_iter().map(|(id, n)| (n, id)).collect()
 }
 
 fn fetch_request(
@@ -374,6 +377,21 @@ fn ack_request(
     req
 }
 
+/// Sends `req` at the highest version both sides know, on the fetch lane
+/// within `timeout`; `fit` adjusts it to that version first.
+async fn send<R: Request>(
+    broker: &Broker,
+    mut req: R,
+    timeout: Duration,
+    fit: impl FnOnce(&mut R, i16),
+) -> Result<R::Response> {
+    let v = broker.version_for::<R>().await?;
+    fit(&mut req, v);
+    broker
+        .send_version_timeout_on(Lane::Fetch, &req, v, timeout)
+        .await
+}
+
 /// Sends the round's requests at once and settles their answers; `true`
 /// when one failed (the caller backs off).
 async fn execute(s: &Arc<Shared>, sessions: &mut Sessions, plan: Vec<Planned>) -> bool {
@@ -395,34 +413,23 @@ async fn execute(s: &Arc<Shared>, sessions: &mut Sessions, plan: Vec<Planned>) -
         let call = p.call;
         set.spawn(async move {
             let r: Result<Answer> = match call {
-                Call::Fetch(mut req) => match broker.version_for::<ShareFetchRequest>().await {
-                    Ok(v) => {
-                        if v < 2 {
-                            // No acquire modes before v2: whole batches.
-                            req.share_acquire_mode = 0;
-                        }
-                        broker
-                            .send_version_timeout_on(Lane::Fetch, &req, v, timeout)
-                            .await
-                            .map(Answer::Fetch)
+                Call::Fetch(req) => send(&broker, req, timeout, |req, v| {
+                    if v < 2 {
+                        // No acquire modes before v2: whole batches.
+                        req.share_acquire_mode = 0;
                     }
-                    Err(e) => Err(e),
-                },
-                Call::Acknowledge(req) => {
-                    match broker.version_for::<ShareAcknowledgeRequest>().await {
-                        Ok(v) => broker
-                            .send_version_timeout_on(Lane::Fetch, &req, v, timeout)
-                            .await
-                            .map(Answer::Acknowledge),
-                        Err(e) => Err(e),
-                    }
-                }
+                })
+                .await
+                .map(Answer::Fetch),
+                Call::Acknowledge(req) => send(&broker, req, timeout, |_, _| {})
+                    .await
+                    .map(Answer::Acknowledge),
             };
             (node, r)
         });
     }
     let mut failed = false;
-    let names = names_by_id(s);
+    let names = s.cluster.topic_ids().0;
     while let Some(joined) = set.join_next().await {
         let Ok((node, answer)) = joined else {
             failed = true;
@@ -463,18 +470,24 @@ async fn execute(s: &Arc<Shared>, sessions: &mut Sessions, plan: Vec<Planned>) -
     failed
 }
 
-/// A top-level error: `Ok(())` for none; `Err(true)` when the session must
-/// start again; a fatal one is stored for the application.
+/// Whether a response's top-level error code lets the session go on
+/// (`true` for none). Otherwise the request's acknowledgements `acks` are
+/// reported lost; a retriable or session error starts a new session, a
+/// fatal one is also stored for the application.
 fn top_level(
     s: &Shared,
     addr: &str,
     api: ApiKey,
     code: i16,
     message: Option<&kpax_proto::wire::StrBytes>,
+    acks: &Acks,
 ) -> bool {
     let code = ErrorCode(code);
     if code == ErrorCode::NONE {
         return true;
+    }
+    if !acks.is_empty() {
+        lost(s, acks, "the share session failed");
     }
     let e = Error::Broker {
         broker: addr.into(),
@@ -532,17 +545,14 @@ fn settle_ack(
     names: &BTreeMap<Uuid, String>,
     acks: &Acks,
 ) -> bool {
-    let ok = top_level(
+    if !top_level(
         s,
         addr,
         ApiKey::ShareAcknowledge,
         r.error_code,
         r.error_message.as_ref(),
-    );
-    if !ok {
-        if !acks.is_empty() {
-            lost(s, acks, "the share session failed");
-        }
+        acks,
+    ) {
         return false;
     }
     let mut st = s.lock();
@@ -572,17 +582,14 @@ fn settle_fetch(
     names: &BTreeMap<Uuid, String>,
     acks: &Acks,
 ) -> bool {
-    let ok = top_level(
+    if !top_level(
         s,
         addr,
         ApiKey::ShareFetch,
         r.error_code,
         r.error_message.as_ref(),
-    );
-    if !ok {
-        if !acks.is_empty() {
-            lost(s, acks, "the share session failed");
-        }
+        acks,
+    ) {
         return false;
     }
     let mut delivered = false;
@@ -712,15 +719,11 @@ fn take_records(
 /// the brokers release what this member still holds.
 pub(super) async fn close_sessions(s: &Arc<Shared>) {
     let mut sessions = s.sessions.lock().await;
-    let (mut acks, upto) = take_acks(&mut s.lock());
-    let ids = ids_by_name(s);
+    let (mut acks, upto) = take_pending(&mut s.lock());
+    let (names, ids) = s.cluster.topic_ids();
     let timeout = s.cluster.config().request_timeout;
     for (node, session) in sessions.drain() {
-        let mine: Acks = session
-            .parts
-            .iter()
-            .filter_map(|tp| acks.remove_entry(tp))
-            .collect();
+        let mine = session.take_acks(&mut acks);
         if session.epoch == 0 {
             continue;
         }
@@ -728,17 +731,9 @@ pub(super) async fn close_sessions(s: &Arc<Shared>) {
             continue;
         };
         let req = ack_request(s, -1, &mine, &ids);
-        let r = match broker.version_for::<ShareAcknowledgeRequest>().await {
-            Ok(v) => {
-                broker
-                    .send_version_timeout_on(Lane::Fetch, &req, v, timeout)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let r = send(&broker, req, timeout, |_, _| {}).await;
         match r {
             Ok(r) => {
-                let names = names_by_id(s);
                 settle_ack(s, broker.addr(), r, &names, &mine);
             }
             Err(e) => {

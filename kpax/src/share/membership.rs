@@ -8,24 +8,12 @@
 use super::Shared;
 use crate::broker::Lane;
 use crate::cluster::{ClusterView, CoordinatorKind};
-use crate::consumer::TopicPartition;
 use crate::error::Error;
 use kpax_proto::generated::{ApiKey, ErrorCode, ShareGroupHeartbeatRequest};
 use kpax_proto::message::Message;
 use kpax_proto::wire::Uuid;
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-
-/// Topic names by id, from the cached metadata.
-pub(super) fn names_by_id(s: &Shared) -> BTreeMap<Uuid, String> {
-    s.cluster
-        .cached_topics()
-        .iter()
-        .filter(|t| t.topic_id != Uuid::ZERO)
-        .filter_map(|t| t.name.clone().map(|n| (t.topic_id, n)))
-        .collect()
-}
 
 fn backoff(attempt: u32) -> Duration {
     crate::broker::backoff(
@@ -196,7 +184,7 @@ async fn heartbeat(
             .collect()
     });
     let target = match &assigned {
-        Some(a) => Some(by_name(s, a, topics).await),
+        Some(a) => Some(s.cluster.assignment_by_name(a, topics).await),
         None => None,
     };
     let mut st = s.lock();
@@ -215,32 +203,6 @@ async fn heartbeat(
     } else {
         s.config.heartbeat_interval
     })
-}
-
-/// An assignment by topic name; ids the metadata does not know are looked
-/// up once, and left out if still unknown (the next heartbeat that brings
-/// an assignment tries again).
-async fn by_name(
-    s: &Shared,
-    assigned: &[(Uuid, Vec<i32>)],
-    topics: &[String],
-) -> BTreeSet<TopicPartition> {
-    let mut names = names_by_id(s);
-    if assigned.iter().any(|(id, _)| !names.contains_key(id)) {
-        let t: Vec<&str> = topics.iter().map(String::as_str).collect();
-        if let Err(e) = s.cluster.refresh(Some(&t)).await {
-            tracing::debug!(error = %e, "metadata refresh for assigned topic ids failed");
-        }
-        names = names_by_id(s);
-    }
-    let mut out = BTreeSet::new();
-    for (id, ps) in assigned {
-        match names.get(id) {
-            Some(n) => out.extend(ps.iter().map(|p| (n.clone(), *p))),
-            None => tracing::warn!(topic_id = ?id, "assigned a topic the metadata does not know"),
-        }
-    }
-    out
 }
 
 /// Leaves the group (epoch -1); best effort, bounded by the request

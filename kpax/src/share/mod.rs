@@ -407,9 +407,6 @@ impl ShareConsumer {
                                 .map(|r| ((r.topic.to_string(), r.partition), r.offset)),
                         );
                     }
-                    if st.buffer.is_empty() {
-                        self.shared.wake.notify_one();
-                    }
                     return Ok(out);
                 }
             }
