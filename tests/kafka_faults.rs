@@ -656,25 +656,14 @@ async fn exactly_once_copy_across_a_broker_kill() {
 /// again) are bounded by what was in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn share_group_leader_killed_loses_no_record() {
-    use kpax::admin::{Admin, AlterConfig, ConfigResource};
     use kpax::share::{AcknowledgeType, ShareConsumer, ShareConsumerConfig};
     let _one = ONE_AT_A_TIME.lock().await;
     let Some((tc, nodes)) = cluster() else { return };
     const N: usize = 3000;
     const MAX_RECORDS: i32 = 100;
     let group = tc.group_id();
-    let set = Admin::new(tc.kpax())
-        .incremental_alter_configs(
-            &[(
-                ConfigResource::Group(group.clone()),
-                vec![AlterConfig::set("share.auto.offset.reset", "earliest")],
-            )],
-            false,
-        )
-        .await
-        .expect("group config");
-    set.into_iter()
-        .for_each(|(r, out)| out.unwrap_or_else(|e| panic!("{r}: {e}")));
+    tc.set_group_configs(&group, &[("share.auto.offset.reset", "earliest")])
+        .await;
     let topic = tc.topic(1).await;
     tc.produce_numbered(&topic.name, 1, 0, N, None).await;
     let victim = leader_of_partition_0(&tc, &topic.name).await;

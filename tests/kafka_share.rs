@@ -11,28 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::Cluster as TestCluster;
-use kpax::admin::{Admin, AlterConfig, ConfigResource};
+use kpax::admin::Admin;
 use kpax::producer::{Producer, ProducerConfig, ProducerRecord};
 use kpax::share::{
     AckMode, AcknowledgeType, AcquireMode, ShareConsumer, ShareConsumerConfig, ShareRecord,
 };
 
+/// A new group id whose share group starts at the earliest offset.
 async fn share_group(tc: &TestCluster) -> String {
     let group = tc.group_id();
-    let admin = Admin::new(tc.kpax());
-    let r = admin
-        .incremental_alter_configs(
-            &[(
-                ConfigResource::Group(group.clone()),
-                vec![AlterConfig::set("share.auto.offset.reset", "earliest")],
-            )],
-            false,
-        )
-        .await
-        .expect("IncrementalAlterConfigs");
-    for (res, out) in r {
-        out.unwrap_or_else(|e| panic!("{res}: {e}"));
-    }
+    tc.set_group_configs(&group, &[("share.auto.offset.reset", "earliest")])
+        .await;
     group
 }
 
@@ -269,18 +258,8 @@ async fn kafka_unacknowledged_records_go_to_another_member_when_the_lock_expires
     };
     let group = share_group(&tc).await;
     // The shortest lock Kafka allows by default (group.share.min.record.lock.duration.ms).
-    let r = Admin::new(tc.kpax())
-        .incremental_alter_configs(
-            &[(
-                ConfigResource::Group(group.clone()),
-                vec![AlterConfig::set("share.record.lock.duration.ms", "15000")],
-            )],
-            false,
-        )
-        .await
-        .unwrap();
-    r.into_iter()
-        .for_each(|(res, out)| out.unwrap_or_else(|e| panic!("{res}: {e}")));
+    tc.set_group_configs(&group, &[("share.record.lock.duration.ms", "15000")])
+        .await;
     let topic = tc.topic(1).await;
     tc.produce_numbered(&topic.name, 1, 0, 10, None).await;
 

@@ -18,6 +18,23 @@ pub fn client_config() -> ClientConfig {
 }
 
 impl Cluster {
+    /// Sets group configs of `group` (e.g. `share.auto.offset.reset`) with
+    /// kpax's admin; panics naming the config the broker refused.
+    pub async fn set_group_configs(&self, group: &str, configs: &[(&str, &str)]) {
+        use kpax::admin::{Admin, AlterConfig, ConfigResource};
+        let changes = configs
+            .iter()
+            .map(|(k, v)| AlterConfig::set(*k, *v))
+            .collect();
+        let r = Admin::new(self.kpax())
+            .incremental_alter_configs(&[(ConfigResource::Group(group.into()), changes)], false)
+            .await
+            .expect("IncrementalAlterConfigs");
+        for (res, out) in r {
+            out.unwrap_or_else(|e| panic!("{res} {configs:?}: {e}"));
+        }
+    }
+
     /// A kpax cluster handle on this test cluster, with [`client_config`].
     pub fn kpax(&self) -> kpax::Cluster {
         kpax::Cluster::new([self.bootstrap()], client_config()).expect("kpax cluster")

@@ -1,6 +1,8 @@
 //! The scraper against small hand-written pages and against the real Kafka
 //! 3.9 page in ../shared (skipped with a reason when absent, outside CI).
 
+mod pages;
+
 use std::path::{Path, PathBuf};
 use wipro_gen::spec::Spec;
 
@@ -234,28 +236,9 @@ fn kafka_3_9_page_scrapes_alone() {
     assert!(back == spec, "the 3.9 page's spec does not read back");
 }
 
-/// The 4.0.1 and 4.4.0 pages `scripts/kafka-pages.sh` makes (in
-/// `$KPAX_PAGES` or ~/.cache/kpax/kafka-protocol); a panic in CI when absent.
+/// The 4.0.1 and 4.4.0 pages `scripts/kafka-pages.sh` makes.
 fn newer_pages() -> Option<Vec<PathBuf>> {
-    let base = std::env::var_os("KPAX_PAGES")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kpax/kafka-protocol"))
-        })?;
-    let pages: Vec<PathBuf> = ["4.0.1", "4.4.0"]
-        .iter()
-        .map(|v| base.join(v).join("protocol.html"))
-        .collect();
-    if let Some(p) = pages.iter().find(|p| !p.is_file()) {
-        let why = format!(
-            "{} not found (run scripts/kafka-pages.sh 4.0.1 4.4.0)",
-            p.display()
-        );
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipped: {why}");
-        return None;
-    }
-    Some(pages)
+    pages::release_paths(&["4.0.1", "4.4.0"], "protocol.html")
 }
 
 #[test]

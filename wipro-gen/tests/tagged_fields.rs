@@ -14,6 +14,8 @@
 //! newest release whose schema has it). Outside CI a missing folder skips the
 //! test with a printed reason; in CI (`CI` set) it fails.
 
+mod pages;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,33 +24,7 @@ use wipro_gen::model::{Base, Elem, FieldModel};
 const RELEASES: [&str; 2] = ["4.4.0", "3.9.2"];
 
 fn schema_dirs() -> Option<Vec<PathBuf>> {
-    let base = std::env::var_os("KPAX_PAGES")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kpax/kafka-protocol"))
-        })?;
-    let dirs: Vec<PathBuf> = RELEASES
-        .iter()
-        .map(|r| base.join(r).join("common/message"))
-        .collect();
-    let missing: Vec<String> = dirs
-        .iter()
-        .filter(|d| !d.is_dir())
-        .map(|d| d.display().to_string())
-        .collect();
-    if missing.is_empty() {
-        return Some(dirs);
-    }
-    let why = format!(
-        "no Kafka message schemas at {} (run scripts/kafka-pages.sh {})",
-        missing.join(", "),
-        RELEASES.join(" ")
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}");
-    }
-    eprintln!("skipped: {why}");
-    None
+    pages::release_paths(&RELEASES, "common/message")
 }
 
 /// Kafka's JSON with its `//` comment lines removed.
