@@ -1,18 +1,22 @@
 //! `kpax share`: share groups (KIP-932). `kpax share consume GROUP TOPIC`
 //! reads records as a member of a share group and acknowledges each one
 //! (accept, release or reject), for scripts and tests; `kpax share
-//! describe GROUP...` shows the members and their assignments.
+//! describe GROUP...` shows the members and their assignments; `kpax
+//! share offsets`, `kpax share reset` and `kpax share delete-offsets` read,
+//! set and forget a group's start offsets.
 
 use crate::connect::ConnectArgs;
 use crate::error::{CliError, KafkaContext, Result};
 use crate::output::{print_json, write_out, Table};
-use crate::reader::{Format, Printer};
+use crate::reader::{self, Format, Printer};
+use crate::when::parse_time;
 use clap::{Args, Subcommand, ValueEnum};
-use kpax::admin::{Admin, AlterConfig, ConfigResource};
+use kpax::admin::{Admin, AlterConfig, ConfigResource, OffsetSpec, TopicPartition};
 use kpax::share::{AcknowledgeType, ShareConsumer, ShareConsumerConfig};
 use kpax::ConsumerRecord;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
 
 /// `kpax share` subcommands.
 #[derive(Debug, Subcommand)]
@@ -21,6 +25,72 @@ pub enum ShareCommand {
     Consume(ShareConsumeArgs),
     /// Share groups' state and members with their subscriptions and assignments.
     Describe(ShareDescribeArgs),
+    /// A share group's start offsets and lag per partition.
+    Offsets(ShareOffsetsArgs),
+    /// Set a share group's start offsets on a topic (the group must have no
+    /// members): to the earliest or latest offsets, a time, or an offset.
+    /// Shows what would change unless --execute is given.
+    Reset(ShareResetArgs),
+    /// Forget a share group's state on topics (the group must have no
+    /// members): they start again from share.auto.offset.reset.
+    DeleteOffsets(ShareDeleteOffsetsArgs),
+}
+
+/// Flags of `kpax share offsets`.
+#[derive(Debug, Args)]
+pub struct ShareOffsetsArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The share group.
+    group: String,
+    /// Only these topics (default: every topic the group has state on).
+    #[arg(long = "topic", value_name = "TOPIC")]
+    topics: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Flags of `kpax share reset`.
+#[derive(Debug, Args)]
+pub struct ShareResetArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The share group (it must have no members).
+    group: String,
+    /// The topic.
+    topic: String,
+    /// Where to start: `earliest`, `latest`, or a time (RFC 3339 UTC,
+    /// epoch ms, -1h, now: the first offset at or after it).
+    #[arg(
+        long,
+        value_name = "earliest|latest|TIME",
+        allow_hyphen_values = true,
+        required_unless_present = "offset",
+        conflicts_with = "offset"
+    )]
+    to: Option<String>,
+    /// Start every partition of the topic at this offset.
+    #[arg(long, value_name = "N")]
+    offset: Option<i64>,
+    /// Set the offsets (without it, only show what would be set).
+    #[arg(long)]
+    execute: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Flags of `kpax share delete-offsets`.
+#[derive(Debug, Args)]
+pub struct ShareDeleteOffsetsArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The share group (it must have no members).
+    group: String,
+    /// The topics whose state is forgotten.
+    #[arg(long = "topic", value_name = "TOPIC", required = true)]
+    topics: Vec<String>,
 }
 
 /// Flags of `kpax share describe`.
@@ -100,6 +170,232 @@ pub async fn run(c: ShareCommand) -> Result<()> {
     match c {
         ShareCommand::Consume(a) => consume(a).await,
         ShareCommand::Describe(a) => describe(a).await,
+        ShareCommand::Offsets(a) => offsets(a).await,
+        ShareCommand::Reset(a) => reset(a).await,
+        ShareCommand::DeleteOffsets(a) => delete_offsets(a).await,
+    }
+}
+
+async fn offsets(a: ShareOffsetsArgs) -> Result<()> {
+    let admin = Admin::new(a.connect.cluster()?);
+    let group = a.group.as_str();
+    let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
+    let found = a
+        .connect
+        .bounded(&format!("share group {group}: offsets"), async {
+            admin
+                .list_share_group_offsets(group, (!topics.is_empty()).then_some(&topics[..]))
+                .await
+                .kafka(|| format!("share group {group}: offsets"))
+        })
+        .await?;
+    if found.is_empty() {
+        // Kafka answers an unknown group with no partitions: say which.
+        a.connect
+            .bounded(&format!("describing share group {group}"), async {
+                let mut d = admin
+                    .describe_share_groups(&[group])
+                    .await
+                    .kafka(|| format!("describing share group {group}"))?;
+                match d.pop() {
+                    Some((_, Err(e))) => Err(CliError::Kafka {
+                        context: format!("share group {group}"),
+                        source: e,
+                    }),
+                    _ => Ok(()),
+                }
+            })
+            .await?;
+    }
+    let mut failed = Vec::new();
+    let opt = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+    if a.json {
+        let rows: Vec<_> = found
+            .iter()
+            .map(|(tp, r)| match r {
+                Ok(o) => json!({
+                    "topic": tp.topic, "partition": tp.partition,
+                    "start_offset": o.start_offset, "leader_epoch": o.leader_epoch, "lag": o.lag,
+                }),
+                Err(e) => {
+                    failed.push(format!("{tp}: {e}"));
+                    json!({ "topic": tp.topic, "partition": tp.partition, "error": e.to_string() })
+                }
+            })
+            .collect();
+        print_json(&json!({ "group": group, "partitions": rows }))?;
+    } else {
+        let mut t = Table::new(&["TOPIC", "PARTITION", "START-OFFSET", "LEADER-EPOCH", "LAG"]);
+        for (tp, r) in &found {
+            match r {
+                Ok(o) => t.row(vec![
+                    tp.topic.clone(),
+                    tp.partition.to_string(),
+                    opt(o.start_offset),
+                    opt(o.leader_epoch.map(i64::from)),
+                    opt(o.lag),
+                ]),
+                Err(e) => failed.push(format!("{tp}: {e}")),
+            }
+        }
+        write_out(&t.render())?;
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(failed.join("; ")))
+    }
+}
+
+/// Fails unless share group `group` has no members (Kafka refuses to
+/// alter or delete the offsets of a group with members).
+async fn ensure_no_members(admin: &Admin, group: &str) -> Result<()> {
+    let mut v = admin
+        .describe_share_groups(&[group])
+        .await
+        .kafka(|| format!("describing share group {group}"))?;
+    match v.pop().map(|(_, r)| r) {
+        Some(Ok(d)) if !d.members.is_empty() => Err(CliError::Failed(format!(
+            "share group {group} has {} member(s) (state {}); stop its consumers first",
+            d.members.len(),
+            d.state
+        ))),
+        Some(Err(e)) => Err(CliError::Kafka {
+            context: format!("describing share group {group}"),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+async fn reset(a: ShareResetArgs) -> Result<()> {
+    let spec = match (&a.to, a.offset) {
+        (_, Some(o)) if o < 0 => {
+            return Err(CliError::Usage(format!(
+                "--offset {o}: an offset is 0 or more"
+            )))
+        }
+        (_, Some(_)) => None,
+        (Some(t), None) if t == "earliest" => Some(OffsetSpec::Earliest),
+        (Some(t), None) if t == "latest" => Some(OffsetSpec::Latest),
+        (Some(t), None) => Some(OffsetSpec::Timestamp(parse_time(t, SystemTime::now())?)),
+        (None, None) => return Err(CliError::Usage("give --to or --offset".into())),
+    };
+    let admin = Admin::new(a.connect.cluster()?);
+    let (group, topic, execute) = (a.group.as_str(), a.topic.as_str(), a.execute);
+    let rows = a
+        .connect
+        .bounded(&format!("resetting share group {group}"), async {
+            ensure_no_members(&admin, group).await?;
+            let partitions = admin
+                .cluster()
+                .partitions(topic)
+                .await
+                .kafka(|| format!("topic {topic}"))?;
+            let before = admin
+                .list_share_group_offsets(group, Some(&[topic]))
+                .await
+                .kafka(|| format!("share group {group}: offsets"))?;
+            let target: BTreeMap<i32, i64> = match (spec, a.offset) {
+                (Some(spec), _) => reader::offsets(&admin, topic, &partitions, spec).await?,
+                (None, Some(o)) => {
+                    // Within each partition's log, as Kafka's tools do.
+                    let first =
+                        reader::offsets(&admin, topic, &partitions, OffsetSpec::Earliest).await?;
+                    let end = reader::offsets(&admin, topic, &partitions, OffsetSpec::Latest).await?;
+                    let mut t = BTreeMap::new();
+                    for p in &partitions {
+                        let (lo, hi) = (first[p], end[p].max(first[p]));
+                        let c = o.clamp(lo, hi);
+                        if c != o {
+                            eprintln!(
+                                "kpax: {topic}-{p}: offset {o} is outside the log [{lo}, {hi}]; using {c}"
+                            );
+                        }
+                        t.insert(*p, c);
+                    }
+                    t
+                }
+                (None, None) => BTreeMap::new(),
+            };
+            let new: Vec<(TopicPartition, i64)> = target
+                .iter()
+                .map(|(p, o)| (TopicPartition::new(topic, *p), *o))
+                .collect();
+            if execute {
+                let done = admin
+                    .alter_share_group_offsets(group, &new)
+                    .await
+                    .kafka(|| format!("share group {group}: setting offsets"))?;
+                for (tp, r) in done {
+                    r.kafka(|| format!("share group {group}: setting {tp}"))?;
+                }
+            }
+            Ok(new
+                .into_iter()
+                .map(|(tp, to)| {
+                    let old = before
+                        .get(&tp)
+                        .and_then(|r| r.as_ref().ok())
+                        .and_then(|o| o.start_offset);
+                    (tp.partition, old, to)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    if a.json {
+        return print_json(&json!({
+            "group": group, "topic": topic, "executed": execute,
+            "partitions": rows.iter().map(|(p, old, new)| json!({
+                "partition": p, "before": old, "after": new,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    let mut t = Table::new(&["TOPIC", "PARTITION", "BEFORE", "AFTER"]);
+    for (p, old, new) in &rows {
+        t.row(vec![
+            topic.to_string(),
+            p.to_string(),
+            old.map_or("-".into(), |o| o.to_string()),
+            new.to_string(),
+        ]);
+    }
+    let mut out = t.render();
+    out.push_str(&if execute {
+        format!("share group {group}: start offsets set\n")
+    } else {
+        format!("share group {group}: nothing set (dry run); add --execute to set these offsets\n")
+    });
+    write_out(&out)
+}
+
+async fn delete_offsets(a: ShareDeleteOffsetsArgs) -> Result<()> {
+    let admin = Admin::new(a.connect.cluster()?);
+    let group = a.group.as_str();
+    let topics: Vec<&str> = a.topics.iter().map(String::as_str).collect();
+    let done = a
+        .connect
+        .bounded(&format!("share group {group}: deleting offsets"), async {
+            ensure_no_members(&admin, group).await?;
+            admin
+                .delete_share_group_offsets(group, &topics)
+                .await
+                .kafka(|| format!("share group {group}: deleting offsets"))
+        })
+        .await?;
+    let mut failed = Vec::new();
+    let mut out = String::new();
+    for (t, r) in done {
+        match r {
+            Ok(()) => out.push_str(&format!("share group {group}: deleted the state of {t}\n")),
+            Err(e) => failed.push(format!("{t}: {e}")),
+        }
+    }
+    write_out(&out)?;
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(failed.join("; ")))
     }
 }
 

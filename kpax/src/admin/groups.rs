@@ -497,7 +497,7 @@ impl Admin {
 type WantedTopics = Vec<(String, Vec<i32>)>;
 
 /// The result for `key`, or a protocol error when the answer left it out.
-fn take<T>(done: &mut BTreeMap<GroupId, Result<T>>, key: &str) -> Result<T> {
+pub(super) fn take<T>(done: &mut BTreeMap<GroupId, Result<T>>, key: &str) -> Result<T> {
     done.remove(&GroupId(key.to_string())).unwrap_or_else(|| {
         Err(Error::Protocol {
             broker: "coordinator".into(),

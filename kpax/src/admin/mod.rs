@@ -8,7 +8,8 @@
 //!   broker resource, any broker for a topic;
 //! - ListOffsets, DeleteRecords: each partition's leader, one request per
 //!   leader;
-//! - DescribeGroups, DeleteGroups, OffsetFetch: each group's coordinator;
+//! - DescribeGroups, DeleteGroups, OffsetFetch, ShareGroupDescribe and
+//!   the share-group offset APIs: each group's coordinator;
 //! - ListGroups: every broker.
 //!
 //! Results are per item: a call returns `Err` only when nothing could be
@@ -24,6 +25,7 @@ mod group_offsets;
 mod groups;
 mod metadata;
 mod offsets;
+mod share_offsets;
 mod topics;
 
 pub use configs::{AlterConfig, ConfigEntry, ConfigResource, ConfigSource};
@@ -33,6 +35,7 @@ pub use groups::{
 };
 pub use metadata::{BrokerDescription, ClusterDescription};
 pub use offsets::{ListedOffset, OffsetSpec};
+pub use share_offsets::ShareGroupOffset;
 pub use topics::{CreatedTopic, NewTopic};
 
 use crate::broker::Broker;
