@@ -1,4 +1,7 @@
 //! Share groups (KIP-932) on Apache Kafka 4.x: kpax's `ShareConsumer`.
+//! The cases that kpax-fake's share groups also serve run on both (`kafka_`
+//! and `fake_` tests); the share-group offset APIs, the Java interop and
+//! the Kafka 3.9 refusal run on Kafka only.
 //!
 //! Each test sets its group's `share.auto.offset.reset` to `earliest`
 //! (a group config, through kpax's admin) so that the records produced
@@ -38,9 +41,17 @@ fn value(r: &ShareRecord) -> String {
 /// record is held by two members at the same time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_three_share_consumers_split_a_partition_exactly_once() {
-    let Some(tc) = TestCluster::kafka() else {
-        return; // skipped with a printed reason (CI fails instead)
-    };
+    if let Some(tc) = TestCluster::kafka() {
+        three_share_consumers_split_a_partition_exactly_once(tc).await;
+    } // else skipped with a printed reason (CI fails instead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_three_share_consumers_split_a_partition_exactly_once() {
+    three_share_consumers_split_a_partition_exactly_once(TestCluster::fake(3).await).await;
+}
+
+async fn three_share_consumers_split_a_partition_exactly_once(tc: TestCluster) {
     const N: usize = 600;
     let group = share_group(&tc).await;
     let topic = tc.topic(1).await;
@@ -129,9 +140,17 @@ async fn kafka_three_share_consumers_split_a_partition_exactly_once() {
 /// one never comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_released_records_return_and_rejected_ones_do_not() {
-    let Some(tc) = TestCluster::kafka() else {
-        return;
-    };
+    if let Some(tc) = TestCluster::kafka() {
+        released_records_return_and_rejected_ones_do_not(tc).await;
+    } // else skipped with a printed reason (CI fails instead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_released_records_return_and_rejected_ones_do_not() {
+    released_records_return_and_rejected_ones_do_not(TestCluster::fake(3).await).await;
+}
+
+async fn released_records_return_and_rejected_ones_do_not(tc: TestCluster) {
     let group = share_group(&tc).await;
     let topic = tc.topic(1).await;
     tc.produce_numbered(&topic.name, 1, 0, 20, None).await;
@@ -185,9 +204,17 @@ async fn kafka_released_records_return_and_rejected_ones_do_not() {
 /// newer records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_implicit_mode_accepts_what_was_handed_out() {
-    let Some(tc) = TestCluster::kafka() else {
-        return;
-    };
+    if let Some(tc) = TestCluster::kafka() {
+        implicit_mode_accepts_what_was_handed_out(tc).await;
+    } // else skipped with a printed reason (CI fails instead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_implicit_mode_accepts_what_was_handed_out() {
+    implicit_mode_accepts_what_was_handed_out(TestCluster::fake(3).await).await;
+}
+
+async fn implicit_mode_accepts_what_was_handed_out(tc: TestCluster) {
     let group = share_group(&tc).await;
     let topic = tc.topic(2).await;
     tc.produce_numbered(&topic.name, 2, 0, 40, None).await;
@@ -253,9 +280,18 @@ async fn share_consumer_settings_are_checked() {
 /// second time, and accepts them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_unacknowledged_records_go_to_another_member_when_the_lock_expires() {
-    let Some(tc) = TestCluster::kafka() else {
-        return;
-    };
+    if let Some(tc) = TestCluster::kafka() {
+        unacknowledged_records_go_to_another_member_when_the_lock_expires(tc).await;
+    } // else skipped with a printed reason (CI fails instead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_unacknowledged_records_go_to_another_member_when_the_lock_expires() {
+    unacknowledged_records_go_to_another_member_when_the_lock_expires(TestCluster::fake(3).await)
+        .await;
+}
+
+async fn unacknowledged_records_go_to_another_member_when_the_lock_expires(tc: TestCluster) {
     let group = share_group(&tc).await;
     // The shortest lock Kafka allows by default (group.share.min.record.lock.duration.ms).
     tc.set_group_configs(&group, &[("share.record.lock.duration.ms", "15000")])
@@ -441,9 +477,17 @@ async fn kafka_java_and_kpax_members_share_one_group() {
 /// assignments as the coordinator sees them; an unknown group is an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_describe_share_groups_shows_members_and_assignments() {
-    let Some(tc) = TestCluster::kafka() else {
-        return;
-    };
+    if let Some(tc) = TestCluster::kafka() {
+        describe_share_groups_shows_members_and_assignments(tc).await;
+    } // else skipped with a printed reason (CI fails instead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_describe_share_groups_shows_members_and_assignments() {
+    describe_share_groups_shows_members_and_assignments(TestCluster::fake(3).await).await;
+}
+
+async fn describe_share_groups_shows_members_and_assignments(tc: TestCluster) {
     let group = share_group(&tc).await;
     let topic = tc.topic(2).await;
     let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
@@ -490,9 +534,18 @@ async fn kafka_describe_share_groups_shows_members_and_assignments() {
 /// `group.share.delivery.count.limit` times (5 by default), then archived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_a_record_released_past_the_delivery_limit_is_not_delivered_again() {
-    let Some(tc) = TestCluster::kafka() else {
-        return;
-    };
+    if let Some(tc) = TestCluster::kafka() {
+        a_record_released_past_the_delivery_limit_is_not_delivered_again(tc).await;
+    } // else skipped with a printed reason (CI fails instead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_a_record_released_past_the_delivery_limit_is_not_delivered_again() {
+    a_record_released_past_the_delivery_limit_is_not_delivered_again(TestCluster::fake(3).await)
+        .await;
+}
+
+async fn a_record_released_past_the_delivery_limit_is_not_delivered_again(tc: TestCluster) {
     let group = share_group(&tc).await;
     let topic = tc.topic(1).await;
     tc.produce_numbered(&topic.name, 1, 0, 1, None).await;
@@ -519,9 +572,17 @@ async fn kafka_a_record_released_past_the_delivery_limit_is_not_delivered_again(
 /// `Admin::delete_groups` for an empty one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_share_groups_are_listed_and_deleted() {
-    let Some(tc) = TestCluster::kafka() else {
-        return;
-    };
+    if let Some(tc) = TestCluster::kafka() {
+        share_groups_are_listed_and_deleted(tc).await;
+    } // else skipped with a printed reason (CI fails instead)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_share_groups_are_listed_and_deleted() {
+    share_groups_are_listed_and_deleted(TestCluster::fake(3).await).await;
+}
+
+async fn share_groups_are_listed_and_deleted(tc: TestCluster) {
     let group = share_group(&tc).await;
     let topic = tc.topic(1).await;
     tc.produce_numbered(&topic.name, 1, 0, 3, None).await;
@@ -554,6 +615,129 @@ async fn kafka_share_groups_are_listed_and_deleted() {
     assert_eq!(
         e.code(),
         Some(kpax::proto::generated::ErrorCode::GROUP_ID_NOT_FOUND),
+        "{e}"
+    );
+}
+
+/// Receives `n` records from `c`, accepting each, and commits.
+async fn accept_n(c: &ShareConsumer, n: usize) -> Vec<(i64, i16)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let r = tokio::time::timeout(Duration::from_secs(30), c.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {n} records in 30 s", got.len()))
+            .unwrap();
+        c.acknowledge(&r, AcknowledgeType::Accept).unwrap();
+        got.push((r.offset, r.delivery_count));
+    }
+    c.commit().await.unwrap();
+    got
+}
+
+/// A share group's start offsets: read with their lag, refused while a
+/// member is in the group, set once it is empty (the next member starts
+/// there), and deleted (the next member starts from
+/// `share.auto.offset.reset` again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_share_group_offsets_are_read_set_and_deleted() {
+    let Some(tc) = TestCluster::kafka() else {
+        return;
+    };
+    let group = share_group(&tc).await;
+    let topic = tc.topic(1).await;
+    tc.produce_numbered(&topic.name, 1, 0, 10, None).await;
+    let admin = Admin::new(tc.kpax());
+    let tp = kpax::admin::TopicPartition::new(topic.name.as_str(), 0);
+
+    let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    let first = accept_n(&c, 10).await;
+    assert_eq!(
+        first.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    // All ten accepted: no lag (the share coordinator persists the state
+    // as the acknowledgements arrive; give it a moment).
+    let until = Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let l = admin
+            .list_share_group_offsets(&group, Some(&[&topic.name]))
+            .await
+            .unwrap();
+        let o = *l[&tp].as_ref().unwrap();
+        if o.lag == Some(0) || Instant::now() > until {
+            break o;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(listed.lag, Some(0), "{listed:?}");
+    assert!(listed.start_offset.is_some(), "{listed:?}");
+
+    c.close().await;
+
+    // Empty now: start at offset 4; the next member gets 4..10, each for
+    // the first time.
+    let set = admin
+        .alter_share_group_offsets(&group, &[(tp.clone(), 4)])
+        .await
+        .unwrap();
+    set[&tp].as_ref().expect("offset set");
+    let listed = admin.list_share_group_offsets(&group, None).await.unwrap();
+    assert_eq!(listed[&tp].as_ref().unwrap().start_offset, Some(4));
+    let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    let again = accept_n(&c, 6).await;
+    assert_eq!(again, (4..10).map(|o| (o, 1)).collect::<Vec<_>>());
+    c.close().await;
+
+    // Deleted: the group has no state on the topic; the next member starts
+    // from share.auto.offset.reset (earliest), at offset 0.
+    let deleted = admin
+        .delete_share_group_offsets(&group, &[&topic.name])
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 1);
+    deleted[0].1.as_ref().expect("state deleted");
+    let listed = admin.list_share_group_offsets(&group, None).await.unwrap();
+    assert!(
+        listed
+            .get(&tp)
+            .is_none_or(|r| r.as_ref().unwrap().start_offset.is_none()),
+        "{listed:?}"
+    );
+    let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
+    c.subscribe([topic.name.clone()]).unwrap();
+    let fresh = accept_n(&c, 10).await;
+    assert_eq!(fresh[0], (0, 1), "{fresh:?}");
+    // With a member in the group, Kafka refuses to move its offsets.
+    let refused = admin
+        .alter_share_group_offsets(&group, &[(tp.clone(), 4)])
+        .await
+        .expect_err("a group with members");
+    assert_eq!(
+        refused.code(),
+        Some(kpax::proto::generated::ErrorCode::NON_EMPTY_GROUP),
+        "{refused}"
+    );
+    let refused = admin
+        .delete_share_group_offsets(&group, &[&topic.name])
+        .await
+        .expect_err("a group with members");
+    assert_eq!(
+        refused.code(),
+        Some(kpax::proto::generated::ErrorCode::NON_EMPTY_GROUP),
+        "{refused}"
+    );
+    c.close().await;
+
+    // An unknown topic is a typed error, not an empty answer.
+    let e = admin
+        .list_share_group_offsets(&group, Some(&["no-such-topic-kpax"]))
+        .await
+        .expect_err("unknown topic");
+    assert_eq!(
+        e.code(),
+        Some(kpax::proto::generated::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
         "{e}"
     );
 }

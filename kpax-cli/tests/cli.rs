@@ -1145,6 +1145,65 @@ async fn share_consume_releases_and_accepts_on_kafka() {
         described.starts_with(&format!("share group {group}: state Empty")),
         "{described}"
     );
+    // Start offsets: all three accepted (no lag); a dry run only shows;
+    // --execute moves the start back to 0 and the records come again, each
+    // a first time.
+    let offsets = ok(
+        &kpax(&["share", "offsets", "-b", &b, &group, "--json"], None).await,
+        "share offsets",
+    );
+    let v: Value = serde_json::from_str(&offsets).expect("json");
+    assert_eq!(v["partitions"][0]["partition"], 0, "{offsets}");
+    assert_eq!(v["partitions"][0]["lag"], 0, "{offsets}");
+    let dry = ok(
+        &kpax(
+            &[
+                "share", "reset", "-b", &b, &group, &topic, "--to", "earliest",
+            ],
+            None,
+        )
+        .await,
+        "share reset (dry run)",
+    );
+    assert!(dry.contains("dry run"), "{dry}");
+    let set = ok(
+        &kpax(
+            &[
+                "share",
+                "reset",
+                "-b",
+                &b,
+                &group,
+                &topic,
+                "--to",
+                "earliest",
+                "--execute",
+            ],
+            None,
+        )
+        .await,
+        "share reset --execute",
+    );
+    assert!(set.contains("start offsets set"), "{set}");
+    let third = ok(&share("accept").await, "share consume after the reset");
+    assert_eq!(third, "1\ts0\n1\ts1\n1\ts2\n", "{third}");
+    let deleted = ok(
+        &kpax(
+            &[
+                "share",
+                "delete-offsets",
+                "-b",
+                &b,
+                &group,
+                "--topic",
+                &topic,
+            ],
+            None,
+        )
+        .await,
+        "share delete-offsets",
+    );
+    assert!(deleted.contains("deleted the state"), "{deleted}");
     let missing = format!("{group}-missing");
     let unknown = kpax(&["share", "describe", "-b", &b, &missing], None).await;
     let line = one_line_error(&unknown, "describe an unknown share group");

@@ -20,6 +20,7 @@ pub(crate) const CLUSTER_ID: &str = "kpax-fake";
 /// Resource types of DescribeConfigs / IncrementalAlterConfigs.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 
 /// Config sources (DescribeConfigs v1+).
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
@@ -152,6 +153,9 @@ pub(crate) fn delete_groups(ctx: &Context<'_>, req: DeleteGroupsRequest) -> Dele
 
 fn delete_group(ctx: &Context<'_>, s: &mut ClusterState, id: &str) -> Result<(), i16> {
     group_check(ctx, s, id)?;
+    if let Some(r) = crate::share_api::delete_share_group(s, id) {
+        return r;
+    }
     let g = s.groups.get(id).ok_or(ErrorCode::GROUP_ID_NOT_FOUND.0)?;
     if !g.members.is_empty() {
         return Err(ErrorCode::NON_EMPTY_GROUP.0);
@@ -319,6 +323,19 @@ pub(crate) fn incremental_alter_configs(
                 ErrorCode::INVALID_REQUEST.0,
                 "the fake's broker configs are read-only".to_string(),
             )),
+            (None, RESOURCE_GROUP) => {
+                let group = res.resource_name.to_string();
+                let mut next = s.group_configs.get(&group).cloned().unwrap_or_default();
+                let applied = res
+                    .configs
+                    .iter()
+                    .try_for_each(|c| alter_group_config(&mut next, c));
+                applied.map(|()| {
+                    if !req.validate_only {
+                        s.group_configs.insert(group, next);
+                    }
+                })
+            }
             (None, other) => Err((
                 ErrorCode::INVALID_REQUEST.0,
                 format!("resource type {other} is not served by the fake"),
@@ -335,6 +352,42 @@ pub(crate) fn incremental_alter_configs(
         r.responses.push(rr);
     }
     r
+}
+
+/// Applies one IncrementalAlterConfigs operation (SET or DELETE) to a
+/// group's configs (the share-group configs the fake knows).
+fn alter_group_config(
+    configs: &mut BTreeMap<String, String>,
+    c: &IncrementalAlterConfigsRequestConfig,
+) -> Result<(), (i16, String)> {
+    let name = c.name.as_str();
+    let invalid = |why: String| (ErrorCode::INVALID_CONFIG.0, why);
+    if !crate::share_group::GROUP_CONFIG_DEFAULTS
+        .iter()
+        .any(|(n, _)| *n == name)
+    {
+        return Err(invalid(format!("unknown group config {name}")));
+    }
+    match (c.config_operation, c.value.as_ref().map(|v| v.as_str())) {
+        (OP_SET, Some(v)) => {
+            let ok = match name {
+                "share.auto.offset.reset" => v == "earliest" || v == "latest",
+                "share.isolation.level" => v == "read_uncommitted" || v == "read_committed",
+                _ => v.parse::<u32>().is_ok_and(|n| n > 0),
+            };
+            if !ok {
+                return Err(invalid(format!("{name}: bad value {v:?}")));
+            }
+            configs.insert(name.to_string(), v.to_string());
+            Ok(())
+        }
+        (OP_SET, None) => Err(invalid(format!("SET {name} without a value"))),
+        (OP_DELETE, _) => {
+            configs.remove(name);
+            Ok(())
+        }
+        (op, _) => Err(invalid(format!("operation {op} on group config {name}"))),
+    }
 }
 
 /// Applies one IncrementalAlterConfigs operation to a topic's configs.

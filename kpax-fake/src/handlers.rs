@@ -61,6 +61,18 @@ pub(crate) async fn handle(ctx: &Context<'_>, request: RequestKind) -> Option<Re
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
             crate::consumer_group::consumer_group_heartbeat(ctx, r),
         ),
+        RequestKind::ShareGroupHeartbeat(r) => {
+            ResponseKind::ShareGroupHeartbeat(crate::share_api::share_group_heartbeat(ctx, r))
+        }
+        RequestKind::ShareGroupDescribe(r) => {
+            ResponseKind::ShareGroupDescribe(crate::share_api::share_group_describe(ctx, r))
+        }
+        RequestKind::ShareFetch(r) => {
+            ResponseKind::ShareFetch(crate::share_api::share_fetch(ctx, r).await)
+        }
+        RequestKind::ShareAcknowledge(r) => {
+            ResponseKind::ShareAcknowledge(crate::share_api::share_acknowledge(ctx, r))
+        }
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group(ctx, r)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups(ctx, r)),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups(ctx, r)),
@@ -1089,6 +1101,37 @@ fn list_groups(ctx: &Context<'_>, req: ListGroupsRequest) -> ListGroupsResponse 
         }
         if v >= 5 {
             lg.group_type = StrBytes::from_static(group_type);
+        }
+        r.groups.push(lg);
+    }
+    for (id, g) in &s.share_groups {
+        if s.coordinator(CoordinatorKind::Group, id) != ctx.node {
+            continue;
+        }
+        let state = g.state_name();
+        let filtered_out = (v >= 4
+            && !req.states_filter.is_empty()
+            && !req
+                .states_filter
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(state)))
+            || (v >= 5
+                && !req.types_filter.is_empty()
+                && !req
+                    .types_filter
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case("share")));
+        if filtered_out {
+            continue;
+        }
+        let mut lg = ListGroupsResponseGroup::default();
+        lg.group_id = s_owned(id);
+        lg.protocol_type = sb("share");
+        if v >= 4 {
+            lg.group_state = StrBytes::from_static(state);
+        }
+        if v >= 5 {
+            lg.group_type = sb("share");
         }
         r.groups.push(lg);
     }

@@ -17,19 +17,23 @@
 //! ```
 //!
 //! Served: ApiVersions, Metadata, CreateTopics, DeleteTopics,
-//! CreatePartitions, Produce, Fetch, ListOffsets, InitProducerId,
-//! FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-//! DescribeGroups, ListGroups, OffsetCommit, OffsetFetch, DeleteRecords,
-//! DeleteGroups, DescribeCluster, DescribeConfigs (topic configs, and a
-//! few read-only broker configs), IncrementalAlterConfigs (topic configs);
-//! see
-//! [`VersionTable`] for the versions and presets that pin them.
+//! CreatePartitions, Produce, Fetch (with fetch sessions, KIP-227),
+//! ListOffsets, InitProducerId, FindCoordinator, JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup, DescribeGroups, ListGroups, OffsetCommit,
+//! OffsetFetch, DeleteRecords, DeleteGroups, DescribeCluster,
+//! DescribeConfigs (topic configs, and a few read-only broker configs),
+//! IncrementalAlterConfigs (topic configs and share-group configs),
+//! transactions (AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit,
+//! EndTxn, markers and read_committed), the consumer group protocol
+//! (ConsumerGroupHeartbeat, KIP-848) and share groups (ShareGroupHeartbeat,
+//! ShareGroupDescribe, ShareFetch, ShareAcknowledge, KIP-932: acquisition
+//! locks, release, reject, the delivery limit; see
+//! [`FakeCluster::share_partition`]); see [`VersionTable`] for the versions
+//! and presets that pin them.
 //!
 //! What the fake does not do: replication (a partition lives only on its
-//! leader; replicas and ISR are reported for show), transactions (the
-//! transactional markers and read_committed isolation), fetch sessions (it
-//! always answers session id 0, which makes clients send full fetches),
-//! the KIP-848 consumer group protocol.
+//! leader; replicas and ISR are reported for show), the share-group offset
+//! APIs, the streams group protocol.
 //!
 //! TLS ([`FakeTls`]) and SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512
 //! ([`FakeSasl`], with session lifetimes and KIP-368 re-authentication) are
@@ -43,6 +47,8 @@ mod group;
 mod handlers;
 mod log;
 mod server;
+mod share_api;
+mod share_group;
 mod state;
 mod txn;
 pub mod versions;
@@ -59,6 +65,23 @@ pub use auth::{FakeSasl, FakeTls, MECHANISMS as SASL_MECHANISMS};
 pub use fetch_session::{ReceivedFetch, DEFAULT_SESSION_LIMIT as DEFAULT_FETCH_SESSION_LIMIT};
 pub use group::{Committed, GroupState};
 pub use versions::VersionTable;
+
+/// A share group's state on one partition, as
+/// [`FakeCluster::share_partition`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharePartitionState {
+    /// The share-partition start offset: every record before it is done
+    /// (accepted, rejected, or past the delivery limit).
+    pub start_offset: i64,
+    /// Records a member holds now (acquired, lock not expired).
+    pub acquired: usize,
+    /// Records handed out before and available again (released, or their
+    /// lock expired).
+    pub available: usize,
+    /// Records from the start offset to the end not yet done.
+    pub lag: i64,
+}
 
 use state::{ClusterState, CoordinatorKind};
 
@@ -292,6 +315,45 @@ impl FakeCluster {
             .offsets
             .get(&(topic.to_string(), partition))
             .cloned()
+    }
+
+    /// Share group `group`'s state on one partition (KIP-932), `None`
+    /// while no member has been assigned it.
+    pub fn share_partition(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<SharePartitionState> {
+        let s = self.shared.lock();
+        let p = s
+            .share_groups
+            .get(group)?
+            .partitions
+            .get(&(topic.to_string(), partition))?;
+        let end = s
+            .topics
+            .get(topic)?
+            .partitions
+            .get(partition as usize)?
+            .log
+            .high_watermark();
+        let (acquired, available) = p.counts();
+        Some(SharePartitionState {
+            start_offset: p.start,
+            acquired,
+            available,
+            lag: p.lag(end),
+        })
+    }
+
+    /// How many members share group `group` has, `None` when unknown.
+    pub fn share_group_members(&self, group: &str) -> Option<usize> {
+        self.shared
+            .lock()
+            .share_groups
+            .get(group)
+            .map(|g| g.members.len())
     }
 
     /// The state of `group` and its member count, `None` when unknown.

@@ -186,9 +186,16 @@ impl PartitionLog {
     /// that the first batch is returned whole even when larger, if
     /// `at_least_one` (KIP-74).
     pub fn read(&self, offset: i64, max_bytes: usize, at_least_one: bool) -> Bytes {
+        self.read_span(offset, max_bytes, at_least_one).0
+    }
+
+    /// [`PartitionLog::read`], with the last offset the bytes cover (-1
+    /// for none).
+    pub fn read_span(&self, offset: i64, max_bytes: usize, at_least_one: bool) -> (Bytes, i64) {
         let start = self.batches.partition_point(|b| b.last_offset < offset);
         let mut picked: Vec<&Bytes> = Vec::new();
         let mut total = 0usize;
+        let mut last = -1i64;
         for b in &self.batches[start..] {
             let len = b.data.len();
             if total + len > max_bytes && !(picked.is_empty() && at_least_one) {
@@ -196,11 +203,12 @@ impl PartitionLog {
             }
             total += len;
             picked.push(&b.data);
+            last = b.last_offset;
             if total >= max_bytes {
                 break;
             }
         }
-        match picked.len() {
+        let data = match picked.len() {
             0 => Bytes::new(),
             1 => picked[0].clone(),
             _ => {
@@ -210,7 +218,8 @@ impl PartitionLog {
                 }
                 out.freeze()
             }
-        }
+        };
+        (data, last)
     }
 
     /// DeleteRecords: moves the log start offset up to `offset` (`-1`: the

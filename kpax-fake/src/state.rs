@@ -64,6 +64,12 @@ pub(crate) struct ClusterState {
     pub brokers: Vec<Broker>,
     pub topics: BTreeMap<String, Topic>,
     pub groups: BTreeMap<String, Group>,
+    /// Share groups (KIP-932), by id.
+    pub share_groups: BTreeMap<String, crate::share_group::ShareGroup>,
+    /// Share sessions by (broker, group, member).
+    pub share_sessions: HashMap<(i32, String, String), crate::share_group::ShareSession>,
+    /// Group configs set with IncrementalAlterConfigs (GROUP resources).
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     pub coordinators: HashMap<(CoordinatorKind, String), i32>,
     pub next_producer_id: i64,
     pub transactional: HashMap<String, (i64, i16)>,
@@ -99,6 +105,9 @@ impl ClusterState {
             brokers,
             topics: BTreeMap::new(),
             groups: BTreeMap::new(),
+            share_groups: BTreeMap::new(),
+            share_sessions: HashMap::new(),
+            group_configs: BTreeMap::new(),
             coordinators: HashMap::new(),
             next_producer_id: 1000,
             transactional: HashMap::new(),

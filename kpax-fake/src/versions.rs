@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use kpax_proto::generated::ApiKey;
 
 /// The APIs the fake implements.
-pub const SERVED: [ApiKey; 28] = [
+pub const SERVED: [ApiKey; 32] = [
     ApiKey::Produce,
     ApiKey::Fetch,
     ApiKey::ListOffsets,
@@ -35,6 +35,10 @@ pub const SERVED: [ApiKey; 28] = [
     ApiKey::TxnOffsetCommit,
     ApiKey::EndTxn,
     ApiKey::ConsumerGroupHeartbeat,
+    ApiKey::ShareGroupHeartbeat,
+    ApiKey::ShareGroupDescribe,
+    ApiKey::ShareFetch,
+    ApiKey::ShareAcknowledge,
 ];
 
 /// The highest version the fake implements of APIs whose newer versions
@@ -43,7 +47,7 @@ pub const SERVED: [ApiKey; 28] = [
 /// Produce v12, EndTxn v5 and TxnOffsetCommit v5, two-phase commit in
 /// InitProducerId v6, and the new fields of the others. Other APIs are
 /// served at every version kpax-proto knows.
-pub const IMPLEMENTED: [(ApiKey, i16); 13] = [
+pub const IMPLEMENTED: [(ApiKey, i16); 17] = [
     (ApiKey::Produce, 11),
     (ApiKey::Fetch, 17),
     (ApiKey::ListOffsets, 9),
@@ -57,6 +61,10 @@ pub const IMPLEMENTED: [(ApiKey, i16); 13] = [
     (ApiKey::DescribeCluster, 1),
     (ApiKey::TxnOffsetCommit, 4),
     (ApiKey::EndTxn, 4),
+    (ApiKey::ShareGroupHeartbeat, 1),
+    (ApiKey::ShareGroupDescribe, 1),
+    (ApiKey::ShareFetch, 2),
+    (ApiKey::ShareAcknowledge, 2),
 ];
 
 /// The highest version of `api` the fake implements.

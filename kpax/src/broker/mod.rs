@@ -781,13 +781,19 @@ impl Broker {
     /// request reopens them).
     pub async fn disconnect(&self) {
         for lane in Lane::ALL {
-            if let Some(live) = self.inner.lanes[lane.index()].lock().await.conn.take() {
-                live.conn.close(Error::Network {
-                    broker: self.inner.addr.clone(),
-                    api: None,
-                    reason: "disconnected by the client".into(),
-                });
-            }
+            self.disconnect_lane(lane).await;
+        }
+    }
+
+    /// Closes the current connection of `lane`, if any (the next request
+    /// on it reopens it).
+    pub async fn disconnect_lane(&self, lane: Lane) {
+        if let Some(live) = self.inner.lanes[lane.index()].lock().await.conn.take() {
+            live.conn.close(Error::Network {
+                broker: self.inner.addr.clone(),
+                api: None,
+                reason: "disconnected by the client".into(),
+            });
         }
     }
 }

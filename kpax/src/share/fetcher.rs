@@ -9,7 +9,9 @@
 //! SHARE_SESSION_NOT_FOUND, a broken connection) starts a new one; the
 //! acknowledgements that were in flight are reported failed by
 //! [`super::ShareConsumer::commit`] and their records come back after the
-//! acquisition lock.
+//! acquisition lock. Closing ends the sessions and then the fetch
+//! connections to their brokers: Kafka brokers forget the group's cached
+//! share-partition state only when its connections close.
 
 use super::acks::{batches, GAP};
 use super::{ShareRecord, Shared, State};
@@ -732,6 +734,10 @@ pub(super) async fn close_sessions(s: &Arc<Shared>) {
         };
         let req = ack_request(s, -1, &mine, &ids);
         let r = send(&broker, req, timeout, |_, _| {}).await;
+        // Kafka's brokers drop their cached share-partition state (so that
+        // offsets reset while the group is empty take effect) only when the
+        // group's connections close, not when its sessions do.
+        broker.disconnect_lane(Lane::Fetch).await;
         match r {
             Ok(r) => {
                 settle_ack(s, broker.addr(), r, &names, &mine);
