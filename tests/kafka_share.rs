@@ -1,6 +1,6 @@
 //! Share groups (KIP-932) on Apache Kafka 4.x: kpax's `ShareConsumer`.
-//! The cases that kpax-fake's share groups also serve run on both (`kafka_`
-//! and `fake_` tests); the share-group offset APIs, the Java interop and
+//! The cases that kpax-fake's share groups also serve run on both
+//! (`<case>::kafka` and `<case>::fake`); the share-group offset APIs, the Java interop and
 //! the Kafka 3.9 refusal run on Kafka only.
 //!
 //! Each test sets its group's `share.auto.offset.reset` to `earliest`
@@ -36,24 +36,14 @@ fn value(r: &ShareRecord) -> String {
     String::from_utf8(r.value().unwrap().to_vec()).unwrap()
 }
 
+backends!(three_share_consumers_split_a_partition_exactly_once: kafka, fake(3));
+
 /// Three members of one share group on a one-partition topic split its
 /// records: each record is accepted exactly once, by one member, and no
 /// record is held by two members at the same time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_three_share_consumers_split_a_partition_exactly_once() {
-    if let Some(tc) = TestCluster::kafka() {
-        three_share_consumers_split_a_partition_exactly_once(tc).await;
-    } // else skipped with a printed reason (CI fails instead)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_three_share_consumers_split_a_partition_exactly_once() {
-    three_share_consumers_split_a_partition_exactly_once(TestCluster::fake(3).await).await;
-}
-
-async fn three_share_consumers_split_a_partition_exactly_once(tc: TestCluster) {
+async fn three_share_consumers_split_a_partition_exactly_once(tc: &TestCluster) {
     const N: usize = 600;
-    let group = share_group(&tc).await;
+    let group = share_group(tc).await;
     let topic = tc.topic(1).await;
     tc.produce_numbered(&topic.name, 1, 0, N, None).await;
 
@@ -136,22 +126,12 @@ async fn three_share_consumers_split_a_partition_exactly_once(tc: TestCluster) {
     );
 }
 
+backends!(released_records_return_and_rejected_ones_do_not: kafka, fake(3));
+
 /// A released record comes back with a higher delivery count; a rejected
 /// one never comes back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_released_records_return_and_rejected_ones_do_not() {
-    if let Some(tc) = TestCluster::kafka() {
-        released_records_return_and_rejected_ones_do_not(tc).await;
-    } // else skipped with a printed reason (CI fails instead)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_released_records_return_and_rejected_ones_do_not() {
-    released_records_return_and_rejected_ones_do_not(TestCluster::fake(3).await).await;
-}
-
-async fn released_records_return_and_rejected_ones_do_not(tc: TestCluster) {
-    let group = share_group(&tc).await;
+async fn released_records_return_and_rejected_ones_do_not(tc: &TestCluster) {
+    let group = share_group(tc).await;
     let topic = tc.topic(1).await;
     tc.produce_numbered(&topic.name, 1, 0, 20, None).await;
     let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
@@ -199,23 +179,13 @@ async fn released_records_return_and_rejected_ones_do_not(tc: TestCluster) {
     c.close().await;
 }
 
+backends!(implicit_mode_accepts_what_was_handed_out: kafka, fake(3));
+
 /// Implicit acknowledgement: what a member was handed is accepted when it
 /// asks for more (or closes); another member of the group then sees only
 /// newer records.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_implicit_mode_accepts_what_was_handed_out() {
-    if let Some(tc) = TestCluster::kafka() {
-        implicit_mode_accepts_what_was_handed_out(tc).await;
-    } // else skipped with a printed reason (CI fails instead)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_implicit_mode_accepts_what_was_handed_out() {
-    implicit_mode_accepts_what_was_handed_out(TestCluster::fake(3).await).await;
-}
-
-async fn implicit_mode_accepts_what_was_handed_out(tc: TestCluster) {
-    let group = share_group(&tc).await;
+async fn implicit_mode_accepts_what_was_handed_out(tc: &TestCluster) {
+    let group = share_group(tc).await;
     let topic = tc.topic(2).await;
     tc.produce_numbered(&topic.name, 2, 0, 40, None).await;
     let c = ShareConsumer::new(tc.kpax(), config(&group).with_ack_mode(AckMode::Implicit)).unwrap();
@@ -275,24 +245,13 @@ async fn share_consumer_settings_are_checked() {
     assert!(c.recv().await.is_err(), "recv after close");
 }
 
+backends!(unacknowledged_records_go_to_another_member_when_the_lock_expires: kafka, fake(3));
+
 /// A member that holds records without acknowledging them loses them when
 /// the acquisition lock expires: another member gets them, delivered a
 /// second time, and accepts them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_unacknowledged_records_go_to_another_member_when_the_lock_expires() {
-    if let Some(tc) = TestCluster::kafka() {
-        unacknowledged_records_go_to_another_member_when_the_lock_expires(tc).await;
-    } // else skipped with a printed reason (CI fails instead)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_unacknowledged_records_go_to_another_member_when_the_lock_expires() {
-    unacknowledged_records_go_to_another_member_when_the_lock_expires(TestCluster::fake(3).await)
-        .await;
-}
-
-async fn unacknowledged_records_go_to_another_member_when_the_lock_expires(tc: TestCluster) {
-    let group = share_group(&tc).await;
+async fn unacknowledged_records_go_to_another_member_when_the_lock_expires(tc: &TestCluster) {
+    let group = share_group(tc).await;
     // The shortest lock Kafka allows by default (group.share.min.record.lock.duration.ms).
     tc.set_group_configs(&group, &[("share.record.lock.duration.ms", "15000")])
         .await;
@@ -473,22 +432,12 @@ async fn kafka_java_and_kpax_members_share_one_group() {
     );
 }
 
+backends!(describe_share_groups_shows_members_and_assignments: kafka, fake(3));
+
 /// `Admin::describe_share_groups`: the members, their subscriptions and
 /// assignments as the coordinator sees them; an unknown group is an error.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_describe_share_groups_shows_members_and_assignments() {
-    if let Some(tc) = TestCluster::kafka() {
-        describe_share_groups_shows_members_and_assignments(tc).await;
-    } // else skipped with a printed reason (CI fails instead)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_describe_share_groups_shows_members_and_assignments() {
-    describe_share_groups_shows_members_and_assignments(TestCluster::fake(3).await).await;
-}
-
-async fn describe_share_groups_shows_members_and_assignments(tc: TestCluster) {
-    let group = share_group(&tc).await;
+async fn describe_share_groups_shows_members_and_assignments(tc: &TestCluster) {
+    let group = share_group(tc).await;
     let topic = tc.topic(2).await;
     let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
     c.subscribe([topic.name.clone()]).unwrap();
@@ -530,23 +479,12 @@ async fn describe_share_groups_shows_members_and_assignments(tc: TestCluster) {
     c.close().await;
 }
 
+backends!(a_record_released_past_the_delivery_limit_is_not_delivered_again: kafka, fake(3));
+
 /// A record released again and again is delivered at most
 /// `group.share.delivery.count.limit` times (5 by default), then archived.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_a_record_released_past_the_delivery_limit_is_not_delivered_again() {
-    if let Some(tc) = TestCluster::kafka() {
-        a_record_released_past_the_delivery_limit_is_not_delivered_again(tc).await;
-    } // else skipped with a printed reason (CI fails instead)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_a_record_released_past_the_delivery_limit_is_not_delivered_again() {
-    a_record_released_past_the_delivery_limit_is_not_delivered_again(TestCluster::fake(3).await)
-        .await;
-}
-
-async fn a_record_released_past_the_delivery_limit_is_not_delivered_again(tc: TestCluster) {
-    let group = share_group(&tc).await;
+async fn a_record_released_past_the_delivery_limit_is_not_delivered_again(tc: &TestCluster) {
+    let group = share_group(tc).await;
     let topic = tc.topic(1).await;
     tc.produce_numbered(&topic.name, 1, 0, 1, None).await;
     let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();
@@ -568,22 +506,12 @@ async fn a_record_released_past_the_delivery_limit_is_not_delivered_again(tc: Te
     c.close().await;
 }
 
+backends!(share_groups_are_listed_and_deleted: kafka, fake(3));
+
 /// Share groups in `Admin::list_groups` (type `share`, ListGroups v5) and
 /// `Admin::delete_groups` for an empty one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_share_groups_are_listed_and_deleted() {
-    if let Some(tc) = TestCluster::kafka() {
-        share_groups_are_listed_and_deleted(tc).await;
-    } // else skipped with a printed reason (CI fails instead)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fake_share_groups_are_listed_and_deleted() {
-    share_groups_are_listed_and_deleted(TestCluster::fake(3).await).await;
-}
-
-async fn share_groups_are_listed_and_deleted(tc: TestCluster) {
-    let group = share_group(&tc).await;
+async fn share_groups_are_listed_and_deleted(tc: &TestCluster) {
+    let group = share_group(tc).await;
     let topic = tc.topic(1).await;
     tc.produce_numbered(&topic.name, 1, 0, 3, None).await;
     let c = ShareConsumer::new(tc.kpax(), config(&group)).unwrap();

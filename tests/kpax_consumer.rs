@@ -734,3 +734,33 @@ async fn records_larger_than_fetch_max_bytes_still_arrive(tc: &TestCluster) {
     }
     assert_eq!(got.iter().map(seq_of).collect::<HashSet<_>>().len(), 20);
 }
+
+backends!(stream_ends_after_close: fake(1), kafka);
+
+/// `Consumer::stream` yields the records, then ends once the consumer is
+/// closed (instead of yielding "closed" errors forever).
+async fn stream_ends_after_close(tc: &TestCluster) {
+    use futures_util::StreamExt;
+    let topic = tc.topic(1).await;
+    produce(tc, &topic.name, 1, 0, 5, None).await;
+    let c = consumer(tc, ConsumerConfig::default());
+    c.assign([(topic.name.clone(), 0)], StartAt::Earliest);
+    let mut stream = Box::pin(c.stream());
+    for i in 0..5 {
+        let r = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("a record")
+            .expect("the stream goes on")
+            .unwrap();
+        assert_eq!(seq(&r), i);
+    }
+    let closer = c.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        closer.close().await;
+    });
+    let end = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("the stream ends after close");
+    assert!(end.is_none(), "after close: {end:?}");
+}

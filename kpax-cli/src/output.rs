@@ -117,6 +117,31 @@ pub fn progress(total: Option<u64>, what: &str) -> ProgressBar {
     bar
 }
 
+/// One partition's offset before and after a reset: (partition, before
+/// (`None`: none), after).
+pub type OffsetMove = (i32, Option<i64>, i64);
+
+/// The JSON rows of offset moves: `{partition, before, after}`.
+pub fn moves_json(rows: &[OffsetMove]) -> Vec<serde_json::Value> {
+    rows.iter()
+        .map(|(p, old, new)| serde_json::json!({ "partition": p, "before": old, "after": new }))
+        .collect()
+}
+
+/// The TOPIC / PARTITION / BEFORE / AFTER table of offset moves on `topic`.
+pub fn moves_table(topic: &str, rows: &[OffsetMove]) -> String {
+    let mut t = Table::new(&["TOPIC", "PARTITION", "BEFORE", "AFTER"]);
+    for (p, old, new) in rows {
+        t.row(vec![
+            topic.to_string(),
+            p.to_string(),
+            old.map_or("-".into(), |o| o.to_string()),
+            new.to_string(),
+        ]);
+    }
+    t.render()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

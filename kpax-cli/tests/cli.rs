@@ -448,6 +448,18 @@ async fn versions_explains_features_by_the_versions_offered() {
         "versions",
     );
     assert!(out.contains("idempotence on (Produce v"), "{out}");
+    // The fake serves transactions, fetch sessions and share groups, not
+    // the share-group offset APIs.
+    assert!(out.contains("transactions on ("), "{out}");
+    assert!(
+        out.contains("fetch sessions (KIP-227) on (Fetch v"),
+        "{out}"
+    );
+    assert!(out.contains("share groups (KIP-932) on ("), "{out}");
+    assert!(
+        out.contains("share-group offsets off: broker 1 does not offer DescribeShareGroupOffsets"),
+        "{out}"
+    );
     let old = FakeCluster::with_options(FakeOptions {
         brokers: 1,
         versions: VersionTable::kafka_0_10(),
@@ -465,6 +477,10 @@ async fn versions_explains_features_by_the_versions_offered() {
     );
     assert!(
         out.contains("zstd off: broker 1 offers Produce v2, needs v7"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fetch sessions (KIP-227) off: broker 1 offers Fetch v"),
         "{out}"
     );
     let out = ok(
@@ -1216,4 +1232,121 @@ async fn share_consume_releases_and_accepts_on_kafka() {
     )
     .await;
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+/// A share-group member that is SIGSTOPped while it holds records (a
+/// `kpax share consume` process blocked on a full stdout pipe, then
+/// stopped) loses them when the acquisition lock expires: a second member
+/// gets every record, and those the stopped one had printed come to it
+/// delivered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigstopped_share_member_loses_its_records_when_the_lock_expires() {
+    use kpax::producer::{Producer, ProducerConfig, ProducerRecord};
+    use kpax::share::{AcknowledgeType, ShareConsumer, ShareConsumerConfig};
+    let Some(cluster) = harness::Cluster::kafka() else {
+        return;
+    };
+    const N: usize = 40;
+    let b = cluster.bootstrap().to_string();
+    let topic = cluster.topic(1).await;
+    let group = cluster.group_id();
+    cluster
+        .set_group_configs(
+            &group,
+            &[
+                ("share.auto.offset.reset", "earliest"),
+                ("share.record.lock.duration.ms", "15000"),
+            ],
+        )
+        .await;
+    // 40 records of 8 KiB: five times what a pipe holds.
+    let producer = Producer::new(cluster.kpax(), ProducerConfig::default()).unwrap();
+    let mut acks = Vec::new();
+    for i in 0..N {
+        let value = format!("{i:04}-{}", "x".repeat(8 * 1024));
+        acks.push(
+            producer
+                .send(ProducerRecord::new(topic.name.as_str(), value).with_partition(0))
+                .await
+                .unwrap(),
+        );
+    }
+    for a in acks {
+        a.await.expect("record acknowledged");
+    }
+    assert!(producer.close(Duration::from_secs(30)).await);
+
+    let mut stopped = Command::new(env!("CARGO_BIN_EXE_kpax"))
+        .args([
+            "share",
+            "consume",
+            "-b",
+            &b,
+            &group,
+            &topic.name,
+            "--idle",
+            "120s",
+        ])
+        .env_remove("KPAX_BROKERS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start kpax share consume");
+    // Read its first record, then let the pipe fill up and stop it.
+    let mut out = stopped.stdout.take().expect("stdout");
+    let mut first = vec![0u8; 4];
+    tokio::time::timeout(Duration::from_secs(60), out.read_exact(&mut first))
+        .await
+        .expect("the first member prints a record")
+        .expect("read");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = stopped.id().expect("pid").to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .expect("kill -STOP");
+    assert!(st.success());
+    let stopped_at = Instant::now();
+    let printed = String::from_utf8_lossy(&first).to_string();
+
+    let other =
+        ShareConsumer::new(cluster.kpax(), ShareConsumerConfig::new(group.clone())).unwrap();
+    other.subscribe([topic.name.clone()]).unwrap();
+    let mut got: std::collections::BTreeMap<String, i16> = Default::default();
+    let mut redelivered_after = None;
+    while got.len() < N {
+        let r = tokio::time::timeout(Duration::from_secs(60), other.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {N} records reached the second member", got.len()))
+            .unwrap();
+        let v = String::from_utf8_lossy(&r.value().unwrap()[..4]).to_string();
+        if r.delivery_count > 1 && redelivered_after.is_none() {
+            redelivered_after = Some(stopped_at.elapsed());
+        }
+        other.acknowledge(&r, AcknowledgeType::Accept).unwrap();
+        assert!(
+            got.insert(v.clone(), r.delivery_count).is_none(),
+            "{v} twice"
+        );
+    }
+    other.commit().await.unwrap();
+    other.close().await;
+    let _ = stopped.start_kill();
+    eprintln!(
+        "second member: {N} records, {} redelivered, first redelivery {:?} after SIGSTOP",
+        got.values().filter(|c| **c > 1).count(),
+        redelivered_after
+    );
+    assert_eq!(
+        got.get(&printed),
+        Some(&2),
+        "record {printed}, printed by the stopped member, came back a second time: {got:?}"
+    );
+    let waited = redelivered_after.expect("a redelivery");
+    assert!(
+        waited >= Duration::from_secs(5),
+        "redelivered before the 15 s lock could expire: {waited:?}"
+    );
 }

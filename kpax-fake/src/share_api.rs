@@ -243,6 +243,35 @@ struct Named {
     parts: Vec<(Uuid, i32, AckBatches)>,
 }
 
+/// The [`Named`] of a ShareFetch or ShareAcknowledge request (their
+/// topics, partitions and acknowledgement batches have the same fields in
+/// two generated types).
+macro_rules! named {
+    ($req:expr) => {
+        Named::new(
+            $req.group_id.as_ref(),
+            $req.member_id.as_ref(),
+            $req.topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(move |p| {
+                        (
+                            t.topic_id,
+                            p.partition_index,
+                            p.acknowledgement_batches
+                                .iter()
+                                .map(|b| {
+                                    (b.first_offset, b.last_offset, b.acknowledge_types.clone())
+                                })
+                                .collect::<AckBatches>(),
+                        )
+                    })
+                })
+                .collect(),
+        )
+    };
+}
+
 impl Named {
     fn new(
         group: Option<&StrBytes>,
@@ -437,41 +466,34 @@ fn acquire(
     out
 }
 
+/// The top-level refusal of a ShareFetch or ShareAcknowledge before any
+/// work: an injected error, or a lock renewal (KIP-1222, v2), which the
+/// fake does not do.
+fn refused(ctx: &Context<'_>, is_renew_ack: bool) -> Option<(i16, Option<StrBytes>)> {
+    if let Some(e) = ctx.injected {
+        return Some((e, None));
+    }
+    (ctx.version >= 2 && is_renew_ack).then(|| {
+        (
+            ErrorCode::INVALID_REQUEST.0,
+            Some(StrBytes::from_static(
+                "the fake does not renew acquisition locks",
+            )),
+        )
+    })
+}
+
 /// The ShareFetch handler: acknowledgements first, then records, waiting
 /// up to `max_wait_ms` for some.
 pub(crate) async fn share_fetch(ctx: &Context<'_>, req: ShareFetchRequest) -> ShareFetchResponse {
     let v = ctx.version;
     let mut r = ShareFetchResponse::default();
-    if let Some(e) = ctx.injected {
-        r.error_code = e;
+    if let Some((code, message)) = refused(ctx, req.is_renew_ack) {
+        r.error_code = code;
+        r.error_message = message;
         return r;
     }
-    if v >= 2 && req.is_renew_ack {
-        r.error_code = ErrorCode::INVALID_REQUEST.0;
-        r.error_message = Some(StrBytes::from_static(
-            "the fake does not renew acquisition locks",
-        ));
-        return r;
-    }
-    let named = Named::new(
-        req.group_id.as_ref(),
-        req.member_id.as_ref(),
-        req.topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions.iter().map(move |p| {
-                    (
-                        t.topic_id,
-                        p.partition_index,
-                        p.acknowledgement_batches
-                            .iter()
-                            .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
-                            .collect::<Vec<_>>(),
-                    )
-                })
-            })
-            .collect(),
-    );
+    let named = named!(req);
     let epoch = req.share_session_epoch;
     let mut answers: BTreeMap<(Uuid, i32), ShareFetchResponsePartition> = BTreeMap::new();
     {
@@ -585,36 +607,12 @@ pub(crate) fn share_acknowledge(
 ) -> ShareAcknowledgeResponse {
     let v = ctx.version;
     let mut r = ShareAcknowledgeResponse::default();
-    if let Some(e) = ctx.injected {
-        r.error_code = e;
+    if let Some((code, message)) = refused(ctx, req.is_renew_ack) {
+        r.error_code = code;
+        r.error_message = message;
         return r;
     }
-    if v >= 2 && req.is_renew_ack {
-        r.error_code = ErrorCode::INVALID_REQUEST.0;
-        r.error_message = Some(StrBytes::from_static(
-            "the fake does not renew acquisition locks",
-        ));
-        return r;
-    }
-    let named = Named::new(
-        req.group_id.as_ref(),
-        req.member_id.as_ref(),
-        req.topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions.iter().map(move |p| {
-                    (
-                        t.topic_id,
-                        p.partition_index,
-                        p.acknowledgement_batches
-                            .iter()
-                            .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
-                            .collect::<Vec<_>>(),
-                    )
-                })
-            })
-            .collect(),
-    );
+    let named = named!(req);
     let mut s = ctx.shared.lock();
     if v >= 2 {
         r.acquisition_lock_timeout_ms = lock_duration(&s, &named.group)

@@ -3,7 +3,7 @@
 
 use crate::connect::ConnectArgs;
 use crate::error::{CliError, KafkaContext, Result};
-use crate::output::{print_json, Table};
+use crate::output::print_json;
 use crate::reader;
 use crate::when::{format_millis, parse_time};
 use clap::Args;
@@ -85,21 +85,10 @@ pub async fn run(args: RollbackArgs) -> Result<()> {
     if args.json {
         return print_json(&json!({
             "group": group, "topic": topic, "time": format_millis(at), "dry_run": dry_run,
-            "partitions": rows.iter().map(|(p, old, new)| json!({
-                "partition": p, "before": old, "after": new,
-            })).collect::<Vec<_>>(),
+            "partitions": crate::output::moves_json(&rows),
         }));
     }
-    let mut t = Table::new(&["TOPIC", "PARTITION", "BEFORE", "AFTER"]);
-    for (p, old, new) in &rows {
-        t.row(vec![
-            topic.to_string(),
-            p.to_string(),
-            old.map_or("-".into(), |o| o.to_string()),
-            new.to_string(),
-        ]);
-    }
-    let mut out = t.render();
+    let mut out = crate::output::moves_table(topic, &rows);
     out.push_str(&format!(
         "group {group} {} to {}\n",
         if dry_run { "would be set" } else { "set" },

@@ -346,21 +346,10 @@ async fn reset(a: ShareResetArgs) -> Result<()> {
     if a.json {
         return print_json(&json!({
             "group": group, "topic": topic, "executed": execute,
-            "partitions": rows.iter().map(|(p, old, new)| json!({
-                "partition": p, "before": old, "after": new,
-            })).collect::<Vec<_>>(),
+            "partitions": crate::output::moves_json(&rows),
         }));
     }
-    let mut t = Table::new(&["TOPIC", "PARTITION", "BEFORE", "AFTER"]);
-    for (p, old, new) in &rows {
-        t.row(vec![
-            topic.to_string(),
-            p.to_string(),
-            old.map_or("-".into(), |o| o.to_string()),
-            new.to_string(),
-        ]);
-    }
-    let mut out = t.render();
+    let mut out = crate::output::moves_table(topic, &rows);
     out.push_str(&if execute {
         format!("share group {group}: start offsets set\n")
     } else {

@@ -69,6 +69,28 @@ const FEATURES: &[Feature] = &[
         ],
     },
     Feature {
+        name: "share-group offsets",
+        needs: &[
+            (ApiKey::DescribeShareGroupOffsets, 0),
+            (ApiKey::AlterShareGroupOffsets, 0),
+            (ApiKey::DeleteShareGroupOffsets, 0),
+        ],
+    },
+    Feature {
+        name: "transactions",
+        needs: &[
+            (ApiKey::InitProducerId, 0),
+            (ApiKey::AddPartitionsToTxn, 0),
+            (ApiKey::AddOffsetsToTxn, 0),
+            (ApiKey::TxnOffsetCommit, 0),
+            (ApiKey::EndTxn, 0),
+        ],
+    },
+    Feature {
+        name: "fetch sessions (KIP-227)",
+        needs: &[(ApiKey::Fetch, 7)],
+    },
+    Feature {
         name: "admin topic create",
         needs: &[(ApiKey::CreateTopics, 0)],
     },

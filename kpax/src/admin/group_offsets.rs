@@ -2,7 +2,7 @@
 //! (OffsetCommit with no member), as `kafka-consumer-groups --reset-offsets`
 //! does: the group must have no members.
 
-use super::{check, Admin, GroupId, PartitionResults, TopicPartition};
+use super::{check, unanswered, Admin, GroupId, PartitionResults, TopicPartition};
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use kpax_proto::generated::offset_commit::{
@@ -101,13 +101,6 @@ async fn offset_commit(
             out.insert(TopicPartition::new(t.name.as_str(), p.partition_index), r);
         }
     }
-    for (tp, _) in offsets {
-        out.entry(tp.clone()).or_insert_with(|| {
-            Err(Error::Protocol {
-                broker: broker.addr().to_string(),
-                reason: format!("the answer has no result for {tp}"),
-            })
-        });
-    }
+    unanswered(broker, &mut out, offsets.iter().map(|(tp, _)| tp));
     Ok(Ok(out))
 }

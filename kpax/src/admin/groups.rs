@@ -424,16 +424,7 @@ impl Admin {
         group: &str,
         topics: Option<&[&str]>,
     ) -> Result<PartitionResults<CommittedOffset>> {
-        let wanted: Option<WantedTopics> = match topics {
-            None => None,
-            Some(ts) => {
-                let mut v = Vec::new();
-                for t in ts {
-                    v.push((t.to_string(), self.cluster.partitions(t).await?));
-                }
-                Some(v)
-            }
-        };
+        let wanted = self.wanted_topics(topics).await?;
         let items = vec![(GroupId(group.to_string()), wanted)];
         let mut done = self
             .fan_out(
@@ -494,7 +485,27 @@ impl Admin {
 }
 
 /// Topics and their partitions to fetch committed offsets of.
-type WantedTopics = Vec<(String, Vec<i32>)>;
+pub(super) type WantedTopics = Vec<(String, Vec<i32>)>;
+
+impl Admin {
+    /// Every partition of `topics` (`None`: none named, all wanted).
+    ///
+    /// # Errors
+    /// A topic's metadata error (UNKNOWN_TOPIC_OR_PARTITION, ...).
+    pub(super) async fn wanted_topics(
+        &self,
+        topics: Option<&[&str]>,
+    ) -> Result<Option<WantedTopics>> {
+        let Some(ts) = topics else {
+            return Ok(None);
+        };
+        let mut v = Vec::new();
+        for t in ts {
+            v.push((t.to_string(), self.cluster.partitions(t).await?));
+        }
+        Ok(Some(v))
+    }
+}
 
 /// The result for `key`, or a protocol error when the answer left it out.
 pub(super) fn take<T>(done: &mut BTreeMap<GroupId, Result<T>>, key: &str) -> Result<T> {

@@ -380,6 +380,23 @@ fn check(broker: &Broker, api: ApiKey, code: i16, message: Option<&StrBytes>) ->
     })
 }
 
+/// Gives each of `asked` that `out` lacks (the answer left it out) an
+/// [`Error::Protocol`].
+fn unanswered<'a, T>(
+    broker: &Broker,
+    out: &mut PartitionResults<T>,
+    asked: impl Iterator<Item = &'a TopicPartition>,
+) {
+    for tp in asked {
+        out.entry(tp.clone()).or_insert_with(|| {
+            Err(Error::Protocol {
+                broker: broker.addr().to_string(),
+                reason: format!("the answer has no result for {tp}"),
+            })
+        });
+    }
+}
+
 /// The per-name results for `names`, in the order asked, from what the
 /// broker answered; a name the answer left out is an [`Error::Protocol`].
 fn in_order<T>(

@@ -6,7 +6,8 @@
 //! `share.auto.offset.reset`. All three go to the group's coordinator
 //! (Kafka 4.1+).
 
-use super::{check, groups::take, Admin, GroupId, NamedResults, PartitionResults, TopicPartition};
+use super::groups::{take, WantedTopics};
+use super::{check, unanswered, Admin, GroupId, NamedResults, PartitionResults, TopicPartition};
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use kpax_proto::generated::alter_share_group_offsets::{
@@ -58,16 +59,7 @@ impl Admin {
         group: &str,
         topics: Option<&[&str]>,
     ) -> Result<PartitionResults<ShareGroupOffset>> {
-        let wanted: Option<Vec<(String, Vec<i32>)>> = match topics {
-            None => None,
-            Some(ts) => {
-                let mut v = Vec::new();
-                for t in ts {
-                    v.push((t.to_string(), self.cluster.partitions(t).await?));
-                }
-                Some(v)
-            }
-        };
+        let wanted = self.wanted_topics(topics).await?;
         self.one_group(group, wanted, |broker, group, wanted| async move {
             describe_offsets(&broker, &group, wanted).await
         })
@@ -174,7 +166,7 @@ impl Admin {
 async fn describe_offsets(
     broker: &Broker,
     group: &str,
-    wanted: Option<Vec<(String, Vec<i32>)>>,
+    wanted: Option<WantedTopics>,
 ) -> Result<Result<PartitionResults<ShareGroupOffset>>> {
     let v = broker
         .version_for::<DescribeShareGroupOffsetsRequest>()
@@ -291,14 +283,7 @@ async fn alter_offsets(
             );
         }
     }
-    for (tp, _) in offsets {
-        out.entry(tp.clone()).or_insert_with(|| {
-            Err(Error::Protocol {
-                broker: broker.addr().to_string(),
-                reason: format!("the answer has no result for {tp}"),
-            })
-        });
-    }
+    unanswered(broker, &mut out, offsets.iter().map(|(tp, _)| tp));
     Ok(Ok(out))
 }
 

@@ -66,16 +66,21 @@ pub enum Lane {
     /// Group membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup);
     /// JoinGroup is held up to the rebalance timeout.
     Group,
+    /// Share groups' ShareFetch and ShareAcknowledge (KIP-932): a share
+    /// consumer closes this connection when it closes, which is when Kafka
+    /// brokers drop the group's cached share-partition state.
+    Share,
 }
 
 impl Lane {
-    const ALL: [Lane; 3] = [Lane::Default, Lane::Fetch, Lane::Group];
+    const ALL: [Lane; 4] = [Lane::Default, Lane::Fetch, Lane::Group, Lane::Share];
 
     fn index(self) -> usize {
         match self {
             Lane::Default => 0,
             Lane::Fetch => 1,
             Lane::Group => 2,
+            Lane::Share => 3,
         }
     }
 }
@@ -101,7 +106,7 @@ struct Inner {
     config: Arc<ClientConfig>,
     client_id: StrBytes,
     correlation: AtomicI32,
-    lanes: [Mutex<Slot>; 3],
+    lanes: [Mutex<Slot>; 4],
     /// The versions the broker last advertised, shared by the lanes.
     versions: std::sync::Mutex<Option<ApiVersions>>,
     transport: Transport,

@@ -478,13 +478,17 @@ impl Consumer {
         self.commit_offsets(next).await
     }
 
-    /// Records as a stream (never ends; errors are items).
+    /// Records as a stream; errors are items. It ends once the consumer
+    /// is closed ([`Consumer::close`]) and the records buffered before
+    /// were taken.
     pub fn stream(
         &self,
     ) -> impl futures_core::Stream<Item = Result<ConsumerRecord>> + Send + 'static {
         futures_util::stream::unfold(self.clone(), |c| async move {
-            let r = c.recv().await;
-            Some((r, c))
+            match c.recv().await {
+                Err(_) if c.shared.closed.load(Ordering::Acquire) => None,
+                r => Some((r, c)),
+            }
         })
     }
 

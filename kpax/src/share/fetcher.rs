@@ -9,9 +9,10 @@
 //! SHARE_SESSION_NOT_FOUND, a broken connection) starts a new one; the
 //! acknowledgements that were in flight are reported failed by
 //! [`super::ShareConsumer::commit`] and their records come back after the
-//! acquisition lock. Closing ends the sessions and then the fetch
-//! connections to their brokers: Kafka brokers forget the group's cached
-//! share-partition state only when its connections close.
+//! acquisition lock. Share requests travel on their own connection to each
+//! broker (`Lane::Share`); closing ends the sessions and then those
+//! connections: Kafka brokers forget the group's cached share-partition
+//! state only when its connections close.
 
 use super::acks::{batches, GAP};
 use super::{ShareRecord, Shared, State};
@@ -390,7 +391,7 @@ async fn send<R: Request>(
     let v = broker.version_for::<R>().await?;
     fit(&mut req, v);
     broker
-        .send_version_timeout_on(Lane::Fetch, &req, v, timeout)
+        .send_version_timeout_on(Lane::Share, &req, v, timeout)
         .await
 }
 
@@ -737,7 +738,7 @@ pub(super) async fn close_sessions(s: &Arc<Shared>) {
         // Kafka's brokers drop their cached share-partition state (so that
         // offsets reset while the group is empty take effect) only when the
         // group's connections close, not when its sessions do.
-        broker.disconnect_lane(Lane::Fetch).await;
+        broker.disconnect_lane(Lane::Share).await;
         match r {
             Ok(r) => {
                 settle_ack(s, broker.addr(), r, &names, &mine);

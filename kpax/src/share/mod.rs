@@ -482,7 +482,16 @@ impl ShareConsumer {
 
     /// Sends the last acknowledgements (implicit mode: accepts what was
     /// handed out), closes the share sessions (the brokers release what
-    /// this member still holds) and leaves the group.
+    /// this member still holds) and the fetch connections to their brokers,
+    /// and leaves the group.
+    ///
+    /// The connections close because Kafka (4.4) brokers drop their
+    /// cached state of the group's share-partitions only when the group's
+    /// connections to them close: start offsets set with
+    /// [`crate::admin::Admin::alter_share_group_offsets`] after this member
+    /// left are then seen by the next member. Share requests travel on a
+    /// connection of their own ([`crate::broker::Lane::Share`]), so a
+    /// [`crate::Cluster`] shared with producers and consumers keeps theirs.
     pub async fn close(&self) {
         if self.shared.config.ack_mode == AckMode::Implicit {
             let mut st = self.shared.lock();
