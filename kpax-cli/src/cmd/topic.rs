@@ -5,6 +5,8 @@ use crate::error::{CliError, KafkaContext, Result};
 use crate::output::{ids, print_json, write_out, Table};
 use clap::{Args, Subcommand};
 use kpax::admin::{Admin, AlterConfig, ConfigResource, NewTopic};
+use kpax::proto::generated::metadata::MetadataRequestTopic;
+use kpax::proto::generated::MetadataRequest;
 use kpax::Error;
 use serde_json::json;
 
@@ -139,10 +141,18 @@ async fn create(a: CreateArgs) -> Result<()> {
     let results = a
         .connect
         .bounded("creating topics", async {
-            admin
+            let results = admin
                 .create_topics(&topics, a.validate_only)
                 .await
-                .kafka(|| "creating topics".into())
+                .kafka(|| "creating topics".into())?;
+            if !a.validate_only {
+                let created: Vec<(&str, Option<i32>)> = results
+                    .iter()
+                    .filter_map(|(n, r)| r.as_ref().ok().map(|c| (n.as_str(), c.partitions)))
+                    .collect();
+                await_visible(&admin, &created).await?;
+            }
+            Ok(results)
         })
         .await?;
     report(
@@ -153,6 +163,53 @@ async fn create(a: CreateArgs) -> Result<()> {
             "created topic"
         },
     )
+}
+
+/// Waits until every broker's metadata shows each created topic with a
+/// leader for each of its partitions: Kafka answers CreateTopics once the
+/// controller has the topic, and the brokers learn of it a moment later,
+/// so the next command (which may ask any broker) could otherwise be told
+/// UNKNOWN_TOPIC_OR_PARTITION. Bounded by the command's --timeout.
+async fn await_visible(admin: &Admin, created: &[(&str, Option<i32>)]) -> Result<()> {
+    if created.is_empty() {
+        return Ok(());
+    }
+    let mut req = MetadataRequest::default();
+    req.topics = Some(
+        created
+            .iter()
+            .map(|(n, _)| {
+                let mut t = MetadataRequestTopic::default();
+                t.name = Some((*n).into());
+                t
+            })
+            .collect(),
+    );
+    let brokers = admin.cluster().brokers();
+    loop {
+        let mut all = true;
+        for b in &brokers {
+            let Ok(resp) = b.send(&req).await else {
+                all = false;
+                continue;
+            };
+            for (name, partitions) in created {
+                let seen = resp.topics.iter().find(|t| {
+                    t.name.as_ref().map(|n| n.as_str()) == Some(*name) && t.error_code == 0
+                });
+                let ready = seen.is_some_and(|t| {
+                    !t.partitions.is_empty()
+                        && partitions.is_none_or(|n| t.partitions.len() == n as usize)
+                        && t.partitions.iter().all(|p| p.leader_id >= 0)
+                });
+                all &= ready;
+            }
+        }
+        if all {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 async fn delete(a: DeleteArgs) -> Result<()> {
