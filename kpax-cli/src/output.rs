@@ -117,6 +117,33 @@ pub fn progress(total: Option<u64>, what: &str) -> ProgressBar {
     bar
 }
 
+/// Turns per-item results into printed successes and one error naming
+/// every failure.
+pub fn report<T>(results: Vec<(String, kpax::Result<T>)>, done: &str) -> Result<()> {
+    let mut failed = Vec::new();
+    let mut out = String::new();
+    for (name, r) in results {
+        match r {
+            Ok(_) => out.push_str(&format!("{done} {name}\n")),
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+    }
+    write_out(&out)?;
+    failures(failed)
+}
+
+/// `Ok` when nothing failed, else one error naming every failure.
+///
+/// # Errors
+/// [`CliError::Failed`] with the failures joined by `; `.
+pub fn failures(failed: Vec<String>) -> Result<()> {
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(failed.join("; ")))
+    }
+}
+
 /// One partition's offset before and after a reset: (partition, before
 /// (`None`: none), after).
 pub type OffsetMove = (i32, Option<i64>, i64);

@@ -71,6 +71,18 @@ fn lock_duration(s: &ClusterState, group: &str) -> Duration {
         .unwrap_or(DEFAULT_LOCK)
 }
 
+/// The lock duration as the responses carry it (ms).
+fn lock_ms(s: &ClusterState, group: &str) -> i32 {
+    lock_duration(s, group).as_millis().min(i32::MAX as u128) as i32
+}
+
+/// The leader and leader epoch of a partition, for a NOT_LEADER_OR_FOLLOWER
+/// answer's `current_leader`.
+fn current_leader(s: &ClusterState, topic: &str, partition: i32) -> Option<(i32, i32)> {
+    let p = s.topics.get(topic)?.partitions.get(partition as usize)?;
+    Some((p.leader, p.leader_epoch))
+}
+
 fn owned(v: &str) -> StrBytes {
     StrBytes::from(v.to_string())
 }
@@ -498,9 +510,7 @@ pub(crate) async fn share_fetch(ctx: &Context<'_>, req: ShareFetchRequest) -> Sh
     let mut answers: BTreeMap<(Uuid, i32), ShareFetchResponsePartition> = BTreeMap::new();
     {
         let mut s = ctx.shared.lock();
-        r.acquisition_lock_timeout_ms = lock_duration(&s, &named.group)
-            .as_millis()
-            .min(i32::MAX as u128) as i32;
+        r.acquisition_lock_timeout_ms = lock_ms(&s, &named.group);
         let forgotten: Vec<Tp> = req
             .forgotten_topics_data
             .iter()
@@ -520,13 +530,9 @@ pub(crate) async fn share_fetch(ctx: &Context<'_>, req: ShareFetchRequest) -> Sh
                 Some(name) => {
                     if let Err(e) = leader_check(&s, ctx.node, &name, *p) {
                         rp.error_code = e;
-                        if let Some(part) = s
-                            .topics
-                            .get(&name)
-                            .and_then(|t| t.partitions.get(*p as usize))
-                        {
-                            rp.current_leader.leader_id = part.leader;
-                            rp.current_leader.leader_epoch = part.leader_epoch;
+                        if let Some((id, epoch)) = current_leader(&s, &name, *p) {
+                            rp.current_leader.leader_id = id;
+                            rp.current_leader.leader_epoch = epoch;
                         }
                     } else if !acks.is_empty() {
                         rp.acknowledge_error_code =
@@ -615,9 +621,7 @@ pub(crate) fn share_acknowledge(
     let named = named!(req);
     let mut s = ctx.shared.lock();
     if v >= 2 {
-        r.acquisition_lock_timeout_ms = lock_duration(&s, &named.group)
-            .as_millis()
-            .min(i32::MAX as u128) as i32;
+        r.acquisition_lock_timeout_ms = lock_ms(&s, &named.group);
     }
     if let Err(e) = session_step(
         &mut s,
@@ -639,13 +643,9 @@ pub(crate) fn share_acknowledge(
             Some(name) => {
                 rp.error_code = acknowledge(&mut s, ctx.node, &named, &(name.clone(), *p), acks);
                 if rp.error_code == ErrorCode::NOT_LEADER_OR_FOLLOWER.0 {
-                    if let Some(part) = s
-                        .topics
-                        .get(&name)
-                        .and_then(|t| t.partitions.get(*p as usize))
-                    {
-                        rp.current_leader.leader_id = part.leader;
-                        rp.current_leader.leader_epoch = part.leader_epoch;
+                    if let Some((id, epoch)) = current_leader(&s, &name, *p) {
+                        rp.current_leader.leader_id = id;
+                        rp.current_leader.leader_epoch = epoch;
                     }
                 }
             }

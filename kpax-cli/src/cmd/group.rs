@@ -1,7 +1,7 @@
 //! `kpax group list|describe|delete`.
 
 use crate::connect::ConnectArgs;
-use crate::error::{CliError, KafkaContext, Result};
+use crate::error::{KafkaContext, Result};
 use crate::output::{print_json, write_out, Table};
 use clap::{Args, Subcommand};
 use kpax::admin::Admin;
@@ -174,11 +174,7 @@ async fn describe(a: GroupsArgs) -> Result<()> {
         }
         write_out(&out)?;
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(failed.join("; ")))
-    }
+    crate::output::failures(failed)
 }
 
 async fn delete(a: GroupsArgs) -> Result<()> {
@@ -193,18 +189,5 @@ async fn delete(a: GroupsArgs) -> Result<()> {
                 .kafka(|| "deleting groups".into())
         })
         .await?;
-    let mut failed = Vec::new();
-    let mut out = String::new();
-    for (name, r) in results {
-        match r {
-            Ok(()) => out.push_str(&format!("deleted group {name}\n")),
-            Err(e) => failed.push(format!("{name}: {e}")),
-        }
-    }
-    write_out(&out)?;
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(failed.join("; ")))
-    }
+    crate::output::report(results, "deleted group")
 }

@@ -240,11 +240,7 @@ async fn offsets(a: ShareOffsetsArgs) -> Result<()> {
         }
         write_out(&t.render())?;
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(failed.join("; ")))
-    }
+    crate::output::failures(failed)
 }
 
 /// Fails unless share group `group` has no members (Kafka refuses to
@@ -372,20 +368,7 @@ async fn delete_offsets(a: ShareDeleteOffsetsArgs) -> Result<()> {
                 .kafka(|| format!("share group {group}: deleting offsets"))
         })
         .await?;
-    let mut failed = Vec::new();
-    let mut out = String::new();
-    for (t, r) in done {
-        match r {
-            Ok(()) => out.push_str(&format!("share group {group}: deleted the state of {t}\n")),
-            Err(e) => failed.push(format!("{t}: {e}")),
-        }
-    }
-    write_out(&out)?;
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(failed.join("; ")))
-    }
+    crate::output::report(done, &format!("share group {group}: deleted the state of"))
 }
 
 async fn describe(a: ShareDescribeArgs) -> Result<()> {
@@ -472,11 +455,7 @@ async fn describe(a: ShareDescribeArgs) -> Result<()> {
         }
         write_out(&out)?;
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(failed.join("; ")))
-    }
+    crate::output::failures(failed)
 }
 
 async fn consume(args: ShareConsumeArgs) -> Result<()> {
