@@ -108,25 +108,6 @@ pub async fn run(cmd: TopicCommand) -> Result<()> {
     }
 }
 
-/// Turns per-item results into printed successes and one error naming
-/// every failure.
-fn report<T>(results: Vec<(String, kpax::Result<T>)>, done: &str) -> Result<()> {
-    let mut failed = Vec::new();
-    let mut out = String::new();
-    for (name, r) in results {
-        match r {
-            Ok(_) => out.push_str(&format!("{done} {name}\n")),
-            Err(e) => failed.push(format!("{name}: {e}")),
-        }
-    }
-    write_out(&out)?;
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(failed.join("; ")))
-    }
-}
-
 async fn create(a: CreateArgs) -> Result<()> {
     let mut topics = Vec::new();
     for name in &a.topics {
@@ -155,7 +136,7 @@ async fn create(a: CreateArgs) -> Result<()> {
             Ok(results)
         })
         .await?;
-    report(
+    crate::output::report(
         results,
         if a.validate_only {
             "could create topic"
@@ -189,8 +170,9 @@ async fn await_visible(admin: &Admin, created: &[(&str, Option<i32>)]) -> Result
     loop {
         let mut all = true;
         for b in &brokers {
+            // A broker that does not answer cannot be waited for (nor
+            // asked by the next command).
             let Ok(resp) = b.send(&req).await else {
-                all = false;
                 continue;
             };
             for (name, partitions) in created {
@@ -224,7 +206,7 @@ async fn delete(a: DeleteArgs) -> Result<()> {
                 .kafka(|| "deleting topics".into())
         })
         .await?;
-    report(results, "deleted topic")
+    crate::output::report(results, "deleted topic")
 }
 
 async fn alter(a: AlterArgs) -> Result<()> {
@@ -250,7 +232,7 @@ async fn alter(a: AlterArgs) -> Result<()> {
                     .create_partitions(&[(topic.as_str(), n)], false)
                     .await
                     .kafka(|| format!("adding partitions to {topic}"))?;
-                report(r, &format!("{n} partitions now in topic"))?;
+                crate::output::report(r, &format!("{n} partitions now in topic"))?;
             }
             if !changes.is_empty() {
                 let r = admin
@@ -260,7 +242,7 @@ async fn alter(a: AlterArgs) -> Result<()> {
                     )
                     .await
                     .kafka(|| format!("altering configs of {topic}"))?;
-                report(
+                crate::output::report(
                     r.into_iter().map(|(res, r)| (res.to_string(), r)).collect(),
                     "altered configs of",
                 )?;
