@@ -64,6 +64,12 @@ impl CliError {
     }
 }
 
+impl From<kpax_cli::input::InputError> for CliError {
+    fn from(e: kpax_cli::input::InputError) -> CliError {
+        CliError::Input(e.0)
+    }
+}
+
 /// The `kpax` tool's result type.
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
 

@@ -8,6 +8,7 @@ use clap::ValueEnum;
 use kpax::admin::{Admin, OffsetSpec, TopicPartition};
 use kpax::consumer::StartAt;
 use kpax::{Consumer, ConsumerRecord};
+use kpax_cli::input::json_bytes;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -88,22 +89,6 @@ fn text(b: Option<&[u8]>) -> Option<String> {
     b.map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
-/// A JSON field's value: the text when it is UTF-8, else base64 (and
-/// `true` for the field's `_base64` flag), so no byte is lost.
-fn json_bytes(b: Option<&[u8]>) -> (serde_json::Value, bool) {
-    use base64::Engine;
-    match b {
-        None => (serde_json::Value::Null, false),
-        Some(b) => match std::str::from_utf8(b) {
-            Ok(t) => (serde_json::Value::from(t), false),
-            Err(_) => (
-                serde_json::Value::from(base64::engine::general_purpose::STANDARD.encode(b)),
-                true,
-            ),
-        },
-    }
-}
-
 fn hex(b: Option<&[u8]>) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -137,11 +122,12 @@ impl Printer {
                     "key": key,
                     "value": value,
                     "headers": r.headers().map(|h| {
+                        let (key, key_b64) = json_bytes(Some(h.key));
                         let (value, b64) = json_bytes(h.value);
-                        let mut hj = json!({
-                            "key": String::from_utf8_lossy(h.key),
-                            "value": value,
-                        });
+                        let mut hj = json!({"key": key, "value": value});
+                        if key_b64 {
+                            hj["key_base64"] = true.into();
+                        }
                         if b64 {
                             hj["value_base64"] = true.into();
                         }

@@ -195,6 +195,131 @@ async fn produce_then_consume_round_trips_on_the_fake() {
     );
 }
 
+/// The fields of a `consume -f json` line that a copy must keep.
+fn copied_fields(r: &Value) -> Value {
+    let mut r = r.clone();
+    let o = r.as_object_mut().unwrap();
+    o.remove("topic");
+    o.remove("offset");
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_feeds_json_input_byte_for_byte() {
+    let fc = fake(1).await;
+    fc.create_topic("src", 3).unwrap();
+    fc.create_topic("dst", 3).unwrap();
+    let b = fc.bootstrap();
+    // binary key, value and header; a null value; a null header value;
+    // explicit timestamps and partitions; a plain string line
+    let input = concat!(
+        r#"{"partition":2,"timestamp":1600000000123,"key":"AP8=","key_base64":true,"value":"/w==","value_base64":true,"headers":[{"key":"bin","value":"AP8B","value_base64":true},{"key":"n","value":null}]}"#,
+        "\n",
+        r#"{"partition":0,"timestamp":1600000000456,"key":"tomb","value":null}"#,
+        "\n",
+        r#"{"partition":1,"key":"k","value":"é ünïcode","headers":[{"key":"h","value":"v"}]}"#,
+        "\n",
+        r#""just a value""#,
+        "\n",
+    );
+    ok(
+        &kpax(
+            &["produce", "-b", &b, "src", "-f", "json", "--keep-partition"],
+            Some(input),
+        )
+        .await,
+        "produce json",
+    );
+    let src = ok(
+        &kpax(&["consume", "-b", &b, "src", "-f", "json"], None).await,
+        "consume src",
+    );
+    let src_recs = json_lines(&src);
+    assert_eq!(src_recs.len(), 4, "{src}");
+    let first = src_recs.iter().find(|r| r["partition"] == 2).unwrap();
+    assert_eq!(first["timestamp"], 1600000000123i64, "{first}");
+    assert_eq!(first["key"], "AP8=");
+    assert_eq!(first["key_base64"], true);
+    assert_eq!(first["headers"][0]["value"], "AP8B");
+    assert_eq!(first["headers"][1]["value"], Value::Null);
+    let tomb = src_recs.iter().find(|r| r["key"] == "tomb").unwrap();
+    assert_eq!(tomb["value"], Value::Null, "null stays null: {tomb}");
+
+    // the copy: consume's output as produce's input
+    ok(
+        &kpax(
+            &["produce", "-b", &b, "dst", "-f", "json", "--keep-partition"],
+            Some(&src),
+        )
+        .await,
+        "produce the copy",
+    );
+    let dst = ok(
+        &kpax(&["consume", "-b", &b, "dst", "-f", "json"], None).await,
+        "consume dst",
+    );
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = json_lines(s)
+            .iter()
+            .map(|r| copied_fields(r).to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&dst), sorted(&src));
+
+    // -Z: empty keys and values are nulls
+    ok(
+        &kpax(
+            &["produce", "-b", &b, "dst", "-p", "0", "-K", ":", "-Z"],
+            Some(":\nk:\n"),
+        )
+        .await,
+        "produce -Z",
+    );
+    let out = ok(
+        &kpax(
+            &[
+                "consume", "-b", &b, "dst", "-p", "0", "-o", "-2", "-f", "json",
+            ],
+            None,
+        )
+        .await,
+        "consume the tombstones",
+    );
+    let recs = json_lines(&out);
+    assert_eq!(recs.len(), 2, "{out}");
+    assert_eq!(
+        (&recs[0]["key"], &recs[0]["value"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(
+        (&recs[1]["key"], &recs[1]["value"]),
+        (&Value::from("k"), &Value::Null)
+    );
+
+    // bad JSON input: one line saying which record and why, nothing sent
+    let before = fc.high_watermark("dst", 1).unwrap();
+    let o = kpax(
+        &["produce", "-b", &b, "dst", "-f", "json"],
+        Some("{\"vlaue\":\"x\"}\n"),
+    )
+    .await;
+    let e = one_line_error(&o, "a typo in a JSON field");
+    assert!(
+        e.contains("record 1: unknown record field \"vlaue\""),
+        "{e}"
+    );
+    let o = kpax(
+        &["produce", "-b", &b, "dst", "-f", "json", "--keep-partition"],
+        Some("{\"partition\":9,\"value\":\"x\"}\n"),
+    )
+    .await;
+    let e = one_line_error(&o, "a partition the topic lacks");
+    assert!(e.contains("no partition 9"), "{e}");
+    assert_eq!(fc.high_watermark("dst", 1).unwrap(), before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_reads_a_time_range() {
     let fc = fake(1).await;

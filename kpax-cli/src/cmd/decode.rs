@@ -6,6 +6,7 @@ use crate::error::{CliError, Result};
 use crate::output::write_out;
 use bytes::{Buf, Bytes};
 use clap::Args;
+use kpax_cli::input::parse_hex;
 use kpax_proto::generated::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use std::io::Read;
 use std::path::PathBuf;
@@ -29,45 +30,6 @@ pub struct DecodeArgs {
     /// The response's version (the version of the request it answers).
     #[arg(long, value_name = "V", requires = "api")]
     version: Option<i16>,
-}
-
-/// Parses hex text: whitespace, `:` separators and `0x` prefixes are
-/// skipped.
-///
-/// # Errors
-/// [`CliError::Input`] naming the first bad character and its position, or
-/// an odd number of digits.
-pub fn parse_hex(text: &str) -> Result<Vec<u8>> {
-    let mut digits = Vec::with_capacity(text.len());
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c.is_whitespace() || c == ':' {
-            continue;
-        }
-        if c == '0' && matches!(chars.peek(), Some((_, 'x' | 'X'))) {
-            chars.next();
-            continue;
-        }
-        match c.to_digit(16) {
-            Some(d) => digits.push(d as u8),
-            None => {
-                return Err(CliError::Input(format!(
-                    "bad hex: {c:?} at character {} is not a hex digit",
-                    i + 1
-                )))
-            }
-        }
-    }
-    if digits.is_empty() {
-        return Err(CliError::Input("bad hex: no hex digits given".into()));
-    }
-    if digits.len() % 2 != 0 {
-        return Err(CliError::Input(format!(
-            "bad hex: {} digits is an odd number (each byte is two)",
-            digits.len()
-        )));
-    }
-    Ok(digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect())
 }
 
 /// Reads at most [`MAX_FRAME_BYTES`] from `r`.
@@ -94,7 +56,7 @@ fn bytes_or_hex(raw: Vec<u8>) -> Result<Vec<u8>> {
         .iter()
         .all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace() || *b == b':' || *b == b'x');
     if texty && !raw.is_empty() {
-        parse_hex(&String::from_utf8_lossy(&raw))
+        Ok(parse_hex(&String::from_utf8_lossy(&raw))?)
     } else {
         Ok(raw)
     }
@@ -295,14 +257,6 @@ mod tests {
         let mut f = metadata_frame(false);
         f.push(0);
         assert!(decode(Bytes::from(f), None).is_err());
-    }
-
-    #[test]
-    fn hex_errors_name_the_problem() {
-        assert_eq!(parse_hex("0x0a 0B:ff").unwrap(), vec![10, 11, 255]);
-        assert!(parse_hex("abc").unwrap_err().to_string().contains("odd"));
-        assert!(parse_hex("zz").unwrap_err().to_string().contains("'z'"));
-        assert!(parse_hex("  ").is_err());
     }
 
     #[test]

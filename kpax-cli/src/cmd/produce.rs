@@ -9,6 +9,7 @@ use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use kpax::producer::{Acks, DeliveryFuture};
 use kpax::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+use kpax_cli::input::parse_json_record;
 use kpax_proto::records::Compression;
 use serde_json::json;
 use std::collections::VecDeque;
@@ -58,6 +59,17 @@ pub enum AcksArg {
     All,
 }
 
+/// How `kpax produce` reads records from stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// Each line is a value (or `key<SEP>value` with `-K`).
+    Raw,
+    /// Each line is a JSON record as `kpax consume -f json` prints it (key,
+    /// value, headers, timestamp; `_base64` flags for binary), so a topic
+    /// is copied byte for byte; a JSON string alone is a value.
+    Json,
+}
+
 /// Flags of `kpax produce`.
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
@@ -67,9 +79,20 @@ pub struct ProduceArgs {
     topic: String,
     /// Record values; without any, each stdin line is a record.
     values: Vec<String>,
+    /// How stdin lines are read.
+    #[arg(short = 'f', long, value_enum, default_value = "raw")]
+    format: InputFormat,
     /// Split each record at the first SEP into key and value (`\t` for a tab).
     #[arg(short = 'K', long, value_name = "SEP")]
     key_separator: Option<String>,
+    /// Send empty keys and values as null (an empty value: a tombstone), as
+    /// kcat's -Z does.
+    #[arg(short = 'Z', long)]
+    null_empty: bool,
+    /// With `-f json`: send each record to the partition its line names
+    /// (else by key, or `-p`).
+    #[arg(long, conflicts_with = "partition")]
+    keep_partition: bool,
     /// Send every record to this partition (default: by key, else sticky).
     #[arg(short, long)]
     partition: Option<i32>,
@@ -106,6 +129,16 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
     let sep = args.key_separator.as_deref().map(unescape);
     if sep.as_deref() == Some("") {
         return Err(CliError::Usage("--key-separator must not be empty".into()));
+    }
+    if args.format == InputFormat::Json && sep.is_some() {
+        return Err(CliError::Usage(
+            "--key-separator is for raw lines; a JSON record has its own \"key\"".into(),
+        ));
+    }
+    if args.keep_partition && args.format != InputFormat::Json {
+        return Err(CliError::Usage(
+            "--keep-partition needs -f json (a raw line names no partition)".into(),
+        ));
     }
     let mut headers = Vec::new();
     for h in &args.headers {
@@ -159,21 +192,53 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
     )
     .kafka(|| "starting the producer".into())?;
 
+    let format = args.format;
+    let null_empty = args.null_empty;
+    let keep_partition = args.keep_partition;
     let make = |n: usize, line: &str| -> Result<ProducerRecord> {
-        let (key, value) = match &sep {
-            None => (None, line),
-            Some(s) => match line.split_once(s.as_str()) {
-                Some((k, v)) => (Some(k), v),
-                None => {
-                    return Err(CliError::Input(format!(
-                        "record {n}: no key separator {s:?} in {line:?}"
-                    )))
-                }
-            },
+        let mut r = if format == InputFormat::Json {
+            let j =
+                parse_json_record(line).map_err(|e| CliError::Input(format!("record {n}: {e}")))?;
+            ProducerRecord {
+                topic: topic.clone(),
+                partition: if keep_partition { j.partition } else { None },
+                key: j.key.map(Bytes::from),
+                value: j.value.map(Bytes::from),
+                headers: j
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (Bytes::from(k), v.map(Bytes::from)))
+                    .collect(),
+                timestamp: j.timestamp,
+            }
+        } else {
+            let (key, value) = match &sep {
+                None => (None, line),
+                Some(s) => match line.split_once(s.as_str()) {
+                    Some((k, v)) => (Some(k), v),
+                    None => {
+                        return Err(CliError::Input(format!(
+                            "record {n}: no key separator {s:?} in {line:?}"
+                        )))
+                    }
+                },
+            };
+            let mut r = ProducerRecord::new(topic.clone(), Bytes::from(value.to_string()));
+            r.key = key.map(|k| Bytes::from(k.to_string()));
+            r
         };
-        let mut r = ProducerRecord::new(topic.clone(), Bytes::from(value.to_string()));
-        if let Some(k) = key {
-            r = r.with_key(Bytes::from(k.to_string()));
+        if null_empty {
+            r.key = r.key.filter(|k| !k.is_empty());
+            r.value = r.value.filter(|v| !v.is_empty());
+        }
+        if let Some(p) = r.partition {
+            if !partitions.contains(&p) {
+                return Err(CliError::Input(format!(
+                    "record {n}: topic {} has no partition {p} (it has {})",
+                    r.topic,
+                    partitions.len()
+                )));
+            }
         }
         if let Some(p) = args.partition {
             r = r.with_partition(p);

@@ -366,3 +366,129 @@ fn deliver(mut frame: Bytes, state: &Mutex<State>, addr: &str) -> Result<(), Err
     let _ = p.reply.send(result);
     Ok(())
 }
+
+/// An in-memory peer for [`fuzz_read`]: hands out `chunk` bytes per read,
+/// then end of stream.
+struct Chunked<'a> {
+    data: &'a [u8],
+    chunk: usize,
+}
+
+impl AsyncRead for Chunked<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = self.chunk.min(self.data.len()).min(buf.remaining());
+        let (now, later) = self.data.split_at(n);
+        buf.put_slice(now);
+        self.data = later;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// For the fuzz targets only (`kpax-proto/fuzz`, target `frames`): runs
+/// the connection's reader over `data` as a hostile broker could send it,
+/// with requests in flight. The first byte sets the reads' size (low four
+/// bits + 1 bytes per read) and the number of requests waiting (high four
+/// bits, correlation ids 0, 1, …, response headers v0 and v1 in turn); the
+/// frames follow, then the connection closes. Returns how many requests
+/// got a response.
+///
+/// # Panics
+/// When a request in flight was neither answered nor failed once the
+/// connection ended (a caller left waiting for ever), or the connection is
+/// not marked closed: the properties the fuzzer checks.
+#[doc(hidden)]
+pub fn fuzz_read(data: &[u8]) -> usize {
+    use std::future::Future;
+    let Some((&setup, frames)) = data.split_first() else {
+        return 0;
+    };
+    let chunk = usize::from(setup & 0x0f) + 1;
+    let in_flight = usize::from(setup >> 4);
+    let permits = Arc::new(Semaphore::new(in_flight.max(1)));
+    let mut pending = VecDeque::new();
+    let mut replies = Vec::new();
+    for i in 0..in_flight {
+        let (reply, rx) = oneshot::channel();
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            return 0;
+        };
+        pending.push_back(Pending {
+            correlation_id: i as i32,
+            api: ApiKey::Metadata,
+            version: 12,
+            response_header_version: (i % 2) as i16,
+            reply,
+            _permit: permit,
+        });
+        replies.push(rx);
+    }
+    let state = Arc::new(Mutex::new(State {
+        pending,
+        closed: None,
+    }));
+    let peer = Chunked {
+        data: frames,
+        chunk,
+    };
+    let reader = read_loop(peer, state.clone(), "fuzz:9092".into(), 1 << 20);
+    let mut reader = std::pin::pin!(reader);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(
+        reader.as_mut().poll(&mut cx).is_ready(),
+        "an in-memory peer never makes the reader wait"
+    );
+    assert!(
+        lock(&state).closed.is_some(),
+        "the connection ended unmarked"
+    );
+    let mut answered = 0;
+    for mut rx in replies {
+        match rx.try_recv() {
+            Ok(Ok(_)) => answered += 1,
+            Ok(Err(_)) => {}
+            Err(e) => panic!("a request in flight was left waiting: {e}"),
+        }
+    }
+    answered
+}
+
+#[cfg(test)]
+mod fuzz_read_tests {
+    use super::fuzz_read;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut f = (body.len() as i32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    }
+
+    #[test]
+    fn answers_in_order_then_fails_the_rest() {
+        // two requests waiting (ids 0 and 1, header v0 then v1), one byte per read
+        let mut data = vec![0x20];
+        data.extend(frame(&[0, 0, 0, 0, 0xaa]));
+        // header v1: id 1, an empty tag section
+        data.extend(frame(&[0, 0, 0, 1, 0]));
+        assert_eq!(fuzz_read(&data), 2);
+        // only the first answered: the second is failed at end of stream
+        assert_eq!(fuzz_read(&data[..10]), 1);
+    }
+
+    #[test]
+    fn a_wrong_correlation_id_or_size_fails_every_request() {
+        let mut data = vec![0x3f];
+        data.extend(frame(&[0, 0, 0, 7]));
+        assert_eq!(fuzz_read(&data), 0);
+        let mut data = vec![0x3f];
+        data.extend_from_slice(&i32::MAX.to_be_bytes());
+        data.extend_from_slice(&[0; 64]);
+        assert_eq!(fuzz_read(&data), 0);
+        let mut data = vec![0x3f];
+        data.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(fuzz_read(&data), 0);
+    }
+}

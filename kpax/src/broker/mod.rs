@@ -27,6 +27,9 @@ mod sasl;
 #[cfg(feature = "sasl")]
 mod scram;
 #[doc(hidden)]
+pub use connection::fuzz_read as fuzz_read_frames;
+#[cfg(feature = "sasl")]
+#[doc(hidden)]
 pub use scram::fuzz_exchange as fuzz_scram_exchange;
 #[cfg(feature = "tls")]
 mod tls;
