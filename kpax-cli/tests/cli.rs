@@ -204,12 +204,11 @@ fn copied_fields(r: &Value) -> Value {
     r
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_output_feeds_json_input_byte_for_byte() {
-    let fc = fake(1).await;
-    fc.create_topic("src", 3).unwrap();
-    fc.create_topic("dst", 3).unwrap();
-    let b = fc.bootstrap();
+/// Produces records of every shape from JSON lines to `src`, copies `src`
+/// to `dst` through `consume -f json | produce -f json --keep-partition`,
+/// and checks the copy equals the original in every field but the offset;
+/// both topics have 3 partitions.
+async fn json_copy_is_byte_for_byte(b: &str, src: &str, dst: &str) {
     // binary key, value and header; a null value; a null header value;
     // explicit timestamps and partitions; a plain string line
     let input = concat!(
@@ -224,18 +223,18 @@ async fn json_output_feeds_json_input_byte_for_byte() {
     );
     ok(
         &kpax(
-            &["produce", "-b", &b, "src", "-f", "json", "--keep-partition"],
+            &["produce", "-b", b, src, "-f", "json", "--keep-partition"],
             Some(input),
         )
         .await,
         "produce json",
     );
-    let src = ok(
-        &kpax(&["consume", "-b", &b, "src", "-f", "json"], None).await,
+    let src_out = ok(
+        &kpax(&["consume", "-b", b, src, "-f", "json"], None).await,
         "consume src",
     );
-    let src_recs = json_lines(&src);
-    assert_eq!(src_recs.len(), 4, "{src}");
+    let src_recs = json_lines(&src_out);
+    assert_eq!(src_recs.len(), 4, "{src_out}");
     let first = src_recs.iter().find(|r| r["partition"] == 2).unwrap();
     assert_eq!(first["timestamp"], 1600000000123i64, "{first}");
     assert_eq!(first["key"], "AP8=");
@@ -248,14 +247,14 @@ async fn json_output_feeds_json_input_byte_for_byte() {
     // the copy: consume's output as produce's input
     ok(
         &kpax(
-            &["produce", "-b", &b, "dst", "-f", "json", "--keep-partition"],
-            Some(&src),
+            &["produce", "-b", b, dst, "-f", "json", "--keep-partition"],
+            Some(&src_out),
         )
         .await,
         "produce the copy",
     );
-    let dst = ok(
-        &kpax(&["consume", "-b", &b, "dst", "-f", "json"], None).await,
+    let dst_out = ok(
+        &kpax(&["consume", "-b", b, dst, "-f", "json"], None).await,
         "consume dst",
     );
     let sorted = |s: &str| {
@@ -266,7 +265,16 @@ async fn json_output_feeds_json_input_byte_for_byte() {
         v.sort();
         v
     };
-    assert_eq!(sorted(&dst), sorted(&src));
+    assert_eq!(sorted(&dst_out), sorted(&src_out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_feeds_json_input_byte_for_byte() {
+    let fc = fake(1).await;
+    fc.create_topic("src", 3).unwrap();
+    fc.create_topic("dst", 3).unwrap();
+    let b = fc.bootstrap();
+    json_copy_is_byte_for_byte(&b, "src", "dst").await;
 
     // -Z: empty keys and values are nulls
     ok(
@@ -980,6 +988,44 @@ async fn admin_and_group_flow_on_kafka() {
     );
     let line = one_line_error(&kpax(&["meta", "-b", &b, &topic], None).await, "deleted");
     assert!(line.contains(&topic), "{line}");
+}
+
+/// On Apache Kafka: `kpax demo --brokers` (its own topic, every record
+/// read back once, the topic deleted afterwards) and the lossless JSON
+/// copy (`consume -f json | produce -f json`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_and_json_copy_on_kafka() {
+    let Some(cluster) = harness::Cluster::kafka() else {
+        return;
+    };
+    let b = cluster.bootstrap().to_string();
+    let out = ok(
+        &kpax(&["demo", "20000", "64", "--brokers", &b], None).await,
+        "demo on Kafka",
+    );
+    assert!(out.contains("produced 20000 records of 64 B"), "{out}");
+    assert!(out.contains("every record read back exactly once"), "{out}");
+    assert!(
+        !out.contains("rode through"),
+        "no fault on a real cluster: {out}"
+    );
+    let topic = out
+        .split_whitespace()
+        .find(|w| w.starts_with("kpax-demo-"))
+        .unwrap_or_else(|| panic!("no demo topic named: {out}"));
+    let line = one_line_error(
+        &kpax(&["meta", "-b", &b, topic], None).await,
+        "demo topic deleted",
+    );
+    assert!(line.contains(topic), "{line}");
+
+    let src = harness::unique_name("cli-json-src");
+    let dst = harness::unique_name("cli-json-dst");
+    ok(
+        &kpax(&["topic", "create", "-b", &b, &src, &dst, "-p", "3"], None).await,
+        "create",
+    );
+    json_copy_is_byte_for_byte(&b, &src, &dst).await;
 }
 
 /// On Apache Kafka: consume by offset (N and -N) and by time (real

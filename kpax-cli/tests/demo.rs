@@ -19,7 +19,14 @@ fn demo_round_trips_through_the_fake_cluster() {
         stdout.contains("produced 20000 records of 64 B"),
         "{stdout}"
     );
-    assert!(stdout.contains("every record read back once"), "{stdout}");
+    assert!(
+        stdout.contains("rode through broker ") && stdout.contains("partition leaders moved"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("every record read back exactly once, in order per partition, despite the broker outage"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -151,7 +151,7 @@ async fn create(a: CreateArgs) -> Result<()> {
 /// controller has the topic, and the brokers learn of it a moment later,
 /// so the next command (which may ask any broker) could otherwise be told
 /// UNKNOWN_TOPIC_OR_PARTITION. Bounded by the command's --timeout.
-async fn await_visible(admin: &Admin, created: &[(&str, Option<i32>)]) -> Result<()> {
+pub(crate) async fn await_visible(admin: &Admin, created: &[(&str, Option<i32>)]) -> Result<()> {
     if created.is_empty() {
         return Ok(());
     }
