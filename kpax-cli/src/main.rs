@@ -8,6 +8,7 @@
 mod cmd;
 mod connect;
 mod error;
+mod logs;
 mod output;
 mod reader;
 mod when;
@@ -20,12 +21,18 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "kpax", version, about)]
 struct Cli {
+    #[command(flatten)]
+    logs: logs::LogArgs,
     #[command(subcommand)]
     command: cmd::Command,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = cli.logs.install() {
+        eprintln!("kpax: error: {}", e.one_line());
+        return ExitCode::from(e.exit_code());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

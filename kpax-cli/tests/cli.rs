@@ -329,6 +329,51 @@ async fn json_output_feeds_json_input_byte_for_byte() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_protocol_traces_every_request_on_stderr() {
+    let fc = fake(1).await;
+    fc.create_topic("traced", 1).unwrap();
+    let b = fc.bootstrap();
+    let o = kpax(
+        &["-d", "protocol", "produce", "-b", &b, "traced", "x"],
+        None,
+    )
+    .await;
+    ok(&o, "produce -d protocol");
+    let err = stderr(&o);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("kpax::protocol"))
+        .collect();
+    for api in ["ApiVersions", "Metadata", "InitProducerId", "Produce"] {
+        assert!(
+            lines.iter().any(|l| l.contains(&format!("api={api} "))
+                && l.contains("latency_us=")
+                && l.contains("response_bytes=")),
+            "no traced {api} exchange in:\n{err}"
+        );
+    }
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colours when stderr is not a terminal: {err}"
+    );
+    // silent without the flags; -v shows more than -d protocol alone
+    let o = kpax(&["produce", "-b", &b, "traced", "y"], None).await;
+    ok(&o, "produce");
+    assert_eq!(stderr(&o), "");
+    let o = kpax(&["produce", "-vv", "-b", &b, "traced", "z"], None).await;
+    ok(&o, "produce -vv");
+    assert!(stderr(&o).contains("kpax::broker"), "{}", stderr(&o));
+    // an unknown context is a usage error
+    let o = kpax(&["-d", "protocl", "meta", "-b", &b], None).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("-d protocl: unknown context"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_reads_a_time_range() {
     let fc = fake(1).await;
     fc.create_topic("times", 1).unwrap();

@@ -140,6 +140,11 @@ const FRAME_SIZE_SLOTS: usize = 96;
 /// The most room a remembered size reserves up front.
 const MAX_FRAME_HINT: usize = 16 << 20;
 
+/// The `tracing` target of the per-request protocol trace (debug level):
+/// each request's API, version, correlation id, sizes and latency. The
+/// CLI's `-d protocol` turns it on; so does `RUST_LOG=kpax::protocol=debug`.
+pub const PROTOCOL_TARGET: &str = "kpax::protocol";
+
 #[derive(Default)]
 struct Slot {
     conn: Option<Arc<Live>>,
@@ -428,6 +433,9 @@ impl Broker {
         gated: bool,
     ) -> Result<R::Response> {
         let (frame, correlation_id) = self.frame(req, version)?;
+        let request_bytes = frame.len();
+        let started =
+            tracing::enabled!(target: PROTOCOL_TARGET, tracing::Level::DEBUG).then(Instant::now);
         // The gate before the permit: a request held while the connection
         // re-authenticates must not hold a permit the exchange needs.
         let gate = if gated {
@@ -450,7 +458,11 @@ impl Broker {
         );
         drop(gate);
         queued?;
-        let mut body = match tokio::time::timeout(timeout, rx).await {
+        let answer = tokio::time::timeout(timeout, rx).await;
+        if let Some(t) = started {
+            self.trace_exchange::<R>(version, correlation_id, request_bytes, &answer, t);
+        }
+        let mut body = match answer {
             Ok(Ok(r)) => r?,
             Ok(Err(_)) => {
                 return Err(Error::Network {
@@ -483,6 +495,45 @@ impl Broker {
             version,
             source,
         })
+    }
+
+    /// One exchange as `-d protocol` shows it: API, version, correlation
+    /// id, sizes, latency (or the failure).
+    fn trace_exchange<R: Request>(
+        &self,
+        version: i16,
+        correlation_id: i32,
+        request_bytes: usize,
+        answer: &std::result::Result<
+            std::result::Result<Result<bytes::Bytes>, oneshot::error::RecvError>,
+            tokio::time::error::Elapsed,
+        >,
+        started: Instant,
+    ) {
+        let latency_us = started.elapsed().as_micros() as u64;
+        let broker = self.inner.addr.as_str();
+        match answer {
+            Ok(Ok(Ok(body))) => tracing::debug!(
+                target: PROTOCOL_TARGET,
+                broker, api = ?R::API_KEY, version, correlation_id, request_bytes,
+                response_bytes = body.len() + 4, latency_us, "response"
+            ),
+            Ok(Ok(Err(e))) => tracing::debug!(
+                target: PROTOCOL_TARGET,
+                broker, api = ?R::API_KEY, version, correlation_id, request_bytes,
+                latency_us, error = %e, "no response"
+            ),
+            Ok(Err(_)) => tracing::debug!(
+                target: PROTOCOL_TARGET,
+                broker, api = ?R::API_KEY, version, correlation_id, request_bytes,
+                latency_us, "no response: connection closed"
+            ),
+            Err(_) => tracing::debug!(
+                target: PROTOCOL_TARGET,
+                broker, api = ?R::API_KEY, version, correlation_id, request_bytes,
+                latency_us, "no response: timed out"
+            ),
+        }
     }
 
     /// The open connection of `lane`, opening it (after any backoff) when
