@@ -8,6 +8,7 @@
 mod cmd;
 mod connect;
 mod error;
+mod format;
 mod logs;
 mod output;
 mod reader;

@@ -3,13 +3,9 @@
 //! or as a group member; used by `consume` and `tail`.
 
 use crate::error::{CliError, KafkaContext, Result};
-use crate::when::format_millis;
-use clap::ValueEnum;
 use kpax::admin::{Admin, OffsetSpec, TopicPartition};
 use kpax::consumer::StartAt;
 use kpax::{Consumer, ConsumerRecord};
-use kpax_cli::input::json_bytes;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -63,91 +59,6 @@ pub async fn offsets(
     Ok(out)
 }
 
-/// How records are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// The value only, one per line.
-    Raw,
-    /// One JSON object per line: topic, partition, offset, timestamp, key, value, headers.
-    Json,
-    /// Key, separator, value.
-    Kv,
-    /// The value as hex (binary payloads), one per line.
-    Hex,
-}
-
-/// Formats records for printing.
-#[derive(Debug, Clone)]
-pub struct Printer {
-    /// The format.
-    pub format: Format,
-    /// The key/value separator of [`Format::Kv`].
-    pub separator: String,
-}
-
-fn text(b: Option<&[u8]>) -> Option<String> {
-    b.map(|b| String::from_utf8_lossy(b).into_owned())
-}
-
-fn hex(b: Option<&[u8]>) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    for x in b.into_iter().flatten() {
-        let _ = write!(s, "{x:02x}");
-    }
-    s
-}
-
-impl Printer {
-    /// One record as one line (with its newline).
-    pub fn line(&self, r: &ConsumerRecord) -> String {
-        let mut s = match self.format {
-            Format::Raw => text(r.value()).unwrap_or_default(),
-            Format::Kv => format!(
-                "{}{}{}",
-                text(r.key()).unwrap_or_default(),
-                self.separator,
-                text(r.value()).unwrap_or_default()
-            ),
-            Format::Hex => hex(r.value()),
-            Format::Json => {
-                let (key, key_b64) = json_bytes(r.key());
-                let (value, value_b64) = json_bytes(r.value());
-                let mut o = json!({
-                    "topic": &*r.topic,
-                    "partition": r.partition,
-                    "offset": r.offset,
-                    "timestamp": r.timestamp,
-                    "time": (r.timestamp >= 0).then(|| format_millis(r.timestamp)),
-                    "key": key,
-                    "value": value,
-                    "headers": r.headers().map(|h| {
-                        let (key, key_b64) = json_bytes(Some(h.key));
-                        let (value, b64) = json_bytes(h.value);
-                        let mut hj = json!({"key": key, "value": value});
-                        if key_b64 {
-                            hj["key_base64"] = true.into();
-                        }
-                        if b64 {
-                            hj["value_base64"] = true.into();
-                        }
-                        hj
-                    }).collect::<Vec<_>>(),
-                });
-                if key_b64 {
-                    o["key_base64"] = true.into();
-                }
-                if value_b64 {
-                    o["value_base64"] = true.into();
-                }
-                o.to_string()
-            }
-        };
-        s.push('\n');
-        s
-    }
-}
-
 /// What to read and when to stop.
 #[derive(Debug)]
 pub struct Range {
@@ -161,6 +72,36 @@ pub struct Range {
     /// Fail when no record arrives and the range is not done for this
     /// long (`None`: wait for ever, for `--follow`).
     pub idle: Option<Duration>,
+    /// Only records with every one of these headers (name, and the value
+    /// it must have, if any) are given out and counted.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Range {
+    /// Whether `r` has every header the range asks for.
+    pub fn wants(&self, r: &ConsumerRecord) -> bool {
+        self.headers.iter().all(|(name, value)| {
+            r.headers().any(|h| {
+                h.key == name.as_bytes()
+                    && value.as_ref().is_none_or(|v| h.value == Some(v.as_slice()))
+            })
+        })
+    }
+}
+
+/// Parses a `--filter-header NAME[=VALUE]` flag.
+///
+/// # Errors
+/// An empty name.
+pub fn parse_header_filter(s: &str) -> std::result::Result<(String, Option<Vec<u8>>), String> {
+    let (name, value) = match s.split_once('=') {
+        Some((n, v)) => (n, Some(v.as_bytes().to_vec())),
+        None => (s, None),
+    };
+    if name.is_empty() {
+        return Err(format!("{s:?}: expected NAME or NAME=VALUE"));
+    }
+    Ok((name.to_string(), value))
 }
 
 /// Reads `range` from `consumer` (already assigned or subscribed), giving
@@ -202,7 +143,7 @@ pub async fn read(
                     idle_since = tokio::time::Instant::now();
                     let end = range.ends.as_ref().and_then(|e| e.get(&r.partition)).copied();
                     next.insert(r.partition, r.offset + 1);
-                    if end.is_some_and(|e| r.offset >= e) {
+                    if end.is_some_and(|e| r.offset >= e) || !range.wants(&r) {
                         continue;
                     }
                     n += 1;
@@ -241,51 +182,5 @@ fn done(consumer: &Consumer, range: &Range, next: &BTreeMap<i32, i64>) -> bool {
 pub fn assign(consumer: &Consumer, topic: &str, starts: &BTreeMap<i32, i64>) {
     for (p, o) in starts {
         consumer.assign([(topic.to_string(), *p)], StartAt::Offset(*o));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(key: &'static [u8], value: &'static [u8]) -> ConsumerRecord {
-        ConsumerRecord::new(
-            "t",
-            1,
-            kpax::proto::records::Record::new(
-                7,
-                -1,
-                Some(key),
-                Some(value),
-                &[(b"h", Some(&[0xff, 0x00]))],
-            ),
-        )
-    }
-
-    fn printer(format: Format) -> Printer {
-        Printer {
-            format,
-            separator: "\t".into(),
-        }
-    }
-
-    #[test]
-    fn binary_payloads_lose_nothing_in_json_and_hex() {
-        let r = record(b"user-1", &[0xde, 0xad, 0xbe, 0xef]);
-        let line = printer(Format::Json).line(&r);
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["key"], "user-1");
-        assert!(v.get("key_base64").is_none(), "{line}");
-        assert_eq!(v["value"], "3q2+7w==");
-        assert_eq!(v["value_base64"], true);
-        assert_eq!(v["headers"][0]["value"], "/wA=");
-        assert_eq!(v["headers"][0]["value_base64"], true);
-        assert_eq!(printer(Format::Hex).line(&r), "deadbeef\n");
-        let text = record(b"k", b"hello");
-        let v: serde_json::Value =
-            serde_json::from_str(&printer(Format::Json).line(&text)).unwrap();
-        assert_eq!(v["value"], "hello");
-        assert!(v.get("value_base64").is_none());
-        assert_eq!(printer(Format::Kv).line(&text), "k\thello\n");
     }
 }

@@ -373,6 +373,86 @@ async fn debug_protocol_traces_every_request_on_stderr() {
     );
 }
 
+/// kcat's habits: format strings, the offset grammar (+N, @TIME), -c,
+/// -e, and a header filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_speaks_kcat() {
+    let fc = fake(1).await;
+    fc.create_topic("kc", 1).unwrap();
+    let b = fc.bootstrap();
+    let input = concat!(
+        r#"{"timestamp":1000,"key":"a","value":"one","headers":[{"key":"type","value":"x"}]}"#,
+        "\n",
+        r#"{"timestamp":2000,"key":"b","value":"two","headers":[{"key":"type","value":"y"}]}"#,
+        "\n",
+        r#"{"timestamp":3000,"key":"c","value":"three","headers":[{"key":"type","value":"x"},{"key":"bin","value":"/w==","value_base64":true}]}"#,
+        "\n",
+        r#"{"timestamp":4000,"value":"four"}"#,
+        "\n",
+    );
+    ok(
+        &kpax(&["produce", "-b", &b, "kc", "-f", "json"], Some(input)).await,
+        "produce",
+    );
+    let consume = |extra: &[&str]| {
+        let mut args = vec!["consume", "-b", b.as_str(), "kc"];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ok(&kpax(&args, None).await, &format!("consume {args:?}"))
+        }
+    };
+    assert_eq!(
+        consume(&["-f", "%t %p %o %T %k=%s %K %S [%h]\\n"]).await,
+        "kc 0 0 1000 a=one 1 3 [type=x]\nkc 0 1 2000 b=two 1 3 [type=y]\n\
+         kc 0 2 3000 c=three 1 5 [type=x,bin=\u{fffd}]\nkc 0 3 4000 =four -1 4 []\n"
+    );
+    assert_eq!(
+        consume(&["-o", "+2", "-f", "%o %xh\\n", "-e"]).await,
+        "2 type=78,bin=ff\n3 \n"
+    );
+    assert_eq!(
+        consume(&["-o", "@2500", "-c", "1", "-f", "%s\\n"]).await,
+        "three\n"
+    );
+    assert_eq!(consume(&["-o", "-1", "-f", "%bs\\n"]).await, "Zm91cg==\n");
+    assert_eq!(
+        consume(&["--filter-header", "type=x"]).await,
+        "one\nthree\n"
+    );
+    assert_eq!(
+        consume(&[
+            "--filter-header",
+            "type",
+            "--filter-header",
+            "bin",
+            "-f",
+            "%k\\n"
+        ])
+        .await,
+        "c\n"
+    );
+    assert_eq!(
+        consume(&["--filter-header", "type=x", "-c", "1"]).await,
+        "one\n"
+    );
+    for (args, want) in [
+        (&["-f", "%q"][..], "unknown token %q"),
+        (&["-o", "+x"][..], "expected beginning, end"),
+        (
+            &["--filter-header", "=v"][..],
+            "expected NAME or NAME=VALUE",
+        ),
+    ] {
+        let mut all = vec!["consume", "-b", b.as_str(), "kc"];
+        all.extend_from_slice(args);
+        let o = kpax(&all, None).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consume_reads_a_time_range() {
     let fc = fake(1).await;

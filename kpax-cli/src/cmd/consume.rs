@@ -5,8 +5,9 @@
 
 use crate::connect::ConnectArgs;
 use crate::error::{CliError, KafkaContext, Result};
+use crate::format::{parse_format, Format, Printer};
 use crate::output::{progress, write_out};
-use crate::reader::{self, Format, Printer, Range};
+use crate::reader::{self, Range};
 use crate::when::parse_time;
 use clap::{Args, ValueEnum};
 use kpax::admin::{Admin, OffsetSpec};
@@ -22,11 +23,13 @@ pub struct ConsumeArgs {
     connect: ConnectArgs,
     /// The topic.
     topic: String,
-    /// Where to start: earliest, latest, an offset N, or -N (N before the end), per partition.
+    /// Where to start, per partition: beginning (earliest), end (latest),
+    /// an offset N, -N (N before the end), +N (N after the beginning), or
+    /// @TIME (the first record at or after TIME, as --from takes it).
     #[arg(
         short,
         long,
-        value_name = "earliest|latest|N|-N",
+        value_name = "beginning|end|N|-N|+N|@TIME",
         allow_hyphen_values = true
     )]
     offset: Option<String>,
@@ -41,9 +44,17 @@ pub struct ConsumeArgs {
     /// Stop before the first record at or after this time.
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     to: Option<String>,
-    /// Stop after N records.
-    #[arg(short = 'n', long, value_name = "N")]
+    /// Stop after N records (those --filter-header lets through).
+    #[arg(short = 'n', short_alias = 'c', long, value_name = "N")]
     count: Option<u64>,
+    /// Exit at the end of each partition: the default without --follow
+    /// (accepted for kcat's -e).
+    #[arg(short = 'e', long = "exit", conflicts_with = "follow")]
+    exit_at_end: bool,
+    /// Only records with this header (NAME) or with this header value
+    /// (NAME=VALUE); repeatable, every one must match.
+    #[arg(long = "filter-header", value_name = "NAME[=VALUE]", value_parser = reader::parse_header_filter)]
+    filter_header: Vec<(String, Option<Vec<u8>>)>,
     /// Only these partitions (repeatable; default all).
     #[arg(short, long)]
     partition: Vec<i32>,
@@ -54,8 +65,7 @@ pub struct ConsumeArgs {
     /// `consumer` (KIP-848; falls back to classic where the broker lacks it).
     #[arg(long, value_enum, default_value = "classic", requires = "group")]
     group_protocol: Protocol,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value = "raw")]
+    #[arg(short, long, default_value = "raw", value_parser = parse_format, help = crate::format::FORMAT_HELP)]
     format: Format,
     /// Separator between key and value for --format kv (`\t` for a tab).
     #[arg(short = 'K', long, value_name = "SEP", default_value = "\\t")]
@@ -83,24 +93,33 @@ enum Start {
     Latest,
     At(i64),
     BeforeEnd(i64),
+    AfterStart(i64),
+    Time(i64),
 }
 
-fn parse_start(s: &str) -> Result<Start> {
+fn parse_start(s: &str, now: SystemTime) -> Result<Start> {
     match s {
         "earliest" | "beginning" => Ok(Start::Earliest),
         "latest" | "end" => Ok(Start::Latest),
         _ => {
+            if let Some(t) = s.strip_prefix('@') {
+                return Ok(Start::Time(parse_time(t, now)?));
+            }
             let bad = || {
                 CliError::Usage(format!(
-                    "--offset {s:?}: expected earliest, latest, an offset N or -N"
+                    "--offset {s:?}: expected beginning, end, an offset N, -N, +N or @TIME"
                 ))
             };
-            let n: i64 = s.parse().map_err(|_| bad())?;
-            if s.starts_with('-') {
-                Ok(Start::BeforeEnd(n.checked_neg().ok_or_else(bad)?))
-            } else {
-                Ok(Start::At(n))
+            let digits = s.trim_start_matches(['-', '+']);
+            if digits.is_empty() || digits.len() + 1 < s.len() {
+                return Err(bad());
             }
+            let n: i64 = digits.parse().map_err(|_| bad())?;
+            Ok(match s.as_bytes()[0] {
+                b'-' => Start::BeforeEnd(n),
+                b'+' => Start::AfterStart(n),
+                _ => Start::At(n),
+            })
         }
     }
 }
@@ -112,14 +131,23 @@ fn parse_start(s: &str) -> Result<Start> {
 /// progress within the timeout (without `--follow`).
 pub async fn run(args: ConsumeArgs) -> Result<()> {
     let now = SystemTime::now();
-    let start = args.offset.as_deref().map(parse_start).transpose()?;
+    let start = args
+        .offset
+        .as_deref()
+        .map(|o| parse_start(o, now))
+        .transpose()?;
     let from = args
         .from
         .as_deref()
         .map(|t| parse_time(t, now))
         .transpose()?;
     let to = args.to.as_deref().map(|t| parse_time(t, now)).transpose()?;
-    if args.group.is_some() && matches!(start, Some(Start::At(_) | Start::BeforeEnd(_))) {
+    if args.group.is_some()
+        && matches!(
+            start,
+            Some(Start::At(_) | Start::BeforeEnd(_) | Start::AfterStart(_) | Start::Time(_))
+        )
+    {
         return Err(CliError::Usage(
             "--group starts at the group's committed offsets: --offset takes only earliest or latest there (see kpax rollback)".into(),
         ));
@@ -212,6 +240,7 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
         ends,
         limit: args.count,
         idle: (!follow).then_some(args.connect.timeout),
+        headers: args.filter_header.clone(),
     };
     let count_only = args.count_only;
     let read = reader::read(&consumer, &range, |r| {
@@ -262,6 +291,20 @@ async fn standalone_starts(
         Start::Earliest => reader::offsets(admin, topic, partitions, OffsetSpec::Earliest).await,
         Start::Latest => reader::offsets(admin, topic, partitions, OffsetSpec::Latest).await,
         Start::At(o) => Ok(partitions.iter().map(|p| (*p, *o)).collect()),
+        Start::Time(t) => {
+            reader::offsets(admin, topic, partitions, OffsetSpec::Timestamp(*t)).await
+        }
+        Start::AfterStart(n) => {
+            let first = reader::offsets(admin, topic, partitions, OffsetSpec::Earliest).await?;
+            let end = reader::offsets(admin, topic, partitions, OffsetSpec::Latest).await?;
+            Ok(first
+                .iter()
+                .map(|(p, f)| {
+                    let e = end.get(p).copied().unwrap_or(*f);
+                    (*p, f.saturating_add(*n).min(e))
+                })
+                .collect())
+        }
         Start::BeforeEnd(n) => {
             let first = reader::offsets(admin, topic, partitions, OffsetSpec::Earliest).await?;
             let end = reader::offsets(admin, topic, partitions, OffsetSpec::Latest).await?;
@@ -269,6 +312,41 @@ async fn standalone_starts(
                 .iter()
                 .map(|(p, e)| (*p, (e - n).max(first.get(p).copied().unwrap_or(0))))
                 .collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn offsets_read_as_kcat_writes_them() {
+        let now = UNIX_EPOCH + Duration::from_secs(7200);
+        let p = |s: &str| parse_start(s, now);
+        assert!(matches!(p("beginning"), Ok(Start::Earliest)));
+        assert!(matches!(p("end"), Ok(Start::Latest)));
+        assert!(matches!(p("42"), Ok(Start::At(42))));
+        assert!(matches!(p("-3"), Ok(Start::BeforeEnd(3))));
+        assert!(matches!(p("+3"), Ok(Start::AfterStart(3))));
+        assert!(matches!(
+            p("@1700000000000"),
+            Ok(Start::Time(1_700_000_000_000))
+        ));
+        assert!(matches!(p("@-1h"), Ok(Start::Time(3_600_000))));
+        for bad in [
+            "",
+            "-",
+            "+",
+            "--3",
+            "+-3",
+            "x",
+            "3x",
+            "@yesterday",
+            "99999999999999999999",
+        ] {
+            assert!(p(bad).is_err(), "{bad:?} should be refused");
         }
     }
 }

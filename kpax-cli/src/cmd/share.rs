@@ -7,8 +7,9 @@
 
 use crate::connect::ConnectArgs;
 use crate::error::{CliError, KafkaContext, Result};
+use crate::format::{parse_format, Format, Printer};
 use crate::output::{print_json, write_out, Table};
-use crate::reader::{self, Format, Printer};
+use crate::reader::{self};
 use crate::when::parse_time;
 use clap::{Args, Subcommand, ValueEnum};
 use kpax::admin::{Admin, AlterConfig, ConfigResource, OffsetSpec, TopicPartition};
@@ -130,8 +131,7 @@ pub struct ShareConsumeArgs {
     /// Stop when no record came for this long (default: --timeout).
     #[arg(long, value_name = "DURATION", value_parser = crate::when::parse_duration)]
     idle: Option<Duration>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value = "raw")]
+    #[arg(short, long, default_value = "raw", value_parser = parse_format, help = crate::format::FORMAT_HELP)]
     format: Format,
     /// Separator between key and value for --format kv (`\t` for a tab).
     #[arg(short = 'K', long, value_name = "SEP", default_value = "\\t")]

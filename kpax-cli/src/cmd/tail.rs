@@ -3,8 +3,9 @@
 
 use crate::connect::ConnectArgs;
 use crate::error::{KafkaContext, Result};
+use crate::format::{parse_format, Format, Printer};
 use crate::output::write_out;
-use crate::reader::{self, Format, Printer, Range};
+use crate::reader::{self, Range};
 use clap::Args;
 use kpax::admin::{Admin, OffsetSpec};
 use kpax::{Consumer, ConsumerConfig, ConsumerRecord};
@@ -20,8 +21,7 @@ pub struct TailArgs {
     /// Records per partition.
     #[arg(short = 'n', long, default_value_t = 10)]
     count: u32,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value = "raw")]
+    #[arg(short, long, default_value = "raw", value_parser = parse_format, help = crate::format::FORMAT_HELP)]
     format: Format,
     /// Separator between key and value for --format kv (`\t` for a tab).
     #[arg(short = 'K', long, value_name = "SEP", default_value = "\\t")]
@@ -63,6 +63,7 @@ pub async fn run(args: TailArgs) -> Result<()> {
                 ends: Some(ends),
                 limit: None,
                 idle: None,
+                headers: Vec::new(),
             };
             let mut got: Vec<ConsumerRecord> = Vec::new();
             let r = reader::read(&consumer, &range, |r| {
