@@ -93,7 +93,7 @@ enum Start {
     Latest,
     At(i64),
     BeforeEnd(i64),
-    AfterStart(i64),
+    PastBeginning(i64),
     Time(i64),
 }
 
@@ -117,7 +117,7 @@ fn parse_start(s: &str, now: SystemTime) -> Result<Start> {
             let n: i64 = digits.parse().map_err(|_| bad())?;
             Ok(match s.as_bytes()[0] {
                 b'-' => Start::BeforeEnd(n),
-                b'+' => Start::AfterStart(n),
+                b'+' => Start::PastBeginning(n),
                 _ => Start::At(n),
             })
         }
@@ -145,7 +145,7 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
     if args.group.is_some()
         && matches!(
             start,
-            Some(Start::At(_) | Start::BeforeEnd(_) | Start::AfterStart(_) | Start::Time(_))
+            Some(Start::At(_) | Start::BeforeEnd(_) | Start::PastBeginning(_) | Start::Time(_))
         )
     {
         return Err(CliError::Usage(
@@ -294,7 +294,7 @@ async fn standalone_starts(
         Start::Time(t) => {
             reader::offsets(admin, topic, partitions, OffsetSpec::Timestamp(*t)).await
         }
-        Start::AfterStart(n) => {
+        Start::PastBeginning(n) => {
             let first = reader::offsets(admin, topic, partitions, OffsetSpec::Earliest).await?;
             let end = reader::offsets(admin, topic, partitions, OffsetSpec::Latest).await?;
             Ok(first
@@ -329,7 +329,7 @@ mod tests {
         assert!(matches!(p("end"), Ok(Start::Latest)));
         assert!(matches!(p("42"), Ok(Start::At(42))));
         assert!(matches!(p("-3"), Ok(Start::BeforeEnd(3))));
-        assert!(matches!(p("+3"), Ok(Start::AfterStart(3))));
+        assert!(matches!(p("+3"), Ok(Start::PastBeginning(3))));
         assert!(matches!(
             p("@1700000000000"),
             Ok(Start::Time(1_700_000_000_000))
