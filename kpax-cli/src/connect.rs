@@ -34,6 +34,11 @@ pub struct ConnectArgs {
     /// sasl.username, sasl.password.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// One client setting, KEY=VALUE, with the keys --config takes
+    /// (librdkafka's and Java's names, e.g. -X security.protocol=SSL);
+    /// repeatable; overrides the file.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Bound on the whole command (for consume --follow: on connecting).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::when::parse_duration)]
     pub timeout: Duration,
@@ -97,6 +102,26 @@ pub struct FileConfig {
     pub sasl_username: Option<String>,
     /// `sasl.password`.
     pub sasl_password: Option<String>,
+}
+
+impl FileConfig {
+    /// These settings, and `under`'s where these have none.
+    pub fn over(self, under: FileConfig) -> FileConfig {
+        FileConfig {
+            bootstrap_servers: self.bootstrap_servers.or(under.bootstrap_servers),
+            client_id: self.client_id.or(under.client_id),
+            request_timeout: self.request_timeout.or(under.request_timeout),
+            security_protocol: self.security_protocol.or(under.security_protocol),
+            ssl_ca_location: self.ssl_ca_location.or(under.ssl_ca_location),
+            ssl_certificate_location: self
+                .ssl_certificate_location
+                .or(under.ssl_certificate_location),
+            ssl_key_location: self.ssl_key_location.or(under.ssl_key_location),
+            sasl_mechanism: self.sasl_mechanism.or(under.sasl_mechanism),
+            sasl_username: self.sasl_username.or(under.sasl_username),
+            sasl_password: self.sasl_password.or(under.sasl_password),
+        }
+    }
 }
 
 /// The keys a configuration file may hold.
@@ -254,11 +279,16 @@ impl ConnectArgs {
             Some(p) => read_config(p)?,
             None => FileConfig::default(),
         };
+        let set = self.settings()?;
+        let flag_brokers = set.bootstrap_servers.clone();
+        let file = set.over(file);
         let env = std::env::var(BROKERS_VAR)
             .ok()
             .filter(|v| !v.trim().is_empty());
         let brokers = if let Some(b) = &self.brokers {
             parse_brokers(b, "--brokers")?
+        } else if let Some(b) = flag_brokers {
+            parse_brokers(&b, "-X bootstrap.servers")?
         } else if let Some(b) = env {
             parse_brokers(&b, BROKERS_VAR)?
         } else if let Some(b) = &file.bootstrap_servers {
@@ -280,6 +310,16 @@ impl ConnectArgs {
         }
         let config = self.secure(config, &file)?;
         Ok((brokers, config))
+    }
+
+    /// The `-X` settings, parsed like a configuration file's lines.
+    fn settings(&self) -> Result<FileConfig> {
+        for x in &self.set {
+            if !x.contains('=') || x.contains(['\n', '\r']) {
+                return Err(CliError::Usage(format!("-X {x:?}: expected KEY=VALUE")));
+            }
+        }
+        parse_properties(&self.set.join("\n"), "-X")
     }
 
     /// Adds the TLS and SASL settings the flags and file name.
@@ -510,5 +550,51 @@ mod tests {
         assert!(parse_brokers("a", "x").is_err());
         assert!(parse_brokers("a:port", "x").is_err());
         assert!(parse_brokers(" , ", "x").is_err());
+    }
+
+    fn args(brokers: Option<&str>, set: &[&str]) -> ConnectArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            c: ConnectArgs,
+        }
+        let mut argv = vec!["t".to_string()];
+        if let Some(b) = brokers {
+            argv.extend(["-b".to_string(), b.to_string()]);
+        }
+        for x in set {
+            argv.extend(["-X".to_string(), x.to_string()]);
+        }
+        T::parse_from(argv).c
+    }
+
+    #[test]
+    fn dash_x_sets_what_a_config_file_sets() {
+        let (brokers, config) = args(None, &["bootstrap.servers=h:1,k:2", "client.id=mine"])
+            .resolve()
+            .unwrap();
+        assert_eq!(brokers, ["h:1", "k:2"]);
+        assert_eq!(config.client_id, "mine");
+        // --brokers wins over bootstrap.servers, as over the file's
+        let (brokers, _) = args(Some("b:9"), &["bootstrap.servers=h:1"])
+            .resolve()
+            .unwrap();
+        assert_eq!(brokers, ["b:9"]);
+        let e = |set: &[&str]| args(Some("b:9"), set).resolve().unwrap_err().to_string();
+        assert!(e(&["client.id"]).contains("expected KEY=VALUE"));
+        assert!(e(&["client.id=a\nsasl.password=x"]).contains("expected KEY=VALUE"));
+        assert!(e(&["linger.ms=5"]).contains("-X line 1: unknown key \"linger.ms\""));
+        assert!(e(&["client.id=a", "client.id=b"]).contains("given twice"));
+        assert!(e(&["security.protocol=SASL_SSL"]).contains("SASL needs --sasl-mechanism"));
+    }
+
+    #[test]
+    fn settings_override_the_files() {
+        let file = parse_properties("client.id=file\nsasl.username=u\n", "f").unwrap();
+        let x = parse_properties("client.id=flag", "-X").unwrap();
+        let both = x.over(file);
+        assert_eq!(both.client_id.as_deref(), Some("flag"));
+        assert_eq!(both.sasl_username.as_deref(), Some("u"));
     }
 }

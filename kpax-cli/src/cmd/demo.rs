@@ -49,7 +49,7 @@ pub struct DemoArgs {
     /// never touched).
     #[arg(long)]
     no_fault: bool,
-    /// With --brokers or --config: run against that cluster instead of
+    /// With --brokers, --config or -X: run against that cluster instead of
     /// the in-process fake.
     #[command(flatten)]
     connect: ConnectArgs,
@@ -78,7 +78,9 @@ struct Outage {
 pub async fn run(args: DemoArgs) -> Result<()> {
     let n = args.records;
     let size = args.value_bytes as usize;
-    let real = args.connect.brokers.is_some() || args.connect.config.is_some();
+    let real = args.connect.brokers.is_some()
+        || args.connect.config.is_some()
+        || !args.connect.set.is_empty();
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
