@@ -764,3 +764,73 @@ async fn stream_ends_after_close(tc: &TestCluster) {
         .expect("the stream ends after close");
     assert!(end.is_none(), "after close: {end:?}");
 }
+
+backends!(members_sharing_one_cluster_rebalance_at_once: fake(3), mock(3), kafka);
+
+/// Two members of one group on one `Cluster` handle (so, before kpax gave
+/// each member connections of its own, on one connection to the
+/// coordinator): the second's JoinGroup, held by the broker until the
+/// first rejoins, must not hold up the first's Heartbeat, which is how the
+/// first learns it must rejoin. Were they on one connection, the rebalance
+/// would complete only at the rebalance timeout (60 s here); the bound
+/// below is half that. Then both read, and every record arrives.
+async fn members_sharing_one_cluster_rebalance_at_once(tc: &TestCluster) {
+    narrow_group_versions(tc);
+    let topic = tc.topic(4).await;
+    const N: usize = 400;
+    produce(tc, &topic.name, 4, 0, N, None).await;
+    let shared = cluster(tc);
+    let group = tc.group_id();
+    let member = || {
+        Consumer::new(
+            shared.clone(),
+            ConsumerConfig::default()
+                .with_group_id(group.clone())
+                .with_auto_offset_reset(OffsetReset::Earliest)
+                .with_session_timeout(Duration::from_secs(10), Duration::from_millis(500))
+                .with_fetch_max_wait(Duration::from_millis(100)),
+        )
+        .unwrap()
+    };
+    let a = member();
+    a.subscribe([topic.name.clone()]).unwrap();
+    let mut seen = HashSet::new();
+    let first = tokio::time::timeout(Duration::from_secs(20), a.recv())
+        .await
+        .expect("the first member reads")
+        .unwrap();
+    seen.insert(seq(&first));
+    let b = member();
+    b.subscribe([topic.name.clone()]).unwrap();
+    let bound = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut read = [1usize, 0];
+    while seen.len() < N || b.assignment().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < bound,
+            "after 30 s: {} of {N} records; assignments {:?} / {:?}",
+            seen.len(),
+            a.assignment(),
+            b.assignment()
+        );
+        for (i, m) in [&a, &b].into_iter().enumerate() {
+            if let Ok(r) = tokio::time::timeout(Duration::from_millis(100), m.recv_batch(100)).await
+            {
+                let r = r.unwrap();
+                read[i] += r.len();
+                seen.extend(r.iter().map(seq));
+            }
+        }
+    }
+    let (ours, theirs) = (a.assignment(), b.assignment());
+    assert!(ours.is_disjoint(&theirs), "{ours:?} / {theirs:?}");
+    assert_eq!(ours.len() + theirs.len(), 4, "{ours:?} / {theirs:?}");
+    harness::report(
+        "members_sharing_one_cluster_rebalance_at_once",
+        &format!(
+            "{N} records; read by the first member {}, the second {}",
+            read[0], read[1]
+        ),
+    );
+    a.close().await;
+    b.close().await;
+}

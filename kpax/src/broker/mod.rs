@@ -49,7 +49,7 @@ use kpax_proto::message::{Message, Request};
 use kpax_proto::wire::StrBytes;
 use kpax_proto::wire::{put_i32, FrameBuf, Sink};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Mutex, RwLock};
@@ -59,6 +59,10 @@ use transport::Transport;
 /// Which of a broker's connections a request travels on. Each lane is
 /// opened on first use and reconnects on its own; the versions negotiated
 /// by ApiVersions are shared.
+///
+/// Kafka answers one request at a time per connection, so a request the
+/// broker holds on purpose holds up everything behind it on its
+/// connection: hence the lanes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Lane {
@@ -66,25 +70,31 @@ pub enum Lane {
     Default,
     /// Fetch requests, which the broker holds up to their max wait.
     Fetch,
-    /// Group membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup);
-    /// JoinGroup is held up to the rebalance timeout.
+    /// Group requests of clients that are not members (admin's group
+    /// calls, share-group heartbeats).
     Group,
-    /// Share groups' ShareFetch and ShareAcknowledge (KIP-932): a share
-    /// consumer closes this connection when it closes, which is when Kafka
-    /// brokers drop the group's cached share-partition state.
-    Share,
+    /// One group member's own connection ([`Lane::new_member`]): a
+    /// member's JoinGroup is held until the group rebalances, which waits
+    /// for the *other* members' JoinGroups; were two members of one
+    /// process on one connection, the second's Heartbeat would wait behind
+    /// the first's JoinGroup until the rebalance timed out. A share
+    /// consumer's ShareFetch and ShareAcknowledge travel on one too: Kafka
+    /// drops a share group's cached partition state when its connections
+    /// close, so closing the member closes exactly its own.
+    Member(MemberLane),
 }
 
-impl Lane {
-    const ALL: [Lane; 4] = [Lane::Default, Lane::Fetch, Lane::Group, Lane::Share];
+/// The identity of a [`Lane::Member`]; unique in the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MemberLane(u64);
 
-    fn index(self) -> usize {
-        match self {
-            Lane::Default => 0,
-            Lane::Fetch => 1,
-            Lane::Group => 2,
-            Lane::Share => 3,
-        }
+impl Lane {
+    /// A member lane no other caller has: one per group member (consumer
+    /// or share consumer). Close it with [`Broker::release_lane`] on every
+    /// broker when the member ends.
+    pub fn new_member() -> Lane {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Lane::Member(MemberLane(NEXT.fetch_add(1, Ordering::Relaxed)))
     }
 }
 
@@ -109,7 +119,11 @@ struct Inner {
     config: Arc<ClientConfig>,
     client_id: StrBytes,
     correlation: AtomicI32,
-    lanes: [Mutex<Slot>; 4],
+    /// The connections of [`Lane::Default`], [`Lane::Fetch`] and
+    /// [`Lane::Group`].
+    lanes: [Arc<Mutex<Slot>>; 3],
+    /// The connections of the member lanes in use.
+    members: std::sync::Mutex<HashMap<MemberLane, Arc<Mutex<Slot>>>>,
     /// The versions the broker last advertised, shared by the lanes.
     versions: std::sync::Mutex<Option<ApiVersions>>,
     transport: Transport,
@@ -189,6 +203,7 @@ impl Broker {
                 config,
                 correlation: AtomicI32::new(1),
                 lanes: Default::default(),
+                members: Default::default(),
                 versions: std::sync::Mutex::new(None),
                 transport: Transport::default(),
                 refusals: std::sync::Mutex::new(HashMap::new()),
@@ -539,7 +554,8 @@ impl Broker {
     /// The open connection of `lane`, opening it (after any backoff) when
     /// needed.
     async fn live(&self, lane: Lane) -> Result<Arc<Live>> {
-        let mut slot = self.inner.lanes[lane.index()].lock().await;
+        let slot = self.slot(lane);
+        let mut slot = slot.lock().await;
         if let Some(live) = &slot.conn {
             if !live.conn.is_closed() {
                 return Ok(live.clone());
@@ -836,10 +852,38 @@ impl Broker {
         Ok(Live::new(probe.conn, ranges_of(&r)))
     }
 
+    /// The connection slot of `lane` (a member lane's is made on first use).
+    fn slot(&self, lane: Lane) -> Arc<Mutex<Slot>> {
+        match lane {
+            Lane::Default => self.inner.lanes[0].clone(),
+            Lane::Fetch => self.inner.lanes[1].clone(),
+            Lane::Group => self.inner.lanes[2].clone(),
+            Lane::Member(m) => self
+                .inner
+                .members
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(m)
+                .or_default()
+                .clone(),
+        }
+    }
+
     /// Closes the current connections of every lane, if any (the next
     /// request reopens them).
     pub async fn disconnect(&self) {
-        for lane in Lane::ALL {
+        let members: Vec<Lane> = self
+            .inner
+            .members
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .map(|m| Lane::Member(*m))
+            .collect();
+        for lane in [Lane::Default, Lane::Fetch, Lane::Group]
+            .into_iter()
+            .chain(members)
+        {
             self.disconnect_lane(lane).await;
         }
     }
@@ -847,12 +891,25 @@ impl Broker {
     /// Closes the current connection of `lane`, if any (the next request
     /// on it reopens it).
     pub async fn disconnect_lane(&self, lane: Lane) {
-        if let Some(live) = self.inner.lanes[lane.index()].lock().await.conn.take() {
+        if let Some(live) = self.slot(lane).lock().await.conn.take() {
             live.conn.close(Error::Network {
                 broker: self.inner.addr.clone(),
                 api: None,
                 reason: "disconnected by the client".into(),
             });
+        }
+    }
+
+    /// Closes a member lane's connection and forgets the lane (its member
+    /// has ended); for the other lanes, as [`Broker::disconnect_lane`].
+    pub async fn release_lane(&self, lane: Lane) {
+        self.disconnect_lane(lane).await;
+        if let Lane::Member(m) = lane {
+            self.inner
+                .members
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&m);
         }
     }
 }

@@ -24,7 +24,6 @@ use super::group::{
     auto_commit, lose_all, membership, resolve, set_membership, take_assignment, Selection,
 };
 use super::Shared;
-use crate::broker::Lane;
 use crate::cluster::{ClusterView, CoordinatorKind};
 use crate::error::Error;
 use kpax_proto::generated::consumer_group_heartbeat::ConsumerGroupHeartbeatRequestTopicPartition;
@@ -240,7 +239,7 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
             req.topic_partitions = Some(owned.clone());
         }
         let resp = match coordinator
-            .send_version_on(Lane::Group, &req, version)
+            .send_version_on(s.group_lane, &req, version)
             .await
         {
             Ok(r) => r,

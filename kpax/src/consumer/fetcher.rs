@@ -8,7 +8,7 @@
 
 use super::fetch_session::{FetchPlan, FetchSession};
 use super::{Chunk, ConsumerRecord, IsolationLevel, OffsetReset, Shared, StartAt, TopicPartition};
-use crate::broker::{backoff, Broker, Lane};
+use crate::broker::{backoff, Broker};
 use crate::cluster::ClusterView;
 use crate::error::{Error, Result};
 use bytes::Bytes;
@@ -355,7 +355,7 @@ async fn fetch(
             })
             .collect();
     }
-    let result = broker.send_version_on(Lane::Fetch, &req, version).await;
+    let result = broker.send_version_on(s.fetch_lane, &req, version).await;
     (plan, result)
 }
 

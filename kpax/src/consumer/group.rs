@@ -17,7 +17,7 @@
 use super::assignor::{flatten, MemberSubscription, RebalanceProtocol};
 use super::protocol::{Assignment, Subscription};
 use super::{Consumer, GroupProtocol, Shared, StartAt, TopicPartition};
-use crate::broker::{Broker, Lane};
+use crate::broker::Broker;
 use crate::cluster::{ClusterView, CoordinatorKind};
 use crate::error::{Error, Result};
 use kpax_proto::generated::heartbeat::HeartbeatRequest;
@@ -331,7 +331,7 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
         // The coordinator holds JoinGroup until the rebalance completes.
         let wait = s.config.rebalance_timeout + Duration::from_secs(5);
         let resp = coordinator
-            .send_version_timeout_on(Lane::Group, &req, version, wait)
+            .send_version_timeout_on(s.group_lane, &req, version, wait)
             .await?;
         match ErrorCode(resp.error_code) {
             ErrorCode::NONE => break resp,
@@ -442,7 +442,7 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
     }
     let sync = coordinator
         .send_version_timeout_on(
-            Lane::Group,
+            s.group_lane,
             &req,
             sync_version,
             s.config.rebalance_timeout + Duration::from_secs(5),
@@ -737,7 +737,7 @@ async fn heartbeat_loop(
             req.group_instance_id = s.config.group_instance_id.as_deref().map(Into::into);
         }
         match coordinator
-            .send_version_on(Lane::Group, &req, version)
+            .send_version_on(s.group_lane, &req, version)
             .await
         {
             Ok(r) if r.error_code == 0 => {}
@@ -1050,7 +1050,7 @@ pub(crate) async fn leave(s: &Shared) {
         req.member_id = m.member_id.as_str().into();
     }
     match coordinator
-        .send_version_on(Lane::Group, &req, version)
+        .send_version_on(s.group_lane, &req, version)
         .await
     {
         Ok(r) => {
@@ -1081,7 +1081,7 @@ async fn leave_consumer_group(s: &Shared, coordinator: &Broker, m: &Membership) 
     req.member_epoch = super::consumer_protocol::leave_epoch(s.config.group_instance_id.is_some());
     req.instance_id = s.config.group_instance_id.as_deref().map(Into::into);
     match coordinator
-        .send_version_on(Lane::Group, &req, version)
+        .send_version_on(s.group_lane, &req, version)
         .await
     {
         Ok(r) if r.error_code != 0 => {

@@ -32,6 +32,7 @@ pub use rebalance::{ListenerFuture, RebalanceListener};
 
 pub(crate) use consumer_protocol::new_member_id;
 
+use crate::broker::Lane;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use kpax_proto::records::Record;
@@ -127,6 +128,13 @@ pub(crate) struct State {
 pub(crate) struct Shared {
     pub cluster: Cluster,
     pub config: ConsumerConfig,
+    /// This consumer's own connections to its group coordinator: one
+    /// member's JoinGroup, held until the group rebalances, must not hold
+    /// up another member's Heartbeat (see [`Lane::Member`]).
+    pub group_lane: Lane,
+    /// This consumer's own fetch connections: another consumer's long-poll
+    /// Fetch must not hold up this one's.
+    pub fetch_lane: Lane,
     pub state: Mutex<State>,
     pub memory: Arc<Semaphore>,
     /// Records became available (or an error).
@@ -196,6 +204,8 @@ impl Consumer {
             memory: Arc::new(Semaphore::new(config.buffer_memory)),
             cluster,
             config,
+            group_lane: Lane::new_member(),
+            fetch_lane: Lane::new_member(),
             state: Mutex::new(State::default()),
             records: Notify::new(),
             wake: Notify::new(),
@@ -576,5 +586,9 @@ impl Consumer {
         self.shared.wake.notify_one();
         self.shared.records.notify_waiters();
         self.shared.lock().parts.clear();
+        for broker in self.shared.cluster.brokers() {
+            broker.release_lane(self.shared.group_lane).await;
+            broker.release_lane(self.shared.fetch_lane).await;
+        }
     }
 }

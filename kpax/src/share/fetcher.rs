@@ -10,7 +10,7 @@
 //! acknowledgements that were in flight are reported failed by
 //! [`super::ShareConsumer::commit`] and their records come back after the
 //! acquisition lock. Share requests travel on their own connection to each
-//! broker (`Lane::Share`); closing ends the sessions and then those
+//! broker (its own member lane, `Lane::Member`); closing ends the sessions and then those
 //! connections: Kafka brokers forget the group's cached share-partition
 //! state only when its connections close.
 
@@ -384,21 +384,21 @@ fn ack_request(
 /// within `timeout`; `fit` adjusts it to that version first.
 async fn send<R: Request>(
     broker: &Broker,
+    lane: Lane,
     mut req: R,
     timeout: Duration,
     fit: impl FnOnce(&mut R, i16),
 ) -> Result<R::Response> {
     let v = broker.version_for::<R>().await?;
     fit(&mut req, v);
-    broker
-        .send_version_timeout_on(Lane::Share, &req, v, timeout)
-        .await
+    broker.send_version_timeout_on(lane, &req, v, timeout).await
 }
 
 /// Sends the round's requests at once and settles their answers; `true`
 /// when one failed (the caller backs off).
 async fn execute(s: &Arc<Shared>, sessions: &mut Sessions, plan: Vec<Planned>) -> bool {
     let timeout = s.cluster.config().request_timeout + s.config.fetch_max_wait;
+    let lane = s.lane;
     let mut set = JoinSet::new();
     let mut meta: HashMap<i32, (BTreeSet<TopicPartition>, Acks, bool, String)> = HashMap::new();
     for p in plan {
@@ -416,7 +416,7 @@ async fn execute(s: &Arc<Shared>, sessions: &mut Sessions, plan: Vec<Planned>) -
         let call = p.call;
         set.spawn(async move {
             let r: Result<Answer> = match call {
-                Call::Fetch(req) => send(&broker, req, timeout, |req, v| {
+                Call::Fetch(req) => send(&broker, lane, req, timeout, |req, v| {
                     if v < 2 {
                         // No acquire modes before v2: whole batches.
                         req.share_acquire_mode = 0;
@@ -424,7 +424,7 @@ async fn execute(s: &Arc<Shared>, sessions: &mut Sessions, plan: Vec<Planned>) -
                 })
                 .await
                 .map(Answer::Fetch),
-                Call::Acknowledge(req) => send(&broker, req, timeout, |_, _| {})
+                Call::Acknowledge(req) => send(&broker, lane, req, timeout, |_, _| {})
                     .await
                     .map(Answer::Acknowledge),
             };
@@ -734,11 +734,11 @@ pub(super) async fn close_sessions(s: &Arc<Shared>) {
             continue;
         };
         let req = ack_request(s, -1, &mine, &ids);
-        let r = send(&broker, req, timeout, |_, _| {}).await;
+        let r = send(&broker, s.lane, req, timeout, |_, _| {}).await;
         // Kafka's brokers drop their cached share-partition state (so that
         // offsets reset while the group is empty take effect) only when the
         // group's connections close, not when its sessions do.
-        broker.disconnect_lane(Lane::Share).await;
+        broker.release_lane(s.lane).await;
         match r {
             Ok(r) => {
                 settle_ack(s, broker.addr(), r, &names, &mine);
@@ -751,12 +751,17 @@ pub(super) async fn close_sessions(s: &Arc<Shared>) {
             }
         }
     }
-    let mut st = s.lock();
-    st.answered = st.answered.max(upto);
-    st.buffer.clear();
-    st.acquired.clear();
-    drop(st);
+    {
+        let mut st = s.lock();
+        st.answered = st.answered.max(upto);
+        st.buffer.clear();
+        st.acquired.clear();
+    }
     s.acked.notify_waiters();
+    // A broker without a session may still have had a connection.
+    for broker in s.cluster.brokers() {
+        broker.release_lane(s.lane).await;
+    }
 }
 
 #[cfg(test)]

@@ -183,6 +183,8 @@ pub(crate) struct Shared {
     cluster: Cluster,
     config: ShareConsumerConfig,
     member_id: String,
+    /// This member's own connections for ShareFetch and ShareAcknowledge.
+    lane: crate::broker::Lane,
     state: Mutex<State>,
     /// Records arrived, or an error.
     records: Notify,
@@ -317,6 +319,7 @@ impl ShareConsumer {
             cluster,
             config,
             member_id: crate::consumer::new_member_id(),
+            lane: crate::broker::Lane::new_member(),
             state: Mutex::new(State::default()),
             records: Notify::new(),
             wake: Notify::new(),
@@ -490,7 +493,7 @@ impl ShareConsumer {
     /// connections to them close: start offsets set with
     /// [`crate::admin::Admin::alter_share_group_offsets`] after this member
     /// left are then seen by the next member. Share requests travel on a
-    /// connection of their own ([`crate::broker::Lane::Share`]), so a
+    /// connection of their own ([`crate::broker::Lane::Member`]), so a
     /// [`crate::Cluster`] shared with producers and consumers keeps theirs.
     pub async fn close(&self) {
         if self.shared.config.ack_mode == AckMode::Implicit {
