@@ -31,3 +31,9 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 pub use error::{Error, Result};
 pub use kpax_proto as proto;
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+
+/// The README's code blocks, compiled (and run, unless marked `no_run`) as
+/// doctests of this crate, so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
