@@ -156,6 +156,34 @@ struct BrokerHandle {
 }
 
 /// A running fake cluster. Dropping it stops every broker.
+///
+/// # Example
+///
+/// Brokers on loopback ports speaking the real wire protocol, with faults a
+/// test can inject:
+///
+/// ```
+/// use kpax_fake::FakeCluster;
+/// use kpax_proto::generated::{ApiKey, ErrorCode};
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> std::io::Result<()> {
+/// let fake = FakeCluster::new(3).await?;
+/// fake.create_topic("orders", 6).expect("a new topic");
+/// println!("bootstrap: {}", fake.bootstrap()); // give this to any Kafka client
+/// // The next two Produce requests fail as after a leader election.
+/// fake.fail_next(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER, 2);
+/// // Broker 2 goes away, and its partitions' leadership with it.
+/// fake.broker_down(2).await;
+/// for p in 0..6 {
+///     if fake.leader("orders", p) == Some(2) {
+///         fake.move_leader("orders", p, 1).expect("broker 1 is up");
+///     }
+/// }
+/// fake.broker_up(2)?;
+/// assert_eq!(fake.high_watermark("orders", 0), Some(0));
+/// # Ok(())
+/// # }
+/// ```
 pub struct FakeCluster {
     shared: Arc<Shared>,
     brokers: Mutex<Vec<BrokerHandle>>,

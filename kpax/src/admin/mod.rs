@@ -88,6 +88,28 @@ pub type PartitionResults<T> = BTreeMap<TopicPartition, Result<T>>;
 pub type NamedResults<T> = Vec<(String, Result<T>)>;
 
 /// The admin client over a [`Cluster`]; cheap to clone.
+///
+/// # Example
+///
+/// On an in-process fake cluster (use your brokers' addresses instead):
+///
+/// ```
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fake = kpax_fake::FakeCluster::new(1).await?;
+/// let cluster = kpax::Cluster::new([fake.bootstrap()], kpax::ClientConfig::default())?;
+/// use kpax::admin::{Admin, NewTopic};
+/// let admin = Admin::new(cluster);
+/// // One result per topic: one failing does not stop the others.
+/// for (name, created) in admin.create_topics(&[NewTopic::new("orders", 6, 1)], false).await? {
+///     created?;
+///     println!("created {name}");
+/// }
+/// let topics = admin.list_topics().await?;
+/// assert!(topics.iter().any(|(name, _)| name == "orders"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Admin {
     cluster: Cluster,

@@ -76,6 +76,26 @@ pub trait ClusterView: Send + Sync {
 }
 
 /// A handle to a cluster; cheap to clone.
+///
+/// Nothing connects until the first request; metadata is fetched lazily
+/// and refreshed when errors say it is stale.
+///
+/// # Example
+///
+/// On an in-process fake cluster (use your brokers' addresses instead):
+///
+/// ```
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fake = kpax_fake::FakeCluster::new(1).await?;
+/// fake.create_topic("events", 3).expect("a new topic");
+/// let cluster = kpax::Cluster::new([fake.bootstrap()], kpax::ClientConfig::default())?;
+/// assert_eq!(cluster.partitions("events").await?, vec![0, 1, 2]);
+/// let leader = cluster.leader("events", 1).await?; // a kpax::Broker
+/// println!("events-1 is led by {}", leader.addr());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Cluster {
     inner: Arc<Inner>,

@@ -176,6 +176,33 @@ impl Shared {
 }
 
 /// A Kafka consumer; cheap to clone (clones share buffers and membership).
+///
+/// # Example
+///
+/// On an in-process fake cluster (use your brokers' addresses instead):
+///
+/// ```
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fake = kpax_fake::FakeCluster::new(1).await?;
+/// fake.create_topic("events", 3).expect("a new topic");
+/// let cluster = kpax::Cluster::new([fake.bootstrap()], kpax::ClientConfig::default())?;
+/// use kpax::consumer::{Consumer, ConsumerConfig, OffsetReset};
+/// use kpax::{Producer, ProducerConfig, ProducerRecord};
+/// let producer = Producer::new(cluster.clone(), ProducerConfig::default())?;
+/// producer.send(ProducerRecord::new("events", "hello")).await?.await?;
+///
+/// let consumer = Consumer::new(cluster, ConsumerConfig::default()
+///     .with_group_id("billing")
+///     .with_auto_offset_reset(OffsetReset::Earliest))?;
+/// consumer.subscribe(["events"])?;
+/// let record = consumer.recv().await?;
+/// assert_eq!(record.value(), Some(&b"hello"[..]));
+/// consumer.commit().await?; // the group resumes after this record
+/// consumer.close().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Consumer {
     shared: Arc<Shared>,

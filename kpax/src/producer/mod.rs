@@ -176,6 +176,28 @@ impl Shared {
 }
 
 /// A Kafka producer; cheap to clone (clones share buffers and the sender).
+///
+/// # Example
+///
+/// On an in-process fake cluster (use your brokers' addresses instead):
+///
+/// ```
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let fake = kpax_fake::FakeCluster::new(1).await?;
+/// fake.create_topic("events", 3).expect("a new topic");
+/// let cluster = kpax::Cluster::new([fake.bootstrap()], kpax::ClientConfig::default())?;
+/// use kpax::{Producer, ProducerConfig, ProducerRecord};
+/// let producer = Producer::new(cluster, ProducerConfig::default())?; // idempotent, acks=all
+/// // send() waits only while the buffer is full; the delivery future says
+/// // where the record was written, or why it was not.
+/// let delivery = producer.send(ProducerRecord::new("events", "hello").with_key("user-1")).await?;
+/// let written = delivery.await?;
+/// assert_eq!((written.topic.as_str(), written.offset), ("events", 0));
+/// producer.close(std::time::Duration::from_secs(5)).await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Producer {
     shared: Arc<Shared>,
