@@ -38,7 +38,7 @@ pub struct ConnectArgs {
     /// (librdkafka's and Java's names, e.g. -X security.protocol=SSL);
     /// repeatable; overrides the file.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
+    pub client_settings: Vec<String>,
     /// Bound on the whole command (for consume --follow: on connecting).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::when::parse_duration)]
     pub timeout: Duration,
@@ -314,12 +314,12 @@ impl ConnectArgs {
 
     /// The `-X` settings, parsed like a configuration file's lines.
     fn settings(&self) -> Result<FileConfig> {
-        for x in &self.set {
+        for x in &self.client_settings {
             if !x.contains('=') || x.contains(['\n', '\r']) {
                 return Err(CliError::Usage(format!("-X {x:?}: expected KEY=VALUE")));
             }
         }
-        parse_properties(&self.set.join("\n"), "-X")
+        parse_properties(&self.client_settings.join("\n"), "-X")
     }
 
     /// Adds the TLS and SASL settings the flags and file name.

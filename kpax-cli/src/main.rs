@@ -30,6 +30,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let cmd::Command::Completions(a) = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(a.shell, &mut command, "kpax", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     if let Err(e) = cli.logs.install() {
         eprintln!("kpax: error: {}", e.one_line());
         return ExitCode::from(e.exit_code());

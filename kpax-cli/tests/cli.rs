@@ -1673,3 +1673,24 @@ async fn a_sigstopped_share_member_loses_its_records_when_the_lock_expires() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef kpax"),
+        ("fish", "complete -c kpax"),
+    ] {
+        let out = ok(&kpax(&["completions", shell], None).await, shell);
+        assert!(
+            out.contains(marker),
+            "{shell}: {}",
+            &out[..out.len().min(300)]
+        );
+        for sub in ["consume", "produce", "share", "completions"] {
+            assert!(out.contains(sub), "{shell} completes no {sub}");
+        }
+    }
+    let o = kpax(&["completions", "tcsh"], None).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

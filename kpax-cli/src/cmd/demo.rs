@@ -80,7 +80,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let size = args.value_bytes as usize;
     let real = args.connect.brokers.is_some()
         || args.connect.config.is_some()
-        || !args.connect.set.is_empty();
+        || !args.connect.client_settings.is_empty();
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());

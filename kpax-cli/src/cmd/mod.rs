@@ -50,6 +50,15 @@ pub enum Command {
     Fake(fake::FakeArgs),
     /// Produce and consume a stream through an in-process fake cluster; prints throughput.
     Demo(demo::DemoArgs),
+    /// Print a shell completion script: kpax completions bash > /etc/bash_completion.d/kpax
+    Completions(CompletionsArgs),
+}
+
+/// Flags of `kpax completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }
 
 impl Command {
@@ -72,6 +81,8 @@ impl Command {
             Command::Decode(a) => decode::run(a).await,
             Command::Fake(a) => fake::run(a).await,
             Command::Demo(a) => demo::run(a).await,
+            // Printed by main, which has the whole command line's definition.
+            Command::Completions(_) => Ok(()),
         }
     }
 }
