@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use harness::Cluster as TestCluster;
 use kpax::consumer::{
-    Consumer, ConsumerConfig, FanOut, FanOutError, OffsetReset, OrderBy, TopicPartition,
+    Consumer, ConsumerConfig, FanOut, FanOutError, OffsetReset, OnFailure, OrderBy, TopicPartition,
 };
 use kpax::producer::{Producer, ProducerConfig, ProducerRecord};
 use kpax::{ClientConfig, Cluster, ConsumerRecord};
@@ -379,4 +379,273 @@ async fn auto_commit_on_is_refused() {
         matches!(&err, FanOutError::Consumer(kpax::Error::Config(m)) if m.contains("enable_auto_commit")),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Failure policies: retries, skip, dead letter, threshold.
+
+/// Resolves once `counter` reaches `n`.
+async fn reaches(counter: Arc<AtomicUsize>, n: usize) {
+    while counter.load(Ordering::SeqCst) < n {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn end_offsets(topic: &str, partitions: i32, per_partition: i64) -> BTreeMap<TopicPartition, i64> {
+    (0..partitions)
+        .map(|p| ((topic.to_string(), p), per_partition))
+        .collect()
+}
+
+backends!(failed_records_are_retried_then_skipped: fake(3), kafka);
+
+/// Every tenth record fails twice, then succeeds (with 3 retries allowed);
+/// every record ending in 3 always fails and is skipped. Everything is
+/// committed, and the report counts each.
+async fn failed_records_are_retried_then_skipped(tc: &TestCluster) {
+    const PARTITIONS: i32 = 2;
+    const N: usize = 100;
+    let topic = tc.topic(PARTITIONS).await;
+    produce(tc, &topic.name, PARTITIONS, PARTITIONS as usize, N).await;
+    let c = group_consumer(tc, &tc.group_id());
+    c.subscribe([topic.name.clone()]).unwrap();
+    let attempts: Arc<Mutex<HashMap<usize, usize>>> = Arc::default();
+    let finals = Arc::new(AtomicUsize::new(0));
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        FanOut::new(8)
+            .with_retries(3, Duration::from_millis(5))
+            .on_failure(OnFailure::Skip)
+            .with_commit_interval(Duration::from_millis(50))
+            .run(
+                &c,
+                |r: ConsumerRecord| {
+                    let attempts = attempts.clone();
+                    let finals = finals.clone();
+                    async move {
+                        let i = seq(&r);
+                        let n = {
+                            let mut a = attempts.lock().unwrap();
+                            let n = a.entry(i).or_insert(0);
+                            *n += 1;
+                            *n
+                        };
+                        let fails = (i % 10 == 0 && n <= 2) || i % 10 == 3;
+                        // the last attempt a record gets
+                        if !fails || n == 4 {
+                            finals.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if fails {
+                            Err(format!("rec-{i} attempt {n}"))
+                        } else {
+                            Ok(())
+                        }
+                    }
+                },
+                reaches(finals.clone(), N),
+            ),
+    )
+    .await
+    .expect("the run stalled")
+    .unwrap();
+    let a = attempts.lock().unwrap().clone();
+    assert_eq!(a.len(), N, "every record handled");
+    for (i, n) in &a {
+        let want = match i % 10 {
+            0 => 3,
+            3 => 4,
+            _ => 1,
+        };
+        assert_eq!(*n, want, "rec-{i}: {n} attempts");
+    }
+    assert_eq!(report.processed, 90, "{report:?}");
+    assert_eq!(report.skipped, 10, "{report:?}");
+    assert_eq!(report.retried, 10 * 2 + 10 * 3, "{report:?}");
+    let tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| (topic.name.clone(), p)).collect();
+    assert_eq!(
+        c.committed(&tps).await.unwrap(),
+        end_offsets(&topic.name, PARTITIONS, (N / 2) as i64),
+        "skipped records are committed past"
+    );
+    c.close().await;
+}
+
+backends!(failed_records_go_to_the_dead_letter_topic: fake(3), kafka);
+
+/// Records ending in 7 always fail and are written to a dead-letter topic
+/// with their origin and the error in headers; everything is committed.
+/// Then, with a dead-letter topic that does not exist (the write fails),
+/// the run stops and the commit stays before the record.
+async fn failed_records_go_to_the_dead_letter_topic(tc: &TestCluster) {
+    const PARTITIONS: i32 = 2;
+    const N: usize = 60;
+    let topic = tc.topic(PARTITIONS).await;
+    let dlq = tc.topic(1).await;
+    produce(tc, &topic.name, PARTITIONS, PARTITIONS as usize, N).await;
+    let group = tc.group_id();
+    let c = group_consumer(tc, &group);
+    c.subscribe([topic.name.clone()]).unwrap();
+    let producer = Producer::new(
+        Cluster::new([tc.bootstrap()], client()).unwrap(),
+        ProducerConfig::default(),
+    )
+    .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        FanOut::new(4)
+            .on_failure(OnFailure::DeadLetter {
+                producer: producer.clone(),
+                topic: dlq.name.clone(),
+            })
+            .run(
+                &c,
+                |r: ConsumerRecord| {
+                    let calls = calls.clone();
+                    async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        let i = seq(&r);
+                        if i % 10 == 7 {
+                            Err(format!("rec-{i} is poison"))
+                        } else {
+                            Ok(())
+                        }
+                    }
+                },
+                reaches(calls.clone(), N),
+            ),
+    )
+    .await
+    .expect("the run stalled")
+    .unwrap();
+    assert_eq!(
+        (report.processed, report.dead_lettered),
+        (54, 6),
+        "{report:?}"
+    );
+    let tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| (topic.name.clone(), p)).collect();
+    assert_eq!(
+        c.committed(&tps).await.unwrap(),
+        end_offsets(&topic.name, PARTITIONS, (N / 2) as i64)
+    );
+    c.close().await;
+
+    // the dead letters, with where they came from and why
+    let reader = Consumer::new(
+        Cluster::new([tc.bootstrap()], client()).unwrap(),
+        ConsumerConfig::default(),
+    )
+    .unwrap();
+    reader.assign([(dlq.name.clone(), 0)], kpax::consumer::StartAt::Earliest);
+    let mut letters = Vec::new();
+    while letters.len() < 6 {
+        let b = tokio::time::timeout(Duration::from_secs(20), reader.recv_batch(10))
+            .await
+            .expect("dead letters")
+            .unwrap();
+        letters.extend(b);
+    }
+    let mut got: Vec<usize> = letters.iter().map(seq).collect();
+    got.sort();
+    assert_eq!(got, [7, 17, 27, 37, 47, 57]);
+    for l in &letters {
+        let h: HashMap<&[u8], Option<&[u8]>> = l.headers().map(|h| (h.key, h.value)).collect();
+        let i = seq(l);
+        assert_eq!(h[&b"kpax.dlq.topic"[..]], Some(topic.name.as_bytes()));
+        assert_eq!(
+            h[&b"kpax.dlq.partition"[..]],
+            Some((i as i32 % PARTITIONS).to_string().as_bytes())
+        );
+        assert_eq!(
+            h[&b"kpax.dlq.offset"[..]],
+            Some((i as i32 / PARTITIONS).to_string().as_bytes())
+        );
+        let why = String::from_utf8_lossy(h[&b"kpax.dlq.error"[..]].unwrap()).into_owned();
+        assert!(why.contains("is poison"), "{why}");
+        assert_eq!(l.key(), Some(format!("k{}", i % 2).as_bytes()));
+    }
+    reader.close().await;
+
+    // a dead letter that cannot be written: the run stops, the record is
+    // not committed past
+    let topic2 = tc.topic(1).await;
+    produce(tc, &topic2.name, 1, 1, 10).await;
+    let c = group_consumer(tc, &tc.group_id());
+    c.subscribe([topic2.name.clone()]).unwrap();
+    let strict = Producer::new(
+        Cluster::new([tc.bootstrap()], client()).unwrap(),
+        ProducerConfig::default().with_delivery_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        FanOut::new(1)
+            .on_failure(OnFailure::DeadLetter {
+                producer: strict,
+                topic: "kpax-no-such-dlq".into(),
+            })
+            .run(
+                &c,
+                |r: ConsumerRecord| async move {
+                    if seq(&r) == 4 {
+                        Err("poison".to_string())
+                    } else {
+                        Ok(())
+                    }
+                },
+                std::future::pending(),
+            ),
+    )
+    .await
+    .expect("the run did not stop")
+    .unwrap_err();
+    assert!(
+        matches!(err, FanOutError::DeadLetter { offset: 4, .. }),
+        "{err}"
+    );
+    let committed = c.committed(&[(topic2.name.clone(), 0)]).await.unwrap();
+    assert!(committed[&(topic2.name.clone(), 0)] <= 4, "{committed:?}");
+    c.close().await;
+    producer.close(Duration::from_secs(5)).await;
+}
+
+backends!(too_many_failures_stop_the_run: fake(1), kafka);
+
+/// A handler failing on everything stops a skipping run at the threshold:
+/// more than 5 failures within a minute.
+async fn too_many_failures_stop_the_run(tc: &TestCluster) {
+    let topic = tc.topic(1).await;
+    produce(tc, &topic.name, 1, 1, 50).await;
+    let c = group_consumer(tc, &tc.group_id());
+    c.subscribe([topic.name.clone()]).unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        FanOut::new(1)
+            .on_failure(OnFailure::Skip)
+            .with_failure_threshold(5, Duration::from_secs(60))
+            .run(
+                &c,
+                |_r: ConsumerRecord| async { Err::<(), _>("the database is down") },
+                std::future::pending(),
+            ),
+    )
+    .await
+    .expect("the run did not stop")
+    .unwrap_err();
+    match &err {
+        FanOutError::TooManyFailures {
+            failures, offset, ..
+        } => assert_eq!((*failures, *offset), (6, 5), "{err}"),
+        other => panic!("expected TooManyFailures, got {other}"),
+    }
+    let committed = c.committed(&[(topic.name.clone(), 0)]).await.unwrap();
+    assert!(
+        committed
+            .get(&(topic.name.clone(), 0))
+            .copied()
+            .unwrap_or(0)
+            <= 5,
+        "{committed:?}"
+    );
+    c.close().await;
 }

@@ -12,11 +12,19 @@
 //! processed (or, with none outstanding, one past the last taken): a record
 //! processed before an earlier one does not move the commit past the
 //! earlier one. Commits go every `commit_interval` and when the run ends.
-//! A handler error stops the run: no more records are started, running
-//! ones finish, the contiguous processed prefix is committed (never the
-//! failed record) and the error is returned. After a restart from the
-//! committed offsets nothing is lost; records processed after the commit
-//! point may be processed again (at least once).
+//! A handler error goes through the run's failure policy (the Go client's
+//! promise): the record is retried with exponential backoff up to
+//! [`FanOut::with_retries`] times (its lane waits meanwhile), and then,
+//! per [`OnFailure`], the run stops (the default), the record is skipped
+//! (committed past), or it is written to a dead-letter topic with headers
+//! saying where it came from and why, and committed past only once that
+//! write is acknowledged. [`FanOut::with_failure_threshold`] stops the run
+//! when too many records fail within a time window. When the run stops
+//! on a failure, no more records are started, running ones finish, the
+//! contiguous processed prefix is committed (never the failed record) and
+//! the error is returned. After a restart from the committed offsets
+//! nothing is lost; records processed after the commit point may be
+//! processed again (at least once).
 //!
 //! The consumer must not auto-commit (its positions run ahead of the
 //! processing): with a group, `enable_auto_commit` must be off. Without a
@@ -25,13 +33,14 @@
 
 use super::{Consumer, ConsumerRecord, TopicPartition};
 use crate::error::Error;
+use crate::producer::{Producer, ProducerRecord};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Which records must be processed in order (one after the other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,10 +68,74 @@ pub enum FanOutError {
         /// The handler's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Writing a failed record to the dead-letter topic failed; the
+    /// commit stays at or before it.
+    #[error("dead-lettering {topic}-{partition} offset {offset} failed: {source}")]
+    DeadLetter {
+        /// The record's topic.
+        topic: Arc<str>,
+        /// The record's partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// The producer's error.
+        source: Error,
+    },
+    /// More records failed within the window than the threshold allows
+    /// ([`FanOut::with_failure_threshold`]); the last one is named.
+    #[error("{failures} records failed within {window:?}; the last, {topic}-{partition} offset {offset}: {source}")]
+    TooManyFailures {
+        /// Failures counted in the window.
+        failures: usize,
+        /// The window.
+        window: Duration,
+        /// The last failed record's topic.
+        topic: Arc<str>,
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+        /// The handler's error on it.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The consumer failed or was closed, a commit failed, or the
     /// consumer is misconfigured for fan-out (auto commit on).
     #[error("fan-out: {0}")]
     Consumer(#[from] Error),
+}
+
+/// What happens to a record the handler failed on (after its retries).
+#[derive(Clone, Default)]
+pub enum OnFailure {
+    /// Stop the run ([`FanOutError::Handler`]); the commit stays before
+    /// the record.
+    #[default]
+    Stop,
+    /// Skip the record: it counts as processed and is committed past.
+    Skip,
+    /// Write the record (key, value, headers, timestamp) to `topic`, with
+    /// headers `kpax.dlq.topic`, `kpax.dlq.partition`, `kpax.dlq.offset`
+    /// and `kpax.dlq.error` added; commit past it once the write is
+    /// acknowledged (a failed write stops the run:
+    /// [`FanOutError::DeadLetter`]).
+    DeadLetter {
+        /// The producer that writes the dead letters.
+        producer: Producer,
+        /// The dead-letter topic.
+        topic: String,
+    },
+}
+
+impl std::fmt::Debug for OnFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OnFailure::Stop => f.write_str("Stop"),
+            OnFailure::Skip => f.write_str("Skip"),
+            OnFailure::DeadLetter { topic, .. } => {
+                f.debug_struct("DeadLetter").field("topic", topic).finish()
+            }
+        }
+    }
 }
 
 /// What a fan-out run did.
@@ -70,6 +143,12 @@ pub enum FanOutError {
 pub struct FanOutReport {
     /// Records the handler processed successfully.
     pub processed: u64,
+    /// Handler calls made again after a failure.
+    pub retried: u64,
+    /// Records skipped after failing ([`OnFailure::Skip`]).
+    pub skipped: u64,
+    /// Records written to the dead-letter topic ([`OnFailure::DeadLetter`]).
+    pub dead_lettered: u64,
     /// The most records taken and not yet processed at once.
     pub max_outstanding: usize,
     /// Per partition, the offset up to which every taken record was
@@ -83,6 +162,11 @@ pub struct FanOut {
     concurrency: usize,
     order_by: OrderBy,
     commit_interval: Duration,
+    retries: u32,
+    first_backoff: Duration,
+    max_backoff: Duration,
+    on_failure: OnFailure,
+    threshold: Option<(usize, Duration)>,
 }
 
 impl FanOut {
@@ -93,7 +177,44 @@ impl FanOut {
             concurrency: concurrency.max(1),
             order_by: OrderBy::Partition,
             commit_interval: Duration::from_secs(1),
+            retries: 0,
+            first_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            on_failure: OnFailure::Stop,
+            threshold: None,
         }
+    }
+
+    /// Calls the handler again on a record it failed on, up to `retries`
+    /// times, waiting `backoff`, then twice that, and so on (at most 10 s)
+    /// between attempts; the record's lane waits meanwhile. Default: no
+    /// retries.
+    pub fn with_retries(mut self, retries: u32, backoff: Duration) -> FanOut {
+        self.retries = retries;
+        self.first_backoff = backoff;
+        self.max_backoff = self.max_backoff.max(backoff);
+        self
+    }
+
+    /// What happens to a record that still fails after its retries.
+    pub fn on_failure(mut self, policy: OnFailure) -> FanOut {
+        self.on_failure = policy;
+        self
+    }
+
+    /// Stops the run ([`FanOutError::TooManyFailures`]) when more than
+    /// `max` records fail (after their retries) within `window`, whatever
+    /// [`OnFailure`] says: a handler failing on everything is an outage,
+    /// not bad records.
+    pub fn with_failure_threshold(mut self, max: usize, window: Duration) -> FanOut {
+        self.threshold = Some((max, window));
+        self
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.first_backoff
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.max_backoff)
     }
 
     /// Sets which records are processed in order.
@@ -138,21 +259,36 @@ impl FanOut {
         let mut progress = Progress::default();
         let mut lanes: HashMap<Lane, VecDeque<ConsumerRecord>> = HashMap::new();
         let mut busy: HashSet<Lane> = HashSet::new();
-        let mut running: Vec<(Lane, i64, Pin<Box<Fut>>)> = Vec::new();
+        let mut running: Vec<Task<Fut>> = Vec::new();
         let mut outstanding = 0usize;
         let mut report = FanOutReport::default();
         let mut failure: Option<FanOutError> = None;
         let mut stopping = false;
         let mut committed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        // when records failed for good, for the failure threshold
+        let mut failed_at: VecDeque<Instant> = VecDeque::new();
         // one commit at a time, polled alongside the handlers
         let mut committing: Option<Committing<'_>> = None;
         let mut tick = tokio::time::interval(self.commit_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         let mut until = std::pin::pin!(until);
-        let mut start = |r: ConsumerRecord, lane: Lane, running: &mut Vec<_>| {
+        // a copy of each record is kept while it may be needed again
+        let keep = self.retries > 0 || matches!(self.on_failure, OnFailure::DeadLetter { .. });
+        let mut call = |r: ConsumerRecord| Box::pin(handler(r));
+        let start = |r: ConsumerRecord,
+                     lane: Lane,
+                     running: &mut Vec<Task<Fut>>,
+                     call: &mut dyn FnMut(ConsumerRecord) -> Pin<Box<Fut>>| {
             let offset = r.offset;
-            running.push((lane, offset, Box::pin(handler(r))));
+            let record = keep.then(|| r.clone());
+            running.push(Task {
+                lane,
+                offset,
+                attempt: 0,
+                record,
+                work: Work::Handler(call(r)),
+            });
         };
         loop {
             if running.is_empty() && (stopping || failure.is_some()) {
@@ -161,30 +297,105 @@ impl FanOut {
             let can_take = !stopping && failure.is_none() && outstanding < self.concurrency;
             tokio::select! {
                 biased;
-                (lane, offset, result) = next_done(&mut running), if !running.is_empty() => {
-                    outstanding -= 1;
+                (task, step) = next_done(&mut running), if !running.is_empty() => {
+                    let Task { lane, offset, attempt, record, .. } = task;
                     let tp = (lane.0.to_string(), lane.1);
-                    match result {
-                        Ok(()) => {
+                    let outcome = match step {
+                        Step::Handled(Ok(())) => {
                             report.processed += 1;
                             progress.done(&tp, offset);
+                            Outcome::Finished
                         }
-                        Err(e) => {
-                            if failure.is_none() {
-                                failure = Some(FanOutError::Handler {
-                                    topic: lane.0.clone(),
-                                    partition: lane.1,
-                                    offset,
-                                    source: e.into(),
-                                });
+                        Step::Handled(Err(e)) => {
+                            let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                            match record {
+                                Some(r) if attempt < self.retries && failure.is_none() => {
+                                    tracing::debug!(topic = %lane.0, partition = lane.1, offset, attempt, error = %e, "handler failed; retrying");
+                                    report.retried += 1;
+                                    let wait = self.backoff(attempt);
+                                    running.push(Task {
+                                        lane: lane.clone(),
+                                        offset,
+                                        attempt: attempt + 1,
+                                        work: Work::Delayed(Box::pin(tokio::time::sleep(wait)), call(r.clone())),
+                                        record: Some(r),
+                                    });
+                                    Outcome::Pending
+                                }
+                                record => {
+                                    let now = Instant::now();
+                                    failed_at.push_back(now);
+                                    let too_many = self.threshold.and_then(|(max, window)| {
+                                        while failed_at.front().is_some_and(|t| now.duration_since(*t) > window) {
+                                            failed_at.pop_front();
+                                        }
+                                        (failed_at.len() > max).then_some(window)
+                                    });
+                                    if let Some(window) = too_many {
+                                        failure.get_or_insert(FanOutError::TooManyFailures {
+                                            failures: failed_at.len(),
+                                            window,
+                                            topic: lane.0.clone(),
+                                            partition: lane.1,
+                                            offset,
+                                            source: e,
+                                        });
+                                        Outcome::Failed
+                                    } else {
+                                        match (&self.on_failure, record) {
+                                            (OnFailure::Skip, _) => {
+                                                tracing::debug!(topic = %lane.0, partition = lane.1, offset, error = %e, "handler failed; record skipped");
+                                                report.skipped += 1;
+                                                progress.done(&tp, offset);
+                                                Outcome::Finished
+                                            }
+                                            (OnFailure::DeadLetter { producer, topic }, Some(r)) => {
+                                                running.push(Task {
+                                                    lane: lane.clone(),
+                                                    offset,
+                                                    attempt,
+                                                    work: Work::DeadLetter(dead_letter(producer.clone(), topic.clone(), &r, &*e)),
+                                                    record: None,
+                                                });
+                                                Outcome::Pending
+                                            }
+                                            _ => {
+                                                failure.get_or_insert(FanOutError::Handler {
+                                                    topic: lane.0.clone(),
+                                                    partition: lane.1,
+                                                    offset,
+                                                    source: e,
+                                                });
+                                                Outcome::Failed
+                                            }
+                                        }
+                                    }
+                                }
                             }
                         }
-                    }
-                    match lanes.get_mut(&lane).and_then(VecDeque::pop_front) {
-                        Some(next) if failure.is_none() => start(next, lane, &mut running),
-                        _ => {
-                            lanes.remove(&lane);
-                            busy.remove(&lane);
+                        Step::DeadLettered(Ok(())) => {
+                            report.dead_lettered += 1;
+                            progress.done(&tp, offset);
+                            Outcome::Finished
+                        }
+                        Step::DeadLettered(Err(source)) => {
+                            failure.get_or_insert(FanOutError::DeadLetter {
+                                topic: lane.0.clone(),
+                                partition: lane.1,
+                                offset,
+                                source,
+                            });
+                            Outcome::Failed
+                        }
+                    };
+                    if outcome != Outcome::Pending {
+                        outstanding -= 1;
+                        match lanes.get_mut(&lane).and_then(VecDeque::pop_front) {
+                            Some(next) if failure.is_none() => start(next, lane, &mut running, &mut call),
+                            _ => {
+                                lanes.remove(&lane);
+                                busy.remove(&lane);
+                            }
                         }
                     }
                 }
@@ -225,7 +436,7 @@ impl FanOut {
                             },
                         );
                         if busy.insert(lane.clone()) {
-                            start(r, lane, &mut running);
+                            start(r, lane, &mut running, &mut call);
                         } else {
                             lanes.entry(lane).or_default().push_back(r);
                         }
@@ -284,16 +495,96 @@ impl Consumer {
 /// when ordering by key.
 type Lane = (Arc<str>, i32, Option<Bytes>);
 
-/// The next handler to finish: its lane, offset and result.
-async fn next_done<Fut, T>(running: &mut Vec<(Lane, i64, Pin<Box<Fut>>)>) -> (Lane, i64, T)
+/// One record at work: its handler (perhaps after a backoff), or its
+/// dead-letter write.
+struct Task<Fut> {
+    lane: Lane,
+    offset: i64,
+    /// Handler calls made so far after the first.
+    attempt: u32,
+    /// A copy, kept while a retry or a dead letter may need it.
+    record: Option<ConsumerRecord>,
+    work: Work<Fut>,
+}
+
+enum Work<Fut> {
+    Handler(Pin<Box<Fut>>),
+    Delayed(Pin<Box<tokio::time::Sleep>>, Pin<Box<Fut>>),
+    DeadLetter(Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>),
+}
+
+/// What a task ended with.
+enum Step<T> {
+    Handled(T),
+    DeadLettered(Result<(), Error>),
+}
+
+/// What a finished task means for its record.
+#[derive(PartialEq, Eq)]
+enum Outcome {
+    /// Done with (processed, skipped or dead-lettered): the lane goes on.
+    Finished,
+    /// Failed and the run stops.
+    Failed,
+    /// More work for it was queued (a retry, a dead letter).
+    Pending,
+}
+
+/// The dead-letter copy of `r`: its key, value, headers and timestamp,
+/// and headers saying where it came from and why it failed.
+fn dead_letter(
+    producer: Producer,
+    topic: String,
+    r: &ConsumerRecord,
+    why: &(dyn std::error::Error + Send + Sync),
+) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>> {
+    let mut out = ProducerRecord {
+        topic,
+        partition: None,
+        key: r.key_bytes(),
+        value: r.value_bytes(),
+        headers: r
+            .headers()
+            .map(|h| {
+                (
+                    Bytes::copy_from_slice(h.key),
+                    h.value.map(Bytes::copy_from_slice),
+                )
+            })
+            .collect(),
+        timestamp: (r.timestamp >= 0).then_some(r.timestamp),
+    };
+    for (k, v) in [
+        ("kpax.dlq.topic", r.topic.to_string()),
+        ("kpax.dlq.partition", r.partition.to_string()),
+        ("kpax.dlq.offset", r.offset.to_string()),
+        ("kpax.dlq.error", why.to_string()),
+    ] {
+        out.headers
+            .push((Bytes::from_static(k.as_bytes()), Some(Bytes::from(v))));
+    }
+    Box::pin(async move { producer.send(out).await?.await.map(|_| ()) })
+}
+
+/// The next task to finish, and how it ended.
+async fn next_done<Fut, T>(running: &mut Vec<Task<Fut>>) -> (Task<Fut>, Step<T>)
 where
     Fut: Future<Output = T>,
 {
     std::future::poll_fn(|cx| {
         for i in 0..running.len() {
-            if let Poll::Ready(out) = running[i].2.as_mut().poll(cx) {
-                let (lane, offset, _) = running.swap_remove(i);
-                return Poll::Ready((lane, offset, out));
+            let step = match &mut running[i].work {
+                Work::Handler(f) => f.as_mut().poll(cx).map(Step::Handled),
+                // a finished Sleep stays ready: then the handler runs
+                Work::Delayed(sleep, f) => match sleep.as_mut().poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => f.as_mut().poll(cx).map(Step::Handled),
+                },
+                Work::DeadLetter(f) => f.as_mut().poll(cx).map(Step::DeadLettered),
+            };
+            if let Poll::Ready(step) = step {
+                let task = running.swap_remove(i);
+                return Poll::Ready((task, step));
             }
         }
         Poll::Pending

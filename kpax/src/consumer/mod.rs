@@ -27,7 +27,7 @@ pub use assignor::{
     RoundRobinAssignor, StickyAssignor,
 };
 pub use config::{ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset};
-pub use fanout::{FanOut, FanOutError, FanOutReport, OrderBy};
+pub use fanout::{FanOut, FanOutError, FanOutReport, OnFailure, OrderBy};
 pub use rebalance::{ListenerFuture, RebalanceListener};
 
 pub(crate) use consumer_protocol::new_member_id;
