@@ -79,7 +79,7 @@ pub enum FanOutError {
         /// The record's offset.
         offset: i64,
         /// The producer's error.
-        source: Error,
+        source: Box<Error>,
     },
     /// More records failed within the window than the threshold allows
     /// ([`FanOut::with_failure_threshold`]); the last one is named.
@@ -383,7 +383,7 @@ impl FanOut {
                                 topic: lane.0.clone(),
                                 partition: lane.1,
                                 offset,
-                                source,
+                                source: Box::new(source),
                             });
                             Outcome::Failed
                         }
