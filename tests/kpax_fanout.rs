@@ -430,7 +430,7 @@ async fn failed_records_are_retried_then_skipped(tc: &TestCluster) {
                             *n += 1;
                             *n
                         };
-                        let fails = (i % 10 == 0 && n <= 2) || i % 10 == 3;
+                        let fails = (i.is_multiple_of(10) && n <= 2) || i % 10 == 3;
                         // the last attempt a record gets
                         if !fails || n == 4 {
                             finals.fetch_add(1, Ordering::SeqCst);
