@@ -59,6 +59,73 @@ pub async fn offsets(
     Ok(out)
 }
 
+/// Where a group's offsets are moved to (`--to` / `--offset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Each partition's offset for this spec (earliest, latest, a time).
+    Spec(OffsetSpec),
+    /// This offset in every partition, within each partition's log.
+    Offset(i64),
+}
+
+impl Target {
+    /// Parses `--to earliest|start|latest|end|TIME` or `--offset N` (one
+    /// of the two).
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] for neither, a negative offset, or a bad time.
+    pub fn parse(to: Option<&str>, offset: Option<i64>) -> Result<Target> {
+        match (to, offset) {
+            (_, Some(o)) if o < 0 => Err(CliError::Usage(format!(
+                "--offset {o}: an offset is 0 or more"
+            ))),
+            (_, Some(o)) => Ok(Target::Offset(o)),
+            (Some("earliest" | "start" | "beginning"), None) => {
+                Ok(Target::Spec(OffsetSpec::Earliest))
+            }
+            (Some("latest" | "end"), None) => Ok(Target::Spec(OffsetSpec::Latest)),
+            (Some(t), None) => Ok(Target::Spec(OffsetSpec::Timestamp(
+                crate::when::parse_time(t, std::time::SystemTime::now())?,
+            ))),
+            (None, None) => Err(CliError::Usage("give --to or --offset".into())),
+        }
+    }
+
+    /// The offset of each of `partitions` of `topic`; an `--offset`
+    /// outside a partition's log is clamped to it, with a warning, as
+    /// Kafka's tools do.
+    ///
+    /// # Errors
+    /// As [`offsets`].
+    pub async fn offsets(
+        &self,
+        admin: &Admin,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<BTreeMap<i32, i64>> {
+        match *self {
+            Target::Spec(spec) => offsets(admin, topic, partitions, spec).await,
+            Target::Offset(o) => {
+                let first = offsets(admin, topic, partitions, OffsetSpec::Earliest).await?;
+                let end = offsets(admin, topic, partitions, OffsetSpec::Latest).await?;
+                let mut t = BTreeMap::new();
+                for p in partitions {
+                    let lo = first.get(p).copied().unwrap_or(0);
+                    let hi = end.get(p).copied().unwrap_or(lo).max(lo);
+                    let c = o.clamp(lo, hi);
+                    if c != o {
+                        eprintln!(
+                            "kpax: {topic}-{p}: offset {o} is outside the log [{lo}, {hi}]; using {c}"
+                        );
+                    }
+                    t.insert(*p, c);
+                }
+                Ok(t)
+            }
+        }
+    }
+}
+
 /// What to read and when to stop.
 #[derive(Debug)]
 pub struct Range {

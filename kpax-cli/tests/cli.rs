@@ -1097,6 +1097,57 @@ async fn admin_and_group_flow_on_kafka() {
         "{out}"
     );
 
+    // group seek: back to the end, then to offset 1, only with --execute
+    let out = ok(
+        &kpax(
+            &[
+                "group",
+                "seek",
+                "-b",
+                &b,
+                &group,
+                "--to",
+                "end",
+                "--execute",
+                "--json",
+            ],
+            None,
+        )
+        .await,
+        "seek to end",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["topics"][0]["partitions"][0]["after"], 3, "{out}");
+    let out = ok(
+        &kpax(&["group", "seek", "-b", &b, &group, "--offset", "1"], None).await,
+        "seek dry run",
+    );
+    assert!(out.contains("dry run"), "{out}");
+    ok(
+        &kpax(
+            &[
+                "group",
+                "seek",
+                "-b",
+                &b,
+                &group,
+                "-t",
+                &topic,
+                "--offset",
+                "1",
+                "--execute",
+            ],
+            None,
+        )
+        .await,
+        "seek to 1",
+    );
+    let out = ok(
+        &kpax(&["offset", "-b", &b, &group, &topic, "--json"], None).await,
+        "offset after seek",
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["partitions"][0]["committed"], 1, "{out}");
     let out = ok(
         &kpax(&["group", "describe", "-b", &b, &group], None).await,
         "describe",
@@ -1693,4 +1744,105 @@ async fn completions_for_each_shell() {
     }
     let o = kpax(&["completions", "tcsh"], None).await;
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_seek_moves_committed_offsets_only_with_execute() {
+    let fc = fake(1).await;
+    fc.create_topic("sk", 2).unwrap();
+    let b = fc.bootstrap();
+    let values: Vec<String> = (0..6).map(|i| format!("v{i}")).collect();
+    let mut args = vec!["produce", "-b", b.as_str(), "sk", "-p", "0", "--count"];
+    args.extend(values.iter().map(String::as_str));
+    ok(&kpax(&args, None).await, "produce to 0");
+    ok(
+        &kpax(
+            &[
+                "produce", "-b", &b, "sk", "-p", "1", "--count", "a", "b", "c", "d",
+            ],
+            None,
+        )
+        .await,
+        "produce to 1",
+    );
+    ok(
+        &kpax(
+            &["consume", "-b", &b, "sk", "-g", "g", "--count-only"],
+            None,
+        )
+        .await,
+        "consume as g",
+    );
+    let committed = |fc: &FakeCluster| {
+        (
+            fc.committed("g", "sk", 0).map(|c| c.offset),
+            fc.committed("g", "sk", 1).map(|c| c.offset),
+        )
+    };
+    assert_eq!(committed(&fc), (Some(6), Some(4)));
+    // a dry run shows the moves and commits nothing
+    let out = ok(
+        &kpax(&["group", "seek", "-b", &b, "g", "--to", "start"], None).await,
+        "dry run",
+    );
+    assert!(out.contains("dry run, nothing committed"), "{out}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .filter(|l| l.starts_with("sk"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [["sk", "0", "6", "0"], ["sk", "1", "4", "0"]],
+        "{out}"
+    );
+    assert_eq!(committed(&fc), (Some(6), Some(4)));
+    ok(
+        &kpax(
+            &["group", "seek", "-b", &b, "g", "--to", "start", "--execute"],
+            None,
+        )
+        .await,
+        "to start",
+    );
+    assert_eq!(committed(&fc), (Some(0), Some(0)));
+    ok(
+        &kpax(
+            &["group", "seek", "-b", &b, "g", "--offset", "3", "--execute"],
+            None,
+        )
+        .await,
+        "to 3",
+    );
+    assert_eq!(committed(&fc), (Some(3), Some(3)));
+    // past the end: clamped, with a warning
+    let o = kpax(
+        &[
+            "group",
+            "seek",
+            "-b",
+            &b,
+            "g",
+            "-t",
+            "sk",
+            "--offset",
+            "100",
+            "--execute",
+            "--json",
+        ],
+        None,
+    )
+    .await;
+    let v: Value = serde_json::from_str(&ok(&o, "to 100")).unwrap();
+    assert_eq!(v["topics"][0]["partitions"][1]["after"], 4, "{v}");
+    assert!(stderr(&o).contains("outside the log"), "{}", stderr(&o));
+    assert_eq!(committed(&fc), (Some(6), Some(4)));
+    // bad flags
+    let o = kpax(&["group", "seek", "-b", &b, "g"], None).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = one_line_error(
+        &kpax(&["group", "seek", "-b", &b, "nobody", "--to", "end"], None).await,
+        "a group without offsets",
+    );
+    assert!(e.contains("no committed offsets"), "{e}");
 }

@@ -1,4 +1,4 @@
-//! `kpax group list|describe|delete`.
+//! `kpax group list|describe|delete|seek` (seek lives with rollback).
 
 use crate::connect::ConnectArgs;
 use crate::error::{KafkaContext, Result};
@@ -16,6 +16,9 @@ pub enum GroupCommand {
     Describe(GroupsArgs),
     /// Delete groups (they must have no members).
     Delete(GroupsArgs),
+    /// Move an empty group's committed offsets to the start, the end, a
+    /// time or an offset (a dry run unless --execute).
+    Seek(super::rollback::SeekArgs),
 }
 
 /// Flags of `kpax group list`.
@@ -51,6 +54,7 @@ pub async fn run(cmd: GroupCommand) -> Result<()> {
         GroupCommand::List(a) => list(a).await,
         GroupCommand::Describe(a) => describe(a).await,
         GroupCommand::Delete(a) => delete(a).await,
+        GroupCommand::Seek(a) => super::rollback::seek(a).await,
     }
 }
 

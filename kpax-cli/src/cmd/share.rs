@@ -10,14 +10,12 @@ use crate::error::{CliError, KafkaContext, Result};
 use crate::format::{parse_format, Format, Printer};
 use crate::output::{print_json, write_out, Table};
 use crate::reader::{self};
-use crate::when::parse_time;
 use clap::{Args, Subcommand, ValueEnum};
-use kpax::admin::{Admin, AlterConfig, ConfigResource, OffsetSpec, TopicPartition};
+use kpax::admin::{Admin, AlterConfig, ConfigResource, TopicPartition};
 use kpax::share::{AcknowledgeType, ShareConsumer, ShareConsumerConfig};
 use kpax::ConsumerRecord;
 use serde_json::json;
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// `kpax share` subcommands.
 #[derive(Debug, Subcommand)]
@@ -265,18 +263,7 @@ async fn ensure_no_members(admin: &Admin, group: &str) -> Result<()> {
 }
 
 async fn reset(a: ShareResetArgs) -> Result<()> {
-    let spec = match (&a.to, a.offset) {
-        (_, Some(o)) if o < 0 => {
-            return Err(CliError::Usage(format!(
-                "--offset {o}: an offset is 0 or more"
-            )))
-        }
-        (_, Some(_)) => None,
-        (Some(t), None) if t == "earliest" => Some(OffsetSpec::Earliest),
-        (Some(t), None) if t == "latest" => Some(OffsetSpec::Latest),
-        (Some(t), None) => Some(OffsetSpec::Timestamp(parse_time(t, SystemTime::now())?)),
-        (None, None) => return Err(CliError::Usage("give --to or --offset".into())),
-    };
+    let target = reader::Target::parse(a.to.as_deref(), a.offset)?;
     let admin = Admin::new(a.connect.cluster()?);
     let (group, topic, execute) = (a.group.as_str(), a.topic.as_str(), a.execute);
     let rows = a
@@ -292,28 +279,7 @@ async fn reset(a: ShareResetArgs) -> Result<()> {
                 .list_share_group_offsets(group, Some(&[topic]))
                 .await
                 .kafka(|| format!("share group {group}: offsets"))?;
-            let target: BTreeMap<i32, i64> = match (spec, a.offset) {
-                (Some(spec), _) => reader::offsets(&admin, topic, &partitions, spec).await?,
-                (None, Some(o)) => {
-                    // Within each partition's log, as Kafka's tools do.
-                    let first =
-                        reader::offsets(&admin, topic, &partitions, OffsetSpec::Earliest).await?;
-                    let end = reader::offsets(&admin, topic, &partitions, OffsetSpec::Latest).await?;
-                    let mut t = BTreeMap::new();
-                    for p in &partitions {
-                        let (lo, hi) = (first[p], end[p].max(first[p]));
-                        let c = o.clamp(lo, hi);
-                        if c != o {
-                            eprintln!(
-                                "kpax: {topic}-{p}: offset {o} is outside the log [{lo}, {hi}]; using {c}"
-                            );
-                        }
-                        t.insert(*p, c);
-                    }
-                    t
-                }
-                (None, None) => BTreeMap::new(),
-            };
+            let target = target.offsets(&admin, topic, &partitions).await?;
             let new: Vec<(TopicPartition, i64)> = target
                 .iter()
                 .map(|(p, o)| (TopicPartition::new(topic, *p), *o))
