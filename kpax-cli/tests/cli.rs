@@ -550,7 +550,19 @@ async fn consume_with_the_consumer_group_protocol() {
         "--group-protocol",
         "consumer",
     ];
-    let out = ok(&kpax(&consume, None).await, "consume, consumer protocol");
+    let mut with_stats = consume.to_vec();
+    with_stats.extend(["--stats", "--stats-every", "10ms"]);
+    let o = kpax(&with_stats, None).await;
+    let out = ok(&o, "consume, consumer protocol");
+    let stats = stderr(&o);
+    for want in [
+        "records consumed  10\n",
+        "records fetched   10\n",
+        "commits           1 (0 failed",
+        "lag               0 (cp-0: 0, cp-1: 0)\n",
+    ] {
+        assert!(stats.contains(want), "{want:?} not in --stats:\n{stats}");
+    }
     let mut got: Vec<&str> = out.lines().collect();
     got.sort();
     let mut want: Vec<&str> = values.iter().map(String::as_str).collect();
@@ -1054,17 +1066,27 @@ async fn admin_and_group_flow_on_kafka() {
             "produce",
         );
     }
-    let out = ok(
-        &kpax(
-            &["consume", "-b", &b, &topic, "-g", &group, "-f", "json"],
-            None,
-        )
-        .await,
-        "consume as a group member",
-    );
+    let o = kpax(
+        &[
+            "consume", "-b", &b, &topic, "-g", &group, "-f", "json", "--stats",
+        ],
+        None,
+    )
+    .await;
+    let out = ok(&o, "consume as a group member");
     let recs = json_lines(&out);
     assert_eq!(recs.len(), 3, "{out}");
     assert_eq!(recs[0]["key"], "k0");
+    let stats = stderr(&o);
+    for want in [
+        "records consumed  3\n",
+        "records fetched   3\n",
+        "rebalances        1\n",
+        "commits           1 (0 failed",
+        &format!("lag               0 ({topic}-0: 0)\n"),
+    ] {
+        assert!(stats.contains(want), "{want:?} not in --stats:\n{stats}");
+    }
 
     let out = ok(
         &kpax(&["offset", "-b", &b, &group, &topic, "--json"], None).await,

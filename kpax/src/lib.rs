@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod metrics;
 pub mod producer;
 pub mod share;
 

@@ -11,7 +11,7 @@ use crate::reader::{self, Range};
 use crate::when::parse_time;
 use clap::{Args, ValueEnum};
 use kpax::admin::{Admin, OffsetSpec};
-use kpax::consumer::{GroupProtocol, OffsetReset};
+use kpax::consumer::{ConsumerStats, GroupProtocol, OffsetReset};
 use kpax::{Consumer, ConsumerConfig};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -76,6 +76,14 @@ pub struct ConsumeArgs {
     /// Print only the number of records, not the records.
     #[arg(long)]
     count_only: bool,
+    /// Print the consumer's statistics on stderr at the end (records and
+    /// bytes fetched, fetch latency per broker, lag per partition,
+    /// rebalances, commits).
+    #[arg(long)]
+    stats: bool,
+    /// With --stats, print them every DURATION too.
+    #[arg(long, value_name = "DURATION", requires = "stats", value_parser = crate::when::parse_duration)]
+    stats_every: Option<std::time::Duration>,
 }
 
 /// `--group-protocol`.
@@ -243,6 +251,18 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
         headers: args.filter_header.clone(),
     };
     let count_only = args.count_only;
+    let ticker = args.stats_every.filter(|d| !d.is_zero()).map(|every| {
+        let (consumer, bar) = (consumer.clone(), bar.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let text = stats_text(&consumer.stats());
+                bar.suspend(|| eprint!("{text}"));
+            }
+        })
+    });
     let read = reader::read(&consumer, &range, |r| {
         bar.inc(1);
         if count_only {
@@ -264,6 +284,12 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
     } else {
         Ok(())
     };
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if args.stats {
+        eprint!("{}", stats_text(&consumer.stats()));
+    }
     let _ = tokio::time::timeout(args.connect.timeout, consumer.close()).await;
     let n = read?;
     committed?;
@@ -274,6 +300,59 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// The consumer's statistics as `--stats` prints them: one `name value`
+/// line per figure.
+pub fn stats_text(s: &ConsumerStats) -> String {
+    let ms = |us: u64| format!("{:.1} ms", us as f64 / 1000.0);
+    let mut out = String::new();
+    let mut line = |name: &str, value: String| out.push_str(&format!("{name:<17} {value}\n"));
+    line("records consumed", s.records_consumed.to_string());
+    line("records fetched", s.records_fetched.to_string());
+    line("bytes fetched", s.bytes_fetched.to_string());
+    line(
+        "fetch requests",
+        format!("{} ({} failed)", s.fetch_requests, s.fetch_errors),
+    );
+    let latency: Vec<String> = s
+        .fetch_latency
+        .iter()
+        .map(|(node, n, mean)| format!("node {node}: {} mean of {n}", ms(*mean)))
+        .collect();
+    line(
+        "fetch latency",
+        if latency.is_empty() {
+            "-".into()
+        } else {
+            latency.join(", ")
+        },
+    );
+    line("buffered bytes", s.buffered_bytes.to_string());
+    line("rebalances", s.rebalances.to_string());
+    line(
+        "commits",
+        format!(
+            "{} ({} failed, {} mean)",
+            s.commits,
+            s.commit_errors,
+            ms(s.commit_latency_us)
+        ),
+    );
+    let per: Vec<String> = s
+        .lag
+        .iter()
+        .map(|((t, p), lag)| format!("{t}-{p}: {lag}"))
+        .collect();
+    line(
+        "lag",
+        if per.is_empty() {
+            "-".into()
+        } else {
+            format!("{} ({})", s.total_lag(), per.join(", "))
+        },
+    );
+    out
 }
 
 /// Each partition's first offset for a standalone consumer.
@@ -320,6 +399,38 @@ async fn standalone_starts(
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn stats_name_every_figure() {
+        let s = ConsumerStats {
+            records_consumed: 7,
+            records_fetched: 9,
+            bytes_fetched: 900,
+            fetch_requests: 3,
+            fetch_errors: 1,
+            fetch_latency: vec![(1, 2, 1500), (2, 1, 250)],
+            rebalances: 2,
+            commits: 4,
+            commit_errors: 0,
+            commit_latency_us: 3000,
+            buffered_bytes: 128,
+            lag: [(("t".to_string(), 0), 2), (("t".to_string(), 1), 0)].into(),
+        };
+        let text = stats_text(&s);
+        for want in [
+            "records consumed  7\n",
+            "records fetched   9\n",
+            "bytes fetched     900\n",
+            "fetch requests    3 (1 failed)\n",
+            "fetch latency     node 1: 1.5 ms mean of 2, node 2: 0.2 ms mean of 1\n",
+            "rebalances        2\n",
+            "commits           4 (0 failed, 3.0 ms mean)\n",
+            "lag               2 (t-0: 2, t-1: 0)\n",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+        assert!(stats_text(&ConsumerStats::default()).contains("lag               -\n"));
+    }
 
     #[test]
     fn offsets_read_as_kcat_writes_them() {

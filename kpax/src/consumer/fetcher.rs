@@ -35,6 +35,8 @@ struct FetchDone {
     /// What the request carried (sessionless below Fetch v7).
     plan: FetchPlan,
     result: Result<FetchResponse>,
+    /// The round trip.
+    elapsed: Duration,
 }
 
 pub(crate) async fn run(weak: Weak<Shared>) {
@@ -204,6 +206,9 @@ fn isolation(s: &Shared) -> i8 {
     }
 }
 
+/// A partition to fetch: (partition, fetch offset, epoch).
+type Wanted = (TopicPartition, i64, u64);
+
 /// Sends a fetch to every leader that has fetchable partitions and no fetch in flight.
 async fn plan(
     s: &Arc<Shared>,
@@ -212,7 +217,9 @@ async fn plan(
     tx: &mpsc::UnboundedSender<FetchDone>,
 ) {
     let now = Instant::now();
-    let wanted: Vec<(TopicPartition, i64)> = s
+    // (partition, fetch offset, epoch): a seek while leaders are looked
+    // up below changes the epoch, and the partition waits for the next plan.
+    let wanted: Vec<Wanted> = s
         .lock()
         .parts
         .iter()
@@ -224,16 +231,16 @@ async fn plan(
                 && p.chunks.len() < 2
                 && p.retry_at.is_none_or(|t| t <= now)
         })
-        .map(|(tp, p)| (tp.clone(), p.fetch_offset))
+        .map(|(tp, p)| (tp.clone(), p.fetch_offset, p.epoch))
         .collect();
-    let mut by_leader: HashMap<i32, (Broker, Vec<(TopicPartition, i64)>)> = HashMap::new();
-    for (tp, off) in wanted {
+    let mut by_leader: HashMap<i32, (Broker, Vec<Wanted>)> = HashMap::new();
+    for (tp, off, epoch) in wanted {
         match s.cluster.leader(&tp.0, tp.1).await {
             Ok(b) => by_leader
                 .entry(b.node_id().unwrap_or(-1))
                 .or_insert_with(|| (b, Vec::new()))
                 .1
-                .push((tp, off)),
+                .push((tp, off, epoch)),
             Err(e) => {
                 tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "no leader");
                 if let Some(p) = s.lock().parts.get_mut(&tp) {
@@ -262,12 +269,19 @@ async fn plan(
         let mut parts = Vec::new();
         {
             let mut st = s.lock();
-            for (tp, off) in &items {
-                if let Some(p) = st.parts.get_mut(tp) {
+            for (tp, off, epoch) in &items {
+                if let Some(p) = st
+                    .parts
+                    .get_mut(tp)
+                    .filter(|p| p.epoch == *epoch && !p.in_flight)
+                {
                     p.in_flight = true;
-                    parts.push((tp.clone(), *off, p.epoch));
+                    parts.push((tp.clone(), *off, *epoch));
                 }
             }
+        }
+        if parts.is_empty() {
+            continue; // each was sought elsewhere meanwhile; the permit goes back
         }
         let session = sessions.remove(&node).unwrap_or_default();
         let wanted: Vec<(TopicPartition, i64)> = parts
@@ -279,8 +293,10 @@ async fn plan(
         let tx = tx.clone();
         let shared = s.clone();
         tokio::spawn(async move {
+            let sent = Instant::now();
             let (plan, result) = fetch(&shared, &broker, plan, reserve).await;
             let _ = tx.send(FetchDone {
+                elapsed: sent.elapsed(),
                 node,
                 parts,
                 permit,
@@ -361,6 +377,8 @@ async fn fetch(
 
 fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
     let now = Instant::now();
+    let failed = !matches!(&d.result, Ok(r) if r.error_code == 0);
+    s.counters.fetch_answered(d.node, d.elapsed, failed);
     let mut session = d.session;
     match &d.result {
         Ok(r) => session.answered(&d.plan, ErrorCode(r.error_code), r.session_id, now),
@@ -470,6 +488,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
             }
             p.high_watermark = r.high_watermark;
             let Some(data) = r.records.clone().filter(|d| !d.is_empty()) else {
+                p.update_lag(&s.counters.meters, &tp);
                 continue;
             };
             let size = data.len();
@@ -485,6 +504,8 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
                     if let Some(n) = next {
                         p.fetch_offset = n.max(p.fetch_offset);
                     }
+                    s.counters.fetched(records.len() as u64, size as u64);
+                    p.update_lag(&s.counters.meters, &tp);
                     if !records.is_empty() {
                         let chunk_permit = permit
                             .as_mut()

@@ -492,6 +492,10 @@ pub(super) async fn take_assignment(
     let revoked: BTreeSet<TopicPartition> = current.difference(assigned).cloned().collect();
     let added: BTreeSet<TopicPartition> = assigned.difference(&current).cloned().collect();
     tracing::info!(assigned = ?assigned, added = ?added, revoked = ?revoked, generation, "assignment");
+    let first = membership(s).is_some_and(|m| m.owned_generation < 0);
+    if !added.is_empty() || !revoked.is_empty() || first {
+        s.counters.rebalanced();
+    }
     if !revoked.is_empty() {
         revoke(s, &revoked, protocol).await;
     }
@@ -788,7 +792,15 @@ fn coordinator_retriable(e: &Error) -> bool {
 /// Commits `offsets` (next offsets to consume) for the group, trying again
 /// while the coordinator is not available (within the request timeout).
 pub(crate) async fn commit(s: &Shared, offsets: BTreeMap<TopicPartition, i64>) -> Result<()> {
-    retry_within_request_timeout(s, coordinator_retriable, || commit_once(s, offsets.clone())).await
+    if offsets.is_empty() {
+        return commit_once(s, offsets).await;
+    }
+    let started = Instant::now();
+    let r =
+        retry_within_request_timeout(s, coordinator_retriable, || commit_once(s, offsets.clone()))
+            .await;
+    s.counters.committed(started.elapsed(), r.is_ok());
+    r
 }
 
 /// Runs `op` until it succeeds, fails with an error `retriable` does not

@@ -21,6 +21,7 @@ mod fetcher;
 mod group;
 pub mod protocol;
 mod rebalance;
+mod stats;
 
 pub use assignor::{
     Assignor, CooperativeStickyAssignor, MemberSubscription, RangeAssignor, RebalanceProtocol,
@@ -29,6 +30,7 @@ pub use assignor::{
 pub use config::{ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset};
 pub use fanout::{FanOut, FanOutError, FanOutReport, OnFailure, OrderBy};
 pub use rebalance::{ListenerFuture, RebalanceListener};
+pub use stats::ConsumerStats;
 
 pub(crate) use consumer_protocol::new_member_id;
 
@@ -114,6 +116,24 @@ pub(crate) struct Part {
     pub chunks: VecDeque<Chunk>,
     pub retry_at: Option<std::time::Instant>,
     pub high_watermark: i64,
+    /// The partition's lag gauge (metrics facade), once it is known.
+    pub lag_gauge: Option<::metrics::Gauge>,
+}
+
+impl Part {
+    /// Sets the lag gauge from the position and high watermark now.
+    pub(crate) fn update_lag(
+        &mut self,
+        meters: &crate::metrics::ConsumerMeters,
+        tp: &TopicPartition,
+    ) {
+        if let Some(pos) = self.position {
+            let gauge = self
+                .lag_gauge
+                .get_or_insert_with(|| meters.lag(&tp.0, tp.1));
+            gauge.set(stats::lag(pos, self.high_watermark) as f64);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -149,6 +169,8 @@ pub(crate) struct Shared {
     /// The fetch session id per broker node (0: sessionless), as the
     /// fetcher last left it.
     pub fetch_sessions: Mutex<BTreeMap<i32, i32>>,
+    /// What [`Consumer::stats`] reports.
+    pub counters: stats::Counters,
 }
 
 impl Shared {
@@ -227,7 +249,10 @@ impl Consumer {
                 "buffer_memory must hold at least partition_max_bytes".into(),
             ));
         }
+        let counters =
+            stats::Counters::new(&cluster.config().client_id, config.group_id.as_deref());
         let shared = Arc::new(Shared {
+            counters,
             memory: Arc::new(Semaphore::new(config.buffer_memory)),
             cluster,
             config,
@@ -380,6 +405,26 @@ impl Consumer {
             .clone()
     }
 
+    /// A snapshot of the consumer's statistics: records and bytes
+    /// fetched, fetch latency per broker, records handed out, rebalances,
+    /// commits and their latency, and the lag of each assigned partition.
+    /// The same figures go to the `metrics` facade ([`crate::metrics`]).
+    pub fn stats(&self) -> ConsumerStats {
+        let lag = self
+            .shared
+            .lock()
+            .parts
+            .iter()
+            .filter_map(|(tp, p)| {
+                let pos = p.position?;
+                Some((tp.clone(), stats::lag(pos, p.high_watermark)))
+            })
+            .collect();
+        self.shared
+            .counters
+            .snapshot(self.buffered_bytes() as u64, lag)
+    }
+
     /// Bytes of records buffered now.
     pub fn buffered_bytes(&self) -> usize {
         self.shared.config.buffer_memory
@@ -394,7 +439,13 @@ impl Consumer {
     /// partitions from the cursor (a chunk is handed out whole before
     /// moving on, fair per chunk), in order within each partition. Returns
     /// how many, or a pending fatal error (before any record).
-    fn take(&self, max: usize, mut sink: impl FnMut(ConsumerRecord)) -> Result<usize> {
+    fn take(&self, max: usize, sink: impl FnMut(ConsumerRecord)) -> Result<usize> {
+        let n = self.take_locked(max, sink)?;
+        self.shared.counters.consumed(n as u64);
+        Ok(n)
+    }
+
+    fn take_locked(&self, max: usize, mut sink: impl FnMut(ConsumerRecord)) -> Result<usize> {
         let mut guard = self.shared.lock();
         let st = &mut *guard;
         if let Some(e) = st.error.take() {
@@ -406,8 +457,9 @@ impl Consumer {
         }
         let start = st.cursor % n;
         let mut taken = 0;
+        let meters = &self.shared.counters.meters;
         for pass in 0..2 {
-            for (i, p) in st.parts.values_mut().enumerate() {
+            for (i, (tp, p)) in st.parts.iter_mut().enumerate() {
                 if (pass == 0 && i < start) || (pass == 1 && i >= start) || p.paused {
                     continue;
                 }
@@ -420,6 +472,7 @@ impl Consumer {
                             if chunk.records.is_empty() {
                                 // Its memory goes back to the fetcher.
                                 p.chunks.pop_front();
+                                p.update_lag(meters, tp);
                                 self.shared.wake.notify_one();
                                 st.cursor = i + 1;
                             } else {

@@ -135,7 +135,8 @@ pub struct ProducerStats {
     pub broker_latency: Vec<(i32, u64, u64)>,
 }
 
-#[derive(Default)]
+/// The counters behind [`ProducerStats`], and their metric handles
+/// ([`crate::metrics`]).
 pub(crate) struct Counters {
     records_sent: AtomicU64,
     bytes_sent: AtomicU64,
@@ -143,6 +144,54 @@ pub(crate) struct Counters {
     retries: AtomicU64,
     errors: AtomicU64,
     latency: Mutex<std::collections::BTreeMap<i32, (u64, u64)>>,
+    meters: crate::metrics::ProducerMeters,
+}
+
+impl Counters {
+    fn new(client_id: &str) -> Counters {
+        Counters {
+            records_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            batches_sent: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            latency: Mutex::new(Default::default()),
+            meters: crate::metrics::ProducerMeters::new(client_id),
+        }
+    }
+
+    /// A batch of `records` records in `bytes` bytes was acknowledged.
+    pub(crate) fn sent(&self, records: u64, bytes: u64) {
+        self.records_sent.fetch_add(records, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+        self.batches_sent.fetch_add(1, Ordering::Relaxed);
+        self.meters.records_sent.increment(records);
+        self.meters.bytes_sent.increment(bytes);
+        self.meters.batches_sent.increment(1);
+    }
+
+    /// `n` records failed.
+    pub(crate) fn failed(&self, n: u64) {
+        self.errors.fetch_add(n, Ordering::Relaxed);
+        self.meters.record_errors.increment(n);
+    }
+
+    /// A batch goes out again.
+    pub(crate) fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.meters.retries.increment(1);
+    }
+
+    /// A Produce round trip to `node` took `elapsed`.
+    pub(crate) fn answered(&self, node: i32, elapsed: Duration) {
+        {
+            let mut lat = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+            let e = lat.entry(node).or_default();
+            e.0 += 1;
+            e.1 += elapsed.as_micros() as u64;
+        }
+        self.meters.request_latency(node, elapsed);
+    }
 }
 
 pub(crate) struct Shared {
@@ -242,6 +291,7 @@ impl Producer {
             )),
             None => None,
         };
+        let cluster_client_id = cluster.config().client_id.clone();
         let shared = Arc::new(Shared {
             memory: Arc::new(Semaphore::new(config.buffer_memory)),
             accumulator: Mutex::new(Accumulator::default()),
@@ -251,7 +301,7 @@ impl Producer {
             idle: Notify::new(),
             closed: AtomicBool::new(false),
             outstanding: AtomicUsize::new(0),
-            counters: Counters::default(),
+            counters: Counters::new(&cluster_client_id),
             txn,
             legacy_brokers: AtomicBool::new(false),
         });

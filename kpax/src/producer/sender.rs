@@ -168,7 +168,7 @@ fn fail_doomed(s: &Shared, t: &super::transaction::Txn) {
         if stamped {
             t.lock().bump_epoch = true;
         }
-        s.counters.errors.fetch_add(n as u64, Ordering::Relaxed);
+        s.counters.failed(n as u64);
         s.resolve(n);
     }
 }
@@ -439,12 +439,7 @@ fn settle(s: &Shared, st: &mut State, c: Completion) {
     if let Some(n) = st.in_flight.get_mut(&c.node) {
         *n = n.saturating_sub(1);
     }
-    {
-        let mut lat = s.counters.latency.lock().unwrap_or_else(|e| e.into_inner());
-        let e = lat.entry(c.node).or_default();
-        e.0 += 1;
-        e.1 += c.started.elapsed().as_micros() as u64;
-    }
+    s.counters.answered(c.node, c.started.elapsed());
     let resp = match c.result {
         Ok(r) => r,
         Err(e) => {
@@ -554,11 +549,7 @@ fn succeed(s: &Shared, b: Batch, base_offset: i64, log_append_time: i64) {
         acc.done(&topic, partition);
         acc.recycle(&s.config, data);
     }
-    s.counters
-        .records_sent
-        .fetch_add(n as u64, Ordering::Relaxed);
-    s.counters.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
-    s.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
+    s.counters.sent(n as u64, bytes);
     // Release the batch's memory before anyone learns the outcome, so that
     // a caller who saw every outcome sees an empty buffer.
     drop(permit);
@@ -576,7 +567,7 @@ fn fail(s: &Shared, b: Batch, e: Error) {
         }
     }
     let n = b.fail(e);
-    s.counters.errors.fetch_add(n as u64, Ordering::Relaxed);
+    s.counters.failed(n as u64);
     s.resolve(n);
 }
 
@@ -648,7 +639,7 @@ fn split_too_large(s: &Shared, b: Batch, e: Error) {
     });
     let head = part(head_data, at, head_done, head_permit, stamped);
     let tail = part(tail_data, records - at, tail_done, permit, tail_stamp);
-    s.counters.retries.fetch_add(1, Ordering::Relaxed);
+    s.counters.retried();
     let mut acc = s.lock();
     acc.retry(tail, Duration::ZERO);
     acc.retry(head, Duration::ZERO);
@@ -668,6 +659,6 @@ fn requeue(s: &Shared, mut b: Batch, e: Error) {
     );
     b.attempts += 1;
     b.last_error = Some(e.to_string());
-    s.counters.retries.fetch_add(1, Ordering::Relaxed);
+    s.counters.retried();
     s.lock().retry(b, wait);
 }
