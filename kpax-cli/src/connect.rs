@@ -6,6 +6,7 @@
 
 use crate::error::{CliError, Result};
 use clap::Args;
+use kpax::properties::Properties;
 use kpax::{ClientConfig, Cluster, Pem, SaslConfig, SaslMechanism, SecurityProtocol, TlsConfig};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,9 @@ pub struct ConnectArgs {
     /// A Java-style properties file: bootstrap.servers, client.id,
     /// request.timeout.ms, security.protocol, ssl.ca.location,
     /// ssl.certificate.location, ssl.key.location, sasl.mechanism,
-    /// sasl.username, sasl.password.
+    /// sasl.username, sasl.password; produce also reads the producer's keys
+    /// (acks, linger.ms, compression.type, ...), consume the consumer's
+    /// (isolation.level, fetch.max.bytes, session.timeout.ms, ...).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// One client setting, KEY=VALUE, with the keys --config takes
@@ -124,105 +127,57 @@ impl FileConfig {
     }
 }
 
-/// The keys a configuration file may hold.
-const KNOWN_KEYS: &[&str] = &[
-    "bootstrap.servers",
-    "client.id",
-    "request.timeout.ms",
-    "security.protocol",
-    "ssl.ca.location",
-    "ssl.certificate.location",
-    "ssl.key.location",
-    "sasl.mechanism",
-    "sasl.mechanisms",
-    "sasl.username",
-    "sasl.password",
-];
-
-/// Parses Java-style properties text (`key=value`, `key: value` or
-/// `key value`; `#` and `!` comments; a trailing `\` continues a line).
+/// Parses Java-style properties text with [`kpax::properties::Properties`]
+/// (`key=value`, `key: value` or `key value`; `#` and `!` comments; a
+/// trailing `\` continues a line). Keys the producer and consumer read
+/// (`acks`, `group.id`, ...) are accepted; the connection settings are
+/// kept.
 ///
 /// # Errors
-/// [`CliError::Config`] naming `origin`, the line and the key for unknown
-/// keys, bad values, a line with no value, or a key given twice.
+/// [`CliError::Config`] naming `origin`, the line and the key for keys no
+/// kpax configuration reads, bad values, a line with no value, or a key
+/// given twice.
 pub fn parse_properties(text: &str, origin: &str) -> Result<FileConfig> {
-    let mut cfg = FileConfig::default();
-    let mut seen: Vec<String> = Vec::new();
-    let mut lines = text.lines().enumerate();
-    while let Some((i, raw)) = lines.next() {
-        let lineno = i + 1;
-        let mut line = raw.trim_start().to_string();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
-            continue;
-        }
-        while line.ends_with('\\') && !line.ends_with("\\\\") {
-            line.pop();
-            match lines.next() {
-                Some((_, more)) => line.push_str(more.trim_start()),
-                None => break,
-            }
-        }
-        let err = |why: String| CliError::Config(format!("{origin} line {lineno}: {why}"));
-        let split = line.find(['=', ':', ' ', '\t']).ok_or_else(|| {
-            err(format!(
-                "{:?} has no value (expected key=value)",
-                line.trim()
-            ))
-        })?;
-        let key = line[..split].trim();
-        let mut rest = line[split..].trim_start();
-        if let Some(r) = rest.strip_prefix(['=', ':']) {
-            rest = r.trim_start();
-        }
-        let value = rest.trim_end().to_string();
-        if !KNOWN_KEYS.contains(&key) {
-            return Err(err(format!(
-                "unknown key {key:?} (known: {})",
-                KNOWN_KEYS.join(", ")
-            )));
-        }
-        if seen.iter().any(|k| k == key) {
-            return Err(err(format!("key {key:?} given twice")));
-        }
-        seen.push(key.to_string());
-        if value.is_empty() {
-            return Err(err(format!("key {key:?} has an empty value")));
-        }
-        match key {
-            "bootstrap.servers" => cfg.bootstrap_servers = Some(value),
-            "client.id" => cfg.client_id = Some(value),
-            "request.timeout.ms" => {
-                let ms: u64 = value.parse().map_err(|_| {
-                    err(format!(
-                        "request.timeout.ms must be a whole number of milliseconds, got {value:?}"
-                    ))
-                })?;
-                if ms == 0 {
-                    return Err(err("request.timeout.ms must be above 0".into()));
-                }
-                cfg.request_timeout = Some(Duration::from_millis(ms));
-            }
-            "security.protocol" => cfg.security_protocol = Some(value),
-            "ssl.ca.location" => cfg.ssl_ca_location = Some(value.into()),
-            "ssl.certificate.location" => cfg.ssl_certificate_location = Some(value.into()),
-            "ssl.key.location" => cfg.ssl_key_location = Some(value.into()),
-            "sasl.mechanism" | "sasl.mechanisms" => {
-                if cfg.sasl_mechanism.is_some() {
-                    return Err(err("sasl.mechanism given twice".into()));
-                }
-                cfg.sasl_mechanism = Some(value)
-            }
-            "sasl.username" => cfg.sasl_username = Some(value),
-            "sasl.password" => cfg.sasl_password = Some(value),
-            _ => {
-                return Err(err(format!(
-                    "unknown key {key:?} (known: {})",
-                    KNOWN_KEYS.join(", ")
-                )))
-            }
-        }
+    let props = Properties::parse(text, origin).map_err(config_error)?;
+    file_config(&props)
+}
+
+/// A kpax configuration error as the CLI's.
+fn config_error(e: kpax::Error) -> CliError {
+    match e {
+        kpax::Error::Config(m) => CliError::Config(m),
+        other => CliError::Config(other.to_string()),
     }
-    Ok(cfg)
+}
+
+/// The connection settings of `props`.
+///
+/// # Errors
+/// [`CliError::Config`] for a key no kpax configuration reads or a bad
+/// `request.timeout.ms`.
+pub fn file_config(props: &Properties) -> Result<FileConfig> {
+    if let Some((key, at)) = props.unknown_keys().first() {
+        return Err(CliError::Config(format!(
+            "{at}: unknown key {key:?} (known: {})",
+            kpax::properties::CLIENT_KEYS.join(", ")
+        )));
+    }
+    let request_timeout = props
+        .positive_millis("request.timeout.ms")
+        .map_err(config_error)?;
+    let s = |k: &str| props.get(k).map(str::to_string);
+    Ok(FileConfig {
+        bootstrap_servers: s("bootstrap.servers"),
+        client_id: s("client.id"),
+        request_timeout,
+        security_protocol: s("security.protocol"),
+        ssl_ca_location: s("ssl.ca.location").map(PathBuf::from),
+        ssl_certificate_location: s("ssl.certificate.location").map(PathBuf::from),
+        ssl_key_location: s("ssl.key.location").map(PathBuf::from),
+        sasl_mechanism: s("sasl.mechanism"),
+        sasl_username: s("sasl.username"),
+        sasl_password: s("sasl.password"),
+    })
 }
 
 /// Reads and parses a configuration file.
@@ -310,6 +265,25 @@ impl ConnectArgs {
         }
         let config = self.secure(config, &file)?;
         Ok((brokers, config))
+    }
+
+    /// Every setting of `--config` with the `-X` ones on top, for the
+    /// producer's and consumer's keys (`linger.ms`, `isolation.level`, ...).
+    ///
+    /// # Errors
+    /// [`CliError::Config`] or [`CliError::Usage`] as [`ConnectArgs::resolve`].
+    pub fn properties(&self) -> Result<Properties> {
+        let file = match &self.config {
+            Some(p) => {
+                read_config(p)?;
+                Properties::read(p).map_err(config_error)?
+            }
+            None => Properties::default(),
+        };
+        self.settings()?;
+        let set =
+            Properties::parse(&self.client_settings.join("\n"), "-X").map_err(config_error)?;
+        Ok(file.overlaid(set))
     }
 
     /// The `-X` settings, parsed like a configuration file's lines.
@@ -584,7 +558,28 @@ mod tests {
         let e = |set: &[&str]| args(Some("b:9"), set).resolve().unwrap_err().to_string();
         assert!(e(&["client.id"]).contains("expected KEY=VALUE"));
         assert!(e(&["client.id=a\nsasl.password=x"]).contains("expected KEY=VALUE"));
-        assert!(e(&["linger.ms=5"]).contains("-X line 1: unknown key \"linger.ms\""));
+        assert!(e(&["sasl.jaas.config=x"]).contains("-X line 1: unknown key \"sasl.jaas.config\""));
+        // producer and consumer keys are accepted, and reach properties()
+        let a = args(
+            Some("b:9"),
+            &["linger.ms=5", "isolation.level=read_committed"],
+        );
+        a.resolve().unwrap();
+        let p = a.properties().unwrap();
+        assert_eq!(p.get("linger.ms"), Some("5"));
+        let c = kpax::ConsumerConfig::from_properties(&p).unwrap();
+        assert_eq!(
+            c.isolation_level,
+            kpax::consumer::IsolationLevel::ReadCommitted
+        );
+        let bad = args(Some("b:9"), &["linger.ms=soon"]).properties().unwrap();
+        let why = kpax::ProducerConfig::from_properties(&bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            why.contains("-X line 1: linger.ms: expected a whole number"),
+            "{why}"
+        );
         assert!(e(&["client.id=a", "client.id=b"]).contains("given twice"));
         assert!(e(&["security.protocol=SASL_SSL"]).contains("SASL needs --sasl-mechanism"));
     }

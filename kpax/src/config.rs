@@ -525,6 +525,132 @@ impl std::fmt::Debug for SaslConfig {
     }
 }
 
+impl ClientConfig {
+    /// The client settings in `props` (the keys in
+    /// [`crate::properties::CLIENT_KEYS`], Java's and librdkafka's names),
+    /// over the defaults. Without `security.protocol`, the protocol follows
+    /// from what is given: `ssl.*` keys mean TLS, `sasl.*` keys SASL.
+    /// `bootstrap.servers` is read by
+    /// [`Properties::bootstrap_servers`](crate::properties::Properties::bootstrap_servers).
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] naming the line and key of a bad value, a
+    /// TLS CA file that does not exist, a certificate without its key, or
+    /// SASL without a mechanism, user or password.
+    pub fn from_properties(props: &crate::properties::Properties) -> crate::Result<ClientConfig> {
+        let mut c = ClientConfig::default();
+        if let Some(id) = props.string("client.id") {
+            c.client_id = id;
+        }
+        if let Some(t) = props.positive_millis("request.timeout.ms")? {
+            c.request_timeout = t;
+        }
+        if let Some(t) = props.positive_millis("socket.connection.setup.timeout.ms")? {
+            c.connect_timeout = t;
+        }
+        if let Some(t) = props.millis("reconnect.backoff.ms")? {
+            c.reconnect_backoff = t;
+        }
+        if let Some(t) = props.millis("reconnect.backoff.max.ms")? {
+            c.reconnect_backoff_max = t;
+        }
+        if c.reconnect_backoff_max < c.reconnect_backoff {
+            return Err(props.error(
+                "reconnect.backoff.max.ms",
+                "must be at least reconnect.backoff.ms".into(),
+            ));
+        }
+        if let Some(t) = props.positive_millis("metadata.max.age.ms")? {
+            c.metadata_max_age = t;
+        }
+        if let Some(on) = props.flag("allow.auto.create.topics")? {
+            c.allow_auto_topic_creation = on;
+        }
+        let ca = props.string("ssl.ca.location");
+        let cert = props.string("ssl.certificate.location");
+        let key = props.string("ssl.key.location");
+        let mechanism = props.string("sasl.mechanism");
+        let username = props.string("sasl.username");
+        let password = props.string("sasl.password");
+        let wants_tls = ca.is_some() || cert.is_some() || key.is_some();
+        let wants_sasl = mechanism.is_some() || username.is_some() || password.is_some();
+        let protocol = match props.parsed("security.protocol", |v| {
+            v.parse::<SecurityProtocol>().map_err(|e| e.to_string())
+        })? {
+            Some(p) => p,
+            None => match (wants_tls, wants_sasl) {
+                (false, false) => SecurityProtocol::Plaintext,
+                (true, false) => SecurityProtocol::Ssl,
+                (false, true) => SecurityProtocol::SaslPlaintext,
+                (true, true) => SecurityProtocol::SaslSsl,
+            },
+        };
+        c.security_protocol = protocol;
+        if protocol.uses_tls() {
+            if let Some(ca) = ca {
+                if !std::path::Path::new(&ca).is_file() {
+                    return Err(props.error("ssl.ca.location", format!("no such file {ca}")));
+                }
+                c.tls = c.tls.with_ca_file(ca);
+            }
+            match (cert, key) {
+                (Some(cert), Some(key)) => {
+                    c.tls = c
+                        .tls
+                        .with_client_cert(Pem::File(cert.into()), Pem::File(key.into()))
+                }
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Err(props.error(
+                        "ssl.certificate.location",
+                        "needs ssl.key.location too".into(),
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(props.error(
+                        "ssl.key.location",
+                        "needs ssl.certificate.location too".into(),
+                    ))
+                }
+            }
+        } else if wants_tls {
+            return Err(props.error(
+                "security.protocol",
+                format!("ssl.* keys given but the security protocol is {protocol:?}"),
+            ));
+        }
+        if protocol.uses_sasl() {
+            let mechanism = props
+                .parsed("sasl.mechanism", |v| {
+                    v.parse::<SaslMechanism>().map_err(|e| e.to_string())
+                })?
+                .ok_or_else(|| {
+                    crate::Error::Config(format!("{protocol:?} needs sasl.mechanism"))
+                })?;
+            let username = match username {
+                Some(u) => u,
+                None if mechanism == SaslMechanism::OAuthBearer => String::new(),
+                None => {
+                    return Err(crate::Error::Config(format!(
+                        "SASL {} needs sasl.username",
+                        mechanism.name()
+                    )))
+                }
+            };
+            let password = password.ok_or_else(|| {
+                crate::Error::Config(format!("SASL {} needs sasl.password", mechanism.name()))
+            })?;
+            c.sasl = Some(SaslConfig::new(mechanism, username, password));
+        } else if wants_sasl {
+            return Err(props.error(
+                "security.protocol",
+                format!("sasl.* keys given but the security protocol is {protocol:?}"),
+            ));
+        }
+        Ok(c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ pub mod consumer;
 pub mod error;
 pub mod metrics;
 pub mod producer;
+pub mod properties;
 pub mod share;
 
 pub use broker::Broker;

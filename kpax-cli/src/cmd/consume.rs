@@ -206,7 +206,15 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
         Some(Start::Latest) => OffsetReset::Latest,
         _ => OffsetReset::Earliest,
     };
-    let mut config = ConsumerConfig::default().with_auto_offset_reset(reset);
+    // The file's and -X's consumer keys (isolation.level, fetch sizes,
+    // session timeouts, assignors); which group, where to start and
+    // committing are this command's flags.
+    let mut config = ConsumerConfig::from_properties(&args.connect.properties()?)
+        .map_err(|e| CliError::Config(e.to_string()))?
+        .with_auto_offset_reset(reset);
+    config.group_id = None;
+    config.group_instance_id = None;
+    config.enable_auto_commit = false;
     if let Some(g) = &args.group {
         config = config
             .with_group_id(g.clone())

@@ -96,12 +96,14 @@ pub struct ProduceArgs {
     /// Send every record to this partition (default: by key, else sticky).
     #[arg(short, long)]
     partition: Option<i32>,
-    /// Compression codec.
-    #[arg(short = 'z', long, value_enum, default_value = "none")]
-    compression: CodecArg,
-    /// Acknowledgements to wait for.
-    #[arg(long, value_enum, default_value = "all")]
-    acks: AcksArg,
+    /// Compression codec (default: compression.type from --config or -X,
+    /// else none).
+    #[arg(short = 'z', long, value_enum)]
+    compression: Option<CodecArg>,
+    /// Acknowledgements to wait for (default: acks from --config or -X,
+    /// else all).
+    #[arg(long, value_enum)]
+    acks: Option<AcksArg>,
     /// A header on every record, NAME=VALUE (repeatable).
     #[arg(short = 'H', long = "header", value_name = "NAME=VALUE")]
     headers: Vec<String>,
@@ -176,21 +178,27 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
             )));
         }
     }
-    let acks = match args.acks {
-        AcksArg::Zero => Acks::None,
-        AcksArg::One => Acks::Leader,
-        AcksArg::All => Acks::All,
-    };
     let timeout = args.connect.timeout;
-    let producer = Producer::new(
-        cluster,
-        ProducerConfig::default()
-            .with_acks(acks)
-            .with_compression(args.compression.into())
-            .with_delivery_timeout(timeout)
-            .with_max_block(timeout),
-    )
-    .kafka(|| "starting the producer".into())?;
+    let props = args.connect.properties()?;
+    let mut config =
+        ProducerConfig::from_properties(&props).map_err(|e| CliError::Config(e.to_string()))?;
+    if let Some(acks) = args.acks {
+        config = config.with_acks(match acks {
+            AcksArg::Zero => Acks::None,
+            AcksArg::One => Acks::Leader,
+            AcksArg::All => Acks::All,
+        });
+    }
+    if let Some(codec) = args.compression {
+        config = config.with_compression(codec.into());
+    }
+    if props.get("delivery.timeout.ms").is_none() {
+        config = config.with_delivery_timeout(timeout);
+    }
+    if props.get("max.block.ms").is_none() {
+        config = config.with_max_block(timeout);
+    }
+    let producer = Producer::new(cluster, config).kafka(|| "starting the producer".into())?;
 
     let format = args.format;
     let null_empty = args.null_empty;

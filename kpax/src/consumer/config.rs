@@ -229,3 +229,124 @@ impl ConsumerConfig {
         self
     }
 }
+
+impl ConsumerConfig {
+    /// The consumer settings in `props` (the keys in
+    /// [`crate::properties::CONSUMER_KEYS`], the Java client's names) over
+    /// the defaults: `group.id`, `group.instance.id`, `group.protocol`
+    /// (`classic` or `consumer`), `group.remote.assignor`,
+    /// `auto.offset.reset` (`earliest`, `latest`, `none`),
+    /// `isolation.level` (`read_uncommitted`, `read_committed`),
+    /// `enable.auto.commit`, `auto.commit.interval.ms`,
+    /// `session.timeout.ms`, `heartbeat.interval.ms`,
+    /// `max.poll.interval.ms` (the rebalance timeout), `fetch.min.bytes`,
+    /// `fetch.max.bytes`, `max.partition.fetch.bytes`, `fetch.max.wait.ms`,
+    /// `partition.assignment.strategy` (a list of `range`, `roundrobin`,
+    /// `sticky`, `cooperative-sticky`, or Java's class names for them).
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] naming the line and key of a bad value.
+    pub fn from_properties(props: &crate::properties::Properties) -> crate::Result<ConsumerConfig> {
+        use super::assignor::{RoundRobinAssignor, StickyAssignor};
+        let mut c = ConsumerConfig {
+            group_id: props.string("group.id"),
+            group_instance_id: props.string("group.instance.id"),
+            ..ConsumerConfig::default()
+        };
+        if let Some(p) = props.parsed("group.protocol", |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "classic" => Ok(GroupProtocol::Classic),
+                "consumer" => Ok(GroupProtocol::Consumer),
+                _ => Err(format!("expected classic or consumer, got {v:?}")),
+            }
+        })? {
+            c.group_protocol = p;
+        }
+        c.group_remote_assignor = props.string("group.remote.assignor");
+        if let Some(r) = props.parsed("auto.offset.reset", |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "earliest" => Ok(OffsetReset::Earliest),
+                "latest" => Ok(OffsetReset::Latest),
+                "none" => Ok(OffsetReset::None),
+                _ => Err(format!("expected earliest, latest or none, got {v:?}")),
+            }
+        })? {
+            c.auto_offset_reset = r;
+        }
+        if let Some(l) = props.parsed("isolation.level", |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "read_uncommitted" => Ok(IsolationLevel::ReadUncommitted),
+                "read_committed" => Ok(IsolationLevel::ReadCommitted),
+                _ => Err(format!(
+                    "expected read_uncommitted or read_committed, got {v:?}"
+                )),
+            }
+        })? {
+            c.isolation_level = l;
+        }
+        if let Some(on) = props.flag("enable.auto.commit")? {
+            c.enable_auto_commit = on;
+        }
+        if let Some(t) = props.positive_millis("auto.commit.interval.ms")? {
+            c.auto_commit_interval = t;
+        }
+        if let Some(t) = props.positive_millis("session.timeout.ms")? {
+            c.session_timeout = t;
+        }
+        if let Some(t) = props.positive_millis("heartbeat.interval.ms")? {
+            c.heartbeat_interval = t;
+        }
+        if c.heartbeat_interval >= c.session_timeout {
+            return Err(props.error(
+                "heartbeat.interval.ms",
+                "must be below session.timeout.ms".into(),
+            ));
+        }
+        if let Some(t) = props.positive_millis("max.poll.interval.ms")? {
+            c.rebalance_timeout = t;
+        }
+        if let Some(n) = props.number("fetch.min.bytes", 0i32)? {
+            c.fetch_min_bytes = n;
+        }
+        if let Some(n) = props.number("fetch.max.bytes", 1i32)? {
+            c.fetch_max_bytes = n;
+        }
+        if let Some(n) = props.number("max.partition.fetch.bytes", 1i32)? {
+            c.partition_max_bytes = n;
+        }
+        if c.buffer_memory < c.partition_max_bytes as usize {
+            c.buffer_memory = c.partition_max_bytes as usize;
+        }
+        if let Some(t) = props.millis("fetch.max.wait.ms")? {
+            c.fetch_max_wait = t;
+        }
+        if let Some(list) = props.parsed("partition.assignment.strategy", |v| {
+            let mut out: Vec<Arc<dyn Assignor>> = Vec::new();
+            for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let short = name
+                    .strip_prefix("org.apache.kafka.clients.consumer.")
+                    .unwrap_or(name);
+                out.push(match short {
+                    "range" | "RangeAssignor" => Arc::new(RangeAssignor),
+                    "roundrobin" | "RoundRobinAssignor" => Arc::new(RoundRobinAssignor),
+                    "sticky" | "StickyAssignor" => Arc::new(StickyAssignor),
+                    "cooperative-sticky" | "CooperativeStickyAssignor" => {
+                        Arc::new(CooperativeStickyAssignor)
+                    }
+                    _ => {
+                        return Err(format!(
+                        "unknown assignor {name:?} (range, roundrobin, sticky, cooperative-sticky)"
+                    ))
+                    }
+                });
+            }
+            if out.is_empty() {
+                return Err("no assignor listed".into());
+            }
+            Ok(out)
+        })? {
+            c.assignors = list;
+        }
+        Ok(c)
+    }
+}

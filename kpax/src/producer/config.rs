@@ -201,3 +201,101 @@ impl ProducerConfig {
         self
     }
 }
+
+impl ProducerConfig {
+    /// The producer settings in `props` (the keys in
+    /// [`crate::properties::PRODUCER_KEYS`], the Java client's names) over
+    /// the defaults: `acks` (`0`, `1`, `all` or `-1`), `enable.idempotence`,
+    /// `linger.ms`, `batch.size`, `buffer.memory`, `max.request.size`,
+    /// `compression.type` (`none`, `gzip`, `snappy`, `lz4`, `zstd`),
+    /// `delivery.timeout.ms`, `retry.backoff.ms`, `retry.backoff.max.ms`,
+    /// `max.in.flight.requests.per.connection`, `max.block.ms`,
+    /// `transactional.id`, `transaction.timeout.ms`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] naming the line and key of a bad value, or
+    /// idempotence asked for with acks other than `all`.
+    pub fn from_properties(props: &crate::properties::Properties) -> crate::Result<ProducerConfig> {
+        let mut c = ProducerConfig::default();
+        if let Some(acks) = props.parsed("acks", |v| match v.to_ascii_lowercase().as_str() {
+            "0" => Ok(Acks::None),
+            "1" => Ok(Acks::Leader),
+            "all" | "-1" => Ok(Acks::All),
+            _ => Err(format!("expected 0, 1, all or -1, got {v:?}")),
+        })? {
+            c = c.with_acks(acks);
+        }
+        match props.flag("enable.idempotence")? {
+            Some(true) if c.acks != Acks::All => {
+                return Err(props.error("enable.idempotence", "needs acks=all".into()))
+            }
+            Some(on) => c.idempotence = on,
+            None => {}
+        }
+        if let Some(t) = props.millis("linger.ms")? {
+            c.linger = t;
+        }
+        if let Some(n) = props.number("batch.size", 1usize)? {
+            c.batch_size = n;
+        }
+        if let Some(n) = props.number("buffer.memory", 1usize)? {
+            c.buffer_memory = n;
+        }
+        if let Some(n) = props.number("max.request.size", 1usize)? {
+            c.max_request_size = n;
+        }
+        if let Some(comp) = props.parsed("compression.type", |v| {
+            match v.to_ascii_lowercase().as_str() {
+                "none" => Ok(Compression::None),
+                "gzip" => Ok(Compression::Gzip),
+                "snappy" => Ok(Compression::Snappy),
+                "lz4" => Ok(Compression::Lz4),
+                "zstd" => Ok(Compression::Zstd),
+                _ => Err(format!(
+                    "expected none, gzip, snappy, lz4 or zstd, got {v:?}"
+                )),
+            }
+        })? {
+            c.compression = comp;
+        }
+        if let Some(t) = props.positive_millis("delivery.timeout.ms")? {
+            c.delivery_timeout = t;
+        }
+        if let Some(t) = props.millis("retry.backoff.ms")? {
+            c.retry_backoff = t;
+        }
+        if let Some(t) = props.millis("retry.backoff.max.ms")? {
+            c.retry_backoff_max = t;
+        }
+        if c.retry_backoff_max < c.retry_backoff {
+            return Err(props.error(
+                "retry.backoff.max.ms",
+                "must be at least retry.backoff.ms".into(),
+            ));
+        }
+        if let Some(n) = props.number("max.in.flight.requests.per.connection", 1usize)? {
+            if c.idempotence && n > 5 {
+                return Err(props.error(
+                    "max.in.flight.requests.per.connection",
+                    format!("at most 5 with idempotence (got {n})"),
+                ));
+            }
+            c.max_in_flight_per_broker = n;
+        }
+        if let Some(t) = props.millis("max.block.ms")? {
+            c.max_block = t;
+        }
+        if let Some(id) = props.string("transactional.id") {
+            if c.acks != Acks::All || !c.idempotence {
+                return Err(
+                    props.error("transactional.id", "needs acks=all and idempotence".into())
+                );
+            }
+            c = c.with_transactional_id(id);
+        }
+        if let Some(t) = props.positive_millis("transaction.timeout.ms")? {
+            c.transaction_timeout = t;
+        }
+        Ok(c)
+    }
+}
