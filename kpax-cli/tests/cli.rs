@@ -973,12 +973,109 @@ async fn bad_input_is_one_line_and_a_nonzero_exit_within_bounded_time() {
         line.contains("line 2") && line.contains("sasl.jaas.config"),
         "{line}"
     );
+    // The producer's and consumer's keys are checked before connecting
+    // (nothing listens on port 1), naming where the bad value was given.
+    for (args, want) in [
+        (
+            vec![
+                "produce",
+                "-b",
+                "127.0.0.1:1",
+                "t",
+                "-X",
+                "linger.ms=soon",
+                "v",
+            ],
+            "-X line 1: linger.ms: expected a whole number",
+        ),
+        (
+            vec![
+                "produce",
+                "-b",
+                "127.0.0.1:1",
+                "t",
+                "-X",
+                "acks=1",
+                "-X",
+                "transactional.id=x",
+                "v",
+            ],
+            "transactional.id: needs acks=all",
+        ),
+        (
+            vec![
+                "consume",
+                "-b",
+                "127.0.0.1:1",
+                "t",
+                "-X",
+                "isolation.level=maybe",
+            ],
+            "-X line 1: isolation.level: expected read_uncommitted or read_committed",
+        ),
+    ] {
+        let t0 = Instant::now();
+        let line = one_line_error(&kpax(&args, None).await, "bad client setting");
+        assert!(line.contains(want), "{args:?}: {line}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{args:?} tried to connect"
+        );
+    }
     std::fs::write(&dir, format!("bootstrap.servers={b}\nclient.id=cfg-test\n")).unwrap();
     let out = ok(
         &kpax(&["meta", "--config", dir.to_str().unwrap(), "here"], None).await,
         "config file",
     );
     assert!(out.contains("here"), "{out}");
+
+    // A file's producer settings reach the producer: acks=0 means no
+    // offsets come back; --acks overrides the file.
+    std::fs::write(
+        &dir,
+        format!("bootstrap.servers={b}\nacks=0\nlinger.ms=1\ncompression.type=gzip\n"),
+    )
+    .unwrap();
+    let cfg = dir.to_str().unwrap();
+    let out = ok(
+        &kpax(&["produce", "--config", cfg, "here", "a", "b"], None).await,
+        "produce with acks=0 from the file",
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["here-0@-1", "here-0@-1"],
+        "{out}"
+    );
+    let out = ok(
+        &kpax(
+            &["produce", "--config", cfg, "--acks", "all", "here", "c"],
+            None,
+        )
+        .await,
+        "produce with --acks all over the file",
+    );
+    assert!(
+        out.trim().starts_with("here-0@") && !out.contains("@-1"),
+        "{out}"
+    );
+    let out = ok(
+        &kpax(
+            &[
+                "consume",
+                "--config",
+                cfg,
+                "-X",
+                "isolation.level=read_committed",
+                "here",
+            ],
+            None,
+        )
+        .await,
+        "consume with the file's settings",
+    );
+    let mut values: Vec<&str> = out.lines().collect();
+    values.sort_unstable();
+    assert_eq!(values, ["a", "b", "c"], "{out}");
     let _ = std::fs::remove_file(&dir);
 }
 

@@ -160,6 +160,9 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
             "--group starts at the group's committed offsets: --offset takes only earliest or latest there (see kpax rollback)".into(),
         ));
     }
+    // The consumer's settings are checked before anything connects.
+    let base = ConsumerConfig::from_properties(&args.connect.properties()?)
+        .map_err(|e| CliError::Config(e.to_string()))?;
     let cluster = args.connect.cluster()?;
     let admin = Admin::new(cluster.clone());
     let topic = args.topic.clone();
@@ -209,9 +212,7 @@ pub async fn run(args: ConsumeArgs) -> Result<()> {
     // The file's and -X's consumer keys (isolation.level, fetch sizes,
     // session timeouts, assignors); which group, where to start and
     // committing are this command's flags.
-    let mut config = ConsumerConfig::from_properties(&args.connect.properties()?)
-        .map_err(|e| CliError::Config(e.to_string()))?
-        .with_auto_offset_reset(reset);
+    let mut config = base.with_auto_offset_reset(reset);
     config.group_id = None;
     config.group_instance_id = None;
     config.enable_auto_commit = false;

@@ -149,6 +149,10 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
             .ok_or_else(|| CliError::Usage(format!("--header {h:?}: expected NAME=VALUE")))?;
         headers.push((Bytes::from(k.to_string()), Some(Bytes::from(v.to_string()))));
     }
+    // The producer's settings are checked before anything connects.
+    let props = args.connect.properties()?;
+    let mut config =
+        ProducerConfig::from_properties(&props).map_err(|e| CliError::Config(e.to_string()))?;
     let cluster = args.connect.cluster()?;
     let topic = args.topic.clone();
     let partitions = args
@@ -179,9 +183,6 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
         }
     }
     let timeout = args.connect.timeout;
-    let props = args.connect.properties()?;
-    let mut config =
-        ProducerConfig::from_properties(&props).map_err(|e| CliError::Config(e.to_string()))?;
     if let Some(acks) = args.acks {
         config = config.with_acks(match acks {
             AcksArg::Zero => Acks::None,
