@@ -1268,3 +1268,68 @@ async fn kafka_refuses_a_transactional_write_to_a_partition_not_added() {
     assert_eq!(m.offset, 0, "the refused write was appended");
     assert!(p.close(Duration::from_secs(5)).await);
 }
+
+/// A consumer's position moves past transaction markers and aborted
+/// records once it has handed out the records before them, as the Java
+/// consumer's does: a committed transaction of 3 records (offsets 0-2,
+/// marker 3) then an aborted one of 2 (4-5, marker 6) leave the position
+/// at 7, the end, at both isolation levels (so "read to the end" and
+/// commits of positions terminate on transactional topics).
+async fn position_moves_past_markers(b: Backend) {
+    let topic = b.topic(1).await;
+    let p = txn_producer(&b, &harness::unique_name("txn"));
+    p.init_transactions().await.unwrap();
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 1, "kept", 3).await;
+    p.commit_transaction().await.unwrap();
+    p.begin_transaction().unwrap();
+    send_ok(&p, &topic, 1, "dropped", 2).await;
+    p.abort_transaction().await.unwrap();
+    p.close(Duration::from_secs(5)).await;
+    for (isolation, want) in [
+        (IsolationLevel::ReadCommitted, 3),
+        (IsolationLevel::ReadUncommitted, 5),
+    ] {
+        let c = Consumer::new(
+            cluster(&b),
+            ConsumerConfig::default()
+                .with_isolation_level(isolation)
+                .with_fetch_max_wait(Duration::from_millis(100)),
+        )
+        .unwrap();
+        let tp = (topic.clone(), 0);
+        c.assign([tp.clone()], StartAt::Earliest);
+        for i in 0..want {
+            tokio::time::timeout(Duration::from_secs(20), c.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{isolation:?}: record {i} of {want} never came"))
+                .unwrap();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let at = c.positions().get(&tp).copied();
+            if at == Some(7) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{isolation:?}: position {at:?} after {want} records, not 7"
+            );
+            if let Ok(r) = tokio::time::timeout(Duration::from_millis(100), c.recv()).await {
+                panic!("{isolation:?}: a record beyond the {want} expected: {r:?}");
+            }
+        }
+        c.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_position_moves_past_markers() {
+    position_moves_past_markers(Backend::fake().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_position_moves_past_markers() {
+    let Some(b) = Backend::kafka() else { return };
+    position_moves_past_markers(b).await;
+}

@@ -59,6 +59,28 @@ pub async fn offsets(
     Ok(out)
 }
 
+/// The partitions of `topic`; a topic the broker is still creating (auto-
+/// or just created, no leader yet) is waited for, with backoff (callers
+/// bound the wait).
+///
+/// # Errors
+/// The topic's metadata error (e.g. UNKNOWN_TOPIC_OR_PARTITION), with the
+/// topic named.
+pub async fn partitions(cluster: &kpax::Cluster, topic: &str) -> Result<Vec<i32>> {
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match cluster.partitions(topic).await {
+            Err(kpax::Error::Broker { code, .. })
+                if code == kpax::proto::generated::ErrorCode::LEADER_NOT_AVAILABLE =>
+            {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+            r => break r.kafka(|| format!("topic {topic}")),
+        }
+    }
+}
+
 /// Where a group's offsets are moved to (`--to` / `--offset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {

@@ -1965,3 +1965,288 @@ async fn group_seek_moves_committed_offsets_only_with_execute() {
     );
     assert!(e.contains("no committed offsets"), "{e}");
 }
+
+/// Each partition's records of `topic` on `b` as `consume -f json` shows
+/// them (read_committed), without topic and offset, in offset order.
+async fn by_partition(b: &str, topic: &str) -> std::collections::BTreeMap<i64, Vec<String>> {
+    let out = ok(
+        &kpax(
+            &[
+                "consume",
+                "-b",
+                b,
+                topic,
+                "-f",
+                "json",
+                "-X",
+                "isolation.level=read_committed",
+            ],
+            None,
+        )
+        .await,
+        "consume the mirror's input or output",
+    );
+    let mut recs = json_lines(&out);
+    recs.sort_by_key(|r| (r["partition"].as_i64(), r["offset"].as_i64()));
+    let mut parts = std::collections::BTreeMap::new();
+    for r in &recs {
+        parts
+            .entry(r["partition"].as_i64().unwrap())
+            .or_insert_with(Vec::new)
+            .push(copied_fields(r).to_string());
+    }
+    parts
+}
+
+/// `kpax mirror` from `a` to `b`: the destination topic is created with
+/// the source's partition count and holds the source's records partition
+/// by partition, in order, in every field but the offset (binary keys,
+/// nulls, headers, timestamps); a second run copies only what is new, a
+/// third nothing; with different partition counts records go by key.
+async fn mirror_is_exact_and_resumes(a: &str, b: &str) {
+    let src = harness::unique_name("mirror-src");
+    let group = harness::unique_name("mirror-group");
+    ok(
+        &kpax(&["topic", "create", "-b", a, &src, "-p", "3"], None).await,
+        "create the source",
+    );
+    let mut input = String::from(concat!(
+        r#"{"partition":2,"timestamp":1600000000123,"key":"AP8=","key_base64":true,"value":"/w==","value_base64":true,"headers":[{"key":"bin","value":"AP8B","value_base64":true},{"key":"n","value":null}]}"#,
+        "\n",
+        r#"{"partition":0,"timestamp":1600000000456,"key":"tomb","value":null}"#,
+        "\n",
+    ));
+    for i in 0..300 {
+        input.push_str(&format!(
+            "{{\"partition\":{},\"key\":\"k{i}\",\"value\":\"v{i}\",\"headers\":[{{\"key\":\"i\",\"value\":\"{i}\"}}]}}\n",
+            i % 3
+        ));
+    }
+    let produce = |input: String| {
+        let src = src.clone();
+        async move {
+            ok(
+                &kpax(
+                    &["produce", "-b", a, &src, "-f", "json", "--keep-partition"],
+                    Some(&input),
+                )
+                .await,
+                "produce to the source",
+            );
+        }
+    };
+    produce(input).await;
+    let mirror = |topic: String, group: String| async move {
+        ok(
+            &kpax(
+                &[
+                    "mirror", "--from", a, "--to", b, &topic, "-G", &group, "-q", "--batch", "64",
+                ],
+                None,
+            )
+            .await,
+            "mirror",
+        )
+    };
+    let out = mirror(src.clone(), group.clone()).await;
+    assert!(out.contains("mirrored 302 records"), "{out}");
+    let want = by_partition(a, &src).await;
+    assert_eq!(want.values().map(Vec::len).sum::<usize>(), 302);
+    assert_eq!(by_partition(b, &src).await, want, "the copy differs");
+
+    // resumed from the offsets committed in the transactions
+    let more: String = (300..350)
+        .map(|i| {
+            format!(
+                "{{\"partition\":{},\"key\":\"k{i}\",\"value\":\"v{i}\"}}\n",
+                i % 3
+            )
+        })
+        .collect();
+    produce(more).await;
+    let out = mirror(src.clone(), group.clone()).await;
+    assert!(out.contains("mirrored 50 records"), "{out}");
+    let out = mirror(src.clone(), group.clone()).await;
+    assert!(out.contains("mirrored 0 records"), "{out}");
+    let want = by_partition(a, &src).await;
+    assert_eq!(want.values().map(Vec::len).sum::<usize>(), 352);
+    assert_eq!(
+        by_partition(b, &src).await,
+        want,
+        "the resumed copy differs"
+    );
+
+    // 2 partitions into 5: by key, each key in one partition
+    let odd = harness::unique_name("mirror-odd");
+    ok(
+        &kpax(&["topic", "create", "-b", a, &odd, "-p", "2"], None).await,
+        "create",
+    );
+    ok(
+        &kpax(&["topic", "create", "-b", b, &odd, "-p", "5"], None).await,
+        "create",
+    );
+    let keyed: String = (0..200).map(|i| format!("key{}:v{i}\n", i % 23)).collect();
+    ok(
+        &kpax(&["produce", "-b", a, &odd, "-K", ":"], Some(&keyed)).await,
+        "produce keyed",
+    );
+    let out = mirror(odd.clone(), harness::unique_name("mirror-odd-group")).await;
+    assert!(out.contains("mirrored 200 records"), "{out}");
+    let got = by_partition(b, &odd).await;
+    let mut values: Vec<String> = Vec::new();
+    let mut partition_of: std::collections::BTreeMap<String, i64> = Default::default();
+    for (p, recs) in &got {
+        for r in recs {
+            let v: Value = serde_json::from_str(r).unwrap();
+            let key = v["key"].as_str().unwrap().to_string();
+            assert_eq!(
+                *partition_of.entry(key.clone()).or_insert(*p),
+                *p,
+                "{key} split"
+            );
+            values.push(v["value"].as_str().unwrap().to_string());
+        }
+    }
+    values.sort();
+    let mut want: Vec<String> = (0..200).map(|i| format!("v{i}")).collect();
+    want.sort();
+    assert_eq!(values, want);
+    assert!(got.len() > 2, "5 partitions used by key: {:?}", got.keys());
+}
+
+/// A mirror killed (SIGKILL) in the middle of following a topic that is
+/// being written, then run again: the destination, read read_committed,
+/// equals the source, each record once, in order per partition (the
+/// killed mirror's open transaction is aborted when the next one starts
+/// with the same transactional id).
+async fn mirror_killed_mid_run_resumes_exactly(a: &str, b: &str) {
+    let src = harness::unique_name("mirror-kill");
+    let group = harness::unique_name("mirror-kill-group");
+    ok(
+        &kpax(&["topic", "create", "-b", a, &src, "-p", "3"], None).await,
+        "create the source",
+    );
+    let produce_chunk = |c: usize| {
+        let input: String = (0..500).map(|i| format!("k{c}-{i}:v{c}-{i}\n")).collect();
+        let src = src.clone();
+        async move {
+            ok(
+                &kpax(&["produce", "-b", a, &src, "-K", ":"], Some(&input)).await,
+                "produce a chunk",
+            );
+        }
+    };
+    produce_chunk(0).await;
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_kpax"))
+        .args([
+            "mirror",
+            "--from",
+            a,
+            "--to",
+            b,
+            &src,
+            "-G",
+            &group,
+            "-q",
+            "--follow",
+            "--batch",
+            "50",
+            "--commit-every",
+            "20ms",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the mirror");
+    for c in 1..6 {
+        produce_chunk(c).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // Killed once it has committed something (so the rerun resumes).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while by_partition(b, &src).await.values().all(Vec::is_empty) {
+        assert!(
+            Instant::now() < deadline,
+            "the following mirror copied nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    follower.start_kill().expect("SIGKILL the mirror");
+    let status = follower.wait().await.expect("the killed mirror");
+    assert!(!status.success(), "the mirror was killed: {status:?}");
+    for c in 6..8 {
+        produce_chunk(c).await;
+    }
+    let out = ok(
+        &kpax(
+            &["mirror", "--from", a, "--to", b, &src, "-G", &group, "-q"],
+            None,
+        )
+        .await,
+        "the mirror run again",
+    );
+    let rerun: usize = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count: {out}"));
+    assert!(
+        (1000..8 * 500).contains(&rerun),
+        "the rerun copies what the killed one had not committed: {out}"
+    );
+    let want = by_partition(a, &src).await;
+    assert_eq!(want.values().map(Vec::len).sum::<usize>(), 8 * 500);
+    let got = by_partition(b, &src).await;
+    assert_eq!(
+        got.values().map(Vec::len).sum::<usize>(),
+        8 * 500,
+        "records lost or copied twice"
+    );
+    assert_eq!(got, want, "the copy differs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_copies_exactly_once_and_resumes_on_the_fake() {
+    let (fa, fb) = (fake(1).await, fake(2).await);
+    let (a, b) = (fa.bootstrap(), fb.bootstrap());
+    mirror_is_exact_and_resumes(&a, &b).await;
+    mirror_killed_mid_run_resumes_exactly(&a, &b).await;
+
+    let o = kpax(&["mirror", "--from", &a, "--to", &a, "t"], None).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("onto itself"), "{}", stderr(&o));
+    let line = one_line_error(
+        &kpax(
+            &[
+                "mirror",
+                "--from",
+                &a,
+                "--to",
+                &b,
+                "nosuch",
+                "--timeout",
+                "5s",
+            ],
+            None,
+        )
+        .await,
+        "unknown source topic",
+    );
+    assert!(line.contains("nosuch"), "{line}");
+}
+
+/// Apache Kafka 4 to Kafka 3.9: two real clusters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_copies_exactly_once_and_resumes_from_kafka_4_to_3_9() {
+    let Some(k4) = harness::Cluster::kafka() else {
+        return;
+    };
+    let Some(k39) = harness::Cluster::kafka_3_9() else {
+        return;
+    };
+    mirror_is_exact_and_resumes(k4.bootstrap(), k39.bootstrap()).await;
+    mirror_killed_mid_run_resumes_exactly(k4.bootstrap(), k39.bootstrap()).await;
+}

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod fake;
 pub mod group;
 pub mod meta;
+pub mod mirror;
 pub mod offset;
 pub mod produce;
 pub mod rollback;
@@ -33,6 +34,8 @@ pub enum Command {
     Offset(offset::OffsetArgs),
     /// Set an empty group's committed offsets to those at a given time.
     Rollback(rollback::RollbackArgs),
+    /// Copy topics from one cluster to another, exactly once, resumable.
+    Mirror(mirror::MirrorArgs),
     /// Create, delete, alter or describe topics.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
@@ -74,6 +77,7 @@ impl Command {
             Command::Tail(a) => tail::run(a).await,
             Command::Offset(a) => offset::run(a).await,
             Command::Rollback(a) => rollback::run(a).await,
+            Command::Mirror(a) => mirror::run(a).await,
             Command::Topic(c) => topic::run(c).await,
             Command::Group(c) => group::run(c).await,
             Command::Share(c) => share::run(c).await,

@@ -157,22 +157,10 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
     let topic = args.topic.clone();
     let partitions = args
         .connect
-        .bounded(&format!("looking up topic {topic}"), async {
-            // A topic the broker is creating (auto-creation) has no leader
-            // for a moment: wait for it, within the command's bound.
-            let mut wait = std::time::Duration::from_millis(50);
-            loop {
-                match cluster.partitions(&topic).await {
-                    Err(kpax::Error::Broker { code, .. })
-                        if code == kpax::proto::generated::ErrorCode::LEADER_NOT_AVAILABLE =>
-                    {
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(std::time::Duration::from_secs(1));
-                    }
-                    r => break r.kafka(|| format!("topic {topic}")),
-                }
-            }
-        })
+        .bounded(
+            &format!("looking up topic {topic}"),
+            crate::reader::partitions(&cluster, &topic),
+        )
         .await?;
     if let Some(p) = args.partition {
         if !partitions.contains(&p) {

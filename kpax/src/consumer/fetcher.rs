@@ -512,9 +512,23 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
                             .and_then(|pm| pm.split(size.min(pm.num_permits())));
                         p.chunks.push_back(Chunk {
                             records: records.into(),
+                            next,
                             _permit: chunk_permit,
                         });
                         any = true;
+                    } else if let Some(n) = next {
+                        // Only control batches or aborted records: nothing
+                        // to hand out, but the position moves past them
+                        // (after any records still buffered).
+                        if p.chunks.is_empty() {
+                            p.position = p.position.map(|o| o.max(n));
+                        } else {
+                            p.chunks.push_back(Chunk {
+                                records: VecDeque::new(),
+                                next,
+                                _permit: None,
+                            });
+                        }
                     }
                 }
                 Err(e) => {

@@ -98,6 +98,11 @@ pub type TopicPartition = (String, i32);
 
 pub(crate) struct Chunk {
     records: VecDeque<ConsumerRecord>,
+    /// The offset after the fetched batches these records came from: past
+    /// the last record, and past control batches (transaction markers) and
+    /// aborted records that follow it. The position moves there once the
+    /// chunk is drained, as the Java consumer's does.
+    next: Option<i64>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -470,6 +475,9 @@ impl Consumer {
                             sink(r);
                             taken += 1;
                             if chunk.records.is_empty() {
+                                if let Some(next) = chunk.next {
+                                    p.position = p.position.map(|o| o.max(next));
+                                }
                                 // Its memory goes back to the fetcher.
                                 p.chunks.pop_front();
                                 p.update_lag(meters, tp);
@@ -483,6 +491,9 @@ impl Consumer {
                             }
                         }
                         None => {
+                            if let Some(next) = chunk.next {
+                                p.position = p.position.map(|o| o.max(next));
+                            }
                             p.chunks.pop_front();
                         }
                     }
