@@ -37,6 +37,15 @@ pub struct ConnectArgs {
     /// (isolation.level, fetch.max.bytes, session.timeout.ms, ...).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// A named profile of the profiles file (~/.config/kpax/profiles, or
+    /// $KPAX_PROFILES): its settings under those of --config and -X, its
+    /// brokers over $KPAX_BROKERS (else $KPAX_PROFILE).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Ignore $KPAX_PROFILE (a command that names both sides' settings
+    /// itself, as mirror does).
+    #[arg(skip)]
+    pub no_env_profile: bool,
     /// One client setting, KEY=VALUE, with the keys --config takes
     /// (librdkafka's and Java's names, e.g. -X security.protocol=SSL);
     /// repeatable; overrides the file.
@@ -107,41 +116,6 @@ pub struct FileConfig {
     pub sasl_password: Option<String>,
 }
 
-impl FileConfig {
-    /// These settings, and `under`'s where these have none.
-    pub fn over(self, under: FileConfig) -> FileConfig {
-        FileConfig {
-            bootstrap_servers: self.bootstrap_servers.or(under.bootstrap_servers),
-            client_id: self.client_id.or(under.client_id),
-            request_timeout: self.request_timeout.or(under.request_timeout),
-            security_protocol: self.security_protocol.or(under.security_protocol),
-            ssl_ca_location: self.ssl_ca_location.or(under.ssl_ca_location),
-            ssl_certificate_location: self
-                .ssl_certificate_location
-                .or(under.ssl_certificate_location),
-            ssl_key_location: self.ssl_key_location.or(under.ssl_key_location),
-            sasl_mechanism: self.sasl_mechanism.or(under.sasl_mechanism),
-            sasl_username: self.sasl_username.or(under.sasl_username),
-            sasl_password: self.sasl_password.or(under.sasl_password),
-        }
-    }
-}
-
-/// Parses Java-style properties text with [`kpax::properties::Properties`]
-/// (`key=value`, `key: value` or `key value`; `#` and `!` comments; a
-/// trailing `\` continues a line). Keys the producer and consumer read
-/// (`acks`, `group.id`, ...) are accepted; the connection settings are
-/// kept.
-///
-/// # Errors
-/// [`CliError::Config`] naming `origin`, the line and the key for keys no
-/// kpax configuration reads, bad values, a line with no value, or a key
-/// given twice.
-pub fn parse_properties(text: &str, origin: &str) -> Result<FileConfig> {
-    let props = Properties::parse(text, origin).map_err(config_error)?;
-    file_config(&props)
-}
-
 /// A kpax configuration error as the CLI's.
 fn config_error(e: kpax::Error) -> CliError {
     match e {
@@ -180,12 +154,34 @@ pub fn file_config(props: &Properties) -> Result<FileConfig> {
     })
 }
 
-/// Reads and parses a configuration file.
+/// The sources of settings, lowest first.
+struct Layers {
+    /// The profile asked for, and its settings.
+    profile: Option<(String, Properties)>,
+    /// `--config`'s settings.
+    file: Properties,
+    /// `-X`'s settings.
+    set: Properties,
+}
+
+impl Layers {
+    /// Each layer over the one before.
+    fn merged(&self) -> Properties {
+        self.profile
+            .as_ref()
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default()
+            .overlaid(self.file.clone())
+            .overlaid(self.set.clone())
+    }
+}
+
+/// Reads a configuration file's properties (at most 1 MiB).
 ///
 /// # Errors
 /// [`CliError::Config`] when it cannot be read, is too large, or does not
 /// parse.
-pub fn read_config(path: &Path) -> Result<FileConfig> {
+pub fn read_properties(path: &Path) -> Result<Properties> {
     let shown = path.display().to_string();
     let len = std::fs::metadata(path)
         .map_err(|e| CliError::Config(format!("config file {shown}: {e}")))?
@@ -197,7 +193,7 @@ pub fn read_config(path: &Path) -> Result<FileConfig> {
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Config(format!("config file {shown}: {e}")))?;
-    parse_properties(&text, &format!("config file {shown}"))
+    Properties::parse(&text, &format!("config file {shown}")).map_err(config_error)
 }
 
 /// Splits and checks a `host:port,...` list.
@@ -230,28 +226,39 @@ impl ConnectArgs {
     /// [`CliError::Usage`] when no brokers are named anywhere or a list is
     /// malformed; [`CliError::Config`] for a bad config file.
     pub fn resolve(&self) -> Result<(Vec<String>, ClientConfig)> {
-        let file = match &self.config {
-            Some(p) => read_config(p)?,
-            None => FileConfig::default(),
-        };
-        let set = self.settings()?;
-        let flag_brokers = set.bootstrap_servers.clone();
-        let file = set.over(file);
+        let layers = self.layers()?;
+        let file = file_config(&layers.merged())?;
         let env = std::env::var(BROKERS_VAR)
             .ok()
             .filter(|v| !v.trim().is_empty());
-        let brokers = if let Some(b) = &self.brokers {
-            parse_brokers(b, "--brokers")?
-        } else if let Some(b) = flag_brokers {
-            parse_brokers(&b, "-X bootstrap.servers")?
-        } else if let Some(b) = env {
-            parse_brokers(&b, BROKERS_VAR)?
-        } else if let Some(b) = &file.bootstrap_servers {
-            parse_brokers(b, "bootstrap.servers")?
-        } else {
-            return Err(CliError::Usage(format!(
-                "no brokers: pass --brokers HOST:PORT, set {BROKERS_VAR}, or give --config FILE with bootstrap.servers"
-            )));
+        let bootstrap = |p: &Properties| p.get("bootstrap.servers").map(str::to_string);
+        // Most explicit first; a profile that was asked for beats the
+        // environment's brokers.
+        let mut candidates: Vec<(Option<String>, String)> = vec![
+            (self.brokers.clone(), "--brokers".into()),
+            (bootstrap(&layers.set), "-X bootstrap.servers".into()),
+        ];
+        match &layers.profile {
+            Some((name, profile)) => {
+                candidates.push((bootstrap(&layers.file), "bootstrap.servers".into()));
+                candidates.push((
+                    bootstrap(profile),
+                    format!("bootstrap.servers of profile {name}"),
+                ));
+                candidates.push((env, BROKERS_VAR.into()));
+            }
+            None => {
+                candidates.push((env, BROKERS_VAR.into()));
+                candidates.push((bootstrap(&layers.file), "bootstrap.servers".into()));
+            }
+        }
+        let brokers = match candidates.into_iter().find_map(|(b, from)| b.map(|b| (b, from))) {
+            Some((b, from)) => parse_brokers(&b, &from)?,
+            None => {
+                return Err(CliError::Usage(format!(
+                    "no brokers: pass --brokers HOST:PORT, set {BROKERS_VAR}, use --profile NAME, or give --config FILE with bootstrap.servers"
+                )))
+            }
         };
         let request_timeout = file
             .request_timeout
@@ -267,33 +274,53 @@ impl ConnectArgs {
         Ok((brokers, config))
     }
 
-    /// Every setting of `--config` with the `-X` ones on top, for the
-    /// producer's and consumer's keys (`linger.ms`, `isolation.level`, ...).
+    /// Every setting of the profile, `--config` and `-X`, each layer over
+    /// the one before, for the producer's and consumer's keys
+    /// (`linger.ms`, `isolation.level`, ...).
     ///
     /// # Errors
     /// [`CliError::Config`] or [`CliError::Usage`] as [`ConnectArgs::resolve`].
     pub fn properties(&self) -> Result<Properties> {
-        let file = match &self.config {
-            Some(p) => {
-                read_config(p)?;
-                Properties::read(p).map_err(config_error)?
-            }
-            None => Properties::default(),
-        };
-        self.settings()?;
-        let set =
-            Properties::parse(&self.client_settings.join("\n"), "-X").map_err(config_error)?;
-        Ok(file.overlaid(set))
+        let merged = self.layers()?.merged();
+        file_config(&merged)?;
+        Ok(merged)
     }
 
-    /// The `-X` settings, parsed like a configuration file's lines.
-    fn settings(&self) -> Result<FileConfig> {
+    /// The profile named (flag, else environment), if any.
+    fn profile_name(&self) -> Option<String> {
+        self.profile.clone().or_else(|| {
+            if self.no_env_profile {
+                return None;
+            }
+            std::env::var(crate::profiles::PROFILE_VAR)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| v.trim().to_string())
+        })
+    }
+
+    /// The settings, layer by layer.
+    fn layers(&self) -> Result<Layers> {
+        let profile = match self.profile_name() {
+            Some(name) => {
+                let (_, profiles) = crate::profiles::load()?;
+                let p = profiles.get(&name)?;
+                Some((name, p))
+            }
+            None => None,
+        };
+        let file = match &self.config {
+            Some(p) => read_properties(p)?,
+            None => Properties::default(),
+        };
         for x in &self.client_settings {
             if !x.contains('=') || x.contains(['\n', '\r']) {
                 return Err(CliError::Usage(format!("-X {x:?}: expected KEY=VALUE")));
             }
         }
-        parse_properties(&self.client_settings.join("\n"), "-X")
+        let set =
+            Properties::parse(&self.client_settings.join("\n"), "-X").map_err(config_error)?;
+        Ok(Layers { profile, file, set })
     }
 
     /// Adds the TLS and SASL settings the flags and file name.
@@ -468,6 +495,10 @@ pub async fn bounded<T>(
 mod tests {
     use super::*;
 
+    fn parse_properties(text: &str, origin: &str) -> Result<FileConfig> {
+        file_config(&Properties::parse(text, origin).map_err(config_error)?)
+    }
+
     #[test]
     fn reads_java_properties() {
         let text = "# a comment\n! another\n\nbootstrap.servers = a:9092,\\\n    b:9092\nclient.id: me\nrequest.timeout.ms 5000\n";
@@ -586,10 +617,27 @@ mod tests {
 
     #[test]
     fn settings_override_the_files() {
-        let file = parse_properties("client.id=file\nsasl.username=u\n", "f").unwrap();
-        let x = parse_properties("client.id=flag", "-X").unwrap();
-        let both = x.over(file);
-        assert_eq!(both.client_id.as_deref(), Some("flag"));
-        assert_eq!(both.sasl_username.as_deref(), Some("u"));
+        let path =
+            std::env::temp_dir().join(format!("kpax-connect-{}.properties", std::process::id()));
+        std::fs::write(
+            &path,
+            "client.id=file\nsasl.username=u\nbootstrap.servers=f:1\n",
+        )
+        .unwrap();
+        let mut a = args(None, &["client.id=flag"]);
+        a.config = Some(path.clone());
+        a.no_env_profile = true;
+        let p = a.properties().unwrap();
+        assert_eq!(p.get("client.id"), Some("flag"));
+        assert_eq!(p.get("sasl.username"), Some("u"));
+        let e = a.resolve().unwrap_err().to_string();
+        assert!(e.contains("SASL needs --sasl-mechanism"), "{e}");
+        std::fs::write(&path, "client.id=file\nbootstrap.servers=f:1\n").unwrap();
+        let (brokers, config) = a.resolve().unwrap();
+        assert_eq!(config.client_id, "flag");
+        if std::env::var(BROKERS_VAR).is_err() {
+            assert_eq!(brokers, ["f:1"]);
+        }
+        let _ = std::fs::remove_file(&path);
     }
 }

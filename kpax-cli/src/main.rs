@@ -11,6 +11,7 @@ mod error;
 mod format;
 mod logs;
 mod output;
+mod profiles;
 mod reader;
 mod when;
 

@@ -1203,7 +1203,7 @@ async fn admin_and_group_flow_on_kafka() {
         "rollback",
     );
     let v: Value = serde_json::from_str(&out).unwrap();
-    let after = v["partitions"][0]["after"].as_i64().unwrap();
+    let after = v["topics"][0]["partitions"][0]["after"].as_i64().unwrap();
     assert!(after < 3, "{out}");
     let out = ok(
         &kpax(&["offset", "-b", &b, &group, &topic, "--json"], None).await,
@@ -2249,4 +2249,113 @@ async fn mirror_copies_exactly_once_and_resumes_from_kafka_4_to_3_9() {
     };
     mirror_is_exact_and_resumes(k4.bootstrap(), k39.bootstrap()).await;
     mirror_killed_mid_run_resumes_exactly(k4.bootstrap(), k39.bootstrap()).await;
+}
+
+/// Runs `kpax args` with extra environment variables (else as [`kpax`]).
+async fn kpax_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kpax"));
+    cmd.args(args)
+        .env_remove("KPAX_BROKERS")
+        .env_remove("KPAX_PROFILE")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    tokio::time::timeout(RUN_BOUND, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("kpax {args:?} ran longer than {RUN_BOUND:?}"))
+        .expect("kpax output")
+}
+
+/// Named profiles: --profile and KPAX_PROFILE pick a section of the
+/// profiles file (shared keys under its own), its brokers beat
+/// KPAX_BROKERS, --brokers and --config beat it; list and show (password
+/// redacted); unknown profiles and bad files are errors naming what is
+/// wrong, before anything connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_name_clusters() {
+    let fc = fake(1).await;
+    fc.create_topic("prof", 1).unwrap();
+    let b = fc.bootstrap();
+    let file = std::env::temp_dir().join(harness::unique_name("profiles"));
+    std::fs::write(
+        &file,
+        format!(
+            "client.id=shared-id\n\n[fake]\nbootstrap.servers={b}\n\n[nowhere]\nbootstrap.servers=127.0.0.1:1\nsasl.mechanism=PLAIN\nsasl.username=u\nsasl.password=hunter2\n"
+        ),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let env = [("KPAX_PROFILES", f), ("KPAX_BROKERS", "127.0.0.1:1")];
+    let out = ok(
+        &kpax_env(&["meta", "--profile", "fake", "prof"], &env).await,
+        "--profile",
+    );
+    assert!(out.contains("prof"), "{out}");
+    let with_env = [
+        ("KPAX_PROFILES", f),
+        ("KPAX_PROFILE", "fake"),
+        ("KPAX_BROKERS", "127.0.0.1:1"),
+    ];
+    let out = ok(
+        &kpax_env(&["produce", "prof", "--json", "v"], &with_env).await,
+        "KPAX_PROFILE",
+    );
+    assert!(out.contains("\"partition\":0"), "{out}");
+    // --brokers beats the profile's
+    let line = one_line_error(
+        &kpax_env(
+            &[
+                "meta",
+                "--profile",
+                "fake",
+                "-b",
+                "127.0.0.1:1",
+                "--timeout",
+                "2s",
+            ],
+            &env,
+        )
+        .await,
+        "--brokers over the profile",
+    );
+    assert!(line.contains("127.0.0.1:1"), "{line}");
+
+    let out = ok(&kpax_env(&["profile", "list"], &env).await, "profile list");
+    assert!(out.contains("fake") && out.contains(&b), "{out}");
+    assert!(out.contains("nowhere"), "{out}");
+    let out = ok(
+        &kpax_env(&["profile", "show", "nowhere"], &env).await,
+        "profile show",
+    );
+    assert!(out.contains("client.id=shared-id"), "{out}");
+    assert!(out.contains("sasl.password=<redacted>"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+
+    let o = kpax_env(&["meta", "--profile", "staging"], &env).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no profile \"staging\" (defined: fake, nowhere)"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&file, "[fake]\nbootstrap.servers=h:1\n[fake]\n").unwrap();
+    let line = one_line_error(
+        &kpax_env(&["meta", "--profile", "fake"], &env).await,
+        "bad profiles file",
+    );
+    assert!(
+        line.contains("line 3: profile [fake] is defined twice"),
+        "{line}"
+    );
+    let missing = file.with_extension("missing");
+    let o = kpax_env(
+        &["meta", "--profile", "fake"],
+        &[("KPAX_PROFILES", missing.to_str().unwrap())],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no profiles file at"), "{}", stderr(&o));
+    let _ = std::fs::remove_file(&file);
 }

@@ -120,10 +120,20 @@ impl Properties {
     /// value, an empty value, or a key given twice (`sasl.mechanism` and
     /// librdkafka's `sasl.mechanisms` count as one).
     pub fn parse(text: &str, origin: &str) -> Result<Properties> {
+        Properties::parse_from_line(text, origin, 1)
+    }
+
+    /// As [`Properties::parse`], for text that starts at line `first_line`
+    /// of `origin` (a section of a larger file), so errors name the line
+    /// of the file.
+    ///
+    /// # Errors
+    /// As [`Properties::parse`].
+    pub fn parse_from_line(text: &str, origin: &str, first_line: usize) -> Result<Properties> {
         let mut props = Properties::default();
         let mut lines = text.lines().enumerate();
         while let Some((i, raw)) = lines.next() {
-            let at = format!("{origin} line {}", i + 1);
+            let at = format!("{origin} line {}", i + first_line);
             let mut line = raw.trim_start().to_string();
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
                 continue;

@@ -63,6 +63,13 @@ pub struct MirrorArgs {
     /// client.id and the producer's keys (compression.type, linger.ms, ...).
     #[arg(long, value_name = "FILE")]
     to_config: Option<PathBuf>,
+    /// A named profile (see `kpax profile`) for the source, under
+    /// --from-config.
+    #[arg(long, value_name = "NAME")]
+    from_profile: Option<String>,
+    /// A named profile for the destination, under --to-config.
+    #[arg(long, value_name = "NAME")]
+    to_profile: Option<String>,
     /// The topics to mirror (created on the destination with the source's
     /// partition count when missing).
     #[arg(required = true, value_name = "TOPIC")]
@@ -98,10 +105,17 @@ pub struct MirrorArgs {
 
 impl MirrorArgs {
     /// The connection settings of one side.
-    fn side(&self, brokers: &str, config: &Option<PathBuf>) -> ConnectArgs {
+    fn side(
+        &self,
+        brokers: &str,
+        config: &Option<PathBuf>,
+        profile: &Option<String>,
+    ) -> ConnectArgs {
         ConnectArgs {
             brokers: Some(brokers.to_string()),
             config: config.clone(),
+            profile: profile.clone(),
+            no_env_profile: true,
             client_settings: Vec::new(),
             timeout: self.timeout,
             security_protocol: None,
@@ -152,8 +166,8 @@ pub async fn run(args: MirrorArgs) -> Result<()> {
     if let Some(t) = args.topics.iter().find(|t| !seen.insert(t.as_str())) {
         return Err(CliError::Usage(format!("topic {t} is named twice")));
     }
-    let from = args.side(&args.from, &args.from_config);
-    let to = args.side(&args.to, &args.to_config);
+    let from = args.side(&args.from, &args.from_config, &args.from_profile);
+    let to = args.side(&args.to, &args.to_config, &args.to_profile);
     let from_brokers = crate::connect::parse_brokers(&args.from, "--from")?;
     let to_brokers = crate::connect::parse_brokers(&args.to, "--to")?;
     if from_brokers.iter().any(|b| to_brokers.contains(b)) {

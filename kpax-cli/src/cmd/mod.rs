@@ -9,6 +9,7 @@ pub mod meta;
 pub mod mirror;
 pub mod offset;
 pub mod produce;
+pub mod profile;
 pub mod rollback;
 pub mod share;
 pub mod tail;
@@ -32,7 +33,7 @@ pub enum Command {
     Tail(tail::TailArgs),
     /// A group's committed offsets and lag on a topic.
     Offset(offset::OffsetArgs),
-    /// Set an empty group's committed offsets to those at a given time.
+    /// Set an empty group's committed offsets on a topic to those at a time (group seek -t T --to TIME --execute).
     Rollback(rollback::RollbackArgs),
     /// Copy topics from one cluster to another, exactly once, resumable.
     Mirror(mirror::MirrorArgs),
@@ -45,6 +46,9 @@ pub enum Command {
     /// Share groups (KIP-932): consume as a member, acknowledging each record.
     #[command(subcommand)]
     Share(share::ShareCommand),
+    /// The named profiles (--profile NAME) of ~/.config/kpax/profiles.
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
     /// Per broker: API versions offered, the version kpax uses, and the features that follow.
     Versions(versions::VersionsArgs),
     /// Pretty-print a raw Kafka request or response frame given in hex.
@@ -81,6 +85,7 @@ impl Command {
             Command::Topic(c) => topic::run(c).await,
             Command::Group(c) => group::run(c).await,
             Command::Share(c) => share::run(c).await,
+            Command::Profile(c) => profile::run(c).await,
             Command::Versions(a) => versions::run(a).await,
             Command::Decode(a) => decode::run(a).await,
             Command::Fake(a) => fake::run(a).await,

@@ -1,16 +1,16 @@
-//! `kpax rollback`: sets an empty group's committed offsets on a topic to
-//! the first offsets at or after a time (the end where there are none).
+//! `kpax group seek`: moves an empty group's committed offsets to the
+//! start, the end, a time or an offset, dry run unless `--execute`; and
+//! `kpax rollback`, its older spelling for one topic and a time, which
+//! commits unless `--dry-run`.
 
 use crate::connect::ConnectArgs;
 use crate::error::{CliError, KafkaContext, Result};
 use crate::output::print_json;
 use crate::reader;
-use crate::when::{format_millis, parse_time};
 use clap::Args;
-use kpax::admin::{Admin, OffsetSpec, TopicPartition};
+use kpax::admin::{Admin, TopicPartition};
 use kpax::Error;
 use serde_json::json;
-use std::time::SystemTime;
 
 /// Flags of `kpax rollback`.
 #[derive(Debug, Args)]
@@ -21,7 +21,8 @@ pub struct RollbackArgs {
     group: String,
     /// The topic.
     topic: String,
-    /// The time to go back (or forward) to: RFC 3339 UTC, epoch ms, -1h, now.
+    /// Where to: a time to go back (or forward) to (RFC 3339 UTC, epoch ms,
+    /// -1h, now), or start or end.
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     to: String,
     /// Show what would be committed, commit nothing.
@@ -32,69 +33,22 @@ pub struct RollbackArgs {
     json: bool,
 }
 
-/// Runs `kpax rollback`.
+/// Runs `kpax rollback`: `kpax group seek GROUP -t TOPIC --to TIME
+/// --execute` (without `--execute` under `--dry-run`).
 ///
 /// # Errors
-/// A bad time, an unknown topic, a group with members, a partition whose
-/// commit failed, connection errors.
+/// As [`seek`].
 pub async fn run(args: RollbackArgs) -> Result<()> {
-    let at = parse_time(&args.to, SystemTime::now())?;
-    let admin = Admin::new(args.connect.cluster()?);
-    let (group, topic) = (args.group.as_str(), args.topic.as_str());
-    let dry_run = args.dry_run;
-    let rows = args
-        .connect
-        .bounded(&format!("rolling back group {group}"), async {
-            ensure_empty(&admin, group).await?;
-            let partitions = admin
-                .cluster()
-                .partitions(topic)
-                .await
-                .kafka(|| format!("topic {topic}"))?;
-            let before = admin
-                .list_group_offsets(group, Some(&[topic]))
-                .await
-                .kafka(|| format!("committed offsets of group {group}"))?;
-            let target =
-                reader::offsets(&admin, topic, &partitions, OffsetSpec::Timestamp(at)).await?;
-            let commits: Vec<(TopicPartition, i64)> = target
-                .iter()
-                .map(|(p, o)| (TopicPartition::new(topic, *p), *o))
-                .collect();
-            if !dry_run {
-                let done = admin
-                    .alter_group_offsets(group, &commits)
-                    .await
-                    .kafka(|| format!("committing offsets of group {group}"))?;
-                for (tp, r) in done {
-                    r.kafka(|| format!("group {group}: committing {tp}"))?;
-                }
-            }
-            Ok(commits
-                .into_iter()
-                .map(|(tp, new)| {
-                    let old = before
-                        .get(&tp)
-                        .and_then(|r| r.as_ref().ok())
-                        .and_then(|c| c.offset);
-                    (tp.partition, old, new)
-                })
-                .collect::<Vec<_>>())
-        })
-        .await?;
-    if args.json {
-        return print_json(&json!({
-            "group": group, "topic": topic, "time": format_millis(at), "dry_run": dry_run,
-            "partitions": crate::output::moves_json(&rows),
-        }));
-    }
-    let mut out = crate::output::moves_table(topic, &rows);
-    out.push_str(&format!(
-        "group {group} {} to {}\n",
-        if dry_run { "would be set" } else { "set" },
-        format_millis(at)
-    ));
-    crate::output::write_out(&out)
+    seek(SeekArgs {
+        connect: args.connect,
+        group: args.group,
+        topics: vec![args.topic],
+        to: Some(args.to),
+        offset: None,
+        execute: !args.dry_run,
+        json: args.json,
+    })
+    .await
 }
 
 /// Fails when `group` has members; a broker without DescribeGroups (such
