@@ -2359,3 +2359,144 @@ async fn profiles_name_clusters() {
     assert!(stderr(&o).contains("no profiles file at"), "{}", stderr(&o));
     let _ = std::fs::remove_file(&file);
 }
+
+/// The partition of each line `produce` printed (`topic-P@O`).
+fn produced_partitions(out: &str, topic: &str) -> Vec<i32> {
+    out.lines()
+        .map(|l| {
+            let rest = l
+                .strip_prefix(&format!("{topic}-"))
+                .unwrap_or_else(|| panic!("{l}"));
+            rest.split('@').next().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+/// `--partitioner` and the `partitioner` key place records: round-robin
+/// spreads one key over every partition, murmur2 puts it where the Java
+/// client would, librdkafka's CRC32 one is refused with its reason.
+async fn partitioners_place_records(b: &str) {
+    let topic = harness::unique_name("cli-partitioner");
+    ok(
+        &kpax(&["topic", "create", "-b", b, &topic, "-p", "3"], None).await,
+        "create",
+    );
+    let same_key: String = (0..30).map(|i| format!("k:v{i}\n")).collect();
+    let out = ok(
+        &kpax(
+            &[
+                "produce",
+                "-b",
+                b,
+                &topic,
+                "-K",
+                ":",
+                "--partitioner",
+                "round-robin",
+            ],
+            Some(&same_key),
+        )
+        .await,
+        "round-robin",
+    );
+    let mut per = [0; 3];
+    for p in produced_partitions(&out, &topic) {
+        per[p as usize] += 1;
+    }
+    assert_eq!(per, [10, 10, 10], "{out}");
+    let out = ok(
+        &kpax(
+            &[
+                "produce",
+                "-b",
+                b,
+                &topic,
+                "-K",
+                ":",
+                "-X",
+                "partitioner=murmur2",
+            ],
+            Some(&same_key),
+        )
+        .await,
+        "murmur2",
+    );
+    let want = kpax::producer::partitioner::murmur2_partition(b"k", 3);
+    assert!(
+        produced_partitions(&out, &topic).iter().all(|p| *p == want),
+        "{out}"
+    );
+    let o = kpax(
+        &[
+            "produce",
+            "-b",
+            b,
+            &topic,
+            "--partitioner",
+            "consistent_random",
+            "v",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not offered"), "{}", stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioners_place_records_on_the_fake() {
+    let fc = fake(1).await;
+    partitioners_place_records(&fc.bootstrap()).await;
+}
+
+/// Profiles, the properties keys and the partitioner on Apache Kafka: a
+/// profile naming the cluster with producer keys (acks=0 gives no
+/// offsets back, and returns before Kafka has written: the consumer
+/// follows until both came) and consumer keys (read_committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_properties_and_partitioners_on_kafka() {
+    let Some(cluster) = harness::Cluster::kafka() else {
+        return;
+    };
+    let b = cluster.bootstrap().to_string();
+    partitioners_place_records(&b).await;
+    let topic = harness::unique_name("cli-profile");
+    ok(
+        &kpax(&["topic", "create", "-b", &b, &topic, "-p", "1"], None).await,
+        "create",
+    );
+    let file = std::env::temp_dir().join(harness::unique_name("profiles"));
+    std::fs::write(
+        &file,
+        format!("[kafka]\nbootstrap.servers={b}\nacks=0\ncompression.type=zstd\nisolation.level=read_committed\n"),
+    )
+    .unwrap();
+    let env = [("KPAX_PROFILES", file.to_str().unwrap())];
+    let out = ok(
+        &kpax_env(&["produce", "--profile", "kafka", &topic, "a", "b"], &env).await,
+        "produce with the profile's acks=0",
+    );
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [format!("{topic}-0@-1"), format!("{topic}-0@-1")],
+        "{out}"
+    );
+    let out = ok(
+        &kpax_env(
+            &[
+                "consume",
+                "--profile",
+                "kafka",
+                &topic,
+                "--follow",
+                "-c",
+                "2",
+            ],
+            &env,
+        )
+        .await,
+        "consume with the profile",
+    );
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["a", "b"], "{out}");
+    let _ = std::fs::remove_file(&file);
+}

@@ -67,6 +67,8 @@ pub const PRODUCER_KEYS: &[&str] = &[
     "buffer.memory",
     "max.request.size",
     "compression.type",
+    "partitioner",
+    "partitioner.class",
     "delivery.timeout.ms",
     "retry.backoff.ms",
     "retry.backoff.max.ms",

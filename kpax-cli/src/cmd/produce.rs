@@ -46,6 +46,21 @@ impl From<CodecArg> for Compression {
     }
 }
 
+/// A `--partitioner` flag.
+#[derive(Clone)]
+pub struct PartitionerArg(std::sync::Arc<dyn kpax::producer::partitioner::Partitioner>);
+
+impl std::fmt::Debug for PartitionerArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PartitionerArg")
+    }
+}
+
+/// Parses `--partitioner`.
+fn parse_partitioner(s: &str) -> std::result::Result<PartitionerArg, String> {
+    kpax::producer::partitioner::by_name(s).map(PartitionerArg)
+}
+
 /// An acks flag.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum AcksArg {
@@ -96,6 +111,12 @@ pub struct ProduceArgs {
     /// Send every record to this partition (default: by key, else sticky).
     #[arg(short, long)]
     partition: Option<i32>,
+    /// How records without -p find their partition: default (murmur2 of
+    /// the key as the Java client, unkeyed records sticky), murmur2 (every
+    /// record by its key), round-robin or random (keys ignored); also the
+    /// partitioner key of --config or -X.
+    #[arg(long, value_name = "NAME", value_parser = parse_partitioner)]
+    partitioner: Option<PartitionerArg>,
     /// Compression codec (default: compression.type from --config or -X,
     /// else none).
     #[arg(short = 'z', long, value_enum)]
@@ -177,6 +198,9 @@ pub async fn run(args: ProduceArgs) -> Result<()> {
             AcksArg::One => Acks::Leader,
             AcksArg::All => Acks::All,
         });
+    }
+    if let Some(p) = &args.partitioner {
+        config = config.with_partitioner(p.0.clone());
     }
     if let Some(codec) = args.compression {
         config = config.with_compression(codec.into());

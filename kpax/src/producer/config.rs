@@ -258,6 +258,12 @@ impl ProducerConfig {
         })? {
             c.compression = comp;
         }
+        if let Some(p) = props.parsed("partitioner", super::partitioner::by_name)? {
+            c.partitioner = p;
+        }
+        if let Some(p) = props.parsed("partitioner.class", super::partitioner::by_name)? {
+            c.partitioner = p;
+        }
         if let Some(t) = props.positive_millis("delivery.timeout.ms")? {
             c.delivery_timeout = t;
         }

@@ -280,3 +280,91 @@ mod tests {
         assert!((0..20).all(|_| [1, 2].contains(&r.partition("t", None, &[1, 2], 3))));
     }
 }
+
+/// The partitioners [`by_name`] knows, with what each does.
+pub const NAMES: &[(&str, &str)] = &[
+    (
+        "default",
+        "murmur2 of the key as the Java client, unkeyed records sticky (also murmur2_random)",
+    ),
+    (
+        "murmur2",
+        "murmur2 of the key for every record (unkeyed: the empty key)",
+    ),
+    (
+        "round-robin",
+        "each record to the next available partition, keys ignored",
+    ),
+    ("random", "a random available partition, keys ignored"),
+];
+
+/// A partitioner by name: kpax's names ([`NAMES`]), librdkafka's
+/// `partitioner` values (`murmur2_random`, `murmur2`, `random`) and the
+/// Java client's `partitioner.class` names for the same strategies.
+///
+/// # Errors
+/// A message naming the partitioners offered; librdkafka's CRC32 and
+/// FNV-1a partitioners (`consistent`, `fnv1a`, ...) are refused with the
+/// reason (kpax places keys where the Java client does).
+pub fn by_name(name: &str) -> Result<std::sync::Arc<dyn Partitioner>, String> {
+    use std::sync::Arc;
+    Ok(match name.trim() {
+        "default"
+        | "murmur2_random"
+        | "org.apache.kafka.clients.producer.internals.DefaultPartitioner" => {
+            Arc::new(DefaultPartitioner::default())
+        }
+        "murmur2" => Arc::new(HashPartitioner),
+        "round-robin"
+        | "round_robin"
+        | "roundrobin"
+        | "org.apache.kafka.clients.producer.RoundRobinPartitioner" => {
+            Arc::new(RoundRobinPartitioner::default())
+        }
+        "random" => Arc::new(RandomPartitioner::default()),
+        n @ ("consistent" | "consistent_random" | "fnv1a" | "fnv1a_random") => {
+            return Err(format!(
+                "librdkafka's {n} partitioner (CRC32/FNV-1a) is not offered: kpax places keys as the Java client does (default or murmur2)"
+            ))
+        }
+        n => {
+            return Err(format!(
+                "unknown partitioner {n:?} (expected {})",
+                NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod by_name_tests {
+    use super::*;
+
+    #[test]
+    fn names_choose_strategies() {
+        let rr = by_name("round-robin").unwrap();
+        let got: Vec<i32> = (0..6)
+            .map(|_| rr.partition("t", Some(b"k"), &[0, 1, 2], 3))
+            .collect();
+        assert_eq!(got, [0, 1, 2, 0, 1, 2]);
+        let hash = by_name("murmur2").unwrap();
+        assert_eq!(
+            hash.partition("t", None, &[0, 1, 2], 3),
+            murmur2_partition(b"", 3)
+        );
+        let java =
+            by_name("org.apache.kafka.clients.producer.internals.DefaultPartitioner").unwrap();
+        assert_eq!(
+            java.partition("t", Some(b"key"), &[0], 7),
+            murmur2_partition(b"key", 7)
+        );
+        assert!(by_name("consistent_random")
+            .err()
+            .unwrap()
+            .contains("not offered"));
+        assert!(by_name("fair")
+            .err()
+            .unwrap()
+            .contains("unknown partitioner \"fair\""));
+    }
+}
