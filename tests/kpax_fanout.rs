@@ -1,4 +1,4 @@
-//! The consumer's fan-out helper (`kpax::consumer::FanOut`,
+//! The consumer's fan-out helper (`kpax::fanout::FanOut`,
 //! `Consumer::process_concurrently`) against real brokers (kpax-fake and
 //! librdkafka's mock; tansu numbers offsets per batch, and these checks
 //! are about offsets): records of a key (or partition) processed in order,
@@ -14,9 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::Cluster as TestCluster;
-use kpax::consumer::{
-    Consumer, ConsumerConfig, FanOut, FanOutError, OffsetReset, OnFailure, OrderBy, TopicPartition,
-};
+use kpax::consumer::{Consumer, ConsumerConfig, OffsetReset, TopicPartition};
+use kpax::fanout::{FanOut, FanOutError, OnFailure, OrderBy};
 use kpax::producer::{Producer, ProducerConfig, ProducerRecord};
 use kpax::{ClientConfig, Cluster, ConsumerRecord};
 

@@ -1,5 +1,6 @@
 //! kpax-proto: the Kafka wire protocol.
 //!
+//! - [`consumer_protocol`]: the consumer protocol's subscriptions and assignments (inside JoinGroup and SyncGroup).
 //! - [`generated`]: every request and response of every API and version, generated
 //!   from `spec/` by `wipro-gen`; [`ApiKey`](generated::ApiKey), [`ErrorCode`](generated::ErrorCode), headers.
 //! - [`message`]: the [`Message`](message::Message) and [`Request`](message::Request) traits.
@@ -7,6 +8,7 @@
 //! - [`records`]: record batches v2, legacy message sets, compression; zero-copy iteration.
 //! - [`wire`]: primitive types (integers, strings, bytes, arrays, UUIDs, tagged fields).
 
+pub mod consumer_protocol;
 #[rustfmt::skip]
 pub mod generated;
 mod int32_array;

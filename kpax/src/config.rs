@@ -1,6 +1,6 @@
 //! Client settings shared by brokers and the cluster.
 
-use crate::broker::LegacyVersion;
+use crate::versions::LegacyVersion;
 use kpax_proto::generated::ApiKey;
 use std::path::PathBuf;
 use std::time::Duration;

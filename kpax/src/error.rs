@@ -185,7 +185,7 @@ pub enum Error {
     /// A transactional producer call failed: misuse, a transaction that
     /// must be aborted, or a producer in its fatal state.
     #[error(transparent)]
-    Transaction(#[from] crate::producer::TransactionError),
+    Transaction(#[from] TransactionError),
 }
 
 fn api_suffix(api: Option<ApiKey>) -> String {
@@ -217,3 +217,35 @@ impl Error {
 
 /// kpax's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a transactional operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransactionError {
+    /// The producer was built without a transactional id.
+    #[error("{operation} needs a transactional producer (ProducerConfig::with_transactional_id)")]
+    NotTransactional {
+        /// The call that was made.
+        operation: &'static str,
+    },
+    /// The call does not fit the producer's state (commit without begin,
+    /// begin twice, send outside a transaction, ...).
+    #[error("{operation} is not allowed in state {state}")]
+    InvalidState {
+        /// The call that was made.
+        operation: &'static str,
+        /// The state the producer was in.
+        state: crate::transaction::TransactionState,
+    },
+    /// Part of the current transaction failed; call `abort_transaction`
+    /// before anything else.
+    #[error("the transaction must be aborted: {0}")]
+    Abortable(Box<Error>),
+    /// The producer is in its fatal state (fenced by a newer producer with
+    /// the same transactional id, not authorized, ...): drop it.
+    #[error("the transactional producer failed fatally: {0}")]
+    Fatal(Box<Error>),
+    /// The record was still unsent when its transaction was aborted.
+    #[error("the record's transaction was aborted before it was sent")]
+    Aborted,
+}

@@ -18,10 +18,13 @@ pub mod cluster;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod fanout;
 pub mod metrics;
 pub mod producer;
 pub mod properties;
 pub mod share;
+pub mod transaction;
+pub mod versions;
 
 pub use broker::Broker;
 pub use cluster::Cluster;

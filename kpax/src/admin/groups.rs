@@ -622,7 +622,7 @@ async fn offset_fetch(
 /// The partitions of a consumer-protocol assignment, through the
 /// consumer's own decoder; `None` when it does not decode.
 fn consumer_assignment(b: Bytes) -> Option<Vec<TopicPartition>> {
-    let a = crate::consumer::protocol::Assignment::decode(b).ok()?;
+    let a = kpax_proto::consumer_protocol::Assignment::decode(b).ok()?;
     let mut out: Vec<TopicPartition> = a
         .partitions
         .iter()

@@ -34,9 +34,8 @@ pub use scram::fuzz_exchange as fuzz_scram_exchange;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
-mod versions;
 
-pub use versions::{client_cap, client_range, ApiVersions, LegacyVersion, CLIENT_CAPS};
+pub use crate::versions::{client_cap, client_range, ApiVersions, LegacyVersion, CLIENT_CAPS};
 
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};

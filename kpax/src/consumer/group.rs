@@ -15,7 +15,7 @@
 //! FENCED_INSTANCE_ID) loses its partitions without committing.
 
 use super::assignor::{flatten, MemberSubscription, RebalanceProtocol};
-use super::protocol::{Assignment, Subscription};
+use super::protocol::{decode_error, encode_error, Assignment, Subscription};
 use super::{Consumer, GroupProtocol, Shared, StartAt, TopicPartition};
 use crate::broker::Broker;
 use crate::cluster::{ClusterView, CoordinatorKind};
@@ -295,9 +295,10 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
             ..Subscription::default()
         }
         .encode()
+        .map_err(encode_error)
     };
-    let held_sub = subscription(held, previous_generation);
-    let previous_sub = subscription(previous, previous_generation);
+    let held_sub = subscription(held, previous_generation)?;
+    let previous_sub = subscription(previous, previous_generation)?;
     let protocols: Vec<JoinGroupRequestProtocol> = s
         .config
         .assignors
@@ -377,7 +378,7 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
         let mut members: BTreeMap<String, MemberSubscription> = BTreeMap::new();
         let mut all_topics: BTreeSet<String> = BTreeSet::new();
         for m in &resp.members {
-            let sub = Subscription::decode(m.metadata.clone())?;
+            let sub = Subscription::decode(m.metadata.clone()).map_err(decode_error)?;
             all_topics.extend(sub.topics.iter().cloned());
             members.insert(
                 m.member_id.to_string(),
@@ -422,7 +423,7 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
             assignments.push(
                 SyncGroupRequestAssignment::default()
                     .with_member_id(member.as_str().into())
-                    .with_assignment(a.encode()),
+                    .with_assignment(a.encode().map_err(encode_error)?),
             );
         }
         leader_counts = Some(counts);
@@ -451,7 +452,7 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
     if sync.error_code != 0 {
         return Err(group_err(ApiKey::SyncGroup, sync.error_code, &coordinator));
     }
-    let assignment = Assignment::decode(sync.assignment.clone())?;
+    let assignment = Assignment::decode(sync.assignment.clone()).map_err(decode_error)?;
     Ok(Joined {
         coordinator,
         generation: resp.generation_id,

@@ -15,7 +15,6 @@
 pub mod assignor;
 mod config;
 mod consumer_protocol;
-mod fanout;
 mod fetch_session;
 mod fetcher;
 mod group;
@@ -28,7 +27,6 @@ pub use assignor::{
     RoundRobinAssignor, StickyAssignor,
 };
 pub use config::{ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset};
-pub use fanout::{FanOut, FanOutError, FanOutReport, OnFailure, OrderBy};
 pub use rebalance::{ListenerFuture, RebalanceListener};
 pub use stats::ConsumerStats;
 
@@ -390,6 +388,11 @@ impl Consumer {
         self.shared.records.notify_waiters();
     }
 
+    /// The configuration the consumer was built with.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.shared.config
+    }
+
     /// The next offset to be handed out per assigned partition (known ones).
     pub fn positions(&self) -> BTreeMap<TopicPartition, i64> {
         self.shared
@@ -623,9 +626,9 @@ impl Consumer {
     /// `None` without a group (`subscribe` not called). Before the first
     /// join completes the generation is -1 and the member id empty; take
     /// it after records of the current assignment arrived.
-    pub fn group_metadata(&self) -> Option<crate::producer::ConsumerGroupMetadata> {
+    pub fn group_metadata(&self) -> Option<crate::transaction::ConsumerGroupMetadata> {
         let (group_id, generation_id, member_id) = group::current_member(&self.shared)?;
-        Some(crate::producer::ConsumerGroupMetadata {
+        Some(crate::transaction::ConsumerGroupMetadata {
             group_id,
             generation_id,
             member_id,

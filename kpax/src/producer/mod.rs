@@ -28,10 +28,11 @@ mod topic_map;
 mod transaction;
 mod transactional;
 
+pub use crate::error::TransactionError;
+pub use crate::transaction::{ConsumerGroupMetadata, TransactionState};
 pub use config::{Acks, ProducerConfig};
 pub use delivery::DeliveryFuture;
 pub use partitioner::{murmur2, murmur2_partition, DefaultPartitioner, Partitioner};
-pub use transaction::{ConsumerGroupMetadata, TransactionError, TransactionState};
 
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};

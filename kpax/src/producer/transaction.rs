@@ -9,94 +9,8 @@
 //! any state -> FatalError (terminal)
 //! ```
 
-use crate::error::Error;
-use std::fmt;
-
-/// Where a transactional producer stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransactionState {
-    /// `init_transactions` has not run (or timed out and may run again).
-    Uninitialized,
-    /// `init_transactions` is getting a producer id from the coordinator.
-    Initializing,
-    /// A producer id is held and no transaction is open.
-    Ready,
-    /// `begin_transaction` ran: sends and offsets join the transaction.
-    InTransaction,
-    /// `commit_transaction` is flushing and ending the transaction.
-    CommittingTransaction,
-    /// `abort_transaction` is dropping unsent records and ending the transaction.
-    AbortingTransaction,
-    /// Part of the transaction failed: only `abort_transaction` helps.
-    AbortableError,
-    /// The producer cannot go on (fenced, not authorized, ...): every call fails.
-    FatalError,
-}
-
-impl TransactionState {
-    /// Whether the state machine may move from `self` to `to` (the Java
-    /// client's table; FatalError is reachable from everywhere and left
-    /// by nothing).
-    pub fn can_move_to(self, to: TransactionState) -> bool {
-        use TransactionState::*;
-        if self == FatalError {
-            return false;
-        }
-        match to {
-            Uninitialized => self == Initializing,
-            Initializing => self == Uninitialized,
-            Ready => matches!(
-                self,
-                Initializing | CommittingTransaction | AbortingTransaction
-            ),
-            InTransaction => self == Ready,
-            CommittingTransaction => self == InTransaction,
-            AbortingTransaction => matches!(self, InTransaction | AbortableError),
-            AbortableError => {
-                matches!(self, InTransaction | CommittingTransaction | AbortableError)
-            }
-            FatalError => true,
-        }
-    }
-}
-
-impl fmt::Display for TransactionState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-/// Why a transactional operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum TransactionError {
-    /// The producer was built without a transactional id.
-    #[error("{operation} needs a transactional producer (ProducerConfig::with_transactional_id)")]
-    NotTransactional {
-        /// The call that was made.
-        operation: &'static str,
-    },
-    /// The call does not fit the producer's state (commit without begin,
-    /// begin twice, send outside a transaction, ...).
-    #[error("{operation} is not allowed in state {state}")]
-    InvalidState {
-        /// The call that was made.
-        operation: &'static str,
-        /// The state the producer was in.
-        state: TransactionState,
-    },
-    /// Part of the current transaction failed; call `abort_transaction`
-    /// before anything else.
-    #[error("the transaction must be aborted: {0}")]
-    Abortable(Box<Error>),
-    /// The producer is in its fatal state (fenced by a newer producer with
-    /// the same transactional id, not authorized, ...): drop it.
-    #[error("the transactional producer failed fatally: {0}")]
-    Fatal(Box<Error>),
-    /// The record was still unsent when its transaction was aborted.
-    #[error("the record's transaction was aborted before it was sent")]
-    Aborted,
-}
+use crate::error::{Error, TransactionError};
+use crate::transaction::TransactionState;
 
 /// The state and the error that put the producer into AbortableError or
 /// FatalError.
@@ -262,46 +176,6 @@ impl Txn {
         } else {
             t.machine.abortable(e.clone());
         }
-    }
-}
-
-/// The consumer group whose offsets a transaction commits, as the group
-/// coordinator knows it (fences zombie members, KIP-447).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerGroupMetadata {
-    /// The group id.
-    pub group_id: String,
-    /// The generation the member belongs to (-1: unknown).
-    pub generation_id: i32,
-    /// The member id ("" when unknown).
-    pub member_id: String,
-    /// The static member's instance id.
-    pub group_instance_id: Option<String>,
-}
-
-impl ConsumerGroupMetadata {
-    /// Metadata that names only the group (no generation check by the
-    /// coordinator).
-    pub fn new(group_id: impl Into<String>) -> Self {
-        ConsumerGroupMetadata {
-            group_id: group_id.into(),
-            generation_id: -1,
-            member_id: String::new(),
-            group_instance_id: None,
-        }
-    }
-
-    /// Sets generation and member id.
-    pub fn with_member(mut self, generation_id: i32, member_id: impl Into<String>) -> Self {
-        self.generation_id = generation_id;
-        self.member_id = member_id.into();
-        self
-    }
-
-    /// Sets the static instance id.
-    pub fn with_group_instance_id(mut self, id: impl Into<String>) -> Self {
-        self.group_instance_id = Some(id.into());
-        self
     }
 }
 

@@ -3,9 +3,11 @@
 //! sequence).
 
 use super::coordinator::{error_is_fatal, Coordinators};
-use super::transaction::{TransactionError, TransactionState, Txn};
+use super::transaction::Txn;
 use super::{ConsumerGroupMetadata, Producer};
+use crate::error::TransactionError;
 use crate::error::{Error, Result};
+use crate::transaction::TransactionState;
 use std::collections::BTreeMap;
 use std::time::Instant;
 

@@ -31,7 +31,7 @@
 //! group nothing is committed ([`FanOutReport::committable`] says where
 //! processing got to).
 
-use super::{Consumer, ConsumerRecord, TopicPartition};
+use crate::consumer::{Consumer, ConsumerRecord, TopicPartition};
 use crate::error::Error;
 use crate::producer::{Producer, ProducerRecord};
 use bytes::Bytes;
@@ -248,7 +248,7 @@ impl FanOut {
         Fut: Future<Output = Result<(), E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let config = &consumer.shared.config;
+        let config = consumer.config();
         let grouped = config.group_id.is_some();
         if grouped && config.enable_auto_commit {
             return Err(Error::Config(

@@ -1,0 +1,159 @@
+//! The layering of kpax's modules, checked by reading the sources: no
+//! import circle between kpax's top-level modules, and the three
+//! user-facing parts (producer, consumer, admin) side by side, none
+//! importing another. A module's dependencies are the `crate::<module>`
+//! paths in its non-comment, non-test code.
+//!
+//! The layers, lowest first: error, transaction, versions, properties,
+//! metrics (ground floor); config; broker; cluster; producer, consumer,
+//! admin; share and fanout (which use the parts below them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Module -> the other top-level modules its code names.
+fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            let rel = path.strip_prefix(src).unwrap();
+            let top = rel
+                .components()
+                .next()
+                .unwrap()
+                .as_os_str()
+                .to_str()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_string();
+            if top == "lib" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Code before the unit tests, without comments.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let deps = graph.entry(top.clone()).or_default();
+            for line in code.lines() {
+                let line = line.split("//").next().unwrap_or("");
+                let mut rest = line;
+                while let Some(i) = rest.find("crate::") {
+                    rest = &rest[i + "crate::".len()..];
+                    // `crate::{a, b::c}` names each
+                    let names: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
+                        group
+                            .split('}')
+                            .next()
+                            .unwrap_or("")
+                            .split(',')
+                            .map(|s| s.trim())
+                            .collect()
+                    } else {
+                        vec![rest]
+                    };
+                    for n in names {
+                        let m: String = n
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        if !m.is_empty() && m != top && m.chars().next().unwrap().is_lowercase() {
+                            deps.insert(m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// Every cycle's members (strongly connected components larger than one).
+fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    let reach = |from: &str| {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.to_string()];
+        while let Some(m) = todo.pop() {
+            for d in graph.get(&m).into_iter().flatten() {
+                if seen.insert(d.clone()) {
+                    todo.push(d.clone());
+                }
+            }
+        }
+        seen
+    };
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for m in graph.keys() {
+        if !reach(m).contains(m) || out.iter().any(|c| c.contains(m)) {
+            continue;
+        }
+        let mine = reach(m);
+        let cycle: Vec<String> = graph
+            .keys()
+            .filter(|o| *o == m || (mine.contains(*o) && reach(o).contains(m)))
+            .cloned()
+            .collect();
+        out.push(cycle);
+    }
+    out
+}
+
+#[test]
+fn kpax_modules_have_no_import_circle() {
+    let graph = module_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("kpax/src"));
+    for must in [
+        "broker", "cluster", "producer", "consumer", "admin", "error",
+    ] {
+        assert!(graph.contains_key(must), "no module {must}: {graph:?}");
+    }
+    let found = cycles(&graph);
+    assert!(
+        found.is_empty(),
+        "import circles: {found:?}\ngraph: {graph:#?}"
+    );
+    for (part, others) in [
+        ("producer", ["consumer", "admin"]),
+        ("consumer", ["producer", "admin"]),
+        ("admin", ["producer", "consumer"]),
+    ] {
+        for o in others {
+            assert!(
+                !graph[part].contains(o),
+                "{part} imports {o}: the user-facing parts stand side by side"
+            );
+        }
+    }
+    for ground in ["error", "transaction", "versions", "properties", "metrics"] {
+        let deps = &graph[ground];
+        let allowed: &[&str] = match ground {
+            "error" => &["transaction"],
+            "properties" => &["error"],
+            _ => &[],
+        };
+        assert!(
+            deps.iter().all(|d| allowed.contains(&d.as_str())),
+            "{ground} is ground floor but imports {deps:?}"
+        );
+    }
+}
+
+#[test]
+fn the_checker_finds_a_circle() {
+    let graph: BTreeMap<String, BTreeSet<String>> = [
+        ("a", vec!["b"]),
+        ("b", vec!["c"]),
+        ("c", vec!["a"]),
+        ("d", vec!["a"]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+    .collect();
+    assert_eq!(cycles(&graph), vec![vec!["a", "b", "c"]]);
+}
