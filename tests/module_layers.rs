@@ -1,7 +1,8 @@
 //! The layering of kpax's modules, checked by reading the sources: no
 //! import circle between kpax's top-level modules, and the three
 //! user-facing parts (producer, consumer, admin) side by side, none
-//! importing another. A module's dependencies are the `crate::<module>`
+//! importing another; none in kpax-fake (model below handlers) or in
+//! kpax-proto outside its generated code. A module's dependencies are the `crate::<module>`
 //! paths in its non-comment, non-test code.
 //!
 //! The layers, lowest first: error, transaction, versions, properties,
@@ -142,6 +143,54 @@ fn kpax_modules_have_no_import_circle() {
             "{ground} is ground floor but imports {deps:?}"
         );
     }
+}
+
+#[test]
+fn kpax_fake_and_kpax_proto_have_no_import_circle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fake = module_graph(&root.join("kpax-fake/src"));
+    assert!(fake.contains_key("handlers") && fake.contains_key("context"));
+    let found = cycles(&fake);
+    assert!(
+        found.is_empty(),
+        "kpax-fake import circles: {found:?}\ngraph: {fake:#?}"
+    );
+    assert!(
+        fake["context"].iter().all(|d| d == "state"),
+        "kpax-fake's context stands on the model only: {:?}",
+        fake["context"]
+    );
+    for model in [
+        "state",
+        "group",
+        "consumer_group",
+        "share_group",
+        "transactions",
+        "log",
+    ] {
+        for handler in [
+            "handlers",
+            "context",
+            "admin",
+            "txn",
+            "consumer_group_api",
+            "share_api",
+        ] {
+            assert!(
+                !fake[model].contains(handler),
+                "kpax-fake's model {model} imports the handler module {handler}"
+            );
+        }
+    }
+    // Generated code and the Message trait it implements name each other;
+    // everything else stands apart.
+    let mut proto = module_graph(&root.join("kpax-proto/src"));
+    proto.remove("generated");
+    for deps in proto.values_mut() {
+        deps.remove("generated");
+    }
+    let found = cycles(&proto);
+    assert!(found.is_empty(), "kpax-proto import circles: {found:?}");
 }
 
 #[test]

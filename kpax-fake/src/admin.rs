@@ -11,7 +11,7 @@ use kpax_proto::generated::{
 };
 use kpax_proto::wire::StrBytes;
 
-use crate::handlers::{group_check, leader_check, Context};
+use crate::context::{group_check, leader_check, Context};
 use crate::state::ClusterState;
 
 /// The cluster id every response names.

@@ -25,7 +25,7 @@ use kpax_proto::generated::fetch::{FetchRequestPartition, FetchRequestTopic};
 use kpax_proto::generated::{ErrorCode, FetchRequest, FetchResponse};
 use kpax_proto::wire::{StrBytes, Uuid};
 
-use crate::handlers::Context;
+use crate::context::Context;
 use crate::FakeCluster;
 
 /// Sessions a broker keeps at most, unless set otherwise.

@@ -2,8 +2,6 @@
 //! request's version (fields a version lacks are left at their defaults,
 //! which is what the generated encoders require).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,24 +14,13 @@ use kpax_proto::generated::{
 use kpax_proto::wire::StrBytes;
 
 use crate::admin;
+use crate::context::{group_check, leader_check, Context};
 use crate::group::{Group, JoinRequest, JoinStep, SyncStep};
 use crate::state::{ClusterState, CoordinatorKind};
-use crate::Shared;
 
 /// How long a waiting request sleeps between re-checks when no wakeup
 /// comes (a safety net: wakeups are the normal path).
 const RECHECK: Duration = Duration::from_millis(50);
-
-/// What a handler knows about the request besides its body.
-pub(crate) struct Context<'a> {
-    pub shared: &'a Arc<Shared>,
-    pub node: i32,
-    pub version: i16,
-    /// An injected error code to answer with instead of doing the work.
-    pub injected: Option<i16>,
-    pub client_id: String,
-    pub peer: SocketAddr,
-}
 
 fn sb(v: &'static str) -> StrBytes {
     StrBytes::from_static(v)
@@ -59,7 +46,7 @@ pub(crate) async fn handle(ctx: &Context<'_>, request: RequestKind) -> Option<Re
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(sync_group(ctx, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat(ctx, r)),
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
-            crate::consumer_group::consumer_group_heartbeat(ctx, r),
+            crate::consumer_group_api::consumer_group_heartbeat(ctx, r),
         ),
         RequestKind::ShareGroupHeartbeat(r) => {
             ResponseKind::ShareGroupHeartbeat(crate::share_api::share_group_heartbeat(ctx, r))
@@ -124,25 +111,6 @@ fn api_versions(ctx: &Context<'_>) -> ApiVersionsResponse {
         })
         .collect();
     r
-}
-
-/// The partition `topic`/`partition` on broker `node`: `Err` with the
-/// error a leader-only request gets otherwise.
-pub(crate) fn leader_check(
-    s: &ClusterState,
-    node: i32,
-    topic: &str,
-    partition: i32,
-) -> Result<(), i16> {
-    let p = s
-        .topics
-        .get(topic)
-        .and_then(|t| t.partitions.get(usize::try_from(partition).ok()?))
-        .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0)?;
-    if p.leader != node {
-        return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER.0);
-    }
-    Ok(())
 }
 
 fn metadata(ctx: &Context<'_>, req: MetadataRequest) -> MetadataResponse {
@@ -765,21 +733,6 @@ fn find_coordinator(ctx: &Context<'_>, req: FindCoordinatorRequest) -> FindCoord
         }
     }
     r
-}
-
-/// The checks every group request starts with: an injected error, an
-/// empty group id, and whether this broker coordinates the group.
-pub(crate) fn group_check(ctx: &Context<'_>, s: &ClusterState, group: &str) -> Result<(), i16> {
-    if let Some(e) = ctx.injected {
-        return Err(e);
-    }
-    if group.is_empty() {
-        return Err(ErrorCode::INVALID_GROUP_ID.0);
-    }
-    if s.coordinator(CoordinatorKind::Group, group) != ctx.node {
-        return Err(ErrorCode::NOT_COORDINATOR.0);
-    }
-    Ok(())
 }
 
 fn join_error(v: i16, code: i16, member_id: &str) -> JoinGroupResponse {

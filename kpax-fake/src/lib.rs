@@ -42,6 +42,8 @@
 mod admin;
 mod auth;
 mod consumer_group;
+mod consumer_group_api;
+mod context;
 mod fetch_session;
 mod group;
 mod handlers;
@@ -50,6 +52,8 @@ mod server;
 mod share_api;
 mod share_group;
 mod state;
+mod timers;
+mod transactions;
 mod txn;
 pub mod versions;
 
@@ -256,7 +260,7 @@ impl FakeCluster {
             let mut every = tokio::time::interval(Duration::from_millis(20));
             loop {
                 every.tick().await;
-                ticker_shared.lock().tick_groups(Instant::now());
+                crate::timers::tick(&mut ticker_shared.lock(), Instant::now());
             }
         });
         tracing::info!(brokers = options.brokers, "fake cluster started");

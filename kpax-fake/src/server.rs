@@ -204,7 +204,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 "bytes after the request body ignored"
             );
         }
-        let ctx = crate::handlers::Context {
+        let ctx = crate::context::Context {
             shared: &shared,
             node,
             version,

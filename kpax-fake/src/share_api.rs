@@ -30,7 +30,7 @@ use kpax_proto::generated::{
 };
 use kpax_proto::wire::{StrBytes, Uuid};
 
-use crate::handlers::{group_check, leader_check, Context};
+use crate::context::{group_check, leader_check, Context};
 use crate::share_group::{
     next_epoch, BeatError, ShareGroup, SharePartition, ShareSession, Tp, DEFAULT_DELIVERY_LIMIT,
     DEFAULT_LOCK, GROUP_CONFIG_DEFAULTS, HEARTBEAT_INTERVAL,

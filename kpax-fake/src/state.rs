@@ -2,7 +2,7 @@
 //! brokers, topics and their partition logs, groups, producer ids, faults.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kpax_proto::generated::{ApiKey, ErrorCode};
 use kpax_proto::wire::Uuid;
@@ -74,7 +74,7 @@ pub(crate) struct ClusterState {
     pub next_producer_id: i64,
     pub transactional: HashMap<String, (i64, i16)>,
     /// Open transactions, aborted-transaction indexes (see `txn`).
-    pub txns: crate::txn::Transactions,
+    pub txns: crate::transactions::Transactions,
     pub faults: Faults,
     pub versions: VersionTable,
     pub auto_create_topics: bool,
@@ -289,20 +289,26 @@ impl ClusterState {
         }
     }
 
+    /// The topics as the KIP-848 heartbeat needs them.
+    pub fn topic_info(&self) -> BTreeMap<String, crate::consumer_group::TopicInfo> {
+        self.topics
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    crate::consumer_group::TopicInfo {
+                        id: t.id,
+                        partitions: t.partitions.len(),
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// A new producer id.
     pub fn allocate_producer_id(&mut self) -> i64 {
         self.next_producer_id += 1;
         self.next_producer_id
-    }
-
-    /// Runs the group timers.
-    pub fn tick_groups(&mut self, now: Instant) {
-        let topics = crate::consumer_group::topic_info(self);
-        for g in self.groups.values_mut() {
-            g.tick(now);
-            g.consumer.tick(now, &topics);
-        }
-        crate::txn::expire(self, now);
     }
 }
 

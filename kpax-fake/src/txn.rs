@@ -10,7 +10,7 @@
 //! transaction, or TxnOffsetCommit for a group not added with
 //! AddOffsetsToTxn, is INVALID_TXN_STATE.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,45 +20,10 @@ use kpax_proto::generated::txn_offset_commit::*;
 use kpax_proto::generated::*;
 use kpax_proto::records::{Batch, Batches, RecordBatchBuilder};
 
+use crate::context::Context;
 use crate::group::Group;
-use crate::handlers::Context;
 use crate::state::{ClusterState, CoordinatorKind};
-
-type TopicPartition = (String, i32);
-
-/// Every transaction the fake's coordinators know.
-#[derive(Debug, Default)]
-pub(crate) struct Transactions {
-    /// Open transactions by transactional id.
-    open: HashMap<String, OpenTxn>,
-    /// Per partition: producer id -> offset of the first record of its
-    /// open transaction there.
-    ongoing: HashMap<TopicPartition, BTreeMap<i64, i64>>,
-    /// Per partition: aborted transactions, in order.
-    aborted: HashMap<TopicPartition, Vec<AbortedTxn>>,
-    /// The transaction timeout each transactional id asked for in
-    /// InitProducerId.
-    timeouts: HashMap<String, Duration>,
-}
-
-#[derive(Debug)]
-struct OpenTxn {
-    producer_id: i64,
-    /// When it began (its first partition or group was added).
-    started: Instant,
-    partitions: BTreeSet<TopicPartition>,
-    groups: BTreeSet<String>,
-    /// (group, topic, partition) -> (offset, metadata), applied on commit.
-    offsets: BTreeMap<(String, String, i32), (i64, Option<String>)>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct AbortedTxn {
-    producer_id: i64,
-    first_offset: i64,
-    /// The abort marker's offset.
-    last_offset: i64,
-}
+use crate::transactions::{AbortedTxn, OpenTxn};
 
 /// Checks that `(producer_id, epoch)` is the current producer of
 /// `transactional_id`.
@@ -506,38 +471,6 @@ pub(crate) fn aborted_between(
     s.txns.aborted_between(topic, partition, from, to)
 }
 
-impl Transactions {
-    fn last_stable_offset(&self, topic: &str, partition: i32, high_watermark: i64) -> i64 {
-        self.ongoing
-            .get(&(topic.to_string(), partition))
-            .and_then(|m| m.values().min().copied())
-            .map_or(high_watermark, |first| first.min(high_watermark))
-    }
-
-    fn aborted_between(
-        &self,
-        topic: &str,
-        partition: i32,
-        from: i64,
-        to: i64,
-    ) -> Vec<FetchResponseAbortedTransaction> {
-        self.aborted
-            .get(&(topic.to_string(), partition))
-            .map(|v| {
-                v.iter()
-                    .filter(|a| a.last_offset >= from && a.first_offset < to)
-                    .map(|a| {
-                        let mut t = FetchResponseAbortedTransaction::default();
-                        t.producer_id = a.producer_id;
-                        t.first_offset = a.first_offset;
-                        t
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
 /// The whole batches of `data` that start below `limit` (a read_committed
 /// fetch stops at the last stable offset).
 pub(crate) fn below(data: Bytes, limit: i64) -> Bytes {
@@ -559,6 +492,7 @@ pub(crate) fn below(data: Bytes, limit: i64) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transactions::Transactions;
     use kpax_proto::records::RecordBatchBuilder;
 
     fn batch(base: i64, n: usize) -> Bytes {
