@@ -834,3 +834,41 @@ async fn members_sharing_one_cluster_rebalance_at_once(tc: &TestCluster) {
     a.close().await;
     b.close().await;
 }
+
+/// A consumer subscribes once: a second subscribe (which would start a
+/// second membership and revoke the first one's partitions) is a typed
+/// error, and the first subscription goes on consuming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_subscribe_is_refused_and_the_first_goes_on() {
+    let tc = TestCluster::fake(1).await;
+    let topic = tc.topic(1).await;
+    let cluster = tc.kpax();
+    let producer = Producer::new(cluster.clone(), ProducerConfig::default()).unwrap();
+    producer
+        .send(ProducerRecord::new(topic.name.clone(), "one"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let consumer = Consumer::new(
+        cluster,
+        ConsumerConfig::default()
+            .with_group_id(harness::unique_name("subscribe-once"))
+            .with_auto_offset_reset(OffsetReset::Earliest),
+    )
+    .unwrap();
+    consumer.subscribe([topic.name.clone()]).unwrap();
+    let e = consumer.subscribe([topic.name.clone()]).unwrap_err();
+    assert!(
+        matches!(&e, Error::Config(m) if m.contains("already subscribed")),
+        "{e}"
+    );
+    assert!(consumer.subscribe_pattern(".*", None).is_err());
+    let r = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+        .await
+        .expect("the first subscription consumes")
+        .unwrap();
+    assert_eq!(r.value(), Some(&b"one"[..]));
+    consumer.close().await;
+    producer.close(Duration::from_secs(5)).await;
+}

@@ -227,7 +227,8 @@ impl ConnectArgs {
     /// malformed; [`CliError::Config`] for a bad config file.
     pub fn resolve(&self) -> Result<(Vec<String>, ClientConfig)> {
         let layers = self.layers()?;
-        let file = file_config(&layers.merged())?;
+        let merged = layers.merged();
+        let file = file_config(&merged)?;
         let env = std::env::var(BROKERS_VAR)
             .ok()
             .filter(|v| !v.trim().is_empty());
@@ -260,16 +261,23 @@ impl ConnectArgs {
                 )))
             }
         };
-        let request_timeout = file
-            .request_timeout
-            .unwrap_or(Duration::from_secs(30))
-            .min(self.timeout);
-        let mut config = ClientConfig::default()
+        // The client keys (client.id, timeouts, backoffs, metadata age,
+        // auto-creation) as the library reads them; security comes from
+        // the flags and the same keys below, where a password may come
+        // from the environment.
+        let general = merged.retained(|k| {
+            !(k == "security.protocol" || k.starts_with("ssl.") || k.starts_with("sasl."))
+        });
+        let mut config = ClientConfig::from_properties(&general).map_err(config_error)?;
+        let request_timeout = config.request_timeout.min(self.timeout);
+        let connect_timeout = if general.get("socket.connection.setup.timeout.ms").is_some() {
+            config.connect_timeout.min(self.timeout)
+        } else {
+            self.timeout.min(Duration::from_secs(10))
+        };
+        config = config
             .with_request_timeout(request_timeout)
-            .with_connect_timeout(self.timeout.min(Duration::from_secs(10)));
-        if let Some(id) = file.client_id.clone() {
-            config = config.with_client_id(id);
-        }
+            .with_connect_timeout(connect_timeout);
         let config = self.secure(config, &file)?;
         Ok((brokers, config))
     }
@@ -612,6 +620,23 @@ mod tests {
             "{why}"
         );
         assert!(e(&["client.id=a", "client.id=b"]).contains("given twice"));
+        // every client key reaches the client's configuration
+        let (_, c) = args(
+            Some("b:9"),
+            &[
+                "metadata.max.age.ms=1234",
+                "reconnect.backoff.ms=7",
+                "allow.auto.create.topics=true",
+                "socket.connection.setup.timeout.ms=2500",
+            ],
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(c.metadata_max_age, Duration::from_millis(1234));
+        assert_eq!(c.reconnect_backoff, Duration::from_millis(7));
+        assert!(c.allow_auto_topic_creation);
+        assert_eq!(c.connect_timeout, Duration::from_millis(2500));
+        assert!(e(&["reconnect.backoff.ms=soon"]).contains("-X line 1: reconnect.backoff.ms"));
         assert!(e(&["security.protocol=SASL_SSL"]).contains("SASL needs --sasl-mechanism"));
     }
 

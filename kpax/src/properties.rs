@@ -211,6 +211,18 @@ impl Properties {
         self
     }
 
+    /// The entries whose key `keep` accepts, each with where it was given.
+    pub fn retained(&self, keep: impl Fn(&str) -> bool) -> Properties {
+        Properties {
+            entries: self
+                .entries
+                .iter()
+                .filter(|e| keep(&e.key))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Sets one key (replacing it where given).
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         let canonical_key = canonical(key);

@@ -101,8 +101,24 @@ fn fenced(code: ErrorCode) -> bool {
 }
 
 /// Starts the membership task.
-pub(crate) fn start(s: &Arc<Shared>, group_id: String, selection: Selection) {
-    *s.group.lock().unwrap_or_else(|e| e.into_inner()) = Some(Membership {
+/// Starts the membership task; a consumer subscribes once.
+///
+/// # Errors
+/// [`crate::Error::Config`] when it is already subscribed (a second
+/// membership task would join as a second member and revoke the first's
+/// partitions).
+pub(crate) fn start(
+    s: &Arc<Shared>,
+    group_id: String,
+    selection: Selection,
+) -> crate::error::Result<()> {
+    let mut slot = s.group.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.as_ref().is_some_and(|m| !m.stopped) {
+        return Err(crate::error::Error::Config(
+            "the consumer is already subscribed: a consumer subscribes once (make another Consumer for other topics)".into(),
+        ));
+    }
+    *slot = Some(Membership {
         group_id: group_id.clone(),
         member_id: String::new(),
         generation: -1,
@@ -112,7 +128,9 @@ pub(crate) fn start(s: &Arc<Shared>, group_id: String, selection: Selection) {
         owned_generation: -1,
         consumer_protocol: false,
     });
+    drop(slot);
     tokio::spawn(run(Arc::downgrade(s), group_id, selection));
+    Ok(())
 }
 
 pub(super) fn membership(s: &Shared) -> Option<Membership> {

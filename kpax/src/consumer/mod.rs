@@ -303,14 +303,13 @@ impl Consumer {
     /// Joins the consumer group (`group_id` must be set) subscribed to `topics`.
     ///
     /// # Errors
-    /// [`Error::Config`] without a group id.
+    /// [`Error::Config`] without a group id, or when already subscribed.
     pub fn subscribe(&self, topics: impl IntoIterator<Item = impl Into<String>>) -> Result<()> {
         let Some(group_id) = self.shared.config.group_id.clone() else {
             return Err(Error::Config("subscribe needs a group_id".into()));
         };
         let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
-        group::start(&self.shared, group_id, group::Selection::Topics(topics));
-        Ok(())
+        group::start(&self.shared, group_id, group::Selection::Topics(topics))
     }
 
     /// Joins the consumer group (`group_id` must be set) subscribed to every
@@ -320,7 +319,8 @@ impl Consumer {
     /// check (`metadata_check_interval`), which rebalances the group.
     ///
     /// # Errors
-    /// [`Error::Config`] without a group id or for an invalid pattern.
+    /// [`Error::Config`] without a group id, for an invalid pattern, or when
+    /// already subscribed.
     pub fn subscribe_pattern(&self, include: &str, exclude: Option<&str>) -> Result<()> {
         let Some(group_id) = self.shared.config.group_id.clone() else {
             return Err(Error::Config("subscribe needs a group_id".into()));
@@ -335,8 +335,7 @@ impl Consumer {
             &self.shared,
             group_id,
             group::Selection::Pattern { include, exclude },
-        );
-        Ok(())
+        )
     }
 
     /// Moves a partition's position; buffered and in-flight records of it are dropped.
