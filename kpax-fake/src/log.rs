@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 use kpax_proto::generated::ErrorCode;
-use kpax_proto::records::{Batch, Batches};
+use kpax_proto::records::{Batch, BatchHeaderMut, Batches};
 
 /// How many recent batches per producer are remembered for duplicate
 /// detection (Kafka keeps five, the most a producer may have in flight).
@@ -121,9 +121,10 @@ impl PartitionLog {
             let mut data = BytesMut::from(&records[b.start..b.end]);
             let base = self.next_offset;
             if b.magic >= 2 {
-                data[0..8].copy_from_slice(&base.to_be_bytes());
-                // The partition leader epoch is outside the CRC.
-                data[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+                BatchHeaderMut::new(&mut data)
+                    .map_err(|_| ErrorCode::CORRUPT_MESSAGE)?
+                    .set_base_offset(base)
+                    .set_partition_leader_epoch(leader_epoch);
             } else {
                 rewrite_legacy_offsets(&mut data, base, b.count);
             }
@@ -169,9 +170,11 @@ impl PartitionLog {
     pub fn append_control(&mut self, batch: &Bytes, leader_epoch: i32) -> i64 {
         let at = self.next_offset;
         let mut data = BytesMut::from(&batch[..]);
-        data[0..8].copy_from_slice(&at.to_be_bytes());
-        // The partition leader epoch is outside the CRC.
-        data[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+        if let Ok(mut header) = BatchHeaderMut::new(&mut data) {
+            header
+                .set_base_offset(at)
+                .set_partition_leader_epoch(leader_epoch);
+        }
         self.batches.push(StoredBatch {
             base_offset: at,
             last_offset: at,

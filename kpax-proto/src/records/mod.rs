@@ -47,6 +47,7 @@ mod builder;
 pub mod compression;
 pub mod control;
 mod error;
+mod header_edit;
 mod legacy;
 mod legacy_builder;
 mod reader;
@@ -62,6 +63,7 @@ pub use builder::{
 pub use compression::Compression;
 pub use control::{ControlRecord, ControlRecordType, EndTransactionMarker};
 pub use error::RecordsError;
+pub use header_edit::BatchHeaderMut;
 pub use legacy::{LegacyBatch, LegacyRecords};
 pub use legacy_builder::LegacyMessageSetBuilder;
 pub use record::{Header, HeaderRef, HeaderRefs, Record, RecordRef};

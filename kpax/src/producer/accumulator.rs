@@ -589,22 +589,19 @@ impl Accumulator {
     }
 }
 
-// Record batch v2 header layout (KIP-98): the fields the producer stamps
-// after the batch is built, and the CRC32C that covers them.
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
-const PRODUCER_ID_AT: usize = 43;
-const PRODUCER_EPOCH_AT: usize = 51;
-const BASE_SEQUENCE_AT: usize = 53;
-
-/// Writes producer id, epoch and base sequence into a built batch and
-/// recomputes its CRC.
+/// Writes producer id, epoch and base sequence into a built batch (the
+/// batch header editor of kpax-proto recomputes the CRC).
 fn stamp_producer(data: &mut BytesMut, id: i64, epoch: i16, seq: i32) {
-    data[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&id.to_be_bytes());
-    data[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&epoch.to_be_bytes());
-    data[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&seq.to_be_bytes());
-    let crc = crc32c::crc32c(&data[ATTRIBUTES_AT..]);
-    data[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    match kpax_proto::records::BatchHeaderMut::new(data) {
+        Ok(mut header) => {
+            header.set_producer(id, epoch, seq);
+        }
+        // The accumulator only holds record batches v2 it built itself.
+        Err(e) => {
+            debug_assert!(false, "stamping a batch that is not v2: {e}");
+            tracing::error!(error = %e, "cannot stamp the producer into a batch");
+        }
+    }
 }
 
 #[cfg(test)]
