@@ -4,6 +4,7 @@
 //! [`connect`]; tables, JSON and progress bars in [`output`]; every failure
 //! is one [`error::CliError`], printed as one line `kpax: error: ...` with
 //! exit code 1 (2 for usage errors).
+#![warn(missing_docs)]
 
 mod cmd;
 mod connect;

@@ -38,6 +38,7 @@
 //! TLS ([`FakeTls`]) and SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512
 //! ([`FakeSasl`], with session lifetimes and KIP-368 re-authentication) are
 //! served when [`FakeOptions`] asks for them.
+#![warn(missing_docs)]
 
 mod admin;
 mod auth;

@@ -7,6 +7,7 @@
 //! - [`varint`]: Kafka's unsigned and zig-zag variable-length integers.
 //! - [`records`]: record batches v2, legacy message sets, compression; zero-copy iteration.
 //! - [`wire`]: primitive types (integers, strings, bytes, arrays, UUIDs, tagged fields).
+#![warn(missing_docs)]
 
 pub mod consumer_protocol;
 #[rustfmt::skip]

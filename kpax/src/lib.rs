@@ -11,6 +11,7 @@
 //! - [`consumer::Consumer`]: prefetching, consumer groups, offsets;
 //! - [`share::ShareConsumer`]: share groups (KIP-932), records acknowledged
 //!   one by one.
+#![warn(missing_docs)]
 
 pub mod admin;
 pub mod broker;
