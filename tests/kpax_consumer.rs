@@ -870,5 +870,7 @@ async fn a_second_subscribe_is_refused_and_the_first_goes_on() {
         .unwrap();
     assert_eq!(r.value(), Some(&b"one"[..]));
     consumer.close().await;
+    let closed = consumer.recv().await.unwrap_err();
+    assert!(matches!(closed, Error::ConsumerClosed), "{closed}");
     producer.close(Duration::from_secs(5)).await;
 }

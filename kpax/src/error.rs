@@ -142,6 +142,9 @@ pub enum Error {
     /// The producer was closed: nothing more is accepted.
     #[error("the producer is closed")]
     ProducerClosed,
+    /// The consumer (or share consumer) was closed: no more records come.
+    #[error("the consumer is closed")]
+    ConsumerClosed,
     /// A record was not delivered within the delivery timeout.
     #[error("{topic}-{partition}: not delivered within {after:?}{}", last.as_ref().map(|l| format!(" (last error: {l})")).unwrap_or_default())]
     DeliveryTimeout {

@@ -509,7 +509,7 @@ impl Consumer {
     ///
     /// # Errors
     /// A fatal fetch error (e.g. out of range with no reset policy), or
-    /// [`Error::ProducerClosed`]-like closure: [`Error::Config`] after close.
+    /// [`Error::ConsumerClosed`] after close.
     pub async fn recv(&self) -> Result<ConsumerRecord> {
         loop {
             let notified = self.shared.records.notified();
@@ -521,7 +521,7 @@ impl Consumer {
                 return Ok(r);
             }
             if self.shared.closed.load(Ordering::Acquire) {
-                return Err(Error::Config("the consumer is closed".into()));
+                return Err(Error::ConsumerClosed);
             }
             notified.await;
         }
@@ -546,7 +546,7 @@ impl Consumer {
                 return Ok(out);
             }
             if self.shared.closed.load(Ordering::Acquire) {
-                return Err(Error::Config("the consumer is closed".into()));
+                return Err(Error::ConsumerClosed);
             }
             notified.await;
         }

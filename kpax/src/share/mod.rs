@@ -373,7 +373,7 @@ impl ShareConsumer {
     /// The next acquired record.
     ///
     /// # Errors
-    /// A fatal group or fetch error, or [`Error::Config`] after close.
+    /// A fatal group or fetch error, or [`Error::ConsumerClosed`] after close.
     pub async fn recv(&self) -> Result<ShareRecord> {
         let mut v = self.recv_batch(1).await?;
         Ok(v.pop().expect("recv_batch returns at least one record"))
@@ -414,7 +414,7 @@ impl ShareConsumer {
                 }
             }
             if self.shared.is_closed() {
-                return Err(Error::Config("the share consumer is closed".into()));
+                return Err(Error::ConsumerClosed);
             }
             let _waiting = Waiting::new(&self.shared);
             notified.await;
@@ -477,7 +477,7 @@ impl ShareConsumer {
                 }
             }
             if self.shared.is_closed() {
-                return Err(Error::Config("the share consumer is closed".into()));
+                return Err(Error::ConsumerClosed);
             }
             notified.await;
         }
