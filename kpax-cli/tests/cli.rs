@@ -1281,8 +1281,22 @@ async fn admin_and_group_flow_on_kafka() {
         &kpax(&["topic", "delete", "-b", &b, &topic], None).await,
         "delete",
     );
-    let line = one_line_error(&kpax(&["meta", "-b", &b, &topic], None).await, "deleted");
+    let line = one_line_error(&meta_of_deleted(&b, &topic).await, "deleted");
     assert!(line.contains(&topic), "{line}");
+}
+
+/// `kpax meta -b b topic` for a topic just deleted, once it fails (within
+/// 20 s): Kafka deletes a topic asynchronously, and a broker's metadata may
+/// still show it for a moment after DeleteTopics returned.
+async fn meta_of_deleted(b: &str, topic: &str) -> Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = kpax(&["meta", "-b", b, topic], None).await;
+        if !o.status.success() || Instant::now() > deadline {
+            return o;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// On Apache Kafka: `kpax demo --brokers` (its own topic, every record
@@ -1308,10 +1322,7 @@ async fn demo_and_json_copy_on_kafka() {
         .split_whitespace()
         .find(|w| w.starts_with("kpax-demo-"))
         .unwrap_or_else(|| panic!("no demo topic named: {out}"));
-    let line = one_line_error(
-        &kpax(&["meta", "-b", &b, topic], None).await,
-        "demo topic deleted",
-    );
+    let line = one_line_error(&meta_of_deleted(&b, topic).await, "demo topic deleted");
     assert!(line.contains(topic), "{line}");
 
     let src = harness::unique_name("cli-json-src");
