@@ -361,8 +361,30 @@ async fn kafka_java_and_kpax_members_share_one_group() {
     )
     .unwrap();
     c.subscribe([topic.name.clone()]).unwrap();
-    // Small batches over 10 s (the JVM and its join take a few seconds),
-    // so that both members' fetches find records.
+    // Both members in the group before the first record, so that both
+    // fetch from the start (CI once saw the JVM's member take all 400
+    // while kpax's was still joining). kpax keeps asking for records
+    // meanwhile (there are none yet).
+    let admin = Admin::new(tc.kpax());
+    let joined_by = Instant::now() + Duration::from_secs(60);
+    loop {
+        let members = admin
+            .describe_share_groups(&[group.as_str()])
+            .await
+            .ok()
+            .and_then(|mut v| v.pop())
+            .and_then(|(_, r)| r.ok())
+            .map_or(0, |d| d.members.len());
+        if members >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < joined_by,
+            "the Java and kpax members did not both join: {members} member(s)"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(250), c.recv_batch(10)).await;
+    }
+    // Small batches over 10 s, so that both members' fetches find records.
     // (Produced while kpax waits for records: a share consumer acquires
     // records only while its application asks for them.)
     let producing = {
