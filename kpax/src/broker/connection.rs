@@ -31,6 +31,9 @@ pub(crate) struct Pending {
 struct Outgoing {
     frame: FrameBuf,
     pending: Option<Pending>,
+    /// Told once the frame is written to the socket (or could not be): for
+    /// requests no response acknowledges (Produce with acks=0).
+    written: Option<oneshot::Sender<Result<(), Error>>>,
 }
 
 /// Requests in flight, and why the connection closed once it has.
@@ -163,12 +166,42 @@ impl Connection {
             return Err(why);
         }
         self.tx
-            .send(Outgoing { frame, pending })
+            .send(Outgoing {
+                frame,
+                pending,
+                written: None,
+            })
             .map_err(|_| Error::Network {
                 broker: self.addr.clone(),
                 api: None,
                 reason: "connection closed".into(),
             })
+    }
+
+    /// Queues a frame no response will follow, and waits until the writer
+    /// has handed it to the socket (so a caller that then exits does not
+    /// drop it unsent).
+    ///
+    /// # Errors
+    /// [`Error::Network`] when the connection is closed or the write fails.
+    pub(crate) async fn send_written(&self, frame: FrameBuf) -> Result<(), Error> {
+        if let Some(why) = lock(&self.state).closed.clone() {
+            return Err(why);
+        }
+        let closed = || Error::Network {
+            broker: self.addr.clone(),
+            api: None,
+            reason: "connection closed before the request was written".into(),
+        };
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Outgoing {
+                frame,
+                pending: None,
+                written: Some(tx),
+            })
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
     }
 }
 
@@ -179,6 +212,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     addr: String,
 ) {
     let mut frames: Vec<FrameBuf> = Vec::new();
+    let mut written_acks: Vec<oneshot::Sender<Result<(), Error>>> = Vec::new();
     while let Some(first) = rx.recv().await {
         // Gather what is queued into one vectored write (no copy; the
         // record batches of a Produce frame are the producer's own bytes).
@@ -203,6 +237,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 if keep {
                     slices += o.frame.slice_count();
                     frames.push(o.frame);
+                    written_acks.extend(o.written);
                 }
                 if slices < MAX_SLICES_PER_WRITE {
                     next = rx.try_recv().ok();
@@ -218,17 +253,19 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         // producer can reuse their buffers.
         frames.clear();
         if let Err(e) = written {
-            fail_all(
-                &state,
-                &addr,
-                Error::Network {
-                    broker: addr.clone(),
-                    api: None,
-                    reason: format!("write: {e}"),
-                },
-                false,
-            );
+            let why = Error::Network {
+                broker: addr.clone(),
+                api: None,
+                reason: format!("write: {e}"),
+            };
+            for ack in written_acks.drain(..) {
+                let _ = ack.send(Err(why.clone()));
+            }
+            fail_all(&state, &addr, why, false);
             return;
+        }
+        for ack in written_acks.drain(..) {
+            let _ = ack.send(Ok(()));
         }
     }
 }

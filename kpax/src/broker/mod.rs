@@ -349,7 +349,8 @@ impl Broker {
     }
 
     /// Sends a request that gets no response (a Produce with `acks = 0`);
-    /// returns the version used once the frame is queued on the connection.
+    /// returns the version used once the frame is written to the socket
+    /// (so a producer closed right after has not dropped it unsent).
     ///
     /// # Errors
     /// As [`Broker::send`], without timeouts.
@@ -358,7 +359,7 @@ impl Broker {
         let version = self.pick::<R>(&live.versions)?;
         let (frame, _) = self.frame(req, version)?;
         let _gate = live.gate.read().await;
-        live.conn.send(frame, None)?;
+        live.conn.send_written(frame).await?;
         Ok(version)
     }
 
