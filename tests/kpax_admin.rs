@@ -314,16 +314,25 @@ async fn describe_and_alter_topic_configs(tc: &TestCluster) {
         .await
         .unwrap();
     altered[0].1.as_ref().expect("alter");
-    let described = admin
-        .describe_configs(std::slice::from_ref(&topic))
-        .await
-        .unwrap();
-    let entries = described[0].1.as_ref().expect("describe again");
-    assert_eq!(
-        value_of(entries, "retention.ms").as_deref(),
-        Some("654321"),
-        "{entries:?}"
-    );
+    // Kafka applies a config change through its metadata log: the broker
+    // asked may answer with the old value for a moment (seen in CI).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let described = admin
+            .describe_configs(std::slice::from_ref(&topic))
+            .await
+            .unwrap();
+        let entries = described[0].1.as_ref().expect("describe again");
+        let value = value_of(entries, "retention.ms");
+        if value.as_deref() == Some("654321") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retention.ms still {value:?} 20 s after the change: {entries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // a broker resource is asked of that broker; it gets a result of its own
     let cluster = admin.describe_cluster().await.unwrap();
