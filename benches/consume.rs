@@ -26,31 +26,29 @@
 //! `--pin` (client on cpu0, broker on cpu1) `--raw FILE` `--no-check-crcs`
 //! (rdkafka: `check.crcs=false`; kpax always verifies CRCs).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const TOPIC: &str = "bench";
-const PARTITIONS: i32 = 6;
-const CLK_TCK: f64 = 100.0;
+use common::{
+    num, offset_of, opt, opts, parse_line, pool_for, self_cpu, thread_cpu, threads_field, BoxError,
+    Broker, Metric, Run, PARTITIONS,
+};
+
 /// Consumer settings shared by both clients.
 const FETCH_MAX_BYTES: i32 = 50 << 20;
 const PARTITION_MAX_BYTES: i32 = 8 << 20;
 const FETCH_MAX_WAIT_MS: u64 = 5;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 fn main() {
-    // `cargo bench` appends `--bench`; ignore it.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = common::args();
     let r = match args.first().map(String::as_str) {
-        Some("serve-mock") => serve_mock(&args[1..]),
+        Some("serve-mock") => common::serve_mock(&args[1..]),
         Some("fill") => fill_cmd(&args[1..]),
         Some("client") => client(&args[1..]),
         _ => drive(&args),
@@ -61,103 +59,23 @@ fn main() {
     }
 }
 
-/// `--key value` options.
-fn opts(args: &[String]) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    let mut it = args.iter().peekable();
-    while let Some(a) = it.next() {
-        if let Some(k) = a.strip_prefix("--") {
-            let v = match it.peek() {
-                Some(v) if !v.starts_with("--") => it.next().cloned().unwrap_or_default(),
-                _ => "1".to_string(),
-            };
-            m.insert(k.to_string(), v);
-        }
-    }
-    m
-}
-
-fn opt<T: std::str::FromStr>(m: &BTreeMap<String, String>, k: &str, d: T) -> T {
-    m.get(k).and_then(|v| v.parse().ok()).unwrap_or(d)
-}
-
-// ---------------------------------------------------------------- CPU clocks
-
-/// This process's user and system CPU seconds (`/proc/self/stat`, all
-/// threads: what `getrusage(RUSAGE_SELF)` reports).
-fn self_cpu() -> (f64, f64) {
-    proc_cpu("self").unwrap_or((0.0, 0.0))
-}
-
-fn proc_cpu(pid: &str) -> Option<(f64, f64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let u: f64 = f.get(11)?.parse().ok()?;
-    let st: f64 = f.get(12)?.parse().ok()?;
-    Some((u / CLK_TCK, st / CLK_TCK))
-}
-
-/// On-CPU seconds per thread name (`/proc/PID/task/*/schedstat`), numbered
-/// threads grouped (rdk:broker3 -> rdk:broker).
-fn thread_cpu(pid: &str) -> BTreeMap<String, f64> {
-    let mut m = BTreeMap::new();
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return m;
-    };
-    for e in dir.flatten() {
-        let p = e.path();
-        let name = std::fs::read_to_string(p.join("comm")).unwrap_or_default();
-        let name: String = name
-            .trim()
-            .trim_end_matches(|c: char| c.is_ascii_digit())
-            .into();
-        let ns: f64 = std::fs::read_to_string(p.join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-            .unwrap_or(0.0);
-        *m.entry(name).or_insert(0.0) += ns / 1e9;
-    }
-    m
-}
-
-// ---------------------------------------------------------------- mock broker and fill
-
-fn serve_mock(args: &[String]) -> Result<(), BoxError> {
-    let n: i32 = args.first().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let mc = rdkafka::mocking::MockCluster::new(n)?;
-    mc.create_topic(TOPIC, PARTITIONS, n.min(3))?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "BOOTSTRAP={}", mc.bootstrap_servers())?;
-    out.flush()?;
-    drop(out);
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
-}
-
-/// xorshift bytes; record i is `pool[(i * 7919) % span..][..size]`.
-fn payload_pool(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+// ---------------------------------------------------------------- fill
 
 /// Produces `n` keyless records of `size` bytes (rdkafka, acks=1, 1 MB
 /// batches), waits for every ack, then returns each partition's retained
 /// range `(low, high)` from ListOffsets.
-fn fill(bootstrap: &str, n: u64, size: usize) -> Result<Vec<(i64, i64)>, BoxError> {
+fn fill(
+    bootstrap: &str,
+    topic: &str,
+    n: u64,
+    size: usize,
+    compression: &str,
+) -> Result<Vec<(i64, i64)>, BoxError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-    let pool = payload_pool(4 << 20);
+    let pool = pool_for(compression);
     let span = pool.len() - size;
     let producer: BaseProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -165,13 +83,13 @@ fn fill(bootstrap: &str, n: u64, size: usize) -> Result<Vec<(i64, i64)>, BoxErro
         .set("enable.idempotence", "false")
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
-        .set("compression.type", "none")
+        .set("compression.type", compression)
         .set("queue.buffering.max.messages", "10000000")
         .set("queue.buffering.max.kbytes", "1048576")
         .create()?;
     for i in 0..n {
-        let off = (i as usize).wrapping_mul(7919) % span;
-        let mut rec = BaseRecord::<(), [u8], ()>::to(TOPIC).payload(&pool[off..off + size]);
+        let off = offset_of(i, span);
+        let mut rec = BaseRecord::<(), [u8], ()>::to(topic).payload(&pool[off..off + size]);
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -194,7 +112,7 @@ fn fill(bootstrap: &str, n: u64, size: usize) -> Result<Vec<(i64, i64)>, BoxErro
         .create()?;
     let mut ranges = Vec::new();
     for p in 0..PARTITIONS {
-        ranges.push(c.fetch_watermarks(TOPIC, p, Duration::from_secs(10))?);
+        ranges.push(c.fetch_watermarks(topic, p, Duration::from_secs(10))?);
     }
     Ok(ranges)
 }
@@ -209,7 +127,15 @@ fn ranges_arg(r: &[(i64, i64)]) -> String {
 fn fill_cmd(args: &[String]) -> Result<(), BoxError> {
     let o = opts(args);
     let boot = o.get("bootstrap").ok_or("--bootstrap")?;
-    let r = fill(boot, opt(&o, "records", 1_000_000), opt(&o, "size", 100))?;
+    let topic = o.get("topic").map_or(common::TOPIC, String::as_str);
+    let compression = o.get("compression").map_or("none", String::as_str);
+    let r = fill(
+        boot,
+        topic,
+        opt(&o, "records", 1_000_000),
+        opt(&o, "size", 100),
+        compression,
+    )?;
     println!("RANGES={}", ranges_arg(&r));
     Ok(())
 }
@@ -218,6 +144,7 @@ fn fill_cmd(args: &[String]) -> Result<(), BoxError> {
 
 struct ClientArgs {
     bootstrap: String,
+    topic: String,
     records: u64,
     /// Per partition `(low, high)`: the range read in each pass.
     ranges: Vec<(i64, i64)>,
@@ -256,6 +183,10 @@ fn client(args: &[String]) -> Result<(), BoxError> {
         .ok_or("--ranges low-high,...")?;
     let a = ClientArgs {
         bootstrap: o.get("bootstrap").cloned().ok_or("--bootstrap")?,
+        topic: o
+            .get("topic")
+            .cloned()
+            .unwrap_or_else(|| common::TOPIC.into()),
         records: opt(&o, "records", 1_000_000),
         ranges,
         check_crcs: !o.contains_key("no-check-crcs"),
@@ -274,16 +205,10 @@ fn client(args: &[String]) -> Result<(), BoxError> {
     let (user, sys) = (out.cpu.0 - c0.0, out.cpu.1 - c0.1);
     let cpu = user + sys;
     let n = out.got as f64;
-    let th: Vec<String> = out
-        .threads
-        .iter()
-        .filter(|(_, v)| **v >= 0.005)
-        .map(|(k, v)| format!("{}:{v:.3}", k.replace(' ', "_")))
-        .collect();
     println!(
         "client={which} size={size} records={} got={} bytes={} passes={} per_pass={} first_s={:.4} \
          wall_s={:.4} rec_s={:.0} mb_s={:.1} user_s={user:.3} sys_s={sys:.3} cpu_s={cpu:.3} \
-         us_per_rec={:.4} threads={}",
+         us_per_rec={:.4} rss_kb={} threads={}",
         a.records,
         out.got,
         out.bytes,
@@ -294,7 +219,8 @@ fn client(args: &[String]) -> Result<(), BoxError> {
         n / out.wall_s,
         out.bytes as f64 / out.wall_s / 1e6,
         cpu * 1e6 / n,
-        th.join(","),
+        common::peak_rss_kb(),
+        threads_field(&out.threads),
     );
     if out.got != a.records || out.bytes != a.records * size as u64 {
         return Err(format!(
@@ -344,12 +270,12 @@ fn run_kpax(a: &ClientArgs, t0: Instant) -> Result<Outcome, BoxError> {
             // seek to the offset at once; seek sets the position directly.
             if passes == 1 {
                 c.assign(
-                    (0..a.ranges.len()).map(|p| (TOPIC.to_string(), p as i32)),
+                    (0..a.ranges.len()).map(|p| (a.topic.clone(), p as i32)),
                     StartAt::Earliest,
                 );
             }
             for (p, (low, _)) in a.ranges.iter().enumerate() {
-                c.seek(TOPIC, p as i32, StartAt::Offset(*low));
+                c.seek(&a.topic, p as i32, StartAt::Offset(*low));
             }
             let mut in_pass = 0;
             while in_pass < per_pass {
@@ -427,7 +353,7 @@ fn run_rdkafka(a: &ClientArgs, t0: Instant) -> Result<Outcome, BoxError> {
         passes += 1;
         let mut tpl = TopicPartitionList::new();
         for (p, (low, _)) in a.ranges.iter().enumerate() {
-            tpl.add_partition_offset(TOPIC, p as i32, Offset::Offset(*low))?;
+            tpl.add_partition_offset(&a.topic, p as i32, Offset::Offset(*low))?;
         }
         c.assign(&tpl)?;
         let mut in_pass = 0;
@@ -466,224 +392,105 @@ fn run_rdkafka(a: &ClientArgs, t0: Instant) -> Result<Outcome, BoxError> {
 
 // ---------------------------------------------------------------- driver
 
-struct Broker {
-    child: Child,
-    bootstrap: String,
-}
-
-impl Broker {
-    fn start(kind: &str, pin: bool) -> Result<Broker, BoxError> {
-        let n = kind.strip_prefix("mock").unwrap_or("3");
-        let exe = std::env::current_exe()?;
-        let mut child = command(exe.as_os_str(), pin.then_some("1"))
-            .args(["serve-mock", n])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("mock stdout")?).read_line(&mut line)?;
-        let bootstrap = line
-            .trim()
-            .strip_prefix("BOOTSTRAP=")
-            .ok_or("mock: no BOOTSTRAP line")?
-            .to_string();
-        Ok(Broker { child, bootstrap })
-    }
-
-    fn cpu(&self) -> f64 {
-        let (u, s) = proc_cpu(&self.child.id().to_string()).unwrap_or((0.0, 0.0));
-        u + s
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `prog`, under `taskset -c CPU` when pinned.
-fn command(prog: impl AsRef<std::ffi::OsStr>, cpu: Option<&str>) -> Command {
-    match cpu {
-        Some(c) => {
-            let mut cmd = Command::new("taskset");
-            cmd.args(["-c", c]).arg(prog);
-            cmd
-        }
-        None => Command::new(prog),
-    }
-}
-
-fn parse_line(line: &str) -> BTreeMap<String, String> {
-    line.split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn num(m: &BTreeMap<String, String>, k: &str) -> f64 {
-    m.get(k).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.retain(|x| !x.is_nan());
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-struct Run {
-    client: BTreeMap<String, String>,
-    broker_cpu: f64,
-}
-
 fn drive(args: &[String]) -> Result<(), BoxError> {
     let o = opts(args);
-    let brokers: Vec<String> = o
-        .get("brokers")
-        .map_or("mock3", String::as_str)
-        .split(',')
-        .map(String::from)
-        .collect();
-    let cases: Vec<(usize, u64)> = o
-        .get("cases")
-        .map_or("100:2000000,1024:600000", String::as_str)
-        .split(',')
-        .filter_map(|c| {
-            let (s, n) = c.split_once(':')?;
-            Some((s.parse().ok()?, n.parse().ok()?))
-        })
-        .collect();
+    let brokers = common::list(&o, "brokers", "mock3");
+    let clients = common::list(&o, "clients", "kpax,rdkafka");
+    let cases = common::cases(&o, "100:2000000,1024:600000");
+    let codecs = common::list(&o, "compression", "none");
     let reps: usize = opt(&o, "reps", 3);
     let pin = o.contains_key("pin");
     let crcs = !o.contains_key("no-check-crcs");
-    let exe = std::env::current_exe()?;
-    let mut raw = match o.get("raw") {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)?,
-        ),
-        None => None,
-    };
+    let mut raw = common::raw_file(&o)?;
     println!(
-        "# consume bench: brokers {brokers:?}, cases {cases:?}, {reps} reps, pin {pin}, \
-         {PARTITIONS} partitions, fetch max {FETCH_MAX_BYTES} B / partition {PARTITION_MAX_BYTES} B, \
-         max wait {FETCH_MAX_WAIT_MS} ms, rdkafka check.crcs {crcs}"
+        "# consume bench: brokers {brokers:?}, clients {clients:?}, cases {cases:?}, \
+         compression {codecs:?}, {reps} reps, pin {pin}, {PARTITIONS} partitions, fetch max \
+         {FETCH_MAX_BYTES} B / partition {PARTITION_MAX_BYTES} B, max wait {FETCH_MAX_WAIT_MS} ms, \
+         rdkafka check.crcs {crcs}"
     );
-    println!("# load: {}", load());
+    println!("# load: {}", common::load());
     for broker in &brokers {
+        // On Kafka one topic per case, filled once, serves every run (it
+        // keeps everything); the mock is fresh and filled per client run.
+        let fresh = broker != "kafka";
         for &(size, n) in &cases {
-            let mut runs: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
-            for rep in 0..reps {
-                let order = if rep % 2 == 0 {
-                    ["kpax", "rdkafka"]
-                } else {
-                    ["rdkafka", "kpax"]
-                };
-                for which in order {
-                    let b = Broker::start(broker, pin)?;
-                    let ranges = fill(&b.bootstrap, n, size)?;
-                    std::thread::sleep(Duration::from_millis(300));
-                    let mut cmd = command(&exe, pin.then_some("0"));
-                    cmd.args(["client", which, "--bootstrap", &b.bootstrap])
-                        .args(["--records", &n.to_string(), "--size", &size.to_string()])
-                        .args(["--ranges", &ranges_arg(&ranges)]);
-                    if !crcs {
-                        cmd.arg("--no-check-crcs");
+            for codec in &codecs {
+                let mut runs: BTreeMap<String, Vec<Run>> = BTreeMap::new();
+                let mut kept: Option<(Broker, Vec<(i64, i64)>)> = None;
+                for rep in 0..reps {
+                    let mut order = clients.clone();
+                    order.rotate_left(rep % clients.len().max(1));
+                    for which in &order {
+                        if fresh || kept.is_none() {
+                            drop(kept.take());
+                            let b = Broker::start(broker, pin)?;
+                            let ranges = fill(&b.bootstrap, &b.topic, n, size, codec)?;
+                            std::thread::sleep(Duration::from_millis(300));
+                            kept = Some((b, ranges));
+                        }
+                        let (b, ranges) = kept.as_ref().ok_or("no broker")?;
+                        let mut cmd =
+                            common::client_command(which, "consume", broker, pin.then_some("0"))?;
+                        cmd.args(["--bootstrap", &b.bootstrap, "--topic", &b.topic])
+                            .args(["--records", &n.to_string(), "--size", &size.to_string()])
+                            .args(["--ranges", &ranges_arg(ranges)]);
+                        if !crcs && which == "rdkafka" {
+                            cmd.arg("--no-check-crcs");
+                        }
+                        let bc0 = b.cpu();
+                        let out = cmd.stderr(Stdio::inherit()).output()?;
+                        let bc1 = b.cpu();
+                        if fresh {
+                            kept = None;
+                        }
+                        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                        if !out.status.success() {
+                            return Err(format!("{which} client failed: {line}").into());
+                        }
+                        let line = format!(
+                            "bench=consume broker={broker} pin={pin} rep={rep} compression={codec} \
+                             {line} broker_cpu_s={:.3}",
+                            bc1 - bc0
+                        );
+                        eprintln!("{line}");
+                        if let Some(f) = raw.as_mut() {
+                            writeln!(f, "{line}")?;
+                        }
+                        runs.entry(which.clone()).or_default().push(Run {
+                            client: parse_line(&line),
+                            broker_cpu: bc1 - bc0,
+                        });
                     }
-                    let bc0 = b.cpu();
-                    let out = cmd.stderr(Stdio::inherit()).output()?;
-                    let bc1 = b.cpu();
-                    drop(b);
-                    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                    if !out.status.success() {
-                        return Err(format!("{which} client failed: {line}").into());
-                    }
-                    let line = format!(
-                        "broker={broker} pin={pin} rep={rep} {line} broker_cpu_s={:.3}",
-                        bc1 - bc0
-                    );
-                    eprintln!("{line}");
-                    if let Some(f) = raw.as_mut() {
-                        writeln!(f, "{line}")?;
-                    }
-                    runs.entry(which).or_default().push(Run {
-                        client: parse_line(&line),
-                        broker_cpu: bc1 - bc0,
-                    });
                 }
+                drop(kept);
+                let rows: [Metric; 11] = [
+                    ("rec/s", &|r| num(&r.client, "rec_s")),
+                    ("MB/s", &|r| num(&r.client, "mb_s")),
+                    ("wall s", &|r| num(&r.client, "wall_s")),
+                    ("first record at s", &|r| num(&r.client, "first_s")),
+                    ("client CPU s", &|r| num(&r.client, "cpu_s")),
+                    ("client CPU s / M rec", &|r| num(&r.client, "us_per_rec")),
+                    ("client busy (cores)", &|r| {
+                        num(&r.client, "cpu_s") / num(&r.client, "wall_s")
+                    }),
+                    ("client peak RSS MiB", &|r| {
+                        num(&r.client, "rss_kb") / 1024.0
+                    }),
+                    ("broker CPU s", &|r| r.broker_cpu),
+                    ("broker busy (cores)", &|r| {
+                        r.broker_cpu / num(&r.client, "wall_s")
+                    }),
+                    ("passes", &|r| num(&r.client, "passes")),
+                ];
+                common::report(
+                    &format!("{broker}, {size} B x {n}, compression {codec}"),
+                    &clients,
+                    &runs,
+                    &rows,
+                );
             }
-            report(broker, size, n, &runs);
         }
     }
-    println!("# load after: {}", load());
+    println!("# load after: {}", common::load());
     Ok(())
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-/// A table row: its name and how to read it from one run.
-type Metric<'a> = (&'a str, &'a dyn Fn(&Run) -> f64);
-
-fn report(broker: &str, size: usize, n: u64, runs: &BTreeMap<&str, Vec<Run>>) {
-    let med = |which: &str, f: &dyn Fn(&Run) -> f64| -> f64 {
-        median(
-            runs.get(which)
-                .map_or(vec![], |v| v.iter().map(f).collect()),
-        )
-    };
-    let rows: [Metric; 10] = [
-        ("rec/s", &|r| num(&r.client, "rec_s")),
-        ("MB/s", &|r| num(&r.client, "mb_s")),
-        ("wall s", &|r| num(&r.client, "wall_s")),
-        ("first record at s", &|r| num(&r.client, "first_s")),
-        ("client CPU s", &|r| num(&r.client, "cpu_s")),
-        ("client CPU s / M rec", &|r| num(&r.client, "us_per_rec")),
-        ("client busy (cores)", &|r| {
-            num(&r.client, "cpu_s") / num(&r.client, "wall_s")
-        }),
-        ("broker CPU s", &|r| r.broker_cpu),
-        ("broker busy (cores)", &|r| {
-            r.broker_cpu / num(&r.client, "wall_s")
-        }),
-        ("passes", &|r| num(&r.client, "passes")),
-    ];
-    println!();
-    println!(
-        "## {broker}, {size} B x {n} (median of {})",
-        runs.get("kpax").map_or(0, Vec::len)
-    );
-    println!("| metric | kpax | rdkafka | kpax/rdkafka |");
-    println!("|---|---|---|---|");
-    for (name, f) in rows {
-        let k = med("kpax", f);
-        let r = med("rdkafka", f);
-        println!("| {name} | {} | {} | {:.2} |", fmt(k), fmt(r), k / r);
-    }
-    let _ = std::io::stdout().flush();
-}
-
-fn fmt(x: f64) -> String {
-    if x.abs() >= 1000.0 {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.3}")
-    }
 }
