@@ -67,6 +67,7 @@ fn main() {
 fn fill(
     bootstrap: &str,
     topic: &str,
+    partitions: i32,
     n: u64,
     size: usize,
     compression: &str,
@@ -111,7 +112,7 @@ fn fill(
         .set("group.id", "kpax-bench-fill")
         .create()?;
     let mut ranges = Vec::new();
-    for p in 0..PARTITIONS {
+    for p in 0..partitions {
         ranges.push(c.fetch_watermarks(topic, p, Duration::from_secs(10))?);
     }
     Ok(ranges)
@@ -132,6 +133,7 @@ fn fill_cmd(args: &[String]) -> Result<(), BoxError> {
     let r = fill(
         boot,
         topic,
+        opt(&o, "partitions", PARTITIONS),
         opt(&o, "records", 1_000_000),
         opt(&o, "size", 100),
         compression,
@@ -171,16 +173,7 @@ struct Outcome {
 fn client(args: &[String]) -> Result<(), BoxError> {
     let which = args.first().cloned().unwrap_or_default();
     let o = opts(&args[1..]);
-    let ranges = o
-        .get("ranges")
-        .ok_or("--ranges")?
-        .split(',')
-        .map(|r| {
-            let (l, h) = r.split_once('-')?;
-            Some((l.parse().ok()?, h.parse().ok()?))
-        })
-        .collect::<Option<Vec<(i64, i64)>>>()
-        .ok_or("--ranges low-high,...")?;
+    let ranges = common::parse_ranges(o.get("ranges").ok_or("--ranges")?)?;
     let a = ClientArgs {
         bootstrap: o.get("bootstrap").cloned().ok_or("--bootstrap")?,
         topic: o
@@ -401,10 +394,11 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
     let reps: usize = opt(&o, "reps", 3);
     let pin = o.contains_key("pin");
     let crcs = !o.contains_key("no-check-crcs");
+    let partitions = common::list(&o, "partitions", &PARTITIONS.to_string());
     let mut raw = common::raw_file(&o)?;
     println!(
         "# consume bench: brokers {brokers:?}, clients {clients:?}, cases {cases:?}, \
-         compression {codecs:?}, {reps} reps, pin {pin}, {PARTITIONS} partitions, fetch max \
+         compression {codecs:?}, {reps} reps, pin {pin}, partitions {partitions:?}, fetch max \
          {FETCH_MAX_BYTES} B / partition {PARTITION_MAX_BYTES} B, max wait {FETCH_MAX_WAIT_MS} ms, \
          rdkafka check.crcs {crcs}"
     );
@@ -413,81 +407,95 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
         // On Kafka one topic per case, filled once, serves every run (it
         // keeps everything); the mock is fresh and filled per client run.
         let fresh = broker != "kafka";
-        for &(size, n) in &cases {
-            for codec in &codecs {
-                let mut runs: BTreeMap<String, Vec<Run>> = BTreeMap::new();
-                let mut kept: Option<(Broker, Vec<(i64, i64)>)> = None;
-                for rep in 0..reps {
-                    let mut order = clients.clone();
-                    order.rotate_left(rep % clients.len().max(1));
-                    for which in &order {
-                        if fresh || kept.is_none() {
-                            drop(kept.take());
-                            let b = Broker::start(broker, pin)?;
-                            let ranges = fill(&b.bootstrap, &b.topic, n, size, codec)?;
-                            std::thread::sleep(Duration::from_millis(300));
-                            kept = Some((b, ranges));
-                        }
-                        let (b, ranges) = kept.as_ref().ok_or("no broker")?;
-                        let mut cmd =
-                            common::client_command(which, "consume", broker, pin.then_some("0"))?;
-                        cmd.args(["--bootstrap", &b.bootstrap, "--topic", &b.topic])
-                            .args(["--records", &n.to_string(), "--size", &size.to_string()])
-                            .args(["--ranges", &ranges_arg(ranges)]);
-                        if !crcs && which == "rdkafka" {
-                            cmd.arg("--no-check-crcs");
-                        }
-                        let bc0 = b.cpu();
-                        let out = cmd.stderr(Stdio::inherit()).output()?;
-                        let bc1 = b.cpu();
-                        if fresh {
-                            kept = None;
-                        }
-                        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                        if !out.status.success() {
-                            return Err(format!("{which} client failed: {line}").into());
-                        }
-                        let line = format!(
-                            "bench=consume broker={broker} pin={pin} rep={rep} compression={codec} \
+        for parts in &partitions {
+            let parts: i32 = parts
+                .parse()
+                .map_err(|_| format!("--partitions {parts:?}"))?;
+            for &(size, n) in &cases {
+                for codec in &codecs {
+                    let mut runs: BTreeMap<String, Vec<Run>> = BTreeMap::new();
+                    let mut kept: Option<(Broker, Vec<(i64, i64)>)> = None;
+                    for rep in 0..reps {
+                        let mut order = clients.clone();
+                        order.rotate_left(rep % clients.len().max(1));
+                        for which in &order {
+                            if fresh || kept.is_none() {
+                                drop(kept.take());
+                                let b = Broker::start(broker, pin, parts)?;
+                                let ranges = fill(&b.bootstrap, &b.topic, parts, n, size, codec)?;
+                                std::thread::sleep(Duration::from_millis(300));
+                                kept = Some((b, ranges));
+                            }
+                            let (b, ranges) = kept.as_ref().ok_or("no broker")?;
+                            let mut cmd = common::client_command(
+                                which,
+                                "consume",
+                                broker,
+                                pin.then_some("0"),
+                            )?;
+                            cmd.args(["--bootstrap", &b.bootstrap, "--topic", &b.topic])
+                                .args(["--records", &n.to_string(), "--size", &size.to_string()])
+                                .args([
+                                    "--ranges",
+                                    &common::ranges_value(ranges, &std::env::temp_dir())?,
+                                ]);
+                            if !crcs && which == "rdkafka" {
+                                cmd.arg("--no-check-crcs");
+                            }
+                            let bc0 = b.cpu();
+                            let out = cmd.stderr(Stdio::inherit()).output()?;
+                            let bc1 = b.cpu();
+                            if fresh {
+                                kept = None;
+                            }
+                            let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                            if !out.status.success() {
+                                return Err(format!("{which} client failed: {line}").into());
+                            }
+                            let line = format!(
+                            "bench=consume broker={broker} pin={pin} rep={rep} partitions={parts} compression={codec} \
                              {line} broker_cpu_s={:.3}",
                             bc1 - bc0
                         );
-                        eprintln!("{line}");
-                        if let Some(f) = raw.as_mut() {
-                            writeln!(f, "{line}")?;
+                            eprintln!("{line}");
+                            if let Some(f) = raw.as_mut() {
+                                writeln!(f, "{line}")?;
+                            }
+                            runs.entry(which.clone()).or_default().push(Run {
+                                client: parse_line(&line),
+                                broker_cpu: bc1 - bc0,
+                            });
                         }
-                        runs.entry(which.clone()).or_default().push(Run {
-                            client: parse_line(&line),
-                            broker_cpu: bc1 - bc0,
-                        });
                     }
+                    drop(kept);
+                    let rows: [Metric; 11] = [
+                        ("rec/s", &|r| num(&r.client, "rec_s")),
+                        ("MB/s", &|r| num(&r.client, "mb_s")),
+                        ("wall s", &|r| num(&r.client, "wall_s")),
+                        ("first record at s", &|r| num(&r.client, "first_s")),
+                        ("client CPU s", &|r| num(&r.client, "cpu_s")),
+                        ("client CPU s / M rec", &|r| num(&r.client, "us_per_rec")),
+                        ("client busy (cores)", &|r| {
+                            num(&r.client, "cpu_s") / num(&r.client, "wall_s")
+                        }),
+                        ("client peak RSS MiB", &|r| {
+                            num(&r.client, "rss_kb") / 1024.0
+                        }),
+                        ("broker CPU s", &|r| r.broker_cpu),
+                        ("broker busy (cores)", &|r| {
+                            r.broker_cpu / num(&r.client, "wall_s")
+                        }),
+                        ("passes", &|r| num(&r.client, "passes")),
+                    ];
+                    common::report(
+                        &format!(
+                            "{broker}, {parts} partitions, {size} B x {n}, compression {codec}"
+                        ),
+                        &clients,
+                        &runs,
+                        &rows,
+                    );
                 }
-                drop(kept);
-                let rows: [Metric; 11] = [
-                    ("rec/s", &|r| num(&r.client, "rec_s")),
-                    ("MB/s", &|r| num(&r.client, "mb_s")),
-                    ("wall s", &|r| num(&r.client, "wall_s")),
-                    ("first record at s", &|r| num(&r.client, "first_s")),
-                    ("client CPU s", &|r| num(&r.client, "cpu_s")),
-                    ("client CPU s / M rec", &|r| num(&r.client, "us_per_rec")),
-                    ("client busy (cores)", &|r| {
-                        num(&r.client, "cpu_s") / num(&r.client, "wall_s")
-                    }),
-                    ("client peak RSS MiB", &|r| {
-                        num(&r.client, "rss_kb") / 1024.0
-                    }),
-                    ("broker CPU s", &|r| r.broker_cpu),
-                    ("broker busy (cores)", &|r| {
-                        r.broker_cpu / num(&r.client, "wall_s")
-                    }),
-                    ("passes", &|r| num(&r.client, "passes")),
-                ];
-                common::report(
-                    &format!("{broker}, {size} B x {n}, compression {codec}"),
-                    &clients,
-                    &runs,
-                    &rows,
-                );
             }
         }
     }

@@ -309,6 +309,7 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
     let pin = o.contains_key("pin");
     let batch: usize = opt(&o, "batch", 65536);
     let linger: u64 = opt(&o, "linger-ms", 5);
+    let partitions = common::list(&o, "partitions", &common::PARTITIONS.to_string());
     let mut raw = common::raw_file(&o)?;
     if let Some(icount) = o.get("icount") {
         return drive_icount(icount, &cases, &acks, batch, linger);
@@ -316,82 +317,94 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
     println!(
         "# produce bench: brokers {brokers:?}, clients {clients:?}, cases {cases:?}, acks {acks:?}, \
          compression {codecs:?}, {reps} reps, pin {pin}, batch {batch}, linger {linger} ms, \
-         {} partitions",
-        common::PARTITIONS
+         partitions {partitions:?}"
     );
     println!("# load: {}", common::load());
     for broker in &brokers {
-        for &(size, n) in &cases {
-            for ack in &acks {
-                for codec in &codecs {
-                    let mut runs: BTreeMap<String, Vec<Run>> = BTreeMap::new();
-                    for rep in 0..reps {
-                        // Rotate which client goes first.
-                        let mut order = clients.clone();
-                        order.rotate_left(rep % clients.len().max(1));
-                        for which in &order {
-                            let b = Broker::start(broker, pin)?;
-                            let mut cmd = common::client_command(
-                                which,
-                                "produce",
-                                broker,
-                                pin.then_some("0"),
-                            )?;
-                            cmd.args(["--bootstrap", &b.bootstrap, "--topic", &b.topic])
-                                .args(["--records", &n.to_string(), "--size", &size.to_string()])
-                                .args(["--acks", ack, "--batch", &batch.to_string()])
-                                .args(["--linger-ms", &linger.to_string()])
-                                .args(["--compression", codec]);
-                            let bc0 = b.cpu();
-                            let out = cmd.stderr(Stdio::inherit()).output()?;
-                            let bc1 = b.cpu();
-                            drop(b);
-                            let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                            if !out.status.success() {
-                                return Err(format!("{which} client failed: {line}").into());
-                            }
-                            let line = format!(
-                                "bench=produce broker={broker} pin={pin} rep={rep} {line} \
-                                 broker_cpu_s={:.3}",
+        for parts in &partitions {
+            let parts: i32 = parts
+                .parse()
+                .map_err(|_| format!("--partitions {parts:?}"))?;
+            for &(size, n) in &cases {
+                for ack in &acks {
+                    for codec in &codecs {
+                        let mut runs: BTreeMap<String, Vec<Run>> = BTreeMap::new();
+                        for rep in 0..reps {
+                            // Rotate which client goes first.
+                            let mut order = clients.clone();
+                            order.rotate_left(rep % clients.len().max(1));
+                            for which in &order {
+                                let b = Broker::start(broker, pin, parts)?;
+                                let mut cmd = common::client_command(
+                                    which,
+                                    "produce",
+                                    broker,
+                                    pin.then_some("0"),
+                                )?;
+                                cmd.args(["--bootstrap", &b.bootstrap, "--topic", &b.topic])
+                                    .args([
+                                        "--records",
+                                        &n.to_string(),
+                                        "--size",
+                                        &size.to_string(),
+                                    ])
+                                    .args(["--acks", ack, "--batch", &batch.to_string()])
+                                    .args(["--linger-ms", &linger.to_string()])
+                                    .args(["--compression", codec]);
+                                let bc0 = b.cpu();
+                                let out = cmd.stderr(Stdio::inherit()).output()?;
+                                let bc1 = b.cpu();
+                                drop(b);
+                                let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                                if !out.status.success() {
+                                    return Err(format!("{which} client failed: {line}").into());
+                                }
+                                let line = format!(
+                                "bench=produce broker={broker} pin={pin} rep={rep} partitions={parts} \
+                                 {line} broker_cpu_s={:.3}",
                                 bc1 - bc0
                             );
-                            eprintln!("{line}");
-                            if let Some(f) = raw.as_mut() {
-                                writeln!(f, "{line}")?;
+                                eprintln!("{line}");
+                                if let Some(f) = raw.as_mut() {
+                                    writeln!(f, "{line}")?;
+                                }
+                                runs.entry(which.clone()).or_default().push(Run {
+                                    client: parse_line(&line),
+                                    broker_cpu: bc1 - bc0,
+                                });
                             }
-                            runs.entry(which.clone()).or_default().push(Run {
-                                client: parse_line(&line),
-                                broker_cpu: bc1 - bc0,
-                            });
                         }
+                        let rows: [Metric; 10] = [
+                            ("rec/s", &|r| num(&r.client, "rec_s")),
+                            ("wall s", &|r| num(&r.client, "wall_s")),
+                            ("enqueued at s", &|r| num(&r.client, "enq_s")),
+                            ("ack tail % of wall", &|r| {
+                                let w = num(&r.client, "wall_s");
+                                100.0 * (w - num(&r.client, "enq_s")) / w
+                            }),
+                            ("client CPU s", &|r| num(&r.client, "cpu_s")),
+                            ("client CPU s / M rec", &|r| num(&r.client, "us_per_rec")),
+                            ("client busy (cores)", &|r| {
+                                num(&r.client, "cpu_s") / num(&r.client, "wall_s")
+                            }),
+                            ("client peak RSS MiB", &|r| {
+                                num(&r.client, "rss_kb") / 1024.0
+                            }),
+                            ("broker CPU s", &|r| r.broker_cpu),
+                            ("broker busy (cores)", &|r| {
+                                r.broker_cpu / num(&r.client, "wall_s")
+                            }),
+                        ];
+                        common::report(
+                            &format!(
+                                "{broker}, {parts} partitions, {size} B x {n}, acks={ack}, \
+                             compression {codec}"
+                            ),
+                            &clients,
+                            &runs,
+                            &rows,
+                        );
                     }
-                    let rows: [Metric; 10] = [
-                        ("rec/s", &|r| num(&r.client, "rec_s")),
-                        ("wall s", &|r| num(&r.client, "wall_s")),
-                        ("enqueued at s", &|r| num(&r.client, "enq_s")),
-                        ("ack tail % of wall", &|r| {
-                            let w = num(&r.client, "wall_s");
-                            100.0 * (w - num(&r.client, "enq_s")) / w
-                        }),
-                        ("client CPU s", &|r| num(&r.client, "cpu_s")),
-                        ("client CPU s / M rec", &|r| num(&r.client, "us_per_rec")),
-                        ("client busy (cores)", &|r| {
-                            num(&r.client, "cpu_s") / num(&r.client, "wall_s")
-                        }),
-                        ("client peak RSS MiB", &|r| {
-                            num(&r.client, "rss_kb") / 1024.0
-                        }),
-                        ("broker CPU s", &|r| r.broker_cpu),
-                        ("broker busy (cores)", &|r| {
-                            r.broker_cpu / num(&r.client, "wall_s")
-                        }),
-                    ];
-                    common::report(
-                        &format!("{broker}, {size} B x {n}, acks={ack}, compression {codec}"),
-                        &clients,
-                        &runs,
-                        &rows,
-                    );
                 }
             }
         }
@@ -422,7 +435,7 @@ fn drive_icount(
             for which in ["kpax", "rdkafka"] {
                 let mut ir = Vec::new();
                 for n in [n1, n2] {
-                    let b = Broker::start("mock3", false)?;
+                    let b = Broker::start("mock3", false, common::PARTITIONS)?;
                     let file = format!("{dir}/callgrind.{which}.{size}.acks{ack}.{n}.out");
                     let st = Command::new("valgrind")
                         .args(["--tool=callgrind", "--dump-instr=no"])

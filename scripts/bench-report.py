@@ -35,12 +35,19 @@ def parse(path):
 
 def case_key(r):
     acks = r.get("acks", "-") if r["bench"] == "produce" else "-"
-    return (int(r["size"]), {"all": 0, "1": 1, "-": 2}[acks], r.get("compression", "none"))
+    return (
+        int(r.get("partitions", 6)),
+        int(r["size"]),
+        {"all": 0, "1": 1, "-": 2}[acks],
+        r.get("compression", "none"),
+    )
 
 
 def case_name(k, bench):
-    size, acks, codec = k
+    parts, size, acks, codec = k
     s = f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
+    if parts != 6:
+        s = f"{parts:,} partitions, " + s
     if bench == "produce":
         s += ", acks=all idempotent" if acks == 0 else ", acks=1"
     if codec != "none":
@@ -203,6 +210,55 @@ def main():
         md.append(f"![{stem} records/s](results/{stem}-records.svg)")
         md.append(f"![{stem} CPU per record](results/{stem}-cpu.svg)")
         md.append("")
+    scaling = [
+        (b, k, cases)
+        for (b, k), cases in sorted(by.items())
+        if len({c[0] for c in cases}) > 1
+    ]
+    if scaling:
+        md.append("## Scaling with the number of partitions")
+        md.append("")
+        md.append(
+            "The same case at 6 to 10,000 partitions: records/s, client CPU per record, peak RSS, "
+            "and (consume) time to the first record. Memory per partition is "
+            "(RSS at P - RSS at 6) / (P - 6)."
+        )
+        md.append("")
+        for bench, broker, cases in scaling:
+            by_shape = defaultdict(dict)
+            for k, rs in cases.items():
+                by_shape[k[1:]][k[0]] = rs
+            for shape, per_p in sorted(by_shape.items()):
+                if len(per_p) < 2:
+                    continue
+                clients = [c for c in CLIENTS if any(r["client"] == c for rs in per_p.values() for r in rs)]
+                md.append(f"### {bench} on {broker}, {case_name((6,) + shape, bench)}")
+                md.append("")
+                head = ["partitions"]
+                head += [f"rec/s {c}" for c in clients]
+                head += [f"CPU µs/rec {c}" for c in clients]
+                head += [f"RSS MiB {c}" for c in clients]
+                head += [f"KiB/partition {c}" for c in clients]
+                if bench == "consume":
+                    head += [f"first record s {c}" for c in clients]
+                md.append("| " + " | ".join(head) + " |")
+                md.append("|" + "---|" * len(head))
+                base = {c: med([r for r in per_p.get(6, []) if r["client"] == c], "rss_kb") for c in clients}
+                for p in sorted(per_p):
+                    per = {c: [r for r in per_p[p] if r["client"] == c] for c in clients}
+                    row = [f"{p:,}"]
+                    row += [fmt(med(per[c], "rec_s")) for c in clients]
+                    row += [fmt(med(per[c], "us_per_rec"), 3) for c in clients]
+                    rss = {c: med(per[c], "rss_kb") for c in clients}
+                    row += [fmt(rss[c] / 1024 if rss[c] else None, 0) for c in clients]
+                    row += [
+                        fmt((rss[c] - base[c]) / (p - 6) if p != 6 and rss[c] and base[c] else None, 1)
+                        for c in clients
+                    ]
+                    if bench == "consume":
+                        row += [fmt(med(per[c], "first_s"), 3) for c in clients]
+                    md.append("| " + " | ".join(row) + " |")
+                md.append("")
     md.append("## Against issue 22's targets")
     md.append("")
     md.append(

@@ -12,7 +12,9 @@
 #
 # Default matrix: produce at 100 B, 1 KiB and 16 KiB with acks=all
 # (idempotent) and acks=1, no compression; produce 1 KiB acks=all with lz4
-# and zstd; consume at 100 B, 1 KiB, 16 KiB uncompressed and 1 KiB lz4/zstd.
+# and zstd; consume at 100 B, 1 KiB, 16 KiB uncompressed and 1 KiB lz4/zstd;
+# at 6 partitions, then produce and consume 100 B at 100, 1,000 and (mock)
+# 10,000 partitions.
 #
 # Needs: cargo, a JDK 17+ (javac), Go, python3; Kafka's jars come from
 # Maven Central through scripts/kafka.sh (into $KPAX_TOOLS). When
@@ -132,6 +134,13 @@ for broker in "${broker_list[@]}"; do
         run "$broker" consume --cases "100:$c100,1024:$c1k,16384:$c16k" --compression none
         run "$broker" consume --cases "1024:$c1k" --compression lz4,zstd
     fi
+    # Scaling with the number of partitions (100 B, idempotent produce; consume).
+    # Kafka stops at 1,000: 10,000 partitions x 3 replicas is more than a
+    # 2-core machine hosts (the mock keeps them in memory).
+    parts=100,1000,10000
+    [ "$broker" = kafka ] && parts=100,1000
+    run "$broker" produce --cases "100:$c100" --acks all --compression none --partitions "$parts"
+    run "$broker" consume --cases "100:$c100" --compression none --partitions "$parts"
 done
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RAW"
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// The benchmark topic on the mock and tansu (a fresh one per run on Kafka).
 pub const TOPIC: &str = "bench";
-/// Partitions of every benchmark topic.
+/// Partitions of a benchmark topic unless `--partitions` says otherwise.
 pub const PARTITIONS: i32 = 6;
 const CLK_TCK: f64 = 100.0;
 
@@ -199,12 +199,16 @@ pub fn pool_for(compression: &str) -> Vec<u8> {
 
 // ---------------------------------------------------------------- brokers
 
-/// `serve-mock BROKERS`: a librdkafka mock cluster with topic `bench`,
-/// printing `BOOTSTRAP=...` and then serving until killed.
+/// `serve-mock BROKERS [PARTITIONS]`: a librdkafka mock cluster with topic
+/// `bench`, printing `BOOTSTRAP=...` and then serving until killed.
 pub fn serve_mock(args: &[String]) -> Result<(), BoxError> {
     let n: i32 = args.first().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let parts: i32 = args
+        .get(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PARTITIONS);
     let mc = rdkafka::mocking::MockCluster::new(n)?;
-    mc.create_topic(TOPIC, PARTITIONS, n.min(3))?;
+    mc.create_topic(TOPIC, parts, n.min(3))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "BOOTSTRAP={}", mc.bootstrap_servers())?;
     out.flush()?;
@@ -242,18 +246,18 @@ pub struct Broker {
 static TOPICS: AtomicUsize = AtomicUsize::new(0);
 
 impl Broker {
-    /// Starts broker `kind` (`mock3`, `mock1`, `tansu`, `kafka`); `pin` puts
-    /// a broker process on cpu1.
-    pub fn start(kind: &str, pin: bool) -> Result<Broker, BoxError> {
+    /// Starts broker `kind` (`mock3`, `mock1`, `tansu`, `kafka`) with a
+    /// topic of `partitions` partitions; `pin` puts a broker process on cpu1.
+    pub fn start(kind: &str, pin: bool, partitions: i32) -> Result<Broker, BoxError> {
         let cpu = pin.then_some("1");
         match kind {
-            "kafka" => Broker::kafka(),
-            "tansu" => Broker::tansu(cpu),
+            "kafka" => Broker::kafka(partitions),
+            "tansu" => Broker::tansu(cpu, partitions),
             _ => {
                 let n = kind.strip_prefix("mock").unwrap_or("3");
                 let exe = std::env::current_exe()?;
                 let mut child = command(exe.as_os_str(), cpu)
-                    .args(["serve-mock", n])
+                    .args(["serve-mock", n, &partitions.to_string()])
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .spawn()?;
@@ -275,7 +279,7 @@ impl Broker {
         }
     }
 
-    fn tansu(cpu: Option<&str>) -> Result<Broker, BoxError> {
+    fn tansu(cpu: Option<&str>, partitions: i32) -> Result<Broker, BoxError> {
         let tansu = std::env::var("TANSU").unwrap_or_else(|_| {
             format!(
                 "{}/.local/kpax-tools/bin/tansu",
@@ -303,7 +307,7 @@ impl Broker {
         }
         let st = Command::new(&tansu)
             .args(["topic", "create", "--broker", &url, "--partitions"])
-            .arg(PARTITIONS.to_string())
+            .arg(partitions.to_string())
             .arg(TOPIC)
             .stdout(Stdio::null())
             .status()?;
@@ -319,7 +323,7 @@ impl Broker {
         })
     }
 
-    fn kafka() -> Result<Broker, BoxError> {
+    fn kafka(partitions: i32) -> Result<Broker, BoxError> {
         let path = std::env::var("KPAX_KAFKA").map_err(|_| {
             "broker kafka: set KPAX_KAFKA to a cluster's state file \
              (scripts/kafka.sh start --nodes 3 --dir D; KPAX_KAFKA=D/state)"
@@ -352,7 +356,7 @@ impl Broker {
             )?;
             let admin = kpax::admin::Admin::new(cluster);
             let rf = nodes.min(3) as i16;
-            let t = kpax::admin::NewTopic::new(topic.clone(), PARTITIONS, rf)
+            let t = kpax::admin::NewTopic::new(topic.clone(), partitions, rf)
                 .with_config("min.insync.replicas", rf.min(2).to_string());
             for (name, r) in admin.create_topics(&[t], false).await? {
                 r.map_err(|e| format!("create topic {name}: {e}"))?;
@@ -363,14 +367,14 @@ impl Broker {
                 let c = admin.cluster();
                 let ready = c.refresh(Some(&[topic.as_str()])).await.is_ok()
                     && c.topic(&topic).await.is_ok_and(|t| {
-                        t.partitions.len() == PARTITIONS as usize
+                        t.partitions.len() == partitions as usize
                             && t.partitions.iter().all(|p| p.leader >= 0)
                     });
                 if ready {
                     break;
                 }
-                if t0.elapsed() > Duration::from_secs(30) {
-                    return Err(format!("topic {topic}: no leaders after 30 s").into());
+                if t0.elapsed() > Duration::from_secs(120) {
+                    return Err(format!("topic {topic}: no leaders after 120 s").into());
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -460,6 +464,40 @@ pub fn client_command(
         }
         w => Err(format!("unknown client {w:?}: kpax, rdkafka, java or franz").into()),
     }
+}
+
+/// The `--ranges` value for `ranges` (per partition `low-high`): inline,
+/// or `@FILE` (written under `dir`) when it is too long for one argument
+/// (Linux takes at most 128 KiB per argument). Every consume client reads both.
+pub fn ranges_value(ranges: &[(i64, i64)], dir: &std::path::Path) -> Result<String, BoxError> {
+    let s = ranges
+        .iter()
+        .map(|(l, h)| format!("{l}-{h}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    if s.len() < 64 << 10 {
+        return Ok(s);
+    }
+    let path = dir.join(format!("kpax-bench-ranges-{}", std::process::id()));
+    std::fs::write(&path, &s)?;
+    Ok(format!("@{}", path.display()))
+}
+
+/// Reads a `--ranges` value: `low-high,...` inline or `@FILE`.
+pub fn parse_ranges(v: &str) -> Result<Vec<(i64, i64)>, BoxError> {
+    let text = match v.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--ranges {v}: {e}"))?,
+        None => v.to_string(),
+    };
+    text.trim()
+        .split(',')
+        .map(|r| {
+            let (l, h) = r.split_once('-')?;
+            let (l, h): (i64, i64) = (l.parse().ok()?, h.parse().ok()?);
+            (l <= h).then_some((l, h))
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| format!("--ranges: not low-high,... ({} bytes)", text.len()).into())
 }
 
 // ---------------------------------------------------------------- results

@@ -294,6 +294,14 @@ func consume(o options) error {
 	if err != nil {
 		return err
 	}
+	if path, ok := strings.CutPrefix(rs, "@"); ok {
+		// @FILE: the ranges are in FILE (too long for one argument).
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("--ranges: %w", err)
+		}
+		rs = strings.TrimSpace(string(b))
+	}
 	var ranges [][2]int64
 	var perPass int64
 	for _, r := range strings.Split(rs, ",") {

@@ -271,7 +271,10 @@ public class Bench {
         String topic = need(o, "topic");
         long n = num(o, "records", 1_000_000);
         int size = (int) num(o, "size", 100);
-        String[] rs = need(o, "ranges").split(",");
+        String rv = need(o, "ranges");
+        // @FILE: the ranges are in FILE (too long for one argument).
+        if (rv.startsWith("@")) rv = Files.readString(Path.of(rv.substring(1))).trim();
+        String[] rs = rv.split(",");
         long[][] ranges = new long[rs.length][2];
         for (int i = 0; i < rs.length; i++) {
             String[] lh = rs[i].split("-");

@@ -139,11 +139,31 @@ impl Part {
     }
 }
 
+/// Moves the round-robin cursor to `to`, cloning the key only when it
+/// changes (a record taken from the middle of a chunk leaves it as it is).
+fn set_cursor(
+    cursor: &mut Option<std::ops::Bound<TopicPartition>>,
+    to: std::ops::Bound<&TopicPartition>,
+) {
+    use std::ops::Bound::{Excluded, Included};
+    let same = match (&*cursor, to) {
+        (Some(Included(a)), Included(b)) | (Some(Excluded(a)), Excluded(b)) => a == b,
+        _ => false,
+    };
+    if !same {
+        *cursor = Some(to.cloned());
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct State {
     pub parts: BTreeMap<TopicPartition, Part>,
-    /// Round-robin cursor over partitions with records.
-    pub cursor: usize,
+    /// Round-robin cursor over partitions with records: where the next
+    /// `take` starts (`Included`: at that partition, its chunk not drained;
+    /// `Excluded`: just after it). A key rather than an index, so that
+    /// starting there costs a tree lookup, not a walk over every partition
+    /// before it (a walk per record at 10,000 partitions).
+    pub cursor: Option<std::ops::Bound<TopicPartition>>,
     /// A fatal error for the next `recv`.
     pub error: Option<Error>,
 }
@@ -458,16 +478,25 @@ impl Consumer {
         if let Some(e) = st.error.take() {
             return Err(e);
         }
-        let n = st.parts.len();
-        if n == 0 || max == 0 {
+        if st.parts.is_empty() || max == 0 {
             return Ok(0);
         }
-        let start = st.cursor % n;
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        // Two passes: from the cursor to the end, then from the start to
+        // the cursor.
+        let start = st.cursor.clone();
         let mut taken = 0;
         let meters = &self.shared.counters.meters;
         for pass in 0..2 {
-            for (i, (tp, p)) in st.parts.iter_mut().enumerate() {
-                if (pass == 0 && i < start) || (pass == 1 && i >= start) || p.paused {
+            let range = match (pass, &start) {
+                (0, None) => (Unbounded, Unbounded),
+                (0, Some(b)) => (b.clone(), Unbounded),
+                (_, Some(Included(k))) => (Unbounded, Excluded(k.clone())),
+                (_, Some(Excluded(k))) => (Unbounded, Included(k.clone())),
+                _ => break,
+            };
+            for (tp, p) in st.parts.range_mut(range) {
+                if p.paused {
                     continue;
                 }
                 while let Some(chunk) = p.chunks.front_mut() {
@@ -484,9 +513,9 @@ impl Consumer {
                                 p.chunks.pop_front();
                                 p.update_lag(meters, tp);
                                 self.shared.wake.notify_one();
-                                st.cursor = i + 1;
+                                set_cursor(&mut st.cursor, Excluded(tp));
                             } else {
-                                st.cursor = i;
+                                set_cursor(&mut st.cursor, Included(tp));
                             }
                             if taken == max {
                                 return Ok(taken);
