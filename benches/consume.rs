@@ -29,15 +29,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    num, offset_of, opt, opts, parse_line, pool_for, self_cpu, thread_cpu, threads_field, BoxError,
-    Broker, Metric, Run, PARTITIONS,
+    num, offset_of, opt, opts, pool_for, self_cpu, thread_cpu, threads_field, BoxError, Broker,
+    Metric, Run, PARTITIONS,
 };
 
 /// Consumer settings shared by both clients.
@@ -442,29 +440,15 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
                             if !crcs && which == "rdkafka" {
                                 cmd.arg("--no-check-crcs");
                             }
-                            let bc0 = b.cpu();
-                            let out = cmd.stderr(Stdio::inherit()).output()?;
-                            let bc1 = b.cpu();
+                            let prefix = format!(
+                                "bench=consume broker={broker} pin={pin} rep={rep} \
+                                 partitions={parts} compression={codec}"
+                            );
+                            let run = common::run_client(cmd, which, b, &prefix, &mut raw)?;
                             if fresh {
                                 kept = None;
                             }
-                            let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                            if !out.status.success() {
-                                return Err(format!("{which} client failed: {line}").into());
-                            }
-                            let line = format!(
-                            "bench=consume broker={broker} pin={pin} rep={rep} partitions={parts} compression={codec} \
-                             {line} broker_cpu_s={:.3}",
-                            bc1 - bc0
-                        );
-                            eprintln!("{line}");
-                            if let Some(f) = raw.as_mut() {
-                                writeln!(f, "{line}")?;
-                            }
-                            runs.entry(which.clone()).or_default().push(Run {
-                                client: parse_line(&line),
-                                broker_cpu: bc1 - bc0,
-                            });
+                            runs.entry(which.clone()).or_default().push(run);
                         }
                     }
                     drop(kept);

@@ -37,8 +37,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{
-    num, offset_of, opt, opts, parse_line, pool_for, self_cpu, thread_cpu, threads_field, BoxError,
-    Broker, Metric, Run,
+    num, offset_of, opt, opts, pool_for, self_cpu, thread_cpu, threads_field, BoxError, Broker,
+    Metric, Run,
 };
 
 fn main() {
@@ -351,27 +351,13 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
                                     .args(["--acks", ack, "--batch", &batch.to_string()])
                                     .args(["--linger-ms", &linger.to_string()])
                                     .args(["--compression", codec]);
-                                let bc0 = b.cpu();
-                                let out = cmd.stderr(Stdio::inherit()).output()?;
-                                let bc1 = b.cpu();
+                                let prefix = format!(
+                                    "bench=produce broker={broker} pin={pin} rep={rep} \
+                                     partitions={parts}"
+                                );
+                                let run = common::run_client(cmd, which, &b, &prefix, &mut raw)?;
                                 drop(b);
-                                let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-                                if !out.status.success() {
-                                    return Err(format!("{which} client failed: {line}").into());
-                                }
-                                let line = format!(
-                                "bench=produce broker={broker} pin={pin} rep={rep} partitions={parts} \
-                                 {line} broker_cpu_s={:.3}",
-                                bc1 - bc0
-                            );
-                                eprintln!("{line}");
-                                if let Some(f) = raw.as_mut() {
-                                    writeln!(f, "{line}")?;
-                                }
-                                runs.entry(which.clone()).or_default().push(Run {
-                                    client: parse_line(&line),
-                                    broker_cpu: bc1 - bc0,
-                                });
+                                runs.entry(which.clone()).or_default().push(run);
                             }
                         }
                         let rows: [Metric; 10] = [

@@ -9,6 +9,7 @@
 #                                         #   x none/lz4/zstd, produce and consume
 #   scripts/bench.sh --brokers mock3 --reps 5
 #   scripts/bench.sh --report-only        # redo the tables and plots from the last raw file
+#   scripts/bench.sh --brokers kafka --append   # add rows to the last raw file instead of starting anew
 #
 # Default matrix: produce at 100 B, 1 KiB and 16 KiB with acks=all
 # (idempotent) and acks=1, no compression; produce 1 KiB acks=all with lz4
@@ -42,12 +43,14 @@ brokers="mock3,kafka"
 reps=3
 full=0
 report_only=0
+append=0
 while [ $# -gt 0 ]; do
     case $1 in
     --brokers) brokers=${2:?}; shift 2 ;;
     --reps) reps=${2:?}; shift 2 ;;
     --full) full=1; shift ;;
     --report-only) report_only=1; shift ;;
+    --append) append=1; shift ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -94,15 +97,17 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 if [[ ,$brokers, == *,kafka,* ]] && [ -z "${KPAX_KAFKA:-}" ]; then
     KAFKA_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kpax-bench-kafka.XXXXXX")
-    KAFKA_HEAP="${KAFKA_HEAP:--Xms512m -Xmx1g}" bash scripts/kafka.sh start --version "$KAFKA_VERSION" --nodes 3 --dir "$KAFKA_DIR"
+    KAFKA_HEAP="${KAFKA_HEAP:--Xms512m -Xmx1g}" KAFKA_JVM="${KAFKA_JVM:--XX:+UseG1GC}" \
+        bash scripts/kafka.sh start --version "$KAFKA_VERSION" --nodes 3 --dir "$KAFKA_DIR"
     export KPAX_KAFKA="$KAFKA_DIR/state"
 fi
 
+[ "$append" = 1 ] || : >"$RAW"
 {
-    echo "# $(date -u '+%Y-%m-%d %H:%M UTC') commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
+    echo "# $(date -u '+%Y-%m-%d %H:%M UTC') commit $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes'), brokers $brokers"
     echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)"
     echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-} >"$RAW"
+} >>"$RAW"
 
 # run BROKER BENCH ARGS...: one driver over the clients that run there.
 run() {
@@ -121,7 +126,7 @@ for broker in "${broker_list[@]}"; do
     # Fewer records on Kafka: three replicas on one disk, and a broker that
     # is the bottleneck on 2 cores.
     if [ "$broker" = kafka ]; then
-        c100=1000000 c1k=300000 c16k=30000
+        c100=500000 c1k=150000 c16k=15000
     else
         c100=2000000 c1k=600000 c16k=60000
     fi

@@ -27,7 +27,8 @@
 # write_state) that the test harness reads (KPAX_KAFKA=D/state).
 #
 # Environment: KPAX_TOOLS (default ~/.local/kpax-tools), KAFKA_HEAP (default
-# -Xms128m -Xmx512m), JAVA (default: java on PATH, or $JAVA_HOME/bin/java).
+# -Xms128m -Xmx512m), KAFKA_JVM (default -XX:+UseSerialGC
+# -XX:TieredStopAtLevel=1), JAVA (default: java on PATH, or $JAVA_HOME/bin/java).
 set -euo pipefail
 
 KAFKA_4=4.4.0
@@ -36,6 +37,9 @@ KAFKA_LEGACY="0.8.2.2 0.10.2.2 0.11.0.3 1.1.1 2.8.2"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="${KPAX_TOOLS:-$HOME/.local/kpax-tools}"
 HEAP="${KAFKA_HEAP:--Xms128m -Xmx512m}"
+# Quick start and a small footprint for tests (C1 only, serial GC); the
+# benchmarks (scripts/bench.sh) give the brokers Kafka's own G1 and full JIT.
+JVM_FLAGS="${KAFKA_JVM:--XX:+UseSerialGC -XX:TieredStopAtLevel=1}"
 if [ -z "${JAVA:-}" ]; then
     if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then JAVA="$JAVA_HOME/bin/java"; else JAVA=java; fi
 fi
@@ -205,10 +209,11 @@ EOF
 }
 
 java_cmd() { # java_cmd DIR NODE MAIN ARGS...: sets JCMD, the command line of a JVM of the cluster
-    local dir=$1 n=$2 heap
+    local dir=$1 n=$2 heap flags
     shift 2
     read -r -a heap <<<"$HEAP"
-    JCMD=("$JAVA" "${heap[@]}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+    read -r -a flags <<<"$JVM_FLAGS"
+    JCMD=("$JAVA" "${heap[@]}" "${flags[@]}" -Djava.awt.headless=true
         -Dkafka.logs.dir="$dir/node-$n" -Dlog4j2.configurationFile="$dir/log4j2.properties"
         -cp "$(lib_dir "$(state_get "$dir" version)")/*" "$@")
 }

@@ -593,6 +593,34 @@ pub fn report(title: &str, clients: &[String], runs: &BTreeMap<String, Vec<Run>>
     let _ = std::io::stdout().flush();
 }
 
+/// Runs one client process to its end and returns its run: its line
+/// prefixed with `prefix` and the broker's CPU around it, also printed to
+/// stderr and appended to `raw`.
+pub fn run_client(
+    mut cmd: Command,
+    which: &str,
+    broker: &Broker,
+    prefix: &str,
+    raw: &mut Option<std::fs::File>,
+) -> Result<Run, BoxError> {
+    let bc0 = broker.cpu();
+    let out = cmd.stderr(Stdio::inherit()).output()?;
+    let bc1 = broker.cpu();
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() {
+        return Err(format!("{which} client failed ({}): {line}", out.status).into());
+    }
+    let line = format!("{prefix} {line} broker_cpu_s={:.3}", bc1 - bc0);
+    eprintln!("{line}");
+    if let Some(f) = raw.as_mut() {
+        writeln!(f, "{line}")?;
+    }
+    Ok(Run {
+        client: parse_line(&line),
+        broker_cpu: bc1 - bc0,
+    })
+}
+
 /// Where `--raw FILE` lines go (appended), if anywhere.
 pub fn raw_file(o: &BTreeMap<String, String>) -> Result<Option<std::fs::File>, BoxError> {
     Ok(match o.get("raw") {

@@ -163,23 +163,38 @@ func common(o options, bootstrap string) ([]kgo.Opt, error) {
 	return kopts, nil
 }
 
+// run is what every role is told: where, which topic, how many records of
+// which size.
+type run struct {
+	bootstrap, topic string
+	n, size          int64
+}
+
+func runOf(o options) (r run, err error) {
+	if r.bootstrap, err = o.need("bootstrap"); err != nil {
+		return r, err
+	}
+	if r.topic, err = o.need("topic"); err != nil {
+		return r, err
+	}
+	if r.n, err = o.num("records", 1_000_000); err != nil {
+		return r, err
+	}
+	if r.size, err = o.num("size", 100); err != nil {
+		return r, err
+	}
+	if r.n <= 0 || r.size <= 0 || r.size > 1<<20 {
+		return r, fmt.Errorf("--records %d --size %d: both positive, size at most 1 MiB", r.n, r.size)
+	}
+	return r, nil
+}
+
 func produce(o options) error {
-	bootstrap, err := o.need("bootstrap")
+	r, err := runOf(o)
 	if err != nil {
 		return err
 	}
-	topic, err := o.need("topic")
-	if err != nil {
-		return err
-	}
-	n, err := o.num("records", 1_000_000)
-	if err != nil {
-		return err
-	}
-	size, err := o.num("size", 100)
-	if err != nil {
-		return err
-	}
+	bootstrap, topic, n, size := r.bootstrap, r.topic, r.n, r.size
 	batch, err := o.num("batch", 65536)
 	if err != nil {
 		return err
@@ -274,22 +289,11 @@ func produce(o options) error {
 }
 
 func consume(o options) error {
-	bootstrap, err := o.need("bootstrap")
+	r, err := runOf(o)
 	if err != nil {
 		return err
 	}
-	topic, err := o.need("topic")
-	if err != nil {
-		return err
-	}
-	n, err := o.num("records", 1_000_000)
-	if err != nil {
-		return err
-	}
-	size, err := o.num("size", 100)
-	if err != nil {
-		return err
-	}
+	bootstrap, topic, n, size := r.bootstrap, r.topic, r.n, r.size
 	rs, err := o.need("ranges")
 	if err != nil {
 		return err
