@@ -109,11 +109,24 @@ fn fill(
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "kpax-bench-fill")
         .create()?;
-    let mut ranges = Vec::new();
-    for p in 0..partitions {
-        ranges.push(c.fetch_watermarks(topic, p, Duration::from_secs(10))?);
+    // Kafka may answer ListOffsets from a replica that has not caught up
+    // yet: look again until the ranges hold at least what was written
+    // (the mock, which drops old records, holds less: its ranges stand).
+    let t0 = Instant::now();
+    loop {
+        let mut ranges = Vec::new();
+        for p in 0..partitions {
+            ranges.push(c.fetch_watermarks(topic, p, Duration::from_secs(10))?);
+        }
+        let held: i64 = ranges.iter().map(|(l, h)| h - l).sum();
+        if held >= n as i64 || (held > 0 && ranges.iter().any(|(l, _)| *l > 0)) {
+            return Ok(ranges);
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            return Err(format!("fill: {held} of {n} records in {topic} after 30 s").into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
-    Ok(ranges)
 }
 
 fn ranges_arg(r: &[(i64, i64)]) -> String {

@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 CLIENTS = ["kpax", "rdkafka", "java", "franz"]
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 COLORS = {"kpax": "#d9480f", "rdkafka": "#1971c2", "java": "#5c940d", "franz": "#862e9c"}
 
 
@@ -39,12 +40,13 @@ def case_key(r):
         int(r.get("partitions", 6)),
         int(r["size"]),
         {"all": 0, "1": 1, "-": 2}[acks],
+        CODECS.index(r.get("compression", "none")) if r.get("compression", "none") in CODECS else 9,
         r.get("compression", "none"),
     )
 
 
 def case_name(k, bench):
-    parts, size, acks, codec = k
+    parts, size, acks, _, codec = k
     s = f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
     if parts != 6:
         s = f"{parts:,} partitions, " + s
