@@ -67,6 +67,8 @@ struct PartitionQueue {
     /// buffer starts twice that large (at most `batch_size`), so a steady
     /// flow rarely regrows it.
     last_batch_bytes: usize,
+    /// In the accumulator's `active` list.
+    listed: bool,
 }
 
 /// One topic's partitions, and the partitions a record may go to now.
@@ -181,6 +183,10 @@ pub(crate) struct Accumulator {
     /// Buffers of sent batches, for new batches: a fresh 64 KiB allocation
     /// per batch costs page faults (the allocator gives large blocks back).
     pool: Vec<BytesMut>,
+    /// The partitions (topic index, partition) with an open or a sealed
+    /// batch: what `drain` looks at, so that a drain costs the partitions
+    /// in use, not every partition the producer has written to (10,000).
+    active: Vec<(usize, i32)>,
     /// Send open batches now (set by flush and close).
     pub flush_requested: bool,
     /// Records of batches that failed to encode since the last drain:
@@ -281,7 +287,7 @@ impl Accumulator {
         permit: OwnedSemaphorePermit,
     ) -> std::result::Result<Appended, Rejected> {
         let i = self.topic_index(&record.topic);
-        let (t, pool) = (&mut self.topics[i], &mut self.pool);
+        let (t, pool, active) = (&mut self.topics[i], &mut self.pool, &mut self.active);
         if !t.meta(fresh, now_ms) {
             return Err(Rejected::NeedMetadata(permit));
         }
@@ -322,6 +328,10 @@ impl Accumulator {
             }
         };
         let q = t.queue(partition);
+        if !q.listed {
+            q.listed = true;
+            active.push((i, partition));
+        }
         let size = permit.num_permits();
         let mut woke = false;
         if q.open
@@ -459,10 +469,19 @@ impl Accumulator {
         let earliest = |next: &mut Option<Instant>, t: Instant| {
             *next = Some(next.map_or(t, |n: Instant| n.min(t)));
         };
-        for t in self.topics.iter_mut() {
+        let mut active = std::mem::take(&mut self.active);
+        active.retain(|&(ti, partition)| {
+            let Some(t) = self.topics.get_mut(ti) else {
+                return false;
+            };
             let topic = t.name.as_str();
-            for (partition, q) in t.partitions.iter_mut().enumerate() {
-                let partition = partition as i32;
+            let Some(q) = usize::try_from(partition)
+                .ok()
+                .and_then(|p| t.partitions.get_mut(p))
+            else {
+                return false;
+            };
+            'queue: {
                 if let Some(o) = &q.open {
                     let due = o.created + config.linger;
                     if o.bytes >= config.batch_size || due <= now || self.flush_requested || closing
@@ -481,7 +500,7 @@ impl Accumulator {
                     }
                 }
                 if q.in_flight {
-                    continue;
+                    break 'queue;
                 }
                 while q.sealed.front().is_some_and(|b| b.deadline <= now) {
                     out.expired.push(q.sealed.pop_front().expect("checked"));
@@ -497,7 +516,13 @@ impl Accumulator {
                     }
                 }
             }
-        }
+            q.listed = q.open.is_some() || !q.sealed.is_empty();
+            q.listed
+        });
+        // What append added meanwhile is impossible (drain holds `self`),
+        // but keep the list whole either way.
+        active.append(&mut self.active);
+        self.active = active;
         if !any_open {
             self.flush_requested = false;
         }
@@ -547,12 +572,17 @@ impl Accumulator {
 
     /// Puts a batch back at the head of its partition, to be sent after `backoff`.
     pub fn retry(&mut self, batch: Batch, backoff: Duration) {
-        let t = self.topic(&batch.topic);
+        let i = self.topic_index(&batch.topic);
+        let t = &mut self.topics[i];
         if !backoff.is_zero() {
             t.stale = true; // the partition is not available meanwhile
             t.meta_expired = true; // and its leader may have moved
         }
         let q = t.queue(batch.partition);
+        if !q.listed {
+            q.listed = true;
+            self.active.push((i, batch.partition));
+        }
         q.in_flight = false;
         q.retry_at = Some(Instant::now() + backoff);
         q.sealed.push_front(batch);
@@ -583,8 +613,10 @@ impl Accumulator {
                     n += b.fail(err());
                 }
                 q.retry_at = None;
+                q.listed = false;
             }
         }
+        self.active.clear();
         (n, stamped)
     }
 }
@@ -652,6 +684,43 @@ mod tests {
     }
 
     #[test]
+    fn drain_looks_only_at_partitions_in_use() {
+        let config = ProducerConfig::default();
+        let memory = Arc::new(tokio::sync::Semaphore::new(1 << 20));
+        let mut acc = Accumulator::default();
+        let md = meta(&vec![1; 10_000]);
+        for p in [9_000, 7, 9_000] {
+            let record = ProducerRecord::new("t", "v").with_partition(p);
+            let permit = memory.clone().try_acquire_many_owned(100).unwrap();
+            assert!(acc
+                .append(&config, &record, Some(&md), Some(0), 0, permit)
+                .is_ok());
+        }
+        assert_eq!(
+            acc.active,
+            [(0, 9_000), (0, 7)],
+            "listed once each, as used"
+        );
+        acc.flush_requested = true;
+        let drained = acc.drain(&config, Instant::now(), false);
+        let mut sent: Vec<i32> = drained.ready.iter().map(|b| b.partition).collect();
+        sent.sort_unstable();
+        assert_eq!(sent, [7, 9_000]);
+        assert!(acc.active.is_empty(), "nothing open or sealed is left");
+        // A retried batch is listed again and drained once its partition is done.
+        let mut ready = drained.ready;
+        let batch = ready.pop().expect("two batches");
+        let partition = batch.partition;
+        acc.retry(batch, Duration::ZERO);
+        assert_eq!(acc.active, [(0, partition)]);
+        acc.done("t", partition);
+        let again = acc.drain(&config, Instant::now(), false);
+        assert_eq!(again.ready.len(), 1);
+        assert_eq!(again.ready[0].partition, partition);
+        assert!(acc.active.is_empty());
+    }
+
+    #[test]
     fn cached_metadata_is_asked_for_again() {
         let mut acc = Accumulator::default();
         let q = acc.topic("t");
@@ -693,6 +762,9 @@ mod tests {
             created: Instant::now(),
             permit: memory.clone().try_acquire_many_owned(300).unwrap(),
         });
+        // As append does: the partition is listed for drain.
+        acc.queue("t", 0).listed = true;
+        acc.active.push((0, 0));
         acc.flush_requested = true;
         let drained = acc.drain(&config, Instant::now(), false);
         assert!(drained.ready.is_empty());
