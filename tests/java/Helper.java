@@ -67,7 +67,7 @@
  *   (default 100, also the granularity of these checks).
  *
  * share-consume --bootstrap B --topic T --group G [--count N] [--idle-ms N] [--max-ms N]
- *         [--poll-ms N] [--max-poll-records N]
+ *         [--poll-ms N] [--max-poll-records N] [--pause-ms N]
  *   A KafkaShareConsumer (share groups, KIP-932) subscribed to T in share group G, in
  *   explicit acknowledgement mode: every record printed is acknowledged ACCEPT, and
  *   commitSync() runs after each poll that printed records (records past --count are
@@ -123,7 +123,7 @@ public class Helper {
                         "protocol", "assignor", "group-instance-id", "from", "count", "idle-ms", "max-ms",
                         "commit", "poll-ms", "max-poll-records"), Set.of("stdin-control")));
                 case "share-consume" -> shareConsume(new Opts(args, Set.of("bootstrap", "topic", "group",
-                        "count", "idle-ms", "max-ms", "poll-ms", "max-poll-records"), Set.of()));
+                        "count", "idle-ms", "max-ms", "poll-ms", "max-poll-records", "pause-ms"), Set.of()));
                 case "partition" -> partition(new Opts(args, Set.of("partitions"), Set.of()));
                 default -> throw new UsageError("usage: Helper produce|consume|share-consume|partition [options]"
                         + (cmd.isEmpty() ? "" : " (unknown command: " + cmd + ")"));
@@ -253,6 +253,8 @@ public class Helper {
         boolean commit = o.oneOf("commit", group != null ? "sync" : "none", "sync", "none").equals("sync");
         long count = o.number("count", 0, 0), idleMs = o.number("idle-ms", 0, 0);
         long maxMs = o.number("max-ms", 120_000, 0), pollMs = o.number("poll-ms", 100, 1);
+        // A slow member: it sleeps this long after each poll that brought records.
+        long pauseMs = o.number("pause-ms", 0, 0);
         if (group == null) {
             for (String g : List.of("protocol", "assignor", "group-instance-id"))
                 if (o.has(g)) throw new UsageError("--" + g + " needs --group");
@@ -425,6 +427,8 @@ public class Helper {
         String topic = o.required("topic"), group = o.required("group");
         long count = o.number("count", 0, 0), idleMs = o.number("idle-ms", 0, 0);
         long maxMs = o.number("max-ms", 120_000, 0), pollMs = o.number("poll-ms", 100, 1);
+        // A slow member: it sleeps this long after each poll that brought records.
+        long pauseMs = o.number("pause-ms", 0, 0);
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, o.required("bootstrap"));
         p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
@@ -452,6 +456,7 @@ public class Helper {
             }
             if (!records.isEmpty()) consumer.commitSync();
             if (any) lastRecord = System.currentTimeMillis();
+            if (any && pauseMs > 0) Thread.sleep(pauseMs);
             if (count > 0 && printed >= count) break;
         }
         consumer.close();
