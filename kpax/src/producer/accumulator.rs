@@ -71,6 +71,17 @@ struct PartitionQueue {
     listed: bool,
 }
 
+impl PartitionQueue {
+    /// Puts this queue (topic index `topic`, `partition`) on the list that
+    /// `drain` walks, once.
+    fn list(&mut self, active: &mut Vec<(usize, i32)>, topic: usize, partition: i32) {
+        if !self.listed {
+            self.listed = true;
+            active.push((topic, partition));
+        }
+    }
+}
+
 /// One topic's partitions, and the partitions a record may go to now.
 struct TopicQueues {
     name: String,
@@ -328,10 +339,7 @@ impl Accumulator {
             }
         };
         let q = t.queue(partition);
-        if !q.listed {
-            q.listed = true;
-            active.push((i, partition));
-        }
+        q.list(active, i, partition);
         let size = permit.num_permits();
         let mut woke = false;
         if q.open
@@ -469,8 +477,7 @@ impl Accumulator {
         let earliest = |next: &mut Option<Instant>, t: Instant| {
             *next = Some(next.map_or(t, |n: Instant| n.min(t)));
         };
-        let mut active = std::mem::take(&mut self.active);
-        active.retain(|&(ti, partition)| {
+        self.active.retain(|&(ti, partition)| {
             let Some(t) = self.topics.get_mut(ti) else {
                 return false;
             };
@@ -481,27 +488,23 @@ impl Accumulator {
             else {
                 return false;
             };
-            'queue: {
-                if let Some(o) = &q.open {
-                    let due = o.created + config.linger;
-                    if o.bytes >= config.batch_size || due <= now || self.flush_requested || closing
-                    {
-                        let o = q.open.take().expect("checked");
-                        q.last_batch_bytes = o.bytes;
-                        match seal(config, topic, partition, o, &mut self.unsealed) {
-                            Ok(b) => q.sealed.push_back(b),
-                            Err(e) => {
-                                tracing::error!(topic, partition, error = %e, "cannot encode a batch");
-                            }
+            if let Some(o) = &q.open {
+                let due = o.created + config.linger;
+                if o.bytes >= config.batch_size || due <= now || self.flush_requested || closing {
+                    let o = q.open.take().expect("checked");
+                    q.last_batch_bytes = o.bytes;
+                    match seal(config, topic, partition, o, &mut self.unsealed) {
+                        Ok(b) => q.sealed.push_back(b),
+                        Err(e) => {
+                            tracing::error!(topic, partition, error = %e, "cannot encode a batch");
                         }
-                    } else {
-                        any_open = true;
-                        earliest(&mut out.next, due);
                     }
+                } else {
+                    any_open = true;
+                    earliest(&mut out.next, due);
                 }
-                if q.in_flight {
-                    break 'queue;
-                }
+            }
+            if !q.in_flight {
                 while q.sealed.front().is_some_and(|b| b.deadline <= now) {
                     out.expired.push(q.sealed.pop_front().expect("checked"));
                 }
@@ -519,10 +522,6 @@ impl Accumulator {
             q.listed = q.open.is_some() || !q.sealed.is_empty();
             q.listed
         });
-        // What append added meanwhile is impossible (drain holds `self`),
-        // but keep the list whole either way.
-        active.append(&mut self.active);
-        self.active = active;
         if !any_open {
             self.flush_requested = false;
         }
@@ -579,10 +578,7 @@ impl Accumulator {
             t.meta_expired = true; // and its leader may have moved
         }
         let q = t.queue(batch.partition);
-        if !q.listed {
-            q.listed = true;
-            self.active.push((i, batch.partition));
-        }
+        q.list(&mut self.active, i, batch.partition);
         q.in_flight = false;
         q.retry_at = Some(Instant::now() + backoff);
         q.sealed.push_front(batch);
@@ -763,8 +759,7 @@ mod tests {
             permit: memory.clone().try_acquire_many_owned(300).unwrap(),
         });
         // As append does: the partition is listed for drain.
-        acc.queue("t", 0).listed = true;
-        acc.active.push((0, 0));
+        acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
         acc.flush_requested = true;
         let drained = acc.drain(&config, Instant::now(), false);
         assert!(drained.ready.is_empty());
