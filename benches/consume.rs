@@ -465,25 +465,18 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
                         }
                     }
                     drop(kept);
-                    let rows: [Metric; 11] = [
+                    let own: [Metric; 4] = [
                         ("rec/s", &|r| num(&r.client, "rec_s")),
                         ("MB/s", &|r| num(&r.client, "mb_s")),
                         ("wall s", &|r| num(&r.client, "wall_s")),
                         ("first record at s", &|r| num(&r.client, "first_s")),
-                        ("client CPU s", &|r| num(&r.client, "cpu_s")),
-                        ("client CPU s / M rec", &|r| num(&r.client, "us_per_rec")),
-                        ("client busy (cores)", &|r| {
-                            num(&r.client, "cpu_s") / num(&r.client, "wall_s")
-                        }),
-                        ("client peak RSS MiB", &|r| {
-                            num(&r.client, "rss_kb") / 1024.0
-                        }),
-                        ("broker CPU s", &|r| r.broker_cpu),
-                        ("broker busy (cores)", &|r| {
-                            r.broker_cpu / num(&r.client, "wall_s")
-                        }),
-                        ("passes", &|r| num(&r.client, "passes")),
                     ];
+                    let passes: Metric = ("passes", &|r| num(&r.client, "passes"));
+                    let rows: Vec<Metric> = own
+                        .into_iter()
+                        .chain(common::COST_ROWS)
+                        .chain([passes])
+                        .collect();
                     common::report(
                         &format!(
                             "{broker}, {parts} partitions, {size} B x {n}, compression {codec}"

@@ -360,7 +360,7 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
                                 runs.entry(which.clone()).or_default().push(run);
                             }
                         }
-                        let rows: [Metric; 10] = [
+                        let own: [Metric; 4] = [
                             ("rec/s", &|r| num(&r.client, "rec_s")),
                             ("wall s", &|r| num(&r.client, "wall_s")),
                             ("enqueued at s", &|r| num(&r.client, "enq_s")),
@@ -368,19 +368,8 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
                                 let w = num(&r.client, "wall_s");
                                 100.0 * (w - num(&r.client, "enq_s")) / w
                             }),
-                            ("client CPU s", &|r| num(&r.client, "cpu_s")),
-                            ("client CPU s / M rec", &|r| num(&r.client, "us_per_rec")),
-                            ("client busy (cores)", &|r| {
-                                num(&r.client, "cpu_s") / num(&r.client, "wall_s")
-                            }),
-                            ("client peak RSS MiB", &|r| {
-                                num(&r.client, "rss_kb") / 1024.0
-                            }),
-                            ("broker CPU s", &|r| r.broker_cpu),
-                            ("broker busy (cores)", &|r| {
-                                r.broker_cpu / num(&r.client, "wall_s")
-                            }),
                         ];
+                        let rows: Vec<Metric> = own.into_iter().chain(common::COST_ROWS).collect();
                         common::report(
                             &format!(
                                 "{broker}, {parts} partitions, {size} B x {n}, acks={ack}, \

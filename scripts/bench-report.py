@@ -80,6 +80,16 @@ def fmt(x, digits=2):
     return f"{x:.{digits}f}"
 
 
+def clients_in(groups):
+    """The clients that ran in any of `groups` (lists of runs), in CLIENTS order."""
+    return [c for c in CLIENTS if any(r["client"] == c for rs in groups for r in rs)]
+
+
+def per_client(labels, clients):
+    """Column heads: each label once per client."""
+    return [f"{label} {c}" for label in labels for c in clients]
+
+
 def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
@@ -161,14 +171,11 @@ def main():
     misses = []
     for (bench, broker) in sorted(by, key=lambda k: (k[0] != "produce", k[1] != "mock3", k)):
         cases = by[(bench, broker)]
-        clients = [c for c in CLIENTS if any(r["client"] == c for rs in cases.values() for r in rs)]
+        clients = clients_in(cases.values())
         peers = [c for c in clients if c != "kpax"]
         md.append(f"## {bench}, {broker}")
         md.append("")
-        head = ["case"]
-        head += [f"rec/s {c}" for c in clients]
-        head += [f"CPU µs/rec {c}" for c in clients]
-        head += [f"RSS MiB {c}" for c in clients]
+        head = ["case"] + per_client(["rec/s", "CPU µs/rec", "RSS MiB"], clients)
         head += [f"kpax÷{p} rec/s" for p in peers]
         head += [f"kpax÷{p} CPU/rec" for p in peers]
         head += ["broker busy (kpax run)", "reps"]
@@ -233,16 +240,13 @@ def main():
             for shape, per_p in sorted(by_shape.items()):
                 if len(per_p) < 2:
                     continue
-                clients = [c for c in CLIENTS if any(r["client"] == c for rs in per_p.values() for r in rs)]
+                clients = clients_in(per_p.values())
                 md.append(f"### {bench} on {broker}, {case_name((6,) + shape, bench)}")
                 md.append("")
-                head = ["partitions"]
-                head += [f"rec/s {c}" for c in clients]
-                head += [f"CPU µs/rec {c}" for c in clients]
-                head += [f"RSS MiB {c}" for c in clients]
-                head += [f"KiB/partition {c}" for c in clients]
+                labels = ["rec/s", "CPU µs/rec", "RSS MiB", "KiB/partition"]
                 if bench == "consume":
-                    head += [f"first record s {c}" for c in clients]
+                    labels.append("first record s")
+                head = ["partitions"] + per_client(labels, clients)
                 md.append("| " + " | ".join(head) + " |")
                 md.append("|" + "---|" * len(head))
                 base = {c: med([r for r in per_p.get(6, []) if r["client"] == c], "rss_kb") for c in clients}

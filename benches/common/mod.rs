@@ -553,6 +553,35 @@ pub fn fmt(x: f64) -> String {
 /// A table row: its name and how to read it from one run.
 pub type Metric<'a> = (&'a str, &'a dyn Fn(&Run) -> f64);
 
+fn cpu_s(r: &Run) -> f64 {
+    num(&r.client, "cpu_s")
+}
+fn cpu_per_m(r: &Run) -> f64 {
+    num(&r.client, "us_per_rec")
+}
+fn busy(r: &Run) -> f64 {
+    num(&r.client, "cpu_s") / num(&r.client, "wall_s")
+}
+fn rss_mib(r: &Run) -> f64 {
+    num(&r.client, "rss_kb") / 1024.0
+}
+fn broker_cpu_s(r: &Run) -> f64 {
+    r.broker_cpu
+}
+fn broker_busy(r: &Run) -> f64 {
+    r.broker_cpu / num(&r.client, "wall_s")
+}
+
+/// The rows every table has after its own: client CPU, memory, broker.
+pub const COST_ROWS: [Metric<'static>; 6] = [
+    ("client CPU s", &cpu_s),
+    ("client CPU s / M rec", &cpu_per_m),
+    ("client busy (cores)", &busy),
+    ("client peak RSS MiB", &rss_mib),
+    ("broker CPU s", &broker_cpu_s),
+    ("broker busy (cores)", &broker_busy),
+];
+
 /// Prints one case's table: a column per client (medians), then kpax's
 /// ratio to each other client.
 pub fn report(title: &str, clients: &[String], runs: &BTreeMap<String, Vec<Run>>, rows: &[Metric]) {
