@@ -4,7 +4,7 @@ use crate::model::{
     ranges, ApiModel, Base, Elem, FieldModel, MessageModel, StructModel, VersionSet,
 };
 use crate::spec::{Direction, Spec};
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 use std::collections::BTreeSet;
 
@@ -62,6 +62,54 @@ fn doc_attrs(text: &str) -> TokenStream {
         }
     });
     quote!(#(#[doc = #lines])*)
+}
+
+/// An integer literal without a type suffix (`3`, `-1`): the type comes
+/// from where it is used, as a person would write it.
+fn int(v: impl Into<i64>) -> TokenStream {
+    let v: i64 = v.into();
+    let lit = Literal::i64_unsuffixed(v.unsigned_abs() as i64);
+    if v < 0 {
+        quote!(-#lit)
+    } else {
+        quote!(#lit)
+    }
+}
+
+/// A value the encoder writes: a field (`self.x`) or a reference bound by
+/// a loop or a match (`item`), so that each use reads as written by hand
+/// (`self.x`, `&self.x`, `*item`, `item`).
+#[derive(Clone)]
+enum Val {
+    /// A place such as `self.x`.
+    Place(TokenStream),
+    /// A variable holding a reference.
+    Ref(TokenStream),
+}
+
+impl Val {
+    /// The value of a `Copy` type: `self.x`, `*item`.
+    fn copied(&self) -> TokenStream {
+        match self {
+            Val::Place(e) => e.clone(),
+            Val::Ref(e) => quote!(*#e),
+        }
+    }
+
+    /// A reference to the value: `&self.x`, `item`.
+    fn by_ref(&self) -> TokenStream {
+        match self {
+            Val::Place(e) => quote!(&#e),
+            Val::Ref(e) => e.clone(),
+        }
+    }
+
+    /// The value as a method receiver: `self.x`, `item`.
+    fn recv(&self) -> TokenStream {
+        match self {
+            Val::Place(e) | Val::Ref(e) => e.clone(),
+        }
+    }
 }
 
 fn base_type(b: Base) -> TokenStream {
@@ -125,32 +173,92 @@ fn default_expr(f: &FieldModel) -> TokenStream {
                 syn::parse_str(lit).unwrap_or_else(|_| syn::parse_quote!(Default::default()));
             quote!(#e)
         }
-        _ => {
-            let ty = field_type(f);
-            quote!(<#ty>::default())
-        }
+        _ if f.is_option() => quote!(None),
+        _ if f.array && !is_int32_array(f) => quote!(Vec::new()),
+        _ if f.array => quote!(Int32Array::default()),
+        _ => match &f.elem {
+            Elem::Prim(Base::Bool) => quote!(false),
+            Elem::Prim(Base::F64) => quote!(0.0),
+            Elem::Prim(Base::I8 | Base::I16 | Base::I32 | Base::I64 | Base::U16 | Base::U32) => {
+                quote!(0)
+            }
+            _ => {
+                let ty = field_type(f);
+                quote!(#ty::default())
+            }
+        },
     }
 }
 
-/// The condition "version is in `set`", knowing it is in `min..=max`;
-/// `None` when it always holds.
-fn cond(set: VersionSet, min: i16, max: i16) -> Option<TokenStream> {
-    let all: VersionSet = (min..=max).fold(0, |s, v| s | (1 << v));
-    if set & all == all {
+/// Whether `dflt` is what `Default::default()` gives its type, so that
+/// `#[derive(Default)]` can stand for a hand-written `impl`.
+fn is_type_default(dflt: &TokenStream) -> bool {
+    let text = dflt.to_string();
+    matches!(text.as_str(), "0" | "0.0" | "false" | "None")
+        || text.ends_with(":: default ()")
+        || text.ends_with(":: new ()")
+}
+
+/// Whether `tokens` use the identifier `name`.
+fn uses(tokens: &TokenStream, name: &str) -> bool {
+    tokens.clone().into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == name,
+        proc_macro2::TokenTree::Group(g) => uses(&g.stream(), name),
+        _ => false,
+    })
+}
+
+/// A parameter's name: `name`, or `_name` when `body` does not use it.
+fn param(body: &TokenStream, name: &str) -> Ident {
+    if uses(body, name) {
+        format_ident!("{}", name)
+    } else {
+        format_ident!("_{}", name)
+    }
+}
+
+/// The versions `min..=max`.
+fn span(min: i16, max: i16) -> VersionSet {
+    (min..=max).fold(0, |s, v| s | (1 << v))
+}
+
+/// The condition "version is in `set`", knowing it is in `known`; `None`
+/// when it always holds. Versions outside `known` cannot occur, so a test
+/// leaves them out: `version <= 2` rather than `(0..=2).contains(&version)`
+/// when nothing below 0 is known.
+fn cond(set: VersionSet, known: VersionSet) -> Option<TokenStream> {
+    let hit = set & known;
+    if hit == known {
         return None;
     }
-    let parts: Vec<TokenStream> = ranges(set & all)
-        .into_iter()
-        .map(|(a, b)| match (a == min, b == max) {
-            (_, true) => quote!(version >= #a),
-            (true, false) => quote!(version <= #b),
-            _ if a == b => quote!(version == #a),
-            _ => quote!((#a..=#b).contains(&version)),
-        })
-        .collect();
-    if parts.is_empty() {
+    if hit == 0 {
         return Some(quote!(false));
     }
+    let lowest = known.trailing_zeros() as i16;
+    let highest = 63 - known.leading_zeros() as i16;
+    // Versions between `lowest` and `highest` that cannot occur may join a
+    // range of `hit` when that saves a test.
+    let gaps = !known & span(lowest, highest);
+    let parts: Vec<TokenStream> = ranges(hit | gaps)
+        .into_iter()
+        .filter_map(|(a, b)| {
+            let inside = hit & span(a, b);
+            if inside == 0 {
+                return None;
+            }
+            let a = inside.trailing_zeros() as i16;
+            let b = 63 - inside.leading_zeros() as i16;
+            let below = known & span(lowest, a) != 1 << a;
+            let above = known & span(b, highest) != 1 << b;
+            let (lit_a, lit_b) = (int(a), int(b));
+            Some(match (below, above) {
+                _ if a == b => quote!(version == #lit_a),
+                (false, _) => quote!(version <= #lit_b),
+                (true, false) => quote!(version >= #lit_a),
+                (true, true) => quote!((#lit_a..=#lit_b).contains(&version)),
+            })
+        })
+        .collect();
     Some(quote!(#(#parts)||*))
 }
 
@@ -165,23 +273,22 @@ fn token_min_size(token: &str) -> usize {
     }
 }
 
-/// Writes one primitive; `v` is an expression of type `&T` (`&Option<T>`
-/// when `opt`).
-fn put_prim(token: &str, opt: bool, v: TokenStream, name: &str) -> TokenStream {
-    let v = quote!((#v));
+/// Writes one primitive; `v` is a `T` (an `Option<T>` when `opt`).
+fn put_prim(token: &str, opt: bool, v: &Val, name: &str) -> TokenStream {
     let ctx = quote!(encode_ctx(NAME, #name, version));
     let null_err = quote!(.ok_or(WireError::NullNotAllowed).map_err(#ctx)?);
+    let (copied, by_ref, recv) = (v.copied(), v.by_ref(), v.recv());
     match token {
-        "BOOLEAN" => quote!(put_bool(buf, *#v);),
-        "INT8" => quote!(put_i8(buf, *#v);),
-        "INT16" => quote!(put_i16(buf, *#v);),
-        "INT32" => quote!(put_i32(buf, *#v);),
-        "INT64" => quote!(put_i64(buf, *#v);),
-        "UINT16" => quote!(put_u16(buf, *#v);),
-        "UINT32" => quote!(put_u32(buf, *#v);),
-        "FLOAT64" => quote!(put_f64(buf, *#v);),
-        "UUID" => quote!(put_uuid(buf, #v);),
-        "ARRAY(INT32)" => quote!(put_int32_array(buf, #v).map_err(#ctx)?;),
+        "BOOLEAN" => quote!(put_bool(buf, #copied);),
+        "INT8" => quote!(put_i8(buf, #copied);),
+        "INT16" => quote!(put_i16(buf, #copied);),
+        "INT32" => quote!(put_i32(buf, #copied);),
+        "INT64" => quote!(put_i64(buf, #copied);),
+        "UINT16" => quote!(put_u16(buf, #copied);),
+        "UINT32" => quote!(put_u32(buf, #copied);),
+        "FLOAT64" => quote!(put_f64(buf, #copied);),
+        "UUID" => quote!(put_uuid(buf, #by_ref);),
+        "ARRAY(INT32)" => quote!(put_int32_array(buf, #by_ref).map_err(#ctx)?;),
         "RECORDS" | "COMPACT_RECORDS" => {
             let f = if token == "RECORDS" {
                 quote!(put_records)
@@ -189,9 +296,9 @@ fn put_prim(token: &str, opt: bool, v: TokenStream, name: &str) -> TokenStream {
                 quote!(put_compact_records)
             };
             let arg = if opt {
-                quote!(#v.as_ref())
+                quote!(#recv.as_ref())
             } else {
-                quote!(Some(#v))
+                quote!(Some(#by_ref))
             };
             quote!(#f(buf, #arg).map_err(#ctx)?;)
         }
@@ -207,13 +314,13 @@ fn put_prim(token: &str, opt: bool, v: TokenStream, name: &str) -> TokenStream {
                 _ => (quote!(put_compact_nullable_bytes), true, false),
             };
             let arg = match (nullable, opt, is_str) {
-                (true, true, _) => quote!(#v.as_deref()),
-                (true, false, true) => quote!(Some(#v.as_str())),
-                (true, false, false) => quote!(Some(&#v[..])),
-                (false, true, true) => quote!(#v.as_ref() #null_err .as_str()),
-                (false, true, false) => quote!(&#v.as_ref() #null_err [..]),
-                (false, false, true) => quote!(#v.as_str()),
-                (false, false, false) => quote!(&#v[..]),
+                (true, true, _) => quote!(#recv.as_deref()),
+                (true, false, true) => quote!(Some(#recv.as_str())),
+                (true, false, false) => quote!(Some(&#recv[..])),
+                (false, true, true) => quote!(#recv.as_ref() #null_err .as_str()),
+                (false, true, false) => quote!(&#recv.as_ref() #null_err [..]),
+                (false, false, true) => quote!(#recv.as_str()),
+                (false, false, false) => quote!(&#recv[..]),
             };
             quote!(#f(buf, #arg).map_err(#ctx)?;)
         }
@@ -300,25 +407,45 @@ fn variants(f: &FieldModel, flexible: VersionSet) -> Vec<Variant> {
     out
 }
 
+/// `if` / `else if` over version sets, knowing the version is in `known`:
+/// branches with the same body are one branch, a test that the versions
+/// before it already decide is left out, and the last branch is a plain
+/// `else` (or the body alone) when the branches cover `known`.
+/// `otherwise` runs for versions no branch covers.
 fn chain(
-    branches: Vec<(Option<TokenStream>, TokenStream)>,
+    branches: Vec<(VersionSet, TokenStream)>,
+    known: VersionSet,
     otherwise: Option<TokenStream>,
 ) -> TokenStream {
+    let mut merged: Vec<(VersionSet, TokenStream, String)> = Vec::new();
+    for (set, body) in branches {
+        let text = body.to_string();
+        match merged.iter_mut().find(|m| m.2 == text) {
+            Some(m) => m.0 |= set,
+            None => merged.push((set, body, text)),
+        }
+    }
     let mut out = TokenStream::new();
-    let n = branches.len();
-    for (i, (c, body)) in branches.into_iter().enumerate() {
+    let mut left = known;
+    for (i, (set, body, _)) in merged.into_iter().enumerate() {
         let kw = if i == 0 { quote!(if) } else { quote!(else if) };
-        match c {
-            None if i == 0 && n == 1 && otherwise.is_none() => return body,
+        match cond(set, left) {
+            None if i == 0 => return body,
             None => {
-                let prefix = if i == 0 { quote!() } else { quote!(else) };
-                out.extend(quote!(#prefix { #body }));
+                out.extend(quote!(else { #body }));
                 return out;
             }
             Some(c) => out.extend(quote!(#kw #c { #body })),
         }
+        left &= !set;
     }
     if let Some(o) = otherwise {
+        if left == 0 {
+            return out;
+        }
+        if out.is_empty() {
+            return o;
+        }
         out.extend(quote!(else { #o }));
     }
     out
@@ -330,11 +457,10 @@ fn chain(
 fn encode_value(
     f: &FieldModel,
     var: &Variant,
-    v: TokenStream,
+    v: &Val,
     shares: bool,
     records: &BTreeSet<String>,
 ) -> TokenStream {
-    let v = quote!((#v));
     let name = f.name.as_str();
     let ctx = quote!(encode_ctx(NAME, #name, version));
     let nested = |item: TokenStream| match &f.elem {
@@ -342,8 +468,8 @@ fn encode_value(
         _ if shares => quote!(#item.encode(buf.bytes_mut(), version)?;),
         _ => quote!(#item.encode(buf, version)?;),
     };
-    let elem_put = |item: TokenStream| match &f.elem {
-        Elem::Struct(_) => nested(item),
+    let elem_put = |item: &Val| match &f.elem {
+        Elem::Struct(_) => nested(item.recv()),
         Elem::Prim(_) => put_prim(&var.token, f.array && f.elem_nullable, item, name),
     };
     if f.array {
@@ -352,10 +478,12 @@ fn encode_value(
         } else {
             quote!(put_array_len)
         };
-        let body = elem_put(quote!(item));
-        let write_items = quote! {
-            #len_fn(buf, Some(items.len())).map_err(#ctx)?;
-            for item in items { #body }
+        let body = elem_put(&Val::Ref(quote!(item)));
+        let write_items = |items: TokenStream, iter: TokenStream| {
+            quote! {
+                #len_fn(buf, Some(#items.len())).map_err(#ctx)?;
+                for item in #iter { #body }
+            }
         };
         if f.is_option() {
             let none = if var.nullable {
@@ -363,9 +491,11 @@ fn encode_value(
             } else {
                 quote!(return Err(#ctx(WireError::NullNotAllowed));)
             };
-            quote!(match #v { None => { #none } Some(items) => { #write_items } })
+            let some = write_items(quote!(items), quote!(items));
+            let by_ref = v.by_ref();
+            quote!(match #by_ref { None => { #none } Some(items) => { #some } })
         } else {
-            quote!({ let items = #v; #write_items })
+            write_items(v.recv(), v.by_ref())
         }
     } else {
         match &f.elem {
@@ -376,9 +506,10 @@ fn encode_value(
                     quote!(return Err(#ctx(WireError::NullNotAllowed));)
                 };
                 let enc = nested(quote!(s));
-                quote!(match #v { None => { #none } Some(s) => { put_i8(buf, 1); #enc } })
+                let by_ref = v.by_ref();
+                quote!(match #by_ref { None => { #none } Some(s) => { put_i8(buf, 1); #enc } })
             }
-            Elem::Struct(_) => nested(v),
+            Elem::Struct(_) => nested(v.recv()),
             Elem::Prim(_) => put_prim(&var.token, f.is_option(), v, name),
         }
     }
@@ -400,10 +531,10 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
         } else {
             quote!(get_array_len)
         };
-        let min = match &f.elem {
+        let min = int(match &f.elem {
             Elem::Struct(_) => 1,
-            Elem::Prim(_) => token_min_size(&var.token),
-        };
+            Elem::Prim(_) => token_min_size(&var.token) as i64,
+        });
         let none = if f.is_option() {
             quote!(None)
         } else {
@@ -418,13 +549,16 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
         // one pass: one bounds check, no per-element cursor updates.
         let bulk = is_int32_array(f);
         if bulk {
+            let items = quote!(get_i32_array(buf, n).map_err(#ctx)?);
+            let some_bulk = if f.is_option() {
+                quote!(Some(#items))
+            } else {
+                items
+            };
             return quote! {
                 match #len_fn(buf, #min).map_err(#ctx)? {
                     None => #none,
-                    Some(n) => {
-                        let items = get_i32_array(buf, n).map_err(#ctx)?;
-                        #some
-                    }
+                    Some(n) => #some_bulk,
                 }
             };
         }
@@ -549,6 +683,8 @@ fn emit_struct(
     let name = format_ident!("{}", s.name);
     let name_str = s.name.as_str();
     let (min, max) = (m.min, m.max);
+    let all = span(min, max);
+    let (min_lit, max_lit) = (int(min), int(max));
     let flexible_all = m.root().flexible;
     let doc = if root {
         format!(
@@ -568,6 +704,7 @@ fn emit_struct(
     };
     let mut fields = Vec::new();
     let mut defaults = Vec::new();
+    let mut derivable = true;
     let mut withs = Vec::new();
     let mut enc = Vec::new();
     let mut dec = Vec::new();
@@ -614,6 +751,7 @@ fn emit_struct(
         let d = doc_attrs(&d);
         fields.push(quote!(#d pub #id: #ty,));
         let dflt = default_expr(f);
+        derivable &= is_type_default(&dflt);
         defaults.push(quote!(#id: #dflt,));
         let with = format_ident!("with_{}", f.name);
         let wd = format!(" Sets `{}`.", f.name);
@@ -625,54 +763,61 @@ fn emit_struct(
 
         let fname = f.name.as_str();
         let vars = variants(f, flexible_all);
-        rand.push(chain(
+        let field = Val::Place(quote!(self.#id));
+        let encodes = |vars: &[Variant]| -> Vec<(VersionSet, TokenStream)> {
             vars.iter()
-                .map(|v| {
-                    let x = random_value(f, v);
-                    (cond(v.set, min, max), quote!(this.#id = #x;))
-                })
-                .collect(),
-            None,
-        ));
-        let not_in_version = quote! {
-            if self.#id != #dflt { return Err(encode_ctx(NAME, #fname, version)(WireError::FieldNotInVersion)); }
+                .map(|v| (v.set, encode_value(f, v, &field, shares, records)))
+                .collect()
         };
+        let decodes: Vec<(VersionSet, TokenStream)> = vars
+            .iter()
+            .map(|v| {
+                let x = decode_value(f, v);
+                (v.set, quote!(this.#id = #x;))
+            })
+            .collect();
+        let x = chain(
+            vars.iter().map(|v| (v.set, random_value(f, v))).collect(),
+            all,
+            Some(dflt.clone()),
+        );
+        rand.push(quote!(#id: #x,));
+        let set = if f.is_option() {
+            quote!(self.#id.is_some())
+        } else if f.array {
+            quote!(!self.#id.is_empty())
+        } else {
+            match dflt.to_string().as_str() {
+                "false" => quote!(self.#id),
+                "true" => quote!(!self.#id),
+                _ => quote!(self.#id != #dflt),
+            }
+        };
+        let not_in_version = quote! {
+            if #set { return Err(encode_ctx(NAME, #fname, version)(WireError::FieldNotInVersion)); }
+        };
+        let in_versions = cond(f.versions, all);
         if let Some(tag) = f.tag {
-            let tag_lit = tag;
-            let e = chain(
-                vars.iter()
-                    .map(|v| {
-                        (
-                            cond(v.set, min, max),
-                            encode_value(f, v, quote!(&self.#id), shares, records),
-                        )
-                    })
-                    .collect(),
-                None,
-            );
-            let c = cond(f.versions, min, max).unwrap_or(quote!(true));
-            tagged_enc.push(quote! {
-                if #c {
-                    if self.#id != #dflt {
-                        let mut tagged = BytesMut::new();
-                        { let buf = &mut tagged; #e }
-                        known.push((#tag_lit, tagged));
-                    }
-                } else { #not_in_version }
+            let tag_lit = int(tag);
+            let e = chain(encodes(&vars), f.versions & all, None);
+            let put = quote! {
+                if #set {
+                    let mut tagged = BytesMut::new();
+                    { let buf = &mut tagged; #e }
+                    known.push((#tag_lit, tagged));
+                }
+            };
+            tagged_enc.push(match &in_versions {
+                Some(c) => quote!(if #c { #put } else { #not_in_version }),
+                None => put,
             });
-            let d = chain(
-                vars.iter()
-                    .map(|v| {
-                        (cond(v.set, min, max), {
-                            let x = decode_value(f, v);
-                            quote!(this.#id = #x;)
-                        })
-                    })
-                    .collect(),
-                None,
-            );
+            let d = chain(decodes, f.versions & all, None);
+            let guard = match &in_versions {
+                Some(c) => quote!(#tag_lit if #c),
+                None => quote!(#tag_lit),
+            };
             tagged_dec.push(quote! {
-                #tag_lit if #c => {
+                #guard => {
                     let declared = data.len();
                     { let buf = &mut data; #d }
                     check_tag_consumed(tag, declared, &data).map_err(decode_ctx(NAME, #fname, version))?;
@@ -680,58 +825,51 @@ fn emit_struct(
             });
             continue;
         }
-        let branches: Vec<(Option<TokenStream>, TokenStream)> = vars
-            .iter()
-            .map(|v| {
-                (
-                    cond(v.set, min, max),
-                    encode_value(f, v, quote!(&self.#id), shares, records),
-                )
-            })
-            .collect();
-        let always = cond(f.versions, min, max).is_none();
-        enc.push(chain(
-            branches,
-            if always { None } else { Some(not_in_version) },
-        ));
-        let branches: Vec<(Option<TokenStream>, TokenStream)> = vars
-            .iter()
-            .map(|v| {
-                let x = decode_value(f, v);
-                (cond(v.set, min, max), quote!(this.#id = #x;))
-            })
-            .collect();
-        dec.push(chain(branches, None));
+        let otherwise = in_versions.is_some().then_some(not_in_version);
+        enc.push(chain(encodes(&vars), all, otherwise));
+        dec.push(chain(decodes, all, None));
     }
-    let flex = cond(s.flexible, min, max);
+    let flex = cond(s.flexible, all);
     let has_flex = s.flexible != 0;
     if has_flex {
         fields.push(quote!(#[doc = " Tagged fields this code does not know, kept as read and written back in tag order."] pub unknown_tagged_fields: UnknownTaggedFields,));
         defaults.push(quote!(unknown_tagged_fields: UnknownTaggedFields::new(),));
-        let known_decl = if tagged_enc.is_empty() {
-            quote!(let known: [(u32, BytesMut); 0] = [];)
+        let body = if tagged_enc.is_empty() {
+            quote! {
+                put_tagged_fields(buf, &[], &self.unknown_tagged_fields).map_err(encode_ctx(NAME, "_tagged_fields", version))?;
+            }
         } else {
-            quote!(let mut known: Vec<(u32, BytesMut)> = Vec::new();)
-        };
-        let body = quote! {
-            #known_decl
-            #(#tagged_enc)*
-            put_tagged_fields(buf, &known, &self.unknown_tagged_fields).map_err(encode_ctx(NAME, "_tagged_fields", version))?;
+            quote! {
+                let mut known: Vec<(u32, BytesMut)> = Vec::new();
+                #(#tagged_enc)*
+                put_tagged_fields(buf, &known, &self.unknown_tagged_fields).map_err(encode_ctx(NAME, "_tagged_fields", version))?;
+            }
         };
         enc.push(match &flex {
             Some(c) => quote!(if #c { #body } else if !self.unknown_tagged_fields.is_empty() { return Err(encode_ctx(NAME, "_tagged_fields", version)(WireError::FieldNotInVersion)); }),
             None => body,
         });
+        let keep = quote!(this
+            .unknown_tagged_fields
+            .push(RawTaggedField { tag, data }));
+        let (read_field, sort) = if tagged_dec.is_empty() {
+            (
+                quote!(let (tag, data) = get_tagged_field(buf).map_err(decode_ctx(NAME, "_tagged_fields", version))?;),
+                quote!(#keep;),
+            )
+        } else {
+            (
+                quote!(let (tag, mut data) = get_tagged_field(buf).map_err(decode_ctx(NAME, "_tagged_fields", version))?;),
+                quote!(match tag { #(#tagged_dec)* _ => #keep }),
+            )
+        };
         let body = quote! {
             let count = get_tagged_count(buf).map_err(decode_ctx(NAME, "_tagged_fields", version))?;
             let mut last = None;
             for _ in 0..count {
-                let (tag, mut data) = get_tagged_field(buf).map_err(decode_ctx(NAME, "_tagged_fields", version))?;
+                #read_field
                 check_tag_order(&mut last, tag).map_err(decode_ctx(NAME, "_tagged_fields", version))?;
-                match tag {
-                    #(#tagged_dec)*
-                    _ => this.unknown_tagged_fields.push(RawTaggedField { tag, data }),
-                }
+                #sort
             }
         };
         dec.push(match &flex {
@@ -740,37 +878,63 @@ fn emit_struct(
         });
     }
     let check = if root {
-        quote!(if !(#min..=#max).contains(&version) { return Err(encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version))); })
+        quote!(if !(#min_lit..=#max_lit).contains(&version) { return Err(encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version))); })
     } else {
         quote!()
     };
     let dcheck = if root {
-        quote!(if !(#min..=#max).contains(&version) { return Err(decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version))); })
+        quote!(if !(#min_lit..=#max_lit).contains(&version) { return Err(decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version))); })
     } else {
         quote!()
     };
-    let rand_flex = match (&flex, has_flex) {
-        (_, false) => quote!(),
-        (Some(c), true) => {
-            quote!(if #c { this.unknown_tagged_fields = rng.unknown_tagged_fields(); })
+    if has_flex {
+        let x = chain(
+            vec![(s.flexible, quote!(rng.unknown_tagged_fields()))],
+            all,
+            Some(quote!(UnknownTaggedFields::new())),
+        );
+        rand.push(quote!(unknown_tagged_fields: #x,));
+    }
+    let (derive_default, default_impl) = if derivable {
+        (quote!(Default,), quote!())
+    } else {
+        (
+            quote!(),
+            quote! {
+                impl Default for #name {
+                    fn default() -> Self { #name { #(#defaults)* } }
+                }
+            },
+        )
+    };
+    let enc_body = quote!(#check #(#enc)*);
+    let dec_body = quote!(#dcheck #(#dec)*);
+    let rand_body = quote!(#(#rand)*);
+    // Parameters a body does not use are named `_x`, and `NAME` is only
+    // declared where an error may name it (an empty struct uses neither).
+    let name_const = |body: &TokenStream| {
+        if uses(body, "NAME") {
+            quote!(const NAME: &str = #name_str;)
+        } else {
+            quote!()
         }
-        (None, true) => quote!(this.unknown_tagged_fields = rng.unknown_tagged_fields();),
     };
-    let mut_this = if s.fields.is_empty() && !has_flex {
-        quote!(let this)
+    let (enc_name, dec_name) = (name_const(&enc_body), name_const(&dec_body));
+    let (enc_buf, enc_version) = (param(&enc_body, "buf"), param(&enc_body, "version"));
+    let (dec_this, dec_buf, dec_version) = (
+        param(&dec_body, "this"),
+        param(&dec_body, "buf"),
+        param(&dec_body, "version"),
+    );
+    let (rand_rng, rand_version) = (param(&rand_body, "rng"), param(&rand_body, "version"));
+    let rand_fn = if rand_body.is_empty() {
+        quote!(Self::default())
     } else {
-        quote!(let mut this)
-    };
-    let unused_buf = if s.fields.is_empty() && !has_flex {
-        quote!(let _ = (&buf, version);)
-    } else {
-        quote!()
+        quote!(Self { #rand_body })
     };
     let encode_body = quote! {
-        const NAME: &str = #name_str;
-        #check
-        #unused_buf
-        #(#enc)*
+        #enc_name
+        #enc_body
         Ok(())
     };
     let encode_fns = if shares {
@@ -789,7 +953,7 @@ fn emit_struct(
             ///
             /// # Errors
             /// As [`Self::encode`].
-            pub fn encode_to<S: Sink + ?Sized>(&self, buf: &mut S, version: i16) -> Result<(), EncodeError> {
+            pub fn encode_to<S: Sink + ?Sized>(&self, #enc_buf: &mut S, #enc_version: i16) -> Result<(), EncodeError> {
                 #encode_body
             }
         }
@@ -799,20 +963,18 @@ fn emit_struct(
             ///
             /// # Errors
             /// An [`EncodeError`] naming the field that this version cannot carry.
-            pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
+            pub fn encode(&self, #enc_buf: &mut BytesMut, #enc_version: i16) -> Result<(), EncodeError> {
                 #encode_body
             }
         }
     };
     quote! {
         #[doc = #doc]
-        #[derive(Debug, Clone, PartialEq)]
+        #[derive(Debug, Clone, #derive_default PartialEq)]
         #[non_exhaustive]
         pub struct #name { #(#fields)* }
 
-        impl Default for #name {
-            fn default() -> Self { #name { #(#defaults)* } }
-        }
+        #default_impl
 
         impl #name {
             #(#withs)*
@@ -831,10 +993,9 @@ fn emit_struct(
 
             /// Reads a value as `version` lays it out into `this` (a
             /// default value), where it already lies.
-            fn decode_into(this: &mut Self, buf: &mut Bytes, version: i16) -> Result<(), DecodeError> {
-                const NAME: &str = #name_str;
-                #dcheck
-                #(#dec)*
+            fn decode_into(#dec_this: &mut Self, #dec_buf: &mut Bytes, #dec_version: i16) -> Result<(), DecodeError> {
+                #dec_name
+                #dec_body
                 Ok(())
             }
         }
@@ -842,11 +1003,8 @@ fn emit_struct(
         #[cfg(any(test, feature = "random"))]
         impl #name {
             /// A random value that `version` can carry, for round-trip tests.
-            pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
-                #mut_this = Self::default();
-                #(#rand)*
-                #rand_flex
-                this
+            pub fn random(#rand_rng: &mut crate::random::Rand, #rand_version: i16) -> Self {
+                #rand_fn
             }
         }
     }
@@ -887,7 +1045,7 @@ fn emit_message(m: &MessageModel) -> TokenStream {
     let root_shares = records.contains(&m.root().name);
     let name = format_ident!("{}", m.root().name);
     let name_str = m.root().name.as_str();
-    let (min, max) = (m.min, m.max);
+    let (min_lit, max_lit) = (int(m.min), int(m.max));
     let frame_fn = if root_shares {
         quote!(fn encode_to_frame(&self, frame: &mut FrameBuf, version: i16) -> Result<(), EncodeError> { #name::encode_to(self, frame, version) })
     } else {
@@ -896,8 +1054,8 @@ fn emit_message(m: &MessageModel) -> TokenStream {
     out.extend(quote! {
         impl Message for #name {
             const NAME: &'static str = #name_str;
-            const MIN_VERSION: i16 = #min;
-            const MAX_VERSION: i16 = #max;
+            const MIN_VERSION: i16 = #min_lit;
+            const MAX_VERSION: i16 = #max_lit;
             fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> { #name::encode(self, buf, version) }
             fn decode(buf: &mut Bytes, version: i16) -> Result<Self, DecodeError> { #name::decode(buf, version) }
             #frame_fn
@@ -905,8 +1063,6 @@ fn emit_message(m: &MessageModel) -> TokenStream {
     });
     out
 }
-
-const PRELUDE: &str = "#![allow(clippy::all, unused_imports, unused_mut, unused_parens, unused_variables, dead_code)]\n";
 
 fn header_comment(stamp: &str) -> String {
     format!("// @generated by wipro-gen from spec/protocol.txt and spec/overlay.txt ({stamp}). Do not edit: run `cargo run -p wipro-gen`.\n")
@@ -928,13 +1084,20 @@ fn header_version_fn(
     let arms: Vec<TokenStream> = overrides
         .iter()
         .map(|(v, h)| {
-            let (a, b) = (v.min, v.max);
-            quote!(if (#a..=#b).contains(&version) { return #h; })
+            let (a, b, h) = (int(v.min), int(v.max), int(*h));
+            if a.to_string() == b.to_string() {
+                quote!(if version == #a { return #h; })
+            } else {
+                quote!(if (#a..=#b).contains(&version) { return #h; })
+            }
         })
         .collect();
     let base = match flexible {
-        Some(f) => quote!(if version >= #f { #flex_v } else { #old_v }),
-        None => quote!(#old_v),
+        Some(f) => {
+            let (f, flex_v, old_v) = (int(f), int(flex_v), int(old_v));
+            quote!(if version >= #f { #flex_v } else { #old_v })
+        }
+        None => int(old_v),
     };
     let doc = format!(
         " The {} header version for `version`.",
@@ -944,7 +1107,9 @@ fn header_version_fn(
             "response"
         }
     );
-    quote!(#[doc = #doc] fn #fn_name(version: i16) -> i16 { #(#arms)* #base })
+    let body = quote!(#(#arms)* #base);
+    let version = param(&body, "version");
+    quote!(#[doc = #doc] fn #fn_name(#version: i16) -> i16 { #body })
 }
 
 /// One generated file: its path relative to `generated/` and its text.
@@ -983,7 +1148,10 @@ pub fn emit_all(
         let variant = format_ident!("{}", a.name);
         let flex = a.request.first_flexible();
         let flex_tok = match flex {
-            Some(v) => quote!(Some(#v)),
+            Some(v) => {
+                let v = int(v);
+                quote!(Some(#v))
+            }
             None => quote!(None),
         };
         let rq = header_version_fn(
@@ -1012,31 +1180,35 @@ pub fn emit_all(
         let doc = format!("//! The {} API (key {}).\n", a.name, a.key);
         files.push(File {
             name: format!("{module}.rs"),
-            text: format!("{head}{doc}{PRELUDE}\n{}", print(body)?),
+            text: format!("{head}{doc}\n{}", print(body)?),
         });
     }
-    // Headers.
-    let mut body = uses.clone();
+    // Headers: messages of their own, not an API's.
+    let mut body = quote! {
+        use crate::message::Message;
+        use crate::wire::*;
+        use bytes::{Bytes, BytesMut};
+    };
     for h in headers {
         body.extend(emit_message(h));
     }
     files.push(File {
         name: "headers.rs".into(),
         text: format!(
-            "{head}//! Request and response headers, every version.\n{PRELUDE}\n{}",
+            "{head}//! Request and response headers, every version.\n\n{}",
             print(body)?
         ),
     });
     files.push(File {
         name: "error_code.rs".into(),
         text: format!(
-            "{head}//! The protocol's error codes.\n{PRELUDE}\n{}",
+            "{head}//! The protocol's error codes.\n\n{}",
             print(emit_errors(spec))?
         ),
     });
     files.push(File {
         name: "mod.rs".into(),
-        text: format!("{head}//! The generated messages: one module per API, plus headers, API keys and error codes.\n{PRELUDE}\n{}", print(emit_mod(apis))?),
+        text: format!("{head}//! The generated messages: one module per API, plus headers, API keys and error codes.\n\n{}", print(emit_mod(apis))?),
     });
     Ok(files)
 }
@@ -1048,7 +1220,7 @@ fn emit_errors(spec: &Spec) -> TokenStream {
     let mut docs = Vec::new();
     for e in &spec.errors {
         let id = format_ident!("{}", e.name);
-        let code = e.code;
+        let code = int(e.code);
         let d = if e.doc.is_empty() {
             format!(" `{}` ({}).", e.name, code)
         } else {
@@ -1114,7 +1286,7 @@ fn emit_mod(apis: &[ApiModel]) -> TokenStream {
         .map(|a| format_ident!("{}", module_name(&a.name)))
         .collect();
     let variants: Vec<Ident> = apis.iter().map(|a| format_ident!("{}", a.name)).collect();
-    let keys: Vec<i16> = apis.iter().map(|a| a.key).collect();
+    let keys: Vec<TokenStream> = apis.iter().map(|a| int(a.key)).collect();
     let names: Vec<&str> = apis.iter().map(|a| a.name.as_str()).collect();
     let reqs: Vec<Ident> = apis
         .iter()
@@ -1265,4 +1437,89 @@ fn emit_mod(apis: &[ApiModel]) -> TokenStream {
 /// Which direction a header model is for (used by callers building headers).
 pub fn header_dirs() -> [Direction; 2] {
     [Direction::Request, Direction::Response]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(t: Option<TokenStream>) -> String {
+        t.map(|t| t.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn cond_leaves_out_the_bounds_it_knows() {
+        let all = span(0, 9);
+        assert_eq!(text(cond(span(0, 9), all)), "");
+        assert_eq!(text(cond(span(0, 2), all)), "version <= 2");
+        assert_eq!(text(cond(span(3, 9), all)), "version >= 3");
+        assert_eq!(
+            text(cond(span(3, 5), all)),
+            "(3 ..= 5) . contains (& version)"
+        );
+        assert_eq!(text(cond(1 << 4, all)), "version == 4");
+        assert_eq!(
+            text(cond(span(0, 1) | span(5, 6), all)),
+            "version <= 1 || (5 ..= 6) . contains (& version)"
+        );
+        assert_eq!(text(cond(0, all)), "false");
+        // Versions 3..=5 already decided: 6..=9 is "the rest".
+        assert_eq!(text(cond(span(0, 2), all & !span(3, 5))), "version <= 2");
+        assert_eq!(
+            text(cond(span(6, 9), span(6, 9) | span(0, 2))),
+            "version >= 6"
+        );
+        // Unknown versions may close a gap: 1 and 3 with 2 impossible.
+        assert_eq!(
+            text(cond(2 | 8, span(0, 5) & !4)),
+            "(1 ..= 3) . contains (& version)"
+        );
+    }
+
+    #[test]
+    fn chain_merges_equal_bodies_and_ends_in_else() {
+        let all = span(0, 5);
+        let (a, b) = (quote!(a();), quote!(b();));
+        assert_eq!(
+            chain(
+                vec![(span(0, 2), a.clone()), (span(3, 5), b.clone())],
+                all,
+                None
+            )
+            .to_string(),
+            "if version <= 2 { a () ; } else { b () ; }"
+        );
+        assert_eq!(
+            chain(
+                vec![(span(0, 2), a.clone()), (span(3, 5), a.clone())],
+                all,
+                None
+            )
+            .to_string(),
+            "a () ;"
+        );
+        // A field only some versions carry: the rest goes to `otherwise`.
+        assert_eq!(
+            chain(vec![(span(3, 5), a.clone())], all, Some(b.clone())).to_string(),
+            "if version >= 3 { a () ; } else { b () ; }"
+        );
+        assert_eq!(
+            chain(vec![(span(0, 1), a), (span(2, 3), b)], all, None).to_string(),
+            "if version <= 1 { a () ; } else if version <= 3 { b () ; }"
+        );
+    }
+
+    #[test]
+    fn integers_carry_no_suffix() {
+        assert_eq!(int(3i16).to_string(), "3");
+        assert_eq!(int(-1i16).to_string(), "- 1");
+        assert_eq!(int(0u32).to_string(), "0");
+    }
+
+    #[test]
+    fn unused_parameters_are_named_with_an_underscore() {
+        let body = quote!(put_i32(buf, self.x););
+        assert_eq!(param(&body, "buf").to_string(), "buf");
+        assert_eq!(param(&body, "version").to_string(), "_version");
+    }
 }
