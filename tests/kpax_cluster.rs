@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use harness::{interop, Cluster as TestCluster, Kind};
-use kpax::cluster::{ClusterView, CoordinatorKind};
+use kpax::cluster::CoordinatorKind;
 use kpax::proto::generated::{
     ApiKey, ApiVersionsRequest, ErrorCode, FetchRequest, MetadataRequest, ProduceRequest,
 };
 use kpax::proto::message::Message;
+use kpax::SendOptions;
 use kpax::{Broker, ClientConfig, Cluster, Error};
 
 fn config() -> ClientConfig {
@@ -175,7 +176,10 @@ async fn version_negotiation_picks_highest_common(tc: &TestCluster) {
     );
     // and sending it anyway: the broker closes the connection, reported clearly
     let e = narrowed
-        .send_version(&kpax::proto::generated::CreateTopicsRequest::default(), 0)
+        .send_with(
+            &kpax::proto::generated::CreateTopicsRequest::default(),
+            SendOptions::version(0),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -393,9 +397,9 @@ async fn fake_pinned_to_kafka_0_10_negotiates_down() {
         "{e}"
     );
     let e = broker
-        .send_version(
+        .send_with(
             &kpax::proto::generated::CreatePartitionsRequest::default(),
-            0,
+            SendOptions::version(0),
         )
         .await
         .unwrap_err();

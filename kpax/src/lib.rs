@@ -27,7 +27,7 @@ pub mod share;
 pub mod transaction;
 pub mod versions;
 
-pub use broker::Broker;
+pub use broker::{Broker, SendOptions};
 pub use cluster::Cluster;
 pub use config::{
     ClientConfig, OAuthBearerToken, OAuthBearerTokenProvider, Pem, SaslConfig, SaslMechanism,

@@ -4,7 +4,7 @@
 //! like Kafka, answers one request at a time per connection; its `delay`
 //! fault holds the responses.
 
-use kpax::broker::Lane;
+use kpax::broker::{Lane, SendOptions};
 use kpax::consumer::OffsetReset;
 use kpax::proto::generated::join_group::JoinGroupRequestProtocol;
 use kpax::proto::generated::{
@@ -42,12 +42,10 @@ async fn a_heartbeat_is_answered_while_a_fetch_long_polls() {
     broker.api_versions().await.unwrap();
     fake.delay(ApiKey::Fetch, HOLD);
     let b = broker.clone();
-    let fetch = tokio::spawn(async move {
-        b.send_on(Lane::Fetch, &FetchRequest::default().with_max_wait_ms(100))
-            .await
-    });
+    let fetch =
+        tokio::spawn(async move { b.send(&FetchRequest::default().with_max_wait_ms(100)).await });
     wait_for_request(&fake, ApiKey::Fetch, 1).await;
-    broker.send_on(Lane::Group, &heartbeat()).await.unwrap();
+    broker.send(&heartbeat()).await.unwrap();
     assert!(!fetch.is_finished(), "the heartbeat waited for the fetch");
     broker
         .send(&MetadataRequest::default().with_topics(None))
@@ -66,13 +64,14 @@ async fn on_one_lane_a_held_fetch_holds_up_the_heartbeat() {
     broker.api_versions().await.unwrap();
     fake.delay(ApiKey::Fetch, HOLD);
     let b = broker.clone();
-    let fetch = tokio::spawn(async move {
-        b.send_on(Lane::Fetch, &FetchRequest::default().with_max_wait_ms(100))
-            .await
-    });
+    let fetch =
+        tokio::spawn(async move { b.send(&FetchRequest::default().with_max_wait_ms(100)).await });
     wait_for_request(&fake, ApiKey::Fetch, 1).await;
     let started = Instant::now();
-    broker.send_on(Lane::Fetch, &heartbeat()).await.unwrap();
+    broker
+        .send_with(&heartbeat(), SendOptions::default().with_lane(Lane::Fetch))
+        .await
+        .unwrap();
     assert!(started.elapsed() >= HOLD / 2, "{:?}", started.elapsed());
     fetch.await.unwrap().unwrap();
 }
@@ -93,14 +92,20 @@ async fn default_lane_requests_are_answered_while_a_join_group_is_held() {
             .with_protocols(vec![JoinGroupRequestProtocol::default()
                 .with_name("range".into())
                 .with_metadata(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0]))]);
-        b.send_on(Lane::Group, &req).await
+        b.send(&req).await
     });
     wait_for_request(&fake, ApiKey::JoinGroup, 1).await;
     broker
         .send(&MetadataRequest::default().with_topics(None))
         .await
         .unwrap();
-    broker.send(&heartbeat()).await.unwrap();
+    broker
+        .send_with(
+            &heartbeat(),
+            SendOptions::default().with_lane(Lane::Default),
+        )
+        .await
+        .unwrap();
     assert!(
         !join.is_finished(),
         "default-lane requests waited for JoinGroup"

@@ -3,7 +3,7 @@
 //! does: the group must have no members.
 
 use super::{check, unanswered, Admin, GroupId, PartitionResults, TopicPartition};
-use crate::broker::Broker;
+use crate::broker::{Broker, SendOptions};
 use crate::error::{Error, Result};
 use kpax_proto::generated::offset_commit::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -88,7 +88,7 @@ async fn offset_commit(
     // No member: generation -1 and an empty member id (the defaults), and
     // the broker's default retention (-1, v2-4).
     req.generation_id_or_member_epoch = -1;
-    let resp = broker.send_version(&req, v).await?;
+    let resp = broker.send_with(&req, SendOptions::version(v)).await?;
     let mut out = BTreeMap::new();
     for t in &resp.topics {
         for p in &t.partitions {

@@ -1,7 +1,7 @@
 //! Consumer groups: list, describe, delete, committed offsets and lag.
 
 use super::{check, Admin, GroupId, NamedResults, OffsetSpec, PartitionResults, TopicPartition};
-use crate::broker::{client_range, Broker};
+use crate::broker::{client_range, Broker, SendOptions};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use kpax_proto::generated::offset_fetch::{
@@ -562,7 +562,7 @@ async fn offset_fetch(
                 .collect()
         });
     }
-    let resp = broker.send_version(&req, v).await?;
+    let resp = broker.send_with(&req, SendOptions::version(v)).await?;
     let mut out = BTreeMap::new();
     let mut add = |topic: &str,
                    partition: i32,

@@ -38,8 +38,8 @@ pub use offsets::{ListedOffset, OffsetSpec};
 pub use share_offsets::ShareGroupOffset;
 pub use topics::{CreatedTopic, NewTopic};
 
-use crate::broker::Broker;
-use crate::cluster::{Cluster, ClusterView, CoordinatorKind};
+use crate::broker::{Broker, SendOptions};
+use crate::cluster::{Cluster, CoordinatorKind};
 use crate::error::{Error, Result};
 use kpax_proto::generated::{ApiKey, ErrorCode};
 use kpax_proto::message::Request;
@@ -181,7 +181,9 @@ impl Admin {
         for b in brokers {
             let attempt = async {
                 let v = b.version_for::<R>().await?;
-                b.send_version(&build(v), v).await.map(|r| (v, r))
+                b.send_with(&build(v), SendOptions::version(v))
+                    .await
+                    .map(|r| (v, r))
             };
             match attempt.await {
                 Ok((_, r)) => return Ok((b, r)),

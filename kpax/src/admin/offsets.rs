@@ -2,7 +2,7 @@
 //! asked of each partition's leader.
 
 use super::{check, Admin, PartitionResults, TopicPartition};
-use crate::broker::Broker;
+use crate::broker::{Broker, SendOptions};
 use crate::error::{Error, Result};
 use kpax_proto::generated::delete_records::{
     DeleteRecordsRequestPartition, DeleteRecordsRequestTopic,
@@ -101,7 +101,8 @@ impl Admin {
                         })
                         .collect(),
                 );
-                let resp: ListOffsetsResponse = broker.send_version(&req, v).await?;
+                let resp: ListOffsetsResponse =
+                    broker.send_with(&req, SendOptions::version(v)).await?;
                 let mut out = Vec::new();
                 for t in &resp.topics {
                     for p in &t.partitions {
@@ -190,7 +191,8 @@ impl Admin {
                             })
                             .collect(),
                     );
-                let resp: DeleteRecordsResponse = broker.send_version(&req, v).await?;
+                let resp: DeleteRecordsResponse =
+                    broker.send_with(&req, SendOptions::version(v)).await?;
                 let mut out = Vec::new();
                 for t in &resp.topics {
                     for p in &t.partitions {

@@ -8,7 +8,7 @@
 
 use super::groups::{take, WantedTopics};
 use super::{check, unanswered, Admin, GroupId, NamedResults, PartitionResults, TopicPartition};
-use crate::broker::Broker;
+use crate::broker::{Broker, SendOptions};
 use crate::error::{Error, Result};
 use kpax_proto::generated::alter_share_group_offsets::{
     AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
@@ -185,7 +185,7 @@ async fn describe_offsets(
             .with_group_id(group.into())
             .with_topics(topics),
     ]);
-    let resp = broker.send_version(&req, v).await?;
+    let resp = broker.send_with(&req, SendOptions::version(v)).await?;
     let Some(g) = resp.groups.iter().find(|g| g.group_id.as_str() == group) else {
         return Ok(Err(Error::Protocol {
             broker: broker.addr().to_string(),
@@ -259,7 +259,7 @@ async fn alter_offsets(
                 })
                 .collect(),
         );
-    let resp = broker.send_version(&req, v).await?;
+    let resp = broker.send_with(&req, SendOptions::version(v)).await?;
     if let Err(e) = check(
         broker,
         ApiKey::AlterShareGroupOffsets,
@@ -306,7 +306,7 @@ async fn delete_offsets(
                 })
                 .collect(),
         );
-    let resp = broker.send_version(&req, v).await?;
+    let resp = broker.send_with(&req, SendOptions::version(v)).await?;
     if let Err(e) = check(
         broker,
         ApiKey::DeleteShareGroupOffsets,

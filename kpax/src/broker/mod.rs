@@ -83,11 +83,71 @@ pub enum Lane {
     Member(MemberLane),
 }
 
+/// How [`Broker::send_with`] sends one request; every field is optional,
+/// and [`SendOptions::default`] is what [`Broker::send`] does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SendOptions {
+    /// The version to send, which must be one the broker supports
+    /// (default: the highest both sides know).
+    pub version: Option<i16>,
+    /// How long to wait for the response (default: the client's request
+    /// timeout). A request the broker holds on purpose (JoinGroup waits for
+    /// the rebalance) needs longer.
+    pub timeout: Option<Duration>,
+    /// The connection to send on (default: [`Lane::for_api`]).
+    pub lane: Option<Lane>,
+}
+
+impl SendOptions {
+    /// Options that send at `version`.
+    pub fn version(version: i16) -> SendOptions {
+        SendOptions::default().with_version(version)
+    }
+
+    /// Sends at `version`.
+    pub fn with_version(mut self, version: i16) -> SendOptions {
+        self.version = Some(version);
+        self
+    }
+
+    /// Waits `timeout` for the response.
+    pub fn with_timeout(mut self, timeout: Duration) -> SendOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends on `lane`.
+    pub fn with_lane(mut self, lane: Lane) -> SendOptions {
+        self.lane = Some(lane);
+        self
+    }
+}
+
 /// The identity of a [`Lane::Member`]; unique in the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MemberLane(u64);
 
 impl Lane {
+    /// The lane a request of `api` takes unless its caller names one:
+    /// [`Lane::Fetch`] for the requests a broker holds up to their max wait
+    /// (Fetch, ShareFetch, ShareAcknowledge), [`Lane::Group`] for group
+    /// membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup and the
+    /// KIP-848 and share-group heartbeats), [`Lane::Default`] for the rest.
+    /// A group member sends its own on its [`Lane::new_member`].
+    pub fn for_api(api: ApiKey) -> Lane {
+        match api {
+            ApiKey::Fetch | ApiKey::ShareFetch | ApiKey::ShareAcknowledge => Lane::Fetch,
+            ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::Heartbeat
+            | ApiKey::LeaveGroup
+            | ApiKey::ConsumerGroupHeartbeat
+            | ApiKey::ShareGroupHeartbeat => Lane::Group,
+            _ => Lane::Default,
+        }
+    }
+
     /// A member lane no other caller has: one per group member (consumer
     /// or share consumer). Close it with [`Broker::release_lane`] on every
     /// broker when the member ends.
@@ -270,8 +330,8 @@ impl Broker {
             })
     }
 
-    /// Sends `req` at the highest common version and waits for its response,
-    /// on the [`Lane::Default`] connection.
+    /// Sends `req` at the highest common version on the lane its API
+    /// belongs to ([`Lane::for_api`]) and waits for its response.
     ///
     /// # Errors
     /// [`Error::Network`] / [`Error::ClosedOnRequest`] / [`Error::Protocol`]
@@ -281,70 +341,26 @@ impl Broker {
     /// [`Error::Encode`], [`Error::UnsupportedVersion`]; when connecting,
     /// [`Error::Tls`], [`Error::Authentication`], [`Error::Config`].
     pub async fn send<R: Request>(&self, req: &R) -> Result<R::Response> {
-        self.send_on(Lane::Default, req).await
+        self.send_with(req, SendOptions::default()).await
     }
 
-    /// As [`Broker::send`], on the connection of `lane`.
+    /// As [`Broker::send`], with a version, timeout or lane of the caller's
+    /// choosing (see [`SendOptions`]).
     ///
     /// # Errors
     /// As [`Broker::send`].
-    pub async fn send_on<R: Request>(&self, lane: Lane, req: &R) -> Result<R::Response> {
-        let live = self.live(lane).await?;
-        let version = self.pick::<R>(&live.versions)?;
-        self.round_trip(&live, req, version, self.inner.config.request_timeout)
-            .await
-    }
-
-    /// Sends `req` at `version` (which must be one the broker supports).
-    ///
-    /// # Errors
-    /// As [`Broker::send`].
-    pub async fn send_version<R: Request>(&self, req: &R, version: i16) -> Result<R::Response> {
-        self.send_version_on(Lane::Default, req, version).await
-    }
-
-    /// As [`Broker::send_version`], on the connection of `lane`.
-    ///
-    /// # Errors
-    /// As [`Broker::send`].
-    pub async fn send_version_on<R: Request>(
-        &self,
-        lane: Lane,
-        req: &R,
-        version: i16,
-    ) -> Result<R::Response> {
-        let live = self.live(lane).await?;
-        self.round_trip(&live, req, version, self.inner.config.request_timeout)
-            .await
-    }
-
-    /// As [`Broker::send_version`] with its own timeout, for requests the
-    /// broker may hold on purpose (JoinGroup waits for the rebalance).
-    ///
-    /// # Errors
-    /// As [`Broker::send`].
-    pub async fn send_version_timeout<R: Request>(
+    pub async fn send_with<R: Request>(
         &self,
         req: &R,
-        version: i16,
-        timeout: Duration,
+        options: SendOptions,
     ) -> Result<R::Response> {
-        self.send_version_timeout_on(Lane::Default, req, version, timeout)
-            .await
-    }
-
-    /// As [`Broker::send_version_timeout`], on the connection of `lane`.
-    ///
-    /// # Errors
-    /// As [`Broker::send`].
-    pub async fn send_version_timeout_on<R: Request>(
-        &self,
-        lane: Lane,
-        req: &R,
-        version: i16,
-        timeout: Duration,
-    ) -> Result<R::Response> {
+        let lane = options.lane.unwrap_or(Lane::for_api(R::API_KEY));
         let live = self.live(lane).await?;
+        let version = match options.version {
+            Some(v) => v,
+            None => self.pick::<R>(&live.versions)?,
+        };
+        let timeout = options.timeout.unwrap_or(self.inner.config.request_timeout);
         self.round_trip(&live, req, version, timeout).await
     }
 
@@ -355,7 +371,7 @@ impl Broker {
     /// # Errors
     /// As [`Broker::send`], without timeouts.
     pub async fn send_no_response<R: Request>(&self, req: &R) -> Result<i16> {
-        let live = self.live(Lane::Default).await?;
+        let live = self.live(Lane::for_api(R::API_KEY)).await?;
         let version = self.pick::<R>(&live.versions)?;
         let (frame, _) = self.frame(req, version)?;
         let _gate = live.gate.read().await;

@@ -10,7 +10,7 @@ mod metadata;
 
 pub use metadata::{PartitionMeta, TopicMeta};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, SendOptions};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use kpax_proto::generated::metadata::MetadataRequestTopic;
@@ -18,7 +18,6 @@ use kpax_proto::generated::{ErrorCode, FindCoordinatorRequest, MetadataRequest, 
 use kpax_proto::message::{Message, Request};
 use kpax_proto::wire::Uuid;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -39,40 +38,6 @@ impl CoordinatorKind {
             CoordinatorKind::Transaction => 1,
         }
     }
-}
-
-/// The seam the producer and consumer use: leaders, partitions and
-/// coordinators, and the signals that make them stale. [`Cluster`]
-/// implements it; tests may implement it without a network.
-pub trait ClusterView: Send + Sync {
-    /// The broker handle type.
-    type Broker: Clone + Send + Sync;
-
-    /// The leader of `topic`-`partition`.
-    fn leader(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> impl Future<Output = Result<Self::Broker>> + Send;
-
-    /// The partition ids of `topic`.
-    fn partitions(&self, topic: &str) -> impl Future<Output = Result<Vec<i32>>> + Send;
-
-    /// The coordinator of `key`.
-    fn coordinator(
-        &self,
-        kind: CoordinatorKind,
-        key: &str,
-    ) -> impl Future<Output = Result<Self::Broker>> + Send;
-
-    /// A partition-level error code came back: forget what it proves stale.
-    fn partition_error(&self, topic: &str, partition: i32, code: ErrorCode);
-
-    /// A coordinator-level error code came back.
-    fn coordinator_error(&self, kind: CoordinatorKind, key: &str, code: ErrorCode);
-
-    /// Requests to this broker failed at the network level.
-    fn broker_down(&self, node_id: i32);
 }
 
 /// A handle to a cluster; cheap to clone.
@@ -368,7 +333,7 @@ impl Cluster {
         if version >= 4 {
             req.allow_auto_topic_creation = self.inner.config.allow_auto_topic_creation;
         }
-        b.send_version(&req, version).await
+        b.send_with(&req, SendOptions::version(version)).await
     }
 
     fn apply(&self, resp: MetadataResponse, covered: Option<BTreeSet<String>>) {
@@ -555,7 +520,7 @@ impl Cluster {
                 theirs: None,
             });
         }
-        let resp = b.send_version(&req, version).await?;
+        let resp = b.send_with(&req, SendOptions::version(version)).await?;
         let (code, message, node, host, port) = match resp.coordinators.first() {
             Some(c) if version >= 4 => (
                 c.error_code,
@@ -623,26 +588,13 @@ fn stale_coordinator(code: ErrorCode) -> bool {
     )
 }
 
-impl ClusterView for Cluster {
-    type Broker = Broker;
-
-    fn leader(&self, topic: &str, partition: i32) -> impl Future<Output = Result<Broker>> + Send {
-        Cluster::leader(self, topic, partition)
-    }
-
-    fn partitions(&self, topic: &str) -> impl Future<Output = Result<Vec<i32>>> + Send {
-        Cluster::partitions(self, topic)
-    }
-
-    fn coordinator(
-        &self,
-        kind: CoordinatorKind,
-        key: &str,
-    ) -> impl Future<Output = Result<Broker>> + Send {
-        Cluster::coordinator(self, kind, key)
-    }
-
-    fn partition_error(&self, topic: &str, partition: i32, code: ErrorCode) {
+/// The signals that make what a [`Cluster`] knows stale: the producer,
+/// consumer and admin report them as responses come back.
+impl Cluster {
+    /// A partition-level error code came back for `topic`-`partition`:
+    /// forget the leader it proves stale (and the topic, for
+    /// `UNKNOWN_TOPIC_OR_PARTITION`), so that the next request looks it up.
+    pub fn partition_error(&self, topic: &str, partition: i32, code: ErrorCode) {
         if stale_leader(code) {
             let mut s = self.write();
             if let Some(t) = s.topics.get_mut(topic) {
@@ -661,14 +613,18 @@ impl ClusterView for Cluster {
         }
     }
 
-    fn coordinator_error(&self, kind: CoordinatorKind, key: &str, code: ErrorCode) {
+    /// A coordinator-level error code came back for `key`: forget the
+    /// coordinator it proves stale.
+    pub fn coordinator_error(&self, kind: CoordinatorKind, key: &str, code: ErrorCode) {
         if stale_coordinator(code) {
             self.write().coordinators.remove(&(kind, key.to_string()));
             tracing::debug!(?kind, key, %code, "coordinator forgotten");
         }
     }
 
-    fn broker_down(&self, node_id: i32) {
+    /// Requests to broker `node_id` failed at the network level: forget it
+    /// as leader and coordinator until metadata says otherwise.
+    pub fn broker_down(&self, node_id: i32) {
         let mut s = self.write();
         for t in s.topics.values_mut() {
             if !t.partitions.iter().any(|p| p.leader == node_id) {

@@ -24,7 +24,8 @@ use super::group::{
     auto_commit, lose_all, membership, resolve, set_membership, take_assignment, Selection,
 };
 use super::Shared;
-use crate::cluster::{ClusterView, CoordinatorKind};
+use crate::broker::SendOptions;
+use crate::cluster::CoordinatorKind;
 use crate::error::Error;
 use kpax_proto::generated::consumer_group_heartbeat::ConsumerGroupHeartbeatRequestTopicPartition;
 use kpax_proto::generated::{ApiKey, ConsumerGroupHeartbeatRequest, ErrorCode};
@@ -239,7 +240,7 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
             req.topic_partitions = Some(owned.clone());
         }
         let resp = match coordinator
-            .send_version_on(s.group_lane, &req, version)
+            .send_with(&req, SendOptions::version(version).with_lane(s.group_lane))
             .await
         {
             Ok(r) => r,

@@ -8,8 +8,7 @@
 
 use super::fetch_session::{FetchPlan, FetchSession};
 use super::{Chunk, ConsumerRecord, IsolationLevel, OffsetReset, Shared, StartAt, TopicPartition};
-use crate::broker::{backoff, Broker};
-use crate::cluster::ClusterView;
+use crate::broker::{backoff, Broker, SendOptions};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use kpax_proto::generated::fetch::{
@@ -167,7 +166,9 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
         if version >= 2 {
             req.isolation_level = isolation(s);
         }
-        let resp = broker.send_version(&req, version).await?;
+        let resp = broker
+            .send_with(&req, SendOptions::version(version))
+            .await?;
         let mut st = s.lock();
         for t in &resp.topics {
             for p in &t.partitions {
@@ -371,7 +372,9 @@ async fn fetch(
             })
             .collect();
     }
-    let result = broker.send_version_on(s.fetch_lane, &req, version).await;
+    let result = broker
+        .send_with(&req, SendOptions::version(version).with_lane(s.fetch_lane))
+        .await;
     (plan, result)
 }
 

@@ -17,8 +17,8 @@
 use super::assignor::{flatten, MemberSubscription, RebalanceProtocol};
 use super::protocol::{decode_error, encode_error, Assignment, Subscription};
 use super::{Consumer, GroupProtocol, Shared, StartAt, TopicPartition};
-use crate::broker::Broker;
-use crate::cluster::{ClusterView, CoordinatorKind};
+use crate::broker::{Broker, SendOptions};
+use crate::cluster::CoordinatorKind;
 use crate::error::{Error, Result};
 use kpax_proto::generated::heartbeat::HeartbeatRequest;
 use kpax_proto::generated::join_group::JoinGroupRequestProtocol;
@@ -350,7 +350,12 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
         // The coordinator holds JoinGroup until the rebalance completes.
         let wait = s.config.rebalance_timeout + Duration::from_secs(5);
         let resp = coordinator
-            .send_version_timeout_on(s.group_lane, &req, version, wait)
+            .send_with(
+                &req,
+                SendOptions::version(version)
+                    .with_timeout(wait)
+                    .with_lane(s.group_lane),
+            )
             .await?;
         match ErrorCode(resp.error_code) {
             ErrorCode::NONE => break resp,
@@ -460,11 +465,11 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
         req.protocol_name = Some(protocol_name.as_str().into());
     }
     let sync = coordinator
-        .send_version_timeout_on(
-            s.group_lane,
+        .send_with(
             &req,
-            sync_version,
-            s.config.rebalance_timeout + Duration::from_secs(5),
+            SendOptions::version(sync_version)
+                .with_timeout(s.config.rebalance_timeout + Duration::from_secs(5))
+                .with_lane(s.group_lane),
         )
         .await?;
     if sync.error_code != 0 {
@@ -760,7 +765,7 @@ async fn heartbeat_loop(
             req.group_instance_id = s.config.group_instance_id.as_deref().map(Into::into);
         }
         match coordinator
-            .send_version_on(s.group_lane, &req, version)
+            .send_with(&req, SendOptions::version(version).with_lane(s.group_lane))
             .await
         {
             Ok(r) if r.error_code == 0 => {}
@@ -902,7 +907,9 @@ async fn commit_once(s: &Shared, offsets: BTreeMap<TopicPartition, i64>) -> Resu
     if version >= 7 {
         req.group_instance_id = s.config.group_instance_id.as_deref().map(Into::into);
     }
-    let resp = coordinator.send_version(&req, version).await?;
+    let resp = coordinator
+        .send_with(&req, SendOptions::version(version))
+        .await?;
     for t in &resp.topics {
         for p in &t.partitions {
             if p.error_code != 0 {
@@ -993,7 +1000,9 @@ async fn fetch_committed_once(
                 .collect(),
         );
     }
-    let resp = coordinator.send_version(&req, version).await?;
+    let resp = coordinator
+        .send_with(&req, SendOptions::version(version))
+        .await?;
     let mut out = BTreeMap::new();
     let top_error = if version >= 8 {
         resp.groups.first().map_or(0, |g| g.error_code)
@@ -1081,7 +1090,7 @@ pub(crate) async fn leave(s: &Shared) {
         req.member_id = m.member_id.as_str().into();
     }
     match coordinator
-        .send_version_on(s.group_lane, &req, version)
+        .send_with(&req, SendOptions::version(version).with_lane(s.group_lane))
         .await
     {
         Ok(r) => {
@@ -1112,7 +1121,7 @@ async fn leave_consumer_group(s: &Shared, coordinator: &Broker, m: &Membership) 
     req.member_epoch = super::consumer_protocol::leave_epoch(s.config.group_instance_id.is_some());
     req.instance_id = s.config.group_instance_id.as_deref().map(Into::into);
     match coordinator
-        .send_version_on(s.group_lane, &req, version)
+        .send_with(&req, SendOptions::version(version).with_lane(s.group_lane))
         .await
     {
         Ok(r) if r.error_code != 0 => {

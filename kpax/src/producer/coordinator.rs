@@ -3,8 +3,8 @@
 //! coordinator, TxnOffsetCommit to the group coordinator, each retried
 //! while the error says trying again can help.
 
-use crate::broker::{backoff, Broker};
-use crate::cluster::{Cluster, ClusterView, CoordinatorKind};
+use crate::broker::{backoff, Broker, SendOptions};
+use crate::cluster::{Cluster, CoordinatorKind};
 use crate::error::{Error, Result};
 use kpax_proto::generated::add_partitions_to_txn::AddPartitionsToTxnRequestV3AndBelowTopic;
 use kpax_proto::generated::txn_offset_commit::{
@@ -158,7 +158,7 @@ impl Coordinators<'_> {
             } else if v >= 3 {
                 req = req.with_producer_id(-1).with_producer_epoch(-1);
             }
-            let r = b.send_version(&req, v).await?;
+            let r = b.send_with(&req, SendOptions::version(v)).await?;
             broker_error(&b, ApiKey::InitProducerId, r.error_code)?;
             Ok((r.producer_id, r.producer_epoch))
         })
@@ -189,7 +189,7 @@ impl Coordinators<'_> {
                     topic
                 })
                 .collect();
-            let r = b.send_version(&req, v).await?;
+            let r = b.send_with(&req, SendOptions::version(v)).await?;
             let mut out = Vec::new();
             for t in &r.results_by_topic_v3_and_below {
                 for p in &t.results_by_partition {
@@ -273,7 +273,7 @@ impl Coordinators<'_> {
                 req.member_id = group.member_id.as_str().into();
                 req.group_instance_id = group.group_instance_id.as_deref().map(Into::into);
             }
-            let r = b.send_version(&req, v).await?;
+            let r = b.send_with(&req, SendOptions::version(v)).await?;
             let first = r
                 .topics
                 .iter()

@@ -4,7 +4,6 @@
 use super::accumulator::Batch;
 use super::{Acks, Shared};
 use crate::broker::{backoff, Broker};
-use crate::cluster::ClusterView;
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use kpax_proto::generated::produce::{ProduceRequestPartitionData, ProduceRequestTopicData};

@@ -16,8 +16,7 @@
 
 use super::acks::{batches, GAP};
 use super::{ShareRecord, Shared, State};
-use crate::broker::{Broker, Lane};
-use crate::cluster::ClusterView;
+use crate::broker::{Broker, Lane, SendOptions};
 use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
 use kpax_proto::generated::share_acknowledge::{
@@ -391,7 +390,14 @@ async fn send<R: Request>(
 ) -> Result<R::Response> {
     let v = broker.version_for::<R>().await?;
     fit(&mut req, v);
-    broker.send_version_timeout_on(lane, &req, v, timeout).await
+    broker
+        .send_with(
+            &req,
+            SendOptions::version(v)
+                .with_timeout(timeout)
+                .with_lane(lane),
+        )
+        .await
 }
 
 /// Sends the round's requests at once and settles their answers; `true`

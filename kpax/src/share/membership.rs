@@ -6,8 +6,8 @@
 //! its own member id; it leaves with epoch -1.
 
 use super::Shared;
-use crate::broker::Lane;
-use crate::cluster::{ClusterView, CoordinatorKind};
+use crate::broker::{Lane, SendOptions};
+use crate::cluster::CoordinatorKind;
 use crate::error::Error;
 use kpax_proto::generated::{ApiKey, ErrorCode, ShareGroupHeartbeatRequest};
 use kpax_proto::message::Message;
@@ -135,7 +135,7 @@ async fn heartbeat(
         req.subscribed_topic_names = Some(topics.iter().map(|t| t.as_str().into()).collect());
     }
     let resp = match coordinator
-        .send_version_on(Lane::Group, &req, version)
+        .send_with(&req, SendOptions::version(version).with_lane(Lane::Group))
         .await
     {
         Ok(r) => r,
@@ -219,7 +219,10 @@ pub(super) async fn leave(s: &Shared) {
     req.group_id = group.into();
     req.member_id = s.member_id.as_str().into();
     req.member_epoch = -1;
-    match coordinator.send_on(Lane::Group, &req).await {
+    match coordinator
+        .send_with(&req, SendOptions::default().with_lane(Lane::Group))
+        .await
+    {
         Ok(r) if r.error_code == 0 => tracing::debug!(group, "left the share group"),
         Ok(r) => tracing::debug!(group, code = %ErrorCode(r.error_code), "leaving the share group"),
         Err(e) => tracing::debug!(group, error = %e, "leaving the share group"),
