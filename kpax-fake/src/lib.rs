@@ -40,23 +40,22 @@
 //! served when [`FakeOptions`] asks for them.
 #![warn(missing_docs)]
 
-mod admin;
-mod auth;
+// The model: plain data, synchronous, the time passed in.
 mod consumer_group;
-mod consumer_group_api;
-mod context;
-mod fetch_session;
 mod group;
-mod handlers;
 mod log;
-mod server;
-mod share_api;
 mod share_group;
 mod state;
-mod timers;
 mod transactions;
-mod txn;
 pub mod versions;
+// Beside the model: TLS and SASL for the listeners.
+mod auth;
+// The ground floor of the handlers, then the handlers by API family.
+mod context;
+mod handlers;
+// The top: connections, the clock.
+mod server;
+mod timers;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -67,8 +66,10 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use auth::{FakeSasl, FakeTls, MECHANISMS as SASL_MECHANISMS};
-pub use fetch_session::{ReceivedFetch, DEFAULT_SESSION_LIMIT as DEFAULT_FETCH_SESSION_LIMIT};
 pub use group::{Committed, GroupState};
+pub use handlers::fetch_session::{
+    ReceivedFetch, DEFAULT_SESSION_LIMIT as DEFAULT_FETCH_SESSION_LIMIT,
+};
 pub use versions::VersionTable;
 
 /// A share group's state on one partition, as
@@ -142,7 +143,7 @@ pub(crate) struct Shared {
     /// Successful SASL authentications so far (re-authentications included).
     pub authentications: std::sync::atomic::AtomicUsize,
     /// Fetch sessions (KIP-227) and the Fetch request log.
-    pub fetch_sessions: Mutex<fetch_session::Sessions>,
+    pub fetch_sessions: Mutex<handlers::fetch_session::Sessions>,
 }
 
 impl Shared {
@@ -238,7 +239,7 @@ impl FakeCluster {
             tls: options.tls.clone(),
             sasl: options.sasl.clone().map(Arc::new),
             authentications: std::sync::atomic::AtomicUsize::new(0),
-            fetch_sessions: Mutex::new(fetch_session::Sessions::default()),
+            fetch_sessions: Mutex::new(handlers::fetch_session::Sessions::default()),
         });
         let mut handles = Vec::with_capacity(options.brokers);
         for (i, listener) in listeners.into_iter().enumerate() {
