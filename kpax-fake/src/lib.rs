@@ -38,6 +38,41 @@
 //! TLS ([`FakeTls`]) and SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512
 //! ([`FakeSasl`], with session lifetimes and KIP-368 re-authentication) are
 //! served when [`FakeOptions`] asks for them.
+//!
+//! # Layout
+//!
+//! Four layers, each importing only from the layers below it (the
+//! workspace's `module_layers` test checks that there are no import
+//! circles):
+//!
+//! - **The model**: plain data, synchronous, with the time passed in.
+//!   `state` (`ClusterState`: brokers, topics and their partitions,
+//!   groups, producer ids, injected faults), `log` (one partition's
+//!   batches and the idempotent producers' sequence state), `group` (a
+//!   classic group), `consumer_group` (a KIP-848 group), `share_group` (a
+//!   KIP-932 group and its share-partitions) and `transactions` (the
+//!   transaction coordinators' state). `versions` ([`VersionTable`]) and
+//!   `auth` (TLS, SASL) sit beside the model.
+//! - **The handlers' ground floor**: `context` (`Context`: the cluster, the
+//!   broker answering, the request's version, an injected error), the
+//!   leader and group-coordinator checks that most requests begin with,
+//!   and the response-string helpers.
+//! - **The handlers**: `handlers` only dispatches each request to its API
+//!   family. Each family is one file under `handlers/`: `metadata`
+//!   (ApiVersions, Metadata), `topics`, `produce`, `fetch` (Fetch,
+//!   ListOffsets; its KIP-227 sessions are in `fetch_session`), `groups`
+//!   (FindCoordinator and the classic group APIs), `offsets`,
+//!   `consumer_group` (KIP-848), `share_group` (KIP-932), `txn` (the
+//!   transaction coordinator, including InitProducerId) and `admin`. A
+//!   family imports the context and the model, and sometimes a sibling's
+//!   helpers (produce and fetch ask `txn` about open transactions), but
+//!   never the dispatcher.
+//! - **The top**: `server` (one listener per broker and one task per
+//!   connection, with the SASL exchange done before any handler runs),
+//!   `timers` (the session, rebalance and transaction timeouts, run every
+//!   20 ms), and this file ([`FakeCluster`], and the state its tasks share:
+//!   the model behind one mutex, the fetch sessions, the wakeup for
+//!   waiting fetches).
 #![warn(missing_docs)]
 
 // The model: plain data, synchronous, the time passed in.
