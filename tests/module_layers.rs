@@ -76,6 +76,47 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     graph
 }
 
+/// Family -> the other families (siblings in `dir`) its code names, as
+/// `super::<family>` or `crate::handlers::<family>`; `handle` stands for
+/// the dispatcher itself.
+fn family_graph(dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("read handlers") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+            continue;
+        }
+        let me = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let deps = graph.entry(me.clone()).or_default();
+        for line in code.lines() {
+            let line = line.split("//").next().unwrap_or("");
+            for prefix in ["super::", "crate::handlers::"] {
+                let mut rest = line;
+                while let Some(i) = rest.find(prefix) {
+                    rest = &rest[i + prefix.len()..];
+                    let names: Vec<&str> = match rest.strip_prefix('{') {
+                        Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
+                        None => vec![rest],
+                    };
+                    for n in names {
+                        let m: String = n
+                            .trim()
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        if !m.is_empty() && m != me {
+                            deps.insert(m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    graph
+}
+
 /// Every cycle's members (strongly connected components larger than one).
 fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     let reach = |from: &str| {
@@ -168,20 +209,37 @@ fn kpax_fake_and_kpax_proto_have_no_import_circle() {
         "transactions",
         "log",
     ] {
-        for handler in [
-            "handlers",
-            "context",
-            "admin",
-            "txn",
-            "consumer_group_api",
-            "share_api",
-        ] {
+        for handler in ["handlers", "context", "server", "timers"] {
             assert!(
                 !fake[model].contains(handler),
-                "kpax-fake's model {model} imports the handler module {handler}"
+                "kpax-fake's model {model} imports {handler}, which stands above it"
             );
         }
     }
+    // The handler families (`handlers/*.rs`) stand on the context and the
+    // model; they may name each other (produce and fetch use txn's
+    // coordinator checks) but never the dispatch in `handlers.rs`, and
+    // form no circle.
+    let families = family_graph(&root.join("kpax-fake/src/handlers"));
+    for must in [
+        "metadata", "topics", "produce", "fetch", "offsets", "groups", "txn", "admin",
+    ] {
+        assert!(
+            families.contains_key(must),
+            "no handler family {must}: {families:?}"
+        );
+    }
+    for (family, deps) in &families {
+        assert!(
+            !deps.contains("handle"),
+            "kpax-fake's handler family {family} calls the dispatcher"
+        );
+    }
+    let found = cycles(&families);
+    assert!(
+        found.is_empty(),
+        "kpax-fake handler family circles: {found:?}\ngraph: {families:#?}"
+    );
     // Generated code and the Message trait it implements name each other;
     // everything else stands apart.
     let mut proto = module_graph(&root.join("kpax-proto/src"));

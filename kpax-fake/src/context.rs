@@ -1,13 +1,14 @@
 //! What every handler stands on: the request's context (the cluster, the
-//! broker answering, the version, an injected fault) and the checks that
-//! open most requests. The handler files (handlers, admin, txn, the group
-//! APIs, share groups, fetch sessions) import this, never each other's
-//! hub.
+//! broker answering, the version, an injected fault), the checks that
+//! open most requests, and the two string helpers the responses use. The
+//! handler families (`handlers/*.rs`) import this and the model, never
+//! the dispatch in `handlers.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kpax_proto::generated::ErrorCode;
+use kpax_proto::wire::StrBytes;
 
 use crate::state::{ClusterState, CoordinatorKind};
 use crate::Shared;
@@ -21,6 +22,16 @@ pub(crate) struct Context<'a> {
     pub injected: Option<i16>,
     pub client_id: String,
     pub peer: SocketAddr,
+}
+
+/// A response string from a constant.
+pub(crate) fn sb(v: &'static str) -> StrBytes {
+    StrBytes::from_static(v)
+}
+
+/// A response string copied from `v`.
+pub(crate) fn s_owned(v: &str) -> StrBytes {
+    StrBytes::from(v.to_string())
 }
 
 /// The partition `topic`/`partition` on broker `node`: `Err` with the

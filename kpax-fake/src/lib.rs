@@ -38,25 +38,59 @@
 //! TLS ([`FakeTls`]) and SASL PLAIN / SCRAM-SHA-256 / SCRAM-SHA-512
 //! ([`FakeSasl`], with session lifetimes and KIP-368 re-authentication) are
 //! served when [`FakeOptions`] asks for them.
+//!
+//! # Layout
+//!
+//! Four layers, each importing only from the layers below it (the
+//! workspace's `module_layers` test checks that there are no import
+//! circles):
+//!
+//! - **The model**: plain data, synchronous, with the time passed in.
+//!   `state` (`ClusterState`: brokers, topics and their partitions,
+//!   groups, producer ids, injected faults), `log` (one partition's
+//!   batches and the idempotent producers' sequence state), `group` (a
+//!   classic group), `consumer_group` (a KIP-848 group), `share_group` (a
+//!   KIP-932 group and its share-partitions) and `transactions` (the
+//!   transaction coordinators' state). `versions` ([`VersionTable`]) and
+//!   `auth` (TLS, SASL) sit beside the model.
+//! - **The handlers' ground floor**: `context` (`Context`: the cluster, the
+//!   broker answering, the request's version, an injected error), the
+//!   leader and group-coordinator checks that most requests begin with,
+//!   and the response-string helpers.
+//! - **The handlers**: `handlers` only dispatches each request to its API
+//!   family. Each family is one file under `handlers/`: `metadata`
+//!   (ApiVersions, Metadata), `topics`, `produce`, `fetch` (Fetch,
+//!   ListOffsets; its KIP-227 sessions are in `fetch_session`), `groups`
+//!   (FindCoordinator and the classic group APIs), `offsets`,
+//!   `consumer_group` (KIP-848), `share_group` (KIP-932), `txn` (the
+//!   transaction coordinator, including InitProducerId) and `admin`. A
+//!   family imports the context and the model, and sometimes a sibling's
+//!   helpers (produce and fetch ask `txn` about open transactions), but
+//!   never the dispatcher.
+//! - **The top**: `server` (one listener per broker and one task per
+//!   connection, with the SASL exchange done before any handler runs),
+//!   `timers` (the session, rebalance and transaction timeouts, run every
+//!   20 ms), and this file ([`FakeCluster`], and the state its tasks share:
+//!   the model behind one mutex, the fetch sessions, the wakeup for
+//!   waiting fetches).
 #![warn(missing_docs)]
 
-mod admin;
-mod auth;
+// The model: plain data, synchronous, the time passed in.
 mod consumer_group;
-mod consumer_group_api;
-mod context;
-mod fetch_session;
 mod group;
-mod handlers;
 mod log;
-mod server;
-mod share_api;
 mod share_group;
 mod state;
-mod timers;
 mod transactions;
-mod txn;
 pub mod versions;
+// Beside the model: TLS and SASL for the listeners.
+mod auth;
+// The ground floor of the handlers, then the handlers by API family.
+mod context;
+mod handlers;
+// The top: connections, the clock.
+mod server;
+mod timers;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -67,8 +101,10 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use auth::{FakeSasl, FakeTls, MECHANISMS as SASL_MECHANISMS};
-pub use fetch_session::{ReceivedFetch, DEFAULT_SESSION_LIMIT as DEFAULT_FETCH_SESSION_LIMIT};
 pub use group::{Committed, GroupState};
+pub use handlers::fetch_session::{
+    ReceivedFetch, DEFAULT_SESSION_LIMIT as DEFAULT_FETCH_SESSION_LIMIT,
+};
 pub use versions::VersionTable;
 
 /// A share group's state on one partition, as
@@ -142,7 +178,7 @@ pub(crate) struct Shared {
     /// Successful SASL authentications so far (re-authentications included).
     pub authentications: std::sync::atomic::AtomicUsize,
     /// Fetch sessions (KIP-227) and the Fetch request log.
-    pub fetch_sessions: Mutex<fetch_session::Sessions>,
+    pub fetch_sessions: Mutex<handlers::fetch_session::Sessions>,
 }
 
 impl Shared {
@@ -238,7 +274,7 @@ impl FakeCluster {
             tls: options.tls.clone(),
             sasl: options.sasl.clone().map(Arc::new),
             authentications: std::sync::atomic::AtomicUsize::new(0),
-            fetch_sessions: Mutex::new(fetch_session::Sessions::default()),
+            fetch_sessions: Mutex::new(handlers::fetch_session::Sessions::default()),
         });
         let mut handles = Vec::with_capacity(options.brokers);
         for (i, listener) in listeners.into_iter().enumerate() {

@@ -12,5 +12,5 @@ pub(crate) fn tick(s: &mut ClusterState, now: Instant) {
         g.tick(now);
         g.consumer.tick(now, &topics);
     }
-    crate::txn::expire(s, now);
+    crate::handlers::txn::expire(s, now);
 }

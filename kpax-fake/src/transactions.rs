@@ -2,7 +2,7 @@
 //! open transaction (its partitions, groups and pending offsets), each
 //! partition's ongoing transactions (for the last stable offset) and its
 //! aborted-transaction index. The coordinator logic that changes it is in
-//! `txn.rs`.
+//! `handlers/txn.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};

@@ -117,6 +117,50 @@ fn add_partitions(
     out
 }
 
+/// InitProducerId: a producer id and epoch; for a transactional id, from
+/// its coordinator, with a bumped epoch that fences the previous producer.
+pub(crate) fn init_producer_id(
+    ctx: &Context<'_>,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let v = ctx.version;
+    let mut s = ctx.shared.lock();
+    let mut r = InitProducerIdResponse::default();
+    if let Some(e) = ctx.injected {
+        r.error_code = e;
+        r.producer_id = -1;
+        r.producer_epoch = -1;
+        return r;
+    }
+    let (id, epoch) = if let Some(txn) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
+        if s.coordinator(CoordinatorKind::Transaction, txn) != ctx.node {
+            r.error_code = ErrorCode::NOT_COORDINATOR.0;
+            r.producer_id = -1;
+            r.producer_epoch = -1;
+            return r;
+        }
+        before_new_epoch(&mut s, txn.as_str());
+        set_timeout(&mut s, txn.as_str(), req.transaction_timeout_ms);
+        let next = match s.transactional.get(txn.as_str()).copied() {
+            Some((id, epoch)) if epoch < i16::MAX - 1 => (id, epoch + 1),
+            _ => (s.allocate_producer_id(), 0),
+        };
+        s.transactional.insert(txn.to_string(), next);
+        next
+    } else if v >= 3 && req.producer_id >= 0 && req.producer_epoch >= 0 {
+        if req.producer_epoch < i16::MAX - 1 {
+            (req.producer_id, req.producer_epoch + 1)
+        } else {
+            (s.allocate_producer_id(), 0)
+        }
+    } else {
+        (s.allocate_producer_id(), 0)
+    };
+    r.producer_id = id;
+    r.producer_epoch = epoch;
+    r
+}
+
 /// AddPartitionsToTxn: v0-3 (one transaction, from a client) and v4+
 /// (batched, from a broker).
 pub(crate) fn add_partitions_to_txn(

@@ -11,7 +11,7 @@ use kpax_proto::generated::{
 };
 use kpax_proto::wire::StrBytes;
 
-use crate::context::{group_check, leader_check, Context};
+use crate::context::{group_check, leader_check, s_owned, Context};
 use crate::state::ClusterState;
 
 /// The cluster id every response names.
@@ -67,10 +67,6 @@ const BROKER_CONFIGS: [(&str, &str); 4] = [
     ("num.partitions", "1"),
     ("message.max.bytes", "1048588"),
 ];
-
-fn s_owned(v: &str) -> StrBytes {
-    StrBytes::from(v.to_string())
-}
 
 /// Whether `name` is a topic config the fake knows.
 pub(crate) fn known_topic_config(name: &str) -> bool {
@@ -153,7 +149,7 @@ pub(crate) fn delete_groups(ctx: &Context<'_>, req: DeleteGroupsRequest) -> Dele
 
 fn delete_group(ctx: &Context<'_>, s: &mut ClusterState, id: &str) -> Result<(), i16> {
     group_check(ctx, s, id)?;
-    if let Some(r) = crate::share_api::delete_share_group(s, id) {
+    if let Some(r) = super::share_group::delete_share_group(s, id) {
         return r;
     }
     let g = s.groups.get(id).ok_or(ErrorCode::GROUP_ID_NOT_FOUND.0)?;

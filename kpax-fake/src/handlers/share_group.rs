@@ -30,7 +30,7 @@ use kpax_proto::generated::{
 };
 use kpax_proto::wire::{StrBytes, Uuid};
 
-use crate::context::{group_check, leader_check, Context};
+use crate::context::{group_check, leader_check, s_owned, Context};
 use crate::share_group::{
     next_epoch, BeatError, ShareGroup, SharePartition, ShareSession, Tp, DEFAULT_DELIVERY_LIMIT,
     DEFAULT_LOCK, GROUP_CONFIG_DEFAULTS, HEARTBEAT_INTERVAL,
@@ -83,10 +83,6 @@ fn current_leader(s: &ClusterState, topic: &str, partition: i32) -> Option<(i32,
     Some((p.leader, p.leader_epoch))
 }
 
-fn owned(v: &str) -> StrBytes {
-    StrBytes::from(v.to_string())
-}
-
 /// The ShareGroupHeartbeat handler.
 pub(crate) fn share_group_heartbeat(
     ctx: &Context<'_>,
@@ -105,7 +101,7 @@ pub(crate) fn share_group_heartbeat(
         .is_some_and(|g| !g.members.is_empty() || !g.consumer.members.is_empty())
     {
         r.error_code = ErrorCode::GROUP_ID_NOT_FOUND.0;
-        r.error_message = Some(owned(&format!("group {group} is not a share group")));
+        r.error_message = Some(s_owned(&format!("group {group} is not a share group")));
         return r;
     }
     let limit = delivery_limit(s, &group);
@@ -199,7 +195,7 @@ pub(crate) fn share_group_describe(
             Err(e) => {
                 rg.error_code = e;
                 if e == ErrorCode::GROUP_ID_NOT_FOUND.0 {
-                    rg.error_message = Some(owned(&format!("Group {id} not found.")));
+                    rg.error_message = Some(s_owned(&format!("Group {id} not found.")));
                 }
             }
             Ok(g) => {
@@ -212,12 +208,13 @@ pub(crate) fn share_group_describe(
                     .iter()
                     .map(|(mid, m)| {
                         let mut rm = ShareGroupDescribeResponseMember::default();
-                        rm.member_id = owned(mid);
+                        rm.member_id = s_owned(mid);
                         rm.member_epoch = m.epoch;
-                        rm.rack_id = m.rack_id.as_deref().map(owned);
-                        rm.client_id = owned(&m.client_id);
-                        rm.client_host = owned(&m.client_host);
-                        rm.subscribed_topic_names = m.subscribed.iter().map(|t| owned(t)).collect();
+                        rm.rack_id = m.rack_id.as_deref().map(s_owned);
+                        rm.client_id = s_owned(&m.client_id);
+                        rm.client_host = s_owned(&m.client_host);
+                        rm.subscribed_topic_names =
+                            m.subscribed.iter().map(|t| s_owned(t)).collect();
                         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
                         let assigned = g.assignment(mid, &counts);
                         for (t, p) in &assigned {
@@ -228,7 +225,7 @@ pub(crate) fn share_group_describe(
                             .map(|(t, ps)| {
                                 let mut tp = ShareGroupDescribeResponseTopicPartition::default();
                                 tp.topic_id = s.topics[t].id;
-                                tp.topic_name = owned(t);
+                                tp.topic_name = s_owned(t);
                                 tp.partitions = ps.into();
                                 tp
                             })
