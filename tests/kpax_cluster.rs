@@ -106,7 +106,7 @@ async fn many_requests_pipelined_on_one_connection(tc: &TestCluster) {
                         .with_client_software_version("1.0".into());
                 }
                 b.send(&req).await.map(|r| {
-                    assert_eq!(r.error_code, 0, "ApiVersions error");
+                    assert_eq!(r.error_code, ErrorCode::NONE, "ApiVersions error");
                     r.api_keys.len()
                 })
             }

@@ -1220,8 +1220,8 @@ async fn kafka_refuses_a_transactional_write_to_a_partition_not_added() {
                 .await
         };
         match attempt.await {
-            Ok(r) if ErrorCode(r.error_code) == ErrorCode::NONE => break r,
-            Ok(r) if ErrorCode(r.error_code).is_retriable() => {}
+            Ok(r) if r.error_code == ErrorCode::NONE => break r,
+            Ok(r) if r.error_code.is_retriable() => {}
             Err(e) if e.is_retriable() => {}
             other => panic!("InitProducerId: {other:?}"),
         }
@@ -1249,7 +1249,7 @@ async fn kafka_refuses_a_transactional_write_to_a_partition_not_added() {
     let leader = cluster.leader(&topic.name, 0).await.unwrap();
     let version = leader.version_for::<ProduceRequest>().await.unwrap();
     let resp = leader.send(&req).await.unwrap();
-    let code = ErrorCode(resp.responses[0].partition_responses[0].error_code);
+    let code = resp.responses[0].partition_responses[0].error_code;
     eprintln!("Produce v{version} to a partition not in the transaction: {code}");
     // INVALID_TXN_STATE on 3.x; Kafka 4.x answers TRANSACTION_ABORTABLE
     // (KIP-1050) to clients that know it.

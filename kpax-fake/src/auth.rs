@@ -283,7 +283,7 @@ impl Session {
         match self.stage {
             Stage::Fresh | Stage::Done { .. } => {}
             _ => {
-                r.error_code = ErrorCode::ILLEGAL_SASL_STATE.0;
+                r.error_code = ErrorCode::ILLEGAL_SASL_STATE;
                 return (
                     r,
                     After::Close("SaslHandshake in the middle of an exchange".into()),
@@ -292,7 +292,7 @@ impl Session {
         }
         let mechanism = req.mechanism.to_string();
         if !self.sasl.mechanisms.contains(&mechanism) {
-            r.error_code = ErrorCode::UNSUPPORTED_SASL_MECHANISM.0;
+            r.error_code = ErrorCode::UNSUPPORTED_SASL_MECHANISM;
             return (
                 r,
                 After::Close(format!("unsupported SASL mechanism {mechanism}")),
@@ -372,7 +372,7 @@ impl Session {
                 (r, After::Continue)
             }
             Err((code, message)) => {
-                r.error_code = code.0;
+                r.error_code = code;
                 r.error_message = Some(StrBytes::from(message.clone()));
                 (
                     r,
@@ -634,13 +634,13 @@ mod tests {
         req.auth_bytes = Bytes::from_static(b"\0alice\0wrong");
         let mut ok = false;
         let (r, after) = s.authenticate(&req, 2, &mut ok);
-        assert_eq!(r.error_code, ErrorCode::SASL_AUTHENTICATION_FAILED.0);
+        assert_eq!(r.error_code, ErrorCode::SASL_AUTHENTICATION_FAILED);
         assert!(!ok && matches!(after, After::Close(_)));
         let mut s = Session::new(Arc::new(FakeSasl::new().with_user("alice", "pw")));
         s.handshake(&hs);
         req.auth_bytes = Bytes::from_static(b"\0alice\0pw");
         let (r, _) = s.authenticate(&req, 2, &mut ok);
-        assert_eq!(r.error_code, 0);
+        assert_eq!(r.error_code, ErrorCode::NONE);
         assert!(ok && s.admit(ApiKey::Metadata).is_ok());
     }
 }

@@ -175,7 +175,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             // layout, with UNSUPPORTED_VERSION and its own range, so that
             // the client can retry at a version both know.
             let mut r = ApiVersionsResponse::default();
-            r.error_code = ErrorCode::UNSUPPORTED_VERSION.0;
+            r.error_code = ErrorCode::UNSUPPORTED_VERSION;
             let mut k = ApiVersionsResponseApiKey::default();
             k.api_key = ApiKey::ApiVersions as i16;
             k.min_version = min;

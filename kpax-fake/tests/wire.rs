@@ -133,7 +133,7 @@ async fn api_versions_at_every_version_and_unknown_version() {
     let mut c = Client::connect(&cluster, 1).await;
     for v in 0..=4 {
         let r = c.call(&ApiVersionsRequest::default(), v).await.unwrap();
-        assert_eq!(r.error_code, 0);
+        assert_eq!(r.error_code, ErrorCode::NONE);
         assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::Fetch as i16));
     }
     // A version past what the fake knows: error 35 in the v0 layout.
@@ -143,7 +143,7 @@ async fn api_versions_at_every_version_and_unknown_version() {
     let mut body = c.read_frame().await.unwrap();
     assert_eq!(body.get_i32(), 7);
     let r = ApiVersionsResponse::decode(&mut body, 0).unwrap();
-    assert_eq!(r.error_code, ErrorCode::UNSUPPORTED_VERSION.0);
+    assert_eq!(r.error_code, ErrorCode::UNSUPPORTED_VERSION);
     assert_eq!(r.api_keys[0].max_version, 4);
 }
 
@@ -198,7 +198,7 @@ async fn produce_fetch_list_offsets_and_errors() {
     for v in [3, 7, 9, 11] {
         let r = c.call(&produce_req("t", 0, batch(3), -1), v).await.unwrap();
         let p = &r.responses[0].partition_responses[0];
-        assert_eq!(p.error_code, 0, "produce v{v}");
+        assert_eq!(p.error_code, ErrorCode::NONE, "produce v{v}");
     }
     assert_eq!(cluster.high_watermark("t", 0), Some(12));
     // acks=0 gets no response; the next request is still answered in order.
@@ -209,7 +209,7 @@ async fn produce_fetch_list_offsets_and_errors() {
     let r = o.call(&produce_req("t", 0, batch(1), 1), 9).await.unwrap();
     assert_eq!(
         r.responses[0].partition_responses[0].error_code,
-        ErrorCode::NOT_LEADER_OR_FOLLOWER.0
+        ErrorCode::NOT_LEADER_OR_FOLLOWER
     );
     let mut c = Client::connect(&cluster, leader).await;
     for v in [0, 4, 11, 12] {
@@ -218,14 +218,14 @@ async fn produce_fetch_list_offsets_and_errors() {
             .await
             .unwrap();
         let p = &r.responses[0].partitions[0];
-        assert_eq!(p.error_code, 0, "fetch v{v}");
+        assert_eq!(p.error_code, ErrorCode::NONE, "fetch v{v}");
         assert_eq!(p.high_watermark, 13);
         assert!(!p.records.as_ref().unwrap().is_empty());
     }
     let r = c.call(&fetch_req("t", 0, 999, 0), 11).await.unwrap();
     assert_eq!(
         r.responses[0].partitions[0].error_code,
-        ErrorCode::OFFSET_OUT_OF_RANGE.0
+        ErrorCode::OFFSET_OUT_OF_RANGE
     );
     for (ts, want) in [
         (-2, 0),
@@ -279,7 +279,7 @@ async fn idempotent_duplicates_and_gaps_over_the_wire() {
     cluster.create_topic("i", 1).unwrap();
     let mut c = Client::connect(&cluster, 1).await;
     let pid = c.call(&InitProducerIdRequest::default(), 4).await.unwrap();
-    assert_eq!(pid.error_code, 0);
+    assert_eq!(pid.error_code, ErrorCode::NONE);
     let idem = |seq: i32| {
         let mut b = RecordBatchBuilder::new(0).producer(pid.producer_id, pid.producer_epoch, seq);
         b.append(1, None, Some(&b"x"[..]), &[]).unwrap();
@@ -291,19 +291,19 @@ async fn idempotent_duplicates_and_gaps_over_the_wire() {
     };
     assert_eq!(
         base(c.call(&produce_req("i", 0, idem(0), -1), 9).await.unwrap()),
-        (0, 0)
+        (ErrorCode::NONE, 0)
     );
     assert_eq!(
         base(c.call(&produce_req("i", 0, idem(1), -1), 9).await.unwrap()),
-        (0, 1)
+        (ErrorCode::NONE, 1)
     );
     assert_eq!(
         base(c.call(&produce_req("i", 0, idem(1), -1), 9).await.unwrap()),
-        (0, 1)
+        (ErrorCode::NONE, 1)
     );
     assert_eq!(
         base(c.call(&produce_req("i", 0, idem(5), -1), 9).await.unwrap()).0,
-        ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER.0
+        ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
     );
     assert_eq!(cluster.high_watermark("i", 0), Some(2));
 }
@@ -334,17 +334,17 @@ async fn coordinators_groups_and_offsets_over_the_wire() {
     proto.name = "range".into();
     join.protocols = vec![proto];
     let r = c.call(&join, 5).await.unwrap();
-    assert_eq!(r.error_code, ErrorCode::MEMBER_ID_REQUIRED.0);
+    assert_eq!(r.error_code, ErrorCode::MEMBER_ID_REQUIRED);
     join.member_id = r.member_id.clone();
     let r = c.call(&join, 5).await.unwrap();
-    assert_eq!(r.error_code, 0);
+    assert_eq!(r.error_code, ErrorCode::NONE);
     assert_eq!(r.leader, r.member_id);
     let mut sync = SyncGroupRequest::default();
     sync.group_id = "grp".into();
     sync.generation_id = r.generation_id;
     sync.member_id = r.member_id.clone();
     let s = c.call(&sync, 3).await.unwrap();
-    assert_eq!(s.error_code, 0);
+    assert_eq!(s.error_code, ErrorCode::NONE);
 
     let mut commit = OffsetCommitRequest::default();
     commit.group_id = "grp".into();
@@ -358,7 +358,11 @@ async fn coordinators_groups_and_offsets_over_the_wire() {
     commit.topics = vec![ct];
     for v in [2, 8] {
         let cr = c.call(&commit, v).await.unwrap();
-        assert_eq!(cr.topics[0].partitions[0].error_code, 0, "commit v{v}");
+        assert_eq!(
+            cr.topics[0].partitions[0].error_code,
+            ErrorCode::NONE,
+            "commit v{v}"
+        );
     }
     // The old form (v1-7) and the grouped one (v8+).
     let mut of = OffsetFetchRequest::default();
@@ -396,7 +400,7 @@ async fn coordinators_groups_and_offsets_over_the_wire() {
     hb.generation_id = 1;
     hb.member_id = join.member_id.clone();
     let r = c.call(&hb, 4).await.unwrap();
-    assert_eq!(r.error_code, ErrorCode::NOT_COORDINATOR.0);
+    assert_eq!(r.error_code, ErrorCode::NOT_COORDINATOR);
 }
 
 #[tokio::test]
@@ -408,9 +412,9 @@ async fn faults_errors_delays_and_drops() {
     let mut md = MetadataRequest::default();
     md.topics = None;
     let r = c.call(&md, 9).await.unwrap();
-    assert_eq!(r.topics[0].error_code, ErrorCode::LEADER_NOT_AVAILABLE.0);
+    assert_eq!(r.topics[0].error_code, ErrorCode::LEADER_NOT_AVAILABLE);
     let r = c.call(&md, 9).await.unwrap();
-    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(r.topics[0].error_code, ErrorCode::NONE);
 
     cluster.delay(ApiKey::ApiVersions, Duration::from_millis(300));
     let start = Instant::now();
@@ -435,16 +439,16 @@ async fn admin_apis_create_grow_and_delete_topics() {
     t.replication_factor = 1;
     ct.topics = vec![t];
     let r = c.call(&ct, 7).await.unwrap();
-    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(r.topics[0].error_code, ErrorCode::NONE);
     let r = c.call(&ct, 4).await.unwrap();
-    assert_eq!(r.topics[0].error_code, ErrorCode::TOPIC_ALREADY_EXISTS.0);
+    assert_eq!(r.topics[0].error_code, ErrorCode::TOPIC_ALREADY_EXISTS);
     let mut cp = CreatePartitionsRequest::default();
     let mut t = kpax_proto::generated::create_partitions::CreatePartitionsRequestTopic::default();
     t.name = "made".into();
     t.count = 5;
     cp.topics = vec![t];
     let r = c.call(&cp, 3).await.unwrap();
-    assert_eq!(r.results[0].error_code, 0);
+    assert_eq!(r.results[0].error_code, ErrorCode::NONE);
     assert!(cluster.leader("made", 4).is_some());
     let mut md = MetadataRequest::default();
     md.topics = None;
@@ -453,6 +457,6 @@ async fn admin_apis_create_grow_and_delete_topics() {
     let mut dt = DeleteTopicsRequest::default();
     dt.topic_names = vec!["made".into()];
     let r = c.call(&dt, 5).await.unwrap();
-    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(r.responses[0].error_code, ErrorCode::NONE);
     assert!(cluster.leader("made", 0).is_none());
 }

@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, Criterion, Throughput};
 use kafka_protocol::messages as kp;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes as KpStr};
-use kpax_proto::generated::{fetch, metadata, produce, ApiKey};
+use kpax_proto::generated::{fetch, metadata, produce, ApiKey, ErrorCode};
 use kpax_proto::message::Message;
 use kpax_proto::wire::{FrameBuf, StrBytes};
 
@@ -80,7 +80,7 @@ fn kpax_metadata() -> metadata::MetadataResponse {
             (0..MD_TOPICS)
                 .map(|t| {
                     MetadataResponseTopic::default()
-                        .with_error_code(0)
+                        .with_error_code(ErrorCode::NONE)
                         .with_name(Some(StrBytes::from(format!("events.topic-{t:03}"))))
                         .with_is_internal(false)
                         .with_topic_authorized_operations(i32::MIN)
@@ -88,7 +88,7 @@ fn kpax_metadata() -> metadata::MetadataResponse {
                             (0..MD_PARTITIONS)
                                 .map(|p| {
                                     MetadataResponsePartition::default()
-                                        .with_error_code(0)
+                                        .with_error_code(ErrorCode::NONE)
                                         .with_partition_index(p as i32)
                                         .with_leader_id(replicas(p)[0])
                                         .with_leader_epoch(7)
@@ -219,7 +219,7 @@ fn kpax_fetch(records: &[Bytes]) -> fetch::FetchResponse {
     use fetch::*;
     FetchResponse::default()
         .with_throttle_time_ms(0)
-        .with_error_code(0)
+        .with_error_code(ErrorCode::NONE)
         .with_session_id(12345)
         .with_responses(vec![FetchResponseResponse::default()
             // v13+ carry topic_id (left the nil UUID on both sides), not the name.
@@ -230,7 +230,7 @@ fn kpax_fetch(records: &[Bytes]) -> fetch::FetchResponse {
                     .map(|(i, r)| {
                         FetchResponsePartition::default()
                             .with_partition_index(i as i32)
-                            .with_error_code(0)
+                            .with_error_code(ErrorCode::NONE)
                             .with_high_watermark(1_000_000 + i as i64)
                             .with_last_stable_offset(1_000_000 + i as i64)
                             .with_log_start_offset(0)

@@ -4,7 +4,9 @@
 //! types stay as the schema makes them.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kpax_proto::generated::{FindCoordinatorResponse, JoinGroupResponse, SyncGroupResponse};
+use kpax_proto::generated::{
+    ErrorCode, FindCoordinatorResponse, JoinGroupResponse, SyncGroupResponse,
+};
 
 /// librdkafka's mock: SyncGroup v3 error reply with a null assignment.
 #[test]
@@ -14,7 +16,7 @@ fn null_sync_group_assignment_reads_as_empty() {
     b.put_i16(27); // REBALANCE_IN_PROGRESS
     b.put_i32(-1); // assignment: null BYTES
     let r = SyncGroupResponse::decode(&mut b.freeze(), 3).unwrap();
-    assert_eq!(r.error_code, 27);
+    assert_eq!(r.error_code, ErrorCode::REBALANCE_IN_PROGRESS);
     assert!(r.assignment.is_empty());
     // written back as an empty, non-null BYTES
     let mut out = BytesMut::new();
@@ -35,7 +37,7 @@ fn null_join_group_strings_read_as_none_or_empty() {
     b.put_i16(-1); // member_id: null
     b.put_i32(0); // members: empty
     let r = JoinGroupResponse::decode(&mut b.freeze(), 5).unwrap();
-    assert_eq!(r.error_code, 14);
+    assert_eq!(r.error_code, ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
     assert_eq!(r.protocol_name, None);
     assert!(r.leader.is_empty());
     assert!(r.member_id.is_empty());
@@ -55,6 +57,6 @@ fn null_find_coordinator_host_reads_as_empty() {
     b.put_i16(-1); // host: null
     b.put_i32(-1); // port
     let r = FindCoordinatorResponse::decode(&mut Bytes::from(b.to_vec()), 1).unwrap();
-    assert_eq!(r.error_code, 15);
+    assert_eq!(r.error_code, ErrorCode::COORDINATOR_NOT_AVAILABLE);
     assert!(r.host.is_empty());
 }

@@ -131,6 +131,7 @@ fn base_type(b: Base) -> TokenStream {
 
 fn elem_type(f: &FieldModel) -> TokenStream {
     let t = match &f.elem {
+        Elem::Prim(_) if is_error_code(f) => quote!(ErrorCode),
         Elem::Prim(b) => base_type(*b),
         Elem::Struct(n) => {
             let i = format_ident!("{}", n);
@@ -142,6 +143,16 @@ fn elem_type(f: &FieldModel) -> TokenStream {
     } else {
         t
     }
+}
+
+/// Whether `f` holds an error code (`error_code`, `partition_error_code`,
+/// ...: an INT16 named so): such fields are typed [`ErrorCode`] rather
+/// than a bare `i16`.
+fn is_error_code(f: &FieldModel) -> bool {
+    f.name.ends_with("error_code")
+        && !f.array
+        && !f.is_option()
+        && matches!(f.elem, Elem::Prim(Base::I16))
 }
 
 /// Whether `f` is a `[]INT32` (non-nullable elements): such fields are
@@ -176,6 +187,7 @@ fn default_expr(f: &FieldModel) -> TokenStream {
         _ if f.is_option() => quote!(None),
         _ if f.array && !is_int32_array(f) => quote!(Vec::new()),
         _ if f.array => quote!(Int32Array::default()),
+        _ if is_error_code(f) => quote!(ErrorCode::NONE),
         _ => match &f.elem {
             Elem::Prim(Base::Bool) => quote!(false),
             Elem::Prim(Base::F64) => quote!(0.0),
@@ -194,8 +206,10 @@ fn default_expr(f: &FieldModel) -> TokenStream {
 /// `#[derive(Default)]` can stand for a hand-written `impl`.
 fn is_type_default(dflt: &TokenStream) -> bool {
     let text = dflt.to_string();
-    matches!(text.as_str(), "0" | "0.0" | "false" | "None")
-        || text.ends_with(":: default ()")
+    matches!(
+        text.as_str(),
+        "0" | "0.0" | "false" | "None" | "ErrorCode :: NONE"
+    ) || text.ends_with(":: default ()")
         || text.ends_with(":: new ()")
 }
 
@@ -510,6 +524,10 @@ fn encode_value(
                 quote!(match #by_ref { None => { #none } Some(s) => { put_i8(buf, 1); #enc } })
             }
             Elem::Struct(_) => nested(v.recv()),
+            Elem::Prim(_) if is_error_code(f) => {
+                let code = v.recv();
+                quote!(put_i16(buf, #code.0);)
+            }
             Elem::Prim(_) => put_prim(&var.token, f.is_option(), v, name),
         }
     }
@@ -603,6 +621,10 @@ fn decode_value(f: &FieldModel, var: &Variant) -> TokenStream {
                     quote!(#e.unwrap_or_default())
                 }
             }
+            Elem::Prim(_) if is_error_code(f) => {
+                let e = get_prim(&var.token, false, name);
+                quote!(ErrorCode(#e))
+            }
             Elem::Prim(_) => get_prim(&var.token, f.is_option(), name),
         }
     }
@@ -644,6 +666,11 @@ fn random_value(f: &FieldModel, var: &Variant) -> TokenStream {
         }
         Elem::Prim(_) => {
             let p = random_prim(&var.token);
+            let p = if is_error_code(f) {
+                quote!(ErrorCode(#p))
+            } else {
+                p
+            };
             let token_nullable = crate::model::token_base(&var.token).is_some_and(|t| t.1);
             let elem_opt = if f.array {
                 f.elem_nullable
@@ -786,6 +813,8 @@ fn emit_struct(
             quote!(self.#id.is_some())
         } else if f.array {
             quote!(!self.#id.is_empty())
+        } else if is_error_code(f) {
+            quote!(!self.#id.is_ok())
         } else {
             match dflt.to_string().as_str() {
                 "false" => quote!(self.#id),
@@ -1141,6 +1170,16 @@ pub fn emit_all(
     for a in apis {
         let module = module_name(&a.name);
         let mut body = uses.clone();
+        let has_error_codes = [&a.request, &a.response]
+            .iter()
+            .flat_map(|m| &m.structs)
+            .flat_map(|s| &s.fields)
+            .any(is_error_code);
+        if has_error_codes {
+            body.extend(quote!(
+                use super::ErrorCode;
+            ));
+        }
         body.extend(emit_message(&a.request));
         body.extend(emit_message(&a.response));
         let req = format_ident!("{}", a.request.root().name);

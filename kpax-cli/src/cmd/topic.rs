@@ -177,7 +177,7 @@ pub(crate) async fn await_visible(admin: &Admin, created: &[(&str, Option<i32>)]
             };
             for (name, partitions) in created {
                 let seen = resp.topics.iter().find(|t| {
-                    t.name.as_ref().map(|n| n.as_str()) == Some(*name) && t.error_code == 0
+                    t.name.as_ref().map(|n| n.as_str()) == Some(*name) && t.error_code.is_ok()
                 });
                 let ready = seen.is_some_and(|t| {
                     !t.partitions.is_empty()

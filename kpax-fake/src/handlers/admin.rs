@@ -123,7 +123,7 @@ pub(crate) fn delete_records(
             });
             match result {
                 Ok(low) => rp.low_watermark = low,
-                Err(e) => rp.error_code = e,
+                Err(e) => rp.error_code = ErrorCode(e),
             }
             rt.partitions.push(rp);
         }
@@ -139,8 +139,8 @@ pub(crate) fn delete_groups(ctx: &Context<'_>, req: DeleteGroupsRequest) -> Dele
         let mut rr = DeleteGroupsResponseResult::default();
         rr.group_id = id.clone();
         rr.error_code = match delete_group(ctx, &mut s, &id) {
-            Ok(()) => 0,
-            Err(e) => e,
+            Ok(()) => ErrorCode(0),
+            Err(e) => ErrorCode(e),
         };
         r.results.push(rr);
     }
@@ -170,14 +170,14 @@ pub(crate) fn describe_cluster(
         r.endpoint_type = req.endpoint_type;
     }
     if let Some(e) = ctx.injected {
-        r.error_code = e;
+        r.error_code = ErrorCode(e);
         r.error_message = ErrorCode(e).name().map(StrBytes::from_static);
         return r;
     }
     // Endpoint type 2 (controllers, KIP-919): the fake has none apart
     // from its brokers, and Kafka answers a broker-only cluster so.
     if ctx.version >= 1 && req.endpoint_type != 1 {
-        r.error_code = ErrorCode::UNSUPPORTED_ENDPOINT_TYPE.0;
+        r.error_code = ErrorCode::UNSUPPORTED_ENDPOINT_TYPE;
         r.error_message = Some(StrBytes::from_static(
             "the fake serves broker endpoints only",
         ));
@@ -275,7 +275,7 @@ pub(crate) fn describe_configs(
         match result {
             Ok(configs) => rr.configs = configs,
             Err((code, message)) => {
-                rr.error_code = code;
+                rr.error_code = ErrorCode(code);
                 rr.error_message = Some(if message.is_empty() {
                     StrBytes::from_static(ErrorCode(code).name().unwrap_or("error"))
                 } else {
@@ -338,7 +338,7 @@ pub(crate) fn incremental_alter_configs(
             )),
         };
         if let Err((code, message)) = result {
-            rr.error_code = code;
+            rr.error_code = ErrorCode(code);
             rr.error_message = Some(if message.is_empty() {
                 StrBytes::from_static(ErrorCode(code).name().unwrap_or("error"))
             } else {

@@ -24,7 +24,7 @@ pub(crate) fn consumer_group_heartbeat(
     let mut r = ConsumerGroupHeartbeatResponse::default();
     let mut s = ctx.shared.lock();
     if let Err(e) = group_check(ctx, &s, &req.group_id) {
-        r.error_code = e;
+        r.error_code = ErrorCode(e);
         return r;
     }
     let topics = s.topic_info();
@@ -52,7 +52,7 @@ pub(crate) fn consumer_group_heartbeat(
         .or_insert_with(|| Group::new(&group_id, now));
     if !g.members.is_empty() {
         // A classic group with members is not a consumer group.
-        r.error_code = ErrorCode::GROUP_ID_NOT_FOUND.0;
+        r.error_code = ErrorCode::GROUP_ID_NOT_FOUND;
         r.error_message = Some(StrBytes::from(format!(
             "group {group_id} is a classic group"
         )));
@@ -60,7 +60,7 @@ pub(crate) fn consumer_group_heartbeat(
     }
     match g.consumer.heartbeat(beat, &topics, now) {
         Err(code) => {
-            r.error_code = code.0;
+            r.error_code = code;
             r.member_id = Some(req.member_id.clone());
         }
         Ok(a) => {

@@ -92,7 +92,7 @@ fn fetch_once(ctx: &Context<'_>, req: &FetchRequest) -> (FetchResponse, usize, b
             });
             if let Err(e) = result {
                 any_error = true;
-                rp.error_code = e;
+                rp.error_code = ErrorCode(e);
                 rp.records = Some(Bytes::new());
                 if v >= 12 && e == ErrorCode::NOT_LEADER_OR_FOLLOWER.0 {
                     if let Some(p) = name
@@ -171,7 +171,7 @@ pub(crate) fn list_offsets(ctx: &Context<'_>, req: ListOffsetsRequest) -> ListOf
             });
             match found {
                 Err(e) => {
-                    rp.error_code = e;
+                    rp.error_code = ErrorCode(e);
                     if v >= 1 {
                         rp.offset = -1;
                         rp.timestamp = -1;

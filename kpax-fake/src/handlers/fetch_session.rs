@@ -125,7 +125,7 @@ fn key(t: &FetchRequestTopic, p: i32) -> Key {
 
 fn session_error(code: ErrorCode) -> FetchResponse {
     let mut r = FetchResponse::default();
-    r.error_code = code.0;
+    r.error_code = code;
     r
 }
 
@@ -285,7 +285,7 @@ pub(crate) fn close(ctx: &Context<'_>, answer: Answer, mut r: FetchResponse) -> 
                 return true;
             };
             let has_records = p.records.as_ref().is_some_and(|r| !r.is_empty());
-            let error = p.error_code != 0;
+            let error = p.error_code != ErrorCode(0);
             let changed = c.high_watermark != p.high_watermark
                 || c.last_stable_offset != p.last_stable_offset
                 || c.log_start_offset != p.log_start_offset;

@@ -59,7 +59,7 @@ pub(crate) fn find_coordinator(
                 }
             }
             Err(e) => {
-                r.error_code = e;
+                r.error_code = ErrorCode(e);
                 r.node_id = -1;
                 r.host = sb("");
                 r.port = -1;
@@ -79,7 +79,7 @@ pub(crate) fn find_coordinator(
                     c.port = port;
                 }
                 Err(e) => {
-                    c.error_code = e;
+                    c.error_code = ErrorCode(e);
                     c.node_id = -1;
                     c.host = sb("");
                     c.port = -1;
@@ -94,7 +94,7 @@ pub(crate) fn find_coordinator(
 
 fn join_error(v: i16, code: i16, member_id: &str) -> JoinGroupResponse {
     let mut r = JoinGroupResponse::default();
-    r.error_code = code;
+    r.error_code = ErrorCode(code);
     r.generation_id = -1;
     r.member_id = s_owned(member_id);
     r.protocol_name = if v >= 7 { None } else { Some(sb("")) };
@@ -198,7 +198,7 @@ async fn wait_on(notify: &tokio::sync::Notify) {
 
 fn sync_response(v: i16, code: i16, assignment: Bytes, g: Option<&Group>) -> SyncGroupResponse {
     let mut r = SyncGroupResponse::default();
-    r.error_code = code;
+    r.error_code = ErrorCode(code);
     r.assignment = assignment;
     if v >= 5 && code == 0 {
         r.protocol_type = g.and_then(|g| g.protocol_type.as_deref()).map(s_owned);
@@ -250,13 +250,10 @@ pub(crate) fn heartbeat(ctx: &Context<'_>, req: HeartbeatRequest) -> HeartbeatRe
     let mut s = ctx.shared.lock();
     let mut r = HeartbeatResponse::default();
     r.error_code = match group_check(ctx, &s, &req.group_id) {
-        Err(e) => e,
+        Err(e) => ErrorCode(e),
         Ok(()) => match s.groups.get_mut(req.group_id.as_str()) {
-            None => ErrorCode::UNKNOWN_MEMBER_ID.0,
-            Some(g) => {
-                g.heartbeat(&req.member_id, req.generation_id, Instant::now())
-                    .0
-            }
+            None => ErrorCode::UNKNOWN_MEMBER_ID,
+            Some(g) => g.heartbeat(&req.member_id, req.generation_id, Instant::now()),
         },
     };
     r
@@ -267,7 +264,7 @@ pub(crate) fn leave_group(ctx: &Context<'_>, req: LeaveGroupRequest) -> LeaveGro
     let mut s = ctx.shared.lock();
     let mut r = LeaveGroupResponse::default();
     if let Err(e) = group_check(ctx, &s, &req.group_id) {
-        r.error_code = e;
+        r.error_code = ErrorCode(e);
         return r;
     }
     let leaving: Vec<(String, Option<StrBytes>)> = if v >= 3 {
@@ -307,12 +304,12 @@ pub(crate) fn leave_group(ctx: &Context<'_>, req: LeaveGroupRequest) -> LeaveGro
                 let mut m = LeaveGroupResponseMember::default();
                 m.member_id = s_owned(&id);
                 m.group_instance_id = instance;
-                m.error_code = code;
+                m.error_code = ErrorCode(code);
                 m
             })
             .collect();
     } else {
-        r.error_code = codes.first().copied().unwrap_or(0);
+        r.error_code = ErrorCode(codes.first().copied().unwrap_or(0));
     }
     r
 }
@@ -331,7 +328,7 @@ pub(crate) fn describe_groups(
             rg.authorized_operations = i32::MIN;
         }
         if let Err(e) = group_check(ctx, &s, &id) {
-            rg.error_code = e;
+            rg.error_code = ErrorCode(e);
             rg.group_state = s_owned("Dead");
             r.groups.push(rg);
             continue;
@@ -375,7 +372,7 @@ pub(crate) fn list_groups(ctx: &Context<'_>, req: ListGroupsRequest) -> ListGrou
     let s = ctx.shared.lock();
     let mut r = ListGroupsResponse::default();
     if let Some(e) = ctx.injected {
-        r.error_code = e;
+        r.error_code = ErrorCode(e);
         return r;
     }
     for g in s.groups.values() {

@@ -11,7 +11,7 @@ use crate::context::{s_owned, sb, Context};
 pub(crate) fn api_versions(ctx: &Context<'_>) -> ApiVersionsResponse {
     let s = ctx.shared.lock();
     let mut r = ApiVersionsResponse::default();
-    r.error_code = ctx.injected.unwrap_or(0);
+    r.error_code = ErrorCode(ctx.injected.unwrap_or(0));
     r.api_keys = s
         .versions
         .iter()
@@ -73,7 +73,7 @@ pub(crate) fn metadata(ctx: &Context<'_>, req: MetadataRequest) -> MetadataRespo
             (None, None) => None,
         };
         let Some(name) = name else {
-            t.error_code = ErrorCode::UNKNOWN_TOPIC_ID.0;
+            t.error_code = ErrorCode::UNKNOWN_TOPIC_ID;
             if let Some(id) = id {
                 t.topic_id = id;
             }
@@ -85,7 +85,7 @@ pub(crate) fn metadata(ctx: &Context<'_>, req: MetadataRequest) -> MetadataRespo
         };
         t.name = Some(s_owned(&name));
         if let Some(e) = ctx.injected {
-            t.error_code = e;
+            t.error_code = ErrorCode(e);
             r.topics.push(t);
             continue;
         }
@@ -93,13 +93,13 @@ pub(crate) fn metadata(ctx: &Context<'_>, req: MetadataRequest) -> MetadataRespo
             let n = s.default_partitions;
             match s.create_topic(&name, n, 1, None, false) {
                 Ok(()) => tracing::info!(topic = %name, "auto-created"),
-                Err(e) => t.error_code = e.0,
+                Err(e) => t.error_code = e,
             }
         }
         match s.topics.get(&name) {
             None => {
-                if t.error_code == 0 {
-                    t.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0;
+                if t.error_code == ErrorCode(0) {
+                    t.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
                 }
             }
             Some(topic) => {

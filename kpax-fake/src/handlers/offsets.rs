@@ -43,9 +43,9 @@ pub(crate) fn offset_commit(ctx: &Context<'_>, req: OffsetCommitRequest) -> Offs
             let mut rp = OffsetCommitResponsePartition::default();
             rp.partition_index = p.partition_index;
             rp.error_code = if code != 0 {
-                code
+                ErrorCode(code)
             } else if !known.is_some_and(|n| (0..n as i32).contains(&p.partition_index)) {
-                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
             } else {
                 let g = s.groups.get_mut(&group_id).expect("created above");
                 g.offsets.insert(
@@ -56,7 +56,7 @@ pub(crate) fn offset_commit(ctx: &Context<'_>, req: OffsetCommitRequest) -> Offs
                         metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
                     },
                 );
-                0
+                ErrorCode(0)
             };
             rt.partitions.push(rp);
         }
@@ -117,7 +117,7 @@ pub(crate) fn offset_fetch(ctx: &Context<'_>, req: OffsetFetchRequest) -> Offset
             let mut g = OffsetFetchResponseGroup::default();
             g.group_id = rg.group_id.clone();
             let code = group_check(ctx, &s, &rg.group_id).err().unwrap_or(0);
-            g.error_code = code;
+            g.error_code = ErrorCode(code);
             if code == 0 {
                 let topics = rg.topics.map(|ts| {
                     ts.into_iter()
@@ -137,7 +137,7 @@ pub(crate) fn offset_fetch(ctx: &Context<'_>, req: OffsetFetchRequest) -> Offset
                                 rp.committed_offset = o;
                                 rp.committed_leader_epoch = e;
                                 rp.metadata = m.as_deref().map(s_owned);
-                                rp.error_code = err;
+                                rp.error_code = ErrorCode(err);
                                 rp
                             })
                             .collect();
@@ -158,7 +158,7 @@ pub(crate) fn offset_fetch(ctx: &Context<'_>, req: OffsetFetchRequest) -> Offset
     // v2+ carries a group-level error; v0-1 only per partition.
     let (partition_error, top_error) = if v >= 2 { (0, code) } else { (code, 0) };
     if v >= 2 {
-        r.error_code = top_error;
+        r.error_code = ErrorCode(top_error);
         if code != 0 {
             return r;
         }
@@ -178,7 +178,7 @@ pub(crate) fn offset_fetch(ctx: &Context<'_>, req: OffsetFetchRequest) -> Offset
                         rp.committed_leader_epoch = e;
                     }
                     rp.metadata = m.as_deref().map(s_owned);
-                    rp.error_code = err;
+                    rp.error_code = ErrorCode(err);
                     rp
                 })
                 .collect();

@@ -67,7 +67,7 @@ pub(crate) fn produce(ctx: &Context<'_>, req: ProduceRequest) -> Option<ProduceR
                         }
                     }
                     Err(e) => {
-                        rp.error_code = e;
+                        rp.error_code = ErrorCode(e);
                         if v >= 10 && e == ErrorCode::NOT_LEADER_OR_FOLLOWER.0 {
                             if let Some(p) = s
                                 .topics

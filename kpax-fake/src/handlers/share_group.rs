@@ -93,14 +93,14 @@ pub(crate) fn share_group_heartbeat(
     let s = &mut *guard;
     let group = req.group_id.to_string();
     if let Err(e) = group_check(ctx, s, &group) {
-        r.error_code = e;
+        r.error_code = ErrorCode(e);
         return r;
     }
     if s.groups
         .get(&group)
         .is_some_and(|g| !g.members.is_empty() || !g.consumer.members.is_empty())
     {
-        r.error_code = ErrorCode::GROUP_ID_NOT_FOUND.0;
+        r.error_code = ErrorCode::GROUP_ID_NOT_FOUND;
         r.error_message = Some(s_owned(&format!("group {group} is not a share group")));
         return r;
     }
@@ -123,9 +123,9 @@ pub(crate) fn share_group_heartbeat(
     match g.heartbeat(&member, req.member_epoch, subscribed, who, now, limit) {
         Err(e) => {
             r.error_code = match e {
-                BeatError::UnknownMember => ErrorCode::UNKNOWN_MEMBER_ID.0,
-                BeatError::FencedEpoch => ErrorCode::FENCED_MEMBER_EPOCH.0,
-                BeatError::InvalidRequest => ErrorCode::INVALID_REQUEST.0,
+                BeatError::UnknownMember => ErrorCode::UNKNOWN_MEMBER_ID,
+                BeatError::FencedEpoch => ErrorCode::FENCED_MEMBER_EPOCH,
+                BeatError::InvalidRequest => ErrorCode::INVALID_REQUEST,
             };
         }
         Ok(-1) => r.member_epoch = -1,
@@ -193,7 +193,7 @@ pub(crate) fn share_group_describe(
         });
         match found {
             Err(e) => {
-                rg.error_code = e;
+                rg.error_code = ErrorCode(e);
                 if e == ErrorCode::GROUP_ID_NOT_FOUND.0 {
                     rg.error_message = Some(s_owned(&format!("Group {id} not found.")));
                 }
@@ -498,7 +498,7 @@ pub(crate) async fn share_fetch(ctx: &Context<'_>, req: ShareFetchRequest) -> Sh
     let v = ctx.version;
     let mut r = ShareFetchResponse::default();
     if let Some((code, message)) = refused(ctx, req.is_renew_ack) {
-        r.error_code = code;
+        r.error_code = ErrorCode(code);
         r.error_message = message;
         return r;
     }
@@ -515,7 +515,7 @@ pub(crate) async fn share_fetch(ctx: &Context<'_>, req: ShareFetchRequest) -> Sh
             .flat_map(|(n, ps)| ps.iter().map(move |p| (n.clone(), *p)).collect::<Vec<_>>())
             .collect();
         if let Err(e) = session_step(&mut s, ctx.node, &named, epoch, true, &forgotten) {
-            r.error_code = e;
+            r.error_code = ErrorCode(e);
             return r;
         }
         for (id, p, acks) in &named.parts {
@@ -523,17 +523,17 @@ pub(crate) async fn share_fetch(ctx: &Context<'_>, req: ShareFetchRequest) -> Sh
             rp.partition_index = *p;
             rp.records = Some(Bytes::new());
             match s.topic_name_by_id(id) {
-                None => rp.error_code = ErrorCode::UNKNOWN_TOPIC_ID.0,
+                None => rp.error_code = ErrorCode::UNKNOWN_TOPIC_ID,
                 Some(name) => {
                     if let Err(e) = leader_check(&s, ctx.node, &name, *p) {
-                        rp.error_code = e;
+                        rp.error_code = ErrorCode(e);
                         if let Some((id, epoch)) = current_leader(&s, &name, *p) {
                             rp.current_leader.leader_id = id;
                             rp.current_leader.leader_epoch = epoch;
                         }
                     } else if !acks.is_empty() {
                         rp.acknowledge_error_code =
-                            acknowledge(&mut s, ctx.node, &named, &(name, *p), acks);
+                            ErrorCode(acknowledge(&mut s, ctx.node, &named, &(name, *p), acks));
                     } else {
                         continue;
                     }
@@ -611,7 +611,7 @@ pub(crate) fn share_acknowledge(
     let v = ctx.version;
     let mut r = ShareAcknowledgeResponse::default();
     if let Some((code, message)) = refused(ctx, req.is_renew_ack) {
-        r.error_code = code;
+        r.error_code = ErrorCode(code);
         r.error_message = message;
         return r;
     }
@@ -628,7 +628,7 @@ pub(crate) fn share_acknowledge(
         false,
         &[],
     ) {
-        r.error_code = e;
+        r.error_code = ErrorCode(e);
         return r;
     }
     let mut by_topic: BTreeMap<Uuid, Vec<ShareAcknowledgeResponsePartition>> = BTreeMap::new();
@@ -636,10 +636,16 @@ pub(crate) fn share_acknowledge(
         let mut rp = ShareAcknowledgeResponsePartition::default();
         rp.partition_index = *p;
         match s.topic_name_by_id(id) {
-            None => rp.error_code = ErrorCode::UNKNOWN_TOPIC_ID.0,
+            None => rp.error_code = ErrorCode::UNKNOWN_TOPIC_ID,
             Some(name) => {
-                rp.error_code = acknowledge(&mut s, ctx.node, &named, &(name.clone(), *p), acks);
-                if rp.error_code == ErrorCode::NOT_LEADER_OR_FOLLOWER.0 {
+                rp.error_code = ErrorCode(acknowledge(
+                    &mut s,
+                    ctx.node,
+                    &named,
+                    &(name.clone(), *p),
+                    acks,
+                ));
+                if rp.error_code == ErrorCode::NOT_LEADER_OR_FOLLOWER {
                     if let Some((id, epoch)) = current_leader(&s, &name, *p) {
                         rp.current_leader.leader_id = id;
                         rp.current_leader.leader_epoch = epoch;

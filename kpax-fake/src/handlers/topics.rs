@@ -72,7 +72,7 @@ pub(crate) fn create_topics(ctx: &Context<'_>, req: CreateTopicsRequest) -> Crea
                 }
             }
             Err(e) => {
-                rt.error_code = e.0;
+                rt.error_code = e;
                 if v >= 1 {
                     rt.error_message = e.name().map(StrBytes::from_static);
                 }
@@ -126,7 +126,7 @@ pub(crate) fn delete_topics(ctx: &Context<'_>, req: DeleteTopicsRequest) -> Dele
                 None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.0,
             }
         };
-        rr.error_code = code;
+        rr.error_code = ErrorCode(code);
         r.responses.push(rr);
     }
     r
@@ -146,7 +146,7 @@ pub(crate) fn create_partitions(
             None => s.create_partitions(&t.name, t.count, req.validate_only),
         };
         if let Err(e) = result {
-            rr.error_code = e.0;
+            rr.error_code = e;
             rr.error_message = e.name().map(StrBytes::from_static);
         }
         r.results.push(rr);

@@ -10,6 +10,7 @@
 //! transaction, or TxnOffsetCommit for a group not added with
 //! AddOffsetsToTxn, is INVALID_TXN_STATE.
 
+use kpax_proto::generated::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -127,14 +128,14 @@ pub(crate) fn init_producer_id(
     let mut s = ctx.shared.lock();
     let mut r = InitProducerIdResponse::default();
     if let Some(e) = ctx.injected {
-        r.error_code = e;
+        r.error_code = ErrorCode(e);
         r.producer_id = -1;
         r.producer_epoch = -1;
         return r;
     }
     let (id, epoch) = if let Some(txn) = req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
         if s.coordinator(CoordinatorKind::Transaction, txn) != ctx.node {
-            r.error_code = ErrorCode::NOT_COORDINATOR.0;
+            r.error_code = ErrorCode::NOT_COORDINATOR;
             r.producer_id = -1;
             r.producer_epoch = -1;
             return r;
@@ -190,7 +191,7 @@ pub(crate) fn add_partitions_to_txn(
                 let mut rp =
                     AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition::default();
                 rp.partition_index = p;
-                rp.partition_error_code = code.0;
+                rp.partition_error_code = code;
                 rt.results_by_partition.push(rp);
             }
             r.results_by_topic_v3_and_below.push(rt);
@@ -219,7 +220,7 @@ pub(crate) fn add_partitions_to_txn(
             for (p, code) in codes {
                 let mut rp = AddPartitionsToTxnResponseTopicResultResultsByPartition::default();
                 rp.partition_index = p;
-                rp.partition_error_code = code.0;
+                rp.partition_error_code = code;
                 rtt.results_by_partition.push(rp);
             }
             rt.topic_results.push(rtt);
@@ -238,7 +239,7 @@ pub(crate) fn add_offsets_to_txn(
     let mut r = AddOffsetsToTxnResponse::default();
     let id = req.transactional_id.as_str();
     match check_coordinator(ctx, &s, id, req.producer_id, req.producer_epoch) {
-        Err(e) => r.error_code = e.0,
+        Err(e) => r.error_code = e,
         Ok(()) => {
             let producer_id = req.producer_id;
             s.txns
@@ -302,7 +303,7 @@ pub(crate) fn txn_offset_commit(
                     ErrorCode::NONE
                 }
             };
-            rp.error_code = code.0;
+            rp.error_code = code;
             rt.partitions.push(rp);
         }
         r.topics.push(rt);
@@ -318,11 +319,11 @@ pub(crate) fn end_txn(ctx: &Context<'_>, req: EndTxnRequest) -> EndTxnResponse {
         let mut s = ctx.shared.lock();
         let id = req.transactional_id.as_str();
         if let Err(e) = check_coordinator(ctx, &s, id, req.producer_id, req.producer_epoch) {
-            r.error_code = e.0;
+            r.error_code = e;
             return r;
         }
         if !s.txns.open.contains_key(id) {
-            r.error_code = ErrorCode::INVALID_TXN_STATE.0;
+            r.error_code = ErrorCode::INVALID_TXN_STATE;
             return r;
         }
         end(&mut s, id, req.producer_epoch, req.committed);

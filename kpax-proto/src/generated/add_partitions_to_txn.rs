@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The AddPartitionsToTxn request (versions 0-5; flexible from 3).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -900,7 +901,7 @@ pub struct AddPartitionsToTxnResponse {
     /// The response top level error code.
     ///
     /// Versions: 4+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Results categorized by transactional ID.
     ///
     /// Versions: 4+.
@@ -921,7 +922,7 @@ impl AddPartitionsToTxnResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -954,9 +955,9 @@ impl AddPartitionsToTxnResponse {
         }
         put_i32(buf, self.throttle_time_ms);
         if version >= 4 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -1037,8 +1038,9 @@ impl AddPartitionsToTxnResponse {
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 4 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version >= 4 {
             this.results_by_transaction = match get_compact_array_len(buf, 1)
@@ -1150,7 +1152,11 @@ impl AddPartitionsToTxnResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: if version >= 4 { rng.u64() as i16 } else { 0 },
+            error_code: if version >= 4 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             results_by_transaction: if version >= 4 {
                 (0..rng.count())
                     .map(|_| AddPartitionsToTxnResponseResultsByTransaction::random(
@@ -1518,7 +1524,7 @@ pub struct AddPartitionsToTxnResponseTopicResultResultsByPartition {
     /// The response error code.
     ///
     /// Versions: 4+.
-    pub partition_error_code: i16,
+    pub partition_error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -1529,7 +1535,7 @@ impl AddPartitionsToTxnResponseTopicResultResultsByPartition {
         self
     }
     /// Sets `partition_error_code`.
-    pub fn with_partition_error_code(mut self, value: i16) -> Self {
+    pub fn with_partition_error_code(mut self, value: ErrorCode) -> Self {
         self.partition_error_code = value;
         self
     }
@@ -1553,9 +1559,9 @@ impl AddPartitionsToTxnResponseTopicResultResultsByPartition {
             }
         }
         if version >= 4 {
-            put_i16(buf, self.partition_error_code);
+            put_i16(buf, self.partition_error_code.0);
         } else {
-            if self.partition_error_code != 0 {
+            if !self.partition_error_code.is_ok() {
                 return Err(
                     encode_ctx(
                         NAME,
@@ -1597,8 +1603,9 @@ impl AddPartitionsToTxnResponseTopicResultResultsByPartition {
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
         }
         if version >= 4 {
-            this.partition_error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "partition_error_code", version))?;
+            this.partition_error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "partition_error_code", version))?,
+            );
         }
         if version >= 4 {
             let count = get_tagged_count(buf)
@@ -1621,7 +1628,11 @@ impl AddPartitionsToTxnResponseTopicResultResultsByPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition_index: if version >= 4 { rng.u64() as i32 } else { 0 },
-            partition_error_code: if version >= 4 { rng.u64() as i16 } else { 0 },
+            partition_error_code: if version >= 4 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             unknown_tagged_fields: if version >= 4 {
                 rng.unknown_tagged_fields()
             } else {
@@ -1845,7 +1856,7 @@ pub struct AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition 
     /// The response error code.
     ///
     /// Versions: 0-3.
-    pub partition_error_code: i16,
+    pub partition_error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -1856,7 +1867,7 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
         self
     }
     /// Sets `partition_error_code`.
-    pub fn with_partition_error_code(mut self, value: i16) -> Self {
+    pub fn with_partition_error_code(mut self, value: ErrorCode) -> Self {
         self.partition_error_code = value;
         self
     }
@@ -1880,9 +1891,9 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
             }
         }
         if version <= 3 {
-            put_i16(buf, self.partition_error_code);
+            put_i16(buf, self.partition_error_code.0);
         } else {
-            if self.partition_error_code != 0 {
+            if !self.partition_error_code.is_ok() {
                 return Err(
                     encode_ctx(
                         NAME,
@@ -1924,8 +1935,9 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
         }
         if version <= 3 {
-            this.partition_error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "partition_error_code", version))?;
+            this.partition_error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "partition_error_code", version))?,
+            );
         }
         if version == 3 {
             let count = get_tagged_count(buf)
@@ -1948,7 +1960,11 @@ impl AddPartitionsToTxnResponseResultsByTopicV3AndBelowResultsByPartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition_index: if version <= 3 { rng.u64() as i32 } else { 0 },
-            partition_error_code: if version <= 3 { rng.u64() as i16 } else { 0 },
+            partition_error_code: if version <= 3 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             unknown_tagged_fields: if version == 3 {
                 rng.unknown_tagged_fields()
             } else {

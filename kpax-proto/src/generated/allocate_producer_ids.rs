@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The AllocateProducerIds request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -128,7 +129,7 @@ pub struct AllocateProducerIdsResponse {
     /// The top level response error code
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The first producer ID in this range, inclusive
     ///
     /// Versions: 0+.
@@ -147,7 +148,7 @@ impl AllocateProducerIdsResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -173,7 +174,7 @@ impl AllocateProducerIdsResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i64(buf, self.producer_id_start);
         put_i32(buf, self.producer_id_len);
         put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
@@ -204,7 +205,9 @@ impl AllocateProducerIdsResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.producer_id_start = get_i64(buf)
             .map_err(decode_ctx(NAME, "producer_id_start", version))?;
         this.producer_id_len = get_i32(buf)
@@ -228,7 +231,7 @@ impl AllocateProducerIdsResponse {
     pub fn random(rng: &mut crate::random::Rand, _version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             producer_id_start: rng.u64() as i64,
             producer_id_len: rng.u64() as i32,
             unknown_tagged_fields: rng.unknown_tagged_fields(),

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The AlterClientQuotas request (versions 0-1; flexible from 1).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -789,7 +790,7 @@ pub struct AlterClientQuotasResponseEntry {
     /// The error code, or `0` if the quota alteration succeeded.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or `null` if the quota alteration succeeded.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -803,7 +804,7 @@ pub struct AlterClientQuotasResponseEntry {
 }
 impl AlterClientQuotasResponseEntry {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -823,7 +824,7 @@ impl AlterClientQuotasResponseEntry {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "AlterClientQuotasResponseEntry";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 0 {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -871,7 +872,9 @@ impl AlterClientQuotasResponseEntry {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterClientQuotasResponseEntry";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 0 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -944,7 +947,7 @@ impl AlterClientQuotasResponseEntry {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             entity: (0..rng.count())
                 .map(|_| AlterClientQuotasResponseEntity::random(rng, version))

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The AlterConfigs request (versions 0-2; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -639,7 +640,7 @@ pub struct AlterConfigsResponseResponse {
     /// The resource error code.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The resource error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -657,7 +658,7 @@ pub struct AlterConfigsResponseResponse {
 }
 impl AlterConfigsResponseResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -682,7 +683,7 @@ impl AlterConfigsResponseResponse {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "AlterConfigsResponseResponse";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 1 {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -725,7 +726,9 @@ impl AlterConfigsResponseResponse {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterConfigsResponseResponse";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 1 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -762,7 +765,7 @@ impl AlterConfigsResponseResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             resource_type: rng.u64() as i8,
             resource_name: rng.string(),

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The AlterPartition request (versions 0-3; flexible from 0).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -658,7 +659,7 @@ pub struct AlterPartitionResponse {
     /// The top level response error code
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     ///
     ///
     /// Versions: 0+.
@@ -673,7 +674,7 @@ impl AlterPartitionResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -694,7 +695,7 @@ impl AlterPartitionResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_array_len(buf, Some(self.topics.len()))
             .map_err(encode_ctx(NAME, "topics", version))?;
         for item in &self.topics {
@@ -728,7 +729,9 @@ impl AlterPartitionResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.topics = match get_compact_array_len(buf, 1)
             .map_err(decode_ctx(NAME, "topics", version))?
         {
@@ -769,7 +772,7 @@ impl AlterPartitionResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             topics: (0..rng.count())
                 .map(|_| AlterPartitionResponseTopic::random(rng, version))
                 .collect(),
@@ -933,7 +936,7 @@ pub struct AlterPartitionResponsePartition {
     /// The partition level error code
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The broker ID of the leader.
     ///
     /// Versions: 0+.
@@ -964,7 +967,7 @@ impl AlterPartitionResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1000,7 +1003,7 @@ impl AlterPartitionResponsePartition {
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "AlterPartitionResponsePartition";
         put_i32(buf, self.partition_index);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i32(buf, self.leader_id);
         put_i32(buf, self.leader_epoch);
         put_compact_array_len(buf, Some(self.isr.len()))
@@ -1045,7 +1048,9 @@ impl AlterPartitionResponsePartition {
         const NAME: &str = "AlterPartitionResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.leader_id = get_i32(buf).map_err(decode_ctx(NAME, "leader_id", version))?;
         this.leader_epoch = get_i32(buf)
             .map_err(decode_ctx(NAME, "leader_epoch", version))?;
@@ -1082,7 +1087,7 @@ impl AlterPartitionResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition_index: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             leader_id: rng.u64() as i32,
             leader_epoch: rng.u64() as i32,
             isr: (0..rng.count()).map(|_| rng.u64() as i32).collect(),

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The AlterUserScramCredentials request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -500,7 +501,7 @@ pub struct AlterUserScramCredentialsResponseResult {
     /// The error code.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, if any.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -515,7 +516,7 @@ impl AlterUserScramCredentialsResponseResult {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -532,7 +533,7 @@ impl AlterUserScramCredentialsResponseResult {
         const NAME: &str = "AlterUserScramCredentialsResponseResult";
         put_compact_string(buf, self.user.as_str())
             .map_err(encode_ctx(NAME, "user", version))?;
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
@@ -557,7 +558,9 @@ impl AlterUserScramCredentialsResponseResult {
     ) -> Result<(), DecodeError> {
         const NAME: &str = "AlterUserScramCredentialsResponseResult";
         this.user = get_compact_string(buf).map_err(decode_ctx(NAME, "user", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         let count = get_tagged_count(buf)
@@ -579,7 +582,7 @@ impl AlterUserScramCredentialsResponseResult {
     pub fn random(rng: &mut crate::random::Rand, _version: i16) -> Self {
         Self {
             user: rng.string(),
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             unknown_tagged_fields: rng.unknown_tagged_fields(),
         }

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The ApiVersions request (versions 0-5; flexible from 3).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -216,7 +217,7 @@ pub struct ApiVersionsResponse {
     /// The top-level error code.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The APIs supported by the broker.
     ///
     /// Versions: 0+.
@@ -247,7 +248,7 @@ pub struct ApiVersionsResponse {
 impl Default for ApiVersionsResponse {
     fn default() -> Self {
         ApiVersionsResponse {
-            error_code: 0,
+            error_code: ErrorCode::NONE,
             api_keys: Vec::new(),
             throttle_time_ms: 0,
             supported_features: Vec::new(),
@@ -260,7 +261,7 @@ impl Default for ApiVersionsResponse {
 }
 impl ApiVersionsResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -311,7 +312,7 @@ impl ApiVersionsResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 2 {
             put_array_len(buf, Some(self.api_keys.len()))
                 .map_err(encode_ctx(NAME, "api_keys", version))?;
@@ -459,7 +460,9 @@ impl ApiVersionsResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 2 {
             this.api_keys = match get_array_len(buf, 1)
                 .map_err(decode_ctx(NAME, "api_keys", version))?
@@ -621,7 +624,7 @@ impl ApiVersionsResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             api_keys: (0..rng.count())
                 .map(|_| ApiVersionsResponseApiKey::random(rng, version))
                 .collect(),

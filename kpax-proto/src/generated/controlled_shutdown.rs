@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The ControlledShutdown request (versions 0-3; flexible from 3).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -141,7 +142,7 @@ pub struct ControlledShutdownResponse {
     /// The top-level error code.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The partitions that the broker still leads.
     ///
     /// Versions: 0+.
@@ -151,7 +152,7 @@ pub struct ControlledShutdownResponse {
 }
 impl ControlledShutdownResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -174,7 +175,7 @@ impl ControlledShutdownResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 2 {
             put_array_len(buf, Some(self.remaining_partitions.len()))
                 .map_err(encode_ctx(NAME, "remaining_partitions", version))?;
@@ -220,7 +221,9 @@ impl ControlledShutdownResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 2 {
             this.remaining_partitions = match get_array_len(buf, 1)
                 .map_err(decode_ctx(NAME, "remaining_partitions", version))?
@@ -300,7 +303,7 @@ impl ControlledShutdownResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             remaining_partitions: (0..rng.count())
                 .map(|_| ControlledShutdownResponseRemainingPartition::random(
                     rng,

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The CreateDelegationToken request (versions 0-3; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -369,7 +370,7 @@ pub struct CreateDelegationTokenResponse {
     /// The top-level error, or zero if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The principal type of the token owner.
     ///
     /// Versions: 0+.
@@ -415,7 +416,7 @@ pub struct CreateDelegationTokenResponse {
 }
 impl CreateDelegationTokenResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -480,7 +481,7 @@ impl CreateDelegationTokenResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 1 {
             put_string(buf, self.principal_type.as_str())
                 .map_err(encode_ctx(NAME, "principal_type", version))?;
@@ -572,7 +573,9 @@ impl CreateDelegationTokenResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 1 {
             this.principal_type = get_string(buf)
                 .map_err(decode_ctx(NAME, "principal_type", version))?;
@@ -636,7 +639,7 @@ impl CreateDelegationTokenResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             principal_type: rng.string(),
             principal_name: rng.string(),
             token_requester_principal_type: if version == 3 {

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The CreatePartitions request (versions 0-3; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -683,7 +684,7 @@ pub struct CreatePartitionsResponseResult {
     /// The result error, or zero if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The result message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -698,7 +699,7 @@ impl CreatePartitionsResponseResult {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -720,7 +721,7 @@ impl CreatePartitionsResponseResult {
             put_compact_string(buf, self.name.as_str())
                 .map_err(encode_ctx(NAME, "name", version))?;
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 1 {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -761,7 +762,9 @@ impl CreatePartitionsResponseResult {
             this.name = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "name", version))?;
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 1 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -790,7 +793,7 @@ impl CreatePartitionsResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             name: rng.string(),
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             unknown_tagged_fields: if version >= 2 {
                 rng.unknown_tagged_fields()

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The CreateTopics request (versions 0-7; flexible from 5).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -932,7 +933,7 @@ pub struct CreateTopicsResponseTopic {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 1+. Nullable: 1+.
@@ -952,7 +953,7 @@ pub struct CreateTopicsResponseTopic {
     ///
     ///
     /// Versions: 5+. Tagged field 0.
-    pub topic_config_error_code: i16,
+    pub topic_config_error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -968,7 +969,7 @@ impl CreateTopicsResponseTopic {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -996,7 +997,7 @@ impl CreateTopicsResponseTopic {
         self
     }
     /// Sets `topic_config_error_code`.
-    pub fn with_topic_config_error_code(mut self, value: i16) -> Self {
+    pub fn with_topic_config_error_code(mut self, value: ErrorCode) -> Self {
         self.topic_config_error_code = value;
         self
     }
@@ -1022,7 +1023,7 @@ impl CreateTopicsResponseTopic {
                 );
             }
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if (1..=4).contains(&version) {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -1090,16 +1091,16 @@ impl CreateTopicsResponseTopic {
         if version >= 5 {
             let mut known: Vec<(u32, BytesMut)> = Vec::new();
             if version >= 5 {
-                if self.topic_config_error_code != 0 {
+                if !self.topic_config_error_code.is_ok() {
                     let mut tagged = BytesMut::new();
                     {
                         let buf = &mut tagged;
-                        put_i16(buf, self.topic_config_error_code);
+                        put_i16(buf, self.topic_config_error_code.0);
                     }
                     known.push((0, tagged));
                 }
             } else {
-                if self.topic_config_error_code != 0 {
+                if !self.topic_config_error_code.is_ok() {
                     return Err(
                         encode_ctx(
                             NAME,
@@ -1145,7 +1146,9 @@ impl CreateTopicsResponseTopic {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if (1..=4).contains(&version) {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -1194,10 +1197,12 @@ impl CreateTopicsResponseTopic {
                         let declared = data.len();
                         {
                             let buf = &mut data;
-                            this.topic_config_error_code = get_i16(buf)
-                                .map_err(
-                                    decode_ctx(NAME, "topic_config_error_code", version),
-                                )?;
+                            this.topic_config_error_code = ErrorCode(
+                                get_i16(buf)
+                                    .map_err(
+                                        decode_ctx(NAME, "topic_config_error_code", version),
+                                    )?,
+                            );
                         }
                         check_tag_consumed(tag, declared, &data)
                             .map_err(
@@ -1218,7 +1223,7 @@ impl CreateTopicsResponseTopic {
         Self {
             name: rng.string(),
             topic_id: if version == 7 { rng.uuid() } else { Uuid::default() },
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if version >= 1 {
                 if rng.bool() { None } else { Some(rng.string()) }
             } else {
@@ -1239,7 +1244,11 @@ impl CreateTopicsResponseTopic {
             } else {
                 None
             },
-            topic_config_error_code: if version >= 5 { rng.u64() as i16 } else { 0 },
+            topic_config_error_code: if version >= 5 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             unknown_tagged_fields: if version >= 5 {
                 rng.unknown_tagged_fields()
             } else {

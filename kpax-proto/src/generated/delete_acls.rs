@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DeleteAcls request (versions 0-3; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -551,7 +552,7 @@ pub struct DeleteAclsResponseFilterResult {
     /// The error code, or 0 if the filter succeeded.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if the filter succeeded.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -565,7 +566,7 @@ pub struct DeleteAclsResponseFilterResult {
 }
 impl DeleteAclsResponseFilterResult {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -588,7 +589,7 @@ impl DeleteAclsResponseFilterResult {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DeleteAclsResponseFilterResult";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 1 {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -636,7 +637,9 @@ impl DeleteAclsResponseFilterResult {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "DeleteAclsResponseFilterResult";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 1 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -717,7 +720,7 @@ impl DeleteAclsResponseFilterResult {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             matching_acls: (0..rng.count())
                 .map(|_| DeleteAclsResponseMatchingAcl::random(rng, version))
@@ -737,7 +740,7 @@ pub struct DeleteAclsResponseMatchingAcl {
     /// The deletion error code, or 0 if the deletion succeeded.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The deletion error message, or null if the deletion succeeded.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -775,7 +778,7 @@ pub struct DeleteAclsResponseMatchingAcl {
 }
 impl DeleteAclsResponseMatchingAcl {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -825,7 +828,7 @@ impl DeleteAclsResponseMatchingAcl {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DeleteAclsResponseMatchingAcl";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 1 {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -897,7 +900,9 @@ impl DeleteAclsResponseMatchingAcl {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "DeleteAclsResponseMatchingAcl";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 1 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -954,7 +959,7 @@ impl DeleteAclsResponseMatchingAcl {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             resource_type: rng.u64() as i8,
             resource_name: rng.string(),

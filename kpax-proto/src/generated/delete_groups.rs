@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DeleteGroups request (versions 0-3; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -344,7 +345,7 @@ pub struct DeleteGroupsResponseResult {
     /// The deletion error, or 0 if the deletion succeeded.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 3+. Nullable: 3+.
@@ -359,7 +360,7 @@ impl DeleteGroupsResponseResult {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -381,7 +382,7 @@ impl DeleteGroupsResponseResult {
             put_compact_string(buf, self.group_id.as_str())
                 .map_err(encode_ctx(NAME, "group_id", version))?;
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 3 {
             put_compact_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -430,7 +431,9 @@ impl DeleteGroupsResponseResult {
             this.group_id = get_compact_string(buf)
                 .map_err(decode_ctx(NAME, "group_id", version))?;
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 3 {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -456,7 +459,7 @@ impl DeleteGroupsResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             group_id: rng.string(),
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if version == 3 {
                 if rng.bool() { None } else { Some(rng.string()) }
             } else {

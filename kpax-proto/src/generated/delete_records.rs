@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DeleteRecords request (versions 0-2; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -791,7 +792,7 @@ pub struct DeleteRecordsResponsePartition {
     /// The deletion error code, or 0 if the deletion succeeded.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -807,7 +808,7 @@ impl DeleteRecordsResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -819,7 +820,7 @@ impl DeleteRecordsResponsePartition {
         const NAME: &str = "DeleteRecordsResponsePartition";
         put_i32(buf, self.partition_index);
         put_i64(buf, self.low_watermark);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 2 {
             put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
                 .map_err(encode_ctx(NAME, "_tagged_fields", version))?;
@@ -851,7 +852,9 @@ impl DeleteRecordsResponsePartition {
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.low_watermark = get_i64(buf)
             .map_err(decode_ctx(NAME, "low_watermark", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 2 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -874,7 +877,7 @@ impl DeleteRecordsResponsePartition {
         Self {
             partition_index: rng.u64() as i32,
             low_watermark: rng.u64() as i64,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             unknown_tagged_fields: if version == 2 {
                 rng.unknown_tagged_fields()
             } else {

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DeleteShareGroupOffsets request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -220,7 +221,7 @@ pub struct DeleteShareGroupOffsetsResponse {
     /// The top-level error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The top-level error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -239,7 +240,7 @@ impl DeleteShareGroupOffsetsResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -268,7 +269,7 @@ impl DeleteShareGroupOffsetsResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_compact_array_len(buf, Some(self.responses.len()))
@@ -304,7 +305,9 @@ impl DeleteShareGroupOffsetsResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         this.responses = match get_compact_array_len(buf, 1)
@@ -347,7 +350,7 @@ impl DeleteShareGroupOffsetsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             responses: (0..rng.count())
                 .map(|_| DeleteShareGroupOffsetsResponseResponse::random(rng, version))
@@ -371,7 +374,7 @@ pub struct DeleteShareGroupOffsetsResponseResponse {
     /// The topic-level error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The topic-level error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -391,7 +394,7 @@ impl DeleteShareGroupOffsetsResponseResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -409,7 +412,7 @@ impl DeleteShareGroupOffsetsResponseResponse {
         put_compact_string(buf, self.topic_name.as_str())
             .map_err(encode_ctx(NAME, "topic_name", version))?;
         put_uuid(buf, &self.topic_id);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
@@ -436,7 +439,9 @@ impl DeleteShareGroupOffsetsResponseResponse {
         this.topic_name = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "topic_name", version))?;
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         let count = get_tagged_count(buf)
@@ -459,7 +464,7 @@ impl DeleteShareGroupOffsetsResponseResponse {
         Self {
             topic_name: rng.string(),
             topic_id: rng.uuid(),
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             unknown_tagged_fields: rng.unknown_tagged_fields(),
         }

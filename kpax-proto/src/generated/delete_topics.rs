@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DeleteTopics request (versions 0-6; flexible from 4).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -560,7 +561,7 @@ pub struct DeleteTopicsResponseResponse {
     /// The deletion error, or 0 if the deletion succeeded.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 5+. Nullable: 5+.
@@ -580,7 +581,7 @@ impl DeleteTopicsResponseResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -630,7 +631,7 @@ impl DeleteTopicsResponseResponse {
                 );
             }
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version >= 5 {
             put_compact_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -688,7 +689,9 @@ impl DeleteTopicsResponseResponse {
             this.topic_id = get_uuid(buf)
                 .map_err(decode_ctx(NAME, "topic_id", version))?;
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version >= 5 {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -719,7 +722,7 @@ impl DeleteTopicsResponseResponse {
                 if rng.bool() { None } else { Some(rng.string()) }
             },
             topic_id: if version == 6 { rng.uuid() } else { Uuid::default() },
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if version >= 5 {
                 if rng.bool() { None } else { Some(rng.string()) }
             } else {

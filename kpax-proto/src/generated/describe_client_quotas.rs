@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeClientQuotas request (versions 0-1; flexible from 1).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -328,7 +329,7 @@ pub struct DescribeClientQuotasResponse {
     /// The error code, or `0` if the quota description succeeded.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or `null` if the quota description succeeded.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -347,7 +348,7 @@ impl DescribeClientQuotasResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -376,7 +377,7 @@ impl DescribeClientQuotasResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 0 {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -447,7 +448,9 @@ impl DescribeClientQuotasResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 0 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -513,7 +516,7 @@ impl DescribeClientQuotasResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             entries: if rng.bool() {
                 None

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeCluster request (versions 0-2; flexible from 0).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -173,7 +174,7 @@ pub struct DescribeClusterResponse {
     /// The top-level error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The top-level error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -205,7 +206,7 @@ impl Default for DescribeClusterResponse {
     fn default() -> Self {
         DescribeClusterResponse {
             throttle_time_ms: 0,
-            error_code: 0,
+            error_code: ErrorCode::NONE,
             error_message: None,
             endpoint_type: 1,
             cluster_id: StrBytes::default(),
@@ -223,7 +224,7 @@ impl DescribeClusterResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -269,7 +270,7 @@ impl DescribeClusterResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         if version >= 1 {
@@ -322,7 +323,9 @@ impl DescribeClusterResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         if version >= 1 {
@@ -375,7 +378,7 @@ impl DescribeClusterResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             endpoint_type: if version >= 1 { rng.u64() as i8 } else { 1 },
             cluster_id: rng.string(),

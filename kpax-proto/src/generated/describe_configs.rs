@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeConfigs request (versions 0-4; flexible from 4).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -574,7 +575,7 @@ pub struct DescribeConfigsResponseResult {
     /// The error code, or 0 if we were able to successfully describe the configurations.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if we were able to successfully describe the configurations.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -596,7 +597,7 @@ pub struct DescribeConfigsResponseResult {
 }
 impl DescribeConfigsResponseResult {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -626,7 +627,7 @@ impl DescribeConfigsResponseResult {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeConfigsResponseResult";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 3 {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -682,7 +683,9 @@ impl DescribeConfigsResponseResult {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeConfigsResponseResult";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 3 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -764,7 +767,7 @@ impl DescribeConfigsResponseResult {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             resource_type: rng.u64() as i8,
             resource_name: rng.string(),

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeDelegationToken request (versions 0-3; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -309,7 +310,7 @@ pub struct DescribeDelegationTokenResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The tokens.
     ///
     /// Versions: 0+.
@@ -323,7 +324,7 @@ pub struct DescribeDelegationTokenResponse {
 }
 impl DescribeDelegationTokenResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -351,7 +352,7 @@ impl DescribeDelegationTokenResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 1 {
             put_array_len(buf, Some(self.tokens.len()))
                 .map_err(encode_ctx(NAME, "tokens", version))?;
@@ -398,7 +399,9 @@ impl DescribeDelegationTokenResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 1 {
             this.tokens = match get_array_len(buf, 1)
                 .map_err(decode_ctx(NAME, "tokens", version))?
@@ -466,7 +469,7 @@ impl DescribeDelegationTokenResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             tokens: (0..rng.count())
                 .map(|_| DescribeDelegationTokenResponseToken::random(rng, version))
                 .collect(),

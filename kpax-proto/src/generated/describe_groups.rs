@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeGroups request (versions 0-6; flexible from 5).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -373,7 +374,7 @@ pub struct DescribeGroupsResponseGroup {
     /// The describe error, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The describe error message, or null if there was no error.
     ///
     /// Versions: 6+. Nullable: 6+.
@@ -407,7 +408,7 @@ pub struct DescribeGroupsResponseGroup {
 }
 impl DescribeGroupsResponseGroup {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -452,7 +453,7 @@ impl DescribeGroupsResponseGroup {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeGroupsResponseGroup";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 6 {
             put_compact_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -548,7 +549,9 @@ impl DescribeGroupsResponseGroup {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeGroupsResponseGroup";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 6 {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -650,7 +653,7 @@ impl DescribeGroupsResponseGroup {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if version == 6 {
                 if rng.bool() { None } else { Some(rng.string()) }
             } else {

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeLogDirs request (versions 0-5; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -345,7 +346,7 @@ pub struct DescribeLogDirsResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 3+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The log directories.
     ///
     /// Versions: 0+.
@@ -360,7 +361,7 @@ impl DescribeLogDirsResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -382,9 +383,9 @@ impl DescribeLogDirsResponse {
         }
         put_i32(buf, self.throttle_time_ms);
         if version >= 3 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -438,8 +439,9 @@ impl DescribeLogDirsResponse {
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 3 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version <= 1 {
             this.results = match get_array_len(buf, 1)
@@ -507,7 +509,11 @@ impl DescribeLogDirsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: if version >= 3 { rng.u64() as i16 } else { 0 },
+            error_code: if version >= 3 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             results: (0..rng.count())
                 .map(|_| DescribeLogDirsResponseResult::random(rng, version))
                 .collect(),
@@ -526,7 +532,7 @@ pub struct DescribeLogDirsResponseResult {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The absolute log directory path.
     ///
     /// Versions: 0+.
@@ -552,7 +558,7 @@ pub struct DescribeLogDirsResponseResult {
 }
 impl DescribeLogDirsResponseResult {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -587,7 +593,7 @@ impl DescribeLogDirsResponseResult {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeLogDirsResponseResult";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 1 {
             put_string(buf, self.log_dir.as_str())
                 .map_err(encode_ctx(NAME, "log_dir", version))?;
@@ -674,7 +680,9 @@ impl DescribeLogDirsResponseResult {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeLogDirsResponseResult";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 1 {
             this.log_dir = get_string(buf)
                 .map_err(decode_ctx(NAME, "log_dir", version))?;
@@ -759,7 +767,7 @@ impl DescribeLogDirsResponseResult {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             log_dir: rng.string(),
             topics: (0..rng.count())
                 .map(|_| DescribeLogDirsResponseTopic::random(rng, version))

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeQuorum request (versions 0-2; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -310,7 +311,7 @@ pub struct DescribeQuorumResponse {
     /// The top level error code.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 2+. Nullable: 2+.
@@ -328,7 +329,7 @@ pub struct DescribeQuorumResponse {
 }
 impl DescribeQuorumResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -358,7 +359,7 @@ impl DescribeQuorumResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 2 {
             put_compact_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -417,7 +418,9 @@ impl DescribeQuorumResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 2 {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -484,7 +487,7 @@ impl DescribeQuorumResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if version == 2 {
                 if rng.bool() { None } else { Some(rng.string()) }
             } else {
@@ -627,7 +630,7 @@ pub struct DescribeQuorumResponsePartition {
     /// The partition error code.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 2+. Nullable: 2+.
@@ -662,7 +665,7 @@ impl DescribeQuorumResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -706,7 +709,7 @@ impl DescribeQuorumResponsePartition {
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeQuorumResponsePartition";
         put_i32(buf, self.partition_index);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 2 {
             put_compact_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -757,7 +760,9 @@ impl DescribeQuorumResponsePartition {
         const NAME: &str = "DescribeQuorumResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 2 {
             this.error_message = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -832,7 +837,7 @@ impl DescribeQuorumResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition_index: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if version == 2 {
                 if rng.bool() { None } else { Some(rng.string()) }
             } else {

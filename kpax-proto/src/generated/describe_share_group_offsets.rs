@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeShareGroupOffsets request (versions 0-1; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -483,7 +484,7 @@ pub struct DescribeShareGroupOffsetsResponseGroup {
     /// The group-level error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The group-level error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -506,7 +507,7 @@ impl DescribeShareGroupOffsetsResponseGroup {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -528,7 +529,7 @@ impl DescribeShareGroupOffsetsResponseGroup {
         for item in &self.topics {
             item.encode(buf, version)?;
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
@@ -575,7 +576,9 @@ impl DescribeShareGroupOffsetsResponseGroup {
                 items
             }
         };
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         let count = get_tagged_count(buf)
@@ -600,7 +603,7 @@ impl DescribeShareGroupOffsetsResponseGroup {
             topics: (0..rng.count())
                 .map(|_| DescribeShareGroupOffsetsResponseTopic::random(rng, version))
                 .collect(),
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             unknown_tagged_fields: rng.unknown_tagged_fields(),
         }
@@ -756,7 +759,7 @@ pub struct DescribeShareGroupOffsetsResponsePartition {
     /// The partition-level error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The partition-level error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -786,7 +789,7 @@ impl DescribeShareGroupOffsetsResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -813,7 +816,7 @@ impl DescribeShareGroupOffsetsResponsePartition {
                 );
             }
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
@@ -846,7 +849,9 @@ impl DescribeShareGroupOffsetsResponsePartition {
         if version == 1 {
             this.lag = get_i64(buf).map_err(decode_ctx(NAME, "lag", version))?;
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         let count = get_tagged_count(buf)
@@ -871,7 +876,7 @@ impl DescribeShareGroupOffsetsResponsePartition {
             start_offset: rng.u64() as i64,
             leader_epoch: rng.u64() as i32,
             lag: if version == 1 { rng.u64() as i64 } else { 0 },
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             unknown_tagged_fields: rng.unknown_tagged_fields(),
         }

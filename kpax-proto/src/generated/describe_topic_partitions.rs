@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeTopicPartitions request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -493,7 +494,7 @@ pub struct DescribeTopicPartitionsResponseTopic {
     /// The topic error, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The topic name.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -519,7 +520,7 @@ pub struct DescribeTopicPartitionsResponseTopic {
 }
 impl DescribeTopicPartitionsResponseTopic {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -557,7 +558,7 @@ impl DescribeTopicPartitionsResponseTopic {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeTopicPartitionsResponseTopic";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.name.as_deref())
             .map_err(encode_ctx(NAME, "name", version))?;
         put_uuid(buf, &self.topic_id);
@@ -589,7 +590,9 @@ impl DescribeTopicPartitionsResponseTopic {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeTopicPartitionsResponseTopic";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.name = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "name", version))?;
         this.topic_id = get_uuid(buf).map_err(decode_ctx(NAME, "topic_id", version))?;
@@ -636,7 +639,7 @@ impl DescribeTopicPartitionsResponseTopic {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             name: if rng.bool() { None } else { Some(rng.string()) },
             topic_id: rng.uuid(),
             is_internal: rng.bool(),
@@ -655,7 +658,7 @@ pub struct DescribeTopicPartitionsResponsePartition {
     /// The partition error, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The partition index.
     ///
     /// Versions: 0+.
@@ -693,7 +696,7 @@ pub struct DescribeTopicPartitionsResponsePartition {
 }
 impl DescribeTopicPartitionsResponsePartition {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -743,7 +746,7 @@ impl DescribeTopicPartitionsResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeTopicPartitionsResponsePartition";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i32(buf, self.partition_index);
         put_i32(buf, self.leader_id);
         put_i32(buf, self.leader_epoch);
@@ -809,7 +812,9 @@ impl DescribeTopicPartitionsResponsePartition {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeTopicPartitionsResponsePartition";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.leader_id = get_i32(buf).map_err(decode_ctx(NAME, "leader_id", version))?;
@@ -897,7 +902,7 @@ impl DescribeTopicPartitionsResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, _version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             partition_index: rng.u64() as i32,
             leader_id: rng.u64() as i32,
             leader_epoch: rng.u64() as i32,

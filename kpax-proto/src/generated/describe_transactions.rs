@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeTransactions request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -258,7 +259,7 @@ pub struct DescribeTransactionsResponseTransactionState {
     /// The error code.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The transactional id.
     ///
     /// Versions: 0+.
@@ -292,7 +293,7 @@ pub struct DescribeTransactionsResponseTransactionState {
 }
 impl DescribeTransactionsResponseTransactionState {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -337,7 +338,7 @@ impl DescribeTransactionsResponseTransactionState {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "DescribeTransactionsResponseTransactionState";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_string(buf, self.transactional_id.as_str())
             .map_err(encode_ctx(NAME, "transactional_id", version))?;
         put_compact_string(buf, self.transaction_state.as_str())
@@ -372,7 +373,9 @@ impl DescribeTransactionsResponseTransactionState {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeTransactionsResponseTransactionState";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.transactional_id = get_compact_string(buf)
             .map_err(decode_ctx(NAME, "transactional_id", version))?;
         this.transaction_state = get_compact_string(buf)
@@ -424,7 +427,7 @@ impl DescribeTransactionsResponseTransactionState {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             transactional_id: rng.string(),
             transaction_state: rng.string(),
             transaction_timeout_ms: rng.u64() as i32,

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The DescribeUserScramCredentials request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -218,7 +219,7 @@ pub struct DescribeUserScramCredentialsResponse {
     /// The message-level error code, 0 except for user authorization or infrastructure issues.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The message-level error message, if any.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -237,7 +238,7 @@ impl DescribeUserScramCredentialsResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -266,7 +267,7 @@ impl DescribeUserScramCredentialsResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_compact_array_len(buf, Some(self.results.len()))
@@ -302,7 +303,9 @@ impl DescribeUserScramCredentialsResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         this.results = match get_compact_array_len(buf, 1)
@@ -345,7 +348,7 @@ impl DescribeUserScramCredentialsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             results: (0..rng.count())
                 .map(|_| DescribeUserScramCredentialsResponseResult::random(
@@ -368,7 +371,7 @@ pub struct DescribeUserScramCredentialsResponseResult {
     /// The user-level error code.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The user-level error message, if any.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -387,7 +390,7 @@ impl DescribeUserScramCredentialsResponseResult {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -412,7 +415,7 @@ impl DescribeUserScramCredentialsResponseResult {
         const NAME: &str = "DescribeUserScramCredentialsResponseResult";
         put_compact_string(buf, self.user.as_str())
             .map_err(encode_ctx(NAME, "user", version))?;
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_compact_array_len(buf, Some(self.credential_infos.len()))
@@ -442,7 +445,9 @@ impl DescribeUserScramCredentialsResponseResult {
     ) -> Result<(), DecodeError> {
         const NAME: &str = "DescribeUserScramCredentialsResponseResult";
         this.user = get_compact_string(buf).map_err(decode_ctx(NAME, "user", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         this.credential_infos = match get_compact_array_len(buf, 1)
@@ -492,7 +497,7 @@ impl DescribeUserScramCredentialsResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             user: rng.string(),
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             credential_infos: (0..rng.count())
                 .map(|_| DescribeUserScramCredentialsResponseCredentialInfo::random(

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The ElectLeaders request (versions 0-2; flexible from 2).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -394,7 +395,7 @@ pub struct ElectLeadersResponse {
     /// The top level response error code.
     ///
     /// Versions: 1+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The election results, or an empty array if the requester did not have permission and the request asks for all partitions.
     ///
     /// Versions: 0+.
@@ -409,7 +410,7 @@ impl ElectLeadersResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -434,9 +435,9 @@ impl ElectLeadersResponse {
         }
         put_i32(buf, self.throttle_time_ms);
         if version >= 1 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -490,8 +491,9 @@ impl ElectLeadersResponse {
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         if version >= 1 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version <= 1 {
             this.replica_election_results = match get_array_len(buf, 1)
@@ -567,7 +569,11 @@ impl ElectLeadersResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: if version >= 1 { rng.u64() as i16 } else { 0 },
+            error_code: if version >= 1 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             replica_election_results: (0..rng.count())
                 .map(|_| ElectLeadersResponseReplicaElectionResult::random(rng, version))
                 .collect(),
@@ -763,7 +769,7 @@ pub struct ElectLeadersResponsePartitionResult {
     /// The result error, or zero if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The result message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -778,7 +784,7 @@ impl ElectLeadersResponsePartitionResult {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -794,7 +800,7 @@ impl ElectLeadersResponsePartitionResult {
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ElectLeadersResponsePartitionResult";
         put_i32(buf, self.partition_id);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 1 {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -831,7 +837,9 @@ impl ElectLeadersResponsePartitionResult {
         const NAME: &str = "ElectLeadersResponsePartitionResult";
         this.partition_id = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_id", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 1 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -860,7 +868,7 @@ impl ElectLeadersResponsePartitionResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition_id: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             unknown_tagged_fields: if version == 2 {
                 rng.unknown_tagged_fields()

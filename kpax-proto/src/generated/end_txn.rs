@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The EndTxn request (versions 0-5; flexible from 3).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -168,7 +169,7 @@ pub struct EndTxnResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The producer ID.
     ///
     /// Versions: 5+.
@@ -184,7 +185,7 @@ impl Default for EndTxnResponse {
     fn default() -> Self {
         EndTxnResponse {
             throttle_time_ms: 0,
-            error_code: 0,
+            error_code: ErrorCode::NONE,
             producer_id: -1,
             producer_epoch: -1,
             unknown_tagged_fields: UnknownTaggedFields::new(),
@@ -198,7 +199,7 @@ impl EndTxnResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -224,7 +225,7 @@ impl EndTxnResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 5 {
             put_i64(buf, self.producer_id);
         } else {
@@ -285,7 +286,9 @@ impl EndTxnResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 5 {
             this.producer_id = get_i64(buf)
                 .map_err(decode_ctx(NAME, "producer_id", version))?;
@@ -315,7 +318,7 @@ impl EndTxnResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             producer_id: if version == 5 { rng.u64() as i64 } else { -1 },
             producer_epoch: if version == 5 { rng.u64() as i16 } else { -1 },
             unknown_tagged_fields: if version >= 3 {

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The Envelope request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -136,7 +137,7 @@ pub struct EnvelopeResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -147,7 +148,7 @@ impl EnvelopeResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -164,7 +165,7 @@ impl EnvelopeResponse {
         }
         put_compact_nullable_bytes(buf, self.response_data.as_deref())
             .map_err(encode_ctx(NAME, "response_data", version))?;
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
             .map_err(encode_ctx(NAME, "_tagged_fields", version))?;
         Ok(())
@@ -193,7 +194,9 @@ impl EnvelopeResponse {
         }
         this.response_data = get_compact_nullable_bytes(buf)
             .map_err(decode_ctx(NAME, "response_data", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         let count = get_tagged_count(buf)
             .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
         let mut last = None;
@@ -213,7 +216,7 @@ impl EnvelopeResponse {
     pub fn random(rng: &mut crate::random::Rand, _version: i16) -> Self {
         Self {
             response_data: if rng.bool() { None } else { Some(rng.bytes()) },
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             unknown_tagged_fields: rng.unknown_tagged_fields(),
         }
     }

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The ExpireDelegationToken request (versions 0-2; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -137,7 +138,7 @@ pub struct ExpireDelegationTokenResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The timestamp in milliseconds at which this token expires.
     ///
     /// Versions: 0+.
@@ -151,7 +152,7 @@ pub struct ExpireDelegationTokenResponse {
 }
 impl ExpireDelegationTokenResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -176,7 +177,7 @@ impl ExpireDelegationTokenResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i64(buf, self.expiry_timestamp_ms);
         put_i32(buf, self.throttle_time_ms);
         if version == 2 {
@@ -211,7 +212,9 @@ impl ExpireDelegationTokenResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.expiry_timestamp_ms = get_i64(buf)
             .map_err(decode_ctx(NAME, "expiry_timestamp_ms", version))?;
         this.throttle_time_ms = get_i32(buf)
@@ -236,7 +239,7 @@ impl ExpireDelegationTokenResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             expiry_timestamp_ms: rng.u64() as i64,
             throttle_time_ms: rng.u64() as i32,
             unknown_tagged_fields: if version == 2 {

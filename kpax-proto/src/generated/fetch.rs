@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The Fetch request (versions 0-18; flexible from 12).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -1355,7 +1356,7 @@ pub struct FetchResponse {
     /// The top level response error code.
     ///
     /// Versions: 7+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The fetch session ID, or 0 if this is not part of a fetch session.
     ///
     /// Versions: 7+.
@@ -1378,7 +1379,7 @@ impl FetchResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1435,9 +1436,9 @@ impl FetchResponse {
             }
         }
         if version >= 7 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -1527,8 +1528,9 @@ impl FetchResponse {
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
         if version >= 7 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version >= 7 {
             this.session_id = get_i32(buf)
@@ -1627,7 +1629,11 @@ impl FetchResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: if version >= 1 { rng.u64() as i32 } else { 0 },
-            error_code: if version >= 7 { rng.u64() as i16 } else { 0 },
+            error_code: if version >= 7 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             session_id: if version >= 7 { rng.u64() as i32 } else { 0 },
             responses: (0..rng.count())
                 .map(|_| FetchResponseResponse::random(rng, version))
@@ -1870,7 +1876,7 @@ pub struct FetchResponsePartition {
     /// The error code, or 0 if there was no fetch error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The current high water mark.
     ///
     /// Versions: 0+.
@@ -1917,7 +1923,7 @@ impl FetchResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1989,7 +1995,7 @@ impl FetchResponsePartition {
     ) -> Result<(), EncodeError> {
         const NAME: &str = "FetchResponsePartition";
         put_i32(buf, self.partition_index);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i64(buf, self.high_watermark);
         if version >= 4 {
             put_i64(buf, self.last_stable_offset);
@@ -2166,7 +2172,9 @@ impl FetchResponsePartition {
         const NAME: &str = "FetchResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.high_watermark = get_i64(buf)
             .map_err(decode_ctx(NAME, "high_watermark", version))?;
         if version >= 4 {
@@ -2284,7 +2292,7 @@ impl FetchResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition_index: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             high_watermark: rng.u64() as i64,
             last_stable_offset: if version >= 4 { rng.u64() as i64 } else { 0 },
             log_start_offset: if version >= 5 { rng.u64() as i64 } else { 0 },

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The FindCoordinator request (versions 0-6; flexible from 3).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -219,7 +220,7 @@ pub struct FindCoordinatorResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0-3.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 1-3. Nullable: 1-3.
@@ -254,7 +255,7 @@ impl FindCoordinatorResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -320,9 +321,9 @@ impl FindCoordinatorResponse {
             }
         }
         if version <= 3 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -440,8 +441,9 @@ impl FindCoordinatorResponse {
             };
         }
         if version <= 3 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if (1..=2).contains(&version) {
             this.error_message = get_nullable_string(buf)
@@ -493,7 +495,11 @@ impl FindCoordinatorResponse {
             } else {
                 Vec::new()
             },
-            error_code: if version <= 3 { rng.u64() as i16 } else { 0 },
+            error_code: if version <= 3 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             error_message: if (1..=3).contains(&version) {
                 if rng.bool() { None } else { Some(rng.string()) }
             } else {
@@ -533,7 +539,7 @@ pub struct FindCoordinatorResponseCoordinator {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 4+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 4+. Nullable: 4+.
@@ -563,7 +569,7 @@ impl FindCoordinatorResponseCoordinator {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -617,9 +623,9 @@ impl FindCoordinatorResponseCoordinator {
             }
         }
         if version >= 4 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -682,8 +688,9 @@ impl FindCoordinatorResponseCoordinator {
             this.port = get_i32(buf).map_err(decode_ctx(NAME, "port", version))?;
         }
         if version >= 4 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version >= 4 {
             this.error_message = get_compact_nullable_string(buf)
@@ -713,7 +720,11 @@ impl FindCoordinatorResponseCoordinator {
             node_id: if version >= 4 { rng.u64() as i32 } else { 0 },
             host: if version >= 4 { rng.string() } else { StrBytes::default() },
             port: if version >= 4 { rng.u64() as i32 } else { 0 },
-            error_code: if version >= 4 { rng.u64() as i16 } else { 0 },
+            error_code: if version >= 4 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             error_message: if version >= 4 {
                 if rng.bool() { None } else { Some(rng.string()) }
             } else {

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The GetTelemetrySubscriptions request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -107,7 +108,7 @@ pub struct GetTelemetrySubscriptionsResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Assigned client instance id if ClientInstanceId was 0 in the request, else 0.
     ///
     /// Versions: 0+.
@@ -146,7 +147,7 @@ impl GetTelemetrySubscriptionsResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -197,7 +198,7 @@ impl GetTelemetrySubscriptionsResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_uuid(buf, &self.client_instance_id);
         put_i32(buf, self.subscription_id);
         put_compact_array_len(buf, Some(self.accepted_compression_types.len()))
@@ -242,7 +243,9 @@ impl GetTelemetrySubscriptionsResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.client_instance_id = get_uuid(buf)
             .map_err(decode_ctx(NAME, "client_instance_id", version))?;
         this.subscription_id = get_i32(buf)
@@ -322,7 +325,7 @@ impl GetTelemetrySubscriptionsResponse {
     pub fn random(rng: &mut crate::random::Rand, _version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             client_instance_id: rng.uuid(),
             subscription_id: rng.u64() as i32,
             accepted_compression_types: (0..rng.count())

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The Heartbeat request (versions 0-4; flexible from 4).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -205,7 +206,7 @@ pub struct HeartbeatResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -216,7 +217,7 @@ impl HeartbeatResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -244,7 +245,7 @@ impl HeartbeatResponse {
                 );
             }
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 4 {
             put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
                 .map_err(encode_ctx(NAME, "_tagged_fields", version))?;
@@ -281,7 +282,9 @@ impl HeartbeatResponse {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 4 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -303,7 +306,7 @@ impl HeartbeatResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: if version >= 1 { rng.u64() as i32 } else { 0 },
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             unknown_tagged_fields: if version == 4 {
                 rng.unknown_tagged_fields()
             } else {

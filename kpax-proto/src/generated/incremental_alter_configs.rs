@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The IncrementalAlterConfigs request (versions 0-1; flexible from 1).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -661,7 +662,7 @@ pub struct IncrementalAlterConfigsResponseResponse {
     /// The resource error code.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The resource error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -679,7 +680,7 @@ pub struct IncrementalAlterConfigsResponseResponse {
 }
 impl IncrementalAlterConfigsResponseResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -704,7 +705,7 @@ impl IncrementalAlterConfigsResponseResponse {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "IncrementalAlterConfigsResponseResponse";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 0 {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -747,7 +748,9 @@ impl IncrementalAlterConfigsResponseResponse {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "IncrementalAlterConfigsResponseResponse";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 0 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -784,7 +787,7 @@ impl IncrementalAlterConfigsResponseResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             resource_type: rng.u64() as i8,
             resource_name: rng.string(),

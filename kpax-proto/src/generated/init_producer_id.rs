@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The InitProducerId request (versions 0-6; flexible from 2).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -260,7 +261,7 @@ pub struct InitProducerIdResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The current producer id.
     ///
     /// Versions: 0+.
@@ -284,7 +285,7 @@ impl Default for InitProducerIdResponse {
     fn default() -> Self {
         InitProducerIdResponse {
             throttle_time_ms: 0,
-            error_code: 0,
+            error_code: ErrorCode::NONE,
             producer_id: -1,
             producer_epoch: 0,
             ongoing_txn_producer_id: -1,
@@ -300,7 +301,7 @@ impl InitProducerIdResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -336,7 +337,7 @@ impl InitProducerIdResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i64(buf, self.producer_id);
         put_i16(buf, self.producer_epoch);
         if version == 6 {
@@ -399,7 +400,9 @@ impl InitProducerIdResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.producer_id = get_i64(buf)
             .map_err(decode_ctx(NAME, "producer_id", version))?;
         this.producer_epoch = get_i16(buf)
@@ -433,7 +436,7 @@ impl InitProducerIdResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             producer_id: rng.u64() as i64,
             producer_epoch: rng.u64() as i16,
             ongoing_txn_producer_id: if version == 6 { rng.u64() as i64 } else { -1 },

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The InitializeShareGroupState request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -575,7 +576,7 @@ pub struct InitializeShareGroupStateResponsePartition {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -590,7 +591,7 @@ impl InitializeShareGroupStateResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -606,7 +607,7 @@ impl InitializeShareGroupStateResponsePartition {
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "InitializeShareGroupStateResponsePartition";
         put_i32(buf, self.partition);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
@@ -631,7 +632,9 @@ impl InitializeShareGroupStateResponsePartition {
     ) -> Result<(), DecodeError> {
         const NAME: &str = "InitializeShareGroupStateResponsePartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         let count = get_tagged_count(buf)
@@ -653,7 +656,7 @@ impl InitializeShareGroupStateResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, _version: i16) -> Self {
         Self {
             partition: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             unknown_tagged_fields: rng.unknown_tagged_fields(),
         }

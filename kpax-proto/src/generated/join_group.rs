@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The JoinGroup request (versions 0-9; flexible from 6).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -485,7 +486,7 @@ pub struct JoinGroupResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The generation ID of the group.
     ///
     /// Versions: 0+.
@@ -521,7 +522,7 @@ impl Default for JoinGroupResponse {
     fn default() -> Self {
         JoinGroupResponse {
             throttle_time_ms: 0,
-            error_code: 0,
+            error_code: ErrorCode::NONE,
             generation_id: -1,
             protocol_type: None,
             protocol_name: None,
@@ -540,7 +541,7 @@ impl JoinGroupResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -603,7 +604,7 @@ impl JoinGroupResponse {
                 );
             }
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i32(buf, self.generation_id);
         if version >= 7 {
             put_compact_nullable_string(buf, self.protocol_type.as_deref())
@@ -721,7 +722,9 @@ impl JoinGroupResponse {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.generation_id = get_i32(buf)
             .map_err(decode_ctx(NAME, "generation_id", version))?;
         if version >= 7 {
@@ -823,7 +826,7 @@ impl JoinGroupResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: if version >= 2 { rng.u64() as i32 } else { 0 },
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             generation_id: rng.u64() as i32,
             protocol_type: if version >= 7 {
                 if rng.bool() { None } else { Some(rng.string()) }

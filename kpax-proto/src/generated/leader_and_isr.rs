@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The LeaderAndIsr request (versions 0-7; flexible from 4).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -1597,7 +1598,7 @@ pub struct LeaderAndIsrResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Each topic
     ///
     /// Versions: 5+.
@@ -1611,7 +1612,7 @@ pub struct LeaderAndIsrResponse {
 }
 impl LeaderAndIsrResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1639,7 +1640,7 @@ impl LeaderAndIsrResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version >= 5 {
             put_compact_array_len(buf, Some(self.topics.len()))
                 .map_err(encode_ctx(NAME, "topics", version))?;
@@ -1708,7 +1709,9 @@ impl LeaderAndIsrResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version >= 5 {
             this.topics = match get_compact_array_len(buf, 1)
                 .map_err(decode_ctx(NAME, "topics", version))?
@@ -1805,7 +1808,7 @@ impl LeaderAndIsrResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             topics: if version >= 5 {
                 (0..rng.count())
                     .map(|_| LeaderAndIsrResponseTopic::random(rng, version))
@@ -1997,7 +2000,7 @@ pub struct LeaderAndIsrResponseTopicPartitionError {
     /// The partition error code, or 0 if there was no error.
     ///
     /// Versions: 5+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -2008,7 +2011,7 @@ impl LeaderAndIsrResponseTopicPartitionError {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -2032,9 +2035,9 @@ impl LeaderAndIsrResponseTopicPartitionError {
             }
         }
         if version >= 5 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -2072,8 +2075,9 @@ impl LeaderAndIsrResponseTopicPartitionError {
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
         }
         if version >= 5 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version >= 5 {
             let count = get_tagged_count(buf)
@@ -2096,7 +2100,11 @@ impl LeaderAndIsrResponseTopicPartitionError {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition_index: if version >= 5 { rng.u64() as i32 } else { 0 },
-            error_code: if version >= 5 { rng.u64() as i16 } else { 0 },
+            error_code: if version >= 5 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             unknown_tagged_fields: if version >= 5 {
                 rng.unknown_tagged_fields()
             } else {
@@ -2120,7 +2128,7 @@ pub struct LeaderAndIsrResponsePartitionError {
     /// The partition error code, or 0 if there was no error.
     ///
     /// Versions: 0-4.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -2136,7 +2144,7 @@ impl LeaderAndIsrResponsePartitionError {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -2173,9 +2181,9 @@ impl LeaderAndIsrResponsePartitionError {
             }
         }
         if version <= 4 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -2220,8 +2228,9 @@ impl LeaderAndIsrResponsePartitionError {
                 .map_err(decode_ctx(NAME, "partition_index", version))?;
         }
         if version <= 4 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version == 4 {
             let count = get_tagged_count(buf)
@@ -2245,7 +2254,11 @@ impl LeaderAndIsrResponsePartitionError {
         Self {
             topic_name: if version <= 4 { rng.string() } else { StrBytes::default() },
             partition_index: if version <= 4 { rng.u64() as i32 } else { 0 },
-            error_code: if version <= 4 { rng.u64() as i16 } else { 0 },
+            error_code: if version <= 4 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             unknown_tagged_fields: if version == 4 {
                 rng.unknown_tagged_fields()
             } else {

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The LeaveGroup request (versions 0-5; flexible from 4).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -399,7 +400,7 @@ pub struct LeaveGroupResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// List of leaving member responses.
     ///
     /// Versions: 3+.
@@ -414,7 +415,7 @@ impl LeaveGroupResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -447,7 +448,7 @@ impl LeaveGroupResponse {
                 );
             }
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 3 {
             put_array_len(buf, Some(self.members.len()))
                 .map_err(encode_ctx(NAME, "members", version))?;
@@ -503,7 +504,9 @@ impl LeaveGroupResponse {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 3 {
             this.members = match get_array_len(buf, 1)
                 .map_err(decode_ctx(NAME, "members", version))?
@@ -570,7 +573,7 @@ impl LeaveGroupResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: if version >= 1 { rng.u64() as i32 } else { 0 },
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             members: if version >= 3 {
                 (0..rng.count())
                     .map(|_| LeaveGroupResponseMember::random(rng, version))
@@ -601,7 +604,7 @@ pub struct LeaveGroupResponseMember {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 3+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -617,7 +620,7 @@ impl LeaveGroupResponseMember {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -658,9 +661,9 @@ impl LeaveGroupResponseMember {
             }
         }
         if version >= 3 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -708,8 +711,9 @@ impl LeaveGroupResponseMember {
                 .map_err(decode_ctx(NAME, "group_instance_id", version))?;
         }
         if version >= 3 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version >= 4 {
             let count = get_tagged_count(buf)
@@ -737,7 +741,11 @@ impl LeaveGroupResponseMember {
             } else {
                 None
             },
-            error_code: if version >= 3 { rng.u64() as i16 } else { 0 },
+            error_code: if version >= 3 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             unknown_tagged_fields: if version >= 4 {
                 rng.unknown_tagged_fields()
             } else {

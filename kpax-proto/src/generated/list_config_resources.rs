@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The ListConfigResources request (versions 0-1; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -151,7 +152,7 @@ pub struct ListConfigResourcesResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Each config resource in the response.
     ///
     /// Versions: 0+.
@@ -166,7 +167,7 @@ impl ListConfigResourcesResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -190,7 +191,7 @@ impl ListConfigResourcesResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_array_len(buf, Some(self.config_resources.len()))
             .map_err(encode_ctx(NAME, "config_resources", version))?;
         for item in &self.config_resources {
@@ -224,7 +225,9 @@ impl ListConfigResourcesResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.config_resources = match get_compact_array_len(buf, 1)
             .map_err(decode_ctx(NAME, "config_resources", version))?
         {
@@ -269,7 +272,7 @@ impl ListConfigResourcesResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             config_resources: (0..rng.count())
                 .map(|_| ListConfigResourcesResponseConfigResource::random(rng, version))
                 .collect(),

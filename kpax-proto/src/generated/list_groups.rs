@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The ListGroups request (versions 0-5; flexible from 3).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -222,7 +223,7 @@ pub struct ListGroupsResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Each group in the response.
     ///
     /// Versions: 0+.
@@ -237,7 +238,7 @@ impl ListGroupsResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -270,7 +271,7 @@ impl ListGroupsResponse {
                 );
             }
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 2 {
             put_array_len(buf, Some(self.groups.len()))
                 .map_err(encode_ctx(NAME, "groups", version))?;
@@ -320,7 +321,9 @@ impl ListGroupsResponse {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 2 {
             this.groups = match get_array_len(buf, 1)
                 .map_err(decode_ctx(NAME, "groups", version))?
@@ -387,7 +390,7 @@ impl ListGroupsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: if version >= 1 { rng.u64() as i32 } else { 0 },
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             groups: (0..rng.count())
                 .map(|_| ListGroupsResponseGroup::random(rng, version))
                 .collect(),

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The ListOffsets request (versions 0-11; flexible from 6).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -924,7 +925,7 @@ pub struct ListOffsetsResponsePartition {
     /// The partition error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The timestamp associated with the returned offset.
     ///
     /// Versions: 1+.
@@ -951,7 +952,7 @@ impl ListOffsetsResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -982,7 +983,7 @@ impl ListOffsetsResponsePartition {
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ListOffsetsResponsePartition";
         put_i32(buf, self.partition_index);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version >= 1 {
             put_i64(buf, self.timestamp);
         } else {
@@ -1060,7 +1061,9 @@ impl ListOffsetsResponsePartition {
         const NAME: &str = "ListOffsetsResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version >= 1 {
             this.timestamp = get_i64(buf)
                 .map_err(decode_ctx(NAME, "timestamp", version))?;
@@ -1119,7 +1122,7 @@ impl ListOffsetsResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition_index: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             timestamp: if version >= 1 { rng.u64() as i64 } else { 0 },
             offset: if version >= 1 { rng.u64() as i64 } else { 0 },
             leader_epoch: if version >= 4 { rng.u64() as i32 } else { 0 },

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The ListTransactions request (versions 0-2; flexible from 0).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -239,7 +240,7 @@ pub struct ListTransactionsResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Set of state filters provided in the request which were unknown to the transaction coordinator.
     ///
     /// Versions: 0+.
@@ -258,7 +259,7 @@ impl ListTransactionsResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -287,7 +288,7 @@ impl ListTransactionsResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_array_len(buf, Some(self.unknown_state_filters.len()))
             .map_err(encode_ctx(NAME, "unknown_state_filters", version))?;
         for item in &self.unknown_state_filters {
@@ -327,7 +328,9 @@ impl ListTransactionsResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.unknown_state_filters = match get_compact_array_len(buf, 1)
             .map_err(decode_ctx(NAME, "unknown_state_filters", version))?
         {
@@ -398,7 +401,7 @@ impl ListTransactionsResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             unknown_state_filters: (0..rng.count()).map(|_| rng.string()).collect(),
             transaction_states: (0..rng.count())
                 .map(|_| ListTransactionsResponseTransactionState::random(rng, version))

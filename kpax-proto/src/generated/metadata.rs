@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The Metadata request (versions 0-13; flexible from 9).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -469,7 +470,7 @@ pub struct MetadataResponse {
     /// The top-level error code, or 0 if there was no error.
     ///
     /// Versions: 13+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// 32-bit bitfield to represent authorized operations for this cluster.
     ///
     /// Versions: 8-10.
@@ -485,7 +486,7 @@ impl Default for MetadataResponse {
             cluster_id: None,
             controller_id: -1,
             topics: Vec::new(),
-            error_code: 0,
+            error_code: ErrorCode::NONE,
             cluster_authorized_operations: -2147483648,
             unknown_tagged_fields: UnknownTaggedFields::new(),
         }
@@ -518,7 +519,7 @@ impl MetadataResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -604,9 +605,9 @@ impl MetadataResponse {
             }
         }
         if version == 13 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -755,8 +756,9 @@ impl MetadataResponse {
             };
         }
         if version == 13 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if (8..=10).contains(&version) {
             this.cluster_authorized_operations = get_i32(buf)
@@ -795,7 +797,11 @@ impl MetadataResponse {
             topics: (0..rng.count())
                 .map(|_| MetadataResponseTopic::random(rng, version))
                 .collect(),
-            error_code: if version == 13 { rng.u64() as i16 } else { 0 },
+            error_code: if version == 13 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             cluster_authorized_operations: if (8..=10).contains(&version) {
                 rng.u64() as i32
             } else {
@@ -966,7 +972,7 @@ pub struct MetadataResponseTopic {
     /// The topic error, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The topic name. Null for non-existing topics queried by ID. This is never null when ErrorCode is zero. One of Name and TopicId is always populated.
     ///
     /// Versions: 0+. Nullable: 12+.
@@ -993,7 +999,7 @@ pub struct MetadataResponseTopic {
 impl Default for MetadataResponseTopic {
     fn default() -> Self {
         MetadataResponseTopic {
-            error_code: 0,
+            error_code: ErrorCode::NONE,
             name: None,
             topic_id: Uuid::default(),
             is_internal: false,
@@ -1005,7 +1011,7 @@ impl Default for MetadataResponseTopic {
 }
 impl MetadataResponseTopic {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1040,7 +1046,7 @@ impl MetadataResponseTopic {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "MetadataResponseTopic";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 8 {
             put_string(
                     buf,
@@ -1142,7 +1148,9 @@ impl MetadataResponseTopic {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "MetadataResponseTopic";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 8 {
             this.name = Some(
                 get_string(buf).map_err(decode_ctx(NAME, "name", version))?,
@@ -1240,7 +1248,7 @@ impl MetadataResponseTopic {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             name: if version <= 11 {
                 Some(rng.string())
             } else {
@@ -1271,7 +1279,7 @@ pub struct MetadataResponsePartition {
     /// The partition error, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The partition index.
     ///
     /// Versions: 0+.
@@ -1301,7 +1309,7 @@ pub struct MetadataResponsePartition {
 }
 impl MetadataResponsePartition {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1341,7 +1349,7 @@ impl MetadataResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "MetadataResponsePartition";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i32(buf, self.partition_index);
         put_i32(buf, self.leader_id);
         if version >= 7 {
@@ -1433,7 +1441,9 @@ impl MetadataResponsePartition {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "MetadataResponsePartition";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
         this.leader_id = get_i32(buf).map_err(decode_ctx(NAME, "leader_id", version))?;
@@ -1564,7 +1574,7 @@ impl MetadataResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             partition_index: rng.u64() as i32,
             leader_id: rng.u64() as i32,
             leader_epoch: if version >= 7 { rng.u64() as i32 } else { 0 },

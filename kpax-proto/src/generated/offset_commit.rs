@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The OffsetCommit request (versions 0-10; flexible from 8).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -1102,7 +1103,7 @@ pub struct OffsetCommitResponsePartition {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -1113,7 +1114,7 @@ impl OffsetCommitResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1124,7 +1125,7 @@ impl OffsetCommitResponsePartition {
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "OffsetCommitResponsePartition";
         put_i32(buf, self.partition_index);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version >= 8 {
             put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
                 .map_err(encode_ctx(NAME, "_tagged_fields", version))?;
@@ -1154,7 +1155,9 @@ impl OffsetCommitResponsePartition {
         const NAME: &str = "OffsetCommitResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version >= 8 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1176,7 +1179,7 @@ impl OffsetCommitResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition_index: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             unknown_tagged_fields: if version >= 8 {
                 rng.unknown_tagged_fields()
             } else {

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The OffsetDelete request (versions 0-0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -268,7 +269,7 @@ pub struct OffsetDeleteResponse {
     /// The top-level error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota.
     ///
     /// Versions: 0+.
@@ -280,7 +281,7 @@ pub struct OffsetDeleteResponse {
 }
 impl OffsetDeleteResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -305,7 +306,7 @@ impl OffsetDeleteResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i32(buf, self.throttle_time_ms);
         put_array_len(buf, Some(self.topics.len()))
             .map_err(encode_ctx(NAME, "topics", version))?;
@@ -336,7 +337,9 @@ impl OffsetDeleteResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         this.topics = match get_array_len(buf, 1)
@@ -364,7 +367,7 @@ impl OffsetDeleteResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             throttle_time_ms: rng.u64() as i32,
             topics: (0..rng.count())
                 .map(|_| OffsetDeleteResponseTopic::random(rng, version))
@@ -475,7 +478,7 @@ pub struct OffsetDeleteResponsePartition {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
 }
 impl OffsetDeleteResponsePartition {
     /// Sets `partition_index`.
@@ -484,7 +487,7 @@ impl OffsetDeleteResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -494,7 +497,7 @@ impl OffsetDeleteResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, _version: i16) -> Result<(), EncodeError> {
         put_i32(buf, self.partition_index);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         Ok(())
     }
     /// Reads a value as `version` lays it out.
@@ -516,7 +519,9 @@ impl OffsetDeleteResponsePartition {
         const NAME: &str = "OffsetDeleteResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         Ok(())
     }
 }
@@ -526,7 +531,7 @@ impl OffsetDeleteResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, _version: i16) -> Self {
         Self {
             partition_index: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
         }
     }
 }

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The OffsetFetch request (versions 0-10; flexible from 6).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -904,7 +905,7 @@ pub struct OffsetFetchResponse {
     /// The top-level error code, or 0 if there was no error.
     ///
     /// Versions: 2-7.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -925,7 +926,7 @@ impl OffsetFetchResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -986,9 +987,9 @@ impl OffsetFetchResponse {
             }
         }
         if (2..=7).contains(&version) {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -1099,8 +1100,9 @@ impl OffsetFetchResponse {
             };
         }
         if (2..=7).contains(&version) {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version >= 6 {
             let count = get_tagged_count(buf)
@@ -1137,7 +1139,11 @@ impl OffsetFetchResponse {
             } else {
                 Vec::new()
             },
-            error_code: if (2..=7).contains(&version) { rng.u64() as i16 } else { 0 },
+            error_code: if (2..=7).contains(&version) {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             unknown_tagged_fields: if version >= 6 {
                 rng.unknown_tagged_fields()
             } else {
@@ -1161,7 +1167,7 @@ pub struct OffsetFetchResponseGroup {
     /// The group-level error code, or 0 if there was no error.
     ///
     /// Versions: 8+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -1177,7 +1183,7 @@ impl OffsetFetchResponseGroup {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1211,9 +1217,9 @@ impl OffsetFetchResponseGroup {
             }
         }
         if version >= 8 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -1274,8 +1280,9 @@ impl OffsetFetchResponseGroup {
             };
         }
         if version >= 8 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version >= 8 {
             let count = get_tagged_count(buf)
@@ -1305,7 +1312,11 @@ impl OffsetFetchResponseGroup {
             } else {
                 Vec::new()
             },
-            error_code: if version >= 8 { rng.u64() as i16 } else { 0 },
+            error_code: if version >= 8 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             unknown_tagged_fields: if version >= 8 {
                 rng.unknown_tagged_fields()
             } else {
@@ -1519,7 +1530,7 @@ pub struct OffsetFetchResponseGroupTopicPartition {
     /// The partition-level error code, or 0 if there was no error.
     ///
     /// Versions: 8+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -1545,7 +1556,7 @@ impl OffsetFetchResponseGroupTopicPartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1605,9 +1616,9 @@ impl OffsetFetchResponseGroupTopicPartition {
             }
         }
         if version >= 8 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -1657,8 +1668,9 @@ impl OffsetFetchResponseGroupTopicPartition {
                 .map_err(decode_ctx(NAME, "metadata", version))?;
         }
         if version >= 8 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version >= 8 {
             let count = get_tagged_count(buf)
@@ -1688,7 +1700,11 @@ impl OffsetFetchResponseGroupTopicPartition {
             } else {
                 None
             },
-            error_code: if version >= 8 { rng.u64() as i16 } else { 0 },
+            error_code: if version >= 8 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             unknown_tagged_fields: if version >= 8 {
                 rng.unknown_tagged_fields()
             } else {
@@ -1909,7 +1925,7 @@ pub struct OffsetFetchResponseTopicPartition {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0-7.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -1935,7 +1951,7 @@ impl OffsetFetchResponseTopicPartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1998,9 +2014,9 @@ impl OffsetFetchResponseTopicPartition {
             }
         }
         if version <= 7 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -2053,8 +2069,9 @@ impl OffsetFetchResponseTopicPartition {
                 .map_err(decode_ctx(NAME, "metadata", version))?;
         }
         if version <= 7 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if (6..=7).contains(&version) {
             let count = get_tagged_count(buf)
@@ -2088,7 +2105,11 @@ impl OffsetFetchResponseTopicPartition {
             } else {
                 None
             },
-            error_code: if version <= 7 { rng.u64() as i16 } else { 0 },
+            error_code: if version <= 7 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             unknown_tagged_fields: if (6..=7).contains(&version) {
                 rng.unknown_tagged_fields()
             } else {

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The OffsetForLeaderEpoch request (versions 0-4; flexible from 4).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -847,7 +848,7 @@ pub struct OffsetForLeaderEpochResponsePartition {
     /// The error code 0, or if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The partition index.
     ///
     /// Versions: 0+.
@@ -865,7 +866,7 @@ pub struct OffsetForLeaderEpochResponsePartition {
 }
 impl OffsetForLeaderEpochResponsePartition {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -890,7 +891,7 @@ impl OffsetForLeaderEpochResponsePartition {
     /// An [`EncodeError`] naming the field that this version cannot carry.
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "OffsetForLeaderEpochResponsePartition";
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i32(buf, self.partition);
         if version >= 1 {
             put_i32(buf, self.leader_epoch);
@@ -933,7 +934,9 @@ impl OffsetForLeaderEpochResponsePartition {
         version: i16,
     ) -> Result<(), DecodeError> {
         const NAME: &str = "OffsetForLeaderEpochResponsePartition";
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
         if version >= 1 {
             this.leader_epoch = get_i32(buf)
@@ -960,7 +963,7 @@ impl OffsetForLeaderEpochResponsePartition {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             partition: rng.u64() as i32,
             leader_epoch: if version >= 1 { rng.u64() as i32 } else { 0 },
             end_offset: rng.u64() as i64,

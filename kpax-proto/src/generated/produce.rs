@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The Produce request (versions 0-13; flexible from 9).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -1056,7 +1057,7 @@ pub struct ProduceResponsePartitionResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The base offset.
     ///
     /// Versions: 0+.
@@ -1088,7 +1089,7 @@ impl Default for ProduceResponsePartitionResponse {
     fn default() -> Self {
         ProduceResponsePartitionResponse {
             index: 0,
-            error_code: 0,
+            error_code: ErrorCode::NONE,
             base_offset: 0,
             log_append_time_ms: -1,
             log_start_offset: -1,
@@ -1106,7 +1107,7 @@ impl ProduceResponsePartitionResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1147,7 +1148,7 @@ impl ProduceResponsePartitionResponse {
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ProduceResponsePartitionResponse";
         put_i32(buf, self.index);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_i64(buf, self.base_offset);
         if version >= 2 {
             put_i64(buf, self.log_append_time_ms);
@@ -1264,7 +1265,9 @@ impl ProduceResponsePartitionResponse {
     ) -> Result<(), DecodeError> {
         const NAME: &str = "ProduceResponsePartitionResponse";
         this.index = get_i32(buf).map_err(decode_ctx(NAME, "index", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.base_offset = get_i64(buf)
             .map_err(decode_ctx(NAME, "base_offset", version))?;
         if version >= 2 {
@@ -1370,7 +1373,7 @@ impl ProduceResponsePartitionResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             index: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             base_offset: rng.u64() as i64,
             log_append_time_ms: if version >= 2 { rng.u64() as i64 } else { -1 },
             log_start_offset: if version >= 5 { rng.u64() as i64 } else { -1 },

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The ReadShareGroupState request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -556,7 +557,7 @@ pub struct ReadShareGroupStateResponsePartition {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -583,7 +584,7 @@ impl ReadShareGroupStateResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -617,7 +618,7 @@ impl ReadShareGroupStateResponsePartition {
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "ReadShareGroupStateResponsePartition";
         put_i32(buf, self.partition);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_i32(buf, self.state_epoch);
@@ -649,7 +650,9 @@ impl ReadShareGroupStateResponsePartition {
     ) -> Result<(), DecodeError> {
         const NAME: &str = "ReadShareGroupStateResponsePartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         this.state_epoch = get_i32(buf)
@@ -696,7 +699,7 @@ impl ReadShareGroupStateResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             state_epoch: rng.u64() as i32,
             start_offset: rng.u64() as i64,

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The SaslAuthenticate request (versions 0-2; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -126,7 +127,7 @@ pub struct SaslAuthenticateResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -144,7 +145,7 @@ pub struct SaslAuthenticateResponse {
 }
 impl SaslAuthenticateResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -174,7 +175,7 @@ impl SaslAuthenticateResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 1 {
             put_nullable_string(buf, self.error_message.as_deref())
                 .map_err(encode_ctx(NAME, "error_message", version))?;
@@ -234,7 +235,9 @@ impl SaslAuthenticateResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 1 {
             this.error_message = get_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "error_message", version))?;
@@ -273,7 +276,7 @@ impl SaslAuthenticateResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             auth_bytes: rng.bytes(),
             session_lifetime_ms: if version >= 1 { rng.u64() as i64 } else { 0 },

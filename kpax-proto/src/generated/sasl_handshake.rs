@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The SaslHandshake request (versions 0-1).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -87,7 +88,7 @@ pub struct SaslHandshakeResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The mechanisms enabled in the server.
     ///
     /// Versions: 0+.
@@ -95,7 +96,7 @@ pub struct SaslHandshakeResponse {
 }
 impl SaslHandshakeResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -115,7 +116,7 @@ impl SaslHandshakeResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_array_len(buf, Some(self.mechanisms.len()))
             .map_err(encode_ctx(NAME, "mechanisms", version))?;
         for item in &self.mechanisms {
@@ -146,7 +147,9 @@ impl SaslHandshakeResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.mechanisms = match get_array_len(buf, 2)
             .map_err(decode_ctx(NAME, "mechanisms", version))?
         {
@@ -175,7 +178,7 @@ impl SaslHandshakeResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, _version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             mechanisms: (0..rng.count()).map(|_| rng.string()).collect(),
         }
     }

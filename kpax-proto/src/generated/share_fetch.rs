@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The ShareFetch request (versions 0-2; flexible from 0).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -841,7 +842,7 @@ pub struct ShareFetchResponse {
     /// The top-level response error code.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The top-level error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -868,7 +869,7 @@ impl ShareFetchResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -920,7 +921,7 @@ impl ShareFetchResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         if version >= 1 {
@@ -974,7 +975,9 @@ impl ShareFetchResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         if version >= 1 {
@@ -1046,7 +1049,7 @@ impl ShareFetchResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             acquisition_lock_timeout_ms: if version >= 1 { rng.u64() as i32 } else { 0 },
             responses: (0..rng.count())
@@ -1190,7 +1193,7 @@ pub struct ShareFetchResponsePartition {
     /// The fetch error code, or 0 if there was no fetch error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The fetch error message, or null if there was no fetch error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -1198,7 +1201,7 @@ pub struct ShareFetchResponsePartition {
     /// The acknowledge error code, or 0 if there was no acknowledge error.
     ///
     /// Versions: 0+.
-    pub acknowledge_error_code: i16,
+    pub acknowledge_error_code: ErrorCode,
     /// The acknowledge error message, or null if there was no acknowledge error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -1225,7 +1228,7 @@ impl ShareFetchResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1235,7 +1238,7 @@ impl ShareFetchResponsePartition {
         self
     }
     /// Sets `acknowledge_error_code`.
-    pub fn with_acknowledge_error_code(mut self, value: i16) -> Self {
+    pub fn with_acknowledge_error_code(mut self, value: ErrorCode) -> Self {
         self.acknowledge_error_code = value;
         self
     }
@@ -1285,10 +1288,10 @@ impl ShareFetchResponsePartition {
     ) -> Result<(), EncodeError> {
         const NAME: &str = "ShareFetchResponsePartition";
         put_i32(buf, self.partition_index);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
-        put_i16(buf, self.acknowledge_error_code);
+        put_i16(buf, self.acknowledge_error_code.0);
         put_compact_nullable_string(buf, self.acknowledge_error_message.as_deref())
             .map_err(encode_ctx(NAME, "acknowledge_error_message", version))?;
         self.current_leader.encode(buf.bytes_mut(), version)?;
@@ -1322,11 +1325,14 @@ impl ShareFetchResponsePartition {
         const NAME: &str = "ShareFetchResponsePartition";
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
-        this.acknowledge_error_code = get_i16(buf)
-            .map_err(decode_ctx(NAME, "acknowledge_error_code", version))?;
+        this.acknowledge_error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "acknowledge_error_code", version))?,
+        );
         this.acknowledge_error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "acknowledge_error_message", version))?;
         this.current_leader = ShareFetchResponseCurrentLeader::decode(buf, version)?;
@@ -1376,9 +1382,9 @@ impl ShareFetchResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             partition_index: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
-            acknowledge_error_code: rng.u64() as i16,
+            acknowledge_error_code: ErrorCode(rng.u64() as i16),
             acknowledge_error_message: if rng.bool() {
                 None
             } else {

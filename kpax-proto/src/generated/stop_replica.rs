@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The StopReplica request (versions 0-4; flexible from 2).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -990,7 +991,7 @@ pub struct StopReplicaResponse {
     /// The top-level error code, or 0 if there was no top-level error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The responses for each partition.
     ///
     /// Versions: 0+.
@@ -1000,7 +1001,7 @@ pub struct StopReplicaResponse {
 }
 impl StopReplicaResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1023,7 +1024,7 @@ impl StopReplicaResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version <= 1 {
             put_array_len(buf, Some(self.partition_errors.len()))
                 .map_err(encode_ctx(NAME, "partition_errors", version))?;
@@ -1069,7 +1070,9 @@ impl StopReplicaResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version <= 1 {
             this.partition_errors = match get_array_len(buf, 1)
                 .map_err(decode_ctx(NAME, "partition_errors", version))?
@@ -1143,7 +1146,7 @@ impl StopReplicaResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             partition_errors: (0..rng.count())
                 .map(|_| StopReplicaResponsePartitionError::random(rng, version))
                 .collect(),
@@ -1170,7 +1173,7 @@ pub struct StopReplicaResponsePartitionError {
     /// The partition error code, or 0 if there was no partition error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
@@ -1186,7 +1189,7 @@ impl StopReplicaResponsePartitionError {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1204,7 +1207,7 @@ impl StopReplicaResponsePartitionError {
                 .map_err(encode_ctx(NAME, "topic_name", version))?;
         }
         put_i32(buf, self.partition_index);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version >= 2 {
             put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
                 .map_err(encode_ctx(NAME, "_tagged_fields", version))?;
@@ -1241,7 +1244,9 @@ impl StopReplicaResponsePartitionError {
         }
         this.partition_index = get_i32(buf)
             .map_err(decode_ctx(NAME, "partition_index", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version >= 2 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1264,7 +1269,7 @@ impl StopReplicaResponsePartitionError {
         Self {
             topic_name: rng.string(),
             partition_index: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             unknown_tagged_fields: if version >= 2 {
                 rng.unknown_tagged_fields()
             } else {

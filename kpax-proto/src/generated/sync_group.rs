@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The SyncGroup request (versions 0-5; flexible from 4).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -464,7 +465,7 @@ pub struct SyncGroupResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The group protocol type.
     ///
     /// Versions: 5+. Nullable: 5+.
@@ -487,7 +488,7 @@ impl SyncGroupResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -530,7 +531,7 @@ impl SyncGroupResponse {
                 );
             }
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version == 5 {
             put_compact_nullable_string(buf, self.protocol_type.as_deref())
                 .map_err(encode_ctx(NAME, "protocol_type", version))?;
@@ -602,7 +603,9 @@ impl SyncGroupResponse {
             this.throttle_time_ms = get_i32(buf)
                 .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version == 5 {
             this.protocol_type = get_compact_nullable_string(buf)
                 .map_err(decode_ctx(NAME, "protocol_type", version))?;
@@ -641,7 +644,7 @@ impl SyncGroupResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: if version >= 1 { rng.u64() as i32 } else { 0 },
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             protocol_type: if version == 5 {
                 if rng.bool() { None } else { Some(rng.string()) }
             } else {

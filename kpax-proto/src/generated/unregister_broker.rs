@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The UnregisterBroker request (versions 0-0; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -106,7 +107,7 @@ pub struct UnregisterBrokerResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The top-level error message, or `null` if there was no top-level error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -121,7 +122,7 @@ impl UnregisterBrokerResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -142,7 +143,7 @@ impl UnregisterBrokerResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
@@ -173,7 +174,9 @@ impl UnregisterBrokerResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         let count = get_tagged_count(buf)
@@ -195,7 +198,7 @@ impl UnregisterBrokerResponse {
     pub fn random(rng: &mut crate::random::Rand, _version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             unknown_tagged_fields: rng.unknown_tagged_fields(),
         }

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The UpdateFeatures request (versions 0-2; flexible from 0).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -326,7 +327,7 @@ pub struct UpdateFeaturesResponse {
     /// The top-level error code, or `0` if there was no top-level error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The top-level error message, or `null` if there was no top-level error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -345,7 +346,7 @@ impl UpdateFeaturesResponse {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -371,7 +372,7 @@ impl UpdateFeaturesResponse {
             );
         }
         put_i32(buf, self.throttle_time_ms);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         if version <= 1 {
@@ -415,7 +416,9 @@ impl UpdateFeaturesResponse {
         }
         this.throttle_time_ms = get_i32(buf)
             .map_err(decode_ctx(NAME, "throttle_time_ms", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         if version <= 1 {
@@ -460,7 +463,7 @@ impl UpdateFeaturesResponse {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             throttle_time_ms: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             results: if version <= 1 {
                 (0..rng.count())
@@ -484,7 +487,7 @@ pub struct UpdateFeaturesResponseResult {
     /// The feature update error code or `0` if the feature update succeeded.
     ///
     /// Versions: 0-1.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The feature update error, or `null` if the feature update succeeded.
     ///
     /// Versions: 0-1. Nullable: 0-1.
@@ -499,7 +502,7 @@ impl UpdateFeaturesResponseResult {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -525,9 +528,9 @@ impl UpdateFeaturesResponseResult {
             }
         }
         if version <= 1 {
-            put_i16(buf, self.error_code);
+            put_i16(buf, self.error_code.0);
         } else {
-            if self.error_code != 0 {
+            if !self.error_code.is_ok() {
                 return Err(
                     encode_ctx(NAME, "error_code", version)(WireError::FieldNotInVersion),
                 );
@@ -579,8 +582,9 @@ impl UpdateFeaturesResponseResult {
                 .map_err(decode_ctx(NAME, "feature", version))?;
         }
         if version <= 1 {
-            this.error_code = get_i16(buf)
-                .map_err(decode_ctx(NAME, "error_code", version))?;
+            this.error_code = ErrorCode(
+                get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+            );
         }
         if version <= 1 {
             this.error_message = get_compact_nullable_string(buf)
@@ -607,7 +611,11 @@ impl UpdateFeaturesResponseResult {
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
             feature: if version <= 1 { rng.string() } else { StrBytes::default() },
-            error_code: if version <= 1 { rng.u64() as i16 } else { 0 },
+            error_code: if version <= 1 {
+                ErrorCode(rng.u64() as i16)
+            } else {
+                ErrorCode::NONE
+            },
             error_message: if version <= 1 {
                 if rng.bool() { None } else { Some(rng.string()) }
             } else {

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The UpdateMetadata request (versions 0-8; flexible from 6).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -1814,13 +1815,13 @@ pub struct UpdateMetadataResponse {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// Tagged fields this code does not know, kept as read and written back in tag order.
     pub unknown_tagged_fields: UnknownTaggedFields,
 }
 impl UpdateMetadataResponse {
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -1835,7 +1836,7 @@ impl UpdateMetadataResponse {
                 encode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         if version >= 6 {
             put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
                 .map_err(encode_ctx(NAME, "_tagged_fields", version))?;
@@ -1868,7 +1869,9 @@ impl UpdateMetadataResponse {
                 decode_ctx(NAME, "", version)(WireError::UnsupportedVersion(version)),
             );
         }
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         if version >= 6 {
             let count = get_tagged_count(buf)
                 .map_err(decode_ctx(NAME, "_tagged_fields", version))?;
@@ -1889,7 +1892,7 @@ impl UpdateMetadataResponse {
     /// A random value that `version` can carry, for round-trip tests.
     pub fn random(rng: &mut crate::random::Rand, version: i16) -> Self {
         Self {
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             unknown_tagged_fields: if version >= 6 {
                 rng.unknown_tagged_fields()
             } else {

@@ -5,6 +5,7 @@ use crate::message::{Message, Request};
 use crate::wire::*;
 use bytes::{Bytes, BytesMut};
 use super::ApiKey;
+use super::ErrorCode;
 /// The WriteShareGroupState request (versions 0-1; flexible from 0).
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
@@ -759,7 +760,7 @@ pub struct WriteShareGroupStateResponsePartition {
     /// The error code, or 0 if there was no error.
     ///
     /// Versions: 0+.
-    pub error_code: i16,
+    pub error_code: ErrorCode,
     /// The error message, or null if there was no error.
     ///
     /// Versions: 0+. Nullable: 0+.
@@ -774,7 +775,7 @@ impl WriteShareGroupStateResponsePartition {
         self
     }
     /// Sets `error_code`.
-    pub fn with_error_code(mut self, value: i16) -> Self {
+    pub fn with_error_code(mut self, value: ErrorCode) -> Self {
         self.error_code = value;
         self
     }
@@ -790,7 +791,7 @@ impl WriteShareGroupStateResponsePartition {
     pub fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError> {
         const NAME: &str = "WriteShareGroupStateResponsePartition";
         put_i32(buf, self.partition);
-        put_i16(buf, self.error_code);
+        put_i16(buf, self.error_code.0);
         put_compact_nullable_string(buf, self.error_message.as_deref())
             .map_err(encode_ctx(NAME, "error_message", version))?;
         put_tagged_fields(buf, &[], &self.unknown_tagged_fields)
@@ -815,7 +816,9 @@ impl WriteShareGroupStateResponsePartition {
     ) -> Result<(), DecodeError> {
         const NAME: &str = "WriteShareGroupStateResponsePartition";
         this.partition = get_i32(buf).map_err(decode_ctx(NAME, "partition", version))?;
-        this.error_code = get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?;
+        this.error_code = ErrorCode(
+            get_i16(buf).map_err(decode_ctx(NAME, "error_code", version))?,
+        );
         this.error_message = get_compact_nullable_string(buf)
             .map_err(decode_ctx(NAME, "error_message", version))?;
         let count = get_tagged_count(buf)
@@ -837,7 +840,7 @@ impl WriteShareGroupStateResponsePartition {
     pub fn random(rng: &mut crate::random::Rand, _version: i16) -> Self {
         Self {
             partition: rng.u64() as i32,
-            error_code: rng.u64() as i16,
+            error_code: ErrorCode(rng.u64() as i16),
             error_message: if rng.bool() { None } else { Some(rng.string()) },
             unknown_tagged_fields: rng.unknown_tagged_fields(),
         }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use kpax_proto::generated::offset_fetch::{
     OffsetFetchRequestGroup, OffsetFetchRequestGroupTopic, OffsetFetchRequestTopic,
 };
+use kpax_proto::generated::ErrorCode;
 use kpax_proto::generated::{
     ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest, OffsetFetchRequest,
     ShareGroupDescribeRequest,
@@ -569,7 +570,7 @@ async fn offset_fetch(
                    offset: i64,
                    epoch: i32,
                    metadata: Option<String>,
-                   code: i16| {
+                   code: ErrorCode| {
         let r = check(broker, ApiKey::OffsetFetch, code, None).map(|()| CommittedOffset {
             offset: (offset >= 0).then_some(offset),
             leader_epoch: (epoch >= 0).then_some(epoch),

@@ -3,7 +3,7 @@
 use super::{check, Admin, NamedResults};
 use crate::cluster::TopicMeta;
 use crate::error::{Error, Result};
-use kpax_proto::generated::{ApiKey, DescribeClusterRequest, ErrorCode, MetadataRequest};
+use kpax_proto::generated::{ApiKey, DescribeClusterRequest, MetadataRequest};
 
 /// A broker of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +127,7 @@ impl Admin {
                     Err(Error::Broker {
                         broker: b.addr().to_string(),
                         api: ApiKey::Metadata,
-                        code: ErrorCode(t.error_code),
+                        code: t.error_code,
                         message: Some(format!("topic {name}")),
                     })
                 };

@@ -209,7 +209,7 @@ impl Admin {
     where
         R: Request + Sync,
         F: Fn(i16) -> R,
-        C: Fn(&R::Response) -> Vec<i16>,
+        C: Fn(&R::Response) -> Vec<ErrorCode>,
     {
         const ATTEMPTS: u32 = 4;
         let mut attempt = 0;
@@ -224,9 +224,7 @@ impl Admin {
             let (broker, resp) = self.send_first(brokers, &build).await?;
             let item_codes = codes(&resp);
             let moved = !item_codes.is_empty()
-                && item_codes
-                    .iter()
-                    .all(|c| ErrorCode(*c) == ErrorCode::NOT_CONTROLLER);
+                && item_codes.iter().all(|c| *c == ErrorCode::NOT_CONTROLLER);
             if !moved || attempt >= ATTEMPTS {
                 return Ok((broker, resp));
             }
@@ -392,14 +390,14 @@ fn connection_failed(e: &Error) -> bool {
 
 /// `Ok(())` for error code 0, else [`Error::Broker`] with the code and the
 /// broker's message.
-fn check(broker: &Broker, api: ApiKey, code: i16, message: Option<&StrBytes>) -> Result<()> {
-    if code == 0 {
+fn check(broker: &Broker, api: ApiKey, code: ErrorCode, message: Option<&StrBytes>) -> Result<()> {
+    if code.is_ok() {
         return Ok(());
     }
     Err(Error::Broker {
         broker: broker.addr().to_string(),
         api,
-        code: ErrorCode(code),
+        code,
         message: message.map(|m| m.to_string()).filter(|m| !m.is_empty()),
     })
 }

@@ -704,15 +704,15 @@ impl Broker {
             )
             .await;
         let resp = match first {
-            Ok(r) if r.error_code == ErrorCode::UNSUPPORTED_VERSION.0 => {
+            Ok(r) if r.error_code == ErrorCode::UNSUPPORTED_VERSION => {
                 self.api_versions_v0(probe.conn).await?
             }
-            Ok(r) if r.error_code == 0 => Live::new(probe.conn, ranges_of(&r)),
+            Ok(r) if r.error_code.is_ok() => Live::new(probe.conn, ranges_of(&r)),
             Ok(r) => {
                 return Err(Error::Broker {
                     broker: self.inner.addr.clone(),
                     api: ApiKey::ApiVersions,
-                    code: ErrorCode(r.error_code),
+                    code: r.error_code,
                     message: None,
                 })
             }
@@ -818,7 +818,7 @@ impl Broker {
                 )
                 .await;
             if let Ok(r) = again {
-                if r.error_code == 0 {
+                if r.error_code.is_ok() {
                     return Ok(Err(Live::new(check.conn, ranges_of(&r))));
                 }
             }
@@ -857,11 +857,11 @@ impl Broker {
                 self.inner.config.request_timeout,
             )
             .await?;
-        if r.error_code != 0 {
+        if !r.error_code.is_ok() {
             return Err(Error::Broker {
                 broker: self.inner.addr.clone(),
                 api: ApiKey::ApiVersions,
-                code: ErrorCode(r.error_code),
+                code: r.error_code,
                 message: None,
             });
         }

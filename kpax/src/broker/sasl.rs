@@ -9,7 +9,7 @@ use crate::config::{SaslConfig, SaslMechanism};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use kpax_proto::generated::{
-    ApiKey, ErrorCode, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
 };
 use kpax_proto::message::Message;
 use kpax_proto::wire::StrBytes;
@@ -79,11 +79,11 @@ impl Broker {
                 false,
             )
             .await?;
-        if hs.error_code != 0 {
+        if !hs.error_code.is_ok() {
             let enabled: Vec<String> = hs.mechanisms.iter().map(|m| m.to_string()).collect();
             return Err(fail(format!(
                 "SaslHandshake: {} (the broker enables {enabled:?})",
-                ErrorCode(hs.error_code)
+                hs.error_code
             )));
         }
         let step = |bytes: Vec<u8>| {
@@ -92,16 +92,14 @@ impl Broker {
                 let r: SaslAuthenticateResponse = self
                     .exchange(live, &req, auth_version, timeout, false)
                     .await?;
-                if r.error_code != 0 {
+                if !r.error_code.is_ok() {
                     let why = r
                         .error_message
                         .as_ref()
                         .map(|m| m.to_string())
                         .unwrap_or_default();
                     return Err(fail(
-                        format!("{} {why}", ErrorCode(r.error_code))
-                            .trim_end()
-                            .to_string(),
+                        format!("{} {why}", r.error_code).trim_end().to_string(),
                     ));
                 }
                 Ok(r)

@@ -43,7 +43,7 @@ impl TopicMeta {
         TopicMeta {
             name: t.name.as_ref().map(|n| n.to_string()),
             topic_id: t.topic_id,
-            error: ErrorCode(t.error_code),
+            error: t.error_code,
             is_internal: t.is_internal,
             partitions: t
                 .partitions
@@ -54,7 +54,7 @@ impl TopicMeta {
                     leader_epoch: p.leader_epoch,
                     replicas: p.replica_nodes.to_vec(),
                     isr: p.isr_nodes.to_vec(),
-                    error: ErrorCode(p.error_code),
+                    error: p.error_code,
                 })
                 .collect(),
         }

@@ -537,11 +537,11 @@ impl Cluster {
                 resp.port,
             ),
         };
-        if code != 0 {
+        if !code.is_ok() {
             return Err(Error::Broker {
                 broker: b.addr().into(),
                 api: kpax_proto::generated::ApiKey::FindCoordinator,
-                code: ErrorCode(code),
+                code,
                 message: message.map(|m| m.to_string()),
             });
         }

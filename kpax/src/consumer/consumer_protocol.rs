@@ -260,7 +260,7 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
         if membership(&s).is_none_or(|m| m.stopped) {
             return Ended::Stopped; // closed meanwhile: leave() takes it from here
         }
-        let code = ErrorCode(resp.error_code);
+        let code = resp.error_code;
         match code {
             ErrorCode::NONE => {}
             ErrorCode::UNSUPPORTED_VERSION if epoch == 0 && s.lock().parts.is_empty() => {

@@ -176,9 +176,8 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
                 let Some(part) = st.parts.get_mut(&tp) else {
                     continue;
                 };
-                if p.error_code != 0 {
-                    s.cluster
-                        .partition_error(&tp.0, tp.1, ErrorCode(p.error_code));
+                if !p.error_code.is_ok() {
+                    s.cluster.partition_error(&tp.0, tp.1, p.error_code);
                     continue;
                 }
                 let offset = if version == 0 {
@@ -380,11 +379,11 @@ async fn fetch(
 
 fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
     let now = Instant::now();
-    let failed = !matches!(&d.result, Ok(r) if r.error_code == 0);
+    let failed = !matches!(&d.result, Ok(r) if r.error_code.is_ok());
     s.counters.fetch_answered(d.node, d.elapsed, failed);
     let mut session = d.session;
     match &d.result {
-        Ok(r) => session.answered(&d.plan, ErrorCode(r.error_code), r.session_id, now),
+        Ok(r) => session.answered(&d.plan, r.error_code, r.session_id, now),
         Err(_) => session.failed(),
     }
     s.fetch_sessions
@@ -404,15 +403,15 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
         tracing::debug!(node = d.node, error = %e, "fetch failed");
     };
     let resp = match d.result {
-        Ok(r) if r.error_code == 0 => r,
+        Ok(r) if r.error_code.is_ok() => r,
         Ok(r)
             if matches!(
-                ErrorCode(r.error_code),
+                r.error_code,
                 ErrorCode::FETCH_SESSION_ID_NOT_FOUND | ErrorCode::INVALID_FETCH_SESSION_EPOCH
             ) =>
         {
             // the session is reset: fetch again at once with a new one
-            tracing::debug!(node = d.node, code = %ErrorCode(r.error_code), "fetch session reset");
+            tracing::debug!(node = d.node, code = %r.error_code, "fetch session reset");
             let mut st = s.lock();
             for (tp, _, epoch) in &d.parts {
                 if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
@@ -427,7 +426,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
             fail_all(&Error::Broker {
                 broker: format!("node {}", d.node),
                 api: ApiKey::Fetch,
-                code: ErrorCode(r.error_code),
+                code: r.error_code,
                 message: None,
             });
             return;
@@ -466,7 +465,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
             let Some(p) = st.parts.get_mut(&tp).filter(|p| p.epoch == epoch) else {
                 continue;
             };
-            let code = ErrorCode(r.error_code);
+            let code = r.error_code;
             match code {
                 ErrorCode::NONE => {}
                 ErrorCode::OFFSET_OUT_OF_RANGE => {

@@ -82,11 +82,11 @@ enum LoopEnd {
     Stop,
 }
 
-fn group_err(api: ApiKey, code: i16, broker: &Broker) -> Error {
+fn group_err(api: ApiKey, code: ErrorCode, broker: &Broker) -> Error {
     Error::Broker {
         broker: broker.addr().into(),
         api,
-        code: ErrorCode(code),
+        code,
         message: None,
     }
 }
@@ -357,7 +357,7 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
                     .with_lane(s.group_lane),
             )
             .await?;
-        match ErrorCode(resp.error_code) {
+        match resp.error_code {
             ErrorCode::NONE => break resp,
             ErrorCode::MEMBER_ID_REQUIRED => {
                 // KIP-394: join again with the id the coordinator handed out
@@ -472,7 +472,7 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
                 .with_lane(s.group_lane),
         )
         .await?;
-    if sync.error_code != 0 {
+    if !sync.error_code.is_ok() {
         return Err(group_err(ApiKey::SyncGroup, sync.error_code, &coordinator));
     }
     let assignment = Assignment::decode(sync.assignment.clone()).map_err(decode_error)?;
@@ -768,9 +768,9 @@ async fn heartbeat_loop(
             .send_with(&req, SendOptions::version(version).with_lane(s.group_lane))
             .await
         {
-            Ok(r) if r.error_code == 0 => {}
+            Ok(r) if r.error_code.is_ok() => {}
             Ok(r) => {
-                let code = ErrorCode(r.error_code);
+                let code = r.error_code;
                 s.cluster
                     .coordinator_error(CoordinatorKind::Group, group_id, code);
                 if fenced(code) {
@@ -912,16 +912,13 @@ async fn commit_once(s: &Shared, offsets: BTreeMap<TopicPartition, i64>) -> Resu
         .await?;
     for t in &resp.topics {
         for p in &t.partitions {
-            if p.error_code != 0 {
-                s.cluster.coordinator_error(
-                    CoordinatorKind::Group,
-                    &m.group_id,
-                    ErrorCode(p.error_code),
-                );
+            if !p.error_code.is_ok() {
+                s.cluster
+                    .coordinator_error(CoordinatorKind::Group, &m.group_id, p.error_code);
                 return Err(Error::Broker {
                     broker: coordinator.addr().into(),
                     api: ApiKey::OffsetCommit,
-                    code: ErrorCode(p.error_code),
+                    code: p.error_code,
                     message: Some(format!("{}-{}", t.name, p.partition_index)),
                 });
             }
@@ -1005,20 +1002,22 @@ async fn fetch_committed_once(
         .await?;
     let mut out = BTreeMap::new();
     let top_error = if version >= 8 {
-        resp.groups.first().map_or(0, |g| g.error_code)
+        resp.groups
+            .first()
+            .map_or(ErrorCode::NONE, |g| g.error_code)
     } else {
         resp.error_code
     };
-    if top_error != 0 {
+    if !top_error.is_ok() {
         s.cluster
-            .coordinator_error(CoordinatorKind::Group, &group_id, ErrorCode(top_error));
+            .coordinator_error(CoordinatorKind::Group, &group_id, top_error);
         return Err(group_err(ApiKey::OffsetFetch, top_error, &coordinator));
     }
     // A partition's error is not "no offset": reading it as -1 would
     // reset the position (and re-read or skip records). Only a topic the
     // broker does not know has no offset.
-    let mut take = |topic: &str, partition: i32, code: i16, offset: i64| -> Result<()> {
-        let offset = match ErrorCode(code) {
+    let mut take = |topic: &str, partition: i32, code: ErrorCode, offset: i64| -> Result<()> {
+        let offset = match code {
             ErrorCode::NONE => offset,
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION => -1,
             code => {
@@ -1094,10 +1093,10 @@ pub(crate) async fn leave(s: &Shared) {
         .await
     {
         Ok(r) => {
-            let code = ErrorCode(r.error_code);
-            let member_code = r.members.first().map_or(0, |m| m.error_code);
-            if code != ErrorCode::NONE || member_code != 0 {
-                tracing::debug!(error = %code, member_error = member_code, "leave group refused");
+            let code = r.error_code;
+            let member_code = r.members.first().map_or(ErrorCode::NONE, |m| m.error_code);
+            if !code.is_ok() || !member_code.is_ok() {
+                tracing::debug!(error = %code, member_error = %member_code, "leave group refused");
             }
         }
         Err(e) => {
@@ -1124,8 +1123,8 @@ async fn leave_consumer_group(s: &Shared, coordinator: &Broker, m: &Membership) 
         .send_with(&req, SendOptions::version(version).with_lane(s.group_lane))
         .await
     {
-        Ok(r) if r.error_code != 0 => {
-            tracing::debug!(error = %ErrorCode(r.error_code), "leave group refused");
+        Ok(r) if !r.error_code.is_ok() => {
+            tracing::debug!(error = %r.error_code, "leave group refused");
         }
         Ok(_) => {}
         Err(e) => tracing::debug!(error = %e, "leave group failed"),

@@ -57,14 +57,14 @@ pub(crate) struct Coordinators<'a> {
     pub deadline: Instant,
 }
 
-fn broker_error(b: &Broker, api: ApiKey, code: i16) -> Result<()> {
-    if code == 0 {
+fn broker_error(b: &Broker, api: ApiKey, code: ErrorCode) -> Result<()> {
+    if code.is_ok() {
         return Ok(());
     }
     Err(Error::Broker {
         broker: b.addr().into(),
         api,
-        code: ErrorCode(code),
+        code,
         message: None,
     })
 }
@@ -196,7 +196,7 @@ impl Coordinators<'_> {
                     out.push((
                         t.name.to_string(),
                         p.partition_index,
-                        ErrorCode(p.partition_error_code),
+                        p.partition_error_code,
                     ));
                 }
             }
@@ -210,7 +210,7 @@ impl Coordinators<'_> {
                 .collect();
             if let Some(first) = codes.first() {
                 if codes.iter().all(|c| c == first) && (first.is_retriable() || is_fatal(*first)) {
-                    broker_error(&b, ApiKey::AddPartitionsToTxn, first.0)?;
+                    broker_error(&b, ApiKey::AddPartitionsToTxn, *first)?;
                 }
             }
             Ok(out)
@@ -279,8 +279,8 @@ impl Coordinators<'_> {
                 .iter()
                 .flat_map(|t| t.partitions.iter())
                 .map(|p| p.error_code)
-                .find(|c| *c != 0)
-                .unwrap_or(0);
+                .find(|c| !c.is_ok())
+                .unwrap_or(ErrorCode::NONE);
             broker_error(&b, ApiKey::TxnOffsetCommit, first)
         })
         .await

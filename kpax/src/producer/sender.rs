@@ -121,7 +121,7 @@ fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 async fn init_producer(s: &Shared, st: &mut State) {
     let req = InitProducerIdRequest::default().with_transaction_timeout_ms(i32::MAX);
     match s.cluster.send_any(&req).await {
-        Ok(r) if r.error_code == 0 => {
+        Ok(r) if r.error_code.is_ok() => {
             tracing::debug!(
                 producer_id = r.producer_id,
                 epoch = r.producer_epoch,
@@ -138,7 +138,7 @@ async fn init_producer(s: &Shared, st: &mut State) {
         }
         other => {
             let why = match other {
-                Ok(r) => ErrorCode(r.error_code).to_string(),
+                Ok(r) => r.error_code.to_string(),
                 Err(e) => e.to_string(),
             };
             tracing::debug!(error = %why, "InitProducerId failed; retrying");
@@ -482,7 +482,7 @@ fn settle(s: &Shared, st: &mut State, c: Completion) {
             requeue(s, b, e);
             continue;
         };
-        let code = ErrorCode(p.error_code);
+        let code = p.error_code;
         let broker_error = || Error::Broker {
             broker: format!("node {}", c.node),
             api: kpax_proto::generated::ApiKey::Produce,

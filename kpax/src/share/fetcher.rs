@@ -487,12 +487,11 @@ fn top_level(
     s: &Shared,
     addr: &str,
     api: ApiKey,
-    code: i16,
+    code: ErrorCode,
     message: Option<&kpax_proto::wire::StrBytes>,
     acks: &Acks,
 ) -> bool {
-    let code = ErrorCode(code);
-    if code == ErrorCode::NONE {
+    if code.is_ok() {
         return true;
     }
     if !acks.is_empty() {
@@ -529,14 +528,14 @@ fn ack_error(
     addr: &str,
     api: ApiKey,
     tp: &TopicPartition,
-    code: i16,
+    code: ErrorCode,
     message: Option<&kpax_proto::wire::StrBytes>,
 ) {
-    if code != 0 {
+    if !code.is_ok() {
         st.ack_errors.push(Error::Broker {
             broker: addr.into(),
             api,
-            code: ErrorCode(code),
+            code,
             message: Some(format!(
                 "{}-{}: {}",
                 tp.0,
@@ -620,7 +619,7 @@ fn settle_fetch(
                 p.acknowledge_error_code,
                 p.acknowledge_error_message.as_ref(),
             );
-            let code = ErrorCode(p.error_code);
+            let code = p.error_code;
             if code != ErrorCode::NONE {
                 tracing::debug!(topic = %tp.0, partition = tp.1, %code, "share fetch partition error");
                 s.cluster.partition_error(&tp.0, tp.1, code);

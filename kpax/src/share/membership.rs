@@ -148,7 +148,7 @@ async fn heartbeat(
             return Err(Retry(e));
         }
     };
-    let code = ErrorCode(resp.error_code);
+    let code = resp.error_code;
     let err = || Error::Broker {
         broker: coordinator.addr().into(),
         api: ApiKey::ShareGroupHeartbeat,
@@ -223,8 +223,8 @@ pub(super) async fn leave(s: &Shared) {
         .send_with(&req, SendOptions::default().with_lane(Lane::Group))
         .await
     {
-        Ok(r) if r.error_code == 0 => tracing::debug!(group, "left the share group"),
-        Ok(r) => tracing::debug!(group, code = %ErrorCode(r.error_code), "leaving the share group"),
+        Ok(r) if r.error_code.is_ok() => tracing::debug!(group, "left the share group"),
+        Ok(r) => tracing::debug!(group, code = %r.error_code, "leaving the share group"),
         Err(e) => tracing::debug!(group, error = %e, "leaving the share group"),
     }
     s.lock().epoch = 0;
