@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use kpax_proto::generated::ApiKey;
+use kpax_proto::versions::{self, KafkaRelease};
 
 /// The APIs the fake implements.
 pub const SERVED: [ApiKey; 32] = [
@@ -41,38 +42,16 @@ pub const SERVED: [ApiKey; 32] = [
     ApiKey::ShareAcknowledge,
 ];
 
-/// The highest version the fake implements of APIs whose newer versions
-/// (Kafka 4.x pages) change what a server must do: topic ids in Produce v13
-/// and OffsetCommit/OffsetFetch v10, transactions v2 (KIP-890 part 2) in
-/// Produce v12, EndTxn v5 and TxnOffsetCommit v5, two-phase commit in
-/// InitProducerId v6, and the new fields of the others. Other APIs are
-/// served at every version kpax-proto knows.
-pub const IMPLEMENTED: [(ApiKey, i16); 17] = [
-    (ApiKey::Produce, 11),
-    (ApiKey::Fetch, 17),
-    (ApiKey::ListOffsets, 9),
-    (ApiKey::Metadata, 12),
-    (ApiKey::OffsetCommit, 9),
-    (ApiKey::OffsetFetch, 9),
-    (ApiKey::DescribeGroups, 5),
-    (ApiKey::ApiVersions, 4),
-    (ApiKey::InitProducerId, 5),
-    (ApiKey::DeleteGroups, 2),
-    (ApiKey::DescribeCluster, 1),
-    (ApiKey::TxnOffsetCommit, 4),
-    (ApiKey::EndTxn, 4),
-    (ApiKey::ShareGroupHeartbeat, 1),
-    (ApiKey::ShareGroupDescribe, 1),
-    (ApiKey::ShareFetch, 2),
-    (ApiKey::ShareAcknowledge, 2),
-];
-
-/// The highest version of `api` the fake implements.
+/// The highest version of `api` the fake implements: kpax-proto's one
+/// version table ([`kpax_proto::versions::VERSION_CAPS`], the fake's
+/// column), which stops short of the Kafka 4.x versions that change what a
+/// server must do (topic ids in Produce v13 and OffsetCommit/OffsetFetch
+/// v10, transactions v2 (KIP-890 part 2) in Produce v12, EndTxn v5 and
+/// TxnOffsetCommit v5, two-phase commit in InitProducerId v6, and the new
+/// fields of the others). Other APIs are served at every version
+/// kpax-proto knows.
 fn implemented(api: ApiKey) -> i16 {
-    IMPLEMENTED
-        .iter()
-        .find(|(k, _)| *k == api)
-        .map_or(api.versions().1, |&(_, v)| v.min(api.versions().1))
+    versions::fake_max(api)
 }
 
 /// A table of the highest version served per API. APIs missing from a
@@ -111,57 +90,15 @@ impl VersionTable {
     }
 
     /// Apache Kafka 0.10.2: no idempotence, no CreatePartitions, legacy
-    /// message sets (Produce v2 / Fetch v3).
+    /// message sets (Produce v2 / Fetch v3); the table is kpax-proto's
+    /// [`KafkaRelease::V0_10_2`].
     pub fn kafka_0_10() -> VersionTable {
-        use ApiKey::*;
-        VersionTable::from_pairs(&[
-            (Produce, 2),
-            (Fetch, 3),
-            (ListOffsets, 1),
-            (Metadata, 2),
-            (OffsetCommit, 2),
-            (OffsetFetch, 2),
-            (FindCoordinator, 0),
-            (JoinGroup, 1),
-            (Heartbeat, 0),
-            (LeaveGroup, 0),
-            (SyncGroup, 0),
-            (DescribeGroups, 0),
-            (ListGroups, 0),
-            (ApiVersions, 0),
-            (CreateTopics, 1),
-            (DeleteTopics, 0),
-        ])
+        VersionTable::from_pairs(KafkaRelease::V0_10_2.max_versions())
     }
 
-    /// Apache Kafka 2.8.
+    /// Apache Kafka 2.8 (kpax-proto's [`KafkaRelease::V2_8`]).
     pub fn kafka_2_8() -> VersionTable {
-        use ApiKey::*;
-        VersionTable::from_pairs(&[
-            (Produce, 9),
-            (Fetch, 12),
-            (ListOffsets, 6),
-            (Metadata, 11),
-            (OffsetCommit, 8),
-            (OffsetFetch, 7),
-            (FindCoordinator, 3),
-            (JoinGroup, 7),
-            (Heartbeat, 4),
-            (LeaveGroup, 4),
-            (SyncGroup, 5),
-            (DescribeGroups, 5),
-            (ListGroups, 4),
-            (ApiVersions, 3),
-            (CreateTopics, 7),
-            (DeleteTopics, 6),
-            (InitProducerId, 4),
-            (CreatePartitions, 3),
-            (DeleteRecords, 2),
-            (DescribeConfigs, 4),
-            (DeleteGroups, 2),
-            (IncrementalAlterConfigs, 1),
-            (DescribeCluster, 0),
-        ])
+        VersionTable::from_pairs(KafkaRelease::V2_8.max_versions())
     }
 
     /// Serves `api` only up to `max` (or not at all when `max` < 0).

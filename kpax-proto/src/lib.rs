@@ -5,7 +5,10 @@
 //!   from `spec/` by `wipro-gen`; [`ApiKey`](generated::ApiKey), [`ErrorCode`](generated::ErrorCode), headers.
 //! - [`message`]: the [`Message`](message::Message) and [`Request`](message::Request) traits.
 //! - [`varint`]: Kafka's unsigned and zig-zag variable-length integers.
-//! - [`records`]: record batches v2, legacy message sets, compression; zero-copy iteration.
+//! - [`records`]: record batches v2, legacy message sets, compression; zero-copy iteration;
+//!   conversion to legacy message sets; the `read_committed` filter.
+//! - [`versions`]: the API versions kpax's client sends and kpax-fake serves, and old Kafka
+//!   releases' version tables.
 //! - [`wire`]: primitive types (integers, strings, bytes, arrays, UUIDs, tagged fields).
 #![warn(missing_docs)]
 
@@ -19,6 +22,7 @@ pub mod random;
 pub mod records;
 mod sink;
 pub mod varint;
+pub mod versions;
 pub mod wire;
 
 #[cfg(all(test, not(kpax_other_page)))]

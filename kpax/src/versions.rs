@@ -1,6 +1,7 @@
 //! Which version of each API to use with one broker.
 
 use kpax_proto::generated::ApiKey;
+use kpax_proto::versions::KafkaRelease;
 use std::collections::HashMap;
 
 /// A broker's supported version ranges, from ApiVersions or a fallback.
@@ -31,99 +32,14 @@ impl ApiVersions {
     }
 }
 
-/// Highest version kpax's own code sends of an API, where that is below
-/// the newest version the generated codec knows, with the reason.
+/// The API versions kpax's own code sends: one table in kpax-proto
+/// ([`kpax_proto::versions::VERSION_CAPS`]), shared with kpax-fake and
+/// `kpax versions`.
 ///
-/// [`Broker`](super::Broker) applies these to every negotiation (before a
-/// user's `with_version_cap`), and `kpax versions` shows them, so what it
-/// prints is what the client really uses.
-pub const CLIENT_CAPS: &[(ApiKey, i16, &str)] = &[
-    (
-        ApiKey::Produce,
-        11,
-        "v12 is for transactions v2 (KIP-890 part 2), v13 names topics by id; kpax sends v11",
-    ),
-    (
-        ApiKey::Fetch,
-        12,
-        "v13+ names topics by id; kpax fetches by name",
-    ),
-    (
-        ApiKey::ListOffsets,
-        9,
-        "v10 (async remote offsets, KIP-1075) and v11 (earliest pending upload, KIP-1023) are not implemented",
-    ),
-    (
-        ApiKey::Metadata,
-        12,
-        "v13's top-level error (KIP-1102 rebootstrap) is not handled yet",
-    ),
-    (
-        ApiKey::OffsetCommit,
-        9,
-        "v10+ names topics by id; kpax commits by name",
-    ),
-    (
-        ApiKey::OffsetFetch,
-        9,
-        "v10+ names topics by id; kpax fetches offsets by name",
-    ),
-    (
-        ApiKey::TxnOffsetCommit,
-        4,
-        "v5 is for transactions v2 (KIP-890 part 2), v6 names topics by id",
-    ),
-    (
-        ApiKey::EndTxn,
-        4,
-        "v5 is for transactions v2 (KIP-890 part 2), which kpax does not implement",
-    ),
-    (
-        ApiKey::InitProducerId,
-        5,
-        "v6 is two-phase commit (KIP-939), which kpax does not implement",
-    ),
-    (
-        ApiKey::AddPartitionsToTxn,
-        3,
-        "v4+ is for brokers (KIP-890 verification), not clients",
-    ),
-    (
-        ApiKey::DescribeGroups,
-        5,
-        "v6 answers GROUP_ID_NOT_FOUND for a missing group (KIP-1043); kpax reports state Dead",
-    ),
-    (
-        ApiKey::ApiVersions,
-        4,
-        "v5 checks cluster and node ids (KIP-1242), not implemented",
-    ),
-    (
-        ApiKey::DeleteGroups,
-        2,
-        "v3's per-group error message (Kafka 4.x) is not reported yet",
-    ),
-    (
-        ApiKey::DescribeCluster,
-        1,
-        "v2's fenced brokers (KIP-1073) are not reported yet",
-    ),
-];
-
-/// The client cap of `api` from [`CLIENT_CAPS`], if any.
-pub fn client_cap(api: ApiKey) -> Option<i16> {
-    CLIENT_CAPS
-        .iter()
-        .find(|(a, _, _)| *a == api)
-        .map(|(_, v, _)| *v)
-}
-
-/// The version range kpax's own code sends of `api`: the generated range,
-/// lowered to its [`client_cap`].
-pub fn client_range(api: ApiKey) -> (i16, i16) {
-    let (lo, hi) = api.versions();
-    (lo, client_cap(api).map_or(hi, |c| c.min(hi)))
-}
+/// [`Broker`](super::Broker) applies the client caps to every negotiation
+/// (before a user's `with_version_cap`), and `kpax versions` shows them, so
+/// what it prints is what the client really uses.
+pub use kpax_proto::versions::{client_cap, client_caps, client_range};
 
 /// A Kafka release whose versions to assume for brokers that predate
 /// ApiVersions (they close the connection on it).
@@ -137,36 +53,22 @@ pub enum LegacyVersion {
 }
 
 impl LegacyVersion {
+    /// The release in kpax-proto's version tables.
+    fn release(self) -> KafkaRelease {
+        match self {
+            LegacyVersion::V0_8_2 => KafkaRelease::V0_8_2,
+            LegacyVersion::V0_9_0 => KafkaRelease::V0_9_0,
+        }
+    }
+
     /// The version table of that release.
     pub fn api_versions(self) -> ApiVersions {
-        let base: &[(ApiKey, i16)] = &[
-            (ApiKey::Produce, 0),
-            (ApiKey::Fetch, 0),
-            (ApiKey::ListOffsets, 0),
-            (ApiKey::Metadata, 0),
-            (ApiKey::OffsetCommit, 1),
-            (ApiKey::OffsetFetch, 1),
-            (ApiKey::FindCoordinator, 0),
-        ];
-        let groups: &[(ApiKey, i16)] = &[
-            (ApiKey::Produce, 1),
-            (ApiKey::Fetch, 1),
-            (ApiKey::OffsetCommit, 2),
-            (ApiKey::JoinGroup, 0),
-            (ApiKey::Heartbeat, 0),
-            (ApiKey::LeaveGroup, 0),
-            (ApiKey::SyncGroup, 0),
-            (ApiKey::DescribeGroups, 0),
-            (ApiKey::ListGroups, 0),
-        ];
-        let mut v: HashMap<i16, (i16, i16)> =
-            base.iter().map(|(k, m)| (*k as i16, (0, *m))).collect();
-        if self == LegacyVersion::V0_9_0 {
-            for (k, m) in groups {
-                v.insert(*k as i16, (0, *m));
-            }
-        }
-        ApiVersions { ranges: v }
+        ApiVersions::from_ranges(
+            self.release()
+                .max_versions()
+                .iter()
+                .map(|&(k, max)| (k as i16, 0, max)),
+        )
     }
 }
 

@@ -6,7 +6,7 @@ use crate::connect::ConnectArgs;
 use crate::error::{KafkaContext, Result};
 use crate::output::{print_json, write_out, Table};
 use clap::Args;
-use kpax::broker::{client_cap, client_range, ApiVersions, CLIENT_CAPS};
+use kpax::broker::{client_cap, client_caps, client_range, ApiVersions};
 use kpax_proto::generated::ApiKey;
 use serde_json::json;
 
@@ -213,8 +213,7 @@ pub async fn run(args: VersionsArgs) -> Result<()> {
             ]);
         }
         out.push_str(&t.render());
-        let caps: Vec<String> = CLIENT_CAPS
-            .iter()
+        let caps: Vec<String> = client_caps()
             .filter(|(api, _, _)| offered.range(*api).is_some())
             .map(|(api, v, why)| format!("  {} at most v{v}: {why}\n", api.name()))
             .collect();

@@ -11,6 +11,11 @@
 //! - [`compression`]: gzip, snappy, lz4 and zstd, decompression bounded by
 //!   [`ReadOptions::max_decompressed_size`].
 //! - [`control`]: transaction markers and other control records.
+//! - [`AbortedFilter`]: which batches a consumer hands out, by isolation
+//!   level (control batches never, aborted transactions not under
+//!   `read_committed`).
+//! - [`to_legacy`]: a record batch v2 converted to a legacy message set
+//!   for brokers before Kafka 0.11 ([`produce_magic`] says which).
 //!
 //! Reading copies nothing for uncompressed batches: records hand out slices
 //! of the input `Bytes` ([`Record`]), or plain borrowed slices
@@ -50,10 +55,12 @@ mod error;
 mod header_edit;
 mod legacy;
 mod legacy_builder;
+mod read_committed;
 mod reader;
 mod record;
 mod set;
 mod split;
+mod to_legacy;
 
 pub use attributes::{Attributes, TimestampType};
 pub use batch::{BatchHeader, RecordBatch, Records, RECORD_BATCH_OVERHEAD};
@@ -66,8 +73,10 @@ pub use error::RecordsError;
 pub use header_edit::BatchHeaderMut;
 pub use legacy::{LegacyBatch, LegacyRecords};
 pub use legacy_builder::LegacyMessageSetBuilder;
+pub use read_committed::{AbortedFilter, AbortedTransaction, BatchVerdict};
 pub use record::{Header, HeaderRef, HeaderRefs, Record, RecordRef};
 pub use set::{Batch, BatchRecords, Batches, ReadOptions};
+pub use to_legacy::{produce_magic, to_legacy, LegacyUnsupported, ToLegacyError};
 
 #[cfg(test)]
 mod tests;

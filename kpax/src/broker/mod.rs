@@ -35,7 +35,7 @@ pub use scram::fuzz_exchange as fuzz_scram_exchange;
 mod tls;
 mod transport;
 
-pub use crate::versions::{client_cap, client_range, ApiVersions, LegacyVersion, CLIENT_CAPS};
+pub use crate::versions::{client_cap, client_caps, client_range, ApiVersions, LegacyVersion};
 
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};

@@ -17,7 +17,7 @@ use kpax_proto::generated::fetch::{
 };
 use kpax_proto::generated::list_offsets::{ListOffsetsRequestPartition, ListOffsetsRequestTopic};
 use kpax_proto::generated::{ApiKey, ErrorCode, FetchRequest, FetchResponse, ListOffsetsRequest};
-use kpax_proto::records::{Batch, Batches, ControlRecordType};
+use kpax_proto::records::{AbortedFilter, AbortedTransaction, Batch, BatchVerdict, Batches};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -557,6 +557,9 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
 
 /// Reads a partition's records field from `offset` on; returns the records
 /// and the offset to fetch next (past control and aborted batches too).
+/// Which batches are handed out is kpax-proto's rule
+/// ([`AbortedFilter`]): never control batches, and under `read_committed`
+/// not the batches of the `aborted` transactions.
 fn parse(
     topic: &Arc<str>,
     partition: i32,
@@ -569,47 +572,24 @@ fn parse(
         |e: kpax_proto::records::RecordsError| Error::Records(format!("{topic}-{partition}: {e}"));
     let mut out = Vec::new();
     let mut next = None;
-    // Aborted transactions, by first offset; producers whose abort is open.
-    let mut pending: VecDeque<(i64, i64)> = aborted
-        .unwrap_or(&[])
-        .iter()
-        .map(|a| (a.first_offset, a.producer_id))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect();
-    pending.make_contiguous().sort_unstable();
-    let mut aborting: HashSet<i64> = HashSet::new();
+    let mut filter = if read_committed {
+        AbortedFilter::read_committed(aborted.unwrap_or(&[]).iter().map(|a| AbortedTransaction {
+            first_offset: a.first_offset,
+            producer_id: a.producer_id,
+        }))
+    } else {
+        AbortedFilter::read_uncommitted()
+    };
     for batch in Batches::new(data) {
         let batch = batch.map_err(bad)?;
         next = Some(batch.last_offset() + 1);
         if batch.last_offset() < offset {
             continue;
         }
-        match &batch {
-            Batch::V2(b) => {
-                if read_committed {
-                    while pending
-                        .front()
-                        .is_some_and(|(first, _)| *first <= b.header().last_offset())
-                    {
-                        aborting.insert(pending.pop_front().expect("checked").1);
-                    }
-                    if b.is_control() {
-                        if let Ok(Some(c)) = b.control_record() {
-                            if c.kind == ControlRecordType::Abort {
-                                aborting.remove(&b.header().producer_id);
-                            }
-                        }
-                        continue;
-                    }
-                    if b.is_transactional() && aborting.contains(&b.header().producer_id) {
-                        continue;
-                    }
-                } else if b.is_control() {
-                    continue;
-                }
+        if let Batch::V2(b) = &batch {
+            if filter.verdict(b) != BatchVerdict::Keep {
+                continue;
             }
-            Batch::Legacy(_) => {}
         }
         // Internal iteration: the records' fast loop.
         let mut error = None;
