@@ -2,6 +2,7 @@
 //! whether trying again can help.
 
 use kpax_proto::generated::{ApiKey, ErrorCode};
+use kpax_proto::records::{LegacyUnsupported, RecordsError};
 use kpax_proto::wire::{DecodeError, EncodeError};
 use std::time::Duration;
 
@@ -158,8 +159,25 @@ pub enum Error {
         last: Option<String>,
     },
     /// A record could not be put into a batch, or a batch read back is bad.
-    #[error("bad record data: {0}")]
-    Records(String),
+    #[error("{context}: bad record data: {source}")]
+    Records {
+        /// Where: the topic-partition.
+        context: String,
+        /// What was wrong, with the byte offset where it was found.
+        #[source]
+        source: RecordsError,
+    },
+    /// A broker's message format cannot carry what was sent: record
+    /// headers or an idempotent producer need Kafka 0.11+, zstd Kafka 2.1+.
+    #[error("{} needs {}; {broker} offers only {}", what.what(), what.needs(), magic.map_or("an older message format".to_string(), |m| format!("message format v{m}")))]
+    MessageFormat {
+        /// What the format cannot carry.
+        what: LegacyUnsupported,
+        /// The broker (`broker host:port`), or which brokers.
+        broker: String,
+        /// The message format (magic) the broker offers, when known.
+        magic: Option<i8>,
+    },
     /// Bad configuration given by the user.
     #[error("invalid configuration: {0}")]
     Config(String),

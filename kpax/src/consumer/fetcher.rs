@@ -568,8 +568,10 @@ fn parse(
     read_committed: bool,
     aborted: Option<&[FetchResponseAbortedTransaction]>,
 ) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
-    let bad =
-        |e: kpax_proto::records::RecordsError| Error::Records(format!("{topic}-{partition}: {e}"));
+    let bad = |source: kpax_proto::records::RecordsError| Error::Records {
+        context: format!("{topic}-{partition}"),
+        source,
+    };
     let mut out = Vec::new();
     let mut next = None;
     let mut filter = if read_committed {

@@ -262,7 +262,10 @@ fn seal(
     let data = match builder.finish() {
         Ok(d) => d,
         Err(e) => {
-            let e = Error::Records(e.to_string());
+            let e = Error::Records {
+                context: format!("{topic}-{partition}"),
+                source: e,
+            };
             drop(permit);
             completion.failed(e.clone());
             *unsealed += records as usize;
@@ -401,7 +404,11 @@ impl Accumulator {
             )
         };
         if let Err(e) = appended {
-            return Err(Error::Records(e.to_string()).into());
+            return Err(Error::Records {
+                context: format!("{}-{partition}", record.topic),
+                source: e,
+            }
+            .into());
         }
         let future = open.completion.future(open.records, timestamp);
         open.records += 1;
@@ -766,7 +773,7 @@ mod tests {
         assert_eq!(drained.failed, 3, "the producer must resolve all three");
         assert_eq!(memory.available_permits(), 1000, "its memory is released");
         for f in futures {
-            assert!(matches!(f.await, Err(Error::Records(_))));
+            assert!(matches!(f.await, Err(Error::Records { .. })));
         }
         let again = acc.drain(&config, Instant::now(), false);
         assert_eq!(again.failed, 0, "reported once");

@@ -7,11 +7,11 @@
 //! The conversion and what the old formats cannot carry (record headers,
 //! zstd, idempotent or transactional batches) are wire knowledge:
 //! [`kpax_proto::records::to_legacy`]. Here its typed error becomes an
-//! [`Error::Records`] naming the broker.
+//! [`Error::MessageFormat`] or [`Error::Records`] naming the broker.
 
 use crate::error::{Error, Result};
 use bytes::Bytes;
-use kpax_proto::records::{self, ToLegacyError};
+use kpax_proto::records::{self, RecordsError, ToLegacyError};
 
 /// The message format a Produce version carries (2 = record batch v2).
 pub(crate) fn magic_for(produce_version: i16) -> i8 {
@@ -23,16 +23,24 @@ pub(crate) fn magic_for(produce_version: i16) -> i8 {
 /// values.
 ///
 /// # Errors
-/// [`Error::Records`] for what the format cannot carry (headers, zstd,
-/// producer ids) or a batch that does not parse.
+/// [`Error::MessageFormat`] for what the format cannot carry (headers,
+/// zstd, producer ids), [`Error::Records`] for a batch that does not parse.
 pub(crate) fn to_legacy(data: &Bytes, magic: i8, broker: &str) -> Result<Bytes> {
+    let bad = |source| Error::Records {
+        context: format!("a batch for broker {broker}"),
+        source,
+    };
     records::to_legacy(data, magic).map_err(|e| match e {
-        ToLegacyError::Unsupported { what, magic } => Error::Records(format!(
-            "{} needs {}; broker {broker} offers only message format v{magic}",
-            what.what(),
-            what.needs()
+        ToLegacyError::Unsupported { what, magic } => Error::MessageFormat {
+            what,
+            broker: format!("broker {broker}"),
+            magic: Some(magic),
+        },
+        ToLegacyError::Records(source) => bad(source),
+        ToLegacyError::NotOneBatch(what) => bad(RecordsError::InvalidInput(what)),
+        _ => bad(RecordsError::InvalidInput(
+            "refused by the legacy conversion",
         )),
-        e => Error::Records(e.to_string()),
     })
 }
 
@@ -48,17 +56,27 @@ mod tests {
         let e = to_legacy(&b.finish().unwrap(), 1, "b:9092").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "bad record data: zstd needs Kafka 2.1+; broker b:9092 offers only message format v1"
+            "zstd needs Kafka 2.1+; broker b:9092 offers only message format v1"
         );
         let h: [(&[u8], Option<&[u8]>); 1] = [(b"h", None)];
         let mut b = RecordBatchBuilder::new(0);
         b.append(1, None, Some(b"x"), &h).unwrap();
         let e = to_legacy(&b.finish().unwrap(), 0, "b:9092").unwrap_err();
-        assert!(matches!(e, Error::Records(_)), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::MessageFormat {
+                    what: kpax_proto::records::LegacyUnsupported::Headers,
+                    magic: Some(0),
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("Produce v3"), "{e}");
         assert!(matches!(
             to_legacy(&Bytes::from_static(b"junk"), 1, "b"),
-            Err(Error::Records(_))
+            Err(Error::Records { .. })
         ));
         assert_eq!((magic_for(3), magic_for(2), magic_for(1)), (2, 1, 0));
     }

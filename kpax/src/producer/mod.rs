@@ -316,7 +316,7 @@ impl Producer {
     /// # Errors
     /// At once, without buffering: [`Error::RecordTooLarge`],
     /// [`Error::ProducerClosed`], an unknown topic or partition
-    /// ([`Error::Broker`] / [`Error::NoLeader`]), [`Error::Records`].
+    /// ([`Error::Broker`] / [`Error::NoLeader`]), [`Error::Records`], [`Error::MessageFormat`] (record headers on a broker older than Kafka 0.11).
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         self.enqueue(record, true).await
     }
@@ -362,10 +362,11 @@ impl Producer {
             return Err(Error::RecordTooLarge { size, max });
         }
         if !record.headers.is_empty() && s.legacy_brokers.load(Ordering::Relaxed) {
-            return Err(Error::Records(
-                "record headers need Kafka 0.11+ (Produce v3); this cluster has an older broker"
-                    .into(),
-            ));
+            return Err(Error::MessageFormat {
+                what: kpax_proto::records::LegacyUnsupported::Headers,
+                broker: "a broker of this cluster".into(),
+                magic: None,
+            });
         }
         let permits = u32::try_from(size).map_err(|_| Error::RecordTooLarge { size, max })?;
         // The memory first (without the accumulator's lock: this may wait),

@@ -625,7 +625,7 @@ fn settle_fetch(
                 s.cluster.partition_error(&tp.0, tp.1, code);
                 continue;
             }
-            match take_records(&topic, &p) {
+            match take_records(addr, &topic, &p) {
                 Ok((records, gaps)) => {
                     let held = st.acquired.entry(tp.clone()).or_default();
                     held.extend(records.iter().map(|r| r.offset));
@@ -654,10 +654,18 @@ fn settle_fetch(
 /// The acquired records of one partition, with their delivery counts, and
 /// the acquired offsets that hold no record (to acknowledge as gaps).
 fn take_records(
+    broker: &str,
     topic: &Arc<str>,
     p: &ShareFetchResponsePartition,
 ) -> Result<(Vec<ShareRecord>, Vec<i64>)> {
-    let bad = |why: String| Error::Records(format!("{topic}-{}: {why}", p.partition_index));
+    let bad = |why: String| Error::Protocol {
+        broker: broker.into(),
+        reason: format!("ShareFetch {topic}-{}: {why}", p.partition_index),
+    };
+    let bad_records = |source| Error::Records {
+        context: format!("{topic}-{}", p.partition_index),
+        source,
+    };
     let mut ranges: Vec<(i64, i64, i16)> = Vec::with_capacity(p.acquired_records.len());
     for a in &p.acquired_records {
         if a.last_offset < a.first_offset || a.first_offset < 0 {
@@ -686,33 +694,30 @@ fn take_records(
     let mut seen: BTreeSet<i64> = BTreeSet::new();
     if let Some(data) = p.records.clone() {
         for batch in Batches::new(data) {
-            let batch = batch.map_err(|e| bad(e.to_string()))?;
+            let batch = batch.map_err(bad_records)?;
             if let Batch::V2(b) = &batch {
                 if b.is_control() {
                     continue;
                 }
             }
             let mut error = None;
-            batch
-                .records()
-                .map_err(|e| bad(e.to_string()))?
-                .for_each(|r| match r {
-                    Ok(r) => {
-                        if let Some(n) = count_of(r.offset) {
-                            if seen.insert(r.offset) {
-                                records.push(ShareRecord {
-                                    topic: topic.clone(),
-                                    partition: p.partition_index,
-                                    delivery_count: n,
-                                    record: r,
-                                });
-                            }
+            batch.records().map_err(bad_records)?.for_each(|r| match r {
+                Ok(r) => {
+                    if let Some(n) = count_of(r.offset) {
+                        if seen.insert(r.offset) {
+                            records.push(ShareRecord {
+                                topic: topic.clone(),
+                                partition: p.partition_index,
+                                delivery_count: n,
+                                record: r,
+                            });
                         }
                     }
-                    Err(e) => error = Some(e),
-                });
+                }
+                Err(e) => error = Some(e),
+            });
             if let Some(e) = error {
-                return Err(bad(e.to_string()));
+                return Err(bad_records(e));
             }
         }
     }
@@ -798,7 +803,7 @@ mod tests {
         // (16 and 17 hold no record here: gaps).
         p.acquired_records = vec![acquired(14, 17, 2), acquired(11, 12, 1)];
         let topic: Arc<str> = Arc::from("t");
-        let (records, gaps) = take_records(&topic, &p).unwrap();
+        let (records, gaps) = take_records("b:9092", &topic, &p).unwrap();
         let got: Vec<(i64, i16)> = records
             .iter()
             .map(|r| (r.offset, r.delivery_count))
@@ -812,11 +817,11 @@ mod tests {
         let topic: Arc<str> = Arc::from("t");
         let mut p = ShareFetchResponsePartition::default();
         p.acquired_records = vec![acquired(0, i64::MAX, 1)];
-        assert!(take_records(&topic, &p).is_err());
+        assert!(take_records("b:9092", &topic, &p).is_err());
         p.acquired_records = vec![acquired(5, 4, 1)];
-        assert!(take_records(&topic, &p).is_err());
+        assert!(take_records("b:9092", &topic, &p).is_err());
         p.acquired_records = vec![acquired(0, 5, 1), acquired(5, 6, 1)];
-        assert!(take_records(&topic, &p).is_err());
+        assert!(take_records("b:9092", &topic, &p).is_err());
     }
 
     #[test]
