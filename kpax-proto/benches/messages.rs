@@ -26,13 +26,15 @@ use kpax_proto::generated::{fetch, metadata, produce, ApiKey, ErrorCode};
 use kpax_proto::message::Message;
 use kpax_proto::wire::{FrameBuf, StrBytes};
 
-/// The newest version of `key` both crates support.
+/// The newest version of `key` both crates support, as kpax's client
+/// sends it (Produce v13 and Fetch v13+ name topics by id; the client
+/// sends by name, at its cap).
 fn newest(key: ApiKey) -> i16 {
     let kp_max = kp::ApiKey::try_from(key as i16)
         .expect("kafka-protocol knows the key")
         .valid_versions()
         .max;
-    key.versions().1.min(kp_max)
+    kpax_proto::versions::client_range(key).1.min(kp_max)
 }
 
 /// Deterministic filler bytes for record payloads.
