@@ -20,8 +20,6 @@ pub const BROKERS_VAR: &str = "KPAX_BROKERS";
 pub const SASL_PASSWORD_VAR: &str = "KPAX_SASL_PASSWORD";
 
 /// The largest configuration file read (bytes).
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
 /// The connection flags every command that talks to Kafka takes.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
@@ -182,18 +180,9 @@ impl Layers {
 /// [`CliError::Config`] when it cannot be read, is too large, or does not
 /// parse.
 pub fn read_properties(path: &Path) -> Result<Properties> {
-    let shown = path.display().to_string();
-    let len = std::fs::metadata(path)
-        .map_err(|e| CliError::Config(format!("config file {shown}: {e}")))?
-        .len();
-    if len > MAX_CONFIG_BYTES {
-        return Err(CliError::Config(format!(
-            "config file {shown}: {len} bytes is more than the {MAX_CONFIG_BYTES} accepted"
-        )));
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Config(format!("config file {shown}: {e}")))?;
-    Properties::parse(&text, &format!("config file {shown}")).map_err(config_error)
+    let shown = format!("config file {}", path.display());
+    let text = kpax::properties::read_file(path, &shown).map_err(config_error)?;
+    Properties::parse(&text, &shown).map_err(config_error)
 }
 
 /// Splits and checks a `host:port,...` list.
@@ -435,20 +424,11 @@ impl ConnectArgs {
             }
         }
         if let Some(path) = &self.sasl_password_file {
-            let shown = path.display();
-            let len = std::fs::metadata(path)
-                .map_err(|e| CliError::Config(format!("password file {shown}: {e}")))?
-                .len();
-            if len > MAX_CONFIG_BYTES {
-                return Err(CliError::Config(format!(
-                    "password file {shown}: too large"
-                )));
-            }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CliError::Config(format!("password file {shown}: {e}")))?;
+            let shown = format!("password file {}", path.display());
+            let text = kpax::properties::read_file(path, &shown).map_err(config_error)?;
             let line = text.lines().next().unwrap_or("").to_string();
             if line.is_empty() {
-                return Err(CliError::Config(format!("password file {shown} is empty")));
+                return Err(CliError::Config(format!("{shown} is empty")));
             }
             return Ok(line);
         }

@@ -31,8 +31,6 @@ pub const PROFILE_VAR: &str = "KPAX_PROFILE";
 pub const PROFILES_FILE_VAR: &str = "KPAX_PROFILES";
 
 /// The largest profiles file read (bytes).
-const MAX_BYTES: u64 = 1 << 20;
-
 /// The sections of a profiles file.
 #[derive(Debug, Clone, Default)]
 pub struct Profiles {
@@ -96,16 +94,10 @@ impl Profiles {
     /// not parse.
     pub fn read(path: &Path) -> Result<Profiles> {
         let shown = format!("profiles file {}", path.display());
-        let len = std::fs::metadata(path)
-            .map_err(|e| CliError::Config(format!("{shown}: {e}")))?
-            .len();
-        if len > MAX_BYTES {
-            return Err(CliError::Config(format!(
-                "{shown}: {len} bytes is more than the {MAX_BYTES} accepted"
-            )));
-        }
-        let text =
-            std::fs::read_to_string(path).map_err(|e| CliError::Config(format!("{shown}: {e}")))?;
+        let text = kpax::properties::read_file(path, &shown).map_err(|e| match e {
+            kpax::Error::Config(m) => CliError::Config(m),
+            other => CliError::Config(other.to_string()),
+        })?;
         Profiles::parse(&text, &shown)
     }
 

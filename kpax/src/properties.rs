@@ -38,6 +38,29 @@ use std::time::Duration;
 /// The largest properties file read (bytes).
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
+/// Reads a small text file of settings (a properties file, a profiles
+/// file, a password file): at most [`MAX_FILE_BYTES`], whatever the file
+/// claims its size is, as UTF-8. `shown` names it in errors
+/// (`"config file a.properties"`).
+///
+/// # Errors
+/// [`Error::Config`] naming `shown` when it cannot be opened or read, is
+/// larger than [`MAX_FILE_BYTES`], or is not UTF-8.
+pub fn read_file(path: &Path, shown: &str) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::Config(format!("{shown}: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Config(format!("{shown}: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::Config(format!(
+            "{shown}: more than the {MAX_FILE_BYTES} bytes accepted"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| Error::Config(format!("{shown}: not UTF-8 ({e})")))
+}
+
 /// The keys [`ClientConfig::from_properties`](crate::ClientConfig::from_properties) reads.
 pub const CLIENT_KEYS: &[&str] = &[
     "bootstrap.servers",
@@ -187,17 +210,7 @@ impl Properties {
     pub fn read(path: impl AsRef<Path>) -> Result<Properties> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let len = std::fs::metadata(path)
-            .map_err(|e| Error::Config(format!("{shown}: {e}")))?
-            .len();
-        if len > MAX_FILE_BYTES {
-            return Err(Error::Config(format!(
-                "{shown}: {len} bytes is more than the {MAX_FILE_BYTES} accepted"
-            )));
-        }
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{shown}: {e}")))?;
-        Properties::parse(&text, &shown)
+        Properties::parse(&read_file(path, &shown)?, &shown)
     }
 
     /// These properties with `over`'s on top (each key of `over` replaces
@@ -386,6 +399,26 @@ fn canonical(key: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_are_read_up_to_the_bound_and_as_utf8() {
+        let dir = std::env::temp_dir().join(format!("kpax-props-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = dir.join("ok.properties");
+        std::fs::write(&ok, "acks=all\n").unwrap();
+        assert_eq!(read_file(&ok, "config file ok").unwrap(), "acks=all\n");
+        let big = dir.join("big.properties");
+        std::fs::write(&big, vec![b'#'; MAX_FILE_BYTES as usize + 1]).unwrap();
+        let e = read_file(&big, "config file big").unwrap_err().to_string();
+        assert!(e.contains("config file big: more than the"), "{e}");
+        let bin = dir.join("bin.properties");
+        std::fs::write(&bin, [0xff, 0xfe, b'a']).unwrap();
+        let e = read_file(&bin, "config file bin").unwrap_err().to_string();
+        assert!(e.contains("not UTF-8"), "{e}");
+        let e = read_file(&dir.join("missing"), "config file missing").unwrap_err();
+        assert!(e.to_string().contains("config file missing: "), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn reads_java_syntax() {
