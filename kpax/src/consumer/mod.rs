@@ -14,7 +14,6 @@
 
 pub mod assignor;
 mod config;
-mod consumer_protocol;
 mod fetch_session;
 mod fetcher;
 mod group;
@@ -30,7 +29,7 @@ pub use config::{ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset};
 pub use rebalance::{ListenerFuture, RebalanceListener};
 pub use stats::ConsumerStats;
 
-pub(crate) use consumer_protocol::new_member_id;
+pub(crate) use group::new_member_id;
 
 use crate::broker::Lane;
 use crate::cluster::Cluster;

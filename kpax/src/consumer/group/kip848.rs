@@ -19,11 +19,11 @@
 //! answers UNSUPPORTED_VERSION, a broker with the protocol turned off) the
 //! consumer falls back to the classic protocol.
 
-use super::assignor::RebalanceProtocol;
-use super::group::{
-    auto_commit, lose_all, membership, resolve, set_membership, take_assignment, Selection,
-};
-use super::Shared;
+use super::super::assignor::RebalanceProtocol;
+use super::super::Shared;
+use super::assignment::{auto_commit, lose_all, take_assignment};
+use super::member::{membership, resolve, set_membership, Membership, Selection};
+use crate::broker::Broker;
 use crate::cluster::{ClusterView, CoordinatorKind};
 use crate::error::Error;
 use kpax_proto::generated::consumer_group_heartbeat::ConsumerGroupHeartbeatRequestTopicPartition;
@@ -360,6 +360,32 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
                 _ => return Ended::Stopped,
             }
         }
+    }
+}
+
+/// Leaves a consumer-protocol group: a heartbeat with epoch -1 (-2 for a
+/// static member).
+pub(super) async fn leave(s: &Shared, coordinator: &Broker, m: &Membership) {
+    let Ok(version) = coordinator
+        .version_for::<ConsumerGroupHeartbeatRequest>()
+        .await
+    else {
+        return;
+    };
+    let mut req = ConsumerGroupHeartbeatRequest::default();
+    req.group_id = m.group_id.as_str().into();
+    req.member_id = m.member_id.as_str().into();
+    req.member_epoch = leave_epoch(s.config.group_instance_id.is_some());
+    req.instance_id = s.config.group_instance_id.as_deref().map(Into::into);
+    match coordinator
+        .send_version_on(s.group_lane, &req, version)
+        .await
+    {
+        Ok(r) if r.error_code != 0 => {
+            tracing::debug!(error = %ErrorCode(r.error_code), "leave group refused");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "leave group failed"),
     }
 }
 

@@ -1,0 +1,199 @@
+//! Applying an assignment, shared by both group protocols: taking new
+//! partitions, revoking (orderly: the listener is told, positions are
+//! committed with auto commit on), losing them when fenced, and the
+//! periodic auto commit.
+
+use super::super::assignor::RebalanceProtocol;
+use super::super::{Consumer, Shared, StartAt, TopicPartition};
+use super::commit::commit;
+use super::member::{membership, set_membership};
+use crate::error::Error;
+use kpax_proto::generated::ErrorCode;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The consumer handed to the rebalance listener.
+fn listener_consumer(s: &Arc<Shared>) -> Consumer {
+    Consumer { shared: s.clone() }
+}
+
+/// Makes `assigned` the member's partitions: revokes the others (the
+/// listener is told, positions committed with auto commit on), adds the
+/// new ones (from their committed offsets), records the assignment of
+/// `generation` (the member epoch under KIP-848) and tells the listener.
+/// Returns the revoked partitions.
+pub(crate) async fn take_assignment(
+    s: &Arc<Shared>,
+    assigned: &BTreeSet<TopicPartition>,
+    generation: i32,
+    protocol: RebalanceProtocol,
+) -> BTreeSet<TopicPartition> {
+    let current: BTreeSet<TopicPartition> = s.lock().parts.keys().cloned().collect();
+    let revoked: BTreeSet<TopicPartition> = current.difference(assigned).cloned().collect();
+    let added: BTreeSet<TopicPartition> = assigned.difference(&current).cloned().collect();
+    tracing::info!(assigned = ?assigned, added = ?added, revoked = ?revoked, generation, "assignment");
+    let first = membership(s).is_some_and(|m| m.owned_generation < 0);
+    if !added.is_empty() || !revoked.is_empty() || first {
+        s.counters.rebalanced();
+    }
+    if !revoked.is_empty() {
+        revoke(s, &revoked, protocol).await;
+    }
+    {
+        let mut st = s.lock();
+        for tp in &added {
+            st.parts
+                .entry(tp.clone())
+                .or_insert_with(|| s.new_part(StartAt::Committed));
+        }
+    }
+    set_membership(s, |m| {
+        let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (t, p) in assigned {
+            owned.entry(t.clone()).or_default().push(*p);
+        }
+        m.owned = owned;
+        m.owned_generation = generation;
+    });
+    s.wake.notify_one();
+    if let Some(l) = s.config.rebalance_listener.clone() {
+        let c = listener_consumer(s);
+        l.on_partitions_assigned(&c, &added).await;
+    }
+    revoked
+}
+
+/// The current positions of `partitions`.
+fn positions_of(
+    s: &Shared,
+    partitions: &BTreeSet<TopicPartition>,
+) -> BTreeMap<TopicPartition, i64> {
+    s.lock()
+        .parts
+        .iter()
+        .filter(|(tp, _)| partitions.contains(*tp))
+        .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
+        .collect()
+}
+
+/// Gives up `partitions` in an orderly way: stop handing out their
+/// records, tell the listener, commit their positions (auto commit), drop
+/// them.
+pub(crate) async fn revoke(
+    s: &Arc<Shared>,
+    partitions: &BTreeSet<TopicPartition>,
+    protocol: RebalanceProtocol,
+) {
+    {
+        let mut st = s.lock();
+        for (tp, p) in st.parts.iter_mut() {
+            if partitions.contains(tp) {
+                p.paused = true;
+            }
+        }
+    }
+    if let Some(l) = s.config.rebalance_listener.clone() {
+        let c = listener_consumer(s);
+        l.on_partitions_revoked(&c, partitions).await;
+    }
+    if s.config.enable_auto_commit {
+        let positions = positions_of(s, partitions);
+        // In a cooperative group the revocation follows SyncGroup: the
+        // group may still be completing the rebalance for a moment, so
+        // REBALANCE_IN_PROGRESS is worth a few retries (nobody else owns
+        // these partitions until we rejoin). An eager member commits while
+        // the rebalance waits for it: no point retrying there.
+        let deadline = Instant::now()
+            + match protocol {
+                RebalanceProtocol::Cooperative => {
+                    s.config.session_timeout.min(Duration::from_secs(10)) / 2
+                }
+                RebalanceProtocol::Eager => Duration::ZERO,
+            };
+        loop {
+            match commit(s, positions.clone()).await {
+                Ok(()) => break,
+                Err(Error::Broker {
+                    code: ErrorCode::REBALANCE_IN_PROGRESS | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+                    ..
+                }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "commit on revoke failed");
+                    break;
+                }
+            }
+        }
+    }
+    {
+        let mut st = s.lock();
+        st.parts.retain(|tp, _| !partitions.contains(tp));
+    }
+    if protocol == RebalanceProtocol::Cooperative {
+        set_membership(s, |m| {
+            for (t, p) in partitions {
+                if let Some(ps) = m.owned.get_mut(t) {
+                    ps.retain(|x| x != p);
+                }
+            }
+            m.owned.retain(|_, ps| !ps.is_empty());
+        });
+    }
+}
+
+/// Eager rebalance: gives up every partition (the membership keeps the
+/// last assignment as `owned`, for the sticky assignor).
+pub(super) async fn revoke_all(s: &Arc<Shared>) {
+    let all: BTreeSet<TopicPartition> = s.lock().parts.keys().cloned().collect();
+    revoke(s, &all, RebalanceProtocol::Eager).await;
+}
+
+/// For `Consumer::close`: an active group member revokes everything (the
+/// listener is told, positions are committed with auto commit on). Returns
+/// whether the consumer was such a member.
+pub(crate) async fn revoke_on_close(s: &Arc<Shared>) -> bool {
+    if membership(s).is_none_or(|m| m.stopped || m.member_id.is_empty()) {
+        return false;
+    }
+    revoke_all(s).await;
+    true
+}
+
+/// Fenced: drops every partition without committing.
+pub(crate) async fn lose_all(s: &Arc<Shared>) {
+    let all: BTreeSet<TopicPartition> = {
+        let mut st = s.lock();
+        let all = st.parts.keys().cloned().collect();
+        for p in st.parts.values_mut() {
+            p.paused = true;
+        }
+        all
+    };
+    set_membership(s, |m| {
+        m.owned.clear();
+        m.owned_generation = -1;
+    });
+    if all.is_empty() {
+        return;
+    }
+    if let Some(l) = s.config.rebalance_listener.clone() {
+        let c = listener_consumer(s);
+        l.on_partitions_lost(&c, &all).await;
+    }
+    s.lock().parts.retain(|tp, _| !all.contains(tp));
+}
+
+pub(crate) async fn auto_commit(s: &Shared) {
+    let positions = s
+        .lock()
+        .parts
+        .iter()
+        .filter(|(_, p)| !p.paused)
+        .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
+        .collect();
+    if let Err(e) = commit(s, positions).await {
+        tracing::debug!(error = %e, "auto commit failed");
+    }
+}
