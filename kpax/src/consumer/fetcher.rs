@@ -116,7 +116,7 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
                     OffsetReset::None => {
                         st.error = Some(Error::Config(format!(
                             "{}-{} has no committed offset and auto_offset_reset is None",
-                            tp.0, tp.1
+                            tp.topic, tp.partition
                         )));
                         st.parts.remove(&tp);
                         s.records.notify_waiters();
@@ -135,7 +135,7 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
             StartAt::Timestamp(t) => t,
             StartAt::Offset(_) | StartAt::Committed => continue,
         };
-        let leader = s.cluster.leader(&tp.0, tp.1).await?;
+        let leader = s.cluster.leader(&tp.topic, tp.partition).await?;
         by_leader
             .entry(leader.node_id().unwrap_or(-1))
             .or_insert_with(|| (leader, Vec::new()))
@@ -145,14 +145,14 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
     for (_, (broker, items)) in by_leader {
         let version = broker.version_for::<ListOffsetsRequest>().await?;
         let mut topics: BTreeMap<String, Vec<ListOffsetsRequestPartition>> = BTreeMap::new();
-        for ((t, p), ts) in &items {
+        for (tp, ts) in &items {
             let mut part = ListOffsetsRequestPartition::default()
-                .with_partition_index(*p)
+                .with_partition_index(tp.partition)
                 .with_timestamp(*ts);
             if version == 0 {
                 part.max_num_offsets = 1;
             }
-            topics.entry(t.clone()).or_default().push(part);
+            topics.entry(tp.topic.clone()).or_default().push(part);
         }
         let mut req = ListOffsetsRequest::default().with_topics(
             topics
@@ -171,13 +171,13 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
         let mut st = s.lock();
         for t in &resp.topics {
             for p in &t.partitions {
-                let tp = (t.name.to_string(), p.partition_index);
+                let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
                 let Some(part) = st.parts.get_mut(&tp) else {
                     continue;
                 };
                 if p.error_code != 0 {
                     s.cluster
-                        .partition_error(&tp.0, tp.1, ErrorCode(p.error_code));
+                        .partition_error(&tp.topic, tp.partition, ErrorCode(p.error_code));
                     continue;
                 }
                 let offset = if version == 0 {
@@ -235,14 +235,14 @@ async fn plan(
         .collect();
     let mut by_leader: HashMap<i32, (Broker, Vec<Wanted>)> = HashMap::new();
     for (tp, off, epoch) in wanted {
-        match s.cluster.leader(&tp.0, tp.1).await {
+        match s.cluster.leader(&tp.topic, tp.partition).await {
             Ok(b) => by_leader
                 .entry(b.node_id().unwrap_or(-1))
                 .or_insert_with(|| (b, Vec::new()))
                 .1
                 .push((tp, off, epoch)),
             Err(e) => {
-                tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "no leader");
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, error = %e, "no leader");
                 if let Some(p) = s.lock().parts.get_mut(&tp) {
                     p.retry_at = Some(now + s.config.retry_backoff);
                 }
@@ -327,10 +327,10 @@ async fn fetch(
         plan.sessionless()
     };
     let mut topics: BTreeMap<&str, Vec<FetchRequestPartition>> = BTreeMap::new();
-    for ((t, p), off) in &plan.send {
-        topics.entry(t.as_str()).or_default().push(
+    for (tp, off) in &plan.send {
+        topics.entry(tp.topic.as_str()).or_default().push(
             FetchRequestPartition::default()
-                .with_partition(*p)
+                .with_partition(tp.partition)
                 .with_fetch_offset(*off)
                 .with_partition_max_bytes(s.config.partition_max_bytes),
         );
@@ -358,8 +358,11 @@ async fn fetch(
         req.session_id = plan.session_id;
         req.session_epoch = plan.epoch;
         let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (t, p) in &plan.forget {
-            forgotten.entry(t.as_str()).or_default().push(*p);
+        for tp in &plan.forget {
+            forgotten
+                .entry(tp.topic.as_str())
+                .or_default()
+                .push(tp.partition);
         }
         req.forgotten_topics_data = forgotten
             .into_iter()
@@ -456,7 +459,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
     for t in &resp.responses {
         let topic: Arc<str> = Arc::from(t.topic.as_str());
         for r in &t.partitions {
-            let tp = (topic.to_string(), r.partition_index);
+            let tp = TopicPartition::new(&*topic, r.partition_index);
             let Some(&(offset, epoch)) = asked.get(&tp) else {
                 continue;
             };
@@ -475,7 +478,10 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
                                 broker: format!("node {}", d.node),
                                 api: ApiKey::Fetch,
                                 code,
-                                message: Some(format!("{}-{} offset {offset}", tp.0, tp.1)),
+                                message: Some(format!(
+                                    "{}-{} offset {offset}",
+                                    tp.topic, tp.partition
+                                )),
                             });
                             any = true;
                             continue;
@@ -485,10 +491,10 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
                     continue;
                 }
                 _ => {
-                    s.cluster.partition_error(&tp.0, tp.1, code);
+                    s.cluster.partition_error(&tp.topic, tp.partition, code);
                     p.retry_at = Some(now + s.config.retry_backoff);
                     if !code.is_retriable() {
-                        tracing::warn!(topic = %tp.0, partition = tp.1, %code, "fetch error");
+                        tracing::warn!(topic = %tp.topic, partition = tp.partition, %code, "fetch error");
                     }
                     continue;
                 }
@@ -501,7 +507,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
             let size = data.len();
             match parse(
                 &topic,
-                tp.1,
+                tp.partition,
                 data,
                 offset,
                 read_committed,

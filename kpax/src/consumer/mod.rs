@@ -21,6 +21,8 @@ pub mod protocol;
 mod rebalance;
 mod stats;
 
+/// The partition key, [`crate::TopicPartition`] (re-exported here).
+pub use crate::topic_partition::TopicPartition;
 pub use assignor::{
     Assignor, CooperativeStickyAssignor, MemberSubscription, RangeAssignor, RebalanceProtocol,
     RoundRobinAssignor, StickyAssignor,
@@ -90,9 +92,6 @@ pub enum StartAt {
     Committed,
 }
 
-/// A topic-partition.
-pub type TopicPartition = (String, i32);
-
 pub(crate) struct Chunk {
     records: VecDeque<ConsumerRecord>,
     /// The offset after the fetched batches these records came from: past
@@ -132,7 +131,7 @@ impl Part {
         if let Some(pos) = self.position {
             let gauge = self
                 .lag_gauge
-                .get_or_insert_with(|| meters.lag(&tp.0, tp.1));
+                .get_or_insert_with(|| meters.lag(&tp.topic, tp.partition));
             gauge.set(stats::lag(pos, self.high_watermark) as f64);
         }
     }
@@ -361,7 +360,7 @@ impl Consumer {
     pub fn seek(&self, topic: &str, partition: i32, start: StartAt) {
         {
             let mut st = self.shared.lock();
-            if let Some(p) = st.parts.get_mut(&(topic.to_string(), partition)) {
+            if let Some(p) = st.parts.get_mut(&TopicPartition::new(topic, partition)) {
                 p.chunks.clear();
                 p.epoch = self.shared.epochs.fetch_add(1, Ordering::Relaxed);
                 p.in_flight = false;
@@ -602,7 +601,7 @@ impl Consumer {
         let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for r in records {
             let e = next
-                .entry((r.topic.to_string(), r.partition))
+                .entry(TopicPartition::new(&*r.topic, r.partition))
                 .or_insert(r.offset + 1);
             *e = (*e).max(r.offset + 1);
         }

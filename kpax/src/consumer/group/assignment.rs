@@ -50,8 +50,11 @@ pub(crate) async fn take_assignment(
     }
     set_membership(s, |m| {
         let mut owned: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for (t, p) in assigned {
-            owned.entry(t.clone()).or_default().push(*p);
+        for tp in assigned {
+            owned
+                .entry(tp.topic.clone())
+                .or_default()
+                .push(tp.partition);
         }
         m.owned = owned;
         m.owned_generation = generation;
@@ -133,9 +136,9 @@ pub(crate) async fn revoke(
     }
     if protocol == RebalanceProtocol::Cooperative {
         set_membership(s, |m| {
-            for (t, p) in partitions {
-                if let Some(ps) = m.owned.get_mut(t) {
-                    ps.retain(|x| x != p);
+            for tp in partitions {
+                if let Some(ps) = m.owned.get_mut(&tp.topic) {
+                    ps.retain(|x| *x != tp.partition);
                 }
             }
             m.owned.retain(|_, ps| !ps.is_empty());

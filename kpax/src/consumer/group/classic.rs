@@ -178,8 +178,8 @@ async fn join_and_sync(s: &Arc<Shared>, group_id: &str, topics: &[String]) -> Re
     let held: BTreeMap<String, Vec<i32>> = {
         let st = s.lock();
         let mut held: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for (t, p) in st.parts.keys() {
-            held.entry(t.clone()).or_default().push(*p);
+        for tp in st.parts.keys() {
+            held.entry(tp.topic.clone()).or_default().push(tp.partition);
         }
         held
     };

@@ -100,10 +100,10 @@ async fn commit_once(s: &Shared, offsets: BTreeMap<TopicPartition, i64>) -> Resu
         .await?;
     let version = coordinator.version_for::<OffsetCommitRequest>().await?;
     let mut topics: BTreeMap<String, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-    for ((t, p), o) in offsets {
-        topics.entry(t).or_default().push(
+    for (tp, o) in offsets {
+        topics.entry(tp.topic).or_default().push(
             OffsetCommitRequestPartition::default()
-                .with_partition_index(p)
+                .with_partition_index(tp.partition)
                 .with_committed_offset(o),
         );
     }
@@ -185,8 +185,11 @@ async fn fetch_committed_once(
         .await?;
     let version = coordinator.version_for::<OffsetFetchRequest>().await?;
     let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (t, p) in partitions {
-        by_topic.entry(t.clone()).or_default().push(*p);
+    for tp in partitions {
+        by_topic
+            .entry(tp.topic.clone())
+            .or_default()
+            .push(tp.partition);
     }
     let mut req = OffsetFetchRequest::default();
     req.require_stable = version >= 7 && s.config.isolation_level == IsolationLevel::ReadCommitted;
@@ -244,7 +247,7 @@ async fn fetch_committed_once(
                 })
             }
         };
-        out.insert((topic.to_string(), partition), offset);
+        out.insert(TopicPartition::new(topic, partition), offset);
         Ok(())
     };
     if version >= 8 {

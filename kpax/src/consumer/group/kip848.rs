@@ -81,9 +81,9 @@ pub(crate) fn new_member_id() -> String {
 fn owned_by_id(s: &Shared) -> Vec<ConsumerGroupHeartbeatRequestTopicPartition> {
     let (_, by_name) = s.cluster.topic_ids();
     let mut by_topic: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
-    for (t, p) in s.lock().parts.keys() {
-        if let Some(id) = by_name.get(t) {
-            by_topic.entry(*id).or_default().push(*p);
+    for tp in s.lock().parts.keys() {
+        if let Some(id) = by_name.get(&tp.topic) {
+            by_topic.entry(*id).or_default().push(tp.partition);
         }
     }
     by_topic
