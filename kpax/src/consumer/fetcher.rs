@@ -7,7 +7,7 @@
 //! missing from an answer had nothing: it is simply fetched again.
 
 use super::fetch_session::{FetchPlan, FetchSession};
-use super::{Chunk, ConsumerRecord, IsolationLevel, OffsetReset, Shared, StartAt, TopicPartition};
+use super::{ConsumerRecord, IsolationLevel, OffsetReset, Shared, StartAt, TopicPartition};
 use crate::broker::{backoff, Broker};
 use crate::cluster::ClusterView;
 use crate::error::{Error, Result};
@@ -73,7 +73,7 @@ pub(crate) async fn run(weak: Weak<Shared>) {
             busy.remove(&d.node);
             settle(&s, d, &mut sessions);
         }
-        if failures > 0 && s.lock().parts.values().all(|p| p.position.is_some()) {
+        if failures > 0 && s.lock().parts.all_positioned() {
             failures = 0;
         }
     }
@@ -81,13 +81,7 @@ pub(crate) async fn run(weak: Weak<Shared>) {
 
 /// Finds positions for partitions that need one.
 async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
-    let pending: Vec<(TopicPartition, StartAt)> = s
-        .lock()
-        .parts
-        .iter()
-        .filter(|(_, p)| p.position.is_none())
-        .filter_map(|(tp, p)| p.start.map(|st| (tp.clone(), st)))
-        .collect();
+    let pending: Vec<(TopicPartition, StartAt)> = s.lock().parts.pending_starts();
     if pending.is_empty() {
         return Ok(());
     }
@@ -105,11 +99,7 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
                 continue;
             };
             match offsets.get(&tp).copied().filter(|o| *o >= 0) {
-                Some(o) => {
-                    p.position = Some(o);
-                    p.fetch_offset = o;
-                    p.start = None;
-                }
+                Some(o) => p.start_at(o),
                 None => match reset {
                     OffsetReset::Earliest => p.start = Some(StartAt::Earliest),
                     OffsetReset::Latest => p.start = Some(StartAt::Latest),
@@ -189,9 +179,7 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
                     // no record at or after the timestamp: start at the end
                     part.start = Some(StartAt::Latest);
                 } else {
-                    part.position = Some(offset);
-                    part.fetch_offset = offset;
-                    part.start = None;
+                    part.start_at(offset);
                 }
             }
         }
@@ -219,20 +207,7 @@ async fn plan(
     let now = Instant::now();
     // (partition, fetch offset, epoch): a seek while leaders are looked
     // up below changes the epoch, and the partition waits for the next plan.
-    let wanted: Vec<Wanted> = s
-        .lock()
-        .parts
-        .iter()
-        .filter(|(_, p)| {
-            p.position.is_some()
-                && !p.paused
-                && !p.in_flight
-                // fetch ahead: one chunk may wait while the next is fetched
-                && p.chunks.len() < 2
-                && p.retry_at.is_none_or(|t| t <= now)
-        })
-        .map(|(tp, p)| (tp.clone(), p.fetch_offset, p.epoch))
-        .collect();
+    let wanted: Vec<Wanted> = s.lock().parts.fetchable(now);
     let mut by_leader: HashMap<i32, (Broker, Vec<Wanted>)> = HashMap::new();
     for (tp, off, epoch) in wanted {
         match s.cluster.leader(&tp.topic, tp.partition).await {
@@ -270,12 +245,7 @@ async fn plan(
         {
             let mut st = s.lock();
             for (tp, off, epoch) in &items {
-                if let Some(p) = st
-                    .parts
-                    .get_mut(tp)
-                    .filter(|p| p.epoch == *epoch && !p.in_flight)
-                {
-                    p.in_flight = true;
+                if st.parts.start_fetch(tp, *epoch) {
                     parts.push((tp.clone(), *off, *epoch));
                 }
             }
@@ -396,10 +366,8 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
     let fail_all = |e: &Error| {
         let mut st = s.lock();
         for (tp, _, epoch) in &d.parts {
-            if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
-                p.in_flight = false;
-                p.retry_at = Some(now + s.config.retry_backoff);
-            }
+            st.parts
+                .end_fetch(tp, *epoch, Some(now + s.config.retry_backoff));
         }
         tracing::debug!(node = d.node, error = %e, "fetch failed");
     };
@@ -415,9 +383,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
             tracing::debug!(node = d.node, code = %ErrorCode(r.error_code), "fetch session reset");
             let mut st = s.lock();
             for (tp, _, epoch) in &d.parts {
-                if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
-                    p.in_flight = false;
-                }
+                st.parts.end_fetch(tp, *epoch, None);
             }
             drop(st);
             s.wake.notify_one();
@@ -445,9 +411,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
     let mut guard = s.lock();
     let st = &mut *guard;
     for (tp, _, epoch) in &d.parts {
-        if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
-            p.in_flight = false;
-        }
+        st.parts.end_fetch(tp, *epoch, None);
     }
     // What was asked, by partition: a lookup per partition in the
     // response instead of a scan (O(partitions^2) a fetch at 10,000).
@@ -463,7 +427,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
             let Some(&(offset, epoch)) = asked.get(&tp) else {
                 continue;
             };
-            let Some(p) = st.parts.get_mut(&tp).filter(|p| p.epoch == epoch) else {
+            let Some(p) = st.parts.current(&tp, epoch) else {
                 continue;
             };
             let code = ErrorCode(r.error_code);
@@ -514,34 +478,15 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
                 r.aborted_transactions.as_deref(),
             ) {
                 Ok((records, next)) => {
-                    if let Some(n) = next {
-                        p.fetch_offset = n.max(p.fetch_offset);
-                    }
                     s.counters.fetched(records.len() as u64, size as u64);
                     p.update_lag(&s.counters.meters, &tp);
-                    if !records.is_empty() {
-                        let chunk_permit = permit
+                    let chunk_permit = || {
+                        permit
                             .as_mut()
-                            .and_then(|pm| pm.split(size.min(pm.num_permits())));
-                        p.chunks.push_back(Chunk {
-                            records: records.into(),
-                            next,
-                            _permit: chunk_permit,
-                        });
+                            .and_then(|pm| pm.split(size.min(pm.num_permits())))
+                    };
+                    if p.append(records, next, chunk_permit) {
                         any = true;
-                    } else if let Some(n) = next {
-                        // Only control batches or aborted records: nothing
-                        // to hand out, but the position moves past them
-                        // (after any records still buffered).
-                        if p.chunks.is_empty() {
-                            p.position = p.position.map(|o| o.max(n));
-                        } else {
-                            p.chunks.push_back(Chunk {
-                                records: VecDeque::new(),
-                                next,
-                                _permit: None,
-                            });
-                        }
                     }
                 }
                 Err(e) => {

@@ -29,7 +29,7 @@ pub(crate) async fn take_assignment(
     generation: i32,
     protocol: RebalanceProtocol,
 ) -> BTreeSet<TopicPartition> {
-    let current: BTreeSet<TopicPartition> = s.lock().parts.keys().cloned().collect();
+    let current: BTreeSet<TopicPartition> = s.lock().parts.assigned();
     let revoked: BTreeSet<TopicPartition> = current.difference(assigned).cloned().collect();
     let added: BTreeSet<TopicPartition> = assigned.difference(&current).cloned().collect();
     tracing::info!(assigned = ?assigned, added = ?added, revoked = ?revoked, generation, "assignment");
@@ -44,8 +44,7 @@ pub(crate) async fn take_assignment(
         let mut st = s.lock();
         for tp in &added {
             st.parts
-                .entry(tp.clone())
-                .or_insert_with(|| s.new_part(StartAt::Committed));
+                .assign(tp.clone(), || s.new_part(StartAt::Committed));
         }
     }
     set_membership(s, |m| {
@@ -74,10 +73,7 @@ fn positions_of(
 ) -> BTreeMap<TopicPartition, i64> {
     s.lock()
         .parts
-        .iter()
-        .filter(|(tp, _)| partitions.contains(*tp))
-        .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
-        .collect()
+        .positions_where(|tp, _| partitions.contains(tp))
 }
 
 /// Gives up `partitions` in an orderly way: stop handing out their
@@ -88,14 +84,7 @@ pub(crate) async fn revoke(
     partitions: &BTreeSet<TopicPartition>,
     protocol: RebalanceProtocol,
 ) {
-    {
-        let mut st = s.lock();
-        for (tp, p) in st.parts.iter_mut() {
-            if partitions.contains(tp) {
-                p.paused = true;
-            }
-        }
-    }
+    s.lock().parts.pause_only(partitions);
     if let Some(l) = s.config.rebalance_listener.clone() {
         let c = listener_consumer(s);
         l.on_partitions_revoked(&c, partitions).await;
@@ -130,10 +119,7 @@ pub(crate) async fn revoke(
             }
         }
     }
-    {
-        let mut st = s.lock();
-        st.parts.retain(|tp, _| !partitions.contains(tp));
-    }
+    s.lock().parts.revoke(partitions);
     if protocol == RebalanceProtocol::Cooperative {
         set_membership(s, |m| {
             for tp in partitions {
@@ -149,7 +135,7 @@ pub(crate) async fn revoke(
 /// Eager rebalance: gives up every partition (the membership keeps the
 /// last assignment as `owned`, for the sticky assignor).
 pub(super) async fn revoke_all(s: &Arc<Shared>) {
-    let all: BTreeSet<TopicPartition> = s.lock().parts.keys().cloned().collect();
+    let all: BTreeSet<TopicPartition> = s.lock().parts.assigned();
     revoke(s, &all, RebalanceProtocol::Eager).await;
 }
 
@@ -168,11 +154,8 @@ pub(crate) async fn revoke_on_close(s: &Arc<Shared>) -> bool {
 pub(crate) async fn lose_all(s: &Arc<Shared>) {
     let all: BTreeSet<TopicPartition> = {
         let mut st = s.lock();
-        let all = st.parts.keys().cloned().collect();
-        for p in st.parts.values_mut() {
-            p.paused = true;
-        }
-        all
+        st.parts.pause_all();
+        st.parts.assigned()
     };
     set_membership(s, |m| {
         m.owned.clear();
@@ -185,17 +168,12 @@ pub(crate) async fn lose_all(s: &Arc<Shared>) {
         let c = listener_consumer(s);
         l.on_partitions_lost(&c, &all).await;
     }
-    s.lock().parts.retain(|tp, _| !all.contains(tp));
+    s.lock().parts.revoke(&all);
 }
 
+/// Commits the positions of the partitions being consumed (not paused).
 pub(crate) async fn auto_commit(s: &Shared) {
-    let positions = s
-        .lock()
-        .parts
-        .iter()
-        .filter(|(_, p)| !p.paused)
-        .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
-        .collect();
+    let positions = s.lock().parts.positions_where(|_, p| !p.paused);
     if let Err(e) = commit(s, positions).await {
         tracing::debug!(error = %e, "auto commit failed");
     }

@@ -45,6 +45,8 @@ enum LoopEnd {
     Stop,
 }
 
+/// Whether `code` fences the member out of the group (its partitions
+/// are lost, not revoked).
 fn fenced(code: ErrorCode) -> bool {
     matches!(
         code,
