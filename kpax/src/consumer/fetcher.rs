@@ -348,6 +348,22 @@ async fn fetch(
     (plan, result)
 }
 
+/// One partition of a fetch response, read before the state lock is
+/// taken: what was asked (fetch offset, epoch), the error code, and its
+/// records decoded (with their size in bytes) when there were any.
+struct Answer {
+    tp: TopicPartition,
+    offset: i64,
+    epoch: u64,
+    code: ErrorCode,
+    high_watermark: i64,
+    records: Option<(usize, Parsed)>,
+}
+
+/// What `parse` made of a partition's records: the records and the offset
+/// after their batches.
+type Parsed = Result<(Vec<ConsumerRecord>, Option<i64>)>;
+
 fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
     let now = Instant::now();
     let failed = !matches!(&d.result, Ok(r) if r.error_code == 0);
@@ -407,12 +423,6 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
         }
     };
     let read_committed = s.config.isolation_level == IsolationLevel::ReadCommitted;
-    let mut any = false;
-    let mut guard = s.lock();
-    let st = &mut *guard;
-    for (tp, _, epoch) in &d.parts {
-        st.parts.end_fetch(tp, *epoch, None);
-    }
     // What was asked, by partition: a lookup per partition in the
     // response instead of a scan (O(partitions^2) a fetch at 10,000).
     let asked: std::collections::HashMap<&TopicPartition, (i64, _)> = d
@@ -420,6 +430,11 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
         .iter()
         .map(|(tp, offset, epoch)| (tp, (*offset, *epoch)))
         .collect();
+    // Records are decoded (and decompressed) before the lock is taken:
+    // `recv` is not kept waiting while a fetch is parsed. Whether each
+    // answer still counts (its partition's epoch) is checked under the
+    // lock below, in the response's order as before.
+    let mut answers: Vec<Answer> = Vec::new();
     for t in &resp.responses {
         let topic: Arc<str> = Arc::from(t.topic.as_str());
         for r in &t.partitions {
@@ -427,72 +442,100 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
             let Some(&(offset, epoch)) = asked.get(&tp) else {
                 continue;
             };
-            let Some(p) = st.parts.current(&tp, epoch) else {
-                continue;
-            };
             let code = ErrorCode(r.error_code);
-            match code {
-                ErrorCode::NONE => {}
-                ErrorCode::OFFSET_OUT_OF_RANGE => {
-                    match s.config.auto_offset_reset {
-                        OffsetReset::Earliest => p.start = Some(StartAt::Earliest),
-                        OffsetReset::Latest => p.start = Some(StartAt::Latest),
-                        OffsetReset::None => {
-                            st.error = Some(Error::Broker {
-                                broker: format!("node {}", d.node),
-                                api: ApiKey::Fetch,
-                                code,
-                                message: Some(format!(
-                                    "{}-{} offset {offset}",
-                                    tp.topic, tp.partition
-                                )),
-                            });
-                            any = true;
-                            continue;
-                        }
-                    }
-                    p.position = None;
-                    continue;
-                }
-                _ => {
-                    s.cluster.partition_error(&tp.topic, tp.partition, code);
-                    p.retry_at = Some(now + s.config.retry_backoff);
-                    if !code.is_retriable() {
-                        tracing::warn!(topic = %tp.topic, partition = tp.partition, %code, "fetch error");
-                    }
-                    continue;
-                }
-            }
-            p.high_watermark = r.high_watermark;
-            let Some(data) = r.records.clone().filter(|d| !d.is_empty()) else {
-                p.update_lag(&s.counters.meters, &tp);
-                continue;
-            };
-            let size = data.len();
-            match parse(
-                &topic,
-                tp.partition,
-                data,
+            let records = (code == ErrorCode::NONE)
+                .then(|| r.records.clone().filter(|d| !d.is_empty()))
+                .flatten()
+                .map(|data| {
+                    let size = data.len();
+                    let parsed = parse(
+                        &topic,
+                        tp.partition,
+                        data,
+                        offset,
+                        read_committed,
+                        r.aborted_transactions.as_deref(),
+                    );
+                    (size, parsed)
+                });
+            answers.push(Answer {
+                tp,
                 offset,
-                read_committed,
-                r.aborted_transactions.as_deref(),
-            ) {
-                Ok((records, next)) => {
-                    s.counters.fetched(records.len() as u64, size as u64);
-                    p.update_lag(&s.counters.meters, &tp);
-                    let chunk_permit = || {
-                        permit
-                            .as_mut()
-                            .and_then(|pm| pm.split(size.min(pm.num_permits())))
-                    };
-                    if p.append(records, next, chunk_permit) {
+                epoch,
+                code,
+                high_watermark: r.high_watermark,
+                records,
+            });
+        }
+    }
+    let mut any = false;
+    let mut guard = s.lock();
+    let st = &mut *guard;
+    for (tp, _, epoch) in &d.parts {
+        st.parts.end_fetch(tp, *epoch, None);
+    }
+    for a in answers {
+        let Answer {
+            tp,
+            offset,
+            epoch,
+            code,
+            high_watermark,
+            records,
+        } = a;
+        let Some(p) = st.parts.current(&tp, epoch) else {
+            continue;
+        };
+        match code {
+            ErrorCode::NONE => {}
+            ErrorCode::OFFSET_OUT_OF_RANGE => {
+                match s.config.auto_offset_reset {
+                    OffsetReset::Earliest => p.start = Some(StartAt::Earliest),
+                    OffsetReset::Latest => p.start = Some(StartAt::Latest),
+                    OffsetReset::None => {
+                        st.error = Some(Error::Broker {
+                            broker: format!("node {}", d.node),
+                            api: ApiKey::Fetch,
+                            code,
+                            message: Some(format!("{}-{} offset {offset}", tp.topic, tp.partition)),
+                        });
                         any = true;
+                        continue;
                     }
                 }
-                Err(e) => {
-                    st.error = Some(e);
+                p.position = None;
+                continue;
+            }
+            _ => {
+                s.cluster.partition_error(&tp.topic, tp.partition, code);
+                p.retry_at = Some(now + s.config.retry_backoff);
+                if !code.is_retriable() {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, %code, "fetch error");
+                }
+                continue;
+            }
+        }
+        p.high_watermark = high_watermark;
+        let Some((size, parsed)) = records else {
+            p.update_lag(&s.counters.meters, &tp);
+            continue;
+        };
+        match parsed {
+            Ok((records, next)) => {
+                s.counters.fetched(records.len() as u64, size as u64);
+                p.update_lag(&s.counters.meters, &tp);
+                let chunk_permit = || {
+                    permit
+                        .as_mut()
+                        .and_then(|pm| pm.split(size.min(pm.num_permits())))
+                };
+                if p.append(records, next, chunk_permit) {
                     any = true;
                 }
+            }
+            Err(e) => {
+                st.error = Some(e);
+                any = true;
             }
         }
     }
