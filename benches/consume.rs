@@ -274,7 +274,8 @@ fn run_kpax(a: &ClientArgs, t0: Instant) -> Result<Outcome, BoxError> {
             // seek to the offset at once; seek sets the position directly.
             if passes == 1 {
                 c.assign(
-                    (0..a.ranges.len()).map(|p| (a.topic.clone(), p as i32)),
+                    (0..a.ranges.len())
+                        .map(|p| kpax::TopicPartition::new(a.topic.clone(), p as i32)),
                     StartAt::Earliest,
                 );
             }

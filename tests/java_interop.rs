@@ -112,7 +112,7 @@ async fn kpax_read(
     )
     .unwrap();
     consumer.assign(
-        (0..partitions).map(|p| (topic.to_string(), p)),
+        (0..partitions).map(|p| kpax::TopicPartition::new(topic.to_string(), p)),
         StartAt::Earliest,
     );
     let mut out = Vec::new();

@@ -98,7 +98,7 @@ async fn produce_through(p: &Producer, topic: &str, n: usize, midway: impl FnOnc
 async fn read_all(tc: &TestCluster, topic: &str, n: usize) -> Vec<kpax::ConsumerRecord> {
     let c = Consumer::new(tc.kpax(), ConsumerConfig::default()).expect("consumer");
     c.assign(
-        (0..PARTITIONS).map(|p| (topic.to_string(), p)),
+        (0..PARTITIONS).map(|p| kpax::TopicPartition::new(topic.to_string(), p)),
         StartAt::Earliest,
     );
     let mut got = Vec::with_capacity(n);
@@ -187,7 +187,7 @@ async fn leader_shut_down_while_consuming_skips_nothing() {
     )
     .expect("consumer");
     c.assign(
-        (0..PARTITIONS).map(|p| (topic.name.clone(), p)),
+        (0..PARTITIONS).map(|p| kpax::TopicPartition::new(topic.name.clone(), p)),
         StartAt::Earliest,
     );
     let mut got = Vec::with_capacity(n);
@@ -358,7 +358,7 @@ async fn rolling_restart_while_producing_and_consuming() {
     let p = producer(&tc);
     let c = Consumer::new(tc.kpax(), ConsumerConfig::default()).expect("consumer");
     c.assign(
-        (0..PARTITIONS).map(|p| (topic.name.clone(), p)),
+        (0..PARTITIONS).map(|p| kpax::TopicPartition::new(topic.name.clone(), p)),
         StartAt::Earliest,
     );
     let reader = {
@@ -585,7 +585,8 @@ async fn exactly_once_copy_across_a_broker_kill() {
             }
             let meta = c.group_metadata().expect("a group member");
             txp.send_offsets_to_transaction(
-                next.iter().map(|(p, o)| ((input.name.clone(), *p), *o)),
+                next.iter()
+                    .map(|(p, o)| (kpax::TopicPartition::new(input.name.clone(), *p), *o)),
                 &meta,
             )
             .await?;
@@ -617,7 +618,7 @@ async fn exactly_once_copy_across_a_broker_kill() {
     )
     .expect("reader");
     reader.assign(
-        (0..PARTITIONS).map(|p| (output.name.clone(), p)),
+        (0..PARTITIONS).map(|p| kpax::TopicPartition::new(output.name.clone(), p)),
         StartAt::Earliest,
     );
     let mut got = Vec::with_capacity(n);

@@ -35,7 +35,7 @@ fn seq(r: &kpax::ConsumerRecord) -> usize {
 }
 
 /// Waits until `c` owns exactly `n` partitions (bounded).
-async fn await_assignment(c: &Consumer, n: usize, what: &str) -> BTreeSet<(String, i32)> {
+async fn await_assignment(c: &Consumer, n: usize, what: &str) -> BTreeSet<kpax::TopicPartition> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let a = c.assignment();
@@ -82,7 +82,8 @@ async fn two_members_with(tc: &TestCluster, assignor: Arc<dyn Assignor>) {
         for c in [&a, &b] {
             if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_millis(50), c.recv()).await {
                 assert!(
-                    c.assignment().contains(&(r.topic.to_string(), r.partition)),
+                    c.assignment()
+                        .contains(&kpax::TopicPartition::new(r.topic.to_string(), r.partition)),
                     "{name}: a record of a partition the member does not own"
                 );
                 assert!(seen.insert(seq(&r)), "{name}: record {} twice", seq(&r));

@@ -53,7 +53,10 @@ async fn read(
         ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(100)),
     )
     .expect("consumer");
-    c.assign([(topic.to_string(), 0)], StartAt::Earliest);
+    c.assign(
+        [kpax::TopicPartition::new(topic.to_string(), 0)],
+        StartAt::Earliest,
+    );
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let r = tokio::time::timeout(Duration::from_secs(20), c.recv())

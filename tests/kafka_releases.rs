@@ -207,7 +207,7 @@ async fn read(r: &Release, topic: &str, start: StartAt, group: Option<&str>, n: 
         config = config.with_group_id(g).with_auto_commit(false);
     }
     let c = Consumer::new(r.cluster(), config).expect("consumer");
-    c.assign([(topic.to_string(), 0)], start);
+    c.assign([TopicPartition::new(topic.to_string(), 0)], start);
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let rec = tokio::time::timeout(Duration::from_secs(30), c.recv())
@@ -329,14 +329,14 @@ async fn groups(r: &Release) {
             .with_auto_commit(false),
     )
     .expect("consumer");
-    c.assign([(topic.clone(), 0)], StartAt::Earliest);
+    c.assign([TopicPartition::new(topic.clone(), 0)], StartAt::Earliest);
     let mut want = BTreeMap::new();
-    want.insert((topic.clone(), 0), 11i64);
+    want.insert(TopicPartition::new(topic.clone(), 0), 11i64);
     c.commit_offsets(want.clone())
         .await
         .unwrap_or_else(|e| panic!("{}: commit: {e}", r.version));
     let got = c
-        .committed(&[(topic.clone(), 0)])
+        .committed(&[TopicPartition::new(topic.clone(), 0)])
         .await
         .unwrap_or_else(|e| panic!("{}: committed: {e}", r.version));
     assert_eq!(got, want, "{}: committed offsets", r.version);

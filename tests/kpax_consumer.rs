@@ -82,7 +82,10 @@ async fn assigned_partitions_from_earliest_in_order(tc: &TestCluster) {
     let topic = tc.topic(3).await;
     produce(tc, &topic.name, 3, 0, 3000, None).await;
     let c = consumer(tc, ConsumerConfig::default());
-    c.assign((0..3).map(|p| (topic.name.clone(), p)), StartAt::Earliest);
+    c.assign(
+        (0..3).map(|p| kpax::TopicPartition::new(topic.name.clone(), p)),
+        StartAt::Earliest,
+    );
     let got = recv_n(&c, 3000).await;
     check_order(&got);
     let seqs: HashSet<usize> = got.iter().map(seq).collect();
@@ -102,7 +105,10 @@ async fn latest_seek_pause_resume_and_timestamp(tc: &TestCluster) {
     produce(tc, &topic.name, 2, 0, 100, Some(t0)).await;
     let c = consumer(tc, ConsumerConfig::default());
     c.assign(
-        [(topic.name.clone(), 0), (topic.name.clone(), 1)],
+        [
+            kpax::TopicPartition::new(topic.name.clone(), 0),
+            kpax::TopicPartition::new(topic.name.clone(), 1),
+        ],
         StartAt::Latest,
     );
     // wait until both positions are resolved at the end
@@ -127,11 +133,11 @@ async fn latest_seek_pause_resume_and_timestamp(tc: &TestCluster) {
     let r = recv_n(&c, 1).await.remove(0);
     assert_eq!((r.partition, r.offset), (0, 10));
     // pause partition 0: only partition 1 records arrive
-    c.pause(&[(topic.name.clone(), 0)]);
+    c.pause(&[kpax::TopicPartition::new(topic.name.clone(), 0)]);
     c.seek(&topic.name, 1, StartAt::Offset(0));
     let got = recv_n(&c, 20).await;
     assert!(got.iter().all(|r| r.partition == 1));
-    c.resume(&[(topic.name.clone(), 0)]);
+    c.resume(&[kpax::TopicPartition::new(topic.name.clone(), 0)]);
     // partition 0 picks up where it paused (partition 1 holds 55 records)
     let got = recv_n(&c, 60).await;
     let first_p0 = got
@@ -144,7 +150,10 @@ async fn latest_seek_pause_resume_and_timestamp(tc: &TestCluster) {
     // records arrive. The fake looks it up as Kafka does: the first record
     // of partition 0 (even numbers, timestamps t0 + i) at or after t0 + 50.
     let c2 = consumer(tc, ConsumerConfig::default());
-    c2.assign([(topic.name.clone(), 0)], StartAt::Timestamp(t0 + 50));
+    c2.assign(
+        [kpax::TopicPartition::new(topic.name.clone(), 0)],
+        StartAt::Timestamp(t0 + 50),
+    );
     // (the lookup must be done before more records arrive: on the mock the
     // end it falls back to would otherwise already be past them)
     for _ in 0..100 {
@@ -294,17 +303,25 @@ async fn committed_offsets_resume_and_reset_none_is_an_error(tc: &TestCluster) {
         .with_auto_offset_reset(OffsetReset::Earliest)
         .with_auto_commit(false);
     let c = consumer(tc, cfg.clone());
-    c.assign([(topic.name.clone(), 0)], StartAt::Committed);
+    c.assign(
+        [kpax::TopicPartition::new(topic.name.clone(), 0)],
+        StartAt::Committed,
+    );
     let got = recv_n(&c, 100).await;
     assert_eq!(got[0].offset, 0);
     c.commit().await.unwrap();
     assert_eq!(
-        c.committed(&[(topic.name.clone(), 0)]).await.unwrap()[&(topic.name.clone(), 0)],
+        c.committed(&[kpax::TopicPartition::new(topic.name.clone(), 0)])
+            .await
+            .unwrap()[&kpax::TopicPartition::new(topic.name.clone(), 0)],
         100
     );
     c.close().await;
     let c = consumer(tc, cfg);
-    c.assign([(topic.name.clone(), 0)], StartAt::Committed);
+    c.assign(
+        [kpax::TopicPartition::new(topic.name.clone(), 0)],
+        StartAt::Committed,
+    );
     assert_eq!(recv_n(&c, 1).await[0].offset, 100);
     // no committed offset and no reset policy
     let c = consumer(
@@ -313,7 +330,10 @@ async fn committed_offsets_resume_and_reset_none_is_an_error(tc: &TestCluster) {
             .with_group_id(tc.group_id())
             .with_auto_offset_reset(OffsetReset::None),
     );
-    c.assign([(topic.name.clone(), 0)], StartAt::Committed);
+    c.assign(
+        [kpax::TopicPartition::new(topic.name.clone(), 0)],
+        StartAt::Committed,
+    );
     let e = tokio::time::timeout(Duration::from_secs(10), c.recv())
         .await
         .unwrap()
@@ -338,7 +358,10 @@ async fn broker_down_during_consumption_skips_nothing(tc: &TestCluster) {
         tc,
         ConsumerConfig::default().with_fetch_max_bytes(32 * 1024, 8 * 1024),
     );
-    c.assign((0..3).map(|p| (topic.name.clone(), p)), StartAt::Earliest);
+    c.assign(
+        (0..3).map(|p| kpax::TopicPartition::new(topic.name.clone(), p)),
+        StartAt::Earliest,
+    );
     let mut got = recv_n(&c, 1000).await;
     faults.broker_down(2).await;
     got.extend(recv_n(&c, 1000).await);
@@ -373,7 +396,10 @@ async fn slow_processor_keeps_buffer_within_budget(tc: &TestCluster) {
             .with_buffer_memory(BUDGET)
             .with_fetch_max_bytes(128 * 1024, 32 * 1024),
     );
-    c.assign((0..4).map(|p| (topic.name.clone(), p)), StartAt::Earliest);
+    c.assign(
+        (0..4).map(|p| kpax::TopicPartition::new(topic.name.clone(), p)),
+        StartAt::Earliest,
+    );
     for _ in 0..400 {
         recv_n(&c, 10).await;
         assert!(
@@ -407,9 +433,9 @@ async fn single_member_group_consumes_and_commits(tc: &TestCluster) {
     c.commit().await.unwrap();
     let committed = c
         .committed(&[
-            (topic.name.clone(), 0),
-            (topic.name.clone(), 1),
-            (topic.name.clone(), 2),
+            kpax::TopicPartition::new(topic.name.clone(), 0),
+            kpax::TopicPartition::new(topic.name.clone(), 1),
+            kpax::TopicPartition::new(topic.name.clone(), 2),
         ])
         .await
         .unwrap();
@@ -456,13 +482,13 @@ async fn batches_are_committed_per_batch(tc: &TestCluster) {
     }
     let committed = c
         .committed(&[
-            (topic.name.clone(), 0),
-            (topic.name.clone(), 1),
-            (topic.name.clone(), 2),
+            kpax::TopicPartition::new(topic.name.clone(), 0),
+            kpax::TopicPartition::new(topic.name.clone(), 1),
+            kpax::TopicPartition::new(topic.name.clone(), 2),
         ])
         .await
         .unwrap();
-    for ((_, p), o) in &committed {
+    for (kpax::TopicPartition { partition: p, .. }, o) in &committed {
         assert_eq!(Some(*o), highest.get(p).map(|h| h + 1), "partition {p}");
     }
     c.close().await;
@@ -543,7 +569,10 @@ async fn librdkafka_batches_of_every_codec_read_by_kpax(tc: &TestCluster) {
         expected.extend(records.iter().cloned());
     }
     let c = consumer(tc, ConsumerConfig::default());
-    c.assign([(topic.name.clone(), 0)], StartAt::Earliest);
+    c.assign(
+        [kpax::TopicPartition::new(topic.name.clone(), 0)],
+        StartAt::Earliest,
+    );
     let got = recv_n(&c, expected.len()).await;
     for (i, (r, want)) in got.iter().zip(&expected).enumerate() {
         assert_eq!(r.offset, i as i64);
@@ -570,7 +599,10 @@ async fn assign_at_an_explicit_offset_starts_there(tc: &TestCluster) {
     let topic = tc.topic(1).await;
     produce(tc, &topic.name, 1, 0, 50, None).await;
     let c = consumer(tc, ConsumerConfig::default());
-    c.assign([(topic.name.clone(), 0)], StartAt::Offset(42));
+    c.assign(
+        [kpax::TopicPartition::new(topic.name.clone(), 0)],
+        StartAt::Offset(42),
+    );
     let got = recv_n(&c, 8).await;
     assert_eq!(
         got.iter().map(|r| r.offset).collect::<Vec<_>>(),
@@ -591,7 +623,10 @@ async fn fetch_errors_dropped_connections_and_a_leader_move_skip_nothing(tc: &Te
         tc,
         ConsumerConfig::default().with_fetch_max_bytes(16 * 1024, 4 * 1024),
     );
-    c.assign((0..3).map(|p| (topic.name.clone(), p)), StartAt::Earliest);
+    c.assign(
+        (0..3).map(|p| kpax::TopicPartition::new(topic.name.clone(), p)),
+        StartAt::Earliest,
+    );
     let mut got = recv_n(&c, 300).await;
     faults.fail_sequence(
         ApiKey::Fetch,
@@ -675,7 +710,9 @@ async fn coordinator_faults_during_join_and_commit_are_retried(tc: &TestCluster)
             }
         }
     }
-    let parts: Vec<(String, i32)> = (0..3).map(|p| (topic.name.clone(), p)).collect();
+    let parts: Vec<kpax::TopicPartition> = (0..3)
+        .map(|p| kpax::TopicPartition::new(topic.name.clone(), p))
+        .collect();
     let committed = c.committed(&parts).await.unwrap();
     assert_eq!(committed.values().sum::<i64>(), 300, "{committed:?}");
     c.close().await;
@@ -709,7 +746,10 @@ async fn records_larger_than_fetch_max_bytes_still_arrive(tc: &TestCluster) {
         tc,
         ConsumerConfig::default().with_fetch_max_bytes(4 * 1024, 2 * 1024),
     );
-    c.assign((0..2).map(|p| (topic.name.clone(), p)), StartAt::Earliest);
+    c.assign(
+        (0..2).map(|p| kpax::TopicPartition::new(topic.name.clone(), p)),
+        StartAt::Earliest,
+    );
     let got = recv_n(&c, 20).await;
     let seq_of = |r: &kpax::ConsumerRecord| -> usize {
         std::str::from_utf8(r.value().unwrap()).unwrap()[4..]
@@ -744,7 +784,10 @@ async fn stream_ends_after_close(tc: &TestCluster) {
     let topic = tc.topic(1).await;
     produce(tc, &topic.name, 1, 0, 5, None).await;
     let c = consumer(tc, ConsumerConfig::default());
-    c.assign([(topic.name.clone(), 0)], StartAt::Earliest);
+    c.assign(
+        [kpax::TopicPartition::new(topic.name.clone(), 0)],
+        StartAt::Earliest,
+    );
     let mut stream = Box::pin(c.stream());
     for i in 0..5 {
         let r = tokio::time::timeout(Duration::from_secs(20), stream.next())

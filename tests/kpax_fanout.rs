@@ -140,13 +140,15 @@ impl Seen {
 
 /// Committed offsets now never pass a record not processed.
 async fn check_commits(c: &Consumer, topic: &str, partitions: i32, seen: &Seen) {
-    let tps: Vec<TopicPartition> = (0..partitions).map(|p| (topic.to_string(), p)).collect();
+    let tps: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(topic.to_string(), p))
+        .collect();
     let Ok(committed) = c.committed(&tps).await else {
         return; // e.g. coordinator busy: the next check covers it
     };
     // processed only grows: read it after the commits
     let processed = seen.processed();
-    for ((_, p), off) in committed {
+    for (TopicPartition { partition: p, .. }, off) in committed {
         for o in 0..off {
             assert!(
                 processed.contains(&(p, o)),
@@ -211,9 +213,9 @@ async fn in_order_per_key_bounded_commit_never_passes(tc: &TestCluster) {
             if !slow_done.load(Ordering::SeqCst) {
                 let done_p0 = seen.processed().iter().filter(|(p, _)| *p == 0).count();
                 let committed = c
-                    .committed(&[(topic.name.clone(), 0)])
+                    .committed(&[TopicPartition::new(topic.name.clone(), 0)])
                     .await
-                    .map(|m| m[&(topic.name.clone(), 0)])
+                    .map(|m| m[&TopicPartition::new(topic.name.clone(), 0)])
                     .unwrap_or(-1);
                 if done_p0 > 10 && !slow_done.load(Ordering::SeqCst) {
                     assert!(committed <= 0, "committed {committed} past the slow record");
@@ -240,7 +242,9 @@ async fn in_order_per_key_bounded_commit_never_passes(tc: &TestCluster) {
     assert!(max >= 2, "never concurrent ({max})");
     assert!(report.max_outstanding <= CONCURRENCY);
     // everything processed: committed at the end of each partition
-    let tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| (topic.name.clone(), p)).collect();
+    let tps: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(topic.name.clone(), p))
+        .collect();
     let committed = c.committed(&tps).await.unwrap();
     for tp in &tps {
         assert_eq!(committed[tp], (N as i32 / PARTITIONS) as i64, "{tp:?}");
@@ -261,7 +265,9 @@ async fn handler_error_stops_and_restart_loses_nothing(tc: &TestCluster) {
     produce(tc, &topic.name, PARTITIONS, PARTITIONS as usize, N).await;
     let group = tc.group_id();
     narrow_group_versions(tc);
-    let tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| (topic.name.clone(), p)).collect();
+    let tps: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(topic.name.clone(), p))
+        .collect();
 
     // run 1: fails on one record
     let c = group_consumer(tc, &group);
@@ -338,7 +344,7 @@ async fn handler_error_stops_and_restart_loses_nothing(tc: &TestCluster) {
     for (tp, off) in &committed {
         let min = again
             .iter()
-            .filter(|(p, _)| *p == tp.1)
+            .filter(|(p, _)| *p == tp.partition)
             .map(|(_, o)| *o)
             .min();
         if *off < per_partition {
@@ -392,7 +398,7 @@ async fn reaches(counter: Arc<AtomicUsize>, n: usize) {
 
 fn end_offsets(topic: &str, partitions: i32, per_partition: i64) -> BTreeMap<TopicPartition, i64> {
     (0..partitions)
-        .map(|p| ((topic.to_string(), p), per_partition))
+        .map(|p| (TopicPartition::new(topic, p), per_partition))
         .collect()
 }
 
@@ -460,7 +466,9 @@ async fn failed_records_are_retried_then_skipped(tc: &TestCluster) {
     assert_eq!(report.processed, 90, "{report:?}");
     assert_eq!(report.skipped, 10, "{report:?}");
     assert_eq!(report.retried, 10 * 2 + 10 * 3, "{report:?}");
-    let tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| (topic.name.clone(), p)).collect();
+    let tps: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(topic.name.clone(), p))
+        .collect();
     assert_eq!(
         c.committed(&tps).await.unwrap(),
         end_offsets(&topic.name, PARTITIONS, (N / 2) as i64),
@@ -522,7 +530,9 @@ async fn failed_records_go_to_the_dead_letter_topic(tc: &TestCluster) {
         (54, 6),
         "{report:?}"
     );
-    let tps: Vec<TopicPartition> = (0..PARTITIONS).map(|p| (topic.name.clone(), p)).collect();
+    let tps: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(topic.name.clone(), p))
+        .collect();
     assert_eq!(
         c.committed(&tps).await.unwrap(),
         end_offsets(&topic.name, PARTITIONS, (N / 2) as i64)
@@ -535,7 +545,10 @@ async fn failed_records_go_to_the_dead_letter_topic(tc: &TestCluster) {
         ConsumerConfig::default(),
     )
     .unwrap();
-    reader.assign([(dlq.name.clone(), 0)], kpax::consumer::StartAt::Earliest);
+    reader.assign(
+        [TopicPartition::new(dlq.name.clone(), 0)],
+        kpax::consumer::StartAt::Earliest,
+    );
     let mut letters = Vec::new();
     while letters.len() < 6 {
         let b = tokio::time::timeout(Duration::from_secs(20), reader.recv_batch(10))
@@ -602,8 +615,14 @@ async fn failed_records_go_to_the_dead_letter_topic(tc: &TestCluster) {
         matches!(err, FanOutError::DeadLetter { offset: 4, .. }),
         "{err}"
     );
-    let committed = c.committed(&[(topic2.name.clone(), 0)]).await.unwrap();
-    assert!(committed[&(topic2.name.clone(), 0)] <= 4, "{committed:?}");
+    let committed = c
+        .committed(&[TopicPartition::new(topic2.name.clone(), 0)])
+        .await
+        .unwrap();
+    assert!(
+        committed[&TopicPartition::new(topic2.name.clone(), 0)] <= 4,
+        "{committed:?}"
+    );
     c.close().await;
     producer.close(Duration::from_secs(5)).await;
 }
@@ -637,10 +656,13 @@ async fn too_many_failures_stop_the_run(tc: &TestCluster) {
         } => assert_eq!((*failures, *offset), (6, 5), "{err}"),
         other => panic!("expected TooManyFailures, got {other}"),
     }
-    let committed = c.committed(&[(topic.name.clone(), 0)]).await.unwrap();
+    let committed = c
+        .committed(&[TopicPartition::new(topic.name.clone(), 0)])
+        .await
+        .unwrap();
     assert!(
         committed
-            .get(&(topic.name.clone(), 0))
+            .get(&TopicPartition::new(topic.name.clone(), 0))
             .copied()
             .unwrap_or(0)
             <= 5,

@@ -130,7 +130,7 @@ async fn many_partitions_in_order(tc: &TestCluster) {
     produce(tc.bootstrap(), &topic.name, PARTITIONS, 0, N / 2).await;
     let c = consumer(tc.bootstrap());
     c.assign(
-        (0..PARTITIONS).map(|p| (topic.name.clone(), p)),
+        (0..PARTITIONS).map(|p| kpax::TopicPartition::new(topic.name.clone(), p)),
         StartAt::Earliest,
     );
     let mut got = recv_n(&c, N / 2).await;
@@ -192,7 +192,7 @@ async fn session_errors_recover(tc: &TestCluster) {
     produce(tc.bootstrap(), &topic.name, PARTITIONS, 0, N / 3).await;
     let c = consumer(tc.bootstrap());
     c.assign(
-        (0..PARTITIONS).map(|p| (topic.name.clone(), p)),
+        (0..PARTITIONS).map(|p| kpax::TopicPartition::new(topic.name.clone(), p)),
         StartAt::Earliest,
     );
     let mut got = recv_n(&c, N / 6).await;
@@ -264,7 +264,7 @@ async fn seek_pause_resume_unassign_send_changes() {
     fake.create_topic(&topic, 4).unwrap();
     produce(&bootstrap, &topic, 4, 0, 40).await;
     let c = consumer(&bootstrap);
-    let tp = |p: i32| (topic.clone(), p);
+    let tp = |p: i32| kpax::TopicPartition::new(topic.clone(), p);
     c.assign((0..4).map(tp), StartAt::Earliest);
     let got = recv_n(&c, 40).await;
     check_exactly_once_in_order(&got, 40, 4);
@@ -347,7 +347,10 @@ async fn a_broker_without_sessions_gets_full_fetches() {
     fake.create_topic(&topic, 4).unwrap();
     produce(&bootstrap, &topic, 4, 0, 400).await;
     let c = consumer(&bootstrap);
-    c.assign((0..4).map(|p| (topic.clone(), p)), StartAt::Earliest);
+    c.assign(
+        (0..4).map(|p| kpax::TopicPartition::new(topic.clone(), p)),
+        StartAt::Earliest,
+    );
     let got = recv_n(&c, 400).await;
     check_exactly_once_in_order(&got, 400, 4);
     assert_quiet(&c, Duration::from_millis(300)).await;

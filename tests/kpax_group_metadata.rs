@@ -112,7 +112,7 @@ async fn consume_transform_produce_with_group_metadata() {
         assert!(!meta.member_id.is_empty(), "{meta:?}");
         assert_eq!(meta.group_instance_id, None);
         p.begin_transaction().unwrap();
-        let mut offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut offsets: BTreeMap<kpax::TopicPartition, i64> = BTreeMap::new();
         let mut firsts: BTreeMap<i32, i64> = BTreeMap::new();
         let mut acks = Vec::new();
         for r in &records {
@@ -122,7 +122,10 @@ async fn consume_transform_produce_with_group_metadata() {
                     .await
                     .unwrap(),
             );
-            offsets.insert((input.clone(), r.partition), r.offset + 1);
+            offsets.insert(
+                kpax::TopicPartition::new(input.clone(), r.partition),
+                r.offset + 1,
+            );
             firsts.entry(r.partition).or_insert(r.offset);
         }
         for a in acks {
@@ -156,7 +159,10 @@ async fn consume_transform_produce_with_group_metadata() {
     )
     .unwrap();
     reader.assign(
-        [(output.clone(), 0), (output.clone(), 1)],
+        [
+            kpax::TopicPartition::new(output.clone(), 0),
+            kpax::TopicPartition::new(output.clone(), 1),
+        ],
         StartAt::Earliest,
     );
     let got = batch(&reader, N + 10, Duration::from_secs(2)).await;

@@ -348,7 +348,7 @@ async fn cooperative_members_join_and_leave(
             .iter()
             .chain(three.iter())
             .filter(|(tp, m)| after.get(*tp) != Some(*m) || three.get(*tp) != Some(*m))
-            .map(|((_, p), _)| *p)
+            .map(|(tp, _)| tp.partition)
             .collect();
         for v in &twice {
             let i: i32 = v.trim_start_matches("rec-").parse().unwrap();
@@ -487,11 +487,11 @@ async fn pattern_subscription_picks_up_new_topics(tc: TestCluster, protocol: Gro
     c.subscribe_pattern(&format!("{}-.*", regex_escape(&prefix)), Some(".*-x"))
         .unwrap();
     let owners = await_owners(&log, 2, &[2]).await;
-    assert!(owners.keys().all(|(t, _)| *t == a), "{owners:?}");
+    assert!(owners.keys().all(|tp| tp.topic == a), "{owners:?}");
 
     create(b.clone(), 3).await;
     let owners = await_owners(&log, 5, &[5]).await;
-    let topics: BTreeSet<&String> = owners.keys().map(|(t, _)| t).collect();
+    let topics: BTreeSet<&String> = owners.keys().map(|tp| &tp.topic).collect();
     assert_eq!(topics, BTreeSet::from([&a, &b]));
 
     produce(&tc, &b, 3, 0, 30).await;

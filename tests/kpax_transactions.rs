@@ -148,7 +148,7 @@ impl Backend {
                 .with_isolation_level(isolation),
         )
         .unwrap();
-        let tp = (topic.to_string(), partition);
+        let tp = kpax::TopicPartition::new(topic, partition);
         let got = c.committed(std::slice::from_ref(&tp)).await.unwrap();
         c.close().await;
         got.get(&tp).copied().filter(|o| *o >= 0)
@@ -222,7 +222,7 @@ async fn kpax_read(
     )
     .unwrap();
     c.assign(
-        (0..partitions).map(|p| (topic.to_string(), p)),
+        (0..partitions).map(|p| kpax::TopicPartition::new(topic.to_string(), p)),
         StartAt::Earliest,
     );
     let mut out: BTreeMap<i32, Vec<String>> = (0..partitions).map(|p| (p, Vec::new())).collect();
@@ -574,12 +574,18 @@ async fn offsets_go_with_the_transaction(b: &Backend) -> (String, String) {
         &[ErrorCode::CONCURRENT_TRANSACTIONS],
     );
     b.fail(ApiKey::TxnOffsetCommit, &[ErrorCode::NOT_COORDINATOR]);
-    p.send_offsets_to_transaction([((topic.clone(), 0), 5), ((topic.clone(), 1), 7)], &meta)
-        .await
-        .unwrap();
+    p.send_offsets_to_transaction(
+        [
+            (kpax::TopicPartition::new(topic.clone(), 0), 5),
+            (kpax::TopicPartition::new(topic.clone(), 1), 7),
+        ],
+        &meta,
+    )
+    .await
+    .unwrap();
     p.commit_transaction().await.unwrap();
     p.begin_transaction().unwrap();
-    p.send_offsets_to_transaction([((topic.clone(), 0), 9)], &meta)
+    p.send_offsets_to_transaction([(kpax::TopicPartition::new(topic.clone(), 0), 9)], &meta)
         .await
         .unwrap();
     p.abort_transaction().await.unwrap();
@@ -693,7 +699,7 @@ async fn offsets_are_committed_only_with_the_transaction(b: Backend) {
     p.init_transactions().await.unwrap();
     p.begin_transaction().unwrap();
     p.send_offsets_to_transaction(
-        [((topic.clone(), 0), 3)],
+        [(kpax::TopicPartition::new(topic.clone(), 0), 3)],
         &ConsumerGroupMetadata::new(&group2),
     )
     .await
@@ -710,8 +716,16 @@ async fn offsets_are_committed_only_with_the_transaction(b: Backend) {
             .with_fetch_max_wait(Duration::from_millis(100)),
     )
     .unwrap();
-    let committed = c.committed(&[(topic.clone(), 0)]).await.unwrap();
-    assert_eq!(committed.get(&(topic.clone(), 0)).copied(), Some(3));
+    let committed = c
+        .committed(&[kpax::TopicPartition::new(topic.clone(), 0)])
+        .await
+        .unwrap();
+    assert_eq!(
+        committed
+            .get(&kpax::TopicPartition::new(topic.clone(), 0))
+            .copied(),
+        Some(3)
+    );
     p.close(Duration::from_secs(5)).await;
 }
 
@@ -809,12 +823,19 @@ async fn open_transaction_holds_back_read_committed(b: Backend) {
                 .with_fetch_max_wait(Duration::from_millis(100)),
         )
         .unwrap();
-        c.assign([(topic.clone(), 0)], StartAt::Latest);
+        c.assign(
+            [kpax::TopicPartition::new(topic.clone(), 0)],
+            StartAt::Latest,
+        );
         c
     };
     let committed_reader = latest(IsolationLevel::ReadCommitted);
     let uncommitted_reader = latest(IsolationLevel::ReadUncommitted);
-    let position = |c: &Consumer| c.positions().get(&(topic.clone(), 0)).copied();
+    let position = |c: &Consumer| {
+        c.positions()
+            .get(&kpax::TopicPartition::new(topic.clone(), 0))
+            .copied()
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while position(&committed_reader).is_none() || position(&uncommitted_reader).is_none() {
         assert!(
@@ -1297,7 +1318,7 @@ async fn position_moves_past_markers(b: Backend) {
                 .with_fetch_max_wait(Duration::from_millis(100)),
         )
         .unwrap();
-        let tp = (topic.clone(), 0);
+        let tp = kpax::TopicPartition::new(topic.clone(), 0);
         c.assign([tp.clone()], StartAt::Earliest);
         for i in 0..want {
             tokio::time::timeout(Duration::from_secs(20), c.recv())

@@ -254,11 +254,11 @@ fn done(consumer: &Consumer, range: &Range, next: &BTreeMap<i32, i64>) -> bool {
     }
     let positions = consumer.positions();
     assigned.iter().all(|tp| {
-        let Some(end) = ends.get(&tp.1) else {
+        let Some(end) = ends.get(&tp.partition) else {
             return true;
         };
         let at = next
-            .get(&tp.1)
+            .get(&tp.partition)
             .copied()
             .into_iter()
             .chain(positions.get(tp).copied())
@@ -270,6 +270,6 @@ fn done(consumer: &Consumer, range: &Range, next: &BTreeMap<i32, i64>) -> bool {
 /// Assigns `starts` (partition, offset) of `topic` to a standalone consumer.
 pub fn assign(consumer: &Consumer, topic: &str, starts: &BTreeMap<i32, i64>) {
     for (p, o) in starts {
-        consumer.assign([(topic.to_string(), *p)], StartAt::Offset(*o));
+        consumer.assign([TopicPartition::new(topic, *p)], StartAt::Offset(*o));
     }
 }

@@ -61,7 +61,7 @@ async fn run(
         let batch =
             tokio::time::timeout(Duration::from_secs(30), consumer.recv_batch(500)).await??;
         producer.begin_transaction()?;
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut next: BTreeMap<kpax::TopicPartition, i64> = BTreeMap::new();
         for r in &batch {
             let value = String::from_utf8_lossy(r.value().unwrap_or_default()).to_uppercase();
             let mut out = ProducerRecord::new(output.clone(), value);
@@ -69,7 +69,10 @@ async fn run(
                 out = out.with_key(bytes::Bytes::copy_from_slice(k));
             }
             producer.send(out).await?;
-            next.insert((r.topic.to_string(), r.partition), r.offset + 1);
+            next.insert(
+                kpax::TopicPartition::new(&*r.topic, r.partition),
+                r.offset + 1,
+            );
         }
         let group = consumer
             .group_metadata()
@@ -86,8 +89,8 @@ async fn run(
                 // Nothing of this batch is visible; read it again.
                 eprintln!("transaction failed, aborting: {e}");
                 producer.abort_transaction().await?;
-                for (topic, partition) in next.keys() {
-                    consumer.seek(topic, *partition, StartAt::Committed);
+                for tp in next.keys() {
+                    consumer.seek(&tp.topic, tp.partition, StartAt::Committed);
                 }
             }
         }
@@ -102,7 +105,10 @@ async fn run(
         ConsumerConfig::default().with_isolation_level(IsolationLevel::ReadCommitted),
     )?;
     for p in 0..3 {
-        reader.assign([(output.clone(), p)], StartAt::Earliest);
+        reader.assign(
+            [kpax::TopicPartition::new(output.clone(), p)],
+            StartAt::Earliest,
+        );
     }
     let mut values = Vec::new();
     while values.len() < n {

@@ -31,9 +31,10 @@
 //! group nothing is committed ([`FanOutReport::committable`] says where
 //! processing got to).
 
-use crate::consumer::{Consumer, ConsumerRecord, TopicPartition};
+use crate::consumer::{Consumer, ConsumerRecord};
 use crate::error::Error;
 use crate::producer::{Producer, ProducerRecord};
+use crate::topic_partition::TopicPartition;
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -299,7 +300,7 @@ impl FanOut {
                 biased;
                 (task, step) = next_done(&mut running), if !running.is_empty() => {
                     let Task { lane, offset, attempt, record, .. } = task;
-                    let tp = (lane.0.to_string(), lane.1);
+                    let tp = TopicPartition::new(&*lane.0, lane.1);
                     let outcome = match step {
                         Step::Handled(Ok(())) => {
                             report.processed += 1;
@@ -424,7 +425,7 @@ impl FanOut {
                 }
                 r = consumer.recv(), if can_take => match r {
                     Ok(r) => {
-                        progress.take(&(r.topic.to_string(), r.partition), r.offset);
+                        progress.take(&TopicPartition::new(&*r.topic, r.partition), r.offset);
                         outstanding += 1;
                         report.max_outstanding = report.max_outstanding.max(outstanding);
                         let lane: Lane = (
@@ -658,7 +659,7 @@ mod tests {
 
     #[test]
     fn the_commit_stops_at_the_first_unprocessed_offset() {
-        let tp = ("t".to_string(), 0);
+        let tp = TopicPartition::new("t", 0);
         let mut p = Progress::default();
         for o in 10..15 {
             p.take(&tp, o);

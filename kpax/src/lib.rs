@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod producer;
 pub mod properties;
 pub mod share;
+pub mod topic_partition;
 pub mod transaction;
 pub mod versions;
 
@@ -37,6 +38,7 @@ pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 pub use error::{Error, Result};
 pub use kpax_proto as proto;
 pub use producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use topic_partition::TopicPartition;
 
 /// The README's code blocks, compiled (and run, unless marked `no_run`) as
 /// doctests of this crate, so that they cannot rot.

@@ -78,7 +78,10 @@ async fn produce_and_fetch(fake: &FakeCluster, config: ClientConfig, topic: &str
     assert_eq!(offsets, vec![0, 1, 2]);
     producer.close(Duration::from_secs(5)).await;
     let consumer = Consumer::new(cluster, ConsumerConfig::default()).unwrap();
-    consumer.assign([(topic.to_string(), 0)], StartAt::Earliest);
+    consumer.assign(
+        [kpax::TopicPartition::new(topic.to_string(), 0)],
+        StartAt::Earliest,
+    );
     for i in 0..3 {
         let r = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
             .await

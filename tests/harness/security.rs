@@ -68,7 +68,10 @@ pub async fn roundtrip(tc: &TestCluster, bootstrap: String, config: ClientConfig
     }
     assert!(producer.close(Duration::from_secs(10)).await);
     let consumer = Consumer::new(cluster, ConsumerConfig::default()).unwrap();
-    consumer.assign([(topic.name.clone(), 0)], StartAt::Earliest);
+    consumer.assign(
+        [kpax::TopicPartition::new(topic.name.as_str(), 0)],
+        StartAt::Earliest,
+    );
     for i in 0..3 {
         let r = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
             .await

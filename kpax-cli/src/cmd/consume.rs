@@ -351,7 +351,7 @@ pub fn stats_text(s: &ConsumerStats) -> String {
     let per: Vec<String> = s
         .lag
         .iter()
-        .map(|((t, p), lag)| format!("{t}-{p}: {lag}"))
+        .map(|(tp, lag)| format!("{tp}: {lag}"))
         .collect();
     line(
         "lag",
@@ -423,7 +423,11 @@ mod tests {
             commit_errors: 0,
             commit_latency_us: 3000,
             buffered_bytes: 128,
-            lag: [(("t".to_string(), 0), 2), (("t".to_string(), 1), 0)].into(),
+            lag: [
+                (kpax::TopicPartition::new("t", 0), 2),
+                (kpax::TopicPartition::new("t", 1), 0),
+            ]
+            .into(),
         };
         let text = stats_text(&s);
         for want in [

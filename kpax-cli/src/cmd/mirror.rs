@@ -21,7 +21,10 @@ use clap::{Args, ValueEnum};
 use kpax::admin::{Admin, NewTopic, OffsetSpec};
 use kpax::consumer::{IsolationLevel, OffsetReset, StartAt};
 use kpax::producer::{ConsumerGroupMetadata, TransactionError};
-use kpax::{Consumer, ConsumerConfig, ConsumerRecord, Producer, ProducerConfig, ProducerRecord};
+use kpax::{
+    Consumer, ConsumerConfig, ConsumerRecord, Producer, ProducerConfig, ProducerRecord,
+    TopicPartition,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -139,9 +142,6 @@ impl MirrorArgs {
     }
 }
 
-/// One source partition.
-type Tp = (String, i32);
-
 /// What the mirror has done.
 #[derive(Debug, Default)]
 struct Progress {
@@ -205,8 +205,8 @@ pub async fn run(args: MirrorArgs) -> Result<()> {
     let (same_partitions, starts, ends) = to
         .bounded("preparing the mirror", async {
             let mut same_partitions = BTreeMap::new();
-            let mut starts: BTreeMap<Tp, i64> = BTreeMap::new();
-            let mut ends: BTreeMap<Tp, i64> = BTreeMap::new();
+            let mut starts: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+            let mut ends: BTreeMap<TopicPartition, i64> = BTreeMap::new();
             let committed = dest_admin
                 .list_group_offsets(&group, None)
                 .await
@@ -223,7 +223,11 @@ pub async fn run(args: MirrorArgs) -> Result<()> {
                     let latest =
                         reader::offsets(&source_admin, topic, &partitions, OffsetSpec::Latest)
                             .await?;
-                    ends.extend(latest.into_iter().map(|(p, o)| ((topic.clone(), p), o)));
+                    ends.extend(
+                        latest
+                            .into_iter()
+                            .map(|(p, o)| (TopicPartition::new(topic.as_str(), p), o)),
+                    );
                 }
                 // Concrete offsets, so that an aborted transaction can
                 // be read again from where it began.
@@ -239,7 +243,7 @@ pub async fn run(args: MirrorArgs) -> Result<()> {
                         .and_then(|(_, c)| c.as_ref().ok())
                         .and_then(|c| c.offset);
                     let start = at.or_else(|| fresh.get(&p).copied()).unwrap_or(0);
-                    starts.insert((topic.clone(), p), start);
+                    starts.insert(TopicPartition::new(topic.as_str(), p), start);
                 }
             }
             Ok((same_partitions, starts, ends))
@@ -356,7 +360,7 @@ struct Open {
     /// Records sent in it.
     records: u64,
     /// The source offset after the last record sent in it, per partition.
-    next: BTreeMap<Tp, i64>,
+    next: BTreeMap<TopicPartition, i64>,
 }
 
 /// The copying loop.
@@ -368,10 +372,10 @@ struct Mirror<'a> {
     /// Per topic: whether the destination has as many partitions.
     same_partitions: BTreeMap<String, bool>,
     /// Without --follow: the source offsets to reach.
-    ends: BTreeMap<Tp, i64>,
+    ends: BTreeMap<TopicPartition, i64>,
     /// Where each partition's next transaction starts: its start, then the
     /// source offset after its last committed record.
-    committed: BTreeMap<Tp, i64>,
+    committed: BTreeMap<TopicPartition, i64>,
     open: Open,
     progress: Progress,
 }
@@ -445,7 +449,7 @@ impl Mirror<'_> {
     /// Sends `batch` in the open transaction (beginning one if needed).
     async fn send(&mut self, batch: Vec<ConsumerRecord>) -> kpax::Result<()> {
         for r in batch {
-            let tp = (r.topic.to_string(), r.partition);
+            let tp = TopicPartition::new(&*r.topic, r.partition);
             if self.ends.get(&tp).is_some_and(|end| r.offset >= *end) {
                 continue;
             }
@@ -455,11 +459,11 @@ impl Mirror<'_> {
             }
             let same = self
                 .same_partitions
-                .get(tp.0.as_str())
+                .get(tp.topic.as_str())
                 .copied()
                 .unwrap_or(false);
             let out = ProducerRecord {
-                topic: tp.0.clone(),
+                topic: tp.topic.clone(),
                 partition: same.then_some(r.partition),
                 key: r.key_bytes(),
                 value: r.value_bytes(),
@@ -541,7 +545,8 @@ impl Mirror<'_> {
         }
         for tp in std::mem::take(&mut self.open.next).into_keys() {
             let at = self.committed.get(&tp).copied().unwrap_or(0);
-            self.consumer.seek(&tp.0, tp.1, StartAt::Offset(at));
+            self.consumer
+                .seek(&tp.topic, tp.partition, StartAt::Offset(at));
         }
         self.open = Open::default();
         self.progress.aborted += 1;

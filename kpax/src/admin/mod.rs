@@ -28,6 +28,8 @@ mod offsets;
 mod share_offsets;
 mod topics;
 
+/// The partition key, [`crate::TopicPartition`] (re-exported here).
+pub use crate::topic_partition::TopicPartition;
 pub use configs::{AlterConfig, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{
     CommittedOffset, GroupDescription, GroupListing, GroupMember, Groups, PartitionLag,
@@ -54,31 +56,6 @@ use tokio::task::JoinSet;
 const ATTEMPTS: usize = 3;
 /// The wait between attempts.
 const BACKOFF: Duration = Duration::from_millis(200);
-
-/// A partition of a topic: the key of per-partition results.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TopicPartition {
-    /// The topic.
-    pub topic: String,
-    /// The partition id.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// `topic`-`partition`.
-    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
 
 /// Results keyed by partition, one `Result` per partition.
 pub type PartitionResults<T> = BTreeMap<TopicPartition, Result<T>>;

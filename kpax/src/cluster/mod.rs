@@ -200,7 +200,7 @@ impl Cluster {
         &self,
         assigned: &[(Uuid, Vec<i32>)],
         topics: &[String],
-    ) -> BTreeSet<(String, i32)> {
+    ) -> BTreeSet<crate::topic_partition::TopicPartition> {
         let (mut by_id, _) = self.topic_ids();
         if assigned.iter().any(|(id, _)| !by_id.contains_key(id)) {
             let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -212,7 +212,10 @@ impl Cluster {
         let mut out = BTreeSet::new();
         for (id, ps) in assigned {
             match by_id.get(id) {
-                Some(name) => out.extend(ps.iter().map(|p| (name.clone(), *p))),
+                Some(name) => out.extend(
+                    ps.iter()
+                        .map(|p| crate::topic_partition::TopicPartition::new(name.as_str(), *p)),
+                ),
                 None => {
                     tracing::warn!(topic_id = ?id, "assigned a topic the metadata does not know")
                 }

@@ -386,9 +386,14 @@ pub fn withhold_moving(
 }
 
 /// Every (topic, partition) in an assignment.
-pub(crate) fn flatten(a: &BTreeMap<String, Vec<i32>>) -> BTreeSet<(String, i32)> {
+pub(crate) fn flatten(
+    a: &BTreeMap<String, Vec<i32>>,
+) -> BTreeSet<crate::topic_partition::TopicPartition> {
     a.iter()
-        .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+        .flat_map(|(t, ps)| {
+            ps.iter()
+                .map(move |p| crate::topic_partition::TopicPartition::new(t.as_str(), *p))
+        })
         .collect()
 }
 

@@ -178,7 +178,7 @@ mod tests {
     use super::*;
 
     fn tp(p: i32) -> TopicPartition {
-        ("t".to_string(), p)
+        TopicPartition::new("t", p)
     }
 
     #[test]

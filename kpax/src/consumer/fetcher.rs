@@ -7,7 +7,7 @@
 //! missing from an answer had nothing: it is simply fetched again.
 
 use super::fetch_session::{FetchPlan, FetchSession};
-use super::{Chunk, ConsumerRecord, IsolationLevel, OffsetReset, Shared, StartAt, TopicPartition};
+use super::{ConsumerRecord, IsolationLevel, OffsetReset, Shared, StartAt, TopicPartition};
 use crate::broker::{backoff, Broker, SendOptions};
 use crate::error::{Error, Result};
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use kpax_proto::generated::fetch::{
 use kpax_proto::generated::list_offsets::{ListOffsetsRequestPartition, ListOffsetsRequestTopic};
 use kpax_proto::generated::{ApiKey, ErrorCode, FetchRequest, FetchResponse, ListOffsetsRequest};
 use kpax_proto::records::{AbortedFilter, AbortedTransaction, Batch, BatchVerdict, Batches};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -72,7 +72,7 @@ pub(crate) async fn run(weak: Weak<Shared>) {
             busy.remove(&d.node);
             settle(&s, d, &mut sessions);
         }
-        if failures > 0 && s.lock().parts.values().all(|p| p.position.is_some()) {
+        if failures > 0 && s.lock().parts.all_positioned() {
             failures = 0;
         }
     }
@@ -80,13 +80,7 @@ pub(crate) async fn run(weak: Weak<Shared>) {
 
 /// Finds positions for partitions that need one.
 async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
-    let pending: Vec<(TopicPartition, StartAt)> = s
-        .lock()
-        .parts
-        .iter()
-        .filter(|(_, p)| p.position.is_none())
-        .filter_map(|(tp, p)| p.start.map(|st| (tp.clone(), st)))
-        .collect();
+    let pending: Vec<(TopicPartition, StartAt)> = s.lock().parts.pending_starts();
     if pending.is_empty() {
         return Ok(());
     }
@@ -104,18 +98,14 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
                 continue;
             };
             match offsets.get(&tp).copied().filter(|o| *o >= 0) {
-                Some(o) => {
-                    p.position = Some(o);
-                    p.fetch_offset = o;
-                    p.start = None;
-                }
+                Some(o) => p.start_at(o),
                 None => match reset {
                     OffsetReset::Earliest => p.start = Some(StartAt::Earliest),
                     OffsetReset::Latest => p.start = Some(StartAt::Latest),
                     OffsetReset::None => {
                         st.error = Some(Error::Config(format!(
                             "{}-{} has no committed offset and auto_offset_reset is None",
-                            tp.0, tp.1
+                            tp.topic, tp.partition
                         )));
                         st.parts.remove(&tp);
                         s.records.notify_waiters();
@@ -134,7 +124,7 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
             StartAt::Timestamp(t) => t,
             StartAt::Offset(_) | StartAt::Committed => continue,
         };
-        let leader = s.cluster.leader(&tp.0, tp.1).await?;
+        let leader = s.cluster.leader(&tp.topic, tp.partition).await?;
         by_leader
             .entry(leader.node_id().unwrap_or(-1))
             .or_insert_with(|| (leader, Vec::new()))
@@ -144,14 +134,14 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
     for (_, (broker, items)) in by_leader {
         let version = broker.version_for::<ListOffsetsRequest>().await?;
         let mut topics: BTreeMap<String, Vec<ListOffsetsRequestPartition>> = BTreeMap::new();
-        for ((t, p), ts) in &items {
+        for (tp, ts) in &items {
             let mut part = ListOffsetsRequestPartition::default()
-                .with_partition_index(*p)
+                .with_partition_index(tp.partition)
                 .with_timestamp(*ts);
             if version == 0 {
                 part.max_num_offsets = 1;
             }
-            topics.entry(t.clone()).or_default().push(part);
+            topics.entry(tp.topic.clone()).or_default().push(part);
         }
         let mut req = ListOffsetsRequest::default().with_topics(
             topics
@@ -172,12 +162,13 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
         let mut st = s.lock();
         for t in &resp.topics {
             for p in &t.partitions {
-                let tp = (t.name.to_string(), p.partition_index);
+                let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
                 let Some(part) = st.parts.get_mut(&tp) else {
                     continue;
                 };
                 if !p.error_code.is_ok() {
-                    s.cluster.partition_error(&tp.0, tp.1, p.error_code);
+                    s.cluster
+                        .partition_error(&tp.topic, tp.partition, p.error_code);
                     continue;
                 }
                 let offset = if version == 0 {
@@ -189,9 +180,7 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
                     // no record at or after the timestamp: start at the end
                     part.start = Some(StartAt::Latest);
                 } else {
-                    part.position = Some(offset);
-                    part.fetch_offset = offset;
-                    part.start = None;
+                    part.start_at(offset);
                 }
             }
         }
@@ -219,30 +208,17 @@ async fn plan(
     let now = Instant::now();
     // (partition, fetch offset, epoch): a seek while leaders are looked
     // up below changes the epoch, and the partition waits for the next plan.
-    let wanted: Vec<Wanted> = s
-        .lock()
-        .parts
-        .iter()
-        .filter(|(_, p)| {
-            p.position.is_some()
-                && !p.paused
-                && !p.in_flight
-                // fetch ahead: one chunk may wait while the next is fetched
-                && p.chunks.len() < 2
-                && p.retry_at.is_none_or(|t| t <= now)
-        })
-        .map(|(tp, p)| (tp.clone(), p.fetch_offset, p.epoch))
-        .collect();
+    let wanted: Vec<Wanted> = s.lock().parts.fetchable(now);
     let mut by_leader: HashMap<i32, (Broker, Vec<Wanted>)> = HashMap::new();
     for (tp, off, epoch) in wanted {
-        match s.cluster.leader(&tp.0, tp.1).await {
+        match s.cluster.leader(&tp.topic, tp.partition).await {
             Ok(b) => by_leader
                 .entry(b.node_id().unwrap_or(-1))
                 .or_insert_with(|| (b, Vec::new()))
                 .1
                 .push((tp, off, epoch)),
             Err(e) => {
-                tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "no leader");
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, error = %e, "no leader");
                 if let Some(p) = s.lock().parts.get_mut(&tp) {
                     p.retry_at = Some(now + s.config.retry_backoff);
                 }
@@ -270,12 +246,7 @@ async fn plan(
         {
             let mut st = s.lock();
             for (tp, off, epoch) in &items {
-                if let Some(p) = st
-                    .parts
-                    .get_mut(tp)
-                    .filter(|p| p.epoch == *epoch && !p.in_flight)
-                {
-                    p.in_flight = true;
+                if st.parts.start_fetch(tp, *epoch) {
                     parts.push((tp.clone(), *off, *epoch));
                 }
             }
@@ -327,10 +298,10 @@ async fn fetch(
         plan.sessionless()
     };
     let mut topics: BTreeMap<&str, Vec<FetchRequestPartition>> = BTreeMap::new();
-    for ((t, p), off) in &plan.send {
-        topics.entry(t.as_str()).or_default().push(
+    for (tp, off) in &plan.send {
+        topics.entry(tp.topic.as_str()).or_default().push(
             FetchRequestPartition::default()
-                .with_partition(*p)
+                .with_partition(tp.partition)
                 .with_fetch_offset(*off)
                 .with_partition_max_bytes(s.config.partition_max_bytes),
         );
@@ -358,8 +329,11 @@ async fn fetch(
         req.session_id = plan.session_id;
         req.session_epoch = plan.epoch;
         let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (t, p) in &plan.forget {
-            forgotten.entry(t.as_str()).or_default().push(*p);
+        for tp in &plan.forget {
+            forgotten
+                .entry(tp.topic.as_str())
+                .or_default()
+                .push(tp.partition);
         }
         req.forgotten_topics_data = forgotten
             .into_iter()
@@ -376,6 +350,22 @@ async fn fetch(
         .await;
     (plan, result)
 }
+
+/// One partition of a fetch response, read before the state lock is
+/// taken: what was asked (fetch offset, epoch), the error code, and its
+/// records decoded (with their size in bytes) when there were any.
+struct Answer {
+    tp: TopicPartition,
+    offset: i64,
+    epoch: u64,
+    code: ErrorCode,
+    high_watermark: i64,
+    records: Option<(usize, Parsed)>,
+}
+
+/// What `parse` made of a partition's records: the records and the offset
+/// after their batches.
+type Parsed = Result<(Vec<ConsumerRecord>, Option<i64>)>;
 
 fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
     let now = Instant::now();
@@ -395,10 +385,8 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
     let fail_all = |e: &Error| {
         let mut st = s.lock();
         for (tp, _, epoch) in &d.parts {
-            if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
-                p.in_flight = false;
-                p.retry_at = Some(now + s.config.retry_backoff);
-            }
+            st.parts
+                .end_fetch(tp, *epoch, Some(now + s.config.retry_backoff));
         }
         tracing::debug!(node = d.node, error = %e, "fetch failed");
     };
@@ -414,9 +402,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
             tracing::debug!(node = d.node, code = %r.error_code, "fetch session reset");
             let mut st = s.lock();
             for (tp, _, epoch) in &d.parts {
-                if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
-                    p.in_flight = false;
-                }
+                st.parts.end_fetch(tp, *epoch, None);
             }
             drop(st);
             s.wake.notify_one();
@@ -440,14 +426,6 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
         }
     };
     let read_committed = s.config.isolation_level == IsolationLevel::ReadCommitted;
-    let mut any = false;
-    let mut guard = s.lock();
-    let st = &mut *guard;
-    for (tp, _, epoch) in &d.parts {
-        if let Some(p) = st.parts.get_mut(tp).filter(|p| p.epoch == *epoch) {
-            p.in_flight = false;
-        }
-    }
     // What was asked, by partition: a lookup per partition in the
     // response instead of a scan (O(partitions^2) a fetch at 10,000).
     let asked: std::collections::HashMap<&TopicPartition, (i64, _)> = d
@@ -455,95 +433,112 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
         .iter()
         .map(|(tp, offset, epoch)| (tp, (*offset, *epoch)))
         .collect();
+    // Records are decoded (and decompressed) before the lock is taken:
+    // `recv` is not kept waiting while a fetch is parsed. Whether each
+    // answer still counts (its partition's epoch) is checked under the
+    // lock below, in the response's order as before.
+    let mut answers: Vec<Answer> = Vec::new();
     for t in &resp.responses {
         let topic: Arc<str> = Arc::from(t.topic.as_str());
         for r in &t.partitions {
-            let tp = (topic.to_string(), r.partition_index);
+            let tp = TopicPartition::new(&*topic, r.partition_index);
             let Some(&(offset, epoch)) = asked.get(&tp) else {
                 continue;
             };
-            let Some(p) = st.parts.get_mut(&tp).filter(|p| p.epoch == epoch) else {
-                continue;
-            };
             let code = r.error_code;
-            match code {
-                ErrorCode::NONE => {}
-                ErrorCode::OFFSET_OUT_OF_RANGE => {
-                    match s.config.auto_offset_reset {
-                        OffsetReset::Earliest => p.start = Some(StartAt::Earliest),
-                        OffsetReset::Latest => p.start = Some(StartAt::Latest),
-                        OffsetReset::None => {
-                            st.error = Some(Error::Broker {
-                                broker: format!("node {}", d.node),
-                                api: ApiKey::Fetch,
-                                code,
-                                message: Some(format!("{}-{} offset {offset}", tp.0, tp.1)),
-                            });
-                            any = true;
-                            continue;
-                        }
-                    }
-                    p.position = None;
-                    continue;
-                }
-                _ => {
-                    s.cluster.partition_error(&tp.0, tp.1, code);
-                    p.retry_at = Some(now + s.config.retry_backoff);
-                    if !code.is_retriable() {
-                        tracing::warn!(topic = %tp.0, partition = tp.1, %code, "fetch error");
-                    }
-                    continue;
-                }
-            }
-            p.high_watermark = r.high_watermark;
-            let Some(data) = r.records.clone().filter(|d| !d.is_empty()) else {
-                p.update_lag(&s.counters.meters, &tp);
-                continue;
-            };
-            let size = data.len();
-            match parse(
-                &topic,
-                tp.1,
-                data,
+            let records = (code == ErrorCode::NONE)
+                .then(|| r.records.clone().filter(|d| !d.is_empty()))
+                .flatten()
+                .map(|data| {
+                    let size = data.len();
+                    let parsed = parse(
+                        &topic,
+                        tp.partition,
+                        data,
+                        offset,
+                        read_committed,
+                        r.aborted_transactions.as_deref(),
+                    );
+                    (size, parsed)
+                });
+            answers.push(Answer {
+                tp,
                 offset,
-                read_committed,
-                r.aborted_transactions.as_deref(),
-            ) {
-                Ok((records, next)) => {
-                    if let Some(n) = next {
-                        p.fetch_offset = n.max(p.fetch_offset);
-                    }
-                    s.counters.fetched(records.len() as u64, size as u64);
-                    p.update_lag(&s.counters.meters, &tp);
-                    if !records.is_empty() {
-                        let chunk_permit = permit
-                            .as_mut()
-                            .and_then(|pm| pm.split(size.min(pm.num_permits())));
-                        p.chunks.push_back(Chunk {
-                            records: records.into(),
-                            next,
-                            _permit: chunk_permit,
+                epoch,
+                code,
+                high_watermark: r.high_watermark,
+                records,
+            });
+        }
+    }
+    let mut any = false;
+    let mut guard = s.lock();
+    let st = &mut *guard;
+    for (tp, _, epoch) in &d.parts {
+        st.parts.end_fetch(tp, *epoch, None);
+    }
+    for a in answers {
+        let Answer {
+            tp,
+            offset,
+            epoch,
+            code,
+            high_watermark,
+            records,
+        } = a;
+        let Some(p) = st.parts.current(&tp, epoch) else {
+            continue;
+        };
+        match code {
+            ErrorCode::NONE => {}
+            ErrorCode::OFFSET_OUT_OF_RANGE => {
+                match s.config.auto_offset_reset {
+                    OffsetReset::Earliest => p.start = Some(StartAt::Earliest),
+                    OffsetReset::Latest => p.start = Some(StartAt::Latest),
+                    OffsetReset::None => {
+                        st.error = Some(Error::Broker {
+                            broker: format!("node {}", d.node),
+                            api: ApiKey::Fetch,
+                            code,
+                            message: Some(format!("{}-{} offset {offset}", tp.topic, tp.partition)),
                         });
                         any = true;
-                    } else if let Some(n) = next {
-                        // Only control batches or aborted records: nothing
-                        // to hand out, but the position moves past them
-                        // (after any records still buffered).
-                        if p.chunks.is_empty() {
-                            p.position = p.position.map(|o| o.max(n));
-                        } else {
-                            p.chunks.push_back(Chunk {
-                                records: VecDeque::new(),
-                                next,
-                                _permit: None,
-                            });
-                        }
+                        continue;
                     }
                 }
-                Err(e) => {
-                    st.error = Some(e);
+                p.position = None;
+                continue;
+            }
+            _ => {
+                s.cluster.partition_error(&tp.topic, tp.partition, code);
+                p.retry_at = Some(now + s.config.retry_backoff);
+                if !code.is_retriable() {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, %code, "fetch error");
+                }
+                continue;
+            }
+        }
+        p.high_watermark = high_watermark;
+        let Some((size, parsed)) = records else {
+            p.update_lag(&s.counters.meters, &tp);
+            continue;
+        };
+        match parsed {
+            Ok((records, next)) => {
+                s.counters.fetched(records.len() as u64, size as u64);
+                p.update_lag(&s.counters.meters, &tp);
+                let chunk_permit = || {
+                    permit
+                        .as_mut()
+                        .and_then(|pm| pm.split(size.min(pm.num_permits())))
+                };
+                if p.append(records, next, chunk_permit) {
                     any = true;
                 }
+            }
+            Err(e) => {
+                st.error = Some(e);
+                any = true;
             }
         }
     }

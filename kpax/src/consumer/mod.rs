@@ -14,14 +14,16 @@
 
 pub mod assignor;
 mod config;
-mod consumer_protocol;
 mod fetch_session;
 mod fetcher;
 mod group;
+mod partitions;
 pub mod protocol;
 mod rebalance;
 mod stats;
 
+/// The partition key, [`crate::TopicPartition`] (re-exported here).
+pub use crate::topic_partition::TopicPartition;
 pub use assignor::{
     Assignor, CooperativeStickyAssignor, MemberSubscription, RangeAssignor, RebalanceProtocol,
     RoundRobinAssignor, StickyAssignor,
@@ -30,16 +32,17 @@ pub use config::{ConsumerConfig, GroupProtocol, IsolationLevel, OffsetReset};
 pub use rebalance::{ListenerFuture, RebalanceListener};
 pub use stats::ConsumerStats;
 
-pub(crate) use consumer_protocol::new_member_id;
+pub(crate) use group::new_member_id;
 
 use crate::broker::Lane;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use kpax_proto::records::Record;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use partitions::{Part, PartitionTable};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
 /// A record read from a partition: its topic and partition, and the
 /// [`Record`] itself, which it dereferences to (`r.offset`, `r.timestamp`,
@@ -91,79 +94,10 @@ pub enum StartAt {
     Committed,
 }
 
-/// A topic-partition.
-pub type TopicPartition = (String, i32);
-
-pub(crate) struct Chunk {
-    records: VecDeque<ConsumerRecord>,
-    /// The offset after the fetched batches these records came from: past
-    /// the last record, and past control batches (transaction markers) and
-    /// aborted records that follow it. The position moves there once the
-    /// chunk is drained, as the Java consumer's does.
-    next: Option<i64>,
-    _permit: Option<OwnedSemaphorePermit>,
-}
-
-#[derive(Default)]
-pub(crate) struct Part {
-    /// The next offset to hand out; `None` until `start` is resolved.
-    pub position: Option<i64>,
-    /// How to find the position.
-    pub start: Option<StartAt>,
-    /// The next offset to fetch.
-    pub fetch_offset: i64,
-    pub paused: bool,
-    pub in_flight: bool,
-    /// Bumped by seek: fetch results of an older epoch are dropped.
-    pub epoch: u64,
-    pub chunks: VecDeque<Chunk>,
-    pub retry_at: Option<std::time::Instant>,
-    pub high_watermark: i64,
-    /// The partition's lag gauge (metrics facade), once it is known.
-    pub lag_gauge: Option<::metrics::Gauge>,
-}
-
-impl Part {
-    /// Sets the lag gauge from the position and high watermark now.
-    pub(crate) fn update_lag(
-        &mut self,
-        meters: &crate::metrics::ConsumerMeters,
-        tp: &TopicPartition,
-    ) {
-        if let Some(pos) = self.position {
-            let gauge = self
-                .lag_gauge
-                .get_or_insert_with(|| meters.lag(&tp.0, tp.1));
-            gauge.set(stats::lag(pos, self.high_watermark) as f64);
-        }
-    }
-}
-
-/// Moves the round-robin cursor to `to`, cloning the key only when it
-/// changes (a record taken from the middle of a chunk leaves it as it is).
-fn set_cursor(
-    cursor: &mut Option<std::ops::Bound<TopicPartition>>,
-    to: std::ops::Bound<&TopicPartition>,
-) {
-    use std::ops::Bound::{Excluded, Included};
-    let same = match (&*cursor, to) {
-        (Some(Included(a)), Included(b)) | (Some(Excluded(a)), Excluded(b)) => a == b,
-        _ => false,
-    };
-    if !same {
-        *cursor = Some(to.cloned());
-    }
-}
-
 #[derive(Default)]
 pub(crate) struct State {
-    pub parts: BTreeMap<TopicPartition, Part>,
-    /// Round-robin cursor over partitions with records: where the next
-    /// `take` starts (`Included`: at that partition, its chunk not drained;
-    /// `Excluded`: just after it). A key rather than an index, so that
-    /// starting there costs a tree lookup, not a walk over every partition
-    /// before it (a walk per record at 10,000 partitions).
-    pub cursor: Option<std::ops::Bound<TopicPartition>>,
+    /// The assigned partitions, their positions and buffers.
+    pub parts: PartitionTable,
     /// A fatal error for the next `recv`.
     pub error: Option<Error>,
 }
@@ -198,21 +132,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new_part(&self, start: StartAt) -> Part {
-        let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
-        match start {
-            // A known offset needs no lookup: fetch from it at once.
-            StartAt::Offset(o) => Part {
-                position: Some(o),
-                fetch_offset: o,
-                epoch,
-                ..Part::default()
-            },
-            other => Part {
-                start: Some(other),
-                epoch,
-                ..Part::default()
-            },
-        }
+        Part::new(start, self.next_epoch())
+    }
+
+    /// A partition epoch not used before.
+    pub(crate) fn next_epoch(&self) -> u64 {
+        self.epochs.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -299,9 +224,7 @@ impl Consumer {
         {
             let mut st = self.shared.lock();
             for tp in partitions {
-                if let std::collections::btree_map::Entry::Vacant(v) = st.parts.entry(tp) {
-                    v.insert(self.shared.new_part(start));
-                }
+                st.parts.assign(tp, || self.shared.new_part(start));
             }
         }
         self.shared.wake.notify_one();
@@ -317,7 +240,7 @@ impl Consumer {
 
     /// The partitions assigned now.
     pub fn assignment(&self) -> BTreeSet<TopicPartition> {
-        self.shared.lock().parts.keys().cloned().collect()
+        self.shared.lock().parts.assigned()
     }
 
     /// Joins the consumer group (`group_id` must be set) subscribed to `topics`.
@@ -360,49 +283,24 @@ impl Consumer {
 
     /// Moves a partition's position; buffered and in-flight records of it are dropped.
     pub fn seek(&self, topic: &str, partition: i32, start: StartAt) {
-        {
-            let mut st = self.shared.lock();
-            if let Some(p) = st.parts.get_mut(&(topic.to_string(), partition)) {
-                p.chunks.clear();
-                p.epoch = self.shared.epochs.fetch_add(1, Ordering::Relaxed);
-                p.in_flight = false;
-                match start {
-                    StartAt::Offset(o) => {
-                        p.position = Some(o);
-                        p.fetch_offset = o;
-                        p.start = None;
-                    }
-                    other => {
-                        p.position = None;
-                        p.start = Some(other);
-                    }
-                }
-            }
-        }
+        self.shared
+            .lock()
+            .parts
+            .seek(&TopicPartition::new(topic, partition), start, || {
+                self.shared.next_epoch()
+            });
         self.shared.wake.notify_one();
     }
 
     /// Stops fetching and handing out records of these partitions (their
     /// positions stay).
     pub fn pause(&self, partitions: &[TopicPartition]) {
-        let mut st = self.shared.lock();
-        for tp in partitions {
-            if let Some(p) = st.parts.get_mut(tp) {
-                p.paused = true;
-            }
-        }
+        self.shared.lock().parts.set_paused(partitions, true);
     }
 
     /// Resumes paused partitions.
     pub fn resume(&self, partitions: &[TopicPartition]) {
-        {
-            let mut st = self.shared.lock();
-            for tp in partitions {
-                if let Some(p) = st.parts.get_mut(tp) {
-                    p.paused = false;
-                }
-            }
-        }
+        self.shared.lock().parts.set_paused(partitions, false);
         self.shared.wake.notify_one();
         self.shared.records.notify_waiters();
     }
@@ -414,12 +312,7 @@ impl Consumer {
 
     /// The next offset to be handed out per assigned partition (known ones).
     pub fn positions(&self) -> BTreeMap<TopicPartition, i64> {
-        self.shared
-            .lock()
-            .parts
-            .iter()
-            .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
-            .collect()
+        self.shared.lock().parts.positions()
     }
 
     /// The fetch session (KIP-227) id per broker node the consumer fetched
@@ -437,16 +330,7 @@ impl Consumer {
     /// commits and their latency, and the lag of each assigned partition.
     /// The same figures go to the `metrics` facade ([`crate::metrics`]).
     pub fn stats(&self) -> ConsumerStats {
-        let lag = self
-            .shared
-            .lock()
-            .parts
-            .iter()
-            .filter_map(|(tp, p)| {
-                let pos = p.position?;
-                Some((tp.clone(), stats::lag(pos, p.high_watermark)))
-            })
-            .collect();
+        let lag = self.shared.lock().parts.lags();
         self.shared
             .counters
             .snapshot(self.buffered_bytes() as u64, lag)
@@ -472,66 +356,14 @@ impl Consumer {
         Ok(n)
     }
 
-    fn take_locked(&self, max: usize, mut sink: impl FnMut(ConsumerRecord)) -> Result<usize> {
-        let mut guard = self.shared.lock();
-        let st = &mut *guard;
+    fn take_locked(&self, max: usize, sink: impl FnMut(ConsumerRecord)) -> Result<usize> {
+        let mut st = self.shared.lock();
         if let Some(e) = st.error.take() {
             return Err(e);
         }
-        if st.parts.is_empty() || max == 0 {
-            return Ok(0);
-        }
-        use std::ops::Bound::{Excluded, Included, Unbounded};
-        // Two passes: from the cursor to the end, then from the start to
-        // the cursor.
-        let start = st.cursor.clone();
-        let mut taken = 0;
-        let meters = &self.shared.counters.meters;
-        for pass in 0..2 {
-            let range = match (pass, &start) {
-                (0, None) => (Unbounded, Unbounded),
-                (0, Some(b)) => (b.clone(), Unbounded),
-                (_, Some(Included(k))) => (Unbounded, Excluded(k.clone())),
-                (_, Some(Excluded(k))) => (Unbounded, Included(k.clone())),
-                _ => break,
-            };
-            for (tp, p) in st.parts.range_mut(range) {
-                if p.paused {
-                    continue;
-                }
-                while let Some(chunk) = p.chunks.front_mut() {
-                    match chunk.records.pop_front() {
-                        Some(r) => {
-                            p.position = Some(r.offset + 1);
-                            sink(r);
-                            taken += 1;
-                            if chunk.records.is_empty() {
-                                if let Some(next) = chunk.next {
-                                    p.position = p.position.map(|o| o.max(next));
-                                }
-                                // Its memory goes back to the fetcher.
-                                p.chunks.pop_front();
-                                p.update_lag(meters, tp);
-                                self.shared.wake.notify_one();
-                                set_cursor(&mut st.cursor, Excluded(tp));
-                            } else {
-                                set_cursor(&mut st.cursor, Included(tp));
-                            }
-                            if taken == max {
-                                return Ok(taken);
-                            }
-                        }
-                        None => {
-                            if let Some(next) = chunk.next {
-                                p.position = p.position.map(|o| o.max(next));
-                            }
-                            p.chunks.pop_front();
-                        }
-                    }
-                }
-            }
-        }
-        Ok(taken)
+        Ok(st
+            .parts
+            .take(max, &self.shared.counters.meters, &self.shared.wake, sink))
     }
 
     /// The next record (round-robin over partitions, in order within each).
@@ -603,7 +435,7 @@ impl Consumer {
         let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for r in records {
             let e = next
-                .entry((r.topic.to_string(), r.partition))
+                .entry(TopicPartition::new(&*r.topic, r.partition))
                 .or_insert(r.offset + 1);
             *e = (*e).max(r.offset + 1);
         }
@@ -694,12 +526,7 @@ impl Consumer {
     /// positions, tells the rebalance listener its partitions are revoked,
     /// leaves the group and stops fetching.
     pub async fn close(&self) {
-        {
-            let mut st = self.shared.lock();
-            for p in st.parts.values_mut() {
-                p.paused = true;
-            }
-        }
+        self.shared.lock().parts.pause_all();
         if !group::revoke_on_close(&self.shared).await && self.shared.config.enable_auto_commit {
             let _ = self.commit().await;
         }

@@ -199,7 +199,7 @@ mod tests {
         c.committed(Duration::from_micros(10), true);
         c.committed(Duration::from_micros(30), false);
         c.rebalanced();
-        let s = c.snapshot(7, BTreeMap::from([(("t".to_string(), 0), 3)]));
+        let s = c.snapshot(7, BTreeMap::from([(TopicPartition::new("t", 0), 3)]));
         assert_eq!(s.fetch_requests, 3);
         assert_eq!(s.fetch_errors, 1);
         assert_eq!(s.fetch_latency, vec![(1, 2, 200), (2, 1, 50)]);

@@ -125,8 +125,8 @@ impl Producer {
         Ok(())
     }
 
-    /// Makes committing `offsets` (topic, partition) -> next offset to
-    /// consume, for the consumer group `group`, part of the transaction:
+    /// Makes committing `offsets` ([`crate::TopicPartition`] -> next offset
+    /// to consume) for the consumer group `group`, part of the transaction:
     /// AddOffsetsToTxn to the transaction coordinator, then TxnOffsetCommit
     /// to the group coordinator. The group sees them only if the
     /// transaction commits.
@@ -137,7 +137,7 @@ impl Producer {
     /// (the transaction must then be aborted); [`TransactionError::Fatal`].
     pub async fn send_offsets_to_transaction(
         &self,
-        offsets: impl IntoIterator<Item = ((String, i32), i64)>,
+        offsets: impl IntoIterator<Item = (crate::topic_partition::TopicPartition, i64)>,
         group: &ConsumerGroupMetadata,
     ) -> Result<()> {
         let t = self.txn("send_offsets_to_transaction")?;
@@ -168,7 +168,10 @@ impl Producer {
                 state: TransactionState::Uninitialized,
             }));
         };
-        let offsets: BTreeMap<(String, i32), i64> = offsets.into_iter().collect();
+        let offsets: BTreeMap<(String, i32), i64> = offsets
+            .into_iter()
+            .map(|(tp, o)| ((tp.topic, tp.partition), o))
+            .collect();
         if offsets.is_empty() {
             return Ok(());
         }

@@ -17,8 +17,8 @@
 use super::acks::{batches, GAP};
 use super::{ShareRecord, Shared, State};
 use crate::broker::{Broker, Lane, SendOptions};
-use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
+use crate::topic_partition::TopicPartition;
 use kpax_proto::generated::share_acknowledge::{
     ShareAcknowledgeRequestAcknowledgementBatch, ShareAcknowledgeRequestPartition,
     ShareAcknowledgeRequestTopic,
@@ -152,7 +152,7 @@ async fn plan(s: &Arc<Shared>, sessions: &mut Sessions) -> Vec<Planned> {
     // The leader of each assigned partition, by node.
     let mut desired: BTreeMap<i32, (Broker, BTreeSet<TopicPartition>)> = BTreeMap::new();
     for tp in &assignment {
-        match s.cluster.leader(&tp.0, tp.1).await {
+        match s.cluster.leader(&tp.topic, tp.partition).await {
             Ok(b) => {
                 if let Some(id) = b.node_id() {
                     desired
@@ -163,7 +163,7 @@ async fn plan(s: &Arc<Shared>, sessions: &mut Sessions) -> Vec<Planned> {
                 }
             }
             Err(e) => {
-                tracing::debug!(topic = %tp.0, partition = tp.1, error = %e, "no leader for a share partition yet")
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, error = %e, "no leader for a share partition yet")
             }
         }
     }
@@ -262,8 +262,8 @@ fn lost(s: &Shared, acks: &Acks, why: &str) {
     let mut st = s.lock();
     for tp in acks.keys() {
         st.ack_errors.push(Error::NoLeader {
-            topic: tp.0.clone(),
-            partition: tp.1,
+            topic: tp.topic.clone(),
+            partition: tp.partition,
             reason: format!(
                 "acknowledgements not sent: {why}; the records will be delivered again"
             ),
@@ -296,9 +296,11 @@ fn fetch_request(
     let mut topics: BTreeMap<Uuid, Vec<ShareFetchRequestPartition>> = BTreeMap::new();
     let named: BTreeSet<&TopicPartition> = added.iter().chain(acks.keys()).collect();
     for tp in named {
-        let Some(id) = ids.get(&tp.0) else { continue };
+        let Some(id) = ids.get(&tp.topic) else {
+            continue;
+        };
         let mut p = ShareFetchRequestPartition::default();
-        p.partition_index = tp.1;
+        p.partition_index = tp.partition;
         if let Some(a) = acks.get(tp) {
             p.acknowledgement_batches = batches(a)
                 .into_iter()
@@ -324,8 +326,8 @@ fn fetch_request(
         .collect();
     let mut gone: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
     for tp in forgotten {
-        if let Some(id) = ids.get(&tp.0) {
-            gone.entry(*id).or_default().push(tp.1);
+        if let Some(id) = ids.get(&tp.topic) {
+            gone.entry(*id).or_default().push(tp.partition);
         }
     }
     req.forgotten_topics_data = gone
@@ -352,9 +354,11 @@ fn ack_request(
     req.share_session_epoch = epoch;
     let mut topics: BTreeMap<Uuid, Vec<ShareAcknowledgeRequestPartition>> = BTreeMap::new();
     for (tp, a) in acks {
-        let Some(id) = ids.get(&tp.0) else { continue };
+        let Some(id) = ids.get(&tp.topic) else {
+            continue;
+        };
         let mut p = ShareAcknowledgeRequestPartition::default();
-        p.partition_index = tp.1;
+        p.partition_index = tp.partition;
         p.acknowledgement_batches = batches(a)
             .into_iter()
             .map(|b| {
@@ -538,8 +542,8 @@ fn ack_error(
             code,
             message: Some(format!(
                 "{}-{}: {}",
-                tp.0,
-                tp.1,
+                tp.topic,
+                tp.partition,
                 message.map(|m| m.to_string()).unwrap_or_default()
             )),
         });
@@ -569,7 +573,7 @@ fn settle_ack(
             continue;
         };
         for p in &t.partitions {
-            let tp = (name.clone(), p.partition_index);
+            let tp = TopicPartition::new(name.as_str(), p.partition_index);
             ack_error(
                 &mut st,
                 addr,
@@ -610,7 +614,7 @@ fn settle_fetch(
         };
         let topic: Arc<str> = Arc::from(name.as_str());
         for p in t.partitions {
-            let tp = (name.clone(), p.partition_index);
+            let tp = TopicPartition::new(name.as_str(), p.partition_index);
             ack_error(
                 &mut st,
                 addr,
@@ -621,8 +625,8 @@ fn settle_fetch(
             );
             let code = p.error_code;
             if code != ErrorCode::NONE {
-                tracing::debug!(topic = %tp.0, partition = tp.1, %code, "share fetch partition error");
-                s.cluster.partition_error(&tp.0, tp.1, code);
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, %code, "share fetch partition error");
+                s.cluster.partition_error(&tp.topic, tp.partition, code);
                 continue;
             }
             match take_records(addr, &topic, &p) {
@@ -638,7 +642,7 @@ fn settle_fetch(
                 }
                 Err(e) => {
                     // Not handed out: the acquisition lock returns them.
-                    tracing::warn!(topic = %tp.0, partition = tp.1, error = %e, "share fetch records refused");
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "share fetch records refused");
                     st.ack_errors.push(e);
                 }
             }

@@ -31,8 +31,8 @@ mod membership;
 pub use acks::AcknowledgeType;
 
 use crate::cluster::Cluster;
-use crate::consumer::TopicPartition;
 use crate::error::{Error, Result};
+use crate::topic_partition::TopicPartition;
 use kpax_proto::records::Record;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -407,7 +407,7 @@ impl ShareConsumer {
                     if self.shared.config.ack_mode == AckMode::Implicit {
                         st.handed.extend(
                             out.iter()
-                                .map(|r| ((r.topic.to_string(), r.partition), r.offset)),
+                                .map(|r| (TopicPartition::new(&*r.topic, r.partition), r.offset)),
                         );
                     }
                     return Ok(out);
@@ -434,7 +434,7 @@ impl ShareConsumer {
                 "acknowledge() needs AckMode::Explicit (implicit mode accepts every record)".into(),
             ));
         }
-        let tp = (record.topic.to_string(), record.partition);
+        let tp = TopicPartition::new(&*record.topic, record.partition);
         let queued = self.shared.lock().queue(&tp, record.offset, kind.code());
         if !queued {
             return Err(Error::Config(format!(

@@ -19,12 +19,11 @@
 //! answers UNSUPPORTED_VERSION, a broker with the protocol turned off) the
 //! consumer falls back to the classic protocol.
 
-use super::assignor::RebalanceProtocol;
-use super::group::{
-    auto_commit, lose_all, membership, resolve, set_membership, take_assignment, Selection,
-};
-use super::Shared;
-use crate::broker::SendOptions;
+use super::super::assignor::RebalanceProtocol;
+use super::super::Shared;
+use super::assignment::{auto_commit, lose_all, take_assignment};
+use super::member::{membership, resolve, set_membership, Membership, Selection};
+use crate::broker::{Broker, SendOptions};
 use crate::cluster::CoordinatorKind;
 use crate::error::Error;
 use kpax_proto::generated::consumer_group_heartbeat::ConsumerGroupHeartbeatRequestTopicPartition;
@@ -82,9 +81,9 @@ pub(crate) fn new_member_id() -> String {
 fn owned_by_id(s: &Shared) -> Vec<ConsumerGroupHeartbeatRequestTopicPartition> {
     let (_, by_name) = s.cluster.topic_ids();
     let mut by_topic: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
-    for (t, p) in s.lock().parts.keys() {
-        if let Some(id) = by_name.get(t) {
-            by_topic.entry(*id).or_default().push(*p);
+    for tp in s.lock().parts.keys() {
+        if let Some(id) = by_name.get(&tp.topic) {
+            by_topic.entry(*id).or_default().push(tp.partition);
         }
     }
     by_topic
@@ -361,6 +360,32 @@ pub(crate) async fn run(weak: &Weak<Shared>, group_id: &str, selection: &Selecti
                 _ => return Ended::Stopped,
             }
         }
+    }
+}
+
+/// Leaves a consumer-protocol group: a heartbeat with epoch -1 (-2 for a
+/// static member).
+pub(super) async fn leave(s: &Shared, coordinator: &Broker, m: &Membership) {
+    let Ok(version) = coordinator
+        .version_for::<ConsumerGroupHeartbeatRequest>()
+        .await
+    else {
+        return;
+    };
+    let mut req = ConsumerGroupHeartbeatRequest::default();
+    req.group_id = m.group_id.as_str().into();
+    req.member_id = m.member_id.as_str().into();
+    req.member_epoch = leave_epoch(s.config.group_instance_id.is_some());
+    req.instance_id = s.config.group_instance_id.as_deref().map(Into::into);
+    match coordinator
+        .send_with(&req, SendOptions::version(version).with_lane(s.group_lane))
+        .await
+    {
+        Ok(r) if !r.error_code.is_ok() => {
+            tracing::debug!(error = %r.error_code, "leave group refused");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "leave group failed"),
     }
 }
 

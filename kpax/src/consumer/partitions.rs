@@ -1,0 +1,398 @@
+//! [`PartitionTable`]: the assigned partitions and what the consumer
+//! knows of each ([`Part`]: position, fetch offset, pause, epoch, the
+//! buffered chunks), with the round-robin cursor `take` starts from.
+//!
+//! Every change to the assignment, a position or a buffer goes through a
+//! named operation here; the table lives in the consumer's state, under
+//! its lock.
+
+use super::{stats, ConsumerRecord, StartAt};
+use crate::metrics::ConsumerMeters;
+use crate::topic_partition::TopicPartition;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound::{self, Excluded, Included, Unbounded};
+use std::time::Instant;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+
+/// Records of one fetched partition, handed out in order.
+pub(crate) struct Chunk {
+    records: VecDeque<ConsumerRecord>,
+    /// The offset after the fetched batches these records came from: past
+    /// the last record, and past control batches (transaction markers) and
+    /// aborted records that follow it. The position moves there once the
+    /// chunk is drained, as the Java consumer's does.
+    next: Option<i64>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// One assigned partition.
+#[derive(Default)]
+pub(crate) struct Part {
+    /// The next offset to hand out; `None` until `start` is resolved.
+    pub position: Option<i64>,
+    /// How to find the position.
+    pub start: Option<StartAt>,
+    /// The next offset to fetch.
+    pub fetch_offset: i64,
+    pub paused: bool,
+    pub in_flight: bool,
+    /// Bumped by seek: fetch results of an older epoch are dropped.
+    pub epoch: u64,
+    chunks: VecDeque<Chunk>,
+    pub retry_at: Option<Instant>,
+    pub high_watermark: i64,
+    /// The partition's lag gauge (metrics facade), once it is known.
+    lag_gauge: Option<::metrics::Gauge>,
+}
+
+impl Part {
+    /// A partition of `epoch` starting at `start`.
+    pub(crate) fn new(start: StartAt, epoch: u64) -> Part {
+        match start {
+            // A known offset needs no lookup: fetch from it at once.
+            StartAt::Offset(o) => Part {
+                position: Some(o),
+                fetch_offset: o,
+                epoch,
+                ..Part::default()
+            },
+            other => Part {
+                start: Some(other),
+                epoch,
+                ..Part::default()
+            },
+        }
+    }
+
+    /// Sets the lag gauge from the position and high watermark now.
+    pub(crate) fn update_lag(&mut self, meters: &ConsumerMeters, tp: &TopicPartition) {
+        if let Some(pos) = self.position {
+            let gauge = self
+                .lag_gauge
+                .get_or_insert_with(|| meters.lag(&tp.topic, tp.partition));
+            gauge.set(stats::lag(pos, self.high_watermark) as f64);
+        }
+    }
+
+    /// The position is found: hand out and fetch from `offset`.
+    pub(crate) fn start_at(&mut self, offset: i64) {
+        self.position = Some(offset);
+        self.fetch_offset = offset;
+        self.start = None;
+    }
+
+    /// The position is to be found again, as `start` says.
+    pub(crate) fn restart(&mut self, start: StartAt) {
+        self.position = None;
+        self.start = Some(start);
+    }
+
+    /// Whether a fetch may be sent for it now: positioned, not paused,
+    /// none in flight, at most one chunk waiting (fetch ahead: one chunk
+    /// may wait while the next is fetched), and not backing off.
+    fn fetchable(&self, now: Instant) -> bool {
+        self.position.is_some()
+            && !self.paused
+            && !self.in_flight
+            && self.chunks.len() < 2
+            && self.retry_at.is_none_or(|t| t <= now)
+    }
+
+    /// Appends fetched records (the batches' end is `next`), holding
+    /// `permit` (their bytes of the budget). Returns whether there are
+    /// records to hand out. With none (only control batches or aborted
+    /// records), the position still moves past them, after any records
+    /// still buffered.
+    pub(crate) fn append(
+        &mut self,
+        records: Vec<ConsumerRecord>,
+        next: Option<i64>,
+        permit: impl FnOnce() -> Option<OwnedSemaphorePermit>,
+    ) -> bool {
+        if let Some(n) = next {
+            self.fetch_offset = n.max(self.fetch_offset);
+        }
+        if !records.is_empty() {
+            self.chunks.push_back(Chunk {
+                records: records.into(),
+                next,
+                _permit: permit(),
+            });
+            return true;
+        }
+        if let Some(n) = next {
+            if self.chunks.is_empty() {
+                self.position = self.position.map(|o| o.max(n));
+            } else {
+                self.chunks.push_back(Chunk {
+                    records: VecDeque::new(),
+                    next,
+                    _permit: None,
+                });
+            }
+        }
+        false
+    }
+}
+
+/// Moves the round-robin cursor to `to`, cloning the key only when it
+/// changes (a record taken from the middle of a chunk leaves it as it is).
+fn set_cursor(cursor: &mut Option<Bound<TopicPartition>>, to: Bound<&TopicPartition>) {
+    let same = match (&*cursor, to) {
+        (Some(Included(a)), Included(b)) | (Some(Excluded(a)), Excluded(b)) => a == b,
+        _ => false,
+    };
+    if !same {
+        *cursor = Some(to.cloned());
+    }
+}
+
+/// The assigned partitions, by topic and partition.
+#[derive(Default)]
+pub(crate) struct PartitionTable {
+    parts: BTreeMap<TopicPartition, Part>,
+    /// Round-robin cursor over partitions with records: where the next
+    /// `take` starts (`Included`: at that partition, its chunk not drained;
+    /// `Excluded`: just after it). A key rather than an index, so that
+    /// starting there costs a tree lookup, not a walk over every partition
+    /// before it (a walk per record at 10,000 partitions).
+    cursor: Option<Bound<TopicPartition>>,
+}
+
+impl PartitionTable {
+    /// Whether no partition is assigned.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// The assigned partitions, in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.parts.keys()
+    }
+
+    /// The assigned partitions.
+    pub(crate) fn assigned(&self) -> BTreeSet<TopicPartition> {
+        self.parts.keys().cloned().collect()
+    }
+
+    /// Assigns `tp` (made by `part`) unless it is assigned already (then
+    /// it keeps its position).
+    pub(crate) fn assign(&mut self, tp: TopicPartition, part: impl FnOnce() -> Part) {
+        self.parts.entry(tp).or_insert_with(part);
+    }
+
+    /// Unassigns `tp`; its buffer is dropped.
+    pub(crate) fn remove(&mut self, tp: &TopicPartition) {
+        self.parts.remove(tp);
+    }
+
+    /// Unassigns every partition in `partitions`.
+    pub(crate) fn revoke(&mut self, partitions: &BTreeSet<TopicPartition>) {
+        self.parts.retain(|tp, _| !partitions.contains(tp));
+    }
+
+    /// Unassigns everything.
+    pub(crate) fn clear(&mut self) {
+        self.parts.clear();
+    }
+
+    /// `tp`'s state, if assigned.
+    pub(crate) fn get_mut(&mut self, tp: &TopicPartition) -> Option<&mut Part> {
+        self.parts.get_mut(tp)
+    }
+
+    /// `tp`'s state if it is still in `epoch` (no seek or new assignment
+    /// since a fetch for it was planned).
+    pub(crate) fn current(&mut self, tp: &TopicPartition, epoch: u64) -> Option<&mut Part> {
+        self.parts.get_mut(tp).filter(|p| p.epoch == epoch)
+    }
+
+    /// Moves `tp`'s position (a seek): drops its buffered records, ends
+    /// its fetch in flight (a new `epoch` drops the answer).
+    pub(crate) fn seek(
+        &mut self,
+        tp: &TopicPartition,
+        start: StartAt,
+        epoch: impl FnOnce() -> u64,
+    ) {
+        if let Some(p) = self.parts.get_mut(tp) {
+            p.chunks.clear();
+            p.epoch = epoch();
+            p.in_flight = false;
+            match start {
+                StartAt::Offset(o) => p.start_at(o),
+                other => p.restart(other),
+            }
+        }
+    }
+
+    /// Pauses or resumes the assigned ones of `partitions`.
+    pub(crate) fn set_paused<'a>(
+        &mut self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+        paused: bool,
+    ) {
+        for tp in partitions {
+            if let Some(p) = self.parts.get_mut(tp) {
+                p.paused = paused;
+            }
+        }
+    }
+
+    /// Pauses every partition in `partitions`.
+    pub(crate) fn pause_only(&mut self, partitions: &BTreeSet<TopicPartition>) {
+        for (tp, p) in self.parts.iter_mut() {
+            if partitions.contains(tp) {
+                p.paused = true;
+            }
+        }
+    }
+
+    /// Pauses every partition.
+    pub(crate) fn pause_all(&mut self) {
+        for p in self.parts.values_mut() {
+            p.paused = true;
+        }
+    }
+
+    /// The known positions (next offset to hand out).
+    pub(crate) fn positions(&self) -> BTreeMap<TopicPartition, i64> {
+        self.positions_where(|_, _| true)
+    }
+
+    /// The known positions of the partitions `keep` accepts.
+    pub(crate) fn positions_where(
+        &self,
+        keep: impl Fn(&TopicPartition, &Part) -> bool,
+    ) -> BTreeMap<TopicPartition, i64> {
+        self.parts
+            .iter()
+            .filter(|(tp, p)| keep(tp, p))
+            .filter_map(|(tp, p)| p.position.map(|o| (tp.clone(), o)))
+            .collect()
+    }
+
+    /// The lag of every positioned partition.
+    pub(crate) fn lags(&self) -> BTreeMap<TopicPartition, i64> {
+        self.parts
+            .iter()
+            .filter_map(|(tp, p)| {
+                let pos = p.position?;
+                Some((tp.clone(), stats::lag(pos, p.high_watermark)))
+            })
+            .collect()
+    }
+
+    /// Whether every partition has a position.
+    pub(crate) fn all_positioned(&self) -> bool {
+        self.parts.values().all(|p| p.position.is_some())
+    }
+
+    /// The partitions still to be positioned, and how.
+    pub(crate) fn pending_starts(&self) -> Vec<(TopicPartition, StartAt)> {
+        self.parts
+            .iter()
+            .filter(|(_, p)| p.position.is_none())
+            .filter_map(|(tp, p)| p.start.map(|st| (tp.clone(), st)))
+            .collect()
+    }
+
+    /// The partitions a fetch may be sent for now: (partition, fetch
+    /// offset, epoch).
+    pub(crate) fn fetchable(&self, now: Instant) -> Vec<(TopicPartition, i64, u64)> {
+        self.parts
+            .iter()
+            .filter(|(_, p)| p.fetchable(now))
+            .map(|(tp, p)| (tp.clone(), p.fetch_offset, p.epoch))
+            .collect()
+    }
+
+    /// Marks `tp` as fetched by a request being sent, if it is still in
+    /// `epoch` with no fetch in flight; returns whether it did.
+    pub(crate) fn start_fetch(&mut self, tp: &TopicPartition, epoch: u64) -> bool {
+        match self.current(tp, epoch).filter(|p| !p.in_flight) {
+            Some(p) => {
+                p.in_flight = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `tp`'s fetch (of `epoch`) came back; with `retry_at`, fetch it again
+    /// only from then on.
+    pub(crate) fn end_fetch(&mut self, tp: &TopicPartition, epoch: u64, retry_at: Option<Instant>) {
+        if let Some(p) = self.current(tp, epoch) {
+            p.in_flight = false;
+            if retry_at.is_some() {
+                p.retry_at = retry_at;
+            }
+        }
+    }
+
+    /// Hands out up to `max` buffered records to `sink`, round-robin over
+    /// partitions from the cursor (a chunk is handed out whole before
+    /// moving on, fair per chunk), in order within each partition; a
+    /// drained chunk's memory goes back and `drained` is woken. Returns
+    /// how many.
+    pub(crate) fn take(
+        &mut self,
+        max: usize,
+        meters: &ConsumerMeters,
+        drained: &Notify,
+        mut sink: impl FnMut(ConsumerRecord),
+    ) -> usize {
+        if self.parts.is_empty() || max == 0 {
+            return 0;
+        }
+        // Two passes: from the cursor to the end, then from the start to
+        // the cursor.
+        let start = self.cursor.clone();
+        let mut taken = 0;
+        for pass in 0..2 {
+            let range = match (pass, &start) {
+                (0, None) => (Unbounded, Unbounded),
+                (0, Some(b)) => (b.clone(), Unbounded),
+                (_, Some(Included(k))) => (Unbounded, Excluded(k.clone())),
+                (_, Some(Excluded(k))) => (Unbounded, Included(k.clone())),
+                _ => break,
+            };
+            for (tp, p) in self.parts.range_mut(range) {
+                if p.paused {
+                    continue;
+                }
+                while let Some(chunk) = p.chunks.front_mut() {
+                    match chunk.records.pop_front() {
+                        Some(r) => {
+                            p.position = Some(r.offset + 1);
+                            sink(r);
+                            taken += 1;
+                            if chunk.records.is_empty() {
+                                if let Some(next) = chunk.next {
+                                    p.position = p.position.map(|o| o.max(next));
+                                }
+                                // Its memory goes back to the fetcher.
+                                p.chunks.pop_front();
+                                p.update_lag(meters, tp);
+                                drained.notify_one();
+                                set_cursor(&mut self.cursor, Excluded(tp));
+                            } else {
+                                set_cursor(&mut self.cursor, Included(tp));
+                            }
+                            if taken == max {
+                                return taken;
+                            }
+                        }
+                        None => {
+                            if let Some(next) = chunk.next {
+                                p.position = p.position.map(|o| o.max(next));
+                            }
+                            p.chunks.pop_front();
+                        }
+                    }
+                }
+            }
+        }
+        taken
+    }
+}
