@@ -299,6 +299,91 @@ async fn backpressure_keeps_memory_within_budget(tc: &TestCluster) {
     assert_eq!(p.stats().buffered_bytes, 0);
 }
 
+// A broker that answers nothing for longer than the request timeout: the
+// producer's memory stays within its budget while it waits (send blocks
+// instead of buffering more), requests time out and are retried, and when
+// the broker answers again every record is written once, in order. Not on
+// librdkafka's mock: it checks producer sequences only for transactional
+// producers (rdkafka_mock.c, rd_kafka_mock_validate_records), so the batch
+// resent after the timeout is written twice there; Kafka and kpax-fake
+// answer DUPLICATE_SEQUENCE_NUMBER (on Kafka, kafka_faults'
+// frozen_broker_loses_and_duplicates_nothing stalls a node the same way).
+backends!(a_stalled_broker_keeps_the_buffer_within_budget: fake(1));
+
+async fn a_stalled_broker_keeps_the_buffer_within_budget(tc: &TestCluster) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let topic = tc.topic(1).await;
+    const BUDGET: usize = 256 * 1024;
+    const N: usize = 2000;
+    let p = Arc::new(producer(
+        tc,
+        ProducerConfig::default()
+            .with_buffer_memory(BUDGET)
+            .with_batch_size(16 * 1024),
+    ));
+    // Metadata and the producer id first, so the stall hits Produce.
+    p.send(ProducerRecord::new(&topic.name, "rec-0"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    tc.inject().round_trip_time(1, Duration::from_secs(7));
+    let accepted = Arc::new(AtomicUsize::new(1));
+    let sender = {
+        let (p, accepted, name) = (p.clone(), accepted.clone(), topic.name.clone());
+        tokio::spawn(async move {
+            let mut futures = Vec::with_capacity(N);
+            for i in 1..N {
+                let value = format!("rec-{i}-{}", "x".repeat(1000));
+                futures.push(p.send(ProducerRecord::new(&name, value)).await.unwrap());
+                accepted.fetch_add(1, Ordering::Relaxed);
+            }
+            futures
+        })
+    };
+    // The request timeout (5 s) passes during the stall: requests are
+    // abandoned and sent again, and the budget still holds.
+    let mut most = 0;
+    for _ in 0..120 {
+        most = most.max(p.stats().buffered_bytes as usize);
+        assert!(most <= BUDGET, "{most} bytes buffered, budget {BUDGET}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let during = accepted.load(Ordering::Relaxed);
+    assert!(
+        during < N / 2,
+        "{during} of {N} records of 1 KB accepted while the broker answered nothing: the buffer ran past its {BUDGET}-byte budget"
+    );
+    assert!(
+        most > BUDGET / 2,
+        "the stall never filled the buffer ({most} bytes)"
+    );
+    tc.inject().round_trip_time(1, Duration::ZERO);
+    let futures = sender.await.unwrap();
+    for f in futures {
+        f.await.unwrap();
+    }
+    assert_eq!(p.stats().buffered_bytes, 0);
+    let log = read_all(tc, &topic.name, 1, N).await;
+    let values: Vec<String> = log[&0]
+        .iter()
+        .map(|c| value_of(c).split('-').take(2).collect::<Vec<_>>().join("-"))
+        .collect();
+    let expected: Vec<String> = (0..N).map(|i| format!("rec-{i}")).collect();
+    assert_eq!(values.len(), N, "records lost or written twice");
+    if let Some(i) = (0..N).find(|&i| values[i] != expected[i]) {
+        let seen: HashSet<&String> = values.iter().collect();
+        panic!(
+            "record {i} is {} (expected {}); around it: {:?}; distinct {} of {N}",
+            values[i],
+            expected[i],
+            &values[i.saturating_sub(3)..(i + 3).min(N)],
+            seen.len()
+        );
+    }
+}
+
 backends!(bad_input_is_a_clear_error: fake(1), mock(1), kafka);
 
 async fn bad_input_is_a_clear_error(tc: &TestCluster) {
