@@ -89,16 +89,27 @@ impl VersionTable {
         }
     }
 
+    /// The table of Kafka `release` (kpax-proto's [`KafkaRelease`]), as
+    /// [`VersionTable::from_pairs`] makes it.
+    fn release(release: KafkaRelease) -> VersionTable {
+        let pairs: Vec<(ApiKey, i16)> = release
+            .max_versions()
+            .iter()
+            .filter_map(|&(k, v)| Some((ApiKey::try_from(k).ok()?, v)))
+            .collect();
+        VersionTable::from_pairs(&pairs)
+    }
+
     /// Apache Kafka 0.10.2: no idempotence, no CreatePartitions, legacy
     /// message sets (Produce v2 / Fetch v3); the table is kpax-proto's
     /// [`KafkaRelease::V0_10_2`].
     pub fn kafka_0_10() -> VersionTable {
-        VersionTable::from_pairs(KafkaRelease::V0_10_2.max_versions())
+        VersionTable::release(KafkaRelease::V0_10_2)
     }
 
     /// Apache Kafka 2.8 (kpax-proto's [`KafkaRelease::V2_8`]).
     pub fn kafka_2_8() -> VersionTable {
-        VersionTable::from_pairs(KafkaRelease::V2_8.max_versions())
+        VersionTable::release(KafkaRelease::V2_8)
     }
 
     /// Serves `api` only up to `max` (or not at all when `max` < 0).

@@ -67,7 +67,7 @@ impl LegacyVersion {
             self.release()
                 .max_versions()
                 .iter()
-                .map(|&(k, max)| (k as i16, 0, max)),
+                .map(|&(k, max)| (k, 0, max)),
         )
     }
 }
