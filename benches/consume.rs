@@ -415,6 +415,8 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
          rdkafka check.crcs {crcs}"
     );
     println!("# load: {}", common::load());
+    let floor = common::copy_crc_floor();
+    println!("# copy + CRC32C floor: {} s/GB", common::fmt(floor));
     for broker in &brokers {
         // On Kafka one topic per case, filled once, serves every run (it
         // keeps everything); the mock is fresh and filled per client run.
@@ -486,6 +488,7 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
                         &runs,
                         &rows,
                     );
+                    common::report_floor(&runs, (size as u64 * n) as f64, floor);
                 }
             }
         }

@@ -320,6 +320,8 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
          partitions {partitions:?}"
     );
     println!("# load: {}", common::load());
+    let floor = common::copy_crc_floor();
+    println!("# copy + CRC32C floor: {} s/GB", common::fmt(floor));
     for broker in &brokers {
         for parts in &partitions {
             let parts: i32 = parts
@@ -379,6 +381,7 @@ fn drive(args: &[String]) -> Result<(), BoxError> {
                             &runs,
                             &rows,
                         );
+                        common::report_floor(&runs, (size as u64 * n) as f64, floor);
                     }
                 }
             }

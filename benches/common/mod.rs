@@ -622,6 +622,41 @@ pub fn report(title: &str, clients: &[String], runs: &BTreeMap<String, Vec<Run>>
     let _ = std::io::stdout().flush();
 }
 
+/// The floor under a client's cost per byte: copying the bytes once and
+/// one CRC32C pass over them (what a record batch costs at the least),
+/// in seconds per GB, measured in this process (best of 5 passes over
+/// 64 MiB, so that it sits in the same run as the clients).
+pub fn copy_crc_floor() -> f64 {
+    const LEN: usize = 64 << 20;
+    let src: Vec<u8> = (0..LEN).map(|i| (i * 31 % 251) as u8).collect();
+    let mut dst = vec![0u8; LEN];
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        dst.copy_from_slice(std::hint::black_box(&src));
+        let crc = crc32c::crc32c(std::hint::black_box(&dst));
+        std::hint::black_box(crc);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best / (LEN as f64 / 1e9)
+}
+
+/// Prints kpax's client CPU per GB of payload (`payload_bytes` per run,
+/// median) beside the copy + CRC32C floor, and their ratio.
+pub fn report_floor(runs: &BTreeMap<String, Vec<Run>>, payload_bytes: f64, floor: f64) {
+    let cpu = median(
+        runs.get("kpax")
+            .map_or(vec![], |v| v.iter().map(cpu_s).collect()),
+    );
+    let per_gb = cpu / (payload_bytes / 1e9);
+    println!(
+        "\nkpax client CPU {} s/GB of payload; copy + CRC32C floor {} s/GB; kpax = {:.1}x the floor",
+        fmt(per_gb),
+        fmt(floor),
+        per_gb / floor
+    );
+}
+
 /// Runs one client process to its end and returns its run: its line
 /// prefixed with `prefix` and the broker's CPU around it, also printed to
 /// stderr and appended to `raw`.
