@@ -114,14 +114,6 @@ pub struct FileConfig {
     pub sasl_password: Option<String>,
 }
 
-/// A kpax configuration error as the CLI's.
-fn config_error(e: kpax::Error) -> CliError {
-    match e {
-        kpax::Error::Config(m) => CliError::Config(m),
-        other => CliError::Config(other.to_string()),
-    }
-}
-
 /// The connection settings of `props`.
 ///
 /// # Errors
@@ -136,7 +128,7 @@ pub fn file_config(props: &Properties) -> Result<FileConfig> {
     }
     let request_timeout = props
         .positive_millis("request.timeout.ms")
-        .map_err(config_error)?;
+        .map_err(CliError::config)?;
     let s = |k: &str| props.get(k).map(str::to_string);
     Ok(FileConfig {
         bootstrap_servers: s("bootstrap.servers"),
@@ -181,8 +173,8 @@ impl Layers {
 /// parse.
 pub fn read_properties(path: &Path) -> Result<Properties> {
     let shown = format!("config file {}", path.display());
-    let text = kpax::properties::read_file(path, &shown).map_err(config_error)?;
-    Properties::parse(&text, &shown).map_err(config_error)
+    let text = kpax::properties::read_file(path, &shown).map_err(CliError::config)?;
+    Properties::parse(&text, &shown).map_err(CliError::config)
 }
 
 /// Splits and checks a `host:port,...` list.
@@ -257,7 +249,7 @@ impl ConnectArgs {
         let general = merged.retained(|k| {
             !(k == "security.protocol" || k.starts_with("ssl.") || k.starts_with("sasl."))
         });
-        let mut config = ClientConfig::from_properties(&general).map_err(config_error)?;
+        let mut config = ClientConfig::from_properties(&general).map_err(CliError::config)?;
         let request_timeout = config.request_timeout.min(self.timeout);
         let connect_timeout = if general.get("socket.connection.setup.timeout.ms").is_some() {
             config.connect_timeout.min(self.timeout)
@@ -316,7 +308,7 @@ impl ConnectArgs {
             }
         }
         let set =
-            Properties::parse(&self.client_settings.join("\n"), "-X").map_err(config_error)?;
+            Properties::parse(&self.client_settings.join("\n"), "-X").map_err(CliError::config)?;
         Ok(Layers { profile, file, set })
     }
 
@@ -425,7 +417,7 @@ impl ConnectArgs {
         }
         if let Some(path) = &self.sasl_password_file {
             let shown = format!("password file {}", path.display());
-            let text = kpax::properties::read_file(path, &shown).map_err(config_error)?;
+            let text = kpax::properties::read_file(path, &shown).map_err(CliError::config)?;
             let line = text.lines().next().unwrap_or("").to_string();
             if line.is_empty() {
                 return Err(CliError::Config(format!("{shown} is empty")));
@@ -484,7 +476,7 @@ mod tests {
     use super::*;
 
     fn parse_properties(text: &str, origin: &str) -> Result<FileConfig> {
-        file_config(&Properties::parse(text, origin).map_err(config_error)?)
+        file_config(&Properties::parse(text, origin).map_err(CliError::config)?)
     }
 
     #[test]

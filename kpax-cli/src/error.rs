@@ -45,6 +45,17 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// A kpax configuration error as the CLI's [`CliError::Config`] (its
+    /// message without the "invalid configuration:" prefix).
+    pub fn config(e: kpax::Error) -> CliError {
+        match e {
+            kpax::Error::Config(m) => CliError::Config(m),
+            other => CliError::Config(other.to_string()),
+        }
+    }
+}
+
+impl CliError {
     /// The process exit code for this error: 2 for usage errors, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -78,7 +78,7 @@ impl Profiles {
         let mut out = Profiles::default();
         for (name, first, lines) in sections {
             let props = Properties::parse_from_line(&lines.join("\n"), origin, first)
-                .map_err(|e| CliError::Config(plain(e)))?;
+                .map_err(CliError::config)?;
             match name {
                 None => out.shared = props,
                 Some(n) => out.named.push((n, props)),
@@ -94,10 +94,7 @@ impl Profiles {
     /// not parse.
     pub fn read(path: &Path) -> Result<Profiles> {
         let shown = format!("profiles file {}", path.display());
-        let text = kpax::properties::read_file(path, &shown).map_err(|e| match e {
-            kpax::Error::Config(m) => CliError::Config(m),
-            other => CliError::Config(other.to_string()),
-        })?;
+        let text = kpax::properties::read_file(path, &shown).map_err(CliError::config)?;
         Profiles::parse(&text, &shown)
     }
 
@@ -124,14 +121,6 @@ impl Profiles {
             ))
         })?;
         Ok(self.shared.clone().overlaid(own.clone()))
-    }
-}
-
-/// The message of a kpax configuration error.
-fn plain(e: kpax::Error) -> String {
-    match e {
-        kpax::Error::Config(m) => m,
-        other => other.to_string(),
     }
 }
 

@@ -104,8 +104,7 @@ async fn resolve_starts(s: &Arc<Shared>) -> Result<()> {
                     OffsetReset::Latest => p.start = Some(StartAt::Latest),
                     OffsetReset::None => {
                         st.error = Some(Error::Config(format!(
-                            "{}-{} has no committed offset and auto_offset_reset is None",
-                            tp.topic, tp.partition
+                            "{tp} has no committed offset and auto_offset_reset is None"
                         )));
                         st.parts.remove(&tp);
                         s.records.notify_waiters();
@@ -500,7 +499,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
                             broker: format!("node {}", d.node),
                             api: ApiKey::Fetch,
                             code,
-                            message: Some(format!("{}-{} offset {offset}", tp.topic, tp.partition)),
+                            message: Some(format!("{tp} offset {offset}")),
                         });
                         any = true;
                         continue;

@@ -541,9 +541,7 @@ fn ack_error(
             api,
             code,
             message: Some(format!(
-                "{}-{}: {}",
-                tp.topic,
-                tp.partition,
+                "{tp}: {}",
                 message.map(|m| m.to_string()).unwrap_or_default()
             )),
         });
