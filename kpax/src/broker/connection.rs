@@ -7,8 +7,9 @@
 //! task and wait on a oneshot. Dropping that wait (cancelling the request)
 //! leaves the connection consistent: the response is read and discarded.
 
+use super::recycle::{FramePool, POOLED_MIN};
 use crate::error::Error;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kpax_proto::generated::{ApiKey, ResponseHeader};
 use kpax_proto::wire::FrameBuf;
 use std::collections::VecDeque;
@@ -302,8 +303,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
     addr: String,
     max_frame: usize,
 ) {
+    let pool = FramePool::default();
     let why = loop {
-        match read_frame(&mut rd, &addr, max_frame).await {
+        match read_frame(&mut rd, &pool, &addr, max_frame).await {
             Ok(frame) => {
                 if let Err(e) = deliver(frame, &state, &addr) {
                     break (e, false);
@@ -320,6 +322,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 /// between frames).
 async fn read_frame<R: AsyncRead + Unpin>(
     rd: &mut R,
+    pool: &FramePool,
     addr: &str,
     max_frame: usize,
 ) -> Result<Bytes, (Error, bool)> {
@@ -344,9 +347,14 @@ async fn read_frame<R: AsyncRead + Unpin>(
         ));
     }
     // Grow the buffer as bytes arrive, so a lying size cannot make us
-    // allocate what the peer never sends.
+    // allocate what the peer never sends. Large frames go into the
+    // connection's pooled buffers (pages already touched, see `recycle`).
     let n = n as usize;
-    let mut buf = BytesMut::with_capacity(n.min(64 * 1024));
+    let mut buf = if n >= POOLED_MIN {
+        pool.take(n)
+    } else {
+        Vec::with_capacity(n)
+    };
     while buf.len() < n {
         let want = (n - buf.len()).min(1 << 20);
         buf.reserve(want);
@@ -365,7 +373,11 @@ async fn read_frame<R: AsyncRead + Unpin>(
             Err(e) => return Err((net(format!("read: {e}")), false)),
         }
     }
-    Ok(buf.freeze())
+    Ok(if n >= POOLED_MIN {
+        pool.freeze(buf)
+    } else {
+        Bytes::from(buf)
+    })
 }
 
 fn deliver(mut frame: Bytes, state: &Mutex<State>, addr: &str) -> Result<(), Error> {

@@ -22,6 +22,7 @@
 //! a Kafka broker answers one request at a time per connection.
 
 mod connection;
+mod recycle;
 #[cfg(feature = "sasl")]
 mod sasl;
 #[cfg(feature = "sasl")]
