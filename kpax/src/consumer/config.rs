@@ -59,7 +59,12 @@ pub struct ConsumerConfig {
     pub partition_max_bytes: i32,
     /// How long the broker may hold a fetch for `fetch_min_bytes`.
     pub fetch_max_wait: Duration,
-    /// The most bytes of fetched records buffered in the consumer.
+    /// The most bytes of fetched records buffered in the consumer (and
+    /// reserved by fetches in flight): wire bytes plus what compressed
+    /// batches decompress to. Fetches ask for fewer wire bytes as records
+    /// decompress (see `buffered_bytes`); records already fetched are never
+    /// dropped, so a batch compressing better than the ones before it can
+    /// pass the bound until it is handed out.
     pub buffer_memory: usize,
     /// Commit positions periodically.
     pub enable_auto_commit: bool,

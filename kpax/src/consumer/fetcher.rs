@@ -6,6 +6,7 @@
 //! and answers carry only partitions with records or news. A partition
 //! missing from an answer had nothing: it is simply fetched again.
 
+use super::budget::Charge;
 use super::fetch_session::{FetchPlan, FetchSession};
 use super::{ConsumerRecord, IsolationLevel, OffsetReset, Shared, StartAt, TopicPartition};
 use crate::broker::{backoff, Broker, SendOptions};
@@ -17,18 +18,21 @@ use kpax_proto::generated::fetch::{
 };
 use kpax_proto::generated::list_offsets::{ListOffsetsRequestPartition, ListOffsetsRequestTopic};
 use kpax_proto::generated::{ApiKey, ErrorCode, FetchRequest, FetchResponse, ListOffsetsRequest};
-use kpax_proto::records::{AbortedFilter, AbortedTransaction, Batch, BatchVerdict, Batches};
+use kpax_proto::records::{
+    AbortedFilter, AbortedTransaction, Batch, BatchRecords, BatchVerdict, Batches, Compression,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+use tokio::sync::mpsc;
 
 struct FetchDone {
     node: i32,
     /// (partition, fetch offset, epoch) as requested.
     parts: Vec<(TopicPartition, i64, u64)>,
-    permit: OwnedSemaphorePermit,
+    charge: Charge,
     /// The node's fetch session, out of the map while the fetch runs.
     session: FetchSession,
     /// What the request carried (sessionless below Fetch v7).
@@ -233,12 +237,15 @@ async fn plan(
             .min(s.config.fetch_max_bytes as usize)
             .min(s.config.buffer_memory);
         let floor = (s.config.partition_max_bytes as usize).min(want);
-        let avail = s.memory.available_permits();
+        let avail = s.memory.available();
         if avail < floor {
             continue; // the budget is full: wait until records are handed out
         }
-        let reserve = want.min(avail);
-        let Ok(permit) = s.memory.clone().try_acquire_many_owned(reserve as u32) else {
+        // The reservation is in bytes held; the broker is asked for the
+        // wire bytes that hold that much as the last fetch decompressed.
+        let reserve = ((want as f64 * s.memory.inflation()) as usize).min(avail);
+        let ask = s.memory.wire_bytes_for(reserve);
+        let Some(charge) = s.memory.reserve(reserve) else {
             continue;
         };
         let mut parts = Vec::new();
@@ -251,7 +258,7 @@ async fn plan(
             }
         }
         if parts.is_empty() {
-            continue; // each was sought elsewhere meanwhile; the permit goes back
+            continue; // each was sought elsewhere meanwhile; the charge goes back
         }
         let session = sessions.remove(&node).unwrap_or_default();
         let wanted: Vec<(TopicPartition, i64)> = parts
@@ -264,12 +271,12 @@ async fn plan(
         let shared = s.clone();
         tokio::spawn(async move {
             let sent = Instant::now();
-            let (plan, result) = fetch(&shared, &broker, plan, reserve).await;
+            let (plan, result) = fetch(&shared, &broker, plan, ask).await;
             let _ = tx.send(FetchDone {
                 elapsed: sent.elapsed(),
                 node,
                 parts,
-                permit,
+                charge,
                 session,
                 plan,
                 result,
@@ -362,9 +369,18 @@ struct Answer {
     records: Option<(usize, Parsed)>,
 }
 
-/// What `parse` made of a partition's records: the records and the offset
-/// after their batches.
-type Parsed = Result<(Vec<ConsumerRecord>, Option<i64>)>;
+/// What `parse` made of a partition's records.
+type Parsed = Result<Fetched>;
+
+/// A partition's records, read.
+struct Fetched {
+    records: Vec<ConsumerRecord>,
+    /// The offset after the batches (past control and aborted ones too).
+    next: Option<i64>,
+    /// Bytes the records' compressed batches decompressed to: held as
+    /// well as the wire bytes, and charged to the budget.
+    inflated: usize,
+}
 
 fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
     let now = Instant::now();
@@ -380,7 +396,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
         .unwrap_or_else(|e| e.into_inner())
         .insert(d.node, session.id());
     sessions.insert(d.node, session);
-    let mut permit = Some(d.permit);
+    let mut charge = d.charge;
     let fail_all = |e: &Error| {
         let mut st = s.lock();
         for (tp, _, epoch) in &d.parts {
@@ -470,6 +486,16 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
             });
         }
     }
+    // What a wire byte held in this answer: the next fetches ask for
+    // their reservation divided by it.
+    let (wire, held) = answers
+        .iter()
+        .filter_map(|a| match &a.records {
+            Some((size, Ok(f))) => Some((*size, size + f.inflated)),
+            _ => None,
+        })
+        .fold((0, 0), |(w, h), (a, b)| (w + a, h + b));
+    s.memory.learn(wire, held);
     let mut any = false;
     let mut guard = s.lock();
     let st = &mut *guard;
@@ -523,15 +549,23 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
             continue;
         };
         match parsed {
-            Ok((records, next)) => {
+            Ok(Fetched {
+                records,
+                next,
+                inflated,
+            }) => {
                 s.counters.fetched(records.len() as u64, size as u64);
                 p.update_lag(&s.counters.meters, &tp);
-                let chunk_permit = || {
-                    permit
-                        .as_mut()
-                        .and_then(|pm| pm.split(size.min(pm.num_permits())))
+                // The chunk holds its wire bytes (from the fetch's
+                // reservation) and what its compressed batches
+                // decompressed to (from the free budget, or owed).
+                let held = size + inflated;
+                let chunk_charge = || {
+                    let mut c = charge.split(held);
+                    c.grow(&s.memory, held - c.bytes());
+                    Some(c)
                 };
-                if p.append(records, next, chunk_permit) {
+                if p.append(records, next, chunk_charge) {
                     any = true;
                 }
             }
@@ -542,15 +576,16 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
         }
     }
     drop(guard);
-    drop(permit); // what the records did not use
+    drop(charge); // what the records did not use
     if any {
         s.records.notify_waiters();
     }
     s.wake.notify_one();
 }
 
-/// Reads a partition's records field from `offset` on; returns the records
-/// and the offset to fetch next (past control and aborted batches too).
+/// Reads a partition's records field from `offset` on; returns the records,
+/// the offset to fetch next (past control and aborted batches too) and the
+/// bytes compressed batches decompressed to.
 /// Which batches are handed out is kpax-proto's rule
 /// ([`AbortedFilter`]): never control batches, and under `read_committed`
 /// not the batches of the `aborted` transactions.
@@ -561,13 +596,14 @@ fn parse(
     offset: i64,
     read_committed: bool,
     aborted: Option<&[FetchResponseAbortedTransaction]>,
-) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
+) -> Result<Fetched> {
     let bad = |source: kpax_proto::records::RecordsError| Error::Records {
         context: format!("{topic}-{partition}"),
         source,
     };
     let mut out = Vec::new();
     let mut next = None;
+    let mut inflated = 0;
     let mut filter = if read_committed {
         AbortedFilter::read_committed(aborted.unwrap_or(&[]).iter().map(|a| AbortedTransaction {
             first_offset: a.first_offset,
@@ -589,7 +625,9 @@ fn parse(
         }
         // Internal iteration: the records' fast loop.
         let mut error = None;
-        batch.records().map_err(bad)?.for_each(|r| match r {
+        let records = batch.records().map_err(bad)?;
+        inflated += decompressed_len(&batch, &records);
+        records.for_each(|r| match r {
             Ok(r) if r.offset >= offset => out.push(ConsumerRecord {
                 topic: topic.clone(),
                 partition,
@@ -602,5 +640,25 @@ fn parse(
             return Err(bad(e));
         }
     }
-    Ok((out, next))
+    Ok(Fetched {
+        records: out,
+        next,
+        inflated,
+    })
+}
+
+/// The bytes a compressed batch's records live in once decompressed (0
+/// for an uncompressed batch: its records share the fetched bytes).
+fn decompressed_len(batch: &Batch, records: &BatchRecords) -> usize {
+    match (batch, records) {
+        (Batch::V2(b), BatchRecords::V2(r)) if b.compression() != Compression::None => {
+            r.buffer().len()
+        }
+        (Batch::Legacy(m), BatchRecords::Legacy(r)) if m.compression() != Compression::None => r
+            .clone()
+            .filter_map(|r| r.ok())
+            .map(|r| r.key().map_or(0, <[u8]>::len) + r.value().map_or(0, <[u8]>::len))
+            .sum(),
+        _ => 0,
+    }
 }

@@ -13,6 +13,7 @@
 //! back and is released as records are handed out.
 
 pub mod assignor;
+mod budget;
 mod config;
 mod fetch_session;
 mod fetcher;
@@ -42,7 +43,7 @@ use partitions::{Part, PartitionTable};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 /// A record read from a partition: its topic and partition, and the
 /// [`Record`] itself, which it dereferences to (`r.offset`, `r.timestamp`,
@@ -113,7 +114,8 @@ pub(crate) struct Shared {
     /// Fetch must not hold up this one's.
     pub fetch_lane: Lane,
     pub state: Mutex<State>,
-    pub memory: Arc<Semaphore>,
+    /// The one memory bound: fetches in flight and buffered records.
+    pub memory: budget::Budget,
     /// Records became available (or an error).
     pub records: Notify,
     /// The fetcher should look again.
@@ -201,7 +203,7 @@ impl Consumer {
             stats::Counters::new(&cluster.config().client_id, config.group_id.as_deref());
         let shared = Arc::new(Shared {
             counters,
-            memory: Arc::new(Semaphore::new(config.buffer_memory)),
+            memory: budget::Budget::new(config.buffer_memory),
             cluster,
             config,
             group_lane: Lane::new_member(),
@@ -336,14 +338,10 @@ impl Consumer {
             .snapshot(self.buffered_bytes() as u64, lag)
     }
 
-    /// Bytes of records buffered now.
+    /// Bytes of records buffered now (and reserved by fetches in flight):
+    /// wire bytes, plus what compressed batches decompressed to.
     pub fn buffered_bytes(&self) -> usize {
-        self.shared.config.buffer_memory
-            - self
-                .shared
-                .memory
-                .available_permits()
-                .min(self.shared.config.buffer_memory)
+        self.shared.memory.used()
     }
 
     /// Hands out up to `max` buffered records to `sink`, round-robin over

@@ -6,13 +6,14 @@
 //! named operation here; the table lives in the consumer's state, under
 //! its lock.
 
+use super::budget::Charge;
 use super::{stats, ConsumerRecord, StartAt};
 use crate::metrics::ConsumerMeters;
 use crate::topic_partition::TopicPartition;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound::{self, Excluded, Included, Unbounded};
 use std::time::Instant;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::Notify;
 
 /// Records of one fetched partition, handed out in order.
 pub(crate) struct Chunk {
@@ -22,7 +23,7 @@ pub(crate) struct Chunk {
     /// aborted records that follow it. The position moves there once the
     /// chunk is drained, as the Java consumer's does.
     next: Option<i64>,
-    _permit: Option<OwnedSemaphorePermit>,
+    _charge: Option<Charge>,
 }
 
 /// One assigned partition.
@@ -99,7 +100,7 @@ impl Part {
     }
 
     /// Appends fetched records (the batches' end is `next`), holding
-    /// `permit` (their bytes of the budget). Returns whether there are
+    /// `charge` (their bytes of the budget). Returns whether there are
     /// records to hand out. With none (only control batches or aborted
     /// records), the position still moves past them, after any records
     /// still buffered.
@@ -107,7 +108,7 @@ impl Part {
         &mut self,
         records: Vec<ConsumerRecord>,
         next: Option<i64>,
-        permit: impl FnOnce() -> Option<OwnedSemaphorePermit>,
+        charge: impl FnOnce() -> Option<Charge>,
     ) -> bool {
         if let Some(n) = next {
             self.fetch_offset = n.max(self.fetch_offset);
@@ -116,7 +117,7 @@ impl Part {
             self.chunks.push_back(Chunk {
                 records: records.into(),
                 next,
-                _permit: permit(),
+                _charge: charge(),
             });
             return true;
         }
@@ -127,7 +128,7 @@ impl Part {
                 self.chunks.push_back(Chunk {
                     records: VecDeque::new(),
                     next,
-                    _permit: None,
+                    _charge: None,
                 });
             }
         }
