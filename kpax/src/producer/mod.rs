@@ -374,12 +374,25 @@ impl Producer {
         let mut permit = match s.memory.clone().try_acquire_many_owned(permits) {
             Ok(p) => p,
             Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::ProducerClosed),
-            Err(tokio::sync::TryAcquireError::NoPermits) if wait => s
-                .memory
-                .clone()
-                .acquire_many_owned(permits)
-                .await
-                .map_err(|_| Error::ProducerClosed)?,
+            Err(tokio::sync::TryAcquireError::NoPermits) if wait => {
+                // The buffer is full: wait until an eighth of it is free,
+                // not just this record's bytes, so that a sender faster
+                // than the network is woken once per many acknowledged
+                // batches rather than once per batch (a futex wake and a
+                // park each). The rest goes back at once for the records
+                // that follow.
+                let budget = u32::try_from(s.config.buffer_memory).unwrap_or(u32::MAX);
+                let low_water = (budget / 8).max(permits).min(budget);
+                let mut p = s
+                    .memory
+                    .clone()
+                    .acquire_many_owned(low_water)
+                    .await
+                    .map_err(|_| Error::ProducerClosed)?;
+                let mine = p.split(permits as usize).ok_or(Error::ProducerClosed)?;
+                drop(p);
+                mine
+            }
             Err(tokio::sync::TryAcquireError::NoPermits) => return Err(Error::BufferFull),
         };
         if s.closed.load(Ordering::Acquire) {
