@@ -6,6 +6,13 @@
 //! and rebuilt only when the topic's metadata or a partition's backoff
 //! changes, and the record's outcome is a slot in its batch's shared
 //! [`Completion`].
+//!
+//! A batch of a slow codec (gzip, zstd) is sealed under the producer's
+//! lock but finished outside it: its compression and CRC
+//! ([`Batch::finish`]) run in the sender while the application goes on
+//! appending. Others are finished as they are sealed: the CRC and lz4 or
+//! snappy are cheap next to the cost of moving the batch to another core
+//! (see `finished_by_sender` for the figures).
 
 use super::delivery::{Completion, DeliveryFuture};
 use super::topic_map::TopicMap;
@@ -13,7 +20,7 @@ use super::{ProducerConfig, ProducerRecord};
 use crate::cluster::TopicMeta;
 use crate::error::{Error, Result};
 use bytes::{Bytes, BytesMut};
-use kpax_proto::records::RecordBatchBuilder;
+use kpax_proto::records::{Compression, RecordBatchBuilder};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,11 +36,17 @@ struct OpenBatch {
     permit: OwnedSemaphorePermit,
 }
 
-/// A closed batch, encoded, on its way to the broker (perhaps again).
+/// A closed batch on its way to the broker (perhaps again): its records
+/// written, its encoding finished by [`Batch::finish`] before it is sent.
 pub(crate) struct Batch {
     pub topic: String,
     pub partition: i32,
+    /// The encoded batch (empty until [`Batch::finish`]).
     pub data: Bytes,
+    /// The sealed batch's records, not yet compressed and checksummed.
+    pub builder: Option<RecordBatchBuilder>,
+    /// Why finishing it as it was sealed failed (reported by `finish`).
+    pub encode_error: Option<Error>,
     /// How many records it holds.
     pub records: usize,
     /// Its records' outcome.
@@ -47,6 +60,24 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// Finishes the batch's encoding (compression, CRC) if it is not yet:
+    /// the sender's work, outside the producer's lock.
+    ///
+    /// # Errors
+    /// [`Error::Records`] when the batch cannot be encoded; fail it then.
+    pub fn finish(&mut self) -> Result<()> {
+        if let Some(e) = self.encode_error.take() {
+            return Err(e);
+        }
+        if let Some(b) = self.builder.take() {
+            self.data = b.finish().map_err(|e| Error::Records {
+                context: format!("{}-{}", self.topic, self.partition),
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Fails every record of the batch; returns how many.
     pub fn fail(self, err: Error) -> usize {
         let n = self.records;
@@ -200,10 +231,6 @@ pub(crate) struct Accumulator {
     active: Vec<(usize, i32)>,
     /// Send open batches now (set by flush and close).
     pub flush_requested: bool,
-    /// Records of batches that failed to encode since the last drain:
-    /// their futures have failed, the producer's count of outstanding
-    /// records has yet to learn it (the next drain reports them).
-    unsealed: usize,
 }
 
 /// What one drain found.
@@ -214,9 +241,6 @@ pub(crate) struct Drained {
     pub expired: Vec<Batch>,
     /// When to look again.
     pub next: Option<Instant>,
-    /// Records failed because their batch could not be encoded (their
-    /// futures hold the error); the caller resolves them.
-    pub failed: usize,
 }
 
 /// Why [`Accumulator::append`] did not take a record.
@@ -241,15 +265,21 @@ pub(crate) struct Appended {
     pub wake: bool,
 }
 
-/// Encodes an open batch. On failure every record's future fails with the
-/// error and `unsealed` counts them, so that the producer resolves them.
-fn seal(
-    config: &ProducerConfig,
-    topic: &str,
-    partition: i32,
-    open: OpenBatch,
-    unsealed: &mut usize,
-) -> Result<Batch> {
+/// Whether batches of `codec` are finished by the sender (outside the
+/// lock) rather than as they are sealed: the slow codecs, gzip and zstd.
+/// Measured on the mock at 1 KiB (acks=all, median of 3): zstd finished
+/// by the sender 123 k records/s at 8.5 µs of CPU each, as sealed 107 k at
+/// 10.0 µs (the lock was held through the compression); lz4 as sealed 627 k
+/// at 2.0 µs, by the sender 476 k at 2.5 µs (the sender, which also does
+/// all the network work, became the bottleneck, and the batch crossed
+/// cores); uncompressed 0.87 µs as sealed, 0.97 by the sender.
+fn finished_by_sender(codec: Compression) -> bool {
+    matches!(codec, Compression::Gzip | Compression::Zstd)
+}
+
+/// Closes an open batch, finishing its encoding now unless the sender is
+/// to ([`finished_by_sender`]).
+fn seal(config: &ProducerConfig, topic: &str, partition: i32, open: OpenBatch) -> Batch {
     config.partitioner.on_new_batch(topic, partition);
     let OpenBatch {
         builder,
@@ -259,23 +289,12 @@ fn seal(
         permit,
         ..
     } = open;
-    let data = match builder.finish() {
-        Ok(d) => d,
-        Err(e) => {
-            let e = Error::Records {
-                context: format!("{topic}-{partition}"),
-                source: e,
-            };
-            drop(permit);
-            completion.failed(e.clone());
-            *unsealed += records as usize;
-            return Err(e);
-        }
-    };
-    Ok(Batch {
+    let mut batch = Batch {
         topic: topic.to_string(),
         partition,
-        data,
+        data: Bytes::new(),
+        builder: Some(builder),
+        encode_error: None,
         records: records as usize,
         completion,
         permit,
@@ -283,7 +302,11 @@ fn seal(
         attempts: 0,
         stamped: None,
         last_error: None,
-    })
+    };
+    if !finished_by_sender(config.compression) {
+        batch.encode_error = batch.finish().err();
+    }
+    batch
 }
 
 impl Accumulator {
@@ -352,10 +375,7 @@ impl Accumulator {
             let full = q.open.take().expect("checked");
             q.last_batch_bytes = full.bytes;
             woke = true;
-            // An encoding failure has failed the batch's records already.
-            if let Ok(b) = seal(config, &record.topic, partition, full, &mut self.unsealed) {
-                q.sealed.push_back(b);
-            }
+            q.sealed.push_back(seal(config, &record.topic, partition, full));
         }
         let open = match &mut q.open {
             Some(o) => {
@@ -478,7 +498,6 @@ impl Accumulator {
             ready: Vec::new(),
             expired: Vec::new(),
             next: None,
-            failed: 0,
         };
         let mut any_open = false;
         let earliest = |next: &mut Option<Instant>, t: Instant| {
@@ -500,12 +519,7 @@ impl Accumulator {
                 if o.bytes >= config.batch_size || due <= now || self.flush_requested || closing {
                     let o = q.open.take().expect("checked");
                     q.last_batch_bytes = o.bytes;
-                    match seal(config, topic, partition, o, &mut self.unsealed) {
-                        Ok(b) => q.sealed.push_back(b),
-                        Err(e) => {
-                            tracing::error!(topic, partition, error = %e, "cannot encode a batch");
-                        }
-                    }
+                    q.sealed.push_back(seal(config, topic, partition, o));
                 } else {
                     any_open = true;
                     earliest(&mut out.next, due);
@@ -532,7 +546,6 @@ impl Accumulator {
         if !any_open {
             self.flush_requested = false;
         }
-        out.failed = std::mem::take(&mut self.unsealed);
         out
     }
 
@@ -750,7 +763,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_that_cannot_be_encoded_fails_its_records_and_is_counted() {
+    async fn a_batch_that_cannot_be_encoded_is_sealed_and_fails_when_finished() {
         let config = ProducerConfig::default();
         let mut acc = Accumulator::default();
         let memory = Arc::new(tokio::sync::Semaphore::new(1000));
@@ -768,15 +781,65 @@ mod tests {
         // As append does: the partition is listed for drain.
         acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
         acc.flush_requested = true;
-        let drained = acc.drain(&config, Instant::now(), false);
-        assert!(drained.ready.is_empty());
-        assert_eq!(drained.failed, 3, "the producer must resolve all three");
+        let mut drained = acc.drain(&config, Instant::now(), false);
+        assert_eq!(drained.ready.len(), 1, "sealed, the error kept for the sender");
+        let mut b = drained.ready.pop().unwrap();
+        assert!(b.data.is_empty(), "nothing encoded");
+        let e = b.finish().expect_err("no record: no batch");
+        assert!(matches!(&e, Error::Records { context, .. } if context == "t-0"));
+        assert_eq!(b.fail(e), 3, "the producer must resolve all three");
         assert_eq!(memory.available_permits(), 1000, "its memory is released");
         for f in futures {
             assert!(matches!(f.await, Err(Error::Records { .. })));
         }
-        let again = acc.drain(&config, Instant::now(), false);
-        assert_eq!(again.failed, 0, "reported once");
+    }
+
+    #[test]
+    fn a_zstd_batch_is_finished_once_by_the_sender() {
+        let config = ProducerConfig::default().with_compression(Compression::Zstd);
+        let mut acc = Accumulator::default();
+        let memory = Arc::new(tokio::sync::Semaphore::new(1000));
+        let mut builder = RecordBatchBuilder::new(0);
+        builder.append(1, None, Some(b"v"), &[]).unwrap();
+        acc.queue("t", 0).open = Some(OpenBatch {
+            builder,
+            completion: Completion::new("t", 0),
+            records: 1,
+            bytes: 1,
+            created: Instant::now(),
+            permit: memory.clone().try_acquire_many_owned(1).unwrap(),
+        });
+        acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
+        acc.flush_requested = true;
+        let mut b = acc.drain(&config, Instant::now(), false).ready.pop().unwrap();
+        assert!(b.data.is_empty(), "sealed, not yet compressed");
+        b.finish().unwrap();
+        let data = b.data.clone();
+        assert!(Batches::new(data.clone()).next().unwrap().is_ok());
+        b.finish().unwrap();
+        assert_eq!(b.data, data, "a second finish changes nothing");
+    }
+
+    #[test]
+    fn an_uncompressed_batch_is_finished_as_it_is_sealed() {
+        let config = ProducerConfig::default();
+        let mut acc = Accumulator::default();
+        let memory = Arc::new(tokio::sync::Semaphore::new(1000));
+        let mut builder = RecordBatchBuilder::new(0);
+        builder.append(1, None, Some(b"v"), &[]).unwrap();
+        acc.queue("t", 0).open = Some(OpenBatch {
+            builder,
+            completion: Completion::new("t", 0),
+            records: 1,
+            bytes: 1,
+            created: Instant::now(),
+            permit: memory.clone().try_acquire_many_owned(1).unwrap(),
+        });
+        acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
+        acc.flush_requested = true;
+        let b = acc.drain(&config, Instant::now(), false).ready.pop().unwrap();
+        assert!(b.builder.is_none());
+        assert!(Batches::new(b.data.clone()).next().unwrap().is_ok());
     }
 
     #[test]

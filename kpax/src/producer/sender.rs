@@ -73,20 +73,26 @@ pub(crate) async fn run(weak: Weak<Shared>) {
         if !st.idempotent || st.producer.is_some() {
             let drained = s.lock().drain(&s.config, Instant::now(), closing);
             next = min_instant(next, drained.next);
-            if drained.failed > 0 {
-                // Their futures hold the encoding error already.
-                s.counters
-                    .errors
-                    .fetch_add(drained.failed as u64, Ordering::Relaxed);
-                s.resolve(drained.failed);
-            }
             for b in drained.expired {
                 expire(&s, b);
             }
+            // Compression (and the CRC of compressed batches) here,
+            // outside the producer's lock: the application goes on
+            // appending meanwhile.
+            let mut ready = Vec::with_capacity(drained.ready.len());
+            for mut b in drained.ready {
+                match b.finish() {
+                    Ok(()) => ready.push(b),
+                    Err(e) => {
+                        tracing::error!(topic = %b.topic, partition = b.partition, error = %e, "cannot encode a batch");
+                        fail(&s, b, e);
+                    }
+                }
+            }
             let ready = if s.txn.is_some() {
-                add_to_transaction(&s, drained.ready).await
+                add_to_transaction(&s, ready).await
             } else {
-                drained.ready
+                ready
             };
             dispatch(&s, &mut st, ready, &done_tx).await;
         }
@@ -621,6 +627,8 @@ fn split_too_large(s: &Shared, b: Batch, e: Error) {
         topic: topic.clone(),
         partition,
         data,
+        builder: None,
+        encode_error: None,
         records,
         completion,
         permit,
