@@ -12,6 +12,7 @@
 //! - [`wire`]: primitive types (integers, strings, bytes, arrays, UUIDs, tagged fields).
 #![warn(missing_docs)]
 
+pub mod buffer_pool;
 pub mod consumer_protocol;
 #[rustfmt::skip]
 pub mod generated;

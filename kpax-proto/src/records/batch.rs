@@ -244,7 +244,11 @@ impl RecordBatch {
                 self.max_decompressed,
                 self.position,
             )?;
-            (Bytes::from(out), 0, Some(self.position))
+            (
+                crate::buffer_pool::DECOMPRESSED.freeze(out),
+                0,
+                Some(self.position),
+            )
         };
         Ok(Records {
             data,

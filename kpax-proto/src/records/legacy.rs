@@ -176,7 +176,7 @@ impl LegacyBatch {
             });
         }
         let value = self.value.as_deref().unwrap_or(&[]);
-        let data = Bytes::from(compression::decompress(
+        let data = crate::buffer_pool::DECOMPRESSED.freeze(compression::decompress(
             self.compression,
             self.magic,
             value,

@@ -7,9 +7,9 @@
 //! task and wait on a oneshot. Dropping that wait (cancelling the request)
 //! leaves the connection consistent: the response is read and discarded.
 
-use super::recycle::{FramePool, POOLED_MIN};
 use crate::error::Error;
 use bytes::Bytes;
+use kpax_proto::buffer_pool::BufferPool;
 use kpax_proto::generated::{ApiKey, ResponseHeader};
 use kpax_proto::wire::FrameBuf;
 use std::collections::VecDeque;
@@ -303,7 +303,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     addr: String,
     max_frame: usize,
 ) {
-    let pool = FramePool::default();
+    let pool = BufferPool::new(POOLED_MIN, POOLED_IDLE_MAX);
     let why = loop {
         match read_frame(&mut rd, &pool, &addr, max_frame).await {
             Ok(frame) => {
@@ -318,11 +318,18 @@ async fn read_loop<R: AsyncRead + Unpin>(
     fail_all(&state, &addr, why.0, why.1);
 }
 
+/// Response frames at least this large are read into the connection's
+/// pooled buffers.
+const POOLED_MIN: usize = 64 * 1024;
+
+/// The most buffer capacity a connection keeps idle for its next frames.
+const POOLED_IDLE_MAX: usize = 32 * 1024 * 1024;
+
 /// Reads one frame; the error says whether the peer closed cleanly (EOF
 /// between frames).
 async fn read_frame<R: AsyncRead + Unpin>(
     rd: &mut R,
-    pool: &FramePool,
+    pool: &BufferPool,
     addr: &str,
     max_frame: usize,
 ) -> Result<Bytes, (Error, bool)> {
@@ -348,7 +355,8 @@ async fn read_frame<R: AsyncRead + Unpin>(
     }
     // Grow the buffer as bytes arrive, so a lying size cannot make us
     // allocate what the peer never sends. Large frames go into the
-    // connection's pooled buffers (pages already touched, see `recycle`).
+    // connection's pooled buffers (pages already touched, see
+    // `kpax_proto::buffer_pool`).
     let n = n as usize;
     let mut buf = if n >= POOLED_MIN {
         pool.take(n)

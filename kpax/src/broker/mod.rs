@@ -22,7 +22,6 @@
 //! a Kafka broker answers one request at a time per connection.
 
 mod connection;
-mod recycle;
 #[cfg(feature = "sasl")]
 mod sasl;
 #[cfg(feature = "sasl")]

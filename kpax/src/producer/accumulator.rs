@@ -375,7 +375,8 @@ impl Accumulator {
             let full = q.open.take().expect("checked");
             q.last_batch_bytes = full.bytes;
             woke = true;
-            q.sealed.push_back(seal(config, &record.topic, partition, full));
+            q.sealed
+                .push_back(seal(config, &record.topic, partition, full));
         }
         let open = match &mut q.open {
             Some(o) => {
@@ -782,7 +783,11 @@ mod tests {
         acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
         acc.flush_requested = true;
         let mut drained = acc.drain(&config, Instant::now(), false);
-        assert_eq!(drained.ready.len(), 1, "sealed, the error kept for the sender");
+        assert_eq!(
+            drained.ready.len(),
+            1,
+            "sealed, the error kept for the sender"
+        );
         let mut b = drained.ready.pop().unwrap();
         assert!(b.data.is_empty(), "nothing encoded");
         let e = b.finish().expect_err("no record: no batch");
@@ -811,7 +816,11 @@ mod tests {
         });
         acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
         acc.flush_requested = true;
-        let mut b = acc.drain(&config, Instant::now(), false).ready.pop().unwrap();
+        let mut b = acc
+            .drain(&config, Instant::now(), false)
+            .ready
+            .pop()
+            .unwrap();
         assert!(b.data.is_empty(), "sealed, not yet compressed");
         b.finish().unwrap();
         let data = b.data.clone();
@@ -837,7 +846,11 @@ mod tests {
         });
         acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
         acc.flush_requested = true;
-        let b = acc.drain(&config, Instant::now(), false).ready.pop().unwrap();
+        let b = acc
+            .drain(&config, Instant::now(), false)
+            .ready
+            .pop()
+            .unwrap();
         assert!(b.builder.is_none());
         assert!(Batches::new(b.data.clone()).next().unwrap().is_ok());
     }

@@ -223,7 +223,10 @@ pub(crate) fn read_bounded(
     input_len: usize,
 ) -> Result<Vec<u8>, CodecError> {
     use std::io::Read;
-    let mut out = Vec::with_capacity(input_len.saturating_mul(4).min(limit));
+    // A recycled buffer when one fits (its pages are touched already: see
+    // `buffer_pool`); the output is frozen into the same pool.
+    let mut out = crate::buffer_pool::DECOMPRESSED.take(input_len.saturating_mul(4).min(limit));
+    out.reserve(input_len.saturating_mul(4).min(limit));
     let cap = (limit as u64).saturating_add(1);
     reader.take(cap).read_to_end(&mut out)?;
     if out.len() > limit {

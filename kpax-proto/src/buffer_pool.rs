@@ -1,46 +1,68 @@
-//! [`FramePool`]: the large response buffers a connection reads into, used
-//! again once every record that shares them is dropped.
+//! [`BufferPool`]: large buffers used again once every `Bytes` sharing them
+//! is dropped.
 //!
-//! A fetch response of megabytes read into fresh memory costs a page fault
-//! per 4 KiB the first time each page is written: on a fast link that costs
+//! Megabytes read or decompressed into fresh memory cost a page fault per
+//! 4 KiB the first time each page is written, and on a fast path that costs
 //! more than the bytes' copy and CRC together (measured on a real Kafka
 //! consumer at 16 KiB records: 0.55 s of system time per GB, most of it
-//! faults inside `recv`). A buffer whose pages were touched before does not
-//! fault again, so a connection keeps a few of them: the owner of each
-//! frame's bytes ([`Pooled`]) gives its buffer back when the last record
-//! sharing it is dropped, and the next large frame is read into it.
+//! faults inside `recv`; on lz4 batches, a quarter of the consumer's CPU
+//! went to faults in the decompressor's output). A buffer whose pages were
+//! touched before does not fault again, so a pool keeps a few: the owner of
+//! each buffer's bytes gives it back when the last `Bytes` sharing it is
+//! dropped, and the next large read or decompression goes into it.
 //!
-//! Bounded: at most [`IDLE_MAX_BYTES`] of buffers wait idle per
-//! connection; a buffer that does not fit is freed. Frames under
-//! [`POOLED_MIN`] are read into plain allocations (cheap; most responses).
+//! Bounded: a pool keeps at most its `idle_max` bytes of buffers idle; a
+//! buffer that does not fit, or is under its `min` size, is freed.
+//! [`DECOMPRESSED`] is the pool of decompressed batches (shared by the
+//! process); a broker connection keeps its own for response frames.
 
 use bytes::Bytes;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
-/// Frames at least this large are read into pooled buffers.
-pub(crate) const POOLED_MIN: usize = 64 * 1024;
+/// The pool decompressed batches are written into: buffers of 32 KiB and
+/// more, at most 32 MiB of them idle.
+pub static DECOMPRESSED: LazyLock<BufferPool> =
+    LazyLock::new(|| BufferPool::new(32 * 1024, 32 * 1024 * 1024));
 
-/// The most buffer capacity a connection keeps idle for its next frames.
-pub(crate) const IDLE_MAX_BYTES: usize = 32 * 1024 * 1024;
-
-/// Idle buffers (empty, with their capacity) of one connection.
+/// Idle buffers (empty, with their capacity).
 #[derive(Default)]
 struct Idle {
     bufs: Vec<Vec<u8>>,
     bytes: usize,
+    /// Buffers under this capacity are not kept.
+    min: usize,
+    /// The most capacity kept idle.
+    max: usize,
 }
 
-/// One connection's pool of large read buffers.
-#[derive(Clone, Default)]
-pub(crate) struct FramePool {
+/// A pool of large buffers; clones share it.
+#[derive(Clone)]
+pub struct BufferPool {
     idle: Arc<Mutex<Idle>>,
 }
 
-impl FramePool {
-    /// A buffer to read a frame of `size` bytes into: the idle one that
-    /// fits it most tightly, or else an empty one (its capacity is grown
-    /// as bytes arrive, never from `size` alone).
-    pub(crate) fn take(&self, size: usize) -> Vec<u8> {
+impl BufferPool {
+    /// A pool that keeps buffers of at least `min` bytes, at most
+    /// `idle_max` bytes of them while they are not in use.
+    pub fn new(min: usize, idle_max: usize) -> BufferPool {
+        BufferPool {
+            idle: Arc::new(Mutex::new(Idle {
+                min,
+                max: idle_max,
+                ..Idle::default()
+            })),
+        }
+    }
+
+    /// The smallest buffer size the pool keeps.
+    pub fn min(&self) -> usize {
+        lock(&self.idle).min
+    }
+
+    /// An empty buffer to write about `size` bytes into: the idle one that
+    /// fits it most tightly, or else an empty new one (the caller grows it
+    /// as bytes arrive: never allocate from an untrusted size alone).
+    pub fn take(&self, size: usize) -> Vec<u8> {
         let mut idle = lock(&self.idle);
         let best = idle
             .bufs
@@ -59,10 +81,13 @@ impl FramePool {
         }
     }
 
-    /// The frame's bytes, read into `buf`: when the last `Bytes` sharing
-    /// them is dropped, `buf` comes back here (if the pool still exists and
-    /// has room).
-    pub(crate) fn freeze(&self, buf: Vec<u8>) -> Bytes {
+    /// The bytes written into `buf`: when the last `Bytes` sharing them is
+    /// dropped, `buf` comes back here (if the pool still exists and has
+    /// room). A buffer under the pool's minimum becomes plain `Bytes`.
+    pub fn freeze(&self, buf: Vec<u8>) -> Bytes {
+        if buf.capacity() < self.min() {
+            return Bytes::from(buf);
+        }
         Bytes::from_owner(Pooled {
             buf,
             home: Arc::downgrade(&self.idle),
@@ -100,7 +125,7 @@ impl Drop for Pooled {
         let mut buf = std::mem::take(&mut self.buf);
         let cap = buf.capacity();
         let mut idle = lock(&home);
-        if cap >= POOLED_MIN && idle.bytes + cap <= IDLE_MAX_BYTES {
+        if cap >= idle.min && idle.bytes + cap <= idle.max {
             buf.clear();
             idle.bytes += cap;
             idle.bufs.push(buf);
@@ -112,9 +137,16 @@ impl Drop for Pooled {
 mod tests {
     use super::*;
 
+    const MIN: usize = 64 * 1024;
+    const IDLE_MAX: usize = 32 * 1024 * 1024;
+
+    fn pool() -> BufferPool {
+        BufferPool::new(MIN, IDLE_MAX)
+    }
+
     #[test]
     fn a_buffer_comes_back_when_its_last_slice_is_dropped() {
-        let pool = FramePool::default();
+        let pool = pool();
         let mut buf = pool.take(100_000);
         assert_eq!(buf.capacity(), 0, "nothing idle yet: an empty buffer");
         buf.extend_from_slice(&[7u8; 100_000]);
@@ -134,7 +166,7 @@ mod tests {
 
     #[test]
     fn take_picks_the_tightest_fit_and_never_a_smaller_buffer() {
-        let pool = FramePool::default();
+        let pool = pool();
         for n in [200_000usize, 100_000, 400_000] {
             let mut b = Vec::with_capacity(n);
             b.push(1);
@@ -148,22 +180,22 @@ mod tests {
 
     #[test]
     fn idle_memory_stays_within_its_bound() {
-        let pool = FramePool::default();
-        let big = IDLE_MAX_BYTES / 3 + 1;
+        let pool = pool();
+        let big = IDLE_MAX / 3 + 1;
         for _ in 0..5 {
             drop(pool.freeze(Vec::with_capacity(big)));
         }
         assert_eq!(pool.idle_bytes(), 2 * big, "the third would pass the bound");
-        drop(pool.freeze(Vec::with_capacity(POOLED_MIN - 1)));
+        drop(pool.freeze(Vec::with_capacity(MIN - 1)));
         assert_eq!(pool.idle_bytes(), 2 * big, "small buffers are not kept");
     }
 
     #[test]
     fn bytes_outliving_the_pool_are_freed() {
-        let pool = FramePool::default();
-        let frame = pool.freeze(vec![1u8; POOLED_MIN]);
+        let pool = pool();
+        let frame = pool.freeze(vec![1u8; MIN]);
         drop(pool);
-        assert_eq!(frame.len(), POOLED_MIN);
+        assert_eq!(frame.len(), MIN);
         drop(frame); // no pool to go back to: freed
     }
 }
