@@ -1040,7 +1040,7 @@ fn emit_struct(
 }
 
 /// The structs of `m` that hold a RECORDS field, directly or through a
-/// nested struct: their encoders are generic over [`Sink`] so that a
+/// nested struct: their encoders are generic over `Sink` so that a
 /// `FrameBuf` can share the records instead of copying them.
 pub fn structs_with_records(m: &MessageModel) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
