@@ -112,11 +112,23 @@ fn fill(
     // Kafka may answer ListOffsets from a replica that has not caught up
     // yet: look again until the ranges hold at least what was written
     // (the mock, which drops old records, holds less: its ranges stand).
+    // A partition's leader may also not know yet that it leads (a fresh
+    // 1,000-partition topic on Kafka: NotLeaderForPartition): ask again.
     let t0 = Instant::now();
     loop {
         let mut ranges = Vec::new();
         for p in 0..partitions {
-            ranges.push(c.fetch_watermarks(topic, p, Duration::from_secs(10))?);
+            let r = loop {
+                match c.fetch_watermarks(topic, p, Duration::from_secs(10)) {
+                    Ok(r) => break r,
+                    Err(e) if t0.elapsed() < Duration::from_secs(30) => {
+                        eprintln!("watermarks of {topic}-{p}: {e}; asking again");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            ranges.push(r);
         }
         let held: i64 = ranges.iter().map(|(l, h)| h - l).sum();
         if held >= n as i64 || (held > 0 && ranges.iter().any(|(l, _)| *l > 0)) {
