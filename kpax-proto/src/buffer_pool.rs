@@ -29,16 +29,21 @@ pub static DECOMPRESSED: LazyLock<BufferPool> =
 struct Idle {
     bufs: Vec<Vec<u8>>,
     bytes: usize,
+}
+
+/// A pool's bounds and its idle buffers.
+struct Shared {
     /// Buffers under this capacity are not kept.
     min: usize,
     /// The most capacity kept idle.
     max: usize,
+    idle: Mutex<Idle>,
 }
 
 /// A pool of large buffers; clones share it.
 #[derive(Clone)]
 pub struct BufferPool {
-    idle: Arc<Mutex<Idle>>,
+    shared: Arc<Shared>,
 }
 
 impl BufferPool {
@@ -46,24 +51,24 @@ impl BufferPool {
     /// `idle_max` bytes of them while they are not in use.
     pub fn new(min: usize, idle_max: usize) -> BufferPool {
         BufferPool {
-            idle: Arc::new(Mutex::new(Idle {
+            shared: Arc::new(Shared {
                 min,
                 max: idle_max,
-                ..Idle::default()
-            })),
+                idle: Mutex::new(Idle::default()),
+            }),
         }
     }
 
     /// The smallest buffer size the pool keeps.
     pub fn min(&self) -> usize {
-        lock(&self.idle).min
+        self.shared.min
     }
 
     /// An empty buffer to write about `size` bytes into: the idle one that
     /// fits it most tightly, or else an empty new one (the caller grows it
     /// as bytes arrive: never allocate from an untrusted size alone).
     pub fn take(&self, size: usize) -> Vec<u8> {
-        let mut idle = lock(&self.idle);
+        let mut idle = lock(&self.shared.idle);
         let best = idle
             .bufs
             .iter()
@@ -85,19 +90,19 @@ impl BufferPool {
     /// dropped, `buf` comes back here (if the pool still exists and has
     /// room). A buffer under the pool's minimum becomes plain `Bytes`.
     pub fn freeze(&self, buf: Vec<u8>) -> Bytes {
-        if buf.capacity() < self.min() {
+        if buf.capacity() < self.shared.min {
             return Bytes::from(buf);
         }
         Bytes::from_owner(Pooled {
             buf,
-            home: Arc::downgrade(&self.idle),
+            home: Arc::downgrade(&self.shared),
         })
     }
 
     /// The capacity of the buffers waiting idle (for tests).
     #[cfg(test)]
     fn idle_bytes(&self) -> usize {
-        lock(&self.idle).bytes
+        lock(&self.shared.idle).bytes
     }
 }
 
@@ -108,7 +113,7 @@ fn lock(m: &Mutex<Idle>) -> std::sync::MutexGuard<'_, Idle> {
 /// The owner of a pooled frame's bytes.
 struct Pooled {
     buf: Vec<u8>,
-    home: Weak<Mutex<Idle>>,
+    home: Weak<Shared>,
 }
 
 impl AsRef<[u8]> for Pooled {
@@ -124,8 +129,11 @@ impl Drop for Pooled {
         };
         let mut buf = std::mem::take(&mut self.buf);
         let cap = buf.capacity();
-        let mut idle = lock(&home);
-        if cap >= idle.min && idle.bytes + cap <= idle.max {
+        if cap < home.min {
+            return;
+        }
+        let mut idle = lock(&home.idle);
+        if idle.bytes + cap <= home.max {
             buf.clear();
             idle.bytes += cap;
             idle.bufs.push(buf);

@@ -381,11 +381,7 @@ async fn read_frame<R: AsyncRead + Unpin>(
             Err(e) => return Err((net(format!("read: {e}")), false)),
         }
     }
-    Ok(if n >= POOLED_MIN {
-        pool.freeze(buf)
-    } else {
-        Bytes::from(buf)
-    })
+    Ok(pool.freeze(buf))
 }
 
 fn deliver(mut frame: Bytes, state: &Mutex<State>, addr: &str) -> Result<(), Error> {

@@ -213,6 +213,18 @@ pub fn decompress(
     })
 }
 
+/// The buffer `input_len` compressed bytes are decompressed into: a
+/// recycled one when one fits (its pages are touched already: see
+/// `buffer_pool`; the output is frozen into the same pool), room for four
+/// times the input, never more than `limit`.
+#[allow(dead_code)] // unused when every codec is disabled
+pub(crate) fn output_buffer(input_len: usize, limit: usize) -> Vec<u8> {
+    let hint = input_len.saturating_mul(4).min(limit);
+    let mut out = crate::buffer_pool::DECOMPRESSED.take(hint);
+    out.reserve(hint);
+    out
+}
+
 /// Reads a decompressing reader to its end, failing once it yields more than
 /// `limit` bytes. The first allocation is sized by the (trusted) length of
 /// the compressed input, never by a length the input claims.
@@ -223,10 +235,7 @@ pub(crate) fn read_bounded(
     input_len: usize,
 ) -> Result<Vec<u8>, CodecError> {
     use std::io::Read;
-    // A recycled buffer when one fits (its pages are touched already: see
-    // `buffer_pool`); the output is frozen into the same pool.
-    let mut out = crate::buffer_pool::DECOMPRESSED.take(input_len.saturating_mul(4).min(limit));
-    out.reserve(input_len.saturating_mul(4).min(limit));
+    let mut out = output_buffer(input_len, limit);
     let cap = (limit as u64).saturating_add(1);
     reader.take(cap).read_to_end(&mut out)?;
     if out.len() > limit {

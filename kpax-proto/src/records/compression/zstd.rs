@@ -36,13 +36,11 @@ pub(super) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, CodecErr
     }
     let corrupt =
         |e: ruzstd::decoding::errors::FrameDecoderError| CodecError::Corrupt(e.to_string());
-    let hint = input.len().saturating_mul(4).min(limit);
     DECODER.with(|cell| {
         let mut decoder = cell.borrow_mut();
         let mut source = input;
         decoder.reset(&mut source).map_err(corrupt)?;
-        let mut out = crate::buffer_pool::DECOMPRESSED.take(hint);
-        out.reserve(hint);
+        let mut out = super::output_buffer(input.len(), limit);
         loop {
             let finished = decoder
                 .decode_blocks(&mut source, BlockDecodingStrategy::UptoBytes(DECODE_STEP))
