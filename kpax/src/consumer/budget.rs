@@ -11,7 +11,7 @@
 //! debt is paid.
 //!
 //! So that the overdraft stays rare, the budget learns how many bytes the
-//! records of a wire byte hold ([`Budget::inflation`], from the last answered
+//! records of a wire byte hold ([`Budget::held_bytes_for`], from the last answered
 //! fetch) and a fetch asks the broker for its reservation divided by it:
 //! with lz4 at 4:1, a 1 MiB reservation asks for 200 KiB of wire bytes.
 //! The bound is exceeded only when the data compresses better than the
@@ -57,7 +57,8 @@ impl Budget {
 
     /// Bytes held per wire byte, as the last answered fetch held them
     /// (1.0 until then; at most 64).
-    pub(crate) fn inflation(&self) -> f64 {
+    #[cfg(test)]
+    fn inflation(&self) -> f64 {
         f64::from(self.inflation_16.load(Ordering::Relaxed)) / 16.0
     }
 
@@ -73,8 +74,16 @@ impl Budget {
 
     /// The wire bytes a fetch that reserved `reserved` bytes asks for.
     pub(crate) fn wire_bytes_for(&self, reserved: usize) -> usize {
-        let x16 = self.inflation_16.load(Ordering::Relaxed).max(16) as usize;
-        (reserved.saturating_mul(16) / x16).max(1)
+        (reserved.saturating_mul(16) / self.inflation_x16()).max(1)
+    }
+
+    /// The bytes `wire` bytes hold, as the last answered fetch held them.
+    pub(crate) fn held_bytes_for(&self, wire: usize) -> usize {
+        wire.saturating_mul(self.inflation_x16()) / 16
+    }
+
+    fn inflation_x16(&self) -> usize {
+        self.inflation_16.load(Ordering::Relaxed).max(16) as usize
     }
 
     /// Bytes free now: the permits left, less what is owed.
@@ -209,6 +218,7 @@ mod tests {
         b.learn(100, 500);
         assert_eq!(b.inflation(), 5.0);
         assert_eq!(b.wire_bytes_for(1000), 200);
+        assert_eq!(b.held_bytes_for(200), 1000);
         b.learn(100, 50); // never below 1:1
         assert_eq!(b.wire_bytes_for(1000), 1000);
         b.learn(1, 1 << 30); // never above 64:1

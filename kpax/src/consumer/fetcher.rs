@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-
 use tokio::sync::mpsc;
 
 struct FetchDone {
@@ -243,7 +242,7 @@ async fn plan(
         }
         // The reservation is in bytes held; the broker is asked for the
         // wire bytes that hold that much as the last fetch decompressed.
-        let reserve = ((want as f64 * s.memory.inflation()) as usize).min(avail);
+        let reserve = s.memory.held_bytes_for(want).min(avail);
         let ask = s.memory.wire_bytes_for(reserve);
         let Some(charge) = s.memory.reserve(reserve) else {
             continue;
@@ -563,7 +562,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
                 let chunk_charge = || {
                     let mut c = charge.split(held);
                     c.grow(&s.memory, held - c.bytes());
-                    Some(c)
+                    c
                 };
                 if p.append(records, next, chunk_charge) {
                     any = true;

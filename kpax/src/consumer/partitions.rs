@@ -108,7 +108,7 @@ impl Part {
         &mut self,
         records: Vec<ConsumerRecord>,
         next: Option<i64>,
-        charge: impl FnOnce() -> Option<Charge>,
+        charge: impl FnOnce() -> Charge,
     ) -> bool {
         if let Some(n) = next {
             self.fetch_offset = n.max(self.fetch_offset);
@@ -117,7 +117,7 @@ impl Part {
             self.chunks.push_back(Chunk {
                 records: records.into(),
                 next,
-                _charge: charge(),
+                _charge: Some(charge()),
             });
             return true;
         }
