@@ -15,22 +15,8 @@ use rdkafka::client::{Client, DefaultClientContext};
 use rdkafka::types::{RDKafkaRespErr, RDKafkaType};
 use rdkafka::ClientConfig;
 
-/// Kafka API keys the mock serves (see `../shared/brokers.md`).
-pub mod api_key {
-    pub const PRODUCE: i16 = 0;
-    pub const FETCH: i16 = 1;
-    pub const LIST_OFFSETS: i16 = 2;
-    pub const METADATA: i16 = 3;
-    pub const OFFSET_COMMIT: i16 = 8;
-    pub const OFFSET_FETCH: i16 = 9;
-    pub const FIND_COORDINATOR: i16 = 10;
-    pub const JOIN_GROUP: i16 = 11;
-    pub const HEARTBEAT: i16 = 12;
-    pub const LEAVE_GROUP: i16 = 13;
-    pub const SYNC_GROUP: i16 = 14;
-    pub const API_VERSIONS: i16 = 18;
-    pub const INIT_PRODUCER_ID: i16 = 22;
-}
+/// Kafka API keys by number (the mock's fault injection names APIs so).
+pub use kpax::proto::versions::key as api_key;
 
 /// A few Kafka error codes that tests commonly inject.
 pub mod error_code {

@@ -763,32 +763,49 @@ mod tests {
         assert_eq!(q.available(), [0, 1, 2]);
     }
 
+    /// Makes `open` partition t-0's open batch, listed for drain as
+    /// `append` lists it, and drains with a flush: the batches ready.
+    fn flush_open(config: &ProducerConfig, open: OpenBatch) -> Vec<Batch> {
+        let mut acc = Accumulator::default();
+        acc.queue("t", 0).open = Some(open);
+        acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
+        acc.flush_requested = true;
+        acc.drain(config, Instant::now(), false).ready
+    }
+
+    /// An open batch of one record.
+    fn one_record(memory: &Arc<tokio::sync::Semaphore>) -> OpenBatch {
+        let mut builder = RecordBatchBuilder::new(0);
+        builder.append(1, None, Some(b"v"), &[]).unwrap();
+        OpenBatch {
+            builder,
+            completion: Completion::new("t", 0),
+            records: 1,
+            bytes: 1,
+            created: Instant::now(),
+            permit: memory.clone().try_acquire_many_owned(1).unwrap(),
+        }
+    }
+
     #[tokio::test]
     async fn a_batch_that_cannot_be_encoded_is_sealed_and_fails_when_finished() {
-        let config = ProducerConfig::default();
-        let mut acc = Accumulator::default();
         let memory = Arc::new(tokio::sync::Semaphore::new(1000));
         let completion = Completion::new("t", 0);
         let futures: Vec<_> = (0..3).map(|i| completion.future(i, 0)).collect();
         // A builder with no record cannot be finished: the encoding error.
-        acc.queue("t", 0).open = Some(OpenBatch {
-            builder: RecordBatchBuilder::new(0),
-            completion,
-            records: 3,
-            bytes: 300,
-            created: Instant::now(),
-            permit: memory.clone().try_acquire_many_owned(300).unwrap(),
-        });
-        // As append does: the partition is listed for drain.
-        acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
-        acc.flush_requested = true;
-        let mut drained = acc.drain(&config, Instant::now(), false);
-        assert_eq!(
-            drained.ready.len(),
-            1,
-            "sealed, the error kept for the sender"
+        let mut ready = flush_open(
+            &ProducerConfig::default(),
+            OpenBatch {
+                builder: RecordBatchBuilder::new(0),
+                completion,
+                records: 3,
+                bytes: 300,
+                created: Instant::now(),
+                permit: memory.clone().try_acquire_many_owned(300).unwrap(),
+            },
         );
-        let mut b = drained.ready.pop().unwrap();
+        assert_eq!(ready.len(), 1, "sealed, the error kept for the sender");
+        let mut b = ready.pop().unwrap();
         assert!(b.data.is_empty(), "nothing encoded");
         let e = b.finish().expect_err("no record: no batch");
         assert!(matches!(&e, Error::Records { context, .. } if context == "t-0"));
@@ -802,25 +819,8 @@ mod tests {
     #[test]
     fn a_zstd_batch_is_finished_once_by_the_sender() {
         let config = ProducerConfig::default().with_compression(Compression::Zstd);
-        let mut acc = Accumulator::default();
         let memory = Arc::new(tokio::sync::Semaphore::new(1000));
-        let mut builder = RecordBatchBuilder::new(0);
-        builder.append(1, None, Some(b"v"), &[]).unwrap();
-        acc.queue("t", 0).open = Some(OpenBatch {
-            builder,
-            completion: Completion::new("t", 0),
-            records: 1,
-            bytes: 1,
-            created: Instant::now(),
-            permit: memory.clone().try_acquire_many_owned(1).unwrap(),
-        });
-        acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
-        acc.flush_requested = true;
-        let mut b = acc
-            .drain(&config, Instant::now(), false)
-            .ready
-            .pop()
-            .unwrap();
+        let mut b = flush_open(&config, one_record(&memory)).pop().unwrap();
         assert!(b.data.is_empty(), "sealed, not yet compressed");
         b.finish().unwrap();
         let data = b.data.clone();
@@ -831,24 +831,8 @@ mod tests {
 
     #[test]
     fn an_uncompressed_batch_is_finished_as_it_is_sealed() {
-        let config = ProducerConfig::default();
-        let mut acc = Accumulator::default();
         let memory = Arc::new(tokio::sync::Semaphore::new(1000));
-        let mut builder = RecordBatchBuilder::new(0);
-        builder.append(1, None, Some(b"v"), &[]).unwrap();
-        acc.queue("t", 0).open = Some(OpenBatch {
-            builder,
-            completion: Completion::new("t", 0),
-            records: 1,
-            bytes: 1,
-            created: Instant::now(),
-            permit: memory.clone().try_acquire_many_owned(1).unwrap(),
-        });
-        acc.topics[0].partitions[0].list(&mut acc.active, 0, 0);
-        acc.flush_requested = true;
-        let b = acc
-            .drain(&config, Instant::now(), false)
-            .ready
+        let b = flush_open(&ProducerConfig::default(), one_record(&memory))
             .pop()
             .unwrap();
         assert!(b.builder.is_none());
