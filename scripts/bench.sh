@@ -69,15 +69,8 @@ LIB="$KPAX_TOOLS/kafka-$KAFKA_VERSION/lib"
 
 # Builds: the bench binaries in their own target dir, the peers beside them.
 export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$ROOT/target/bench}"
-bins=$(cargo bench --bench produce --bench consume --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] in ("produce", "consume") and m.get("executable"):
-        print(m["target"]["name"], m["executable"])')
-PRODUCE=$(awk '$1 == "produce" {print $2}' <<<"$bins")
-CONSUME=$(awk '$1 == "consume" {print $2}' <<<"$bins")
-[ -x "$PRODUCE" ] && [ -x "$CONSUME" ] || { echo "bench.sh: cargo bench --no-run failed" >&2; exit 1; }
+# shellcheck source=scripts/bench-bins.sh
+. scripts/bench-bins.sh
 PEERS="$CARGO_TARGET_DIR/peers"
 mkdir -p "$PEERS/java"
 javac -nowarn -d "$PEERS/java" -cp "$LIB/*" benches/peers/java/Bench.java

@@ -28,14 +28,8 @@ done
 command -v perf >/dev/null || { echo "profile.sh: needs perf" >&2; exit 1; }
 
 export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$ROOT/target/bench}"
-bins=$(cargo bench --bench produce --bench consume --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] in ("produce", "consume") and m.get("executable"):
-        print(m["target"]["name"], m["executable"])')
-PRODUCE=$(awk '$1 == "produce" {print $2}' <<<"$bins")
-CONSUME=$(awk '$1 == "consume" {print $2}' <<<"$bins")
+# shellcheck source=scripts/bench-bins.sh
+. scripts/bench-bins.sh
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kpax-profile.XXXXXX")
 MOCK=""
