@@ -348,7 +348,7 @@ impl Producer {
         Ok(out)
     }
 
-    async fn enqueue(&self, record: ProducerRecord, wait: bool) -> Result<DeliveryFuture> {
+    async fn enqueue(&self, mut record: ProducerRecord, wait: bool) -> Result<DeliveryFuture> {
         let s = &self.shared;
         if s.closed.load(Ordering::Acquire) {
             return Err(Error::ProducerClosed);
@@ -411,7 +411,7 @@ impl Producer {
                 if let Some(t) = &s.txn {
                     t.lock().machine.check_send()?;
                 }
-                let a = acc.append(&s.config, &record, fresh.as_ref(), now, timestamp, permit);
+                let a = acc.append(&s.config, &mut record, fresh.as_ref(), now, timestamp, permit);
                 if a.is_ok() {
                     s.outstanding.fetch_add(1, Ordering::AcqRel);
                 }
