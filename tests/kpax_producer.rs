@@ -39,12 +39,33 @@ fn value_of(c: &Consumed) -> String {
 
 /// Sends `n` records `rec-i` (keyed `key-i` when `keyed`); returns (partition, offset) per record.
 async fn send_numbered(p: &Producer, topic: &str, n: usize, keyed: bool) -> Vec<(i32, i64)> {
+    send_padded(p, topic, n, keyed, 0, None).await
+}
+
+/// As [`send_numbered`], each value `rec-i ` padded with spaces to `pad`
+/// bytes, record i to partition `i % spread` when `spread` is given.
+async fn send_padded(
+    p: &Producer,
+    topic: &str,
+    n: usize,
+    keyed: bool,
+    pad: usize,
+    spread: Option<i32>,
+) -> Vec<(i32, i64)> {
     let mut futures = Vec::with_capacity(n);
     for i in 0..n {
-        let mut r = ProducerRecord::new(topic, format!("rec-{i}"))
-            .with_header("seq", Some(Bytes::from(i.to_string())));
+        let mut value = format!("rec-{i}").into_bytes();
+        if pad > 0 {
+            value.push(b' ');
+            value.resize(pad.max(value.len()), b' ');
+        }
+        let mut r =
+            ProducerRecord::new(topic, value).with_header("seq", Some(Bytes::from(i.to_string())));
         if keyed {
             r = r.with_key(format!("key-{i}"));
+        }
+        if let Some(spread) = spread {
+            r = r.with_partition(i as i32 % spread);
         }
         futures.push(p.send(r).await.unwrap());
     }
@@ -107,7 +128,7 @@ async fn keyed_records_land_where_kpax_says_and_librdkafka_reads_them(tc: &TestC
     for recs in log.values() {
         let seqs: Vec<usize> = recs
             .iter()
-            .map(|c| value_of(c)[4..].parse().unwrap())
+            .map(|c| value_of(c)[4..].trim_end().parse().unwrap())
             .collect();
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
@@ -185,13 +206,108 @@ async fn every_codec_and_acks(tc: &TestCluster) {
     assert_eq!(log.values().map(Vec::len).sum::<usize>(), expected);
 }
 
+backends!(large_and_small_records_mixed_read_back_whole: fake(3), mock(3), kafka);
+
+/// Records from 10 bytes to 40 KiB, mixed in every partition (large ones
+/// are held by reference until their batch is written, small ones written
+/// as they come, and a batch of either kind takes the other's records),
+/// with keys and headers, under every codec: librdkafka reads every
+/// record back whole (key, value, headers) at the offset kpax reported.
+async fn large_and_small_records_mixed_read_back_whole(tc: &TestCluster) {
+    const N: usize = 120;
+    let topic = tc.topic(2).await;
+    let sizes = [10usize, 3_000, 40_000, 500, 2_048, 17_000, 1, 9_999];
+    let mut expected: BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>, String)> = BTreeMap::new();
+    for codec in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let p = producer(
+            tc,
+            ProducerConfig::default()
+                .with_compression(codec)
+                .with_batch_size(64 * 1024)
+                .with_linger(Duration::from_millis(5)),
+        );
+        let mut futures = Vec::with_capacity(N);
+        for i in 0..N {
+            let tag = format!("{codec:?}-{i}");
+            let mut value = tag.clone().into_bytes();
+            value.resize(
+                sizes[i % sizes.len()].max(value.len()),
+                b'a' + (i % 26) as u8,
+            );
+            let key = format!("key-{tag}").into_bytes();
+            let r = ProducerRecord::new(&topic.name, value.clone())
+                .with_partition((i % 2) as i32)
+                .with_key(key.clone())
+                .with_header("tag", Some(Bytes::from(tag.clone())))
+                .with_timestamp(1_700_000_000_000 + i as i64);
+            futures.push((p.send(r).await.unwrap(), key, value, tag));
+        }
+        for (f, key, value, tag) in futures {
+            let m = f.await.unwrap_or_else(|e| panic!("{tag}: {e}"));
+            assert!(expected
+                .insert((m.partition, m.offset), (key, value, tag))
+                .is_none());
+        }
+        assert!(p.close(Duration::from_secs(5)).await);
+    }
+    let log = read_all(tc, &topic.name, 2, expected.len()).await;
+    let mut read = 0;
+    for (partition, recs) in &log {
+        for c in recs {
+            let (key, value, tag) = expected
+                .get(&(*partition, c.offset))
+                .unwrap_or_else(|| panic!("no record was reported at {partition}/{}", c.offset));
+            assert_eq!(c.record.key.as_deref(), Some(&key[..]), "{tag}: key");
+            assert!(
+                c.record.value.as_deref() == Some(&value[..]),
+                "{tag}: value differs"
+            );
+            assert_eq!(
+                c.record.headers,
+                vec![("tag".to_string(), Some(tag.clone().into_bytes()))],
+                "{tag}: headers"
+            );
+            read += 1;
+        }
+    }
+    assert_eq!(read, expected.len(), "every record read back once");
+}
+
 // tansu has no fault injection.
 backends!(faults_during_an_idempotent_run_lose_and_duplicate_nothing: fake(3), mock(3));
 
 /// Errors, dropped connections and leader moves while 100,000 records are
 /// sent idempotently: nothing lost, duplicated or reordered.
 async fn faults_during_an_idempotent_run_lose_and_duplicate_nothing(tc: &TestCluster) {
-    const N: usize = 100_000;
+    faults_during_an_idempotent_run(tc, 100_000, 0, None).await;
+}
+
+// tansu has no fault injection.
+backends!(faults_during_an_idempotent_run_of_large_records_lose_and_duplicate_nothing: fake(3), mock(3));
+
+/// As above with 6,000 records of 4 KiB, which the producer holds by
+/// reference until their batch is written: retried batches are sent
+/// with the bytes and sequence numbers they were first written with.
+/// The records are spread evenly (4 MB per partition): librdkafka's mock
+/// keeps 5 MB of a partition and drops the oldest records past that.
+async fn faults_during_an_idempotent_run_of_large_records_lose_and_duplicate_nothing(
+    tc: &TestCluster,
+) {
+    faults_during_an_idempotent_run(tc, 6_000, 4096, Some(6)).await;
+}
+
+async fn faults_during_an_idempotent_run(
+    tc: &TestCluster,
+    n: usize,
+    pad: usize,
+    spread: Option<i32>,
+) {
     let faults = tc.inject();
     let topic = tc.topic(6).await;
     let p = producer(
@@ -202,7 +318,7 @@ async fn faults_during_an_idempotent_run_lose_and_duplicate_nothing(tc: &TestClu
     );
     let name = topic.name.clone();
     let p2 = p.clone();
-    let sending = tokio::spawn(async move { send_numbered(&p2, &name, N, false).await });
+    let sending = tokio::spawn(async move { send_padded(&p2, &name, n, false, pad, spread).await });
     let step = Duration::from_millis;
     tokio::time::sleep(step(100)).await;
     faults.fail_next(ApiKey::Produce, ErrorCode::NOT_LEADER_OR_FOLLOWER, 2);
@@ -225,13 +341,13 @@ async fn faults_during_an_idempotent_run_lose_and_duplicate_nothing(tc: &TestClu
         .await
         .expect("all delivered in time")
         .unwrap();
-    assert_eq!(sent.len(), N);
-    let log = read_all(tc, &topic.name, 6, N).await;
+    assert_eq!(sent.len(), n);
+    let log = read_all(tc, &topic.name, 6, n).await;
     let mut seen = HashSet::new();
     for recs in log.values() {
         let seqs: Vec<usize> = recs
             .iter()
-            .map(|c| value_of(c)[4..].parse().unwrap())
+            .map(|c| value_of(c)[4..].trim_end().parse().unwrap())
             .collect();
         if let Some(i) = seqs.windows(2).position(|w| w[0] >= w[1]) {
             let lo = i.saturating_sub(3);
@@ -248,7 +364,7 @@ async fn faults_during_an_idempotent_run_lose_and_duplicate_nothing(tc: &TestClu
             assert!(seen.insert(s), "record {s} written twice");
         }
     }
-    assert_eq!(seen.len(), N, "records lost");
+    assert_eq!(seen.len(), n, "records lost");
     let stats = p.stats();
     assert!(stats.retries > 0, "the faults caused no retry: {stats:?}");
 }
@@ -495,7 +611,7 @@ async fn fake_broker_down_and_faults_with_real_dedup_lose_and_duplicate_nothing(
     for recs in log.values() {
         let seqs: Vec<usize> = recs
             .iter()
-            .map(|c| value_of(c)[4..].parse().unwrap())
+            .map(|c| value_of(c)[4..].trim_end().parse().unwrap())
             .collect();
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),

@@ -173,6 +173,15 @@ impl Batch {
         }
     }
 
+    /// Its size in a request: its bytes once encoded, until then its
+    /// records' size estimates (an upper bound for uncompressed records).
+    pub fn size(&self) -> usize {
+        match &self.encoding {
+            Encoding::Done => self.data.len(),
+            _ => self.permit.num_permits(),
+        }
+    }
+
     /// Fails every record of the batch; returns how many.
     pub fn fail(self, err: Error) -> usize {
         let n = self.records;
@@ -491,9 +500,7 @@ impl Accumulator {
                 let transactional = config.transactional_id.is_some();
                 let body = if size >= HOLD_MIN {
                     Records::Held(Held {
-                        records: Vec::with_capacity(
-                            (config.batch_size / size).clamp(1, 64),
-                        ),
+                        records: Vec::with_capacity((config.batch_size / size).clamp(1, 64)),
                         compression: config.compression,
                         transactional,
                         bytes: 0,
@@ -992,7 +999,10 @@ mod tests {
         };
         let (a, taken) = append(&mut acc, &config, &memory, record(0), 10);
         assert!(a.wake, "a new batch wakes the sender");
-        assert!(taken.value.is_none() && taken.headers.is_empty(), "held, not copied");
+        assert!(
+            taken.value.is_none() && taken.headers.is_empty(),
+            "held, not copied"
+        );
         // The third record does not fit: the batch of two is sealed.
         let (a, _) = append(&mut acc, &config, &memory, record(1), 11);
         assert!(!a.wake, "neither new nor full");

@@ -411,7 +411,14 @@ impl Producer {
                 if let Some(t) = &s.txn {
                     t.lock().machine.check_send()?;
                 }
-                let a = acc.append(&s.config, &mut record, fresh.as_ref(), now, timestamp, permit);
+                let a = acc.append(
+                    &s.config,
+                    &mut record,
+                    fresh.as_ref(),
+                    now,
+                    timestamp,
+                    permit,
+                );
                 if a.is_ok() {
                     s.outstanding.fetch_add(1, Ordering::AcqRel);
                 }

@@ -76,19 +76,7 @@ pub(crate) async fn run(weak: Weak<Shared>) {
             for b in drained.expired {
                 expire(&s, b);
             }
-            // Compression (and the CRC of compressed batches) here,
-            // outside the producer's lock: the application goes on
-            // appending meanwhile.
-            let mut ready = Vec::with_capacity(drained.ready.len());
-            for mut b in drained.ready {
-                match b.finish() {
-                    Ok(()) => ready.push(b),
-                    Err(e) => {
-                        tracing::error!(topic = %b.topic, partition = b.partition, error = %e, "cannot encode a batch");
-                        fail(&s, b, e);
-                    }
-                }
-            }
+            let ready = drained.ready;
             let ready = if s.txn.is_some() {
                 add_to_transaction(&s, ready).await
             } else {
@@ -299,7 +287,8 @@ async fn dispatch(
     done: &mpsc::UnboundedSender<Completion>,
 ) {
     let mut by_broker: HashMap<i32, (Broker, Vec<Batch>)> = HashMap::new();
-    for mut b in ready {
+    let producer = if st.idempotent { st.producer } else { None };
+    for b in ready {
         match s.cluster.leader(&b.topic, b.partition).await {
             Ok(leader) => {
                 let node = leader.node_id().unwrap_or(-1);
@@ -310,8 +299,6 @@ async fn dispatch(
                     s.lock().retry(b, Duration::ZERO);
                     continue;
                 }
-                s.lock()
-                    .stamp(&mut b, if st.idempotent { st.producer } else { None });
                 by_broker
                     .entry(node)
                     .or_insert_with(|| (leader, Vec::new()))
@@ -327,11 +314,11 @@ async fn dispatch(
         let mut size = 0;
         let mut chunks = Vec::new();
         for b in batches {
-            if !chunk.is_empty() && size + b.data.len() > s.config.max_request_size {
+            if !chunk.is_empty() && size + b.size() > s.config.max_request_size {
                 chunks.push(std::mem::take(&mut chunk));
                 size = 0;
             }
-            size += b.data.len();
+            size += b.size();
             chunk.push(b);
         }
         chunks.push(chunk);
@@ -343,7 +330,10 @@ async fn dispatch(
             let s = s.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
+                let batches = finish(&s, batches, producer);
                 let (batches, result) = match for_broker(&s, &broker, batches).await {
+                    // Every batch failed as it was encoded: nothing to send.
+                    Ok((batches, _)) if batches.is_empty() => (batches, Ok(None)),
                     Err((batches, e)) => (batches, Err(e)),
                     Ok((batches, req)) => {
                         let result = if acks0 {
@@ -366,6 +356,33 @@ async fn dispatch(
             });
         }
     }
+}
+
+/// Finishes the encoding of `batches` (held records written, compression,
+/// CRC) and stamps them with the producer id and their sequence numbers:
+/// the request's own task does it, outside the sender's loop and the
+/// producer's lock, so that the batches of different requests are
+/// written on different cores while the application goes on appending.
+/// A batch that cannot be encoded fails alone, before it has sequence
+/// numbers (no gap in its partition's sequence).
+fn finish(s: &Shared, batches: Vec<Batch>, producer: Option<(i64, i16)>) -> Vec<Batch> {
+    let mut out = Vec::with_capacity(batches.len());
+    for mut b in batches {
+        match b.finish() {
+            Ok(()) => out.push(b),
+            Err(e) => {
+                tracing::error!(topic = %b.topic, partition = b.partition, error = %e, "cannot encode a batch");
+                fail(s, b, e);
+            }
+        }
+    }
+    if producer.is_some() {
+        let mut acc = s.lock();
+        for b in &mut out {
+            acc.stamp(b, producer);
+        }
+    }
+    out
 }
 
 /// The request for `batches` as `broker` can take it: record batches v2
