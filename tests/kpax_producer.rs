@@ -217,7 +217,9 @@ async fn large_and_small_records_mixed_read_back_whole(tc: &TestCluster) {
     const N: usize = 120;
     let topic = tc.topic(2).await;
     let sizes = [10usize, 3_000, 40_000, 500, 2_048, 17_000, 1, 9_999];
-    let mut expected: BTreeMap<(i32, i64), (Vec<u8>, Vec<u8>, String)> = BTreeMap::new();
+    // (partition, offset) -> (key, value, tag)
+    type Sent = (Vec<u8>, Vec<u8>, String);
+    let mut expected: BTreeMap<(i32, i64), Sent> = BTreeMap::new();
     for codec in [
         Compression::None,
         Compression::Gzip,
