@@ -208,9 +208,9 @@ async fn every_codec_and_acks(tc: &TestCluster) {
 
 backends!(large_and_small_records_mixed_read_back_whole: fake(3), mock(3), kafka);
 
-/// Records from 10 bytes to 40 KiB, mixed in every partition (large ones
-/// are held by reference until their batch is written, small ones written
-/// as they come, and a batch of either kind takes the other's records),
+/// Records from 10 bytes to 40 KiB, mixed in every partition, held by
+/// reference until their batch is written or (`copy_records_below`)
+/// copied as they come, a batch of either kind taking every size,
 /// with keys and headers, under every codec: librdkafka reads every
 /// record back whole (key, value, headers) at the offset kpax reported.
 async fn large_and_small_records_mixed_read_back_whole(tc: &TestCluster) {
@@ -220,23 +220,27 @@ async fn large_and_small_records_mixed_read_back_whole(tc: &TestCluster) {
     // (partition, offset) -> (key, value, tag)
     type Sent = (Vec<u8>, Vec<u8>, String);
     let mut expected: BTreeMap<(i32, i64), Sent> = BTreeMap::new();
-    for codec in [
+    let codecs = [
         Compression::None,
         Compression::Gzip,
         Compression::Snappy,
         Compression::Lz4,
         Compression::Zstd,
-    ] {
+    ];
+    // Every record held by reference (the default), and batches opened by
+    // records under 2 KiB copying theirs.
+    for (codec, copy_below) in codecs.into_iter().flat_map(|c| [(c, 0), (c, 2048)]) {
         let p = producer(
             tc,
             ProducerConfig::default()
                 .with_compression(codec)
                 .with_batch_size(64 * 1024)
+                .with_copy_records_below(copy_below)
                 .with_linger(Duration::from_millis(5)),
         );
         let mut futures = Vec::with_capacity(N);
         for i in 0..N {
-            let tag = format!("{codec:?}-{i}");
+            let tag = format!("{codec:?}-{copy_below}-{i}");
             let mut value = tag.clone().into_bytes();
             value.resize(
                 sizes[i % sizes.len()].max(value.len()),

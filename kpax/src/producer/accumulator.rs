@@ -7,12 +7,13 @@
 //! changes, and the record's outcome is a slot in its batch's shared
 //! [`Completion`].
 //!
-//! A batch of a slow codec (gzip, zstd) is sealed under the producer's
-//! lock but finished outside it: its compression and CRC
-//! ([`Batch::finish`]) run in the sender while the application goes on
-//! appending. Others are finished as they are sealed: the CRC and lz4 or
-//! snappy are cheap next to the cost of moving the batch to another core
-//! (see `finished_by_sender` for the figures).
+//! Records are not copied here unless the configuration says so
+//! (`copy_records_below`): the batch keeps the caller's `Bytes`
+//! ([`Records::Held`]). Every batch is
+//! sealed under the producer's lock and finished outside it
+//! ([`Batch::finish`]: held records written, compression, producer id and
+//! sequence numbers, one CRC pass) by the task of the request that sends
+//! it, while the application goes on appending.
 
 use super::delivery::{Completion, DeliveryFuture};
 use super::topic_map::TopicMap;
@@ -25,11 +26,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
-
-/// Records of at least this many bytes (their size estimate) open a
-/// batch that holds its records by reference ([`Records::Held`]) rather
-/// than writing them as they come.
-const HOLD_MIN: usize = 2048;
 
 /// A record kept by reference until its batch is written: its bytes stay
 /// the caller's (shared `Bytes`), so a large record costs no copy at
@@ -55,12 +51,15 @@ pub(crate) struct Held {
 impl Held {
     /// Writes the records into one batch: a copy of each record's bytes,
     /// compression, and the CRC.
-    fn write(self) -> std::result::Result<Bytes, kpax_proto::records::RecordsError> {
+    fn write(
+        self,
+        stamped: impl FnOnce(RecordBatchBuilder) -> RecordBatchBuilder,
+    ) -> std::result::Result<Bytes, kpax_proto::records::RecordsError> {
         let builder = match self.buffer {
             Some(buf) => RecordBatchBuilder::over_buffer(0, buf),
             None => RecordBatchBuilder::with_capacity(0, self.bytes),
         };
-        let mut builder = builder
+        let mut builder = stamped(builder)
             .compression(self.compression)
             .transactional(self.transactional);
         for r in &self.records {
@@ -72,22 +71,33 @@ impl Held {
 
 /// A batch's records, as they were taken.
 pub(crate) enum Records {
-    /// Written into the batch's buffer as they came: small records, for
-    /// which a copy is cheaper than keeping a reference.
+    /// Written into the batch's buffer as they came (a batch opened by a
+    /// record under `copy_records_below`).
     Written(RecordBatchBuilder),
-    /// Kept by reference and written when the sender takes the batch
-    /// (outside the producer's lock, into a recycled buffer): records of
-    /// [`HOLD_MIN`] bytes and more, whose copy under the lock kept the
-    /// sender waiting, and whose fresh buffers, queued while the broker
-    /// was busy, cost a page fault per 4 KiB.
+    /// Kept by reference and written by the task that sends the batch
+    /// (outside the producer's lock, into a recycled buffer): the default.
+    /// Copies at `send` held the lock the sender needed, and their fresh
+    /// buffers, queued while the broker was busy, cost a page fault per
+    /// 4 KiB; measured on the mock (acks=all, median of 3), CPU per record
+    /// at 100 B 0.31-0.39 µs copied, 0.29 held; 1 KiB 0.72-0.78, 0.57-0.58;
+    /// 16 KiB 13.7 (before the copy left the lock), 5.3-5.8.
     Held(Held),
 }
 
 impl Records {
-    fn finish(self) -> std::result::Result<Bytes, kpax_proto::records::RecordsError> {
+    /// The finished batch, with the producer id, epoch and base sequence
+    /// `stamp` when given (one CRC pass).
+    fn finish(
+        self,
+        stamp: Option<(i64, i16, i32)>,
+    ) -> std::result::Result<Bytes, kpax_proto::records::RecordsError> {
+        let stamped = |b: RecordBatchBuilder| match stamp {
+            Some((id, epoch, seq)) => b.producer(id, epoch, seq),
+            None => b,
+        };
         match self {
-            Records::Written(b) => b.finish(),
-            Records::Held(h) => h.write(),
+            Records::Written(b) => stamped(b).finish(),
+            Records::Held(h) => h.write(stamped),
         }
     }
 }
@@ -118,7 +128,7 @@ pub(crate) enum Encoding {
     /// Its records, not yet compressed and checksummed (or not yet
     /// written, when held).
     Pending(Records),
-    /// Finishing it as it was sealed failed: `Batch::finish` reports it.
+    /// Compressing it as it was sealed failed: `Batch::finish` reports it.
     Failed(Error),
 }
 
@@ -148,8 +158,11 @@ pub(crate) struct Batch {
     pub permit: OwnedSemaphorePermit,
     pub deadline: Instant,
     pub attempts: u32,
-    /// The producer id, epoch and base sequence stamped into `data`.
+    /// The producer id, epoch and base sequence assigned to the batch
+    /// ([`Accumulator::stamp`]); written into `data` by [`Batch::finish`].
     pub stamped: Option<(i64, i16, i32)>,
+    /// The producer id, epoch and base sequence `data` holds.
+    pub written: Option<(i64, i16, i32)>,
     pub last_error: Option<String>,
 }
 
@@ -161,16 +174,32 @@ impl Batch {
     /// [`Error::Records`] when the batch cannot be encoded; fail it then.
     pub fn finish(&mut self) -> Result<()> {
         match std::mem::replace(&mut self.encoding, Encoding::Done) {
-            Encoding::Done => Ok(()),
-            Encoding::Failed(e) => Err(e),
+            Encoding::Done => {}
+            Encoding::Failed(e) => return Err(e),
             Encoding::Pending(records) => {
-                self.data = records.finish().map_err(|e| Error::Records {
+                self.data = records.finish(self.stamped).map_err(|e| Error::Records {
                     context: format!("{}-{}", self.topic, self.partition),
                     source: e,
                 })?;
-                Ok(())
+                self.written = self.stamped;
             }
         }
+        // Encoded before its sequence numbers were assigned, or for
+        // another producer id (a retry after a reset): written in now.
+        if self.written != self.stamped {
+            if let Some((id, epoch, seq)) = self.stamped {
+                // The batch's bytes are ours alone unless a request still
+                // holds them; then stamping works on a copy.
+                let mut data = match std::mem::take(&mut self.data).try_into_mut() {
+                    Ok(m) => m,
+                    Err(shared) => BytesMut::from(&shared[..]),
+                };
+                stamp_producer(&mut data, id, epoch, seq);
+                self.data = data.freeze();
+            }
+            self.written = self.stamped;
+        }
+        Ok(())
     }
 
     /// Its size in a request: its bytes once encoded, until then its
@@ -369,20 +398,20 @@ pub(crate) struct Appended {
     pub wake: bool,
 }
 
-/// Whether batches of `codec` are finished by the sender (outside the
-/// lock) rather than as they are sealed: the slow codecs, gzip and zstd.
-/// Measured on the mock at 1 KiB (acks=all, median of 3): zstd finished
-/// by the sender 123 k records/s at 8.5 µs of CPU each, as sealed 107 k at
-/// 10.0 µs (the lock was held through the compression); lz4 as sealed 627 k
-/// at 2.0 µs, by the sender 476 k at 2.5 µs (the sender, which also does
-/// all the network work, became the bottleneck, and the batch crossed
-/// cores); uncompressed 0.87 µs as sealed, 0.97 by the sender.
-fn finished_by_sender(codec: Compression) -> bool {
-    matches!(codec, Compression::Gzip | Compression::Zstd)
+/// Whether a written batch of `codec` is compressed as it is sealed,
+/// before its sequence numbers are known (writing them in later costs a
+/// CRC pass over the compressed bytes), rather than by its request's task.
+/// lz4 and snappy: measured on the mock at 1 KiB (acks=all, idempotent,
+/// 3 runs), lz4 as sealed 1.88-2.03 µs of CPU per record, by the task
+/// 2.42-2.52, and 300 MiB of uncompressed batches queued instead of 16
+/// (held records, compressed by the task: 1.67-1.77). Uncompressed
+/// batches, gzip and zstd are finished by the task.
+fn compressed_as_sealed(codec: Compression) -> bool {
+    matches!(codec, Compression::Lz4 | Compression::Snappy)
 }
 
-/// Closes an open batch, finishing its encoding now unless the sender is
-/// to ([`finished_by_sender`]).
+/// Closes an open batch; its request's task finishes it (a written lz4 or
+/// snappy batch is compressed now: [`compressed_as_sealed`]).
 fn seal(config: &ProducerConfig, topic: &str, partition: i32, open: OpenBatch) -> Batch {
     config.partitioner.on_new_batch(topic, partition);
     let OpenBatch {
@@ -397,18 +426,19 @@ fn seal(config: &ProducerConfig, topic: &str, partition: i32, open: OpenBatch) -
         topic: topic.to_string(),
         partition,
         data: Bytes::new(),
-        encoding: Encoding::Done,
+        encoding: Encoding::Pending(body),
         records: records as usize,
         completion,
         permit,
         deadline: created + config.delivery_timeout,
         attempts: 0,
         stamped: None,
+        written: None,
         last_error: None,
     };
-    let now = matches!(body, Records::Written(_)) && !finished_by_sender(config.compression);
-    batch.encoding = Encoding::Pending(body);
-    if now {
+    if matches!(batch.encoding, Encoding::Pending(Records::Written(_)))
+        && compressed_as_sealed(config.compression)
+    {
         if let Err(e) = batch.finish() {
             batch.encoding = Encoding::Failed(e);
         }
@@ -498,7 +528,7 @@ impl Accumulator {
                     .batch_size
                     .min((size * 2 + 128).max(q.last_batch_bytes.saturating_mul(2)));
                 let transactional = config.transactional_id.is_some();
-                let body = if size >= HOLD_MIN {
+                let body = if size >= config.copy_records_below {
                     Records::Held(Held {
                         records: Vec::with_capacity((config.batch_size / size).clamp(1, 64)),
                         compression: config.compression,
@@ -682,7 +712,8 @@ impl Accumulator {
     }
 
     /// Assigns the batch's sequence numbers for producer `(id, epoch)` (or
-    /// keeps those it has for the same producer) and writes them in.
+    /// keeps those it has for the same producer); [`Batch::finish`]
+    /// writes them in.
     pub fn stamp(&mut self, batch: &mut Batch, producer: Option<(i64, i16)>) {
         let Some((id, epoch)) = producer else { return };
         if matches!(batch.stamped, Some((i, e, _)) if i == id && e == epoch) {
@@ -691,14 +722,6 @@ impl Accumulator {
         let q = self.queue(&batch.topic, batch.partition);
         let seq = q.next_sequence;
         q.next_sequence = seq.wrapping_add(batch.records as i32) & i32::MAX;
-        // The batch's bytes are ours alone unless a request still holds
-        // them; then stamping works on a copy.
-        let mut data = match std::mem::take(&mut batch.data).try_into_mut() {
-            Ok(m) => m,
-            Err(shared) => BytesMut::from(&shared[..]),
-        };
-        stamp_producer(&mut data, id, epoch, seq);
-        batch.data = data.freeze();
         batch.stamped = Some((id, epoch, seq));
     }
 
@@ -961,13 +984,45 @@ mod tests {
     }
 
     #[test]
-    fn an_uncompressed_batch_is_finished_as_it_is_sealed() {
+    fn sequence_numbers_are_written_as_the_batch_is_finished_and_again_after_a_reset() {
         let memory = Arc::new(tokio::sync::Semaphore::new(1000));
-        let b = flush_open(&ProducerConfig::default(), one_record(&memory))
+        let mut acc = Accumulator::default();
+        let header = |b: &Batch| {
+            // Parsing checks the CRC.
+            let kpax_proto::records::Batch::V2(v2) =
+                Batches::new(b.data.clone()).next().unwrap().unwrap()
+            else {
+                panic!("v2")
+            };
+            let h = v2.header();
+            (h.producer_id, h.producer_epoch, h.base_sequence)
+        };
+        let mut first = flush_open(&ProducerConfig::default(), one_record(&memory))
             .pop()
             .unwrap();
-        assert!(matches!(b.encoding, Encoding::Done));
-        assert!(Batches::new(b.data.clone()).next().unwrap().is_ok());
+        assert!(
+            first.data.is_empty(),
+            "sealed, finished by its request's task"
+        );
+        acc.stamp(&mut first, Some((7, 1)));
+        first.finish().unwrap();
+        assert_eq!(header(&first), (7, 1, 0));
+        let mut second = flush_open(&ProducerConfig::default(), one_record(&memory))
+            .pop()
+            .unwrap();
+        acc.stamp(&mut second, Some((7, 1)));
+        second.finish().unwrap();
+        assert_eq!(header(&second), (7, 1, 1), "the partition's next sequence");
+        // A retry for the same producer keeps its numbers...
+        acc.stamp(&mut second, Some((7, 1)));
+        second.finish().unwrap();
+        assert_eq!(header(&second), (7, 1, 1));
+        // ...and after a new producer id they start again, written into
+        // the encoded batch.
+        acc.reset_sequences();
+        acc.stamp(&mut second, Some((8, 0)));
+        second.finish().unwrap();
+        assert_eq!(header(&second), (8, 0, 0));
     }
 
     /// Appends `record` to `acc` with its size estimate's permits.
@@ -980,14 +1035,17 @@ mod tests {
     ) -> (Appended, ProducerRecord) {
         let permits = record.size_estimate() as u32;
         let permit = memory.clone().try_acquire_many_owned(permits).unwrap();
-        let md = meta(&[1]);
+        let md = meta(&[1, 1]);
         let a = acc.append(config, &mut record, Some(&md), Some(0), timestamp, permit);
         (a.ok().expect("appended"), record)
     }
 
     #[test]
     fn large_records_are_held_by_reference_and_written_when_drained() {
-        let config = ProducerConfig::default().with_batch_size(3 * HOLD_MIN);
+        const HOLD_MIN: usize = 2048;
+        let config = ProducerConfig::default()
+            .with_batch_size(3 * HOLD_MIN)
+            .with_copy_records_below(HOLD_MIN);
         let memory = Arc::new(tokio::sync::Semaphore::new(1 << 20));
         let mut acc = Accumulator::default();
         let value = Bytes::from(vec![b'x'; HOLD_MIN]);
@@ -1003,21 +1061,25 @@ mod tests {
             taken.value.is_none() && taken.headers.is_empty(),
             "held, not copied"
         );
-        // The third record does not fit: the batch of two is sealed.
-        let (a, _) = append(&mut acc, &config, &memory, record(1), 11);
+        // A small record joins the held batch, and is held too.
+        let small = || ProducerRecord::new("t", "s").with_partition(0);
+        let (_, taken) = append(&mut acc, &config, &memory, small(), 11);
+        assert!(taken.value.is_none(), "held with its batch");
+        let (a, _) = append(&mut acc, &config, &memory, record(2), 12);
         assert!(!a.wake, "neither new nor full");
-        append(&mut acc, &config, &memory, record(2), 12);
+        // The next large record does not fit: the batch of three is sealed.
+        append(&mut acc, &config, &memory, record(3), 13);
         // A recycled buffer is given to the held batch as it is drained.
         acc.recycle(&config, Bytes::from(vec![0u8; 10 * HOLD_MIN]));
         let mut ready = acc.drain(&config, Instant::now(), false).ready;
         assert_eq!(ready.len(), 1);
         assert!(acc.pool.is_empty(), "the pooled buffer went to the batch");
         let mut b = ready.pop().unwrap();
-        assert!(b.data.is_empty(), "written by the sender, not yet");
-        assert_eq!(b.records, 2);
+        assert!(b.data.is_empty(), "written by its request's task, not yet");
+        assert_eq!(b.records, 3);
         // The partition is in flight: a record that fills the open batch
         // does not wake the sender, which drains again as the request ends.
-        let (a, _) = append(&mut acc, &config, &memory, record(3), 13);
+        let (a, _) = append(&mut acc, &config, &memory, record(4), 14);
         assert!(!a.wake, "the partition is in flight");
         b.finish().unwrap();
         let kpax_proto::records::Batch::V2(v2) =
@@ -1026,18 +1088,25 @@ mod tests {
             panic!("v2")
         };
         let records: Vec<_> = v2.records().unwrap().map(|r| r.unwrap()).collect();
-        assert_eq!(records.len(), 2);
-        for (i, r) in records.iter().enumerate() {
-            assert_eq!(r.timestamp, 10 + i as i64);
-            assert_eq!(r.key(), Some(&[i as u8][..]));
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[1].value(), Some(&b"s"[..]));
+        assert_eq!(records[1].timestamp, 11);
+        for (r, i) in [(&records[0], 0u8), (&records[2], 2)] {
+            assert_eq!(r.timestamp, 10 + i64::from(i));
+            assert_eq!(r.key(), Some(&[i][..]));
             assert_eq!(r.value(), Some(&value[..]));
-            assert_eq!(r.last_header(b"h"), Some(Some(&[i as u8; 3][..])));
+            assert_eq!(r.last_header(b"h"), Some(Some(&[i; 3][..])));
         }
         // The held batch keeps its records' memory until it is settled.
-        let held: usize = (0..4u8).map(|i| record(i).size_estimate()).sum();
-        assert_eq!(memory.available_permits(), (1 << 20) - held);
+        let size = |r: ProducerRecord| r.size_estimate();
+        let sent = size(record(0)) + size(small()) + size(record(2));
+        let open = size(record(3)) + size(record(4));
+        assert_eq!(memory.available_permits(), (1 << 20) - sent - open);
         drop(b);
-        assert_eq!(memory.available_permits(), (1 << 20) - held / 2);
+        assert_eq!(memory.available_permits(), (1 << 20) - open);
+        // A batch opened by a record under the threshold copies it.
+        let (_, kept) = append(&mut acc, &config, &memory, small().with_partition(1), 15);
+        assert_eq!(kept.value.as_deref(), Some(&b"s"[..]), "copied, not taken");
     }
 
     #[test]

@@ -42,6 +42,19 @@ pub struct ProducerConfig {
     pub max_request_size: usize,
     /// Compression of every batch.
     pub compression: Compression,
+    /// A batch whose first record is smaller than this many bytes copies
+    /// its records into its buffer at `send`. Other batches (every batch,
+    /// by default: 0) hold their records by reference — the key, value
+    /// and header `Bytes` — until the task that sends the batch writes it
+    /// into a recycled buffer, outside the producer's lock. Holding costs
+    /// no copy at `send` and no fresh pages while records wait, but a
+    /// value that is a slice of a larger buffer (a consumer's fetched
+    /// record, say) keeps all of that buffer alive until its batch is
+    /// written, while the buffer budget counts only the record's own
+    /// bytes: set `usize::MAX` (copy every record) when forwarding a sparse
+    /// selection of another buffer's records, or detach them with
+    /// `Bytes::copy_from_slice`.
+    pub copy_records_below: usize,
     /// How long a record may take from `send` to its outcome, retries included.
     pub delivery_timeout: Duration,
     /// The broker-side produce timeout sent in each request.
@@ -92,6 +105,7 @@ impl Default for ProducerConfig {
             buffer_memory: 32 * 1024 * 1024,
             max_request_size: 1024 * 1024,
             compression: Compression::None,
+            copy_records_below: 0,
             delivery_timeout: Duration::from_secs(120),
             produce_timeout: Duration::from_secs(30),
             retry_backoff: Duration::from_millis(100),
@@ -143,6 +157,13 @@ impl ProducerConfig {
     /// Sets the compression codec.
     pub fn with_compression(mut self, c: Compression) -> Self {
         self.compression = c;
+        self
+    }
+
+    /// Sets the size below which records are copied at `send` rather than
+    /// held by reference (see [`ProducerConfig::copy_records_below`]).
+    pub fn with_copy_records_below(mut self, bytes: usize) -> Self {
+        self.copy_records_below = bytes;
         self
     }
 

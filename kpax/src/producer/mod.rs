@@ -276,6 +276,16 @@ impl Producer {
                 "buffer_memory must hold at least one batch".into(),
             ));
         }
+        // A codec left out of the build fails at creation, not batch by batch.
+        let mut probe = bytes::BytesMut::new();
+        if let Err(e) =
+            kpax_proto::records::compression::compress(config.compression, 2, b"", &mut probe)
+        {
+            return Err(Error::Config(format!(
+                "compression {:?}: {e}",
+                config.compression
+            )));
+        }
         config.max_in_flight_per_broker = config.max_in_flight_per_broker.max(1);
         let txn = match &config.transactional_id {
             Some(id) if id.is_empty() => {

@@ -308,6 +308,16 @@ async fn dispatch(
             Err(e) => requeue(s, b, e),
         }
     }
+    // Sequence numbers for everything about to be sent, under one lock;
+    // each request's task writes them in as it finishes its batches.
+    if producer.is_some() {
+        let mut acc = s.lock();
+        for (_, batches) in by_broker.values_mut() {
+            for b in batches {
+                acc.stamp(b, producer);
+            }
+        }
+    }
     for (node, (broker, batches)) in by_broker {
         // Split into requests of at most max_request_size.
         let mut chunk: Vec<Batch> = Vec::new();
@@ -330,7 +340,7 @@ async fn dispatch(
             let s = s.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
-                let batches = finish(&s, batches, producer);
+                let batches = finish(&s, batches);
                 let (batches, result) = match for_broker(&s, &broker, batches).await {
                     // Every batch failed as it was encoded: nothing to send.
                     Ok((batches, _)) if batches.is_empty() => (batches, Ok(None)),
@@ -359,13 +369,14 @@ async fn dispatch(
 }
 
 /// Finishes the encoding of `batches` (held records written, compression,
-/// CRC) and stamps them with the producer id and their sequence numbers:
-/// the request's own task does it, outside the sender's loop and the
-/// producer's lock, so that the batches of different requests are
-/// written on different cores while the application goes on appending.
-/// A batch that cannot be encoded fails alone, before it has sequence
-/// numbers (no gap in its partition's sequence).
-fn finish(s: &Shared, batches: Vec<Batch>, producer: Option<(i64, i16)>) -> Vec<Batch> {
+/// the producer id and sequence numbers, CRC): the request's own task
+/// does it, outside the sender's loop and the producer's lock, so that
+/// the batches of different requests are written on different cores
+/// while the application goes on appending. A batch that cannot be
+/// encoded fails alone. (Only a codec error can fail it: records are
+/// bounded by `max_request_size`, and a codec left out of the build is
+/// refused by `Producer::new`.)
+fn finish(s: &Shared, batches: Vec<Batch>) -> Vec<Batch> {
     let mut out = Vec::with_capacity(batches.len());
     for mut b in batches {
         match b.finish() {
@@ -374,12 +385,6 @@ fn finish(s: &Shared, batches: Vec<Batch>, producer: Option<(i64, i16)>) -> Vec<
                 tracing::error!(topic = %b.topic, partition = b.partition, error = %e, "cannot encode a batch");
                 fail(s, b, e);
             }
-        }
-    }
-    if producer.is_some() {
-        let mut acc = s.lock();
-        for b in &mut out {
-            acc.stamp(b, producer);
         }
     }
     out
@@ -651,6 +656,8 @@ fn split_too_large(s: &Shared, b: Batch, e: Error) {
         deadline,
         attempts,
         stamped,
+        // The halves carry the sequence numbers they are given here.
+        written: stamped,
         last_error: Some(e.to_string()),
     };
     let tail_stamp = stamped.map(|(id, epoch, seq)| {
