@@ -9,10 +9,10 @@ use super::topic_map::TopicMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Picks partitions. `available` lists the partitions that have a leader
-/// and are not backing off after an error (never empty when called; it is
-/// every partition when none is known to be available); `count` is the
-/// topic's partition count.
+/// Picks partitions. `available` lists, in ascending order, the partitions
+/// that have a leader and are not backing off after an error (never empty
+/// when called; it is every partition when none is known to be
+/// available); `count` is the topic's partition count.
 pub trait Partitioner: Send + Sync {
     /// The partition for a record of `topic` with `key`.
     fn partition(&self, topic: &str, key: Option<&[u8]>, available: &[i32], count: i32) -> i32;
@@ -140,7 +140,9 @@ impl Partitioner for DefaultPartitioner {
         }
         let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
         match sticky.get(topic) {
-            Some(p) if available.contains(&p) => p,
+            // A binary search: at 10,000 partitions a scan per record
+            // was most of the producer's time.
+            Some(p) if available.binary_search(&p).is_ok() => p,
             _ => {
                 let p = available[self.random.below(available.len())];
                 sticky.set(topic, p);
