@@ -417,11 +417,7 @@ impl Cluster {
     pub async fn leader(&self, topic: &str, partition: i32) -> Result<Broker> {
         for attempt in 0..2 {
             let t = self.topic(topic).await?;
-            let found = t
-                .partitions
-                .iter()
-                .find(|p| p.partition == partition)
-                .map(|p| (p.leader, p.error));
+            let found = t.partition(partition).map(|p| (p.leader, p.error));
             match found {
                 Some((leader, _)) if leader >= 0 => {
                     if let Some(b) = self.broker(leader) {
@@ -601,12 +597,14 @@ impl Cluster {
         if stale_leader(code) {
             let mut s = self.write();
             if let Some(t) = s.topics.get_mut(topic) {
-                for p in Arc::make_mut(t)
-                    .partitions
-                    .iter_mut()
-                    .filter(|p| p.partition == partition)
-                {
-                    p.leader = -1;
+                if t.partition(partition).is_some_and(|p| p.leader >= 0) {
+                    for p in Arc::make_mut(t)
+                        .partitions
+                        .iter_mut()
+                        .filter(|p| p.partition == partition)
+                    {
+                        p.leader = -1;
+                    }
                 }
             }
             if code == ErrorCode::UNKNOWN_TOPIC_OR_PARTITION {
