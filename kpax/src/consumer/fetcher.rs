@@ -567,6 +567,7 @@ fn settle(s: &Shared, d: FetchDone, sessions: &mut HashMap<i32, FetchSession>) {
                 if p.append(records, next, chunk_charge) {
                     any = true;
                 }
+                st.parts.mark_ready(&tp);
             }
             Err(e) => {
                 st.error = Some(e);

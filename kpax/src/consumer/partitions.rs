@@ -1,6 +1,7 @@
 //! [`PartitionTable`]: the assigned partitions and what the consumer
 //! knows of each ([`Part`]: position, fetch offset, pause, epoch, the
-//! buffered chunks), with the round-robin cursor `take` starts from.
+//! buffered chunks), with the round-robin queue of partitions that have
+//! chunks, which `take` hands records out from.
 //!
 //! Every change to the assignment, a position or a buffer goes through a
 //! named operation here; the table lives in the consumer's state, under
@@ -11,7 +12,6 @@ use super::{stats, ConsumerRecord, StartAt};
 use crate::metrics::ConsumerMeters;
 use crate::topic_partition::TopicPartition;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::ops::Bound::{self, Excluded, Included, Unbounded};
 use std::time::Instant;
 use tokio::sync::Notify;
 
@@ -40,6 +40,8 @@ pub(crate) struct Part {
     /// Bumped by seek: fetch results of an older epoch are dropped.
     pub epoch: u64,
     chunks: VecDeque<Chunk>,
+    /// In the table's `ready` queue.
+    queued: bool,
     pub retry_at: Option<Instant>,
     pub high_watermark: i64,
     /// The partition's lag gauge (metrics facade), once it is known.
@@ -136,28 +138,17 @@ impl Part {
     }
 }
 
-/// Moves the round-robin cursor to `to`, cloning the key only when it
-/// changes (a record taken from the middle of a chunk leaves it as it is).
-fn set_cursor(cursor: &mut Option<Bound<TopicPartition>>, to: Bound<&TopicPartition>) {
-    let same = match (&*cursor, to) {
-        (Some(Included(a)), Included(b)) | (Some(Excluded(a)), Excluded(b)) => a == b,
-        _ => false,
-    };
-    if !same {
-        *cursor = Some(to.cloned());
-    }
-}
-
 /// The assigned partitions, by topic and partition.
 #[derive(Default)]
 pub(crate) struct PartitionTable {
     parts: BTreeMap<TopicPartition, Part>,
-    /// Round-robin cursor over partitions with records: where the next
-    /// `take` starts (`Included`: at that partition, its chunk not drained;
-    /// `Excluded`: just after it). A key rather than an index, so that
-    /// starting there costs a tree lookup, not a walk over every partition
-    /// before it (a walk per record at 10,000 partitions).
-    cursor: Option<Bound<TopicPartition>>,
+    /// The partitions with chunks to hand out (and not paused), in
+    /// round-robin order: `take` starts at the front, so that a take
+    /// costs the partitions it hands records from, not a walk over every
+    /// assigned partition (most of them empty at 10,000 partitions). An
+    /// entry whose partition was sought, unassigned or drained since is
+    /// dropped when it comes up.
+    ready: VecDeque<TopicPartition>,
 }
 
 impl PartitionTable {
@@ -195,6 +186,18 @@ impl PartitionTable {
     /// Unassigns everything.
     pub(crate) fn clear(&mut self) {
         self.parts.clear();
+        self.ready.clear();
+    }
+
+    /// Puts `tp` in the round-robin queue if it has chunks to hand out
+    /// (after [`Part::append`]) and is not queued or paused.
+    pub(crate) fn mark_ready(&mut self, tp: &TopicPartition) {
+        if let Some(p) = self.parts.get_mut(tp) {
+            if !p.queued && !p.paused && !p.chunks.is_empty() {
+                p.queued = true;
+                self.ready.push_back(tp.clone());
+            }
+        }
     }
 
     /// `tp`'s state, if assigned.
@@ -236,6 +239,9 @@ impl PartitionTable {
         for tp in partitions {
             if let Some(p) = self.parts.get_mut(tp) {
                 p.paused = paused;
+            }
+            if !paused {
+                self.mark_ready(tp);
             }
         }
     }
@@ -332,10 +338,10 @@ impl PartitionTable {
     }
 
     /// Hands out up to `max` buffered records to `sink`, round-robin over
-    /// partitions from the cursor (a chunk is handed out whole before
-    /// moving on, fair per chunk), in order within each partition; a
-    /// drained chunk's memory goes back and `drained` is woken. Returns
-    /// how many.
+    /// the partitions with chunks (each partition's chunks in order, a
+    /// partition left part-way through when `max` is reached is where the
+    /// next take starts); a drained chunk's memory goes back and
+    /// `drained` is woken. Returns how many.
     pub(crate) fn take(
         &mut self,
         max: usize,
@@ -343,57 +349,121 @@ impl PartitionTable {
         drained: &Notify,
         mut sink: impl FnMut(ConsumerRecord),
     ) -> usize {
-        if self.parts.is_empty() || max == 0 {
-            return 0;
-        }
-        // Two passes: from the cursor to the end, then from the start to
-        // the cursor.
-        let start = self.cursor.clone();
         let mut taken = 0;
-        for pass in 0..2 {
-            let range = match (pass, &start) {
-                (0, None) => (Unbounded, Unbounded),
-                (0, Some(b)) => (b.clone(), Unbounded),
-                (_, Some(Included(k))) => (Unbounded, Excluded(k.clone())),
-                (_, Some(Excluded(k))) => (Unbounded, Included(k.clone())),
-                _ => break,
+        while taken < max {
+            let Some(tp) = self.ready.pop_front() else {
+                break;
             };
-            for (tp, p) in self.parts.range_mut(range) {
-                if p.paused {
-                    continue;
-                }
-                while let Some(chunk) = p.chunks.front_mut() {
-                    match chunk.records.pop_front() {
-                        Some(r) => {
-                            p.position = Some(r.offset + 1);
-                            sink(r);
-                            taken += 1;
-                            if chunk.records.is_empty() {
-                                if let Some(next) = chunk.next {
-                                    p.position = p.position.map(|o| o.max(next));
-                                }
-                                // Its memory goes back to the fetcher.
-                                p.chunks.pop_front();
-                                p.update_lag(meters, tp);
-                                drained.notify_one();
-                                set_cursor(&mut self.cursor, Excluded(tp));
-                            } else {
-                                set_cursor(&mut self.cursor, Included(tp));
-                            }
-                            if taken == max {
-                                return taken;
-                            }
-                        }
-                        None => {
+            let Some(p) = self.parts.get_mut(&tp) else {
+                continue; // unassigned since it was queued
+            };
+            p.queued = false;
+            if p.paused {
+                continue; // queued again as it is resumed
+            }
+            while let Some(chunk) = p.chunks.front_mut() {
+                match chunk.records.pop_front() {
+                    Some(r) => {
+                        p.position = Some(r.offset + 1);
+                        sink(r);
+                        taken += 1;
+                        if chunk.records.is_empty() {
                             if let Some(next) = chunk.next {
                                 p.position = p.position.map(|o| o.max(next));
                             }
+                            // Its memory goes back to the fetcher.
                             p.chunks.pop_front();
+                            p.update_lag(meters, &tp);
+                            drained.notify_one();
                         }
+                        if taken == max {
+                            break;
+                        }
+                    }
+                    None => {
+                        if let Some(next) = chunk.next {
+                            p.position = p.position.map(|o| o.max(next));
+                        }
+                        p.chunks.pop_front();
                     }
                 }
             }
+            if !p.chunks.is_empty() {
+                // Stopped part-way (max reached): the next take starts here.
+                p.queued = true;
+                self.ready.push_front(tp);
+            }
         }
         taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumer::budget::Budget;
+    use kpax_proto::records::Record;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    /// Appends records `offsets` to partition `p` as one chunk, as a
+    /// fetch answer does, and queues the partition.
+    fn fetched(table: &mut PartitionTable, budget: &Budget, p: i32, offsets: std::ops::Range<i64>) {
+        let records = offsets
+            .clone()
+            .map(|o| ConsumerRecord::new("t", p, Record::new(o, 0, None, Some(b"v"), &[])))
+            .collect();
+        let part = table.get_mut(&tp(p)).unwrap();
+        part.append(records, Some(offsets.end), || budget.reserve(1).unwrap());
+        table.mark_ready(&tp(p));
+    }
+
+    fn take(table: &mut PartitionTable, max: usize) -> Vec<(i32, i64)> {
+        let meters = ConsumerMeters::new("test", None);
+        let mut out = Vec::new();
+        table.take(max, &meters, &Notify::new(), |r| {
+            out.push((r.partition, r.offset))
+        });
+        out
+    }
+
+    #[test]
+    fn take_goes_round_robin_over_partitions_with_records_only() {
+        let budget = Budget::new(1 << 20);
+        let mut table = PartitionTable::default();
+        for p in 0..1000 {
+            table.assign(tp(p), || Part::new(StartAt::Offset(0), 0));
+        }
+        fetched(&mut table, &budget, 7, 0..3);
+        fetched(&mut table, &budget, 900, 0..2);
+        fetched(&mut table, &budget, 3, 0..2);
+        // In the order the chunks came; a partition left part-way is
+        // where the next take starts.
+        assert_eq!(take(&mut table, 2), [(7, 0), (7, 1)]);
+        assert_eq!(take(&mut table, 3), [(7, 2), (900, 0), (900, 1)]);
+        // A partition fetched again while others wait goes to the back.
+        fetched(&mut table, &budget, 7, 3..4);
+        // Paused: skipped, and handed out once resumed.
+        table.set_paused([&tp(3)], true);
+        assert_eq!(take(&mut table, 10), [(7, 3)]);
+        assert_eq!(table.get_mut(&tp(7)).unwrap().position, Some(4));
+        table.set_paused([&tp(3)], false);
+        assert_eq!(take(&mut table, 10), [(3, 0), (3, 1)]);
+        assert!(take(&mut table, 10).is_empty());
+        // A seek drops what was buffered; an unassigned partition's
+        // queued chunk is never handed out.
+        fetched(&mut table, &budget, 5, 0..2);
+        fetched(&mut table, &budget, 6, 0..2);
+        table.seek(&tp(5), StartAt::Offset(100), || 1);
+        table.remove(&tp(6));
+        fetched(&mut table, &budget, 5, 100..101);
+        assert_eq!(take(&mut table, 10), [(5, 100)]);
+        assert_eq!(
+            budget.available(),
+            1 << 20,
+            "every chunk's memory went back"
+        );
     }
 }
