@@ -345,9 +345,8 @@ impl Consumer {
     }
 
     /// Hands out up to `max` buffered records to `sink`, round-robin over
-    /// partitions from the cursor (a chunk is handed out whole before
-    /// moving on, fair per chunk), in order within each partition. Returns
-    /// how many, or a pending fatal error (before any record).
+    /// the partitions with records, in order within each partition.
+    /// Returns how many, or a pending fatal error (before any record).
     fn take(&self, max: usize, sink: impl FnMut(ConsumerRecord)) -> Result<usize> {
         let n = self.take_locked(max, sink)?;
         self.shared.counters.consumed(n as u64);
@@ -370,6 +369,13 @@ impl Consumer {
     /// A fatal fetch error (e.g. out of range with no reset policy), or
     /// [`Error::ConsumerClosed`] after close.
     pub async fn recv(&self) -> Result<ConsumerRecord> {
+        // A record buffered already is taken without registering for a
+        // wake-up (two more locks per record).
+        let mut got = None;
+        self.take(1, |r| got = Some(r))?;
+        if let Some(r) = got {
+            return Ok(r);
+        }
         loop {
             let notified = self.shared.records.notified();
             tokio::pin!(notified);
@@ -395,6 +401,11 @@ impl Consumer {
     /// As [`Consumer::recv`].
     pub async fn recv_batch(&self, max: usize) -> Result<Vec<ConsumerRecord>> {
         let max = max.max(1);
+        let mut out = Vec::new();
+        self.take(max, |r| out.push(r))?;
+        if !out.is_empty() {
+            return Ok(out);
+        }
         loop {
             let notified = self.shared.records.notified();
             tokio::pin!(notified);
