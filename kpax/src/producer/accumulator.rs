@@ -1,7 +1,8 @@
 //! Per-partition batches waiting to be sent, and their records' outcomes.
 //!
 //! Per record, [`Accumulator::append`] does one topic lookup by `&str`, an
-//! index into the topic's partitions, and the record's encoding: the list
+//! index into the topic's partitions, and a push of the record's `Bytes`
+//! into its batch (or, for a batch that copies, its encoding): the list
 //! of available partitions the partitioner chooses from is cached per topic
 //! and rebuilt only when the topic's metadata or a partition's backoff
 //! changes, and the record's outcome is a slot in its batch's shared
@@ -13,7 +14,9 @@
 //! sealed under the producer's lock and finished outside it
 //! ([`Batch::finish`]: held records written, compression, producer id and
 //! sequence numbers, one CRC pass) by the task of the request that sends
-//! it, while the application goes on appending.
+//! it, while the application goes on appending; only a batch of copied
+//! records under lz4 or snappy is compressed as it is sealed
+//! (`compressed_as_sealed`).
 
 use super::delivery::{Completion, DeliveryFuture};
 use super::topic_map::TopicMap;
@@ -147,7 +150,8 @@ struct OpenBatch {
 pub(crate) struct Batch {
     pub topic: String,
     pub partition: i32,
-    /// The encoded batch (empty until [`Batch::finish`]).
+    /// The encoded batch (empty until [`Batch::finish`], or until sealed
+    /// for copied records compressed as sealed).
     pub data: Bytes,
     /// What is left to encode.
     pub encoding: Encoding,
@@ -203,12 +207,19 @@ impl Batch {
     }
 
     /// Its size in a request: its bytes once encoded, until then its
-    /// records' size estimates (an upper bound for uncompressed records).
+    /// records' size estimates and the batch header (an upper bound for
+    /// uncompressed records; compressed ones take less).
     pub fn size(&self) -> usize {
         match &self.encoding {
             Encoding::Done => self.data.len(),
-            _ => self.permit.num_permits(),
+            _ => self.permit.num_permits() + kpax_proto::records::RECORD_BATCH_OVERHEAD,
         }
+    }
+
+    /// Whether compressing it as it was sealed failed
+    /// ([`Batch::finish`] reports why).
+    pub fn failed_to_encode(&self) -> bool {
+        matches!(self.encoding, Encoding::Failed(_))
     }
 
     /// Fails every record of the batch; returns how many.
@@ -392,7 +403,8 @@ impl From<Error> for Rejected {
 }
 
 /// An accepted record: its future, and whether the sender should look now
-/// (a batch was opened or became full).
+/// (a batch was opened or became full, and the partition has no batch in
+/// flight: otherwise the sender looks when that request completes).
 pub(crate) struct Appended {
     pub future: DeliveryFuture,
     pub wake: bool,

@@ -46,7 +46,8 @@ pub struct ProducerConfig {
     /// its records into its buffer at `send`. Other batches (every batch,
     /// by default: 0) hold their records by reference — the key, value
     /// and header `Bytes` — until the task that sends the batch writes it
-    /// into a recycled buffer, outside the producer's lock. Holding costs
+    /// into a buffer (recycled from sent batches when one is free),
+    /// outside the producer's lock. Holding costs
     /// no copy at `send` and no fresh pages while records wait, but a
     /// value that is a slice of a larger buffer (a consumer's fetched
     /// record, say) keeps all of that buffer alive until its batch is

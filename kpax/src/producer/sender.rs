@@ -76,7 +76,18 @@ pub(crate) async fn run(weak: Weak<Shared>) {
             for b in drained.expired {
                 expire(&s, b);
             }
-            let ready = drained.ready;
+            // A batch whose compression failed as it was sealed fails now,
+            // before it takes sequence numbers.
+            let (ready, unencodable): (Vec<Batch>, Vec<Batch>) = drained
+                .ready
+                .into_iter()
+                .partition(|b| !b.failed_to_encode());
+            for mut b in unencodable {
+                if let Err(e) = b.finish() {
+                    tracing::error!(topic = %b.topic, partition = b.partition, error = %e, "cannot encode a batch");
+                    fail(&s, b, e);
+                }
+            }
             let ready = if s.txn.is_some() {
                 add_to_transaction(&s, ready).await
             } else {
@@ -373,9 +384,12 @@ async fn dispatch(
 /// does it, outside the sender's loop and the producer's lock, so that
 /// the batches of different requests are written on different cores
 /// while the application goes on appending. A batch that cannot be
-/// encoded fails alone. (Only a codec error can fail it: records are
-/// bounded by `max_request_size`, and a codec left out of the build is
-/// refused by `Producer::new`.)
+/// encoded fails alone. (Only a codec error can fail it here: records are
+/// bounded by `max_request_size`, a codec left out of the build is
+/// refused by `Producer::new`, and a batch compressed as it was sealed
+/// failed before it was stamped. Its sequence numbers are then spent: the
+/// partition's next batch is refused as out of order, and the producer
+/// resets its id (KIP-360), or a transaction aborts.)
 fn finish(s: &Shared, batches: Vec<Batch>) -> Vec<Batch> {
     let mut out = Vec::with_capacity(batches.len());
     for mut b in batches {
@@ -586,6 +600,8 @@ fn succeed(s: &Shared, b: Batch, base_offset: i64, log_append_time: i64) {
 
 fn fail(s: &Shared, b: Batch, e: Error) {
     s.lock().done(&b.topic, b.partition);
+    // The partition has nothing in flight now: the sender looks again.
+    s.wake.notify_one();
     if let Some(t) = &s.txn {
         t.failed(&e);
         if b.stamped.is_some() {
@@ -691,4 +707,7 @@ fn requeue(s: &Shared, mut b: Batch, e: Error) {
     b.last_error = Some(e.to_string());
     s.counters.retried();
     s.lock().retry(b, wait);
+    // The sender looks again (its next wake-up includes the backoff's end;
+    // records appended meanwhile did not wake it while this was in flight).
+    s.wake.notify_one();
 }
