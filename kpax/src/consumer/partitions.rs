@@ -432,6 +432,20 @@ mod tests {
         table.mark_ready(&tp(p));
     }
 
+    /// Assigns partition `p`, at offset 0.
+    fn assign(table: &mut PartitionTable, p: i32) {
+        table.assign(tp(p), || Part::new(StartAt::Offset(0), 0));
+    }
+
+    /// A table with partitions `0..n` assigned.
+    fn assigned(n: i32) -> PartitionTable {
+        let mut table = PartitionTable::default();
+        for p in 0..n {
+            assign(&mut table, p);
+        }
+        table
+    }
+
     fn take(table: &mut PartitionTable, max: usize) -> Vec<(i32, i64)> {
         let meters = ConsumerMeters::new("test", None);
         let mut out = Vec::new();
@@ -444,10 +458,7 @@ mod tests {
     #[test]
     fn take_goes_round_robin_over_partitions_with_records_only() {
         let budget = Budget::new(1 << 20);
-        let mut table = PartitionTable::default();
-        for p in 0..1000 {
-            table.assign(tp(p), || Part::new(StartAt::Offset(0), 0));
-        }
+        let mut table = assigned(1000);
         fetched(&mut table, &budget, 7, 0..3);
         fetched(&mut table, &budget, 900, 0..2);
         fetched(&mut table, &budget, 3, 0..2);
@@ -473,10 +484,10 @@ mod tests {
         fetched(&mut table, &budget, 5, 100..101);
         assert_eq!(take(&mut table, 10), [(5, 100)]);
         // Unassigned and assigned again: queued once.
-        table.assign(tp(6), || Part::new(StartAt::Offset(0), 0));
+        assign(&mut table, 6);
         fetched(&mut table, &budget, 6, 0..1);
         table.remove(&tp(6));
-        table.assign(tp(6), || Part::new(StartAt::Offset(0), 0));
+        assign(&mut table, 6);
         fetched(&mut table, &budget, 6, 0..1);
         assert_eq!(table.ready.len(), 1);
         assert_eq!(take(&mut table, 10), [(6, 0)]);
@@ -490,10 +501,7 @@ mod tests {
     #[test]
     fn a_partition_always_topped_up_does_not_starve_the_others() {
         let budget = Budget::new(1 << 20);
-        let mut table = PartitionTable::default();
-        for p in 0..2 {
-            table.assign(tp(p), || Part::new(StartAt::Offset(0), 0));
-        }
+        let mut table = assigned(2);
         fetched(&mut table, &budget, 0, 0..2);
         fetched(&mut table, &budget, 0, 2..4);
         fetched(&mut table, &budget, 1, 0..2);
