@@ -82,12 +82,8 @@ pub(crate) async fn run(weak: Weak<Shared>) {
                 .ready
                 .into_iter()
                 .partition(|b| !b.failed_to_encode());
-            for mut b in unencodable {
-                if let Err(e) = b.finish() {
-                    tracing::error!(topic = %b.topic, partition = b.partition, error = %e, "cannot encode a batch");
-                    fail(&s, b, e);
-                }
-            }
+            // (`finish` fails each of them: their encoding holds the error.)
+            finish(&s, unencodable);
             let ready = if s.txn.is_some() {
                 add_to_transaction(&s, ready).await
             } else {
